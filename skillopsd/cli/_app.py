@@ -1,0 +1,121 @@
+"""The ``skillopsctl`` root group, its shared options and the database it opens."""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from .. import _logging
+from .._paths import DB_ENV, default_db_path
+from ..events import Database, LogError
+from ..projections import ProjectionEngine, engine_for
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class UsageFailure(click.ClickException):
+    """A user error about the environment (bad database path, foreign file): exit 2."""
+
+    exit_code = 2
+
+
+class NotFound(click.ClickException):
+    """An id or name that matches nothing: exit 1."""
+
+    exit_code = 1
+
+
+class AppContext:
+    """What every command shares: the database location and, once opened, the database."""
+
+    def __init__(self) -> None:
+        self.db_path: Path | None = None
+        self._db: Database | None = None
+
+    @property
+    def explicit_db(self) -> bool:
+        return self.db_path is not None
+
+    def resolved_path(self) -> Path:
+        """The database path: ``--db``, then ``$SKILLOPS_DB``, then the default."""
+        return self.db_path or default_db_path()
+
+    def db(self) -> Database:
+        """Open the database once (creating the default one and its directory on first use)."""
+        if self._db is None:
+            try:
+                self._db = Database.open(self.resolved_path(), create_dirs=not self.explicit_db)
+            except LogError as exc:
+                raise UsageFailure(str(exc)) from exc
+        return self._db
+
+    def engine(self) -> ProjectionEngine:
+        return engine_for(self.db())
+
+    def caught_up(self) -> ProjectionEngine:
+        """The projection engine after bringing every projection to the head."""
+        engine = self.engine()
+        try:
+            engine.catch_up()
+        except LogError as exc:
+            raise UsageFailure(str(exc)) from exc
+        return engine
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+
+def _set_db(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    if value:
+        ctx.ensure_object(AppContext).db_path = Path(value)
+
+
+def db_option(fn: F) -> F:
+    """``--db PATH`` (also ``$SKILLOPS_DB``), accepted before or after the command name."""
+    return click.option(
+        "--db",
+        metavar="PATH",
+        envvar=DB_ENV,
+        callback=_set_db,
+        expose_value=False,
+        is_eager=True,
+        help=f"Database file (env {DB_ENV}; default $XDG_DATA_HOME/skillops/skillops.db).",
+    )(fn)
+
+
+def json_option(fn: F) -> F:
+    """``--json``: machine-readable output."""
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON.")(fn)
+
+
+def pass_app(fn: F) -> F:
+    """Pass the shared :class:`AppContext` as the first argument."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        return fn(click.get_current_context().ensure_object(AppContext), *args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@db_option
+@click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
+@click.option(
+    "--log-level", type=click.Choice(_logging.LEVELS), default=None, help="Log level."
+)
+@click.version_option(package_name="skillops", prog_name="skillopsctl")
+@click.pass_context
+def cli(ctx: click.Context, verbose: int, log_level: str | None) -> None:
+    """Query and maintain the skillops event log."""
+    app = ctx.ensure_object(AppContext)
+    _logging.configure(_logging.verbosity_level(verbose, log_level))
+    ctx.call_on_close(app.close)
+    os.umask(os.umask(0o077) | 0o077)

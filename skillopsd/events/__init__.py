@@ -1,0 +1,38 @@
+"""The event log: typed events, appends, reads, the hash chain and its verification."""
+
+from __future__ import annotations
+
+from ._chain import ChainReport, verify_chain
+from ._codec import register_upcaster
+from ._db import SCHEMA_VERSION, Database
+from ._log import AppendResult, EventLog, NewEvent, RecordedEvent, content_id, utc_now
+from .errors import (
+    ConcurrencyError,
+    DatabaseOpenError,
+    EventDecodeError,
+    LogBusyError,
+    LogError,
+)
+from .types import EVENT_TYPES, AnyEvent, Event
+
+__all__ = [
+    "EVENT_TYPES",
+    "SCHEMA_VERSION",
+    "AnyEvent",
+    "AppendResult",
+    "ChainReport",
+    "ConcurrencyError",
+    "Database",
+    "DatabaseOpenError",
+    "Event",
+    "EventDecodeError",
+    "EventLog",
+    "LogBusyError",
+    "LogError",
+    "NewEvent",
+    "RecordedEvent",
+    "content_id",
+    "register_upcaster",
+    "utc_now",
+    "verify_chain",
+]

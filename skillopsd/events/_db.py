@@ -1,0 +1,210 @@
+"""Opening the database file safely, its schema, and write transactions."""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import apsw
+
+from .errors import DatabaseOpenError, LogBusyError
+
+APPLICATION_ID = 0x534B4F50  # "SKOP": marks a SQLite file as ours
+SCHEMA_VERSION = 1
+DEFAULT_BUSY_TIMEOUT_MS = 60_000
+
+_SCHEMA = """
+CREATE TABLE events (
+    position       INTEGER PRIMARY KEY,
+    event_id       TEXT    NOT NULL UNIQUE,
+    stream         TEXT    NOT NULL,
+    stream_version INTEGER NOT NULL,
+    type           TEXT    NOT NULL,
+    schema         INTEGER NOT NULL,
+    recorded_at    TEXT    NOT NULL,
+    data           BLOB    NOT NULL,
+    prev_hash      BLOB    NOT NULL,
+    hash           BLOB    NOT NULL,
+    UNIQUE (stream, stream_version)
+);
+CREATE INDEX events_by_type ON events (type, position);
+CREATE TRIGGER events_no_update BEFORE UPDATE ON events
+BEGIN SELECT RAISE(ABORT, 'the event log is append-only: UPDATE refused'); END;
+CREATE TRIGGER events_no_delete BEFORE DELETE ON events
+BEGIN SELECT RAISE(ABORT, 'the event log is append-only: DELETE refused'); END;
+CREATE TABLE projection_checkpoints (
+    name     TEXT PRIMARY KEY,
+    version  INTEGER NOT NULL,
+    position INTEGER NOT NULL
+);
+CREATE TABLE source_offsets (
+    source_id  TEXT PRIMARY KEY,
+    generation INTEGER NOT NULL,
+    offset     INTEGER NOT NULL
+);
+"""
+
+
+class Database:
+    """One apsw connection to a skillops database, with safe open and write transactions."""
+
+    def __init__(self, conn: apsw.Connection, path: Path) -> None:
+        self.conn = conn
+        self.path = path
+        self._depth = 0
+
+    @classmethod
+    def open(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        create_dirs: bool = False,
+        busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
+    ) -> Database:
+        """Open (creating if absent) the database at ``path``.
+
+        With ``create_dirs`` a missing parent directory is created with mode 0700 (the
+        default location); otherwise it is an error. A file that is not a skillops database,
+        or one written by a newer schema, is refused before anything is written to it.
+        """
+        path = Path(path).expanduser()
+        parent = path.parent
+        if not parent.is_dir():
+            if not create_dirs or parent.exists():
+                raise DatabaseOpenError(f"{path}: directory {parent} does not exist")
+            parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            os.chmod(parent, 0o700)
+        is_new = not path.exists()
+        if is_new:
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                is_new = False
+            except OSError as exc:
+                raise DatabaseOpenError(f"{path}: cannot create: {exc.strerror}") from exc
+            else:
+                os.close(fd)
+        else:
+            _check_existing_file(path)
+        try:
+            conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READWRITE)
+        except apsw.Error as exc:
+            raise DatabaseOpenError(f"{path}: cannot open: {exc}") from exc
+        conn.set_busy_timeout(busy_timeout_ms)
+        db = cls(conn, path)
+        try:
+            db._validate_and_init(is_new)
+        except apsw.BusyError as exc:
+            conn.close()
+            raise LogBusyError(f"{path}: database is locked by another process") from exc
+        except apsw.Error as exc:
+            conn.close()
+            raise DatabaseOpenError(f"{path}: not a skillops database ({exc})") from exc
+        except DatabaseOpenError:
+            conn.close()
+            raise
+        return db
+
+    def _validate_and_init(self, is_new: bool) -> None:
+        conn = self.conn
+        # Read-only probes first: nothing below writes to a file we have not recognised.
+        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        user_version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if app_id != APPLICATION_ID:
+            tables = conn.execute("SELECT count(*) FROM sqlite_schema").fetchone()[0]
+            if app_id != 0 or tables or user_version:
+                raise DatabaseOpenError(f"{self.path}: not a skillops database")
+        elif user_version > SCHEMA_VERSION:
+            raise DatabaseOpenError(
+                f"{self.path}: schema version {user_version} is newer than this skillops "
+                f"understands ({SCHEMA_VERSION}); upgrade skillops"
+            )
+        conn.execute("PRAGMA journal_mode=WAL")
+        # FULL: Claude Code deletes its transcripts after 30 days, so a committed event may
+        # be the only copy left; it must survive power loss, not just a process crash.
+        conn.execute("PRAGMA synchronous=FULL")
+        if app_id != APPLICATION_ID:
+            with self.write():
+                # Re-check under the write lock: another process may have initialised it.
+                if conn.execute("PRAGMA application_id").fetchone()[0] != APPLICATION_ID:
+                    conn.execute(_SCHEMA)
+                    conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
+                    conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        if is_new:
+            os.chmod(self.path, 0o600)
+
+    @contextmanager
+    def write(self) -> Iterator[apsw.Connection]:
+        """A ``BEGIN IMMEDIATE`` transaction; nested uses join the outer one."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield self.conn
+            finally:
+                self._depth -= 1
+            return
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except apsw.BusyError as exc:
+            raise LogBusyError(f"{self.path}: database is locked by another writer") from exc
+        self._depth = 1
+        try:
+            yield self.conn
+        except BaseException:
+            self._depth = 0
+            self.conn.execute("ROLLBACK")
+            raise
+        self._depth = 0
+        self.conn.execute("COMMIT")
+
+    @contextmanager
+    def read(self) -> Iterator[apsw.Connection]:
+        """A read transaction: one consistent snapshot; never blocks the writer (WAL)."""
+        if self._depth or self.conn.in_transaction:
+            yield self.conn
+            return
+        self.conn.execute("BEGIN")
+        try:
+            yield self.conn
+        finally:
+            self.conn.execute("COMMIT")
+
+    @property
+    def in_write(self) -> bool:
+        """True inside :meth:`write`."""
+        return self._depth > 0
+
+    def size_bytes(self) -> int:
+        """Bytes on disk: the database file plus its write-ahead log."""
+        total = 0
+        for suffix in ("", "-wal"):
+            try:
+                total += os.stat(f"{self.path}{suffix}").st_size
+            except FileNotFoundError:
+                pass
+        return total
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.conn.close()
+
+
+def _check_existing_file(path: Path) -> None:
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise DatabaseOpenError(f"{path}: cannot open: {exc.strerror}") from exc
+    if not stat.S_ISREG(st.st_mode):
+        raise DatabaseOpenError(f"{path}: not a regular file")
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(16)
+    except OSError as exc:
+        raise DatabaseOpenError(f"{path}: cannot read: {exc.strerror}") from exc
+    if head and head != b"SQLite format 3\x00":
+        raise DatabaseOpenError(f"{path}: not a skillops database (not SQLite)")
+    if not os.access(path, os.W_OK):
+        raise DatabaseOpenError(f"{path}: not writable")

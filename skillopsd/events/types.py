@@ -1,0 +1,369 @@
+"""The event vocabulary: every fact skillops stores, as one tagged union of msgspec Structs.
+
+Each type's encoded form carries its name in the ``type`` field (the union's tag) and is
+stored beside a ``schema`` number. When a type's shape changes, bump its ``SCHEMA`` and
+register an upcaster in :mod:`skillopsd.events._codec`; old rows are upcast on read and
+never rewritten.
+
+Groups (DESIGN.md section 4):
+
+- capture: ``TranscriptLineCaptured`` and the source-file lifecycle (tracked, moved, reset)
+  and ``CaptureErrorRecorded``. A captured line is the raw truth a rederive replays.
+- derivation: ``SessionDerived``, ``SpanDerived``, ``DeriveErrorRecorded``, stamped with the
+  deriver version that produced them; the newest version's output for a session is current.
+- human: ``AnnotationAdded`` / ``AnnotationRetracted``; ``SessionPurged``.
+- evals: ``EvalSuiteRegistered``, ``EvalRunCompleted`` (per-case, per-grader results inside).
+- versions: ``SkillVersionCreated``, ``SkillChallengerStarted``, ``SkillRouted``,
+  ``SkillExecutionRecorded``, ``SkillPromoted``, ``SkillRetired``, ``SkillRolledBack``,
+  ``GateEvaluated``.
+- policy: ``PolicySet``: anything that changes what a projection computes.
+
+Times inside payloads are ISO 8601 UTC strings as the producer saw them; projections read
+them as data and never consult the clock.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+import msgspec
+
+Agent = Literal["claude", "codex", "gemini", "copilot", "cursor", "opencode"]
+Outcome = Literal["success", "failure", "blocked"]
+Label = Literal["good", "bad", "blocked", "neutral"]
+SpanKind = Literal["CHAIN", "LLM", "TOOL", "SKILL", "AGENT"]
+AttributeValue = str | int | float | bool | None | list[str]
+PolicyValue = str | int | float | bool | None
+
+
+class Event(msgspec.Struct, frozen=True, kw_only=True, tag=True, tag_field="type"):
+    """Base of every event payload; subclasses are the vocabulary."""
+
+    SCHEMA: ClassVar[int] = 1
+
+
+# --- capture ---------------------------------------------------------------------------
+
+
+class TranscriptLineCaptured(Event):
+    """One complete line of an agent transcript, exactly as read (after redaction)."""
+
+    agent: str
+    source_id: str
+    path: str
+    generation: int
+    offset: int
+    line: bytes
+    captured_at: str
+    session: str = ""
+    json_ok: bool = True
+    redactions: int = 0
+
+
+class SourceFileTracked(Event):
+    """A transcript file seen for the first time (or a new generation of one)."""
+
+    agent: str
+    source_id: str
+    path: str
+    device: int
+    inode: int
+    fingerprint: str
+    generation: int
+    session: str = ""
+    parent_session: str = ""
+
+
+class SourceFileMoved(Event):
+    """A tracked file found under a new path (e.g. Codex archiving); not read again."""
+
+    source_id: str
+    old_path: str
+    new_path: str
+
+
+class SourceFileReset(Event):
+    """A tracked file was truncated or replaced; reading restarts as a new generation."""
+
+    source_id: str
+    path: str
+    reason: Literal["truncated", "replaced"]
+    previous_offset: int
+    new_generation: int
+
+
+class CaptureErrorRecorded(Event):
+    """A byte range that could not be stored as a line (oversized, unreadable...)."""
+
+    agent: str
+    source_id: str
+    path: str
+    offset: int
+    length: int
+    kind: str
+    message: str
+
+
+# --- derivation ------------------------------------------------------------------------
+
+
+class TokenUsage(msgspec.Struct, frozen=True, kw_only=True):
+    """Token counts as the agent reported them; ``None`` means not reported, never zero."""
+
+    input: int | None = None
+    output: int | None = None
+    cache_read: int | None = None
+    cache_creation: int | None = None
+
+
+class SessionDerived(Event):
+    """The deriver's summary of one session at one deriver version."""
+
+    session_id: str
+    agent: str
+    native_session_id: str
+    deriver_version: int
+    title: str | None = None
+    cwd: str | None = None
+    started_at: str | None = None
+    ended_at: str | None = None
+    turns: int = 0
+    tools: int = 0
+    skills: list[str] = []
+    tokens: TokenUsage = TokenUsage()
+    span_ids: list[str] = []
+    parent_session_id: str | None = None
+    last_position: int = 0
+
+
+class SpanDerived(Event):
+    """One span of a session's tree (OpenTelemetry GenAI attribute names)."""
+
+    session_id: str
+    deriver_version: int
+    span_id: str
+    trace_id: str
+    parent_span_id: str | None
+    kind: SpanKind
+    name: str
+    start: str | None = None
+    end: str | None = None
+    outcome: Outcome | None = None
+    attributes: dict[str, AttributeValue] = {}
+
+
+class DeriveErrorRecorded(Event):
+    """A record the deriver could not make sense of; derivation went on without it."""
+
+    session_id: str
+    deriver_version: int
+    source_id: str
+    offset: int
+    message: str
+
+
+# --- human -----------------------------------------------------------------------------
+
+
+class AnnotationAdded(Event):
+    """A human judgement of a session (optionally of one skill or span in it)."""
+
+    annotation_id: str
+    session_id: str
+    label: Label
+    note: str = ""
+    author: str = ""
+    skill: str | None = None
+    span_id: str | None = None
+
+
+class AnnotationRetracted(Event):
+    """Withdraws an earlier annotation; the original stays in the log."""
+
+    annotation_id: str
+    author: str = ""
+    reason: str = ""
+
+
+class SessionPurged(Event):
+    """A session removed from every projection; its captured lines stay in the log."""
+
+    session_id: str
+    author: str = ""
+    reason: str = ""
+
+
+# --- evals -----------------------------------------------------------------------------
+
+
+class EvalSuiteRegistered(Event):
+    """The exact ``evals.yaml`` text a skill version is graded against."""
+
+    skill: str
+    suite_hash: str
+    path: str
+    definition: str
+
+
+class GraderResult(msgspec.Struct, frozen=True, kw_only=True):
+    """One grader's verdict on one session."""
+
+    session_id: str
+    index: int
+    type: str
+    name: str | None = None
+    passed: bool
+    detail: str = ""
+
+
+class EvalCaseResult(msgspec.Struct, frozen=True, kw_only=True):
+    """A case over every graded session: passed iff all its graders passed on all of them."""
+
+    suite: str
+    case: str
+    graded: int
+    passed_sessions: int
+    passed: bool
+    results: list[GraderResult] = []
+
+
+class EvalRunCompleted(Event):
+    """One ``eval run``: keyed by skill and the version content hash the sessions loaded."""
+
+    run_id: str
+    skill: str
+    version_hash: str
+    suite_hash: str
+    deriver_version: int
+    sessions: list[str]
+    passed: bool
+    cases: list[EvalCaseResult] = []
+    baseline_run_id: str | None = None
+
+
+# --- versions --------------------------------------------------------------------------
+
+
+class SkillVersionCreated(Event):
+    """A skill body seen for the first time; identified by sha256 of its normalized body."""
+
+    skill: str
+    version_hash: str
+    tag: int
+    body: str
+    parent_hash: str | None = None
+    author: Literal["human", "machine"] = "human"
+    origin: str = ""
+
+
+class SkillChallengerStarted(Event):
+    """A version enters an A/B test against the champion; stats count from here."""
+
+    skill: str
+    version_hash: str
+    champion_hash: str
+    test_id: str
+
+
+class SkillRouted(Event):
+    """A routing decision with everything needed to recompute it."""
+
+    skill: str
+    routing_id: str
+    algorithm: str
+    seed: int
+    chosen_hash: str
+    params: dict[str, PolicyValue] = {}
+    draws: dict[str, float] = {}
+    probability: float | None = None
+    session_id: str | None = None
+
+
+class SkillExecutionRecorded(Event):
+    """The outcome of one session that ran a given skill version."""
+
+    skill: str
+    version_hash: str
+    session_id: str
+    outcome: Outcome | None
+    tokens: int | None = None
+    duration_ms: int | None = None
+
+
+class SkillPromoted(Event):
+    """A version becomes champion (by the gate, the bandit, or a recorded force)."""
+
+    skill: str
+    version_hash: str
+    previous_hash: str | None = None
+    reason: str = ""
+    forced: bool = False
+    gate_run_id: str | None = None
+    author: str = ""
+
+
+class SkillRetired(Event):
+    """A version leaves rotation; its file and tag stay."""
+
+    skill: str
+    version_hash: str
+    reason: str = ""
+
+
+class SkillRolledBack(Event):
+    """The champion returns to an earlier version."""
+
+    skill: str
+    from_hash: str
+    to_hash: str
+    reason: str = ""
+    author: str = ""
+
+
+class GateEvaluated(Event):
+    """The promotion gate's decision for one version and the run it rested on."""
+
+    skill: str
+    version_hash: str
+    cleared: bool
+    run_id: str | None = None
+    reason: str = ""
+
+
+# --- policy ----------------------------------------------------------------------------
+
+
+class PolicySet(Event):
+    """Settings a projection computes with (thresholds, priors); the newest per name wins."""
+
+    name: str
+    values: dict[str, PolicyValue]
+    author: str = ""
+
+
+AnyEvent = (
+    TranscriptLineCaptured
+    | SourceFileTracked
+    | SourceFileMoved
+    | SourceFileReset
+    | CaptureErrorRecorded
+    | SessionDerived
+    | SpanDerived
+    | DeriveErrorRecorded
+    | AnnotationAdded
+    | AnnotationRetracted
+    | SessionPurged
+    | EvalSuiteRegistered
+    | EvalRunCompleted
+    | SkillVersionCreated
+    | SkillChallengerStarted
+    | SkillRouted
+    | SkillExecutionRecorded
+    | SkillPromoted
+    | SkillRetired
+    | SkillRolledBack
+    | GateEvaluated
+    | PolicySet
+)
+
+EVENT_TYPES: dict[str, type[Event]] = {cls.__name__: cls for cls in AnyEvent.__args__}

@@ -1,0 +1,28 @@
+"""Projections: deterministic folds of the log into the tables users query."""
+
+from __future__ import annotations
+
+from ..events import Database
+from ._engine import ProgressCallback, Projection, ProjectionEngine, ProjectionState
+from .event_counts import EventCounts
+
+
+def default_projections() -> list[Projection]:
+    """Every projection the product maintains, in the order they are caught up."""
+    return [EventCounts()]
+
+
+def engine_for(db: Database) -> ProjectionEngine:
+    """The engine over :func:`default_projections` for ``db``."""
+    return ProjectionEngine(db, default_projections())
+
+
+__all__ = [
+    "EventCounts",
+    "ProgressCallback",
+    "Projection",
+    "ProjectionEngine",
+    "ProjectionState",
+    "default_projections",
+    "engine_for",
+]

@@ -1,0 +1,178 @@
+"""The projection engine: folds events into tables, checkpointed with the rows they wrote."""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from typing import ClassVar
+
+import apsw
+import msgspec
+
+from ..events import Database, EventLog, RecordedEvent
+
+DEFAULT_CHUNK = 5000
+
+
+class Projection(ABC):
+    """A pure fold over the log into tables it owns.
+
+    ``apply`` sees events in position order and may read only the event and its own tables:
+    never the clock, a random source, the file system or configuration. Bumping
+    ``version`` makes the engine drop the tables and replay from position 0.
+    """
+
+    name: ClassVar[str]
+    version: ClassVar[int] = 1
+    tables: ClassVar[tuple[str, ...]]
+    # Event type names this projection folds; None folds every event.
+    handles: ClassVar[frozenset[str] | None] = None
+
+    @abstractmethod
+    def create(self, conn: apsw.Connection) -> None:
+        """Create this projection's (empty) tables."""
+
+    @abstractmethod
+    def apply(self, conn: apsw.Connection, event: RecordedEvent) -> None:
+        """Fold one event into this projection's tables."""
+
+
+class ProjectionState(msgspec.Struct, frozen=True):
+    """A projection's checkpoint (last position applied) and lag behind the head."""
+
+    name: str
+    version: int
+    checkpoint: int
+    lag: int
+
+
+ProgressCallback = Callable[[str, int, int], None]
+
+
+class ProjectionEngine:
+    """Keeps a set of projections in step with the log of one database."""
+
+    def __init__(self, db: Database, projections: Sequence[Projection]) -> None:
+        names = [p.name for p in projections]
+        if len(set(names)) != len(names):
+            raise ValueError(f"duplicate projection names: {names}")
+        self.db = db
+        self.log = EventLog(db)
+        self.projections = list(projections)
+
+    def _checkpoint(self, projection: Projection) -> tuple[int, int] | None:
+        row = self.db.conn.execute(
+            "SELECT version, position FROM projection_checkpoints WHERE name = ?",
+            (projection.name,),
+        ).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def _set_checkpoint(self, projection: Projection, position: int) -> None:
+        self.db.conn.execute(
+            "INSERT INTO projection_checkpoints (name, version, position) VALUES (?, ?, ?)"
+            " ON CONFLICT(name) DO UPDATE SET version = excluded.version,"
+            " position = excluded.position",
+            (projection.name, projection.version, position),
+        )
+
+    def _reset(self, projection: Projection) -> None:
+        conn = self.db.conn
+        for table in projection.tables:
+            conn.execute(f'DROP TABLE IF EXISTS "{table}"')
+        projection.create(conn)
+        self._set_checkpoint(projection, 0)
+
+    def _behind(self) -> bool:
+        with self.db.read():
+            head = self.log.head()
+            for projection in self.projections:
+                cp = self._checkpoint(projection)
+                if cp is None or cp[0] != projection.version or cp[1] < head:
+                    return True
+        return False
+
+    def catch_up(
+        self, *, chunk: int = DEFAULT_CHUNK, progress: ProgressCallback | None = None
+    ) -> int:
+        """Bring every projection to the head of the log; returns the number of events applied.
+
+        Work is committed in chunks, each with its checkpoint, so a crash or a concurrent
+        catch-up in another process never applies an event twice or skips one.
+        """
+        if not self._behind():
+            return 0
+        applied = 0
+        for projection in self.projections:
+            while True:
+                with self.db.write():
+                    cp = self._checkpoint(projection)
+                    if cp is None or cp[0] != projection.version:
+                        self._reset(projection)
+                        position = 0
+                    else:
+                        position = cp[1]
+                    head = self.log.head()
+                    if position >= head:
+                        break
+                    last = position
+                    count = 0
+                    for event in self.log.read(
+                        after=position, upto=head, types=projection.handles, limit=chunk
+                    ):
+                        projection.apply(self.db.conn, event)
+                        last = event.position
+                        count += 1
+                    # Fewer than a full chunk means nothing more this projection folds
+                    # up to the head, so its checkpoint can jump there.
+                    done = count < chunk
+                    self._set_checkpoint(projection, head if done else last)
+                    applied += count
+                if progress is not None:
+                    progress(projection.name, head if done else last, head)
+                if done:
+                    break
+        return applied
+
+    def rebuild(self, *, progress: ProgressCallback | None = None) -> int:
+        """Drop every projection's tables and replay the log from position 0."""
+        with self.db.write():
+            for projection in self.projections:
+                self._reset(projection)
+        return self.catch_up(progress=progress)
+
+    def states(self) -> list[ProjectionState]:
+        """Each projection's checkpoint and lag, without catching up."""
+        with self.db.read():
+            head = self.log.head()
+            out = []
+            for projection in self.projections:
+                cp = self._checkpoint(projection)
+                position = cp[1] if cp and cp[0] == projection.version else 0
+                out.append(
+                    ProjectionState(
+                        name=projection.name,
+                        version=projection.version,
+                        checkpoint=position,
+                        lag=head - position,
+                    )
+                )
+        return out
+
+    def digest(self) -> str:
+        """sha256 over the content of every projection table, independent of insertion order."""
+        h = hashlib.sha256()
+        enc = msgspec.msgpack.Encoder()
+        with self.db.read() as conn:
+            for projection in sorted(self.projections, key=lambda p: p.name):
+                for table in sorted(projection.tables):
+                    h.update(enc.encode(["table", projection.name, table]))
+                    columns = [r[1] for r in conn.execute(f'PRAGMA table_info("{table}")')]
+                    if not columns:
+                        h.update(b"missing")
+                        continue
+                    h.update(enc.encode(columns))
+                    order = ", ".join(str(i + 1) for i in range(len(columns)))
+                    for row in conn.execute(f'SELECT * FROM "{table}" ORDER BY {order}'):
+                        h.update(enc.encode(row))
+        return h.hexdigest()
