@@ -108,9 +108,7 @@ def pass_app(fn: F) -> F:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @db_option
 @click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
-@click.option(
-    "--log-level", type=click.Choice(_logging.LEVELS), default=None, help="Log level."
-)
+@click.option("--log-level", type=click.Choice(_logging.LEVELS), default=None, help="Log level.")
 @click.version_option(package_name="skillops", prog_name="skillopsctl")
 @click.pass_context
 def cli(ctx: click.Context, verbose: int, log_level: str | None) -> None:

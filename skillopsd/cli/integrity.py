@@ -44,8 +44,11 @@ class RebuildReport(msgspec.Struct):
 
 @cli.command()
 @db_option
-@click.option("--check", is_flag=True,
-              help="Rebuild twice; exit 1 unless both digests equal the incremental one.")
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Rebuild twice; exit 1 unless both digests equal the incremental one.",
+)
 @json_option
 @pass_app
 def rebuild(app: AppContext, check: bool, as_json: bool) -> None:
@@ -74,7 +77,9 @@ def rebuild(app: AppContext, check: bool, as_json: bool) -> None:
         if check:
             click.echo(f"incremental {before}")
             click.echo(f"second      {report.digest_second}")
-            click.echo("check: digests match" if report.match else "check: DIGESTS DIFFER",
-                       err=not report.match)
+            click.echo(
+                "check: digests match" if report.match else "check: DIGESTS DIFFER",
+                err=not report.match,
+            )
     if check and not report.match:
         sys.exit(1)

@@ -29,10 +29,21 @@ def _row(event: RecordedEvent) -> dict[str, Any]:
 
 @cli.command("log")
 @db_option
-@click.option("--from", "start", type=click.IntRange(min=1), default=1, show_default=True,
-              help="First position to show.")
-@click.option("--type", "types", multiple=True, type=click.Choice(sorted(EVENT_TYPES)),
-              help="Only events of this type (repeatable).")
+@click.option(
+    "--from",
+    "start",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="First position to show.",
+)
+@click.option(
+    "--type",
+    "types",
+    multiple=True,
+    type=click.Choice(sorted(EVENT_TYPES)),
+    help="Only events of this type (repeatable).",
+)
 @click.option("--stream", default=None, help="Only events of this stream.")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="At most N events.")
 @json_option
@@ -51,9 +62,7 @@ def log_command(
 
     def rows() -> Iterator[dict[str, Any]]:
         with db.read():
-            for event in log.read(
-                after=start - 1, types=types or None, stream=stream, limit=limit
-            ):
+            for event in log.read(after=start - 1, types=types or None, stream=stream, limit=limit):
                 try:
                     yield _row(event)
                 except LogError as exc:

@@ -57,29 +57,28 @@ def verify_chain(db: Database) -> ChainReport:
             " data, prev_hash, hash FROM events ORDER BY position"
         )
         for position, event_id, stream, version, type_name, schema, recorded_at, data, p, h in rows:
-
-            def bad(reason: str, position: int = position) -> ChainReport:
+            reason = None
+            if position != expected_position:
+                reason = f"position gap: expected {expected_position}, found {position}"
+                position = expected_position
+            elif p != prev:
+                reason = "prev_hash does not match the hash of the previous event"
+            elif version != stream_versions.get(stream, 0) + 1:
+                want = stream_versions.get(stream, 0) + 1
+                reason = f"stream {stream!r} version {version}, expected {want}"
+            elif h != event_hash(
+                prev, position, event_id, stream, version, type_name, schema, recorded_at, data
+            ):
+                reason = "stored hash does not match the event's content"
+            if reason is not None:
                 return ChainReport(
                     ok=False,
                     events=count,
-                    head=expected_position - 1,
+                    head=count,
                     head_hash=prev.hex(),
                     bad_position=position,
                     reason=reason,
                 )
-
-            if position != expected_position:
-                return bad(f"position gap: expected {expected_position}", expected_position)
-            if p != prev:
-                return bad("prev_hash does not match the hash of the previous event")
-            want = stream_versions.get(stream, 0) + 1
-            if version != want:
-                return bad(f"stream {stream!r} version {version}, expected {want}")
-            actual = event_hash(
-                prev, position, event_id, stream, version, type_name, schema, recorded_at, data
-            )
-            if actual != h:
-                return bad("stored hash does not match the event's content")
             stream_versions[stream] = version
             prev = h
             expected_position += 1

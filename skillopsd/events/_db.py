@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import apsw
@@ -181,10 +181,8 @@ class Database:
         """Bytes on disk: the database file plus its write-ahead log."""
         total = 0
         for suffix in ("", "-wal"):
-            try:
+            with suppress(FileNotFoundError):
                 total += os.stat(f"{self.path}{suffix}").st_size
-            except FileNotFoundError:
-                pass
         return total
 
     def close(self) -> None:

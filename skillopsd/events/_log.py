@@ -211,7 +211,7 @@ class EventLog:
         stream: str | None = None,
         limit: int | None = None,
     ) -> Iterator[RecordedEvent]:
-        """Events in position order: after ``after``, up to ``upto``, of ``types``, in ``stream``."""
+        """Events in position order, filtered by position range, types and stream."""
         where = ["position > ?"]
         args: list[object] = [after]
         if upto is not None:
