@@ -9,10 +9,12 @@ from typing import ClassVar
 
 import apsw
 import msgspec
+import structlog
 
 from ..events import Database, EventLog, RecordedEvent
 
 DEFAULT_CHUNK = 5000
+_log = structlog.get_logger(__name__)
 
 
 class Projection(ABC):
@@ -131,6 +133,7 @@ class ProjectionEngine:
                 if progress is not None:
                     progress(projection.name, head if done else last, head)
                 if done:
+                    _log.info("projection caught up", projection=projection.name, head=head)
                     break
         return applied
 
