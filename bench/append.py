@@ -22,9 +22,9 @@ import apsw
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from skillopsd.events import Database, EventLog, NewEvent, content_id, utc_now  # noqa: E402
-from skillopsd.events._codec import encode  # noqa: E402
-from skillopsd.events.types import TranscriptLineCaptured  # noqa: E402
+from skillopsd.events import Database, EventLog, NewEvent, content_id, utc_now
+from skillopsd.events._codec import encode
+from skillopsd.events.types import TranscriptLineCaptured
 
 FLOOR_SCHEMA = """
 CREATE TABLE events (
@@ -81,8 +81,18 @@ def run_floor(path: Path, events: list[NewEvent], batch: int) -> float:
     for pos, e in enumerate(events, 1):
         versions[e.stream] = versions.get(e.stream, 0) + 1
         rows.append(
-            (pos, e.event_id, e.stream, versions[e.stream], "TranscriptLineCaptured", 1,
-             recorded, encode(e.payload), b"\0" * 32, b"\0" * 32)
+            (
+                pos,
+                e.event_id,
+                e.stream,
+                versions[e.stream],
+                "TranscriptLineCaptured",
+                1,
+                recorded,
+                encode(e.payload),
+                b"\0" * 32,
+                b"\0" * 32,
+            )
         )
     start = time.perf_counter()
     for i in range(0, len(rows), batch):
@@ -107,7 +117,9 @@ def main() -> None:
         logged = run_log(Path(tmp) / "log.db", events, args.batch)
         size = os.path.getsize(Path(tmp) / "log.db")
     n = args.events
-    print(f"events {n}, batch {args.batch}, mean payload {payload:.0f} B, log db {size / 1e6:.0f} MB")
+    print(
+        f"events {n}, batch {args.batch}, mean payload {payload:.0f} B, log db {size / 1e6:.0f} MB"
+    )
     print(f"floor (apsw executemany): {n / floor:>10,.0f} events/s  ({floor:.2f} s)")
     print(f"event log (append):       {n / logged:>10,.0f} events/s  ({logged:.2f} s)")
     print(f"ratio log/floor: {floor / logged:.2f}  (target >= 0.50)")

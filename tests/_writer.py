@@ -18,7 +18,9 @@ def main() -> None:
         n = 0
         while time.monotonic() < deadline:
             events = [
-                NewEvent(f"writer:{name}", PolicySet(name=name, values={"n": n + i}), f"{name}-{n + i}")
+                NewEvent(
+                    f"writer:{name}", PolicySet(name=name, values={"n": n + i}), f"{name}-{n + i}"
+                )
                 for i in range(batch)
             ]
             log.append(events)

@@ -39,7 +39,9 @@ def ctl_command() -> list[str]:
     return [console_script("skillopsctl")]
 
 
-def run_ctl(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def run_ctl(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
     full_env = {**os.environ, **(env or {})}
     return subprocess.run(
         [*ctl_command(), *args], capture_output=True, text=True, env=full_env, timeout=timeout

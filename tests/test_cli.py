@@ -57,9 +57,7 @@ def test_status_json_shape(tmp_path: Path, runner: CliRunner) -> None:
 def test_log_filters_and_json(tmp_path: Path, runner: CliRunner) -> None:
     path = tmp_path / "s.db"
     _seed(path)
-    result = runner.invoke(
-        cli, ["--db", str(path), "log", "--from", "3", "--limit", "4", "--json"]
-    )
+    result = runner.invoke(cli, ["--db", str(path), "log", "--from", "3", "--limit", "4", "--json"])
     assert result.exit_code == 0, result.output
     rows = json.loads(result.output)
     assert [r["position"] for r in rows] == [3, 4, 5, 6]

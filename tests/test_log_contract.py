@@ -17,11 +17,11 @@ from skillopsd.events import (
     Database,
     EventLog,
     NewEvent,
+    _codec,
     content_id,
     register_upcaster,
     verify_chain,
 )
-from skillopsd.events import _codec
 from skillopsd.events.types import PolicySet
 
 from ._samples import every_event, roundtrip_equal, sample

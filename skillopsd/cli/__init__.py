@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import integrity, log, status  # noqa: F401  (registers the commands)
+from . import daemon_unit, ingest, integrity, log, status  # noqa: F401  (registers commands)
 from ._app import cli
 
 

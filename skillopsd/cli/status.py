@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
+
 import click
 import msgspec
 
+from ..events import Database
+from ..sources import STORES
 from ._app import AppContext, cli, db_option, json_option, pass_app
 from ._output import emit_json, table
 
@@ -15,12 +19,48 @@ class ProjectionStatus(msgspec.Struct):
     version: int
 
 
+class SourceStatus(msgspec.Struct):
+    files: int = 0
+    lines: int = 0
+    bytes: int = 0
+    lag_bytes: int = 0
+    errors: int = 0
+    missing_files: int = 0
+
+
 class Status(msgspec.Struct):
     db: str
     size_bytes: int
     events: int
     head: int
     projections: dict[str, ProjectionStatus]
+    sources: dict[str, SourceStatus]
+
+
+def _sources(db: Database) -> dict[str, SourceStatus]:
+    """Per agent: files tracked, what was captured, and what is on disk but not yet."""
+    out = {agent: SourceStatus() for agent in sorted(STORES)}
+    with db.read() as conn:
+        rows = list(
+            conn.execute(
+                "SELECT agent, path, device, inode, offset, lines, bytes, errors"
+                " FROM capture_sources"
+            )
+        )
+    for agent, path, device, inode, offset, lines, size, errors in rows:
+        s = out.setdefault(agent, SourceStatus())
+        s.files += 1
+        s.lines += lines
+        s.bytes += size
+        s.errors += errors
+        try:
+            st = os.stat(path)
+        except OSError:
+            s.missing_files += 1
+            continue
+        if (st.st_dev, st.st_ino) == (device, inode):
+            s.lag_bytes += max(0, st.st_size - offset)
+    return out
 
 
 def _human_size(n: int) -> str:
@@ -56,12 +96,28 @@ def status(app: AppContext, as_json: bool) -> None:
             s.name: ProjectionStatus(checkpoint=s.checkpoint, lag=s.lag, version=s.version)
             for s in states
         },
+        sources=_sources(db),
     )
     if as_json:
         emit_json(report)
         return
     click.echo(f"database  {report.db} ({_human_size(report.size_bytes)})")
     click.echo(f"events    {report.events} (head {report.head})")
+    click.echo()
+    table(
+        [
+            [
+                agent,
+                str(s.files),
+                str(s.lines),
+                _human_size(s.bytes),
+                _human_size(s.lag_bytes),
+                str(s.errors),
+            ]
+            for agent, s in report.sources.items()
+        ],
+        ["agent", "files", "lines", "captured", "lag", "errors"],
+    )
     click.echo()
     table(
         [[n, str(p.checkpoint), str(p.lag)] for n, p in report.projections.items()],

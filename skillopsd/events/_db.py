@@ -40,11 +40,26 @@ CREATE TABLE projection_checkpoints (
     version  INTEGER NOT NULL,
     position INTEGER NOT NULL
 );
-CREATE TABLE source_offsets (
-    source_id  TEXT PRIMARY KEY,
-    generation INTEGER NOT NULL,
-    offset     INTEGER NOT NULL
+-- Capture's checkpoint: one row per transcript file, updated in the same transaction as
+-- the events read from it, so a crash never loses or repeats a line.
+CREATE TABLE capture_sources (
+    source_id       TEXT PRIMARY KEY,
+    agent           TEXT NOT NULL,
+    path            TEXT NOT NULL,
+    device          INTEGER,
+    inode           INTEGER,
+    fingerprint     TEXT NOT NULL,
+    fingerprint_len INTEGER NOT NULL,
+    generation      INTEGER NOT NULL,
+    offset          INTEGER NOT NULL,
+    session         TEXT NOT NULL,
+    parent_session  TEXT NOT NULL,
+    lines           INTEGER NOT NULL DEFAULT 0,
+    bytes           INTEGER NOT NULL DEFAULT 0,
+    errors          INTEGER NOT NULL DEFAULT 0
 );
+CREATE INDEX capture_sources_by_inode ON capture_sources (device, inode);
+CREATE INDEX capture_sources_by_path ON capture_sources (path);
 """
 
 

@@ -102,6 +102,7 @@ class CaptureErrorRecorded(Event):
     length: int
     kind: str
     message: str
+    generation: int = 1
 
 
 # --- derivation ------------------------------------------------------------------------

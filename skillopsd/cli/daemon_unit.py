@@ -1,0 +1,83 @@
+"""``skillopsctl daemon install``: the systemd user unit for this installation."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import sys
+from pathlib import Path
+
+import click
+
+from ._app import AppContext, UsageFailure, cli, db_option, pass_app
+
+
+def _daemon_command(db: Path | None) -> str:
+    exe = Path(sys.executable).with_name("skillopsd")
+    found = str(exe) if exe.exists() else shutil.which("skillopsd")
+    command = [found] if found else [sys.executable, "-m", "skillopsd"]
+    if db is not None:
+        command += ["--db", str(db)]
+    return shlex.join(command)
+
+
+# systemd/skillopsd.service in the repository is this text rendered for a ``pip --user``
+# install (a test keeps the two equal).
+_UNIT = """\
+# skillopsd: capture coding-agent transcripts into the skillops event log.
+# Install with `skillopsctl daemon install`, which fills in ExecStart for this installation.
+[Unit]
+Description=skillops transcript capture daemon
+After=default.target
+
+[Service]
+Type=notify
+NotifyAccess=main
+ExecStart={exec_start}
+ExecReload=/bin/kill -HUP $MAINPID
+Restart=on-failure
+RestartSec=5
+WatchdogSec=60
+TimeoutStopSec=15
+UMask=0077
+NoNewPrivileges=yes
+
+[Install]
+WantedBy=default.target
+"""
+DEFAULT_EXEC_START = "%h/.local/bin/skillopsd"
+
+
+def unit_text(exec_start: str = DEFAULT_EXEC_START) -> str:
+    """The user unit, starting ``exec_start``."""
+    return _UNIT.format(exec_start=exec_start)
+
+
+@cli.group()
+def daemon() -> None:
+    """Run skillopsd as a systemd user service."""
+
+
+@daemon.command()
+@db_option
+@click.option("--force", is_flag=True, help="Overwrite an existing unit file.")
+@pass_app
+def install(app: AppContext, force: bool) -> None:
+    """Write ~/.config/systemd/user/skillopsd.service and print how to enable it."""
+    config = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    target = Path(config) / "systemd" / "user" / "skillopsd.service"
+    text = unit_text(_daemon_command(app.db_path))
+    if target.exists() and not force and target.read_text() != text:
+        raise UsageFailure(f"{target} exists and differs; use --force to overwrite")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(".tmp")
+    tmp.write_text(text)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, target)
+    click.echo(f"wrote {target}")
+    click.echo("enable and start it:")
+    click.echo("  systemctl --user daemon-reload")
+    click.echo("  systemctl --user enable --now skillopsd")
+    click.echo("keep it running when you are logged out (asks for your password):")
+    click.echo(f"  loginctl enable-linger {shlex.quote(os.environ.get('USER', '$USER'))}")

@@ -1,0 +1,338 @@
+"""skillopsd: capture agent transcripts into the log, first what is on disk, then live.
+
+One main loop owns all state (gunicorn's arbiter): signal handlers and the file watcher only
+put items on a queue. Watch events are hints: each leads to a ``stat`` and a read from the
+committed offset; a full rescan at start, on SIGHUP and every few minutes is the backstop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import queue
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+from typing import IO
+
+import click
+import structlog
+
+from . import _logging
+from ._paths import DB_ENV, default_db_path
+from ._sdnotify import Notifier
+from .events import Database, LogError
+from .projections import engine_for
+from .sources import (
+    DEFAULT_MAX_LINE_BYTES,
+    STORES,
+    Capturer,
+    Root,
+    ScanResult,
+    capture_all,
+    discover,
+    resolve_roots,
+    store_for,
+)
+from .sources._watch import Watcher
+
+_log = structlog.get_logger("skillopsd")
+
+_STOP = "stop"
+_RESCAN = "rescan"
+_PROGRESS_LOG_SECONDS = 2.0
+
+
+class AlreadyRunning(Exception):
+    """Another skillopsd holds the database's lock."""
+
+
+class Daemon:
+    """The capture service over one database and a set of roots."""
+
+    def __init__(
+        self,
+        db: Database,
+        roots: Sequence[Root],
+        *,
+        redact_secrets: bool = True,
+        max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+        rescan_interval: float = 300.0,
+        notifier: Notifier | None = None,
+    ) -> None:
+        self.db = db
+        self.roots = list(roots)
+        self.rescan_interval = rescan_interval
+        self.notifier = notifier or Notifier(None, None)
+        self.engine = engine_for(db)
+        self._queue: queue.SimpleQueue[str | Path] = queue.SimpleQueue()
+        self._stopping = False
+        self._progress: _Progress | None = None
+        self.capturer = Capturer(
+            db,
+            redact_secrets=redact_secrets,
+            max_line_bytes=max_line_bytes,
+            should_stop=lambda: self._stopping,
+            on_batch=self._on_batch,
+        )
+
+    # Signal handlers only record the request; the main loop acts on it.
+    def _on_stop_signal(self, signum: int, _frame: FrameType | None) -> None:
+        self._stopping = True
+        self._queue.put(_STOP)
+
+    def _on_hup(self, _signum: int, _frame: FrameType | None) -> None:
+        self._queue.put(_RESCAN)
+
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGTERM, self._on_stop_signal)
+        signal.signal(signal.SIGINT, self._on_stop_signal)
+        signal.signal(signal.SIGHUP, self._on_hup)
+
+    def _on_batch(self, consumed: int) -> None:
+        self.notifier.tick()
+        if self._progress is not None:
+            self._progress.advance(consumed)
+
+    # --- the work ------------------------------------------------------------------------
+
+    def backfill(self) -> ScanResult:
+        """Capture everything already on disk, with progress."""
+        files = list(discover(self.roots))
+        pending = self._pending_bytes(files)
+        self.notifier.status(f"backfill: {len(files)} files, {pending} bytes to capture")
+        _log.info("backfill started", files=len(files), pending_bytes=pending)
+        self._progress = _Progress(pending)
+        try:
+            result = capture_all(self.capturer, files)
+        finally:
+            self._progress.close()
+            self._progress = None
+        _log.info(
+            "backfill finished",
+            files=result.files,
+            lines=result.lines,
+            bytes=result.bytes,
+            errors=result.errors,
+            stopped=result.stopped,
+        )
+        self._project()
+        return result
+
+    def _pending_bytes(self, files: list[tuple[Path, object]]) -> int:
+        offsets = dict(self.db.conn.execute("SELECT path, offset FROM capture_sources"))
+        total = 0
+        for path, _store in files:
+            try:
+                total += max(0, path.stat().st_size - offsets.get(str(path), 0))
+            except OSError:
+                continue
+        return total
+
+    def _project(self) -> None:
+        if not self._stopping:
+            self.engine.catch_up()
+
+    def _capture_hints(self, paths: set[Path]) -> ScanResult:
+        total = ScanResult()
+        files = []
+        for path in sorted(paths):
+            if path.is_dir():
+                files.extend((f, s) for f, s in discover(self.roots) if f.is_relative_to(path))
+            else:
+                store = store_for(path, self.roots)
+                if store is not None:
+                    files.append((path, store))
+        if files:
+            total = capture_all(self.capturer, files)
+        return total
+
+    def follow(self) -> None:
+        """Follow changes until asked to stop."""
+        watcher = Watcher(self.roots, self._queue.put)
+        watcher.start()
+        self.notifier.status(f"watching {len(self.roots)} roots")
+        _log.info("following", roots=[str(r.path) for r in self.roots])
+        next_rescan = time.monotonic() + self.rescan_interval
+        try:
+            while not self._stopping:
+                timeout = max(0.0, next_rescan - time.monotonic())
+                if self.notifier.watchdog_interval is not None:
+                    timeout = min(timeout, self.notifier.watchdog_interval)
+                items: list[str | Path] = []
+                with contextlib.suppress(queue.Empty):
+                    items.append(self._queue.get(timeout=timeout))
+                while True:
+                    try:
+                        items.append(self._queue.get_nowait())
+                    except queue.Empty:
+                        break
+                self.notifier.tick()
+                if self._stopping or _STOP in items:
+                    break
+                rescan = _RESCAN in items or time.monotonic() >= next_rescan
+                paths = {i for i in items if isinstance(i, Path)}
+                if any(p.is_dir() for p in paths):
+                    watcher.refresh()
+                if rescan:
+                    _log.info("rescan")
+                    watcher.refresh()
+                    result = capture_all(self.capturer, list(discover(self.roots)))
+                    next_rescan = time.monotonic() + self.rescan_interval
+                else:
+                    result = self._capture_hints(paths)
+                if result.lines or result.errors:
+                    _log.debug("captured", lines=result.lines, bytes=result.bytes)
+                    self._project()
+        finally:
+            watcher.stop()
+
+    def run(self, *, once: bool) -> None:
+        """Backfill, then (unless ``once``) follow; returns when done or asked to stop."""
+        self.notifier.send("READY=1", "STATUS=starting backfill")
+        self.backfill()
+        if not once and not self._stopping:
+            self.follow()
+        self.notifier.send("STOPPING=1", "STATUS=stopping")
+        _log.info("stopped")
+
+
+class _Progress:
+    """A progress bar on a terminal; periodic structured logs otherwise."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.done = 0
+        self._last_log = time.monotonic()
+        self._bar = None
+        if sys.stderr.isatty() and total:
+            self._bar = click.progressbar(
+                length=total, label="capturing", file=sys.stderr, show_pos=False
+            )
+            self._bar.__enter__()
+
+    def advance(self, n: int) -> None:
+        self.done += n
+        if self._bar is not None:
+            self._bar.update(n)
+        elif time.monotonic() - self._last_log >= _PROGRESS_LOG_SECONDS:
+            self._last_log = time.monotonic()
+            _log.info("backfill progress", bytes=self.done, total_bytes=self.total)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(None, None, None)
+
+
+def acquire_lock(db_path: Path) -> IO[str]:
+    """Hold an exclusive lock beside the database for the daemon's lifetime."""
+    lock_path = Path(f"{db_path}.lock")
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    handle = os.fdopen(fd, "r+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError as exc:
+        other = handle.read().strip() or "unknown"
+        handle.close()
+        raise AlreadyRunning(
+            f"another skillopsd (pid {other}) is already running on {db_path}"
+        ) from exc
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle
+
+
+def _parse_root(value: str) -> tuple[str, Path]:
+    agent, sep, path = value.partition("=")
+    if not sep or agent not in STORES or not path:
+        known = "|".join(sorted(STORES))
+        raise click.BadParameter(f"expected AGENT=PATH with AGENT one of {known}, got {value!r}")
+    return agent, Path(path)
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--db",
+    metavar="PATH",
+    envvar=DB_ENV,
+    default=None,
+    help=f"Database file (env {DB_ENV}; default $XDG_DATA_HOME/skillops/skillops.db).",
+)
+@click.option(
+    "--root",
+    "roots",
+    multiple=True,
+    metavar="AGENT=PATH",
+    help="Capture AGENT's transcripts from PATH instead of its default roots (repeatable).",
+)
+@click.option("--once", is_flag=True, help="Capture what is on disk, then exit.")
+@click.option("--no-redact", is_flag=True, help="Store lines without masking secrets.")
+@click.option(
+    "--max-line-bytes",
+    type=click.IntRange(min=1024),
+    default=DEFAULT_MAX_LINE_BYTES,
+    show_default=True,
+    help="Longer lines are recorded as capture errors.",
+)
+@click.option(
+    "--rescan-interval",
+    type=click.FloatRange(min=0.1),
+    default=300.0,
+    show_default=True,
+    help="Seconds between full rescans (the watcher's backstop).",
+)
+@click.option("-v", "--verbose", count=True, help="More log output (-v debug).")
+@click.option("--log-level", type=click.Choice(_logging.LEVELS), default=None)
+@click.version_option(package_name="skillops", prog_name="skillopsd")
+def main(
+    db: str | None,
+    roots: tuple[str, ...],
+    once: bool,
+    no_redact: bool,
+    max_line_bytes: int,
+    rescan_interval: float,
+    verbose: int,
+    log_level: str | None,
+) -> None:
+    """Capture Claude Code and Codex transcripts into the skillops event log."""
+    _logging.configure(log_level or ("debug" if verbose else "info"))
+    os.umask(0o077)
+    try:
+        overrides = [_parse_root(r) for r in roots]
+    except click.BadParameter as exc:
+        raise click.UsageError(str(exc)) from exc
+    path = Path(db) if db else default_db_path()
+    try:
+        database = Database.open(path, create_dirs=db is None)
+    except LogError as exc:
+        click.echo(f"skillopsd: {exc}", err=True)
+        sys.exit(2)
+    try:
+        lock = acquire_lock(database.path)
+    except AlreadyRunning as exc:
+        database.close()
+        click.echo(f"skillopsd: {exc}", err=True)
+        sys.exit(2)
+    notifier = Notifier.from_env()
+    daemon = Daemon(
+        database,
+        resolve_roots(overrides),
+        redact_secrets=not no_redact,
+        max_line_bytes=max_line_bytes,
+        rescan_interval=rescan_interval,
+        notifier=notifier,
+    )
+    daemon.install_signal_handlers()
+    _log.info("starting", db=str(database.path), roots=[str(r.path) for r in daemon.roots])
+    try:
+        daemon.run(once=once)
+    finally:
+        notifier.close()
+        database.close()
+        lock.close()

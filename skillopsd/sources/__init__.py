@@ -1,0 +1,29 @@
+"""Where transcript lines come from: agent stores, discovery, tailing and redaction."""
+
+from __future__ import annotations
+
+from ._capture import DEFAULT_MAX_LINE_BYTES, Capturer, FileResult, SourceRow, source_stream
+from ._redact import redact
+from ._registry import STORES, Root, resolve_roots
+from ._scan import ScanResult, capture_all, discover, expand_paths, sniff_store, store_for
+from ._store import SessionRef, Store
+
+__all__ = [
+    "DEFAULT_MAX_LINE_BYTES",
+    "STORES",
+    "Capturer",
+    "FileResult",
+    "Root",
+    "ScanResult",
+    "SessionRef",
+    "SourceRow",
+    "Store",
+    "capture_all",
+    "discover",
+    "expand_paths",
+    "redact",
+    "resolve_roots",
+    "sniff_store",
+    "source_stream",
+    "store_for",
+]

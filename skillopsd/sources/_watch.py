@@ -1,0 +1,65 @@
+"""watchdog (inotify) events as hints: a path worth a look, never a fact in itself."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+from watchdog.observers.api import ObservedWatch
+
+from ._registry import Root
+
+
+class _Handler(FileSystemEventHandler):
+    def __init__(self, hint: Callable[[Path], None]) -> None:
+        self._hint = hint
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        if event.event_type in ("opened", "closed_no_write", "deleted"):
+            return
+        raw = getattr(event, "dest_path", "") or event.src_path
+        path = Path(raw.decode() if isinstance(raw, bytes) else raw)
+        if event.is_directory or path.suffix == ".jsonl":
+            self._hint(path)
+
+
+class Watcher:
+    """Watches every root that exists (recursively), and the nearest parent of one that does not."""
+
+    def __init__(self, roots: Sequence[Root], hint: Callable[[Path], None]) -> None:
+        self._roots = [r.path for r in roots]
+        self._observer = Observer()
+        self._handler = _Handler(hint)
+        self._watches: dict[tuple[Path, bool], ObservedWatch] = {}
+
+    def start(self) -> None:
+        self.refresh()
+        self._observer.start()
+
+    def refresh(self) -> None:
+        """Watch roots that have appeared since the last call."""
+        wanted: set[tuple[Path, bool]] = set()
+        for root in self._roots:
+            if root.is_dir():
+                wanted.add((root, True))
+            else:
+                parent = root.parent
+                while not parent.is_dir() and parent != parent.parent:
+                    parent = parent.parent
+                wanted.add((parent, False))
+        for key in set(self._watches) - wanted:
+            self._observer.unschedule(self._watches.pop(key))
+        for key in wanted - set(self._watches):
+            path, recursive = key
+            try:
+                self._watches[key] = self._observer.schedule(
+                    self._handler, str(path), recursive=recursive
+                )
+            except OSError:
+                continue  # vanished or unwatchable; the periodic rescan still covers it
+
+    def stop(self) -> None:
+        self._observer.stop()
+        self._observer.join(timeout=5)
