@@ -36,7 +36,7 @@ _PATTERNS: list[tuple[str, bool, re.Pattern[bytes]]] = [
         ("aws", False, rb"(?:AKIA|ASIA|AGPA|AIDA|AROA)[0-9A-Z]{16}"),
         ("slack", False, rb"xox[abposr]-[A-Za-z0-9\-]{10,}"),
         ("slack", False, rb"hooks\.slack\.com/services/[A-Za-z0-9/]{20,}"),
-        ("google", False, rb"AIza[0-9A-Za-z_\-]{35}"),
+        ("google", False, rb"AIza[0-9A-Za-z_\-]{30,}"),
         ("google", False, rb"ya29\.[0-9A-Za-z_\-]{20,}"),
         ("bearer", True, rb"bearer\s+[a-z0-9\-._~+/]{16,}=*"),
     ]
