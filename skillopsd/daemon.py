@@ -309,7 +309,7 @@ def main(
         raise click.UsageError(str(exc)) from exc
     path = Path(db) if db else default_db_path()
     try:
-        database = Database.open(path, create_dirs=db is None)
+        database = Database.open(path, create_dirs=db is None, fsync_commits=False)
     except LogError as exc:
         click.echo(f"skillopsd: {exc}", err=True)
         sys.exit(2)

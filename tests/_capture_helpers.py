@@ -7,7 +7,12 @@ import tarfile
 from pathlib import Path
 
 from skillopsd.events import Database, EventLog
-from skillopsd.events.types import CaptureErrorRecorded, TranscriptLineCaptured
+from skillopsd.events.types import (
+    CaptureErrorRecorded,
+    SourceFileMoved,
+    SourceFileTracked,
+    TranscriptLineCaptured,
+)
 
 from .conftest import SHARED
 
@@ -53,6 +58,19 @@ def captured(db: Database) -> list[TranscriptLineCaptured]:
     log = EventLog(db)
     with db.read():
         return [e.payload for e in log.read(types=["TranscriptLineCaptured"])]  # type: ignore[misc]
+
+
+def paths_by_source(db: Database) -> dict[str, str]:
+    """Each source's latest path, folded from its tracked and moved events."""
+    paths: dict[str, str] = {}
+    with db.read():
+        for e in EventLog(db).read(types=["SourceFileTracked", "SourceFileMoved"]):
+            payload = e.payload
+            if isinstance(payload, SourceFileTracked):
+                paths[payload.source_id] = payload.path
+            elif isinstance(payload, SourceFileMoved):
+                paths[payload.source_id] = payload.new_path
+    return paths
 
 
 def capture_errors(db: Database) -> list[CaptureErrorRecorded]:

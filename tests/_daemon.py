@@ -63,10 +63,12 @@ class DaemonProcess:
         finally:
             self._log.close()
 
-    def wait_for(self, predicate: Callable[[], bool], timeout: float = 30) -> None:
+    def wait_for(
+        self, predicate: Callable[[], bool], timeout: float = 30, interval: float = 0.01
+    ) -> None:
         """:func:`wait_for`, showing the daemon's log if the condition is never met."""
         try:
-            wait_for(predicate, timeout)
+            wait_for(predicate, timeout, interval)
         except AssertionError as exc:
             raise AssertionError(f"{exc}; daemon log:\n{self.logs()[-6000:]}") from None
 

@@ -22,6 +22,7 @@ from ._capture_helpers import (
     codex_path,
     file_lines,
     layout_claude_pair,
+    paths_by_source,
 )
 
 CLAUDE = STORES["claude"]
@@ -79,7 +80,7 @@ def test_subagent_files_belong_to_their_parent_session(db: Database, tmp_path: P
     _scan(db, tmp_path)
     got = captured(db)
     assert {e.session for e in got} == {CLAUDE_SESSION}
-    assert {e.path for e in got} == {str(parent), str(child)}
+    assert {paths_by_source(db)[e.source_id] for e in got} == {str(parent), str(child)}
     assert len(got) == len(file_lines(parent)) + len(file_lines(child))
 
 
@@ -134,18 +135,18 @@ def test_moved_file_is_not_read_again(db: Database, tmp_path: Path) -> None:
         fh.write(b'{"type":"event_msg","payload":{"type":"task_complete"}}\n')
     _scan(db, tmp_path)
     got = captured(db)
-    assert len(got) == before + 1 and got[-1].path == str(archived)
+    assert len(got) == before + 1 and paths_by_source(db)[got[-1].source_id] == str(archived)
     assert {e.session for e in got} == {"019e85b4-1c72-7261-87c9-0057f1788e50"}
 
 
 def test_deleted_file_leaves_everything_captured(db: Database, tmp_path: Path) -> None:
     parent, child = layout_claude_pair(tmp_path)
     _scan(db, tmp_path)
-    before = [(e.path, e.offset, e.line) for e in captured(db)]
+    before = [(e.source_id, e.offset, e.line) for e in captured(db)]
     parent.unlink()
     shutil.rmtree(child.parent.parent)
     _scan(db, tmp_path)
-    assert [(e.path, e.offset, e.line) for e in captured(db)] == before
+    assert [(e.source_id, e.offset, e.line) for e in captured(db)] == before
     assert verify_chain(db).ok
 
 

@@ -27,6 +27,7 @@ from ._capture_helpers import (
     extract_corpus,
     file_lines,
     layout_claude_pair,
+    paths_by_source,
 )
 from ._daemon import DaemonProcess, captured_line_count, daemon_env, db_path, wait_for
 from .conftest import REPO, console_script, run_ctl
@@ -53,9 +54,10 @@ def _fingerprint(home: Path) -> tuple[set[tuple[str, int, int, str]], int, int]:
     try:
         assert verify_chain(db).ok
         lines = captured(db)
+        paths = paths_by_source(db)
         keys = {
             (
-                os.path.relpath(e.path, home),
+                os.path.relpath(paths[e.source_id], home),
                 e.generation,
                 e.offset,
                 hashlib.sha256(e.line).hexdigest(),
@@ -133,7 +135,8 @@ def test_live_move_truncate_delete_malformed_oversized_and_secret(tmp_path: Path
     lines = captured(db)
     assert len(lines) == codex_lines + 4
     assert len({(e.source_id, e.generation, e.offset) for e in lines}) == len(lines)
-    odd_lines = [e for e in lines if e.path == str(odd)]
+    paths = paths_by_source(db)
+    odd_lines = [e for e in lines if paths[e.source_id] == str(odd)]
     assert [e.json_ok for e in odd_lines] == [True, False, True, True]
     assert odd_lines[1].line == b'{"n":2}{"n":3}'
     assert secret.encode() not in odd_lines[2].line and b"[REDACTED" in odd_lines[2].line
@@ -158,7 +161,7 @@ def test_sigterm_during_backfill_then_restart(corpus: Path, tmp_path: Path) -> N
 
     home = _home_with_corpus(corpus, tmp_path / "run")
     daemon = DaemonProcess(home)
-    wait_for(lambda: captured_line_count(home) > 0, timeout=60, interval=0.01)
+    daemon.wait_for(lambda: captured_line_count(home) > 0, timeout=60)
     daemon.signal(signal.SIGTERM)
     started = time.monotonic()
     assert daemon.wait(10) == 0, daemon.logs()

@@ -15,6 +15,8 @@ from .errors import DatabaseOpenError, LogBusyError
 APPLICATION_ID = 0x534B4F50  # "SKOP": marks a SQLite file as ours
 SCHEMA_VERSION = 1
 DEFAULT_BUSY_TIMEOUT_MS = 60_000
+PAGE_SIZE = 16384
+
 
 _SCHEMA = """
 CREATE TABLE events (
@@ -78,12 +80,19 @@ class Database:
         *,
         create_dirs: bool = False,
         busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
+        fsync_commits: bool = True,
     ) -> Database:
         """Open (creating if absent) the database at ``path``.
 
         With ``create_dirs`` a missing parent directory is created with mode 0700 (the
         default location); otherwise it is an error. A file that is not a skillops database,
         or one written by a newer schema, is refused before anything is written to it.
+
+        Every commit is fsynced (``synchronous=FULL``): a human's annotation or decision
+        must survive power loss. The capture daemon passes ``fsync_commits=False``
+        (``synchronous=NORMAL``): a commit still survives any crash of the process, and
+        after a power loss the last captures roll back *together with their offsets* while
+        the transcript is still on disk, so they are simply captured again.
         """
         path = Path(path).expanduser()
         parent = path.parent
@@ -111,7 +120,7 @@ class Database:
         conn.set_busy_timeout(busy_timeout_ms)
         db = cls(conn, path)
         try:
-            db._validate_and_init(is_new)
+            db._validate_and_init(is_new, fsync_commits)
         except apsw.BusyError as exc:
             conn.close()
             raise LogBusyError(f"{path}: database is locked by another process") from exc
@@ -123,7 +132,7 @@ class Database:
             raise
         return db
 
-    def _validate_and_init(self, is_new: bool) -> None:
+    def _validate_and_init(self, is_new: bool, fsync_commits: bool) -> None:
         conn = self.conn
         # Read-only probes first: nothing below writes to a file we have not recognised.
         app_id = conn.execute("PRAGMA application_id").fetchone()[0]
@@ -137,10 +146,14 @@ class Database:
                 f"{self.path}: schema version {user_version} is newer than this skillops "
                 f"understands ({SCHEMA_VERSION}); upgrade skillops"
             )
-        conn.execute("PRAGMA journal_mode=WAL")
-        # FULL: Claude Code deletes its transcripts after 30 days, so a committed event may
-        # be the only copy left; it must survive power loss, not just a process crash.
-        conn.execute("PRAGMA synchronous=FULL")
+        if app_id != APPLICATION_ID:
+            # Transcript lines are kilobytes each: larger pages mean fewer overflow pages.
+            # (The page size is fixed once the file leaves rollback-journal mode.)
+            conn.execute(f"PRAGMA page_size={PAGE_SIZE}")
+        conn.execute("PRAGMA journal_mode=WAL").fetchall()
+        conn.execute(f"PRAGMA synchronous={'FULL' if fsync_commits else 'NORMAL'}")
+        # 32 MiB of page cache keeps the indexes' working set in memory during a backfill.
+        conn.execute("PRAGMA cache_size=-32768")
         if app_id != APPLICATION_ID:
             with self.write():
                 # Re-check under the write lock: another process may have initialised it.

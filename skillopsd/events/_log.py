@@ -210,8 +210,13 @@ class EventLog:
         types: Iterable[str] | None = None,
         stream: str | None = None,
         limit: int | None = None,
+        with_data: bool = True,
     ) -> Iterator[RecordedEvent]:
-        """Events in position order, filtered by position range, types and stream."""
+        """Events in position order, filtered by position range, types and stream.
+
+        ``with_data=False`` leaves ``data`` empty (no payload), for readers that need only
+        the envelope; it spares reading every transcript line back.
+        """
         where = ["position > ?"]
         args: list[object] = [after]
         if upto is not None:
@@ -226,7 +231,8 @@ class EventLog:
         if stream is not None:
             where.append("stream = ?")
             args.append(stream)
-        sql = f"SELECT {_COLUMNS} FROM events WHERE {' AND '.join(where)} ORDER BY position"
+        columns = _COLUMNS if with_data else _COLUMNS.replace("data", "x'' AS data")
+        sql = f"SELECT {columns} FROM events WHERE {' AND '.join(where)} ORDER BY position"
         if limit is not None:
             sql += " LIMIT ?"
             args.append(limit)

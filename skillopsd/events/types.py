@@ -46,11 +46,14 @@ class Event(msgspec.Struct, frozen=True, kw_only=True, tag=True, tag_field="type
 
 
 class TranscriptLineCaptured(Event):
-    """One complete line of an agent transcript, exactly as read (after redaction)."""
+    """One complete line of an agent transcript, exactly as read (after redaction).
+
+    The file it came from is ``source_id``; its path is in that source's
+    ``SourceFileTracked`` / ``SourceFileMoved`` events (a path changes, the source does not).
+    """
 
     agent: str
     source_id: str
-    path: str
     generation: int
     offset: int
     line: bytes

@@ -14,6 +14,7 @@ class EventCounts(Projection):
     name = "event_counts"
     version = 1
     tables = ("p_event_counts",)
+    needs_payload = False
 
     def create(self, conn: apsw.Connection) -> None:
         conn.execute(
@@ -24,9 +25,22 @@ class EventCounts(Projection):
         )
 
     def apply(self, conn: apsw.Connection, event: RecordedEvent) -> None:
-        conn.execute(
-            "INSERT INTO p_event_counts VALUES (?, ?, 1, ?, ?)"
-            " ON CONFLICT(stream, type) DO UPDATE SET events = events + 1,"
+        self.apply_many(conn, [event])
+
+    def apply_many(self, conn: apsw.Connection, events: list[RecordedEvent]) -> None:
+        # Events arrive in position order, so per key the first seen is the smallest.
+        counts: dict[tuple[str, str], list[int]] = {}
+        for event in events:
+            key = (event.stream, event.type)
+            entry = counts.get(key)
+            if entry is None:
+                counts[key] = [1, event.position, event.position]
+            else:
+                entry[0] += 1
+                entry[2] = event.position
+        conn.executemany(
+            "INSERT INTO p_event_counts VALUES (?, ?, ?, ?, ?)"
+            " ON CONFLICT(stream, type) DO UPDATE SET events = events + excluded.events,"
             " last_position = excluded.last_position",
-            (event.stream, event.type, event.position, event.position),
+            [(s, t, n, first, last) for (s, t), (n, first, last) in counts.items()],
         )

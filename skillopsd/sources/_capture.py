@@ -2,16 +2,19 @@
 
 Each file is a *source* with a row in ``capture_sources`` (its identity and committed offset).
 A pass over a file stats it, decides whether it is new, moved, truncated or replaced, then
-reads complete lines from the committed offset and appends them in batches; every batch
-commits its events and the new offset in one transaction. Event ids are derived from
-(source, generation, offset), so even a repeated read could not duplicate a line.
+reads complete lines from the committed offset. Events and the sources' new rows are staged
+and committed together, one transaction per batch of about a thousand lines, which may span
+many small files; a batch commits only if no other process moved any of its sources on in
+the meantime. Event ids are derived from (source, generation, offset), so even a repeated
+read could not duplicate a line.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
@@ -27,7 +30,7 @@ from ..events.types import (
     SourceFileTracked,
     TranscriptLineCaptured,
 )
-from ._redact import redact
+from ._redact import redact, screen
 from ._store import Store, decode_head
 
 DEFAULT_MAX_LINE_BYTES = 16 * 1024 * 1024
@@ -38,7 +41,8 @@ _BATCH_LINES = 1000
 _BATCH_BYTES = 8 * 1024 * 1024
 
 _log = structlog.get_logger(__name__)
-_json = msgspec.json.Decoder()
+# Decoding to Raw validates the whole line without building Python objects.
+_json = msgspec.json.Decoder(msgspec.Raw)
 
 
 class SourceRow(msgspec.Struct):
@@ -72,8 +76,11 @@ class FileResult(msgspec.Struct):
     stopped: bool = False
 
 
-class _Raced(Exception):
-    """Another capturer advanced this source first; start the pass over."""
+class Raced(Exception):
+    """Another process moved a staged source on first; nothing of the batch was written."""
+
+
+RACE_RETRIES = 5
 
 
 def source_stream(source_id: str) -> str:
@@ -105,12 +112,25 @@ class Capturer:
         self.should_stop = should_stop or (lambda: False)
         # Called after every committed batch with the bytes it consumed (progress, watchdog).
         self.on_batch = on_batch or (lambda _n: None)
+        # The batch being built: each staged source's row as the log last had it (None when
+        # new), its row after the batch, and the events in append order.
+        self._before: dict[str, SourceRow | None] = {}
+        self._rows_after: dict[str, SourceRow] = {}
+        self._events: list[NewEvent] = []
+        self._staged_bytes = 0
+        self._deferred = False
 
     # --- bookkeeping -------------------------------------------------------------------
 
     def _rows(self, where: str, args: tuple[object, ...]) -> list[SourceRow]:
+        """Rows matching ``where``, as the staged batch will leave them."""
         sql = f"SELECT {_ROW_COLUMNS} FROM capture_sources WHERE {where}"
-        return [SourceRow(*r) for r in self.db.conn.execute(sql, args)]
+        with self.db.read():
+            stored = [SourceRow(*r) for r in self.db.conn.execute(sql, args)]
+        staged = self._rows_after
+        return [r for r in stored if r.source_id not in staged] + [
+            r for r in staged.values() if _row_matches(r, where, args)
+        ]
 
     def _save(self, row: SourceRow) -> None:
         marks = ", ".join("?" * len(SourceRow.__struct_fields__))
@@ -119,15 +139,72 @@ class Capturer:
             msgspec.structs.astuple(row),
         )
 
-    def _commit(self, row: SourceRow, events: list[Event], expected: tuple[int, int]) -> None:
-        """Append ``events`` to the source's stream and save ``row``, in one transaction."""
-        with self.db.write():
-            current = self._rows("source_id = ?", (row.source_id,))
-            if current and (current[0].generation, current[0].offset) != expected:
-                raise _Raced()
-            stream = source_stream(row.source_id)
-            self.log.append([NewEvent(stream, e, _event_id(row.source_id, e)) for e in events])
-            self._save(row)
+    def _stage(
+        self, row: SourceRow, events: list[Event], before: SourceRow | None, consumed: int = 0
+    ) -> None:
+        """Add ``events`` and ``row`` to the batch; commit it when it is full (or not deferred)."""
+        if row.source_id not in self._before:
+            self._before[row.source_id] = before
+        self._rows_after[row.source_id] = row
+        stream = source_stream(row.source_id)
+        self._events.extend(NewEvent(stream, e, _event_id(row.source_id, e)) for e in events)
+        self._staged_bytes += consumed
+        if (
+            not self._deferred
+            or len(self._events) >= _BATCH_LINES
+            or self._staged_bytes >= _BATCH_BYTES
+        ):
+            self.flush()
+
+    def flush(self) -> None:
+        """Commit the staged batch: its events and its sources' rows, in one transaction."""
+        if not self._rows_after:
+            return
+        consumed = self._staged_bytes
+        with self.db.write() as conn:
+            for source_id, before in self._before.items():
+                row = conn.execute(
+                    "SELECT generation, offset FROM capture_sources WHERE source_id = ?",
+                    (source_id,),
+                ).fetchone()
+                expected = None if before is None else (before.generation, before.offset)
+                if (tuple(row) if row else None) != expected:
+                    raise Raced(source_id)
+            # An inode newly held by a staged source no longer identifies any other one.
+            for row in self._rows_after.values():
+                before = self._before[row.source_id]
+                moved_inode = before is None or (before.device, before.inode) != (
+                    row.device,
+                    row.inode,
+                )
+                if row.device is not None and moved_inode:
+                    conn.execute(
+                        "UPDATE capture_sources SET device = NULL, inode = NULL"
+                        " WHERE device = ? AND inode = ? AND source_id != ?",
+                        (row.device, row.inode, row.source_id),
+                    )
+            self.log.append(self._events)
+            for row in self._rows_after.values():
+                self._save(row)
+        self.discard()
+        self.on_batch(consumed)
+
+    def discard(self) -> None:
+        """Drop the staged batch (after a race, or when nothing may be written)."""
+        self._before.clear()
+        self._rows_after.clear()
+        self._events = []
+        self._staged_bytes = 0
+
+    @contextmanager
+    def batching(self) -> Iterator[None]:
+        """Let batches span files until this block ends (then whatever is staged commits)."""
+        self._deferred = True
+        try:
+            yield
+        finally:
+            self._deferred = False
+        self.flush()
 
     # --- identity ----------------------------------------------------------------------
 
@@ -152,16 +229,16 @@ class Capturer:
                 event = SourceFileMoved(
                     source_id=row.source_id, old_path=row.path, new_path=str(path)
                 )
-                self._commit(moved, [event], (row.generation, row.offset))
+                self._stage(moved, [event], row)
                 _log.info("source moved", source=row.source_id, old=row.path, new=str(path))
                 row = moved
             if row.fingerprint_len < FINGERPRINT_BYTES and st.st_size > row.fingerprint_len:
                 length = min(st.st_size, FINGERPRINT_BYTES)
-                row = msgspec.structs.replace(
+                grown = msgspec.structs.replace(
                     row, fingerprint=_fingerprint(fh, length), fingerprint_len=length
                 )
-                with self.db.write():
-                    self._save(row)
+                self._stage(grown, [], row)
+                row = grown
             return row
         for row in by_path:
             if row.device is not None and (row.device, row.inode) != (st.st_dev, st.st_ino):
@@ -179,13 +256,6 @@ class Capturer:
         length = min(st.st_size, FINGERPRINT_BYTES)
         fingerprint = _fingerprint(fh, length)
         source_id = content_id("source", store.agent, st.st_dev, st.st_ino, fingerprint, str(path))
-        # An inode that now belongs to this new file no longer identifies any older source.
-        with self.db.write():
-            self.db.conn.execute(
-                "UPDATE capture_sources SET device = NULL, inode = NULL"
-                " WHERE device = ? AND inode = ?",
-                (st.st_dev, st.st_ino),
-            )
         row = SourceRow(
             source_id=source_id,
             agent=store.agent,
@@ -210,7 +280,7 @@ class Capturer:
             session=ref.session,
             parent_session=ref.parent_session,
         )
-        self._commit(row, [event], (1, 0))
+        self._stage(row, [event], None)
         _log.info("source tracked", source=source_id, path=str(path), session=ref.session)
         return row
 
@@ -235,7 +305,7 @@ class Capturer:
             previous_offset=row.offset,
             new_generation=new.generation,
         )
-        self._commit(new, [event], (row.generation, row.offset))
+        self._stage(new, [event], row)
         _log.warning("source reset", source=row.source_id, path=str(path), reason=reason)
         return new
 
@@ -243,10 +313,13 @@ class Capturer:
 
     def capture_file(self, path: Path, store: Store) -> FileResult:
         """Capture every complete line of ``path`` not yet captured."""
-        for _attempt in range(5):
+        if self._deferred:
+            return self._capture_once(path, store)
+        for _attempt in range(RACE_RETRIES):
             try:
                 return self._capture_once(path, store)
-            except _Raced:
+            except Raced:
+                self.discard()
                 _log.debug("source raced, retrying", path=str(path))
         return FileResult()
 
@@ -265,19 +338,20 @@ class Capturer:
                 return FileResult()
             return self._read(fh, st.st_size, row)
 
-    def _line_event(self, row: SourceRow, offset: int, line: bytes, now: str) -> Event:
+    def _line_event(
+        self, row: SourceRow, offset: int, line: bytes, now: str, flagged: bool
+    ) -> Event:
         try:
             _json.decode(line)
             ok = True
         except msgspec.DecodeError:
             ok = False
         count = 0
-        if self.redact_secrets:
-            line, count = redact(line, was_json=ok)
+        if flagged:
+            line, count = redact(line, was_json=ok, screened=True)
         return TranscriptLineCaptured(
             agent=row.agent,
             source_id=row.source_id,
-            path=row.path,
             generation=row.generation,
             offset=offset,
             line=line,
@@ -322,14 +396,13 @@ class Capturer:
                 bytes=row.bytes + consumed,
                 errors=row.errors + errors,
             )
-            self._commit(new, events, (row.generation, row.offset))
+            self._stage(new, events, row, consumed)
             result.lines += lines
             result.bytes += consumed
             result.errors += errors
             row = new
             events, batch_bytes, lines, errors = [], 0, 0, 0
             now = utc_now()
-            self.on_batch(consumed)
 
         while pos < end:
             chunk = fh.read(min(_BLOCK, end - pos))
@@ -348,15 +421,26 @@ class Capturer:
                 chunk = chunk[cut + 1 :]
                 skipping = False
             buf = buf + chunk if buf else chunk
+            complete = buf.rfind(b"\n") + 1
+            # Screen the whole block for secrets at once; only flagged lines are redacted.
+            flags = screen(buf, complete) if self.redact_secrets else []
+            flag = 0
+            at = 0  # offset of the current line in buf
             parts = buf.split(b"\n")
             buf = parts.pop()
             for line in parts:
+                end = at + len(line)
+                flagged = False
+                while flag < len(flags) and flags[flag] < end + 1:
+                    flagged = flagged or flags[flag] >= at
+                    flag += 1
                 if len(line) > self.max_line_bytes:
                     events.append(self._oversized(row, line_start, len(line)))
                     errors += 1
                 else:
-                    events.append(self._line_event(row, line_start, line, now))
+                    events.append(self._line_event(row, line_start, line, now, flagged))
                     lines += 1
+                at = end + 1
                 line_start += len(line) + 1
                 batch_bytes += len(line) + 1
                 if len(events) >= _BATCH_LINES or batch_bytes >= _BATCH_BYTES:
@@ -372,15 +456,29 @@ class Capturer:
 
 
 def _event_id(source_id: str, event: Event) -> str | None:
-    """Content ids for what a byte range of a file says; lifecycle events are unique facts.
+    """Deterministic ids for what a byte range of a file says; lifecycle events are unique facts.
 
-    A line is identified by where it was read, so re-reading a range cannot add it twice.
-    ``SourceFileMoved`` and ``SourceFileReset`` may legitimately repeat with equal fields
-    (a file moved back and forth); the tracking row's version check keeps them exactly-once.
+    A line (or a capture error) is identified by where it was read: its source (itself a
+    content hash of the file's identity), generation and offset. Re-reading a range cannot add
+    it twice, and ids of one file sort together, which keeps the unique index's inserts local.
+    ``SourceFileMoved`` and ``SourceFileReset`` may legitimately repeat with equal fields (a
+    file moved back and forth); the batch's version check keeps them exactly-once.
     """
-    if isinstance(event, TranscriptLineCaptured | CaptureErrorRecorded):
-        kind = type(event).__name__
-        return content_id(kind, source_id, event.generation, event.offset)
+    if isinstance(event, TranscriptLineCaptured):
+        return f"line:{source_id}:{event.generation}:{event.offset:015d}"
+    if isinstance(event, CaptureErrorRecorded):
+        return f"error:{source_id}:{event.generation}:{event.offset:015d}"
     if isinstance(event, SourceFileTracked):
         return content_id("tracked", source_id, event.generation)
     return None
+
+
+def _row_matches(row: SourceRow, where: str, args: tuple[object, ...]) -> bool:
+    """Evaluate the few ``where`` clauses :meth:`Capturer._rows` uses against a staged row."""
+    if where == "device = ? AND inode = ?":
+        return (row.device, row.inode) == args
+    if where == "path = ?":
+        return row.path == args[0]
+    if where == "source_id = ?":
+        return row.source_id == args[0]
+    raise ValueError(f"unsupported filter {where!r}")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import msgspec
 
-from ._capture import Capturer, FileResult
+from ._capture import RACE_RETRIES, Capturer, FileResult, Raced
 from ._registry import STORES, Root
 from ._store import Store, decode_head
 
@@ -80,14 +80,26 @@ def expand_paths(paths: Sequence[Path], agent: str | None) -> Iterator[tuple[Pat
             yield path, forced or sniff_store(path)
 
 
-def capture_all(
-    capturer: Capturer, files: Iterator[tuple[Path, Store]] | list[tuple[Path, Store]]
-) -> ScanResult:
-    """Capture each file in turn, stopping between batches when the capturer is told to."""
+def capture_all(capturer: Capturer, files: Sequence[tuple[Path, Store]]) -> ScanResult:
+    """Capture each file in turn, in batches that may span files.
+
+    Stops between batches when the capturer is told to. If another process captured one of
+    a batch's sources first, the batch is dropped and the pass repeated: what was already
+    committed is not read again.
+    """
     total = ScanResult()
-    for path, store in files:
-        total.add(capturer.capture_file(path, store))
-        if total.stopped or capturer.should_stop():
-            total.stopped = True
-            break
+    for attempt in range(RACE_RETRIES):
+        total = ScanResult()
+        try:
+            with capturer.batching():
+                for path, store in files:
+                    total.add(capturer.capture_file(path, store))
+                    if total.stopped or capturer.should_stop():
+                        total.stopped = True
+                        break
+            return total
+        except Raced:
+            capturer.discard()
+            if attempt == RACE_RETRIES - 1:
+                raise
     return total

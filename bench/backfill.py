@@ -1,0 +1,102 @@
+"""Backfill of the real corpus by ``skillopsd --once`` beside a capture floor, in one run.
+
+    python3 bench/backfill.py [--repeat 3]
+
+Floor: read every file, JSON-decode every line with msgspec, insert (file, offset, line) rows
+into a plain WAL table with apsw in batches of 1,000 (synchronous=NORMAL, as the daemon uses).
+Measured: ``skillopsd --once`` as a real process on HOME=the extracted corpus (interpreter
+start, discovery, redaction, encoding, hash chain, tracking rows, projections). Prints both
+times, MB/s, the ratio (target <= 2.0) and the daemon's peak RSS (target < 250 MB).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import apsw
+import msgspec
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _corpus import extract, transcript_files
+
+
+def floor(files: list[Path], db: Path) -> float:
+    start = time.perf_counter()
+    conn = apsw.Connection(str(db))
+    conn.execute("PRAGMA journal_mode=WAL").fetchone()
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("CREATE TABLE lines (file TEXT, offset INTEGER, line BLOB)")
+    decoder = msgspec.json.Decoder()
+    batch: list[tuple[str, int, bytes]] = []
+
+    def flush() -> None:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany("INSERT INTO lines VALUES (?, ?, ?)", batch)
+        conn.execute("COMMIT")
+        batch.clear()
+
+    for path in files:
+        offset = 0
+        for line in path.read_bytes().split(b"\n")[:-1]:
+            try:  # noqa: SIM105 (suppress() is slower in this hot loop)
+                decoder.decode(line)
+            except msgspec.DecodeError:
+                pass
+            batch.append((str(path), offset, line))
+            offset += len(line) + 1
+            if len(batch) >= 1000:
+                flush()
+    if batch:
+        flush()
+    conn.close()
+    return time.perf_counter() - start
+
+
+def daemon(home: Path) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MB) of ``skillopsd --once`` on ``home``."""
+    exe = shutil.which("skillopsd") or str(Path(sys.executable).with_name("skillopsd"))
+    env = {k: v for k, v in os.environ.items() if k not in ("XDG_DATA_HOME", "SKILLOPS_DB")}
+    env["HOME"] = str(home)
+    start = time.perf_counter()
+    proc = subprocess.Popen([exe, "--once", "--log-level", "warning"], env=env)
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"skillopsd --once exited {proc.returncode}")
+    return elapsed, usage.ru_maxrss / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3, help="Runs of each; the best is kept.")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        home = extract(Path(tmp) / "home")
+        files = transcript_files(home)
+        size = sum(p.stat().st_size for p in files)
+        floors, runs, rss = [], [], []
+        for i in range(args.repeat):
+            floors.append(floor(files, Path(tmp) / f"floor{i}.db"))
+            shutil.rmtree(home / ".local", ignore_errors=True)
+            seconds, peak = daemon(home)
+            runs.append(seconds)
+            rss.append(peak)
+        f, d = min(floors), min(runs)
+    mb = size / 1e6
+    print(f"corpus: {len(files)} files, {mb:.1f} MB")
+    print(f"floor (read + msgspec decode + apsw insert): {f:6.2f} s  {mb / f:6.1f} MB/s")
+    print(f"skillopsd --once (capture + project):        {d:6.2f} s  {mb / d:6.1f} MB/s")
+    print(f"ratio daemon/floor: {d / f:.2f}  (target <= 2.0)")
+    print(f"daemon peak RSS: {max(rss):.0f} MB  (target < 250 MB)")
+
+
+if __name__ == "__main__":
+    main()
