@@ -151,10 +151,8 @@ class Daemon:
             total = capture_all(self.capturer, files)
         return total
 
-    def follow(self) -> None:
-        """Follow changes until asked to stop."""
-        watcher = Watcher(self.roots, self._queue.put)
-        watcher.start()
+    def follow(self, watcher: Watcher) -> None:
+        """Follow changes (hinted by ``watcher``, already running) until asked to stop."""
         self.notifier.status(f"watching {len(self.roots)} roots")
         _log.info("following", roots=[str(r.path) for r in self.roots])
         next_rescan = time.monotonic() + self.rescan_interval
@@ -194,9 +192,22 @@ class Daemon:
     def run(self, *, once: bool) -> None:
         """Backfill, then (unless ``once``) follow; returns when done or asked to stop."""
         self.notifier.send("READY=1", "STATUS=starting backfill")
-        self.backfill()
-        if not once and not self._stopping:
-            self.follow()
+        if once:
+            self.backfill()
+        else:
+            # Watch before scanning: a change during the backfill then leaves a hint, where
+            # watching afterwards would miss it until the next periodic rescan.
+            watcher = Watcher(self.roots, self._queue.put)
+            watcher.start()
+            try:
+                self.backfill()
+            except BaseException:
+                watcher.stop()
+                raise
+            if self._stopping:
+                watcher.stop()
+            else:
+                self.follow(watcher)
         self.notifier.send("STOPPING=1", "STATUS=stopping")
         _log.info("stopped")
 
