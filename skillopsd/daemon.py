@@ -25,7 +25,8 @@ import structlog
 from . import _logging
 from ._paths import DB_ENV, default_db_path
 from ._sdnotify import Notifier
-from .events import Database, LogError
+from .deriving import SessionDeriver, SessionKey
+from .events import Database, EventLog, LogError
 from .projections import engine_for
 from .sources import (
     DEFAULT_MAX_LINE_BYTES,
@@ -62,6 +63,7 @@ class Daemon:
         redact_secrets: bool = True,
         max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
         rescan_interval: float = 300.0,
+        derive_interval: float = 1.0,
         notifier: Notifier | None = None,
     ) -> None:
         self.db = db
@@ -69,6 +71,12 @@ class Daemon:
         self.rescan_interval = rescan_interval
         self.notifier = notifier or Notifier(None, None)
         self.engine = engine_for(db)
+        self.log = EventLog(db)
+        self.deriver = SessionDeriver(db)
+        self.derive_interval = derive_interval
+        self._derive_mark = 0  # log position up to which captured lines have been derived
+        self._pending: set[SessionKey] = set()
+        self._last_derive = 0.0
         self._queue: queue.SimpleQueue[str | Path] = queue.SimpleQueue()
         self._stopping = False
         self._progress: _Progress | None = None
@@ -101,7 +109,9 @@ class Daemon:
     # --- the work ------------------------------------------------------------------------
 
     def backfill(self) -> ScanResult:
-        """Capture everything already on disk, with progress."""
+        """Capture everything already on disk, with progress; then derive what needs it."""
+        with self.db.read():
+            self._derive_mark = self.log.head()
         files = list(discover(self.roots))
         pending = self._pending_bytes(files)
         self.notifier.status(f"backfill: {len(files)} files, {pending} bytes to capture")
@@ -121,7 +131,25 @@ class Daemon:
             stopped=result.stopped,
         )
         self._project()
+        if not self._stopping:
+            # Sessions with new lines, never derived, or derived by an older deriver.
+            keys = self.deriver.touched_since(self._derive_mark) | self.deriver.stale()
+            self._mark_derived()
+            self._derive(keys)
         return result
+
+    def _mark_derived(self) -> None:
+        with self.db.read():
+            self._derive_mark = self.log.head()
+
+    def _derive(self, keys: set[SessionKey]) -> None:
+        if not keys:
+            return
+        self.notifier.status(f"deriving {len(keys)} sessions")
+        result = self.deriver.derive(keys, progress=lambda _n, _t: self.notifier.tick())
+        self._last_derive = time.monotonic()
+        _log.info("derived", sessions=result.sessions, appended=result.appended)
+        self._project()
 
     def _pending_bytes(self, files: list[tuple[Path, object]]) -> int:
         offsets = dict(self.db.conn.execute("SELECT path, offset FROM capture_sources"))
@@ -159,6 +187,9 @@ class Daemon:
         try:
             while not self._stopping:
                 timeout = max(0.0, next_rescan - time.monotonic())
+                if self._pending:
+                    due = self._last_derive + self.derive_interval - time.monotonic()
+                    timeout = min(timeout, max(0.0, due))
                 if self.notifier.watchdog_interval is not None:
                     timeout = min(timeout, self.notifier.watchdog_interval)
                 items: list[str | Path] = []
@@ -185,7 +216,12 @@ class Daemon:
                     result = self._capture_hints(paths)
                 if result.lines or result.errors:
                     _log.debug("captured", lines=result.lines, bytes=result.bytes)
+                    self._pending |= self.deriver.touched_since(self._derive_mark)
+                    self._mark_derived()
                     self._project()
+                if self._pending and (time.monotonic() - self._last_derive >= self.derive_interval):
+                    pending, self._pending = self._pending, set()
+                    self._derive(pending)
         finally:
             watcher.stop()
 
@@ -298,6 +334,13 @@ def _parse_root(value: str) -> tuple[str, Path]:
     show_default=True,
     help="Seconds between full rescans (the watcher's backstop).",
 )
+@click.option(
+    "--derive-interval",
+    type=click.FloatRange(min=0.0),
+    default=1.0,
+    show_default=True,
+    help="Least seconds between two derivations of live sessions.",
+)
 @click.option("-v", "--verbose", count=True, help="More log output (-v debug).")
 @click.option("--log-level", type=click.Choice(_logging.LEVELS), default=None)
 @click.version_option(package_name="skillops", prog_name="skillopsd")
@@ -308,6 +351,7 @@ def main(
     no_redact: bool,
     max_line_bytes: int,
     rescan_interval: float,
+    derive_interval: float,
     verbose: int,
     log_level: str | None,
 ) -> None:
@@ -337,6 +381,7 @@ def main(
         redact_secrets=not no_redact,
         max_line_bytes=max_line_bytes,
         rescan_interval=rescan_interval,
+        derive_interval=derive_interval,
         notifier=notifier,
     )
     daemon.install_signal_handlers()

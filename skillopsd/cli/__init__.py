@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from . import daemon_unit, ingest, integrity, log, status  # noqa: F401  (registers commands)
+from . import (  # noqa: F401  (registers the commands)
+    daemon_unit,
+    derivation,
+    export,
+    ingest,
+    integrity,
+    log,
+    policy,
+    sessions,
+    status,
+)
 from ._app import cli
 
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 from ..events import Database
 from ._engine import ProgressCallback, Projection, ProjectionEngine, ProjectionState
 from .event_counts import EventCounts
+from .sessions import Sessions
 
 
 def default_projections() -> list[Projection]:
     """Every projection the product maintains, in the order they are caught up."""
-    return [EventCounts()]
+    return [EventCounts(), Sessions()]
 
 
 def engine_for(db: Database) -> ProjectionEngine:
@@ -23,6 +24,7 @@ __all__ = [
     "Projection",
     "ProjectionEngine",
     "ProjectionState",
+    "Sessions",
     "default_projections",
     "engine_for",
 ]

@@ -1,0 +1,87 @@
+"""``skillopsctl rederive``: replay captured lines through the current deriver."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+import msgspec
+
+from ..derive import DERIVER_VERSION
+from ..deriving import SessionDeriver
+from ..projections.session_views import find_session
+from ._app import AppContext, NotFound, cli, db_option, json_option, pass_app
+from ._output import emit_json
+
+
+class RederiveReport(msgspec.Struct):
+    deriver_version: int
+    sessions: int
+    appended: int
+    errors: int
+
+
+@cli.command()
+@db_option
+@click.option(
+    "--session",
+    "ident",
+    default=None,
+    metavar="ID",
+    help="Only this session (derived again even if current).",
+)
+@json_option
+@pass_app
+def rederive(app: AppContext, ident: str | None, as_json: bool) -> None:
+    """Derive again every session last derived by an older deriver (or one session).
+
+    Annotations, eval results and version decisions are separate events and are untouched.
+    A second run appends nothing.
+    """
+    db = app.db()
+    engine = app.caught_up()
+    deriver = SessionDeriver(db)
+    if ident is not None:
+        with db.read() as conn:
+            session = find_session(conn, ident)
+        keys = {
+            k
+            for k in deriver.all_sessions()
+            if session is not None and k.session_id == session.session_id
+        }
+        if not keys:
+            raise NotFound(f"unknown session {ident!r} (see skillopsctl sessions)")
+    else:
+        keys = deriver.stale()
+    show = sys.stderr.isatty() and not as_json and len(keys) > 1
+    with (
+        click.progressbar(length=len(keys), label="deriving", file=sys.stderr)
+        if show
+        else _NoBar() as bar
+    ):
+        result = deriver.derive(keys, progress=lambda _n, _t: bar.update(1))
+    engine.catch_up()
+    report = RederiveReport(
+        deriver_version=DERIVER_VERSION,
+        sessions=result.sessions,
+        appended=result.appended,
+        errors=result.errors,
+    )
+    if as_json:
+        emit_json(report)
+    else:
+        click.echo(
+            f"derived {report.sessions} sessions with deriver v{report.deriver_version}:"
+            f" {report.appended} events appended, {report.errors} unreadable records"
+        )
+
+
+class _NoBar:
+    def __enter__(self) -> _NoBar:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        return None
+
+    def update(self, _n: int) -> None:
+        return None

@@ -1,0 +1,135 @@
+"""Derivation: the captured records of one session → a session summary and a span tree.
+
+Pure and deterministic: the same records and the same ``DERIVER_VERSION`` give
+byte-identical output, ids included. A record the deriver cannot make sense of becomes a
+``DeriveErrorRecorded``, never an exception.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from ..events.types import DeriveErrorRecorded, SessionDerived, SpanDerived, TokenUsage
+from ._ids import session_id
+from ._input import Record, SourceLines, records
+from ._skills import content_hash, injected_body, strip_frontmatter
+from ._summary import Summary
+from ._tree import SpanTree
+from .claude import derive_claude
+from .codex import derive_codex
+
+# Bump whenever a change to the deriver changes its output: sessions derived by an older
+# version are then re-derived (``skillopsctl rederive``, and the daemon at start).
+DERIVER_VERSION = 1
+
+_TOKEN_ATTRIBUTES = (
+    ("input", "gen_ai.usage.input_tokens"),
+    ("output", "gen_ai.usage.output_tokens"),
+    ("cache_read", "gen_ai.usage.cache_read.input_tokens"),
+    ("cache_creation", "gen_ai.usage.cache_creation.input_tokens"),
+)
+
+
+class Derivation(msgspec.Struct, frozen=True):
+    """One derivation of one session: its summary, spans and the records it could not read."""
+
+    session: SessionDerived
+    spans: list[SpanDerived]
+    errors: list[DeriveErrorRecorded]
+
+
+def _tokens(spans: list[SpanDerived]) -> TokenUsage:
+    totals: dict[str, int | None] = {name: None for name, _ in _TOKEN_ATTRIBUTES}
+    for span in spans:
+        if span.kind != "LLM":
+            continue
+        for name, attribute in _TOKEN_ATTRIBUTES:
+            value = span.attributes.get(attribute)
+            if isinstance(value, int) and not isinstance(value, bool):
+                totals[name] = (totals[name] or 0) + value
+    return TokenUsage(**totals)
+
+
+def derive_session(
+    agent: str,
+    native_id: str,
+    sources: list[SourceLines],
+    *,
+    deriver_version: int = DERIVER_VERSION,
+) -> Derivation:
+    """Derive one session from the captured lines of its files.
+
+    ``sources`` are the session's files; for Claude Code the main file and its subagent files,
+    for Codex the session's own rollout and those of the threads it spawned.
+    """
+    sid = session_id(agent, native_id)
+    tree = SpanTree(sid)
+    summary = Summary()
+    ordered = sorted(sources, key=lambda s: (s.session != native_id, s.path, s.source_id))
+    decoded: list[tuple[SourceLines, list[Record]]] = []
+    unreadable = []
+    for source in ordered:
+        recs, bad = records(source)
+        decoded.append((source, recs))
+        unreadable.extend(bad)
+    if agent == "codex":
+        derive_codex(
+            tree,
+            summary,
+            native_id,
+            [(s.session, s.parent_session, recs) for s, recs in decoded],
+        )
+    else:
+        derive_claude(tree, summary, [(s.path, recs) for s, recs in decoded])
+    spans = tree.events(deriver_version)
+    errors = [
+        DeriveErrorRecorded(
+            session_id=sid,
+            deriver_version=deriver_version,
+            source_id=u.source_id,
+            offset=u.offset,
+            message=u.message,
+        )
+        for u in unreadable
+    ] + [
+        DeriveErrorRecorded(
+            session_id=sid,
+            deriver_version=deriver_version,
+            source_id=record.source_id,
+            offset=record.offset,
+            message=message,
+        )
+        for record, message in summary.errors
+    ]
+    parent = next((s.parent_session for s in ordered if s.session == native_id), "") or None
+    first = summary.first_prompt or summary.first_command or ""
+    title = summary.title or (first.strip().splitlines() or [""])[0][:120] or None
+    session = SessionDerived(
+        session_id=sid,
+        agent=agent,
+        native_session_id=native_id,
+        deriver_version=deriver_version,
+        title=title,
+        cwd=summary.cwd,
+        started_at=summary.started_at,
+        ended_at=summary.ended_at,
+        turns=sum(1 for s in spans if s.kind == "CHAIN" and s.parent_span_id is None),
+        tools=sum(1 for s in spans if s.kind == "TOOL"),
+        skills=sorted(summary.skills),
+        tokens=_tokens(spans),
+        span_ids=[s.span_id for s in spans],
+        parent_session_id=parent,
+    )
+    return Derivation(session=session, spans=spans, errors=errors)
+
+
+__all__ = [
+    "DERIVER_VERSION",
+    "Derivation",
+    "SourceLines",
+    "content_hash",
+    "derive_session",
+    "injected_body",
+    "session_id",
+    "strip_frontmatter",
+]

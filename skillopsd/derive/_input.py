@@ -1,0 +1,85 @@
+"""What the deriver reads: the captured lines of one session's files, as JSON records."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import msgspec
+
+_decoder = msgspec.json.Decoder()
+_splitter = json.JSONDecoder()
+
+
+class SourceLines(msgspec.Struct, frozen=True):
+    """The captured lines of one transcript file, in file order."""
+
+    source_id: str
+    path: str
+    # The native id of the thread the file holds (a Codex child thread's own id), if known.
+    session: str
+    parent_session: str
+    lines: list[tuple[int, bytes]]
+
+
+class Record(msgspec.Struct, frozen=True):
+    """One JSON record of a transcript and where it was read."""
+
+    source_id: str
+    offset: int
+    index: int  # position of the record within its line (lines may hold several)
+    value: dict[str, Any]
+
+
+class Unreadable(msgspec.Struct, frozen=True):
+    """A line (or its tail) that is not JSON at all."""
+
+    source_id: str
+    offset: int
+    message: str
+
+
+def records(source: SourceLines) -> tuple[list[Record], list[Unreadable]]:
+    """Decode every line; a line holding several records run together yields each of them."""
+    out: list[Record] = []
+    bad: list[Unreadable] = []
+    for offset, line in source.lines:
+        if not line.strip():
+            continue
+        try:
+            value = _decoder.decode(line)
+        except msgspec.DecodeError:
+            values, error = _split(line)
+            for i, v in enumerate(values):
+                if isinstance(v, dict):
+                    out.append(Record(source.source_id, offset, i, v))
+            if error:
+                bad.append(Unreadable(source.source_id, offset, error))
+            continue
+        if isinstance(value, dict):
+            out.append(Record(source.source_id, offset, 0, value))
+    return out, bad
+
+
+def _split(line: bytes) -> tuple[list[Any], str | None]:
+    """Read a line as a sequence of JSON values (``{…}{…}``); report what cannot be read."""
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        text = line.decode("utf-8", "replace")
+        error: str | None = f"invalid UTF-8 at byte {exc.start}"
+    else:
+        error = None
+    values: list[Any] = []
+    pos = 0
+    while pos < len(text):
+        while pos < len(text) and text[pos].isspace():
+            pos += 1
+        if pos >= len(text):
+            break
+        try:
+            value, pos = _splitter.raw_decode(text, pos)
+        except json.JSONDecodeError as exc:
+            return values, f"not JSON from character {pos}: {exc.msg}"
+        values.append(value)
+    return values, error

@@ -1,0 +1,116 @@
+"""How a tool call ended: ``blocked`` (a person, rule or hook stopped it), ``failure`` (it ran
+and failed) or ``success``; ``None`` when no result was seen.
+
+Every wording here is one the agents really write (../shared/reference/transcripts.md,
+sections 3.4 and 3.6 for Claude Code of every era, section 4 for Codex).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+Outcome = Literal["success", "failure", "blocked"]
+
+# Claude Code: the user, a permission rule or a hook stopped the call.
+_CLAUDE_BLOCKED = (
+    "The user doesn't want to proceed with this tool use",  # rejected prompt (2.x)
+    "The user doesn't want to take this action right now",  # rejected prompt (1.0.x)
+    "User rejected tool use",  # toolUseResult (2.1.1xx)
+    "[Request interrupted by user for tool use]",  # interrupted while running
+    "[Request interrupted by user]",
+    "Operation stopped by hook",
+    "blocked by hook",
+)
+_CLAUDE_DENIED = re.compile(r"Permission to use \S+ (?:with .* )?has been denied", re.DOTALL)
+_CLAUDE_EXIT = re.compile(r"\AExit code (\d+)")
+# Codex: declined approvals, guardian and sandbox refusals.
+_CODEX_BLOCKED = (
+    "exec command rejected by user",
+    "patch rejected by user",
+    "rejected by user",
+    "This action was rejected due to unacceptable risk",
+    "sandbox denied exec error",
+)
+_PROCESS_EXIT = re.compile(r"Process exited with code (-?\d+)")
+_EXIT_COLON = re.compile(r"Exit code: (-?\d+)")
+
+
+def result_text(content: Any) -> str:
+    """The text of a Claude ``tool_result`` content (a string or a list of blocks)."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = []
+        for block in content:
+            if isinstance(block, dict) and isinstance(block.get("text"), str):
+                parts.append(block["text"])
+        return "\n".join(parts)
+    return ""
+
+
+def claude_outcome(
+    *, is_error: bool, text: str, tool_use_result: Any, denial_kind: str | None
+) -> Outcome:
+    """Classify a Claude Code tool result."""
+    tur = tool_use_result if isinstance(tool_use_result, str) else ""
+    if denial_kind:
+        return "blocked"
+    for phrase in _CLAUDE_BLOCKED:
+        if phrase in text[:400] or phrase in tur[:400]:
+            return "blocked"
+    if _CLAUDE_DENIED.search(text[:600]):
+        return "blocked"
+    exit_match = _CLAUDE_EXIT.match(text)
+    if exit_match and exit_match.group(1) != "0":
+        return "failure"
+    if is_error:
+        return "failure"
+    if "<tool_use_error>" in text[:200] or tur.startswith("Error:"):
+        return "failure"
+    if isinstance(tool_use_result, dict) and tool_use_result.get("success") is False:
+        return "failure"
+    return "success"
+
+
+def codex_output_text(output: Any) -> str:
+    """The text of a Codex ``function_call_output`` (a string, rarely an object)."""
+    if isinstance(output, str):
+        return output
+    if isinstance(output, dict):
+        for key in ("output", "content", "text"):
+            if isinstance(output.get(key), str):
+                return output[key]
+    if isinstance(output, list):
+        return result_text(output)
+    return ""
+
+
+def codex_outcome(text: str) -> Outcome:
+    """Classify a Codex call output by its text (when no structured end event says more)."""
+    head = text[:2000]
+    for phrase in _CODEX_BLOCKED:
+        if phrase in head:
+            return "blocked"
+    m = _PROCESS_EXIT.search(head) or _EXIT_COLON.search(head)
+    if m and m.group(1) != "0":
+        return "failure"
+    if head.startswith(("apply_patch verification failed", "error:", "Error:")):
+        return "failure"
+    # Older ``shell`` output: {"output": …, "metadata": {"exit_code": N}}.
+    if head.startswith("{") and '"exit_code"' in head:
+        legacy = re.search(r'"exit_code"\s*:\s*(-?\d+)', head)
+        if legacy and legacy.group(1) != "0":
+            return "failure"
+    return "success"
+
+
+def codex_exec_end(status: str | None, exit_code: Any) -> Outcome | None:
+    """Classify ``exec_command_end``: declined → blocked, failed / non-zero exit → failure."""
+    if status == "declined":
+        return "blocked"
+    if status == "failed" or (isinstance(exit_code, int) and exit_code != 0):
+        return "failure"
+    if status == "completed":
+        return "success"
+    return None

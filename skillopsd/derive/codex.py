@@ -1,0 +1,377 @@
+"""Codex rollouts → spans.
+
+Per turn (``turn_id``) a ``CHAIN`` → ``LLM`` (one per model response: the reasoning, messages
+and calls between two inputs; ``token_count`` gives its usage) → ``TOOL`` / ``SKILL`` children
+for ``function_call``, ``custom_tool_call`` and ``web_search_call``. Outcomes come from
+``exec_command_end`` / ``patch_apply_end`` where persisted, else from the output text; calls
+left pending by ``turn_aborted`` were stopped by the user. A read of an advertised skill's
+``SKILL.md`` is a ``SKILL`` span. ``spawn_agent`` child threads (their own rollout files)
+nest under the spawning call; a forked child's replay of its parent's history is skipped.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import msgspec
+
+from ._input import Record
+from ._outcome import codex_exec_end, codex_outcome, codex_output_text, result_text
+from ._skills import content_hash
+from ._summary import Summary
+from ._tree import Span, SpanTree, as_json, clip
+
+_MODEL_ITEMS = {
+    "reasoning",
+    "function_call",
+    "custom_tool_call",
+    "web_search_call",
+    "local_shell_call",
+}
+_CALL_ITEMS = {"function_call", "custom_tool_call", "web_search_call", "local_shell_call"}
+_OUTPUT_ITEMS = {"function_call_output", "custom_tool_call_output"}
+_SKILL_PATH = re.compile(r"([^\s'\"`;|&<>()]*?/)?([A-Za-z0-9_.\-]+)/SKILL\.md")
+_ADVERTISED = re.compile(r"^- ([^:\n]+?): .*?\(file: ([^)\n]*SKILL\.md)\)", re.MULTILINE)
+_INJECTED = (
+    "<environment_context>",
+    "# AGENTS.md instructions",
+    "<permissions instructions>",
+    "<skills_instructions>",
+    "<turn_aborted>",
+    "<user_instructions>",
+    "<subagent_notification>",
+)
+_decoder = msgspec.json.Decoder()
+
+
+def _message_text(payload: dict[str, Any]) -> str:
+    return result_text(payload.get("content"))
+
+
+def _arguments(payload: dict[str, Any]) -> Any:
+    raw = payload.get("arguments")
+    if isinstance(raw, str):
+        try:
+            return _decoder.decode(raw)
+        except msgspec.DecodeError:
+            return raw
+    return raw if raw is not None else payload.get("input")
+
+
+def _exec_output(text: str) -> str:
+    """The command's own output inside unified-exec text (after its ``Output:`` line)."""
+    marker = text.find("\nOutput:\n")
+    return text[marker + len("\nOutput:\n") :] if marker >= 0 else text
+
+
+class _Thread:
+    """Walks one Codex thread (the session's own, or a spawned child's) into spans."""
+
+    def __init__(
+        self,
+        tree: SpanTree,
+        summary: Summary,
+        parent: Span | None,
+        thread_id: str,
+        spawned: dict[str, Span],
+        advertised: dict[str, str],
+    ) -> None:
+        self.tree = tree
+        self.summary = summary
+        self.parent = parent
+        self.thread_id = thread_id
+        self.spawned = spawned  # child thread id -> spawn_agent call
+        self.advertised = advertised  # skill name -> SKILL.md path, when a list was given
+        self.chain: Span | None = None
+        self.turns = 0
+        self.llm: Span | None = None
+        self.llm_count = 0
+        self.model: str | None = None
+        self.calls: dict[str, Span] = {}
+        self.pending_searches: list[Span] = []
+        self.ended: set[str] = set()  # calls with an authoritative end event
+
+    def _new_chain(self, turn_id: str, timestamp: str | None) -> Span:
+        chain = self.tree.add(
+            "CHAIN", f"{self.thread_id}:turn:{turn_id}", "turn", self.parent, timestamp
+        )
+        if "skillops.turn" not in chain.attributes:
+            self.turns += 1
+            chain.name = f"turn {self.turns}"
+            chain.attributes["skillops.turn"] = self.turns
+            chain.attributes["gen_ai.operation.name"] = "invoke_agent"
+            chain.attributes["gen_ai.conversation.id"] = self.thread_id
+        self.chain = chain
+        self.llm = None
+        return chain
+
+    def _ensure_chain(self, record: Record, timestamp: str | None) -> Span:
+        if self.chain is None:
+            return self._new_chain(f"{record.source_id}:{record.offset}", timestamp)
+        return self.chain
+
+    def walk(self, records: list[Record]) -> None:
+        for record in _own_records(records, self.thread_id):
+            value = record.value
+            timestamp = value.get("timestamp") if isinstance(value.get("timestamp"), str) else None
+            payload = value.get("payload") if isinstance(value.get("payload"), dict) else {}
+            kind = value.get("type")
+            self.summary.see({}, timestamp)
+            if kind == "session_meta":
+                if self.summary.cwd is None and isinstance(payload.get("cwd"), str):
+                    self.summary.cwd = payload["cwd"]
+            elif kind == "turn_context":
+                if isinstance(payload.get("turn_id"), str):
+                    self._new_chain(payload["turn_id"], timestamp)
+                if isinstance(payload.get("model"), str):
+                    self.model = payload["model"]
+            elif kind == "response_item":
+                self._item(record, payload, timestamp)
+            elif kind == "event_msg":
+                self._event(record, payload, timestamp)
+            if self.chain is not None:
+                self.chain.touch(timestamp)
+
+    # --- response items ----------------------------------------------------------------
+
+    def _item(self, record: Record, payload: dict[str, Any], timestamp: str | None) -> None:
+        item = payload.get("type")
+        if item == "message":
+            role = payload.get("role")
+            text = _message_text(payload)
+            if role == "assistant":
+                llm = self._llm(record, timestamp)
+                previous = llm.attributes.get("gen_ai.output.text")
+                llm.attributes["gen_ai.output.text"] = clip(
+                    text if not previous else f"{previous}\n{text}"
+                )
+            else:
+                self.llm = None
+                if "<skills_instructions>" in text:
+                    for name, path in _ADVERTISED.findall(text):
+                        self.advertised[name.strip()] = path.strip()
+                if role == "user" and text and not text.lstrip().startswith(_INJECTED):
+                    chain = self._ensure_chain(record, timestamp)
+                    chain.attributes.setdefault("gen_ai.prompt", clip(text, 2000))
+                    if self.parent is None:
+                        self.summary.prompt(text)
+        elif item in _MODEL_ITEMS:
+            llm = self._llm(record, timestamp)
+            if item in _CALL_ITEMS:
+                self._call(record, payload, llm, timestamp)
+        elif item in _OUTPUT_ITEMS:
+            self.llm = None
+            call_id = payload.get("call_id")
+            span = self.calls.get(call_id) if isinstance(call_id, str) else None
+            if span is None:
+                self.summary.error(record, f"output for unknown call {call_id!r}")
+                return
+            text = codex_output_text(payload.get("output"))
+            span.touch(timestamp)
+            if call_id not in self.ended:
+                span.outcome = codex_outcome(text)
+            if span.outcome != "success":
+                span.attributes["skillops.result.error"] = clip(text, 2000)
+            if span.kind == "SKILL":
+                span.attributes["skill.content_hash"] = content_hash(_exec_output(text))
+            if span.name == "spawn_agent":
+                self._link_child(span, text)
+
+    def _llm(self, record: Record, timestamp: str | None) -> Span:
+        if self.llm is None:
+            chain = self._ensure_chain(record, timestamp)
+            self.llm_count += 1
+            key = f"{self.thread_id}:{chain.span_id}:{self.llm_count}"
+            llm = self.tree.add("LLM", key, self.model or "model", chain, timestamp)
+            llm.attributes["gen_ai.operation.name"] = "chat"
+            llm.attributes["gen_ai.system"] = "openai"
+            if self.model:
+                llm.attributes["gen_ai.request.model"] = self.model
+            self.llm = llm
+        self.llm.touch(timestamp)
+        return self.llm
+
+    def _call(
+        self, record: Record, payload: dict[str, Any], llm: Span, timestamp: str | None
+    ) -> None:
+        item = payload.get("type")
+        if item == "web_search_call":
+            call_id = payload.get("id") or f"web_search:{record.source_id}:{record.offset}"
+            name = "web_search"
+            arguments: Any = payload.get("action") or {}
+        else:
+            call_id = payload.get("call_id") or f"call:{record.source_id}:{record.offset}"
+            name = payload.get("name") if isinstance(payload.get("name"), str) else item
+            arguments = _arguments(payload)
+        skill = self._skill_read(arguments) if item == "function_call" else None
+        span = self.tree.add(
+            "SKILL" if skill else "TOOL", f"call:{call_id}", skill or name, llm, timestamp
+        )
+        span.attributes["gen_ai.operation.name"] = "execute_tool"
+        span.attributes["gen_ai.tool.name"] = str(name)
+        span.attributes["gen_ai.tool.call.id"] = str(call_id)
+        span.attributes["gen_ai.tool.call.arguments"] = as_json(arguments)
+        if skill:
+            span.attributes["skill.name"] = skill
+            span.attributes["skill.activation"] = "path"
+            self.summary.skill(skill)
+        else:
+            self.summary.tool()
+        self.calls[str(call_id)] = span
+        if item == "web_search_call":
+            if payload.get("status") == "completed":
+                span.outcome = "success"
+            self.pending_searches.append(span)
+
+    def _skill_read(self, arguments: Any) -> str | None:
+        text = arguments if isinstance(arguments, str) else msgspec.json.encode(arguments).decode()
+        if "SKILL.md" not in text:
+            return None
+        for match in _SKILL_PATH.finditer(text):
+            name = match.group(2)
+            if not self.advertised:
+                return name
+            if name in self.advertised:
+                return name
+            for advertised, path in self.advertised.items():
+                if path.endswith(f"/{name}/SKILL.md"):
+                    return advertised
+        return None
+
+    def _link_child(self, span: Span, text: str) -> None:
+        try:
+            value = _decoder.decode(text)
+        except msgspec.DecodeError:
+            return
+        if isinstance(value, dict) and isinstance(value.get("agent_id"), str):
+            self.spawned[value["agent_id"]] = span
+            span.attributes["gen_ai.agent.id"] = value["agent_id"]
+
+    # --- events ------------------------------------------------------------------------
+
+    def _event(self, record: Record, payload: dict[str, Any], timestamp: str | None) -> None:
+        event = payload.get("type")
+        call_id = payload.get("call_id")
+        span = self.calls.get(call_id) if isinstance(call_id, str) else None
+        if event == "task_started" and isinstance(payload.get("turn_id"), str):
+            self._new_chain(payload["turn_id"], timestamp)
+        elif event == "token_count":
+            info = payload.get("info")
+            last = info.get("last_token_usage") if isinstance(info, dict) else None
+            target = self.llm or self._last_llm()
+            if isinstance(last, dict) and target is not None:
+                for source, attr in (
+                    ("input_tokens", "gen_ai.usage.input_tokens"),
+                    ("output_tokens", "gen_ai.usage.output_tokens"),
+                    ("cached_input_tokens", "gen_ai.usage.cache_read.input_tokens"),
+                ):
+                    if isinstance(last.get(source), int):
+                        target.attributes[attr] = last[source]
+        elif event == "exec_command_end" and span is not None:
+            outcome = codex_exec_end(payload.get("status"), payload.get("exit_code"))
+            if outcome is not None:
+                span.outcome = outcome
+                self.ended.add(call_id)  # type: ignore[arg-type]
+        elif event == "patch_apply_end" and span is not None:
+            success = payload.get("success")
+            if isinstance(success, bool):
+                span.outcome = "success" if success else "failure"
+                self.ended.add(call_id)  # type: ignore[arg-type]
+        elif event == "web_search_end":
+            target = span or (self.pending_searches.pop(0) if self.pending_searches else None)
+            if target is not None:
+                target.outcome = target.outcome or "success"
+                target.touch(timestamp)
+        elif event == "collab_agent_spawn_end" and span is not None:
+            child = payload.get("new_thread_id")
+            if isinstance(child, str):
+                self.spawned[child] = span
+        elif event == "turn_aborted":
+            if self.chain is not None:
+                self.chain.attributes["skillops.turn.aborted"] = str(payload.get("reason"))
+            for pending in self.calls.values():
+                if (
+                    pending.outcome is None
+                    and pending.parent is not None
+                    and self._in_chain(pending)
+                ):
+                    pending.outcome = "blocked"
+                    pending.attributes["skillops.result.error"] = "turn aborted by the user"
+        elif (
+            event == "thread_name_updated"
+            and isinstance(payload.get("thread_name"), str)
+            and self.parent is None
+        ):
+            self.summary.title = payload["thread_name"]
+
+    def _last_llm(self) -> Span | None:
+        for span in reversed(list(self.tree.spans.values())):
+            if span.kind == "LLM" and self.chain is not None and span.parent == self.chain.span_id:
+                return span
+        return None
+
+    def _in_chain(self, span: Span) -> bool:
+        if self.chain is None:
+            return False
+        llm = self.tree.spans.get(span.parent or "")
+        return llm is not None and llm.parent == self.chain.span_id
+
+
+def _own_records(records: list[Record], thread_id: str) -> list[Record]:
+    """A thread's records without the parent history a forked child replays first.
+
+    The replay follows a second ``session_meta``; the child's own work starts with its first
+    turn, whose UUIDv7 turn id sorts after the child's thread id (replayed turns are older).
+    """
+    metas = [i for i, r in enumerate(records) if r.value.get("type") == "session_meta"]
+    if len(metas) < 2:
+        return records
+    start = metas[1]
+    for i in range(start, len(records)):
+        value = records[i].value
+        payload = value.get("payload") if isinstance(value.get("payload"), dict) else {}
+        turn = payload.get("turn_id")
+        if (
+            value.get("type") in ("turn_context", "event_msg")
+            and isinstance(turn, str)
+            and (turn >= thread_id)
+        ):
+            return records[:start] + records[i:]
+    return records[:start]
+
+
+def derive_codex(
+    tree: SpanTree,
+    summary: Summary,
+    root_thread: str,
+    threads: list[tuple[str, str, list[Record]]],
+) -> None:
+    """Fold a Codex session: ``threads`` are (thread id, parent thread id, records)."""
+    spawned: dict[str, Span] = {}
+    advertised: dict[str, str] = {}
+    done: set[str] = set()
+    # Parents before children, so each child finds the call that spawned it.
+    pending = sorted(threads, key=lambda t: (t[0] != root_thread, t[0]))
+    while pending:
+        progressed = False
+        for thread in list(pending):
+            thread_id, parent_id, records = thread
+            if (
+                thread_id != root_thread
+                and parent_id
+                and parent_id not in done
+                and any(t[0] == parent_id for t in pending)
+            ):
+                continue
+            parent = spawned.get(thread_id) if thread_id != root_thread else None
+            _Thread(tree, summary, parent, thread_id, spawned, advertised).walk(records)
+            done.add(thread_id)
+            pending.remove(thread)
+            progressed = True
+        if not progressed:  # a cycle in parent links: take the rest as they come
+            for thread_id, _parent, records in pending:
+                _Thread(tree, summary, spawned.get(thread_id), thread_id, spawned, advertised).walk(
+                    records
+                )
+            break

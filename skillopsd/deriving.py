@@ -1,0 +1,221 @@
+"""Running the deriver over the log: which sessions, from which captured lines, and appending
+the result as ``SpanDerived`` / ``DeriveErrorRecorded`` / ``SessionDerived`` events.
+
+Derived events have content ids, so deriving a session again appends only the spans that are
+new or changed (and a new ``SessionDerived`` only when the summary changed): a live session's
+events grow with its changes, not with the square of its length.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+import msgspec
+
+from .derive import DERIVER_VERSION, Derivation, SourceLines, derive_session, session_id
+from .events import Database, EventLog, NewEvent, content_id
+from .events.types import (
+    DeriveErrorRecorded,
+    Event,
+    SessionDerived,
+    SourceFileMoved,
+    SourceFileTracked,
+    SpanDerived,
+    TranscriptLineCaptured,
+)
+from .sources import source_stream
+
+DeriveFunction = Callable[..., Derivation]
+Progress = Callable[[int, int], None]
+_msgpack = msgspec.msgpack.Encoder()
+
+
+class SessionKey(msgspec.Struct, frozen=True, order=True):
+    """A session as the agent knows it."""
+
+    agent: str
+    native_id: str
+
+    @property
+    def session_id(self) -> str:
+        return session_id(self.agent, self.native_id)
+
+
+class _Source(msgspec.Struct):
+    source_id: str
+    agent: str
+    path: str
+    session: str
+    parent_session: str
+
+
+class DeriveResult(msgspec.Struct):
+    """What a derivation pass did."""
+
+    sessions: int = 0
+    appended: int = 0
+    errors: int = 0
+
+
+def session_stream(session_id: str) -> str:
+    """The log stream of one session's derived events."""
+    return f"session:{session_id}"
+
+
+def _event_id(event: Event) -> str:
+    return content_id(type(event).__name__, _msgpack.encode(event))
+
+
+class SessionDeriver:
+    """Derives sessions of one database, keeping its view of the tracked files up to date."""
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        deriver_version: int = DERIVER_VERSION,
+        derive: DeriveFunction = derive_session,
+    ) -> None:
+        self.db = db
+        self.log = EventLog(db)
+        self.deriver_version = deriver_version
+        self._derive = derive
+        self._sources: dict[str, _Source] = {}
+        self._threads: dict[str, str] = {}  # Codex thread id -> parent thread id
+        self._seen = 0
+
+    def _refresh(self) -> None:
+        """Fold source lifecycle events appended since the last call."""
+        with self.db.read():
+            for event in self.log.read(
+                after=self._seen, types=("SourceFileTracked", "SourceFileMoved")
+            ):
+                payload = event.payload
+                if isinstance(payload, SourceFileTracked):
+                    self._sources[payload.source_id] = _Source(
+                        payload.source_id,
+                        payload.agent,
+                        payload.path,
+                        payload.session,
+                        payload.parent_session,
+                    )
+                    if payload.agent == "codex":
+                        self._threads[payload.session] = payload.parent_session
+                elif isinstance(payload, SourceFileMoved) and payload.source_id in self._sources:
+                    self._sources[payload.source_id].path = payload.new_path
+                self._seen = event.position
+
+    def _key(self, source: _Source) -> SessionKey:
+        """The session a file belongs to: a Codex child thread belongs to its root thread."""
+        if source.agent != "codex":
+            return SessionKey(source.agent, source.session)
+        threads = self._threads
+        native = source.session
+        seen = {native}
+        while threads.get(native) and threads[native] in threads and threads[native] not in seen:
+            native = threads[native]
+            seen.add(native)
+        return SessionKey("codex", native)
+
+    def all_sessions(self) -> set[SessionKey]:
+        """Every session with at least one tracked file."""
+        self._refresh()
+        return {self._key(s) for s in self._sources.values()}
+
+    def touched_since(self, position: int) -> set[SessionKey]:
+        """Sessions whose files gained lines (or were reset) after ``position``."""
+        self._refresh()
+        with self.db.read() as conn:
+            streams = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT DISTINCT stream FROM events WHERE position > ? AND type IN"
+                    " ('TranscriptLineCaptured', 'SourceFileReset', 'SourceFileTracked')",
+                    (position,),
+                )
+            ]
+        keys = set()
+        for stream in streams:
+            source = self._sources.get(stream.removeprefix("source:"))
+            if source is not None:
+                keys.add(self._key(source))
+        return keys
+
+    def stale(self) -> set[SessionKey]:
+        """Sessions never derived, or last derived by an older deriver (projections caught up)."""
+        current: dict[str, int] = {}
+        with self.db.read() as conn:
+            for sid, version in conn.execute("SELECT session_id, deriver_version FROM p_sessions"):
+                current[sid] = version
+            purged = {r[0] for r in conn.execute("SELECT session_id FROM p_purged")}
+        return {
+            key
+            for key in self.all_sessions()
+            if key.session_id not in purged
+            and current.get(key.session_id, -1) < self.deriver_version
+        }
+
+    def _lines(self, source_id: str) -> list[tuple[int, bytes]]:
+        """The latest generation's captured lines of one file, in file order."""
+        by_generation: dict[int, list[tuple[int, bytes]]] = {}
+        for event in self.log.read_stream(source_stream(source_id)):
+            if event.type != "TranscriptLineCaptured":
+                continue
+            line = event.payload
+            assert isinstance(line, TranscriptLineCaptured)
+            by_generation.setdefault(line.generation, []).append((line.offset, line.line))
+        if not by_generation:
+            return []
+        return sorted(by_generation[max(by_generation)])
+
+    def sources_of(self, key: SessionKey) -> list[SourceLines]:
+        """The captured lines of every file of a session."""
+        self._refresh()
+        out = []
+        with self.db.read():
+            for source in sorted(self._sources.values(), key=lambda s: s.source_id):
+                if source.agent == key.agent and self._key(source) == key:
+                    out.append(
+                        SourceLines(
+                            source_id=source.source_id,
+                            path=source.path,
+                            session=source.session,
+                            parent_session=source.parent_session,
+                            lines=self._lines(source.source_id),
+                        )
+                    )
+        return out
+
+    def derive(
+        self, keys: Iterable[SessionKey], *, progress: Progress | None = None
+    ) -> DeriveResult:
+        """Derive ``keys`` and append what is new; each session in one transaction."""
+        ordered = sorted(set(keys))
+        result = DeriveResult()
+        for n, key in enumerate(ordered, 1):
+            derivation = self._derive(
+                key.agent,
+                key.native_id,
+                self.sources_of(key),
+                deriver_version=self.deriver_version,
+            )
+            events: list[Event] = [*derivation.spans, *derivation.errors, derivation.session]
+            stream = session_stream(derivation.session.session_id)
+            appended = self.log.append([NewEvent(stream, e, _event_id(e)) for e in events])
+            result.sessions += 1
+            result.appended += len(appended.positions)
+            result.errors += len(derivation.errors)
+            if progress is not None:
+                progress(n, len(ordered))
+        return result
+
+
+__all__ = [
+    "DeriveErrorRecorded",
+    "DeriveResult",
+    "SessionDerived",
+    "SessionDeriver",
+    "SessionKey",
+    "SpanDerived",
+    "session_stream",
+]

@@ -1,0 +1,186 @@
+"""Reading the sessions projection: typed views for ``sessions``, ``session show`` and export."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import apsw
+import msgspec
+
+from ..events.types import AttributeValue
+
+
+class Outcomes(msgspec.Struct):
+    success: int
+    failure: int
+    blocked: int
+    unknown: int
+
+
+class Tokens(msgspec.Struct):
+    input: int | None
+    output: int | None
+    cache_read: int | None
+    cache_creation: int | None
+
+
+class SessionView(msgspec.Struct):
+    """One session as ``sessions --json`` prints it."""
+
+    session_id: str
+    agent: str
+    native_session_id: str
+    title: str | None
+    cwd: str | None
+    started_at: str | None
+    ended_at: str | None
+    turns: int
+    tools: int
+    skills: list[str]
+    outcomes: Outcomes
+    verdict: str | None
+    tokens: Tokens
+    deriver_version: int
+    parent_session_id: str | None
+
+
+class SpanView(msgspec.Struct):
+    """One span as ``session show --json`` and ``export jsonl`` print it."""
+
+    span_id: str
+    trace_id: str
+    parent_span_id: str | None
+    kind: str
+    name: str
+    start: str | None
+    end: str | None
+    outcome: str | None
+    attributes: dict[str, AttributeValue]
+    session_id: str
+
+
+_SESSION_COLUMNS = (
+    "session_id, agent, native_session_id, title, cwd, started_at, ended_at, turns, tools,"
+    " skills, success, failure, blocked, unknown, verdict, tokens_input, tokens_output,"
+    " tokens_cache_read, tokens_cache_creation, deriver_version, parent_session_id"
+)
+_json = msgspec.json.Decoder()
+
+
+def _session(row: tuple[Any, ...]) -> SessionView:
+    (
+        sid,
+        agent,
+        native,
+        title,
+        cwd,
+        started,
+        ended,
+        turns,
+        tools,
+        skills,
+        s,
+        f,
+        b,
+        u,
+        verdict,
+        t_in,
+        t_out,
+        t_read,
+        t_create,
+        version,
+        parent,
+    ) = row
+    return SessionView(
+        session_id=sid,
+        agent=agent,
+        native_session_id=native,
+        title=title,
+        cwd=cwd,
+        started_at=started,
+        ended_at=ended,
+        turns=turns,
+        tools=tools,
+        skills=_json.decode(skills),
+        outcomes=Outcomes(success=s, failure=f, blocked=b, unknown=u),
+        verdict=verdict,
+        tokens=Tokens(input=t_in, output=t_out, cache_read=t_read, cache_creation=t_create),
+        deriver_version=version,
+        parent_session_id=parent,
+    )
+
+
+def list_sessions(
+    conn: apsw.Connection,
+    *,
+    agent: str | None = None,
+    skill: str | None = None,
+    verdict: str | None = None,
+    since: str | None = None,
+    limit: int | None = None,
+) -> list[SessionView]:
+    """Sessions, newest first, filtered."""
+    where, args = [], []
+    if agent:
+        where.append("agent = ?")
+        args.append(agent)
+    if skill:
+        where.append("session_id IN (SELECT session_id FROM p_session_skills WHERE skill = ?)")
+        args.append(skill)
+    if verdict == "none":
+        where.append("verdict IS NULL")
+    elif verdict:
+        where.append("verdict = ?")
+        args.append(verdict)
+    if since:
+        where.append("started_at >= ?")
+        args.append(since)
+    sql = f"SELECT {_SESSION_COLUMNS} FROM p_sessions"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += " ORDER BY started_at DESC, session_id"
+    if limit is not None:
+        sql += " LIMIT ?"
+        args.append(limit)
+    return [_session(r) for r in conn.execute(sql, args)]
+
+
+def find_session(conn: apsw.Connection, ident: str) -> SessionView | None:
+    """A session by our id, the agent's native id, or a unique prefix of either."""
+    sql = f"SELECT {_SESSION_COLUMNS} FROM p_sessions WHERE session_id = ? OR native_session_id = ?"
+    rows = conn.execute(sql, (ident, ident)).fetchall()
+    if not rows and len(ident) >= 6:
+        rows = conn.execute(
+            f"SELECT {_SESSION_COLUMNS} FROM p_sessions WHERE session_id LIKE ? ESCAPE '\\'"
+            " OR native_session_id LIKE ? ESCAPE '\\' LIMIT 2",
+            (_prefix(ident), _prefix(ident)),
+        ).fetchall()
+    return _session(rows[0]) if len(rows) == 1 else None
+
+
+def _prefix(ident: str) -> str:
+    return ident.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def spans_of(conn: apsw.Connection, session_id: str) -> list[SpanView]:
+    """A session's spans in the deriver's order."""
+    rows = conn.execute(
+        'SELECT span_id, trace_id, parent_span_id, kind, name, start, "end", outcome,'
+        " attributes, session_id FROM p_spans WHERE session_id = ? ORDER BY seq",
+        (session_id,),
+    )
+    return [
+        SpanView(
+            span_id=r[0],
+            trace_id=r[1],
+            parent_span_id=r[2],
+            kind=r[3],
+            name=r[4],
+            start=r[5],
+            end=r[6],
+            outcome=r[7],
+            attributes=_json.decode(r[8]),
+            session_id=r[9],
+        )
+        for r in rows
+    ]

@@ -1,0 +1,198 @@
+"""Sessions and their spans, as the newest derivation describes them, with verdicts."""
+
+from __future__ import annotations
+
+import apsw
+import msgspec
+
+from ..events import RecordedEvent
+from ..events.types import PolicySet, SessionDerived, SessionPurged, SpanDerived
+from ._engine import Projection
+from .verdict import POLICY_NAME, VerdictPolicy, verdict
+
+_json = msgspec.json.Encoder()
+_SCHEMA = """
+CREATE TABLE p_sessions (
+    session_id TEXT PRIMARY KEY, agent TEXT NOT NULL, native_session_id TEXT NOT NULL,
+    title TEXT, cwd TEXT, started_at TEXT, ended_at TEXT, turns INTEGER NOT NULL,
+    tools INTEGER NOT NULL, skills TEXT NOT NULL, tokens_input INTEGER, tokens_output INTEGER,
+    tokens_cache_read INTEGER, tokens_cache_creation INTEGER, deriver_version INTEGER NOT NULL,
+    parent_session_id TEXT, success INTEGER NOT NULL DEFAULT 0,
+    failure INTEGER NOT NULL DEFAULT 0, blocked INTEGER NOT NULL DEFAULT 0,
+    unknown INTEGER NOT NULL DEFAULT 0, verdict TEXT, derived_at_position INTEGER NOT NULL
+);
+CREATE INDEX p_sessions_by_native ON p_sessions (native_session_id);
+CREATE INDEX p_sessions_by_start ON p_sessions (started_at);
+CREATE TABLE p_session_skills (
+    session_id TEXT NOT NULL, skill TEXT NOT NULL, PRIMARY KEY (session_id, skill)
+) WITHOUT ROWID;
+CREATE INDEX p_session_skills_by_skill ON p_session_skills (skill);
+CREATE TABLE p_spans (
+    span_id TEXT PRIMARY KEY, session_id TEXT NOT NULL, trace_id TEXT NOT NULL,
+    parent_span_id TEXT, kind TEXT NOT NULL, name TEXT NOT NULL, start TEXT, "end" TEXT,
+    outcome TEXT, attributes TEXT NOT NULL, deriver_version INTEGER NOT NULL,
+    seq INTEGER NOT NULL
+);
+CREATE INDEX p_spans_by_session ON p_spans (session_id, seq);
+CREATE TABLE p_policies (name TEXT PRIMARY KEY, "values" TEXT NOT NULL, position INTEGER);
+CREATE TABLE p_purged (session_id TEXT PRIMARY KEY, position INTEGER NOT NULL);
+"""
+
+
+class Sessions(Projection):
+    """The tables ``sessions`` and ``session show`` read, verdicts included."""
+
+    name = "sessions"
+    version = 1
+    tables = ("p_sessions", "p_session_skills", "p_spans", "p_policies", "p_purged")
+    handles = frozenset({"SessionDerived", "SpanDerived", "PolicySet", "SessionPurged"})
+
+    def create(self, conn: apsw.Connection) -> None:
+        conn.execute(_SCHEMA)
+
+    def apply(self, conn: apsw.Connection, event: RecordedEvent) -> None:
+        self.apply_many(conn, [event])
+
+    def apply_many(self, conn: apsw.Connection, events: list[RecordedEvent]) -> None:
+        dirty: set[str] = set()
+        for event in events:
+            payload = event.payload
+            if isinstance(payload, SpanDerived):
+                self._span(conn, payload)
+                dirty.add(payload.session_id)
+            elif isinstance(payload, SessionDerived):
+                self._session(conn, payload, event.position)
+                dirty.add(payload.session_id)
+            elif isinstance(payload, PolicySet) and payload.name == POLICY_NAME:
+                self._flush(conn, dirty)
+                dirty.clear()
+                conn.execute(
+                    'INSERT OR REPLACE INTO p_policies (name, "values", position) VALUES (?, ?, ?)',
+                    (payload.name, _json.encode(payload.values).decode(), event.position),
+                )
+                self._reverdict(conn, None)
+            elif isinstance(payload, SessionPurged):
+                conn.execute(
+                    "INSERT OR REPLACE INTO p_purged VALUES (?, ?)",
+                    (payload.session_id, event.position),
+                )
+                for table in ("p_sessions", "p_session_skills", "p_spans"):
+                    conn.execute(f"DELETE FROM {table} WHERE session_id = ?", (payload.session_id,))
+                dirty.discard(payload.session_id)
+        self._flush(conn, dirty)
+
+    def _purged(self, conn: apsw.Connection, session_id: str) -> bool:
+        row = conn.execute("SELECT 1 FROM p_purged WHERE session_id = ?", (session_id,))
+        return row.fetchone() is not None
+
+    def _span(self, conn: apsw.Connection, span: SpanDerived) -> None:
+        if self._purged(conn, span.session_id):
+            return
+        existing = conn.execute(
+            "SELECT seq FROM p_spans WHERE span_id = ?", (span.span_id,)
+        ).fetchone()
+        if existing is None:
+            seq = conn.execute(
+                "SELECT coalesce(max(seq), 0) + 1 FROM p_spans WHERE session_id = ?",
+                (span.session_id,),
+            ).fetchone()[0]
+        else:
+            seq = existing[0]
+        conn.execute(
+            "INSERT OR REPLACE INTO p_spans (span_id, session_id, trace_id, parent_span_id, kind,"
+            ' name, start, "end", outcome, attributes, deriver_version, seq)'
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                span.span_id,
+                span.session_id,
+                span.trace_id,
+                span.parent_span_id,
+                span.kind,
+                span.name,
+                span.start,
+                span.end,
+                span.outcome,
+                _json.encode(span.attributes).decode(),
+                span.deriver_version,
+                seq,
+            ),
+        )
+
+    def _session(self, conn: apsw.Connection, s: SessionDerived, position: int) -> None:
+        if self._purged(conn, s.session_id):
+            return
+        # The newest derivation's span set is the session: spans it no longer has go.
+        conn.execute(
+            "DELETE FROM p_spans WHERE session_id = ? AND span_id NOT IN"
+            " (SELECT value FROM json_each(?))",
+            (s.session_id, _json.encode(s.span_ids).decode()),
+        )
+        # Keep spans in the deriver's order.
+        conn.executemany(
+            "UPDATE p_spans SET seq = ? WHERE span_id = ?",
+            [(i, span_id) for i, span_id in enumerate(s.span_ids, 1)],
+        )
+        conn.execute(
+            "INSERT OR REPLACE INTO p_sessions (session_id, agent, native_session_id, title, cwd,"
+            " started_at, ended_at, turns, tools, skills, tokens_input, tokens_output,"
+            " tokens_cache_read, tokens_cache_creation, deriver_version, parent_session_id,"
+            " derived_at_position) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                s.session_id,
+                s.agent,
+                s.native_session_id,
+                s.title,
+                s.cwd,
+                s.started_at,
+                s.ended_at,
+                s.turns,
+                s.tools,
+                _json.encode(s.skills).decode(),
+                s.tokens.input,
+                s.tokens.output,
+                s.tokens.cache_read,
+                s.tokens.cache_creation,
+                s.deriver_version,
+                s.parent_session_id,
+                position,
+            ),
+        )
+        conn.execute("DELETE FROM p_session_skills WHERE session_id = ?", (s.session_id,))
+        conn.executemany(
+            "INSERT INTO p_session_skills VALUES (?, ?)", [(s.session_id, k) for k in s.skills]
+        )
+
+    def _flush(self, conn: apsw.Connection, dirty: set[str]) -> None:
+        for session_id in sorted(dirty):
+            self._reverdict(conn, session_id)
+
+    def _policy(self, conn: apsw.Connection) -> VerdictPolicy:
+        row = conn.execute(
+            'SELECT "values" FROM p_policies WHERE name = ?', (POLICY_NAME,)
+        ).fetchone()
+        if row is None:
+            return VerdictPolicy()
+        try:
+            return VerdictPolicy.from_values(msgspec.json.decode(row[0]))
+        except (msgspec.ValidationError, TypeError):
+            return VerdictPolicy()
+
+    def _reverdict(self, conn: apsw.Connection, session_id: str | None) -> None:
+        policy = self._policy(conn)
+        where = "WHERE session_id = ?" if session_id else ""
+        args = (session_id,) if session_id else ()
+        rows = conn.execute(f"SELECT session_id FROM p_sessions {where}", args).fetchall()
+        for (sid,) in rows:
+            counts = dict(
+                conn.execute(
+                    "SELECT coalesce(outcome, 'unknown'), count(*) FROM p_spans"
+                    " WHERE session_id = ? AND kind IN ('TOOL', 'SKILL') GROUP BY 1",
+                    (sid,),
+                ).fetchall()
+            )
+            s, f, b, u = (counts.get(k, 0) for k in ("success", "failure", "blocked", "unknown"))
+            conn.execute(
+                "UPDATE p_sessions SET success = ?, failure = ?, blocked = ?, unknown = ?,"
+                " verdict = ? WHERE session_id = ?",
+                (s, f, b, u, verdict(s, f, b, policy), sid),
+            )
