@@ -80,6 +80,8 @@ class _Thread:
         self.turn = 0
         self.messages: dict[str, Span] = {}
         self.tools: dict[str, Span] = {}
+        # Results written before their call (real files have them): applied when it appears.
+        self.early: dict[str, tuple[Record, dict[str, Any], str | None]] = {}
         self.pending_command: str | None = None
 
     def _new_chain(self, record: Record, timestamp: str | None, prompt: str) -> Span:
@@ -115,6 +117,8 @@ class _Thread:
                 self._assistant(record, timestamp)
             if self.chain is not None and kind in ("user", "assistant", "system", "attachment"):
                 self.chain.touch(timestamp)
+        for call_id, (record, _block, _ts) in self.early.items():
+            self.summary.error(record, f"tool_result for unknown tool_use {call_id!r}")
 
     # --- user records ------------------------------------------------------------------
 
@@ -146,7 +150,10 @@ class _Thread:
         call_id = block.get("tool_use_id")
         span = self.tools.get(call_id) if isinstance(call_id, str) else None
         if span is None:
-            self.summary.error(record, f"tool_result for unknown tool_use {call_id!r}")
+            if isinstance(call_id, str):
+                self.early[call_id] = (record, block, timestamp)
+            else:
+                self.summary.error(record, "tool_result without a tool_use_id")
             return
         tur = value.get("toolUseResult")
         text = result_text(block.get("content"))
@@ -255,6 +262,9 @@ class _Thread:
             if isinstance(prompt, str):
                 self.prompts.setdefault(prompt.strip(), span)
         self.tools[call_id] = span
+        early = self.early.pop(call_id, None)
+        if early is not None:
+            self._result(*early)
 
 
 def _first_prompt(records: list[Record]) -> str:
