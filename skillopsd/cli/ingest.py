@@ -7,6 +7,8 @@ from pathlib import Path
 import click
 import msgspec
 
+from ..deriving import SessionDeriver
+from ..events import EventLog
 from ..sources import STORES, Capturer, ScanResult, capture_all, expand_paths
 from ._app import AppContext, UsageFailure, cli, db_option, json_option, pass_app
 from ._output import emit_json
@@ -18,6 +20,7 @@ class IngestReport(msgspec.Struct):
     bytes: int
     errors: int
     skipped: list[str]
+    sessions_derived: int = 0
 
 
 @cli.command()
@@ -47,7 +50,14 @@ def ingest(
         raise UsageFailure(
             f"no transcript recognised in {', '.join(map(str, paths))} (try --agent)"
         )
-    result: ScanResult = capture_all(Capturer(app.db(), redact_secrets=not no_redact), files)
+    db = app.db()
+    with db.read():
+        mark = EventLog(db).head()
+    result: ScanResult = capture_all(Capturer(db, redact_secrets=not no_redact), files)
+    app.caught_up()
+    # As the daemon does: derive the sessions that gained lines (and any left stale).
+    deriver = SessionDeriver(db)
+    derived = deriver.derive(deriver.touched_since(mark) | deriver.stale())
     app.caught_up()
     report = IngestReport(
         files=result.files,
@@ -55,13 +65,14 @@ def ingest(
         bytes=result.bytes,
         errors=result.errors,
         skipped=skipped,
+        sessions_derived=derived.sessions,
     )
     if as_json:
         emit_json(report)
         return
     click.echo(
         f"captured {report.lines} lines ({report.bytes} bytes) from {report.files} files,"
-        f" {report.errors} errors"
+        f" {report.errors} errors; derived {report.sessions_derived} sessions"
     )
     for path in skipped:
         click.echo(f"skipped {path}: not a recognised transcript (try --agent)", err=True)
