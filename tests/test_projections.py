@@ -44,7 +44,7 @@ def test_incremental_equals_rebuild_and_rebuild_is_stable(
 
 def test_checkpoint_and_lag(db: Database) -> None:
     log = EventLog(db)
-    engine = engine_for(db)
+    engine = ProjectionEngine(db, [EventCounts()])
     _fill(log, 1)
     head = log.head()
     (state,) = [s for s in engine.states() if s.name == "event_counts"]
