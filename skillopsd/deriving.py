@@ -28,6 +28,7 @@ from .sources import source_stream
 DeriveFunction = Callable[..., Derivation]
 Progress = Callable[[int, int], None]
 _msgpack = msgspec.msgpack.Encoder()
+_BATCH_EVENTS = 5000
 
 
 class SessionKey(msgspec.Struct, frozen=True, order=True):
@@ -189,9 +190,21 @@ class SessionDeriver:
     def derive(
         self, keys: Iterable[SessionKey], *, progress: Progress | None = None
     ) -> DeriveResult:
-        """Derive ``keys`` and append what is new; each session in one transaction."""
+        """Derive ``keys`` and append what is new.
+
+        A session's events are always appended in one transaction; several sessions share
+        one when they are small, so a rederive of thousands of sessions is not thousands of
+        commits.
+        """
         ordered = sorted(set(keys))
         result = DeriveResult()
+        batch: list[NewEvent] = []
+
+        def flush() -> None:
+            if batch:
+                result.appended += len(self.log.append(batch).positions)
+                batch.clear()
+
         for n, key in enumerate(ordered, 1):
             derivation = self._derive(
                 key.agent,
@@ -201,12 +214,14 @@ class SessionDeriver:
             )
             events: list[Event] = [*derivation.spans, *derivation.errors, derivation.session]
             stream = session_stream(derivation.session.session_id)
-            appended = self.log.append([NewEvent(stream, e, _event_id(e)) for e in events])
+            batch.extend(NewEvent(stream, e, _event_id(e)) for e in events)
             result.sessions += 1
-            result.appended += len(appended.positions)
             result.errors += len(derivation.errors)
+            if len(batch) >= _BATCH_EVENTS:
+                flush()
             if progress is not None:
                 progress(n, len(ordered))
+        flush()
         return result
 
 

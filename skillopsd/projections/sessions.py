@@ -55,14 +55,20 @@ class Sessions(Projection):
 
     def apply_many(self, conn: apsw.Connection, events: list[RecordedEvent]) -> None:
         dirty: set[str] = set()
+        purged = {r[0] for r in conn.execute("SELECT session_id FROM p_purged")}
+        spans: list[tuple[object, ...]] = []  # consecutive SpanDerived rows, written together
         for event in events:
             payload = event.payload
             if isinstance(payload, SpanDerived):
-                self._span(conn, payload)
-                dirty.add(payload.session_id)
-            elif isinstance(payload, SessionDerived):
-                self._session(conn, payload, event.position)
-                dirty.add(payload.session_id)
+                if payload.session_id not in purged:
+                    spans.append(_span_row(payload))
+                    dirty.add(payload.session_id)
+                continue
+            self._write_spans(conn, spans)
+            if isinstance(payload, SessionDerived):
+                if payload.session_id not in purged:
+                    self._session(conn, payload, event.position)
+                    dirty.add(payload.session_id)
             elif isinstance(payload, PolicySet) and payload.name == POLICY_NAME:
                 self._flush(conn, dirty)
                 dirty.clear()
@@ -72,6 +78,7 @@ class Sessions(Projection):
                 )
                 self._reverdict(conn, None)
             elif isinstance(payload, SessionPurged):
+                purged.add(payload.session_id)
                 conn.execute(
                     "INSERT OR REPLACE INTO p_purged VALUES (?, ?)",
                     (payload.session_id, event.position),
@@ -79,48 +86,28 @@ class Sessions(Projection):
                 for table in ("p_sessions", "p_session_skills", "p_spans"):
                     conn.execute(f"DELETE FROM {table} WHERE session_id = ?", (payload.session_id,))
                 dirty.discard(payload.session_id)
+        self._write_spans(conn, spans)
         self._flush(conn, dirty)
 
-    def _purged(self, conn: apsw.Connection, session_id: str) -> bool:
-        row = conn.execute("SELECT 1 FROM p_purged WHERE session_id = ?", (session_id,))
-        return row.fetchone() is not None
-
-    def _span(self, conn: apsw.Connection, span: SpanDerived) -> None:
-        if self._purged(conn, span.session_id):
+    @staticmethod
+    def _write_spans(conn: apsw.Connection, rows: list[tuple[object, ...]]) -> None:
+        if not rows:
             return
-        existing = conn.execute(
-            "SELECT seq FROM p_spans WHERE span_id = ?", (span.span_id,)
-        ).fetchone()
-        if existing is None:
-            seq = conn.execute(
-                "SELECT coalesce(max(seq), 0) + 1 FROM p_spans WHERE session_id = ?",
-                (span.session_id,),
-            ).fetchone()[0]
-        else:
-            seq = existing[0]
-        conn.execute(
-            "INSERT OR REPLACE INTO p_spans (span_id, session_id, trace_id, parent_span_id, kind,"
-            ' name, start, "end", outcome, attributes, deriver_version, seq)'
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                span.span_id,
-                span.session_id,
-                span.trace_id,
-                span.parent_span_id,
-                span.kind,
-                span.name,
-                span.start,
-                span.end,
-                span.outcome,
-                _json.encode(span.attributes).decode(),
-                span.deriver_version,
-                seq,
-            ),
+        # A new span sorts last until its session's next SessionDerived orders it.
+        conn.executemany(
+            "INSERT INTO p_spans (span_id, session_id, trace_id, parent_span_id, kind, name,"
+            ' start, "end", outcome, attributes, deriver_version, seq)'
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1000000000)"
+            " ON CONFLICT(span_id) DO UPDATE SET session_id = excluded.session_id,"
+            " trace_id = excluded.trace_id, parent_span_id = excluded.parent_span_id,"
+            " kind = excluded.kind, name = excluded.name, start = excluded.start,"
+            ' "end" = excluded."end", outcome = excluded.outcome,'
+            " attributes = excluded.attributes, deriver_version = excluded.deriver_version",
+            rows,
         )
+        rows.clear()
 
     def _session(self, conn: apsw.Connection, s: SessionDerived, position: int) -> None:
-        if self._purged(conn, s.session_id):
-            return
         # The newest derivation's span set is the session: spans it no longer has go.
         conn.execute(
             "DELETE FROM p_spans WHERE session_id = ? AND span_id NOT IN"
@@ -196,3 +183,19 @@ class Sessions(Projection):
                 " verdict = ? WHERE session_id = ?",
                 (s, f, b, u, verdict(s, f, b, policy), sid),
             )
+
+
+def _span_row(span: SpanDerived) -> tuple[object, ...]:
+    return (
+        span.span_id,
+        span.session_id,
+        span.trace_id,
+        span.parent_span_id,
+        span.kind,
+        span.name,
+        span.start,
+        span.end,
+        span.outcome,
+        _json.encode(span.attributes).decode(),
+        span.deriver_version,
+    )

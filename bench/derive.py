@@ -1,0 +1,126 @@
+"""Capture + derive + project of the real corpus, a full rederive, and query wall times.
+
+    python3 bench/derive.py [--repeat 3]
+
+In one run, each beside its floor:
+- backfill: ``skillopsd --once`` (capture, derive, project) vs the capture floor of
+  bench/backfill.py (read, msgspec-decode every line, insert into a plain WAL table).
+  Target: within 4x.
+- rederive: every session derived again from the log (a deriver version bump) vs the floor
+  of reading and decoding every captured line from the log. Target: within 3x.
+- queries: wall time of ``skillopsctl sessions --json`` and ``skillopsctl session show`` on
+  the largest session, interpreter start included. Target: under 0.5 s each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import msgspec
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _corpus import extract, transcript_files
+from backfill import floor as capture_floor
+
+from skillopsd.deriving import SessionDeriver
+from skillopsd.events import Database
+from skillopsd.events.types import TranscriptLineCaptured
+
+
+def _exe(name: str) -> str:
+    return shutil.which(name) or str(Path(sys.executable).with_name(name))
+
+
+def _env(home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("XDG_DATA_HOME", "SKILLOPS_DB")}
+    env["HOME"] = str(home)
+    return env
+
+
+def read_floor(db_path: Path) -> float:
+    """Read every captured line from the log and JSON-decode it."""
+    start = time.perf_counter()
+    db = Database.open(db_path)
+    line_decoder = msgspec.msgpack.Decoder(TranscriptLineCaptured)
+    json_decoder = msgspec.json.Decoder()
+    with db.read() as conn:
+        for (data,) in conn.execute(
+            "SELECT data FROM events WHERE type = 'TranscriptLineCaptured' ORDER BY position"
+        ):
+            try:
+                json_decoder.decode(line_decoder.decode(data).line)
+            except msgspec.DecodeError:
+                pass
+    db.close()
+    return time.perf_counter() - start
+
+
+def rederive(db_path: Path, version: int) -> tuple[float, int]:
+    start = time.perf_counter()
+    db = Database.open(db_path)
+    deriver = SessionDeriver(db, deriver_version=version)
+    result = deriver.derive(deriver.all_sessions())
+    db.close()
+    return time.perf_counter() - start, result.sessions
+
+
+def timed(cmd: list[str], env: dict[str, str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3, help="Runs of each; the best is kept.")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        home = extract(Path(tmp) / "home")
+        files = transcript_files(home)
+        mb = sum(p.stat().st_size for p in files) / 1e6
+        env = _env(home)
+        db_path = home / ".local" / "share" / "skillops" / "skillops.db"
+        floors, backfills, reads, rederives = [], [], [], []
+        sessions = 0
+        for i in range(args.repeat):
+            floors.append(capture_floor(files, Path(tmp) / f"floor{i}.db"))
+            shutil.rmtree(home / ".local", ignore_errors=True)
+            backfills.append(timed([_exe("skillopsd"), "--once", "--log-level", "warning"], env))
+            reads.append(read_floor(db_path))
+            seconds, sessions = rederive(db_path, version=100 + i)
+            rederives.append(seconds)
+        # The largest session, by span count.
+        db = Database.open(db_path)
+        largest = db.conn.execute(
+            "SELECT session_id, count(*) FROM p_spans GROUP BY session_id ORDER BY 2 DESC LIMIT 1"
+        ).fetchone()
+        db.close()
+        ctl = _exe("skillopsctl")
+        subprocess.run([ctl, "sessions"], env=env, check=True, stdout=subprocess.DEVNULL)
+        list_s = min(timed([ctl, "sessions", "--json"], env) for _ in range(5))
+        show_s = min(timed([ctl, "session", "show", largest[0]], env) for _ in range(5))
+        show_json = min(
+            timed([ctl, "session", "show", largest[0], "--json"], env) for _ in range(5)
+        )
+    f, b, r, d = min(floors), min(backfills), min(reads), min(rederives)
+    print(f"corpus: {len(files)} files, {mb:.1f} MB, {sessions} sessions")
+    print(f"capture floor:                          {f:6.2f} s")
+    print(f"skillopsd --once (capture+derive+proj): {b:6.2f} s   ratio {b / f:.2f}  (target <= 4)")
+    print(f"read+decode floor (every line from log):{r:6.2f} s")
+    print(f"rederive of every session:              {d:6.2f} s   ratio {d / r:.2f}  (target <= 3)")
+    print(f"skillopsctl sessions --json:            {list_s:6.2f} s  (target < 0.5)")
+    print(
+        f"skillopsctl session show (largest, {largest[1]} spans): {show_s:.2f} s"
+        f", --json {show_json:.2f} s  (target < 0.5)"
+    )
+
+
+if __name__ == "__main__":
+    main()
