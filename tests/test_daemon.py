@@ -48,6 +48,17 @@ def _home_with_corpus(corpus: Path, tmp_path: Path) -> Path:
     return home
 
 
+def _run_once(home: Path) -> None:
+    """``skillopsd --once`` on ``home``, to completion."""
+    subprocess.run(
+        [console_script("skillopsd"), "--once"],
+        env=daemon_env(home),
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+
+
 def _fingerprint(home: Path) -> tuple[set[tuple[str, int, int, str]], int, int]:
     """Every captured (file, generation, offset, line hash), the byte total and the event count."""
     db = Database.open(db_path(home))
@@ -150,13 +161,7 @@ def test_live_move_truncate_delete_malformed_oversized_and_secret(tmp_path: Path
 
 def test_sigterm_during_backfill_then_restart(corpus: Path, tmp_path: Path) -> None:
     reference = _home_with_corpus(corpus, tmp_path / "ref")
-    subprocess.run(
-        [console_script("skillopsd"), "--once"],
-        env=daemon_env(reference),
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
+    _run_once(reference)
     want = _fingerprint(reference)
 
     home = _home_with_corpus(corpus, tmp_path / "run")
@@ -168,25 +173,13 @@ def test_sigterm_during_backfill_then_restart(corpus: Path, tmp_path: Path) -> N
     assert time.monotonic() - started < 5
     partial = captured_line_count(home)
     assert 0 < partial < want[2], "SIGTERM did not interrupt the backfill"
-    subprocess.run(
-        [console_script("skillopsd"), "--once"],
-        env=daemon_env(home),
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
+    _run_once(home)
     assert _fingerprint(home) == want
 
 
 def test_sigkill_during_backfill_five_times_then_clean_finish(corpus: Path, tmp_path: Path) -> None:
     reference = _home_with_corpus(corpus, tmp_path / "ref")
-    subprocess.run(
-        [console_script("skillopsd"), "--once"],
-        env=daemon_env(reference),
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
+    _run_once(reference)
     want = _fingerprint(reference)
 
     home = _home_with_corpus(corpus, tmp_path / "run")
@@ -204,13 +197,7 @@ def test_sigkill_during_backfill_five_times_then_clean_finish(corpus: Path, tmp_
         progress.append(captured_line_count(home))
     assert sum(p < want[2] for p in progress) >= 3, progress
     assert progress == sorted(progress), progress
-    subprocess.run(
-        [console_script("skillopsd"), "--once"],
-        env=daemon_env(home),
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
+    _run_once(home)
     got = _fingerprint(home)
     assert got == want  # same (file, offset, line) set, same bytes, same count: no duplicates
     assert len(got[0]) == got[2]
