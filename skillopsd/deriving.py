@@ -187,6 +187,34 @@ class SessionDeriver:
                     )
         return out
 
+    def _merged_children(self, key: SessionKey, root_session: str) -> list[NewEvent]:
+        """Retire the own sessions of threads now known to belong to ``key``'s session."""
+        children = {
+            s.session
+            for s in self._sources.values()
+            if s.agent == key.agent and s.session != key.native_id and self._key(s) == key
+        }
+        if not children:
+            return []
+        out = []
+        with self.db.read() as conn:
+            for child in sorted(children):
+                child_id = session_id(key.agent, child)
+                row = conn.execute(
+                    "SELECT 1 FROM p_sessions WHERE session_id = ?", (child_id,)
+                ).fetchone()
+                if row is None:
+                    continue
+                merged = SessionDerived(
+                    session_id=child_id,
+                    agent=key.agent,
+                    native_session_id=child,
+                    deriver_version=self.deriver_version,
+                    merged_into=root_session,
+                )
+                out.append(NewEvent(session_stream(child_id), merged, _event_id(merged)))
+        return out
+
     def derive(
         self, keys: Iterable[SessionKey], *, progress: Progress | None = None
     ) -> DeriveResult:
@@ -215,6 +243,7 @@ class SessionDeriver:
             events: list[Event] = [*derivation.spans, *derivation.errors, derivation.session]
             stream = session_stream(derivation.session.session_id)
             batch.extend(NewEvent(stream, e, _event_id(e)) for e in events)
+            batch.extend(self._merged_children(key, derivation.session.session_id))
             result.sessions += 1
             result.errors += len(derivation.errors)
             if len(batch) >= _BATCH_EVENTS:

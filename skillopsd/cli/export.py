@@ -34,7 +34,6 @@ def export_jsonl(app: AppContext, ident: str | None, since: str | None) -> None:
             sessions = [session]
         else:
             sessions = list(reversed(list_sessions(conn, since=since)))
-        stdout = click.get_text_stream("stdout")
         for session in sessions:
             for span in spans_of(conn, session.session_id):
-                stdout.write(encoder.encode(plain(span)).decode() + "\n")
+                click.echo(encoder.encode(plain(span)).decode())

@@ -65,7 +65,11 @@ class Sessions(Projection):
                     dirty.add(payload.session_id)
                 continue
             self._write_spans(conn, spans)
-            if isinstance(payload, SessionDerived):
+            if isinstance(payload, SessionDerived) and payload.merged_into is not None:
+                for table in ("p_sessions", "p_session_skills", "p_spans"):
+                    conn.execute(f"DELETE FROM {table} WHERE session_id = ?", (payload.session_id,))
+                dirty.discard(payload.session_id)
+            elif isinstance(payload, SessionDerived):
                 if payload.session_id not in purged:
                     self._session(conn, payload, event.position)
                     dirty.add(payload.session_id)
