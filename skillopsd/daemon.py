@@ -136,6 +136,7 @@ class Daemon:
             keys = self.deriver.touched_since(self._derive_mark) | self.deriver.stale()
             self._mark_derived()
             self._derive(keys)
+            _log.info("sessions derived", sessions=len(keys))
         return result
 
     def _mark_derived(self) -> None:
@@ -148,7 +149,7 @@ class Daemon:
         self.notifier.status(f"deriving {len(keys)} sessions")
         result = self.deriver.derive(keys, progress=lambda _n, _t: self.notifier.tick())
         self._last_derive = time.monotonic()
-        _log.info("derived", sessions=result.sessions, appended=result.appended)
+        _log.debug("derived", sessions=result.sessions, appended=result.appended)
         self._project()
 
     def _pending_bytes(self, files: list[tuple[Path, object]]) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 import msgspec
+import structlog
 
 from .derive import DERIVER_VERSION, Derivation, SourceLines, derive_session, session_id
 from .events import Database, EventLog, NewEvent, content_id
@@ -29,6 +30,7 @@ DeriveFunction = Callable[..., Derivation]
 Progress = Callable[[int, int], None]
 _msgpack = msgspec.msgpack.Encoder()
 _BATCH_EVENTS = 5000
+_log = structlog.get_logger(__name__)
 
 
 class SessionKey(msgspec.Struct, frozen=True, order=True):
@@ -234,12 +236,25 @@ class SessionDeriver:
                 batch.clear()
 
         for n, key in enumerate(ordered, 1):
-            derivation = self._derive(
-                key.agent,
-                key.native_id,
-                self.sources_of(key),
-                deriver_version=self.deriver_version,
-            )
+            try:
+                derivation = self._derive(
+                    key.agent,
+                    key.native_id,
+                    self.sources_of(key),
+                    deriver_version=self.deriver_version,
+                )
+            except Exception as exc:  # a deriver bug must not stop capture or other sessions
+                _log.exception("deriver failed", session=key.session_id, native=key.native_id)
+                failed = DeriveErrorRecorded(
+                    session_id=key.session_id,
+                    deriver_version=self.deriver_version,
+                    source_id="",
+                    offset=0,
+                    message=f"deriver failed: {type(exc).__name__}: {exc}",
+                )
+                batch.append(NewEvent(session_stream(key.session_id), failed, _event_id(failed)))
+                result.errors += 1
+                continue
             events: list[Event] = [*derivation.spans, *derivation.errors, derivation.session]
             stream = session_stream(derivation.session.session_id)
             batch.extend(NewEvent(stream, e, _event_id(e)) for e in events)

@@ -19,8 +19,7 @@ CHILD_TURN = "019d7e3d-018b-70c0-afd0-371649720dbc"
 def _meta(thread: str, parent: str | None = None) -> dict:
     payload: dict = {"id": thread, "cwd": "/w", "originator": "codex-tui", "source": "cli"}
     if parent:
-        payload["source"] = {"subagent": {"thread_spawn": {"parent_thread_id": parent,
-                                                           "depth": 1}}}
+        payload["source"] = {"subagent": {"thread_spawn": {"parent_thread_id": parent, "depth": 1}}}
         payload["forked_from_id"] = parent
     return {"timestamp": "2026-04-11T20:00:00.000Z", "type": "session_meta", "payload": payload}
 
@@ -36,16 +35,41 @@ def _event(payload: dict, ts: str = "2026-04-11T20:00:01.000Z") -> dict:
 def _parent_history() -> list[dict]:
     return [
         _event({"type": "task_started", "turn_id": PARENT_TURN}),
-        {"timestamp": "2026-04-11T20:00:01.000Z", "type": "turn_context",
-         "payload": {"turn_id": PARENT_TURN, "model": "gpt-5.4"}},
-        _item({"type": "message", "role": "user",
-               "content": [{"type": "input_text", "text": "review the repo"}]}),
-        _item({"type": "function_call", "name": "exec_command", "call_id": "call_p1",
-               "arguments": json.dumps({"cmd": "ls"})}),
-        _item({"type": "function_call_output", "call_id": "call_p1",
-               "output": "Process exited with code 0\nOutput:\nREADME.md"}),
-        _item({"type": "function_call", "name": "spawn_agent", "call_id": "call_spawn",
-               "arguments": json.dumps({"message": "look at syncer.go"})}),
+        {
+            "timestamp": "2026-04-11T20:00:01.000Z",
+            "type": "turn_context",
+            "payload": {"turn_id": PARENT_TURN, "model": "gpt-5.4"},
+        },
+        _item(
+            {
+                "type": "message",
+                "role": "user",
+                "content": [{"type": "input_text", "text": "review the repo"}],
+            }
+        ),
+        _item(
+            {
+                "type": "function_call",
+                "name": "exec_command",
+                "call_id": "call_p1",
+                "arguments": json.dumps({"cmd": "ls"}),
+            }
+        ),
+        _item(
+            {
+                "type": "function_call_output",
+                "call_id": "call_p1",
+                "output": "Process exited with code 0\nOutput:\nREADME.md",
+            }
+        ),
+        _item(
+            {
+                "type": "function_call",
+                "name": "spawn_agent",
+                "call_id": "call_spawn",
+                "arguments": json.dumps({"message": "look at syncer.go"}),
+            }
+        ),
     ]
 
 
@@ -55,28 +79,61 @@ def _write(path: Path, rows: list[dict]) -> Path:
 
 
 def _files(tmp_path: Path) -> tuple[Path, Path]:
-    parent = _write(tmp_path / f"rollout-2026-04-11T20-00-00-{PARENT}.jsonl", [
-        _meta(PARENT),
-        *_parent_history(),
-        _item({"type": "function_call_output", "call_id": "call_spawn",
-               "output": json.dumps({"agent_id": CHILD, "nickname": "Wegener"})}),
-        _item({"type": "function_call", "name": "wait_agent", "call_id": "call_wait",
-               "arguments": json.dumps({"targets": [CHILD]})}),
-        _item({"type": "function_call_output", "call_id": "call_wait", "output": "{}"}),
-        _event({"type": "task_complete", "turn_id": PARENT_TURN}),
-    ])
-    child = _write(tmp_path / f"rollout-2026-04-11T20-30-20-{CHILD}.jsonl", [
-        _meta(CHILD, PARENT),
-        _meta(PARENT),  # a forked child replays its parent's history first
-        *_parent_history(),
-        _event({"type": "task_started", "turn_id": CHILD_TURN}, "2026-04-11T20:30:21.000Z"),
-        {"timestamp": "2026-04-11T20:30:21.000Z", "type": "turn_context",
-         "payload": {"turn_id": CHILD_TURN, "model": "gpt-5.4-mini"}},
-        _item({"type": "function_call", "name": "exec_command", "call_id": "call_c1",
-               "arguments": json.dumps({"cmd": "go test ./..."})}, "2026-04-11T20:30:22.000Z"),
-        _item({"type": "function_call_output", "call_id": "call_c1",
-               "output": "Process exited with code 1\nOutput:\nFAIL"}, "2026-04-11T20:30:23.000Z"),
-    ])
+    parent = _write(
+        tmp_path / f"rollout-2026-04-11T20-00-00-{PARENT}.jsonl",
+        [
+            _meta(PARENT),
+            *_parent_history(),
+            _item(
+                {
+                    "type": "function_call_output",
+                    "call_id": "call_spawn",
+                    "output": json.dumps({"agent_id": CHILD, "nickname": "Wegener"}),
+                }
+            ),
+            _item(
+                {
+                    "type": "function_call",
+                    "name": "wait_agent",
+                    "call_id": "call_wait",
+                    "arguments": json.dumps({"targets": [CHILD]}),
+                }
+            ),
+            _item({"type": "function_call_output", "call_id": "call_wait", "output": "{}"}),
+            _event({"type": "task_complete", "turn_id": PARENT_TURN}),
+        ],
+    )
+    child = _write(
+        tmp_path / f"rollout-2026-04-11T20-30-20-{CHILD}.jsonl",
+        [
+            _meta(CHILD, PARENT),
+            _meta(PARENT),  # a forked child replays its parent's history first
+            *_parent_history(),
+            _event({"type": "task_started", "turn_id": CHILD_TURN}, "2026-04-11T20:30:21.000Z"),
+            {
+                "timestamp": "2026-04-11T20:30:21.000Z",
+                "type": "turn_context",
+                "payload": {"turn_id": CHILD_TURN, "model": "gpt-5.4-mini"},
+            },
+            _item(
+                {
+                    "type": "function_call",
+                    "name": "exec_command",
+                    "call_id": "call_c1",
+                    "arguments": json.dumps({"cmd": "go test ./..."}),
+                },
+                "2026-04-11T20:30:22.000Z",
+            ),
+            _item(
+                {
+                    "type": "function_call_output",
+                    "call_id": "call_c1",
+                    "output": "Process exited with code 1\nOutput:\nFAIL",
+                },
+                "2026-04-11T20:30:23.000Z",
+            ),
+        ],
+    )
     return parent, child
 
 
@@ -90,10 +147,14 @@ def _lines(path: Path) -> list[tuple[int, bytes]]:
 
 def test_child_thread_nests_under_spawn_call_without_its_replay(tmp_path: Path) -> None:
     parent, child = _files(tmp_path)
-    d = derive_session("codex", PARENT, [
-        SourceLines("p", str(parent), PARENT, "", _lines(parent)),
-        SourceLines("c", str(child), CHILD, PARENT, _lines(child)),
-    ])
+    d = derive_session(
+        "codex",
+        PARENT,
+        [
+            SourceLines("p", str(parent), PARENT, "", _lines(parent)),
+            SourceLines("c", str(child), CHILD, PARENT, _lines(child)),
+        ],
+    )
     by_id = {s.span_id: s for s in d.spans}
     calls = [s.attributes.get("gen_ai.tool.call.id") for s in d.spans if s.kind == "TOOL"]
     assert sorted(calls) == ["call_c1", "call_p1", "call_spawn", "call_wait"]  # once each

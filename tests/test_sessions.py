@@ -313,3 +313,20 @@ def test_daemon_start_derives_sessions_of_an_older_deriver(tmp_path: Path) -> No
     assert daemon.wait(60) == 0, daemon.logs()
     sessions = json.loads(run_ctl("sessions", "--json", env=daemon_env(home)).stdout)
     assert [s["deriver_version"] for s in sessions] == [1]
+
+
+def test_a_deriver_bug_is_recorded_not_raised(ingested: Path) -> None:
+    db = Database.open(ingested)
+
+    def broken(agent: str, native: str, sources: list, *, deriver_version: int):
+        if native == CLAUDE_SESSION:
+            raise KeyError("boom")
+        return derive_session(agent, native, sources, deriver_version=deriver_version)
+
+    deriver = SessionDeriver(db, deriver_version=5, derive=broken)
+    result = deriver.derive(deriver.all_sessions())
+    assert result.sessions == 6 and result.errors >= 1
+    errors = [e.payload for e in EventLog(db).read(types=["DeriveErrorRecorded"])]
+    assert any("deriver failed: KeyError" in e.message for e in errors)
+    engine_for(db).catch_up()
+    assert session_id("claude", CLAUDE_SESSION) in {k.session_id for k in deriver.stale()}

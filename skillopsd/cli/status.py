@@ -35,6 +35,7 @@ class Status(msgspec.Struct):
     head: int
     projections: dict[str, ProjectionStatus]
     sources: dict[str, SourceStatus]
+    sessions: int
 
 
 def _sources(db: Database) -> dict[str, SourceStatus]:
@@ -86,6 +87,12 @@ def status(app: AppContext, as_json: bool) -> None:
     states = app.engine().states()
     with db.read() as conn:
         head = conn.execute("SELECT max(position) FROM events").fetchone()[0] or 0
+        # As last projected (status does not catch up): see the sessions projection's lag.
+        sessions = (
+            conn.execute("SELECT count(*) FROM p_sessions").fetchone()[0]
+            if any(s.name == "sessions" and s.checkpoint for s in states)
+            else 0
+        )
     report = Status(
         db=str(db.path),
         size_bytes=db.size_bytes(),
@@ -97,12 +104,14 @@ def status(app: AppContext, as_json: bool) -> None:
             for s in states
         },
         sources=_sources(db),
+        sessions=sessions,
     )
     if as_json:
         emit_json(report)
         return
     click.echo(f"database  {report.db} ({_human_size(report.size_bytes)})")
     click.echo(f"events    {report.events} (head {report.head})")
+    click.echo(f"sessions  {report.sessions}")
     click.echo()
     table(
         [
