@@ -191,3 +191,12 @@ def test_console_script_end_to_end(tmp_path: Path) -> None:
     records = [json.loads(line) for line in verbose.stderr.splitlines()]
     assert any(r["event"] == "projection caught up" for r in records)
     assert all({"level", "timestamp"} <= r.keys() for r in records)
+
+
+def test_command_reference_is_current() -> None:
+    """docs/cli.md is generated from --help; regenerate it when a command changes."""
+    from skillopsd.cli._docs import render
+
+    from .conftest import REPO
+
+    assert (REPO / "docs" / "cli.md").read_text() == render(), "run: python -m skillopsd.cli._docs"
