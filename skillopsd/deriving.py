@@ -171,31 +171,38 @@ class SessionDeriver:
             return []
         return sorted(by_generation[max(by_generation)])
 
-    def sources_of(self, key: SessionKey) -> list[SourceLines]:
-        """The captured lines of every file of a session."""
+    def _files_by_session(self) -> dict[SessionKey, list[_Source]]:
+        """Every session's files, in a stable order (one pass over the tracked files)."""
         self._refresh()
+        groups: dict[SessionKey, list[_Source]] = {}
+        for source in sorted(self._sources.values(), key=lambda s: s.source_id):
+            groups.setdefault(self._key(source), []).append(source)
+        return groups
+
+    def sources_of(
+        self, key: SessionKey, groups: dict[SessionKey, list[_Source]] | None = None
+    ) -> list[SourceLines]:
+        """The captured lines of every file of a session."""
+        files = (groups if groups is not None else self._files_by_session()).get(key, [])
         out = []
         with self.db.read():
-            for source in sorted(self._sources.values(), key=lambda s: s.source_id):
-                if source.agent == key.agent and self._key(source) == key:
-                    out.append(
-                        SourceLines(
-                            source_id=source.source_id,
-                            path=source.path,
-                            session=source.session,
-                            parent_session=source.parent_session,
-                            lines=self._lines(source.source_id),
-                        )
+            for source in files:
+                out.append(
+                    SourceLines(
+                        source_id=source.source_id,
+                        path=source.path,
+                        session=source.session,
+                        parent_session=source.parent_session,
+                        lines=self._lines(source.source_id),
                     )
+                )
         return out
 
-    def _merged_children(self, key: SessionKey, root_session: str) -> list[NewEvent]:
+    def _merged_children(
+        self, key: SessionKey, root_session: str, files: list[_Source]
+    ) -> list[NewEvent]:
         """Retire the own sessions of threads now known to belong to ``key``'s session."""
-        children = {
-            s.session
-            for s in self._sources.values()
-            if s.agent == key.agent and s.session != key.native_id and self._key(s) == key
-        }
+        children = {s.session for s in files if s.session != key.native_id}
         if not children:
             return []
         out = []
@@ -227,6 +234,7 @@ class SessionDeriver:
         commits.
         """
         ordered = sorted(set(keys))
+        groups = self._files_by_session()
         result = DeriveResult()
         batch: list[NewEvent] = []
 
@@ -240,7 +248,7 @@ class SessionDeriver:
                 derivation = self._derive(
                     key.agent,
                     key.native_id,
-                    self.sources_of(key),
+                    self.sources_of(key, groups),
                     deriver_version=self.deriver_version,
                 )
             except Exception as exc:  # a deriver bug must not stop capture or other sessions
@@ -258,7 +266,9 @@ class SessionDeriver:
             events: list[Event] = [*derivation.spans, *derivation.errors, derivation.session]
             stream = session_stream(derivation.session.session_id)
             batch.extend(NewEvent(stream, e, _event_id(e)) for e in events)
-            batch.extend(self._merged_children(key, derivation.session.session_id))
+            batch.extend(
+                self._merged_children(key, derivation.session.session_id, groups.get(key, []))
+            )
             result.sessions += 1
             result.errors += len(derivation.errors)
             if len(batch) >= _BATCH_EVENTS:
