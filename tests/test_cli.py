@@ -200,3 +200,24 @@ def test_command_reference_is_current() -> None:
     from .conftest import REPO
 
     assert (REPO / "docs" / "cli.md").read_text() == render(), "run: python -m skillopsd.cli._docs"
+
+
+def test_processes_creating_one_database_at_once(tmp_path: Path) -> None:
+    """Several first uses racing on a new database: all succeed, one schema."""
+    import subprocess
+
+    from .conftest import ctl_command
+
+    for i in range(8):
+        path = tmp_path / f"race{i}.db"
+        procs = [
+            subprocess.Popen(
+                [*ctl_command(), "--db", str(path), "status", "--json"],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+            for _ in range(4)
+        ]
+        for proc in procs:
+            _out, err = proc.communicate(timeout=60)
+            assert proc.returncode == 0, err.decode()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -119,26 +120,38 @@ class Database:
             raise DatabaseOpenError(f"{path}: cannot open: {exc}") from exc
         conn.set_busy_timeout(busy_timeout_ms)
         db = cls(conn, path)
-        try:
-            db._validate_and_init(is_new, fsync_commits)
-        except apsw.BusyError as exc:
-            conn.close()
-            raise LogBusyError(f"{path}: database is locked by another process") from exc
-        except apsw.Error as exc:
-            conn.close()
-            raise DatabaseOpenError(f"{path}: not a skillops database ({exc})") from exc
-        except DatabaseOpenError:
-            conn.close()
-            raise
+        # Two processes opening a new database at once can deadlock on the switch to WAL;
+        # SQLite then answers BUSY at once rather than waiting, so wait here, within the
+        # busy timeout.
+        deadline = time.monotonic() + busy_timeout_ms / 1000
+        delay = 0.005
+        while True:
+            try:
+                db._validate_and_init(is_new, fsync_commits)
+                break
+            except (apsw.BusyError, LogBusyError) as exc:
+                if time.monotonic() + delay > deadline:
+                    conn.close()
+                    raise LogBusyError(f"{path}: database is locked by another process") from exc
+                time.sleep(delay)
+                delay = min(delay * 2, 0.25)
+            except apsw.Error as exc:
+                conn.close()
+                raise DatabaseOpenError(f"{path}: not a skillops database ({exc})") from exc
+            except BaseException:
+                conn.close()
+                raise
         return db
 
     def _validate_and_init(self, is_new: bool, fsync_commits: bool) -> None:
         conn = self.conn
-        # Read-only probes first: nothing below writes to a file we have not recognised.
-        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
-        user_version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if app_id != APPLICATION_ID:
+        # Read-only probes first, in one snapshot (another process may be initialising the
+        # file right now): nothing below writes to a file we have not recognised.
+        with self.read():
+            app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+            user_version = conn.execute("PRAGMA user_version").fetchone()[0]
             tables = conn.execute("SELECT count(*) FROM sqlite_schema").fetchone()[0]
+        if app_id != APPLICATION_ID:
             if app_id != 0 or tables or user_version:
                 raise DatabaseOpenError(f"{self.path}: not a skillops database")
         elif user_version > SCHEMA_VERSION:
@@ -199,11 +212,6 @@ class Database:
             yield self.conn
         finally:
             self.conn.execute("COMMIT")
-
-    @property
-    def in_write(self) -> bool:
-        """True inside :meth:`write`."""
-        return self._depth > 0
 
     def size_bytes(self) -> int:
         """Bytes on disk: the database file plus its write-ahead log."""

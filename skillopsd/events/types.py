@@ -137,7 +137,6 @@ class SessionDerived(Event):
     tokens: TokenUsage = TokenUsage()
     span_ids: list[str] = []
     parent_session_id: str | None = None
-    last_position: int = 0
     # Set when this thread turned out to be a child of another session (a Codex thread whose
     # parent was captured later): it is shown inside that session, no longer on its own.
     merged_into: str | None = None
