@@ -583,3 +583,71 @@ def test_codex_structured_ends_and_interrupts_win_over_text() -> None:
     assert by_call["c3"].outcome == "blocked"  # pending when the user aborted the turn
     (search,) = [s for s in d.spans if s.name == "web_search"]
     assert search.outcome == "success" and search.attributes["gen_ai.tool.call.id"]
+
+
+def test_claude_compaction_summary_is_not_a_turn() -> None:
+    sid = "s-compact"
+    rows = [
+        {
+            "type": "user",
+            "uuid": "u1",
+            "sessionId": sid,
+            "timestamp": "2025-01-01T00:00:00Z",
+            "message": {"role": "user", "content": "refactor it"},
+        },
+        {
+            "type": "assistant",
+            "uuid": "a1",
+            "sessionId": sid,
+            "timestamp": "2025-01-01T00:00:01Z",
+            "message": {
+                "id": "m1",
+                "model": "claude-x",
+                "content": [{"type": "text", "text": "ok"}],
+                "usage": {"input_tokens": 10, "output_tokens": 5},
+            },
+        },
+        {
+            "type": "system",
+            "subtype": "compact_boundary",
+            "uuid": "c1",
+            "parentUuid": None,
+            "logicalParentUuid": "a1",
+            "sessionId": sid,
+            "timestamp": "2025-01-01T00:00:02Z",
+            "compactMetadata": {"trigger": "auto", "preTokens": 160000},
+        },
+        {
+            "type": "user",
+            "uuid": "u2",
+            "parentUuid": "c1",
+            "isCompactSummary": True,
+            "sessionId": sid,
+            "timestamp": "2025-01-01T00:00:03Z",
+            "message": {
+                "role": "user",
+                "content": "This session is being continued from a previous conversation...",
+            },
+        },
+        {
+            "type": "assistant",
+            "uuid": "a2",
+            "sessionId": sid,
+            "timestamp": "2025-01-01T00:00:04Z",
+            "message": {
+                "id": "m2",
+                "model": "claude-x",
+                "content": [{"type": "text", "text": "go"}],
+                "usage": {"input_tokens": 7, "output_tokens": 3},
+            },
+        },
+    ]
+    lines, offset = [], 0
+    for row in rows:
+        raw = json.dumps(row).encode()
+        lines.append((offset, raw))
+        offset += len(raw) + 1
+    d = derive_session("claude", sid, [SourceLines("x", "/p/s.jsonl", sid, "", lines)])
+    assert d.session.turns == 1
+    assert d.session.tokens.input == 17 and d.session.tokens.output == 8
+    assert d.session.tokens.cache_read is None

@@ -139,6 +139,11 @@ class _Thread:
         if value.get("isMeta"):
             self._meta(record, text, timestamp)
             return
+        if value.get("isCompactSummary") or value.get("isVisibleInTranscriptOnly"):
+            # The summary a compaction writes is context for the model, not a new prompt.
+            if self.chain is not None:
+                self.chain.attributes["skillops.compacted"] = True
+            return
         if not text or text.startswith(_NOT_A_PROMPT):
             return
         command = _COMMAND_NAME.search(text)
