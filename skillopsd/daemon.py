@@ -36,6 +36,7 @@ from .sources import (
     ScanResult,
     capture_all,
     discover,
+    discover_under,
     resolve_roots,
     store_for,
 )
@@ -171,7 +172,7 @@ class Daemon:
         files = []
         for path in sorted(paths):
             if path.is_dir():
-                files.extend((f, s) for f, s in discover(self.roots) if f.is_relative_to(path))
+                files.extend(discover_under(path, self.roots))
             else:
                 store = store_for(path, self.roots)
                 if store is not None:

@@ -355,3 +355,21 @@ def test_daemon_install_writes_the_unit(tmp_path: Path) -> None:
     assert "sudo" not in result.stdout
     # The unit in the repository is the same text, for a pip --user install.
     assert (REPO / "systemd" / "skillopsd.service").read_text() == unit_text()
+
+
+def test_roots_created_after_start_are_followed(tmp_path: Path) -> None:
+    """A fresh machine: no ~/.claude or ~/.codex yet; the first session appears later."""
+    home = tmp_path / "home"
+    home.mkdir()
+    daemon = DaemonProcess(home, "--rescan-interval", "300")
+    try:
+        daemon.wait_for(lambda: "following" in daemon.logs(), timeout=30)
+        parent, child = layout_claude_pair(home)  # mkdir -p ~/.claude/projects/... and write
+        expected = len(file_lines(parent)) + len(file_lines(child))
+        daemon.wait_for(lambda: captured_line_count(home) == expected, timeout=20)
+        rollout = codex_path(home)
+        shutil.copy(FIXTURES / "codex_skill.jsonl", rollout)
+        expected += len(file_lines(rollout))
+        daemon.wait_for(lambda: captured_line_count(home) == expected, timeout=20)
+    finally:
+        assert daemon.stop() == 0, daemon.logs()

@@ -5,7 +5,15 @@ from __future__ import annotations
 from ._capture import DEFAULT_MAX_LINE_BYTES, Capturer, FileResult, SourceRow, source_stream
 from ._redact import redact
 from ._registry import STORES, Root, resolve_roots
-from ._scan import ScanResult, capture_all, discover, expand_paths, sniff_store, store_for
+from ._scan import (
+    ScanResult,
+    capture_all,
+    discover,
+    discover_under,
+    expand_paths,
+    sniff_store,
+    store_for,
+)
 from ._store import SessionRef, Store
 
 __all__ = [
@@ -20,6 +28,7 @@ __all__ = [
     "Store",
     "capture_all",
     "discover",
+    "discover_under",
     "expand_paths",
     "redact",
     "resolve_roots",

@@ -39,6 +39,26 @@ def discover(roots: Sequence[Root]) -> Iterator[tuple[Path, Store]]:
                 yield path, store
 
 
+def discover_under(directory: Path, roots: Sequence[Root]) -> Iterator[tuple[Path, Store]]:
+    """Transcript files below ``directory`` (a new folder, say), as the roots' stores see them."""
+    for root in roots:
+        if directory == root.path or directory.is_relative_to(root.path):
+            start = directory
+        elif root.path.is_relative_to(directory):
+            start = root.path  # a root (or its parent) appeared
+        else:
+            continue
+        if not start.is_dir():
+            continue
+        store = STORES[root.agent]
+        for dirpath, dirnames, filenames in os.walk(start):
+            dirnames.sort()
+            for name in sorted(filenames):
+                path = Path(dirpath) / name
+                if store.claims(path.relative_to(root.path)):
+                    yield path, store
+
+
 def store_for(path: Path, roots: Sequence[Root]) -> Store | None:
     """The store whose root holds ``path`` and claims it (for watch hints), if any."""
     for root in roots:
