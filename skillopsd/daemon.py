@@ -148,7 +148,11 @@ class Daemon:
         if not keys:
             return
         self.notifier.status(f"deriving {len(keys)} sessions")
-        result = self.deriver.derive(keys, progress=lambda _n, _t: self.notifier.tick())
+        result = self.deriver.derive(
+            keys,
+            progress=lambda _n, _t: self.notifier.tick(),
+            should_stop=lambda: self._stopping,
+        )
         self._last_derive = time.monotonic()
         _log.debug("derived", sessions=result.sessions, appended=result.appended)
         self._project()
@@ -164,8 +168,9 @@ class Daemon:
         return total
 
     def _project(self) -> None:
-        if not self._stopping:
-            self.engine.catch_up()
+        self.engine.catch_up(
+            progress=lambda *_: self.notifier.tick(), should_stop=lambda: self._stopping
+        )
 
     def _capture_hints(self, paths: set[Path]) -> ScanResult:
         total = ScanResult()

@@ -225,7 +225,11 @@ class SessionDeriver:
         return out
 
     def derive(
-        self, keys: Iterable[SessionKey], *, progress: Progress | None = None
+        self,
+        keys: Iterable[SessionKey],
+        *,
+        progress: Progress | None = None,
+        should_stop: Callable[[], bool] | None = None,
     ) -> DeriveResult:
         """Derive ``keys`` and append what is new.
 
@@ -244,6 +248,8 @@ class SessionDeriver:
                 batch.clear()
 
         for n, key in enumerate(ordered, 1):
+            if should_stop is not None and should_stop():
+                break  # what is left stays stale and is derived at the next start
             try:
                 derivation = self._derive(
                     key.agent,

@@ -177,6 +177,19 @@ def test_sigterm_during_backfill_then_restart(corpus: Path, tmp_path: Path) -> N
     assert _fingerprint(home) == want
 
 
+def test_sigterm_while_deriving_exits_promptly_and_resumes(corpus: Path, tmp_path: Path) -> None:
+    home = _home_with_corpus(corpus, tmp_path / "run")
+    daemon = DaemonProcess(home)
+    daemon.wait_for(lambda: "backfill finished" in daemon.logs(), timeout=60)
+    daemon.signal(signal.SIGTERM)
+    started = time.monotonic()
+    assert daemon.wait(10) == 0, daemon.logs()
+    assert time.monotonic() - started < 5
+    _run_once(home)
+    sessions = json.loads(run_ctl("sessions", "--json", env=daemon_env(home)).stdout)
+    assert len(sessions) == 82
+
+
 def test_sigkill_during_backfill_five_times_then_clean_finish(corpus: Path, tmp_path: Path) -> None:
     reference = _home_with_corpus(corpus, tmp_path / "ref")
     _run_once(reference)

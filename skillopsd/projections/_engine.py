@@ -102,18 +102,25 @@ class ProjectionEngine:
         return False
 
     def catch_up(
-        self, *, chunk: int = DEFAULT_CHUNK, progress: ProgressCallback | None = None
+        self,
+        *,
+        chunk: int = DEFAULT_CHUNK,
+        progress: ProgressCallback | None = None,
+        should_stop: Callable[[], bool] | None = None,
     ) -> int:
         """Bring every projection to the head of the log; returns the number of events applied.
 
         Work is committed in chunks, each with its checkpoint, so a crash or a concurrent
-        catch-up in another process never applies an event twice or skips one.
+        catch-up in another process never applies an event twice or skips one; ``should_stop``
+        is asked between chunks (the rest is caught up next time).
         """
         if not self._behind():
             return 0
         applied = 0
         for projection in self.projections:
             while True:
+                if should_stop is not None and should_stop():
+                    return applied
                 with self.db.write():
                     cp = self._checkpoint(projection)
                     if cp is None or cp[0] != projection.version:
