@@ -65,6 +65,7 @@ class Daemon:
         max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
         rescan_interval: float = 300.0,
         derive_interval: float = 1.0,
+        derive: bool = True,
         notifier: Notifier | None = None,
     ) -> None:
         self.db = db
@@ -75,6 +76,7 @@ class Daemon:
         self.log = EventLog(db)
         self.deriver = SessionDeriver(db)
         self.derive_interval = derive_interval
+        self.derive_sessions = derive
         self._derive_mark = 0  # log position up to which captured lines have been derived
         self._pending: set[SessionKey] = set()
         self._last_derive = 0.0
@@ -132,7 +134,7 @@ class Daemon:
             stopped=result.stopped,
         )
         self._project()
-        if not self._stopping:
+        if self.derive_sessions and not self._stopping:
             # Sessions with new lines, never derived, or derived by an older deriver.
             keys = self.deriver.touched_since(self._derive_mark) | self.deriver.stale()
             self._mark_derived()
@@ -223,8 +225,9 @@ class Daemon:
                     result = self._capture_hints(paths)
                 if result.lines or result.errors:
                     _log.debug("captured", lines=result.lines, bytes=result.bytes)
-                    self._pending |= self.deriver.touched_since(self._derive_mark)
-                    self._mark_derived()
+                    if self.derive_sessions:
+                        self._pending |= self.deriver.touched_since(self._derive_mark)
+                        self._mark_derived()
                     self._project()
                 if self._pending and (time.monotonic() - self._last_derive >= self.derive_interval):
                     pending, self._pending = self._pending, set()
@@ -348,6 +351,11 @@ def _parse_root(value: str) -> tuple[str, Path]:
     show_default=True,
     help="Least seconds between two derivations of live sessions.",
 )
+@click.option(
+    "--no-derive",
+    is_flag=True,
+    help="Capture only; derive later (skillopsctl rederive, or the next start without it).",
+)
 @click.option("-v", "--verbose", count=True, help="More log output (-v debug).")
 @click.option("--log-level", type=click.Choice(_logging.LEVELS), default=None)
 @click.version_option(package_name="skillops", prog_name="skillopsd")
@@ -359,6 +367,7 @@ def main(
     max_line_bytes: int,
     rescan_interval: float,
     derive_interval: float,
+    no_derive: bool,
     verbose: int,
     log_level: str | None,
 ) -> None:
@@ -389,6 +398,7 @@ def main(
         max_line_bytes=max_line_bytes,
         rescan_interval=rescan_interval,
         derive_interval=derive_interval,
+        derive=not no_derive,
         notifier=notifier,
     )
     daemon.install_signal_handlers()

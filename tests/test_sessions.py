@@ -330,3 +330,16 @@ def test_a_deriver_bug_is_recorded_not_raised(ingested: Path) -> None:
     assert any("deriver failed: KeyError" in e.message for e in errors)
     engine_for(db).catch_up()
     assert session_id("claude", CLAUDE_SESSION) in {k.session_id for k in deriver.stale()}
+
+
+def test_capture_only_then_rederive(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    layout_claude_pair(home)
+    env = daemon_env(home)
+    daemon = DaemonProcess(home, "--once", "--no-derive", env=env)
+    assert daemon.wait(60) == 0, daemon.logs()
+    assert json.loads(run_ctl("sessions", "--json", env=env).stdout) == []
+    report = json.loads(run_ctl("rederive", "--json", env=env).stdout)
+    assert report["sessions"] == 1 and report["appended"] > 0
+    (session,) = json.loads(run_ctl("sessions", "--json", env=env).stdout)
+    assert session["native_session_id"] == CLAUDE_SESSION
