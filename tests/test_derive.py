@@ -651,3 +651,29 @@ def test_claude_compaction_summary_is_not_a_turn() -> None:
     assert d.session.turns == 1
     assert d.session.tokens.input == 17 and d.session.tokens.output == 8
     assert d.session.tokens.cache_read is None
+
+
+def test_every_claude_skill_call_in_the_corpus_has_the_hash_of_its_body(corpus_home: Path) -> None:
+    """Folder skills come with "Base directory…", bundled ones bare: both are hashed."""
+    checked = 0
+    for path in sorted((corpus_home / ".claude").rglob("*.jsonl")):
+        records = _records(path)
+        bodies = {}
+        for r in records:
+            if r.get("isMeta") and r.get("sourceToolUseID"):
+                content = r["message"]["content"]
+                text = content if isinstance(content, str) else "".join(
+                    b.get("text", "") for b in content if isinstance(b, dict))
+                bodies[r["sourceToolUseID"]] = text
+        if not bodies:
+            continue
+        native = _first(path, "sessionId")
+        d = derive_session("claude", native, [_source(path, native)])
+        for span in d.spans:
+            call = span.attributes.get("gen_ai.tool.call.id")
+            if span.kind == "SKILL" and call in bodies:
+                text = bodies[call]
+                body = injected_body(text)[1] if injected_body(text) else text
+                assert span.attributes["skill.content_hash"] == content_hash(body)
+                checked += 1
+    assert checked >= 5

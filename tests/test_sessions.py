@@ -124,7 +124,7 @@ def test_session_show_by_either_id(ingested: Path) -> None:
     assert agent["attributes"]["gen_ai.agent.id"] == CLAUDE_AGENT
     assert any(s["parent_span_id"] == agent["span_id"] and s["kind"] == "CHAIN" for s in spans)
     text = CliRunner().invoke(cli, ["--db", str(ingested), "session", "show", ours])
-    assert text.exit_code == 0 and "✓ TOOL  Agent" in text.output
+    assert text.exit_code == 0 and "✓ TOOL Agent" in text.output
     missing = CliRunner().invoke(cli, ["--db", str(ingested), "session", "show", "nope"])
     assert missing.exit_code == 1
     assert missing.output.strip().count("\n") == 0 and "unknown session 'nope'" in missing.output

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import click
+import msgspec
 
 from ..projections.session_views import SessionView, SpanView, find_session, list_sessions, spans_of
 from ._app import AppContext, NotFound, cli, db_option, json_option, pass_app
@@ -10,6 +11,43 @@ from ._output import emit_json, emit_json_array, table
 from ._time import SINCE
 
 _MARKS = {"success": "✓", "failure": "✗", "blocked": "⊘", None: "?"}
+_PREVIEW_KEYS = (
+    "cmd",
+    "command",
+    "file_path",
+    "path",
+    "pattern",
+    "query",
+    "url",
+    "skill",
+    "description",
+    "prompt",
+    "message",
+)
+
+
+def _preview(span: SpanView) -> str:
+    """What a call was about, in a few words (its command, file, query…)."""
+    raw = span.attributes.get("gen_ai.tool.call.arguments")
+    if not isinstance(raw, str):
+        return ""
+    try:
+        args = msgspec.json.decode(raw)
+    except msgspec.DecodeError:
+        args = raw
+    text = ""
+    if isinstance(args, dict):
+        for key in _PREVIEW_KEYS:
+            value = args.get(key)
+            if isinstance(value, list):
+                value = " ".join(map(str, value))
+            if isinstance(value, str) and value.strip():
+                text = value
+                break
+    elif isinstance(args, str):
+        text = args
+    text = " ".join(text.split())
+    return f"  {text[:70]}{'…' if len(text) > 70 else ''}" if text else ""
 
 
 def _outcomes(s: SessionView) -> str:
@@ -81,20 +119,21 @@ def _tree_lines(spans: list[SpanView]) -> list[str]:
 
     def walk(parent: str | None, depth: int) -> None:
         for span in children.get(parent, []):
-            mark = _MARKS.get(span.outcome, "?") if span.kind in ("TOOL", "SKILL") else " "
-            detail = ""
+            call = span.kind in ("TOOL", "SKILL")
+            mark = f"{_MARKS.get(span.outcome, '?')} " if call else ""
+            detail = _preview(span) if call else ""
             if span.kind == "SKILL":
                 h = span.attributes.get("skill.content_hash")
                 activation = span.attributes.get("skill.activation")
-                detail = f"  [{activation}{' ' + str(h)[:12] if h else ''}]"
+                detail = f"  [{activation}{' ' + str(h)[:12] if h else ''}]{detail}"
             elif span.kind == "LLM":
                 t_in = span.attributes.get("gen_ai.usage.input_tokens")
                 t_out = span.attributes.get("gen_ai.usage.output_tokens")
                 if t_in is not None or t_out is not None:
                     detail = f"  ({t_in} in / {t_out} out)"
             elif span.kind == "TOOL" and span.attributes.get("skill.name"):
-                detail = f"  (skill {span.attributes['skill.name']})"
-            lines.append(f"{'  ' * depth}{mark} {span.kind:<5} {span.name}{detail}")
+                detail = f"  (skill {span.attributes['skill.name']}){detail}"
+            lines.append(f"{'  ' * depth}{mark}{span.kind} {span.name}{detail}")
             walk(span.span_id, depth + 1)
 
     walk(None, 0)

@@ -30,3 +30,15 @@ def injected_body(text: str) -> tuple[str, str] | None:
     if not sep:
         body = ""
     return directory, _ARGUMENTS_TRAILER.sub("", body)
+
+
+def loaded_body(text: str) -> tuple[str | None, str]:
+    """(directory or None, body) of any skill body Claude injected after a Skill call.
+
+    Skills from a folder come with the ``Base directory`` line; bundled and plugin skills
+    are injected as the bare body.
+    """
+    injected = injected_body(text)
+    if injected is not None:
+        return injected
+    return None, _ARGUMENTS_TRAILER.sub("", text)

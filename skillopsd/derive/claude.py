@@ -16,7 +16,7 @@ from typing import Any
 
 from ._input import Record
 from ._outcome import claude_outcome, result_text
-from ._skills import content_hash, injected_body
+from ._skills import content_hash, injected_body, loaded_body
 from ._summary import Summary
 from ._tree import Span, SpanTree, as_json, clip
 
@@ -176,24 +176,29 @@ class _Thread:
             span.attributes["gen_ai.agent.id"] = tur["agentId"]
 
     def _meta(self, record: Record, text: str, timestamp: str | None) -> None:
+        source = record.value.get("sourceToolUseID")
+        linked = self.tools.get(source) if isinstance(source, str) else None
+        if linked is not None and linked.kind == "SKILL":
+            directory, body = loaded_body(text)
+            linked.attributes["skill.content_hash"] = content_hash(body)
+            if directory:
+                linked.attributes["skill.directory"] = directory
+            return
         injected = injected_body(text)
         if injected is None:
             return
+        # A user-typed slash command: the skill loads without a Skill tool call.
         directory, body = injected
-        source = record.value.get("sourceToolUseID")
-        span = self.tools.get(source) if isinstance(source, str) else None
-        if span is None:
-            # A user-typed slash command: the skill loads without a Skill tool call.
-            name = self.pending_command or directory.rstrip("/").rsplit("/", 1)[-1]
-            chain = self._ensure_chain(record, timestamp)
-            uuid = record.value.get("uuid") or f"{record.source_id}:{record.offset}"
-            span = self.tree.add("SKILL", f"{self.key}:injection:{uuid}", name, chain, timestamp)
-            span.attributes["skill.name"] = name
-            span.attributes["skill.activation"] = "injection"
-            span.outcome = "success"
-            self.summary.skill(name)
+        name = self.pending_command or directory.rstrip("/").rsplit("/", 1)[-1]
+        chain = self._ensure_chain(record, timestamp)
+        uuid = record.value.get("uuid") or f"{record.source_id}:{record.offset}"
+        span = self.tree.add("SKILL", f"{self.key}:injection:{uuid}", name, chain, timestamp)
+        span.attributes["skill.name"] = name
+        span.attributes["skill.activation"] = "injection"
         span.attributes["skill.content_hash"] = content_hash(body)
         span.attributes["skill.directory"] = directory
+        span.outcome = "success"
+        self.summary.skill(name)
 
     # --- assistant records -------------------------------------------------------------
 
