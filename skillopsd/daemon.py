@@ -138,7 +138,7 @@ class Daemon:
             # Sessions with new lines, never derived, or derived by an older deriver.
             keys = self.deriver.touched_since(self._derive_mark) | self.deriver.stale()
             self._mark_derived()
-            self._derive(keys)
+            self._derive(keys, show_progress=True)
             _log.info("sessions derived", sessions=len(keys))
         return result
 
@@ -146,15 +146,22 @@ class Daemon:
         with self.db.read():
             self._derive_mark = self.log.head()
 
-    def _derive(self, keys: set[SessionKey]) -> None:
+    def _derive(self, keys: set[SessionKey], *, show_progress: bool = False) -> None:
         if not keys:
             return
         self.notifier.status(f"deriving {len(keys)} sessions")
-        result = self.deriver.derive(
-            keys,
-            progress=lambda _n, _t: self.notifier.tick(),
-            should_stop=lambda: self._stopping,
-        )
+        progress = _Progress(len(keys), "deriving", "sessions") if show_progress else None
+
+        def step(_n: int, _total: int) -> None:
+            self.notifier.tick()
+            if progress is not None:
+                progress.advance(1)
+
+        try:
+            result = self.deriver.derive(keys, progress=step, should_stop=lambda: self._stopping)
+        finally:
+            if progress is not None:
+                progress.close()
         self._last_derive = time.monotonic()
         _log.debug("derived", sessions=result.sessions, appended=result.appended)
         self._project()
@@ -261,14 +268,16 @@ class Daemon:
 class _Progress:
     """A progress bar on a terminal; periodic structured logs otherwise."""
 
-    def __init__(self, total: int) -> None:
+    def __init__(self, total: int, label: str = "capturing", unit: str = "bytes") -> None:
         self.total = total
         self.done = 0
+        self.label = label
+        self.unit = unit
         self._last_log = time.monotonic()
         self._bar = None
         if sys.stderr.isatty() and total:
             self._bar = click.progressbar(
-                length=total, label="capturing", file=sys.stderr, show_pos=False
+                length=total, label=label, file=sys.stderr, show_pos=unit != "bytes"
             )
             self._bar.__enter__()
 
@@ -278,7 +287,7 @@ class _Progress:
             self._bar.update(n)
         elif time.monotonic() - self._last_log >= _PROGRESS_LOG_SECONDS:
             self._last_log = time.monotonic()
-            _log.info("backfill progress", bytes=self.done, total_bytes=self.total)
+            _log.info(f"{self.label} progress", done=self.done, total=self.total, unit=self.unit)
 
     def close(self) -> None:
         if self._bar is not None:

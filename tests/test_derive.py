@@ -662,8 +662,11 @@ def test_every_claude_skill_call_in_the_corpus_has_the_hash_of_its_body(corpus_h
         for r in records:
             if r.get("isMeta") and r.get("sourceToolUseID"):
                 content = r["message"]["content"]
-                text = content if isinstance(content, str) else "".join(
-                    b.get("text", "") for b in content if isinstance(b, dict))
+                text = (
+                    content
+                    if isinstance(content, str)
+                    else "".join(b.get("text", "") for b in content if isinstance(b, dict))
+                )
                 bodies[r["sourceToolUseID"]] = text
         if not bodies:
             continue

@@ -151,7 +151,7 @@ class ProjectionEngine:
                 if progress is not None:
                     progress(projection.name, head if done else last, head)
                 if done:
-                    _log.info("projection caught up", projection=projection.name, head=head)
+                    _log.debug("projection caught up", projection=projection.name, head=head)
                     break
         return applied
 

@@ -281,7 +281,7 @@ class Capturer:
             parent_session=ref.parent_session,
         )
         self._stage(row, [event], None)
-        _log.info("source tracked", source=source_id, path=str(path), session=ref.session)
+        _log.debug("source tracked", source=source_id, path=str(path), session=ref.session)
         return row
 
     def _reset(
