@@ -382,7 +382,7 @@ def main(
 ) -> None:
     """Capture Claude Code and Codex transcripts into the skillops event log."""
     _logging.configure(log_level or ("debug" if verbose else "info"))
-    os.umask(0o077)
+    os.umask(0o077)  # everything the daemon writes (db, WAL, lock) is the user's alone
     try:
         overrides = [_parse_root(r) for r in roots]
     except click.BadParameter as exc:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -116,4 +115,3 @@ def cli(ctx: click.Context, verbose: int, log_level: str | None) -> None:
     app = ctx.ensure_object(AppContext)
     _logging.configure(_logging.verbosity_level(verbose, log_level))
     ctx.call_on_close(app.close)
-    os.umask(os.umask(0o077) | 0o077)
