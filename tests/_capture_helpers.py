@@ -88,3 +88,16 @@ def file_lines(path: Path) -> list[tuple[int, bytes]]:
         out.append((offset, line))
         offset += len(line) + 1
     return out
+
+
+def as_lines(rows: list[dict]) -> list[tuple[int, bytes]]:
+    """(offset, line) of records written one JSON object per line."""
+    import json
+
+    out = []
+    offset = 0
+    for row in rows:
+        raw = json.dumps(row).encode()
+        out.append((offset, raw))
+        offset += len(raw) + 1
+    return out

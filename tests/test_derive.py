@@ -15,7 +15,14 @@ from skillopsd.derive._outcome import claude_outcome, codex_exec_end, codex_outc
 from skillopsd.derive._skills import content_hash, injected_body
 from skillopsd.events.types import SpanDerived
 
-from ._capture_helpers import CLAUDE_AGENT, CLAUDE_SESSION, FIXTURES, extract_corpus, file_lines
+from ._capture_helpers import (
+    CLAUDE_AGENT,
+    CLAUDE_SESSION,
+    FIXTURES,
+    as_lines,
+    extract_corpus,
+    file_lines,
+)
 
 
 def _source(path: Path, session: str, parent: str = "", source_id: str | None = None):
@@ -305,11 +312,7 @@ def test_claude_inline_sidechain_of_1_0_nests_by_prompt() -> None:
             },
         },
     ]
-    lines, offset = [], 0
-    for row in rows:
-        raw = json.dumps(row).encode()
-        lines.append((offset, raw))
-        offset += len(raw) + 1
+    lines = as_lines(rows)
     d = derive_session("claude", sid, [SourceLines("x", "/p/s-inline.jsonl", sid, "", lines)])
     by_id = _check_tree(d.spans)
     (task,) = [s for s in d.spans if s.name == "Task"]
@@ -570,11 +573,7 @@ def test_codex_structured_ends_and_interrupts_win_over_text() -> None:
         },
         {"type": "event_msg", "payload": {"type": "turn_aborted", "reason": "interrupted"}},
     ]
-    lines, offset = [], 0
-    for row in rows:
-        raw = json.dumps(row).encode()
-        lines.append((offset, raw))
-        offset += len(raw) + 1
+    lines = as_lines(rows)
     d = derive_session("codex", thread, [SourceLines("x", "/r.jsonl", thread, "", lines)])
     _check_tree(d.spans)
     by_call = {s.attributes.get("gen_ai.tool.call.id"): s for s in d.spans if s.kind == "TOOL"}
@@ -642,11 +641,7 @@ def test_claude_compaction_summary_is_not_a_turn() -> None:
             },
         },
     ]
-    lines, offset = [], 0
-    for row in rows:
-        raw = json.dumps(row).encode()
-        lines.append((offset, raw))
-        offset += len(raw) + 1
+    lines = as_lines(rows)
     d = derive_session("claude", sid, [SourceLines("x", "/p/s.jsonl", sid, "", lines)])
     assert d.session.turns == 1
     assert d.session.tokens.input == 17 and d.session.tokens.output == 8
