@@ -79,7 +79,7 @@ class Daemon:
         self.derive_sessions = derive
         self._derive_mark = 0  # log position up to which captured lines have been derived
         self._pending: set[SessionKey] = set()
-        self._last_derive = 0.0
+        self._next_derive = 0.0  # monotonic time before which live sessions wait
         self._queue: queue.SimpleQueue[str | Path] = queue.SimpleQueue()
         self._stopping = False
         self._progress: _Progress | None = None
@@ -157,12 +157,16 @@ class Daemon:
             if progress is not None:
                 progress.advance(1)
 
+        started = time.monotonic()
         try:
             result = self.deriver.derive(keys, progress=step, should_stop=lambda: self._stopping)
         finally:
             if progress is not None:
                 progress.close()
-        self._last_derive = time.monotonic()
+        # Re-deriving a live session reads all of it again: space the passes so that a long
+        # session being written costs at most about a tenth of a core.
+        elapsed = time.monotonic() - started
+        self._next_derive = time.monotonic() + max(self.derive_interval, 9 * elapsed)
         _log.debug("derived", sessions=result.sessions, appended=result.appended)
         self._project()
 
@@ -204,7 +208,7 @@ class Daemon:
             while not self._stopping:
                 timeout = max(0.0, next_rescan - time.monotonic())
                 if self._pending:
-                    due = self._last_derive + self.derive_interval - time.monotonic()
+                    due = self._next_derive - time.monotonic()
                     timeout = min(timeout, max(0.0, due))
                 if self.notifier.watchdog_interval is not None:
                     timeout = min(timeout, self.notifier.watchdog_interval)
@@ -236,7 +240,7 @@ class Daemon:
                         self._pending |= self.deriver.touched_since(self._derive_mark)
                         self._mark_derived()
                     self._project()
-                if self._pending and (time.monotonic() - self._last_derive >= self.derive_interval):
+                if self._pending and time.monotonic() >= self._next_derive:
                     pending, self._pending = self._pending, set()
                     self._derive(pending)
         finally:
@@ -358,7 +362,7 @@ def _parse_root(value: str) -> tuple[str, Path]:
     type=click.FloatRange(min=0.0),
     default=1.0,
     show_default=True,
-    help="Least seconds between two derivations of live sessions.",
+    help="Least seconds between two derivations of live sessions (longer for long sessions).",
 )
 @click.option(
     "--no-derive",
