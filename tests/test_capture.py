@@ -293,3 +293,20 @@ def test_agent_env_overrides_and_root_overrides(tmp_path: Path, agent: str) -> N
     }
     custom = resolve_roots([(agent, Path("/x"))], env=env)
     assert {str(r.path) for r in custom if r.agent == agent} == {"/x"}
+
+
+def test_two_names_of_one_file_are_one_source(db: Database, tmp_path: Path) -> None:
+    """A transcript reachable under two paths (a symlinked folder) is not 'moved' back and forth."""
+    target = claude_project(tmp_path) / "s.jsonl"
+    target.write_bytes(b'{"sessionId":"s","n":1}\n')
+    alias_dir = tmp_path / "alias"
+    alias_dir.symlink_to(target.parent)
+    capturer = Capturer(db)
+    for _ in range(3):
+        capturer.capture_file(target, CLAUDE)
+        capturer.capture_file(alias_dir / "s.jsonl", CLAUDE)
+    with open(target, "ab") as fh:
+        fh.write(b'{"n":2}\n')
+    capturer.capture_file(alias_dir / "s.jsonl", CLAUDE)
+    assert [e.line for e in captured(db)] == [b'{"sessionId":"s","n":1}', b'{"n":2}']
+    assert list(EventLog(db).read(types=["SourceFileMoved"])) == []

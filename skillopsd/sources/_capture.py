@@ -88,6 +88,15 @@ def source_stream(source_id: str) -> str:
     return f"source:{source_id}"
 
 
+def _same_file(path: str, st: os.stat_result) -> bool:
+    """Whether ``path`` still names the file ``st`` describes."""
+    try:
+        other = os.stat(path)
+    except OSError:
+        return False
+    return (other.st_dev, other.st_ino) == (st.st_dev, st.st_ino)
+
+
 def _fingerprint(fh: BinaryIO, length: int) -> str:
     fh.seek(0)
     return hashlib.sha256(fh.read(length)).hexdigest()[:32]
@@ -224,7 +233,9 @@ class Capturer:
                 if row.path == str(path):
                     return self._reset(row, path, st, fh, "replaced")
                 continue  # an inode reused by an unrelated new file
-            if row.path != str(path):
+            if row.path != str(path) and _same_file(row.path, st):
+                pass  # another name (symlink, hard link) of a file already tracked: not a move
+            elif row.path != str(path):
                 moved = msgspec.structs.replace(row, path=str(path))
                 event = SourceFileMoved(
                     source_id=row.source_id, old_path=row.path, new_path=str(path)
