@@ -186,7 +186,8 @@ def test_child_captured_first_is_merged_when_its_parent_arrives(tmp_path: Path) 
     merged = sessions()
     assert [s["native_session_id"] for s in merged] == [PARENT]
     assert merged[0]["outcomes"] == {"success": 3, "failure": 1, "blocked": 0, "unknown": 0}
-    show = runner.invoke(cli, ["--db", db, "session", "show", CHILD])
-    assert show.exit_code == 1  # the child is a part of its parent's session now
+    show = runner.invoke(cli, ["--db", db, "session", "show", CHILD, "--json"])
+    assert show.exit_code == 0  # the child's id finds the session it is part of now
+    assert json.loads(show.output)["session"]["native_session_id"] == PARENT
     check = runner.invoke(cli, ["--db", db, "rebuild", "--check"])
     assert check.exit_code == 0, check.output

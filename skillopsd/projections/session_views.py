@@ -146,7 +146,16 @@ def list_sessions(
 
 
 def find_session(conn: apsw.Connection, ident: str) -> SessionView | None:
-    """A session by our id, the agent's native id, or a unique prefix of either."""
+    """A session by our id, the agent's native id, or a unique prefix of either.
+
+    A thread merged into another session (a Codex child) finds the session it is part of.
+    """
+    merged = conn.execute(
+        "SELECT merged_into FROM p_merged WHERE session_id = ? OR native_session_id = ?",
+        (ident, ident),
+    ).fetchone()
+    if merged is not None:
+        ident = merged[0]
     sql = f"SELECT {_SESSION_COLUMNS} FROM p_sessions WHERE session_id = ? OR native_session_id = ?"
     rows = conn.execute(sql, (ident, ident)).fetchall()
     if not rows and len(ident) >= 6:

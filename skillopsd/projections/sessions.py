@@ -36,6 +36,9 @@ CREATE TABLE p_spans (
 CREATE INDEX p_spans_by_session ON p_spans (session_id, seq);
 CREATE TABLE p_policies (name TEXT PRIMARY KEY, "values" TEXT NOT NULL, position INTEGER);
 CREATE TABLE p_purged (session_id TEXT PRIMARY KEY, position INTEGER NOT NULL);
+CREATE TABLE p_merged (
+    session_id TEXT PRIMARY KEY, native_session_id TEXT NOT NULL, merged_into TEXT NOT NULL
+);
 """
 
 
@@ -43,8 +46,8 @@ class Sessions(Projection):
     """The tables ``sessions`` and ``session show`` read, verdicts included."""
 
     name = "sessions"
-    version = 1
-    tables = ("p_sessions", "p_session_skills", "p_spans", "p_policies", "p_purged")
+    version = 2
+    tables = ("p_sessions", "p_session_skills", "p_spans", "p_policies", "p_purged", "p_merged")
     handles = frozenset({"SessionDerived", "SpanDerived", "PolicySet", "SessionPurged"})
 
     def create(self, conn: apsw.Connection) -> None:
@@ -68,6 +71,10 @@ class Sessions(Projection):
             if isinstance(payload, SessionDerived) and payload.merged_into is not None:
                 for table in ("p_sessions", "p_session_skills", "p_spans"):
                     conn.execute(f"DELETE FROM {table} WHERE session_id = ?", (payload.session_id,))
+                conn.execute(
+                    "INSERT OR REPLACE INTO p_merged VALUES (?, ?, ?)",
+                    (payload.session_id, payload.native_session_id, payload.merged_into),
+                )
                 dirty.discard(payload.session_id)
             elif isinstance(payload, SessionDerived):
                 if payload.session_id not in purged:
