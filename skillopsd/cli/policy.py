@@ -31,7 +31,7 @@ def _parse(pairs: tuple[str, ...]) -> dict[str, str | int | float | bool | None]
 
 @cli.group()
 def policy() -> None:
-    """Policies (e.g. the session verdict rule)."""
+    """Settings that change what projections compute, such as the verdict rule."""
 
 
 @policy.command("set")
