@@ -421,6 +421,7 @@ REJECT_2X = (
             "blocked",
         ),
         ("Operation stopped by hook: no pushes on Friday", True, None, None, "blocked"),
+        ("PreToolUse:Bash hook error: [guard.sh]: rm is not allowed", True, None, None, "blocked"),
         ("Exit code 1\nFAIL", True, "Error: Exit code 1", None, "failure"),
         ("Exit code 128\nfatal: not a git repository", False, None, None, "failure"),
         (
@@ -675,3 +676,76 @@ def test_every_claude_skill_call_in_the_corpus_has_the_hash_of_its_body(corpus_h
                 assert span.attributes["skill.content_hash"] == content_hash(body)
                 checked += 1
     assert checked >= 5
+
+
+@pytest.mark.parametrize(
+    ("result", "expected"),
+    [
+        ({"Err": "timeout"}, "failure"),
+        ({"Ok": {"content": [], "isError": True}}, "failure"),
+        ({"Ok": {"content": []}}, "success"),
+        (None, None),
+    ],
+)
+def test_codex_mcp_tool_call_end(result: object, expected: str | None) -> None:
+    from skillopsd.derive._outcome import codex_mcp_end
+
+    assert codex_mcp_end(result) == expected
+
+
+def test_claude_turn_stopped_by_a_hook_blocks_its_pending_calls() -> None:
+    sid = "s-hook"
+    rows = [
+        {
+            "type": "user",
+            "uuid": "u1",
+            "sessionId": sid,
+            "timestamp": "2025-01-01T00:00:00Z",
+            "message": {"role": "user", "content": "push it"},
+        },
+        {
+            "type": "assistant",
+            "uuid": "a1",
+            "sessionId": sid,
+            "timestamp": "2025-01-01T00:00:01Z",
+            "message": {
+                "id": "m1",
+                "model": "claude-x",
+                "content": [
+                    {
+                        "type": "tool_use",
+                        "id": "t1",
+                        "name": "Bash",
+                        "input": {"command": "git push"},
+                    },
+                    {"type": "tool_use", "id": "t2", "name": "Bash", "input": {"command": "ls"}},
+                ],
+            },
+        },
+        {
+            "type": "user",
+            "uuid": "u2",
+            "sessionId": sid,
+            "timestamp": "2025-01-01T00:00:02Z",
+            "message": {
+                "role": "user",
+                "content": [{"type": "tool_result", "tool_use_id": "t2", "content": "a\nb"}],
+            },
+        },
+        {
+            "type": "user",
+            "uuid": "u3",
+            "sessionId": sid,
+            "timestamp": "2025-01-01T00:00:03Z",
+            "message": {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "Operation stopped by hook: no pushes on Friday"}
+                ],
+            },
+        },
+    ]
+    d = derive_session("claude", sid, [SourceLines("x", "/p/s.jsonl", sid, "", as_lines(rows))])
+    outcomes = {s.attributes["gen_ai.tool.call.id"]: s.outcome for s in d.spans if s.kind == "TOOL"}
+    assert outcomes == {"t1": "blocked", "t2": "success"}
+    assert d.session.turns == 1

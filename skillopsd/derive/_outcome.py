@@ -23,6 +23,10 @@ _CLAUDE_BLOCKED = (
     "blocked by hook",
 )
 _CLAUDE_DENIED = re.compile(r"Permission to use \S+ (?:with .* )?has been denied", re.DOTALL)
+# A PreToolUse (or permission) hook that refused the call.
+_CLAUDE_HOOK = re.compile(r"\A(?:PreToolUse|PermissionRequest)(?::\S+)? hook", re.IGNORECASE)
+# User text that stops the turn: calls still waiting for a result were stopped with it.
+TURN_STOPPERS = ("Operation stopped by hook", "[Request interrupted by user")
 _CLAUDE_EXIT = re.compile(r"\AExit code (\d+)")
 # Codex: declined approvals, guardian and sandbox refusals.
 _CODEX_BLOCKED = (
@@ -59,7 +63,7 @@ def claude_outcome(
     for phrase in _CLAUDE_BLOCKED:
         if phrase in text[:400] or phrase in tur[:400]:
             return "blocked"
-    if _CLAUDE_DENIED.search(text[:600]):
+    if _CLAUDE_DENIED.search(text[:600]) or _CLAUDE_HOOK.match(text):
         return "blocked"
     exit_match = _CLAUDE_EXIT.match(text)
     if exit_match and exit_match.group(1) != "0":
@@ -103,6 +107,18 @@ def codex_outcome(text: str) -> Outcome:
         if legacy and legacy.group(1) != "0":
             return "failure"
     return "success"
+
+
+def codex_mcp_end(result: Any) -> Outcome | None:
+    """Classify ``mcp_tool_call_end``: ``{"Err": …}`` or ``{"Ok": {"isError": true}}`` failed."""
+    if not isinstance(result, dict):
+        return None
+    if "Err" in result:
+        return "failure"
+    ok = result.get("Ok")
+    if isinstance(ok, dict):
+        return "failure" if ok.get("isError") or ok.get("is_error") else "success"
+    return None
 
 
 def codex_exec_end(status: str | None, exit_code: Any) -> Outcome | None:

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ._input import Record
-from ._outcome import claude_outcome, result_text
+from ._outcome import TURN_STOPPERS, claude_outcome, result_text
 from ._skills import content_hash, injected_body, loaded_body
 from ._summary import Summary
 from ._tree import Span, SpanTree, as_json, clip
@@ -144,11 +144,25 @@ class _Thread:
             if self.chain is not None:
                 self.chain.attributes["skillops.compacted"] = True
             return
+        if text.startswith(TURN_STOPPERS):
+            self._stop_pending(text)
+            return
         if not text or text.startswith(_NOT_A_PROMPT):
             return
         command = _COMMAND_NAME.search(text)
         self.pending_command = command.group(1) if command else None
         self._new_chain(record, timestamp, text)
+
+    def _stop_pending(self, text: str) -> None:
+        """The user or a hook stopped the turn: calls of it still without a result were stopped."""
+        if self.chain is None:
+            return
+        chain_id = self.chain.span_id
+        for span in self.tools.values():
+            llm = self.tree.spans.get(span.parent or "")
+            if span.outcome is None and llm is not None and llm.parent == chain_id:
+                span.outcome = "blocked"
+                span.attributes["skillops.result.error"] = clip(text, 2000)
 
     def _result(self, record: Record, block: dict[str, Any], timestamp: str | None) -> None:
         value = record.value

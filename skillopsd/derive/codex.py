@@ -17,7 +17,13 @@ from typing import Any
 import msgspec
 
 from ._input import Record
-from ._outcome import codex_exec_end, codex_outcome, codex_output_text, result_text
+from ._outcome import (
+    codex_exec_end,
+    codex_mcp_end,
+    codex_outcome,
+    codex_output_text,
+    result_text,
+)
 from ._skills import content_hash
 from ._summary import Summary
 from ._tree import Span, SpanTree, as_json, clip
@@ -270,6 +276,11 @@ class _Thread:
                         target.attributes[attr] = last[source]
         elif event == "exec_command_end" and span is not None:
             outcome = codex_exec_end(payload.get("status"), payload.get("exit_code"))
+            if outcome is not None:
+                span.outcome = outcome
+                self.ended.add(call_id)  # type: ignore[arg-type]
+        elif event == "mcp_tool_call_end" and span is not None:
+            outcome = codex_mcp_end(payload.get("result"))
             if outcome is not None:
                 span.outcome = outcome
                 self.ended.add(call_id)  # type: ignore[arg-type]
