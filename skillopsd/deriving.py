@@ -14,7 +14,7 @@ import msgspec
 import structlog
 
 from .derive import DERIVER_VERSION, Derivation, SourceLines, derive_session, session_id
-from .events import Database, EventLog, NewEvent, content_id
+from .events import Database, EventLog, NewEvent, content_id, decode_payload
 from .events.types import (
     DeriveErrorRecorded,
     Event,
@@ -29,6 +29,15 @@ from .sources import source_stream
 DeriveFunction = Callable[..., Derivation]
 Progress = Callable[[int, int], None]
 _msgpack = msgspec.msgpack.Encoder()
+
+
+class _LineView(msgspec.Struct):
+    generation: int
+    offset: int
+    line: bytes
+
+
+_line_view = msgspec.msgpack.Decoder(_LineView)
 _BATCH_EVENTS = 5000
 _log = structlog.get_logger(__name__)
 
@@ -161,11 +170,15 @@ class SessionDeriver:
     def _lines(self, source_id: str) -> list[tuple[int, bytes]]:
         """The latest generation's captured lines of one file, in file order."""
         by_generation: dict[int, list[tuple[int, bytes]]] = {}
-        for event in self.log.read_stream(source_stream(source_id)):
-            if event.type != "TranscriptLineCaptured":
-                continue
-            line = event.payload
-            assert isinstance(line, TranscriptLineCaptured)
+        rows = self.db.conn.execute(
+            "SELECT schema, data FROM events WHERE stream = ? AND type = ? ORDER BY stream_version",
+            (source_stream(source_id), "TranscriptLineCaptured"),
+        )
+        for schema, data in rows:
+            if schema == TranscriptLineCaptured.SCHEMA:
+                line = _line_view.decode(data)  # only the three fields needed
+            else:
+                line = decode_payload("TranscriptLineCaptured", schema, data)  # upcast
             by_generation.setdefault(line.generation, []).append((line.offset, line.line))
         if not by_generation:
             return []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ._chain import ChainReport, verify_chain
+from ._codec import decode as decode_payload
 from ._codec import register_upcaster
 from ._db import SCHEMA_VERSION, Database
 from ._log import AppendResult, EventLog, NewEvent, RecordedEvent, content_id, utc_now
@@ -32,6 +33,7 @@ __all__ = [
     "NewEvent",
     "RecordedEvent",
     "content_id",
+    "decode_payload",
     "register_upcaster",
     "utc_now",
     "verify_chain",
