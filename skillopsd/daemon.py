@@ -34,6 +34,7 @@ from .sources import (
     Capturer,
     Root,
     ScanResult,
+    Store,
     capture_all,
     discover,
     discover_under,
@@ -170,7 +171,7 @@ class Daemon:
         _log.debug("derived", sessions=result.sessions, appended=result.appended)
         self._project()
 
-    def _pending_bytes(self, files: list[tuple[Path, object]]) -> int:
+    def _pending_bytes(self, files: Sequence[tuple[Path, object]]) -> int:
         offsets = dict(self.db.conn.execute("SELECT path, offset FROM capture_sources"))
         total = 0
         for path, _store in files:
@@ -187,7 +188,7 @@ class Daemon:
 
     def _capture_hints(self, paths: set[Path]) -> ScanResult:
         total = ScanResult()
-        files = []
+        files: list[tuple[Path, Store]] = []
         for path in sorted(paths):
             if path.is_dir():
                 files.extend(discover_under(path, self.roots))

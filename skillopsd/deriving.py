@@ -175,10 +175,13 @@ class SessionDeriver:
             (source_stream(source_id), "TranscriptLineCaptured"),
         )
         for schema, data in rows:
+            line: _LineView | TranscriptLineCaptured
             if schema == TranscriptLineCaptured.SCHEMA:
                 line = _line_view.decode(data)  # only the three fields needed
             else:
-                line = decode_payload("TranscriptLineCaptured", schema, data)  # upcast
+                upcast = decode_payload("TranscriptLineCaptured", schema, data)
+                assert isinstance(upcast, TranscriptLineCaptured)
+                line = upcast
             by_generation.setdefault(line.generation, []).append((line.offset, line.line))
         if not by_generation:
             return []

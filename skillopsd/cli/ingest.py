@@ -74,5 +74,5 @@ def ingest(
         f"captured {report.lines} lines ({report.bytes} bytes) from {report.files} files,"
         f" {report.errors} errors; derived {report.sessions_derived} sessions"
     )
-    for path in skipped:
-        click.echo(f"skipped {path}: not a recognised transcript (try --agent)", err=True)
+    for name in skipped:
+        click.echo(f"skipped {name}: not a recognised transcript (try --agent)", err=True)

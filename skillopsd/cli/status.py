@@ -8,6 +8,7 @@ import click
 import msgspec
 
 from ..events import Database
+from ..events._db import scalar
 from ..sources import STORES
 from ._app import AppContext, cli, db_option, json_option, pass_app
 from ._output import emit_json, table
@@ -86,13 +87,10 @@ def status(app: AppContext, as_json: bool) -> None:
     db = app.db()
     states = app.engine().states()
     with db.read() as conn:
-        head = conn.execute("SELECT max(position) FROM events").fetchone()[0] or 0
+        head = scalar(conn, "SELECT max(position) FROM events") or 0
         # As last projected (status does not catch up): see the sessions projection's lag.
-        sessions = (
-            conn.execute("SELECT count(*) FROM p_sessions").fetchone()[0]
-            if any(s.name == "sessions" and s.checkpoint for s in states)
-            else 0
-        )
+        projected = any(s.name == "sessions" and s.checkpoint for s in states)
+        sessions = scalar(conn, "SELECT count(*) FROM p_sessions") if projected else 0
     report = Status(
         db=str(db.path),
         size_bytes=db.size_bytes(),

@@ -83,3 +83,8 @@ def _split(line: bytes) -> tuple[list[Any], str | None]:
             return values, f"not JSON from character {pos}: {exc.msg}"
         values.append(value)
     return values, error
+
+
+def mapping(value: Any) -> dict[str, Any]:
+    """``value`` if it is a JSON object, else an empty one (records drift between versions)."""
+    return value if isinstance(value, dict) else {}

@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from ._input import Record
+from ._input import Record, mapping
 from ._outcome import TURN_STOPPERS, claude_outcome, result_text
 from ._skills import content_hash, injected_body, loaded_body
 from ._summary import Summary
@@ -124,7 +124,7 @@ class _Thread:
 
     def _user(self, record: Record, timestamp: str | None) -> None:
         value = record.value
-        message = value.get("message") if isinstance(value.get("message"), dict) else {}
+        message = mapping(value.get("message"))
         content = message.get("content")
         results = (
             [b for b in content if isinstance(b, dict) and b.get("type") == "tool_result"]
@@ -218,10 +218,10 @@ class _Thread:
 
     def _assistant(self, record: Record, timestamp: str | None) -> None:
         value = record.value
-        message = value.get("message") if isinstance(value.get("message"), dict) else {}
+        message = mapping(value.get("message"))
         chain = self._ensure_chain(record, timestamp)
         mid = message.get("id") if isinstance(message.get("id"), str) else None
-        key = mid or value.get("uuid") or f"{record.source_id}:{record.offset}"
+        key = str(mid or value.get("uuid") or f"{record.source_id}:{record.offset}")
         model = message.get("model") if isinstance(message.get("model"), str) else None
         llm = self.messages.get(key)
         if llm is None:
@@ -257,11 +257,11 @@ class _Thread:
         self, record: Record, block: dict[str, Any], llm: Span, timestamp: str | None
     ) -> None:
         call_id = block.get("id")
-        name = block.get("name") if isinstance(block.get("name"), str) else "unknown"
+        name = str(block["name"]) if isinstance(block.get("name"), str) else "unknown"
         if not isinstance(call_id, str):
             self.summary.error(record, "tool_use without an id")
             return
-        tool_input = block.get("input") if isinstance(block.get("input"), dict) else {}
+        tool_input = mapping(block.get("input"))
         is_skill = name == "Skill"
         span = self.tree.add(
             "SKILL" if is_skill else "TOOL", f"call:{call_id}", name, llm, timestamp
@@ -339,11 +339,11 @@ def derive_claude(tree: SpanTree, summary: Summary, files: list[tuple[str, list[
         _Thread(tree, summary, None, "main", None, spawned, prompts).walk(main)
         for n, chain in enumerate(chains):
             subagents.append((f"{path}#sidechain{n}", None, chain))
-    for key, agent_id, records in subagents:
-        parent = spawned.get(agent_id) if agent_id else None
+    for key, sub_id, records in subagents:
+        parent: Span | None = spawned.get(sub_id) if sub_id else None
         if parent is None:
             parent = prompts.get(_first_prompt(records))
         thread = _Thread(
-            tree, summary, parent, f"agent:{agent_id or key}", agent_id, spawned, prompts
+            tree, summary, parent, f"agent:{sub_id or key}", sub_id, spawned, prompts
         )
         thread.walk(records)

@@ -16,7 +16,7 @@ from typing import Any
 
 import msgspec
 
-from ._input import Record
+from ._input import Record, mapping
 from ._outcome import (
     codex_exec_end,
     codex_mcp_end,
@@ -121,7 +121,7 @@ class _Thread:
         for record in _own_records(records, self.thread_id):
             value = record.value
             timestamp = value.get("timestamp") if isinstance(value.get("timestamp"), str) else None
-            payload = value.get("payload") if isinstance(value.get("payload"), dict) else {}
+            payload = mapping(value.get("payload"))
             kind = value.get("type")
             self.summary.see({}, timestamp)
             if kind == "session_meta":
@@ -203,12 +203,12 @@ class _Thread:
     ) -> None:
         item = payload.get("type")
         if item == "web_search_call":
-            call_id = payload.get("id") or f"web_search:{record.source_id}:{record.offset}"
+            call_id = str(payload.get("id") or f"web_search:{record.source_id}:{record.offset}")
             name = "web_search"
             arguments: Any = payload.get("action") or {}
         else:
-            call_id = payload.get("call_id") or f"call:{record.source_id}:{record.offset}"
-            name = payload.get("name") if isinstance(payload.get("name"), str) else item
+            call_id = str(payload.get("call_id") or f"call:{record.source_id}:{record.offset}")
+            name = str(payload["name"]) if isinstance(payload.get("name"), str) else str(item)
             arguments = _arguments(payload)
         skill = self._skill_read(arguments) if item == "function_call" else None
         span = self.tree.add(
@@ -341,7 +341,7 @@ def _own_records(records: list[Record], thread_id: str) -> list[Record]:
     start = metas[1]
     for i in range(start, len(records)):
         value = records[i].value
-        payload = value.get("payload") if isinstance(value.get("payload"), dict) else {}
+        payload = mapping(value.get("payload"))
         turn = payload.get("turn_id")
         if (
             value.get("type") in ("turn_context", "event_msg")

@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import Any
 
 import apsw
 
@@ -64,6 +65,12 @@ CREATE TABLE capture_sources (
 CREATE INDEX capture_sources_by_inode ON capture_sources (device, inode);
 CREATE INDEX capture_sources_by_path ON capture_sources (path);
 """
+
+
+def scalar(conn: apsw.Connection, sql: str, args: tuple[object, ...] = ()) -> Any:
+    """The first column of the first row ``sql`` returns (None when there is none)."""
+    row = conn.execute(sql, args).fetchone()
+    return row[0] if row is not None else None
 
 
 class Database:
@@ -148,9 +155,9 @@ class Database:
         # Read-only probes first, in one snapshot (another process may be initialising the
         # file right now): nothing below writes to a file we have not recognised.
         with self.read():
-            app_id = conn.execute("PRAGMA application_id").fetchone()[0]
-            user_version = conn.execute("PRAGMA user_version").fetchone()[0]
-            tables = conn.execute("SELECT count(*) FROM sqlite_schema").fetchone()[0]
+            app_id = scalar(conn, "PRAGMA application_id")
+            user_version = scalar(conn, "PRAGMA user_version")
+            tables = scalar(conn, "SELECT count(*) FROM sqlite_schema")
         if app_id != APPLICATION_ID:
             if app_id != 0 or tables or user_version:
                 raise DatabaseOpenError(f"{self.path}: not a skillops database")
@@ -170,7 +177,7 @@ class Database:
         if app_id != APPLICATION_ID:
             with self.write():
                 # Re-check under the write lock: another process may have initialised it.
-                if conn.execute("PRAGMA application_id").fetchone()[0] != APPLICATION_ID:
+                if scalar(conn, "PRAGMA application_id") != APPLICATION_ID:
                     conn.execute(_SCHEMA)
                     conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
                     conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")

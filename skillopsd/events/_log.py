@@ -11,7 +11,7 @@ import msgspec
 
 from . import _codec
 from ._chain import GENESIS_HASH, event_hash
-from ._db import Database
+from ._db import Database, scalar
 from .errors import ConcurrencyError
 from .types import Event
 
@@ -180,10 +180,10 @@ class EventLog:
         return found
 
     def _stream_version(self, stream: str) -> int:
-        row = self.db.conn.execute(
-            "SELECT max(stream_version) FROM events WHERE stream = ?", (stream,)
-        ).fetchone()
-        return row[0] or 0
+        version = scalar(
+            self.db.conn, "SELECT max(stream_version) FROM events WHERE stream = ?", (stream,)
+        )
+        return version or 0
 
     def stream_version(self, stream: str) -> int:
         """The current version of ``stream`` (0 if it has no events)."""
@@ -192,8 +192,7 @@ class EventLog:
 
     def head(self) -> int:
         """The position of the newest event (0 for an empty log)."""
-        row = self.db.conn.execute("SELECT max(position) FROM events").fetchone()
-        return row[0] or 0
+        return scalar(self.db.conn, "SELECT max(position) FROM events") or 0
 
     def contains(self, event_id: str) -> bool:
         """Whether an event with this id is stored."""

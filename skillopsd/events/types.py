@@ -45,7 +45,7 @@ class Event(msgspec.Struct, frozen=True, kw_only=True, tag=True, tag_field="type
 # --- capture ---------------------------------------------------------------------------
 
 
-class TranscriptLineCaptured(Event):
+class TranscriptLineCaptured(Event, frozen=True):
     """One complete line of an agent transcript, exactly as read (after redaction).
 
     The file it came from is ``source_id``; its path is in that source's
@@ -63,7 +63,7 @@ class TranscriptLineCaptured(Event):
     redactions: int = 0
 
 
-class SourceFileTracked(Event):
+class SourceFileTracked(Event, frozen=True):
     """A transcript file seen for the first time (or a new generation of one)."""
 
     agent: str
@@ -77,7 +77,7 @@ class SourceFileTracked(Event):
     parent_session: str = ""
 
 
-class SourceFileMoved(Event):
+class SourceFileMoved(Event, frozen=True):
     """A tracked file found under a new path (e.g. Codex archiving); not read again."""
 
     source_id: str
@@ -85,7 +85,7 @@ class SourceFileMoved(Event):
     new_path: str
 
 
-class SourceFileReset(Event):
+class SourceFileReset(Event, frozen=True):
     """A tracked file was truncated or replaced; reading restarts as a new generation."""
 
     source_id: str
@@ -95,7 +95,7 @@ class SourceFileReset(Event):
     new_generation: int
 
 
-class CaptureErrorRecorded(Event):
+class CaptureErrorRecorded(Event, frozen=True):
     """A byte range that could not be stored as a line (oversized, unreadable...)."""
 
     agent: str
@@ -120,7 +120,7 @@ class TokenUsage(msgspec.Struct, frozen=True, kw_only=True):
     cache_creation: int | None = None
 
 
-class SessionDerived(Event):
+class SessionDerived(Event, frozen=True):
     """The deriver's summary of one session at one deriver version."""
 
     session_id: str
@@ -142,7 +142,7 @@ class SessionDerived(Event):
     merged_into: str | None = None
 
 
-class SpanDerived(Event):
+class SpanDerived(Event, frozen=True):
     """One span of a session's tree (OpenTelemetry GenAI attribute names)."""
 
     session_id: str
@@ -158,7 +158,7 @@ class SpanDerived(Event):
     attributes: dict[str, AttributeValue] = {}
 
 
-class DeriveErrorRecorded(Event):
+class DeriveErrorRecorded(Event, frozen=True):
     """A record the deriver could not make sense of; derivation went on without it."""
 
     session_id: str
@@ -171,7 +171,7 @@ class DeriveErrorRecorded(Event):
 # --- human -----------------------------------------------------------------------------
 
 
-class AnnotationAdded(Event):
+class AnnotationAdded(Event, frozen=True):
     """A human judgement of a session (optionally of one skill or span in it)."""
 
     annotation_id: str
@@ -183,7 +183,7 @@ class AnnotationAdded(Event):
     span_id: str | None = None
 
 
-class AnnotationRetracted(Event):
+class AnnotationRetracted(Event, frozen=True):
     """Withdraws an earlier annotation; the original stays in the log."""
 
     annotation_id: str
@@ -191,7 +191,7 @@ class AnnotationRetracted(Event):
     reason: str = ""
 
 
-class SessionPurged(Event):
+class SessionPurged(Event, frozen=True):
     """A session removed from every projection; its captured lines stay in the log."""
 
     session_id: str
@@ -202,7 +202,7 @@ class SessionPurged(Event):
 # --- evals -----------------------------------------------------------------------------
 
 
-class EvalSuiteRegistered(Event):
+class EvalSuiteRegistered(Event, frozen=True):
     """The exact ``evals.yaml`` text a skill version is graded against."""
 
     skill: str
@@ -233,7 +233,7 @@ class EvalCaseResult(msgspec.Struct, frozen=True, kw_only=True):
     results: list[GraderResult] = []
 
 
-class EvalRunCompleted(Event):
+class EvalRunCompleted(Event, frozen=True):
     """One ``eval run``: keyed by skill and the version content hash the sessions loaded."""
 
     run_id: str
@@ -250,7 +250,7 @@ class EvalRunCompleted(Event):
 # --- versions --------------------------------------------------------------------------
 
 
-class SkillVersionCreated(Event):
+class SkillVersionCreated(Event, frozen=True):
     """A skill body seen for the first time; identified by sha256 of its normalized body."""
 
     skill: str
@@ -262,7 +262,7 @@ class SkillVersionCreated(Event):
     origin: str = ""
 
 
-class SkillChallengerStarted(Event):
+class SkillChallengerStarted(Event, frozen=True):
     """A version enters an A/B test against the champion; stats count from here."""
 
     skill: str
@@ -271,7 +271,7 @@ class SkillChallengerStarted(Event):
     test_id: str
 
 
-class SkillRouted(Event):
+class SkillRouted(Event, frozen=True):
     """A routing decision with everything needed to recompute it."""
 
     skill: str
@@ -285,7 +285,7 @@ class SkillRouted(Event):
     session_id: str | None = None
 
 
-class SkillExecutionRecorded(Event):
+class SkillExecutionRecorded(Event, frozen=True):
     """The outcome of one session that ran a given skill version."""
 
     skill: str
@@ -296,7 +296,7 @@ class SkillExecutionRecorded(Event):
     duration_ms: int | None = None
 
 
-class SkillPromoted(Event):
+class SkillPromoted(Event, frozen=True):
     """A version becomes champion (by the gate, the bandit, or a recorded force)."""
 
     skill: str
@@ -308,7 +308,7 @@ class SkillPromoted(Event):
     author: str = ""
 
 
-class SkillRetired(Event):
+class SkillRetired(Event, frozen=True):
     """A version leaves rotation; its file and tag stay."""
 
     skill: str
@@ -316,7 +316,7 @@ class SkillRetired(Event):
     reason: str = ""
 
 
-class SkillRolledBack(Event):
+class SkillRolledBack(Event, frozen=True):
     """The champion returns to an earlier version."""
 
     skill: str
@@ -326,7 +326,7 @@ class SkillRolledBack(Event):
     author: str = ""
 
 
-class GateEvaluated(Event):
+class GateEvaluated(Event, frozen=True):
     """The promotion gate's decision for one version and the run it rested on."""
 
     skill: str
@@ -339,7 +339,7 @@ class GateEvaluated(Event):
 # --- policy ----------------------------------------------------------------------------
 
 
-class PolicySet(Event):
+class PolicySet(Event, frozen=True):
     """Settings a projection computes with (thresholds, priors); the newest per name wins."""
 
     name: str

@@ -120,7 +120,8 @@ def list_sessions(
     limit: int | None = None,
 ) -> list[SessionView]:
     """Sessions, newest first, filtered."""
-    where, args = [], []
+    where: list[str] = []
+    args: list[object] = []
     if agent:
         where.append("agent = ?")
         args.append(agent)

@@ -181,8 +181,8 @@ class Sessions(Projection):
         args = (session_id,) if session_id else ()
         rows = conn.execute(f"SELECT session_id FROM p_sessions {where}", args).fetchall()
         for (sid,) in rows:
-            counts = dict(
-                conn.execute(
+            counts: dict[str, int] = dict(
+                conn.execute(  # type: ignore[arg-type]
                     "SELECT coalesce(outcome, 'unknown'), count(*) FROM p_spans"
                     " WHERE session_id = ? AND kind IN ('TOOL', 'SKILL') GROUP BY 1",
                     (sid,),

@@ -115,15 +115,15 @@ def _spans(data: bytes) -> list[tuple[int, int, bytes]]:
             if name == b"key" and not any(lowered.endswith(p, 0, at) for p in _KEY_PREFIXES):
                 at = lowered.find(name, at + 3)
                 continue
-            m = _TAIL.match(lowered, at + len(name))
-            if m is not None:
-                start, end = m.span("v")
+            tail = _TAIL.match(lowered, at + len(name))
+            if tail is not None:
+                start, end = tail.span("v")
                 value = lowered[start:end]
                 # Already masked; a count (``token: 123``); an unquoted word after ``:``.
                 if not (
                     value.startswith(b"[redacted")
                     or value.isdigit()
-                    or (m.group("colon") is not None and _DIGITS.isdisjoint(value))
+                    or (tail.group("colon") is not None and _DIGITS.isdisjoint(value))
                 ):
                     spans.append((start, end, b"[REDACTED]"))
             at = lowered.find(name, at + len(name))
