@@ -343,7 +343,5 @@ def derive_claude(tree: SpanTree, summary: Summary, files: list[tuple[str, list[
         parent: Span | None = spawned.get(sub_id) if sub_id else None
         if parent is None:
             parent = prompts.get(_first_prompt(records))
-        thread = _Thread(
-            tree, summary, parent, f"agent:{sub_id or key}", sub_id, spawned, prompts
-        )
+        thread = _Thread(tree, summary, parent, f"agent:{sub_id or key}", sub_id, spawned, prompts)
         thread.walk(records)
