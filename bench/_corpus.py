@@ -1,7 +1,10 @@
-"""Extracting the shared real corpus for a benchmark run."""
+"""What the benchmarks share: the real corpus, and running our programs on a given HOME."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import sys
 import tarfile
 from pathlib import Path
 
@@ -17,3 +20,15 @@ def extract(dest: Path) -> Path:
 
 def transcript_files(home: Path) -> list[Path]:
     return sorted(p for p in home.rglob("*.jsonl") if p.is_file())
+
+
+def program(name: str) -> str:
+    """The installed console script ``name``."""
+    return shutil.which(name) or str(Path(sys.executable).with_name(name))
+
+
+def home_env(home: Path) -> dict[str, str]:
+    """This environment with HOME set to ``home`` and no database override."""
+    env = {k: v for k, v in os.environ.items() if k not in ("XDG_DATA_HOME", "SKILLOPS_DB")}
+    env["HOME"] = str(home)
+    return env

@@ -25,7 +25,7 @@ import apsw
 import msgspec
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _corpus import extract, transcript_files
+from _corpus import extract, home_env, program, transcript_files
 
 
 def floor(files: list[Path], db: Path) -> float:
@@ -62,9 +62,8 @@ def floor(files: list[Path], db: Path) -> float:
 
 def daemon(home: Path) -> tuple[float, float]:
     """Wall seconds and peak RSS (MB) of ``skillopsd --once`` on ``home``."""
-    exe = shutil.which("skillopsd") or str(Path(sys.executable).with_name("skillopsd"))
-    env = {k: v for k, v in os.environ.items() if k not in ("XDG_DATA_HOME", "SKILLOPS_DB")}
-    env["HOME"] = str(home)
+    exe = program("skillopsd")
+    env = home_env(home)
     start = time.perf_counter()
     proc = subprocess.Popen([exe, "--once", "--no-derive", "--log-level", "warning"], env=env)
     _, status, usage = os.wait4(proc.pid, 0)

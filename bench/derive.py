@@ -15,7 +15,6 @@ In one run, each beside its floor:
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import subprocess
 import sys
@@ -26,22 +25,12 @@ from pathlib import Path
 import msgspec
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _corpus import extract, transcript_files
+from _corpus import extract, home_env, program, transcript_files
 from backfill import floor as capture_floor
 
 from skillopsd.deriving import SessionDeriver
 from skillopsd.events import Database
 from skillopsd.events.types import TranscriptLineCaptured
-
-
-def _exe(name: str) -> str:
-    return shutil.which(name) or str(Path(sys.executable).with_name(name))
-
-
-def _env(home: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("XDG_DATA_HOME", "SKILLOPS_DB")}
-    env["HOME"] = str(home)
-    return env
 
 
 def read_floor(db_path: Path) -> float:
@@ -85,14 +74,14 @@ def main() -> None:
         home = extract(Path(tmp) / "home")
         files = transcript_files(home)
         mb = sum(p.stat().st_size for p in files) / 1e6
-        env = _env(home)
+        env = home_env(home)
         db_path = home / ".local" / "share" / "skillops" / "skillops.db"
         floors, backfills, reads, rederives = [], [], [], []
         sessions = 0
         for i in range(args.repeat):
             floors.append(capture_floor(files, Path(tmp) / f"floor{i}.db"))
             shutil.rmtree(home / ".local", ignore_errors=True)
-            backfills.append(timed([_exe("skillopsd"), "--once", "--log-level", "warning"], env))
+            backfills.append(timed([program("skillopsd"), "--once", "--log-level", "warning"], env))
             reads.append(read_floor(db_path))
             seconds, sessions = rederive(db_path, version=100 + i)
             rederives.append(seconds)
@@ -102,7 +91,7 @@ def main() -> None:
             "SELECT session_id, count(*) FROM p_spans GROUP BY session_id ORDER BY 2 DESC LIMIT 1"
         ).fetchone()
         db.close()
-        ctl = _exe("skillopsctl")
+        ctl = program("skillopsctl")
         subprocess.run([ctl, "sessions"], env=env, check=True, stdout=subprocess.DEVNULL)
         list_s = min(timed([ctl, "sessions", "--json"], env) for _ in range(5))
         show_s = min(timed([ctl, "session", "show", largest[0]], env) for _ in range(5))

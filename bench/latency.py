@@ -12,8 +12,6 @@ the same write arrives. Prints p50 / p99 / max of both (target: daemon p99 < 500
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -24,6 +22,9 @@ from pathlib import Path
 import msgspec
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _corpus import home_env, program
 
 from skillopsd.events import Database
 from skillopsd.events.types import TranscriptLineCaptured
@@ -58,9 +59,8 @@ def main() -> None:
         project.mkdir(parents=True)
         target = project / "bench-session.jsonl"
         target.write_bytes(b'{"sessionId":"bench-session","seq":-1}\n')
-        env = {k: v for k, v in os.environ.items() if k not in ("XDG_DATA_HOME", "SKILLOPS_DB")}
-        env["HOME"] = str(home)
-        exe = shutil.which("skillopsd") or str(Path(sys.executable).with_name("skillopsd"))
+        env = home_env(home)
+        exe = program("skillopsd")
         log = open(home / "daemon.log", "wb")  # noqa: SIM115
         daemon = subprocess.Popen([exe, "--rescan-interval", "300"], env=env, stderr=log)
         db_path = home / ".local" / "share" / "skillops" / "skillops.db"
