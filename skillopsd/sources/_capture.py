@@ -131,15 +131,28 @@ class Capturer:
 
     # --- bookkeeping -------------------------------------------------------------------
 
-    def _rows(self, where: str, args: tuple[object, ...]) -> list[SourceRow]:
-        """Rows matching ``where``, as the staged batch will leave them."""
+    def _rows(
+        self, where: str, args: tuple[object, ...], matches: Callable[[SourceRow], bool]
+    ) -> list[SourceRow]:
+        """Rows matching ``where`` (``matches`` is the same test in Python), as the staged
+        batch will leave them."""
         sql = f"SELECT {_ROW_COLUMNS} FROM capture_sources WHERE {where}"
         with self.db.read():
             stored = [SourceRow(*r) for r in self.db.conn.execute(sql, args)]
         staged = self._rows_after
         return [r for r in stored if r.source_id not in staged] + [
-            r for r in staged.values() if _row_matches(r, where, args)
+            r for r in staged.values() if matches(r)
         ]
+
+    def _rows_by_inode(self, device: int, inode: int) -> list[SourceRow]:
+        return self._rows(
+            "device = ? AND inode = ?",
+            (device, inode),
+            lambda r: (r.device, r.inode) == (device, inode),
+        )
+
+    def _rows_by_path(self, path: str) -> list[SourceRow]:
+        return self._rows("path = ?", (path,), lambda r: r.path == path)
 
     def _save(self, row: SourceRow) -> None:
         marks = ", ".join("?" * len(SourceRow.__struct_fields__))
@@ -221,8 +234,8 @@ class Capturer:
         self, path: Path, st: os.stat_result, fh: BinaryIO, store: Store
     ) -> SourceRow | None:
         with self.db.read():
-            by_inode = self._rows("device = ? AND inode = ?", (st.st_dev, st.st_ino))
-            by_path = self._rows("path = ?", (str(path),))
+            by_inode = self._rows_by_inode(st.st_dev, st.st_ino)
+            by_path = self._rows_by_path(str(path))
         for row in by_inode:
             same_start = st.st_size >= row.fingerprint_len and (
                 _fingerprint(fh, row.fingerprint_len) == row.fingerprint
@@ -482,14 +495,3 @@ def _event_id(source_id: str, event: Event) -> str | None:
     if isinstance(event, SourceFileTracked):
         return content_id("tracked", source_id, event.generation)
     return None
-
-
-def _row_matches(row: SourceRow, where: str, args: tuple[object, ...]) -> bool:
-    """Evaluate the few ``where`` clauses :meth:`Capturer._rows` uses against a staged row."""
-    if where == "device = ? AND inode = ?":
-        return (row.device, row.inode) == args
-    if where == "path = ?":
-        return row.path == args[0]
-    if where == "source_id = ?":
-        return row.source_id == args[0]
-    raise ValueError(f"unsupported filter {where!r}")
