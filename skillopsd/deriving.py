@@ -21,7 +21,6 @@ from .events.types import (
     SessionDerived,
     SourceFileMoved,
     SourceFileTracked,
-    SpanDerived,
     TranscriptLineCaptured,
 )
 from .sources import source_stream
@@ -301,12 +300,4 @@ class SessionDeriver:
         return result
 
 
-__all__ = [
-    "DeriveErrorRecorded",
-    "DeriveResult",
-    "SessionDerived",
-    "SessionDeriver",
-    "SessionKey",
-    "SpanDerived",
-    "session_stream",
-]
+__all__ = ["DeriveResult", "SessionDeriver", "SessionKey", "session_stream"]
