@@ -339,7 +339,8 @@ def test_capture_only_then_rederive(tmp_path: Path) -> None:
     daemon = DaemonProcess(home, "--once", "--no-derive", env=env)
     assert daemon.wait(60) == 0, daemon.logs()
     assert json.loads(run_ctl("sessions", "--json", env=env).stdout) == []
-    report = json.loads(run_ctl("rederive", "--json", env=env).stdout)
-    assert report["sessions"] == 1 and report["appended"] > 0
+    one = json.loads(run_ctl("rederive", "--session", CLAUDE_SESSION, "--json", env=env).stdout)
+    assert one["sessions"] == 1 and one["appended"] > 0
+    assert json.loads(run_ctl("rederive", "--json", env=env).stdout)["sessions"] == 0
     (session,) = json.loads(run_ctl("sessions", "--json", env=env).stdout)
     assert session["native_session_id"] == CLAUDE_SESSION

@@ -44,10 +44,10 @@ def rederive(app: AppContext, ident: str | None, as_json: bool) -> None:
     if ident is not None:
         with db.read() as conn:
             session = find_session(conn, ident)
+        wanted = {session.session_id} if session is not None else {ident}
+        # A session captured but never derived is known only by its files: match its ids.
         keys = {
-            k
-            for k in deriver.all_sessions()
-            if session is not None and k.session_id == session.session_id
+            k for k in deriver.all_sessions() if k.session_id in wanted or k.native_id in wanted
         }
         if not keys:
             raise NotFound(f"unknown session {ident!r} (see skillopsctl sessions)")
