@@ -88,7 +88,11 @@ class _Thread:
         self.turn += 1
         uuid = record.value.get("uuid") or f"{record.source_id}:{record.offset}:{record.index}"
         chain = self.tree.add(
-            "CHAIN", f"{self.key}:{uuid}", f"turn {self.turn}", self.parent, timestamp
+            "CHAIN",
+            f"{self.key}:{uuid}",
+            f"{'subagent turn' if self.parent else 'turn'} {self.turn}",
+            self.parent,
+            timestamp,
         )
         chain.attributes["gen_ai.operation.name"] = "invoke_agent"
         chain.attributes["skillops.turn"] = self.turn

@@ -104,7 +104,7 @@ class _Thread:
         )
         if "skillops.turn" not in chain.attributes:
             self.turns += 1
-            chain.name = f"turn {self.turns}"
+            chain.name = f"{'subagent turn' if self.parent else 'turn'} {self.turns}"
             chain.attributes["skillops.turn"] = self.turns
             chain.attributes["gen_ai.operation.name"] = "invoke_agent"
             chain.attributes["gen_ai.conversation.id"] = self.thread_id
