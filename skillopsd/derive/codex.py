@@ -16,6 +16,7 @@ from typing import Any
 
 import msgspec
 
+from ._ids import span_id
 from ._input import Record, mapping
 from ._outcome import (
     codex_exec_end,
@@ -91,7 +92,8 @@ class _Thread:
         self.advertised = advertised  # skill name -> SKILL.md path, when a list was given
         self.chain: Span | None = None
         self.turns = 0
-        self.llm: Span | None = None
+        self.llm: Span | None = None  # the model response being read
+        self.last_llm: Span | None = None  # the latest response of the current turn
         self.llm_count = 0
         self.model: str | None = None
         self.calls: dict[str, Span] = {}
@@ -108,6 +110,8 @@ class _Thread:
             chain.attributes["skillops.turn"] = self.turns
             chain.attributes["gen_ai.operation.name"] = "invoke_agent"
             chain.attributes["gen_ai.conversation.id"] = self.thread_id
+        if chain is not self.chain:
+            self.last_llm = None
         self.chain = chain
         self.llm = None
         return chain
@@ -195,6 +199,7 @@ class _Thread:
             if self.model:
                 llm.attributes["gen_ai.request.model"] = self.model
             self.llm = llm
+            self.last_llm = llm
         self.llm.touch(timestamp)
         return self.llm
 
@@ -265,7 +270,7 @@ class _Thread:
         elif event == "token_count":
             info = payload.get("info")
             last = info.get("last_token_usage") if isinstance(info, dict) else None
-            target = self.llm or self._last_llm()
+            target = self.llm or self.last_llm
             if isinstance(last, dict) and target is not None:
                 for source, attr in (
                     ("input_tokens", "gen_ai.usage.input_tokens"),
@@ -299,14 +304,17 @@ class _Thread:
             if isinstance(child, str):
                 self.spawned[child] = span
         elif event == "turn_aborted":
-            if self.chain is not None:
-                self.chain.attributes["skillops.turn.aborted"] = str(payload.get("reason"))
+            turn = payload.get("turn_id")
+            aborted = self.chain
+            if isinstance(turn, str):  # the event names its turn; it may not be the latest
+                key = span_id(self.tree.session_id, "CHAIN", f"{self.thread_id}:turn:{turn}")
+                aborted = self.tree.spans.get(key, aborted)
+            if aborted is None:
+                return
+            aborted.attributes["skillops.turn.aborted"] = str(payload.get("reason"))
             for pending in self.calls.values():
-                if (
-                    pending.outcome is None
-                    and pending.parent is not None
-                    and self._in_chain(pending)
-                ):
+                llm = self.tree.spans.get(pending.parent or "")
+                if pending.outcome is None and llm is not None and llm.parent == aborted.span_id:
                     pending.outcome = "blocked"
                     pending.attributes["skillops.result.error"] = "turn aborted by the user"
         elif (
@@ -315,18 +323,6 @@ class _Thread:
             and self.parent is None
         ):
             self.summary.title = payload["thread_name"]
-
-    def _last_llm(self) -> Span | None:
-        for span in reversed(list(self.tree.spans.values())):
-            if span.kind == "LLM" and self.chain is not None and span.parent == self.chain.span_id:
-                return span
-        return None
-
-    def _in_chain(self, span: Span) -> bool:
-        if self.chain is None:
-            return False
-        llm = self.tree.spans.get(span.parent or "")
-        return llm is not None and llm.parent == self.chain.span_id
 
 
 def _own_records(records: list[Record], thread_id: str) -> list[Record]:
