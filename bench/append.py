@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from skillopsd.events import Database, EventLog, NewEvent, content_id, utc_now
 from skillopsd.events._codec import encode
+from skillopsd.events._db import PAGE_SIZE
 from skillopsd.events.types import TranscriptLineCaptured
 
 FLOOR_SCHEMA = """
@@ -47,7 +48,6 @@ def make_events(n: int, streams: int) -> list[NewEvent]:
         payload = TranscriptLineCaptured(
             agent="claude",
             source_id=source,
-            path=f"/home/u/.claude/projects/p/{source}.jsonl",
             generation=1,
             offset=i * 2000,
             line=line,
@@ -71,6 +71,7 @@ def run_log(path: Path, events: list[NewEvent], batch: int) -> float:
 
 def run_floor(path: Path, events: list[NewEvent], batch: int) -> float:
     conn = apsw.Connection(str(path))
+    conn.execute(f"PRAGMA page_size={PAGE_SIZE}")  # as the log's database has
     conn.execute("PRAGMA journal_mode=WAL").fetchone()
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute(FLOOR_SCHEMA)

@@ -1,0 +1,35 @@
+"""The benchmarks still run (their figures are read by people, never asserted here)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parent.parent / "bench"
+
+
+def _run(*args: str) -> str:
+    result = subprocess.run(
+        [sys.executable, *args], capture_output=True, text=True, timeout=300, cwd=BENCH.parent
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_append_benchmark_runs() -> None:
+    out = _run(str(BENCH / "append.py"), "--events", "3000", "--batch", "500")
+    assert "ratio log/floor:" in out
+
+
+def test_latency_benchmark_runs() -> None:
+    out = _run(str(BENCH / "latency.py"), "--seconds", "1", "--interval", "0.1")
+    assert "skillopsd write->commit" in out and "p99" in out
+
+
+@pytest.mark.slow
+def test_corpus_benchmarks_run() -> None:
+    assert "ratio daemon/floor:" in _run(str(BENCH / "backfill.py"), "--repeat", "1")
+    assert "rederive of every session:" in _run(str(BENCH / "derive.py"), "--repeat", "1")
