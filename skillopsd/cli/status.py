@@ -60,8 +60,10 @@ def _sources(db: Database) -> dict[str, SourceStatus]:
         except OSError:
             s.missing_files += 1
             continue
-        if (st.st_dev, st.st_ino) == (device, inode):
-            s.lag_bytes += max(0, st.st_size - offset)
+        if (st.st_dev, st.st_ino) == (device, inode) and st.st_size >= offset:
+            s.lag_bytes += st.st_size - offset
+        else:  # replaced or truncated since: it will be read again from the start
+            s.lag_bytes += st.st_size
     return out
 
 
