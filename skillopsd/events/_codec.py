@@ -31,11 +31,6 @@ def register_upcaster(type_name: str, from_schema: int) -> Callable[[Upcaster], 
     return decorate
 
 
-def event_type_name(event: Event) -> str:
-    """The stored ``type`` of an event (its class name, which is also the union tag)."""
-    return type(event).__name__
-
-
 def encode(event: Event) -> bytes:
     """Encode a payload once; these exact bytes are stored and hashed."""
     return _encoder.encode(event)

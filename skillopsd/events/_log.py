@@ -57,11 +57,6 @@ class AppendResult(msgspec.Struct, frozen=True):
     positions: list[int]
     duplicates: int
 
-    @property
-    def head(self) -> int | None:
-        """The last position written, if any."""
-        return self.positions[-1] if self.positions else None
-
 
 def content_id(*parts: str | bytes | int) -> str:
     """A deterministic event id from the content that defines a fact (for idempotent appends)."""
@@ -193,13 +188,6 @@ class EventLog:
     def head(self) -> int:
         """The position of the newest event (0 for an empty log)."""
         return scalar(self.db.conn, "SELECT max(position) FROM events") or 0
-
-    def contains(self, event_id: str) -> bool:
-        """Whether an event with this id is stored."""
-        row = self.db.conn.execute(
-            "SELECT 1 FROM events WHERE event_id = ?", (event_id,)
-        ).fetchone()
-        return row is not None
 
     def read(
         self,

@@ -48,15 +48,10 @@ def discover_under(directory: Path, roots: Sequence[Root]) -> Iterator[tuple[Pat
             start = root.path  # a root (or its parent) appeared
         else:
             continue
-        if not start.is_dir():
-            continue
-        store = STORES[root.agent]
-        for dirpath, dirnames, filenames in os.walk(start):
-            dirnames.sort()
-            for name in sorted(filenames):
-                path = Path(dirpath) / name
-                if store.claims(path.relative_to(root.path)):
-                    yield path, store
+        if start.is_dir():
+            store = STORES[root.agent]
+            for path in store.iter_files(root.path, start):
+                yield path, store
 
 
 def store_for(path: Path, roots: Sequence[Root]) -> Store | None:

@@ -41,12 +41,12 @@ class Store(ABC):
     def sniff(self, head: list[Any]) -> bool:
         """Whether decoded records look like this agent's (for files outside any root)."""
 
-    def iter_files(self, root: Path) -> Iterator[Path]:
-        """Every transcript file under ``root``, in a stable order."""
+    def iter_files(self, root: Path, below: Path | None = None) -> Iterator[Path]:
+        """Every transcript file under ``root`` (or only ``below`` it), in a stable order."""
         if root.is_file():
             yield root
             return
-        for dirpath, dirnames, filenames in os.walk(root):
+        for dirpath, dirnames, filenames in os.walk(below or root):
             dirnames.sort()
             base = Path(dirpath)
             for name in sorted(filenames):
