@@ -53,13 +53,11 @@ def rederive(app: AppContext, ident: str | None, as_json: bool) -> None:
             raise NotFound(f"unknown session {ident!r} (see skillopsctl sessions)")
     else:
         keys = deriver.stale()
-    show = sys.stderr.isatty() and not as_json and len(keys) > 1
-    with (
-        click.progressbar(length=len(keys), label="deriving", file=sys.stderr)
-        if show
-        else _NoBar() as bar
-    ):
-        result = deriver.derive(keys, progress=lambda _n, _t: bar.update(1))
+    if sys.stderr.isatty() and not as_json and len(keys) > 1:
+        with click.progressbar(length=len(keys), label="deriving", file=sys.stderr) as bar:
+            result = deriver.derive(keys, progress=lambda _n, _t: bar.update(1))
+    else:
+        result = deriver.derive(keys)
     engine.catch_up()
     report = RederiveReport(
         deriver_version=DERIVER_VERSION,
@@ -74,14 +72,3 @@ def rederive(app: AppContext, ident: str | None, as_json: bool) -> None:
             f"derived {report.sessions} sessions with deriver v{report.deriver_version}:"
             f" {report.appended} events appended, {report.errors} unreadable records"
         )
-
-
-class _NoBar:
-    def __enter__(self) -> _NoBar:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        return None
-
-    def update(self, _n: int) -> None:
-        return None
