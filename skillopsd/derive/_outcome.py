@@ -23,6 +23,17 @@ _CLAUDE_BLOCKED = (
     "blocked by hook",
 )
 _CLAUDE_DENIED = re.compile(r"Permission to use \S+ (?:with .* )?has been denied", re.DOTALL)
+# 1.0.x: a call that needed a permission the user had not granted.
+_CLAUDE_NOT_GRANTED = re.compile(
+    r"Claude requested permissions to .{0,2000}?but you haven't granted it yet", re.DOTALL
+)
+# Calls cancelled before they started because a parallel call failed: they never ran.
+_CLAUDE_NOT_RUN = (
+    ("Sibling tool call errored", "sibling_error"),
+    ("Cancelled: parallel tool call", "sibling_error"),
+)
+# A Skill call whose skill never loaded (unknown name, or not a prompt-based skill).
+_CLAUDE_SKILL_NOT_LOADED = re.compile(r"Unknown skill: |is not a prompt-based skill")
 # A PreToolUse (or permission) hook that refused the call.
 _CLAUDE_HOOK = re.compile(r"\A(?:PreToolUse|PermissionRequest)(?::\S+)? hook", re.IGNORECASE)
 # User text that stops the turn: calls still waiting for a result were stopped with it.
@@ -63,7 +74,11 @@ def claude_outcome(
     for phrase in _CLAUDE_BLOCKED:
         if phrase in text[:400] or phrase in tur[:400]:
             return "blocked"
-    if _CLAUDE_DENIED.search(text[:600]) or _CLAUDE_HOOK.match(text):
+    if (
+        _CLAUDE_DENIED.search(text[:600])
+        or _CLAUDE_HOOK.match(text)
+        or _CLAUDE_NOT_GRANTED.search(text[:2400])
+    ):
         return "blocked"
     exit_match = _CLAUDE_EXIT.match(text)
     if exit_match and exit_match.group(1) != "0":
@@ -75,6 +90,20 @@ def claude_outcome(
     if isinstance(tool_use_result, dict) and tool_use_result.get("success") is False:
         return "failure"
     return "success"
+
+
+def claude_not_run(text: str) -> str | None:
+    """Why a Claude call never ran (``sibling_error``), or None if it ran."""
+    head = text[:200]
+    for phrase, reason in _CLAUDE_NOT_RUN:
+        if phrase in head:
+            return reason
+    return None
+
+
+def claude_skill_not_loaded(text: str) -> bool:
+    """Whether a Skill call's result says the skill did not load."""
+    return _CLAUDE_SKILL_NOT_LOADED.search(text[:400]) is not None
 
 
 def codex_output_text(output: Any) -> str:

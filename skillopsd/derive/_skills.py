@@ -1,12 +1,21 @@
-"""Skill bodies as transcripts show them, and the content hash that ties them to a version."""
+"""Skill bodies as transcripts show them, and the one normalization that ties a body to a version.
+
+``normalize_skill_body`` is the only definition of "the same skill body": derivation applies it
+to what an agent loaded (Claude's injection, Codex's read of SKILL.md) and the skill-version
+store applies it to a SKILL.md on disk, so both sides hash alike.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import re
 
+from .._redact import redact_text
+
 BASE_DIR_PREFIX = "Base directory for this skill:"
-_ARGUMENTS_TRAILER = re.compile(r"\n{3,}ARGUMENTS:.*\Z", re.DOTALL)
+# Claude Code appends the arguments a skill was called with after two newlines (2.1.32–2.1.42)
+# or three (other versions); a body of its own never ends in such a trailer.
+_ARGUMENTS_TRAILER = re.compile(r"\n{2,}ARGUMENTS:.*\Z", re.DOTALL)
 _FRONTMATTER = re.compile(r"\A---[ \t]*\n.*?\n---[ \t]*(?:\n|\Z)", re.DOTALL)
 
 
@@ -15,10 +24,25 @@ def strip_frontmatter(body: str) -> str:
     return _FRONTMATTER.sub("", body.replace("\r\n", "\n"), count=1)
 
 
-def content_hash(body: str) -> str:
-    """sha256 of a skill body: frontmatter stripped, ``\\r\\n`` → ``\\n``, whitespace trimmed."""
-    text = strip_frontmatter(body).strip()
-    return hashlib.sha256(text.encode()).hexdigest()
+def normalize_skill_body(text: str) -> str:
+    """A skill body as a version is identified by it.
+
+    ``\\r\\n`` → ``\\n``, YAML frontmatter stripped, an ``ARGUMENTS:`` trailer stripped,
+    surrounding whitespace trimmed, and secrets masked exactly as capture masks them. Masking
+    is idempotent, so a captured (already masked) body and the raw file on disk agree.
+    """
+    body = strip_frontmatter(text.lstrip("\ufeff"))
+    body = _ARGUMENTS_TRAILER.sub("", body).strip()
+    return redact_text(body).strip()
+
+
+def skill_content_hash(text: str) -> str:
+    """sha256 (hex) of :func:`normalize_skill_body` of ``text``."""
+    return hashlib.sha256(normalize_skill_body(text).encode()).hexdigest()
+
+
+# The name the derivers have always imported.
+content_hash = skill_content_hash
 
 
 def injected_body(text: str) -> tuple[str, str] | None:

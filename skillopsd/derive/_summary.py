@@ -35,8 +35,6 @@ class Summary:
             self.title = value["aiTitle"]
         elif kind == "custom-title" and isinstance(value.get("customTitle"), str):
             self.title = value["customTitle"]
-        elif kind == "summary" and self.title is None and isinstance(value.get("summary"), str):
-            self.title = value["summary"]
 
     def prompt(self, text: str, *, command: str | None = None) -> None:
         """Note a user prompt; a slash command is a title only if no plain prompt follows."""

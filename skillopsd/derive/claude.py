@@ -5,7 +5,13 @@ records of one response are grouped and the last one's usage is the final count)
 and ``SKILL`` children (one per ``tool_use``). Subagents of every era nest under the call that
 spawned them: 2.1.x ``subagents/agent-<id>.jsonl`` and 2.0.x ``agent-<id>.jsonl`` files are
 linked by the spawning call's ``toolUseResult.agentId`` (or, failing that, by their prompt);
-1.0.x inline ``isSidechain`` chains by their prompt.
+1.0.x inline ``isSidechain`` chains by their prompt. When a 2.1.12–2.1.42 subagent has no file
+(copied or synced sessions), its messages are read from the ``agent_progress`` records that
+mirror them in the parent file; a subagent with a file is read from the file only.
+
+Titles: a custom or AI title, else a ``summary`` record whose ``leafUuid`` is a record of this
+session (summaries name the conversation they summarise, often another one), else a plan's
+heading for a plan-mode session (``Implement the following plan:``), else the first prompt.
 """
 
 from __future__ import annotations
@@ -14,14 +20,23 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+import msgspec
+
 from ._input import Record, mapping
-from ._outcome import TURN_STOPPERS, claude_outcome, result_text
+from ._outcome import (
+    TURN_STOPPERS,
+    claude_not_run,
+    claude_outcome,
+    claude_skill_not_loaded,
+    result_text,
+)
 from ._skills import content_hash, injected_body, loaded_body
 from ._summary import Summary
 from ._tree import Span, SpanTree, as_json, clip
 
 _SPAWN_TOOLS = {"Task", "Agent"}
 _COMMAND_NAME = re.compile(r"<command-name>/?([^<\s]+)</command-name>")
+_PLAN_PROMPT = "Implement the following plan:"
 _NOT_A_PROMPT = (
     "[Request interrupted by user",
     "<local-command-stdout>",
@@ -42,18 +57,64 @@ def _text_of(content: Any) -> str:
     return ""
 
 
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
 def _usage_attributes(usage: dict[str, Any]) -> dict[str, Any]:
+    """OpenTelemetry GenAI usage: ``input_tokens`` includes cached input, as Codex reports it.
+
+    Anthropic's ``input_tokens`` counts only the uncached part; cache reads and writes are
+    added to it, and kept as their own attributes for the breakdown.
+    """
     out: dict[str, Any] = {}
-    for source, target in (
-        ("input_tokens", "gen_ai.usage.input_tokens"),
-        ("output_tokens", "gen_ai.usage.output_tokens"),
-        ("cache_read_input_tokens", "gen_ai.usage.cache_read.input_tokens"),
-        ("cache_creation_input_tokens", "gen_ai.usage.cache_creation.input_tokens"),
-    ):
-        value = usage.get(source)
-        if isinstance(value, int) and not isinstance(value, bool):
-            out[target] = value
+    uncached = _int(usage.get("input_tokens"))
+    read = _int(usage.get("cache_read_input_tokens"))
+    written = _int(usage.get("cache_creation_input_tokens"))
+    if uncached is not None:
+        out["gen_ai.usage.input_tokens"] = uncached + (read or 0) + (written or 0)
+    output = _int(usage.get("output_tokens"))
+    if output is not None:
+        out["gen_ai.usage.output_tokens"] = output
+    if read is not None:
+        out["gen_ai.usage.cache_read.input_tokens"] = read
+    if written is not None:
+        out["gen_ai.usage.cache_creation.input_tokens"] = written
     return out
+
+
+class _Progress:
+    """One subagent's messages as ``agent_progress`` records mirrored them in the parent file."""
+
+    def __init__(self, agent_id: str | None, call_id: str | None, prompt: str) -> None:
+        self.agent_id = agent_id
+        self.call_id = call_id
+        self.prompt = prompt
+        self.records: list[Record] = []
+        self.seen: set[str] = set()
+
+    def add(self, record: Record, message: dict[str, Any]) -> None:
+        """Add one mirrored message; a message mirrored again is read once."""
+        inner = mapping(message.get("message"))
+        key = message.get("uuid")
+        if not isinstance(key, str):
+            key = msgspec.json.encode([message.get("type"), inner.get("id"), inner]).decode()
+        if key in self.seen:
+            return
+        self.seen.add(key)
+        self.records.append(Record(record.source_id, record.offset, record.index, message))
+
+
+class _Shared:
+    """What the threads of one session share: calls by id, spawned subagents, progress."""
+
+    def __init__(self) -> None:
+        self.calls: dict[str, Span] = {}  # tool_use id -> its span, every thread
+        self.spawned: dict[str, Span] = {}  # agentId -> the call that spawned it
+        self.prompts: dict[str, Span] = {}  # Task/Agent prompt text -> the call
+        self.progress: dict[str, _Progress] = {}  # agentId (or spawning call id) -> messages
+        self.uuids: set[str] = set()  # every record uuid of the session
+        self.summaries: list[tuple[str, str]] = []  # (summary, leafUuid), in file order
 
 
 class _Thread:
@@ -66,16 +127,14 @@ class _Thread:
         parent: Span | None,
         key: str,
         agent_id: str | None,
-        spawned: dict[str, Span],
-        prompts: dict[str, Span],
+        shared: _Shared,
     ) -> None:
         self.tree = tree
         self.summary = summary
         self.parent = parent
         self.key = key
         self.agent_id = agent_id
-        self.spawned = spawned  # agentId -> the call that spawned it
-        self.prompts = prompts  # Task/Agent prompt text -> the call
+        self.shared = shared
         self.chain: Span | None = None
         self.turn = 0
         self.messages: dict[str, Span] = {}
@@ -83,6 +142,9 @@ class _Thread:
         # Results written before their call (real files have them): applied when it appears.
         self.early: dict[str, tuple[Record, dict[str, Any], str | None]] = {}
         self.pending_command: str | None = None
+        # Calls still waiting when the conversation was compacted: their result is lost, so a
+        # later interrupt did not stop them (their outcome stays unknown).
+        self.lost: set[str] = set()
 
     def _new_chain(self, record: Record, timestamp: str | None, prompt: str) -> Span:
         self.turn += 1
@@ -115,14 +177,52 @@ class _Thread:
             kind = value.get("type")
             timestamp = value.get("timestamp") if isinstance(value.get("timestamp"), str) else None
             self.summary.see(value, timestamp)
+            uuid = value.get("uuid")
+            if isinstance(uuid, str):
+                self.shared.uuids.add(uuid)
             if kind == "user":
                 self._user(record, timestamp)
             elif kind == "assistant":
                 self._assistant(record, timestamp)
+            elif kind == "progress":
+                self._progress(record)
+            elif kind == "system" and value.get("subtype") == "compact_boundary":
+                self._compacted()
+            elif kind == "summary":
+                text, leaf = value.get("summary"), value.get("leafUuid")
+                if isinstance(text, str) and isinstance(leaf, str) and text.strip():
+                    self.shared.summaries.append((text.strip(), leaf))
             if self.chain is not None and kind in ("user", "assistant", "system", "attachment"):
                 self.chain.touch(timestamp)
         for call_id, (record, _block, _ts) in self.early.items():
             self.summary.error(record, f"tool_result for unknown tool_use {call_id!r}")
+
+    def _progress(self, record: Record) -> None:
+        """Keep a subagent message mirrored by ``agent_progress`` (read once all files are)."""
+        value = record.value
+        data = mapping(value.get("data"))
+        if data.get("type") != "agent_progress":
+            return
+        message = mapping(data.get("message"))
+        if message.get("type") not in ("user", "assistant"):
+            return
+        agent = data.get("agentId") if isinstance(data.get("agentId"), str) else None
+        call = value.get("parentToolUseID")
+        call_id = call if isinstance(call, str) else None
+        key = agent or call_id
+        if key is None:
+            self.summary.error(record, "agent_progress without agentId or parentToolUseID")
+            return
+        stream = self.shared.progress.get(key)
+        if stream is None:
+            prompt = data.get("prompt") if isinstance(data.get("prompt"), str) else ""
+            stream = self.shared.progress[key] = _Progress(agent, call_id, prompt)
+        stream.add(record, message)
+
+    def _compacted(self) -> None:
+        for call_id, span in self.tools.items():
+            if span.outcome is None:
+                self.lost.add(call_id)
 
     # --- user records ------------------------------------------------------------------
 
@@ -147,10 +247,13 @@ class _Thread:
             # The summary a compaction writes is context for the model, not a new prompt.
             if self.chain is not None:
                 self.chain.attributes["skillops.compacted"] = True
+            self._compacted()
             return
         if text.startswith(TURN_STOPPERS):
             self._stop_pending(text)
             return
+        if text.startswith("<local-command-stdout>"):
+            self.pending_command = None  # a built-in command ran locally: no prompt follows
         if not text or text.startswith(_NOT_A_PROMPT):
             return
         command = _COMMAND_NAME.search(text)
@@ -162,7 +265,9 @@ class _Thread:
         if self.chain is None:
             return
         chain_id = self.chain.span_id
-        for span in self.tools.values():
+        for call_id, span in self.tools.items():
+            if call_id in self.lost:
+                continue
             llm = self.tree.spans.get(span.parent or "")
             if span.outcome is None and llm is not None and llm.parent == chain_id:
                 span.outcome = "blocked"
@@ -180,17 +285,32 @@ class _Thread:
             return
         tur = value.get("toolUseResult")
         text = result_text(block.get("content"))
+        span.touch(timestamp)
+        not_run = claude_not_run(text)
+        if not_run is not None:
+            # Cancelled before it started because a parallel call failed: it never ran, so
+            # it neither failed nor succeeded (outcome unknown), and says why.
+            span.outcome = None
+            span.attributes["skillops.not_run"] = not_run
+            span.attributes["skillops.result.error"] = clip(text, 2000)
+            return
         span.outcome = claude_outcome(
             is_error=bool(block.get("is_error")),
             text=text,
             tool_use_result=tur,
             denial_kind=value.get("toolDenialKind"),
         )
-        span.touch(timestamp)
         if span.outcome != "success":
             span.attributes["skillops.result.error"] = clip(text or str(tur), 2000)
+        if span.kind == "SKILL" and span.outcome == "failure" and claude_skill_not_loaded(text):
+            # The skill never loaded: the call stays, as a failed tool call.
+            span.kind = "TOOL"
+            requested = span.attributes.pop("skill.name", None)
+            span.attributes.pop("skill.activation", None)
+            if requested is not None:
+                span.attributes["skillops.skill.requested"] = requested
         if isinstance(tur, dict) and isinstance(tur.get("agentId"), str):
-            self.spawned[tur["agentId"]] = span
+            self.shared.spawned[tur["agentId"]] = span
             span.attributes["gen_ai.agent.id"] = tur["agentId"]
 
     def _meta(self, record: Record, text: str, timestamp: str | None) -> None:
@@ -202,21 +322,35 @@ class _Thread:
             if directory:
                 linked.attributes["skill.directory"] = directory
             return
+        command, self.pending_command = self.pending_command, None
         injected = injected_body(text)
-        if injected is None:
-            return
-        # A user-typed slash command: the skill loads without a Skill tool call.
-        directory, body = injected
-        name = self.pending_command or directory.rstrip("/").rsplit("/", 1)[-1]
+        if injected is not None:
+            # A user-typed slash command loaded a skill from a folder.
+            directory, body = injected
+            name = command or directory.rstrip("/").rsplit("/", 1)[-1]
+            self._slash(record, timestamp, name, "injection", body, directory)
+        elif command is not None and text.strip() and not text.startswith(_NOT_A_PROMPT):
+            # A plugin, user or bundled slash command injected as a prompt (no folder line).
+            self._slash(record, timestamp, command, "command", text, None)
+
+    def _slash(
+        self,
+        record: Record,
+        timestamp: str | None,
+        name: str,
+        activation: str,
+        body: str,
+        directory: str | None,
+    ) -> None:
         chain = self._ensure_chain(record, timestamp)
         uuid = record.value.get("uuid") or f"{record.source_id}:{record.offset}"
         span = self.tree.add("SKILL", f"{self.key}:injection:{uuid}", name, chain, timestamp)
         span.attributes["skill.name"] = name
-        span.attributes["skill.activation"] = "injection"
+        span.attributes["skill.activation"] = activation
         span.attributes["skill.content_hash"] = content_hash(body)
-        span.attributes["skill.directory"] = directory
+        if directory:
+            span.attributes["skill.directory"] = directory
         span.outcome = "success"
-        self.summary.skill(name)
 
     # --- assistant records -------------------------------------------------------------
 
@@ -265,6 +399,8 @@ class _Thread:
         if not isinstance(call_id, str):
             self.summary.error(record, "tool_use without an id")
             return
+        if call_id in self.shared.calls:
+            return  # one call, however often it is written
         tool_input = mapping(block.get("input"))
         is_skill = name == "Skill"
         span = self.tree.add(
@@ -279,7 +415,6 @@ class _Thread:
             span.name = str(skill)
             span.attributes["skill.name"] = str(skill)
             span.attributes["skill.activation"] = "tool"
-            self.summary.skill(str(skill))
         else:
             self.summary.tool()
         attribution = record.value.get("attributionSkill")
@@ -288,8 +423,9 @@ class _Thread:
         if name in _SPAWN_TOOLS:
             prompt = tool_input.get("prompt")
             if isinstance(prompt, str):
-                self.prompts.setdefault(prompt.strip(), span)
+                self.shared.prompts.setdefault(prompt.strip(), span)
         self.tools[call_id] = span
+        self.shared.calls[call_id] = span
         early = self.early.pop(call_id, None)
         if early is not None:
             self._result(*early)
@@ -326,10 +462,42 @@ def _inline_sidechains(records: list[Record]) -> tuple[list[Record], list[list[R
     return main, chains
 
 
+def _plan_heading(prompt: str) -> str | None:
+    """The heading of the plan a plan-mode session implements."""
+    plan = prompt[len(_PLAN_PROMPT) :] if prompt.startswith(_PLAN_PROMPT) else ""
+    for line in plan.splitlines():
+        heading = line.strip().lstrip("#").strip()
+        if heading:
+            return heading.removeprefix("Plan:").strip() or heading
+    return None
+
+
+def _progress_records(stream: _Progress) -> list[Record]:
+    """The mirrored messages, led by the prompt when the mirror did not include it."""
+    records = stream.records
+    first = records[0].value if records else {}
+    if not stream.prompt or (
+        first.get("type") == "user" and _text_of(mapping(first.get("message")).get("content"))
+    ):
+        return records
+    lead = records[0]
+    prompt = {
+        "type": "user",
+        "uuid": f"prompt:{stream.agent_id or stream.call_id}",
+        "timestamp": first.get("timestamp"),
+        "message": {"role": "user", "content": stream.prompt},
+    }
+    return [Record(lead.source_id, lead.offset, lead.index, prompt), *records]
+
+
+def is_session(files: list[tuple[str, list[Record]]]) -> bool:
+    """Whether the files hold a conversation; a file of only ``summary`` records does not."""
+    return any(r.value.get("type") != "summary" for _path, records in files for r in records)
+
+
 def derive_claude(tree: SpanTree, summary: Summary, files: list[tuple[str, list[Record]]]) -> None:
     """Fold a Claude Code session's files (``(path, records)``, main file first) into ``tree``."""
-    spawned: dict[str, Span] = {}
-    prompts: dict[str, Span] = {}
+    shared = _Shared()
     subagents: list[tuple[str, str | None, list[Record]]] = []
     for path, records in files:
         agent_ids = {r.value.get("agentId") for r in records if r.value.get("agentId")}
@@ -340,12 +508,38 @@ def derive_claude(tree: SpanTree, summary: Summary, files: list[tuple[str, list[
             subagents.append((path, agent_id, records))
             continue
         main, chains = _inline_sidechains(records)
-        _Thread(tree, summary, None, "main", None, spawned, prompts).walk(main)
+        _Thread(tree, summary, None, "main", None, shared).walk(main)
         for n, chain in enumerate(chains):
             subagents.append((f"{path}#sidechain{n}", None, chain))
+    with_file = {sub_id for _key, sub_id, _records in subagents if sub_id}
     for key, sub_id, records in subagents:
-        parent: Span | None = spawned.get(sub_id) if sub_id else None
+        parent: Span | None = shared.spawned.get(sub_id) if sub_id else None
         if parent is None:
-            parent = prompts.get(_first_prompt(records))
-        thread = _Thread(tree, summary, parent, f"agent:{sub_id or key}", sub_id, spawned, prompts)
+            parent = shared.prompts.get(_first_prompt(records))
+        thread = _Thread(tree, summary, parent, f"agent:{sub_id or key}", sub_id, shared)
         thread.walk(records)
+    for stream in shared.progress.values():
+        call = shared.calls.get(stream.call_id or "")
+        agent_id = stream.agent_id
+        if agent_id is None and call is not None:
+            linked = call.attributes.get("gen_ai.agent.id")
+            agent_id = linked if isinstance(linked, str) else None
+        if agent_id in with_file or not stream.records:
+            continue  # the subagent's own file is the whole record of it
+        parent = (
+            call
+            or shared.spawned.get(agent_id or "")
+            or shared.prompts.get(stream.prompt.strip())
+        )
+        key = f"agent:{agent_id}" if agent_id else f"agent:progress:{stream.call_id}"
+        _Thread(tree, summary, parent, key, agent_id, shared).walk(_progress_records(stream))
+    # Skills are what loaded: a Skill call whose skill was unknown is a failed tool call.
+    summary.skills = []
+    for span in tree.spans.values():
+        name = span.attributes.get("skill.name")
+        if span.kind == "SKILL" and isinstance(name, str):
+            summary.skill(name)
+    if summary.title is None:
+        summary.title = next(
+            (text for text, leaf in reversed(shared.summaries) if leaf in shared.uuids), None
+        ) or _plan_heading(summary.first_prompt or "")
