@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from .._redact import redact
 from ._capture import DEFAULT_MAX_LINE_BYTES, Capturer, FileResult, SourceRow, source_stream
-from ._redact import redact
 from ._registry import STORES, Root, resolve_roots
 from ._scan import (
     ScanResult,

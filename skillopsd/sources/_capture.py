@@ -21,6 +21,7 @@ from typing import BinaryIO
 import msgspec
 import structlog
 
+from .._redact import redact, screen
 from ..events import Database, EventLog, NewEvent, content_id, utc_now
 from ..events.types import (
     CaptureErrorRecorded,
@@ -30,7 +31,6 @@ from ..events.types import (
     SourceFileTracked,
     TranscriptLineCaptured,
 )
-from ._redact import redact, screen
 from ._store import Store, decode_head
 
 DEFAULT_MAX_LINE_BYTES = 16 * 1024 * 1024
