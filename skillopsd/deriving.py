@@ -19,6 +19,7 @@ from .events.types import (
     DeriveErrorRecorded,
     Event,
     SessionDerived,
+    SessionPurged,
     SourceFileMoved,
     SourceFileTracked,
     TranscriptLineCaptured,
@@ -239,6 +240,21 @@ class SessionDeriver:
                 out.append(NewEvent(session_stream(child_id), merged, _event_id(merged)))
         return out
 
+    def _not_a_session(self, key: SessionKey) -> list[NewEvent]:
+        """Withdraw what an older deriver showed for files that hold no conversation."""
+        with self.db.read() as conn:
+            row = conn.execute(
+                "SELECT 1 FROM p_sessions WHERE session_id = ?", (key.session_id,)
+            ).fetchone()
+        if row is None:
+            return []
+        purged = SessionPurged(
+            session_id=key.session_id,
+            author="skillopsd",
+            reason=f"not a session: no conversation in its files (deriver {self.deriver_version})",
+        )
+        return [NewEvent(session_stream(key.session_id), purged, _event_id(purged))]
+
     def derive(
         self,
         keys: Iterable[SessionKey],
@@ -283,6 +299,9 @@ class SessionDeriver:
                 )
                 batch.append(NewEvent(session_stream(key.session_id), failed, _event_id(failed)))
                 result.errors += 1
+                continue
+            if not derivation.is_session:
+                batch.extend(self._not_a_session(key))
                 continue
             events: list[Event] = [*derivation.spans, *derivation.errors, derivation.session]
             stream = session_stream(derivation.session.session_id)

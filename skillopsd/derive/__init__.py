@@ -12,15 +12,24 @@ import msgspec
 from ..events.types import DeriveErrorRecorded, SessionDerived, SpanDerived, TokenUsage
 from ._ids import session_id
 from ._input import Record, SourceLines, records
-from ._skills import content_hash, injected_body, strip_frontmatter
+from ._skills import (
+    content_hash,
+    injected_body,
+    normalize_skill_body,
+    skill_content_hash,
+    strip_frontmatter,
+)
 from ._summary import Summary
 from ._tree import SpanTree
-from .claude import derive_claude
+from .claude import derive_claude, is_session
 from .codex import derive_codex
 
 # Bump whenever a change to the deriver changes its output: sessions derived by an older
 # version are then re-derived (``skillopsctl rederive``, and the daemon at start).
-DERIVER_VERSION = 1
+# 2: Claude subagents from agent_progress, titles from summaries of this session and plan
+# headings, sibling-cancelled calls not run, skills that never loaded, slash commands,
+# input tokens including cached input, one skill-body normalization (masked, trailer-free).
+DERIVER_VERSION = 2
 
 _TOKEN_ATTRIBUTES = (
     ("input", "gen_ai.usage.input_tokens"),
@@ -36,6 +45,8 @@ class Derivation(msgspec.Struct, frozen=True):
     session: SessionDerived
     spans: list[SpanDerived]
     errors: list[DeriveErrorRecorded]
+    # False when the files hold no conversation (a Claude file of only summary records).
+    is_session: bool = True
 
 
 def _tokens(spans: list[SpanDerived]) -> TokenUsage:
@@ -80,7 +91,15 @@ def derive_session(
             [(s.session, s.parent_session, recs) for s, recs in decoded],
         )
     else:
-        derive_claude(tree, summary, [(s.path, recs) for s, recs in decoded])
+        files = [(s.path, recs) for s, recs in decoded]
+        if not is_session(files):
+            return Derivation(
+                session=SessionDerived(sid, agent, native_id, deriver_version),
+                spans=[],
+                errors=[],
+                is_session=False,
+            )
+        derive_claude(tree, summary, files)
     spans = tree.events(deriver_version)
     errors = [
         DeriveErrorRecorded(
@@ -130,6 +149,8 @@ __all__ = [
     "content_hash",
     "derive_session",
     "injected_body",
+    "normalize_skill_body",
     "session_id",
+    "skill_content_hash",
     "strip_frontmatter",
 ]

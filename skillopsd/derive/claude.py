@@ -527,9 +527,7 @@ def derive_claude(tree: SpanTree, summary: Summary, files: list[tuple[str, list[
         if agent_id in with_file or not stream.records:
             continue  # the subagent's own file is the whole record of it
         parent = (
-            call
-            or shared.spawned.get(agent_id or "")
-            or shared.prompts.get(stream.prompt.strip())
+            call or shared.spawned.get(agent_id or "") or shared.prompts.get(stream.prompt.strip())
         )
         key = f"agent:{agent_id}" if agent_id else f"agent:progress:{stream.call_id}"
         _Thread(tree, summary, parent, key, agent_id, shared).walk(_progress_records(stream))
