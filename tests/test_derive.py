@@ -88,10 +88,9 @@ def _check_tree(spans: list[SpanDerived]) -> dict[str, SpanDerived]:
             assert by_id[span.parent_span_id or ""].kind == "CHAIN"
         if span.kind in ("TOOL", "SKILL"):
             assert by_id[span.parent_span_id or ""].kind in ("LLM", "CHAIN")
-            assert (
-                span.attributes.get("gen_ai.tool.call.id")
-                or span.attributes.get("skill.activation") in ("injection", "command")
-            )
+            assert span.attributes.get("gen_ai.tool.call.id") or span.attributes.get(
+                "skill.activation"
+            ) in ("injection", "command")
     return by_id
 
 

@@ -16,15 +16,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from skillopsd._redact import redact_text
-from skillopsd.derive import SourceLines, derive_session
+from skillopsd.derive import DERIVER_VERSION, SourceLines, derive_session
 from skillopsd.derive._outcome import claude_outcome
 from skillopsd.derive._skills import normalize_skill_body, skill_content_hash
 from skillopsd.deriving import SessionDeriver
-from skillopsd.events import Database
-from skillopsd.events.types import SpanDerived
+from skillopsd.events import Database, EventLog, NewEvent
+from skillopsd.events.types import AnnotationAdded, PolicySet, SessionDerived, SpanDerived
 from skillopsd.sources import Capturer, capture_all, expand_paths
 
 from ._capture_helpers import CLAUDE_AGENT, CLAUDE_SESSION, FIXTURES, as_lines, file_lines
+from .conftest import run_ctl
 
 PARENT = FIXTURES / "claude_subagent_parent.jsonl"
 CHILD = FIXTURES / "claude_subagent_child.jsonl"
@@ -468,3 +469,87 @@ def test_normalization_is_the_same_for_a_file_and_a_captured_load(
     loaded = redact_text(body.strip() + f"\n\nARGUMENTS: {args}")
     assert skill_content_hash(on_disk) == skill_content_hash(loaded)
     assert normalize_skill_body(normalize_skill_body(on_disk)) == normalize_skill_body(on_disk)
+
+
+# --- rederive: a database derived at version 1 is corrected -------------------------------
+
+
+def _v1_session(sid: str, native: str, **fields: Any) -> SessionDerived:
+    """What deriver version 1 stored for a session (values observed running version 1)."""
+    return SessionDerived(
+        session_id=sid, agent="claude", native_session_id=native, deriver_version=1, **fields
+    )
+
+
+def test_rederive_corrects_sessions_derived_at_version_1(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    project = home / ".claude" / "projects" / "-w"
+    project.mkdir(parents=True)
+    (project / f"{CLAUDE_SESSION}.jsonl").write_text(
+        "".join(json.dumps(r) + "\n" for r in _parent_with_progress())
+    )
+    only_summaries = "0b5e2a57-0000-4000-8000-00000000b001"
+    (project / f"{only_summaries}.jsonl").write_text(
+        json.dumps({"type": "summary", "summary": "Other conversation", "leafUuid": "zz"}) + "\n"
+    )
+    titled = "0b5e2a57-0000-4000-8000-00000000c001"
+    (project / f"{titled}.jsonl").write_text(
+        json.dumps({"type": "summary", "summary": "Other conversation", "leafUuid": "zz"})
+        + "\n"
+        + json.dumps(_turn(titled, "u1", "rename the flag"))
+        + "\n"
+    )
+    path = tmp_path / "s.db"
+    db = Database.open(path)
+    try:
+        capture_all(Capturer(db, redact_secrets=True), list(expand_paths([home], None)))
+        keys = {k.native_id: k.session_id for k in SessionDeriver(db).all_sessions()}
+        main_id = keys[CLAUDE_SESSION]
+        kept = [
+            NewEvent(
+                "annotation:a1",
+                AnnotationAdded(annotation_id="a1", session_id=main_id, label="good", author="me"),
+            ),
+            NewEvent(
+                "policy:verdict",
+                PolicySet(name="verdict", values={"failure_share": 0.5}, author="me"),
+            ),
+        ]
+        old = [
+            # Version 1 read no agent_progress: only the Agent call, no subagent tokens.
+            _v1_session(main_id, CLAUDE_SESSION, title="how do i do /remote-control", tools=1),
+            _v1_session(keys[only_summaries], only_summaries, title="Other conversation"),
+            _v1_session(keys[titled], titled, title="Other conversation", turns=1),
+        ]
+        log = EventLog(db)
+        log.append([*kept, *(NewEvent(f"session:{s.session_id}", s) for s in old)])
+        with db.read():
+            before = [
+                (e.position, e.hash) for e in log.read(types=["AnnotationAdded", "PolicySet"])
+            ]
+    finally:
+        db.close()
+
+    result = run_ctl("--db", str(path), "rederive", "--json")
+    assert result.returncode == 0, result.stderr
+    listed = run_ctl("--db", str(path), "sessions", "--json")
+    assert listed.returncode == 0, listed.stderr
+    sessions = {s["native_session_id"]: s for s in json.loads(listed.stdout)}
+    assert set(sessions) == {CLAUDE_SESSION, titled}  # the summaries-only file is gone
+    main = sessions[CLAUDE_SESSION]
+    assert main["tools"] == 4 and main["deriver_version"] == DERIVER_VERSION
+    assert sessions[titled]["title"] == "rename the flag"
+    fresh = _derive({"/p/main.jsonl": _parent_with_progress()})
+    assert main["tokens"]["input"] == fresh.session.tokens.input
+    db = Database.open(path)
+    try:
+        with db.read():
+            after = [
+                (e.position, e.hash)
+                for e in EventLog(db).read(types=["AnnotationAdded", "PolicySet"])
+            ]
+    finally:
+        db.close()
+    assert after == before  # annotations and policy untouched
+    again = run_ctl("--db", str(path), "rederive", "--json")
+    assert again.returncode == 0 and json.loads(again.stdout)["appended"] == 0

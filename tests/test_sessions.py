@@ -10,8 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 from skillopsd.cli import cli
-from skillopsd.derive import _outcome as outcome_rules
 from skillopsd.derive import DERIVER_VERSION, derive_session, session_id
+from skillopsd.derive import _outcome as outcome_rules
 from skillopsd.deriving import SessionDeriver
 from skillopsd.events import Database, EventLog, verify_chain
 from skillopsd.projections import engine_for
