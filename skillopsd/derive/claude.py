@@ -215,8 +215,9 @@ class _Thread:
             return
         stream = self.shared.progress.get(key)
         if stream is None:
-            prompt = data.get("prompt") if isinstance(data.get("prompt"), str) else ""
-            stream = self.shared.progress[key] = _Progress(agent, call_id, prompt)
+            prompt = data.get("prompt")
+            stream = _Progress(agent, call_id, prompt if isinstance(prompt, str) else "")
+            self.shared.progress[key] = stream
         stream.add(record, message)
 
     def _compacted(self) -> None:
@@ -504,8 +505,7 @@ def derive_claude(tree: SpanTree, summary: Summary, files: list[tuple[str, list[
         if agent_ids and all(
             r.value.get("isSidechain") for r in records if "isSidechain" in r.value
         ):
-            agent_id = sorted(str(a) for a in agent_ids)[0]
-            subagents.append((path, agent_id, records))
+            subagents.append((path, sorted(str(a) for a in agent_ids)[0], records))
             continue
         main, chains = _inline_sidechains(records)
         _Thread(tree, summary, None, "main", None, shared).walk(main)
@@ -520,7 +520,7 @@ def derive_claude(tree: SpanTree, summary: Summary, files: list[tuple[str, list[
         thread.walk(records)
     for stream in shared.progress.values():
         call = shared.calls.get(stream.call_id or "")
-        agent_id = stream.agent_id
+        agent_id: str | None = stream.agent_id
         if agent_id is None and call is not None:
             linked = call.attributes.get("gen_ai.agent.id")
             agent_id = linked if isinstance(linked, str) else None
