@@ -314,7 +314,7 @@ def test_daemon_start_derives_sessions_of_an_older_deriver(tmp_path: Path) -> No
     daemon = DaemonProcess(home, "--once")
     assert daemon.wait(60) == 0, daemon.logs()
     sessions = json.loads(run_ctl("sessions", "--json", env=daemon_env(home)).stdout)
-    assert [s["deriver_version"] for s in sessions] == [1]
+    assert [s["deriver_version"] for s in sessions] == [DERIVER_VERSION]
 
 
 def test_a_deriver_bug_is_recorded_not_raised(ingested: Path) -> None:
