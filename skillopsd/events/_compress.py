@@ -25,7 +25,9 @@ import zstandard
 RAW = 0
 ZSTD = 1
 FIRST_DICTIONARY = 2
-LEVEL = 3
+# zstd level: measured on the real corpus (per-row, with the dictionary), level 1 stores
+# 5% more than level 3 in two thirds of the time; capture speed is the tighter budget.
+LEVEL = 1
 DICTIONARY_BYTES = 64 * 1024
 # A string survives into the training skeleton only if it is this short and appears in at
 # least this many streams (sessions, sources): common vocabulary, not one session's content.
