@@ -50,7 +50,7 @@ def ingest(
         raise UsageFailure(
             f"no transcript recognised in {', '.join(map(str, paths))} (try --agent)"
         )
-    db = app.db()
+    db = app.db(create=True)
     with db.read():
         mark = EventLog(db).head()
     result: ScanResult = capture_all(Capturer(db, redact_secrets=not no_redact), files)

@@ -87,10 +87,11 @@ class Database:
         path: str | os.PathLike[str],
         *,
         create_dirs: bool = False,
+        create: bool = True,
         busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
         fsync_commits: bool = True,
     ) -> Database:
-        """Open (creating if absent) the database at ``path``.
+        """Open (creating if absent, unless ``create`` is false) the database at ``path``.
 
         With ``create_dirs`` a missing parent directory is created with mode 0700 (the
         default location); otherwise it is an error. A file that is not a skillops database,
@@ -103,6 +104,8 @@ class Database:
         the transcript is still on disk, so they are simply captured again.
         """
         path = Path(path).expanduser()
+        if not create and not path.exists():
+            raise DatabaseOpenError(f"{path}: no skillops database there")
         parent = path.parent
         if not parent.is_dir():
             if not create_dirs or parent.exists():
@@ -174,6 +177,7 @@ class Database:
         conn.execute(f"PRAGMA synchronous={'FULL' if fsync_commits else 'NORMAL'}")
         # 32 MiB of page cache keeps the indexes' working set in memory during a backfill.
         conn.execute("PRAGMA cache_size=-32768")
+        adopted = False
         if app_id != APPLICATION_ID:
             with self.write():
                 # Re-check under the write lock: another process may have initialised it.
@@ -181,7 +185,8 @@ class Database:
                     conn.execute(_SCHEMA)
                     conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
                     conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-        if is_new:
+                    adopted = True
+        if is_new or adopted:  # an existing empty file made ours is private like a new one
             os.chmod(self.path, 0o600)
 
     @contextmanager
