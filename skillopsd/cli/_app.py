@@ -53,9 +53,14 @@ class AppContext:
         if self._db is None:
             path = self.resolved_path()
             if self.explicit_db and not create and not path.exists():
+                where = (
+                    "no database there"
+                    if path.parent.is_dir()
+                    else f"directory {path.parent} does not exist"
+                )
                 raise UsageFailure(
-                    f"{path}: no database there (check --db or ${DB_ENV};"
-                    " skillopsd or skillopsctl ingest creates one)"
+                    f"{path}: {where} (check --db or ${DB_ENV};"
+                    " skillopsd or skillopsctl ingest creates a database)"
                 )
             try:
                 self._db = Database.open(

@@ -110,15 +110,11 @@ def table(
     flex: int | None = None,
     width: int | None = None,
     min_flex: int = 12,
-    wanted_flex: int = 30,
-    yielding: tuple[int, int] | None = None,
 ) -> None:
     """Print rows as left-aligned columns under ``headers``.
 
     ``caps`` bounds columns (by index; longer values are cut with ``…``). Column ``flex``
-    takes what is left of ``width`` after the others (never less than ``min_flex``); while it
-    gets less than ``wanted_flex``, column ``yielding[0]`` gives up width down to
-    ``yielding[1]``.
+    takes what is left of ``width`` after the others (never less than ``min_flex``).
     """
     rows = [[" ".join(c.split()) for c in row] for row in rows]  # one line per row
     for index, cap in (caps or {}).items():
@@ -130,14 +126,6 @@ def table(
     if flex is not None:
         total = width or terminal_width()
         others = sum(w for i, w in enumerate(widths) if i != flex) + 2 * (len(widths) - 1)
-        if yielding is not None and total - others < wanted_flex:
-            index, floor = yielding
-            give = min(wanted_flex - (total - others), widths[index] - max(floor, 1))
-            if give > 0:
-                widths[index] -= give
-                others -= give
-                for row in rows:
-                    row[index] = cut(row[index], widths[index])
         room = max(min_flex, total - others)
         widths[flex] = min(widths[flex], room)
         for row in rows:

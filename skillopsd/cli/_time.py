@@ -50,9 +50,6 @@ class When(click.ParamType):
 
     name = "when"
 
-    def get_metavar(self, param: click.Parameter, *args: Any) -> str:
-        return "WHEN"
-
     def convert(
         self, value: object, param: click.Parameter | None, ctx: click.Context | None
     ) -> str:
@@ -95,12 +92,14 @@ def window_options(noun: str) -> Callable[[F], F]:
         fn = click.option(
             "--until",
             type=WHEN,
+            metavar="WHEN",
             default=None,
             help=f"Only {noun} started before this ({WHEN_HELP}).",
         )(fn)
         return click.option(
             "--since",
             type=WHEN,
+            metavar="WHEN",
             default=None,
             help=f"Only {noun} started at or after this ({WHEN_HELP}).",
         )(fn)

@@ -165,7 +165,6 @@ def sessions_command(
         [f"started ({zone})", "agent", "session", "verdict", "calls", "tokens", "skills", "title"],
         caps={6: _SKILLS_WIDTH},
         flex=7,
-        yielding=(6, 8),
     )
 
 
