@@ -42,7 +42,10 @@ WHEN_HELP = "7d, 12h, 30m, 2w, or an ISO date/time (local time unless it names a
 
 def to_stored(moment: datetime) -> str:
     """``moment`` as the ISO 8601 UTC text the projections store (``…T…:…:….mmmZ``)."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    # isoformat, not strftime: glibc's %Y does not pad years before 1000 to four digits,
+    # and the bound is compared as text.
+    utc = moment.astimezone(UTC).replace(tzinfo=None)
+    return utc.isoformat(timespec="milliseconds") + "Z"
 
 
 class When(click.ParamType):
