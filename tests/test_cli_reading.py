@@ -27,7 +27,7 @@ from skillopsd.events import Database, EventLog, NewEvent
 from skillopsd.events.types import PolicySet
 from skillopsd.projections.verdict import VerdictPolicy
 
-from ._capture_helpers import CLAUDE_SESSION, FIXTURES, layout_claude_pair
+from ._capture_helpers import FIXTURES, layout_claude_pair
 from .conftest import run_ctl
 
 ZONE = "America/New_York"
@@ -234,7 +234,8 @@ def test_an_ambiguous_prefix_lists_its_matches(corpus_db: Path) -> None:
     assert isinstance(sessions, list)
     natives = sorted(s["native_session_id"] for s in sessions)
     # Codex ids are UUIDv7: two of the fixtures share their first six characters.
-    prefix = os.path.commonprefix(natives[-2:])
+    first, second = natives[-2:]
+    prefix = first[: next(i for i, (a, b) in enumerate(zip(first, second, strict=True)) if a != b)]
     assert len(prefix) >= 6
     matching = [s for s in sessions if s["native_session_id"].startswith(prefix)]
     for command in (["session", "show"], ["export", "jsonl", "--session"], ["rederive"]):
@@ -459,13 +460,13 @@ def test_daemon_install_checks_its_db_first(tmp_path: Path) -> None:
     assert f"loginctl enable-linger {me}" in done.stdout
 
 
-# --- rebuild and plurals ---------------------------------------------------------------------------
+# --- rebuild and plurals ---------------------------------------------------------------------
 
 
 def test_rebuild_reports_events_replayed(db_copy: Path) -> None:
     head = _head(db_copy)
     report = _json(db_copy, "rebuild", "--json")
     assert report["events_replayed"] == head
-    code, out, _ = _ctl(db_copy, "rebuild")
+    _code, out, _ = _ctl(db_copy, "rebuild")
     assert f"from {head:,} events replayed" in out
     assert re.match(r"rebuilt \d+ projections? ", out)

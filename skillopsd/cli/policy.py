@@ -187,7 +187,7 @@ def set_policy(app: AppContext, name: str, pairs: tuple[str, ...], as_json: bool
     for key, raw in current.invalid.items():
         if key not in given:
             click.echo(f"policy {name}: dropping stored {key}={raw!r} (not valid)", err=True)
-    values = {**current.set, **given}
+    values: dict[str, str | int | float | bool | None] = {**current.set, **given}
     try:
         msgspec.convert(values, POLICY_TYPES[name], strict=False)
     except msgspec.ValidationError as exc:  # the table and the projection's Struct disagree

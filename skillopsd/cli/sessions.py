@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
 import click
@@ -173,7 +174,7 @@ def session_group() -> None:
     """One session."""
 
 
-def _tokens_detail(attributes: dict[str, object]) -> str:
+def _tokens_detail(attributes: Mapping[str, object]) -> str:
     parts = []
     for key, label in (
         ("gen_ai.usage.input_tokens", "in"),

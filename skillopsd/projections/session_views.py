@@ -7,6 +7,7 @@ from typing import Any
 import apsw
 import msgspec
 
+from ..events._db import scalar
 from ..events.types import AttributeValue
 
 
@@ -188,12 +189,14 @@ def session_candidates(conn: apsw.Connection, ident: str, limit: int = 5) -> lis
 
 def count_prefix_matches(conn: apsw.Connection, ident: str) -> int:
     """How many sessions' ids (ours or the agent's) start with ``ident``."""
-    row = conn.execute(
-        "SELECT count(*) FROM p_sessions WHERE session_id LIKE ? ESCAPE '\\'"
-        " OR native_session_id LIKE ? ESCAPE '\\'",
-        (_prefix(ident), _prefix(ident)),
-    ).fetchone()
-    return int(row[0])
+    return int(
+        scalar(
+            conn,
+            "SELECT count(*) FROM p_sessions WHERE session_id LIKE ? ESCAPE '\\'"
+            " OR native_session_id LIKE ? ESCAPE '\\'",
+            (_prefix(ident), _prefix(ident)),
+        )
+    )
 
 
 def _prefix(ident: str) -> str:
