@@ -470,3 +470,16 @@ def test_rebuild_reports_events_replayed(db_copy: Path) -> None:
     _code, out, _ = _ctl(db_copy, "rebuild")
     assert f"from {head:,} events replayed" in out
     assert re.match(r"rebuilt \d+ projections? ", out)
+
+
+def test_first_reason_prefers_the_line_that_reads_like_an_error() -> None:
+    text = (
+        "Command: /bin/zsh -lc 'go test ./...'\nProcess exited with code 1\nOutput:\n"
+        "ok  \tgithub.com/x/a\t0.451s\n--- FAIL: TestB (0.00s)\nFAIL\tgithub.com/x/b\t0.1s\n"
+    )
+    assert first_reason(text) == "exit 1: --- FAIL: TestB (0.00s)"
+    assert first_reason("Exit code 1\nOn branch main\nnothing to commit, working tree clean") == (
+        "exit 1: nothing to commit, working tree clean"
+    )
+    # without an exit code the text is the reason itself: its first line
+    assert first_reason("Task not found\nerror: other") == "Task not found"

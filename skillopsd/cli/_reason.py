@@ -14,6 +14,13 @@ _HEADER = re.compile(
 )
 _OUTPUT = re.compile(r"\AOutput:\s*(.*)\Z")
 _TAG = re.compile(r"</?tool_use_error>")
+# A failed command's output often starts with progress ("ok pkg 0.4s", "On branch x"): the
+# first line that reads like an error says why better than the first line.
+_ERRORISH = re.compile(
+    r"error|fail|fatal|panic|denied|not found|no such|cannot|can't|unable|invalid|refused"
+    r"|nothing to commit|exception|traceback",
+    re.IGNORECASE,
+)
 
 
 def _legacy_shell(text: str) -> str | None:
@@ -39,23 +46,28 @@ def first_reason(text: object) -> str | None:
     text = _legacy_shell(text) or text
     exit_code: str | None = None
     reason = ""
+    body: list[str] = []
     for raw in _TAG.sub("", text).splitlines():
         line = " ".join(raw.split())
         if not line:
             continue
-        exit_match = _EXIT.match(line)
-        if exit_match:
-            exit_code = exit_code or exit_match.group(1)
-            continue
-        if _HEADER.match(line):
-            continue
-        output = _OUTPUT.match(line)
-        if output:
-            if not output.group(1):
+        if not body:
+            exit_match = _EXIT.match(line)
+            if exit_match:
+                exit_code = exit_code or exit_match.group(1)
                 continue
-            line = output.group(1)
-        reason = line
-        break
+            if _HEADER.match(line):
+                continue
+            output = _OUTPUT.match(line)
+            if output:
+                if not output.group(1):
+                    continue
+                line = output.group(1)
+        body.append(line)
+        if exit_code is None or _ERRORISH.search(line):
+            reason = line
+            break
+    reason = reason or (body[0] if body else "")
     if exit_code is not None:
         return f"exit {exit_code}: {reason}" if reason else f"exit {exit_code}"
     return reason or None
