@@ -218,18 +218,18 @@ def _tree_lines(spans: list[SpanView], width: int) -> list[str]:
 
 
 def _when(session: SessionView, utc: bool) -> str:
+    """Start → end in the reader's zone, and how long the session ran."""
     start, end = parse_stored(session.started_at), parse_stored(session.ended_at)
-    moments = [shown(m, utc) for m in (start, end) if m is not None]
-    if not moments:
+    moments = [shown(m, utc) if m is not None else None for m in (start, end)]
+    known = [m for m in moments if m is not None]
+    if not known:
         return "-"
-    texts = [
-        shown(m, utc).strftime("%Y-%m-%d %H:%M:%S") if m is not None else "-" for m in (start, end)
-    ]
+    first, last = (m.strftime("%Y-%m-%d %H:%M:%S") if m is not None else "-" for m in moments)
+    text = f"{first} → {last} {zone_label(known)}"
     if start is not None and end is not None:
         minutes = round((end - start).total_seconds() / 60)
-        span = f"{minutes} min" if minutes < 120 else f"{minutes / 60:.1f} h"
-        return f"{texts[0]} → {texts[1]} {zone_label(moments)} ({span})"
-    return f"{texts[0]} → {texts[1]} {zone_label(moments)}"
+        text += f" ({minutes} min)" if minutes < 120 else f" ({minutes / 60:.1f} h)"
+    return text
 
 
 def _session_tokens(session: SessionView) -> str:
