@@ -44,11 +44,30 @@ class AppContext:
         """The database path: ``--db``, then ``$SKILLOPS_DB``, then the default."""
         return self.db_path or default_db_path()
 
-    def db(self) -> Database:
-        """Open the database once (creating the default one and its directory on first use)."""
+    def db(self, *, create: bool = False) -> Database:
+        """Open the database once (creating the default one and its directory on first use).
+
+        A path given by ``--db``/``$SKILLOPS_DB`` that holds nothing is created only for a
+        command that writes (``create``): a read-only command on a mistyped path says so.
+        """
         if self._db is None:
+            path = self.resolved_path()
+            if self.explicit_db and not create and not path.exists():
+                where = (
+                    "no database there"
+                    if path.parent.is_dir()
+                    else f"directory {path.parent} does not exist"
+                )
+                raise UsageFailure(
+                    f"{path}: {where} (check --db or ${DB_ENV};"
+                    " skillopsd or skillopsctl ingest creates a database)"
+                )
             try:
-                self._db = Database.open(self.resolved_path(), create_dirs=not self.explicit_db)
+                self._db = Database.open(
+                    path,
+                    create_dirs=not self.explicit_db,
+                    create=create or not self.explicit_db,
+                )
             except LogError as exc:
                 raise UsageFailure(str(exc)) from exc
         return self._db
