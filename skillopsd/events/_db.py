@@ -64,6 +64,19 @@ CREATE TABLE capture_sources (
 );
 CREATE INDEX capture_sources_by_inode ON capture_sources (device, inode);
 CREATE INDEX capture_sources_by_path ON capture_sources (path);
+-- Capture (issue 7): a source's size when last seen, bytes lost when it vanished before it
+-- was read to its end, and a digest of the committed bytes just before its offset; and the
+-- problems (unreadable, not a regular file...) currently open, each recorded once.
+ALTER TABLE capture_sources ADD COLUMN seen_size INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE capture_sources ADD COLUMN lost INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE capture_sources ADD COLUMN tail_digest TEXT NOT NULL DEFAULT '';
+CREATE TABLE capture_problems (
+    path    TEXT NOT NULL,
+    kind    TEXT NOT NULL,
+    agent   TEXT NOT NULL,
+    message TEXT NOT NULL,
+    PRIMARY KEY (path, kind)
+);
 """
 
 
