@@ -185,6 +185,7 @@ class Capturer:
         self._files: dict[str, tuple[Path, Store]] = {}
         self._raced: set[str] = set()
         self._retry: dict[Path, Store] = {}
+        self.races = 0  # sources dropped from a batch because another writer was first
 
     # --- bookkeeping -------------------------------------------------------------------
 
@@ -291,6 +292,7 @@ class Capturer:
             if file is not None:
                 self._retry[file[0]] = file[1]
         self._raced |= raced
+        self.races += len(raced)
         _log.debug("sources raced, re-reading", sources=sorted(raced))
 
     def discard(self) -> None:
