@@ -54,9 +54,7 @@ def test_a_file_of_several_blocks_is_read_to_the_end_in_one_pass(
     )
 
 
-def test_rewrite_with_the_same_head_is_a_reset_not_a_fragment(
-    db: Database, tmp_path: Path
-) -> None:
+def test_rewrite_with_the_same_head_is_a_reset_not_a_fragment(db: Database, tmp_path: Path) -> None:
     target = claude_project(tmp_path) / "s.jsonl"
     head = real_lines("s", 4096)[:4096]
     head = head[: head.rfind(b"\n") + 1]  # whole lines, over a KiB
