@@ -32,11 +32,11 @@ __all__ = [
     "discover_under",
     "expand_paths",
     "full_pass",
+    "path_text",
     "redact",
     "resolve_roots",
     "sniff_store",
     "source_stream",
-    "path_text",
     "store_for",
     "text_path",
 ]
