@@ -36,8 +36,9 @@ from .sources import (
     ScanResult,
     Store,
     capture_all,
-    discover,
     discover_under,
+    full_pass,
+    path_text,
     resolve_roots,
     store_for,
 )
@@ -116,15 +117,18 @@ class Daemon:
         """Capture everything already on disk, with progress; then derive what needs it."""
         with self.db.read():
             self._derive_mark = self.log.head()
-        files = list(discover(self.roots))
-        pending = self._pending_bytes(files)
-        self.notifier.status(f"backfill: {len(files)} files, {pending} bytes to capture")
-        _log.info("backfill started", files=len(files), pending_bytes=pending)
-        self._progress = _Progress(pending)
+
+        def announce(files: list[tuple[Path, Store]]) -> None:
+            pending = self._pending_bytes(files)
+            self.notifier.status(f"backfill: {len(files)} files, {pending} bytes to capture")
+            _log.info("backfill started", files=len(files), pending_bytes=pending)
+            self._progress = _Progress(pending)
+
         try:
-            result = capture_all(self.capturer, files)
+            result = full_pass(self.capturer, self.roots, announce)
         finally:
-            self._progress.close()
+            if self._progress is not None:
+                self._progress.close()
             self._progress = None
         _log.info(
             "backfill finished",
@@ -172,14 +176,19 @@ class Daemon:
         self._project()
 
     def _pending_bytes(self, files: Sequence[tuple[Path, object]]) -> int:
-        offsets = dict(self.db.conn.execute("SELECT path, offset FROM capture_sources"))
+        with self.db.read() as conn:
+            offsets = dict(conn.execute("SELECT path, offset FROM capture_sources"))
         total = 0
         for path, _store in files:
             try:
-                total += max(0, path.stat().st_size - offsets.get(str(path), 0))
+                total += max(0, path.stat().st_size - offsets.get(path_text(path), 0))
             except OSError:
                 continue
         return total
+
+    def _unlistable(self, agent: str, exc: OSError) -> None:
+        where = exc.filename if exc.filename is not None else "?"
+        self.capturer.problem(where, agent, "unlistable", f"cannot list folder: {exc.strerror}")
 
     def _project(self) -> None:
         self.engine.catch_up(
@@ -191,7 +200,7 @@ class Daemon:
         files: list[tuple[Path, Store]] = []
         for path in sorted(paths):
             if path.is_dir():
-                files.extend(discover_under(path, self.roots))
+                files.extend(discover_under(path, self.roots, self._unlistable))
             else:
                 store = store_for(path, self.roots)
                 if store is not None:
@@ -231,7 +240,7 @@ class Daemon:
                 if rescan:
                     _log.info("rescan")
                     watcher.refresh()
-                    result = capture_all(self.capturer, list(discover(self.roots)))
+                    result = full_pass(self.capturer, self.roots)
                     next_rescan = time.monotonic() + self.rescan_interval
                 else:
                     result = self._capture_hints(paths)

@@ -61,7 +61,7 @@ def _arguments(payload: dict[str, Any]) -> Any:
     if isinstance(raw, str):
         try:
             return _decoder.decode(raw)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):
             return raw
     return raw if raw is not None else payload.get("input")
 
@@ -253,7 +253,7 @@ class _Thread:
     def _link_child(self, span: Span, text: str) -> None:
         try:
             value = _decoder.decode(text)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):
             return
         if isinstance(value, dict) and isinstance(value.get("agent_id"), str):
             self.spawned[value["agent_id"]] = span

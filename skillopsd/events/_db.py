@@ -127,6 +127,19 @@ CREATE TABLE chain_head (
 );
 INSERT INTO chain_head (id, position, hash)
     SELECT 1, position, hash FROM events ORDER BY position DESC LIMIT 1;
+-- Capture (issue 7): a source's size when last seen, bytes lost when it vanished before it
+-- was read to its end, and a digest of the committed bytes just before its offset; and the
+-- problems (unreadable, not a regular file...) currently open, each recorded once.
+ALTER TABLE capture_sources ADD COLUMN seen_size INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE capture_sources ADD COLUMN lost INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE capture_sources ADD COLUMN tail_digest TEXT NOT NULL DEFAULT '';
+CREATE TABLE capture_problems (
+    path    TEXT NOT NULL,
+    kind    TEXT NOT NULL,
+    agent   TEXT NOT NULL,
+    message TEXT NOT NULL,
+    PRIMARY KEY (path, kind)
+);
 """
 
 _MIGRATIONS = {1: _MIGRATE_1_TO_2}
