@@ -10,8 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 from skillopsd.cli import cli
+from skillopsd.derive import DERIVER_VERSION, derive_session, session_id
 from skillopsd.derive import _outcome as outcome_rules
-from skillopsd.derive import derive_session, session_id
 from skillopsd.deriving import SessionDeriver
 from skillopsd.events import Database, EventLog, verify_chain
 from skillopsd.projections import engine_for
@@ -183,7 +183,8 @@ def test_rederive_is_a_replay(ingested: Path, monkeypatch: pytest.MonkeyPatch) -
     # A new deriver version whose rules call every rejection a failure instead.
     monkeypatch.setattr(outcome_rules, "_CLAUDE_BLOCKED", ())
     monkeypatch.setattr(outcome_rules, "_CLAUDE_DENIED", outcome_rules.re.compile("$^"))
-    deriver = SessionDeriver(db, deriver_version=2, derive=derive_session)
+    new = DERIVER_VERSION + 1
+    deriver = SessionDeriver(db, deriver_version=new, derive=derive_session)
     stale = deriver.stale()
     assert len(stale) == 7
     first = deriver.derive(stale)
@@ -192,7 +193,9 @@ def test_rederive_is_a_replay(ingested: Path, monkeypatch: pytest.MonkeyPatch) -
     changed = dict(db.conn.execute("SELECT session_id, verdict FROM p_sessions").fetchall())
     flipped = [s for s in verdicts if verdicts[s] != changed[s]]
     assert flipped and all(verdicts[s] == "blocked" for s in flipped)
-    assert {v for (v,) in db.conn.execute("SELECT DISTINCT deriver_version FROM p_sessions")} == {2}
+    assert {v for (v,) in db.conn.execute("SELECT DISTINCT deriver_version FROM p_sessions")} == {
+        new
+    }
     head = log.head()
     again = deriver.derive(deriver.stale())
     assert again.appended == 0 and log.head() == head
@@ -312,7 +315,7 @@ def test_daemon_start_derives_sessions_of_an_older_deriver(tmp_path: Path) -> No
     daemon = DaemonProcess(home, "--once")
     assert daemon.wait(60) == 0, daemon.logs()
     sessions = json.loads(run_ctl("sessions", "--json", env=daemon_env(home)).stdout)
-    assert [s["deriver_version"] for s in sessions] == [1]
+    assert [s["deriver_version"] for s in sessions] == [DERIVER_VERSION]
 
 
 def test_a_deriver_bug_is_recorded_not_raised(ingested: Path) -> None:

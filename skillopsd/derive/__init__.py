@@ -20,7 +20,7 @@ from .codex import derive_codex
 
 # Bump whenever a change to the deriver changes its output: sessions derived by an older
 # version are then re-derived (``skillopsctl rederive``, and the daemon at start).
-DERIVER_VERSION = 1
+DERIVER_VERSION = 2
 
 _TOKEN_ATTRIBUTES = (
     ("input", "gen_ai.usage.input_tokens"),
