@@ -61,7 +61,7 @@ def _outcomes(s: SessionView) -> str:
 @click.option("--skill", default=None, help="Only sessions that loaded this skill.")
 @click.option(
     "--verdict",
-    type=click.Choice(["success", "failure", "blocked", "none"]),
+    type=click.Choice(["success", "failure", "abandoned", "none"]),
     default=None,
     help="Only sessions with this verdict (none: no verdict).",
 )

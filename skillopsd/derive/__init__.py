@@ -10,6 +10,7 @@ from __future__ import annotations
 import msgspec
 
 from ..events.types import DeriveErrorRecorded, SessionDerived, SpanDerived, TokenUsage
+from ._ending import mark_ending
 from ._ids import session_id
 from ._input import Record, SourceLines, records
 from ._skills import content_hash, injected_body, strip_frontmatter
@@ -81,6 +82,7 @@ def derive_session(
         )
     else:
         derive_claude(tree, summary, [(s.path, recs) for s, recs in decoded])
+    mark_ending(tree)
     spans = tree.events(deriver_version)
     errors = [
         DeriveErrorRecorded(

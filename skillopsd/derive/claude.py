@@ -162,6 +162,8 @@ class _Thread:
         if self.chain is None:
             return
         chain_id = self.chain.span_id
+        if text.startswith("[Request interrupted by user"):  # the verdict reads it (_ending.py)
+            self.chain.attributes["skillops.turn.aborted"] = "interrupted"
         for span in self.tools.values():
             llm = self.tree.spans.get(span.parent or "")
             if span.outcome is None and llm is not None and llm.parent == chain_id:
