@@ -96,6 +96,7 @@ _LOOKING = {
     "true",
     "date",
     "env",
+    "sleep",
     "git diff",
     "git show",
     "git log",

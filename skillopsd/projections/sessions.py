@@ -220,6 +220,11 @@ def _session_end(conn: apsw.Connection, sid: str, policy: VerdictPolicy) -> Sess
             (sid,),
         ).fetchall()
     )
+    not_probe = f"NOT coalesce({_attribute('skillops.call.probe')}, 0)"
+    setbacks_row = conn.execute(
+        f"SELECT count(*) FROM p_spans WHERE {_CALLS} AND outcome = 'failure' AND {not_probe}",
+        (sid,),
+    ).fetchone()
     unresolved_row = conn.execute(
         f"SELECT count(*) FROM p_spans WHERE {_CALLS} AND outcome = 'failure'"
         f" AND {_attribute('skillops.turns_from_end')} < ?"
@@ -238,13 +243,21 @@ def _session_end(conn: apsw.Connection, sid: str, policy: VerdictPolicy) -> Sess
         " ORDER BY coalesce(start, '') DESC, seq DESC LIMIT 1",
         (sid,),
     ).fetchone()
+    # An interrupt cut work short only if the last turn had calls: "exit" typed after the
+    # answer and then interrupted is the user leaving, not abandoning.
+    worked = conn.execute(
+        f"SELECT 1 FROM p_spans WHERE {_CALLS} AND {_attribute('skillops.turns_from_end')} = 0"
+        " LIMIT 1",
+        (sid,),
+    ).fetchone()
     return SessionEnd(
         success=counts.get("success", 0),
         failure=counts.get("failure", 0),
         blocked=counts.get("blocked", 0),
+        setbacks=int(setbacks_row[0]) if setbacks_row else 0,
         unresolved=int(unresolved_row[0]) if unresolved_row else 0,
         last_blocked=last_call is not None and last_call[0] == "blocked",
-        interrupted=last_turn is not None and last_turn[0] == "interrupted",
+        interrupted=worked is not None and last_turn is not None and last_turn[0] == "interrupted",
     )
 
 

@@ -4,11 +4,12 @@ The verdict says how the session *ended*, from facts the deriver put on its span
 (``derive/_ending.py``):
 
 - none: no TOOL or SKILL call has an outcome;
-- ``abandoned``: the user stopped the end of it: the last turn was interrupted, or the last
+- ``abandoned``: the user stopped the end of it: the last turn was interrupted while it had
+  calls (an interrupt after the answer, or of a bare "exit", is the user leaving), or the last
   call with an outcome was blocked (rejected, denied, interrupted) and nothing came after;
 - ``failure``: at least ``unresolved_min`` calls of the last ``tail_turns`` turns failed and no
-  later call of the same kind succeeded (a look-up that found nothing does not count), or more
-  than ``failure_share`` of all calls failed;
+  later call of the same kind succeeded, or more than ``failure_share`` of all calls failed
+  (a look-up that found nothing, such as a ``grep`` with no match, counts for neither);
 - ``success`` otherwise: failures the agent got past and blocks the user worked around earlier
   in the session do not spoil it.
 
@@ -48,9 +49,10 @@ class SessionEnd(msgspec.Struct, frozen=True, kw_only=True):
     success: int
     failure: int
     blocked: int
-    unresolved: int  # failed calls in the last ``tail_turns`` turns nothing later made good
+    setbacks: int  # failed calls that did more than look (a grep finding nothing is no setback)
+    unresolved: int  # setbacks in the last ``tail_turns`` turns nothing later made good
     last_blocked: bool  # the last call with an outcome was blocked
-    interrupted: bool  # the last turn was interrupted by the user
+    interrupted: bool  # the last turn, which had calls, was interrupted by the user
 
 
 def verdict(end: SessionEnd, policy: VerdictPolicy) -> str | None:
@@ -60,6 +62,6 @@ def verdict(end: SessionEnd, policy: VerdictPolicy) -> str | None:
         return None
     if end.interrupted or end.last_blocked:
         return "abandoned"
-    if end.unresolved >= policy.unresolved_min or end.failure / voted > policy.failure_share:
+    if end.unresolved >= policy.unresolved_min or end.setbacks / voted > policy.failure_share:
         return "failure"
     return "success"
