@@ -10,7 +10,6 @@ a read, a search, a ``grep`` that found nothing; its failure is an answer, not a
 from __future__ import annotations
 
 import re
-import shlex
 
 import msgspec
 
@@ -120,6 +119,10 @@ _LOOKING = {
 # Output to a file or an in-place edit changes something; 2>&1 and >/dev/null do not.
 _WRITES = re.compile(r">|\bsed\s+(?:-\w+\s+)*-i")
 _HARMLESS_REDIRECT = re.compile(r"\d*>&\d|\d*>\s*/dev/null")
+# Shell words: quoted strings, operators, whitespace, and runs of anything else (a regex, not
+# shlex: this runs on every shell call of every session and shlex is ten times slower).
+_TOKEN = re.compile(r"""'[^']*'?|"(?:\\.|[^"\\])*"?|&&|\|\||[;|&()\n]|[ \t]+|[^\s'";|&()]+""")
+_OPERATORS = {"&&", "||", ";", "|", "&", "(", ")", "\n"}
 _ASSIGNMENT = re.compile(r"\A[A-Za-z_][A-Za-z0-9_]*=")
 _decoder = msgspec.json.Decoder()
 
@@ -145,24 +148,29 @@ def _command(arguments: object) -> str | None:
 
 def _segments(command: str) -> list[list[str]]:
     """The words of each simple command in a script (split at ``&&``, ``||``, ``;``, ``|``)."""
-    lexer = shlex.shlex(command, posix=True, punctuation_chars=True)
-    lexer.whitespace_split = True
     segments: list[list[str]] = [[]]
-    try:
-        for token in lexer:
-            if token and set(token) <= set("&|;()\n"):
+    word = ""
+    for match in _TOKEN.finditer(command):
+        token = match.group(0)
+        if token.isspace() or token in _OPERATORS:
+            if word:
+                segments[-1].append(word)
+                word = ""
+            if token in _OPERATORS:
                 segments.append([])
-            elif token:
-                segments[-1].append(token)
-    except ValueError:  # an unbalanced quote: the words read so far
-        pass
+        elif token[0] in "'\"":
+            word += token[1:-1] if len(token) > 1 and token[-1] == token[0] else token[1:]
+        else:
+            word += token
+    if word:
+        segments[-1].append(word)
     return [words for words in segments if words]
 
 
 def _programs(command: str) -> list[str]:
     """The program (and subcommand, for CLIs that have them) of each command in a script."""
     out = []
-    for segment in _segments(command):
+    for segment in _segments(_HARMLESS_REDIRECT.sub(" ", command)):
         words = [w for w in segment if w not in _WRAPPERS and not _ASSIGNMENT.match(w)]
         if not words or words[0] == "cd":
             continue
@@ -210,36 +218,51 @@ def mark_ending(tree: SpanTree) -> None:
     rank = {s.span_id: len(top_turns) - 1 - i for i, s in enumerate(top_turns)}
     calls = [s for s in spans.values() if s.kind in ("TOOL", "SKILL") and s.outcome is not None]
     calls.sort(key=lambda s: (s.start or "", order[s.span_id]))
-    succeeded_after: dict[str, int] = {}  # kind -> index of its last success
-    kinds: list[str] = []
+    # Only tools that failed or were blocked need kinds: shlex is too slow for every call.
+    troubled = {_tool(s) for s in calls if s.outcome != "success"}
+    kinds: list[str | None] = [
+        call_kind(_tool(s), _arguments(s)) if _tool(s) in troubled else None for s in calls
+    ]
+    last_success: dict[str, int] = {}  # kind -> index of its last success
     for i, span in enumerate(calls):
-        kind = call_kind(str(span.attributes.get("gen_ai.tool.name", span.name)), _arguments(span))
-        kinds.append(kind)
-        if span.outcome == "success":
-            succeeded_after[kind] = i
+        kind = kinds[i]
+        if span.outcome == "success" and kind is not None:
+            last_success[kind] = i
+    tops: dict[str, str | None] = {}
     for i, span in enumerate(calls):
-        turn = _top_turn(spans, span)
-        if turn is not None and turn.span_id in rank:
-            span.attributes["skillops.turns_from_end"] = rank[turn.span_id]
-        if span.outcome in ("failure", "blocked"):
-            tool = str(span.attributes.get("gen_ai.tool.name", span.name))
-            span.attributes["skillops.call.kind"] = kinds[i]
-            span.attributes["skillops.call.probe"] = is_probe(tool, _arguments(span))
-            span.attributes["skillops.resolved"] = succeeded_after.get(kinds[i], -1) > i
+        turn = _top_turn(spans, span, tops)
+        if turn is not None and turn in rank:
+            span.attributes["skillops.turns_from_end"] = rank[turn]
+        kind = kinds[i]
+        if span.outcome in ("failure", "blocked") and kind is not None:
+            span.attributes["skillops.call.kind"] = kind
+            span.attributes["skillops.call.probe"] = is_probe(_tool(span), _arguments(span))
+            span.attributes["skillops.resolved"] = last_success.get(kind, -1) > i
+
+
+def _tool(span: Span) -> str:
+    return str(span.attributes.get("gen_ai.tool.name", span.name))
 
 
 def _arguments(span: Span) -> object:
     return span.attributes.get("gen_ai.tool.call.arguments")
 
 
-def _top_turn(spans: dict[str, Span], span: Span) -> Span | None:
-    """The top-level turn a span belongs to (through any subagent nesting)."""
-    turn: Span | None = None
+def _top_turn(spans: dict[str, Span], span: Span, tops: dict[str, str | None]) -> str | None:
+    """The id of the top-level turn a span belongs to (through any subagent nesting)."""
+    path: list[str] = []
+    turn: str | None = None
     current: Span | None = span
-    seen = 0
-    while current is not None and seen < 10_000:
-        if current.kind == "CHAIN":
-            turn = current
-        current = spans.get(current.parent) if current.parent else None
-        seen += 1
+    while current is not None:
+        if current.span_id in tops:
+            turn = tops[current.span_id]
+            break
+        path.append(current.span_id)
+        if current.kind == "CHAIN" and (current.parent is None or current.parent not in spans):
+            turn = current.span_id
+            break
+        parent = spans.get(current.parent) if current.parent else None
+        current = parent if parent is not None and parent.span_id not in path else None
+    for span_id in path:
+        tops[span_id] = turn
     return turn
