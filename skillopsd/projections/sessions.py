@@ -213,30 +213,26 @@ def _unknown(conn: apsw.Connection, sid: str) -> int:
 
 def _session_end(conn: apsw.Connection, sid: str, policy: VerdictPolicy) -> SessionEnd:
     """The facts the verdict weighs, folded from the session's spans (see derive/_ending.py)."""
-    counts: dict[str, int] = dict(
-        conn.execute(  # type: ignore[arg-type]
-            f"SELECT outcome, count(*) FROM p_spans WHERE {_CALLS} AND outcome IS NOT NULL"
-            " GROUP BY 1",
-            (sid,),
-        ).fetchall()
-    )
-    not_probe = f"NOT coalesce({_attribute('skillops.call.probe')}, 0)"
-    setbacks_row = conn.execute(
-        f"SELECT count(*) FROM p_spans WHERE {_CALLS} AND outcome = 'failure' AND {not_probe}",
+    counts = {"success": 0, "failure": 0, "blocked": 0}
+    setbacks = unresolved = 0
+    worked = False
+    last: tuple[str, int, str] | None = None  # (start, seq, outcome) of the latest call
+    for outcome, start, seq, from_end, resolved, probe in conn.execute(
+        f"SELECT outcome, coalesce(start, ''), seq, {_attribute('skillops.turns_from_end')},"
+        f" {_attribute('skillops.resolved')}, {_attribute('skillops.call.probe')}"
+        f" FROM p_spans WHERE {_CALLS} AND outcome IS NOT NULL",
         (sid,),
-    ).fetchone()
-    unresolved_row = conn.execute(
-        f"SELECT count(*) FROM p_spans WHERE {_CALLS} AND outcome = 'failure'"
-        f" AND {_attribute('skillops.turns_from_end')} < ?"
-        f" AND NOT coalesce({_attribute('skillops.resolved')}, 0)"
-        f" AND NOT coalesce({_attribute('skillops.call.probe')}, 0)",
-        (sid, policy.tail_turns),
-    ).fetchone()
-    last_call = conn.execute(
-        f"SELECT outcome FROM p_spans WHERE {_CALLS} AND outcome IS NOT NULL"
-        " ORDER BY coalesce(start, '') DESC, seq DESC LIMIT 1",
-        (sid,),
-    ).fetchone()
+    ):
+        counts[str(outcome)] = counts.get(str(outcome), 0) + 1
+        if from_end == 0:
+            worked = True
+        if outcome == "failure" and not probe:
+            setbacks += 1
+            if isinstance(from_end, int) and from_end < policy.tail_turns and not resolved:
+                unresolved += 1
+        key = (str(start), int(seq), str(outcome))  # type: ignore[call-overload]
+        if last is None or key[:2] > last[:2]:
+            last = key
     last_turn = conn.execute(
         f"SELECT {_attribute('skillops.turn.aborted')} FROM p_spans"
         " WHERE session_id = ? AND kind = 'CHAIN' AND parent_span_id IS NULL"
@@ -245,19 +241,15 @@ def _session_end(conn: apsw.Connection, sid: str, policy: VerdictPolicy) -> Sess
     ).fetchone()
     # An interrupt cut work short only if the last turn had calls: "exit" typed after the
     # answer and then interrupted is the user leaving, not abandoning.
-    worked = conn.execute(
-        f"SELECT 1 FROM p_spans WHERE {_CALLS} AND {_attribute('skillops.turns_from_end')} = 0"
-        " LIMIT 1",
-        (sid,),
-    ).fetchone()
+    interrupted = worked and last_turn is not None and last_turn[0] == "interrupted"
     return SessionEnd(
-        success=counts.get("success", 0),
-        failure=counts.get("failure", 0),
-        blocked=counts.get("blocked", 0),
-        setbacks=int(setbacks_row[0]) if setbacks_row else 0,
-        unresolved=int(unresolved_row[0]) if unresolved_row else 0,
-        last_blocked=last_call is not None and last_call[0] == "blocked",
-        interrupted=worked is not None and last_turn is not None and last_turn[0] == "interrupted",
+        success=counts["success"],
+        failure=counts["failure"],
+        blocked=counts["blocked"],
+        setbacks=setbacks,
+        unresolved=unresolved,
+        last_blocked=last is not None and last[2] == "blocked",
+        interrupted=interrupted,
     )
 
 
