@@ -230,7 +230,7 @@ def _session_end(conn: apsw.Connection, sid: str, policy: VerdictPolicy) -> Sess
             setbacks += 1
             if isinstance(from_end, int) and from_end < policy.tail_turns and not resolved:
                 unresolved += 1
-        key = (str(start), int(seq), str(outcome))  # type: ignore[call-overload]
+        key = (str(start), int(seq), str(outcome))
         if last is None or key[:2] > last[:2]:
             last = key
     last_turn = conn.execute(
