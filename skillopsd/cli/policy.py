@@ -32,19 +32,26 @@ class Setting(msgspec.Struct, frozen=True):
 # each policy's keys and defaults equal to the Struct its projection reads.
 SETTINGS: dict[str, dict[str, Setting]] = {
     POLICY_NAME: {
+        "tail_turns": Setting(
+            int,
+            1,
+            "a failure counts as unresolved only in the last this many turns",
+            minimum=1,
+            maximum=1_000_000,
+        ),
+        "unresolved_min": Setting(
+            int,
+            1,
+            "a session is a failure when at least this many of those failures were unresolved",
+            minimum=1,
+            maximum=1_000_000,
+        ),
         "failure_share": Setting(
             float,
             0.8,
-            "a session is a failure when more than this share of its voting calls failed",
+            "or when more than this share of its calls failed (look-ups not counted)",
             minimum=0.0,
             maximum=1.0,
-        ),
-        "blocked_min": Setting(
-            int,
-            1,
-            "else it is blocked when at least this many calls were blocked",
-            minimum=1,
-            maximum=2**31 - 1,
         ),
     },
 }

@@ -103,7 +103,7 @@ _SESSION_ID_WIDTH = 8  # like a short git hash; ``session show`` takes any uniqu
 @click.option("--skill", default=None, help="Only sessions that loaded this skill.")
 @click.option(
     "--verdict",
-    type=click.Choice(["success", "failure", "blocked", "none"]),
+    type=click.Choice(["success", "failure", "abandoned", "none"]),
     default=None,
     help="Only sessions with this verdict (none: no verdict).",
 )

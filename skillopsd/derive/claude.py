@@ -266,6 +266,8 @@ class _Thread:
         if self.chain is None:
             return
         chain_id = self.chain.span_id
+        if text.startswith("[Request interrupted by user"):  # the verdict reads it (_ending.py)
+            self.chain.attributes["skillops.turn.aborted"] = "interrupted"
         for call_id, span in self.tools.items():
             if call_id in self.lost:
                 continue
