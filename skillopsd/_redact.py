@@ -183,7 +183,7 @@ _RULES: tuple[_Rule, ...] = (
     _rule(
         "telegram",
         (b":AA",),
-        rb"(?<![0-9A-Za-z])[0-9]{8,10}:AA[A-Za-z0-9_\-]{33}" + _END_ID,
+        _START + rb"[0-9]{8,10}:AA[A-Za-z0-9_\-]{33}" + _END_ID,
     ),
     # The password of a URL (``postgres://app:s3cret@db``, ``https://user:token@host``).
     _rule(
@@ -238,7 +238,7 @@ _TAIL = re.compile(
 # Values that stand for a secret rather than being one: a variable, a template, a
 # placeholder, an environment variable's name, a path.
 _PLACEHOLDER = re.compile(
-    rb"[$%<{*`~/.+]|(?i:your)[_\-]|.*(?:\.\.\.|xxx|\*\*\*)|.*`$"
+    rb"[$<{`~/+]|\*\*|\./|%[a-z]|(?i:your)[_\-]|.*(?:\.\.\.|xxx|\*\*\*)|.*`$"
     rb"|[A-Z]+(?:_[A-Z0-9]+)*$"
 )
 _NAME_CHAR = frozenset(b"abcdefghijklmnopqrstuvwxyz0123456789")
