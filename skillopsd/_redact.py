@@ -208,7 +208,8 @@ _RULES: tuple[_Rule, ...] = (
         (b"bearer",),
         rb"bearer\s+(?P<v>[a-z0-9\-._~+/]{16,}=*)",
         lower=True,
-        check=lambda value: _mixed(value.split(None, 1)[-1]),
+        group="v",
+        check=lambda value: _mixed(value) and _has_digit(value),
     ),
     # Azure shared access signatures: the signature is the secret.
     _rule(
@@ -322,12 +323,7 @@ def _spans(data: bytes) -> list[tuple[int, int, bytes]]:
     return spans
 
 
-def _redact_bytes(data: bytes, screened: bool = False) -> tuple[bytes, int]:
-    if not screened and _PREFILTER.search(data) is None:
-        return data, 0
-    spans = _spans(data)
-    if not spans:
-        return data, 0
+def _mask(data: bytes, spans: list[tuple[int, int, bytes]]) -> tuple[bytes, int]:
     # Longest first among spans that start together; a span inside one already masked
     # (``sk-ant-…`` is also ``sk-…``, a JWT after ``Bearer``) is dropped.
     spans.sort(key=lambda s: (s[0], -s[1]))
@@ -345,6 +341,22 @@ def _redact_bytes(data: bytes, screened: bool = False) -> tuple[bytes, int]:
         count += 1
     out.append(data[pos:])
     return b"".join(out), count
+
+
+def _redact_bytes(data: bytes, screened: bool = False) -> tuple[bytes, int]:
+    if not screened and _PREFILTER.search(data) is None:
+        return data, 0
+    total = 0
+    # A mask can end a word another token was glued to (``…aae[REDACTED:bearer]``), so
+    # masking runs until nothing more is found: the result is a fixed point, and redacting
+    # it again changes nothing. Each round only adds masks, so this ends in a few rounds.
+    for _ in range(8):
+        spans = _spans(data)
+        if not spans:
+            break
+        data, count = _mask(data, spans)
+        total += count
+    return data, total
 
 
 _json_decoder = msgspec.json.Decoder()

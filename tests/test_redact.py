@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import msgspec
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from skillopsd._redact import redact, redact_text, screen
@@ -158,6 +158,8 @@ texts = st.lists(st.sampled_from(FRAGMENTS) | st.text(max_size=8), max_size=30).
 
 @settings(max_examples=300, deadline=None)
 @given(texts)
+# A mask can end the word a token was glued to; a second pass must still change nothing.
+@example("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Bearer sk-sk-sk-DB_PASS")
 def test_redaction_is_idempotent_and_keeps_json_valid(text: str) -> None:
     once = redact_text(text)
     assert redact_text(once) == once
