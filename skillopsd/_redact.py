@@ -24,9 +24,21 @@ import re2
 
 # A token may not start in the middle of a word: ``fix-cask-point`` holds no ``sk-`` token.
 # A letter that ends a JSON escape (``\n``, ``\t``, ``\u003d``) is not part of a word, so a
-# secret at the start of a line inside a JSON string is still found.
-_START = rb"(?:(?<![A-Za-z0-9])|(?<=\\[nrtbf])|(?<=\\u[0-9A-Fa-f]{4}))"
-_START_ID = rb"(?:(?<![A-Za-z0-9_])|(?<=\\[nrtbf])|(?<=\\u[0-9A-Fa-f]{4}))"
+# secret at the start of a line inside a JSON string is still found. Checked in Python on
+# each match rather than as a lookbehind, which would cost the regex its literal-prefix scan.
+_WORD = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
+_IDENT = _WORD | {ord("_")}
+_HEX = frozenset(b"0123456789abcdefABCDEF")
+
+
+def _word_start(data: bytes, at: int, word: frozenset[int]) -> bool:
+    if at == 0 or data[at - 1] not in word:
+        return True
+    if at >= 2 and data[at - 2] == 0x5C and data[at - 1] in b"nrtbf":
+        return True
+    return at >= 6 and data[at - 6 : at - 4] == b"\\u" and all(c in _HEX for c in data[at - 4 : at])
+
+
 # Nor may it end inside one (for patterns of a fixed length).
 _END = rb"(?![A-Za-z0-9])"
 _END_ID = rb"(?![A-Za-z0-9_\-])"
@@ -80,6 +92,8 @@ class _Rule(msgspec.Struct, frozen=True):
     pattern: re.Pattern[bytes]
     group: str | None = None
     check: Callable[[bytes], bool] | None = None  # on the original bytes of the masked part
+    word: frozenset[int] | None = None  # bytes the match may not follow (see _word_start)
+    before: re.Pattern[bytes] | None = None  # what the text before the match must end with
 
 
 def _rule(
@@ -90,8 +104,11 @@ def _rule(
     lower: bool = False,
     group: str | None = None,
     check: Callable[[bytes], bool] | None = None,
+    word: frozenset[int] | None = _WORD,
+    before: bytes | None = None,
 ) -> _Rule:
-    return _Rule(family, lower, triggers, re.compile(pattern), group, check)
+    after = re.compile(before + rb"\Z") if before is not None else None
+    return _Rule(family, lower, triggers, re.compile(pattern), group, check, word, after)
 
 
 _PEM = rb"-----begin [a-z0-9 ]{0,40}private key(?: block)?-----"
@@ -105,95 +122,103 @@ _RULES: tuple[_Rule, ...] = (
         _PEM + rb"(?:[a-z0-9+/=:,. \t]|-(?!----)|\\+[nrt/])*"
         rb"(?:-----end [a-z0-9 ]{0,40}private key(?: block)?-----)?",
         lower=True,
+        word=None,
     ),
-    _rule("anthropic", (b"sk-ant-",), _START + rb"sk-ant-[A-Za-z0-9_\-]{20,}"),
+    _rule("anthropic", (b"sk-ant-",), rb"sk-ant-[A-Za-z0-9_\-]{20,}"),
     _rule(
         "openai",
         (b"sk-",),
-        _START + rb"sk-(?:proj|svcacct|admin|None)-[A-Za-z0-9_\-]{32,}",
+        rb"sk-(?:proj|svcacct|admin|None)-[A-Za-z0-9_\-]{32,}",
         check=_random,
     ),
     _rule(
         "openai",
         (b"sk-",),
-        _START + rb"sk-[A-Za-z0-9]{32,}" + _END_ID,
+        rb"sk-[A-Za-z0-9]{32,}" + _END_ID,
         check=_mixed,
     ),
     _rule(
         "github",
         (b"ghp_", b"gho_", b"ghu_", b"ghs_", b"ghr_"),
-        _START_ID + rb"gh[pousr]_[A-Za-z0-9]{30,}",
+        rb"gh[pousr]_[A-Za-z0-9]{30,}",
         check=_mixed,
+        word=_IDENT,
     ),
-    _rule("github", (b"github_pat_",), _START_ID + rb"github_pat_[A-Za-z0-9_]{30,}"),
+    _rule("github", (b"github_pat_",), rb"github_pat_[A-Za-z0-9_]{30,}", word=_IDENT),
     _rule(
         "gitlab",
         (b"glpat-", b"glptt-", b"gldt-", b"glrt-"),
-        _START + rb"gl(?:pat|ptt|dt|rt)-[A-Za-z0-9_\-]{20,}",
+        rb"gl(?:pat|ptt|dt|rt)-[A-Za-z0-9_\-]{20,}",
         check=_mixed,
     ),
     _rule(
         "aws",
         (b"AKIA", b"ASIA", b"AGPA", b"AIDA", b"AROA", b"ANPA", b"ANVA", b"AIPA"),
-        _START + rb"(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[0-9A-Z]{16}" + _END,
+        rb"(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[0-9A-Z]{16}" + _END,
     ),
     _rule(
         "slack",
         (b"xox",),
-        _START + rb"xox[abposre]-[A-Za-z0-9\-]{10,}",
+        rb"xox[abposre]-[A-Za-z0-9\-]{10,}",
         check=_has_digit,
     ),
-    _rule("slack", (b"xapp-",), _START + rb"xapp-[0-9]-[A-Za-z0-9\-]{10,}"),
+    _rule("slack", (b"xapp-",), rb"xapp-[0-9]-[A-Za-z0-9\-]{10,}"),
     _rule(
         "slack",
         (b"hooks.slack.com",),
         rb"hooks\.slack\.com/(?:services|workflows)/[A-Za-z0-9/]{20,}",
+        word=None,
     ),
     _rule(
         "stripe",
         (b"_live_", b"_test_"),
-        _START + rb"(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,}",
+        rb"(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,}",
         check=_mixed,
     ),
-    _rule("stripe", (b"whsec_",), _START + rb"whsec_[A-Za-z0-9+/=]{20,}", check=_mixed),
-    _rule("google", (b"AIza",), _START + rb"AIza[0-9A-Za-z_\-]{30,}", check=_mixed),
-    _rule("google", (b"ya29.",), _START + rb"ya29\.[0-9A-Za-z_\-]{20,}", check=_mixed),
+    _rule("stripe", (b"whsec_",), rb"whsec_[A-Za-z0-9+/=]{20,}", check=_mixed),
+    _rule("google", (b"AIza",), rb"AIza[0-9A-Za-z_\-]{30,}", check=_mixed),
+    _rule("google", (b"ya29.",), rb"ya29\.[0-9A-Za-z_\-]{20,}", check=_mixed),
     _rule(
         "jwt",
         (b"eyJ",),
-        _START + rb"(?P<h>eyJ[A-Za-z0-9_\-]{6,})\.eyJ[A-Za-z0-9_\-]{6,}\.[A-Za-z0-9_\-]*",
+        rb"(?P<h>eyJ[A-Za-z0-9_\-]{6,})\.eyJ[A-Za-z0-9_\-]{6,}\.[A-Za-z0-9_\-]*",
         check=lambda token: _b64url_json_with_alg(token.split(b".", 1)[0]),
     ),
-    _rule("npm", (b"npm_",), _START_ID + rb"npm_[A-Za-z0-9]{36}" + _END, check=_mixed),
-    _rule("huggingface", (b"hf_",), _START_ID + rb"hf_[A-Za-z0-9]{30,}" + _END_ID, check=_mixed),
+    _rule("npm", (b"npm_",), rb"npm_[A-Za-z0-9]{36}" + _END, check=_mixed, word=_IDENT),
+    _rule("huggingface", (b"hf_",), rb"hf_[A-Za-z0-9]{30,}" + _END_ID, check=_mixed, word=_IDENT),
     _rule(
         "sendgrid",
         (b"SG.",),
-        _START + rb"SG\.[A-Za-z0-9_\-]{16,32}\.[A-Za-z0-9_\-]{30,50}",
+        rb"SG\.[A-Za-z0-9_\-]{16,32}\.[A-Za-z0-9_\-]{30,50}",
         check=_mixed,
     ),
-    _rule("digitalocean", (b"_v1_",), _START + rb"do[por]_v1_[a-f0-9]{64}" + _END),
-    _rule("pypi", (b"pypi-",), _START + rb"pypi-Ag[A-Za-z0-9_\-]{50,}"),
-    _rule("docker", (b"dckr_pat_",), _START + rb"dckr_pat_[A-Za-z0-9_\-]{20,}", check=_mixed),
+    _rule("digitalocean", (b"_v1_",), rb"do[por]_v1_[a-f0-9]{64}" + _END),
+    _rule("pypi", (b"pypi-",), rb"pypi-Ag[A-Za-z0-9_\-]{50,}"),
+    _rule("docker", (b"dckr_pat_",), rb"dckr_pat_[A-Za-z0-9_\-]{20,}", check=_mixed),
     _rule(
         "shopify",
         (b"shpat_", b"shpca_", b"shppa_", b"shpss_"),
-        _START_ID + rb"shp(?:at|ca|pa|ss)_[a-fA-F0-9]{32}" + _END,
+        rb"shp(?:at|ca|pa|ss)_[a-fA-F0-9]{32}" + _END,
+        word=_IDENT,
     ),
     _rule(
         "telegram",
         (b":AA",),
-        _START + rb"[0-9]{8,10}:AA[A-Za-z0-9_\-]{33}" + _END_ID,
+        rb":(?P<v>AA[A-Za-z0-9_\-]{33})" + _END_ID,
+        group="v",
+        word=None,
+        # The bot's id before the colon is public; the part after it is the secret.
+        before=rb"(?:^|[^0-9A-Za-z]|\\[nrtbf])[0-9]{8,10}",
     ),
     # The password of a URL (``postgres://app:s3cret@db``, ``https://user:token@host``).
     _rule(
         "url-password",
         (b"://",),
-        rb"[a-z][a-z0-9+.\-]{1,20}://[A-Za-z0-9._~%!$&*+;=\-]{1,64}:"
-        rb"(?P<v>[^\s/@:\"'\\\[\]<>]{1,200})@[A-Za-z0-9\[]",
+        rb"://[a-z0-9._~%!$&*+;=\-]{1,64}:(?P<v>[^\s/@:\"'\\\[\]<>]{1,200})@[a-z0-9\[]",
         lower=True,
         group="v",
         check=lambda value: _PLACEHOLDER.match(value) is None,
+        word=None,
     ),
     _rule(
         "basic-auth",
@@ -202,6 +227,7 @@ _RULES: tuple[_Rule, ...] = (
         lower=True,
         group="v",
         check=_basic_credentials,
+        word=None,
     ),
     _rule(
         "bearer",
@@ -210,13 +236,16 @@ _RULES: tuple[_Rule, ...] = (
         lower=True,
         group="v",
         check=lambda value: _mixed(value) and _has_digit(value),
+        word=None,
     ),
     # Azure shared access signatures: the signature is the secret.
     _rule(
         "azure",
         (b"sig=",),
-        rb"(?:[?&;]|\\u0026)sig=(?P<v>[A-Za-z0-9%+/=]{20,})",
+        rb"sig=(?P<v>[A-Za-z0-9%+/=]{20,})",
         group="v",
+        before=rb"(?:[?&;]|\\u0026)",
+        word=None,
     ),
 )
 
@@ -277,6 +306,8 @@ def _named_spans(data: bytes, lowered: bytes) -> list[tuple[int, int, bytes]]:
 # rules then run only on the few lines it flags. Whitespace here excludes newlines, so a
 # match never runs from one line into the next when a whole block is screened at once.
 _WS = rb"[ \t\r\f\v]"
+_SEP = _WS + rb"*[:=]" + _WS + rb"*"
+_VALUE = rb"[^\s\"'\\,;&<>{}\[\]()]"
 _PREFILTER = re2.compile(
     rb"(?i)-----begin [a-z0-9 ]{0,40}private key"
     rb"|sk-[a-z0-9_\-]{20,}|gh[pousr]_[a-z0-9]{30,}|github_pat_[a-z0-9_]{30,}"
@@ -291,9 +322,17 @@ _PREFILTER = re2.compile(
     rb"|://[a-z0-9._~%!$&*+;=\-]{1,64}:[^\s/@:\"'\\\[\]<>]{1,200}@"
     rb"|basic" + _WS + rb"+[a-z0-9+/]{8}|bearer" + _WS + rb"+[a-z0-9\-._~+/]{16,}"
     rb"|sig=[a-z0-9%+/=]{20}"
-    rb"|(?:password|passwd|pwd|secret|token|key|pass)(?:\\?[\"'])?"
-    rb"(?:=|" + _WS + rb"*[:=]" + _WS + rb"*)"
-    rb"(?:\\?[\"'])?[^\s\"'\\,;&<>{}\[\]()]{4,}"
+    rb"|(?:password|passwd|pwd|secret|token|(?:api|access|private|account|secret|signing|master)"
+    rb"[_\-]?key|(?:[_\-]|db)pass)(?:\\?[\"'])?"
+    rb"(?:="
+    + _VALUE
+    + rb"{4}|"
+    + _SEP
+    + rb"(?:\\?[\"']"
+    + _VALUE
+    + rb"{4}|"
+    + _VALUE
+    + rb"*[0-9]))"
 )
 _MASK = re.compile(rb"\[REDACTED(?::[a-z\-]+)?\]")
 
@@ -303,15 +342,35 @@ def screen(block: bytes, end: int) -> list[int]:
     return [m.start() for m in _PREFILTER.finditer(block, 0, end)]
 
 
+# Every rule's triggers in one case-insensitive RE2 pass over a flagged line, rather than a
+# substring search per rule: the triggers found pick the rules that run. Matches do not
+# overlap, so longer triggers come first and a trigger also runs the rules of the triggers
+# it contains (``sk-ant-`` holds ``sk-``).
+_ALL_TRIGGERS = sorted({t.lower() for r in _RULES for t in r.triggers}, key=lambda t: (-len(t), t))
+_TRIGGERS = re2.compile(b"(?i)" + b"|".join(re2.escape(t) for t in _ALL_TRIGGERS))
+_BY_TRIGGER: dict[bytes, frozenset[int]] = {
+    found: frozenset(i for i, r in enumerate(_RULES) if any(t.lower() in found for t in r.triggers))
+    for found in _ALL_TRIGGERS
+}
+
+
 def _spans(data: bytes) -> list[tuple[int, int, bytes]]:
     lowered = data.lower()
+    found = {m.group().lower() for m in _TRIGGERS.finditer(data)}
+    rules = frozenset().union(*(_BY_TRIGGER[t] for t in found))
     spans: list[tuple[int, int, bytes]] = []
-    for rule in _RULES:
-        text = lowered if rule.lower else data
-        if not any(t in text for t in rule.triggers):
+    for i, rule in enumerate(_RULES):
+        if i not in rules:
             continue
+        text = lowered if rule.lower else data
         mask = b"[REDACTED:" + rule.family.encode() + b"]"
         for m in rule.pattern.finditer(text):
+            if rule.word is not None and not _word_start(data, m.start(), rule.word):
+                continue
+            if rule.before is not None and not rule.before.search(
+                data, max(0, m.start() - 16), m.start()
+            ):
+                continue
             start, end = m.span(rule.group) if rule.group else m.span()
             if rule.check is None or rule.check(data[start:end]):
                 spans.append((start, end, mask))
