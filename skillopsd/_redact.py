@@ -111,6 +111,12 @@ def _rule(
     return _Rule(family, lower, triggers, re.compile(pattern), group, check, word, after)
 
 
+# Values that stand for a secret rather than being one: a variable, a template, a
+# placeholder, an environment variable's name, a path.
+_PLACEHOLDER = re.compile(
+    rb"[$<{`~/+]|\*\*|\./|%[a-z]|(?i:your)[_\-]|.*(?:\.\.\.|xxx|\*\*\*)|.*`$"
+    rb"|[A-Z]+(?:_[A-Z0-9]+)*$"
+)
 _PEM = rb"-----begin [a-z0-9 ]{0,40}private key(?: block)?-----"
 _RULES: tuple[_Rule, ...] = (
     # The body runs to the END line, or, when the block is cut short (a truncated tool
@@ -141,7 +147,6 @@ _RULES: tuple[_Rule, ...] = (
         "github",
         (b"ghp_", b"gho_", b"ghu_", b"ghs_", b"ghr_"),
         rb"gh[pousr]_[A-Za-z0-9]{30,}",
-        check=_mixed,
         word=_IDENT,
     ),
     _rule("github", (b"github_pat_",), rb"github_pat_[A-Za-z0-9_]{30,}", word=_IDENT),
@@ -264,12 +269,6 @@ _TAIL = re.compile(
     rb"(?:\\?[\"'])?"
     rb"(?:(?P<eq>=)|\s*[:=]\s*(?P<q>\\?[\"'])|(?P<loose>\s*[:=]\s*))"
     rb"(?P<v>[^\s\"'\\,;&<>{}\[\]()]{4,})"
-)
-# Values that stand for a secret rather than being one: a variable, a template, a
-# placeholder, an environment variable's name, a path.
-_PLACEHOLDER = re.compile(
-    rb"[$<{`~/+]|\*\*|\./|%[a-z]|(?i:your)[_\-]|.*(?:\.\.\.|xxx|\*\*\*)|.*`$"
-    rb"|[A-Z]+(?:_[A-Z0-9]+)*$"
 )
 _NAME_CHAR = frozenset(b"abcdefghijklmnopqrstuvwxyz0123456789")
 
