@@ -5,7 +5,18 @@ from __future__ import annotations
 import click
 import msgspec
 
-from ..projections.session_views import SessionView, SpanView, find_session, list_sessions, spans_of
+from ..derive import session_id
+from ..projections.session_views import (
+    ForgottenView,
+    SessionView,
+    SpanView,
+    find_session,
+    forgotten_of,
+    forgotten_sessions,
+    list_sessions,
+    spans_of,
+)
+from ..sources import STORES
 from ._app import AppContext, NotFound, cli, db_option, json_option, pass_app
 from ._output import emit_json, emit_json_array, table
 from ._time import SINCE
@@ -50,6 +61,14 @@ def _preview(span: SpanView) -> str:
     return f"  {text[:70]}{'…' if len(text) > 70 else ''}" if text else ""
 
 
+def _forgotten_line(f: ForgottenView) -> str:
+    what = {"source": "a file of it forgotten", "retention": "forgotten by retention"}
+    return (
+        f"{what.get(f.scope, 'forgotten')} {f.forgotten_at[:19].replace('T', ' ')}"
+        f" by {f.author or '?'}: {f.reason} ({f.events} events erased)"
+    )
+
+
 def _outcomes(s: SessionView) -> str:
     o = s.outcomes
     return f"{o.success}✓ {o.failure}✗ {o.blocked}⊘ {o.unknown}?"
@@ -67,6 +86,11 @@ def _outcomes(s: SessionView) -> str:
 )
 @click.option("--since", type=SINCE, default=None, help="Started since (7d, 12h, or ISO time).")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="At most N sessions.")
+@click.option(
+    "--forgotten",
+    is_flag=True,
+    help="List the forgotten sessions (forget, retention) instead: when, by whom, why.",
+)
 @json_option
 @pass_app
 def sessions_command(
@@ -76,15 +100,41 @@ def sessions_command(
     verdict: str | None,
     since: str | None,
     limit: int | None,
+    forgotten: bool,
     as_json: bool,
 ) -> None:
-    """Captured sessions, newest first, with their outcomes and verdicts."""
+    """Captured sessions, newest first, with their outcomes and verdicts.
+
+    Forgotten sessions are not listed (their rows are gone); ``--forgotten`` lists them.
+    """
     db = app.db()
     app.caught_up()
+    if forgotten:
+        with db.read() as conn:
+            tombstones = forgotten_sessions(conn)[:limit]
+        if as_json:
+            emit_json_array(tombstones)
+            return
+        table(
+            [
+                [
+                    f.forgotten_at[:16].replace("T", " "),
+                    f.session_id,
+                    f.scope,
+                    f.author,
+                    str(f.events),
+                    f.reason.replace("\n", " ")[:60],
+                ]
+                for f in tombstones
+            ],
+            ["forgotten", "session", "scope", "by", "events", "reason"],
+        )
+        return
     with db.read() as conn:
         found = list_sessions(
             conn, agent=agent, skill=skill, verdict=verdict, since=since, limit=limit
         )
+        hidden = len({f.session_id for f in forgotten_sessions(conn, hidden_only=True)})
     if as_json:
         emit_json_array(found)
         return
@@ -104,6 +154,8 @@ def sessions_command(
         ],
         ["started", "agent", "session", "verdict", "turns", "calls", "skills", "title"],
     )
+    if hidden:
+        click.echo(f"({hidden} forgotten sessions not shown: sessions --forgotten lists them)")
 
 
 @cli.group("session")
@@ -151,11 +203,23 @@ def show(app: AppContext, ident: str, as_json: bool) -> None:
     app.caught_up()
     with db.read() as conn:
         session = find_session(conn, ident)
-        if session is None:
-            raise NotFound(f"unknown session {ident!r} (see skillopsctl sessions)")
-        spans = spans_of(conn, session.session_id)
+        if session is not None:
+            spans = spans_of(conn, session.session_id)
+            tombstones = forgotten_of(conn, [session.session_id])
+        else:
+            spans = []
+            # A forgotten session is found by our id, a prefix of it, or the agent's id.
+            candidates = [ident, *(session_id(agent, ident) for agent in sorted(STORES))]
+            tombstones = forgotten_of(conn, candidates)
+            if not tombstones:
+                raise NotFound(f"unknown session {ident!r} (see skillopsctl sessions)")
     if as_json:
-        emit_json({"session": session, "spans": spans})
+        emit_json({"session": session, "spans": spans, "forgotten": tombstones})
+        return
+    if session is None:
+        click.echo(f"session   {tombstones[0].session_id}")
+        for f in tombstones:
+            click.echo(f"          {_forgotten_line(f)}")
         return
     click.echo(f"session   {session.session_id} ({session.agent} {session.native_session_id})")
     click.echo(f"title     {(session.title or '-').splitlines()[0][:100]}")
@@ -163,6 +227,8 @@ def show(app: AppContext, ident: str, as_json: bool) -> None:
     click.echo(f"cwd       {session.cwd or '-'}")
     click.echo(f"verdict   {session.verdict or '-'}   calls {_outcomes(session)}")
     click.echo(f"skills    {', '.join(session.skills) or '-'}")
+    for f in tombstones:
+        click.echo(f"erased    {_forgotten_line(f)}")
     t = session.tokens
     click.echo(
         f"tokens    in {t.input} out {t.output} cache-read {t.cache_read}"

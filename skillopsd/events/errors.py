@@ -27,3 +27,7 @@ class EventDecodeError(LogError):
 
 class LogBusyError(LogError):
     """Another writer held the database lock for longer than the busy timeout."""
+
+
+class EventErasedError(LogError):
+    """The payload of this event was erased on request; only its envelope and digest remain."""

@@ -11,7 +11,8 @@ Groups (DESIGN.md section 4):
   and ``CaptureErrorRecorded``. A captured line is the raw truth a rederive replays.
 - derivation: ``SessionDerived``, ``SpanDerived``, ``DeriveErrorRecorded``, stamped with the
   deriver version that produced them; the newest version's output for a session is current.
-- human: ``AnnotationAdded`` / ``AnnotationRetracted``; ``SessionPurged``.
+- human: ``AnnotationAdded`` / ``AnnotationRetracted``; ``SessionPurged``; ``PayloadsErased``
+  (the one event that changes stored bytes: it destroys earlier payloads, never their digests).
 - evals: ``EvalSuiteRegistered``, ``EvalRunCompleted`` (per-case, per-grader results inside).
 - versions: ``SkillVersionCreated``, ``SkillChallengerStarted``, ``SkillRouted``,
   ``SkillExecutionRecorded``, ``SkillPromoted``, ``SkillRetired``, ``SkillRolledBack``,
@@ -199,6 +200,17 @@ class SessionPurged(Event, frozen=True):
     reason: str = ""
 
 
+class PayloadsErased(Event, frozen=True):
+    """Payload bytes of earlier events destroyed on request; their digests stay in the chain."""
+
+    positions: list[int]  # events whose payloads are erased (ascending)
+    reason: str
+    author: str
+    scope: str  # "session" | "source" | "retention"
+    session_ids: list[str] = []
+    source_ids: list[str] = []
+
+
 # --- evals -----------------------------------------------------------------------------
 
 
@@ -359,6 +371,7 @@ AnyEvent = (
     | AnnotationAdded
     | AnnotationRetracted
     | SessionPurged
+    | PayloadsErased
     | EvalSuiteRegistered
     | EvalRunCompleted
     | SkillVersionCreated

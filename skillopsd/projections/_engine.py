@@ -30,7 +30,8 @@ class Projection(ABC):
     tables: ClassVar[tuple[str, ...]]
     # Event type names this projection folds; None folds every event.
     handles: ClassVar[frozenset[str] | None] = None
-    # False: ``apply`` reads only the envelope, so payload bytes are not read back.
+    # False: ``apply`` reads only the envelope, so payload bytes are not read back; such a
+    # projection also sees erased events (their envelope stays in the log).
     needs_payload: ClassVar[bool] = True
 
     @abstractmethod
@@ -140,9 +141,13 @@ class ProjectionEngine:
                             with_data=projection.needs_payload,
                         )
                     )
-                    projection.apply_many(self.db.conn, events)
                     count = len(events)
                     last = events[-1].position if events else position
+                    if projection.needs_payload:
+                        # An erased event's payload is gone: it is folded by no projection, and
+                        # the PayloadsErased that erased it undoes what it had folded.
+                        events = [e for e in events if not e.erased]
+                    projection.apply_many(self.db.conn, events)
                     # Fewer than a full chunk means nothing more this projection folds
                     # up to the head, so its checkpoint can jump there.
                     done = count < chunk
