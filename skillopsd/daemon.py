@@ -152,7 +152,7 @@ class Daemon:
         if self.retain_days is None or self._stopping:
             return
         report = forget_expired(self.db, self.deriver, self.retain_days)
-        if report.records:
+        if report.erased.records:
             _log.info(
                 "retention forgot sessions",
                 sessions=len(report.plan.session_ids),
@@ -160,6 +160,7 @@ class Daemon:
                 events=len(report.plan.positions),
                 bytes=report.plan.bytes,
                 days=self.retain_days,
+                wal_cleared=report.erased.wal_cleared,
             )
             self._project()
 

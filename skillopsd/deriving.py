@@ -191,17 +191,18 @@ class SessionDeriver:
         }
 
     def _lines(self, source_id: str) -> list[tuple[int, bytes]]:
-        """The latest generation's captured lines of one file, in file order (not erased)."""
+        """The latest generation's captured lines of one file, in file order."""
         by_generation: dict[int, list[tuple[int, bytes]]] = {}
-        events = self.log.read(stream=source_stream(source_id), types=("TranscriptLineCaptured",))
-        for event in events:
-            if event.erased:
-                continue
+        rows = self.db.conn.execute(
+            "SELECT schema, data FROM events WHERE stream = ? AND type = ? ORDER BY stream_version",
+            (source_stream(source_id), "TranscriptLineCaptured"),
+        )
+        for schema, data in rows:
             line: _LineView | TranscriptLineCaptured
-            if event.schema == TranscriptLineCaptured.SCHEMA:
-                line = _line_view.decode(event.data)  # only the three fields needed
+            if schema == TranscriptLineCaptured.SCHEMA:
+                line = _line_view.decode(data)  # only the three fields needed
             else:
-                upcast = decode_payload("TranscriptLineCaptured", event.schema, event.data)
+                upcast = decode_payload("TranscriptLineCaptured", schema, data)
                 assert isinstance(upcast, TranscriptLineCaptured)
                 line = upcast
             by_generation.setdefault(line.generation, []).append((line.offset, line.line))

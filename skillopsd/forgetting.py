@@ -57,12 +57,20 @@ class ForgetPlan(msgspec.Struct):
     bytes: int = 0
 
 
+class Erased(msgspec.Struct):
+    """What :func:`execute` did: its ``PayloadsErased`` records, and whether the WAL was
+    truncated after each (False: a reader held it; the old pages leave it at the next
+    checkpoint)."""
+
+    records: list[int]
+    wal_cleared: bool = True
+
+
 class ForgetReport(msgspec.Struct):
-    """What a forget did (``record`` is the position of its ``PayloadsErased``; 0 if none)."""
+    """What a retention pass did."""
 
     plan: ForgetPlan
-    records: list[int]
-    dry_run: bool = False
+    erased: Erased
 
 
 def default_author() -> str:
@@ -171,8 +179,8 @@ def plan_sources(db: Database, deriver: SessionDeriver, source_ids: list[str]) -
     return plan(db, "source", sessions, source_ids)
 
 
-def execute(db: Database, planned: ForgetPlan, *, reason: str, author: str) -> list[int]:
-    """Erase what ``planned`` names and record why; returns the positions of the records.
+def execute(db: Database, planned: ForgetPlan, *, reason: str, author: str) -> Erased:
+    """Erase what ``planned`` names and record why.
 
     Anything of the same scope appended while the plan was made (a capture or derivation
     racing the forget) and older than the record is erased by a further record, so nothing
@@ -180,7 +188,7 @@ def execute(db: Database, planned: ForgetPlan, *, reason: str, author: str) -> l
     deriver, which checks for a newer erasure in the transaction it appends in.)
     """
     log = EventLog(db)
-    records: list[int] = []
+    out = Erased(records=[])
     current = planned
     for _attempt in range(5):
         if not current.positions:
@@ -194,10 +202,13 @@ def execute(db: Database, planned: ForgetPlan, *, reason: str, author: str) -> l
             source_ids=current.source_ids,
         )
         result = log.erase(current.positions, NewEvent(ERASURE_STREAM, record))
-        records.extend(result.positions)
-        upto = max(result.positions) if result.positions else None
+        out.records.extend(result.positions)
+        out.wal_cleared = out.wal_cleared and result.wal_cleared is not False
+        if not result.positions:
+            break
+        upto = max(result.positions)
         current = plan(db, planned.scope, planned.session_ids, planned.source_ids, upto=upto)
-    return records
+    return out
 
 
 # --- retention ---------------------------------------------------------------------------
@@ -251,7 +262,7 @@ def forget_expired(db: Database, deriver: SessionDeriver, days: float) -> Forget
     cutoff = retention_cutoff(days)
     found = expired(db, deriver, cutoff)
     total = ForgetPlan(scope="retention", session_ids=[], source_ids=[], positions=[])
-    records: list[int] = []
+    erased = Erased(records=[])
     for start in range(0, len(found), _RETENTION_BATCH):
         sessions: set[str] = set()
         sources: set[str] = set()
@@ -261,7 +272,9 @@ def forget_expired(db: Database, deriver: SessionDeriver, days: float) -> Forget
             sources.update(files)
         batch = plan(db, "retention", sessions, sources)
         reason = f"retention: newest line captured more than {days:g} days ago"
-        records += execute(db, batch, reason=reason, author="skillopsd")
+        done = execute(db, batch, reason=reason, author="skillopsd")
+        erased.records += done.records
+        erased.wal_cleared = erased.wal_cleared and done.wal_cleared
         total.session_ids += batch.session_ids
         total.source_ids += batch.source_ids
         total.positions += batch.positions
@@ -269,11 +282,12 @@ def forget_expired(db: Database, deriver: SessionDeriver, days: float) -> Forget
         total.capture_errors += batch.capture_errors
         total.derived += batch.derived
         total.bytes += batch.bytes
-    return ForgetReport(plan=total, records=records)
+    return ForgetReport(plan=total, erased=erased)
 
 
 __all__ = [
     "ERASURE_STREAM",
+    "Erased",
     "Expired",
     "ForgetPlan",
     "ForgetReport",

@@ -26,6 +26,7 @@ class ForgetOutput(msgspec.Struct):
     derived: int
     bytes: int
     records: list[int]
+    wal_cleared: bool
     reason: str
     author: str
 
@@ -75,10 +76,10 @@ def forget(
             raise NotFound(f"unknown source {source!r}: no file was captured under that path or id")
         planned = forgetting.plan_sources(db, deriver, sources)
         target = f"file {source}"
-    records: list[int] = []
+    erased = forgetting.Erased(records=[])
     if not dry_run and planned.positions:
         try:
-            records = forgetting.execute(db, planned, reason=reason, author=who)
+            erased = forgetting.execute(db, planned, reason=reason, author=who)
         except LogError as exc:
             raise UsageFailure(f"{db.path}: {exc}") from exc
         # What remains of a session (its other files) is derived again without the erased.
@@ -96,7 +97,8 @@ def forget(
         capture_errors=planned.capture_errors,
         derived=planned.derived,
         bytes=planned.bytes,
-        records=records,
+        records=erased.records,
+        wal_cleared=erased.wal_cleared,
         reason=reason,
         author=who,
     )
@@ -111,5 +113,12 @@ def forget(
         f"{verb} {out.events} events of {target}: {out.lines} lines,"
         f" {out.capture_errors} capture errors, {out.derived} derived events ({out.bytes} bytes)"
     )
-    if records:
-        click.echo(f"recorded at position {', '.join(map(str, records))} by {who}: {reason}")
+    if erased.records:
+        where = ", ".join(map(str, erased.records))
+        click.echo(f"recorded at position {where} by {who}: {reason}")
+    if not erased.wal_cleared:
+        click.echo(
+            f"warning: {db.path}-wal is in use by another reader; the erased bytes leave it"
+            " at its next checkpoint",
+            err=True,
+        )
