@@ -22,7 +22,7 @@ import msgspec
 import structlog
 
 from .derive import DERIVER_VERSION, Derivation, SourceLines, derive_session, session_id
-from .events import Database, EventLog, NewEvent, content_id, decode_payload
+from .events import Database, EventLog, NewEvent, content_id, decode_payload, stream_payloads
 from .events.types import (
     DeriveErrorRecorded,
     Event,
@@ -193,10 +193,7 @@ class SessionDeriver:
     def _lines(self, source_id: str) -> list[tuple[int, bytes]]:
         """The latest generation's captured lines of one file, in file order."""
         by_generation: dict[int, list[tuple[int, bytes]]] = {}
-        rows = self.db.conn.execute(
-            "SELECT schema, data FROM events WHERE stream = ? AND type = ? ORDER BY stream_version",
-            (source_stream(source_id), "TranscriptLineCaptured"),
-        )
+        rows = stream_payloads(self.db, source_stream(source_id), "TranscriptLineCaptured")
         for schema, data in rows:
             line: _LineView | TranscriptLineCaptured
             if schema == TranscriptLineCaptured.SCHEMA:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import sys
 import time
 
@@ -28,9 +29,14 @@ def main() -> None:
         print(n, flush=True)
     elif mode == "big":
         count = int(sys.argv[4])
-        pad = "x" * 2000
+        # Incompressible padding: payloads are stored compressed, and the batch must spill
+        # megabytes into the WAL before it commits.
+        noise = random.Random(count)
         events = [
-            NewEvent("big", PolicySet(name=pad, values={"n": i}), f"big-{i}") for i in range(count)
+            NewEvent(
+                "big", PolicySet(name=noise.randbytes(1000).hex(), values={"n": i}), f"big-{i}"
+            )
+            for i in range(count)
         ]
         print("start", flush=True)
         log.append(events)

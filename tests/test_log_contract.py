@@ -113,7 +113,7 @@ def _tamper(path: Path, sql: str, *args: object) -> None:
 @pytest.mark.parametrize(
     ("sql", "args", "bad", "why"),
     [
-        ("UPDATE events SET data = ? WHERE position = 7", (b"\x80",), 7, "content"),
+        ("UPDATE events SET data = ? WHERE position = 7", (b"\x80",), 7, "digest"),
         ("UPDATE events SET stream = 's' WHERE position = 4", (), 4, "version"),
         ("UPDATE events SET recorded_at = '2000-01-01' WHERE position = 9", (), 9, "content"),
         ("DELETE FROM events WHERE position = 5", (), 5, "gap"),
@@ -136,17 +136,17 @@ def test_tampering_is_caught_at_the_right_position(
     assert report.events == bad - 1
 
 
-def test_tail_deletion_is_not_silent_in_head_hash(tmp_path: Path) -> None:
-    """Dropping the last event keeps a valid prefix; the reported head hash changes."""
+def test_tail_deletion_is_caught_by_the_head_anchor(tmp_path: Path) -> None:
+    """Dropping the last events leaves a valid prefix, but the anchor says where it ended."""
     path = tmp_path / "t.db"
     db = Database.open(path)
     EventLog(db).append([NewEvent("s", _policy(i)) for i in range(3)])
-    full = verify_chain(db).head_hash
     db.close()
     _tamper(path, "DELETE FROM events WHERE position = 3")
     db = Database.open(path)
     report = verify_chain(db)
-    assert report.ok and report.events == 2 and report.head_hash != full
+    assert not report.ok and report.events == 2 and report.bad_position == 3
+    assert "removed" in (report.reason or "")
 
 
 def test_upcasting_old_schema_on_read(log: EventLog, monkeypatch: pytest.MonkeyPatch) -> None:

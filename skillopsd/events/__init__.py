@@ -6,11 +6,20 @@ from ._chain import ChainReport, verify_chain
 from ._codec import decode as decode_payload
 from ._codec import register_upcaster
 from ._db import SCHEMA_VERSION, Database
-from ._log import AppendResult, EventLog, NewEvent, RecordedEvent, content_id, utc_now
+from ._log import (
+    AppendResult,
+    EventLog,
+    NewEvent,
+    RecordedEvent,
+    content_id,
+    stream_payloads,
+    utc_now,
+)
 from .errors import (
     ConcurrencyError,
     DatabaseOpenError,
     EventDecodeError,
+    EventErasedError,
     LogBusyError,
     LogError,
 )
@@ -27,6 +36,7 @@ __all__ = [
     "DatabaseOpenError",
     "Event",
     "EventDecodeError",
+    "EventErasedError",
     "EventLog",
     "LogBusyError",
     "LogError",
@@ -35,6 +45,7 @@ __all__ = [
     "content_id",
     "decode_payload",
     "register_upcaster",
+    "stream_payloads",
     "utc_now",
     "verify_chain",
 ]

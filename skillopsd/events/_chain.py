@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
+from typing import Any
 
+import apsw
 import msgspec
 
-from ._db import Database
+from ._compress import FIRST_DICTIONARY, RAW, CodecError
+from ._db import Database, expected_triggers
 
 GENESIS_HASH = bytes(32)
 _header = msgspec.msgpack.Encoder()
+_fields = msgspec.msgpack.Decoder()
+# Marks the schema-2 header, so no schema-1 header can ever hash like a schema-2 one.
+_V2 = "skillops/2"
 
 
 def event_hash(
@@ -23,7 +30,7 @@ def event_hash(
     recorded_at: str,
     data: bytes,
 ) -> bytes:
-    """sha256(prev_hash ‖ canonical header ‖ payload bytes); the header fixes every column."""
+    """Schema-1 rows: sha256(prev_hash ‖ canonical header ‖ payload bytes)."""
     h = hashlib.sha256(prev_hash)
     h.update(
         _header.encode(
@@ -34,8 +41,39 @@ def event_hash(
     return h.digest()
 
 
+def event_hash_v2(
+    prev_hash: bytes,
+    position: int,
+    event_id: str,
+    stream: str,
+    stream_version: int,
+    type_name: str,
+    schema: int,
+    recorded_at: str,
+    codec: int,
+    digest: bytes,
+) -> bytes:
+    """Schema-2 rows: sha256(prev_hash ‖ header ‖ sha256(uncompressed payload)).
+
+    The header fixes every stored column but the payload, which the digest stands for:
+    erasing the payload leaves the hash checkable.
+    """
+    h = hashlib.sha256(prev_hash)
+    h.update(
+        _header.encode(
+            (_V2, position, event_id, stream, stream_version, type_name, schema, recorded_at, codec)
+        )
+    )
+    h.update(digest)
+    return h.digest()
+
+
 class ChainReport(msgspec.Struct, frozen=True):
-    """The result of walking the chain: ``ok``, or the first bad position and why."""
+    """The result of walking the chain: ``ok``, or the first bad position and why.
+
+    ``bad_position`` is None for a fault that has no position (an altered trigger, a
+    dictionary no event uses).
+    """
 
     ok: bool
     events: int
@@ -45,42 +83,219 @@ class ChainReport(msgspec.Struct, frozen=True):
     reason: str | None = None
 
 
-def verify_chain(db: Database) -> ChainReport:
-    """Walk every event from position 1 and check positions, stream versions and hashes."""
-    prev = GENESIS_HASH
-    expected_position = 1
-    stream_versions: dict[str, int] = {}
-    count = 0
-    with db.read() as conn:
-        rows = conn.execute(
-            "SELECT position, event_id, stream, stream_version, type, schema, recorded_at,"
-            " data, prev_hash, hash FROM events ORDER BY position"
+class _Bad(Exception):
+    """One verification failure: where and why."""
+
+    def __init__(self, position: int | None, reason: str) -> None:
+        super().__init__(reason)
+        self.position = position
+        self.reason = reason
+
+
+def _typed(position: int, column: str, value: Any, kind: type, sql: str) -> None:
+    if not isinstance(value, kind):
+        found = "NULL" if value is None else type(value).__name__.replace("str", "TEXT")
+        raise _Bad(position, f"column {column} holds {found}, expected {sql}")
+
+
+def verify_chain(db: Database, anchors: Mapping[int, bytes] | None = None) -> ChainReport:
+    """Walk every event from position 1 and prove the whole log, including its end.
+
+    Checks the schema's triggers, positions, stream versions, every hash, every payload
+    against its digest (an erased payload against an erasure record instead), each
+    dictionary against its hash, the head anchor, and ``anchors`` (position -> hash a user
+    kept elsewhere). Never raises for a corrupt database: every fault becomes a report.
+    """
+    walk = _Walk(db, dict(anchors or {}))
+    try:
+        with db.read():
+            walk.run()
+    except _Bad as bad:
+        return walk.report(bad.position, bad.reason)
+    except (apsw.Error, msgspec.MsgspecError, ValueError, TypeError, KeyError) as exc:
+        return walk.report(walk.expected_position, f"cannot read the database: {exc}")
+    return walk.report(None, None)
+
+
+class _Walk:
+    def __init__(self, db: Database, anchors: dict[int, bytes]) -> None:
+        self.db = db
+        self.conn = db.conn
+        self.anchors = anchors
+        self.prev = GENESIS_HASH
+        self.expected_position = 1
+        self.count = 0
+        self.dictionaries: dict[int, str | None] = {}  # id -> None if sound, else the fault
+
+    def report(self, position: int | None, reason: str | None) -> ChainReport:
+        return ChainReport(
+            ok=reason is None,
+            events=self.count,
+            head=self.count,
+            head_hash=self.prev.hex(),
+            bad_position=position,
+            reason=reason,
         )
-        for position, event_id, stream, version, type_name, schema, recorded_at, data, p, h in rows:
-            reason = None
-            if position != expected_position:
-                reason = f"position gap: expected {expected_position}, found {position}"
-                position = expected_position
-            elif p != prev:
-                reason = "prev_hash does not match the hash of the previous event"
-            elif version != stream_versions.get(stream, 0) + 1:
-                want = stream_versions.get(stream, 0) + 1
-                reason = f"stream {stream!r} version {version}, expected {want}"
-            elif h != event_hash(
-                prev, position, event_id, stream, version, type_name, schema, recorded_at, data
-            ):
-                reason = "stored hash does not match the event's content"
-            if reason is not None:
-                return ChainReport(
-                    ok=False,
-                    events=count,
-                    head=count,
-                    head_hash=prev.hex(),
-                    bad_position=position,
-                    reason=reason,
+
+    def run(self) -> None:
+        self._check_dictionaries()
+        erasable = self._erasure_records()
+        stream_versions: dict[str, int] = {}
+        rows = self.conn.execute(
+            "SELECT position, event_id, stream, stream_version, type, schema, recorded_at,"
+            " codec, digest, data, prev_hash, hash FROM events ORDER BY position"
+        )
+        for row in rows:
+            position = row[0]
+            if not isinstance(position, int) or position != self.expected_position:
+                raise _Bad(
+                    self.expected_position,
+                    f"position gap: expected {self.expected_position}, found {position}",
                 )
+            stream, version = row[2], row[3]
+            _typed(position, "stream", stream, str, "TEXT")
+            _typed(position, "stream_version", version, int, "INTEGER")
+            want = stream_versions.get(stream, 0) + 1
+            if version != want:
+                raise _Bad(position, f"stream {stream!r} version {version}, expected {want}")
+            digest = self._check_row(row, erasable)
             stream_versions[stream] = version
-            prev = h
-            expected_position += 1
-            count += 1
-    return ChainReport(ok=True, events=count, head=count, head_hash=prev.hex())
+            self.prev = digest
+            anchor = self.anchors.get(position)
+            if anchor is not None and anchor != digest:
+                raise _Bad(position, "hash differs from the anchor given on the command line")
+            self.expected_position += 1
+            self.count += 1
+        self._check_head()
+        beyond = sorted(p for p in self.anchors if p > self.count)
+        if beyond:
+            raise _Bad(
+                self.count + 1,
+                f"the log ends at position {self.count}, before the anchored position"
+                f" {beyond[0]}: events were removed",
+            )
+        for fault in self.dictionaries.values():
+            if fault is not None:
+                raise _Bad(None, fault)
+        # Last: a fault at a position says more than a missing guard does.
+        self._check_triggers()
+
+    def _check_row(self, row: tuple[Any, ...], erasable: set[int]) -> bytes:
+        (position, event_id, stream, version, type_name, schema, recorded_at) = row[:7]
+        codec, digest, data, prev_hash, stored_hash = row[7:]
+        _typed(position, "event_id", event_id, str, "TEXT")
+        _typed(position, "type", type_name, str, "TEXT")
+        _typed(position, "schema", schema, int, "INTEGER")
+        _typed(position, "recorded_at", recorded_at, str, "TEXT")
+        _typed(position, "codec", codec, int, "INTEGER")
+        _typed(position, "data", data, bytes, "BLOB")
+        _typed(position, "prev_hash", prev_hash, bytes, "BLOB")
+        _typed(position, "hash", stored_hash, bytes, "BLOB")
+        if digest is None:  # a schema-1 row: the hash covers the raw payload bytes
+            if prev_hash != self.prev:
+                raise _Bad(position, "prev_hash does not match the hash of the previous event")
+            if codec != RAW:
+                raise _Bad(position, f"a schema-1 row with codec {codec}")
+            expected = event_hash(
+                self.prev, position, event_id, stream, version, type_name, schema, recorded_at, data
+            )
+            if stored_hash != expected:
+                raise _Bad(position, "stored hash does not match the event's content")
+            return expected
+        _typed(position, "digest", digest, bytes, "BLOB")
+        if prev_hash != b"":
+            raise _Bad(position, "prev_hash does not match the hash of the previous event")
+        expected = event_hash_v2(
+            self.prev,
+            position,
+            event_id,
+            stream,
+            version,
+            type_name,
+            schema,
+            recorded_at,
+            codec,
+            digest,
+        )
+        if stored_hash != expected:
+            raise _Bad(position, "stored hash does not match the event's content")
+        if data == b"":
+            if position not in erasable:
+                raise _Bad(position, "payload is empty but no PayloadsErased event names it")
+            return expected
+        if codec >= FIRST_DICTIONARY:
+            fault = self.dictionaries.get(codec, f"dictionary {codec} is missing")
+            if fault is not None:
+                raise _Bad(position, fault)
+        try:
+            payload = self.db.codecs.decompress(codec, data)
+        except CodecError as exc:
+            raise _Bad(position, str(exc)) from exc
+        if hashlib.sha256(payload).digest() != digest:
+            raise _Bad(position, "payload does not match its digest")
+        return expected
+
+    def _check_triggers(self) -> None:
+        want = expected_triggers()
+        tables = {"events", "erasures", "payload_dictionaries", "chain_head"}
+        found = {
+            name: (table, sql)
+            for name, table, sql in self.conn.execute(
+                "SELECT name, tbl_name, sql FROM sqlite_schema WHERE type = 'trigger'"
+            )
+        }
+        for name, sql in sorted(want.items()):
+            if name not in found:
+                raise _Bad(None, f"trigger {name} is missing: the log is not protected")
+            if found[name][1] != sql:
+                raise _Bad(None, f"trigger {name} was altered")
+        for name, (table, _) in sorted(found.items()):
+            if table in tables and name not in want:
+                raise _Bad(None, f"unexpected trigger {name} on {table}")
+
+    def _check_dictionaries(self) -> None:
+        for ident, sha, data in self.conn.execute(
+            "SELECT id, sha256, data FROM payload_dictionaries ORDER BY id"
+        ):
+            fault = None
+            if not isinstance(data, bytes) or not isinstance(sha, bytes):
+                fault = f"dictionary {ident} is not stored as a BLOB"
+            elif hashlib.sha256(data).digest() != sha:
+                fault = f"dictionary {ident} does not match its recorded sha256"
+            self.dictionaries[ident] = fault
+
+    def _erasure_records(self) -> set[int]:
+        """Positions named by PayloadsErased events (each is itself checked in the walk)."""
+        named: set[int] = set()
+        for data, codec in self.conn.execute(
+            "SELECT data, codec FROM events WHERE type = 'PayloadsErased'"
+        ):
+            try:
+                fields = _fields.decode(self.db.codecs.decompress(codec, data))
+                named.update(p for p in fields.get("positions", []) if isinstance(p, int))
+            except (CodecError, msgspec.MsgspecError, AttributeError, TypeError):
+                continue  # the walk reports this row at its own position
+        return named
+
+    def _check_head(self) -> None:
+        row = self.conn.execute("SELECT position, hash FROM chain_head WHERE id = 1").fetchone()
+        if row is None:
+            if self.count:
+                raise _Bad(None, "the head anchor (chain_head) is missing")
+            return
+        position, anchor = row
+        if not isinstance(position, int) or not isinstance(anchor, bytes):
+            raise _Bad(None, "the head anchor (chain_head) is malformed")
+        if position > self.count:
+            raise _Bad(
+                self.count + 1,
+                f"the log ends at position {self.count} but its head anchor is at {position}:"
+                " events were removed from the end",
+            )
+        if position < self.count:
+            raise _Bad(
+                position + 1,
+                f"events after the head anchor ({position}) were added outside the log",
+            )
+        if anchor != self.prev:
+            raise _Bad(position, "the head anchor's hash does not match the last event")

@@ -12,15 +12,18 @@ from typing import Any
 
 import apsw
 
+from ._compress import Codecs
 from .errors import DatabaseOpenError, LogBusyError
 
 APPLICATION_ID = 0x534B4F50  # "SKOP": marks a SQLite file as ours
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DEFAULT_BUSY_TIMEOUT_MS = 60_000
 PAGE_SIZE = 16384
 
 
-_SCHEMA = """
+# Schema 1 as first shipped. A new database runs it and then every migration, so a fresh
+# database and a migrated one are the same database (one code path, tested by every test).
+_SCHEMA_1 = """
 CREATE TABLE events (
     position       INTEGER PRIMARY KEY,
     event_id       TEXT    NOT NULL UNIQUE,
@@ -66,6 +69,79 @@ CREATE INDEX capture_sources_by_inode ON capture_sources (device, inode);
 CREATE INDEX capture_sources_by_path ON capture_sources (path);
 """
 
+# Schema 2: payload digests, compression, erasure, the head anchor. No event is rewritten:
+# rows of schema 1 keep ``digest`` NULL and their chain format (hash over the raw payload
+# bytes); they stay verifiable but cannot be erased provably (their hash needs the bytes).
+# Rows of schema 2 store an empty ``prev_hash`` (it is the previous row's ``hash``; verify
+# recomputes it) and the sha256 of the uncompressed payload in ``digest``, which is what
+# the chain commits to, so a payload can be erased and the chain still verifies.
+_MIGRATE_1_TO_2 = """
+ALTER TABLE events ADD COLUMN codec INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE events ADD COLUMN digest BLOB;
+DROP TRIGGER events_no_update;
+-- The one UPDATE allowed: emptying the payload of a schema-2 row that an erasure record,
+-- appended in the same transaction, names; no other column may change.
+CREATE TRIGGER events_no_update BEFORE UPDATE ON events
+WHEN NOT (
+    NEW.position IS OLD.position AND NEW.event_id IS OLD.event_id
+    AND NEW.stream IS OLD.stream AND NEW.stream_version IS OLD.stream_version
+    AND NEW.type IS OLD.type AND NEW.schema IS OLD.schema
+    AND NEW.recorded_at IS OLD.recorded_at AND NEW.prev_hash IS OLD.prev_hash
+    AND NEW.hash IS OLD.hash AND NEW.codec IS OLD.codec AND NEW.digest IS OLD.digest
+    AND OLD.digest IS NOT NULL AND NEW.data = x''
+    AND EXISTS (SELECT 1 FROM erasures WHERE erasures.position = OLD.position)
+)
+BEGIN SELECT RAISE(ABORT, 'the event log is append-only: UPDATE refused'); END;
+CREATE TABLE erasures (
+    position  INTEGER PRIMARY KEY,
+    erased_by INTEGER NOT NULL
+);
+CREATE TRIGGER erasures_need_record BEFORE INSERT ON erasures
+WHEN NOT (
+    NEW.position < NEW.erased_by
+    AND NEW.erased_by = (SELECT max(position) FROM events)
+    AND EXISTS (
+        SELECT 1 FROM events WHERE position = NEW.erased_by AND type = 'PayloadsErased'
+    )
+)
+BEGIN SELECT RAISE(ABORT, 'an erasure needs its PayloadsErased record, appended just now'); END;
+CREATE TRIGGER erasures_no_update BEFORE UPDATE ON erasures
+BEGIN SELECT RAISE(ABORT, 'erasures are append-only: UPDATE refused'); END;
+CREATE TRIGGER erasures_no_delete BEFORE DELETE ON erasures
+BEGIN SELECT RAISE(ABORT, 'erasures are append-only: DELETE refused'); END;
+CREATE TABLE payload_dictionaries (
+    id     INTEGER PRIMARY KEY CHECK (id >= 2),
+    sha256 BLOB NOT NULL,
+    data   BLOB NOT NULL
+);
+CREATE TRIGGER payload_dictionaries_no_update BEFORE UPDATE ON payload_dictionaries
+BEGIN SELECT RAISE(ABORT, 'a compression dictionary never changes: UPDATE refused'); END;
+CREATE TRIGGER payload_dictionaries_no_delete BEFORE DELETE ON payload_dictionaries
+BEGIN SELECT RAISE(ABORT, 'a compression dictionary never changes: DELETE refused'); END;
+-- The head anchor: outside the events table, updated in every append's transaction, so a
+-- log that lost its tail no longer ends where its anchor says.
+CREATE TABLE chain_head (
+    id       INTEGER PRIMARY KEY CHECK (id = 1),
+    position INTEGER NOT NULL,
+    hash     BLOB    NOT NULL
+);
+INSERT INTO chain_head (id, position, hash)
+    SELECT 1, position, hash FROM events ORDER BY position DESC LIMIT 1;
+"""
+
+_MIGRATIONS = {1: _MIGRATE_1_TO_2}
+
+
+def expected_triggers() -> dict[str, str]:
+    """Trigger name -> the exact SQL a database of the current schema holds for it."""
+    conn = apsw.Connection(":memory:")
+    conn.execute(_SCHEMA_1)
+    for version in range(1, SCHEMA_VERSION):
+        conn.execute(_MIGRATIONS[version])
+    triggers = dict(conn.execute("SELECT name, sql FROM sqlite_schema WHERE type = 'trigger'"))
+    conn.close()
+    return triggers
+
 
 def scalar(conn: apsw.Connection, sql: str, args: tuple[object, ...] = ()) -> Any:
     """The first column of the first row ``sql`` returns (None when there is none)."""
@@ -80,6 +156,7 @@ class Database:
         self.conn = conn
         self.path = path
         self._depth = 0
+        self._codecs: Codecs | None = None
 
     @classmethod
     def open(
@@ -174,15 +251,59 @@ class Database:
         conn.execute(f"PRAGMA synchronous={'FULL' if fsync_commits else 'NORMAL'}")
         # 32 MiB of page cache keeps the indexes' working set in memory during a backfill.
         conn.execute("PRAGMA cache_size=-32768")
+        # Deleted or moved content is overwritten with zeros, never left in unused space:
+        # otherwise a page split leaves stale copies of rows that erasure could not reach.
+        conn.execute("PRAGMA secure_delete=ON")
         if app_id != APPLICATION_ID:
             with self.write():
                 # Re-check under the write lock: another process may have initialised it.
                 if scalar(conn, "PRAGMA application_id") != APPLICATION_ID:
-                    conn.execute(_SCHEMA)
+                    conn.execute(_SCHEMA_1)
                     conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
-                    conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+                    conn.execute("PRAGMA user_version=1")
+                    self._migrate()
+        elif user_version < SCHEMA_VERSION:
+            with self.write():
+                self._migrate()
         if is_new:
             os.chmod(self.path, 0o600)
+
+    def _migrate(self) -> None:
+        """Bring the schema to the current version in place (inside a write transaction)."""
+        version = scalar(self.conn, "PRAGMA user_version")
+        while version < SCHEMA_VERSION:
+            self.conn.execute(_MIGRATIONS[version])
+            version += 1
+            self.conn.execute(f"PRAGMA user_version={version}")
+
+    @property
+    def codecs(self) -> Codecs:
+        """This database's payload compressors (dictionaries are cached: they never change)."""
+        if self._codecs is None:
+            self._codecs = Codecs(self.conn)
+        return self._codecs
+
+    def checkpoint_truncate(self, timeout_s: float = 5.0) -> bool:
+        """Copy the WAL into the database file and truncate the WAL to zero bytes.
+
+        A reader holding an old snapshot blocks it; retry until ``timeout_s``. Returns
+        whether the WAL is now empty.
+        """
+        deadline = time.monotonic() + timeout_s
+        delay = 0.01
+        while True:
+            try:
+                busy, log_frames, _ = self.conn.execute(
+                    "PRAGMA wal_checkpoint(TRUNCATE)"
+                ).fetchone()
+            except apsw.BusyError:
+                busy, log_frames = 1, -1
+            if not busy and log_frames <= 0:
+                return True
+            if time.monotonic() + delay > deadline:
+                return False
+            time.sleep(delay)
+            delay = min(delay * 2, 0.2)
 
     @contextmanager
     def write(self) -> Iterator[apsw.Connection]:
@@ -207,6 +328,11 @@ class Database:
             raise
         self._depth = 0
         self.conn.execute("COMMIT")
+
+    @property
+    def in_write(self) -> bool:
+        """Whether a write transaction of this connection is open."""
+        return self._depth > 0
 
     @contextmanager
     def read(self) -> Iterator[apsw.Connection]:

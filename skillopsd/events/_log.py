@@ -6,20 +6,29 @@ import hashlib
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
+import apsw
 import msgspec
 
 from . import _codec
-from ._chain import GENESIS_HASH, event_hash
+from ._chain import GENESIS_HASH, event_hash_v2
 from ._db import Database, scalar
-from .errors import ConcurrencyError
-from .types import Event
+from .errors import ConcurrencyError, EventErasedError, LogError
+from .types import Event, PayloadsErased
 
 _INSERT = (
     "INSERT INTO events (position, event_id, stream, stream_version, type, schema,"
-    " recorded_at, data, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " recorded_at, codec, digest, data, prev_hash, hash)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, x'', ?)"
 )
-_COLUMNS = "position, event_id, stream, stream_version, type, schema, recorded_at, data, hash"
+# ``erased``: a schema-2 row (digest kept) whose payload is empty; no encoded payload is.
+_COLUMNS = (
+    "position, event_id, stream, stream_version, type, schema, recorded_at, hash,"
+    " length(data) = 0 AND digest IS NOT NULL, codec, data"
+)
+# Train the payload dictionary once this many payloads are stored (plain zstd until then).
+DICTIONARY_AFTER = 4096
 # SQLite's default SQLITE_MAX_VARIABLE_NUMBER is 32766; stay well below it.
 _ID_CHUNK = 5000
 
@@ -42,20 +51,29 @@ class RecordedEvent(msgspec.Struct, frozen=True):
     type: str
     schema: int
     recorded_at: str
-    data: bytes
+    data: bytes  # the uncompressed payload (b"" when erased or read without data)
     hash: bytes
+    erased: bool = False
 
     @property
     def payload(self) -> Event:
         """The decoded payload, upcast to the current schema of its type."""
+        if self.erased:
+            raise EventErasedError(f"event {self.position} ({self.type}) was erased")
         return _codec.decode(self.type, self.schema, self.data)
 
 
 class AppendResult(msgspec.Struct, frozen=True):
-    """What an append did: the positions written and how many events were already there."""
+    """What an append did: the positions written and how many events were already there.
+
+    ``wal_cleared`` is set by :meth:`EventLog.erase` only: whether the WAL could be
+    truncated afterwards (False: a reader held it; the erased bytes may linger there until
+    the next checkpoint).
+    """
 
     positions: list[int]
     duplicates: int
+    wal_cleared: bool | None = None
 
 
 def content_id(*parts: str | bytes | int) -> str:
@@ -76,8 +94,12 @@ def utc_now() -> str:
 class EventLog:
     """Append to and read from the log in one database."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, dictionary_after: int = DICTIONARY_AFTER) -> None:
         self.db = db
+        self.dictionary_after = dictionary_after
+        # Payloads appended without a dictionary, counted once from the database, then by
+        # this process: when it passes ``dictionary_after`` a dictionary is trained.
+        self._undictionaried: int | None = None
 
     def append(
         self,
@@ -120,6 +142,8 @@ class EventLog:
                 "SELECT position, hash FROM events ORDER BY position DESC LIMIT 1"
             ).fetchone()
             position, prev = (row[0], row[1]) if row else (0, GENESIS_HASH)
+            codecs = self.db.codecs
+            dictionary = self._dictionary(conn)
             rows = []
             positions = []
             for event_id, event in fresh:
@@ -130,7 +154,9 @@ class EventLog:
                 type_name = type(payload).__name__
                 schema = payload.SCHEMA
                 data = _codec.encode(payload)
-                digest = event_hash(
+                digest = hashlib.sha256(data).digest()
+                codec, stored = codecs.compress(data, dictionary)
+                chained = event_hash_v2(
                     prev,
                     position,
                     event_id,
@@ -139,7 +165,8 @@ class EventLog:
                     type_name,
                     schema,
                     recorded_at,
-                    data,
+                    codec,
+                    digest,
                 )
                 rows.append(
                     (
@@ -150,15 +177,109 @@ class EventLog:
                         type_name,
                         schema,
                         recorded_at,
-                        data,
-                        prev,
+                        codec,
                         digest,
+                        stored,
+                        chained,
                     )
                 )
                 positions.append(position)
-                prev = digest
+                prev = chained
             conn.executemany(_INSERT, rows)
+            conn.execute(
+                "INSERT OR REPLACE INTO chain_head (id, position, hash) VALUES (1, ?, ?)",
+                (position, prev),
+            )
+            if dictionary is None and self._undictionaried is not None:
+                self._undictionaried += len(rows)
         return AppendResult(positions=positions, duplicates=duplicates)
+
+    def _dictionary(self, conn: apsw.Connection) -> int | None:
+        """The dictionary this append compresses with; trains one when enough is stored."""
+        codecs = self.db.codecs
+        newest = codecs.newest_dictionary()
+        if newest is not None:
+            return newest
+        if self._undictionaried is None:
+            self._undictionaried = scalar(conn, "SELECT count(*) FROM events")
+        if self._undictionaried < self.dictionary_after:
+            return None
+        # Sample evenly over what is stored, so one long session does not make the whole
+        # vocabulary; the skeleton keeps each session's own text out (see _compress).
+        step = max(1, self._undictionaried // self.dictionary_after)
+        samples = (
+            (stream, codecs.decompress(codec, data))
+            for stream, codec, data in conn.execute(
+                "SELECT stream, codec, data FROM events WHERE position % ? = 0"
+                " AND length(data) > 0 AND digest IS NOT NULL",
+                (step,),
+            )
+        )
+        trained = codecs.train(samples)
+        # Not enough variety to train on: try again once as much again is stored.
+        self._undictionaried = 0 if trained is None else None
+        return trained
+
+    def erase(self, positions: Sequence[int], record: NewEvent) -> AppendResult:
+        """In one transaction: append ``record`` (a PayloadsErased naming ``positions``) and
+        destroy those events' payload bytes (secure_delete, then a TRUNCATE checkpoint of the
+        WAL).
+
+        Only the payload is destroyed: every other column, the digest and the hash stay, so
+        the chain still verifies. Schema-1 rows (stored before digests existed) and
+        erasure records themselves cannot be erased; asking raises :class:`LogError` and
+        changes nothing. Erasing an already erased event is allowed (a no-op for it).
+        """
+        wanted = sorted(set(positions))
+        payload = record.payload
+        if not isinstance(payload, PayloadsErased):
+            raise LogError("an erasure is recorded by a PayloadsErased event")
+        if payload.positions != wanted:
+            raise LogError("the PayloadsErased record must name exactly the erased positions")
+        if not wanted:
+            raise LogError("nothing to erase")
+        conn = self.db.conn
+        # Every connection runs with secure_delete (Database.open): the old cell, and every
+        # stale copy an earlier page split left in unused space, is zeroed, not unlinked.
+        with self.db.write():
+            self._check_erasable(wanted)
+            result = self.append([record])
+            if not result.positions:  # this very record is stored: already done
+                return AppendResult(positions=[], duplicates=1, wal_cleared=None)
+            (erased_by,) = result.positions
+            conn.executemany(
+                "INSERT OR IGNORE INTO erasures (position, erased_by) VALUES (?, ?)",
+                [(p, erased_by) for p in wanted],
+            )
+            conn.executemany(
+                "UPDATE events SET data = x'' WHERE position = ?", [(p,) for p in wanted]
+            )
+        # The WAL still holds the pages as they were before: copy and truncate it.
+        cleared = self.db.checkpoint_truncate() if not self.db.in_write else None
+        return AppendResult(positions=result.positions, duplicates=0, wal_cleared=cleared)
+
+    def _check_erasable(self, wanted: list[int]) -> None:
+        found: dict[int, tuple[str, bool]] = {}
+        for start in range(0, len(wanted), _ID_CHUNK):
+            chunk = wanted[start : start + _ID_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            for position, type_name, has_digest in self.db.conn.execute(
+                f"SELECT position, type, digest IS NOT NULL FROM events"
+                f" WHERE position IN ({marks})",
+                chunk,
+            ):
+                found[position] = (type_name, bool(has_digest))
+        for position in wanted:
+            if position not in found:
+                raise LogError(f"cannot erase position {position}: no such event")
+            type_name, has_digest = found[position]
+            if type_name == "PayloadsErased":
+                raise LogError(f"cannot erase position {position}: it records an erasure")
+            if not has_digest:
+                raise LogError(
+                    f"cannot erase position {position}: stored before schema 2, its hash"
+                    " covers the payload bytes, so erasing it could not be verified"
+                )
 
     def _existing_ids(self, ids: list[str]) -> set[str]:
         found: set[str] = set()
@@ -198,11 +319,13 @@ class EventLog:
         stream: str | None = None,
         limit: int | None = None,
         with_data: bool = True,
+        include_erased: bool = True,
     ) -> Iterator[RecordedEvent]:
         """Events in position order, filtered by position range, types and stream.
 
         ``with_data=False`` leaves ``data`` empty (no payload), for readers that need only
-        the envelope; it spares reading every transcript line back.
+        the envelope; it spares reading every transcript line back. Erased events come
+        with ``erased=True`` and empty ``data`` unless ``include_erased=False`` skips them.
         """
         where = ["position > ?"]
         args: list[object] = [after]
@@ -218,13 +341,14 @@ class EventLog:
         if stream is not None:
             where.append("stream = ?")
             args.append(stream)
-        columns = _COLUMNS if with_data else _COLUMNS.replace("data", "x'' AS data")
+        if not include_erased:
+            where.append("NOT (length(data) = 0 AND digest IS NOT NULL)")
+        columns = _COLUMNS if with_data else _COLUMNS.replace(" codec, data", " 0, x''")
         sql = f"SELECT {columns} FROM events WHERE {' AND '.join(where)} ORDER BY position"
         if limit is not None:
             sql += " LIMIT ?"
             args.append(limit)
-        for row in self.db.conn.execute(sql, args):
-            yield RecordedEvent(*row)
+        yield from self._recorded(self.db.conn.execute(sql, args))
 
     def read_stream(self, stream: str, *, after_version: int = 0) -> Iterator[RecordedEvent]:
         """One stream's events in version order."""
@@ -232,5 +356,47 @@ class EventLog:
             f"SELECT {_COLUMNS} FROM events WHERE stream = ? AND stream_version > ?"
             " ORDER BY stream_version"
         )
-        for row in self.db.conn.execute(sql, (stream, after_version)):
-            yield RecordedEvent(*row)
+        yield from self._recorded(self.db.conn.execute(sql, (stream, after_version)))
+
+    def _recorded(self, rows: Iterable[tuple[Any, ...]]) -> Iterator[RecordedEvent]:
+        decompress = self.db.codecs.decompress
+        for (
+            position,
+            event_id,
+            stream,
+            version,
+            type_name,
+            schema,
+            at,
+            h,
+            erased,
+            codec,
+            data,
+        ) in rows:
+            yield RecordedEvent(
+                position,
+                event_id,
+                stream,
+                version,
+                type_name,
+                schema,
+                at,
+                decompress(codec, data) if data else b"",
+                h,
+                bool(erased),
+            )
+
+
+def stream_payloads(db: Database, stream: str, type_name: str) -> Iterator[tuple[int, bytes]]:
+    """``(schema, uncompressed payload)`` of one stream's events of one type, in version order.
+
+    Erased events are skipped. For hot readers that decode only a few fields themselves.
+    """
+    decompress = db.codecs.decompress
+    rows = db.conn.execute(
+        "SELECT schema, codec, data FROM events WHERE stream = ? AND type = ?"
+        " AND length(data) > 0 ORDER BY stream_version",
+        (stream, type_name),
+    )
+    for schema, codec, data in rows:
+        yield schema, decompress(codec, data)
