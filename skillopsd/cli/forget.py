@@ -33,7 +33,7 @@ class ForgetOutput(msgspec.Struct):
 
 @cli.command()
 @db_option
-@click.argument("session", metavar="SESSION", required=False)
+@click.argument("session", metavar="[SESSION]", required=False)
 @click.option(
     "--source",
     metavar="FILE",
@@ -54,8 +54,14 @@ def forget(
     dry_run: bool,
     as_json: bool,
 ) -> None:
-    """Erase the stored bytes of SESSION's lines (or of --source FILE's) and of everything
-    derived from them; record what, why and by whom. ``verify`` still passes."""
+    """Erase a session's (or one file's) stored lines and everything derived from them.
+
+    SESSION is our id, the agent's id or a unique prefix (as for session show); or give
+    --source FILE (a path as captured, or a source id). The payload bytes are destroyed in
+    the database file and its WAL; a PayloadsErased event records what, why and by whom,
+    and verify still passes (the chain commits to each payload's digest).
+    Annotations stay. Lines the agent appends to the file later are captured as new.
+    """
     if (session is None) == (source is None):
         raise click.UsageError("give either SESSION or --source FILE (not both)")
     if not reason.strip():

@@ -105,7 +105,7 @@ def sessions_command(
 ) -> None:
     """Captured sessions, newest first, with their outcomes and verdicts.
 
-    Forgotten sessions are not listed (their rows are gone); ``--forgotten`` lists them.
+    Forgotten sessions are not listed (their rows are gone); --forgotten lists them.
     """
     db = app.db()
     app.caught_up()
