@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -29,7 +30,7 @@ from ._capture_helpers import (
     codex_path,
     layout_claude_pair,
 )
-from ._daemon import daemon_env, db_path
+from ._daemon import DaemonProcess, daemon_env, db_path
 from .conftest import console_script, run_ctl
 
 pytestmark = pytest.mark.slow
@@ -282,16 +283,20 @@ def test_a_derivation_racing_a_forget_is_not_appended(home: Path) -> None:
         db.close()
 
 
-def test_retention_forgets_sessions_captured_long_ago(home: Path) -> None:
-    """``--retain DAYS`` forgets sessions whose newest line was captured before the cut-off."""
+def _inject_old_session(home: Path) -> tuple[str, str]:
+    """A Codex session whose lines were captured in 2020 (real lines, old ``captured_at``):
+    appended straight to the log, as an old database would hold it. Returns (session, source)."""
     db = Database.open(db_path(home))
     try:
         log = EventLog(db)
         lines = [
             e.payload
             for e in log.read(types=["TranscriptLineCaptured"])
-            if isinstance(e.payload, TranscriptLineCaptured) and e.payload.agent == "codex"
+            if not e.erased
+            and isinstance(e.payload, TranscriptLineCaptured)
+            and e.payload.agent == "codex"
         ]
+        assert lines
         old = "old-source-0001"
         tracked = SourceFileTracked(
             agent="codex",
@@ -323,7 +328,12 @@ def test_retention_forgets_sessions_captured_long_ago(home: Path) -> None:
         )
     finally:
         db.close()
-    old_id = session_id("codex", "old-thread")
+    return session_id("codex", "old-thread"), old
+
+
+def test_retention_forgets_sessions_captured_long_ago(home: Path) -> None:
+    """``--retain DAYS`` forgets sessions whose newest line was captured before the cut-off."""
+    old_id, old = _inject_old_session(home)
     assert _json(home, "rederive")["sessions"] == 1
     before = {s["session_id"] for s in _json(home, "sessions")}
     assert old_id in before and len(before) == 4
@@ -341,3 +351,31 @@ def test_retention_forgets_sessions_captured_long_ago(home: Path) -> None:
     _run_once(home, "--retain", "30")
     _run_once(home)
     assert len(_json(home, "log", "--type", "PayloadsErased")) == 1
+
+
+def test_a_running_daemon_forgets_and_retains(tmp_path: Path) -> None:
+    """With the daemon following: a forget's bytes leave the WAL it writes to, the daemon
+    does not derive the session back, and retention runs again at every rescan."""
+    home = _home(tmp_path)
+    env = daemon_env(home)
+    daemon = DaemonProcess(home, "--retain", "30", "--rescan-interval", "0.3", env=env)
+    try:
+        daemon.wait_for(lambda: len(_json(home, "sessions")) == 3, timeout=60)
+        ours = session_id("claude", CLAUDE_SESSION)
+        done = _json(home, "forget", CLAUDE_SESSION, "--reason", "leaked token")
+        assert done["lines"] > 0 and done["wal_cleared"], done
+        assert SECRET not in _disk(home)
+        old_id, _old = _inject_old_session(home)
+        daemon.wait_for(lambda: len(_json(home, "log", "--type", "PayloadsErased")) == 2)
+        (_, record) = _json(home, "log", "--type", "PayloadsErased")
+        assert record["payload"]["scope"] == "retention"
+        assert record["payload"]["session_ids"] == [old_id]
+        time.sleep(1)  # a few rescans: nothing derived back, nothing forgotten twice
+        listed = {s["session_id"] for s in _json(home, "sessions")}
+        assert ours not in listed and old_id not in listed and len(listed) == 2
+        assert len(_json(home, "log", "--type", "PayloadsErased")) == 2
+    finally:
+        assert daemon.stop() == 0, daemon.logs()
+    assert SECRET not in _disk(home)
+    assert _ctl(home, "verify").returncode == 0
+    assert _ctl(home, "rebuild", "--check").returncode == 0
