@@ -219,7 +219,14 @@ class SessionDeriver:
 
     def files_of(self, key: SessionKey) -> list[tuple[str, str]]:
         """(source id, the agent's session id in that file) of every file of a session."""
-        return [(s.source_id, s.session) for s in self._files_by_session().get(key, [])]
+        return self.files_by_session().get(key, [])
+
+    def files_by_session(self) -> dict[SessionKey, list[tuple[str, str]]]:
+        """:meth:`files_of` of every session at once."""
+        return {
+            key: [(s.source_id, s.session) for s in files]
+            for key, files in self._files_by_session().items()
+        }
 
     def _files_by_session(self) -> dict[SessionKey, list[_Source]]:
         """Every session's files, in a stable order (one pass over the tracked files)."""

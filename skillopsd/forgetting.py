@@ -91,12 +91,11 @@ def resolve_session(deriver: SessionDeriver, ident: str) -> SessionKey | None:
     A Codex child thread's own id finds the session it belongs to. Every session with a
     tracked file is found, derived or not, forgotten or not.
     """
-    keys = deriver.all_sessions()
     by_id: dict[str, SessionKey] = {}
-    for key in keys:
+    for key, files in deriver.files_by_session().items():
         by_id[key.session_id] = key
         by_id[key.native_id] = key
-        for _source, native in deriver.files_of(key):
+        for _source, native in files:
             by_id.setdefault(native, key)
             by_id.setdefault(session_id(key.agent, native), key)
     if ident in by_id:
@@ -122,9 +121,8 @@ def resolve_sources(db: Database, ident: str) -> list[str]:
     return sorted(found)
 
 
-def _sessions_of(deriver: SessionDeriver, key: SessionKey) -> tuple[list[str], list[str]]:
-    """(session ids whose derivations are erased, source ids) of one session."""
-    files = deriver.files_of(key)
+def _sessions_of(key: SessionKey, files: list[tuple[str, str]]) -> tuple[list[str], list[str]]:
+    """(session ids whose derivations are erased, source ids) of one session and its files."""
     sessions = {key.session_id} | {session_id(key.agent, native) for _s, native in files}
     return sorted(sessions), sorted(s for s, _n in files)
 
@@ -165,17 +163,18 @@ def plan(
 
 def plan_session(db: Database, deriver: SessionDeriver, key: SessionKey) -> ForgetPlan:
     """Everything a forget of one session erases."""
-    sessions, sources = _sessions_of(deriver, key)
+    sessions, sources = _sessions_of(key, deriver.files_of(key))
     return plan(db, "session", sessions, sources)
 
 
 def plan_sources(db: Database, deriver: SessionDeriver, source_ids: list[str]) -> ForgetPlan:
     """Everything a forget of some files erases: their lines, their sessions' derivations."""
     sessions: set[str] = set()
+    groups = deriver.files_by_session()
     for source in source_ids:
         key = deriver.key_of(source)
         if key is not None:
-            sessions.update(_sessions_of(deriver, key)[0])
+            sessions.update(_sessions_of(key, groups.get(key, []))[0])
     return plan(db, "source", sessions, source_ids)
 
 
@@ -218,6 +217,7 @@ class Expired(msgspec.Struct, frozen=True):
     """A session whose newest captured line is older than the retention cut-off."""
 
     key: SessionKey
+    files: list[tuple[str, str]]
     newest: str
 
 
@@ -242,12 +242,13 @@ def _newest_captured_at(db: Database, source_id: str) -> str | None:
 def expired(db: Database, deriver: SessionDeriver, cutoff: str) -> list[Expired]:
     """Sessions with lines left whose newest captured line was captured before ``cutoff``."""
     out = []
+    groups = deriver.files_by_session()
     with db.read():
-        for key in sorted(deriver.all_sessions()):
-            stamps = [_newest_captured_at(db, s) for s, _n in deriver.files_of(key)]
+        for key in sorted(groups):
+            stamps = [_newest_captured_at(db, s) for s, _n in groups[key]]
             present = [s for s in stamps if s is not None]
             if present and max(present) < cutoff:
-                out.append(Expired(key, max(present)))
+                out.append(Expired(key, groups[key], max(present)))
     return out
 
 
@@ -267,7 +268,7 @@ def forget_expired(db: Database, deriver: SessionDeriver, days: float) -> Forget
         sessions: set[str] = set()
         sources: set[str] = set()
         for item in found[start : start + _RETENTION_BATCH]:
-            ids, files = _sessions_of(deriver, item.key)
+            ids, files = _sessions_of(item.key, item.files)
             sessions.update(ids)
             sources.update(files)
         batch = plan(db, "retention", sessions, sources)
