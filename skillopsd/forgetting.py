@@ -40,8 +40,6 @@ from .sources import source_stream
 ERASURE_STREAM = "erasures"
 _LINE_TYPES = ("TranscriptLineCaptured", "CaptureErrorRecorded")
 _DERIVED_TYPES = ("SessionDerived", "SpanDerived", "DeriveErrorRecorded")
-# Erasing is a rewrite of pages; keep one transaction's worth bounded during retention.
-_RETENTION_BATCH = 50
 
 
 class ForgetPlan(msgspec.Struct):
@@ -259,30 +257,27 @@ def retention_cutoff(days: float, now: datetime | None = None) -> str:
 
 
 def forget_expired(db: Database, deriver: SessionDeriver, days: float) -> ForgetReport:
-    """Forget every session whose newest captured line is older than ``days`` (scope retention)."""
+    """Forget every session whose newest captured line is older than ``days`` (scope retention).
+
+    One record per session, as a ``forget`` of it would write: each says what it erased.
+    """
     cutoff = retention_cutoff(days)
-    found = expired(db, deriver, cutoff)
     total = ForgetPlan(scope="retention", session_ids=[], source_ids=[], positions=[])
     erased = Erased(records=[])
-    for start in range(0, len(found), _RETENTION_BATCH):
-        sessions: set[str] = set()
-        sources: set[str] = set()
-        for item in found[start : start + _RETENTION_BATCH]:
-            ids, files = _sessions_of(item.key, item.files)
-            sessions.update(ids)
-            sources.update(files)
-        batch = plan(db, "retention", sessions, sources)
-        reason = f"retention: newest line captured more than {days:g} days ago"
-        done = execute(db, batch, reason=reason, author="skillopsd")
+    for item in expired(db, deriver, cutoff):
+        sessions, sources = _sessions_of(item.key, item.files)
+        planned = plan(db, "retention", sessions, sources)
+        reason = f"retention: newest line captured {item.newest}, more than {days:g} days ago"
+        done = execute(db, planned, reason=reason, author="skillopsd")
         erased.records += done.records
         erased.wal_cleared = erased.wal_cleared and done.wal_cleared
-        total.session_ids += batch.session_ids
-        total.source_ids += batch.source_ids
-        total.positions += batch.positions
-        total.lines += batch.lines
-        total.capture_errors += batch.capture_errors
-        total.derived += batch.derived
-        total.bytes += batch.bytes
+        total.session_ids += planned.session_ids
+        total.source_ids += planned.source_ids
+        total.positions += planned.positions
+        total.lines += planned.lines
+        total.capture_errors += planned.capture_errors
+        total.derived += planned.derived
+        total.bytes += planned.bytes
     return ForgetReport(plan=total, erased=erased)
 
 
