@@ -20,6 +20,11 @@ What it keeps, and why:
 
 Lines appended to a file after it was forgotten are new content: they are captured and
 derive the session again (its tombstone stays).
+
+Later projections must fold ``PayloadsErased`` as ``sessions`` does (delete what the erased
+events had folded, keep a tombstone): lineage (not built yet) should show the erasure in a
+skill's timeline, and eval results (``EvalRunCompleted`` grader details) quoting a forgotten
+session's text are not in scope of a forget today.
 """
 
 from __future__ import annotations
