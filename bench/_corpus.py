@@ -32,3 +32,9 @@ def home_env(home: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("XDG_DATA_HOME", "SKILLOPS_DB")}
     env["HOME"] = str(home)
     return env
+
+
+def database_bytes(home: Path) -> int:
+    """Bytes of the skillops database under ``home``: the file plus its WAL."""
+    base = home / ".local" / "share" / "skillops" / "skillops.db"
+    return sum(p.stat().st_size for p in (base, Path(f"{base}-wal")) if p.exists())

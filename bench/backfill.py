@@ -7,7 +7,8 @@ into a plain WAL table with apsw in batches of 1,000 (synchronous=NORMAL, as the
 Measured: ``skillopsd --once --no-derive`` as a real process on HOME=the extracted corpus
 (interpreter start, discovery, redaction, encoding, hash chain, tracking rows, projections;
 bench/derive.py measures the backfill with derivation). Prints both
-times, MB/s, the ratio (target <= 2.0) and the daemon's peak RSS (target < 250 MB).
+times, MB/s, the ratio (target <= 2.0), the daemon's peak RSS (target < 250 MB) and the
+database size (file + WAL after the backfill) over the transcript bytes.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import apsw
 import msgspec
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _corpus import extract, home_env, program, transcript_files
+from _corpus import database_bytes, extract, home_env, program, transcript_files
 
 
 def floor(files: list[Path], db: Path) -> float:
@@ -89,12 +90,17 @@ def main() -> None:
             seconds, peak = daemon(home)
             runs.append(seconds)
             rss.append(peak)
+        stored = database_bytes(home)
         f, d = min(floors), min(runs)
     mb = size / 1e6
     print(f"corpus: {len(files)} files, {mb:.1f} MB")
     print(f"floor (read + msgspec decode + apsw insert): {f:6.2f} s  {mb / f:6.1f} MB/s")
     print(f"skillopsd --once --no-derive:                {d:6.2f} s  {mb / d:6.1f} MB/s")
     print(f"ratio daemon/floor: {d / f:.2f}  (target <= 2.0)")
+    print(
+        f"database (file + WAL) / transcripts: {stored / 1e6:.1f} MB / {mb:.1f} MB"
+        f" = {stored / size:.2f}  (capture only; target <= 0.5 with derivation: bench/derive.py)"
+    )
     print(f"daemon peak RSS: {max(rss):.0f} MB  (target < 250 MB)")
 
 

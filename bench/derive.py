@@ -25,7 +25,7 @@ from pathlib import Path
 import msgspec
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _corpus import extract, home_env, program, transcript_files
+from _corpus import database_bytes, extract, home_env, program, transcript_files
 from backfill import floor as capture_floor
 
 from skillopsd.deriving import SessionDeriver
@@ -34,17 +34,18 @@ from skillopsd.events.types import TranscriptLineCaptured
 
 
 def read_floor(db_path: Path) -> float:
-    """Read every captured line from the log and JSON-decode it."""
+    """Read every captured line from the log (decompressing it, as stored) and JSON-decode it."""
     start = time.perf_counter()
     db = Database.open(db_path)
+    decompress = db.codecs.decompress
     line_decoder = msgspec.msgpack.Decoder(TranscriptLineCaptured)
     json_decoder = msgspec.json.Decoder()
     with db.read() as conn:
-        for (data,) in conn.execute(
-            "SELECT data FROM events WHERE type = 'TranscriptLineCaptured' ORDER BY position"
+        for codec, data in conn.execute(
+            "SELECT codec, data FROM events WHERE type = 'TranscriptLineCaptured' ORDER BY position"
         ):
             try:  # noqa: SIM105 (suppress() is slower in this hot loop)
-                json_decoder.decode(line_decoder.decode(data).line)
+                json_decoder.decode(line_decoder.decode(decompress(codec, data)).line)
             except msgspec.DecodeError:
                 pass
     db.close()
@@ -82,6 +83,7 @@ def main() -> None:
             floors.append(capture_floor(files, Path(tmp) / f"floor{i}.db"))
             shutil.rmtree(home / ".local", ignore_errors=True)
             backfills.append(timed([program("skillopsd"), "--once", "--log-level", "warning"], env))
+            stored = database_bytes(home)
             reads.append(read_floor(db_path))
             seconds, sessions = rederive(db_path, version=100 + i)
             rederives.append(seconds)
@@ -102,6 +104,10 @@ def main() -> None:
     print(f"corpus: {len(files)} files, {mb:.1f} MB, {sessions} sessions")
     print(f"capture floor:                          {f:6.2f} s")
     print(f"skillopsd --once (capture+derive+proj): {b:6.2f} s   ratio {b / f:.2f}  (target <= 4)")
+    print(
+        f"database (file + WAL) / transcripts:     {stored / 1e6:.1f} MB / {mb:.1f} MB"
+        f" = {stored / 1e6 / mb:.2f}  (target <= 0.5, stretch 0.3)"
+    )
     print(f"read+decode floor (every line from log):{r:6.2f} s")
     print(f"rederive of every session:              {d:6.2f} s   ratio {d / r:.2f}  (target <= 3)")
     print(f"skillopsctl sessions --json:            {list_s:6.2f} s  (target < 0.5)")

@@ -83,14 +83,15 @@ def main() -> None:
             after = db.conn.execute("SELECT max(position) FROM events").fetchone()[0] or 0
             while not stop.is_set() or len(seen) < len(written):
                 rows = db.conn.execute(
-                    "SELECT position, data FROM events WHERE position > ?"
+                    "SELECT position, codec, data FROM events WHERE position > ?"
                     " AND type = 'TranscriptLineCaptured' ORDER BY position",
                     (after,),
                 ).fetchall()
                 now = time.monotonic()
-                for position, data in rows:
+                for position, codec, data in rows:
                     after = position
-                    seq = _rec.decode(_line.decode(data).line).get("seq", -1)
+                    line = _line.decode(db.codecs.decompress(codec, data)).line
+                    seq = _rec.decode(line).get("seq", -1)
                     if seq >= 0:
                         seen[seq] = now
                 if stop.is_set() and time.monotonic() > stop_at + 5:

@@ -12,21 +12,62 @@ from ._app import AppContext, cli, db_option, json_option, pass_app
 from ._output import emit_json
 
 
+def _anchor(value: str) -> tuple[int, bytes]:
+    position, sep, digest = value.partition(":")
+    try:
+        if not sep or not position.isdigit() or int(position) < 1:
+            raise ValueError
+        raw = bytes.fromhex(digest)
+        if len(raw) != 32:
+            raise ValueError
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r}: expected POSITION:HASH (a position >= 1 and a 64-digit hex hash)"
+        ) from None
+    return int(position), raw
+
+
+class _Anchor(click.ParamType):
+    name = "POSITION:HASH"
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> object:
+        if isinstance(value, tuple):
+            return value
+        try:
+            return _anchor(str(value))
+        except click.BadParameter as exc:
+            self.fail(exc.message, param, ctx)
+
+
 @cli.command()
 @db_option
+@click.option(
+    "--anchor",
+    "anchors",
+    multiple=True,
+    type=_Anchor(),
+    help="A head hash kept elsewhere (from verify --json): the event at POSITION must still"
+    " have HASH, so nothing up to it changed (repeatable).",
+)
 @json_option
 @pass_app
-def verify(app: AppContext, as_json: bool) -> None:
-    """Walk the hash chain; exit 0 if intact, 1 with the first bad position."""
-    report = verify_chain(app.db())
+def verify(app: AppContext, anchors: tuple[tuple[int, bytes], ...], as_json: bool) -> None:
+    """Prove the whole log; exit 0 if intact, 1 with the first bad position and why."""
+    given: dict[int, bytes] = {}
+    for position, digest in anchors:
+        if given.setdefault(position, digest) != digest:
+            raise click.BadParameter(f"two different hashes for position {position}")
+    report = verify_chain(app.db(), given)
     if as_json:
         emit_json(report)
     elif report.ok:
         click.echo(f"ok: {report.events} events, chain intact (head hash {report.head_hash})")
     else:
+        where = "" if report.bad_position is None else f"position {report.bad_position}: "
         click.echo(
-            f"position {report.bad_position}: {report.reason}"
-            f" ({report.events} events before it are intact)",
+            f"{where}{report.reason} ({report.events} events before it are intact)",
             err=True,
         )
     if not report.ok:

@@ -112,6 +112,8 @@ def verify_chain(db: Database, anchors: Mapping[int, bytes] | None = None) -> Ch
             walk.run()
     except _Bad as bad:
         return walk.report(bad.position, bad.reason)
+    except UnicodeDecodeError:
+        return walk.report(walk.expected_position, "a TEXT column holds invalid UTF-8")
     except (apsw.Error, msgspec.MsgspecError, ValueError, TypeError, KeyError) as exc:
         return walk.report(walk.expected_position, f"cannot read the database: {exc}")
     return walk.report(None, None)
@@ -143,7 +145,8 @@ class _Walk:
         stream_versions: dict[str, int] = {}
         rows = self.conn.execute(
             "SELECT position, event_id, stream, stream_version, type, schema, recorded_at,"
-            " codec, digest, data, prev_hash, hash FROM events ORDER BY position"
+            " codec, digest, typeof(data), CAST(data AS BLOB), prev_hash, hash"
+            " FROM events ORDER BY position"
         )
         for row in rows:
             position = row[0]
@@ -182,7 +185,11 @@ class _Walk:
 
     def _check_row(self, row: tuple[Any, ...], erasable: set[int]) -> bytes:
         (position, event_id, stream, version, type_name, schema, recorded_at) = row[:7]
-        codec, digest, data, prev_hash, stored_hash = row[7:]
+        codec, digest, data_type, data, prev_hash, stored_hash = row[7:]
+        # The payload is read as BLOB whatever it holds (a TEXT cell of invalid UTF-8 would
+        # not even decode); its declared type is checked here.
+        if data_type != "blob":
+            raise _Bad(position, f"column data holds {data_type.upper()}, expected BLOB")
         _typed(position, "event_id", event_id, str, "TEXT")
         _typed(position, "type", type_name, str, "TEXT")
         _typed(position, "schema", schema, int, "INTEGER")

@@ -293,9 +293,8 @@ class Database:
         delay = 0.01
         while True:
             try:
-                busy, log_frames, _ = self.conn.execute(
-                    "PRAGMA wal_checkpoint(TRUNCATE)"
-                ).fetchone()
+                row = self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+                busy, log_frames = (row[0], row[1]) if row else (1, -1)
             except apsw.BusyError:
                 busy, log_frames = 1, -1
             if not busy and log_frames <= 0:

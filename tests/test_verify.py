@@ -1,0 +1,273 @@
+"""``verify`` proves the whole log: every corruption class at its position, exit 1, no traceback."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import apsw
+import msgspec
+import pytest
+import zstandard
+from click.testing import CliRunner
+
+from skillopsd.cli import cli
+from skillopsd.events import Database, EventLog, NewEvent, verify_chain
+from skillopsd.events._chain import GENESIS_HASH, event_hash, event_hash_v2
+from skillopsd.events._db import _SCHEMA_1, APPLICATION_ID, expected_triggers
+from skillopsd.events.types import PayloadsErased, PolicySet, TranscriptLineCaptured
+
+from .conftest import run_ctl
+
+# Rows 1-100 plain zstd (the dictionary is trained at the start of the next append),
+# 101-120 with the dictionary, 121 erases 7, 122-125 come after.
+PLAIN, DICT, ERASED, RECORD, HEAD = 3, 105, 7, 121, 125
+
+
+def _line(i: int) -> NewEvent:
+    body = {
+        "type": "assistant" if i % 2 else "user",
+        "sessionId": f"session-{i % 4}",
+        "message": {"role": "assistant", "content": [{"type": "text", "text": f"step {i} " * 9}]},
+    }
+    return NewEvent(
+        f"source:{i % 4}",
+        TranscriptLineCaptured(
+            agent="claude",
+            source_id=str(i % 4),
+            generation=1,
+            offset=i * 100,
+            line=msgspec.json.encode(body),
+            captured_at="2025-01-01T00:00:00.000000Z",
+        ),
+    )
+
+
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("v") / "pristine.db"
+    db = Database.open(path)
+    log = EventLog(db, dictionary_after=80)
+    log.append([_line(i) for i in range(100)])
+    log.append([_line(i) for i in range(100, 120)])
+    erasure = PayloadsErased(positions=[ERASED], reason="r", author="a", scope="source")
+    log.erase([ERASED], NewEvent("erasure", erasure))
+    log.append([NewEvent("p", PolicySet(name=f"after{i}", values={})) for i in range(4)])
+    codecs = dict(db.conn.execute("SELECT position, codec FROM events"))
+    assert codecs[PLAIN] == 1 and codecs[DICT] == 2 and codecs[RECORD] == 0
+    assert verify_chain(db).ok
+    db.close()
+    return path
+
+
+def _copy(pristine: Path, dest: Path) -> Path:
+    dest.write_bytes(pristine.read_bytes())
+    return dest
+
+
+_OTHER = zstandard.ZstdCompressor().compress(msgspec.msgpack.encode(PolicySet(name="x", values={})))
+_UNGUARD = "DROP TRIGGER events_no_update; DROP TRIGGER events_no_delete;"
+
+CASES = [
+    # (name, sql, bad position, reason fragment)
+    ("payload TEXT", f"UPDATE events SET data = 'hello' WHERE position = {PLAIN}", PLAIN, "TEXT"),
+    (
+        "payload cast",
+        f"UPDATE events SET data = CAST(data AS TEXT) WHERE position = {DICT}",
+        DICT,
+        "holds TEXT",
+    ),
+    ("hash TEXT", "UPDATE events SET hash = 'x' WHERE position = 4", 4, "holds TEXT"),
+    ("digest NULL", "UPDATE events SET digest = NULL WHERE position = 9", 9, "prev_hash"),
+    ("position gap", "DELETE FROM events WHERE position = 50", 50, "gap"),
+    ("cut tail", f"DELETE FROM events WHERE position > {HEAD - 2}", HEAD - 1, "removed"),
+    # Cutting the erasure record too leaves the erased row unauthorised: reported first.
+    ("cut erasure", f"DELETE FROM events WHERE position >= {RECORD}", ERASED, "PayloadsErased"),
+    ("anchor hash", "UPDATE chain_head SET hash = zeroblob(32)", HEAD, "anchor"),
+    ("anchor missing", "DELETE FROM chain_head", None, "anchor"),
+    (
+        "undecompressible",
+        f"UPDATE events SET data = x'28b52ffd00' WHERE position = {PLAIN}",
+        PLAIN,
+        "decompress",
+    ),
+    ("digest mismatch", f"UPDATE events SET data = ? WHERE position = {PLAIN}", PLAIN, "digest"),
+    ("codec changed", f"UPDATE events SET codec = 0 WHERE position = {PLAIN}", PLAIN, "content"),
+    ("cleared, no erasure", "UPDATE events SET data = x'' WHERE position = 8", 8, "PayloadsErased"),
+    (
+        "bad dictionary",
+        "DROP TRIGGER payload_dictionaries_no_update;"
+        " UPDATE payload_dictionaries SET data = substr(data, 1, 2000)",
+        101,
+        "dictionary 2",
+    ),
+    ("dropped trigger", "SELECT 1", None, "events_no_delete is missing"),
+    (
+        "altered trigger",
+        "CREATE TRIGGER events_no_delete BEFORE DELETE ON events WHEN 0 BEGIN SELECT 1; END;",
+        None,
+        "altered",
+    ),
+    (
+        "extra trigger",
+        "CREATE TRIGGER sneaky AFTER INSERT ON events BEGIN SELECT 1; END;",
+        None,
+        "unexpected trigger sneaky",
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "sql", "bad", "why"), CASES, ids=[c[0] for c in CASES])
+def test_every_corruption_is_reported_at_its_position(
+    pristine: Path, tmp_path: Path, name: str, sql: str, bad: int | None, why: str
+) -> None:
+    path = _copy(pristine, tmp_path / "t.db")
+    raw = apsw.Connection(str(path))
+    raw.execute(_UNGUARD)
+    raw.execute(sql, (_OTHER,) if "?" in sql else ())
+    if name not in ("dropped trigger", "altered trigger"):
+        # Put the guards back as they were: only the stored data is at fault.
+        fresh = apsw.Connection(str(pristine), flags=apsw.SQLITE_OPEN_READONLY)
+        for (trigger,) in fresh.execute(
+            "SELECT sql FROM sqlite_schema WHERE name IN ('events_no_update', 'events_no_delete')"
+        ):
+            raw.execute(trigger)
+        fresh.close()
+    raw.close()
+    result = CliRunner().invoke(cli, ["--db", str(path), "verify", "--json"])
+    assert result.exit_code == 1, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    report = json.loads(result.output)
+    assert report["ok"] is False
+    assert report["bad_position"] == bad, report
+    assert why in report["reason"], report
+    if bad is not None and name != "anchor hash":
+        assert report["events"] == bad - 1
+    assert set(report) == {"ok", "events", "head", "head_hash", "bad_position", "reason"}
+
+
+def test_verify_text_is_one_line_from_the_real_program(pristine: Path, tmp_path: Path) -> None:
+    path = _copy(pristine, tmp_path / "t.db")
+    raw = apsw.Connection(str(path))
+    raw.execute(_UNGUARD)
+    raw.execute("UPDATE events SET data = 'x' WHERE position = 12")
+    raw.close()
+    done = run_ctl("--db", str(path), "verify")
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("position 12: column data holds TEXT")
+
+
+def _rechain(path: Path, position: int) -> None:
+    """What an attacker with write access to the whole file can do: rewrite consistently."""
+    raw = apsw.Connection(str(path))
+    raw.execute(_UNGUARD)
+    forged = msgspec.msgpack.encode(PolicySet(name="forged", values={}))
+    raw.execute(
+        "UPDATE events SET data = ?, codec = 0, digest = ? WHERE position = ?",
+        (forged, hashlib.sha256(forged).digest(), position),
+    )
+    prev = GENESIS_HASH
+    rows = raw.execute(
+        "SELECT position, event_id, stream, stream_version, type, schema, recorded_at, codec,"
+        " digest FROM events ORDER BY position"
+    ).fetchall()
+    for row in rows:
+        prev = event_hash_v2(prev, *row)
+        raw.execute("UPDATE events SET hash = ? WHERE position = ?", (prev, row[0]))
+    raw.execute("UPDATE chain_head SET hash = ?", (prev,))
+    for name in ("events_no_update", "events_no_delete"):
+        raw.execute(expected_triggers()[name])
+    raw.close()
+
+
+def test_an_anchor_kept_elsewhere_catches_a_consistent_rewrite(
+    pristine: Path, tmp_path: Path
+) -> None:
+    path = _copy(pristine, tmp_path / "t.db")
+    runner = CliRunner()
+    kept = json.loads(runner.invoke(cli, ["--db", str(path), "verify", "--json"]).output)
+    assert kept["ok"] and kept["head"] == HEAD, kept
+    anchor = f"{kept['head']}:{kept['head_hash']}"
+    log = EventLog(Database.open(path))
+    log.append([NewEvent("later", PolicySet(name="later", values={}))])
+    assert runner.invoke(cli, ["--db", str(path), "verify", "--anchor", anchor]).exit_code == 0
+    _rechain(path, 30)
+    alone = runner.invoke(cli, ["--db", str(path), "verify"])
+    assert alone.exit_code == 0, alone.output  # undetectable alone
+    caught = runner.invoke(cli, ["--db", str(path), "verify", "--json", "--anchor", anchor])
+    assert caught.exit_code == 1
+    report = json.loads(caught.output)
+    assert report["bad_position"] == HEAD and "anchor" in report["reason"]
+    beyond = runner.invoke(
+        cli, ["--db", str(path), "verify", "--json", "--anchor", f"999:{'0' * 64}"]
+    )
+    assert json.loads(beyond.output)["bad_position"] == HEAD + 2
+    for bad_arg in ("12", "x:ab", f"0:{'0' * 64}", "3:abcd"):
+        usage = runner.invoke(cli, ["--db", str(path), "verify", "--anchor", bad_arg])
+        assert usage.exit_code == 2 and "POSITION:HASH" in usage.output
+
+
+def _schema_1_database(path: Path, count: int) -> None:
+    """A database exactly as skillops schema 1 wrote it (before digests and compression)."""
+    raw = apsw.Connection(str(path))
+    raw.execute("PRAGMA page_size=16384")
+    raw.execute("PRAGMA journal_mode=WAL").fetchall()
+    raw.execute(_SCHEMA_1)
+    raw.execute(f"PRAGMA application_id={APPLICATION_ID}")
+    raw.execute("PRAGMA user_version=1")
+    prev = GENESIS_HASH
+    for i in range(1, count + 1):
+        data = msgspec.msgpack.encode(PolicySet(name=f"old{i}", values={"i": i}))
+        header = (i, f"id{i}", "old", i, "PolicySet", 1, "2024-01-01T00:00:00.000000Z")
+        digest = event_hash(prev, *header, data)
+        raw.execute(
+            "INSERT INTO events (position, event_id, stream, stream_version, type, schema,"
+            " recorded_at, data, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (*header, data, prev, digest),
+        )
+        prev = digest
+    raw.close()
+
+
+def test_a_schema_1_database_migrates_in_place_and_stays_verifiable(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    _schema_1_database(path, 5)
+    before = apsw.Connection(str(path)).execute("SELECT * FROM events").fetchall()
+    db = Database.open(path)
+    assert db.conn.execute("PRAGMA user_version").fetchone()[0] == 2
+    after = db.conn.execute(
+        "SELECT position, event_id, stream, stream_version, type, schema, recorded_at, data,"
+        " prev_hash, hash FROM events"
+    ).fetchall()
+    assert after == before  # no event rewritten
+    log = EventLog(db)
+    assert next(e.payload for e in log.read()) == PolicySet(name="old1", values={"i": 1})
+    assert verify_chain(db).ok and verify_chain(db).events == 5
+    log.append([_line(i) for i in range(3)])
+    assert verify_chain(db).ok
+    with pytest.raises(Exception, match="before schema 2"):
+        log.erase([2], NewEvent("e", PayloadsErased(positions=[2], reason="", author="", scope="")))
+    log.erase([7], NewEvent("e", PayloadsErased(positions=[7], reason="", author="", scope="")))
+    report = verify_chain(db)
+    assert report.ok and report.events == 9
+    db.close()
+    raw = apsw.Connection(str(path))
+    raw.execute(_UNGUARD)
+    raw.execute("DELETE FROM events WHERE position > 3")
+    raw.close()
+    cut = verify_chain(Database.open(path))
+    assert not cut.ok and cut.bad_position == 4 and "removed" in (cut.reason or "")
+
+
+def test_a_newer_schema_is_refused_with_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "new.db"
+    Database.open(path).close()
+    raw = apsw.Connection(str(path))
+    raw.execute("PRAGMA user_version=3")
+    raw.close()
+    done = run_ctl("--db", str(path), "verify")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "newer than this skillops" in done.stderr
