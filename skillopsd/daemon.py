@@ -27,6 +27,7 @@ from ._paths import DB_ENV, default_db_path
 from ._sdnotify import Notifier
 from .deriving import SessionDeriver, SessionKey
 from .events import Database, EventLog, LogError
+from .forgetting import forget_expired
 from .projections import engine_for
 from .sources import (
     DEFAULT_MAX_LINE_BYTES,
@@ -68,6 +69,7 @@ class Daemon:
         rescan_interval: float = 300.0,
         derive_interval: float = 1.0,
         derive: bool = True,
+        retain_days: float | None = None,
         notifier: Notifier | None = None,
     ) -> None:
         self.db = db
@@ -79,6 +81,7 @@ class Daemon:
         self.deriver = SessionDeriver(db)
         self.derive_interval = derive_interval
         self.derive_sessions = derive
+        self.retain_days = retain_days
         self._derive_mark = 0  # log position up to which captured lines have been derived
         self._pending: set[SessionKey] = set()
         self._next_derive = 0.0  # monotonic time before which live sessions wait
@@ -139,6 +142,7 @@ class Daemon:
             stopped=result.stopped,
         )
         self._project()
+        self.retain()
         if self.derive_sessions and not self._stopping:
             # Sessions with new lines, never derived, or derived by an older deriver.
             keys = self.deriver.touched_since(self._derive_mark) | self.deriver.stale()
@@ -146,6 +150,23 @@ class Daemon:
             self._derive(keys, show_progress=True)
             _log.info("sessions derived", sessions=len(keys))
         return result
+
+    def retain(self) -> None:
+        """Forget sessions whose newest captured line is older than ``retain_days`` (if set)."""
+        if self.retain_days is None or self._stopping:
+            return
+        report = forget_expired(self.db, self.deriver, self.retain_days)
+        if report.erased.records:
+            _log.info(
+                "retention forgot sessions",
+                sessions=len(report.plan.session_ids),
+                lines=report.plan.lines,
+                events=len(report.plan.positions),
+                bytes=report.plan.bytes,
+                days=self.retain_days,
+                wal_cleared=report.erased.wal_cleared,
+            )
+            self._project()
 
     def _mark_derived(self) -> None:
         with self.db.read():
@@ -241,6 +262,7 @@ class Daemon:
                     _log.info("rescan")
                     watcher.refresh()
                     result = full_pass(self.capturer, self.roots)
+                    self.retain()
                     next_rescan = time.monotonic() + self.rescan_interval
                 else:
                     result = self._capture_hints(paths)
@@ -379,6 +401,15 @@ def _parse_root(value: str) -> tuple[str, Path]:
     is_flag=True,
     help="Capture only; derive later (skillopsctl rederive, or the next start without it).",
 )
+@click.option(
+    "--retain",
+    "retain_days",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    metavar="DAYS",
+    help="Forget sessions whose newest line was captured more than DAYS ago"
+    " (at start and at every rescan; default: keep everything).",
+)
 @click.option("-v", "--verbose", count=True, help="More log output (-v debug).")
 @click.option("--log-level", type=click.Choice(_logging.LEVELS), default=None)
 @click.version_option(package_name="skillops", prog_name="skillopsd")
@@ -391,6 +422,7 @@ def main(
     rescan_interval: float,
     derive_interval: float,
     no_derive: bool,
+    retain_days: float | None,
     verbose: int,
     log_level: str | None,
 ) -> None:
@@ -422,6 +454,7 @@ def main(
         rescan_interval=rescan_interval,
         derive_interval=derive_interval,
         derive=not no_derive,
+        retain_days=retain_days,
         notifier=notifier,
     )
     daemon.install_signal_handlers()

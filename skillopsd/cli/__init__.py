@@ -6,6 +6,7 @@ from . import (  # noqa: F401  (registers the commands)
     daemon_unit,
     derivation,
     export,
+    forget,
     ingest,
     integrity,
     log,

@@ -8,8 +8,18 @@ from datetime import UTC, datetime
 import click
 import msgspec
 
-from ..projections.session_views import SessionView, SpanView, list_sessions, spans_of
-from ._app import AppContext, cli, db_option, json_option, pass_app
+from ..derive import session_id
+from ..projections.session_views import (
+    ForgottenView,
+    SessionView,
+    SpanView,
+    forgotten_of,
+    forgotten_sessions,
+    list_sessions,
+    spans_of,
+)
+from ..sources import STORES
+from ._app import AppContext, NotFound, cli, db_option, json_option, pass_app
 from ._lookup import lookup_session
 from ._output import compact, cut, emit_json, emit_json_array, number, table, terminal_width
 from ._reason import first_reason
@@ -53,6 +63,14 @@ def _preview(span: SpanView) -> str:
         text = args
     text = " ".join(text.split())
     return f"  {cut(text, 70)}" if text else ""
+
+
+def _forgotten_line(f: ForgottenView) -> str:
+    what = {"source": "a file of it forgotten", "retention": "forgotten by retention"}
+    return (
+        f"{what.get(f.scope, 'forgotten')} {f.forgotten_at[:19].replace('T', ' ')}"
+        f" by {f.author or '?'}: {f.reason} ({f.events} events erased)"
+    )
 
 
 def _outcomes(s: SessionView) -> str:
@@ -110,6 +128,11 @@ _SESSION_ID_WIDTH = 8  # like a short git hash; ``session show`` takes any uniqu
 @window_options("sessions")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="At most N sessions.")
 @utc_option
+@click.option(
+    "--forgotten",
+    is_flag=True,
+    help="List the forgotten sessions (forget, retention) instead: when, by whom, why.",
+)
 @json_option
 @pass_app
 def sessions_command(
@@ -121,16 +144,39 @@ def sessions_command(
     until: str | None,
     limit: int | None,
     utc: bool,
+    forgotten: bool,
     as_json: bool,
 ) -> None:
     """Captured sessions, newest first, with their outcomes and verdicts.
 
     Times are local (the zone is in the header) unless --utc; tokens are input (cached input
     included) plus output; the session column is a prefix of the id that session show takes.
-    JSON output has every field in full, times in UTC.
+    JSON output has every field in full, times in UTC. Forgotten sessions are not listed (their
+    rows are gone); --forgotten lists them.
     """
     db = app.db()
     app.caught_up()
+    if forgotten:
+        with db.read() as conn:
+            tombstones = forgotten_sessions(conn)[:limit]
+        if as_json:
+            emit_json_array(tombstones)
+            return
+        table(
+            [
+                [
+                    f.forgotten_at[:16].replace("T", " "),
+                    f.session_id,
+                    f.scope,
+                    f.author,
+                    str(f.events),
+                    f.reason.replace("\n", " ")[:60],
+                ]
+                for f in tombstones
+            ],
+            ["forgotten", "session", "scope", "by", "events", "reason"],
+        )
+        return
     with db.read() as conn:
         found = list_sessions(
             conn,
@@ -141,6 +187,7 @@ def sessions_command(
             until=until,
             limit=limit,
         )
+        hidden = len({f.session_id for f in forgotten_sessions(conn, hidden_only=True)})
     if as_json:
         emit_json_array(found)
         return
@@ -167,6 +214,8 @@ def sessions_command(
         caps={6: _SKILLS_WIDTH},
         flex=7,
     )
+    if hidden:
+        click.echo(f"({hidden} forgotten sessions not shown: sessions --forgotten lists them)")
 
 
 @cli.group("session")
@@ -262,10 +311,27 @@ def show(app: AppContext, ident: str, utc: bool, as_json: bool) -> None:
     db = app.db()
     app.caught_up()
     with db.read() as conn:
-        session = lookup_session(conn, ident)
-        spans = spans_of(conn, session.session_id)
+        try:
+            session: SessionView | None = lookup_session(conn, ident)
+        except NotFound:
+            session = None
+        if session is not None:
+            spans = spans_of(conn, session.session_id)
+            tombstones = forgotten_of(conn, [session.session_id])
+        else:
+            spans = []
+            # A forgotten session is found by our id, a prefix of it, or the agent's id.
+            candidates = [ident, *(session_id(agent, ident) for agent in sorted(STORES))]
+            tombstones = forgotten_of(conn, candidates)
+            if not tombstones:
+                lookup_session(conn, ident)  # raises the lookup's own one-line answer
     if as_json:
-        emit_json({"session": session, "spans": spans})
+        emit_json({"session": session, "spans": spans, "forgotten": tombstones})
+        return
+    if session is None:
+        click.echo(f"session   {tombstones[0].session_id}")
+        for f in tombstones:
+            click.echo(f"          {_forgotten_line(f)}")
         return
     width = terminal_width()
     title = (session.title or "-").strip().splitlines() or ["-"]
@@ -276,6 +342,8 @@ def show(app: AppContext, ident: str, utc: bool, as_json: bool) -> None:
     click.echo(f"verdict   {session.verdict or '-'}   calls {_outcomes(session)}")
     click.echo(f"turns     {number(session.turns)}   tools {number(session.tools)}")
     click.echo(f"skills    {', '.join(session.skills) or '-'}")
+    for f in tombstones:
+        click.echo(f"erased    {_forgotten_line(f)}")
     click.echo(f"tokens    {_session_tokens(session)}")
     click.echo()
     for line in _tree_lines(spans, width):

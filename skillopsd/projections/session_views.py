@@ -246,3 +246,55 @@ def stored_policy(conn: apsw.Connection, name: str) -> StoredPolicy | None:
     return StoredPolicy(
         name=name, values=values if isinstance(values, dict) else {}, position=row[1]
     )
+
+
+class ForgottenView(msgspec.Struct):
+    """One erasure of a session's derivation (``forget``, retention), as its tombstone."""
+
+    session_id: str
+    position: int
+    forgotten_at: str
+    author: str
+    reason: str
+    scope: str
+    events: int
+
+
+_FORGOTTEN_COLUMNS = "session_id, position, forgotten_at, author, reason, scope, events"
+
+
+def _forgotten(row: tuple[Any, ...]) -> ForgottenView:
+    return ForgottenView(*row)
+
+
+def forgotten_sessions(conn: apsw.Connection, *, hidden_only: bool = False) -> list[ForgottenView]:
+    """Every tombstone, newest first; ``hidden_only``: of sessions with no rows left."""
+    sql = f"SELECT {_FORGOTTEN_COLUMNS} FROM p_forgotten"
+    if hidden_only:
+        sql += " WHERE session_id NOT IN (SELECT session_id FROM p_sessions)"
+    sql += " ORDER BY position DESC, session_id"
+    return [_forgotten(r) for r in conn.execute(sql)]
+
+
+def forgotten_of(conn: apsw.Connection, candidates: list[str]) -> list[ForgottenView]:
+    """The tombstones of the first of ``candidates`` (session ids) that has any, newest first.
+
+    An id shorter than a full session id is taken as a prefix and must match one session.
+    """
+    for ident in candidates:
+        rows = conn.execute(
+            f"SELECT {_FORGOTTEN_COLUMNS} FROM p_forgotten WHERE session_id = ?"
+            " ORDER BY position DESC",
+            (ident,),
+        ).fetchall()
+        if not rows and len(ident) >= 6:
+            rows = conn.execute(
+                f"SELECT {_FORGOTTEN_COLUMNS} FROM p_forgotten WHERE session_id LIKE ?"
+                " ESCAPE '\\' ORDER BY position DESC",
+                (_prefix(ident),),
+            ).fetchall()
+            if len({r[0] for r in rows}) != 1:
+                rows = []
+        if rows:
+            return [_forgotten(r) for r in rows]
+    return []

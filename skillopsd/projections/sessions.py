@@ -1,4 +1,11 @@
-"""Sessions and their spans, as the newest derivation describes them, with verdicts."""
+"""Sessions and their spans, as the newest derivation describes them, with verdicts.
+
+A ``PayloadsErased`` (forget, retention) removes the rows of every session whose derivation
+it erased and leaves a tombstone in ``p_forgotten``: the engine never folds an erased event,
+so a rebuild never creates those rows and deleting them here keeps the incremental state
+equal to the replay. Lines the session gains later are derived anew and bring rows back;
+the tombstone stays (a session can be forgotten more than once: one row per erasure).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +13,7 @@ import apsw
 import msgspec
 
 from ..events import RecordedEvent
-from ..events.types import PolicySet, SessionDerived, SessionPurged, SpanDerived
+from ..events.types import PayloadsErased, PolicySet, SessionDerived, SessionPurged, SpanDerived
 from ._engine import Projection
 from .verdict import POLICY_NAME, SessionEnd, VerdictPolicy, verdict
 
@@ -39,7 +46,14 @@ CREATE TABLE p_purged (session_id TEXT PRIMARY KEY, position INTEGER NOT NULL);
 CREATE TABLE p_merged (
     session_id TEXT PRIMARY KEY, native_session_id TEXT NOT NULL, merged_into TEXT NOT NULL
 );
+CREATE TABLE p_forgotten (
+    session_id TEXT NOT NULL, position INTEGER NOT NULL, forgotten_at TEXT NOT NULL,
+    author TEXT NOT NULL, reason TEXT NOT NULL, scope TEXT NOT NULL, events INTEGER NOT NULL,
+    PRIMARY KEY (session_id, position)
+) WITHOUT ROWID;
 """
+# Tables whose rows belong to one session and go when its derivation is erased.
+_SESSION_TABLES = ("p_sessions", "p_session_skills", "p_spans", "p_merged")
 
 
 class Sessions(Projection):
@@ -47,8 +61,18 @@ class Sessions(Projection):
 
     name = "sessions"
     version = 3
-    tables = ("p_sessions", "p_session_skills", "p_spans", "p_policies", "p_purged", "p_merged")
-    handles = frozenset({"SessionDerived", "SpanDerived", "PolicySet", "SessionPurged"})
+    tables = (
+        "p_sessions",
+        "p_session_skills",
+        "p_spans",
+        "p_policies",
+        "p_purged",
+        "p_merged",
+        "p_forgotten",
+    )
+    handles = frozenset(
+        {"SessionDerived", "SpanDerived", "PolicySet", "SessionPurged", "PayloadsErased"}
+    )
 
     def create(self, conn: apsw.Connection) -> None:
         conn.execute(_SCHEMA)
@@ -97,8 +121,29 @@ class Sessions(Projection):
                 for table in ("p_sessions", "p_session_skills", "p_spans"):
                     conn.execute(f"DELETE FROM {table} WHERE session_id = ?", (payload.session_id,))
                 dirty.discard(payload.session_id)
+            elif isinstance(payload, PayloadsErased):
+                self._forget(conn, payload, event)
+                dirty.difference_update(payload.session_ids)
         self._write_spans(conn, spans)
         self._flush(conn, dirty)
+
+    @staticmethod
+    def _forget(conn: apsw.Connection, erased: PayloadsErased, event: RecordedEvent) -> None:
+        for session_id in sorted(set(erased.session_ids)):
+            for table in _SESSION_TABLES:
+                conn.execute(f"DELETE FROM {table} WHERE session_id = ?", (session_id,))
+            conn.execute(
+                "INSERT OR REPLACE INTO p_forgotten VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    session_id,
+                    event.position,
+                    event.recorded_at,
+                    erased.author,
+                    erased.reason,
+                    erased.scope,
+                    len(erased.positions),
+                ),
+            )
 
     @staticmethod
     def _write_spans(conn: apsw.Connection, rows: list[tuple[object, ...]]) -> None:
