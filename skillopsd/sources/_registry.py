@@ -11,8 +11,11 @@ import msgspec
 from ._store import Store
 from .claude import ClaudeStore
 from .codex import CodexStore
+from .gemini import GeminiStore
 
-STORES: dict[str, Store] = {s.agent: s for s in (ClaudeStore(), CodexStore())}
+# Sniffing asks the stores in this order: Gemini's records carry a ``sessionId`` too, so its
+# narrower test comes before Claude's.
+STORES: dict[str, Store] = {s.agent: s for s in (GeminiStore(), ClaudeStore(), CodexStore())}
 
 
 class Root(msgspec.Struct, frozen=True):
