@@ -83,7 +83,9 @@ def apply(doc: Document, record: dict[str, Any]) -> bool:
     if key == REMOVE:
         for ident in ids:
             records.pop(ident, None)
-        doc.removed.append((where, [i for i in ids if isinstance(i, str)], bool(body.get("rewind"))))
+        doc.removed.append(
+            (where, [i for i in ids if isinstance(i, str)], bool(body.get("rewind")))
+        )
         return True
     # ORDER: the ids named first, in that order; any other record after them, as it was.
     ordered = {i: records[i] for i in ids if isinstance(i, str) and i in records}

@@ -83,7 +83,9 @@ def record_ids(records: list[Any], id_field: str) -> list[str]:
     return out
 
 
-def diff(state: DocState, doc: dict[str, Any], shape: DocumentShape) -> tuple[list[bytes], DocState]:
+def diff(
+    state: DocState, doc: dict[str, Any], shape: DocumentShape
+) -> tuple[list[bytes], DocState]:
     """The document lines that bring what ``state`` captured up to ``doc``, and the new state.
 
     Pure: lines are unredacted and carry no offsets; the caller numbers them from
@@ -111,9 +113,7 @@ def diff(state: DocState, doc: dict[str, Any], shape: DocumentShape) -> tuple[li
         gone = [i for i in before_ids if i not in present]
         if gone:
             rewind = before_ids[len(before_ids) - len(gone) :] == gone
-            lines.append(
-                _line(documents.REMOVE, {"in": name, "ids": gone, "rewind": rewind})
-            )
+            lines.append(_line(documents.REMOVE, {"in": name, "ids": gone, "rewind": rewind}))
         digests = dict(before)
         for (ident, digest), value in zip(now, values, strict=True):
             if digests.get(ident) != digest:
@@ -142,7 +142,9 @@ def _state_token(state: DocState, encoded: bytes) -> str:
     return f"{FINGERPRINT_PREFIX}{state.ordinal}:{hashlib.sha256(encoded).hexdigest()[:24]}"
 
 
-def _find(cap: Capturer, text: str, st: os.stat_result, agent: str, session: str | None) -> tuple[SourceRow | None, bool]:
+def _find(
+    cap: Capturer, text: str, st: os.stat_result, agent: str, session: str | None
+) -> tuple[SourceRow | None, bool]:
     """The tracked source this document is (and whether it was found under another path)."""
     ours = [
         r
@@ -308,9 +310,7 @@ def _invalid(cap: Capturer, path: Path, text: str, st: os.stat_result, store: St
         message=message,
         generation=before.generation,
     )
-    new_row = msgspec.structs.replace(
-        before, errors=before.errors + 1, doc_state=encoded
-    )
+    new_row = msgspec.structs.replace(before, errors=before.errors + 1, doc_state=encoded)
     cap._stage(new_row, [event], before)
     _log.warning("invalid document", path=text, size=st.st_size)
     return FileResult(errors=1)
