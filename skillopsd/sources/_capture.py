@@ -55,6 +55,9 @@ _json = msgspec.json.Decoder(msgspec.Raw)
 ProblemKind = Literal["unreadable", "not_regular", "read_error", "unlistable"]
 
 
+_Blob = bytes  # the field ``bytes`` below shadows the type inside the class
+
+
 class SourceRow(msgspec.Struct):
     """A tracked transcript file and how far it has been captured."""
 
@@ -75,7 +78,7 @@ class SourceRow(msgspec.Struct):
     seen_size: int = 0  # the file's size when last seen
     lost: int = 0  # bytes never captured because the file vanished first
     tail_digest: str = ""  # _tail_digest of the committed bytes just before ``offset``
-    doc_state: bytes = b""  # a document source's captured state (sources/_documents.py)
+    doc_state: _Blob = b""  # a document source's captured state (sources/_documents.py)
 
 
 _ROW_COLUMNS = ", ".join(SourceRow.__struct_fields__)
