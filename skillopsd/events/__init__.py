@@ -13,6 +13,8 @@ from .errors import (
     EventDecodeError,
     LogBusyError,
     LogError,
+    StorageError,
+    storage_error,
 )
 from .types import EVENT_TYPES, AnyEvent, Event
 
@@ -32,9 +34,11 @@ __all__ = [
     "LogError",
     "NewEvent",
     "RecordedEvent",
+    "StorageError",
     "content_id",
     "decode_payload",
     "register_upcaster",
+    "storage_error",
     "utc_now",
     "verify_chain",
 ]
