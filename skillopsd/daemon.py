@@ -77,7 +77,7 @@ class Daemon:
         self.derive_sessions = derive
         self._derive_mark = 0  # log position up to which captured lines have been derived
         self._pending: set[SessionKey] = set()
-        self._derive_floor: int | None = None  # log head when a failed attempt began
+        self._derive_floor: int | None = None  # log position up to which all is derived
         self._next_derive = 0.0  # monotonic time before which live sessions wait
         self._queue: queue.SimpleQueue[str | Path] = queue.SimpleQueue()
         self._stopping = False
@@ -288,8 +288,8 @@ class Daemon:
     def _attempt(self, *, once: bool, retry: StorageRetry) -> None:
         with self.db.read():
             head = self.log.head()
-        # Sessions touched since the first failed attempt began may have lost their
-        # derivation with it (the backfill below derives only what it captures itself).
+        # Sessions touched since the floor may have lost their derivation to a storage
+        # failure (the backfill below derives only what it captures itself).
         if self._derive_floor is None:
             self._derive_floor = head
         if once:
@@ -308,7 +308,9 @@ class Daemon:
         except BaseException:
             watcher.stop()
             raise
-        self._derive_floor = None
+        # Every session touched before the backfill's mark is derived; those touched later
+        # are derived by the follower, or, if storage fails first, after it recovers.
+        self._derive_floor = self._derive_mark
         if self._stopping:
             watcher.stop()
         else:

@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import apsw
 import pytest
 
 from skillopsd.events import Database, verify_chain
@@ -102,6 +103,16 @@ def _fingerprint(db_file: Path, home: Path) -> list[tuple[str, int, int, str]]:
         db.close()
 
 
+def _truncate_wal(db_file: Path) -> None:
+    conn = apsw.Connection(str(db_file))
+    try:
+        conn.set_busy_timeout(10_000)
+        busy, _log_pages, _done = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        assert busy == 0
+    finally:
+        conn.close()
+
+
 def _once(home: Path, db_file: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [console_script("skillopsd"), "--once", "--db", str(db_file), *args],
@@ -123,12 +134,13 @@ def test_daemon_waits_out_a_full_disk_and_captures_every_line_once(
 ) -> None:
     home = tmp_path / "home"
     files = _subset_home(corpus, home)
-    # The last lines of one transcript are written only after the disk has space again, to
-    # the daemon following it live.
+    # One transcript grows while the daemon follows it: a third after the disk first has
+    # space again, a third while it is full the second time.
     growing = files[-1]
     data = growing.read_bytes()
-    cut = data.rfind(b"\n", 0, len(data) * 2 // 3) + 1
-    growing.write_bytes(data[:cut])
+    cut1 = data.rfind(b"\n", 0, len(data) // 3) + 1
+    cut2 = data.rfind(b"\n", 0, len(data) * 2 // 3) + 1
+    growing.write_bytes(data[:cut1])
 
     reference = tmp_path / "reference.db"
     assert _once(home, reference).returncode == 0
@@ -137,27 +149,10 @@ def test_daemon_waits_out_a_full_disk_and_captures_every_line_once(
     fill(ballast, leave=needed // 2)
     db_file = tmpfs / "skillops.db"
 
-    daemon = DaemonProcess(home, "-v", "--db", str(db_file), env=daemon_env(home))
-    try:
-        daemon.wait_for(lambda: bool(_said(daemon, "(disk full); retrying in")), timeout=60)
-        # Two more failed retries, still one sentence.
-        daemon.wait_for(lambda: len(_said(daemon, "storage still failing")) >= 2, timeout=30)
-        assert daemon.proc.poll() is None, daemon.logs()[-3000:]
-        told = _said(daemon, "retrying in")
-        assert len(told) == 1, told
-        assert told[0]["level"] == "error"
-        assert told[0]["event"].startswith(f"database {db_file}: ")
-        assert "Traceback" not in daemon.logs()
-        # The disk filled part-way: the retries start from what was committed before it.
-        pending = [e["pending_bytes"] for e in _said(daemon, "backfill started")]
-        assert pending[0] > pending[1] > 0
-
-        ballast.unlink()
-        daemon.wait_for(lambda: bool(_said(daemon, "writable again")), timeout=60)
-        with open(growing, "ab") as fh:
-            fh.write(data[cut:])
+    def same_as_reference() -> None:
         assert _once(home, reference).returncode == 0
         expected = _fingerprint(reference, home)
+        assert len(set(expected)) == len(expected)
 
         def caught_up() -> bool:
             try:
@@ -167,11 +162,44 @@ def test_daemon_waits_out_a_full_disk_and_captures_every_line_once(
 
         daemon.wait_for(caught_up, timeout=60)
         daemon.wait_for(lambda: _sessions(home, db_file) == _sessions(home, reference), timeout=60)
+
+    daemon = DaemonProcess(home, "-v", "--db", str(db_file), env=daemon_env(home))
+    try:
+        # 1. The disk fills during the backfill.
+        daemon.wait_for(lambda: bool(_said(daemon, "(disk full); retrying in")), timeout=60)
+        # Two more failed retries, still one sentence.
+        daemon.wait_for(lambda: len(_said(daemon, "storage still failing")) >= 2, timeout=30)
+        assert daemon.proc.poll() is None, daemon.logs()[-3000:]
+        told = _said(daemon, "retrying in")
+        assert len(told) == 1, told
+        assert told[0]["level"] == "error"
+        assert told[0]["event"].startswith(f"database {db_file}: ")
+        # It filled part-way: each retry starts from what was committed before it.
+        pending = [e["pending_bytes"] for e in _said(daemon, "backfill started")]
+        assert pending[0] > pending[1] > 0
+
+        ballast.unlink()
+        daemon.wait_for(lambda: len(_said(daemon, "writable again")) == 1, timeout=60)
+        with open(growing, "ab") as fh:
+            fh.write(data[cut1:cut2])
+        same_as_reference()
+
+        # 2. The disk fills while following: the new lines wait for space. SQLite reuses
+        # its write-ahead log's pages, already allocated, so empty it first: the next write
+        # then needs new space.
+        _truncate_wal(db_file)
+        fill(ballast)
+        with open(growing, "ab") as fh:
+            fh.write(data[cut2:])
+        daemon.wait_for(lambda: len(_said(daemon, "(disk full); retrying in")) == 2, timeout=60)
+        assert daemon.proc.poll() is None, daemon.logs()[-3000:]
+        ballast.unlink()
+        daemon.wait_for(lambda: len(_said(daemon, "writable again")) == 2, timeout=60)
+        same_as_reference()
     finally:
         assert daemon.stop() == 0, daemon.logs()[-3000:]
     assert "Traceback" not in daemon.logs()
-    assert len(set(expected)) == len(expected)
-    assert _fingerprint(db_file, home) == expected
+    assert len(_said(daemon, "retrying in")) == 2
     check = run_ctl("--db", str(db_file), "verify")
     assert check.returncode == 0, check.stdout + check.stderr
 
