@@ -142,7 +142,7 @@ def skip_missing_shared(report: pytest.TestReport) -> None:
     if not report.failed or not missing or strict():
         return
     text = report.longreprtext
-    if str(SHARED) not in text:
+    if not any(f"shared{os.sep}{os.path.normpath(part)}" in text for part in missing):
         return
     report.outcome = "skipped"
     location = report.location

@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -219,15 +220,36 @@ def test_full_disk_at_start_once_exits_2_service_waits_and_stops_on_sigterm(
     assert lines[0].startswith(f"skillopsd: database {db_file}: ")
     assert lines[0].endswith("(disk full)")
 
-    daemon = DaemonProcess(home, "--db", str(db_file), env=daemon_env(home))
-    daemon.wait_for(lambda: bool(_said(daemon, "(disk full); retrying in")), timeout=30)
-    time.sleep(0.5)  # inside the wait now
+    # The service waits instead, telling systemd why and feeding its watchdog meanwhile.
+    sock_path = tmp_path / "notify.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(sock_path))
+    sock.settimeout(10)
+    env = daemon_env(home, NOTIFY_SOCKET=str(sock_path), WATCHDOG_USEC="200000")
+    daemon = DaemonProcess(home, "--db", str(db_file), env=env)
+    messages: list[str] = []
+    try:
+        while sum(m == "WATCHDOG=1" for m in messages[_status_index(messages) :]) < 3:
+            messages.extend(sock.recv(4096).decode().splitlines())
+    finally:
+        sock.close()
+    assert "READY=1" in messages
+    told = _said(daemon, "(disk full); retrying in")
+    assert len(told) == 1 and told[0]["event"].startswith(f"database {db_file}: ")
     assert daemon.proc.poll() is None
     started = time.monotonic()
     daemon.signal(signal.SIGTERM)
     assert daemon.wait(timeout=5) == 0, daemon.logs()
     assert time.monotonic() - started < 5
     assert "Traceback" not in daemon.logs()
+
+
+def _status_index(messages: list[str]) -> int:
+    """Where systemd was first told of the full disk (the end if it was not)."""
+    for i, m in enumerate(messages):
+        if m.startswith("STATUS=") and "(disk full)" in m:
+            return i
+    return len(messages)
 
 
 def _unprojected_db(home: Path, db_file: Path) -> None:
