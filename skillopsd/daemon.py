@@ -572,13 +572,19 @@ def _open(
                 click.echo(f"skillopsd: {error or exc}", err=True)
                 sys.exit(2)
             if not retry.failing:
-                # Only now: a daemon that opens at once keeps the default handlers until
-                # its own are installed.
-                signal.signal(signal.SIGTERM, on_stop)
-                signal.signal(signal.SIGINT, on_stop)
+                # Only while waiting: a daemon that opens at once keeps the default
+                # handlers until its own are installed.
+                previous = {s: signal.signal(s, on_stop) for s in (signal.SIGTERM, signal.SIGINT)}
                 notifier.send("READY=1")
             if not retry.wait(error, stop, lambda: stopping):
                 return None
             continue
+        if retry.failing:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+            if stopping:
+                database.close()
+                lock.close()
+                return None
         retry.recovered()
         return database, lock
