@@ -116,7 +116,8 @@ def needs_shared(item: pytest.Item) -> bool:
         callspec = getattr(item, "callspec", None)
         if callspec is not None and any(_is_shared_path(v) for v in callspec.params.values()):
             return True
-        for defs in item._fixtureinfo.name2fixturedefs.values():
+        info = getattr(item, "_fixtureinfo", None)
+        for defs in info.name2fixturedefs.values() if info is not None else ():
             if any(scan.function(d.func) for d in defs):
                 return True
     return False
