@@ -22,6 +22,8 @@ from .errors import (
     EventErasedError,
     LogBusyError,
     LogError,
+    StorageError,
+    storage_error,
 )
 from .types import EVENT_TYPES, AnyEvent, Event
 
@@ -42,10 +44,12 @@ __all__ = [
     "LogError",
     "NewEvent",
     "RecordedEvent",
+    "StorageError",
     "content_id",
     "decode_payload",
     "register_upcaster",
     "stream_payloads",
+    "storage_error",
     "utc_now",
     "verify_chain",
 ]
