@@ -48,8 +48,8 @@ __all__ = [
     "content_id",
     "decode_payload",
     "register_upcaster",
-    "stream_payloads",
     "storage_error",
+    "stream_payloads",
     "utc_now",
     "verify_chain",
 ]
