@@ -24,6 +24,7 @@ from .events.types import (
     SourceFileTracked,
     TranscriptLineCaptured,
 )
+from .skill_versions import VersionRecorder
 from .sources import source_stream
 
 DeriveFunction = Callable[..., Derivation]
@@ -95,6 +96,7 @@ class SessionDeriver:
         self._sources: dict[str, _Source] = {}
         self._threads: dict[str, str] = {}  # Codex thread id -> parent thread id
         self._seen = 0
+        self._versions = VersionRecorder(db)
 
     def _refresh(self) -> None:
         """Fold source lifecycle events appended since the last call."""
@@ -309,6 +311,7 @@ class SessionDeriver:
             batch.extend(
                 self._merged_children(key, derivation.session.session_id, groups.get(key, []))
             )
+            self._versions.observe(derivation)
             result.sessions += 1
             result.errors += len(derivation.errors)
             if len(batch) >= _BATCH_EVENTS:
@@ -316,6 +319,8 @@ class SessionDeriver:
             if progress is not None:
                 progress(n, len(ordered))
         flush()
+        # After the sessions they came from, so a version's first session is already stored.
+        result.appended += self._versions.record()
         return result
 
 

@@ -25,7 +25,6 @@ from ._outcome import (
     codex_output_text,
     result_text,
 )
-from ._skills import content_hash
 from ._summary import Summary
 from ._tree import Span, SpanTree, as_json, clip
 
@@ -184,7 +183,7 @@ class _Thread:
             if span.outcome != "success":
                 span.attributes["skillops.result.error"] = clip(text, 2000)
             if span.kind == "SKILL":
-                span.attributes["skill.content_hash"] = content_hash(_exec_output(text))
+                span.attributes["skill.content_hash"] = self.tree.skill_body(_exec_output(text))
             if span.name == "spawn_agent":
                 self._link_child(span, text)
 
