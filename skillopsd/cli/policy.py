@@ -7,13 +7,14 @@ import getpass
 import click
 import msgspec
 
+from ..evals.gate import GATE_POLICY, GatePolicy
 from ..events import EventLog, NewEvent
 from ..events.types import PolicySet
 from ..projections.verdict import POLICY_NAME, VerdictPolicy
 from ._app import AppContext, UsageFailure, cli, db_option, json_option, pass_app
 from ._output import emit_json
 
-_POLICIES: dict[str, type[msgspec.Struct]] = {POLICY_NAME: VerdictPolicy}
+_POLICIES: dict[str, type[msgspec.Struct]] = {POLICY_NAME: VerdictPolicy, GATE_POLICY: GatePolicy}
 
 
 def _parse(pairs: tuple[str, ...]) -> dict[str, str | int | float | bool | None]:

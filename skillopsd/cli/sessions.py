@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 import msgspec
 
+from ..projections.annotations import newest_labels
 from ..projections.session_views import SessionView, SpanView, find_session, list_sessions, spans_of
 from ._app import AppContext, NotFound, cli, db_option, json_option, pass_app
 from ._output import emit_json, emit_json_array, table
@@ -85,6 +86,9 @@ def sessions_command(
         found = list_sessions(
             conn, agent=agent, skill=skill, verdict=verdict, since=since, limit=limit
         )
+        labels = newest_labels(conn, [s.session_id for s in found])
+    for s in found:
+        s.label = labels.get(s.session_id)
     if as_json:
         emit_json_array(found)
         return
@@ -95,6 +99,7 @@ def sessions_command(
                 s.agent,
                 s.session_id,
                 s.verdict or "-",
+                s.label or "-",
                 str(s.turns),
                 _outcomes(s),
                 ",".join(s.skills) or "-",
@@ -102,7 +107,7 @@ def sessions_command(
             ]
             for s in found
         ],
-        ["started", "agent", "session", "verdict", "turns", "calls", "skills", "title"],
+        ["started", "agent", "session", "verdict", "label", "turns", "calls", "skills", "title"],
     )
 
 
@@ -154,6 +159,7 @@ def show(app: AppContext, ident: str, as_json: bool) -> None:
         if session is None:
             raise NotFound(f"unknown session {ident!r} (see skillopsctl sessions)")
         spans = spans_of(conn, session.session_id)
+        session.label = newest_labels(conn, [session.session_id]).get(session.session_id)
     if as_json:
         emit_json({"session": session, "spans": spans})
         return
@@ -161,7 +167,10 @@ def show(app: AppContext, ident: str, as_json: bool) -> None:
     click.echo(f"title     {(session.title or '-').splitlines()[0][:100]}")
     click.echo(f"when      {session.started_at} → {session.ended_at}")
     click.echo(f"cwd       {session.cwd or '-'}")
-    click.echo(f"verdict   {session.verdict or '-'}   calls {_outcomes(session)}")
+    click.echo(
+        f"verdict   {session.verdict or '-'}   label {session.label or '-'}"
+        f"   calls {_outcomes(session)}"
+    )
     click.echo(f"skills    {', '.join(session.skills) or '-'}")
     t = session.tokens
     click.echo(
