@@ -7,6 +7,7 @@ and field, so a typo is a clear error instead of a grader that silently checks s
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -102,6 +103,21 @@ class Manifest(msgspec.Struct, frozen=True):
     @property
     def suite_names(self) -> list[str]:
         return [s.name for s in self.suites]
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML 1.2 booleans: only true/false. Under YAML 1.1 the key ``on:`` would be ``True``."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool",
+    re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+    list("tTfF"),
+)
 
 
 def suite_hash(text: str) -> str:
@@ -246,7 +262,7 @@ def parse_manifest(text: str, file: str = MANIFEST_NAME) -> Manifest:
     """Validate ``text`` as an evals.yaml; :class:`ManifestError` names what is wrong."""
     where = _Where(file)
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f" at line {mark.line + 1}" if mark is not None else ""
