@@ -155,7 +155,7 @@ def promote(
             click.get_current_context().exit(1)
         raise Refused(f"promote refused: {gate.reason}")
     if not as_json:
-        how = "FORCED without eval" if force_no_eval else "gate cleared"
+        how = "FORCED" if force_no_eval else "gate cleared"
         click.echo(
             f"promoted {skill} {version.name} ({version.version_hash[:12]}): {how}: {gate.reason}"
         )
