@@ -277,22 +277,26 @@ def parse_manifest(text: str, file: str = MANIFEST_NAME) -> Manifest:
     suites: list[Suite] = []
     for raw_suite in raw_suites:
         where.suite, where.case, where.grader = None, None, None
-        _keys(where, raw_suite, ("name", "cases"), "a suite")
+        if not isinstance(raw_suite, dict):
+            raise where.fail("a suite must be a mapping")
         name = _name(where, raw_suite.get("name"), "a suite")
         if name in (s.name for s in suites):
             raise where.fail(f"duplicate suite name {name!r}", "name")
         where.suite = name
+        _keys(where, raw_suite, ("name", "cases"), "a suite")
         raw_cases = raw_suite.get("cases")
         if not isinstance(raw_cases, list) or not raw_cases:
             raise where.fail("at least one case is required", "cases")
         cases: list[Case] = []
         for raw_case in raw_cases:
             where.case, where.grader = None, None
-            _keys(where, raw_case, ("name", "graders", "match"), "a case")
+            if not isinstance(raw_case, dict):
+                raise where.fail("a case must be a mapping")
             case_name = _name(where, raw_case.get("name"), "a case")
             if case_name in (c.name for c in cases):
                 raise where.fail(f"duplicate case name {case_name!r}", "name")
             where.case = case_name
+            _keys(where, raw_case, ("name", "graders", "match"), "a case")
             match = _match(where, raw_case["match"]) if "match" in raw_case else None
             raw_graders = raw_case.get("graders")
             if not isinstance(raw_graders, list) or not raw_graders:
