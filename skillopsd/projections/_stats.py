@@ -29,7 +29,10 @@ def wilson(k: int, n: int, z: float = Z95) -> Share:
     denominator = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denominator
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
-    return Share(k=k, n=n, share=p, low=max(0.0, centre - half), high=min(1.0, centre + half))
+    # At k = 0 and k = n the bound is exactly 0 / 1; floating point would miss it by an ulp.
+    low = 0.0 if k == 0 else max(0.0, min(p, centre - half))
+    high = 1.0 if k == n else min(1.0, max(p, centre + half))
+    return Share(k=k, n=n, share=p, low=low, high=high)
 
 
 def compare(newer: str, a: Share, older: str, b: Share) -> str:
