@@ -64,7 +64,7 @@ class VersionRecorder:
             if not isinstance(name, str) or not isinstance(digest, str):
                 continue
             directory = span.attributes.get("skill.directory")
-            self._pending.append(
+            self.note(
                 Observed(
                     started_at=session.started_at or "",
                     session_id=session.session_id,
@@ -75,6 +75,10 @@ class VersionRecorder:
                     directory=directory if isinstance(directory, str) else None,
                 )
             )
+
+    def note(self, seen: Observed) -> None:
+        """Note one loaded body; :meth:`record` appends it if its (skill, hash) is new."""
+        self._pending.append(seen)
 
     def _known(self, skill: str) -> _Known:
         known = _Known(0, {})
