@@ -18,10 +18,27 @@ def share_text(s: Share) -> str:
     return f"{s.k}/{s.n} {s.share * 100:.0f}% [{s.low * 100:.0f}–{s.high * 100:.0f}]"
 
 
+def _count(value: float) -> str:
+    for size, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if value >= size:
+            return f"{value / size:.1f}{suffix}"
+    return f"{value:.0f}"
+
+
+def _duration(ms: float) -> str:
+    seconds = ms / 1000
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f}h"
+    if seconds >= 60:
+        return f"{seconds / 60:.1f}m"
+    return f"{seconds:.1f}s"
+
+
 def _mean(m: Mean, unit: str = "") -> str:
+    """A mean with the number of sessions that reported it (missing is missing, never 0)."""
     if m.mean is None:
         return "-"
-    value = f"{m.mean / 1000:.1f}s" if unit == "ms" else f"{m.mean:,.0f}"
+    value = _duration(m.mean) if unit == "ms" else _count(m.mean)
     return f"{value} (n={m.n})"
 
 
