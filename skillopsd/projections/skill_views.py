@@ -344,6 +344,15 @@ def skill_report(conn: apsw.Connection, skill: str) -> SkillReport | None:
         a, b = with_data[0], with_data[1]
         reading = compare(a.tag, a.verdicts["success"], b.tag, b.verdicts["success"])
         reading = reading.replace(" points", " points of success")
+        if a.labelled and b.labelled:
+            labels = compare(a.tag, a.labels["good"], b.tag, b.labels["good"])
+            reading += "; labelled good: " + labels.split(": ", 1)[1]
+        if a.eval is not None and b.eval is not None:
+            verdicts = [
+                f"{tag} {'passed' if run.passed else 'failed'}"
+                for tag, run in ((a.tag, a.eval), (b.tag, b.eval))
+            ]
+            reading += f"; newest evals: {', '.join(verdicts)}"
     elif with_data:
         reading = f"only {with_data[0].tag} has sessions: nothing to compare yet"
     else:
