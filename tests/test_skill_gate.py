@@ -70,6 +70,10 @@ def test_a_passing_run_over_enough_sessions_clears() -> None:
 def test_no_run_is_refused_saying_what_to_run_and_how_many() -> None:
     d = gate([])
     assert not d.cleared and "skillopsctl eval run t" in d.reason and "at least 3" in d.reason
+    short = decide(
+        [], tag="v2", suite_hash="now", suites=SUITES, min_sessions=3, command="c", captured=1
+    )
+    assert "1 captured so far, 2 more needed" in short.reason
 
 
 def test_a_newer_failure_is_never_outweighed_by_an_older_pass() -> None:

@@ -162,7 +162,8 @@ def test_story_triage_fail_then_pass_with_an_annotation(home: Home, min_sessions
         1,
     )
     assert "ready-to-implement" in " ".join(case["details"])
-    assert "refused" in home.ctl("promote", "triage", "--to", "v1", code=1)
+    refused = home.ctl("promote", "triage", "--to", "v1", code=1)
+    assert "no eval run of v1" not in refused and "failed" in refused
 
     home.ctl("policy", "set", "gate", f"min_sessions={min_sessions}")
     good = [
@@ -199,6 +200,10 @@ def test_story_triage_fail_then_pass_with_an_annotation(home: Home, min_sessions
     assert len(by_tag["v2"]["sessions"]) == min_sessions and by_tag["v2"]["eval"]["passed"]
     assert by_tag["v1"]["labels"]["bad"]["k"] == 1 and by_tag["v1"]["eval"]["passed"] is False
     assert report["champion"] == by_tag["v2"]["content_hash"]
+    assert report["reading"].startswith("v2 vs v1: ")
+    assert "newest evals: v2 passed, v1 failed" in report["reading"]
+    shown = home.ctl("skill", "show", "triage")
+    assert "success [95%]" in shown and "reading: v2 vs v1" in shown
 
 
 @pytest.mark.parametrize("min_sessions", [1, 3])
@@ -212,6 +217,10 @@ def test_story_verify_edits_by_running_tests(home: Home, min_sessions: int) -> N
         prompt="fix the slug bug",
     )
     home.capture()
+    # No run yet: the refusal says what to run and how many sessions are still needed.
+    none = home.ctl("promote", "guard-tests", "--to", "v1", code=1)
+    assert "skillopsctl eval run guard-tests" in none
+    assert "at least 3 sessions" in none and "1 captured so far, 2 more needed" in none
     failed = home.json("eval", "run", "guard-tests", code=1)
     details = " ".join(failed["versions"][0]["cases"][0]["details"])
     assert "tool_sequence" in details and "expected tools not used: ['Bash']" in details

@@ -11,7 +11,7 @@ import msgspec
 from ..evals.gate import GATE_POLICY, GateDecision, GatePolicy, decide
 from ..events import Database, EventLog, LogError, NewEvent
 from ..events.types import GateEvaluated, PolicySet, SkillPromoted
-from ..projections.skill_views import champion, eval_runs, resolve_version
+from ..projections.skill_views import champion, eval_runs, resolve_version, skill_sessions
 from ._app import AppContext, UsageFailure, cli, db_option, json_option, pass_app
 from ._output import emit_json
 from .evals import manifest_for
@@ -87,6 +87,11 @@ def promote(
                     suites=manifest.suite_names,
                     min_sessions=policy.min_sessions,
                     command=f"skillopsctl eval run {skill}",
+                    captured=sum(
+                        1
+                        for s in skill_sessions(conn, skill)
+                        if s.version_hash == version.version_hash
+                    ),
                 )
         stream = f"skill:{skill}"
         if decision is None:

@@ -42,15 +42,23 @@ def decide(
     suites: list[str],
     min_sessions: int,
     command: str,
+    captured: int | None = None,
 ) -> GateDecision:
-    """The gate over ``runs`` (one version's, newest first) for the current suite file."""
+    """The gate over ``runs`` (one version's, newest first) for the current suite file.
+
+    ``captured`` (sessions that loaded the version so far) only sharpens the refusal message.
+    """
     current = [r for r in runs if r.suite_hash == suite_hash]
     if not current:
         older = " (its runs used an earlier evals.yaml)" if runs else ""
+        have = ""
+        if captured is not None:
+            short = max(0, min_sessions - captured)
+            have = f"; {captured} captured so far" + (f", {short} more needed" if short else "")
         return GateDecision(
             False,
             f"no eval run of {tag} under the suite as it is now{older}; run `{command}` over"
-            f" at least {min_sessions} sessions that loaded {tag}",
+            f" at least {min_sessions} sessions that loaded {tag}{have}",
             None,
             [],
             min_sessions,
