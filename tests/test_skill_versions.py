@@ -6,8 +6,10 @@ from __future__ import annotations
 import hashlib
 import multiprocessing
 from pathlib import Path
+from typing import Any
 
 import msgspec
+import pytest
 from click.testing import CliRunner
 
 from skillopsd.cli import cli
@@ -112,4 +114,33 @@ def test_ingested_real_sessions_record_versions_and_kinds(tmp_path: Path) -> Non
         ).fetchall()
     )
     assert kinds == {"Skill": "skill", "exec_command": "skill"}
+    db.close()
+
+
+def test_a_stale_read_retries_and_takes_the_next_tag(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = Database.open(tmp_path / "x.db")
+    other = VersionRecorder(db)
+    mine = VersionRecorder(db)
+    real = VersionRecorder._known
+    reads: list[int] = []
+
+    def stale_first(self: VersionRecorder, skill: str) -> Any:
+        if self is not mine:
+            return real(self, skill)
+        reads.append(1)
+        if len(reads) == 1:
+            # Read before the other process appended; it appends before we do.
+            snapshot = real(self, skill)
+            other.note(Observed("", "theirs", 0, "k", "h-theirs", "", None))
+            other.record()
+            return snapshot
+        return real(self, skill)
+
+    monkeypatch.setattr(VersionRecorder, "_known", stale_first)
+    mine.note(Observed("", "mine", 0, "k", "h-mine", "", None))
+    assert mine.record() == 1
+    assert len(reads) >= 2  # the conflict was seen and the stream read again
+    assert [(v.version_hash, v.tag) for v in _versions(db)] == [("h-theirs", 1), ("h-mine", 2)]
     db.close()
