@@ -144,3 +144,50 @@ def test_a_stale_read_retries_and_takes_the_next_tag(
     assert len(reads) >= 2  # the conflict was seen and the stream read again
     assert [(v.version_hash, v.tag) for v in _versions(db)] == [("h-theirs", 1), ("h-mine", 2)]
     db.close()
+
+
+def test_derived_calls_carry_their_kind_across_agents(tmp_path: Path) -> None:
+    from ._skill_sessions import T0, claude_session, codex_session, skill_dir
+
+    home = tmp_path / "home"
+    directory = skill_dir(tmp_path / "skills", "guard", "b")
+    common = {"skill": "guard", "skill_dir": directory, "body": "b", "prompt": "p", "final": "f"}
+    files = [
+        claude_session(
+            home,
+            session="00000001-0000-4000-8000-000000000000",
+            tools=["Read", "Edit", "Bash", "WebFetch", "Grep"],
+            start=T0,
+            **common,
+        ),
+        codex_session(
+            home,
+            session="019e0002-0000-7000-8000-000000000000",
+            tools=["apply_patch", "exec_command"],
+            start=T0,
+            **common,
+        ),
+    ]
+    db = tmp_path / "s.db"
+    result = CliRunner().invoke(cli, ["--db", str(db), "ingest", *map(str, files)])
+    assert result.exit_code == 0, result.output
+    database = Database.open(db)
+    engine_for(database).catch_up()
+    rows = database.conn.execute(
+        "SELECT s.agent, json_extract(p.attributes, '$.\"gen_ai.tool.name\"'), p.kind,"
+        " json_extract(p.attributes, '$.\"skillops.tool.kind\"') FROM p_spans p"
+        " JOIN p_sessions s USING (session_id) WHERE p.kind IN ('TOOL', 'SKILL')"
+        " ORDER BY s.agent, p.seq"
+    ).fetchall()
+    database.close()
+    assert [(a, t, k) for a, t, _, k in rows] == [
+        ("claude", "Skill", "skill"),
+        ("claude", "Read", "read"),
+        ("claude", "Edit", "edit"),
+        ("claude", "Bash", "shell"),
+        ("claude", "WebFetch", "web"),
+        ("claude", "Grep", "search"),
+        ("codex", "exec_command", "skill"),  # the read of SKILL.md: a SKILL span
+        ("codex", "apply_patch", "edit"),
+        ("codex", "exec_command", "shell"),
+    ]
