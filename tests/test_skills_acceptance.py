@@ -13,7 +13,9 @@ from typing import Any
 
 import pytest
 
-from ._daemon import daemon_env
+from skillopsd.events import Database
+
+from ._daemon import daemon_env, db_path
 from ._skill_sessions import T0, claude_session, codex_session, skill_dir
 from .conftest import console_script
 
@@ -336,3 +338,14 @@ def test_a_store_error_is_exit_2_never_no_passing_eval(home: Home, tmp_path: Pat
     broken.write_bytes(b"this is not a database" * 100)
     out = home.ctl("--db", str(broken), "promote", "triage", "--to", "v1", code=2)
     assert "no passing" not in out and "refused" not in out and "Traceback" not in out
+    # A readable log whose eval-run table cannot be read: an error, not a refusal.
+    home.skill("triage", TRIAGE)
+    home.session("triage", "v1", final="needs-info", tools=["Read"])
+    home.capture()
+    home.json("eval", "run", "triage")
+    db = Database.open(db_path(home.home))
+    db.conn.execute("DROP TABLE p_eval_runs")
+    db.close()
+    out = home.ctl("promote", "triage", "--to", "v1", code=2)
+    assert "store error" in out and "refused" not in out
+    assert not [e for e in home.json("log", "--type", "GateEvaluated")]

@@ -186,7 +186,7 @@ def run(
                 graded.append(
                     (digest, groups[digest], grade_version(manifest, chosen, evidences), evidences)
                 )
-    except LogError as exc:
+    except (LogError, apsw.Error) as exc:
         raise UsageFailure(f"cannot read the log: {exc}") from exc
     if not graded:
         raise UsageFailure(
@@ -244,7 +244,7 @@ def run(
     try:
         EventLog(db).append(events)
         app.caught_up()
-    except LogError as exc:
+    except (LogError, apsw.Error) as exc:
         raise UsageFailure(f"cannot record the eval run: {exc}") from exc
     all_passed = all(v.passed for v in out)
     if as_json:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 from pathlib import Path
 
+import apsw
 import click
 import msgspec
 
@@ -142,7 +143,7 @@ def promote(
             events.append(NewEvent(stream, promoted))
         EventLog(db).append(events)
         app.caught_up()
-    except LogError as exc:
+    except (LogError, apsw.Error) as exc:
         raise UsageFailure(f"store error, nothing decided: {exc}") from exc
     if as_json:
         emit_json(
