@@ -263,6 +263,16 @@ def run(
         click.get_current_context().exit(1)
 
 
+def _detail(c: CaseJson) -> str:
+    """The first failure in full, and how many more there are (``--json`` has them all)."""
+    if not c.graded:
+        return "not graded: no session matched"
+    if not c.details:
+        return "ok"
+    more = f" (+{len(c.details) - 1} more)" if len(c.details) > 1 else ""
+    return f"{c.details[0][:200]}{more}"
+
+
 def _print(skill: str, manifest: Manifest, out: list[VersionJson], skipped: int) -> None:
     click.echo(f"suite file {manifest.path} ({manifest.suite_hash[:12]})")
     for v in out:
@@ -278,9 +288,7 @@ def _print(skill: str, manifest: Manifest, out: list[VersionJson], skipped: int)
                     c.suite,
                     c.case,
                     f"{c.passed_sessions}/{c.graded}",
-                    "not graded: no session matched"
-                    if not c.graded
-                    else "; ".join(c.details)[:160] or "ok",
+                    _detail(c),
                 ]
                 for c in v.cases
             ],
