@@ -55,18 +55,24 @@ def test_a_daemon_killed_between_and_during_rewrites_loses_and_doubles_nothing(
         try:
             daemon.wait_for(lambda want=n: len(_messages(home)) == want, timeout=60)
             # Rewrites while it runs; it is killed right after one, mid-capture or not.
-            for _ in range(rng.randint(1, 4)):
+            for _ in range(rng.randint(1, 2)):
                 n = min(n + 1, len(messages))
                 write_document(path, {**doc, "lastUpdated": f"t{n}", "messages": messages[:n]})
         finally:
             daemon.kill()
         # ... and the session goes on while no daemon runs.
-        n = min(n + 2, len(messages))
+        n = min(n + 1, len(messages))
         write_document(path, {**doc, "lastUpdated": f"t{n}", "messages": messages[:n]})
-    write_document(path, doc)
+    assert n < len(messages) - 3  # rewrites left for the running daemon to follow
     daemon = DaemonProcess(home, "--no-derive")
     try:
-        daemon.wait_for(lambda: _messages(home) == messages, timeout=60)
+        daemon.wait_for(lambda want=n: len(_messages(home)) == want, timeout=60)
+        # A running daemon follows rewrites as they happen (no rescan for minutes).
+        for m in range(n + 1, len(messages) + 1):
+            write_document(path, {**doc, "lastUpdated": f"t{m}", "messages": messages[:m]})
+            daemon.wait_for(lambda want=m: len(_messages(home)) == want, timeout=30)
+        write_document(path, doc)
+        daemon.wait_for(lambda: _messages(home) == messages, timeout=30)
     finally:
         daemon.stop()
     records = Counter(line["$record"]["id"] for line in _stored(home) if "$record" in line)
