@@ -11,8 +11,9 @@ import msgspec
 from ._store import Store
 from .claude import ClaudeStore
 from .codex import CodexStore
+from .copilot import CopilotStore
 
-STORES: dict[str, Store] = {s.agent: s for s in (ClaudeStore(), CodexStore())}
+STORES: dict[str, Store] = {s.agent: s for s in (ClaudeStore(), CodexStore(), CopilotStore())}
 
 
 class Root(msgspec.Struct, frozen=True):
