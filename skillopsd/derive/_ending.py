@@ -15,7 +15,15 @@ import msgspec
 
 from ._tree import Span, SpanTree
 
-_SHELLS = {"Bash", "exec_command", "shell_command", "shell", "local_shell_call"}
+_SHELLS = {
+    "Bash",
+    "exec_command",
+    "shell_command",
+    "shell",
+    "local_shell_call",
+    "bash",
+    "powershell",
+}
 # Words before the program that do not name it: wrappers and variable assignments.
 _WRAPPERS = {"env", "sudo", "command", "time", "nice", "nohup", "exec", "xargs"}
 # Programs whose first argument is a subcommand worth telling apart (``go test``, ``go build``).
@@ -57,6 +65,9 @@ _LOOKING_TOOLS = {
     "list_mcp_resource_templates",
     "read_mcp_resource",
     "view_image",
+    "view",
+    "grep",
+    "glob",
 }
 _LOOKING = {
     "ls",

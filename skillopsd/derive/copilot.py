@@ -164,7 +164,9 @@ class _Walker:
             self.subagents[call_id] = chain
         return chain
 
-    def _subagent_started(self, record: Record, data: dict[str, Any], ts: str | None, a: str) -> None:
+    def _subagent_started(
+        self, record: Record, data: dict[str, Any], ts: str | None, a: str
+    ) -> None:
         call_id = _str(data.get("toolCallId"))
         if call_id is None:
             return
@@ -218,7 +220,9 @@ class _Walker:
         name = name or "unknown"
         args = mapping(arguments)
         skill = self._skill(name, args)
-        span = self.tree.add("SKILL" if skill else "TOOL", f"call:{call_id}", skill or name, llm, ts)
+        span = self.tree.add(
+            "SKILL" if skill else "TOOL", f"call:{call_id}", skill or name, llm, ts
+        )
         span.attributes["gen_ai.operation.name"] = "execute_tool"
         span.attributes["gen_ai.tool.name"] = name
         span.attributes["gen_ai.tool.call.id"] = call_id
@@ -257,7 +261,9 @@ class _Walker:
         if span is None:  # no request seen (a file taken mid-session): hang it on the latest
             llm = self.last_llm.get(agent)
             parent = llm or self._context(record, ts, agent)
-            span = self._call(call_id, _str(data.get("toolName")), data.get("arguments"), parent, ts)
+            span = self._call(
+                call_id, _str(data.get("toolName")), data.get("arguments"), parent, ts
+            )
         span.touch(ts)
 
     def _tool_complete(self, record: Record, data: dict[str, Any], ts: str | None, a: str) -> None:
@@ -324,16 +330,21 @@ class _Walker:
                 span.outcome = "blocked"
                 span.attributes["skillops.result.error"] = f"permission {kind}"
 
-    def _skill_invoked(self, record: Record, data: dict[str, Any], ts: str | None, agent: str) -> None:
+    def _skill_invoked(
+        self, record: Record, data: dict[str, Any], ts: str | None, agent: str
+    ) -> None:
         name = _str(data.get("name"))
         content = _str(data.get("content"))
         if not name:
             return
         # The skill tool call that loaded it, if any; else a skill the user loaded by command.
         for span in reversed(list(self.calls.values())):
-            if span.kind == "SKILL" and span.attributes.get("skill.name") == name:
-                if "skill.content_hash" not in span.attributes:
-                    break
+            if (
+                span.kind == "SKILL"
+                and span.attributes.get("skill.name") == name
+                and "skill.content_hash" not in span.attributes
+            ):
+                break
         else:
             key = _str(record.value.get("id")) or f"{record.source_id}:{record.offset}"
             chain = self._context(record, ts, agent)
