@@ -37,7 +37,7 @@ TOKEN_ATTRIBUTES = (
 
 
 def _claude_fixtures(home: Path) -> set[str]:
-    parent, child = layout_claude_pair(home)
+    parent, _child = layout_claude_pair(home)
     project = parent.parent
     for name in ("claude_skill", "claude_reasoning", "claude_injected_skill"):
         shutil.copy(FIXTURES / f"{name}.jsonl", project / f"{name}.jsonl")
