@@ -363,3 +363,34 @@ def test_session_of_and_sniff_on_every_corpus_file() -> None:
         assert store.session_of(Path("x/events.jsonl"), head).session == path.stem
     assert store.session_of(Path(f"/s/{SID}/events.jsonl"), []).session == SID
     assert store.session_of(Path(f"/s/{SID}.jsonl"), []).session == SID
+
+
+# --- the legacy single-document era -----------------------------------------------------------
+
+LEGACY = COPILOT / "06141331-92e8-4e9e-8bbb-9b7a729eb01a.json"
+
+
+def _derive_document(document: dict[str, Any]) -> Derivation:
+    # The whole document as one record: what a capture of documents hands the deriver.
+    line = json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
+    sid = document["sessionId"]
+    return derive_session("copilot", sid, [SourceLines("s", str(LEGACY), sid, "", [(0, line)])])
+
+
+def test_legacy_document_as_read_from_the_raw_file() -> None:
+    document = json.loads(LEGACY.read_text())
+    d = _derive_document(document)
+    assert d.errors == []
+    # 1 prompt; 91 assistant chat messages; 59 completed calls in the timeline (3 of them not
+    # yet in chatMessages), all "success", one bash that exited 127. No model, no tokens.
+    assert d.session.turns == 1
+    assert Counter(s.kind for s in d.spans) == Counter({"CHAIN": 1, "LLM": 91, "TOOL": 59})
+    assert Counter(s.outcome for s in _calls(d)) == Counter({"success": 58, "failure": 1})
+    (failed,) = [s for s in _calls(d) if s.outcome == "failure"]
+    assert failed.attributes["gen_ai.tool.call.id"] == "toolu_01UDjjrcnFs5EMdZT9r8MgNR"
+    assert d.session.tokens == TokenUsage()
+    assert d.session.started_at == "2025-10-11T11:40:20.882Z"
+    chat_ids = {c["id"] for m in document["chatMessages"] for c in (m.get("tool_calls") or [])}
+    ids = {str(s.attributes["gen_ai.tool.call.id"]) for s in _calls(d)}
+    assert len(ids - chat_ids) == 3
+    assert all(s.start is not None for s in _calls(d))

@@ -396,9 +396,108 @@ _HANDLERS = {
 }
 
 
+def _is_document(value: dict[str, Any]) -> bool:
+    """A legacy ``history-session-state`` document (the whole session in one JSON object)."""
+    return isinstance(value.get("timeline"), list) and "chatMessages" in value
+
+
+def _legacy(tree: SpanTree, summary: Summary, record: Record) -> None:
+    """Fold a legacy document (October 2025): no model, no tokens, no version.
+
+    ``chatMessages`` hold the model responses and the calls each asked for; ``timeline``
+    holds the prompts and every completed call's result with its time (a call can appear
+    in the timeline only: the document was written before its chat message).
+    """
+    document = record.value
+    chain: Span | None = None
+    llm: Span | None = None
+    turns = responses = 0
+    calls: dict[str, Span] = {}
+
+    def new_chain(ts: str | None, prompt: str) -> Span:
+        nonlocal chain, turns, llm
+        turns += 1
+        chain = tree.add("CHAIN", f"legacy:turn:{turns}", f"turn {turns}", None, ts)
+        chain.attributes["gen_ai.operation.name"] = "invoke_agent"
+        chain.attributes["skillops.turn"] = turns
+        if prompt:
+            chain.attributes["gen_ai.prompt"] = clip(prompt, 2000)
+            summary.prompt(prompt)
+        llm = None
+        return chain
+
+    def call(call_id: str, name: str, arguments: Any, parent: Span, ts: str | None) -> Span:
+        span = calls.get(call_id)
+        if span is None:
+            span = tree.add("TOOL", f"call:{call_id}", name, parent, ts)
+            span.attributes["gen_ai.operation.name"] = "execute_tool"
+            span.attributes["gen_ai.tool.name"] = name
+            span.attributes["gen_ai.tool.call.id"] = call_id
+            span.attributes["gen_ai.tool.call.arguments"] = as_json(arguments)
+            summary.tool()
+            calls[call_id] = span
+        return span
+
+    started = _str(document.get("startTime"))
+    summary.see({}, started)
+    prompts = [mapping(e) for e in document["timeline"] if mapping(e).get("type") == "user"]
+    for message in document.get("chatMessages") or []:
+        message = mapping(message)
+        role = message.get("role")
+        if role == "user":
+            prompt = prompts.pop(0) if prompts else {}
+            new_chain(_str(prompt.get("timestamp")) or started, _str(message.get("content")) or "")
+        elif role == "assistant":
+            parent = chain or new_chain(started, "")
+            responses += 1
+            llm = tree.add("LLM", f"legacy:response:{responses}", "model", parent, None)
+            llm.attributes["gen_ai.operation.name"] = "chat"
+            llm.attributes["gen_ai.system"] = "github_copilot"
+            content = _str(message.get("content"))
+            if content:
+                llm.attributes["gen_ai.output.text"] = clip(content)
+            for request in message.get("tool_calls") or []:
+                request = mapping(request)
+                function = mapping(request.get("function"))
+                call_id = _str(request.get("id"))
+                if call_id:
+                    raw = function.get("arguments")
+                    call(call_id, _str(function.get("name")) or "unknown", raw or {}, llm, None)
+    for entry in document["timeline"]:
+        entry = mapping(entry)
+        ts = _str(entry.get("timestamp"))
+        summary.see({}, ts)
+        call_id = _str(entry.get("callId"))
+        if entry.get("type") != "tool_call_completed" or call_id is None:
+            continue
+        parent = llm or chain or new_chain(started, "")
+        name = _str(entry.get("name")) or "unknown"
+        span = call(call_id, name, entry.get("arguments") or {}, parent, ts)
+        ancestor: Span | None = span
+        while ancestor is not None:  # the response and the turn last as long as their calls
+            ancestor.touch(ts)
+            ancestor = tree.spans.get(ancestor.parent) if ancestor.parent else None
+        result = mapping(entry.get("result"))
+        kind = _str(result.get("type")) or ""
+        log = _str(result.get("log")) or ""
+        if kind == "success":
+            exited = _EXIT.search(log) if name in _SHELLS else None
+            failed = exited is not None and exited.group("code") != "0"
+            span.outcome = "failure" if failed else "success"
+        elif kind:  # only "success" occurs in real files; a refusal reads as one
+            refused = any(word in kind for word in ("denied", "rejected", "cancel"))
+            span.outcome = "blocked" if refused else "failure"
+        if span.outcome in ("failure", "blocked"):
+            span.attributes["skillops.result.error"] = clip(log[-2000:] or kind, 2000)
+
+
 def derive_copilot(tree: SpanTree, summary: Summary, files: list[tuple[str, list[Record]]]) -> None:
-    """Fold a Copilot CLI session (its event-stream files, in order)."""
+    """Fold a Copilot CLI session: its event-stream files in order, or a legacy document."""
     walker = _Walker(tree, summary)
     for _path, records in files:
-        walker.walk(records)
+        events = [r for r in records if not _is_document(r.value)]
+        for record in records:
+            if _is_document(record.value):
+                _legacy(tree, summary, record)
+        walker.walk(events)
     summary.tokens = walker.session_tokens()
