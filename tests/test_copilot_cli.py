@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from pathlib import Path
 
 from ._capture_helpers import FIXTURES, codex_path, layout_claude_pair
@@ -79,3 +80,39 @@ def test_ingest_agent_copilot(tmp_path: Path) -> None:
     )
     assert refused.returncode != 0
     assert "no line is a copilot transcript record" in refused.stderr
+
+
+def test_a_live_copilot_session_in_a_new_folder_is_followed(tmp_path: Path) -> None:
+    """The CLI makes a folder per session after the daemon started; the session grows."""
+    home = tmp_path / "home"
+    (home / ".copilot" / "session-state").mkdir(parents=True)
+    source = COPILOT / "96ef38f0-9d09-45c3-8124-6448c36090ed.jsonl"
+    lines = source.read_bytes().splitlines(keepends=True)
+    native = source.stem
+    env = daemon_env(home)
+    daemon = DaemonProcess(home, "--derive-interval", "0.2", env=env)
+
+    def shown() -> tuple[int, int] | None:
+        result = run_ctl("sessions", "--agent", "copilot", "--json", env=env)
+        rows = json.loads(result.stdout) if result.returncode == 0 else []
+        row = next((r for r in rows if r["native_session_id"] == native), None)
+        return None if row is None else (row["tools"], row["tokens"]["output"])
+
+    def until(want: tuple[int, int]) -> None:
+        deadline = time.monotonic() + 30
+        while shown() != want:
+            assert time.monotonic() < deadline, (shown(), want, daemon.logs()[-3000:])
+            time.sleep(0.1)
+
+    try:
+        folder = home / ".copilot" / "session-state" / native
+        folder.mkdir()
+        half = 18  # through the first response and its four calls
+        with open(folder / "events.jsonl", "wb") as fh:
+            fh.writelines(lines[:half])
+            fh.flush()
+            until((4, 311))
+            fh.writelines(lines[half:])
+        until((11, 2848))
+    finally:
+        assert daemon.stop() == 0, daemon.logs()
