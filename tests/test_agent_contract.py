@@ -20,12 +20,12 @@ from skillopsd.derive import Derivation, derive_session
 from skillopsd.deriving import SessionDeriver, SessionKey
 from skillopsd.events import Database, EventLog
 from skillopsd.events.types import SourceFileTracked
+from skillopsd.projections import engine_for
 from skillopsd.sources import Capturer, full_pass, resolve_roots
 
+from ._agents import AGENTS_CORPUS, gemini_files, layout_gemini
 from ._capture_helpers import FIXTURES, extract_corpus, layout_claude_pair
-from .conftest import SHARED
 
-AGENTS_CORPUS = SHARED / "corpus" / "agents"
 OUTCOMES = {"success", "failure", "blocked", None}
 SPAN_KINDS = {"CHAIN", "LLM", "TOOL", "SKILL"}
 TOKEN_ATTRIBUTES = (
@@ -68,7 +68,17 @@ def _copilot_corpus(home: Path) -> set[str]:
         else:
             (state / path.stem).mkdir()
             shutil.copy(path, state / path.stem / "events.jsonl")
+    legacy = home / ".copilot" / "history-session-state"
+    legacy.mkdir()
+    for path in sorted((AGENTS_CORPUS / "copilot").glob("*.json")):
+        shutil.copy(path, legacy / path.name)
     return {"copilot"}
+
+
+def _gemini_corpus(home: Path) -> set[str]:
+    for path in gemini_files():
+        layout_gemini(home, path)
+    return {"gemini"}
 
 
 # name -> lays real sessions out under a HOME and returns the agents they belong to.
@@ -77,6 +87,7 @@ PROVIDERS: dict[str, Callable[[Path], set[str]]] = {
     "codex-fixtures": _codex_fixtures,
     "real-home": _real_home,
     "copilot-corpus": _copilot_corpus,
+    "gemini-corpus": _gemini_corpus,
 }
 
 
@@ -108,6 +119,7 @@ def captured(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
             for e in EventLog(db).read(types=["SourceFileTracked"])
             if isinstance(e.payload, SourceFileTracked)
         }
+    engine_for(db).catch_up()  # as the daemon does: derivation reads the projections
     deriver = SessionDeriver(db)
     keys = deriver.all_sessions()
     first = deriver.derive(keys)

@@ -15,6 +15,7 @@ from .conftest import SHARED, run_ctl
 COPILOT = SHARED / "corpus" / "agents" / "copilot"
 RESUMED = "e07fc822-e277-4d5d-898a-1b91eedea7b6"  # shutdown, resume, subagents, denials
 OPEN = "c3f091b3-1a1f-435f-8acb-6c7520106212"  # taken mid-session, an abort, a failed view
+LEGACY = "06141331-92e8-4e9e-8bbb-9b7a729eb01a"  # October 2025 single document
 
 
 def _home(tmp_path: Path) -> Path:
@@ -25,6 +26,9 @@ def _home(tmp_path: Path) -> Path:
     (state / RESUMED).mkdir(parents=True)
     shutil.copy(COPILOT / f"{RESUMED}.jsonl", state / RESUMED / "events.jsonl")
     shutil.copy(COPILOT / f"{OPEN}.jsonl", state / f"{OPEN}.jsonl")  # the older flat layout
+    legacy = home / ".copilot" / "history-session-state"
+    legacy.mkdir()
+    shutil.copy(COPILOT / f"{LEGACY}.json", legacy / f"{LEGACY}.json")
     return home
 
 
@@ -42,12 +46,18 @@ def test_a_daemon_shows_every_agent_side_by_side(tmp_path: Path) -> None:
 
     sessions = _json(env, "sessions")
     assert isinstance(sessions, list)
-    assert sorted(s["agent"] for s in sessions) == ["claude", "codex", "copilot", "copilot"]
+    assert sorted(s["agent"] for s in sessions) == ["claude", "codex"] + ["copilot"] * 3
 
     copilot = _json(env, "sessions", "--agent", "copilot")
     assert isinstance(copilot, list)
     by_native = {s["native_session_id"]: s for s in copilot}
-    assert set(by_native) == {RESUMED, OPEN}
+    assert set(by_native) == {RESUMED, OPEN, LEGACY}
+    assert by_native[LEGACY]["outcomes"] == {
+        "success": 58,
+        "failure": 1,
+        "blocked": 0,
+        "unknown": 0,
+    }
     resumed = by_native[RESUMED]
     assert resumed["outcomes"] == {"success": 193, "failure": 8, "blocked": 4, "unknown": 1}
     assert resumed["tokens"]["output"] == 167840 and resumed["tokens"]["input"] is None
@@ -55,7 +65,7 @@ def test_a_daemon_shows_every_agent_side_by_side(tmp_path: Path) -> None:
 
     status = _json(env, "status")
     assert isinstance(status, dict)
-    assert status["sources"]["copilot"]["files"] == 2
+    assert status["sources"]["copilot"]["files"] == 3
     assert status["sources"]["copilot"]["errors"] == 0
 
     show = run_ctl("session", "show", RESUMED[:8], env=env)
@@ -75,6 +85,11 @@ def test_ingest_agent_copilot(tmp_path: Path) -> None:
     # Told from its content, without --agent, too.
     other = str(tmp_path / "t.db")
     assert _json({}, "--db", other, "ingest", str(path))["files"] == 1  # type: ignore[index]
+    # A legacy document, told from its content.
+    legacy = _json({}, "--db", other, "ingest", str(COPILOT / f"{LEGACY}.json"))
+    assert legacy["files"] == 1 and legacy["errors"] == 0  # type: ignore[index]
+    agents = {s["native_session_id"]: s["agent"] for s in _json({}, "--db", other, "sessions")}  # type: ignore[attr-defined, union-attr]
+    assert agents == {OPEN: "copilot", LEGACY: "copilot"}
     refused = run_ctl(
         "--db", db, "ingest", "--agent", "copilot", str(FIXTURES / "codex_skill.jsonl")
     )

@@ -8,20 +8,24 @@ The table below was made by reading the raw files (``tool.execution_start`` /
 from __future__ import annotations
 
 import json
+import shutil
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from skillopsd.derive import Derivation, SourceLines, derive_session, skill_content_hash
+from skillopsd.deriving import SessionDeriver
+from skillopsd.events import Database
 from skillopsd.events.types import SpanDerived, TokenUsage
-from skillopsd.sources import STORES, resolve_roots
+from skillopsd.sources import STORES, Capturer, resolve_roots
 from skillopsd.sources._store import decode_head
 
-from ._capture_helpers import as_lines, file_lines
+from ._capture_helpers import as_lines, captured, file_lines
 from .conftest import SHARED
 
 COPILOT = SHARED / "corpus" / "agents" / "copilot"
@@ -344,6 +348,7 @@ def test_roots_default_and_copilot_home(tmp_path: Path) -> None:
     [
         ("abc/events.jsonl", True),
         ("abc.jsonl", True),
+        ("abc.json", True),
         ("abc/workspace.yaml", False),
         ("abc/other.jsonl", False),
         ("abc/checkpoints/events.jsonl", False),
@@ -361,6 +366,10 @@ def test_session_of_and_sniff_on_every_corpus_file() -> None:
         assert not any(s.sniff(head) for s in STORES.values() if s is not store)
         # Named as the CLI names it (<id>/events.jsonl): the id comes from session.start.
         assert store.session_of(Path("x/events.jsonl"), head).session == path.stem
+    document = json.loads((COPILOT / "06141331-92e8-4e9e-8bbb-9b7a729eb01a.json").read_text())
+    assert store.sniff([document])  # Claude's test (a sessionId) must not take it first
+    assert next(s.agent for s in STORES.values() if s.sniff([document])) == "copilot"
+    assert store.session_of(Path("x.json"), [document]).session == document["sessionId"]
     assert store.session_of(Path(f"/s/{SID}/events.jsonl"), []).session == SID
     assert store.session_of(Path(f"/s/{SID}.jsonl"), []).session == SID
 
@@ -394,3 +403,52 @@ def test_legacy_document_as_read_from_the_raw_file() -> None:
     ids = {str(s.attributes["gen_ai.tool.call.id"]) for s in _calls(d)}
     assert len(ids - chat_ids) == 3
     assert all(s.start is not None for s in _calls(d))
+
+
+def _capture_and_derive(db: Database, path: Path) -> Derivation:
+    Capturer(db).capture_file(path, STORES["copilot"])
+    deriver = SessionDeriver(db)
+    (key,) = deriver.all_sessions()
+    assert key.agent == "copilot"
+    return derive_session(key.agent, key.native_id, deriver.sources_of(key))
+
+
+def test_legacy_document_captured_as_a_document(db: Database, tmp_path: Path) -> None:
+    target = tmp_path / ".copilot" / "history-session-state" / LEGACY.name
+    target.parent.mkdir(parents=True)
+    shutil.copy(LEGACY, target)
+    captured = _capture_and_derive(db, target)
+    whole = _derive_document(json.loads(LEGACY.read_text()))
+    assert msgspec.json.encode(captured.spans) == msgspec.json.encode(whole.spans)
+    assert captured.session.native_session_id == "06141331-92e8-4e9e-8bbb-9b7a729eb01a"
+
+
+def test_legacy_document_growing_by_rewrites_stores_each_record_once(
+    db: Database, tmp_path: Path
+) -> None:
+    """The 2025 CLI rewrote the document on every message: replay that, capturing each time."""
+    final = json.loads(LEGACY.read_text())
+    target = tmp_path / ".copilot" / "history-session-state" / LEGACY.name
+    target.parent.mkdir(parents=True)
+    chat, timeline = final["chatMessages"], final["timeline"]
+    steps = 12
+    for step in range(1, steps + 1):
+        doc = {
+            "sessionId": final["sessionId"],
+            "startTime": final["startTime"],
+            "chatMessages": chat[: len(chat) * step // steps],
+            "timeline": timeline[: len(timeline) * step // steps],
+        }
+        target.write_text(json.dumps(doc, indent=4))
+        grown = _capture_and_derive(db, target)
+        calls = {str(s.attributes["gen_ai.tool.call.id"]) for s in _calls(grown)}
+        ids = {c["id"] for m in doc["chatMessages"] for c in m.get("tool_calls") or []}
+        ids |= {e["callId"] for e in doc["timeline"] if e["type"] == "tool_call_completed"}
+        assert calls == ids
+    whole = _derive_document(final)
+    assert msgspec.json.encode(grown.spans) == msgspec.json.encode(whole.spans)
+    lines = captured(db)
+    records = len(chat) + len(timeline)
+    # Every chat message and timeline entry once, plus the document's own fields.
+    assert records <= len(lines) <= records + steps
+    assert sum(len(e.line) for e in lines) < 2 * LEGACY.stat().st_size

@@ -25,6 +25,8 @@ from ._tree import SpanTree
 from .claude import derive_claude, is_session
 from .codex import derive_codex
 from .copilot import derive_copilot
+from .gemini import derive_gemini
+from .gemini import is_session as is_gemini_session
 
 # Bump whenever a change to the deriver changes its output: sessions derived by an older
 # version are then re-derived (``skillopsctl rederive``, and the daemon at start).
@@ -34,7 +36,9 @@ from .copilot import derive_copilot
 # 3: Codex tokens survive compaction, router errors classified, a long-running command owns
 # its exit; the facts the verdict reads at a session's end (_ending.py).
 # 4: every TOOL and SKILL span carries its agent-neutral kind (``skillops.tool.kind``).
-DERIVER_VERSION = 4
+# 5: Gemini CLI and Copilot CLI sessions; their tool names in the kinds table and the ending
+# facts.
+DERIVER_VERSION = 5
 
 _TOKEN_ATTRIBUTES = (
     ("input", "gen_ai.usage.input_tokens"),
@@ -104,6 +108,16 @@ def derive_session(
         )
     elif agent == "copilot":
         derive_copilot(tree, summary, [(s.path, recs) for s, recs in decoded])
+    elif agent == "gemini":
+        gemini_files = [(s.path, recs) for s, recs in decoded]
+        if not is_gemini_session(gemini_files):
+            return Derivation(
+                session=SessionDerived(sid, agent, native_id, deriver_version),
+                spans=[],
+                errors=[],
+                is_session=False,
+            )
+        derive_gemini(tree, summary, native_id, gemini_files)
     else:
         files = [(s.path, recs) for s, recs in decoded]
         if not is_session(files):

@@ -23,6 +23,7 @@ _SHELLS = {
     "local_shell_call",
     "bash",
     "powershell",
+    "run_shell_command",
 }
 # Words before the program that do not name it: wrappers and variable assignments.
 _WRAPPERS = {"env", "sudo", "command", "time", "nice", "nohup", "exec", "xargs"}
@@ -68,6 +69,14 @@ _LOOKING_TOOLS = {
     "view",
     "grep",
     "glob",
+    # Gemini CLI
+    "read_file",
+    "read_many_files",
+    "grep_search",
+    "search_file_content",
+    "list_directory",
+    "google_web_search",
+    "web_fetch",
 }
 _LOOKING = {
     "ls",

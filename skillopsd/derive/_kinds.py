@@ -35,9 +35,23 @@ _TABLE: dict[str, tuple[str, ...]] = {
         "read_powershell",
         "write_powershell",
         "stop_powershell",
+        # Gemini CLI
+        "run_shell_command",
     ),
-    "edit": ("Edit", "MultiEdit", "Write", "NotebookEdit", "apply_patch", "edit", "create"),
-    "read": ("Read", "NotebookRead", "view_image", "read_file", "view"),
+    "edit": (
+        "Edit",
+        "MultiEdit",
+        "Write",
+        "NotebookEdit",
+        "apply_patch",
+        # Copilot CLI
+        "edit",
+        "create",
+        # Gemini CLI
+        "replace",
+        "write_file",
+    ),
+    "read": ("Read", "NotebookRead", "view_image", "read_file", "read_many_files", "view"),
     "search": (
         "Grep",
         "Glob",
@@ -46,10 +60,22 @@ _TABLE: dict[str, tuple[str, ...]] = {
         "grep_files",
         "list_dir",
         "file_search",
+        # Copilot CLI
         "grep",
+        # Gemini CLI (search_file_content: grep_search's name before 0.10)
         "glob",
+        "grep_search",
+        "search_file_content",
+        "list_directory",
     ),
-    "web": ("WebFetch", "WebSearch", "web_search", "web_search_call", "web_fetch"),
+    "web": (
+        "WebFetch",
+        "WebSearch",
+        "web_search",
+        "web_search_call",
+        "web_fetch",
+        "google_web_search",
+    ),
     "agent": (
         "Task",
         "Agent",
@@ -57,13 +83,14 @@ _TABLE: dict[str, tuple[str, ...]] = {
         "send_input",
         "wait",
         "close_agent",
+        "invoke_agent",
         # Copilot CLI
         "task",
         "read_agent",
         "write_agent",
         "list_agents",
     ),
-    "skill": ("Skill", "skill"),
+    "skill": ("Skill", "activate_skill", "skill"),
 }
 _BY_NAME: dict[str, str] = {name: kind for kind, names in _TABLE.items() for name in names}
 

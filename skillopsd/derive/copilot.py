@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from .. import documents
 from ..events.types import TokenUsage
 from ._input import Record, mapping
 from ._summary import Summary
@@ -401,14 +402,13 @@ def _is_document(value: dict[str, Any]) -> bool:
     return isinstance(value.get("timeline"), list) and "chatMessages" in value
 
 
-def _legacy(tree: SpanTree, summary: Summary, record: Record) -> None:
+def _legacy(tree: SpanTree, summary: Summary, document: dict[str, Any]) -> None:
     """Fold a legacy document (October 2025): no model, no tokens, no version.
 
     ``chatMessages`` hold the model responses and the calls each asked for; ``timeline``
     holds the prompts and every completed call's result with its time (a call can appear
     in the timeline only: the document was written before its chat message).
     """
-    document = record.value
     chain: Span | None = None
     llm: Span | None = None
     turns = responses = 0
@@ -491,13 +491,30 @@ def _legacy(tree: SpanTree, summary: Summary, record: Record) -> None:
             span.attributes["skillops.result.error"] = clip(log[-2000:] or kind, 2000)
 
 
+def _captured_document(records: list[Record]) -> dict[str, Any] | None:
+    """The legacy document a file's captured document lines rebuild, if they are such lines."""
+    doc = documents.Document(meta={}, collections={}, removed=[])
+    found = False
+    for record in records:
+        found = documents.apply(doc, record.value) or found
+    if not found:
+        return None
+    rebuilt = dict(doc.meta)
+    for name in ("chatMessages", "timeline"):
+        rebuilt[name] = list(doc.collections.get(name, {}).values())
+    return rebuilt
+
+
 def derive_copilot(tree: SpanTree, summary: Summary, files: list[tuple[str, list[Record]]]) -> None:
     """Fold a Copilot CLI session: its event-stream files in order, or a legacy document."""
     walker = _Walker(tree, summary)
     for _path, records in files:
-        events = [r for r in records if not _is_document(r.value)]
-        for record in records:
+        document = _captured_document(records)
+        if document is not None:
+            _legacy(tree, summary, document)
+            continue
+        for record in records:  # a whole document as one record (as ``ingest`` of one may be)
             if _is_document(record.value):
-                _legacy(tree, summary, record)
-        walker.walk(events)
+                _legacy(tree, summary, record.value)
+        walker.walk([r for r in records if not _is_document(r.value)])
     summary.tokens = walker.session_tokens()

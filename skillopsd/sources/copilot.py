@@ -5,7 +5,9 @@
 ``COPILOT_HOME`` moves the whole directory (github/copilot-cli#1954: it redirects session
 state and the session store, unlike ``XDG_CONFIG_HOME``, which only ever moved settings).
 An event stream's first record is ``session.start`` whose ``data.sessionId`` names the
-session; subagents write into their parent's file, so there are no child files.
+session; subagents write into their parent's file, so there are no child files. A legacy
+document is rewritten whole, so it is captured as a document (each chat message and timeline
+entry once, see :mod:`skillopsd.documents`).
 """
 
 from __future__ import annotations
@@ -14,8 +16,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ._store import SessionRef, Store
+from ._store import DocumentShape, SessionRef, Store
 
+# A legacy document's records: chat messages have no id (identified by their place, and only
+# ever appended), timeline entries do.
+_SHAPE = DocumentShape(collections=("chatMessages", "timeline"), id_field="id")
 # Event types only Copilot's event stream uses: a record is Copilot's if it has ``data`` and
 # one of these types (or a dotted type with its ``id`` / ``parentId`` envelope).
 _TYPES = {
@@ -67,9 +72,12 @@ class CopilotStore(Store):
         parts = relative.parts
         if len(parts) == 2:  # <id>/events.jsonl
             return parts[1] == "events.jsonl"
-        if len(parts) == 1:  # <id>.jsonl (older flat layout)
-            return relative.suffix == ".jsonl"
+        if len(parts) == 1:  # <id>.jsonl (older flat layout) or a legacy <id>.json document
+            return relative.suffix in (".jsonl", ".json")
         return False
+
+    def document(self, path: Path) -> DocumentShape | None:
+        return _SHAPE if path.suffix == ".json" else None
 
     def session_of(self, path: Path, head: list[Any]) -> SessionRef:
         for record in head:
