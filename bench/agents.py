@@ -2,12 +2,13 @@
 
     python3 bench/agents.py [--repeat 3]
 
-Per agent (Claude Code and Codex from the real-home corpus, Copilot CLI from
-corpus/agents/copilot laid out as the CLI lays it out): the floor of bench/backfill.py (read,
+Per agent (Claude Code and Codex from the real-home corpus, Copilot CLI and Gemini CLI from
+corpus/agents laid out as each CLI lays them out): the floor of bench/backfill.py (read,
 msgspec decode, apsw insert) over the agent's files; capture in-process through the stores'
-roots (``full_pass``: discovery, redaction, hash chain, tracking rows); then derivation of
-every session (``SessionDeriver.derive``). In-process, so that the few MB of a small corpus
-are not drowned by interpreter start. Prints MB/s of each and capture's ratio to its floor.
+roots (``full_pass``: discovery, redaction, hash chain, tracking rows); then the projections
+and derivation of every session (``SessionDeriver.derive``). In-process, so that the few MB
+of a small corpus are not drowned by interpreter start. Prints MB/s of each and capture's
+ratio to its floor.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from backfill import floor
 from skillopsd._logging import configure
 from skillopsd.deriving import SessionDeriver
 from skillopsd.events import Database
+from skillopsd.projections import engine_for
 from skillopsd.sources import Capturer, discover, full_pass, resolve_roots
 
 AGENTS_CORPUS = CORPUS.parent / "agents"
@@ -37,6 +39,18 @@ def _copilot_home(home: Path) -> Path:
     for path in sorted((AGENTS_CORPUS / "copilot").glob("*.jsonl")):
         (state / path.stem).mkdir(parents=True)
         shutil.copy(path, state / path.stem / "events.jsonl")
+    legacy = home / ".copilot" / "history-session-state"
+    legacy.mkdir(parents=True)
+    for path in sorted((AGENTS_CORPUS / "copilot").glob("*.json")):
+        shutil.copy(path, legacy / path.name)
+    return home
+
+
+def _gemini_home(home: Path) -> Path:
+    chats = home / ".gemini" / "tmp" / "project" / "chats"
+    chats.mkdir(parents=True)
+    for path in sorted((AGENTS_CORPUS / "gemini").iterdir()):
+        shutil.copy(path, chats / f"session-2026-01-01T00-00-{path.stem[:8]}{path.suffix}")
     return home
 
 
@@ -54,8 +68,9 @@ def _measure(
             start = time.perf_counter()
             full_pass(Capturer(db), roots)
             captures.append(time.perf_counter() - start)
-            deriver = SessionDeriver(db)
             start = time.perf_counter()
+            engine_for(db).catch_up()  # derivation reads the projections, as in the daemon
+            deriver = SessionDeriver(db)
             deriver.derive(deriver.all_sessions())
             derives.append(time.perf_counter() - start)
         finally:
@@ -72,11 +87,13 @@ def main() -> None:
         work = Path(tmp)
         real = extract(work / "real")
         copilot = _copilot_home(work / "copilot")
+        gemini = _gemini_home(work / "gemini")
         print(
             f"{'agent':8} {'files':>5} {'MB':>6}  {'floor MB/s':>10}  {'capture MB/s':>12}"
             f"  {'ratio':>5}  {'derive MB/s':>11}  {'both MB/s':>9}"
         )
-        for agent, home in (("claude", real), ("codex", real), ("copilot", copilot)):
+        homes = {"claude": real, "codex": real, "copilot": copilot, "gemini": gemini}
+        for agent, home in homes.items():
             files, size, f, c, d = _measure(home, agent, work, args.repeat)
             mb = size / 1e6
             print(
