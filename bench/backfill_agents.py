@@ -6,8 +6,9 @@ For each agent a HOME holding only its sessions is backfilled by ``skillopsd --o
 --no-derive`` as a real process: Claude Code's are the real-home corpus's ``~/.claude``
 files; Gemini CLI's are the 19 real sessions of ``shared/corpus/agents/gemini`` laid out
 where the CLI writes them, ``--copies`` times under as many project folders (the corpus is
-small; every copy is captured as its own file). Prints each agent's MB/s of transcript bytes,
-and Gemini's seconds per MB over Claude Code's (the floor, measured in the same run).
+small; every copy is captured as its own file); Copilot CLI's are its 11 real sessions laid
+out the same way, ``--copies / 4`` times. Prints each agent's MB/s of transcript bytes, and
+the newer agents' seconds per MB over Claude Code's (the floor, measured in the same run).
 """
 
 from __future__ import annotations
@@ -49,6 +50,23 @@ def gemini_home(tmp: Path, copies: int) -> tuple[Path, int]:
     return home, size
 
 
+def copilot_home(tmp: Path, copies: int) -> tuple[Path, int]:
+    """A HOME with the Copilot sessions (event streams and the legacy document), ``copies``
+    times under other folder names, and their bytes."""
+    home = tmp / "copilot-home"
+    size = 0
+    for n in range(copies):
+        for source in sorted((AGENTS_CORPUS / "copilot").iterdir()):
+            if source.suffix == ".jsonl":
+                dest = home / ".copilot" / "session-state" / f"{source.stem}-{n}" / "events.jsonl"
+            else:
+                dest = home / ".copilot" / "history-session-state" / f"{source.stem}-{n}.json"
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(source, dest)
+            size += source.stat().st_size
+    return home, size
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3, help="Runs of each; the best is kept.")
@@ -58,6 +76,7 @@ def main() -> None:
         homes = {
             "claude": claude_home(Path(tmp)),
             "gemini": gemini_home(Path(tmp), args.copies),
+            "copilot": copilot_home(Path(tmp), max(1, args.copies // 4)),
         }
         best: dict[str, float] = {}
         for _ in range(args.repeat):
@@ -70,7 +89,9 @@ def main() -> None:
         mb = size / 1e6
         per_mb[agent] = best[agent] / mb
         print(f"{agent:7s} {mb:6.1f} MB  {best[agent]:6.2f} s  {mb / best[agent]:6.1f} MB/s")
-    print(f"ratio gemini/claude (seconds per MB): {per_mb['gemini'] / per_mb['claude']:.2f}")
+    for agent in ("gemini", "copilot"):
+        ratio = per_mb[agent] / per_mb["claude"]
+        print(f"ratio {agent}/claude (seconds per MB): {ratio:.2f}")
 
 
 if __name__ == "__main__":

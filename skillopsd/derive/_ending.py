@@ -21,6 +21,8 @@ _SHELLS = {
     "shell_command",
     "shell",
     "local_shell_call",
+    "bash",
+    "powershell",
     "run_shell_command",
 }
 # Words before the program that do not name it: wrappers and variable assignments.
@@ -64,10 +66,12 @@ _LOOKING_TOOLS = {
     "list_mcp_resource_templates",
     "read_mcp_resource",
     "view_image",
+    "view",
+    "grep",
+    "glob",
     # Gemini CLI
     "read_file",
     "read_many_files",
-    "glob",
     "grep_search",
     "search_file_content",
     "list_directory",
