@@ -235,7 +235,7 @@ def _decide(db: Database, skill: str, report: SyncReport) -> None:
                         skill=skill,
                         version_hash=state.challenger,
                         previous_hash=state.champion,
-                        reason=f"bandit: {decision.reason} (experiment {exp})",
+                        reason=f"{decision.reason} (experiment {exp})",
                         gate_run_id=gate.run_id if gate else None,
                         author="bandit",
                     ),
@@ -248,7 +248,7 @@ def _decide(db: Database, skill: str, report: SyncReport) -> None:
         retired = SkillRetired(
             skill=skill,
             version_hash=state.challenger,
-            reason=f"bandit: {decision.reason}",
+            reason=decision.reason,
             decision=decision.outcome,
             experiment_id=exp,
             author="bandit",
