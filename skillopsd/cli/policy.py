@@ -13,6 +13,7 @@ from ..events import EventLog, NewEvent
 from ..events.types import PolicySet
 from ..projections.session_views import stored_policy
 from ..projections.verdict import POLICY_NAME, VerdictPolicy
+from ..versions.policy import BANDIT_POLICY, BanditPolicy
 from ._app import AppContext, UsageFailure, cli, db_option, json_option, pass_app
 from ._output import emit_json, table
 
@@ -64,10 +65,36 @@ SETTINGS: dict[str, dict[str, Setting]] = {
             maximum=1_000_000,
         ),
     },
+    BANDIT_POLICY: {
+        "min_per_arm": Setting(
+            int, 20, "executions of each arm before a test decides", minimum=1, maximum=1_000_000
+        ),
+        "promote_bar": Setting(
+            float, 0.99, "P(challenger better) that promotes it", minimum=0.5, maximum=1.0
+        ),
+        "retire_bar": Setting(
+            float, 0.99, "P(champion better) that retires the challenger", minimum=0.5, maximum=1.0
+        ),
+        "horizon": Setting(
+            int,
+            400,
+            "executions after which a test ends inconclusive",
+            minimum=2,
+            maximum=1_000_000,
+        ),
+        "challenger_cap": Setting(
+            float,
+            0.5,
+            "the largest share of sessions routed to the challenger",
+            minimum=0.0,
+            maximum=1.0,
+        ),
+    },
 }
 POLICY_TYPES: dict[str, type[msgspec.Struct]] = {
     POLICY_NAME: VerdictPolicy,
     GATE_POLICY: GatePolicy,
+    BANDIT_POLICY: BanditPolicy,
 }
 
 _TRUE = {"true", "yes", "on", "1"}

@@ -176,9 +176,7 @@ def record_command(
         raise UsageFailure("say --success or --failure")
     outcome = "success" if success else "failure"
     rid = uuid.uuid4().hex
-    version = _run(
-        app, lambda db: record_manual(db, name, ref, outcome, tokens, duration_ms, rid)
-    )
+    version = _run(app, lambda db: record_manual(db, name, ref, outcome, tokens, duration_ms, rid))
     click.echo(f"recorded {outcome} of {name} v{version.tag}")
     _say(_sync(app, name))
 
@@ -369,7 +367,8 @@ def versions_command(app: AppContext, name: str, as_json: bool) -> None:
                 ),
                 _per_run(v.tokens_per_run, v.tokens_reported),
                 _per_run(v.duration_ms_per_run, v.duration_reported, "ms"),
-                f"{v.source}/{v.author}" + (f" {v.confidence}%" if v.confidence is not None else ""),
+                f"{v.source}/{v.author}"
+                + (f" {v.confidence}%" if v.confidence is not None else ""),
             ]
             for v in report.versions
         ],

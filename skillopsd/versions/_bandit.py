@@ -9,8 +9,9 @@ from __future__ import annotations
 from typing import cast
 
 from ..events.types import ArmInput, SkillRouted
-from .decision import Decision, DecisionParams, decide, guardrail
-from .routing import Algorithm, ArmStats, RoutingDecision, RoutingParams, route, verify_route
+from .decision import Decision, decide, guardrail
+from .policy import BanditPolicy
+from .routing import Algorithm, Arm, ArmStats, RoutingDecision, RoutingParams, route, verify_route
 from .state import SkillState
 
 # Recorded in ``params`` beside the rule's own, so a decision can be rebuilt from its event.
@@ -29,7 +30,7 @@ def arms(state: SkillState) -> tuple[ArmInput, ArmInput | None]:
     return arm(state.champion), arm(state.challenger) if state.challenger else None
 
 
-def route_state(state: SkillState, routing_id: str, seed: int) -> SkillRouted:
+def route_state(state: SkillState, routing_id: str, seed: int, policy: BanditPolicy) -> SkillRouted:
     """The routing decision for ``state`` as the event that records it."""
     champion, challenger = arms(state)
     strategy = state.strategy if challenger is not None else "champion-only"
@@ -37,7 +38,7 @@ def route_state(state: SkillState, routing_id: str, seed: int) -> SkillRouted:
         ArmStats(champion.executions, champion.successes),
         ArmStats(challenger.executions, challenger.successes) if challenger else None,
         seed,
-        RoutingParams(algorithm=cast(Algorithm, strategy)),
+        RoutingParams(algorithm=cast(Algorithm, strategy), challenger_cap=policy.challenger_cap),
     )
     chosen = challenger if decision.chosen == "challenger" and challenger else champion
     params: dict[str, str | int | float | bool | None] = dict(decision.params)
@@ -74,14 +75,16 @@ def verify_routed(state: SkillState, event: SkillRouted) -> str | None:
     method = event.params.get("probability_method", "deterministic")
     win = event.params.get("win_probability")
     cap = event.params.get("cap_draw")
-    chosen = "challenger" if challenger and event.chosen_hash == challenger.version_hash else None
-    if chosen is None and event.chosen_hash != champion.version_hash:
+    chosen: Arm = "champion"
+    if challenger is not None and event.chosen_hash == challenger.version_hash:
+        chosen = "challenger"
+    elif event.chosen_hash != champion.version_hash:
         return f"chose {event.chosen_hash[:12]}, which is neither arm"
     recorded = RoutingDecision(
         algorithm=event.algorithm,
         seed=event.seed,
         params={k: v for k, v in params.items() if isinstance(v, (str, int, float))},
-        chosen=chosen or "champion",
+        chosen=chosen,
         probability=event.probability,
         scores=dict(event.scores),
         probability_method=method,  # type: ignore[arg-type]
@@ -102,7 +105,7 @@ def _arms(found: list[ArmInput]) -> str:
     return ", ".join(f"{a.version_hash[:12]} {a.successes}/{a.executions}" for a in found)
 
 
-def decide_state(state: SkillState) -> Decision | None:
+def decide_state(state: SkillState, policy: BanditPolicy) -> Decision | None:
     """The decision rule on the running experiment (None when nothing is tested)."""
     if state.experiment is None or state.challenger is None or state.champion is None:
         return None
@@ -125,6 +128,6 @@ def decide_state(state: SkillState) -> Decision | None:
     return decide(
         ArmStats(champ.executions, champ.successes),
         ArmStats(chall.executions, chall.successes),
-        DecisionParams(),
+        policy.decision(),
         guards,
     )

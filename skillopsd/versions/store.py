@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .._redact import redact_text
-from ..derive._skills import skill_content_hash
+from ..derive._skills import normalize_skill_body, skill_content_hash
 from ..events import ConcurrencyError, Database, EventLog, NewEvent, content_id
 from ..events.types import (
     Event,
@@ -119,8 +119,6 @@ def version_event(
     origin: str = "",
 ) -> tuple[str, NewEvent | None]:
     """(hash, the ``SkillVersionCreated`` to append, or None when the body is known)."""
-    from ..derive._skills import normalize_skill_body
-
     digest = skill_content_hash(text)
     if digest in state.versions:
         return digest, None
@@ -196,8 +194,9 @@ def add_live(db: Database, skill: str, live: list[Path], author: str) -> SkillSt
 
 def experiment_id(state: SkillState, challenger: str) -> str:
     """A new experiment's id: fixed by what it tests and where in the stream it starts."""
-    return content_id("experiment", state.skill, state.champion or "", challenger,
-                      state.stream_version)[:16]
+    return content_id(
+        "experiment", state.skill, state.champion or "", challenger, state.stream_version
+    )[:16]
 
 
 def add_challenger(
@@ -339,5 +338,5 @@ def promote_edit(db: Database, skill: str, path: Path, text: str) -> str | None:
         )
         return [created, new(skill, promoted, content_id("edit-promoted", skill, digest))]
 
-    state, appended = append_checked(db, skill, build)
+    _state, appended = append_checked(db, skill, build)
     return skill_content_hash(text) if appended else None

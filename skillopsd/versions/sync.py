@@ -35,12 +35,14 @@ from ..events.types import (
     SkillExecutionRecorded,
     SkillPromoted,
     SkillRetired,
+    SkillRouted,
 )
 from ..projections.skill_views import eval_runs
 from ._atomic import write_atomic
 from ._bandit import decide_state, route_state, verify_routed
 from .executions import Signal, settled, signals
 from .materialize import materialize, next_pick, store_root
+from .policy import bandit_policy
 from .state import SkillState, apply
 from .store import append_checked, managed_state, new, promote_edit, read_state
 
@@ -122,9 +124,7 @@ def _changed(state: SkillState, sig: Signal) -> tuple[bool, str | None]:
     return not same, current.event_id
 
 
-def _executions(
-    db: Database, skill: str, now: datetime, settle: float, report: SyncReport
-) -> None:
+def _executions(db: Database, skill: str, now: datetime, settle: float, report: SyncReport) -> None:
     with db.read() as conn:
         found = signals(conn, skill)
     state = read_state(db, skill)
@@ -211,10 +211,11 @@ def _gate(db: Database, state: SkillState, digest: str) -> GateEvaluated | None:
 
 def _decide(db: Database, skill: str, report: SyncReport) -> None:
     said: list[str] = []
+    policy = bandit_policy(db)
 
     def build(state: SkillState) -> list[NewEvent]:
         said.clear()
-        decision = decide_state(state)
+        decision = decide_state(state, policy)
         if decision is None or decision.outcome == "continue":
             return []
         assert state.challenger is not None and state.experiment is not None
@@ -271,13 +272,15 @@ def seed_of(routing_id: str) -> int:
 
 
 def _route(db: Database, skill: str, report: SyncReport) -> SkillState:
+    policy = bandit_policy(db)
+
     def build(state: SkillState) -> list[NewEvent]:
         if state.champion is None:
             return []
         if state.routing is not None and state.routing.after_version >= state.state_version:
             return []  # nothing changed since: replay uses the recorded decision
         rid = route_id(skill, state.state_version)
-        return [new(skill, route_state(state, rid, seed_of(rid)), rid)]
+        return [new(skill, route_state(state, rid, seed_of(rid), policy), rid)]
 
     append_checked(db, skill, build)
     state = read_state(db, skill)
@@ -337,24 +340,21 @@ class Mismatch(msgspec.Struct, frozen=True):
 
 def verify_routing(db: Database, skill: str) -> tuple[int, list[Mismatch]]:
     """Recompute every ``SkillRouted`` of ``skill`` from the state before it."""
-    from .state import SkillState as _State
-
-    state = _State(skill=skill)
+    state = SkillState(skill=skill)
     checked = 0
     out = []
     with db.read():
         for event in EventLog(db).read_stream(f"skill:{skill}"):
-            if event.type == "SkillRouted" and not event.erased:
-                p = event.payload
-                assert hasattr(p, "routing_id")
+            p = None if event.erased else event.payload
+            if isinstance(p, SkillRouted):
                 checked += 1
-                expected_id = route_id(skill, state.state_version)
-                problem = None
-                if p.routing_id != expected_id or p.seed != seed_of(p.routing_id):  # type: ignore[attr-defined]
-                    problem = "id or seed does not follow from the state it routed"
+                if p.routing_id != route_id(skill, state.state_version) or p.seed != seed_of(
+                    p.routing_id
+                ):
+                    problem: str | None = "id or seed does not follow from the state it routed"
                 else:
-                    problem = verify_routed(state, p)  # type: ignore[arg-type]
+                    problem = verify_routed(state, p)
                 if problem:
-                    out.append(Mismatch(event.position, p.routing_id, problem))  # type: ignore[attr-defined]
+                    out.append(Mismatch(event.position, p.routing_id, problem))
             apply(state, event)
     return checked, out
