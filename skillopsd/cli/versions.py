@@ -196,10 +196,12 @@ def rollback_command(app: AppContext, name: str, ref: str) -> None:
 @skill_group.command("strategy")
 @db_option
 @click.argument("name")
-@click.argument("strategy", type=click.Choice(STRATEGIES))
+@click.argument("strategy", metavar="|".join(STRATEGIES))
 @pass_app
 def strategy_command(app: AppContext, name: str, strategy: str) -> None:
     """Route NAME with thompson (default), ucb1 or champion-only."""
+    if strategy not in STRATEGIES:
+        raise UsageFailure(f"unknown strategy {strategy!r} (one of {', '.join(STRATEGIES)})")
     _run(app, lambda db: set_strategy(db, name, strategy, getpass.getuser()))
     click.echo(f"{name} routes with {strategy}")
     _say(_sync(app, name))

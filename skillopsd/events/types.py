@@ -295,6 +295,8 @@ class SkillChallengerStarted(Event, frozen=True):
     version_hash: str
     champion_hash: str
     test_id: str
+    # The SKILL.md as given, for a body first observed in a session (which had none).
+    file_text: str = ""
 
 
 class ArmInput(msgspec.Struct, frozen=True, kw_only=True):
@@ -376,6 +378,8 @@ class SkillManaged(Event, frozen=True):
     live_paths: list[str] = []
     imported_from: str = ""
     author: str = ""
+    # The SKILL.md as imported, for a body first observed in a session (which had none).
+    file_text: str = ""
 
 
 class SkillStrategySet(Event, frozen=True):

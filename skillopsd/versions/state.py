@@ -239,6 +239,7 @@ def apply(state: SkillState, event: RecordedEvent) -> None:
         state.imported_from = p.imported_from or state.imported_from
         if state.champion is None:
             state.champion = p.champion_hash
+        _file(state, p.champion_hash, p.file_text)
     elif isinstance(p, SkillStrategySet):
         state.strategy = p.strategy
     elif isinstance(p, SkillChallengerStarted):
@@ -257,6 +258,7 @@ def apply(state: SkillState, event: RecordedEvent) -> None:
                 state.versions[digest].experiment = p.test_id
         if p.version_hash in state.versions:
             state.versions[p.version_hash].retired = False
+        _file(state, p.version_hash, p.file_text)
     elif isinstance(p, SkillExecutionRecorded):
         _execution(state, event, p)
     elif isinstance(p, SkillRouted):
@@ -285,6 +287,13 @@ def apply(state: SkillState, event: RecordedEvent) -> None:
         state.champion = p.to_hash
         if p.to_hash in state.versions:
             state.versions[p.to_hash].retired = False
+
+
+def _file(state: SkillState, digest: str, text: str) -> None:
+    """Give an observed version (a body without its file) the SKILL.md it was imported as."""
+    version = state.versions.get(digest)
+    if version is not None and text and not version.file_text:
+        version.file_text = text
 
 
 def _execution(state: SkillState, event: RecordedEvent, p: SkillExecutionRecorded) -> None:

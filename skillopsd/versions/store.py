@@ -159,6 +159,7 @@ def import_skill(
             live_paths=paths,
             imported_from=str(path),
             author=author,
+            file_text=redact_text(text.replace("\r\n", "\n")),
         )
         return [*([created] if created else []), new(skill, managed)]
 
@@ -229,6 +230,7 @@ def add_challenger(
             version_hash=digest,
             champion_hash=state.champion,
             test_id=experiment_id(state, digest),
+            file_text=redact_text(text.replace("\r\n", "\n")),
         )
         return [*([created] if created else []), new(skill, started)]
 
