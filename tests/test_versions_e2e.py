@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import shutil
 import subprocess
 from datetime import UTC, datetime, timedelta
@@ -74,8 +75,10 @@ class Story:
         """A Claude session loading ``text`` (a SKILL.md) from ``directory``; returns its id."""
         self.sessions += 1
         native = f"{self.sessions:08d}-0000-4000-8000-00000000000a"
+        # Written aside and moved in whole: the daemon must never see a half-made story.
+        staging = self.home.parent / "staging"
         path = claude_session(
-            self.home,
+            staging,
             session=native,
             skill=skill,
             skill_dir=directory,
@@ -95,6 +98,9 @@ class Story:
                     block["content"] = "Exit code 1\n2 failed"
                 record["toolUseResult"] = "Error: Exit code 1\n2 failed"
             path.write_text("".join(json.dumps(r) + "\n" for r in records))
+        target = self.home / path.relative_to(staging)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(path, target)
         return session_id("claude", native)
 
     def state(self) -> SkillState:

@@ -297,7 +297,7 @@ def rollback(db: Database, skill: str, ref: str, author: str) -> Version:
             skill=skill,
             from_hash=state.champion,
             to_hash=version.content_hash,
-            reason=f"rollback to {version.tag and f'v{version.tag}'}",
+            reason=f"rollback to v{version.tag}",
             author=author,
         )
         return [new(skill, event)]

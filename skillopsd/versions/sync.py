@@ -130,27 +130,41 @@ def _executions(db: Database, skill: str, now: datetime, settle: float, report: 
     state = read_state(db, skill)
     fresh = [s for s in found if f"session:{s.session_id}" not in state.executions]
     ready = settled(db, [s.session_id for s in fresh if s.outcome], now, settle) if fresh else set()
+    due = []
     for sig in found:
         recorded = f"session:{sig.session_id}" in state.executions
         if not recorded and sig.outcome is not None and sig.session_id not in ready:
             report.waiting += 1
             continue
+        due.append(sig)
 
-        def build(st: SkillState, sig: Signal = sig) -> list[NewEvent]:
+    def build(st: SkillState) -> list[NewEvent]:
+        # Outside a test nothing is decided, so the records go in one append; during a
+        # test each goes alone and the rule looks after each one.
+        events = []
+        for sig in due:
             wanted, supersedes = _changed(st, sig)
-            if not wanted:
-                return []
-            event, _ = _execution_event(st, sig, supersedes)
-            return [event]
+            if wanted:
+                events.append(_execution_event(st, sig, supersedes)[0])
+                if st.experiment is not None:
+                    break
+        return events
 
-        state, appended = append_checked(db, skill, build)
-        if appended:
-            if recorded:
-                report.corrections += 1
-            else:
+    while due:
+        before = read_state(db, skill)
+        _state, appended = append_checked(db, skill, build)
+        if not appended:
+            return
+        after = read_state(db, skill)
+        for key, execution in after.executions.items():
+            previous = before.executions.get(key)
+            if previous is None:
                 report.executions += 1
-            _decide(db, skill, report)
-            state = read_state(db, skill)
+            elif previous.event_id != execution.event_id:
+                report.corrections += 1
+        _decide(db, skill, report)
+        done = {e.session_id for e in after.executions.values()}
+        due = [s for s in due if s.session_id not in done or _changed(after, s)[0]]
 
 
 def gate_policy(db: Database) -> GatePolicy:
