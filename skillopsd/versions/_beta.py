@@ -8,22 +8,30 @@ sampler, never ``Random.betavariate`` (whose algorithm is not promised to stay t
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 from fractions import Fraction
 
+_LOG_1E250 = 250 * math.log(10)
+
 
 def _log_series(a: int, b: int, c: int, d: int) -> float:
-    """P(Beta(a,b) > Beta(c,d)) by the closed-form sum over ``a`` terms, in log space."""
-    # Evan Miller's sum: term_0 = B(c, b+d) / B(c, d); term_{i+1}/term_i below. Log space
-    # because term_0 underflows for large counts while later terms do not.
-    log_term = math.lgamma(b + d) + math.lgamma(c + d) - math.lgamma(b + c + d) - math.lgamma(d)
-    logs = [log_term]
+    """P(Beta(a,b) > Beta(c,d)) by the closed-form sum over ``a`` terms."""
+    # Evan Miller's sum: term_0 = B(c, b+d) / B(c, d), term_{i+1}/term_i as below. The terms
+    # are summed relative to term_0 (which underflows for large counts while later terms do
+    # not), rescaled before they overflow, and term_0 is applied once in log space.
+    log_scale = math.lgamma(b + d) + math.lgamma(c + d) - math.lgamma(b + c + d) - math.lgamma(d)
+    term = total = 1.0
+    bcd = b + c + d
     for i in range(a - 1):
-        log_term += math.log(c + i) + math.log(b + i) - math.log(b + c + d + i) - math.log(i + 1)
-        logs.append(log_term)
-    top = max(logs)
-    return math.exp(top) * math.fsum(math.exp(x - top) for x in logs)
+        term *= (c + i) * (b + i) / ((bcd + i) * (i + 1))
+        total += term
+        if total > 1e250:
+            term *= 1e-250
+            total *= 1e-250
+            log_scale += _LOG_1E250
+    return math.exp(log_scale + math.log(total))
 
 
 def _exact_series(a: int, b: int, c: int, d: int) -> Fraction:
@@ -39,15 +47,15 @@ def _exact_series(a: int, b: int, c: int, d: int) -> Fraction:
 
 def _shortest(a: int, b: int, c: int, d: int) -> tuple[bool, tuple[int, int, int, int]]:
     """Which equivalent sum has the fewest terms: (take the complement?, its parameters)."""
-    # X > Y  <=>  1-Y > 1-X, and P(X > Y) = 1 - P(Y > X): four sums, lengths a, c, d, b.
-    options = [
-        (a, False, (a, b, c, d)),
-        (c, True, (c, d, a, b)),
-        (d, False, (d, c, b, a)),
-        (b, True, (b, a, d, c)),
-    ]
-    _, complement, args = min(options, key=lambda o: o[0])
-    return complement, args
+    # X > Y  <=>  1-Y > 1-X, and P(X > Y) = 1 - P(Y > X): four sums, of lengths a, c, d, b.
+    least = min(a, b, c, d)
+    if least == a:
+        return False, (a, b, c, d)
+    if least == c:
+        return True, (c, d, a, b)
+    if least == d:
+        return False, (d, c, b, a)
+    return True, (b, a, d, c)
 
 
 def _check(a: int, b: int, c: int, d: int) -> None:
@@ -55,8 +63,11 @@ def _check(a: int, b: int, c: int, d: int) -> None:
         raise ValueError(f"Beta parameters must be integers >= 1, got {(a, b, c, d)}")
 
 
+@functools.lru_cache(maxsize=4096)
 def win_probability(a: int, b: int, c: int, d: int) -> float:
     """P(X > Y) for X ~ Beta(a, b), Y ~ Beta(c, d), integer parameters: closed form."""
+    # Cached because a decision after an execution and the routing before the next one ask
+    # about the same counts; the function is pure.
     _check(a, b, c, d)
     complement, args = _shortest(a, b, c, d)
     p = _log_series(*args)
@@ -72,11 +83,10 @@ def win_probability_exact(a: int, b: int, c: int, d: int) -> Fraction:
     return 1 - p if complement else p
 
 
-def win_probability_at_least(a: int, b: int, c: int, d: int, bar: float) -> bool:
-    """Whether P(Beta(a,b) > Beta(c,d)) >= bar, decided exactly when the float is too close."""
-    p = win_probability(a, b, c, d)
+def at_least(p: float, bar: float, a: int, b: int, c: int, d: int) -> bool:
+    """Whether P(Beta(a,b) > Beta(c,d)), whose float value is ``p``, is >= ``bar``."""
     # lgamma/log come from the platform's libm; within this distance of the bar two machines
-    # could disagree, so the rational answer decides.
+    # could disagree, so the rational answer decides and every machine decides alike.
     if abs(p - bar) > 1e-9:
         return p >= bar
     return win_probability_exact(a, b, c, d) >= Fraction(bar)

@@ -37,7 +37,7 @@ from typing import Literal
 
 import msgspec
 
-from ._beta import win_probability, win_probability_at_least
+from ._beta import at_least, win_probability
 from .routing import ArmStats, check_arm
 
 Outcome = Literal["continue", "promote", "retire", "inconclusive"]
@@ -47,9 +47,9 @@ class DecisionParams(msgspec.Struct, frozen=True):
     """The decision rule's knobs; the defaults meet the benchmark's targets."""
 
     min_per_arm: int = 20  # executions of each arm before any decision
-    promote_bar: float = 0.99  # P(challenger better) needed to promote
-    retire_bar: float = 0.99  # P(champion better) needed to retire
-    horizon: int = 400  # executions in the experiment (both arms); then inconclusive
+    promote_bar: float = 0.998  # P(challenger better) needed to promote
+    retire_bar: float = 0.95  # P(champion better) needed to retire
+    horizon: int = 300  # executions in the experiment (both arms); then inconclusive
 
 
 class Decision(msgspec.Struct, frozen=True):
@@ -153,7 +153,7 @@ def decide(
         return Decision(
             "continue", f"{fewest} of {params.min_per_arm} executions on one arm", statistic
         )
-    if win_probability_at_least(a, b, c, d, params.promote_bar):
+    if at_least(p, params.promote_bar, a, b, c, d):
         blown = [g for g in guardrails if g.status == "exceeded"]
         if blown:
             g = blown[0]
@@ -166,8 +166,8 @@ def decide(
         return Decision(
             "promote", f"P(challenger better) = {p:.4f} >= {params.promote_bar}", statistic
         )
-    # P(champion better) = P(Beta(c,d) > Beta(a,b)): the same exact-at-the-bar care.
-    if win_probability_at_least(c, d, a, b, params.retire_bar):
+    # P(champion better) = P(Beta(c,d) > Beta(a,b)) = 1 - p (ties have probability 0).
+    if at_least(1.0 - p, params.retire_bar, c, d, a, b):
         return Decision(
             "retire",
             f"P(champion better) = {1 - p:.4f} >= {params.retire_bar}",
