@@ -17,6 +17,8 @@ from ..versions.policy import BANDIT_POLICY, BanditPolicy
 from ._app import AppContext, UsageFailure, cli, db_option, json_option, pass_app
 from ._output import emit_json, table
 
+_BANDIT = BanditPolicy()
+
 Value = int | float | bool
 
 
@@ -67,24 +69,28 @@ SETTINGS: dict[str, dict[str, Setting]] = {
     },
     BANDIT_POLICY: {
         "min_per_arm": Setting(
-            int, 20, "executions of each arm before a test decides", minimum=1, maximum=1_000_000
+            int,
+            _BANDIT.min_per_arm,
+            "executions of each arm before a test decides",
+            minimum=1,
+            maximum=1_000_000,
         ),
         "promote_bar": Setting(
-            float, 0.99, "P(challenger better) that promotes it", minimum=0.5, maximum=1.0
+            float, _BANDIT.promote_bar, "P(challenger better) that promotes it", 0.5, 1.0
         ),
         "retire_bar": Setting(
-            float, 0.99, "P(champion better) that retires the challenger", minimum=0.5, maximum=1.0
+            float, _BANDIT.retire_bar, "P(champion better) that retires the challenger", 0.5, 1.0
         ),
         "horizon": Setting(
             int,
-            400,
-            "executions after which a test ends inconclusive",
+            _BANDIT.horizon,
+            "executions after which a test ends inconclusive (the champion stays)",
             minimum=2,
             maximum=1_000_000,
         ),
         "challenger_cap": Setting(
             float,
-            0.5,
+            _BANDIT.challenger_cap,
             "the largest share of sessions routed to the challenger",
             minimum=0.0,
             maximum=1.0,
