@@ -43,6 +43,7 @@ def test_a_clear_winner_is_promoted_and_a_clear_loser_retired() -> None:
     promoted = decide(ArmStats(40, 24), ArmStats(40, 38), RULE)
     assert promoted.outcome == "promote"
     assert promoted.statistic["p_challenger_better"] >= 0.99
+    assert 0 < promoted.statistic["difference_low"] < 0.3 < promoted.statistic["difference_high"]
     retired = decide(ArmStats(40, 34), ArmStats(40, 22), RULE)
     assert retired.outcome == "retire" and "champion better" in retired.reason
 
