@@ -68,12 +68,24 @@ SCENARIOS = [
 class Streams(msgspec.Struct, frozen=True):
     """Everything random about one experiment, drawn before either rule runs."""
 
+    scenario: Scenario
     champion: list[bool]
     challenger: list[bool]
-    champion_tokens: list[int | None]
-    challenger_tokens: list[int | None]
     route_seeds: list[int]
     history_successes: int
+    tokens_seed: int  # token counts are drawn from it only when a guardrail is consulted
+
+    def tokens(
+        self, champion_runs: int, challenger_runs: int
+    ) -> tuple[list[int | None], list[int | None]]:
+        """Tokens of each arm's first executions; a challenger that reports none gives None."""
+        rng = random.Random(self.tokens_seed)
+        horizon = len(self.champion)
+        champ = [int(rng.lognormvariate(9.0, 0.5)) for _ in range(horizon)]
+        chall = [int(rng.lognormvariate(9.0, 0.5)) for _ in range(horizon)]
+        if not self.scenario.challenger_tokens:
+            return champ[:champion_runs], [None] * challenger_runs
+        return champ[:champion_runs], chall[:challenger_runs]
 
 
 class Result(msgspec.Struct, frozen=True):
@@ -84,18 +96,14 @@ class Result(msgspec.Struct, frozen=True):
 
 
 def draw_streams(rng: random.Random, scenario: Scenario, horizon: int) -> Streams:
-    """One experiment's outcome, token and seed streams."""
-
-    def tokens(reported: bool) -> list[int | None]:
-        return [int(rng.lognormvariate(9.0, 0.5)) if reported else None for _ in range(horizon)]
-
+    """One experiment's outcome and seed streams."""
     return Streams(
+        scenario=scenario,
         champion=[rng.random() < scenario.champion for _ in range(horizon)],
         challenger=[rng.random() < scenario.challenger for _ in range(horizon)],
-        champion_tokens=tokens(True),
-        challenger_tokens=tokens(scenario.challenger_tokens),
         route_seeds=[rng.getrandbits(63) for _ in range(horizon)],
         history_successes=sum(rng.random() < scenario.champion for _ in range(SEED_HISTORY)),
+        tokens_seed=rng.getrandbits(63),
     )
 
 
@@ -113,7 +121,7 @@ def run_ours(s: Streams, routing: RoutingParams, rule: DecisionParams) -> Result
         verdict = decide(champ, chall, rule)
         if verdict.outcome == "promote":
             # Guardrails only change a promotion, so they are computed only then.
-            tokens = guardrail("tokens", s.champion_tokens[: n[0]], s.challenger_tokens[: n[1]])
+            tokens = guardrail("tokens", *s.tokens(n[0], n[1]))
             verdict = decide(champ, chall, rule, [tokens])
         if verdict.outcome != "continue":
             return Result(verdict.outcome, step + 1)

@@ -34,6 +34,11 @@ def test_redaction_benchmark_runs() -> None:
     assert "overall" in out and "precision" in out
 
 
+def test_decision_benchmark_runs() -> None:
+    out = _run(str(BENCH / "decision.py"), "--experiments", "20")
+    assert "better-20" in out and "+20 points promoted" in out
+
+
 @pytest.mark.slow
 def test_corpus_benchmarks_run() -> None:
     assert "ratio daemon/floor:" in _run(str(BENCH / "backfill.py"), "--repeat", "1")

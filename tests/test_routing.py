@@ -119,7 +119,8 @@ def test_thompson_sends_the_challenger_min_p_cap_of_the_traffic(
     expected = min(p, cap)
     assert abs(share - expected) < 4 * math.sqrt(expected * (1 - expected) / len(decisions))
     for d in decisions:  # the recorded probability is that of the arm chosen
-        assert d.probability == pytest.approx(expected if d.chosen == "challenger" else 1 - expected)
+        chosen_share = expected if d.chosen == "challenger" else 1 - expected
+        assert d.probability == pytest.approx(chosen_share)
         assert d.chosen == "champion" or d.scores["challenger"] > d.scores["champion"]
 
 

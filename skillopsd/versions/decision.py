@@ -31,6 +31,7 @@ too): all-time champion stats would compare different periods and different traf
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Sequence
 from typing import Literal
@@ -133,10 +134,18 @@ def decide(
     c, d = 1 + champion.successes, 1 + champion.executions - champion.successes
     total = champion.executions + challenger.executions
     p = win_probability(a, b, c, d)
+    champ_mean, chall_mean = c / (c + d), a / (a + b)  # posterior means
+    # A normal approximation of the difference's 95 % credible interval, for people to read;
+    # the rule itself uses only the exact probability.
+    spread = 1.96 * math.sqrt(
+        a * b / ((a + b) ** 2 * (a + b + 1)) + c * d / ((c + d) ** 2 * (c + d + 1))
+    )
     statistic = {
         "p_challenger_better": p,
-        "champion_rate": c / (c + d),  # posterior means
-        "challenger_rate": a / (a + b),
+        "champion_rate": champ_mean,
+        "challenger_rate": chall_mean,
+        "difference_low": chall_mean - champ_mean - spread,
+        "difference_high": chall_mean - champ_mean + spread,
         "champion_executions": float(champion.executions),
         "challenger_executions": float(challenger.executions),
     }
