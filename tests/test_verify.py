@@ -20,8 +20,8 @@ from skillopsd.events.types import PayloadsErased, PolicySet, TranscriptLineCapt
 
 from .conftest import run_ctl
 
-# Rows 1-100 plain zstd (the dictionary is trained at the start of the next append),
-# 101-120 with the dictionary, 121 erases 7, 122-125 come after.
+# Rows 1-100 plain zstd (as databases written before the shipped dictionary hold them),
+# 101-120 with the shipped dictionary, 121 erases 7, 122-125 come after.
 PLAIN, DICT, ERASED, RECORD, HEAD = 3, 105, 7, 121, 125
 
 
@@ -48,8 +48,8 @@ def _line(i: int) -> NewEvent:
 def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("v") / "pristine.db"
     db = Database.open(path)
-    log = EventLog(db, dictionary_after=80)
-    log.append([_line(i) for i in range(100)])
+    EventLog(db, dictionary=False).append([_line(i) for i in range(100)])
+    log = EventLog(db)
     log.append([_line(i) for i in range(100, 120)])
     erasure = PayloadsErased(positions=[ERASED], reason="r", author="a", scope="source")
     log.erase([ERASED], NewEvent("erasure", erasure))

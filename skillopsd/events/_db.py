@@ -324,6 +324,8 @@ class Database:
         except BaseException:
             self._depth = 0
             self.conn.execute("ROLLBACK")
+            # A dictionary first copied in by this transaction is gone again: reload.
+            self._codecs = None
             raise
         self._depth = 0
         self.conn.execute("COMMIT")
