@@ -12,7 +12,7 @@ import msgspec
 
 from . import _codec
 from ._chain import GENESIS_HASH, event_hash_v2
-from ._db import Database, scalar
+from ._db import COMMON_TYPES, RARE_TYPES, Database, scalar
 from .errors import ConcurrencyError, EventErasedError, LogError
 from .types import Event, PayloadsErased
 
@@ -306,6 +306,8 @@ class EventLog:
                 return
             where.append(f"type IN ({','.join('?' * len(names))})")
             args.extend(names)
+            if COMMON_TYPES.isdisjoint(names):
+                where.append(RARE_TYPES)  # lets SQLite use the partial index
         if stream is not None:
             where.append("stream = ?")
             args.append(stream)
