@@ -1,95 +1,339 @@
 """Masking secrets in transcript lines before they are stored.
 
 Patterns run over the raw line bytes. Every mask is plain ASCII with no quote or backslash,
-and no pattern matches a quote or a backslash, so a valid JSON line stays valid. Should a
-valid line still come out invalid, it is redacted again string by string through a
-decode/re-encode, so the guarantee holds whatever the input.
+and no pattern matches a quote or a backslash except as part of a whole escape, so a valid
+JSON line stays valid. Should a valid line still come out invalid, it is redacted again
+string by string through a decode/re-encode, so the guarantee holds whatever the input.
+
+A secret is recognised by its structure (prefix, length, charset, and where the format has
+one, a shape that can be checked, such as a JWT header that decodes to JSON naming ``alg``)
+or by the name it is assigned to (``password=…``: the name stays, the value is masked).
+Precision matters as much as recall: the log is never rewritten, so a mask over ordinary
+text (a branch name, a hash) is as permanent as a leaked key.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
-from typing import Any
+from collections.abc import Callable
 
 import msgspec
 import re2
 
-# Characters that may appear inside a token: none of them ends or escapes a JSON string.
-_TOKEN = rb"[A-Za-z0-9_\-]"
+# A token may not start in the middle of a word: ``fix-cask-point`` holds no ``sk-`` token.
+# A letter that ends a JSON escape (``\n``, ``\t``, ``\u003d``) is not part of a word, so a
+# secret at the start of a line inside a JSON string is still found. Checked in Python on
+# each match rather than as a lookbehind, which would cost the regex its literal-prefix scan.
+_WORD = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
+_IDENT = _WORD | {ord("_")}
+_HEX = frozenset(b"0123456789abcdefABCDEF")
 
-# Each pattern is tried only on lines holding one of its literal triggers (a substring test
-# runs at memory speed; a regex scan of every line would not). ``lower`` patterns and
-# triggers apply to the lowercased line, which has the same length, so spans carry over.
-_PATTERNS: list[tuple[str, bool, tuple[bytes, ...], re.Pattern[bytes]]] = [
-    (kind, lower, triggers, re.compile(pattern))
-    for kind, lower, triggers, pattern in [
-        (
-            "private-key",
-            True,
-            (b"-----begin ",),
-            rb"-----begin [a-z0-9 ]{0,40}private key(?: block)?-----"
-            rb"(?:[a-z0-9+/=:,.\- ]|\\[nrt])*?"
-            rb"-----end [a-z0-9 ]{0,40}private key(?: block)?-----",
-        ),
-        ("anthropic", False, (b"sk-ant-",), rb"sk-ant-" + _TOKEN + rb"{20,}"),
-        ("openai", False, (b"sk-",), rb"sk-(?:proj-|svcacct-|admin-)?" + _TOKEN + rb"{20,}"),
-        (
-            "github",
-            False,
-            (b"ghp_", b"gho_", b"ghu_", b"ghs_", b"ghr_"),
-            rb"gh[pousr]_[A-Za-z0-9]{30,}",
-        ),
-        ("github", False, (b"github_pat_",), rb"github_pat_[A-Za-z0-9_]{30,}"),
-        (
-            "aws",
-            False,
-            (b"AKIA", b"ASIA", b"AGPA", b"AIDA", b"AROA"),
-            rb"(?:AKIA|ASIA|AGPA|AIDA|AROA)[0-9A-Z]{16}",
-        ),
-        ("slack", False, (b"xox",), rb"xox[abposr]-[A-Za-z0-9\-]{10,}"),
-        ("slack", False, (b"hooks.slack.com",), rb"hooks\.slack\.com/services/[A-Za-z0-9/]{20,}"),
-        ("google", False, (b"AIza",), rb"AIza[0-9A-Za-z_\-]{30,}"),
-        ("google", False, (b"ya29.",), rb"ya29\.[0-9A-Za-z_\-]{20,}"),
-        ("bearer", True, (b"bearer",), rb"bearer\s+[a-z0-9\-._~+/]{16,}=*"),
-    ]
-]
-# ``password=…``, ``"api_key": "…"``, ``secret: …``: the name stays, the value is masked.
-# A value counts when it is quoted, written ``name=value`` with no spaces (env, URLs,
-# flags), or, unquoted after ``:``, looks like a literal (has a digit). This leaves code such
-# as ``Password: password`` or ``s.token = token`` alone. Matched on the lowercased line,
-# from each occurrence of a name found by substring search.
-_NAMES = (b"password", b"passwd", b"pwd", b"secret", b"token", b"key")
-_KEY_PREFIXES = (
-    b"api",
-    b"api_",
-    b"api-",
-    b"access",
-    b"access_",
-    b"access-",
-    b"private",
-    b"private_",
-    b"private-",
+
+def _word_start(data: bytes, at: int, word: frozenset[int]) -> bool:
+    if at == 0 or data[at - 1] not in word:
+        return True
+    if at >= 2 and data[at - 2] == 0x5C and data[at - 1] in b"nrtbf":
+        return True
+    return at >= 6 and data[at - 6 : at - 4] == b"\\u" and all(c in _HEX for c in data[at - 4 : at])
+
+
+# Nor may it end inside one (for patterns of a fixed length).
+_END = rb"(?![A-Za-z0-9])"
+_END_ID = rb"(?![A-Za-z0-9_\-])"
+
+
+def _mixed(value: bytes) -> bool:
+    """Whether ``value`` mixes at least two of upper case, lower case and digits."""
+    kinds = (
+        any(65 <= c <= 90 for c in value)
+        + any(97 <= c <= 122 for c in value)
+        + any(48 <= c <= 57 for c in value)
+    )
+    return kinds >= 2 and len(set(value)) >= 6
+
+
+def _random(value: bytes) -> bool:
+    """Whether ``value`` holds upper case, lower case and digits, as random tokens do."""
+    return (
+        any(65 <= c <= 90 for c in value)
+        and any(97 <= c <= 122 for c in value)
+        and any(48 <= c <= 57 for c in value)
+    )
+
+
+def _has_digit(value: bytes) -> bool:
+    return any(48 <= c <= 57 for c in value)
+
+
+def _b64url_json_with_alg(part: bytes) -> bool:
+    try:
+        header = base64.urlsafe_b64decode(part + b"=" * (-len(part) % 4))
+        return b'"alg"' in header and header.lstrip().startswith(b"{")
+    except (binascii.Error, ValueError):
+        return False
+
+
+def _basic_credentials(value: bytes) -> bool:
+    try:
+        decoded = base64.b64decode(value + b"=" * (-len(value) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    return b":" in decoded
+
+
+class _Rule(msgspec.Struct, frozen=True):
+    """One family's exact pattern; only ``group`` (a group name, or the whole match) is masked."""
+
+    family: str
+    lower: bool  # matched on the lowercased line (same length, so spans carry over)
+    triggers: tuple[bytes, ...]  # substrings one of which the (lowercased) line must hold
+    pattern: re.Pattern[bytes]
+    group: str | None = None
+    check: Callable[[bytes], bool] | None = None  # on the original bytes of the masked part
+    word: frozenset[int] | None = None  # bytes the match may not follow (see _word_start)
+    before: re.Pattern[bytes] | None = None  # what the text before the match must end with
+
+
+def _rule(
+    family: str,
+    triggers: tuple[bytes, ...],
+    pattern: bytes,
+    *,
+    lower: bool = False,
+    group: str | None = None,
+    check: Callable[[bytes], bool] | None = None,
+    word: frozenset[int] | None = _WORD,
+    before: bytes | None = None,
+) -> _Rule:
+    after = re.compile(before + rb"\Z") if before is not None else None
+    return _Rule(family, lower, triggers, re.compile(pattern), group, check, word, after)
+
+
+# Values that stand for a secret rather than being one: a variable, a template, a
+# placeholder, an environment variable's name, a path.
+_PLACEHOLDER = re.compile(
+    rb"[$<{`~/+]|\*\*|\./|%[a-z]|(?i:your)[_\-]|.*(?:\.\.\.|xxx|\*\*\*)|.*`$"
+    rb"|[A-Z]+(?:_[A-Z0-9]+)*$"
 )
+_PEM = rb"-----begin [a-z0-9 ]{0,40}private key(?: block)?-----"
+_RULES: tuple[_Rule, ...] = (
+    # The body runs to the END line, or, when the block is cut short (a truncated tool
+    # output), to the last character a key body can hold. Newlines inside may be escaped
+    # once (a JSON line) or more (a service-account file shown inside a JSON line).
+    _rule(
+        "private-key",
+        (b"-----begin ",),
+        _PEM + rb"(?:[a-z0-9+/=:,. \t]|-(?!----)|\\+[nrt/])*"
+        rb"(?:-----end [a-z0-9 ]{0,40}private key(?: block)?-----)?",
+        lower=True,
+        word=None,
+    ),
+    _rule("anthropic", (b"sk-ant-",), rb"sk-ant-[A-Za-z0-9_\-]{20,}"),
+    _rule(
+        "openai",
+        (b"sk-",),
+        rb"sk-(?:proj|svcacct|admin|None)-[A-Za-z0-9_\-]{32,}",
+        check=_random,
+    ),
+    _rule(
+        "openai",
+        (b"sk-",),
+        rb"sk-[A-Za-z0-9]{32,}" + _END_ID,
+        check=_mixed,
+    ),
+    _rule(
+        "github",
+        (b"ghp_", b"gho_", b"ghu_", b"ghs_", b"ghr_"),
+        rb"gh[pousr]_[A-Za-z0-9]{30,}",
+        word=_IDENT,
+    ),
+    _rule("github", (b"github_pat_",), rb"github_pat_[A-Za-z0-9_]{30,}", word=_IDENT),
+    _rule(
+        "gitlab",
+        (b"glpat-", b"glptt-", b"gldt-", b"glrt-"),
+        rb"gl(?:pat|ptt|dt|rt)-[A-Za-z0-9_\-]{20,}",
+        check=_mixed,
+    ),
+    _rule(
+        "aws",
+        (b"AKIA", b"ASIA", b"AGPA", b"AIDA", b"AROA", b"ANPA", b"ANVA", b"AIPA"),
+        rb"(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[0-9A-Z]{16}" + _END,
+    ),
+    _rule(
+        "slack",
+        (b"xox",),
+        rb"xox[abposre]-[A-Za-z0-9\-]{10,}",
+        check=_has_digit,
+    ),
+    _rule("slack", (b"xapp-",), rb"xapp-[0-9]-[A-Za-z0-9\-]{10,}"),
+    _rule(
+        "slack",
+        (b"hooks.slack.com",),
+        rb"hooks\.slack\.com/(?:services|workflows)/[A-Za-z0-9/]{20,}",
+        word=None,
+    ),
+    _rule(
+        "stripe",
+        (b"_live_", b"_test_"),
+        rb"(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,}",
+        check=_mixed,
+    ),
+    _rule("stripe", (b"whsec_",), rb"whsec_[A-Za-z0-9+/=]{20,}", check=_mixed),
+    _rule("google", (b"AIza",), rb"AIza[0-9A-Za-z_\-]{30,}", check=_mixed),
+    _rule("google", (b"ya29.",), rb"ya29\.[0-9A-Za-z_\-]{20,}", check=_mixed),
+    _rule(
+        "jwt",
+        (b"eyJ",),
+        rb"(?P<h>eyJ[A-Za-z0-9_\-]{6,})\.eyJ[A-Za-z0-9_\-]{6,}\.[A-Za-z0-9_\-]*",
+        check=lambda token: _b64url_json_with_alg(token.split(b".", 1)[0]),
+    ),
+    _rule("npm", (b"npm_",), rb"npm_[A-Za-z0-9]{36}" + _END, check=_mixed, word=_IDENT),
+    _rule("huggingface", (b"hf_",), rb"hf_[A-Za-z0-9]{30,}" + _END_ID, check=_mixed, word=_IDENT),
+    _rule(
+        "sendgrid",
+        (b"SG.",),
+        rb"SG\.[A-Za-z0-9_\-]{16,32}\.[A-Za-z0-9_\-]{30,50}",
+        check=_mixed,
+    ),
+    _rule("digitalocean", (b"_v1_",), rb"do[por]_v1_[a-f0-9]{64}" + _END),
+    _rule("pypi", (b"pypi-",), rb"pypi-Ag[A-Za-z0-9_\-]{50,}"),
+    _rule("docker", (b"dckr_pat_",), rb"dckr_pat_[A-Za-z0-9_\-]{20,}", check=_mixed),
+    _rule(
+        "shopify",
+        (b"shpat_", b"shpca_", b"shppa_", b"shpss_"),
+        rb"shp(?:at|ca|pa|ss)_[a-fA-F0-9]{32}" + _END,
+        word=_IDENT,
+    ),
+    _rule(
+        "telegram",
+        (b":AA",),
+        rb":(?P<v>AA[A-Za-z0-9_\-]{33})" + _END_ID,
+        group="v",
+        word=None,
+        # The bot's id before the colon is public; the part after it is the secret.
+        before=rb"(?:^|[^0-9A-Za-z]|\\[nrtbf])[0-9]{8,10}",
+    ),
+    # The password of a URL (``postgres://app:s3cret@db``, ``https://user:token@host``).
+    _rule(
+        "url-password",
+        (b"://",),
+        rb"://[a-z0-9._~%!$&*+;=\-]{1,64}:(?P<v>[^\s/@:\"'\\\[\]<>]{1,200})@[a-z0-9\[]",
+        lower=True,
+        group="v",
+        check=lambda value: _PLACEHOLDER.match(value) is None,
+        word=None,
+    ),
+    _rule(
+        "basic-auth",
+        (b"basic",),
+        rb"authorization\\?\"?\s*[:=]\s*\\?\"?\s*basic\s+(?P<v>[a-z0-9+/]{8,}={0,2})",
+        lower=True,
+        group="v",
+        check=_basic_credentials,
+        word=None,
+    ),
+    _rule(
+        "bearer",
+        (b"bearer",),
+        rb"bearer\s+(?P<v>[a-z0-9\-._~+/]{16,}=*)",
+        lower=True,
+        group="v",
+        check=lambda value: _mixed(value) and _has_digit(value),
+        word=None,
+    ),
+    # Azure shared access signatures: the signature is the secret.
+    _rule(
+        "azure",
+        (b"sig=",),
+        rb"sig=(?P<v>[A-Za-z0-9%+/=]{20,})",
+        group="v",
+        before=rb"(?:[?&;]|\\u0026)",
+        word=None,
+    ),
+)
+
+# Names whose value is a secret: ``password=…``, ``"api_key": "…"``, ``secret: …``. A value
+# counts when it is quoted, written ``name=value`` with no spaces (env, URLs, flags), or,
+# unquoted after ``:`` or a spaced ``=``, looks like a literal (has a digit). This leaves code
+# such as ``Password: password`` or ``s.token = token`` alone.
+_NAMES = (b"password", b"passwd", b"pwd", b"secret", b"token", b"key", b"pass")
+# ``key`` and ``pass`` alone are ordinary words: they count only after one of these.
+_PREFIXES = {
+    b"key": (b"api", b"access", b"private", b"account", b"secret", b"signing", b"master"),
+    b"pass": (b"_", b"-", b"db", b"db_"),
+}
+_SEPARATORS = (b"", b"_", b"-")
 _TAIL = re.compile(
     rb"(?:\\?[\"'])?"
-    rb"(?:(?P<eq>=)|\s*[:=]\s*(?P<q>\\?[\"'])|(?P<colon>\s*:\s*))"
+    rb"(?:(?P<eq>=)|\s*[:=]\s*(?P<q>\\?[\"'])|(?P<loose>\s*[:=]\s*))"
     rb"(?P<v>[^\s\"'\\,;&<>{}\[\]()]{4,})"
 )
-_DIGITS = frozenset(b"0123456789")
+_NAME_CHAR = frozenset(b"abcdefghijklmnopqrstuvwxyz0123456789")
+
+
+def _named_spans(data: bytes, lowered: bytes) -> list[tuple[int, int, bytes]]:
+    spans: list[tuple[int, int, bytes]] = []
+    for name in _NAMES:
+        at = lowered.find(name)
+        while at >= 0:
+            after = at + len(name)
+            prefixes = _PREFIXES.get(name)
+            if prefixes is not None and not any(
+                lowered.endswith(p + s, 0, at) for p in prefixes for s in _SEPARATORS
+            ):
+                at = lowered.find(name, after)
+                continue
+            tail = _TAIL.match(lowered, after)
+            # ``password`` also holds ``pass``; a name must end where its word ends.
+            if tail is not None and (after >= len(lowered) or lowered[after] not in _NAME_CHAR):
+                start, end = tail.span("v")
+                value = data[start:end]
+                if not (
+                    _PLACEHOLDER.match(value)
+                    or value.isdigit()
+                    or (tail.group("loose") is not None and not _has_digit(value))
+                ):
+                    spans.append((start, end, b"[REDACTED]"))
+            at = lowered.find(name, after)
+    return spans
+
+
 # One case-insensitive pass that matches wherever any rule above could (a superset). RE2
 # scans a line once for all of them in linear time, whatever the line holds; the exact
-# rules then run only on the few lines it flags.
+# rules then run only on the few lines it flags. Whitespace here excludes newlines, so a
+# match never runs from one line into the next when a whole block is screened at once.
+_WS = rb"[ \t\r\f\v]"
+_SEP = _WS + rb"*[:=]" + _WS + rb"*"
+_VALUE = rb"[^\s\"'\\,;&<>{}\[\]()]"
 _PREFILTER = re2.compile(
-    # Whitespace here excludes newlines, so a match never runs from one line into the next
-    # when a whole block of lines is screened at once.
-    rb"(?i)-----begin [a-z0-9 ]{0,40}private key|sk-[a-z0-9_\-]{20,}|gh[pousr]_[a-z0-9]{30,}"
-    rb"|github_pat_[a-z0-9_]{30,}|(?:akia|asia|agpa|aida|aroa)[0-9a-z]{16}"
-    rb"|xox[abposr]-[a-z0-9\-]{10,}|hooks\.slack\.com/services/|aiza[0-9a-z_\-]{30,}"
-    rb"|ya29\.[0-9a-z_\-]{20,}|bearer[ \t\r\f\v]+[a-z0-9\-._~+/]{16,}"
-    rb"|(?:password|passwd|pwd|secret|token|key)(?:\\?[\"'])?"
-    rb"(?:=|[ \t\r\f\v]*[:=][ \t\r\f\v]*\\?[\"']|[ \t\r\f\v]*:[ \t\r\f\v]*)"
-    rb"[^\s\"'\\,;&<>{}\[\]()]{4,}"
+    rb"(?i)-----begin [a-z0-9 ]{0,40}private key"
+    rb"|sk-[a-z0-9_\-]{20,}|gh[pousr]_[a-z0-9]{30,}|github_pat_[a-z0-9_]{30,}"
+    rb"|gl(?:pat|ptt|dt|rt)-[a-z0-9_\-]{20,}"
+    rb"|(?:akia|asia|agpa|aida|aroa|anpa|anva|aipa)[0-9a-z]{16}"
+    rb"|xox[abposre]-[a-z0-9\-]{10,}|xapp-[0-9]-|hooks\.slack\.com/"
+    rb"|(?:sk|rk)_(?:live|test)_[a-z0-9]{16}|whsec_[a-z0-9+/=]{20}"
+    rb"|aiza[0-9a-z_\-]{30,}|ya29\.[0-9a-z_\-]{20,}"
+    rb"|eyj[a-z0-9_\-]{6,}\.eyj|npm_[a-z0-9]{36}|hf_[a-z0-9]{30}|sg\.[a-z0-9_\-]{16,32}\."
+    rb"|do[por]_v1_[a-f0-9]{64}|pypi-ag[a-z0-9_\-]{50}|dckr_pat_[a-z0-9_\-]{20}"
+    rb"|shp(?:at|ca|pa|ss)_[a-f0-9]{32}|[0-9]{8}:aa[a-z0-9_\-]{33}"
+    rb"|://[a-z0-9._~%!$&*+;=\-]{1,64}:[^\s/@:\"'\\\[\]<>]{1,200}@"
+    rb"|basic" + _WS + rb"+[a-z0-9+/]{8}|bearer" + _WS + rb"+[a-z0-9\-._~+/]{16,}"
+    rb"|sig=[a-z0-9%+/=]{20}"
+    rb"|(?:password|passwd|pwd|secret|token|(?:api|access|private|account|secret|signing|master)"
+    rb"[_\-]?key|(?:[_\-]|db)pass)(?:\\?[\"'])?"
+    rb"(?:="
+    + _VALUE
+    + rb"{4}|"
+    + _SEP
+    + rb"(?:\\?[\"']"
+    + _VALUE
+    + rb"{4}|"
+    + _VALUE
+    + rb"*[0-9]))"
 )
+_MASK = re.compile(rb"\[REDACTED(?::[a-z\-]+)?\]")
 
 
 def screen(block: bytes, end: int) -> list[int]:
@@ -97,64 +341,91 @@ def screen(block: bytes, end: int) -> list[int]:
     return [m.start() for m in _PREFILTER.finditer(block, 0, end)]
 
 
-_json_decoder = msgspec.json.Decoder()
-_json_encoder = msgspec.json.Encoder()
-_text_decoder = msgspec.json.Decoder(str)
-_SURROGATE = re.compile("([\ud800-\udfff]+)")
+# Every rule's triggers in one case-insensitive RE2 pass over a flagged line, rather than a
+# substring search per rule: the triggers found pick the rules that run. Matches do not
+# overlap, so longer triggers come first and a trigger also runs the rules of the triggers
+# it contains (``sk-ant-`` holds ``sk-``).
+_ALL_TRIGGERS = sorted({t.lower() for r in _RULES for t in r.triggers}, key=lambda t: (-len(t), t))
+_TRIGGERS = re2.compile(b"(?i)" + b"|".join(re2.escape(t) for t in _ALL_TRIGGERS))
+_BY_TRIGGER: dict[bytes, frozenset[int]] = {
+    found: frozenset(i for i, r in enumerate(_RULES) if any(t.lower() in found for t in r.triggers))
+    for found in _ALL_TRIGGERS
+}
 
 
 def _spans(data: bytes) -> list[tuple[int, int, bytes]]:
     lowered = data.lower()
+    found = {m.group().lower() for m in _TRIGGERS.finditer(data)}
+    rules = frozenset().union(*(_BY_TRIGGER[t] for t in found))
     spans: list[tuple[int, int, bytes]] = []
-    for kind, lower, triggers, pattern in _PATTERNS:
-        text = lowered if lower else data
-        if any(t in text for t in triggers):
-            for m in pattern.finditer(text):
-                spans.append((m.start(), m.end(), b"[REDACTED:" + kind.encode() + b"]"))
-    for name in _NAMES:
-        at = lowered.find(name)
-        while at >= 0:
-            if name == b"key" and not any(lowered.endswith(p, 0, at) for p in _KEY_PREFIXES):
-                at = lowered.find(name, at + 3)
+    for i, rule in enumerate(_RULES):
+        if i not in rules:
+            continue
+        text = lowered if rule.lower else data
+        mask = b"[REDACTED:" + rule.family.encode() + b"]"
+        for m in rule.pattern.finditer(text):
+            if rule.word is not None and not _word_start(data, m.start(), rule.word):
                 continue
-            tail = _TAIL.match(lowered, at + len(name))
-            if tail is not None:
-                start, end = tail.span("v")
-                value = lowered[start:end]
-                # Already masked; a count (``token: 123``); an unquoted word after ``:``.
-                if not (
-                    value.startswith(b"[redacted")
-                    or value.isdigit()
-                    or (tail.group("colon") is not None and _DIGITS.isdisjoint(value))
-                ):
-                    spans.append((start, end, b"[REDACTED]"))
-            at = lowered.find(name, at + len(name))
+            if rule.before is not None and not rule.before.search(
+                data, max(0, m.start() - 16), m.start()
+            ):
+                continue
+            start, end = m.span(rule.group) if rule.group else m.span()
+            if rule.check is None or rule.check(data[start:end]):
+                spans.append((start, end, mask))
+    spans.extend(_named_spans(data, lowered))
+    if spans and b"[REDACTED" in data:
+        # Text already masked is never masked again, so redaction is idempotent.
+        masked = [m.span() for m in _MASK.finditer(data)]
+        spans = [s for s in spans if not any(s[0] < e and b < s[1] for b, e in masked)]
     return spans
+
+
+def _mask(data: bytes, spans: list[tuple[int, int, bytes]]) -> tuple[bytes, int]:
+    # Longest first among spans that start together; a span inside one already masked
+    # (``sk-ant-…`` is also ``sk-…``, a JWT after ``Bearer``) is dropped.
+    spans.sort(key=lambda s: (s[0], -s[1]))
+    out: list[bytes] = []
+    pos = 0
+    count = 0
+    for start, end, mask in spans:
+        if start < pos:
+            if end > pos:  # overlapping: extend the mask already written
+                pos = end
+            continue
+        out.append(data[pos:start])
+        out.append(mask)
+        pos = end
+        count += 1
+    out.append(data[pos:])
+    return b"".join(out), count
 
 
 def _redact_bytes(data: bytes, screened: bool = False) -> tuple[bytes, int]:
     if not screened and _PREFILTER.search(data) is None:
         return data, 0
-    spans = _spans(data)
-    if not spans:
-        return data, 0
-    spans.sort()
-    out: list[bytes] = []
-    pos = 0
-    for start, end, mask in spans:
-        if start < pos:  # inside a span already masked (sk-ant-… is also sk-…)
-            continue
-        out.append(data[pos:start])
-        out.append(mask)
-        pos = end
-    out.append(data[pos:])
-    return b"".join(out), len(out) // 2
+    total = 0
+    # A mask can end a word another token was glued to (``…aae[REDACTED:bearer]``), so
+    # masking runs until nothing more is found: the result is a fixed point, and redacting
+    # it again changes nothing. Each round only adds masks, so this ends in a few rounds.
+    for _ in range(8):
+        spans = _spans(data)
+        if not spans:
+            break
+        data, count = _mask(data, spans)
+        total += count
+    return data, total
 
 
-def _redact_tree(value: Any) -> tuple[Any, int]:
+_json_decoder = msgspec.json.Decoder()
+_json_encoder = msgspec.json.Encoder()
+_text_decoder = msgspec.json.Decoder(str)
+
+
+def _redact_tree(value: object) -> tuple[object, int]:
     if isinstance(value, str):
         out, n = _redact_bytes(value.encode())
-        return (out.decode() if n else value), n
+        return (out.decode(errors="replace") if n else value), n
     if isinstance(value, list):
         total = 0
         items = []
@@ -165,7 +436,7 @@ def _redact_tree(value: Any) -> tuple[Any, int]:
         return items, total
     if isinstance(value, dict):
         total = 0
-        mapping: dict[str, Any] = {}
+        mapping: dict[str, object] = {}
         for key, item in value.items():
             v, n = _redact_tree(item)
             mapping[key] = v
@@ -186,9 +457,16 @@ def redact(line: bytes, *, was_json: bool, screened: bool = False) -> tuple[byte
     try:
         _json_decoder.decode(out)
     except (msgspec.DecodeError, UnicodeDecodeError):
-        tree, count = _redact_tree(_json_decoder.decode(line))
-        out = _json_encoder.encode(tree)
+        try:
+            tree, count = _redact_tree(_json_decoder.decode(line))
+            out = _json_encoder.encode(tree)
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+            # ``was_json`` was wrong: keep the byte-level masks, never the secret.
+            pass
     return out, count
+
+
+_SURROGATE = re.compile("([\ud800-\udfff]+)")
 
 
 def redact_text(text: str) -> str:

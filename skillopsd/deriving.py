@@ -4,6 +4,14 @@ the result as ``SpanDerived`` / ``DeriveErrorRecorded`` / ``SessionDerived`` eve
 Derived events have content ids, so deriving a session again appends only the spans that are
 new or changed (and a new ``SessionDerived`` only when the summary changed): a live session's
 events grow with its changes, not with the square of its length.
+
+After a forget (``PayloadsErased``) a session is derived only from the lines that remain:
+erased lines are skipped, a session with no line left is not derived at all (it is not
+brought back into existence from nothing), and lines captured later (the agent appending to
+the same file) are new content that derive a new session under the same id. Ids of events
+derived after an erasure are salted with its position: the erased events keep their ids in
+the log, and an identical re-derived span must not be taken for a duplicate of one whose
+payload is gone.
 """
 
 from __future__ import annotations
@@ -18,12 +26,14 @@ from .events import Database, EventLog, NewEvent, content_id, decode_payload, st
 from .events.types import (
     DeriveErrorRecorded,
     Event,
+    PayloadsErased,
     SessionDerived,
     SessionPurged,
     SourceFileMoved,
     SourceFileTracked,
     TranscriptLineCaptured,
 )
+from .skill_versions import VersionRecorder
 from .sources import source_stream
 
 DeriveFunction = Callable[..., Derivation]
@@ -74,8 +84,18 @@ def session_stream(session_id: str) -> str:
     return f"session:{session_id}"
 
 
-def _event_id(event: Event) -> str:
-    return content_id(type(event).__name__, _msgpack.encode(event))
+def _event_id(event: Event, epoch: int = 0) -> str:
+    if not epoch:
+        return content_id(type(event).__name__, _msgpack.encode(event))
+    return content_id(type(event).__name__, _msgpack.encode(event), epoch)
+
+
+class _Pending(msgspec.Struct):
+    """A derived event waiting in a batch, with the erasure epoch it was derived under."""
+
+    event: NewEvent
+    session_id: str
+    epoch: int
 
 
 class SessionDeriver:
@@ -94,16 +114,22 @@ class SessionDeriver:
         self._derive = derive
         self._sources: dict[str, _Source] = {}
         self._threads: dict[str, str] = {}  # Codex thread id -> parent thread id
+        # Session id -> position of the newest erasure of its derivation.
+        self._epochs: dict[str, int] = {}
         self._seen = 0
+        self._versions = VersionRecorder(db)
 
     def _refresh(self) -> None:
         """Fold source lifecycle events appended since the last call."""
         with self.db.read():
             for event in self.log.read(
-                after=self._seen, types=("SourceFileTracked", "SourceFileMoved")
+                after=self._seen, types=("SourceFileTracked", "SourceFileMoved", "PayloadsErased")
             ):
                 payload = event.payload
-                if isinstance(payload, SourceFileTracked):
+                if isinstance(payload, PayloadsErased):
+                    for sid in payload.session_ids:
+                        self._epochs[sid] = event.position
+                elif isinstance(payload, SourceFileTracked):
                     self._sources[payload.source_id] = _Source(
                         payload.source_id,
                         payload.agent,
@@ -184,6 +210,27 @@ class SessionDeriver:
             return []
         return sorted(by_generation[max(by_generation)])
 
+    def epoch(self, session_id: str) -> int:
+        """Position of the newest erasure of ``session_id``'s derivation (0: never erased)."""
+        return self._epochs.get(session_id, 0)
+
+    def key_of(self, source_id: str) -> SessionKey | None:
+        """The session a tracked file belongs to (None for an unknown source)."""
+        self._refresh()
+        source = self._sources.get(source_id)
+        return self._key(source) if source is not None else None
+
+    def files_of(self, key: SessionKey) -> list[tuple[str, str]]:
+        """(source id, the agent's session id in that file) of every file of a session."""
+        return self.files_by_session().get(key, [])
+
+    def files_by_session(self) -> dict[SessionKey, list[tuple[str, str]]]:
+        """:meth:`files_of` of every session at once."""
+        return {
+            key: [(s.source_id, s.session) for s in files]
+            for key, files in self._files_by_session().items()
+        }
+
     def _files_by_session(self) -> dict[SessionKey, list[_Source]]:
         """Every session's files, in a stable order (one pass over the tracked files)."""
         self._refresh()
@@ -234,7 +281,8 @@ class SessionDeriver:
                     deriver_version=self.deriver_version,
                     merged_into=root_session,
                 )
-                out.append(NewEvent(session_stream(child_id), merged, _event_id(merged)))
+                epoch = self.epoch(root_session)
+                out.append(NewEvent(session_stream(child_id), merged, _event_id(merged, epoch)))
         return out
 
     def _not_a_session(self, key: SessionKey) -> list[NewEvent]:
@@ -268,21 +316,33 @@ class SessionDeriver:
         ordered = sorted(set(keys))
         groups = self._files_by_session()
         result = DeriveResult()
-        batch: list[NewEvent] = []
+        batch: list[_Pending] = []
 
         def flush() -> None:
-            if batch:
-                result.appended += len(self.log.append(batch).positions)
-                batch.clear()
+            if not batch:
+                return
+            with self.db.write():
+                # A forget that committed while these were derived erased the lines they
+                # came from: what was derived from them must not be appended after it.
+                self._refresh()
+                fresh = [p.event for p in batch if self.epoch(p.session_id) == p.epoch]
+                if len(fresh) < len(batch):
+                    _log.info("derivation dropped: its lines were forgotten meanwhile")
+                result.appended += len(self.log.append(fresh).positions)
+            batch.clear()
 
         for n, key in enumerate(ordered, 1):
             if should_stop is not None and should_stop():
                 break  # what is left stays stale and is derived at the next start
+            epoch = self.epoch(key.session_id)
+            sources = self.sources_of(key, groups)
+            if epoch and not any(s.lines for s in sources):
+                continue  # forgotten, and nothing captured since
             try:
                 derivation = self._derive(
                     key.agent,
                     key.native_id,
-                    self.sources_of(key, groups),
+                    sources,
                     deriver_version=self.deriver_version,
                 )
             except Exception as exc:  # a deriver bug must not stop capture or other sessions
@@ -294,18 +354,28 @@ class SessionDeriver:
                     offset=0,
                     message=f"deriver failed: {type(exc).__name__}: {exc}",
                 )
-                batch.append(NewEvent(session_stream(key.session_id), failed, _event_id(failed)))
+                failed_event = NewEvent(
+                    session_stream(key.session_id), failed, _event_id(failed, epoch)
+                )
+                batch.append(_Pending(failed_event, key.session_id, epoch))
                 result.errors += 1
                 continue
             if not derivation.is_session:
-                batch.extend(self._not_a_session(key))
+                batch.extend(_Pending(e, key.session_id, epoch) for e in self._not_a_session(key))
                 continue
             events: list[Event] = [*derivation.spans, *derivation.errors, derivation.session]
             stream = session_stream(derivation.session.session_id)
-            batch.extend(NewEvent(stream, e, _event_id(e)) for e in events)
             batch.extend(
-                self._merged_children(key, derivation.session.session_id, groups.get(key, []))
+                _Pending(NewEvent(stream, e, _event_id(e, epoch)), key.session_id, epoch)
+                for e in events
             )
+            batch.extend(
+                _Pending(e, key.session_id, epoch)
+                for e in self._merged_children(
+                    key, derivation.session.session_id, groups.get(key, [])
+                )
+            )
+            self._versions.observe(derivation)
             result.sessions += 1
             result.errors += len(derivation.errors)
             if len(batch) >= _BATCH_EVENTS:
@@ -313,6 +383,8 @@ class SessionDeriver:
             if progress is not None:
                 progress(n, len(ordered))
         flush()
+        # After the sessions they came from, so a version's first session is already stored.
+        result.appended += self._versions.record()
         return result
 
 

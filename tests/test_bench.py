@@ -29,7 +29,13 @@ def test_latency_benchmark_runs() -> None:
     assert "skillopsd write->commit" in out and "p99" in out
 
 
+def test_redaction_benchmark_runs() -> None:
+    out = _run(str(BENCH / "redact.py"), "--repeat", "1")
+    assert "overall" in out and "precision" in out
+
+
 @pytest.mark.slow
 def test_corpus_benchmarks_run() -> None:
     assert "ratio daemon/floor:" in _run(str(BENCH / "backfill.py"), "--repeat", "1")
     assert "rederive of every session:" in _run(str(BENCH / "derive.py"), "--repeat", "1")
+    assert "ratio eval/floor:" in _run(str(BENCH / "evals.py"), "--repeat", "1")

@@ -218,18 +218,24 @@ def test_command_reference_is_current() -> None:
 
 
 def test_processes_creating_one_database_at_once(tmp_path: Path) -> None:
-    """Several first uses racing on a new database: all succeed, one schema."""
+    """Several first uses racing on a new database: all succeed, one schema.
+
+    (The default location is created on first use; a ``--db`` path only by commands that
+    write, so read-only ``status`` races on the default one.)
+    """
     import subprocess
 
     from .conftest import ctl_command
 
     for i in range(8):
-        path = tmp_path / f"race{i}.db"
+        xdg = tmp_path / f"xdg{i}"
+        env = {**os.environ, "XDG_DATA_HOME": str(xdg), "SKILLOPS_DB": ""}
         procs = [
             subprocess.Popen(
-                [*ctl_command(), "--db", str(path), "status", "--json"],
+                [*ctl_command(), "status", "--json"],
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
+                env=env,
             )
             for _ in range(4)
         ]

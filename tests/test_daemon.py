@@ -350,8 +350,9 @@ def test_root_override_and_ingest_and_status_sources(tmp_path: Path) -> None:
     junk.write_text("hello\n")
     bad = run_ctl("ingest", str(junk), env=env)
     assert bad.returncode == 2 and "no transcript recognised" in bad.stderr
+    # --agent skips sniffing, but a file with no record of that agent is still refused
     forced = run_ctl("ingest", str(junk), "--agent", "claude", "--json", env=env)
-    assert json.loads(forced.stdout)["lines"] == 1
+    assert forced.returncode == 1 and "no line is a claude transcript record" in forced.stderr
 
 
 def test_daemon_install_writes_the_unit(tmp_path: Path) -> None:

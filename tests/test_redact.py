@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import msgspec
-from hypothesis import given
+import pytest
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from skillopsd._redact import redact, redact_text
+from skillopsd._redact import redact, redact_text, screen
+
+from .redaction_cases import WHERE, nonsecrets, secret_cases, transcript_line
 
 ANTHROPIC = "sk-ant-api03-" + "Ab1_" * 20
 
@@ -35,3 +38,153 @@ def test_redact_text_is_idempotent(text: str) -> None:
 def test_redact_text_accepts_lone_surrogates(text: str) -> None:
     redact_text(text + "\ud800" + ANTHROPIC)
     assert ANTHROPIC not in redact_text(text + "\ud800 " + ANTHROPIC)
+
+
+def _strings(value: object) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        return [s for item in value for s in _strings(item)]
+    if isinstance(value, dict):
+        return [s for item in value.values() for s in _strings(item)]
+    return []
+
+
+CASES = secret_cases()
+
+
+def test_labelled_set_is_large_and_covers_every_place() -> None:
+    assert len(CASES) >= 150
+    assert {c.where for c in CASES} == set(WHERE)
+    assert sum(len(v) for v in nonsecrets().values()) >= 300
+
+
+@pytest.mark.parametrize("family", sorted({c.family for c in CASES}))
+def test_each_family_is_masked_wherever_it_appears(family: str) -> None:
+    cases = [c for c in CASES if c.family == family]
+    leaked = []
+    for case in cases:
+        out, count = redact(transcript_line(case.where, case.text), was_json=True)
+        record = msgspec.json.decode(out)  # still valid JSON
+        text = "\n".join(_strings(record))
+        if case.secret in text or case.secret.encode() in out:
+            leaked.append(case)
+        else:
+            assert count >= 1
+        if case.where == "user":  # capture and redact_text agree
+            assert record["message"]["content"] == redact_text(case.text)
+    assert 1 - len(leaked) / len(cases) >= 0.98, leaked
+
+
+def test_names_stay_and_only_values_are_masked() -> None:
+    for case in CASES:
+        if case.family in ("password", "url-password", "basic-auth", "azure"):
+            masked = redact_text(case.text)
+            assert case.secret not in masked
+            for kept in ("DB_PASS=", "--password=", '"password": "', "://app:", "AccountKey="):
+                if kept in case.text:
+                    assert kept in masked, (kept, masked)
+
+
+@pytest.mark.parametrize("kind", sorted(nonsecrets()))
+def test_real_transcript_text_is_never_masked(kind: str) -> None:
+    for text in nonsecrets()[kind]:
+        assert redact_text(text) == text
+        for where in WHERE:
+            line = transcript_line(where, text)
+            assert redact(line, was_json=True) == (line, 0), text
+
+
+def test_the_issue_examples_keep_their_words() -> None:
+    for text in ("fix-cask-point-at-private-repo", "refs/heads/cursor/root-task-metadata-77e6"):
+        assert redact_text(f"git push origin {text}") == f"git push origin {text}"
+    assert "sk-" not in redact_text("use sk-" + "Ab1" * 16)
+
+
+# Text that lands near every rule's edges: prefixes, names, separators, escapes, masks.
+FRAGMENTS = [
+    "sk-",
+    "sk-ant-",
+    "sk-proj-",
+    "ghp_",
+    "AKIA",
+    "xoxb-",
+    "xapp-1-",
+    "eyJ",
+    "eyJhbGciOiJIUzI1NiJ9",
+    ".",
+    "-",
+    "_",
+    "=",
+    ":",
+    " ",
+    "\n",
+    "\\",
+    '"',
+    "'",
+    "@",
+    "://",
+    "/",
+    "&sig=",
+    "?",
+    ";",
+    "password",
+    "token",
+    "api_key",
+    "DB_PASS",
+    "secret",
+    "Authorization: Basic ",
+    "Bearer ",
+    "-----BEGIN RSA PRIVATE KEY-----",
+    "-----END RSA PRIVATE KEY-----",
+    "[REDACTED]",
+    "[REDACTED:openai]",
+    "postgres://u:",
+    "12345678:AA",
+    "hf_",
+    "npm_",
+    "SG.",
+    "whsec_",
+    "Ab3dE",
+    "xY9zW8vU7tS6",
+    "0123456789abcdef",
+    "é",
+    "\u2028",
+    "\x00",
+    *(c.secret for c in CASES[::9]),
+]
+texts = st.lists(st.sampled_from(FRAGMENTS) | st.text(max_size=8), max_size=30).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(texts)
+# A mask can end the word a token was glued to; a second pass must still change nothing.
+@example("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Bearer sk-sk-sk-DB_PASS")
+def test_redaction_is_idempotent_and_keeps_json_valid(text: str) -> None:
+    once = redact_text(text)
+    assert redact_text(once) == once
+    line = msgspec.json.encode({"t": text, "n": [text, 1]})
+    out, _ = redact(line, was_json=True)
+    msgspec.json.decode(out)
+    assert redact(out, was_json=True)[0] == out
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=200) | texts.map(str.encode), st.booleans())
+def test_arbitrary_bytes_never_raise(line: bytes, was_json: bool) -> None:
+    out, count = redact(line, was_json=was_json)
+    assert (out == line) == (count == 0) or count > 0
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(texts, min_size=1, max_size=5))
+def test_screening_a_block_flags_every_line_redaction_would_change(lines: list[str]) -> None:
+    encoded = [msgspec.json.encode(t) for t in lines]
+    block = b"\n".join(encoded) + b"\n"
+    flags = screen(block, len(block))
+    at = 0
+    for line in encoded:
+        flagged = any(at <= f <= at + len(line) for f in flags)
+        if not flagged:
+            assert redact(line, was_json=True, screened=True) == (line, 0)
+        at += len(line) + 1

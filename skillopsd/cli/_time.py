@@ -1,20 +1,57 @@
-"""``--since`` values: a span of time back from now (``7d``, ``12h``, ``30m``) or an ISO time."""
+"""Times on the command line: ``--since``/``--until`` bounds in, local (or UTC) times out."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
 
 import click
 
-_RELATIVE = re.compile(r"\A(\d+)\s*([smhdw])\Z")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+F = TypeVar("F", bound=Callable[..., Any])
+
+# Units are read case-insensitively (click shows a metavar upper-cased, and people type what
+# they see), except a bare ``M``: it reads as months to many, and months are not a fixed span.
+_RELATIVE = re.compile(r"\A(\d+)\s*([a-z]+)\Z", re.IGNORECASE)
+_UNITS = {
+    "s": "seconds",
+    "sec": "seconds",
+    "secs": "seconds",
+    "second": "seconds",
+    "seconds": "seconds",
+    "m": "minutes",
+    "min": "minutes",
+    "mins": "minutes",
+    "minute": "minutes",
+    "minutes": "minutes",
+    "h": "hours",
+    "hr": "hours",
+    "hrs": "hours",
+    "hour": "hours",
+    "hours": "hours",
+    "d": "days",
+    "day": "days",
+    "days": "days",
+    "w": "weeks",
+    "week": "weeks",
+    "weeks": "weeks",
+}
+WHEN_HELP = "7d, 12h, 30m, 2w, or an ISO date/time (local time unless it names a zone)"
 
 
-class Since(click.ParamType):
-    """A lower time bound, as the ISO 8601 UTC text the projections store."""
+def to_stored(moment: datetime) -> str:
+    """``moment`` as the ISO 8601 UTC text the projections store (``…T…:…:….mmmZ``)."""
+    # isoformat, not strftime: glibc's %Y does not pad years before 1000 to four digits,
+    # and the bound is compared as text.
+    utc = moment.astimezone(UTC).replace(tzinfo=None)
+    return utc.isoformat(timespec="milliseconds") + "Z"
 
-    name = "7d|ISO"
+
+class When(click.ParamType):
+    """A time bound: a span back from now (``7d``) or an ISO time, as stored UTC text."""
+
+    name = "when"
 
     def convert(
         self, value: object, param: click.Parameter | None, ctx: click.Context | None
@@ -22,20 +59,84 @@ class Since(click.ParamType):
         text = str(value).strip()
         match = _RELATIVE.match(text)
         if match:
-            delta = timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
-            moment = datetime.now(UTC) - delta
+            number, unit = match.groups()
+            if unit == "M":
+                self.fail(f"{text!r} is ambiguous: write {number}min for minutes", param, ctx)
+            field = _UNITS.get(unit.lower())
+            if field is None:
+                self.fail(f"{text!r}: unknown unit {unit!r} (use s, m, h, d or w)", param, ctx)
+            try:
+                moment = datetime.now(UTC) - timedelta(**{field: int(number)})
+            except OverflowError:
+                self.fail(f"{text!r} reaches back before year 1", param, ctx)
         else:
             try:
                 moment = datetime.fromisoformat(text)
             except ValueError:
-                self.fail(
-                    f"{text!r} is neither a duration like 7d / 12h / 30m nor an ISO time",
-                    param,
-                    ctx,
-                )
+                self.fail(f"{text!r} is neither a span like {WHEN_HELP}", param, ctx)
             if moment.tzinfo is None:
-                moment = moment.replace(tzinfo=UTC)
-        return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+                try:
+                    moment = moment.astimezone()  # a naive time is the reader's local time
+                except (OverflowError, ValueError, OSError):
+                    self.fail(f"{text!r} is out of range", param, ctx)
+        try:
+            return to_stored(moment)
+        except (OverflowError, ValueError):
+            self.fail(f"{text!r} is out of range", param, ctx)
 
 
-SINCE = Since()
+WHEN = When()
+
+
+def window_options(noun: str) -> Callable[[F], F]:
+    """``--since WHEN`` and ``--until WHEN``: only ``noun`` started in that window."""
+
+    def decorate(fn: F) -> F:
+        fn = click.option(
+            "--until",
+            type=WHEN,
+            metavar="WHEN",
+            default=None,
+            help=f"Only {noun} started before this ({WHEN_HELP}).",
+        )(fn)
+        return click.option(
+            "--since",
+            type=WHEN,
+            metavar="WHEN",
+            default=None,
+            help=f"Only {noun} started at or after this ({WHEN_HELP}).",
+        )(fn)
+
+    return decorate
+
+
+def utc_option(fn: F) -> F:
+    """``--utc``: print times in UTC instead of the local zone."""
+    return click.option("--utc", is_flag=True, help="Show times in UTC (default: local time).")(fn)
+
+
+def parse_stored(text: str | None) -> datetime | None:
+    """A stored ISO time as an aware datetime (None if absent or unreadable)."""
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def shown(moment: datetime, utc: bool) -> datetime:
+    """``moment`` in the zone the reader asked for."""
+    return moment.astimezone(UTC) if utc else moment.astimezone()
+
+
+def zone_label(moments: list[datetime]) -> str:
+    """The zone names of shown times, e.g. ``CET/CEST`` when a listing spans a DST change."""
+    names = sorted({m.tzname() or m.strftime("%z") for m in moments})
+    return "/".join(names)
+
+
+# Older names, kept for callers written against them.
+Since = When
+SINCE = WHEN

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pwd
 import shlex
 import shutil
 import sys
@@ -10,7 +11,37 @@ from pathlib import Path
 
 import click
 
+from ..events import Database, LogError
 from ._app import AppContext, UsageFailure, cli, db_option, pass_app
+
+
+def _checked_db(db: Path | None) -> Path | None:
+    """``--db`` as an absolute path the daemon can use, checked before any unit is written.
+
+    The unit runs from another directory, so a relative path would name another file.
+    An existing file must be a skillops database; a new one needs an existing directory.
+    """
+    if db is None:
+        return None
+    path = db.expanduser().absolute()
+    if path.exists():
+        try:
+            Database.open(path, create=False).close()
+        except LogError as exc:
+            raise UsageFailure(f"{exc}; no unit written") from exc
+    elif not path.parent.is_dir():
+        raise UsageFailure(f"{path}: directory {path.parent} does not exist; no unit written")
+    elif not os.access(path.parent, os.W_OK | os.X_OK):
+        raise UsageFailure(f"{path}: directory {path.parent} is not writable; no unit written")
+    return path
+
+
+def _user_name() -> str:
+    """The account the unit runs as (from the password database: $USER can be stale)."""
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        return str(os.getuid())
 
 
 def _daemon_command(db: Path | None) -> str:
@@ -67,7 +98,8 @@ def install(app: AppContext, force: bool) -> None:
     """Write ~/.config/systemd/user/skillopsd.service and print how to enable it."""
     config = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
     target = Path(config) / "systemd" / "user" / "skillopsd.service"
-    text = unit_text(_daemon_command(app.db_path))
+    db = _checked_db(app.db_path)
+    text = unit_text(_daemon_command(db))
     if target.exists() and not force and target.read_text() != text:
         raise UsageFailure(f"{target} exists and differs; use --force to overwrite")
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -80,4 +112,4 @@ def install(app: AppContext, force: bool) -> None:
     click.echo("  systemctl --user daemon-reload")
     click.echo("  systemctl --user enable --now skillopsd")
     click.echo("keep it running when you are logged out (asks for your password):")
-    click.echo(f"  loginctl enable-linger {shlex.quote(os.environ.get('USER', '$USER'))}")
+    click.echo(f"  loginctl enable-linger {shlex.quote(_user_name())}")

@@ -9,9 +9,10 @@ import msgspec
 
 from ..derive import DERIVER_VERSION
 from ..deriving import SessionDeriver
-from ..projections.session_views import find_session
+from ..projections.session_views import session_candidates
 from ._app import AppContext, NotFound, cli, db_option, json_option, pass_app
-from ._output import emit_json
+from ._lookup import lookup_session
+from ._output import emit_json, plural
 
 
 class RederiveReport(msgspec.Struct):
@@ -43,8 +44,10 @@ def rederive(app: AppContext, ident: str | None, as_json: bool) -> None:
     deriver = SessionDeriver(db)
     if ident is not None:
         with db.read() as conn:
-            session = find_session(conn, ident)
-        wanted = {session.session_id} if session is not None else {ident}
+            found = session_candidates(conn, ident, limit=2)
+            if len(found) > 1:
+                lookup_session(conn, ident)  # says which sessions the prefix matches
+        wanted = {found[0].session_id} if found else {ident}
         # A session captured but never derived is known only by its files: match its ids.
         keys = {
             k for k in deriver.all_sessions() if k.session_id in wanted or k.native_id in wanted
@@ -69,6 +72,7 @@ def rederive(app: AppContext, ident: str | None, as_json: bool) -> None:
         emit_json(report)
     else:
         click.echo(
-            f"derived {report.sessions} sessions with deriver v{report.deriver_version}:"
-            f" {report.appended} events appended, {report.errors} unreadable records"
+            f"derived {plural(report.sessions, 'session')} with deriver"
+            f" v{report.deriver_version}: {plural(report.appended, 'event')} appended,"
+            f" {plural(report.errors, 'unreadable record')}"
         )

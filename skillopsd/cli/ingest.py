@@ -9,9 +9,36 @@ import msgspec
 
 from ..deriving import SessionDeriver
 from ..events import EventLog
-from ..sources import STORES, Capturer, ScanResult, capture_all, expand_paths
+from ..sources import STORES, Capturer, ScanResult, Store, capture_all, expand_paths
 from ._app import AppContext, UsageFailure, cli, db_option, json_option, pass_app
-from ._output import emit_json
+from ._output import emit_json, plural
+
+_decoder = msgspec.json.Decoder()
+
+
+def _holds_record_of(path: Path, store: Store) -> bool:
+    """Whether some line of ``path`` is a record of ``store``'s agent (true if unreadable).
+
+    ``--agent`` skips content sniffing, so without this any file (``/bin/true``) would
+    become a session forever. A file that cannot be read here is left to capture, which
+    records why.
+    """
+    try:
+        if not path.is_file():  # a FIFO or device: never opened here
+            return True
+        with open(path, "rb") as fh:
+            for line in fh:
+                if not line.lstrip().startswith(b"{"):
+                    continue
+                try:
+                    record = _decoder.decode(line)
+                except (msgspec.DecodeError, RecursionError, ValueError):
+                    continue
+                if store.sniff([record]):
+                    return True
+    except OSError:
+        return True
+    return False
 
 
 class IngestReport(msgspec.Struct):
@@ -30,7 +57,8 @@ class IngestReport(msgspec.Struct):
     "--agent",
     type=click.Choice(sorted(STORES)),
     default=None,
-    help="Read every file as this agent's (default: tell from the content).",
+    help="Read every file as this agent's (default: tell from the content); a named file"
+    " in which no line is a record of that agent is refused.",
 )
 @click.option("--no-redact", is_flag=True, help="Store lines without masking secrets.")
 @json_option
@@ -41,16 +69,29 @@ def ingest(
     """Capture transcript files (folders are searched for *.jsonl) into the log once."""
     files = []
     skipped = []
+    refused = []
+    named = {p.resolve(): p for p in paths if not p.is_dir()}
     for path, store in expand_paths([p.resolve() for p in paths], agent):
-        if store is None:
+        if store is not None and agent is not None and not _holds_record_of(path, store):
+            if path in named:
+                refused.append(str(named[path]))
+            else:
+                skipped.append(str(path))
+        elif store is None:
             skipped.append(str(path))
         else:
             files.append((path, store))
-    if not files:
-        raise UsageFailure(
-            f"no transcript recognised in {', '.join(map(str, paths))} (try --agent)"
+    if refused:
+        more = f" (and {plural(len(refused) - 1, 'more file')})" if len(refused) > 1 else ""
+        raise click.ClickException(
+            f"{refused[0]}{more}: no line is a {agent} transcript record; nothing captured"
         )
-    db = app.db()
+    if not files:
+        what = f"no {agent} transcript" if agent else "no transcript recognised"
+        raise UsageFailure(
+            f"{what} in {', '.join(map(str, paths))}{'' if agent else ' (try --agent)'}"
+        )
+    db = app.db(create=True)
     with db.read():
         mark = EventLog(db).head()
     result: ScanResult = capture_all(Capturer(db, redact_secrets=not no_redact), files)
@@ -71,8 +112,10 @@ def ingest(
         emit_json(report)
         return
     click.echo(
-        f"captured {report.lines} lines ({report.bytes} bytes) from {report.files} files,"
-        f" {report.errors} errors; derived {report.sessions_derived} sessions"
+        f"captured {plural(report.lines, 'line')} ({plural(report.bytes, 'byte')}) from"
+        f" {plural(report.files, 'file')}, {plural(report.errors, 'error')};"
+        f" derived {plural(report.sessions_derived, 'session')}"
     )
+    why = f"no line is a {agent} record" if agent else "not a recognised transcript (try --agent)"
     for name in skipped:
-        click.echo(f"skipped {name}: not a recognised transcript (try --agent)", err=True)
+        click.echo(f"skipped {name}: {why}", err=True)

@@ -9,7 +9,7 @@ import msgspec
 
 from ..events import verify_chain
 from ._app import AppContext, cli, db_option, json_option, pass_app
-from ._output import emit_json
+from ._output import emit_json, plural
 
 
 def _anchor(value: str) -> tuple[int, bytes]:
@@ -75,7 +75,8 @@ def verify(app: AppContext, anchors: tuple[tuple[int, bytes], ...], as_json: boo
 
 
 class RebuildReport(msgspec.Struct):
-    events_applied: int
+    events_replayed: int  # the log's length, once, however many projections read each event
+    projections: int
     digest: str
     check: bool = False
     digest_before: str | None = None
@@ -96,14 +97,18 @@ def rebuild(app: AppContext, check: bool, as_json: bool) -> None:
     """Drop every projection and replay the log from position 0."""
     engine = app.caught_up()
     before = engine.digest() if check else None
-    applied = engine.rebuild()
+    engine.rebuild()
+    with engine.db.read():
+        replayed = engine.log.head()
     first = engine.digest()
-    report = RebuildReport(events_applied=applied, digest=first)
+    count = len(engine.projections)
+    report = RebuildReport(events_replayed=replayed, projections=count, digest=first)
     if check:
         engine.rebuild()
         second = engine.digest()
         report = RebuildReport(
-            events_applied=applied,
+            events_replayed=replayed,
+            projections=count,
             digest=first,
             check=True,
             digest_before=before,
@@ -113,7 +118,9 @@ def rebuild(app: AppContext, check: bool, as_json: bool) -> None:
     if as_json:
         emit_json(report)
     else:
-        click.echo(f"rebuilt {len(engine.projections)} projections ({applied} events applied)")
+        click.echo(
+            f"rebuilt {plural(count, 'projection')} from {plural(replayed, 'event')} replayed"
+        )
         click.echo(f"digest {first}")
         if check:
             click.echo(f"incremental {before}")

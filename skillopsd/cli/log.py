@@ -23,7 +23,9 @@ def _row(event: RecordedEvent) -> dict[str, Any]:
         "schema": event.schema,
         "recorded_at": event.recorded_at,
         "hash": event.hash.hex(),
-        "payload": plain(event.payload),
+        # An erased payload (forget, retention) is gone; its PayloadsErased says why.
+        "erased": event.erased,
+        "payload": None if event.erased else plain(event.payload),
     }
 
 
@@ -73,7 +75,7 @@ def log_command(
         return
     enc = msgspec.json.Encoder()
     for row in rows():
-        payload = enc.encode(row["payload"]).decode()
+        payload = "(erased)" if row["erased"] else enc.encode(row["payload"]).decode()
         click.echo(
             f"{row['position']:>8}  {row['recorded_at']}  {row['stream']}@{row['stream_version']}"
             f"  {row['type']}  {payload}"

@@ -3,30 +3,175 @@
 from __future__ import annotations
 
 import getpass
+import math
 
 import click
 import msgspec
 
+from ..evals.gate import GATE_POLICY, GatePolicy
 from ..events import EventLog, NewEvent
 from ..events.types import PolicySet
+from ..projections.session_views import stored_policy
 from ..projections.verdict import POLICY_NAME, VerdictPolicy
 from ._app import AppContext, UsageFailure, cli, db_option, json_option, pass_app
-from ._output import emit_json
+from ._output import emit_json, table
 
-_POLICIES: dict[str, type[msgspec.Struct]] = {POLICY_NAME: VerdictPolicy}
+Value = int | float | bool
 
 
-def _parse(pairs: tuple[str, ...]) -> dict[str, str | int | float | bool | None]:
-    values: dict[str, str | int | float | bool | None] = {}
+class Setting(msgspec.Struct, frozen=True):
+    """One key of a policy: its type, the range it must lie in, its default and meaning."""
+
+    kind: type[int] | type[float] | type[bool]
+    default: Value
+    help: str
+    minimum: float | None = None
+    maximum: float | None = None
+
+
+# The one table ``policy set`` validates against and ``policy show`` explains. A test keeps
+# each policy's keys and defaults equal to the Struct its projection reads.
+SETTINGS: dict[str, dict[str, Setting]] = {
+    POLICY_NAME: {
+        "tail_turns": Setting(
+            int,
+            1,
+            "a failure counts as unresolved only in the last this many turns",
+            minimum=1,
+            maximum=1_000_000,
+        ),
+        "unresolved_min": Setting(
+            int,
+            1,
+            "a session is a failure when at least this many of those failures were unresolved",
+            minimum=1,
+            maximum=1_000_000,
+        ),
+        "failure_share": Setting(
+            float,
+            0.8,
+            "or when more than this share of its calls failed (look-ups not counted)",
+            minimum=0.0,
+            maximum=1.0,
+        ),
+    },
+    GATE_POLICY: {
+        "min_sessions": Setting(
+            int,
+            3,
+            "promote clears a version only if its newest eval run graded this many sessions",
+            minimum=1,
+            maximum=1_000_000,
+        ),
+    },
+}
+POLICY_TYPES: dict[str, type[msgspec.Struct]] = {
+    POLICY_NAME: VerdictPolicy,
+    GATE_POLICY: GatePolicy,
+}
+
+_TRUE = {"true", "yes", "on", "1"}
+_FALSE = {"false", "no", "off", "0"}
+
+
+def _range(setting: Setting) -> str:
+    def show(bound: float | None) -> str:
+        if bound is None:
+            return ""
+        return f"{int(bound):,}" if setting.kind is int else f"{bound:g}"
+
+    low, high = show(setting.minimum), show(setting.maximum)
+    return f"{low} to {high}" if low and high else (f"at least {low}" if low else f"at most {high}")
+
+
+def check_value(name: str, key: str, raw: object) -> Value:
+    """``raw`` (text from the command line, or a stored value) as a valid value of ``key``."""
+    settings = SETTINGS[name]
+    setting = settings.get(key)
+    if setting is None:
+        raise ValueError(f"no key {key!r} (keys: {', '.join(sorted(settings))})")
+    text = str(raw).strip()
+    value: Value
+    if setting.kind is bool:
+        if isinstance(raw, bool):
+            value = raw
+        elif text.lower() in _TRUE | _FALSE:
+            value = text.lower() in _TRUE
+        else:
+            raise ValueError(f"{key}={text} is not true or false")
+        return value
+    if isinstance(raw, bool):
+        raise ValueError(f"{key}={text} is not a number")
+    try:
+        if setting.kind is int:
+            if isinstance(raw, float) and not raw.is_integer():
+                raise ValueError
+            value = int(raw) if isinstance(raw, int | float) else int(text, 10)
+        else:
+            value = float(raw) if isinstance(raw, int | float) else float(text)
+    except (ValueError, OverflowError):
+        kind = "a whole number" if setting.kind is int else "a number"
+        raise ValueError(f"{key}={text} is not {kind}") from None
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{key}={text} is not a finite number")
+    if (setting.minimum is not None and value < setting.minimum) or (
+        setting.maximum is not None and value > setting.maximum
+    ):
+        raise ValueError(f"{key}={text} is out of range ({_range(setting)})")
+    return value
+
+
+def _parse(name: str, pairs: tuple[str, ...]) -> dict[str, Value]:
+    values: dict[str, Value] = {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
+        key = key.strip()
         if not sep or not key:
             raise UsageFailure(f"expected KEY=VALUE, got {pair!r}")
         try:
-            values[key] = msgspec.json.decode(raw)
-        except msgspec.DecodeError:
-            values[key] = raw
+            values[key] = check_value(name, key, raw)
+        except ValueError as exc:
+            raise UsageFailure(f"policy {name}: {exc}; nothing recorded") from None
     return values
+
+
+class PolicyReport(msgspec.Struct):
+    """A policy in force: every key's value, the keys set explicitly, and since when."""
+
+    name: str
+    values: dict[str, object]
+    set: dict[str, Value]
+    position: int | None
+    invalid: dict[str, object] = {}
+
+
+def _in_force(app: AppContext, name: str) -> PolicyReport:
+    """The values the projection computes with, read the way it reads them.
+
+    Values stored before ``policy set`` validated (``failure_share=2``) are in force all the
+    same: they are listed in ``invalid`` so that setting the policy again replaces them.
+    """
+    with app.db().read() as conn:
+        stored = stored_policy(conn, name)
+    raw = stored.values if stored else {}
+    try:
+        policy = msgspec.convert(raw, POLICY_TYPES[name], strict=False)
+    except (msgspec.ValidationError, TypeError):
+        policy = POLICY_TYPES[name]()  # as the projection does
+    explicit: dict[str, Value] = {}
+    invalid: dict[str, object] = {}
+    for key, value in raw.items():
+        try:
+            explicit[key] = check_value(name, key, value)
+        except ValueError:
+            invalid[key] = value
+    return PolicyReport(
+        name=name,
+        values=msgspec.to_builtins(policy),
+        set=explicit,
+        position=stored.position if stored else None,
+        invalid=invalid,
+    )
 
 
 @cli.group()
@@ -34,25 +179,87 @@ def policy() -> None:
     """Settings that change what projections compute, such as the verdict rule."""
 
 
-@policy.command("set")
+def _keys_help() -> str:
+    lines = []
+    for name, settings in SETTINGS.items():
+        for key, s in settings.items():
+            lines.append(
+                f"{name}.{key} ({s.kind.__name__}, {_range(s)}, default {s.default}): {s.help}"
+            )
+    return "\n\n".join(lines)
+
+
+@policy.command(
+    "set",
+    help="Record new values for some keys of policy NAME; other keys keep their values.\n\n"
+    "Keys:\n\n" + _keys_help(),
+)
 @db_option
-@click.argument("name", type=click.Choice(sorted(_POLICIES)))
+@click.argument("name", type=click.Choice(sorted(SETTINGS)))
 @click.argument("pairs", nargs=-1, required=True, metavar="KEY=VALUE...")
 @json_option
 @pass_app
 def set_policy(app: AppContext, name: str, pairs: tuple[str, ...], as_json: bool) -> None:
-    """Record new settings for policy NAME (unset keys keep their defaults)."""
-    values = _parse(pairs)
+    given = _parse(name, pairs)
+    db = app.db(create=True)
+    app.caught_up()
+    current = _in_force(app, name)
+    for key, raw in current.invalid.items():
+        if key not in given:
+            click.echo(f"policy {name}: dropping stored {key}={raw!r} (not valid)", err=True)
+    values: dict[str, str | int | float | bool | None] = {**current.set, **given}
     try:
-        checked = msgspec.convert(values, _POLICIES[name], strict=False)
-    except msgspec.ValidationError as exc:
-        raise UsageFailure(f"policy {name}: {exc}") from exc
-    full = msgspec.to_builtins(checked)
-    EventLog(app.db()).append(
-        [NewEvent(f"policy:{name}", PolicySet(name=name, values=full, author=getpass.getuser()))]
+        msgspec.convert(values, POLICY_TYPES[name], strict=False)
+    except msgspec.ValidationError as exc:  # the table and the projection's Struct disagree
+        raise UsageFailure(f"policy {name}: {exc}; nothing recorded") from exc
+    EventLog(db).append(
+        [NewEvent(f"policy:{name}", PolicySet(name=name, values=values, author=getpass.getuser()))]
     )
     app.caught_up()
+    report = _in_force(app, name)
     if as_json:
-        emit_json({"name": name, "values": full})
+        emit_json(report)
     else:
-        click.echo(f"policy {name}: " + ", ".join(f"{k}={v}" for k, v in full.items()))
+        click.echo(f"policy {name}: " + ", ".join(f"{k}={v}" for k, v in report.values.items()))
+
+
+@policy.command("show")
+@db_option
+@click.argument("name", type=click.Choice(sorted(SETTINGS)), required=False)
+@json_option
+@pass_app
+def show_policy(app: AppContext, name: str | None, as_json: bool) -> None:
+    """The policies in force (or policy NAME): each key's value, default and meaning."""
+    app.caught_up()
+    reports = [_in_force(app, n) for n in ([name] if name else sorted(SETTINGS))]
+    if as_json:
+        emit_json(reports if name is None else reports[0])
+        return
+    for i, report in enumerate(reports):
+        if i:
+            click.echo()
+        since = (
+            f"set at log position {report.position:,}"
+            if report.position is not None
+            else "never set: defaults"
+        )
+        click.echo(f"policy {report.name} ({since})")
+        settings = SETTINGS[report.name]
+        table(
+            [
+                [
+                    key,
+                    str(value),
+                    "set" if key in report.set else "default",
+                    settings[key].help if key in settings else "",
+                ]
+                for key, value in report.values.items()
+            ],
+            ["key", "value", "from", "meaning"],
+        )
+        for key, raw in report.invalid.items():
+            click.echo(
+                f"warning: stored {key}={raw!r} is not valid (recorded before values were"
+                f" checked); policy set {report.name} replaces it",
+                err=True,
+            )

@@ -2,13 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from datetime import UTC, datetime
+
 import click
 import msgspec
 
-from ..projections.session_views import SessionView, SpanView, find_session, list_sessions, spans_of
+from ..derive import session_id
+from ..projections.annotations import newest_labels
+from ..projections.session_views import (
+    ForgottenView,
+    SessionView,
+    SpanView,
+    forgotten_of,
+    forgotten_sessions,
+    list_sessions,
+    spans_of,
+)
+from ..sources import STORES
 from ._app import AppContext, NotFound, cli, db_option, json_option, pass_app
-from ._output import emit_json, emit_json_array, table
-from ._time import SINCE
+from ._lookup import lookup_session
+from ._output import compact, cut, emit_json, emit_json_array, number, table, terminal_width
+from ._reason import first_reason
+from ._time import parse_stored, shown, utc_option, window_options, zone_label
 
 _MARKS = {"success": "✓", "failure": "✗", "blocked": "⊘", None: "?"}
 _PREVIEW_KEYS = (
@@ -47,12 +63,57 @@ def _preview(span: SpanView) -> str:
     elif isinstance(args, str):
         text = args
     text = " ".join(text.split())
-    return f"  {text[:70]}{'…' if len(text) > 70 else ''}" if text else ""
+    return f"  {cut(text, 70)}" if text else ""
+
+
+def _forgotten_line(f: ForgottenView) -> str:
+    what = {"source": "a file of it forgotten", "retention": "forgotten by retention"}
+    return (
+        f"{what.get(f.scope, 'forgotten')} {f.forgotten_at[:19].replace('T', ' ')}"
+        f" by {f.author or '?'}: {f.reason} ({f.events} events erased)"
+    )
 
 
 def _outcomes(s: SessionView) -> str:
+    """Call outcomes, leaving out kinds that did not occur (``70✓ 3✗``; ``-`` for none)."""
     o = s.outcomes
-    return f"{o.success}✓ {o.failure}✗ {o.blocked}⊘ {o.unknown}?"
+    parts = [
+        f"{n:,}{mark}"
+        for n, mark in ((o.success, "✓"), (o.failure, "✗"), (o.blocked, "⊘"), (o.unknown, "?"))
+        if n
+    ]
+    return " ".join(parts) or "-"
+
+
+def _total_tokens(s: SessionView) -> int | None:
+    """Input (cached input included, as OpenTelemetry GenAI counts it) plus output."""
+    t = s.tokens
+    if t.input is None and t.output is None:
+        return None
+    return (t.input or 0) + (t.output or 0)
+
+
+_SKILLS_WIDTH = 14
+
+
+def _skills_cell(skills: list[str], width: int) -> str:
+    """Whole skill names that fit in ``width``, then ``+N`` for the rest (``-`` for none)."""
+    if not skills:
+        return "-"
+    shown_names: list[str] = []
+    for i, name in enumerate(skills):
+        rest = len(skills) - i - 1
+        candidate = ",".join([*shown_names, name]) + (f" +{rest}" if rest else "")
+        if len(candidate) > width:
+            break
+        shown_names.append(name)
+    if not shown_names:
+        return cut(skills[0], width - 3) + f" +{len(skills) - 1}" if len(skills) > 1 else skills[0]
+    rest = len(skills) - len(shown_names)
+    return ",".join(shown_names) + (f" +{rest}" if rest else "")
+
+
+_SESSION_ID_WIDTH = 8  # like a short git hash; ``session show`` takes any unique prefix
 
 
 @cli.command("sessions")
@@ -61,12 +122,18 @@ def _outcomes(s: SessionView) -> str:
 @click.option("--skill", default=None, help="Only sessions that loaded this skill.")
 @click.option(
     "--verdict",
-    type=click.Choice(["success", "failure", "blocked", "none"]),
+    type=click.Choice(["success", "failure", "abandoned", "none"]),
     default=None,
     help="Only sessions with this verdict (none: no verdict).",
 )
-@click.option("--since", type=SINCE, default=None, help="Started since (7d, 12h, or ISO time).")
+@window_options("sessions")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="At most N sessions.")
+@utc_option
+@click.option(
+    "--forgotten",
+    is_flag=True,
+    help="List the forgotten sessions (forget, retention) instead: when, by whom, why.",
+)
 @json_option
 @pass_app
 def sessions_command(
@@ -75,35 +142,95 @@ def sessions_command(
     skill: str | None,
     verdict: str | None,
     since: str | None,
+    until: str | None,
     limit: int | None,
+    utc: bool,
+    forgotten: bool,
     as_json: bool,
 ) -> None:
-    """Captured sessions, newest first, with their outcomes and verdicts."""
+    """Captured sessions, newest first, with their outcomes and verdicts.
+
+    Times are local (the zone is in the header) unless --utc; tokens are input (cached input
+    included) plus output; the session column is a prefix of the id that session show takes.
+    JSON output has every field in full, times in UTC. Forgotten sessions are not listed (their
+    rows are gone); --forgotten lists them.
+    """
     db = app.db()
     app.caught_up()
+    if forgotten:
+        with db.read() as conn:
+            tombstones = forgotten_sessions(conn)[:limit]
+        if as_json:
+            emit_json_array(tombstones)
+            return
+        table(
+            [
+                [
+                    f.forgotten_at[:16].replace("T", " "),
+                    f.session_id,
+                    f.scope,
+                    f.author,
+                    str(f.events),
+                    f.reason.replace("\n", " ")[:60],
+                ]
+                for f in tombstones
+            ],
+            ["forgotten", "session", "scope", "by", "events", "reason"],
+        )
+        return
     with db.read() as conn:
         found = list_sessions(
-            conn, agent=agent, skill=skill, verdict=verdict, since=since, limit=limit
+            conn,
+            agent=agent,
+            skill=skill,
+            verdict=verdict,
+            since=since,
+            until=until,
+            limit=limit,
         )
+        hidden = len({f.session_id for f in forgotten_sessions(conn, hidden_only=True)})
+        labels = newest_labels(conn, [s.session_id for s in found])
+    for s in found:
+        s.label = labels.get(s.session_id)
     if as_json:
         emit_json_array(found)
         return
+    starts: list[datetime | None] = []
+    for s in found:
+        moment = parse_stored(s.started_at)
+        starts.append(shown(moment, utc) if moment is not None else None)
+    zone = zone_label([m for m in starts if m is not None] or [shown(datetime.now(UTC), utc)])
     table(
         [
             [
-                (s.started_at or "")[:16].replace("T", " "),
+                m.strftime("%Y-%m-%d %H:%M") if m is not None else "-",
                 s.agent,
-                s.session_id,
+                s.session_id[:_SESSION_ID_WIDTH],
                 s.verdict or "-",
-                str(s.turns),
+                s.label or "-",
                 _outcomes(s),
-                ",".join(s.skills) or "-",
-                (s.title or "").replace("\n", " ")[:60],
+                compact(_total_tokens(s)),
+                _skills_cell(s.skills, _SKILLS_WIDTH),
+                (s.title or "-").strip() or "-",
             ]
-            for s in found
+            for s, m in zip(found, starts, strict=True)
         ],
-        ["started", "agent", "session", "verdict", "turns", "calls", "skills", "title"],
+        [
+            f"started ({zone})",
+            "agent",
+            "session",
+            "verdict",
+            "label",
+            "calls",
+            "tokens",
+            "skills",
+            "title",
+        ],
+        caps={7: _SKILLS_WIDTH},
+        flex=8,
     )
+    if hidden:
+        click.echo(f"({hidden} forgotten sessions not shown: sessions --forgotten lists them)")
 
 
 @cli.group("session")
@@ -111,7 +238,19 @@ def session_group() -> None:
     """One session."""
 
 
-def _tree_lines(spans: list[SpanView]) -> list[str]:
+def _tokens_detail(attributes: Mapping[str, object]) -> str:
+    parts = []
+    for key, label in (
+        ("gen_ai.usage.input_tokens", "in"),
+        ("gen_ai.usage.output_tokens", "out"),
+    ):
+        value = attributes.get(key)
+        if isinstance(value, int):
+            parts.append(f"{value:,} {label}")
+    return f"  ({' / '.join(parts)})" if parts else ""
+
+
+def _tree_lines(spans: list[SpanView], width: int) -> list[str]:
     children: dict[str | None, list[SpanView]] = {}
     for span in spans:
         children.setdefault(span.parent_span_id, []).append(span)
@@ -124,50 +263,108 @@ def _tree_lines(spans: list[SpanView]) -> list[str]:
             detail = _preview(span) if call else ""
             if span.kind == "SKILL":
                 h = span.attributes.get("skill.content_hash")
-                activation = span.attributes.get("skill.activation")
+                activation = span.attributes.get("skill.activation") or "?"
                 detail = f"  [{activation}{' ' + str(h)[:12] if h else ''}]{detail}"
             elif span.kind == "LLM":
-                t_in = span.attributes.get("gen_ai.usage.input_tokens")
-                t_out = span.attributes.get("gen_ai.usage.output_tokens")
-                if t_in is not None or t_out is not None:
-                    detail = f"  ({t_in} in / {t_out} out)"
+                detail = _tokens_detail(span.attributes)
             elif span.kind == "TOOL" and span.attributes.get("skill.name"):
                 detail = f"  (skill {span.attributes['skill.name']}){detail}"
             lines.append(f"{'  ' * depth}{mark}{span.kind} {span.name}{detail}")
+            if call and span.outcome in ("failure", "blocked"):
+                indent = "  " * (depth + 1)
+                why = first_reason(span.attributes.get("skillops.result.error"))
+                text = why or "(no reason recorded)"
+                lines.append(f"{indent}↳ {cut(text, max(20, width - len(indent) - 2))}")
             walk(span.span_id, depth + 1)
 
     walk(None, 0)
     return lines
 
 
+def _when(session: SessionView, utc: bool) -> str:
+    """Start → end in the reader's zone, and how long the session ran."""
+    start, end = parse_stored(session.started_at), parse_stored(session.ended_at)
+    moments = [shown(m, utc) if m is not None else None for m in (start, end)]
+    known = [m for m in moments if m is not None]
+    if not known:
+        return "-"
+    first, last = (m.strftime("%Y-%m-%d %H:%M:%S") if m is not None else "-" for m in moments)
+    text = f"{first} → {last} {zone_label(known)}"
+    if start is not None and end is not None:
+        minutes = round((end - start).total_seconds() / 60)
+        text += f" ({minutes} min)" if minutes < 120 else f" ({minutes / 60:.1f} h)"
+    return text
+
+
+def _session_tokens(session: SessionView) -> str:
+    t = session.tokens
+    parts = [
+        f"{label} {value:,}"
+        for label, value in (
+            ("in", t.input),
+            ("out", t.output),
+            ("cache-read", t.cache_read),
+            ("cache-write", t.cache_creation),
+        )
+        if value is not None
+    ]
+    return "  ".join(parts) or "-"
+
+
 @session_group.command("show")
 @db_option
 @click.argument("ident", metavar="ID")
+@utc_option
 @json_option
 @pass_app
-def show(app: AppContext, ident: str, as_json: bool) -> None:
-    """The span tree of session ID (our id or the agent's), outcomes marked."""
+def show(app: AppContext, ident: str, utc: bool, as_json: bool) -> None:
+    """The span tree of session ID (our id or the agent's, or a unique prefix of either).
+
+    Calls are marked ✓ success, ✗ failure, ⊘ blocked, ? unknown; under a failed or blocked
+    call, ↳ gives the first line of why. Times are local unless --utc.
+    """
     db = app.db()
     app.caught_up()
     with db.read() as conn:
-        session = find_session(conn, ident)
-        if session is None:
-            raise NotFound(f"unknown session {ident!r} (see skillopsctl sessions)")
-        spans = spans_of(conn, session.session_id)
+        try:
+            session: SessionView | None = lookup_session(conn, ident)
+        except NotFound:
+            session = None
+        if session is not None:
+            spans = spans_of(conn, session.session_id)
+            tombstones = forgotten_of(conn, [session.session_id])
+        else:
+            spans = []
+            # A forgotten session is found by our id, a prefix of it, or the agent's id.
+            candidates = [ident, *(session_id(agent, ident) for agent in sorted(STORES))]
+            tombstones = forgotten_of(conn, candidates)
+            if not tombstones:
+                lookup_session(conn, ident)  # raises the lookup's own one-line answer
+        if session is not None:
+            session.label = newest_labels(conn, [session.session_id]).get(session.session_id)
     if as_json:
-        emit_json({"session": session, "spans": spans})
+        emit_json({"session": session, "spans": spans, "forgotten": tombstones})
         return
+    if session is None:
+        click.echo(f"session   {tombstones[0].session_id}")
+        for f in tombstones:
+            click.echo(f"          {_forgotten_line(f)}")
+        return
+    width = terminal_width()
+    title = (session.title or "-").strip().splitlines() or ["-"]
     click.echo(f"session   {session.session_id} ({session.agent} {session.native_session_id})")
-    click.echo(f"title     {(session.title or '-').splitlines()[0][:100]}")
-    click.echo(f"when      {session.started_at} → {session.ended_at}")
+    click.echo(f"title     {cut(title[0], max(20, width - 10))}")
+    click.echo(f"when      {_when(session, utc)}")
     click.echo(f"cwd       {session.cwd or '-'}")
-    click.echo(f"verdict   {session.verdict or '-'}   calls {_outcomes(session)}")
-    click.echo(f"skills    {', '.join(session.skills) or '-'}")
-    t = session.tokens
     click.echo(
-        f"tokens    in {t.input} out {t.output} cache-read {t.cache_read}"
-        f" cache-write {t.cache_creation}"
+        f"verdict   {session.verdict or '-'}   label {session.label or '-'}"
+        f"   calls {_outcomes(session)}"
     )
+    click.echo(f"turns     {number(session.turns)}   tools {number(session.tools)}")
+    click.echo(f"skills    {', '.join(session.skills) or '-'}")
+    for f in tombstones:
+        click.echo(f"erased    {_forgotten_line(f)}")
+    click.echo(f"tokens    {_session_tokens(session)}")
     click.echo()
-    for line in _tree_lines(spans):
+    for line in _tree_lines(spans, width):
         click.echo(line)

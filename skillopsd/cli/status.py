@@ -9,7 +9,7 @@ import msgspec
 
 from ..events import Database
 from ..events._db import scalar
-from ..sources import STORES
+from ..sources import STORES, text_path
 from ._app import AppContext, cli, db_option, json_option, pass_app
 from ._output import emit_json, table
 
@@ -27,6 +27,17 @@ class SourceStatus(msgspec.Struct):
     lag_bytes: int = 0
     errors: int = 0
     missing_files: int = 0
+    # Bytes of files that vanished before they were read to their end: never captured.
+    lost_bytes: int = 0
+    # Files and folders that cannot be captured right now (unreadable, not a regular file).
+    problems: int = 0
+
+
+class CaptureProblem(msgspec.Struct):
+    agent: str
+    path: str
+    kind: str
+    message: str
 
 
 class Status(msgspec.Struct):
@@ -37,34 +48,45 @@ class Status(msgspec.Struct):
     projections: dict[str, ProjectionStatus]
     sources: dict[str, SourceStatus]
     sessions: int
+    problems: list[CaptureProblem] = []
 
 
-def _sources(db: Database) -> dict[str, SourceStatus]:
-    """Per agent: files tracked, what was captured, and what is on disk but not yet."""
+def _sources(db: Database) -> tuple[dict[str, SourceStatus], list[CaptureProblem]]:
+    """Per agent: files tracked, what was captured, what is on disk but not yet, what was lost;
+    and the files capture cannot read now."""
     out = {agent: SourceStatus() for agent in sorted(STORES)}
     with db.read() as conn:
         rows = list(
             conn.execute(
-                "SELECT agent, path, device, inode, offset, lines, bytes, errors"
+                "SELECT agent, path, device, inode, offset, lines, bytes, errors, seen_size, lost"
                 " FROM capture_sources"
             )
         )
-    for agent, path, device, inode, offset, lines, size, errors in rows:
+        problems = [
+            CaptureProblem(*r)
+            for r in conn.execute(
+                "SELECT agent, path, kind, message FROM capture_problems ORDER BY path, kind"
+            )
+        ]
+    for agent, path, device, inode, offset, lines, size, errors, seen, lost in rows:
         s = out.setdefault(agent, SourceStatus())
         s.files += 1
         s.lines += lines
         s.bytes += size
         s.errors += errors
         try:
-            st = os.stat(path)
+            st = os.stat(text_path(path))
         except OSError:
             s.missing_files += 1
+            s.lost_bytes += max(lost, seen - offset)
             continue
         if (st.st_dev, st.st_ino) == (device, inode) and st.st_size >= offset:
             s.lag_bytes += st.st_size - offset
         else:  # replaced or truncated since: it will be read again from the start
             s.lag_bytes += st.st_size
-    return out
+    for problem in problems:
+        out.setdefault(problem.agent, SourceStatus()).problems += 1
+    return out, problems
 
 
 def _human_size(n: int) -> str:
@@ -88,6 +110,7 @@ def status(app: AppContext, as_json: bool) -> None:
     """
     db = app.db()
     states = app.engine().states()
+    sources, problems = _sources(db)
     with db.read() as conn:
         head = scalar(conn, "SELECT max(position) FROM events") or 0
         # As last projected (status does not catch up): see the sessions projection's lag.
@@ -103,8 +126,9 @@ def status(app: AppContext, as_json: bool) -> None:
             s.name: ProjectionStatus(checkpoint=s.checkpoint, lag=s.lag, version=s.version)
             for s in states
         },
-        sources=_sources(db),
+        sources=sources,
         sessions=sessions,
+        problems=problems,
     )
     if as_json:
         emit_json(report)
@@ -121,12 +145,16 @@ def status(app: AppContext, as_json: bool) -> None:
                 str(s.lines),
                 _human_size(s.bytes),
                 _human_size(s.lag_bytes),
+                _human_size(s.lost_bytes),
                 str(s.errors),
+                str(s.problems),
             ]
             for agent, s in report.sources.items()
         ],
-        ["agent", "files", "lines", "captured", "lag", "errors"],
+        ["agent", "files", "lines", "captured", "lag", "lost", "errors", "problems"],
     )
+    for problem in report.problems:
+        click.echo(f"cannot capture {problem.path}: {problem.message} [{problem.kind}]")
     click.echo()
     table(
         [[n, str(p.checkpoint), str(p.lag)] for n, p in report.projections.items()],

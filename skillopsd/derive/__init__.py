@@ -10,6 +10,7 @@ from __future__ import annotations
 import msgspec
 
 from ..events.types import DeriveErrorRecorded, SessionDerived, SpanDerived, TokenUsage
+from ._ending import mark_ending
 from ._ids import session_id
 from ._input import Record, SourceLines, records
 from ._skills import (
@@ -29,7 +30,10 @@ from .codex import derive_codex
 # 2: Claude subagents from agent_progress, titles from summaries of this session and plan
 # headings, sibling-cancelled calls not run, skills that never loaded, slash commands,
 # input tokens including cached input, one skill-body normalization (masked, trailer-free).
-DERIVER_VERSION = 2
+# 3: Codex tokens survive compaction, router errors classified, a long-running command owns
+# its exit; the facts the verdict reads at a session's end (_ending.py).
+# 4: every TOOL and SKILL span carries its agent-neutral kind (``skillops.tool.kind``).
+DERIVER_VERSION = 4
 
 _TOKEN_ATTRIBUTES = (
     ("input", "gen_ai.usage.input_tokens"),
@@ -47,6 +51,8 @@ class Derivation(msgspec.Struct, frozen=True):
     errors: list[DeriveErrorRecorded]
     # False when the files hold no conversation (a Claude file of only summary records).
     is_session: bool = True
+    # The normalized skill bodies the session loaded, by content hash (for SkillVersionCreated).
+    bodies: dict[str, str] = {}
 
 
 def _tokens(spans: list[SpanDerived]) -> TokenUsage:
@@ -100,6 +106,7 @@ def derive_session(
                 is_session=False,
             )
         derive_claude(tree, summary, files)
+    mark_ending(tree)
     spans = tree.events(deriver_version)
     errors = [
         DeriveErrorRecorded(
@@ -139,7 +146,7 @@ def derive_session(
         span_ids=[s.span_id for s in spans],
         parent_session_id=parent,
     )
-    return Derivation(session=session, spans=spans, errors=errors)
+    return Derivation(session=session, spans=spans, errors=errors, bodies=dict(tree.bodies))
 
 
 __all__ = [

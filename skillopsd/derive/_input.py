@@ -9,6 +9,7 @@ import msgspec
 
 _decoder = msgspec.json.Decoder()
 _splitter = json.JSONDecoder()
+_encoder = msgspec.json.Encoder()
 
 
 class SourceLines(msgspec.Struct, frozen=True):
@@ -48,7 +49,8 @@ def records(source: SourceLines) -> tuple[list[Record], list[Unreadable]]:
             continue
         try:
             value = _decoder.decode(line)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+            # Not JSON, invalid UTF-8 inside a string, or nested too deep: read leniently.
             values, error = _split(line)
             for i, v in enumerate(values):
                 if isinstance(v, dict):
@@ -77,10 +79,17 @@ def _split(line: bytes) -> tuple[list[Any], str | None]:
             pos += 1
         if pos >= len(text):
             break
+        start = pos
         try:
             value, pos = _splitter.raw_decode(text, pos)
         except json.JSONDecodeError as exc:
             return values, f"not JSON from character {pos}: {exc.msg}"
+        except RecursionError:
+            return values, f"JSON nested too deep from character {pos}"
+        try:
+            _encoder.encode(value)  # a lone surrogate (``"\\ud800"``) could never be stored
+        except (msgspec.EncodeError, UnicodeEncodeError, RecursionError) as exc:
+            return values, f"JSON value at character {start} cannot be stored: {exc}"
         values.append(value)
     return values, error
 

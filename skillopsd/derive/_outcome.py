@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
+import msgspec
+
 Outcome = Literal["success", "failure", "blocked"]
 
 # Claude Code: the user, a permission rule or a hook stopped the call.
@@ -39,15 +41,28 @@ _CLAUDE_HOOK = re.compile(r"\A(?:PreToolUse|PermissionRequest)(?::\S+)? hook", r
 # User text that stops the turn: calls still waiting for a result were stopped with it.
 TURN_STOPPERS = ("Operation stopped by hook", "[Request interrupted by user")
 _CLAUDE_EXIT = re.compile(r"\AExit code (\d+)")
-# Codex: declined approvals, guardian and sandbox refusals.
+# Codex: declined approvals, guardian, exec-policy and sandbox refusals, interrupts.
 _CODEX_BLOCKED = (
     "exec command rejected by user",
     "patch rejected by user",
     "rejected by user",
     "This action was rejected due to unacceptable risk",
     "sandbox denied exec error",
+    "rejected: blocked by policy",
 )
-_PROCESS_EXIT = re.compile(r"Process exited with code (-?\d+)")
+# The exec policy's refusal: "`<cmd>` rejected: <why>" (codex-rs execpolicy).
+_CODEX_POLICY = re.compile(r"\A`[^`\n]*` rejected: ")
+# A call stopped by an interrupt reports "aborted by user after 4.2s".
+_CODEX_ABORTED = re.compile(r"\Aaborted by user\b")
+# A tool-router error the model reads as the output: "<tool> failed: …", "exec_command failed for
+# `<cmd>`: …", "collab spawn failed: …", "failed to parse function arguments: …".
+_CODEX_ROUTER = re.compile(r"\A(?:[\w./-]+ ){0,2}failed\b")
+# …except when what failed was the sandbox refusing the command (a policy, not the command).
+_CODEX_SANDBOX = re.compile(r"Sandbox\(Denied|SandboxDenied|sandbox denied", re.IGNORECASE)
+# Unified exec output starts with a header ("Command:", "Chunk ID:", "Wall time:", the process
+# state, "Original token count:") and then "Output:"; only the header speaks for the process.
+_PROCESS_EXIT = re.compile(r"^Process exited with code (-?\d+)$", re.MULTILINE)
+_PROCESS_RUNNING = re.compile(r"^Process running with session ID (\d+)$", re.MULTILINE)
 _EXIT_COLON = re.compile(r"Exit code: (-?\d+)")
 
 
@@ -119,16 +134,56 @@ def codex_output_text(output: Any) -> str:
     return ""
 
 
-def codex_outcome(text: str) -> Outcome:
-    """Classify a Codex call output by its text (when no structured end event says more)."""
+class ExecHeader(msgspec.Struct, frozen=True):
+    """What a unified-exec output's header says about its process."""
+
+    exit_code: int | None = None  # the process has exited with this code
+    session_id: str | None = None  # the process is still running under this id
+
+
+def codex_exec_header(text: str) -> ExecHeader:
+    """The process state in a unified-exec output (``exec_command`` or ``write_stdin``)."""
+    marker = text.find("\nOutput:")
+    head = text[:marker] if marker >= 0 else text[:2000]
+    exited = _PROCESS_EXIT.search(head)
+    running = _PROCESS_RUNNING.search(head)
+    return ExecHeader(
+        exit_code=int(exited.group(1)) if exited else None,
+        session_id=running.group(1) if running else None,
+    )
+
+
+def codex_router_outcome(text: str) -> Outcome | None:
+    """Blocked or failed before anything ran (refusals, router errors), else ``None``."""
     head = text[:2000]
     for phrase in _CODEX_BLOCKED:
         if phrase in head:
             return "blocked"
-    m = _PROCESS_EXIT.search(head) or _EXIT_COLON.search(head)
-    if m and m.group(1) != "0":
+    if _CODEX_POLICY.match(head) or _CODEX_ABORTED.match(head):
+        return "blocked"
+    if _CODEX_ROUTER.match(head):
+        return "blocked" if _CODEX_SANDBOX.search(head) else "failure"
+    if head.startswith(("error:", "Error:")):
         return "failure"
-    if head.startswith(("apply_patch verification failed", "error:", "Error:")):
+    return None
+
+
+def codex_outcome(text: str) -> Outcome | None:
+    """Classify a Codex call output by its text (when no structured end event says more).
+
+    ``None`` for a command still running: its exit arrives later, in a ``write_stdin`` poll.
+    """
+    early = codex_router_outcome(text)
+    if early is not None:
+        return early
+    header = codex_exec_header(text)
+    if header.exit_code is not None:
+        return "success" if header.exit_code == 0 else "failure"
+    if header.session_id is not None:
+        return None
+    head = text[:2000]
+    m = _EXIT_COLON.search(head)
+    if m and m.group(1) != "0":
         return "failure"
     # Older ``shell`` output: {"output": …, "metadata": {"exit_code": N}}.
     if head.startswith("{") and '"exit_code"' in head:
@@ -136,6 +191,11 @@ def codex_outcome(text: str) -> Outcome:
         if legacy and legacy.group(1) != "0":
             return "failure"
     return "success"
+
+
+def codex_poll_outcome(text: str) -> Outcome:
+    """Classify a ``write_stdin`` output: the poll itself, not the process it reports on."""
+    return codex_router_outcome(text) or "success"
 
 
 def codex_mcp_end(result: Any) -> Outcome | None:

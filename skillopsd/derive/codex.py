@@ -20,12 +20,13 @@ from ._ids import span_id
 from ._input import Record, mapping
 from ._outcome import (
     codex_exec_end,
+    codex_exec_header,
     codex_mcp_end,
     codex_outcome,
     codex_output_text,
+    codex_poll_outcome,
     result_text,
 )
-from ._skills import content_hash
 from ._summary import Summary
 from ._tree import Span, SpanTree, as_json, clip
 
@@ -49,6 +50,11 @@ _INJECTED = (
     "<user_instructions>",
     "<subagent_notification>",
 )
+_USAGE = (
+    ("input_tokens", "gen_ai.usage.input_tokens"),
+    ("output_tokens", "gen_ai.usage.output_tokens"),
+    ("cached_input_tokens", "gen_ai.usage.cache_read.input_tokens"),
+)
 _decoder = msgspec.json.Decoder()
 
 
@@ -61,7 +67,7 @@ def _arguments(payload: dict[str, Any]) -> Any:
     if isinstance(raw, str):
         try:
             return _decoder.decode(raw)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):
             return raw
     return raw if raw is not None else payload.get("input")
 
@@ -99,6 +105,13 @@ class _Thread:
         self.calls: dict[str, Span] = {}
         self.pending_searches: list[Span] = []
         self.ended: set[str] = set()  # calls with an authoritative end event
+        # Unified-exec processes still running (session id -> the exec_command that started
+        # them): their exit code arrives later, in a write_stdin poll's output.
+        self.processes: dict[str, Span] = {}
+        self.running: set[str] = set()  # call ids of those commands
+        # The thread's cumulative usage as of the last token_count: a token_count that does not
+        # move it repeats an earlier response (a new turn, a compaction), it is not a new one.
+        self.total: dict[str, Any] | None = None
 
     def _new_chain(self, turn_id: str, timestamp: str | None) -> Span:
         chain = self.tree.add(
@@ -122,7 +135,9 @@ class _Thread:
         return self.chain
 
     def walk(self, records: list[Record]) -> None:
-        for record in _own_records(records, self.thread_id):
+        own, replayed = _split_replay(records, self.thread_id)
+        self.total = _last_total(replayed)
+        for record in own:
             value = record.value
             timestamp = value.get("timestamp") if isinstance(value.get("timestamp"), str) else None
             payload = mapping(value.get("payload"))
@@ -179,14 +194,48 @@ class _Thread:
                 return
             text = codex_output_text(payload.get("output"))
             span.touch(timestamp)
-            if call_id not in self.ended:
+            if span.attributes.get("gen_ai.tool.name") == "write_stdin":
+                self._poll(span, text, timestamp)
+            elif call_id not in self.ended:
                 span.outcome = codex_outcome(text)
-            if span.outcome != "success":
+                self._started(span, text)
+            if span.outcome not in ("success", None):
                 span.attributes["skillops.result.error"] = clip(text, 2000)
             if span.kind == "SKILL":
-                span.attributes["skill.content_hash"] = content_hash(_exec_output(text))
+                span.attributes["skill.content_hash"] = self.tree.skill_body(_exec_output(text))
             if span.name == "spawn_agent":
                 self._link_child(span, text)
+
+    def _started(self, span: Span, text: str) -> None:
+        """Note a command whose output says it is still running."""
+        session = codex_exec_header(text).session_id
+        if session is not None and span.outcome is None:
+            self.processes[session] = span
+            self.running.add(str(span.attributes.get("gen_ai.tool.call.id")))
+            span.attributes["skillops.exec.session_id"] = session
+
+    def _poll(self, poll: Span, text: str, timestamp: str | None) -> None:
+        """A ``write_stdin`` output: the poll's own outcome, and the exit of what it polled.
+
+        The exit code belongs to the command that started the process; the poll succeeded
+        unless the router refused it.
+        """
+        if str(poll.attributes.get("gen_ai.tool.call.id")) not in self.ended:
+            poll.outcome = codex_poll_outcome(text)
+        exit_code = codex_exec_header(text).exit_code
+        arguments = _decoder_safe(poll.attributes.get("gen_ai.tool.call.arguments"))
+        session = arguments.get("session_id") if isinstance(arguments, dict) else None
+        command = self.processes.get(str(session)) if session is not None else None
+        if exit_code is None or command is None:
+            return
+        del self.processes[str(session)]
+        call_id = str(command.attributes.get("gen_ai.tool.call.id"))
+        self.running.discard(call_id)
+        command.touch(timestamp)
+        if call_id not in self.ended:  # exec_command_end (0.118-0.128) already said so
+            command.outcome = "success" if exit_code == 0 else "failure"
+        if command.outcome == "failure":
+            command.attributes["skillops.result.error"] = clip(text, 2000)
 
     def _llm(self, record: Record, timestamp: str | None) -> Span:
         if self.llm is None:
@@ -253,11 +302,37 @@ class _Thread:
     def _link_child(self, span: Span, text: str) -> None:
         try:
             value = _decoder.decode(text)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):
             return
         if isinstance(value, dict) and isinstance(value.get("agent_id"), str):
             self.spawned[value["agent_id"]] = span
             span.attributes["gen_ai.agent.id"] = value["agent_id"]
+
+    def _usage(self, info: Any) -> None:
+        """Add one model response's usage to the response it belongs to.
+
+        Codex writes ``token_count`` again without a new response (after a user message, after
+        ``compacted`` with ``last_token_usage`` all zeros): only a moved total is a response.
+        """
+        if not isinstance(info, dict) or not isinstance(info.get("last_token_usage"), dict):
+            return
+        last = info["last_token_usage"]
+        total = info.get("total_token_usage")
+        if isinstance(total, dict):
+            if total == self.total:
+                return
+            self.total = total
+        target = self.llm or self.last_llm
+        if target is None:
+            return
+        for source, attr in _USAGE:
+            value = last.get(source)
+            if isinstance(value, int) and not isinstance(value, bool):
+                before = target.attributes.get(attr)
+                if isinstance(total, dict) and isinstance(before, int):
+                    target.attributes[attr] = before + value  # a second response, same span
+                else:
+                    target.attributes[attr] = value
 
     # --- events ------------------------------------------------------------------------
 
@@ -268,17 +343,7 @@ class _Thread:
         if event == "task_started" and isinstance(payload.get("turn_id"), str):
             self._new_chain(payload["turn_id"], timestamp)
         elif event == "token_count":
-            info = payload.get("info")
-            last = info.get("last_token_usage") if isinstance(info, dict) else None
-            target = self.llm or self.last_llm
-            if isinstance(last, dict) and target is not None:
-                for source, attr in (
-                    ("input_tokens", "gen_ai.usage.input_tokens"),
-                    ("output_tokens", "gen_ai.usage.output_tokens"),
-                    ("cached_input_tokens", "gen_ai.usage.cache_read.input_tokens"),
-                ):
-                    if isinstance(last.get(source), int):
-                        target.attributes[attr] = last[source]
+            self._usage(payload.get("info"))
         elif event == "exec_command_end" and span is not None:
             outcome = codex_exec_end(payload.get("status"), payload.get("exit_code"))
             if outcome is not None:
@@ -312,8 +377,10 @@ class _Thread:
             if aborted is None:
                 return
             aborted.attributes["skillops.turn.aborted"] = str(payload.get("reason"))
-            for pending in self.calls.values():
+            for call_id, pending in self.calls.items():
                 llm = self.tree.spans.get(pending.parent or "")
+                if call_id in self.running:  # it returned; its process outlives the turn
+                    continue
                 if pending.outcome is None and llm is not None and llm.parent == aborted.span_id:
                     pending.outcome = "blocked"
                     pending.attributes["skillops.result.error"] = "turn aborted by the user"
@@ -325,15 +392,15 @@ class _Thread:
             self.summary.title = payload["thread_name"]
 
 
-def _own_records(records: list[Record], thread_id: str) -> list[Record]:
-    """A thread's records without the parent history a forked child replays first.
+def _split_replay(records: list[Record], thread_id: str) -> tuple[list[Record], list[Record]]:
+    """A thread's own records, and the parent history a forked child replays first.
 
     The replay follows a second ``session_meta``; the child's own work starts with its first
     turn, whose UUIDv7 turn id sorts after the child's thread id (replayed turns are older).
     """
     metas = [i for i, r in enumerate(records) if r.value.get("type") == "session_meta"]
     if len(metas) < 2:
-        return records
+        return records, []
     start = metas[1]
     for i in range(start, len(records)):
         value = records[i].value
@@ -344,8 +411,29 @@ def _own_records(records: list[Record], thread_id: str) -> list[Record]:
             and isinstance(turn, str)
             and (turn >= thread_id)
         ):
-            return records[:start] + records[i:]
-    return records[:start]
+            return records[:start] + records[i:], records[start:i]
+    return records[:start], records[start:]
+
+
+def _last_total(records: list[Record]) -> dict[str, Any] | None:
+    """The cumulative usage of the last ``token_count`` in ``records`` (a replayed history)."""
+    for record in reversed(records):
+        payload = mapping(record.value.get("payload"))
+        if record.value.get("type") == "event_msg" and payload.get("type") == "token_count":
+            total = mapping(payload.get("info")).get("total_token_usage")
+            if isinstance(total, dict):
+                return total
+    return None
+
+
+def _decoder_safe(text: Any) -> Any:
+    """``text`` decoded as JSON, or ``None``."""
+    if not isinstance(text, str):
+        return None
+    try:
+        return _decoder.decode(text)
+    except msgspec.DecodeError:
+        return None
 
 
 def derive_codex(

@@ -127,6 +127,19 @@ CREATE TABLE chain_head (
 );
 INSERT INTO chain_head (id, position, hash)
     SELECT 1, position, hash FROM events ORDER BY position DESC LIMIT 1;
+-- Capture (issue 7): a source's size when last seen, bytes lost when it vanished before it
+-- was read to its end, and a digest of the committed bytes just before its offset; and the
+-- problems (unreadable, not a regular file...) currently open, each recorded once.
+ALTER TABLE capture_sources ADD COLUMN seen_size INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE capture_sources ADD COLUMN lost INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE capture_sources ADD COLUMN tail_digest TEXT NOT NULL DEFAULT '';
+CREATE TABLE capture_problems (
+    path    TEXT NOT NULL,
+    kind    TEXT NOT NULL,
+    agent   TEXT NOT NULL,
+    message TEXT NOT NULL,
+    PRIMARY KEY (path, kind)
+);
 """
 
 # Schema 3: the type index covers only the rare types. Lines and spans are nearly every row
@@ -175,10 +188,11 @@ class Database:
         path: str | os.PathLike[str],
         *,
         create_dirs: bool = False,
+        create: bool = True,
         busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
         fsync_commits: bool = True,
     ) -> Database:
-        """Open (creating if absent) the database at ``path``.
+        """Open (creating if absent, unless ``create`` is false) the database at ``path``.
 
         With ``create_dirs`` a missing parent directory is created with mode 0700 (the
         default location); otherwise it is an error. A file that is not a skillops database,
@@ -191,6 +205,8 @@ class Database:
         the transcript is still on disk, so they are simply captured again.
         """
         path = Path(path).expanduser()
+        if not create and not path.exists():
+            raise DatabaseOpenError(f"{path}: no skillops database there")
         parent = path.parent
         if not parent.is_dir():
             if not create_dirs or parent.exists():
@@ -265,6 +281,7 @@ class Database:
         # Deleted or moved content is overwritten with zeros, never left in unused space:
         # otherwise a page split leaves stale copies of rows that erasure could not reach.
         conn.execute("PRAGMA secure_delete=ON")
+        adopted = False
         if app_id != APPLICATION_ID:
             with self.write():
                 # Re-check under the write lock: another process may have initialised it.
@@ -273,10 +290,11 @@ class Database:
                     conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
                     conn.execute("PRAGMA user_version=1")
                     self._migrate()
+                    adopted = True
         elif user_version < SCHEMA_VERSION:
             with self.write():
                 self._migrate()
-        if is_new:
+        if is_new or adopted:  # an existing empty file made ours is private like a new one
             os.chmod(self.path, 0o600)
 
     def _migrate(self) -> None:

@@ -30,7 +30,8 @@ class Projection(ABC):
     tables: ClassVar[tuple[str, ...]]
     # Event type names this projection folds; None folds every event.
     handles: ClassVar[frozenset[str] | None] = None
-    # False: ``apply`` reads only the envelope, so payload bytes are not read back.
+    # False: ``apply`` reads only the envelope, so payload bytes are not read back; such a
+    # projection also sees erased events (their envelope stays in the log).
     needs_payload: ClassVar[bool] = True
 
     @abstractmethod
@@ -116,11 +117,25 @@ class ProjectionEngine:
         """
         if not self._behind():
             return 0
+        applied, erasures = self._catch_up(chunk, progress, should_stop)
+        if erasures and not self.db.conn.in_transaction:
+            # Rows of forgotten sessions were deleted (zeroed: secure_delete): the pages that
+            # held them must leave the WAL too, for the zeroed ones in the database file.
+            self.db.checkpoint_truncate()
+        return applied
+
+    def _catch_up(
+        self,
+        chunk: int,
+        progress: ProgressCallback | None,
+        should_stop: Callable[[], bool] | None,
+    ) -> tuple[int, int]:
         applied = 0
+        erasures = 0
         for projection in self.projections:
             while True:
                 if should_stop is not None and should_stop():
-                    return applied
+                    return applied, erasures
                 with self.db.write():
                     cp = self._checkpoint(projection)
                     if cp is None or cp[0] != projection.version:
@@ -140,9 +155,14 @@ class ProjectionEngine:
                             with_data=projection.needs_payload,
                         )
                     )
-                    projection.apply_many(self.db.conn, events)
                     count = len(events)
                     last = events[-1].position if events else position
+                    if projection.needs_payload:
+                        # An erased event's payload is gone: it is folded by no projection, and
+                        # the PayloadsErased that erased it undoes what it had folded.
+                        events = [e for e in events if not e.erased]
+                    erasures += sum(e.type == "PayloadsErased" for e in events)
+                    projection.apply_many(self.db.conn, events)
                     # Fewer than a full chunk means nothing more this projection folds
                     # up to the head, so its checkpoint can jump there.
                     done = count < chunk
@@ -153,7 +173,7 @@ class ProjectionEngine:
                 if done:
                     _log.debug("projection caught up", projection=projection.name, head=head)
                     break
-        return applied
+        return applied, erasures
 
     def rebuild(self, *, progress: ProgressCallback | None = None) -> int:
         """Drop every projection's tables and replay the log from position 0."""

@@ -7,6 +7,7 @@ from typing import Any
 import apsw
 import msgspec
 
+from ..events._db import scalar
 from ..events.types import AttributeValue
 
 
@@ -42,6 +43,8 @@ class SessionView(msgspec.Struct):
     tokens: Tokens
     deriver_version: int
     parent_session_id: str | None
+    # The newest unretracted human label, beside (never merged into) the verdict.
+    label: str | None = None
 
 
 class SpanView(msgspec.Struct):
@@ -117,9 +120,10 @@ def list_sessions(
     skill: str | None = None,
     verdict: str | None = None,
     since: str | None = None,
+    until: str | None = None,
     limit: int | None = None,
 ) -> list[SessionView]:
-    """Sessions, newest first, filtered."""
+    """Sessions, newest first, filtered (``since`` inclusive, ``until`` exclusive)."""
     where: list[str] = []
     args: list[object] = []
     if agent:
@@ -136,6 +140,9 @@ def list_sessions(
     if since:
         where.append("started_at >= ?")
         args.append(since)
+    if until:
+        where.append("started_at < ?")
+        args.append(until)
     sql = f"SELECT {_SESSION_COLUMNS} FROM p_sessions"
     if where:
         sql += " WHERE " + " AND ".join(where)
@@ -150,6 +157,19 @@ def find_session(conn: apsw.Connection, ident: str) -> SessionView | None:
     """A session by our id, the agent's native id, or a unique prefix of either.
 
     A thread merged into another session (a Codex child) finds the session it is part of.
+    None when nothing matches or a prefix matches several (see :func:`session_candidates`).
+    """
+    found = session_candidates(conn, ident, limit=2)
+    return found[0] if len(found) == 1 else None
+
+
+MIN_PREFIX = 6
+
+
+def session_candidates(conn: apsw.Connection, ident: str, limit: int = 5) -> list[SessionView]:
+    """Sessions ``ident`` may name: the exact match, else up to ``limit`` prefix matches.
+
+    Prefixes shorter than :data:`MIN_PREFIX` characters match nothing.
     """
     merged = conn.execute(
         "SELECT merged_into FROM p_merged WHERE session_id = ? OR native_session_id = ?",
@@ -159,13 +179,26 @@ def find_session(conn: apsw.Connection, ident: str) -> SessionView | None:
         ident = merged[0]
     sql = f"SELECT {_SESSION_COLUMNS} FROM p_sessions WHERE session_id = ? OR native_session_id = ?"
     rows = conn.execute(sql, (ident, ident)).fetchall()
-    if not rows and len(ident) >= 6:
+    if not rows and len(ident) >= MIN_PREFIX:
         rows = conn.execute(
             f"SELECT {_SESSION_COLUMNS} FROM p_sessions WHERE session_id LIKE ? ESCAPE '\\'"
-            " OR native_session_id LIKE ? ESCAPE '\\' LIMIT 2",
-            (_prefix(ident), _prefix(ident)),
+            " OR native_session_id LIKE ? ESCAPE '\\' ORDER BY started_at DESC, session_id"
+            " LIMIT ?",
+            (_prefix(ident), _prefix(ident), limit),
         ).fetchall()
-    return _session(rows[0]) if len(rows) == 1 else None
+    return [_session(r) for r in rows[:limit]]
+
+
+def count_prefix_matches(conn: apsw.Connection, ident: str) -> int:
+    """How many sessions' ids (ours or the agent's) start with ``ident``."""
+    return int(
+        scalar(
+            conn,
+            "SELECT count(*) FROM p_sessions WHERE session_id LIKE ? ESCAPE '\\'"
+            " OR native_session_id LIKE ? ESCAPE '\\'",
+            (_prefix(ident), _prefix(ident)),
+        )
+    )
 
 
 def _prefix(ident: str) -> str:
@@ -194,3 +227,76 @@ def spans_of(conn: apsw.Connection, session_id: str) -> list[SpanView]:
         )
         for r in rows
     ]
+
+
+class StoredPolicy(msgspec.Struct):
+    """A policy's values as last set, and the log position of that ``PolicySet``."""
+
+    name: str
+    values: dict[str, Any]
+    position: int | None
+
+
+def stored_policy(conn: apsw.Connection, name: str) -> StoredPolicy | None:
+    """The values last recorded for policy ``name`` (None if it was never set)."""
+    row = conn.execute(
+        'SELECT "values", position FROM p_policies WHERE name = ?', (name,)
+    ).fetchone()
+    if row is None:
+        return None
+    values = _json.decode(row[0])
+    return StoredPolicy(
+        name=name, values=values if isinstance(values, dict) else {}, position=row[1]
+    )
+
+
+class ForgottenView(msgspec.Struct):
+    """One erasure of a session's derivation (``forget``, retention), as its tombstone."""
+
+    session_id: str
+    position: int
+    forgotten_at: str
+    author: str
+    reason: str
+    scope: str
+    events: int
+
+
+_FORGOTTEN_COLUMNS = "session_id, position, forgotten_at, author, reason, scope, events"
+
+
+def _forgotten(row: tuple[Any, ...]) -> ForgottenView:
+    return ForgottenView(*row)
+
+
+def forgotten_sessions(conn: apsw.Connection, *, hidden_only: bool = False) -> list[ForgottenView]:
+    """Every tombstone, newest first; ``hidden_only``: of sessions with no rows left."""
+    sql = f"SELECT {_FORGOTTEN_COLUMNS} FROM p_forgotten"
+    if hidden_only:
+        sql += " WHERE session_id NOT IN (SELECT session_id FROM p_sessions)"
+    sql += " ORDER BY position DESC, session_id"
+    return [_forgotten(r) for r in conn.execute(sql)]
+
+
+def forgotten_of(conn: apsw.Connection, candidates: list[str]) -> list[ForgottenView]:
+    """The tombstones of the first of ``candidates`` (session ids) that has any, newest first.
+
+    An id shorter than a full session id is taken as a prefix and must match one session.
+    """
+    for ident in candidates:
+        rows = conn.execute(
+            f"SELECT {_FORGOTTEN_COLUMNS} FROM p_forgotten WHERE session_id = ?"
+            " ORDER BY position DESC",
+            (ident,),
+        ).fetchall()
+        if not rows and len(ident) >= 6:
+            rows = conn.execute(
+                f"SELECT {_FORGOTTEN_COLUMNS} FROM p_forgotten WHERE session_id LIKE ?"
+                " ESCAPE '\\' ORDER BY position DESC",
+                (_prefix(ident),),
+            ).fetchall()
+            if len({r[0] for r in rows}) != 1:
+                rows = []
+        if rows:
+            return [_forgotten(r) for r in rows]
+    return []

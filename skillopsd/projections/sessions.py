@@ -1,4 +1,11 @@
-"""Sessions and their spans, as the newest derivation describes them, with verdicts."""
+"""Sessions and their spans, as the newest derivation describes them, with verdicts.
+
+A ``PayloadsErased`` (forget, retention) removes the rows of every session whose derivation
+it erased and leaves a tombstone in ``p_forgotten``: the engine never folds an erased event,
+so a rebuild never creates those rows and deleting them here keeps the incremental state
+equal to the replay. Lines the session gains later are derived anew and bring rows back;
+the tombstone stays (a session can be forgotten more than once: one row per erasure).
+"""
 
 from __future__ import annotations
 
@@ -6,9 +13,9 @@ import apsw
 import msgspec
 
 from ..events import RecordedEvent
-from ..events.types import PolicySet, SessionDerived, SessionPurged, SpanDerived
+from ..events.types import PayloadsErased, PolicySet, SessionDerived, SessionPurged, SpanDerived
 from ._engine import Projection
-from .verdict import POLICY_NAME, VerdictPolicy, verdict
+from .verdict import POLICY_NAME, SessionEnd, VerdictPolicy, verdict
 
 _json = msgspec.json.Encoder()
 _SCHEMA = """
@@ -39,16 +46,33 @@ CREATE TABLE p_purged (session_id TEXT PRIMARY KEY, position INTEGER NOT NULL);
 CREATE TABLE p_merged (
     session_id TEXT PRIMARY KEY, native_session_id TEXT NOT NULL, merged_into TEXT NOT NULL
 );
+CREATE TABLE p_forgotten (
+    session_id TEXT NOT NULL, position INTEGER NOT NULL, forgotten_at TEXT NOT NULL,
+    author TEXT NOT NULL, reason TEXT NOT NULL, scope TEXT NOT NULL, events INTEGER NOT NULL,
+    PRIMARY KEY (session_id, position)
+) WITHOUT ROWID;
 """
+# Tables whose rows belong to one session and go when its derivation is erased.
+_SESSION_TABLES = ("p_sessions", "p_session_skills", "p_spans", "p_merged")
 
 
 class Sessions(Projection):
     """The tables ``sessions`` and ``session show`` read, verdicts included."""
 
     name = "sessions"
-    version = 2
-    tables = ("p_sessions", "p_session_skills", "p_spans", "p_policies", "p_purged", "p_merged")
-    handles = frozenset({"SessionDerived", "SpanDerived", "PolicySet", "SessionPurged"})
+    version = 3
+    tables = (
+        "p_sessions",
+        "p_session_skills",
+        "p_spans",
+        "p_policies",
+        "p_purged",
+        "p_merged",
+        "p_forgotten",
+    )
+    handles = frozenset(
+        {"SessionDerived", "SpanDerived", "PolicySet", "SessionPurged", "PayloadsErased"}
+    )
 
     def create(self, conn: apsw.Connection) -> None:
         conn.execute(_SCHEMA)
@@ -97,8 +121,29 @@ class Sessions(Projection):
                 for table in ("p_sessions", "p_session_skills", "p_spans"):
                     conn.execute(f"DELETE FROM {table} WHERE session_id = ?", (payload.session_id,))
                 dirty.discard(payload.session_id)
+            elif isinstance(payload, PayloadsErased):
+                self._forget(conn, payload, event)
+                dirty.difference_update(payload.session_ids)
         self._write_spans(conn, spans)
         self._flush(conn, dirty)
+
+    @staticmethod
+    def _forget(conn: apsw.Connection, erased: PayloadsErased, event: RecordedEvent) -> None:
+        for session_id in sorted(set(erased.session_ids)):
+            for table in _SESSION_TABLES:
+                conn.execute(f"DELETE FROM {table} WHERE session_id = ?", (session_id,))
+            conn.execute(
+                "INSERT OR REPLACE INTO p_forgotten VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    session_id,
+                    event.position,
+                    event.recorded_at,
+                    erased.author,
+                    erased.reason,
+                    erased.scope,
+                    len(erased.positions),
+                ),
+            )
 
     @staticmethod
     def _write_spans(conn: apsw.Connection, rows: list[tuple[object, ...]]) -> None:
@@ -180,20 +225,77 @@ class Sessions(Projection):
         where = "WHERE session_id = ?" if session_id else ""
         args = (session_id,) if session_id else ()
         rows = conn.execute(f"SELECT session_id FROM p_sessions {where}", args).fetchall()
-        for (sid,) in rows:
-            counts: dict[str, int] = dict(
-                conn.execute(  # type: ignore[arg-type]
-                    "SELECT coalesce(outcome, 'unknown'), count(*) FROM p_spans"
-                    " WHERE session_id = ? AND kind IN ('TOOL', 'SKILL') GROUP BY 1",
-                    (sid,),
-                ).fetchall()
-            )
-            s, f, b, u = (counts.get(k, 0) for k in ("success", "failure", "blocked", "unknown"))
+        for (row_id,) in rows:
+            sid = str(row_id)
+            end = _session_end(conn, sid, policy)
             conn.execute(
                 "UPDATE p_sessions SET success = ?, failure = ?, blocked = ?, unknown = ?,"
                 " verdict = ? WHERE session_id = ?",
-                (s, f, b, u, verdict(s, f, b, policy), sid),
+                (
+                    end.success,
+                    end.failure,
+                    end.blocked,
+                    _unknown(conn, sid),
+                    verdict(end, policy),
+                    sid,
+                ),
             )
+
+
+_CALLS = "session_id = ? AND kind IN ('TOOL', 'SKILL')"
+
+
+def _attribute(name: str) -> str:
+    return f"json_extract(attributes, '$.\"{name}\"')"
+
+
+def _unknown(conn: apsw.Connection, sid: str) -> int:
+    row = conn.execute(
+        f"SELECT count(*) FROM p_spans WHERE {_CALLS} AND outcome IS NULL", (sid,)
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _session_end(conn: apsw.Connection, sid: str, policy: VerdictPolicy) -> SessionEnd:
+    """The facts the verdict weighs, folded from the session's spans (see derive/_ending.py)."""
+    counts = {"success": 0, "failure": 0, "blocked": 0}
+    setbacks = unresolved = 0
+    worked = False
+    last: tuple[str, int, str] | None = None  # (start, seq, outcome) of the latest call
+    for outcome, start, seq, from_end, resolved, probe in conn.execute(
+        f"SELECT outcome, coalesce(start, ''), seq, {_attribute('skillops.turns_from_end')},"
+        f" {_attribute('skillops.resolved')}, {_attribute('skillops.call.probe')}"
+        f" FROM p_spans WHERE {_CALLS} AND outcome IS NOT NULL",
+        (sid,),
+    ):
+        counts[str(outcome)] = counts.get(str(outcome), 0) + 1
+        if from_end == 0:
+            worked = True
+        if outcome == "failure" and not probe:
+            setbacks += 1
+            if isinstance(from_end, int) and from_end < policy.tail_turns and not resolved:
+                unresolved += 1
+        key = (str(start), int(seq), str(outcome))
+        if last is None or key[:2] > last[:2]:
+            last = key
+    last_turn = conn.execute(
+        f"SELECT {_attribute('skillops.turn.aborted')} FROM p_spans"
+        " WHERE session_id = ? AND kind = 'CHAIN' AND parent_span_id IS NULL"
+        " ORDER BY coalesce(start, '') DESC, seq DESC LIMIT 1",
+        (sid,),
+    ).fetchone()
+    # An interrupt cut work short only if the last turn had calls: "exit" typed after the
+    # answer and then interrupted is the user leaving, not abandoning.
+    interrupted = worked and last_turn is not None and last_turn[0] == "interrupted"
+    return SessionEnd(
+        success=counts["success"],
+        failure=counts["failure"],
+        blocked=counts["blocked"],
+        setbacks=setbacks,
+        unresolved=unresolved,
+        last_blocked=last is not None and last[2] == "blocked",
+        interrupted=interrupted,
+    )
 
 
 def _span_row(span: SpanDerived) -> tuple[object, ...]:

@@ -11,10 +11,11 @@ from ._scan import (
     discover,
     discover_under,
     expand_paths,
+    full_pass,
     sniff_store,
     store_for,
 )
-from ._store import SessionRef, Store
+from ._store import SessionRef, Store, path_text, text_path
 
 __all__ = [
     "DEFAULT_MAX_LINE_BYTES",
@@ -30,9 +31,12 @@ __all__ = [
     "discover",
     "discover_under",
     "expand_paths",
+    "full_pass",
+    "path_text",
     "redact",
     "resolve_roots",
     "sniff_store",
     "source_stream",
     "store_for",
+    "text_path",
 ]

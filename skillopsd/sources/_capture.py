@@ -17,7 +17,7 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Literal
 
 import msgspec
 import structlog
@@ -32,7 +32,7 @@ from ..events.types import (
     SourceFileTracked,
     TranscriptLineCaptured,
 )
-from ._store import Store, decode_head
+from ._store import NotRegularFile, Store, decode_head, open_regular, path_text, text_path
 
 DEFAULT_MAX_LINE_BYTES = 16 * 1024 * 1024
 FINGERPRINT_BYTES = 1024
@@ -40,10 +40,20 @@ _HEAD_BYTES = 1024 * 1024
 _BLOCK = 4 * 1024 * 1024
 _BATCH_LINES = 1000
 _BATCH_BYTES = 8 * 1024 * 1024
+# The committed bytes just before a source's offset, digested: a file rewritten under the
+# same inode with the same head is noticed when these no longer match.
+_TAIL_BYTES = 4096
+# A file that keeps growing while it is read is followed to its end this many times per pass.
+_GROWTH_ROUNDS = 64
+# Bound on re-reading raced files in one pass; each race means another writer made progress.
+_RACE_ROUNDS = 10_000
+PROBLEMS_STREAM = "capture:problems"
 
 _log = structlog.get_logger(__name__)
 # Decoding to Raw validates the whole line without building Python objects.
 _json = msgspec.json.Decoder(msgspec.Raw)
+
+ProblemKind = Literal["unreadable", "not_regular", "read_error", "unlistable"]
 
 
 class SourceRow(msgspec.Struct):
@@ -63,6 +73,9 @@ class SourceRow(msgspec.Struct):
     lines: int = 0
     bytes: int = 0
     errors: int = 0
+    seen_size: int = 0  # the file's size when last seen
+    lost: int = 0  # bytes never captured because the file vanished first
+    tail_digest: str = ""  # _tail_digest of the committed bytes just before ``offset``
 
 
 _ROW_COLUMNS = ", ".join(SourceRow.__struct_fields__)
@@ -77,11 +90,13 @@ class FileResult(msgspec.Struct):
     stopped: bool = False
 
 
-class Raced(Exception):
-    """Another process moved a staged source on first; nothing of the batch was written."""
+class Problem(msgspec.Struct, frozen=True):
+    """A file or folder capture cannot read right now (recorded once until it can)."""
 
-
-RACE_RETRIES = 5
+    path: str
+    kind: str
+    agent: str
+    message: str
 
 
 def source_stream(source_id: str) -> str:
@@ -90,9 +105,9 @@ def source_stream(source_id: str) -> str:
 
 
 def _same_file(path: str, st: os.stat_result) -> bool:
-    """Whether ``path`` still names the file ``st`` describes."""
+    """Whether stored ``path`` still names the file ``st`` describes."""
     try:
-        other = os.stat(path)
+        other = os.stat(text_path(path))
     except OSError:
         return False
     return (other.st_dev, other.st_ino) == (st.st_dev, st.st_ino)
@@ -101,6 +116,41 @@ def _same_file(path: str, st: os.stat_result) -> bool:
 def _fingerprint(fh: BinaryIO, length: int) -> str:
     fh.seek(0)
     return hashlib.sha256(fh.read(length)).hexdigest()[:32]
+
+
+def _tail_digest(data: bytes) -> str:
+    return f"{len(data)}:{hashlib.sha256(data).hexdigest()[:32]}"
+
+
+def _json_state(line: bytes) -> bool:
+    """Whether ``line`` is one JSON value the deriver can decode (valid UTF-8, not too deep).
+
+    A line that is not is still stored as read, with ``json_ok`` false; redaction then works
+    on its bytes, which never needs to decode it.
+    """
+    try:
+        _json.decode(line)
+    except (msgspec.DecodeError, RecursionError):
+        return False
+    if line.isascii():
+        return True
+    try:
+        line.decode("utf-8")  # Raw does not check the UTF-8 inside strings
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _redact(line: bytes, ok: bool) -> tuple[bytes, int]:
+    """``redact``, falling back to masking the raw bytes if the JSON-aware path fails.
+
+    Never the unredacted line: the byte-level pass needs no decoding and cannot fail on
+    what the JSON pass chokes on (a line nested deeper than the interpreter recurses).
+    """
+    try:
+        return redact(line, was_json=ok, screened=True)
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        return redact(line, was_json=False, screened=True)
 
 
 class Capturer:
@@ -127,8 +177,14 @@ class Capturer:
         self._before: dict[str, SourceRow | None] = {}
         self._rows_after: dict[str, SourceRow] = {}
         self._events: list[NewEvent] = []
-        self._staged_bytes = 0
+        self._staged_bytes: dict[str, int] = {}
         self._deferred = False
+        # The file being captured, and each staged source's file: raced sources are re-read.
+        self._current: tuple[Path, Store] | None = None
+        self._files: dict[str, tuple[Path, Store]] = {}
+        self._raced: set[str] = set()
+        self._retry: dict[Path, Store] = {}
+        self.races = 0  # sources dropped from a batch because another writer was first
 
     # --- bookkeeping -------------------------------------------------------------------
 
@@ -169,22 +225,29 @@ class Capturer:
         if row.source_id not in self._before:
             self._before[row.source_id] = before
         self._rows_after[row.source_id] = row
+        if self._current is not None:
+            self._files.setdefault(row.source_id, self._current)
         stream = source_stream(row.source_id)
         self._events.extend(NewEvent(stream, e, _event_id(row.source_id, e)) for e in events)
-        self._staged_bytes += consumed
+        self._staged_bytes[row.source_id] = self._staged_bytes.get(row.source_id, 0) + consumed
         if (
             not self._deferred
             or len(self._events) >= _BATCH_LINES
-            or self._staged_bytes >= _BATCH_BYTES
+            or sum(self._staged_bytes.values()) >= _BATCH_BYTES
         ):
             self.flush()
 
     def flush(self) -> None:
-        """Commit the staged batch: its events and its sources' rows, in one transaction."""
+        """Commit the staged batch: its events and its sources' rows, in one transaction.
+
+        A source another process moved on since it was staged (a race) is dropped from the
+        batch, which commits without it; its file is queued to be read again from the offset
+        the other process committed (:meth:`retry_raced`).
+        """
         if not self._rows_after:
             return
-        consumed = self._staged_bytes
         with self.db.write() as conn:
+            raced = set()
             for source_id, before in self._before.items():
                 row = conn.execute(
                     "SELECT generation, offset FROM capture_sources WHERE source_id = ?",
@@ -192,7 +255,9 @@ class Capturer:
                 ).fetchone()
                 expected = None if before is None else (before.generation, before.offset)
                 if (tuple(row) if row else None) != expected:
-                    raise Raced(source_id)
+                    raced.add(source_id)
+            if raced:
+                self._drop(raced)
             # An inode newly held by a staged source no longer identifies any other one.
             for row in self._rows_after.values():
                 before = self._before[row.source_id]
@@ -206,18 +271,36 @@ class Capturer:
                         " WHERE device = ? AND inode = ? AND source_id != ?",
                         (row.device, row.inode, row.source_id),
                     )
-            self.log.append(self._events)
+            if self._events:
+                self.log.append(self._events)
             for row in self._rows_after.values():
                 self._save(row)
+        consumed = sum(self._staged_bytes.values())
         self.discard()
         self.on_batch(consumed)
 
+    def _drop(self, raced: set[str]) -> None:
+        """Take raced sources out of the staged batch and queue their files for a re-read."""
+        streams = {source_stream(s) for s in raced}
+        self._events = [e for e in self._events if e.stream not in streams]
+        for source_id in raced:
+            self._before.pop(source_id, None)
+            self._rows_after.pop(source_id, None)
+            self._staged_bytes.pop(source_id, None)
+            file = self._files.pop(source_id, None)
+            if file is not None:
+                self._retry[file[0]] = file[1]
+        self._raced |= raced
+        self.races += len(raced)
+        _log.debug("sources raced, re-reading", sources=sorted(raced))
+
     def discard(self) -> None:
-        """Drop the staged batch (after a race, or when nothing may be written)."""
+        """Drop the staged batch (when nothing may be written)."""
         self._before.clear()
         self._rows_after.clear()
         self._events = []
-        self._staged_bytes = 0
+        self._staged_bytes.clear()
+        self._files.clear()
 
     @contextmanager
     def batching(self) -> Iterator[None]:
@@ -229,14 +312,127 @@ class Capturer:
             self._deferred = False
         self.flush()
 
+    def retry_raced(self) -> FileResult:
+        """Read again the files whose batch lost a race, until none does."""
+        total = FileResult()
+        for _round in range(_RACE_ROUNDS):
+            if not self._retry or self.should_stop():
+                break
+            files, self._retry = self._retry, {}
+            self._raced.clear()
+            for path, store in files.items():
+                result = self._capture_once(path, store)
+                total.lines += result.lines
+                total.bytes += result.bytes
+                total.errors += result.errors
+                self.flush()
+        else:
+            _log.warning("sources still racing; left for the next pass", files=len(self._retry))
+            self._retry.clear()
+        return total
+
+    # --- problems ----------------------------------------------------------------------
+
+    def problem(self, path: str | os.PathLike[str], agent: str, kind: str, message: str) -> bool:
+        """Record that ``path`` cannot be captured (once, until it can); True if new."""
+        text = path_text(path)
+        with self.db.write() as conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO capture_problems (path, kind, agent, message)"
+                " VALUES (?, ?, ?, ?)",
+                (text, kind, agent, message),
+            )
+            if not conn.changes():
+                return False
+            event = CaptureErrorRecorded(
+                agent=agent,
+                source_id="",
+                path=text,
+                offset=0,
+                length=0,
+                kind=kind,
+                message=message,
+            )
+            self.log.append([NewEvent(PROBLEMS_STREAM, event, None)])
+        _log.warning("cannot capture", path=text, kind=kind, problem=message)
+        return True
+
+    def _resolved(self, path: Path) -> None:
+        """``path`` was opened as a regular file: its open problems are over."""
+        text = path_text(path)
+        with self.db.read() as conn:
+            open_ = conn.execute(
+                "SELECT 1 FROM capture_problems WHERE path = ? AND kind != 'unlistable'", (text,)
+            ).fetchone()
+        if open_ is not None:
+            with self.db.write() as conn:
+                conn.execute(
+                    "DELETE FROM capture_problems WHERE path = ? AND kind != 'unlistable'",
+                    (text,),
+                )
+            _log.info("capturable again", path=text)
+
+    def settle_unlistable(self, still: set[str]) -> None:
+        """After a full walk: folders not in ``still`` could be listed, so are no problem."""
+        with self.db.read() as conn:
+            stored = {
+                r[0]
+                for r in conn.execute("SELECT path FROM capture_problems WHERE kind='unlistable'")
+            }
+        gone = stored - {path_text(p) for p in still}
+        if gone:
+            with self.db.write() as conn:
+                for text in gone:
+                    conn.execute(
+                        "DELETE FROM capture_problems WHERE path = ? AND kind = 'unlistable'",
+                        (text,),
+                    )
+
+    def check_vanished(self) -> int:
+        """Record sources whose file is gone before it was read to its end (once each)."""
+        with self.db.read() as conn:
+            rows = [
+                SourceRow(*r)
+                for r in conn.execute(
+                    f"SELECT {_ROW_COLUMNS} FROM capture_sources"
+                    " WHERE lost = 0 AND seen_size > offset"
+                )
+            ]
+        found = 0
+        for row in rows:
+            try:
+                os.stat(text_path(row.path))
+                continue  # still there (if replaced, the next pass notices)
+            except (FileNotFoundError, NotADirectoryError):
+                pass
+            except OSError:
+                continue
+            length = row.seen_size - row.offset
+            event = CaptureErrorRecorded(
+                agent=row.agent,
+                source_id=row.source_id,
+                path=row.path,
+                offset=row.offset,
+                length=length,
+                kind="vanished",
+                message=f"file gone with {length} of its {row.seen_size} bytes not captured",
+                generation=row.generation,
+            )
+            self._stage(msgspec.structs.replace(row, lost=length), [event], row)
+            _log.warning("source vanished", path=row.path, lost_bytes=length)
+            found += 1
+        self.flush()
+        return found
+
     # --- identity ----------------------------------------------------------------------
 
     def _identify(
         self, path: Path, st: os.stat_result, fh: BinaryIO, store: Store
     ) -> SourceRow | None:
+        text = path_text(path)
         with self.db.read():
             by_inode = self._rows_by_inode(st.st_dev, st.st_ino)
-            by_path = self._rows_by_path(str(path))
+            by_path = self._rows_by_path(text)
         for row in by_inode:
             same_start = st.st_size >= row.fingerprint_len and (
                 _fingerprint(fh, row.fingerprint_len) == row.fingerprint
@@ -244,18 +440,18 @@ class Capturer:
             if st.st_size < row.offset:
                 return self._reset(row, path, st, fh, "truncated")
             if not same_start:
-                if row.path == str(path):
+                if row.path == text:
                     return self._reset(row, path, st, fh, "replaced")
                 continue  # an inode reused by an unrelated new file
-            if row.path != str(path) and _same_file(row.path, st):
+            if not self._tail_matches(fh, row):
+                return self._reset(row, path, st, fh, "replaced")
+            if row.path != text and _same_file(row.path, st):
                 pass  # another name (symlink, hard link) of a file already tracked: not a move
-            elif row.path != str(path):
-                moved = msgspec.structs.replace(row, path=str(path))
-                event = SourceFileMoved(
-                    source_id=row.source_id, old_path=row.path, new_path=str(path)
-                )
+            elif row.path != text:
+                moved = msgspec.structs.replace(row, path=text)
+                event = SourceFileMoved(source_id=row.source_id, old_path=row.path, new_path=text)
                 self._stage(moved, [event], row)
-                _log.info("source moved", source=row.source_id, old=row.path, new=str(path))
+                _log.info("source moved", source=row.source_id, old=row.path, new=text)
                 row = moved
             if row.fingerprint_len < FINGERPRINT_BYTES and st.st_size > row.fingerprint_len:
                 length = min(st.st_size, FINGERPRINT_BYTES)
@@ -270,6 +466,14 @@ class Capturer:
                 return self._reset(row, path, st, fh, "replaced")
         return self._track(path, st, fh, store)
 
+    def _tail_matches(self, fh: BinaryIO, row: SourceRow) -> bool:
+        """Whether the bytes before the committed offset are still those committed."""
+        if not row.tail_digest or not row.offset:
+            return True  # recorded before digests were kept
+        length = int(row.tail_digest.partition(":")[0])
+        data = os.pread(fh.fileno(), length, row.offset - length)
+        return _tail_digest(data) == row.tail_digest
+
     def _track(
         self, path: Path, st: os.stat_result, fh: BinaryIO, store: Store
     ) -> SourceRow | None:
@@ -278,102 +482,130 @@ class Capturer:
         if b"\n" not in head and len(head) < _HEAD_BYTES:
             return None  # nothing complete to capture yet; its session may not be known
         ref = store.session_of(path, decode_head(head))
+        # A session named after a file name that is not UTF-8 is escaped like the path.
+        session, parent = path_text(ref.session), path_text(ref.parent_session)
+        text = path_text(path)
         length = min(st.st_size, FINGERPRINT_BYTES)
         fingerprint = _fingerprint(fh, length)
-        source_id = content_id("source", store.agent, st.st_dev, st.st_ino, fingerprint, str(path))
+        source_id = content_id("source", store.agent, st.st_dev, st.st_ino, fingerprint, text)
         row = SourceRow(
             source_id=source_id,
             agent=store.agent,
-            path=str(path),
+            path=text,
             device=st.st_dev,
             inode=st.st_ino,
             fingerprint=fingerprint,
             fingerprint_len=length,
             generation=1,
             offset=0,
-            session=ref.session,
-            parent_session=ref.parent_session,
+            session=session,
+            parent_session=parent,
         )
         event = SourceFileTracked(
             agent=store.agent,
             source_id=source_id,
-            path=str(path),
+            path=text,
             device=st.st_dev,
             inode=st.st_ino,
             fingerprint=fingerprint,
             generation=1,
-            session=ref.session,
-            parent_session=ref.parent_session,
+            session=session,
+            parent_session=parent,
         )
         self._stage(row, [event], None)
-        _log.debug("source tracked", source=source_id, path=str(path), session=ref.session)
+        _log.debug("source tracked", source=source_id, path=text, session=session)
         return row
 
     def _reset(
         self, row: SourceRow, path: Path, st: os.stat_result, fh: BinaryIO, reason: str
     ) -> SourceRow:
         length = min(st.st_size, FINGERPRINT_BYTES)
+        text = path_text(path)
         new = msgspec.structs.replace(
             row,
-            path=str(path),
+            path=text,
             device=st.st_dev,
             inode=st.st_ino,
             fingerprint=_fingerprint(fh, length),
             fingerprint_len=length,
             generation=row.generation + 1,
             offset=0,
+            tail_digest="",
         )
         event = SourceFileReset(
             source_id=row.source_id,
-            path=str(path),
+            path=text,
             reason=reason,  # type: ignore[arg-type]
             previous_offset=row.offset,
             new_generation=new.generation,
         )
         self._stage(new, [event], row)
-        _log.warning("source reset", source=row.source_id, path=str(path), reason=reason)
+        _log.warning("source reset", source=row.source_id, path=text, reason=reason)
         return new
 
     # --- reading -----------------------------------------------------------------------
 
     def capture_file(self, path: Path, store: Store) -> FileResult:
-        """Capture every complete line of ``path`` not yet captured."""
-        if self._deferred:
-            return self._capture_once(path, store)
-        for _attempt in range(RACE_RETRIES):
-            try:
-                return self._capture_once(path, store)
-            except Raced:
-                self.discard()
-                _log.debug("source raced, retrying", path=str(path))
-        return FileResult()
+        """Capture every complete line of ``path`` not yet captured.
+
+        Outside :meth:`batching`, files whose batch raced another writer are read again
+        before returning; inside, when the batching block's caller calls :meth:`retry_raced`.
+        """
+        result = self._capture_once(path, store)
+        if not self._deferred:
+            again = self.retry_raced()
+            result.lines += again.lines
+            result.bytes += again.bytes
+            result.errors += again.errors
+        return result
 
     def _capture_once(self, path: Path, store: Store) -> FileResult:
         try:
-            fh = open(path, "rb")  # noqa: SIM115 (closed below)
+            fh = open_regular(path)
         except (FileNotFoundError, NotADirectoryError):
             return FileResult()  # deleted: everything captured stays captured
+        except NotRegularFile as exc:
+            return FileResult(errors=int(self.problem(path, store.agent, "not_regular", str(exc))))
         except OSError as exc:
-            _log.warning("cannot open source", path=str(path), error=exc.strerror)
+            message = f"cannot open: {exc.strerror or exc}"
+            return FileResult(errors=int(self.problem(path, store.agent, "unreadable", message)))
+        self._current = (path, store)
+        try:
+            with fh:
+                self._resolved(path)
+                return self._capture_open(fh, path, store)
+        except OSError as exc:  # an I/O error mid-read: what was staged is complete lines
+            message = f"read failed: {exc.strerror or exc}"
+            return FileResult(errors=int(self.problem(path, store.agent, "read_error", message)))
+        finally:
+            self._current = None
+
+    def _capture_open(self, fh: BinaryIO, path: Path, store: Store) -> FileResult:
+        st = os.fstat(fh.fileno())
+        row = self._identify(path, st, fh, store)
+        if row is None or row.source_id in self._raced:
+            return FileResult()  # nothing complete yet, or queued to be read again
+        if row.seen_size != st.st_size or row.lost:
+            # Size as last seen (and a vanished file back again): status tells lag and loss.
+            before = self._rows_after.get(row.source_id, row)
+            row = msgspec.structs.replace(row, seen_size=st.st_size, lost=0)
+            if st.st_size <= row.offset:
+                self._stage(row, [], before)
+        if st.st_size <= row.offset:
             return FileResult()
-        with fh:
-            st = os.fstat(fh.fileno())
-            row = self._identify(path, st, fh, store)
-            if row is None or st.st_size <= row.offset:
-                return FileResult()
-            return self._read(fh, st.st_size, row)
+        tail = b""
+        if row.offset:
+            length = min(row.offset, _TAIL_BYTES)
+            tail = os.pread(fh.fileno(), length, row.offset - length)
+        return self._read(fh, st.st_size, row, tail)
 
     def _line_event(
         self, row: SourceRow, offset: int, line: bytes, now: str, flagged: bool
     ) -> Event:
-        try:
-            _json.decode(line)
-            ok = True
-        except msgspec.DecodeError:
-            ok = False
+        ok = _json_state(line)
         count = 0
         if flagged:
-            line, count = redact(line, was_json=ok, screened=True)
+            line, count = _redact(line, ok)
         return TranscriptLineCaptured(
             agent=row.agent,
             source_id=row.source_id,
@@ -398,21 +630,31 @@ class Capturer:
             generation=row.generation,
         )
 
-    def _read(self, fh: BinaryIO, end: int, row: SourceRow) -> FileResult:
+    def _read(self, fh: BinaryIO, size: int, row: SourceRow, tail: bytes) -> FileResult:
+        """Read complete lines from ``row.offset`` to the end of the file, however large.
+
+        ``tail`` holds the bytes just before the offset; it is carried along so that every
+        committed offset gets the digest of the bytes before it.
+        """
         result = FileResult()
         fh.seek(row.offset)
         pos = row.offset  # file position of the next byte read
-        line_start = row.offset  # file offset of buf[0]
+        end = size  # read up to here; moved on if the file grew meanwhile
+        line_start = row.offset  # file offset of buf[0] (or of the oversized line skipped)
         buf = b""
+        prev = tail  # the last _TAIL_BYTES before buf[0]
         skipping = False  # inside an oversized line, discarding until its newline
+        skip_prev = b""
         events: list[Event] = []
         batch_bytes = lines = errors = 0
         now = utc_now()
+        source_id = row.source_id
 
-        def flush() -> None:
+        def flush(before: bytes) -> bool:
+            """Stage what was read; False when the source raced (stop reading it)."""
             nonlocal row, events, batch_bytes, lines, errors, now
             if not events:
-                return
+                return True
             consumed = line_start - row.offset
             new = msgspec.structs.replace(
                 row,
@@ -420,69 +662,89 @@ class Capturer:
                 lines=row.lines + lines,
                 bytes=row.bytes + consumed,
                 errors=row.errors + errors,
+                seen_size=max(row.seen_size, end),
+                tail_digest=_tail_digest(before[-_TAIL_BYTES:]),
             )
-            self._stage(new, events, row, consumed)
+            self._stage(new, events, self._rows_after.get(source_id, row), consumed)
             result.lines += lines
             result.bytes += consumed
             result.errors += errors
             row = new
             events, batch_bytes, lines, errors = [], 0, 0, 0
             now = utc_now()
+            return source_id not in self._raced
 
-        while pos < end:
-            chunk = fh.read(min(_BLOCK, end - pos))
-            if not chunk:
-                break
-            chunk_start = pos
-            pos += len(chunk)
-            if skipping:
-                cut = chunk.find(b"\n")
-                if cut < 0:
-                    continue
-                line_end = chunk_start + cut + 1
-                events.append(self._oversized(row, line_start, line_end - 1 - line_start))
-                errors += 1
-                line_start = line_end
-                chunk = chunk[cut + 1 :]
-                skipping = False
-            buf = buf + chunk if buf else chunk
-            complete = buf.rfind(b"\n") + 1
-            # Screen the whole block for secrets at once; only flagged lines are redacted.
-            flags = screen(buf, complete) if self.redact_secrets else []
-            flag = 0
-            at = 0  # offset of the current line in buf
-            parts = buf.split(b"\n")
-            buf = parts.pop()
-            for line in parts:
-                end = at + len(line)
-                flagged = False
-                while flag < len(flags) and flags[flag] < end + 1:
-                    flagged = flagged or flags[flag] >= at
-                    flag += 1
-                if len(line) > self.max_line_bytes:
-                    events.append(self._oversized(row, line_start, len(line)))
+        for _round in range(_GROWTH_ROUNDS):
+            while pos < end:
+                chunk = fh.read(min(_BLOCK, end - pos))
+                if not chunk:
+                    break
+                chunk_start = pos
+                pos += len(chunk)
+                if skipping:
+                    cut = chunk.find(b"\n")
+                    if cut < 0:
+                        prev = (prev + chunk)[-_TAIL_BYTES:]
+                        continue
+                    line_end = chunk_start + cut + 1
+                    events.append(self._oversized(row, line_start, line_end - 1 - line_start))
                     errors += 1
-                else:
-                    events.append(self._line_event(row, line_start, line, now, flagged))
-                    lines += 1
-                at = end + 1
-                line_start += len(line) + 1
-                batch_bytes += len(line) + 1
-                if len(events) >= _BATCH_LINES or batch_bytes >= _BATCH_BYTES:
-                    flush()
-                    if self.should_stop():
-                        result.stopped = True
-                        return result
-            if len(buf) > self.max_line_bytes:
-                buf = b""
-                skipping = True
-        flush()
+                    prev = (prev + chunk[: cut + 1])[-_TAIL_BYTES:]
+                    line_start = line_end
+                    chunk = chunk[cut + 1 :]
+                    skipping = False
+                data = buf + chunk if buf else chunk
+                complete = data.rfind(b"\n") + 1
+                # Screen the whole block for secrets at once; only flagged lines are redacted.
+                flags = screen(data, complete) if self.redact_secrets else []
+                flag = 0
+                at = 0  # offset of the current line in data
+                while at < complete:
+                    line_end = data.index(b"\n", at)
+                    flagged = False
+                    while flag < len(flags) and flags[flag] <= line_end:
+                        flagged = flagged or flags[flag] >= at
+                        flag += 1
+                    length = line_end - at
+                    if length > self.max_line_bytes:
+                        events.append(self._oversized(row, line_start, length))
+                        errors += 1
+                    else:
+                        line = data[at:line_end]
+                        events.append(self._line_event(row, line_start, line, now, flagged))
+                        lines += 1
+                    at = line_end + 1
+                    line_start += length + 1
+                    batch_bytes += length + 1
+                    if len(events) >= _BATCH_LINES or batch_bytes >= _BATCH_BYTES:
+                        before = (prev + data[max(0, at - _TAIL_BYTES) : at])[-_TAIL_BYTES:]
+                        if not flush(before):
+                            return result
+                        if self.should_stop():
+                            result.stopped = True
+                            return result
+                prev = (prev + data[max(0, complete - _TAIL_BYTES) : complete])[-_TAIL_BYTES:]
+                buf = data[complete:]
+                if len(buf) > self.max_line_bytes:
+                    skip_prev = prev  # the bytes before the oversized line, for its offset
+                    prev = (prev + buf)[-_TAIL_BYTES:]
+                    buf = b""
+                    skipping = True
+            # Followed to the size seen at the start: read on if the file grew meanwhile.
+            grown = os.fstat(fh.fileno()).st_size
+            if grown <= end or pos < end:
+                break
+            end = grown
+        flush(skip_prev if skipping else prev)
         return result
 
 
 def _compact(source_id: str) -> str:
-    """A source id (32 hex digits) in 22 base64url characters: ids are stored twice per line
-    (the row and its unique index), so every character counts 80,000 times per 40,000 lines."""
+    """A source id (32 hex digits) in 22 base64url characters.
+
+    A line's id is stored twice (the row and its unique index): every character counts
+    80,000 times per 40,000 lines. Capture errors are rare and keep their longer ids.
+    """
     try:
         return base64.urlsafe_b64encode(bytes.fromhex(source_id)).rstrip(b"=").decode()
     except ValueError:
@@ -501,7 +763,8 @@ def _event_id(source_id: str, event: Event) -> str | None:
     if isinstance(event, TranscriptLineCaptured):
         return f"l{_compact(source_id)}.{event.generation}.{event.offset:x}"
     if isinstance(event, CaptureErrorRecorded):
-        return f"e{_compact(source_id)}.{event.generation}.{event.offset:x}"
+        suffix = "" if event.kind == "oversized" else f":{event.kind}"
+        return f"error:{source_id}:{event.generation}:{event.offset:015d}{suffix}"
     if isinstance(event, SourceFileTracked):
         return content_id("tracked", source_id, event.generation)
     return None

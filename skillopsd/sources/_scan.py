@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import msgspec
 
-from ._capture import RACE_RETRIES, Capturer, FileResult, Raced
+from ._capture import Capturer, FileResult
 from ._registry import STORES, Root
-from ._store import Store, decode_head
+from ._store import Store, decode_head, open_regular
+
+# Told of a folder that cannot be listed: the agent whose root holds it, and the error.
+Unlistable = Callable[[str, OSError], None]
 
 
 class ScanResult(msgspec.Struct):
@@ -30,16 +33,29 @@ class ScanResult(msgspec.Struct):
         self.stopped = self.stopped or result.stopped
 
 
-def discover(roots: Sequence[Root]) -> Iterator[tuple[Path, Store]]:
-    """Every transcript file under ``roots`` with the store that reads it."""
+def _onerror(agent: str, unlistable: Unlistable | None) -> Callable[[OSError], None] | None:
+    if unlistable is None:
+        return None
+    return lambda exc: unlistable(agent, exc)
+
+
+def discover(
+    roots: Sequence[Root], unlistable: Unlistable | None = None
+) -> Iterator[tuple[Path, Store]]:
+    """Every transcript file under ``roots`` with the store that reads it.
+
+    Folders that cannot be listed are passed to ``unlistable``; the walk goes on.
+    """
     for root in roots:
         if root.path.exists():
             store = STORES[root.agent]
-            for path in store.iter_files(root.path):
+            for path in store.iter_files(root.path, onerror=_onerror(root.agent, unlistable)):
                 yield path, store
 
 
-def discover_under(directory: Path, roots: Sequence[Root]) -> Iterator[tuple[Path, Store]]:
+def discover_under(
+    directory: Path, roots: Sequence[Root], unlistable: Unlistable | None = None
+) -> Iterator[tuple[Path, Store]]:
     """Transcript files below ``directory`` (a new folder, say), as the roots' stores see them."""
     for root in roots:
         if directory == root.path or directory.is_relative_to(root.path):
@@ -50,7 +66,8 @@ def discover_under(directory: Path, roots: Sequence[Root]) -> Iterator[tuple[Pat
             continue
         if start.is_dir():
             store = STORES[root.agent]
-            for path in store.iter_files(root.path, start):
+            onerror = _onerror(root.agent, unlistable)
+            for path in store.iter_files(root.path, start, onerror=onerror):
                 yield path, store
 
 
@@ -70,7 +87,7 @@ def store_for(path: Path, roots: Sequence[Root]) -> Store | None:
 def sniff_store(path: Path) -> Store | None:
     """The store whose record shapes the file's first lines match."""
     try:
-        with open(path, "rb") as fh:
+        with open_regular(path) as fh:  # never a FIFO: it would block
             head = decode_head(fh.read(1024 * 1024))
     except OSError:
         return None
@@ -99,22 +116,43 @@ def capture_all(capturer: Capturer, files: Sequence[tuple[Path, Store]]) -> Scan
     """Capture each file in turn, in batches that may span files.
 
     Stops between batches when the capturer is told to. If another process captured one of
-    a batch's sources first, the batch is dropped and the pass repeated: what was already
-    committed is not read again.
+    a batch's sources first, the batch commits without it and that file is read again from
+    what the other process committed: both finish, and every line is stored once.
     """
     total = ScanResult()
-    for attempt in range(RACE_RETRIES):
-        total = ScanResult()
-        try:
-            with capturer.batching():
-                for path, store in files:
-                    total.add(capturer.capture_file(path, store))
-                    if total.stopped or capturer.should_stop():
-                        total.stopped = True
-                        break
-            return total
-        except Raced:
-            capturer.discard()
-            if attempt == RACE_RETRIES - 1:
-                raise
+    with capturer.batching():
+        for path, store in files:
+            total.add(capturer.capture_file(path, store))
+            if total.stopped or capturer.should_stop():
+                total.stopped = True
+                break
+    again = capturer.retry_raced()
+    total.lines += again.lines
+    total.bytes += again.bytes
+    total.errors += again.errors
     return total
+
+
+def full_pass(
+    capturer: Capturer,
+    roots: Sequence[Root],
+    announce: Callable[[list[tuple[Path, Store]]], None] | None = None,
+) -> ScanResult:
+    """Every file under ``roots``; then folders and files that could not be read are settled.
+
+    Folders that cannot be listed are recorded (once) and cleared when listed again;
+    sources whose file vanished before it was read to its end are recorded as such.
+    ``announce`` is shown the files found before any is read.
+    """
+    unlistable: list[tuple[str, OSError]] = []
+    files = list(discover(roots, lambda agent, exc: unlistable.append((agent, exc))))
+    for agent, exc in unlistable:
+        where = exc.filename if exc.filename is not None else "?"
+        capturer.problem(where, agent, "unlistable", f"cannot list folder: {exc.strerror}")
+    if announce is not None:
+        announce(files)  # e.g. the bytes a backfill has ahead of it
+    result = capture_all(capturer, files)
+    if not result.stopped:
+        capturer.settle_unlistable({str(e.filename) for _, e in unlistable})
+        result.errors += capturer.check_vanished()
+    return result

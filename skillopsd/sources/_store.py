@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
+import stat
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, BinaryIO, ClassVar
 
 import msgspec
 
@@ -41,12 +43,20 @@ class Store(ABC):
     def sniff(self, head: list[Any]) -> bool:
         """Whether decoded records look like this agent's (for files outside any root)."""
 
-    def iter_files(self, root: Path, below: Path | None = None) -> Iterator[Path]:
-        """Every transcript file under ``root`` (or only ``below`` it), in a stable order."""
+    def iter_files(
+        self,
+        root: Path,
+        below: Path | None = None,
+        onerror: Callable[[OSError], None] | None = None,
+    ) -> Iterator[Path]:
+        """Every transcript file under ``root`` (or only ``below`` it), in a stable order.
+
+        A directory that cannot be listed is passed to ``onerror`` (the walk goes on).
+        """
         if root.is_file():
             yield root
             return
-        for dirpath, dirnames, filenames in os.walk(below or root):
+        for dirpath, dirnames, filenames in os.walk(below or root, onerror=onerror):
             dirnames.sort()
             base = Path(dirpath)
             for name in sorted(filenames):
@@ -59,8 +69,66 @@ def decode_head(data: bytes, limit: int = 20) -> list[Any]:
     """Decode up to ``limit`` complete lines of ``data``, skipping any that are not JSON."""
     records: list[Any] = []
     for line in data.split(b"\n")[:-1][:limit]:
+        # Invalid UTF-8 in a string raises UnicodeDecodeError, deep nesting RecursionError.
         try:
             records.append(_decoder.decode(line))
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
             continue
     return records
+
+
+def path_text(path: str | os.PathLike[str]) -> str:
+    """A path as storable text: bytes that are not UTF-8 become ``\\xNN`` escapes.
+
+    The one escaping used wherever a path is stored or compared with a stored one; the
+    file's identity stays its (device, inode).
+    """
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+_ESCAPE = re.compile(rb"\\x([0-9a-f]{2})")
+
+
+def text_path(text: str) -> str:
+    """The file system path ``path_text`` made ``text`` from (a best guess if ambiguous)."""
+    if "\\x" not in text:
+        return text
+    raw = _ESCAPE.sub(lambda m: bytes([int(m.group(1), 16)]), text.encode())
+    return os.fsdecode(raw)
+
+
+class NotRegularFile(OSError):
+    """A path that names a FIFO, socket, device or directory: never read as a transcript."""
+
+
+def open_regular(path: str | os.PathLike[str]) -> BinaryIO:
+    """Open a regular file for reading without ever blocking on a FIFO or device.
+
+    ``stat`` first so a FIFO is never opened at all; ``O_NONBLOCK`` and the ``fstat`` after
+    cover a path swapped for one between the two calls.
+    """
+    st = os.stat(path)
+    if not stat.S_ISREG(st.st_mode):
+        raise NotRegularFile(f"not a regular file ({_kind(st.st_mode)})")
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise NotRegularFile(f"not a regular file ({_kind(st.st_mode)})")
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _kind(mode: int) -> str:
+    for test, name in (
+        (stat.S_ISFIFO, "fifo"),
+        (stat.S_ISSOCK, "socket"),
+        (stat.S_ISCHR, "character device"),
+        (stat.S_ISBLK, "block device"),
+        (stat.S_ISDIR, "directory"),
+    ):
+        if test(mode):
+            return name
+    return "special file"

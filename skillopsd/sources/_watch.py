@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -20,7 +21,7 @@ class _Handler(FileSystemEventHandler):
         if event.event_type in ("opened", "closed_no_write", "deleted"):
             return
         raw = getattr(event, "dest_path", "") or event.src_path
-        path = Path(raw.decode() if isinstance(raw, bytes) else raw)
+        path = Path(os.fsdecode(raw))  # a name that is not UTF-8 must not kill the thread
         if event.is_directory or path.suffix == ".jsonl":
             self._hint(path)
 
