@@ -12,6 +12,7 @@ from ._log import (
     NewEvent,
     RecordedEvent,
     content_id,
+    events_at,
     stream_payloads,
     utc_now,
 )
@@ -47,6 +48,7 @@ __all__ = [
     "StorageError",
     "content_id",
     "decode_payload",
+    "events_at",
     "register_upcaster",
     "storage_error",
     "stream_payloads",

@@ -8,10 +8,12 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import apsw
 import msgspec
 
 from . import _codec
 from ._chain import GENESIS_HASH, event_hash_v2
+from ._compress import Codecs
 from ._db import COMMON_TYPES, RARE_TYPES, Database, scalar
 from .errors import ConcurrencyError, EventErasedError, LogError
 from .types import Event, PayloadsErased
@@ -370,3 +372,23 @@ def stream_payloads(db: Database, stream: str, type_name: str) -> Iterator[tuple
     )
     for schema, codec, data in rows:
         yield schema, decompress(codec, data)
+
+
+def events_at(conn: apsw.Connection, positions: Iterable[int]) -> dict[int, Event]:
+    """The decoded payloads of the events at ``positions`` (erased ones are left out).
+
+    For projections that keep an event's position instead of a copy of its payload.
+    """
+    codecs = Codecs(conn)
+    wanted = sorted(set(positions))
+    found: dict[int, Event] = {}
+    for start in range(0, len(wanted), _ID_CHUNK):
+        chunk = wanted[start : start + _ID_CHUNK]
+        marks = ",".join("?" * len(chunk))
+        for position, type_name, schema, codec, data in conn.execute(
+            f"SELECT position, type, schema, codec, data FROM events"
+            f" WHERE position IN ({marks}) AND length(data) > 0",
+            chunk,
+        ):
+            found[position] = _codec.decode(type_name, schema, codecs.decompress(codec, data))
+    return found
