@@ -16,6 +16,7 @@ import hashlib
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import lru_cache
 from pathlib import Path
 from typing import BinaryIO, Literal
 
@@ -739,6 +740,7 @@ class Capturer:
         return result
 
 
+@lru_cache(maxsize=4096)
 def _compact(source_id: str) -> str:
     """A source id (32 hex digits) in 22 base64url characters.
 
