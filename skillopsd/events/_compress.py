@@ -27,8 +27,9 @@ import zstandard
 RAW = 0
 ZSTD = 1
 FIRST_DICTIONARY = 2
-# zstd level: measured on the real corpus (per-row, with the dictionary), level 1 stores
-# 5% more than level 3 in two thirds of the time; capture speed is the tighter budget.
+# zstd level, measured on the real corpus (per row, shipped dictionary, 104.7 MB of payloads):
+# level 1 stores 41.5 MB, level 3 40.9 MB in 1.7x the time, level 7 37.6 MB in 4x; capture
+# speed is the tighter budget.
 LEVEL = 1
 DICTIONARY_FILE = Path(__file__).with_name("payloads.zdict")
 # Payloads smaller than this are stored raw: a zstd frame header would outweigh the gain.
