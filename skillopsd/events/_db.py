@@ -134,6 +134,8 @@ INSERT INTO chain_head (id, position, hash)
 ALTER TABLE capture_sources ADD COLUMN seen_size INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE capture_sources ADD COLUMN lost INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE capture_sources ADD COLUMN tail_digest TEXT NOT NULL DEFAULT '';
+-- Issue 12: what a document source (a file rewritten whole) has captured, per record.
+ALTER TABLE capture_sources ADD COLUMN doc_state BLOB NOT NULL DEFAULT x'';
 CREATE TABLE capture_problems (
     path    TEXT NOT NULL,
     kind    TEXT NOT NULL,
@@ -145,8 +147,10 @@ CREATE TABLE capture_problems (
 
 # Schema 3: the type index covers only the rare types. Lines and spans are nearly every row
 # and are read by position range (projections, rederive), never looked up by type alone;
-# indexing them cost 2 MB per 57,000 rows. A query uses this index only if its WHERE holds
-# RARE_TYPES word for word (see EventLog.read).
+# indexing them cost 2 MB per 57,000 rows. SQLite uses a partial index only if the query's
+# WHERE holds its condition word for word: a query by type alone (``type = 'X'``) scans the
+# whole table. EventLog.read(types=...) adds RARE_TYPES itself; SQL written elsewhere must
+# add ``AND {RARE_TYPES}`` (exported by skillopsd.events).
 RARE_TYPES = "type NOT IN ('TranscriptLineCaptured', 'SpanDerived')"
 COMMON_TYPES = frozenset({"TranscriptLineCaptured", "SpanDerived"})
 _MIGRATE_2_TO_3 = f"""
