@@ -164,6 +164,8 @@ class Daemon:
             self._derive(keys, show_progress=True)
             _log.info("sessions derived", sessions=len(keys))
             self.sync_skills()
+        # The backfill's WAL is the largest the daemon will write: copy it back and empty it.
+        self.db.checkpoint_truncate(timeout_s=1.0)
         return result
 
     def retain(self) -> None:

@@ -15,13 +15,13 @@ from click.testing import CliRunner
 from skillopsd.cli import cli
 from skillopsd.events import Database, EventLog, NewEvent, verify_chain
 from skillopsd.events._chain import GENESIS_HASH, event_hash, event_hash_v2
-from skillopsd.events._db import _SCHEMA_1, APPLICATION_ID, expected_triggers
+from skillopsd.events._db import _SCHEMA_1, APPLICATION_ID, SCHEMA_VERSION, expected_triggers
 from skillopsd.events.types import PayloadsErased, PolicySet, TranscriptLineCaptured
 
 from .conftest import run_ctl
 
-# Rows 1-100 plain zstd (the dictionary is trained at the start of the next append),
-# 101-120 with the dictionary, 121 erases 7, 122-125 come after.
+# Rows 1-100 plain zstd (as databases written before the shipped dictionary hold them),
+# 101-120 with the shipped dictionary, 121 erases 7, 122-125 come after.
 PLAIN, DICT, ERASED, RECORD, HEAD = 3, 105, 7, 121, 125
 
 
@@ -48,8 +48,8 @@ def _line(i: int) -> NewEvent:
 def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("v") / "pristine.db"
     db = Database.open(path)
-    log = EventLog(db, dictionary_after=80)
-    log.append([_line(i) for i in range(100)])
+    EventLog(db, dictionary=False).append([_line(i) for i in range(100)])
+    log = EventLog(db)
     log.append([_line(i) for i in range(100, 120)])
     erasure = PayloadsErased(positions=[ERASED], reason="r", author="a", scope="source")
     log.erase([ERASED], NewEvent("erasure", erasure))
@@ -237,7 +237,7 @@ def test_a_schema_1_database_migrates_in_place_and_stays_verifiable(tmp_path: Pa
     _schema_1_database(path, 5)
     before = apsw.Connection(str(path)).execute("SELECT * FROM events").fetchall()
     db = Database.open(path)
-    assert db.conn.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert db.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     after = db.conn.execute(
         "SELECT position, event_id, stream, stream_version, type, schema, recorded_at, data,"
         " prev_hash, hash FROM events"
@@ -266,7 +266,7 @@ def test_a_newer_schema_is_refused_with_one_line(tmp_path: Path) -> None:
     path = tmp_path / "new.db"
     Database.open(path).close()
     raw = apsw.Connection(str(path))
-    raw.execute("PRAGMA user_version=3")
+    raw.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
     raw.close()
     done = run_ctl("--db", str(path), "verify")
     assert done.returncode == 2 and "Traceback" not in done.stderr

@@ -5,13 +5,14 @@ from __future__ import annotations
 from ._chain import ChainReport, verify_chain
 from ._codec import decode as decode_payload
 from ._codec import register_upcaster
-from ._db import SCHEMA_VERSION, Database
+from ._db import RARE_TYPES, SCHEMA_VERSION, Database
 from ._log import (
     AppendResult,
     EventLog,
     NewEvent,
     RecordedEvent,
     content_id,
+    events_at,
     stream_payloads,
     utc_now,
 )
@@ -29,6 +30,7 @@ from .types import EVENT_TYPES, AnyEvent, Event
 
 __all__ = [
     "EVENT_TYPES",
+    "RARE_TYPES",
     "SCHEMA_VERSION",
     "AnyEvent",
     "AppendResult",
@@ -47,6 +49,7 @@ __all__ = [
     "StorageError",
     "content_id",
     "decode_payload",
+    "events_at",
     "register_upcaster",
     "storage_error",
     "stream_payloads",

@@ -10,7 +10,7 @@ import apsw
 import msgspec
 
 from ._compress import FIRST_DICTIONARY, RAW, CodecError
-from ._db import Database, expected_triggers
+from ._db import RARE_TYPES, Database, expected_triggers
 
 GENESIS_HASH = bytes(32)
 _header = msgspec.msgpack.Encoder()
@@ -275,7 +275,7 @@ class _Walk:
         """Positions named by PayloadsErased events (each is itself checked in the walk)."""
         named: set[int] = set()
         for data, codec in self.conn.execute(
-            "SELECT data, codec FROM events WHERE type = 'PayloadsErased'"
+            f"SELECT data, codec FROM events WHERE type = 'PayloadsErased' AND {RARE_TYPES}"
         ):
             try:
                 fields = _fields.decode(self.db.codecs.decompress(codec, data))

@@ -16,9 +16,10 @@ from ._compress import Codecs
 from .errors import DatabaseOpenError, LogBusyError
 
 APPLICATION_ID = 0x534B4F50  # "SKOP": marks a SQLite file as ours
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 DEFAULT_BUSY_TIMEOUT_MS = 60_000
 PAGE_SIZE = 16384
+WAL_SIZE_LIMIT = 4 * 1024 * 1024
 
 
 # Schema 1 as first shipped. A new database runs it and then every migration, so a fresh
@@ -144,7 +145,20 @@ CREATE TABLE capture_problems (
 );
 """
 
-_MIGRATIONS = {1: _MIGRATE_1_TO_2}
+# Schema 3: the type index covers only the rare types. Lines and spans are nearly every row
+# and are read by position range (projections, rederive), never looked up by type alone;
+# indexing them cost 2 MB per 57,000 rows. SQLite uses a partial index only if the query's
+# WHERE holds its condition word for word: a query by type alone (``type = 'X'``) scans the
+# whole table. EventLog.read(types=...) adds RARE_TYPES itself; SQL written elsewhere must
+# add ``AND {RARE_TYPES}`` (exported by skillopsd.events).
+RARE_TYPES = "type NOT IN ('TranscriptLineCaptured', 'SpanDerived')"
+COMMON_TYPES = frozenset({"TranscriptLineCaptured", "SpanDerived"})
+_MIGRATE_2_TO_3 = f"""
+DROP INDEX events_by_type;
+CREATE INDEX events_by_rare_type ON events (type, position) WHERE {RARE_TYPES};
+"""
+
+_MIGRATIONS = {1: _MIGRATE_1_TO_2, 2: _MIGRATE_2_TO_3}
 
 
 def expected_triggers() -> dict[str, str]:
@@ -272,6 +286,9 @@ class Database:
         # Deleted or moved content is overwritten with zeros, never left in unused space:
         # otherwise a page split leaves stale copies of rows that erasure could not reach.
         conn.execute("PRAGMA secure_delete=ON")
+        # A WAL keeps its high-water size after a checkpoint: without a limit, a backfill
+        # leaves ~18 MB of WAL beside the database for as long as the daemon runs.
+        conn.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
         adopted = False
         if app_id != APPLICATION_ID:
             with self.write():
@@ -344,6 +361,8 @@ class Database:
         except BaseException:
             self._depth = 0
             self.conn.execute("ROLLBACK")
+            # A dictionary first copied in by this transaction is gone again: reload.
+            self._codecs = None
             raise
         self._depth = 0
         self.conn.execute("COMMIT")

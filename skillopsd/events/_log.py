@@ -13,7 +13,8 @@ import msgspec
 
 from . import _codec
 from ._chain import GENESIS_HASH, event_hash_v2
-from ._db import Database, scalar
+from ._compress import Codecs
+from ._db import COMMON_TYPES, RARE_TYPES, Database, scalar
 from .errors import ConcurrencyError, EventErasedError, LogError
 from .types import Event, PayloadsErased
 
@@ -27,11 +28,6 @@ _COLUMNS = (
     "position, event_id, stream, stream_version, type, schema, recorded_at, hash,"
     " length(data) = 0 AND digest IS NOT NULL, codec, data"
 )
-# Train the payload dictionary once this many payloads are stored (plain zstd until then).
-DICTIONARY_AFTER = 4096
-# Enough payloads to find the common vocabulary; skeletonizing more costs capture time
-# (measured on the real corpus: 4096 samples took 2 s of a 6 s backfill, 1500 take < 1 s).
-_TRAINING_SAMPLES = 1500
 # SQLite's default SQLITE_MAX_VARIABLE_NUMBER is 32766; stay well below it.
 _ID_CHUNK = 5000
 
@@ -97,12 +93,11 @@ def utc_now() -> str:
 class EventLog:
     """Append to and read from the log in one database."""
 
-    def __init__(self, db: Database, *, dictionary_after: int = DICTIONARY_AFTER) -> None:
+    def __init__(self, db: Database, *, dictionary: bool = True) -> None:
         self.db = db
-        self.dictionary_after = dictionary_after
-        # Payloads appended without a dictionary, counted once from the database, then by
-        # this process: when it passes ``dictionary_after`` a dictionary is trained.
-        self._undictionaried: int | None = None
+        # False: plain zstd, as databases written before the shipped dictionary hold (tests
+        # of old rows use it); True: the shipped dictionary (see _compress).
+        self.dictionary = dictionary
 
     def append(
         self,
@@ -146,7 +141,7 @@ class EventLog:
             ).fetchone()
             position, prev = (row[0], row[1]) if row else (0, GENESIS_HASH)
             codecs = self.db.codecs
-            dictionary = self._dictionary(conn)
+            dictionary = codecs.shipped_id() if self.dictionary else None
             rows = []
             positions = []
             for event_id, event in fresh:
@@ -193,35 +188,7 @@ class EventLog:
                 "INSERT OR REPLACE INTO chain_head (id, position, hash) VALUES (1, ?, ?)",
                 (position, prev),
             )
-            if dictionary is None and self._undictionaried is not None:
-                self._undictionaried += len(rows)
         return AppendResult(positions=positions, duplicates=duplicates)
-
-    def _dictionary(self, conn: apsw.Connection) -> int | None:
-        """The dictionary this append compresses with; trains one when enough is stored."""
-        codecs = self.db.codecs
-        newest = codecs.newest_dictionary()
-        if newest is not None:
-            return newest
-        if self._undictionaried is None:
-            self._undictionaried = scalar(conn, "SELECT count(*) FROM events")
-        if self._undictionaried < self.dictionary_after:
-            return None
-        # Sample evenly over what is stored, so one long session does not make the whole
-        # vocabulary; the skeleton keeps each session's own text out (see _compress).
-        step = max(1, self._undictionaried // _TRAINING_SAMPLES)
-        samples = (
-            (stream, codecs.decompress(codec, data))
-            for stream, codec, data in conn.execute(
-                "SELECT stream, codec, data FROM events WHERE position % ? = 0"
-                " AND length(data) > 0 AND digest IS NOT NULL",
-                (step,),
-            )
-        )
-        trained = codecs.train(samples)
-        # Not enough variety to train on: try again once as much again is stored.
-        self._undictionaried = 0 if trained is None else None
-        return trained
 
     def erase(self, positions: Sequence[int], record: NewEvent) -> AppendResult:
         """In one transaction: append ``record`` (a PayloadsErased naming ``positions``) and
@@ -341,6 +308,8 @@ class EventLog:
                 return
             where.append(f"type IN ({','.join('?' * len(names))})")
             args.extend(names)
+            if COMMON_TYPES.isdisjoint(names):
+                where.append(RARE_TYPES)  # lets SQLite use the partial index
         if stream is not None:
             where.append("stream = ?")
             args.append(stream)
@@ -403,3 +372,23 @@ def stream_payloads(db: Database, stream: str, type_name: str) -> Iterator[tuple
     )
     for schema, codec, data in rows:
         yield schema, decompress(codec, data)
+
+
+def events_at(conn: apsw.Connection, positions: Iterable[int]) -> dict[int, Event]:
+    """The decoded payloads of the events at ``positions`` (erased ones are left out).
+
+    For projections that keep an event's position instead of a copy of its payload.
+    """
+    codecs = Codecs(conn)
+    wanted = sorted(set(positions))
+    found: dict[int, Event] = {}
+    for start in range(0, len(wanted), _ID_CHUNK):
+        chunk = wanted[start : start + _ID_CHUNK]
+        marks = ",".join("?" * len(chunk))
+        for position, type_name, schema, codec, data in conn.execute(
+            f"SELECT position, type, schema, codec, data FROM events"
+            f" WHERE position IN ({marks}) AND length(data) > 0",
+            chunk,
+        ):
+            found[position] = _codec.decode(type_name, schema, codecs.decompress(codec, data))
+    return found

@@ -7,8 +7,9 @@ from typing import Any
 import apsw
 import msgspec
 
+from ..events import events_at
 from ..events._db import scalar
-from ..events.types import AttributeValue
+from ..events.types import AttributeValue, SpanDerived
 
 
 class Outcomes(msgspec.Struct):
@@ -206,27 +207,35 @@ def _prefix(ident: str) -> str:
 
 
 def spans_of(conn: apsw.Connection, session_id: str) -> list[SpanView]:
-    """A session's spans in the deriver's order."""
-    rows = conn.execute(
+    """A session's spans in the deriver's order, with every attribute."""
+    rows: list[tuple[Any, ...]] = conn.execute(
         'SELECT span_id, trace_id, parent_span_id, kind, name, start, "end", outcome,'
-        " attributes, session_id FROM p_spans WHERE session_id = ? ORDER BY seq",
+        " attributes, session_id, position, trimmed FROM p_spans WHERE session_id = ?"
+        " ORDER BY seq",
         (session_id,),
-    )
-    return [
-        SpanView(
-            span_id=r[0],
-            trace_id=r[1],
-            parent_span_id=r[2],
-            kind=r[3],
-            name=r[4],
-            start=r[5],
-            end=r[6],
-            outcome=r[7],
-            attributes=_json.decode(r[8]),
-            session_id=r[9],
+    ).fetchall()
+    # Text attributes stay in the log (see sessions.TEXT_ATTRIBUTES): read them back.
+    stored = events_at(conn, [r[10] for r in rows if r[11]])
+    spans = []
+    for r in rows:
+        event = stored.get(r[10]) if r[11] else None
+        spans.append(
+            SpanView(
+                span_id=r[0],
+                trace_id=r[1],
+                parent_span_id=r[2],
+                kind=r[3],
+                name=r[4],
+                start=r[5],
+                end=r[6],
+                outcome=r[7],
+                attributes=(
+                    event.attributes if isinstance(event, SpanDerived) else _json.decode(r[8])
+                ),
+                session_id=r[9],
+            )
         )
-        for r in rows
-    ]
+    return spans
 
 
 class StoredPolicy(msgspec.Struct):

@@ -38,7 +38,7 @@ CREATE TABLE p_spans (
     span_id TEXT PRIMARY KEY, session_id TEXT NOT NULL, trace_id TEXT NOT NULL,
     parent_span_id TEXT, kind TEXT NOT NULL, name TEXT NOT NULL, start TEXT, "end" TEXT,
     outcome TEXT, attributes TEXT NOT NULL, deriver_version INTEGER NOT NULL,
-    seq INTEGER NOT NULL
+    seq INTEGER NOT NULL, position INTEGER NOT NULL, trimmed INTEGER NOT NULL
 );
 CREATE INDEX p_spans_by_session ON p_spans (session_id, seq);
 CREATE TABLE p_policies (name TEXT PRIMARY KEY, "values" TEXT NOT NULL, position INTEGER);
@@ -52,6 +52,14 @@ CREATE TABLE p_forgotten (
     PRIMARY KEY (session_id, position)
 ) WITHOUT ROWID;
 """
+# Span attributes that copy transcript text (tool arguments, model output, prompts, error
+# text): p_spans leaves them in the log (``trimmed``) and session_views.spans_of reads them
+# from the SpanDerived event at ``position``; copying them was two thirds of p_spans. SKILL
+# spans keep them: evals/discovery reads their arguments in SQL. Every other attribute stays
+# queryable with json_extract.
+TEXT_ATTRIBUTES = frozenset(
+    {"gen_ai.tool.call.arguments", "gen_ai.output.text", "gen_ai.prompt", "skillops.result.error"}
+)
 # Tables whose rows belong to one session and go when its derivation is erased.
 _SESSION_TABLES = ("p_sessions", "p_session_skills", "p_spans", "p_merged")
 
@@ -60,7 +68,7 @@ class Sessions(Projection):
     """The tables ``sessions`` and ``session show`` read, verdicts included."""
 
     name = "sessions"
-    version = 3
+    version = 4
     tables = (
         "p_sessions",
         "p_session_skills",
@@ -88,7 +96,7 @@ class Sessions(Projection):
             payload = event.payload
             if isinstance(payload, SpanDerived):
                 if payload.session_id not in purged:
-                    spans.append(_span_row(payload))
+                    spans.append(_span_row(payload, event.position))
                     dirty.add(payload.session_id)
                 continue
             self._write_spans(conn, spans)
@@ -152,13 +160,14 @@ class Sessions(Projection):
         # A new span sorts last until its session's next SessionDerived orders it.
         conn.executemany(
             "INSERT INTO p_spans (span_id, session_id, trace_id, parent_span_id, kind, name,"
-            ' start, "end", outcome, attributes, deriver_version, seq)'
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1000000000)"
+            ' start, "end", outcome, attributes, deriver_version, position, trimmed, seq)'
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1000000000)"
             " ON CONFLICT(span_id) DO UPDATE SET session_id = excluded.session_id,"
             " trace_id = excluded.trace_id, parent_span_id = excluded.parent_span_id,"
             " kind = excluded.kind, name = excluded.name, start = excluded.start,"
             ' "end" = excluded."end", outcome = excluded.outcome,'
-            " attributes = excluded.attributes, deriver_version = excluded.deriver_version",
+            " attributes = excluded.attributes, deriver_version = excluded.deriver_version,"
+            " position = excluded.position, trimmed = excluded.trimmed",
             rows,
         )
         rows.clear()
@@ -298,7 +307,10 @@ def _session_end(conn: apsw.Connection, sid: str, policy: VerdictPolicy) -> Sess
     )
 
 
-def _span_row(span: SpanDerived) -> tuple[object, ...]:
+def _span_row(span: SpanDerived, position: int) -> tuple[object, ...]:
+    attributes = span.attributes
+    if span.kind != "SKILL" and not TEXT_ATTRIBUTES.isdisjoint(attributes):
+        attributes = {k: v for k, v in attributes.items() if k not in TEXT_ATTRIBUTES}
     return (
         span.span_id,
         span.session_id,
@@ -309,6 +321,8 @@ def _span_row(span: SpanDerived) -> tuple[object, ...]:
         span.start,
         span.end,
         span.outcome,
-        _json.encode(span.attributes).decode(),
+        _json.encode(attributes).decode(),
         span.deriver_version,
+        position,
+        attributes is not span.attributes,
     )

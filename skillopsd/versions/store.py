@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .._redact import redact_text
 from ..derive._skills import normalize_skill_body, skill_content_hash
-from ..events import ConcurrencyError, Database, EventLog, NewEvent, content_id
+from ..events import RARE_TYPES, ConcurrencyError, Database, EventLog, NewEvent, content_id
 from ..events.types import (
     Event,
     SkillChallengerStarted,
@@ -49,7 +49,8 @@ def managed_skills(db: Database) -> list[str]:
     """Every skill handed to the store, by name."""
     with db.read() as conn:
         rows = conn.execute(
-            "SELECT DISTINCT stream FROM events WHERE type = 'SkillManaged' ORDER BY stream"
+            "SELECT DISTINCT stream FROM events WHERE type = 'SkillManaged'"
+            f" AND {RARE_TYPES} ORDER BY stream"  # the term lets SQLite use the type index
         )
         return [r[0].removeprefix("skill:") for r in rows]
 
