@@ -13,6 +13,8 @@ machine, which no replay can know). They are created on first use.
 
 from __future__ import annotations
 
+from typing import Any
+
 import apsw
 import msgspec
 
@@ -70,11 +72,12 @@ def has_tables(conn: apsw.Connection) -> bool:
 
 def exported_positions(conn: apsw.Connection, target: str) -> dict[str, int]:
     """Session id -> the position its exported trace reflects."""
-    return dict(
-        conn.execute(
+    return {
+        str(sid): int(position)
+        for sid, position in conn.execute(
             "SELECT session_id, position FROM export_checkpoints WHERE target = ?", (target,)
-        ).fetchall()
-    )
+        )
+    }
 
 
 def register(db: Database, target: str, *, live: bool) -> None:
@@ -119,10 +122,11 @@ def target_lags(conn: apsw.Connection, changes: dict[str, tuple[int, str]]) -> l
     if not has_tables(conn):
         return []
     out = []
-    for target, live, ok_at, error, error_at in conn.execute(
+    rows: list[tuple[Any, ...]] = conn.execute(
         "SELECT target, live, last_ok_at, last_error, last_error_at FROM export_targets"
         " ORDER BY target"
-    ).fetchall():
+    ).fetchall()
+    for target, live, ok_at, error, error_at in rows:
         done = exported_positions(conn, target)
         behind = [c for sid, c in changes.items() if c[0] > done.get(sid, 0)]
         out.append(

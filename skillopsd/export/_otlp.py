@@ -34,7 +34,7 @@ import msgspec
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationScope, KeyValue
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
-from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
+from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from .. import __version__
 from ..events.types import AttributeValue
@@ -152,8 +152,9 @@ def _span_attributes(span: SpanView, session_id: str, estimated: bool) -> list[K
         if derived in span.attributes and alias not in attrs:
             attrs[alias] = span.attributes[derived]
     if span.kind == "LLM":
-        prompt, completion = attrs.get("llm.token_count.prompt"), attrs.get(
-            "llm.token_count.completion"
+        prompt, completion = (
+            attrs.get("llm.token_count.prompt"),
+            attrs.get("llm.token_count.completion"),
         )
         if isinstance(prompt, int) and isinstance(completion, int):
             attrs["llm.token_count.total"] = prompt + completion
@@ -295,9 +296,8 @@ def _root(trace: SessionTrace, trace_id: bytes, start: int, end: int) -> Span:
 def encode_session(trace: SessionTrace) -> list[Span]:
     """The spans of one session's trace, the synthetic root first."""
     s = trace.session
-    trace_id = bytes.fromhex(
-        trace.spans[0].trace_id if trace.spans else hashlib.sha256(s.session_id.encode()).hexdigest()[:32]
-    )
+    fallback = hashlib.sha256(f"trace\x1f{s.session_id}".encode()).hexdigest()[:32]
+    trace_id = bytes.fromhex(trace.spans[0].trace_id if trace.spans else fallback)
     known = [t for sp in trace.spans for t in (_nanos_of(sp.start), _nanos_of(sp.end)) if t]
     session_start = _nanos_of(s.started_at) or min(known, default=None)
     session_end = _nanos_of(s.ended_at) or max(known, default=None)

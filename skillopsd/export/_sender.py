@@ -116,10 +116,15 @@ class Sender:
         if self._conn is None:
             if self._https:
                 self._conn = http.client.HTTPSConnection(
-                    self._host, self._port, timeout=self.timeout, context=ssl.create_default_context()
+                    self._host,
+                    self._port,
+                    timeout=self.timeout,
+                    context=ssl.create_default_context(),
                 )
             else:
-                self._conn = http.client.HTTPConnection(self._host, self._port, timeout=self.timeout)
+                self._conn = http.client.HTTPConnection(
+                    self._host, self._port, timeout=self.timeout
+                )
         return self._conn
 
     def close(self) -> None:

@@ -177,11 +177,13 @@ def changes(conn: apsw.Connection, extra: HumanAndEvals) -> dict[str, Change]:
     floor = Change(policy[0], policy[1]) if policy is not None else Change(0, "")
     out: dict[str, Change] = {}
     # A range over the (stream, stream_version) index: no scan of the captured lines.
-    rows = conn.execute(
-        "SELECT substr(e.stream, 9), max(e.position) FROM events e"
-        " WHERE e.stream >= 'session:' AND e.stream < 'session;' GROUP BY e.stream"
-    ).fetchall()
-    newest = dict(rows)
+    newest: dict[str, int] = {
+        str(sid): int(position)
+        for sid, position in conn.execute(
+            "SELECT substr(e.stream, 9), max(e.position) FROM events e"
+            " WHERE e.stream >= 'session:' AND e.stream < 'session;' GROUP BY e.stream"
+        )
+    }
     for (sid,) in conn.execute("SELECT session_id FROM p_sessions"):
         best = max(newest.get(sid, 0), extra.position(sid))
         out[sid] = Change(best, "") if best > floor.position else floor
@@ -198,9 +200,8 @@ def _recorded_at(conn: apsw.Connection, positions: list[int]) -> dict[int, str]:
     for start in range(0, len(positions), 500):
         chunk = positions[start : start + 500]
         marks = ",".join("?" * len(chunk))
-        out.update(
-            conn.execute(
-                f"SELECT position, recorded_at FROM events WHERE position IN ({marks})", chunk
-            ).fetchall()
-        )
+        for position, recorded_at in conn.execute(
+            f"SELECT position, recorded_at FROM events WHERE position IN ({marks})", chunk
+        ):
+            out[int(position)] = str(recorded_at)
     return out
