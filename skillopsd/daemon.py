@@ -27,6 +27,7 @@ from ._paths import DB_ENV, default_db_path
 from ._sdnotify import Notifier
 from .deriving import SessionDeriver, SessionKey
 from .events import Database, EventLog, LogError
+from .export import TRACES_ENDPOINT_ENV, LiveExporter, parse_header, traces_url
 from .forgetting import forget_expired
 from .projections import engine_for
 from .sources import (
@@ -71,6 +72,7 @@ class Daemon:
         derive: bool = True,
         retain_days: float | None = None,
         notifier: Notifier | None = None,
+        exporter: LiveExporter | None = None,
     ) -> None:
         self.db = db
         self.roots = list(roots)
@@ -82,6 +84,7 @@ class Daemon:
         self.derive_interval = derive_interval
         self.derive_sessions = derive
         self.retain_days = retain_days
+        self.exporter = exporter  # told after each projection pass: sessions may be due
         self._derive_mark = 0  # log position up to which captured lines have been derived
         self._pending: set[SessionKey] = set()
         self._next_derive = 0.0  # monotonic time before which live sessions wait
@@ -215,6 +218,8 @@ class Daemon:
         self.engine.catch_up(
             progress=lambda *_: self.notifier.tick(), should_stop=lambda: self._stopping
         )
+        if self.exporter is not None:
+            self.exporter.poke()
 
     def _capture_hints(self, paths: set[Path]) -> ScanResult:
         total = ScanResult()
@@ -410,6 +415,28 @@ def _parse_root(value: str) -> tuple[str, Path]:
     help="Forget sessions whose newest line was captured more than DAYS ago"
     " (at start and at every rescan; default: keep everything).",
 )
+@click.option(
+    "--otlp-endpoint",
+    metavar="URL",
+    envvar=TRACES_ENDPOINT_ENV,
+    default=None,
+    help=f"Export each session as an OTLP trace to URL/v1/traces once it settles, and again"
+    f" when it changes (env {TRACES_ENDPOINT_ENV}; default: export nothing).",
+)
+@click.option(
+    "--otlp-header",
+    "otlp_headers",
+    multiple=True,
+    metavar="K=V",
+    help="HTTP header for the OTLP receiver (repeatable).",
+)
+@click.option(
+    "--otlp-settle",
+    type=click.FloatRange(min=0.0),
+    default=60.0,
+    show_default=True,
+    help="Seconds a session must be quiet before it is exported.",
+)
 @click.option("-v", "--verbose", count=True, help="More log output (-v debug).")
 @click.option("--log-level", type=click.Choice(_logging.LEVELS), default=None)
 @click.version_option(package_name="skillops", prog_name="skillopsd")
@@ -423,6 +450,9 @@ def main(
     derive_interval: float,
     no_derive: bool,
     retain_days: float | None,
+    otlp_endpoint: str | None,
+    otlp_headers: tuple[str, ...],
+    otlp_settle: float,
     verbose: int,
     log_level: str | None,
 ) -> None:
@@ -431,7 +461,10 @@ def main(
     os.umask(0o077)  # everything the daemon writes (db, WAL, lock) is the user's alone
     try:
         overrides = [_parse_root(r) for r in roots]
-    except click.BadParameter as exc:
+        headers = [parse_header(h) for h in otlp_headers]
+        if otlp_endpoint:
+            traces_url(otlp_endpoint)
+    except (click.BadParameter, ValueError) as exc:
         raise click.UsageError(str(exc)) from exc
     path = Path(db) if db else default_db_path()
     try:
@@ -446,6 +479,10 @@ def main(
         click.echo(f"skillopsd: {exc}", err=True)
         sys.exit(2)
     notifier = Notifier.from_env()
+    exporter = None
+    if otlp_endpoint:  # off unless asked: nothing leaves the machine by default
+        exporter = LiveExporter(database.path, otlp_endpoint, headers, settle=otlp_settle)
+        exporter.start()
     daemon = Daemon(
         database,
         resolve_roots(overrides),
@@ -456,12 +493,15 @@ def main(
         derive=not no_derive,
         retain_days=retain_days,
         notifier=notifier,
+        exporter=exporter,
     )
     daemon.install_signal_handlers()
     _log.info("starting", db=str(database.path), roots=[str(r.path) for r in daemon.roots])
     try:
         daemon.run(once=once)
     finally:
+        if exporter is not None:
+            exporter.stop(timeout=120.0 if once else 15.0, drain=once)
         notifier.close()
         database.close()
         lock.close()

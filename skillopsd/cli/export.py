@@ -19,7 +19,6 @@ from ..export import (
     export_sessions,
     otlp_json,
     parse_header,
-    register,
 )
 from ..projections.session_views import SessionView, list_sessions, spans_of
 from ._app import AppContext, UsageFailure, cli, db_option, pass_app
@@ -182,8 +181,6 @@ def export_otlp(
     app.caught_up()
     sessions = _selected(app, ident, since, until)
     target = sender.url if sender is not None else None
-    if target is not None:
-        register(db, target, live=False)
     due = due_sessions(db, target if changed else None, sessions)
     if sender is not None:
         try:

@@ -7,7 +7,7 @@ one export pass and ``_live`` the daemon's exporter thread.
 
 from __future__ import annotations
 
-from ._checkpoint import TargetLag, ensure_tables, register, target_lags
+from ._checkpoint import TargetLag, ensure_tables, has_tables, register, target_lags
 from ._live import LiveExporter
 from ._otlp import (
     DEFAULT_BATCH_BYTES,
@@ -62,6 +62,7 @@ __all__ = [
     "encode_batches",
     "encode_session",
     "ensure_tables",
+    "has_tables",
     "export_sessions",
     "otlp_json",
     "parse_header",

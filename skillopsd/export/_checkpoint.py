@@ -65,9 +65,9 @@ def ensure_tables(db: Database) -> None:
             conn.execute(_SCHEMA)
 
 
-def has_tables(conn: apsw.Connection) -> bool:
-    """Whether anything was ever exported (or tried) from this database."""
-    return bool(scalar(conn, "SELECT count(*) FROM sqlite_schema WHERE name = 'export_targets'"))
+def has_tables(conn: apsw.Connection, table: str = "export_targets") -> bool:
+    """Whether ``table`` exists (by default: whether anything was ever exported or tried)."""
+    return bool(scalar(conn, "SELECT count(*) FROM sqlite_schema WHERE name = ?", (table,)))
 
 
 def exported_positions(conn: apsw.Connection, target: str) -> dict[str, int]:
@@ -94,6 +94,7 @@ def register(db: Database, target: str, *, live: bool) -> None:
 def commit_exported(db: Database, target: str, done: list[tuple[str, int, int]]) -> None:
     """After an acknowledgement: (session id, position, spans) of the sessions it completed."""
     now = utc_now()
+    ensure_tables(db)
     with db.write() as conn:
         conn.executemany(
             "INSERT INTO export_checkpoints (target, session_id, position, spans, exported_at)"
@@ -103,8 +104,10 @@ def commit_exported(db: Database, target: str, done: list[tuple[str, int, int]])
             [(target, sid, position, spans, now) for sid, position, spans in done],
         )
         conn.execute(
-            "UPDATE export_targets SET spans = spans + ?, last_ok_at = ? WHERE target = ?",
-            (sum(d[2] for d in done), now, target),
+            "INSERT INTO export_targets (target, spans, last_ok_at) VALUES (?, ?, ?)"
+            " ON CONFLICT(target) DO UPDATE SET spans = spans + excluded.spans,"
+            " last_ok_at = excluded.last_ok_at",
+            (target, sum(d[2] for d in done), now),
         )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -63,6 +64,7 @@ class LiveExporter:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="otlp-export", daemon=True)
         self._failures = 0
+        self._drain = False
 
     def start(self) -> None:
         """Start exporting (what is already due goes first)."""
@@ -72,8 +74,14 @@ class LiveExporter:
         """Something was derived or recorded: look for due sessions now."""
         self._wake.set()
 
-    def stop(self, timeout: float = 15.0) -> None:
-        """Stop after the request in flight (if any); waits up to ``timeout`` seconds."""
+    def stop(self, timeout: float = 15.0, *, drain: bool = False) -> None:
+        """Stop, waiting up to ``timeout`` seconds.
+
+        Without ``drain`` the pass in progress ends after its current request (what was not
+        acknowledged stays due for the next start); with it, one last pass exports every
+        settled session first (``skillopsd --once``).
+        """
+        self._drain = drain
         self._stop.set()
         self._wake.set()
         if self._thread.is_alive():
@@ -90,15 +98,25 @@ class LiveExporter:
             _log.info("otlp export on", endpoint=self.target, settle=self.settle)
             while not self._stop.is_set():
                 self._wake.clear()
-                wait = self._pass(db)
-                self._wake.wait(wait)
+                self._wake.wait(self._guarded(db, self._stop.is_set))
+            if self._drain:
+                self._guarded(db, lambda: False)
         except Exception:  # the exporter must never take capture down with it
             _log.exception("otlp export stopped by an error", endpoint=self.target)
         finally:
             self.sender.close()
             db.close()
 
-    def _pass(self, db: Database) -> float:
+    def _guarded(self, db: Database, should_stop: Callable[[], bool]) -> float:
+        """:meth:`_pass`, where an unexpected error (a busy database...) means: try later."""
+        try:
+            return self._pass(db, should_stop)
+        except Exception:
+            self._failures += 1
+            _log.exception("otlp export pass failed; will retry", endpoint=self.target)
+            return min(_MAX_BACKOFF, 2.0 * 2 ** min(self._failures, 8))
+
+    def _pass(self, db: Database, should_stop: Callable[[], bool]) -> float:
         """Export what is due; returns how long to sleep before the next look."""
         now = time.time()
         ready: list[Due] = []
@@ -119,7 +137,7 @@ class LiveExporter:
                 target=self.target,
                 max_bytes=self.max_bytes,
                 project=self.project,
-                should_stop=self._stop.is_set,
+                should_stop=should_stop,
             )
         except ExportIncomplete as exc:
             self._failures += 1
@@ -150,4 +168,4 @@ class LiveExporter:
         _log.info(
             "otlp exported", sessions=report.sessions, spans=report.spans, batches=report.batches
         )
-        return 0.0 if not self._stop.is_set() else _IDLE
+        return 0.0  # look again at once: more may have become due meanwhile

@@ -62,6 +62,9 @@ def due_sessions(
 
     With ``target`` None (a file) every given session is due.
     """
+    with db.read() as conn:
+        if not has_tables(conn, "p_sessions"):
+            return []  # nothing projected yet (a new database)
     found = current_changes(db)
     with db.read() as conn:
         if sessions is None:
