@@ -27,7 +27,13 @@ from ._paths import DB_ENV, default_db_path
 from ._sdnotify import Notifier
 from .deriving import SessionDeriver, SessionKey
 from .events import Database, EventLog, LogError
-from .export import TRACES_ENDPOINT_ENV, LiveExporter, parse_header, traces_url
+from .export import (
+    DEFAULT_PROJECT,
+    TRACES_ENDPOINT_ENV,
+    LiveExporter,
+    parse_header,
+    traces_url,
+)
 from .forgetting import forget_expired
 from .projections import engine_for
 from .sources import (
@@ -437,6 +443,12 @@ def _parse_root(value: str) -> tuple[str, Path]:
     show_default=True,
     help="Seconds a session must be quiet before it is exported.",
 )
+@click.option(
+    "--otlp-project",
+    default=DEFAULT_PROJECT,
+    show_default=True,
+    help="openinference.project.name: the Phoenix project the traces land in.",
+)
 @click.option("-v", "--verbose", count=True, help="More log output (-v debug).")
 @click.option("--log-level", type=click.Choice(_logging.LEVELS), default=None)
 @click.version_option(package_name="skillops", prog_name="skillopsd")
@@ -453,6 +465,7 @@ def main(
     otlp_endpoint: str | None,
     otlp_headers: tuple[str, ...],
     otlp_settle: float,
+    otlp_project: str,
     verbose: int,
     log_level: str | None,
 ) -> None:
@@ -481,7 +494,9 @@ def main(
     notifier = Notifier.from_env()
     exporter = None
     if otlp_endpoint:  # off unless asked: nothing leaves the machine by default
-        exporter = LiveExporter(database.path, otlp_endpoint, headers, settle=otlp_settle)
+        exporter = LiveExporter(
+            database.path, otlp_endpoint, headers, settle=otlp_settle, project=otlp_project
+        )
         exporter.start()
     daemon = Daemon(
         database,
