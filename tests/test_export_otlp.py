@@ -14,14 +14,23 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from skillopsd.events import Database, EventLog, NewEvent
-from skillopsd.events.types import AnnotationAdded
+from skillopsd.events.types import (
+    AnnotationAdded,
+    AnnotationRetracted,
+    EvalCaseResult,
+    EvalRunCompleted,
+    GraderResult,
+)
 from skillopsd.export import (
+    Accepted,
     ReceiverRefused,
     ReceiverUnavailable,
     Sender,
     SessionTrace,
+    due_sessions,
     encode_batches,
     encode_session,
+    export_sessions,
     root_span_id,
     traces_url,
 )
@@ -237,7 +246,7 @@ def test_sender_retries_honours_retry_after_and_stops_at_a_refusal() -> None:
     waits: list[float] = []
     try:
         sender = Sender(receiver.url, [("x-team", "a")], sleep=waits.append, attempts=4)
-        receiver.answers = [(503, {"Retry-After": "7"}), (429, {}), (502, {})]
+        receiver.answers = [(503, {"Retry-After": "7"}), (429, {}), (500, {})]
         sender.post(ExportTraceServiceRequest().SerializeToString())
         assert len(receiver.requests) == 1 and receiver.refused == 3
         assert 7 <= waits[0] <= 7.7  # Retry-After, plus at most 10% jitter
@@ -248,9 +257,10 @@ def test_sender_retries_honours_retry_after_and_stops_at_a_refusal() -> None:
         assert headers["x-team"] == "a"
 
         waits.clear()
-        receiver.answers = [(400, {}), (200, {})]
-        with pytest.raises(ReceiverRefused, match="400"):
-            sender.post(b"")
+        for refusal in (400, 401, 413, 415, 501):
+            receiver.answers = [(refusal, {})]
+            with pytest.raises(ReceiverRefused, match=str(refusal)):
+                sender.post(b"")
         assert waits == []  # a refusal is not retried
 
         receiver.answers = [(503, {})] * 4
@@ -396,3 +406,79 @@ def test_out_file_is_otlp_json_with_hex_ids(home: Path, tmp_path: Path) -> None:
     assert len(spans) == len(derived_spans) + 1
     assert {s["spanId"] for s in spans} == {s.span_id for s in derived_spans} | {root_span_id(sid)}
     assert any(s.get("status", {}).get("code") == "STATUS_CODE_ERROR" for s in spans)
+
+
+class _Collect:
+    def __init__(self) -> None:
+        self.requests: list[ExportTraceServiceRequest] = []
+
+    def post(self, body: bytes) -> Accepted:
+        request = ExportTraceServiceRequest()
+        request.ParseFromString(body)
+        self.requests.append(request)
+        return Accepted()
+
+    def root(self, session_id: str) -> Span:
+        wanted = root_span_id(session_id)
+        return next(
+            span
+            for request in self.requests
+            for rs in request.resource_spans
+            for ss in rs.scope_spans
+            for span in ss.spans
+            if span.span_id.hex() == wanted
+        )
+
+
+def test_eval_results_and_retractions_reach_the_root_span(home: Path) -> None:
+    sessions = derived(home)
+    graded, other = sorted(sessions)[:2]
+    run = EvalRunCompleted(
+        run_id="run-1",
+        skill="triage",
+        version_hash="v" * 64,
+        suite_hash="s" * 64,
+        deriver_version=1,
+        sessions=[graded, other],
+        passed=False,
+        cases=[
+            EvalCaseResult(
+                suite="s",
+                case="c",
+                graded=2,
+                passed_sessions=1,
+                passed=False,
+                results=[
+                    GraderResult(session_id=graded, index=0, type="outcome", passed=True),
+                    GraderResult(session_id=other, index=0, type="outcome", passed=False),
+                ],
+            )
+        ],
+    )
+    annotation_id = _annotate(home, graded, "good")
+    db = Database.open(db_path(home))
+    try:
+        with db.write():
+            EventLog(db).append([NewEvent("eval:run-1", run)])
+        target = "http://receiver.invalid/v1/traces"
+        sink = _Collect()
+        export_sessions(db, sink, due_sessions(db, target), target=target)
+        root = sink.root(graded)
+        assert [e.name for e in root.events] == ["skillops.annotation", "skillops.eval"]
+        assert _attrs(root)["skillops.eval.passed"] is True
+        assert _attrs(sink.root(other))["skillops.eval.passed"] is False
+        assert _attrs(sink.root(other))["skillops.eval.run_id"] == "run-1"
+        assert due_sessions(db, target) == []
+
+        retraction = AnnotationRetracted(annotation_id=annotation_id, author="t")
+        with db.write():
+            EventLog(db).append([NewEvent(f"session:{graded}:human", retraction)])
+        [due] = due_sessions(db, target)  # the retraction changed what the session shows
+        assert due.session.session_id == graded
+        sink = _Collect()
+        export_sessions(db, sink, [due], target=target)
+        root = sink.root(graded)
+        assert [e.name for e in root.events] == ["skillops.eval"]
+        assert "skillops.annotation.label" not in _attrs(root)
+    finally:
+        db.close()

@@ -1,9 +1,10 @@
 """Posting OTLP/HTTP requests: gzip, one kept-alive connection, retries with backoff.
 
 Only a client: skillops never opens a listener, and never sends anything unless the user
-named an endpoint. Retries follow the OTLP/HTTP specification: 429, 502, 503 and 504 and
-connection errors are retried (``Retry-After`` is honoured), any other 4xx or 5xx is a
-refusal that no retry will change.
+named an endpoint. 429, any 5xx but 501 and 505, and connection errors are retried with
+exponential backoff (``Retry-After`` is honoured); any other answer is a refusal no retry will
+change. (The OTLP/HTTP specification retries only 429/502/503/504; a receiver's passing 500
+is common enough behind proxies that retrying it a few times costs nothing.)
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import msgspec
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 TRACES_PATH = "/v1/traces"
-_RETRYABLE = frozenset({429, 502, 503, 504})
+_NEVER_RETRIED_5XX = frozenset({501, 505})
 _MAX_RETRY_AFTER = 120.0
 
 
@@ -157,7 +158,8 @@ class Sender:
             return _accepted(data)
         detail = _detail(data)
         message = f"{self.url}: receiver answered {response.status} {response.reason}{detail}"
-        if response.status in _RETRYABLE:
+        status = response.status
+        if status == 429 or (500 <= status < 600 and status not in _NEVER_RETRIED_5XX):
             raise ReceiverUnavailable(message, _retry_after(response.getheader("Retry-After")))
         raise ReceiverRefused(message)
 
