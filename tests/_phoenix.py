@@ -1,8 +1,8 @@
 """A real Arize Phoenix for the export tests, from the virtual environment .ci/phoenix-env makes.
 
-Phoenix is started once per test session, bound to 127.0.0.1 on free ports with a temporary
+Phoenix is started once per test module, bound to 127.0.0.1 on free ports with a temporary
 working directory. Where it is not installed the tests are skipped, except under CI
-(``CI=true``) or ``SKILLOPS_REQUIRE_SHARED=1``, where that is a failure.
+(``CI=true``) or ``SKILLOPS_REQUIRE_SHARED=1``, where that is a failure (tests/_shared.py).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-import pytest
+from ._shared import skip_or_fail
 
 VENV_ENV = "SKILLOPS_PHOENIX_VENV"
 DEFAULT_VENV = Path.home() / ".cache" / "skillops" / "phoenix-venv"
@@ -115,10 +115,7 @@ def start_phoenix(workdir: Path) -> Phoenix:
     """Phoenix from its venv, up; skips (or fails under CI) when it is not installed."""
     venv = Path(os.environ.get(VENV_ENV) or DEFAULT_VENV)
     if not (venv / "bin" / "phoenix").exists():
-        message = f"Phoenix is not installed in {venv} (run .ci/phoenix-env; {VENV_ENV})"
-        if required():
-            pytest.fail(message)
-        pytest.skip(message)
+        skip_or_fail(f"Phoenix is not installed in {venv} (run .ci/phoenix-env; {VENV_ENV})")
     phoenix = Phoenix(venv, workdir)
     try:
         phoenix.wait_ready()

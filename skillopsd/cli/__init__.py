@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 from . import (  # noqa: F401  (registers the commands)
+    annotate,
     daemon_unit,
     derivation,
+    evals,
     export,
     forget,
     ingest,
     integrity,
+    lineage,
     log,
     policy,
+    promote,
     sessions,
+    skills,
     status,
 )
 from ._app import cli
