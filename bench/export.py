@@ -23,7 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _corpus import extract, home_env, program
+from _corpus import extract, home_env, program, transcript_files
 
 from skillopsd.events import Database
 from skillopsd.export import Accepted, Sender, due_sessions, export_sessions
@@ -64,6 +64,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3, help="best of N passes each")
     parser.add_argument("--endpoint", default=None, help="a real receiver instead of the local one")
+    parser.add_argument(
+        "--sessions", type=int, default=None, help="only the first N transcript files (smoke runs)"
+    )
     args = parser.parse_args()
 
     server = None
@@ -76,6 +79,9 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="skillops-bench-export-") as tmp:
         home = extract(Path(tmp))
+        if args.sessions is not None:
+            for path in transcript_files(home)[args.sessions :]:
+                path.unlink()
         subprocess.run(
             [program("skillopsd"), "--once"], env=home_env(home), check=True, capture_output=True
         )

@@ -14,7 +14,7 @@ BENCH = Path(__file__).resolve().parent.parent / "bench"
 @pytest.mark.slow
 def test_export_benchmark_runs() -> None:
     result = subprocess.run(
-        [sys.executable, str(BENCH / "export.py"), "--repeat", "1"],
+        [sys.executable, str(BENCH / "export.py"), "--repeat", "1", "--sessions", "8"],
         capture_output=True,
         text=True,
         timeout=300,
