@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -65,7 +66,7 @@ def test_off_by_default_and_the_otel_variable_turns_it_on(tmp_path: Path) -> Non
         receiver.down()
 
 
-def test_live_export_through_an_outage_then_again_when_the_session_grows(tmp_path: Path) -> None:
+def test_live_export_through_an_outage_a_crash_and_a_session_that_grows(tmp_path: Path) -> None:
     home = home_with(tmp_path / "home", (CODEX_FAILURE, ONE_BLOCK))
     growing = next(home.rglob(f"{ONE_BLOCK}.jsonl"))
     lines = growing.read_bytes().splitlines(keepends=True)
@@ -74,16 +75,8 @@ def test_live_export_through_an_outage_then_again_when_the_session_grows(tmp_pat
 
     receiver = Receiver()
     receiver.down()  # the receiver is out when the daemon starts
-    daemon = DaemonProcess(
-        home,
-        "--otlp-endpoint",
-        receiver.url,
-        "--otlp-settle",
-        "0",
-        "--derive-interval",
-        "0.1",
-        env=daemon_env(home),
-    )
+    options = ("--otlp-endpoint", receiver.url, "--otlp-settle", "0", "--derive-interval", "0.1")
+    daemon = DaemonProcess(home, *options, env=daemon_env(home))
     try:
         daemon.wait_for(lambda: any(e["last_error"] for e in _exports(home)), timeout=60)
         [export] = _exports(home)
@@ -94,6 +87,13 @@ def test_live_export_through_an_outage_then_again_when_the_session_grows(tmp_pat
         first = receiver.span_counts()
         assert set(first.values()) == {1}  # every span arrived, once
         wait_for(lambda: _exports(home)[0]["behind"] == 0, timeout=20)
+
+        # A crash after the acknowledgements: the restarted daemon sends nothing again.
+        daemon.kill()
+        daemon = DaemonProcess(home, *options, env=daemon_env(home))
+        daemon.wait_for(lambda: "otlp export on" in daemon.logs(), timeout=30)
+        time.sleep(1.0)
+        assert receiver.span_counts() == first
 
         # The session grows: it is derived again, and exported again with its new spans.
         before = _expected(home)
