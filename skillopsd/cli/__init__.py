@@ -18,6 +18,7 @@ from . import (  # noqa: F401  (registers the commands)
     sessions,
     skills,
     status,
+    versions,
 )
 from ._app import cli
 

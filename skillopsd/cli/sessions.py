@@ -118,7 +118,7 @@ _SESSION_ID_WIDTH = 8  # like a short git hash; ``session show`` takes any uniqu
 
 @cli.command("sessions")
 @db_option
-@click.option("--agent", type=click.Choice(["claude", "codex"]), default=None)
+@click.option("--agent", type=click.Choice(sorted(STORES)), default=None)
 @click.option("--skill", default=None, help="Only sessions that loaded this skill.")
 @click.option(
     "--verdict",
