@@ -29,6 +29,13 @@ from ._paths import DB_ENV, default_db_path
 from ._sdnotify import Notifier
 from .deriving import SessionDeriver, SessionKey
 from .events import Database, EventLog, LogError, StorageError, storage_error
+from .export import (
+    DEFAULT_PROJECT,
+    TRACES_ENDPOINT_ENV,
+    LiveExporter,
+    parse_header,
+    traces_url,
+)
 from .forgetting import forget_expired
 from .projections import engine_for
 from .sources import (
@@ -75,6 +82,7 @@ class Daemon:
         derive: bool = True,
         retain_days: float | None = None,
         notifier: Notifier | None = None,
+        exporter: LiveExporter | None = None,
         settle_seconds: float = DEFAULT_SETTLE_SECONDS,
     ) -> None:
         self.roots = list(roots)
@@ -83,6 +91,7 @@ class Daemon:
         self.derive_interval = derive_interval
         self.derive_sessions = derive
         self.retain_days = retain_days
+        self.exporter = exporter  # told after each projection pass: sessions may be due
         self.settle_seconds = settle_seconds
         self._next_settle: float | None = None  # monotonic time of the next skill sync
         self._derive_mark = 0  # log position up to which captured lines have been derived
@@ -271,6 +280,8 @@ class Daemon:
         self.engine.catch_up(
             progress=lambda *_: self.notifier.tick(), should_stop=lambda: self._stopping
         )
+        if self.exporter is not None:
+            self.exporter.poke()
 
     def _capture_hints(self, paths: set[Path]) -> ScanResult:
         total = ScanResult()
@@ -578,6 +589,34 @@ def _parse_root(value: str) -> tuple[str, Path]:
     " (at start and at every rescan; default: keep everything).",
 )
 @click.option(
+    "--otlp-endpoint",
+    metavar="URL",
+    envvar=TRACES_ENDPOINT_ENV,
+    default=None,
+    help=f"Export each session as an OTLP trace to URL/v1/traces once it settles, and again"
+    f" when it changes (env {TRACES_ENDPOINT_ENV}; default: export nothing).",
+)
+@click.option(
+    "--otlp-header",
+    "otlp_headers",
+    multiple=True,
+    metavar="K=V",
+    help="HTTP header for the OTLP receiver (repeatable).",
+)
+@click.option(
+    "--otlp-settle",
+    type=click.FloatRange(min=0.0),
+    default=60.0,
+    show_default=True,
+    help="Seconds a session must be quiet before it is exported.",
+)
+@click.option(
+    "--otlp-project",
+    default=DEFAULT_PROJECT,
+    show_default=True,
+    help="openinference.project.name: the Phoenix project the traces land in.",
+)
+@click.option(
     "--settle-seconds",
     type=click.FloatRange(min=0.0),
     default=DEFAULT_SETTLE_SECONDS,
@@ -598,6 +637,10 @@ def main(
     derive_interval: float,
     no_derive: bool,
     retain_days: float | None,
+    otlp_endpoint: str | None,
+    otlp_headers: tuple[str, ...],
+    otlp_settle: float,
+    otlp_project: str,
     settle_seconds: float,
     verbose: int,
     log_level: str | None,
@@ -607,7 +650,10 @@ def main(
     os.umask(0o077)  # everything the daemon writes (db, WAL, lock) is the user's alone
     try:
         overrides = [_parse_root(r) for r in roots]
-    except click.BadParameter as exc:
+        headers = [parse_header(h) for h in otlp_headers]
+        if otlp_endpoint:
+            traces_url(otlp_endpoint)
+    except (click.BadParameter, ValueError) as exc:
         raise click.UsageError(str(exc)) from exc
     path = Path(db) if db else default_db_path()
     notifier = Notifier.from_env()
@@ -616,6 +662,12 @@ def main(
         notifier.close()
         return  # asked to stop while waiting for storage
     database, lock = opened
+    exporter = None
+    if otlp_endpoint:  # off unless asked: nothing leaves the machine by default
+        exporter = LiveExporter(
+            database.path, otlp_endpoint, headers, settle=otlp_settle, project=otlp_project
+        )
+        exporter.start()
     daemon = Daemon(
         database,
         resolve_roots(overrides),
@@ -626,6 +678,7 @@ def main(
         derive=not no_derive,
         retain_days=retain_days,
         notifier=notifier,
+        exporter=exporter,
         settle_seconds=settle_seconds,
     )
     daemon.install_signal_handlers()
@@ -636,6 +689,8 @@ def main(
         click.echo(f"skillopsd: {exc}", err=True)
         sys.exit(2)
     finally:
+        if exporter is not None:
+            exporter.stop(timeout=120.0 if once else 15.0, drain=once)
         notifier.close()
         with contextlib.suppress(apsw.Error):
             daemon.db.close()

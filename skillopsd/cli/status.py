@@ -9,6 +9,7 @@ import msgspec
 
 from ..events import Database
 from ..events._db import scalar
+from ..export import TargetLag, current_changes, has_tables, target_lags
 from ..sources import STORES, text_path
 from ._app import AppContext, cli, db_option, json_option, pass_app
 from ._output import emit_json, table
@@ -49,6 +50,7 @@ class Status(msgspec.Struct):
     sources: dict[str, SourceStatus]
     sessions: int
     problems: list[CaptureProblem] = []
+    exports: list[TargetLag] = []
 
 
 def _sources(db: Database) -> tuple[dict[str, SourceStatus], list[CaptureProblem]]:
@@ -116,6 +118,7 @@ def status(app: AppContext, as_json: bool) -> None:
         # As last projected (status does not catch up): see the sessions projection's lag.
         projected = any(s.name == "sessions" and s.checkpoint for s in states)
         sessions = scalar(conn, "SELECT count(*) FROM p_sessions") if projected else 0
+    exports = _exports(db) if projected else []
     report = Status(
         db=str(db.path),
         size_bytes=db.size_bytes(),
@@ -129,6 +132,7 @@ def status(app: AppContext, as_json: bool) -> None:
         sources=sources,
         sessions=sessions,
         problems=problems,
+        exports=exports,
     )
     if as_json:
         emit_json(report)
@@ -160,3 +164,26 @@ def status(app: AppContext, as_json: bool) -> None:
         [[n, str(p.checkpoint), str(p.lag)] for n, p in report.projections.items()],
         ["projection", "checkpoint", "lag"],
     )
+    for lag in report.exports:
+        click.echo(_export_line(lag))
+
+
+def _exports(db: Database) -> list[TargetLag]:
+    """Each OTLP receiver's lag: sessions whose newest change it has not acknowledged."""
+    with db.read() as conn:
+        if not has_tables(conn):
+            return []  # nothing was ever exported from this database
+    found = current_changes(db)
+    with db.read() as conn:
+        return target_lags(conn, {sid: (c.position, c.recorded_at) for sid, c in found.items()})
+
+
+def _export_line(lag: TargetLag) -> str:
+    how = "live" if lag.live else "by hand"
+    line = f"export    {lag.target} ({how}): {lag.exported}/{lag.sessions} sessions exported"
+    line += f", {lag.behind} behind" if lag.behind else ", up to date"
+    if lag.behind and lag.oldest_change:
+        line += f" (oldest change {lag.oldest_change})"
+    if lag.last_error:
+        line += f"; last error {lag.last_error_at}: {lag.last_error}"
+    return line

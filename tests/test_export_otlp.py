@@ -1,0 +1,484 @@
+"""OTLP export: the mapping of real sessions, batching, the sender's retries, and the CLI."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
+
+from skillopsd.events import Database, EventLog, NewEvent
+from skillopsd.events.types import (
+    AnnotationAdded,
+    AnnotationRetracted,
+    EvalCaseResult,
+    EvalRunCompleted,
+    GraderResult,
+)
+from skillopsd.export import (
+    Accepted,
+    ReceiverRefused,
+    ReceiverUnavailable,
+    Sender,
+    SessionTrace,
+    due_sessions,
+    encode_batches,
+    encode_session,
+    export_sessions,
+    root_span_id,
+    traces_url,
+)
+from skillopsd.projections.session_views import Outcomes, SessionView, SpanView, Tokens
+
+from ._daemon import db_path
+from ._export_helpers import FAILURES_AND_BLOCKS, derived, home_with, run_once
+from ._otlp_receiver import Receiver
+from .conftest import run_ctl
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def captured_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    home = home_with(tmp_path_factory.mktemp("otlp-home"))
+    run_once(home)
+    return home
+
+
+@pytest.fixture
+def home(captured_home: Path, tmp_path: Path) -> Path:
+    """A private copy of the captured HOME (tests write checkpoints and annotations)."""
+    copy = tmp_path / "home"
+    shutil.copytree(captured_home, copy)
+    return copy
+
+
+def _nanos(stamp: str) -> int:
+    moment = datetime.fromisoformat(stamp)
+    return int(moment.timestamp()) * 1_000_000_000 + moment.microsecond * 1000
+
+
+def _attrs(span: Span) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for kv in span.attributes:
+        kind = kv.value.WhichOneof("value")
+        value = getattr(kv.value, kind)
+        out[kv.key] = list(v.string_value for v in value.values) if kind == "array_value" else value
+    return out
+
+
+def _trace(session: SessionView, spans: list[SpanView]) -> SessionTrace:
+    return SessionTrace(session=session, spans=spans, annotations=[], evals=[], position=1)
+
+
+def test_real_sessions_map_span_for_span(captured_home: Path) -> None:
+    sessions = derived(captured_home)
+    assert len(sessions) == 4
+    outcomes_seen: set[str | None] = set()
+    for sid, (session, spans) in sessions.items():
+        encoded = encode_session(_trace(session, spans))
+        root, rest = encoded[0], encoded[1:]
+        assert len(rest) == len(spans)
+        assert root.span_id.hex() == root_span_id(sid) and not root.parent_span_id
+        assert _attrs(root)["openinference.span.kind"] == "AGENT"
+        expected_root = {"failure": 2, "success": 1}.get(session.verdict or "", 0)
+        assert root.status.code == expected_root
+        assert {s.trace_id for s in encoded} == {bytes.fromhex(spans[0].trace_id)}
+        for span, out in zip(spans, rest, strict=True):
+            outcomes_seen.add(span.outcome)
+            attrs = _attrs(out)
+            assert out.span_id.hex() == span.span_id
+            assert out.parent_span_id.hex() == (span.parent_span_id or root_span_id(sid))
+            assert out.name == span.name
+            assert span.start is not None and span.end is not None
+            assert out.start_time_unix_nano == _nanos(span.start)
+            assert out.end_time_unix_nano == _nanos(span.end)
+            kind = {"SKILL": "TOOL"}.get(span.kind, span.kind)
+            assert attrs["openinference.span.kind"] == kind
+            assert attrs["skillops.span.kind"] == span.kind
+            assert attrs["session.id"] == sid
+            for key, value in span.attributes.items():
+                if isinstance(value, str) and len(value) > 32 * 1024:
+                    assert str(attrs[key]).startswith(value[: 32 * 1024])
+                elif value is not None:
+                    assert attrs[key] == value, key
+            if span.outcome == "failure":
+                assert out.status.code == Status.STATUS_CODE_ERROR
+                reason = span.attributes.get("skillops.result.error")
+                assert out.status.message == (str(reason)[:1024] if reason else "failure")
+            elif span.outcome == "success":
+                assert out.status.code == Status.STATUS_CODE_OK
+            else:
+                assert out.status.code == Status.STATUS_CODE_UNSET
+                assert attrs.get("skillops.outcome") == span.outcome
+            if span.kind == "LLM" and "gen_ai.usage.input_tokens" in span.attributes:
+                assert (
+                    attrs["llm.token_count.prompt"] == span.attributes["gen_ai.usage.input_tokens"]
+                )
+                assert attrs["llm.model_name"] == span.attributes["gen_ai.request.model"]
+            if span.kind == "TOOL":
+                assert attrs["tool.name"] == span.attributes["gen_ai.tool.name"]
+    assert {"success", "failure", "blocked"} <= outcomes_seen
+
+
+def _stamp(base: int, offset: int | None) -> str | None:
+    return (
+        None if offset is None else datetime.fromtimestamp(base + offset).astimezone().isoformat()
+    )
+
+
+@st.composite
+def _timed_spans(draw: st.DrawFn) -> list[SpanView]:
+    """A small tree whose spans may lack a start, an end, or both."""
+    n = draw(st.integers(1, 8))
+    base = 1_780_000_000
+    out: list[SpanView] = []
+    for i in range(n):
+        parent = draw(st.sampled_from([None, *[s.span_id for s in out]]))
+        start = draw(st.none() | st.integers(0, 5000))
+        end = draw(st.none() | st.integers(0, 5000))
+        out.append(
+            SpanView(
+                span_id=f"{i + 1:016x}",
+                trace_id="ab" * 16,
+                parent_span_id=parent,
+                kind=draw(st.sampled_from(["CHAIN", "LLM", "TOOL", "SKILL"])),
+                name=f"s{i}",
+                start=_stamp(base, start),
+                end=_stamp(base, end),
+                outcome=draw(st.sampled_from([None, "success", "failure", "blocked"])),
+                attributes={},
+                session_id="0123456789abcdef",
+            )
+        )
+    return out
+
+
+@settings(max_examples=60, deadline=None)
+@given(spans=_timed_spans(), started=st.booleans())
+def test_missing_times_are_filled_and_marked(spans: list[SpanView], started: bool) -> None:
+    session = SessionView(
+        session_id="0123456789abcdef",
+        agent="claude",
+        native_session_id="n",
+        title=None,
+        cwd=None,
+        started_at="2026-05-01T00:00:00Z" if started else None,
+        ended_at=None,
+        turns=1,
+        tools=0,
+        skills=[],
+        outcomes=Outcomes(success=0, failure=0, blocked=0, unknown=0),
+        verdict=None,
+        tokens=Tokens(input=None, output=None, cache_read=None, cache_creation=None),
+        deriver_version=1,
+        parent_session_id=None,
+    )
+    encoded = encode_session(_trace(session, spans))
+    by_id = {s.span_id.hex(): s for s in encoded}
+    for span in spans:
+        out = by_id[span.span_id]
+        assert out.end_time_unix_nano >= out.start_time_unix_nano
+        estimated = _attrs(out).get("skillops.time.estimated", False)
+        assert estimated == (span.start is None or span.end is None)
+        if span.start is not None:
+            assert out.start_time_unix_nano == _nanos(span.start)
+        elif span.end is not None:
+            assert out.start_time_unix_nano == _nanos(span.end)
+        elif span.parent_span_id is not None:
+            assert out.start_time_unix_nano == by_id[span.parent_span_id].start_time_unix_nano
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(max_bytes=st.integers(2_000, 400_000), order=st.permutations(range(4)))
+def test_batches_hold_every_span_once_within_the_limit(
+    captured_home: Path, max_bytes: int, order: list[int]
+) -> None:
+    sessions = list(derived(captured_home).values())
+    traces = [_trace(*sessions[i]) for i in order]
+    expected = {s.span_id.hex(): t.session.session_id for t in traces for s in encode_session(t)}
+    largest = max(s.ByteSize() for t in traces for s in encode_session(t))
+    seen: list[str] = []
+    done: list[str] = []
+    for batch in encode_batches(traces, max_bytes=max_bytes):
+        request = ExportTraceServiceRequest()
+        request.ParseFromString(batch.body)
+        # A batch may pass the limit only by what one span needs on its own.
+        assert len(batch.body) <= max(max_bytes, largest + 2048)
+        ids = [
+            s.span_id.hex()
+            for rs in request.resource_spans
+            for ss in rs.scope_spans
+            for s in ss.spans
+        ]
+        assert len(ids) == batch.spans
+        for rs in request.resource_spans:
+            sid = {kv.key: kv.value.string_value for kv in rs.resource.attributes}["session.id"]
+            assert all(expected[s.span_id.hex()] == sid for ss in rs.scope_spans for s in ss.spans)
+        seen += ids
+        # A session is done in the batch that holds its last span, not before.
+        for sid, _position in batch.done:
+            assert all(expected[i] != sid for i in expected if i not in seen)
+            done.append(sid)
+    assert sorted(seen) == sorted(expected)
+    assert sorted(done) == sorted(t.session.session_id for t in traces)
+
+
+def test_traces_url() -> None:
+    assert traces_url("http://h:4318") == "http://h:4318/v1/traces"
+    assert traces_url("http://h:4318/") == "http://h:4318/v1/traces"
+    assert traces_url("https://h/otel/v1/traces") == "https://h/otel/v1/traces"
+    assert traces_url("http://h/api") == "http://h/api/v1/traces"
+    with pytest.raises(ValueError):
+        traces_url("h:4318")
+
+
+def test_sender_retries_honours_retry_after_and_stops_at_a_refusal() -> None:
+    receiver = Receiver()
+    waits: list[float] = []
+    try:
+        sender = Sender(receiver.url, [("x-team", "a")], sleep=waits.append, attempts=4)
+        receiver.answers = [(503, {"Retry-After": "7"}), (429, {}), (500, {})]
+        sender.post(ExportTraceServiceRequest().SerializeToString())
+        assert len(receiver.requests) == 1 and receiver.refused == 3
+        assert 7 <= waits[0] <= 7.7  # Retry-After, plus at most 10% jitter
+        assert 0.5 <= waits[1] <= 0.55 * 2 and waits[2] >= waits[1]
+        headers = receiver.headers[0]
+        assert headers["Content-Encoding"] == "gzip"
+        assert headers["Content-Type"] == "application/x-protobuf"
+        assert headers["x-team"] == "a"
+
+        waits.clear()
+        for refusal in (400, 401, 413, 415, 501):
+            receiver.answers = [(refusal, {})]
+            with pytest.raises(ReceiverRefused, match=str(refusal)):
+                sender.post(b"")
+        assert waits == []  # a refusal is not retried
+
+        receiver.answers = [(503, {})] * 4
+        with pytest.raises(ReceiverUnavailable, match="gave up after 4 attempts"):
+            sender.post(b"")
+    finally:
+        receiver.down()
+    with pytest.raises(ReceiverUnavailable, match="cannot reach"):
+        Sender(receiver.url, sleep=lambda _s: None, attempts=2).post(b"")
+
+
+def _spans_in_db(home: Path) -> dict[str, str]:
+    return {span.span_id: sid for sid, (_session, spans) in derived(home).items() for span in spans}
+
+
+def _annotate(home: Path, session_id: str, label: str) -> str:
+    db = Database.open(db_path(home))
+    try:
+        annotation = AnnotationAdded(
+            annotation_id=f"a-{label}",
+            session_id=session_id,
+            label=label,
+            note="seen",
+            author="t",  # type: ignore[arg-type]
+        )
+        with db.write():
+            EventLog(db).append([NewEvent(f"session:{session_id}:human", annotation)])
+        return annotation.annotation_id
+    finally:
+        db.close()
+
+
+def test_cli_exports_everything_once_then_only_what_changed(home: Path) -> None:
+    receiver = Receiver()
+    try:
+        env = {"HOME": str(home)}
+        done = run_ctl("export", "otlp", "--endpoint", receiver.url, "--header", "k=v", env=env)
+        assert done.returncode == 0, done.stderr
+        expected = _spans_in_db(home)
+        counts = receiver.span_counts()
+        roots = {root_span_id(sid) for sid in derived(home)}
+        assert set(counts) == set(expected) | roots
+        assert set(counts.values()) == {1}
+        assert "exported 4 sessions" in done.stderr
+
+        again = run_ctl("export", "otlp", "--endpoint", receiver.url, "--changed", env=env)
+        assert again.returncode == 0 and "exported 0 sessions" in again.stderr
+        assert receiver.span_counts() == counts
+
+        sid = next(iter(derived(home)))
+        _annotate(home, sid, "bad")
+        third = run_ctl("export", "otlp", "--endpoint", receiver.url, "--changed", env=env)
+        assert third.returncode == 0 and "exported 1 sessions" in third.stderr
+        root = next(
+            s for s in receiver.spans() if s.span_id.hex() == root_span_id(sid) and s.events
+        )
+        assert [e.name for e in root.events] == ["skillops.annotation"]
+        assert _attrs(root)["skillops.annotation.label"] == "bad"
+        status = run_ctl("status", env=env)
+        assert (
+            f"{receiver.url}/v1/traces (by hand): 4/4 sessions exported, up to date"
+            in status.stdout
+        )
+    finally:
+        receiver.down()
+
+
+def test_cli_refusal_is_one_line_exit_2_and_checkpoints_nothing(home: Path) -> None:
+    receiver = Receiver()
+    try:
+        receiver.answers = [(415, {})]
+        env = {"HOME": str(home)}
+        done = run_ctl("export", "otlp", "--endpoint", receiver.url, env=env)
+        assert done.returncode == 2
+        assert done.stderr.strip().count("\n") == 0
+        assert "415" in done.stderr and "0 of 4 sessions exported" in done.stderr
+        # Nothing was acknowledged, so everything is still due.
+        again = run_ctl("export", "otlp", "--endpoint", receiver.url, "--changed", env=env)
+        assert again.returncode == 0 and "exported 4 sessions" in again.stderr
+    finally:
+        receiver.down()
+    down = run_ctl("export", "otlp", "--endpoint", receiver.url, "--retries", "1", env=env)
+    assert down.returncode == 1 and "cannot reach" in down.stderr
+    bad = run_ctl("export", "otlp", "--endpoint", receiver.url, "--header", "nokey", env=env)
+    assert bad.returncode == 2 and "K=V" in bad.stderr
+
+
+def _checkpointed(home: Path) -> set[str]:
+    db = Database.open(db_path(home))
+    try:
+        with db.read() as conn:
+            return {r[0] for r in conn.execute("SELECT session_id FROM export_checkpoints")}
+    finally:
+        db.close()
+
+
+def test_cli_outage_mid_export_resends_only_what_was_not_acknowledged(home: Path) -> None:
+    receiver = Receiver()
+    try:
+        env = {"HOME": str(home)}
+        small = ("--batch-bytes", "65536")  # several requests a session
+        receiver.fail_after = 3
+        first = run_ctl(
+            "export", "otlp", "--endpoint", receiver.url, *small, "--retries", "0", env=env
+        )
+        assert first.returncode == 1, first.stderr
+        assert "503" in first.stderr
+        completed = _checkpointed(home)
+        before = receiver.span_counts()
+        assert before and len(completed) < 4
+
+        receiver.fail_after = None
+        second = run_ctl("export", "otlp", "--endpoint", receiver.url, *small, "--changed", env=env)
+        assert second.returncode == 0, second.stderr
+        assert f"exported {4 - len(completed)} sessions" in second.stderr
+        counts = receiver.span_counts()
+        sessions = derived(home)
+        assert set(counts) == set(_spans_in_db(home)) | {root_span_id(s) for s in sessions}
+        for sid in completed:  # acknowledged before the outage: never sent again
+            ids = [s.span_id for s in sessions[sid][1]] + [root_span_id(sid)]
+            assert all(counts[i] == 1 for i in ids)
+    finally:
+        receiver.down()
+
+
+def test_out_file_is_otlp_json_with_hex_ids(home: Path, tmp_path: Path) -> None:
+    out = tmp_path / "traces.jsonl"
+    env = {"HOME": str(home)}
+    sid = next(
+        s for s, (v, _) in derived(home).items() if v.native_session_id == FAILURES_AND_BLOCKS
+    )
+    done = run_ctl("export", "otlp", "--out", str(out), "--session", sid, env=env)
+    assert done.returncode == 0, done.stderr
+    lines = out.read_text().splitlines()
+    spans = [
+        span
+        for line in lines
+        for rs in json.loads(line)["resourceSpans"]
+        for ss in rs["scopeSpans"]
+        for span in ss["spans"]
+    ]
+    _session, derived_spans = derived(home)[sid]
+    assert len(spans) == len(derived_spans) + 1
+    assert {s["spanId"] for s in spans} == {s.span_id for s in derived_spans} | {root_span_id(sid)}
+    assert any(s.get("status", {}).get("code") == "STATUS_CODE_ERROR" for s in spans)
+
+
+class _Collect:
+    def __init__(self) -> None:
+        self.requests: list[ExportTraceServiceRequest] = []
+
+    def post(self, body: bytes) -> Accepted:
+        request = ExportTraceServiceRequest()
+        request.ParseFromString(body)
+        self.requests.append(request)
+        return Accepted()
+
+    def root(self, session_id: str) -> Span:
+        wanted = root_span_id(session_id)
+        return next(
+            span
+            for request in self.requests
+            for rs in request.resource_spans
+            for ss in rs.scope_spans
+            for span in ss.spans
+            if span.span_id.hex() == wanted
+        )
+
+
+def test_eval_results_and_retractions_reach_the_root_span(home: Path) -> None:
+    sessions = derived(home)
+    graded, other = sorted(sessions)[:2]
+    run = EvalRunCompleted(
+        run_id="run-1",
+        skill="triage",
+        version_hash="v" * 64,
+        suite_hash="s" * 64,
+        deriver_version=1,
+        sessions=[graded, other],
+        passed=False,
+        cases=[
+            EvalCaseResult(
+                suite="s",
+                case="c",
+                graded=2,
+                passed_sessions=1,
+                passed=False,
+                results=[
+                    GraderResult(session_id=graded, index=0, type="outcome", passed=True),
+                    GraderResult(session_id=other, index=0, type="outcome", passed=False),
+                ],
+            )
+        ],
+    )
+    annotation_id = _annotate(home, graded, "good")
+    db = Database.open(db_path(home))
+    try:
+        with db.write():
+            EventLog(db).append([NewEvent("eval:run-1", run)])
+        target = "http://receiver.invalid/v1/traces"
+        sink = _Collect()
+        export_sessions(db, sink, due_sessions(db, target), target=target)
+        root = sink.root(graded)
+        assert [e.name for e in root.events] == ["skillops.annotation", "skillops.eval"]
+        assert _attrs(root)["skillops.eval.passed"] is True
+        assert _attrs(sink.root(other))["skillops.eval.passed"] is False
+        assert _attrs(sink.root(other))["skillops.eval.run_id"] == "run-1"
+        assert due_sessions(db, target) == []
+
+        retraction = AnnotationRetracted(annotation_id=annotation_id, author="t")
+        with db.write():
+            EventLog(db).append([NewEvent(f"session:{graded}:human", retraction)])
+        [due] = due_sessions(db, target)  # the retraction changed what the session shows
+        assert due.session.session_id == graded
+        sink = _Collect()
+        export_sessions(db, sink, [due], target=target)
+        root = sink.root(graded)
+        assert [e.name for e in root.events] == ["skillops.eval"]
+        assert "skillops.annotation.label" not in _attrs(root)
+    finally:
+        db.close()
