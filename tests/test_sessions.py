@@ -6,6 +6,7 @@ import json
 import time
 from pathlib import Path
 
+import msgspec
 import pytest
 from click.testing import CliRunner
 
@@ -334,6 +335,25 @@ def test_a_deriver_bug_is_recorded_not_raised(ingested: Path) -> None:
     assert any("deriver failed: KeyError" in e.message for e in errors)
     engine_for(db).catch_up()
     assert session_id("claude", CLAUDE_SESSION) in {k.session_id for k in deriver.stale()}
+
+
+def test_a_derivation_the_log_cannot_store_is_recorded_not_raised(ingested: Path) -> None:
+    # Whatever the deriver returns, storing it must not stop the other sessions: here an
+    # attribute no 64-bit encoding holds, as a number read from a record once did.
+    db = Database.open(ingested)
+
+    def unstorable(agent: str, native: str, sources: list, *, deriver_version: int):
+        d = derive_session(agent, native, sources, deriver_version=deriver_version)
+        if native != CLAUDE_SESSION:
+            return d
+        span = msgspec.structs.replace(d.spans[0], attributes={"n": 2**70})
+        return msgspec.structs.replace(d, spans=[span, *d.spans[1:]])
+
+    deriver = SessionDeriver(db, deriver_version=5, derive=unstorable)
+    result = deriver.derive(deriver.all_sessions())
+    assert result.sessions == 6 and result.errors >= 1
+    errors = [e.payload for e in EventLog(db).read(types=["DeriveErrorRecorded"])]
+    assert any("deriver failed: OverflowError" in e.message for e in errors)
 
 
 def test_capture_only_then_rederive(tmp_path: Path) -> None:
