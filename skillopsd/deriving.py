@@ -366,7 +366,7 @@ class SessionDeriver:
                 result.errors += 1
                 continue
             if not derivation.is_session:
-                batch.extend(self._not_a_session(key))
+                batch.extend(_Pending(e, key.session_id, epoch) for e in self._not_a_session(key))
                 continue
             batch.extend(pending)
             batch.extend(
