@@ -100,13 +100,14 @@ def mapping(value: Any) -> dict[str, Any]:
 
 
 # JSON allows integers of any size, the log stores 64-bit ones. A count is taken only when it
-# is exact in every JSON reader (|n| < 2**53): nothing real comes near, and sums of a session's
+# is exact in every JSON reader (n < 2**53): nothing real comes near, and sums of a session's
 # counts stay far inside 64 bits, so one absurd number cannot stop a session being derived.
+# A negative number is no count either (it would subtract from a session's totals).
 _MAX_COUNT = 2**53
 
 
 def count(value: Any) -> int | None:
-    """``value`` if it is an integer a count can be (not a bool, not absurdly large), else None."""
-    if isinstance(value, int) and not isinstance(value, bool) and -_MAX_COUNT < value < _MAX_COUNT:
+    """``value`` if it is an integer a count can be (not a bool, not negative, not absurd)."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < _MAX_COUNT:
         return value
     return None
