@@ -198,9 +198,12 @@ class Daemon:
             if progress is not None:
                 progress.close()
         # Re-deriving a live session reads all of it again: space the passes so that a long
-        # session being written costs at most about a tenth of a core.
+        # session being written costs at most about a tenth of a core. The backfill's pass
+        # derived every session once; timing the live passes by it would hold the first
+        # live session back nine times the whole backfill's derivation (90 s for 10 s).
         elapsed = time.monotonic() - started
-        self._next_derive = time.monotonic() + max(self.derive_interval, 9 * elapsed)
+        spacing = self.derive_interval if show_progress else max(self.derive_interval, 9 * elapsed)
+        self._next_derive = time.monotonic() + spacing
         _log.debug("derived", sessions=result.sessions, appended=result.appended)
         self._project()
 

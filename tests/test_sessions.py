@@ -22,6 +22,7 @@ from ._capture_helpers import (
     CLAUDE_SESSION,
     FIXTURES,
     claude_project,
+    extract_corpus,
     file_lines,
     layout_claude_pair,
 )
@@ -318,6 +319,34 @@ def test_daemon_start_derives_sessions_of_an_older_deriver(tmp_path: Path) -> No
     assert daemon.wait(60) == 0, daemon.logs()
     sessions = json.loads(run_ctl("sessions", "--json", env=daemon_env(home)).stdout)
     assert [s["deriver_version"] for s in sessions] == [DERIVER_VERSION]
+
+
+@pytest.mark.slow
+def test_a_new_session_is_derived_soon_after_a_long_backfill(tmp_path: Path) -> None:
+    # The live passes are spaced by their own cost; the backfill's derivation of every
+    # session (seconds on the real corpus) once held the first live session back nine times
+    # as long.
+    home = extract_corpus(tmp_path / "home")
+    env = daemon_env(home)
+    daemon = DaemonProcess(home, env=env)
+    try:
+        daemon.wait_for(lambda: '"following"' in daemon.logs(), timeout=120)
+        native = "5101a53f-28dd-4030-be70-a9bf552de00b"
+        target = claude_project(home) / f"{native}.jsonl"
+        target.write_bytes((FIXTURES / "claude_injected_skill.jsonl").read_bytes())
+        started = time.monotonic()
+
+        def shown() -> bool:
+            result = run_ctl("sessions", "--json", env=env)
+            return result.returncode == 0 and any(
+                s["native_session_id"] == native for s in json.loads(result.stdout)
+            )
+
+        daemon.wait_for(shown, timeout=60, interval=0.2)
+        # The default --derive-interval is 1 s; a live pass of one small session is fast.
+        assert time.monotonic() - started < 10, daemon.logs()[-3000:]
+    finally:
+        assert daemon.stop() == 0
 
 
 def test_a_deriver_bug_is_recorded_not_raised(ingested: Path) -> None:
