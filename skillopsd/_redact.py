@@ -219,7 +219,8 @@ _RULES: tuple[_Rule, ...] = (
     _rule(
         "url-password",
         (b"://",),
-        rb"://[a-z0-9._~%!$&*+;=\-]{1,64}:(?P<v>[^\s/@:\"'\\\[\]<>]{1,200})@[a-z0-9\[]",
+        # The user may be empty (``redis://:s3cret@host`` is how Redis spells a password).
+        rb"://[a-z0-9._~%!$&*+;=\-]{0,64}:(?P<v>[^\s/@:\"'\\\[\]<>]{1,200})@[a-z0-9\[]",
         lower=True,
         group="v",
         check=lambda value: _PLACEHOLDER.match(value) is None,
@@ -273,6 +274,21 @@ _TAIL = re.compile(
 _NAME_CHAR = frozenset(b"abcdefghijklmnopqrstuvwxyz0123456789")
 
 
+# A quoted value runs to its closing quote (``password = "correct horse battery staple"``
+# is one secret, not "correct" and three words left in clear), unless that quote is far or
+# past a line end: then only its first word is known to be the value.
+_QUOTED_MAX = 256
+
+
+def _closing_quote(data: bytes, end: int, quote: bytes) -> int:
+    close = data.find(quote, end, end + _QUOTED_MAX)
+    while close > 0 and quote == b'"' and data[close - 1] == ord("\\"):
+        close = data.find(quote, close + 1, end + _QUOTED_MAX)
+    if close < 0 or b"\\n" in data[end:close] or b"\n" in data[end:close]:
+        return end
+    return close
+
+
 def _named_spans(data: bytes, lowered: bytes) -> list[tuple[int, int, bytes]]:
     spans: list[tuple[int, int, bytes]] = []
     for name in _NAMES:
@@ -289,6 +305,8 @@ def _named_spans(data: bytes, lowered: bytes) -> list[tuple[int, int, bytes]]:
             # ``password`` also holds ``pass``; a name must end where its word ends.
             if tail is not None and (after >= len(lowered) or lowered[after] not in _NAME_CHAR):
                 start, end = tail.span("v")
+                if tail.group("q") is not None:
+                    end = _closing_quote(data, end, tail.group("q"))
                 value = data[start:end]
                 if not (
                     _PLACEHOLDER.match(value)
@@ -318,7 +336,7 @@ _PREFILTER = re2.compile(
     rb"|eyj[a-z0-9_\-]{6,}\.eyj|npm_[a-z0-9]{36}|hf_[a-z0-9]{30}|sg\.[a-z0-9_\-]{16,32}\."
     rb"|do[por]_v1_[a-f0-9]{64}|pypi-ag[a-z0-9_\-]{50}|dckr_pat_[a-z0-9_\-]{20}"
     rb"|shp(?:at|ca|pa|ss)_[a-f0-9]{32}|[0-9]{8}:aa[a-z0-9_\-]{33}"
-    rb"|://[a-z0-9._~%!$&*+;=\-]{1,64}:[^\s/@:\"'\\\[\]<>]{1,200}@"
+    rb"|://[a-z0-9._~%!$&*+;=\-]{0,64}:[^\s/@:\"'\\\[\]<>]{1,200}@"
     rb"|basic" + _WS + rb"+[a-z0-9+/]{8}|bearer" + _WS + rb"+[a-z0-9\-._~+/]{16,}"
     rb"|sig=[a-z0-9%+/=]{20}"
     rb"|(?:password|passwd|pwd|secret|token|(?:api|access|private|account|secret|signing|master)"

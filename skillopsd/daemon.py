@@ -25,6 +25,7 @@ import click
 import structlog
 
 from . import _logging
+from ._params import FiniteRange, count_range
 from ._paths import DB_ENV, default_db_path
 from ._sdnotify import Notifier
 from .deriving import SessionDeriver, SessionKey
@@ -216,9 +217,12 @@ class Daemon:
             if progress is not None:
                 progress.close()
         # Re-deriving a live session reads all of it again: space the passes so that a long
-        # session being written costs at most about a tenth of a core.
+        # session being written costs at most about a tenth of a core. The backfill's pass
+        # derived every session once; timing the live passes by it would hold the first
+        # live session back nine times the whole backfill's derivation (90 s for 10 s).
         elapsed = time.monotonic() - started
-        self._next_derive = time.monotonic() + max(self.derive_interval, 9 * elapsed)
+        spacing = self.derive_interval if show_progress else max(self.derive_interval, 9 * elapsed)
+        self._next_derive = time.monotonic() + spacing
         _log.debug("derived", sessions=result.sessions, appended=result.appended)
         self._project()
         self.sync_skills()
@@ -555,21 +559,21 @@ def _parse_root(value: str) -> tuple[str, Path]:
 @click.option("--no-redact", is_flag=True, help="Store lines without masking secrets.")
 @click.option(
     "--max-line-bytes",
-    type=click.IntRange(min=1024),
+    type=count_range(1024),
     default=DEFAULT_MAX_LINE_BYTES,
     show_default=True,
     help="Longer lines are recorded as capture errors.",
 )
 @click.option(
     "--rescan-interval",
-    type=click.FloatRange(min=0.1),
+    type=FiniteRange(min=0.1),
     default=300.0,
     show_default=True,
     help="Seconds between full rescans (the watcher's backstop).",
 )
 @click.option(
     "--derive-interval",
-    type=click.FloatRange(min=0.0),
+    type=FiniteRange(min=0.0),
     default=1.0,
     show_default=True,
     help="Least seconds between two derivations of live sessions (longer for long sessions).",
@@ -582,7 +586,8 @@ def _parse_root(value: str) -> tuple[str, Path]:
 @click.option(
     "--retain",
     "retain_days",
-    type=click.FloatRange(min=0, min_open=True),
+    # 100 years: a datetime reaches back to year 1, so a larger number cannot be a cutoff.
+    type=FiniteRange(min=0, min_open=True, max=36525),
     default=None,
     metavar="DAYS",
     help="Forget sessions whose newest line was captured more than DAYS ago"

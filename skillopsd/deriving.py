@@ -345,6 +345,13 @@ class SessionDeriver:
                     sources,
                     deriver_version=self.deriver_version,
                 )
+                # Encoding is part of deriving: an event the log cannot store (an integer
+                # beyond 64 bits read from a record) is this session's failure, not the run's.
+                stream = session_stream(derivation.session.session_id)
+                pending = [
+                    _Pending(NewEvent(stream, e, _event_id(e, epoch)), key.session_id, epoch)
+                    for e in (*derivation.spans, *derivation.errors, derivation.session)
+                ]
             except Exception as exc:  # a deriver bug must not stop capture or other sessions
                 _log.exception("deriver failed", session=key.session_id, native=key.native_id)
                 failed = DeriveErrorRecorded(
@@ -363,12 +370,7 @@ class SessionDeriver:
             if not derivation.is_session:
                 batch.extend(_Pending(e, key.session_id, epoch) for e in self._not_a_session(key))
                 continue
-            events: list[Event] = [*derivation.spans, *derivation.errors, derivation.session]
-            stream = session_stream(derivation.session.session_id)
-            batch.extend(
-                _Pending(NewEvent(stream, e, _event_id(e, epoch)), key.session_id, epoch)
-                for e in events
-            )
+            batch.extend(pending)
             batch.extend(
                 _Pending(e, key.session_id, epoch)
                 for e in self._merged_children(

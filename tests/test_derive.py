@@ -9,11 +9,13 @@ from pathlib import Path
 
 import msgspec
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from skillopsd.derive import SourceLines, derive_session, session_id
 from skillopsd.derive._outcome import claude_outcome, codex_exec_end, codex_outcome
 from skillopsd.derive._skills import content_hash, injected_body
-from skillopsd.events.types import SpanDerived
+from skillopsd.events.types import SpanDerived, TokenUsage
 
 from ._capture_helpers import (
     CLAUDE_AGENT,
@@ -748,3 +750,41 @@ def test_claude_turn_stopped_by_a_hook_blocks_its_pending_calls() -> None:
     outcomes = {s.attributes["gen_ai.tool.call.id"]: s.outcome for s in d.spans if s.kind == "TOOL"}
     assert outcomes == {"t1": "blocked", "t2": "success"}
     assert d.session.turns == 1
+
+
+def _with_ints(value: object, number: int) -> object:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return number
+    if isinstance(value, dict):
+        return {k: _with_ints(v, number) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_with_ints(v, number) for v in value]
+    return value
+
+
+@given(
+    number=st.one_of(
+        st.integers(min_value=2**53, max_value=2**200),
+        st.integers(min_value=-(2**200), max_value=-1),
+    )
+)
+@settings(max_examples=10, deadline=None)
+def test_any_integer_in_any_record_leaves_a_storable_derivation(number: int) -> None:
+    # JSON numbers are unbounded, the log's encoding is 64-bit: a token count of 2**70 in one
+    # record stopped every session from being derived, on every start.
+    for name in (*sorted(CLAUDE_FIXTURES), *sorted(CODEX_FIXTURES)):
+        path = FIXTURES / f"{name}.jsonl"
+        agent = "claude" if name.startswith("claude") else "codex"
+        lines = [
+            (offset, json.dumps(_with_ints(json.loads(line), number)).encode())
+            for offset, line in file_lines(path)
+        ]
+        native = "n"
+        d = derive_session(agent, native, [SourceLines(name, str(path), native, "", lines)])
+        for event in (d.session, *d.spans, *d.errors):
+            msgspec.msgpack.decode(msgspec.msgpack.encode(event))
+        assert d.spans, name
+        # None of those numbers is a token count: no usage is reported, none is made up.
+        assert d.session.tokens == TokenUsage(), name

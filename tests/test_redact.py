@@ -188,3 +188,47 @@ def test_screening_a_block_flags_every_line_redaction_would_change(lines: list[s
         if not flagged:
             assert redact(line, was_json=True, screened=True) == (line, 0)
         at += len(line) + 1
+
+
+_WORDS = st.lists(
+    st.text(alphabet="abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789", min_size=5),
+    min_size=2,
+    max_size=5,
+).map(lambda words: [w[:12] for w in words])
+
+
+@given(
+    words=_WORDS,
+    name=st.sampled_from(["password", "DB_PASS", "secret", "api_key", "token"]),
+    quote=st.sampled_from(['"', "'"]),
+    spacing=st.sampled_from(["=", " = ", ": "]),
+    where=st.sampled_from(WHERE),
+)
+@settings(max_examples=150, deadline=None)
+def test_a_quoted_value_with_spaces_is_masked_whole(
+    words: list[str], name: str, quote: str, spacing: str, where: str
+) -> None:
+    # password = "correct horse battery staple" masked "correct" and stored the rest.
+    phrase = " ".join(words)
+    line = transcript_line(where, f"config: {name}{spacing}{quote}{phrase}{quote} # set")
+    out, count = redact(line, was_json=True)
+    msgspec.json.decode(out)
+    assert count >= 1
+    assert not any(w.encode() in out for w in words), out
+
+
+@given(
+    password=st.text(
+        alphabet="abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789!-_",
+        min_size=6,
+        max_size=40,
+    ),
+    scheme=st.sampled_from(["redis", "rediss", "postgres", "amqp", "https"]),
+    where=st.sampled_from(WHERE),
+)
+@settings(max_examples=100, deadline=None)
+def test_a_url_password_without_a_user_is_masked(password: str, scheme: str, where: str) -> None:
+    # redis://:s3cret@host is how Redis URLs carry a password; the empty user let it through.
+    line = transcript_line(where, f"REDIS_URL={scheme}://:{password}@cache.internal:6379/0")
+    out, count = redact(line, was_json=True)
+    assert count >= 1 and password.encode() not in out, out

@@ -6,6 +6,7 @@ import json
 import time
 from pathlib import Path
 
+import msgspec
 import pytest
 from click.testing import CliRunner
 
@@ -21,6 +22,7 @@ from ._capture_helpers import (
     CLAUDE_SESSION,
     FIXTURES,
     claude_project,
+    extract_corpus,
     file_lines,
     layout_claude_pair,
 )
@@ -319,6 +321,34 @@ def test_daemon_start_derives_sessions_of_an_older_deriver(tmp_path: Path) -> No
     assert [s["deriver_version"] for s in sessions] == [DERIVER_VERSION]
 
 
+@pytest.mark.slow
+def test_a_new_session_is_derived_soon_after_a_long_backfill(tmp_path: Path) -> None:
+    # The live passes are spaced by their own cost; the backfill's derivation of every
+    # session (seconds on the real corpus) once held the first live session back nine times
+    # as long.
+    home = extract_corpus(tmp_path / "home")
+    env = daemon_env(home)
+    daemon = DaemonProcess(home, env=env)
+    try:
+        daemon.wait_for(lambda: '"following"' in daemon.logs(), timeout=120)
+        native = "5101a53f-28dd-4030-be70-a9bf552de00b"
+        target = claude_project(home) / f"{native}.jsonl"
+        target.write_bytes((FIXTURES / "claude_injected_skill.jsonl").read_bytes())
+        started = time.monotonic()
+
+        def shown() -> bool:
+            result = run_ctl("sessions", "--json", env=env)
+            return result.returncode == 0 and any(
+                s["native_session_id"] == native for s in json.loads(result.stdout)
+            )
+
+        daemon.wait_for(shown, timeout=60, interval=0.2)
+        # The default --derive-interval is 1 s; a live pass of one small session is fast.
+        assert time.monotonic() - started < 10, daemon.logs()[-3000:]
+    finally:
+        assert daemon.stop() == 0
+
+
 def test_a_deriver_bug_is_recorded_not_raised(ingested: Path) -> None:
     db = Database.open(ingested)
 
@@ -334,6 +364,25 @@ def test_a_deriver_bug_is_recorded_not_raised(ingested: Path) -> None:
     assert any("deriver failed: KeyError" in e.message for e in errors)
     engine_for(db).catch_up()
     assert session_id("claude", CLAUDE_SESSION) in {k.session_id for k in deriver.stale()}
+
+
+def test_a_derivation_the_log_cannot_store_is_recorded_not_raised(ingested: Path) -> None:
+    # Whatever the deriver returns, storing it must not stop the other sessions: here an
+    # attribute no 64-bit encoding holds, as a number read from a record once did.
+    db = Database.open(ingested)
+
+    def unstorable(agent: str, native: str, sources: list, *, deriver_version: int):
+        d = derive_session(agent, native, sources, deriver_version=deriver_version)
+        if native != CLAUDE_SESSION:
+            return d
+        span = msgspec.structs.replace(d.spans[0], attributes={"n": 2**70})
+        return msgspec.structs.replace(d, spans=[span, *d.spans[1:]])
+
+    deriver = SessionDeriver(db, deriver_version=5, derive=unstorable)
+    result = deriver.derive(deriver.all_sessions())
+    assert result.sessions == 6 and result.errors >= 1
+    errors = [e.payload for e in EventLog(db).read(types=["DeriveErrorRecorded"])]
+    assert any("deriver failed: OverflowError" in e.message for e in errors)
 
 
 def test_capture_only_then_rederive(tmp_path: Path) -> None:

@@ -102,6 +102,22 @@ CASES = [
         101,
         "dictionary 2",
     ),
+    # TEXT cells of invalid UTF-8 outside the events rows: reported where they are, not as
+    # "position 1" (reading them as text raised before the walk began).
+    (
+        "dictionary invalid UTF-8",
+        "DROP TRIGGER payload_dictionaries_no_update;"
+        " UPDATE payload_dictionaries SET data = CAST(x'ff' || data AS TEXT)",
+        101,
+        "dictionary 2",
+    ),
+    ("anchor invalid UTF-8", "UPDATE chain_head SET hash = CAST(x'ff00' AS TEXT)", None, "anchor"),
+    (
+        "erasure record invalid UTF-8",
+        f"UPDATE events SET data = CAST(x'ff' || data AS TEXT) WHERE position = {RECORD}",
+        ERASED,
+        "PayloadsErased",
+    ),
     ("dropped trigger", "SELECT 1", None, "events_no_delete is missing"),
     (
         "altered trigger",

@@ -8,6 +8,7 @@ from typing import Any
 import click
 import msgspec
 
+from .._params import count_range
 from ..events import EVENT_TYPES, EventLog, LogError, RecordedEvent
 from ._app import AppContext, UsageFailure, cli, db_option, json_option, pass_app
 from ._output import emit_json_array, plain
@@ -34,7 +35,7 @@ def _row(event: RecordedEvent) -> dict[str, Any]:
 @click.option(
     "--from",
     "start",
-    type=click.IntRange(min=1),
+    type=count_range(),
     default=1,
     show_default=True,
     help="First position to show.",
@@ -47,7 +48,7 @@ def _row(event: RecordedEvent) -> dict[str, Any]:
     help="Only events of this type (repeatable).",
 )
 @click.option("--stream", default=None, help="Only events of this stream.")
-@click.option("--limit", type=click.IntRange(min=1), default=None, help="At most N events.")
+@click.option("--limit", type=count_range(), default=None, help="At most N events.")
 @json_option
 @pass_app
 def log_command(

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import click
 import msgspec
 
+from .._params import count_range
 from ..derive import session_id
 from ..projections.annotations import newest_labels
 from ..projections.session_views import (
@@ -127,7 +128,7 @@ _SESSION_ID_WIDTH = 8  # like a short git hash; ``session show`` takes any uniqu
     help="Only sessions with this verdict (none: no verdict).",
 )
 @window_options("sessions")
-@click.option("--limit", type=click.IntRange(min=1), default=None, help="At most N sessions.")
+@click.option("--limit", type=count_range(), default=None, help="At most N sessions.")
 @utc_option
 @click.option(
     "--forgotten",

@@ -97,3 +97,17 @@ def _split(line: bytes) -> tuple[list[Any], str | None]:
 def mapping(value: Any) -> dict[str, Any]:
     """``value`` if it is a JSON object, else an empty one (records drift between versions)."""
     return value if isinstance(value, dict) else {}
+
+
+# JSON allows integers of any size, the log stores 64-bit ones. A count is taken only when it
+# is exact in every JSON reader (n < 2**53): nothing real comes near, and sums of a session's
+# counts stay far inside 64 bits, so one absurd number cannot stop a session being derived.
+# A negative number is no count either (it would subtract from a session's totals).
+_MAX_COUNT = 2**53
+
+
+def count(value: Any) -> int | None:
+    """``value`` if it is an integer a count can be (not a bool, not negative, not absurd)."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < _MAX_COUNT:
+        return value
+    return None

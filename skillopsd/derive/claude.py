@@ -22,7 +22,7 @@ from typing import Any
 
 import msgspec
 
-from ._input import Record, mapping
+from ._input import Record, count, mapping
 from ._outcome import (
     TURN_STOPPERS,
     claude_not_run,
@@ -57,10 +57,6 @@ def _text_of(content: Any) -> str:
     return ""
 
 
-def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
 def _usage_attributes(usage: dict[str, Any]) -> dict[str, Any]:
     """OpenTelemetry GenAI usage: ``input_tokens`` includes cached input, as Codex reports it.
 
@@ -68,12 +64,12 @@ def _usage_attributes(usage: dict[str, Any]) -> dict[str, Any]:
     added to it, and kept as their own attributes for the breakdown.
     """
     out: dict[str, Any] = {}
-    uncached = _int(usage.get("input_tokens"))
-    read = _int(usage.get("cache_read_input_tokens"))
-    written = _int(usage.get("cache_creation_input_tokens"))
+    uncached = count(usage.get("input_tokens"))
+    read = count(usage.get("cache_read_input_tokens"))
+    written = count(usage.get("cache_creation_input_tokens"))
     if uncached is not None:
         out["gen_ai.usage.input_tokens"] = uncached + (read or 0) + (written or 0)
-    output = _int(usage.get("output_tokens"))
+    output = count(usage.get("output_tokens"))
     if output is not None:
         out["gen_ai.usage.output_tokens"] = output
     if read is not None:

@@ -17,7 +17,7 @@ from typing import Any
 import msgspec
 
 from ._ids import span_id
-from ._input import Record, mapping
+from ._input import Record, count, mapping
 from ._outcome import (
     codex_exec_end,
     codex_exec_header,
@@ -326,8 +326,8 @@ class _Thread:
         if target is None:
             return
         for source, attr in _USAGE:
-            value = last.get(source)
-            if isinstance(value, int) and not isinstance(value, bool):
+            value = count(last.get(source))
+            if value is not None:
                 before = target.attributes.get(attr)
                 if isinstance(total, dict) and isinstance(before, int):
                     target.attributes[attr] = before + value  # a second response, same span

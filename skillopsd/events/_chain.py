@@ -261,11 +261,14 @@ class _Walk:
                 raise _Bad(None, f"unexpected trigger {name} on {table}")
 
     def _check_dictionaries(self) -> None:
-        for ident, sha, data in self.conn.execute(
-            "SELECT id, sha256, data FROM payload_dictionaries ORDER BY id"
+        # Cells are read as BLOB and their declared type checked: a TEXT cell of invalid
+        # UTF-8 would raise on reading, and be blamed on the first event.
+        for ident, sha_type, sha, data_type, data in self.conn.execute(
+            "SELECT id, typeof(sha256), CAST(sha256 AS BLOB), typeof(data), CAST(data AS BLOB)"
+            " FROM payload_dictionaries ORDER BY id"
         ):
             fault = None
-            if not isinstance(data, bytes) or not isinstance(sha, bytes):
+            if sha_type != "blob" or data_type != "blob":
                 fault = f"dictionary {ident} is not stored as a BLOB"
             elif hashlib.sha256(data).digest() != sha:
                 fault = f"dictionary {ident} does not match its recorded sha256"
@@ -275,7 +278,8 @@ class _Walk:
         """Positions named by PayloadsErased events (each is itself checked in the walk)."""
         named: set[int] = set()
         for data, codec in self.conn.execute(
-            f"SELECT data, codec FROM events WHERE type = 'PayloadsErased' AND {RARE_TYPES}"
+            "SELECT CAST(data AS BLOB), codec FROM events WHERE type = 'PayloadsErased'"
+            f" AND {RARE_TYPES} AND typeof(data) = 'blob'"
         ):
             try:
                 fields = _fields.decode(self.db.codecs.decompress(codec, data))
@@ -285,13 +289,15 @@ class _Walk:
         return named
 
     def _check_head(self) -> None:
-        row = self.conn.execute("SELECT position, hash FROM chain_head WHERE id = 1").fetchone()
+        row = self.conn.execute(
+            "SELECT position, typeof(hash), CAST(hash AS BLOB) FROM chain_head WHERE id = 1"
+        ).fetchone()
         if row is None:
             if self.count:
                 raise _Bad(None, "the head anchor (chain_head) is missing")
             return
-        position, anchor = row
-        if not isinstance(position, int) or not isinstance(anchor, bytes):
+        position, anchor_type, anchor = row
+        if not isinstance(position, int) or anchor_type != "blob":
             raise _Bad(None, "the head anchor (chain_head) is malformed")
         if position > self.count:
             raise _Bad(
