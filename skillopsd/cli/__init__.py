@@ -1,19 +1,10 @@
-"""``skillopsctl``: the command-line interface to the skillops event log."""
+"""``skillopsctl``: the command-line interface to the skillops event log.
+
+Commands live in their own modules, imported when the command runs (``_app.LazyGroup``).
+"""
 
 from __future__ import annotations
 
-from . import (  # noqa: F401  (registers the commands)
-    daemon_unit,
-    derivation,
-    export,
-    forget,
-    ingest,
-    integrity,
-    log,
-    policy,
-    sessions,
-    status,
-)
 from ._app import cli
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import importlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -123,7 +124,44 @@ def pass_app(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+# Each command's module, imported only when that command runs (or help lists them all): a
+# read command does not pay for capture, derivation and logging it never uses.
+COMMAND_MODULES = {
+    "daemon": "daemon_unit",
+    "export": "export",
+    "forget": "forget",
+    "ingest": "ingest",
+    "log": "log",
+    "policy": "policy",
+    "rebuild": "integrity",
+    "rederive": "derivation",
+    "session": "sessions",
+    "sessions": "sessions",
+    "status": "status",
+    "verify": "integrity",
+}
+
+
+class LazyGroup(click.Group):
+    """The root group: its commands' modules register them when first asked for."""
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMAND_MODULES:
+            importlib.import_module(f"{__package__}.{COMMAND_MODULES[cmd_name]}")
+        return super().get_command(ctx, cmd_name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        load_commands()
+        return super().list_commands(ctx)
+
+
+def load_commands() -> None:
+    """Import every command's module (for help and docs, which show them all)."""
+    for module in sorted(set(COMMAND_MODULES.values())):
+        importlib.import_module(f"{__package__}.{module}")
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @db_option
 @click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
 @click.option("--log-level", type=click.Choice(_logging.LEVELS), default=None, help="Log level.")

@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 import click
 import msgspec
 
-from ..derive import session_id
 from ..projections.session_views import (
     ForgottenView,
     SessionView,
@@ -18,7 +17,6 @@ from ..projections.session_views import (
     list_sessions,
     spans_of,
 )
-from ..sources import STORES
 from ._app import AppContext, NotFound, cli, db_option, json_option, pass_app
 from ._lookup import lookup_session
 from ._output import compact, cut, emit_json, emit_json_array, number, table, terminal_width
@@ -320,6 +318,10 @@ def show(app: AppContext, ident: str, utc: bool, as_json: bool) -> None:
             tombstones = forgotten_of(conn, [session.session_id])
         else:
             spans = []
+            # Imported here, the rare case: a plain ``session show`` need not load them.
+            from ..derive import session_id
+            from ..sources import STORES
+
             # A forgotten session is found by our id, a prefix of it, or the agent's id.
             candidates = [ident, *(session_id(agent, ident) for agent in sorted(STORES))]
             tombstones = forgotten_of(conn, candidates)
