@@ -380,8 +380,9 @@ class SessionDeriver:
                 if should_stop is not None and should_stop():
                     return  # what is left stays stale and is derived at the next start
                 sources = self.sources_of(key, groups)
-                yield key, _run_derive(
-                    self._derive, key, sources, epochs[key], self.deriver_version
+                yield (
+                    key,
+                    _run_derive(self._derive, key, sources, epochs[key], self.deriver_version),
                 )
             return
         pool = ProcessPoolExecutor(

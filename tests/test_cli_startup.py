@@ -1,0 +1,86 @@
+"""What a CLI command imports: read commands skip what only capture, derivation and logging use.
+
+Start time is measured in bench/derive.py; these tests keep the reason for it from regressing
+(one eager import brings back asyncio, re2 and the whole deriver).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from skillopsd.cli import cli
+from skillopsd.cli._app import COMMAND_MODULES, load_commands
+
+from ._capture_helpers import FIXTURES
+
+REPO = Path(__file__).resolve().parent.parent
+_HEAVY = ("structlog", "asyncio", "skillopsd.derive", "skillopsd.deriving", "skillopsd.sources")
+
+
+def _python(code: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_every_command_is_found_in_the_module_named_for_it() -> None:
+    load_commands()
+    assert set(cli.commands) == set(COMMAND_MODULES)
+    for name, command in cli.commands.items():
+        assert command.callback is not None or isinstance(command, click.Group)
+        module = (command.callback.__module__ if command.callback else "").rsplit(".", 1)[-1]
+        assert module == COMMAND_MODULES[name], name
+
+
+@pytest.fixture(scope="module")
+def ingested(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """A database holding one real Codex session, and that session's id."""
+    db = tmp_path_factory.mktemp("startup") / "s.db"
+    runner = CliRunner()
+    result = runner.invoke(cli, ["--db", str(db), "ingest", str(FIXTURES / "codex_skill.jsonl")])
+    assert result.exit_code == 0, result.output
+    listed = runner.invoke(cli, ["--db", str(db), "sessions", "--json"])
+    (session,) = json.loads(listed.stdout)
+    return db, session["session_id"]
+
+
+@pytest.mark.parametrize("command", ["sessions", "session show", "session show --json"])
+def test_read_commands_import_no_capture_derivation_or_logging(
+    ingested: tuple[Path, str], command: str
+) -> None:
+    db, session_id = ingested
+    args = [*command.split(), *([session_id] if "show" in command else [])]
+    code = f"""
+import json, sys
+from skillopsd.cli import cli
+cli(["--db", {str(db)!r}, *{args!r}], standalone_mode=False)
+print(json.dumps(sorted(m for m in {_HEAVY!r} if m in sys.modules)))
+"""
+    out = _python(code)
+    assert session_id[:8] in out  # the command did its work
+    assert json.loads(out.splitlines()[-1]) == []
+
+
+def test_logging_configured_before_structlog_loads_applies_when_it_does() -> None:
+    code = """
+import io, json, sys
+from skillopsd import _logging
+stream = io.StringIO()
+_logging.configure("warning", stream=stream)
+assert "structlog" not in sys.modules
+log = _logging.get_logger("t")
+log.info("dropped")
+log.warning("kept", n=1)
+lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+print(json.dumps([(r["event"], r["level"], r.get("n")) for r in lines]))
+"""
+    assert json.loads(_python(code)) == [["kept", "warning", 1]]
