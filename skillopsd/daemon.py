@@ -14,11 +14,12 @@ import queue
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import IO
 
+import apsw
 import click
 import structlog
 
@@ -26,7 +27,7 @@ from . import _logging
 from ._paths import DB_ENV, default_db_path
 from ._sdnotify import Notifier
 from .deriving import SessionDeriver, SessionKey
-from .events import Database, EventLog, LogError
+from .events import Database, EventLog, LogError, StorageError, storage_error
 from .forgetting import forget_expired
 from .projections import engine_for
 from .sources import (
@@ -72,26 +73,33 @@ class Daemon:
         retain_days: float | None = None,
         notifier: Notifier | None = None,
     ) -> None:
-        self.db = db
         self.roots = list(roots)
         self.rescan_interval = rescan_interval
         self.notifier = notifier or Notifier(None, None)
-        self.engine = engine_for(db)
-        self.log = EventLog(db)
-        self.deriver = SessionDeriver(db)
         self.derive_interval = derive_interval
         self.derive_sessions = derive
         self.retain_days = retain_days
         self._derive_mark = 0  # log position up to which captured lines have been derived
         self._pending: set[SessionKey] = set()
+        self._derive_floor: int | None = None  # log position up to which all is derived
         self._next_derive = 0.0  # monotonic time before which live sessions wait
         self._queue: queue.SimpleQueue[str | Path] = queue.SimpleQueue()
         self._stopping = False
         self._progress: _Progress | None = None
+        self.redact_secrets = redact_secrets
+        self.max_line_bytes = max_line_bytes
+        self._attach(db)
+
+    def _attach(self, db: Database) -> None:
+        """Bind everything that works on the database to ``db`` (at start and on reopening)."""
+        self.db = db
+        self.engine = engine_for(db)
+        self.log = EventLog(db)
+        self.deriver = SessionDeriver(db)
         self.capturer = Capturer(
             db,
-            redact_secrets=redact_secrets,
-            max_line_bytes=max_line_bytes,
+            redact_secrets=self.redact_secrets,
+            max_line_bytes=self.max_line_bytes,
             should_stop=lambda: self._stopping,
             on_batch=self._on_batch,
         )
@@ -279,26 +287,130 @@ class Daemon:
             watcher.stop()
 
     def run(self, *, once: bool) -> None:
-        """Backfill, then (unless ``once``) follow; returns when done or asked to stop."""
+        """Backfill, then (unless ``once``) follow; returns when done or asked to stop.
+
+        When the database's storage fails (disk full, I/O error, read-only), what was being
+        written is rolled back and dropped, and ``once`` raises :class:`StorageError`; the
+        service instead logs it, waits (1 s doubling to 60 s, still answering SIGTERM and the
+        watchdog), reopens the database and resumes as a restart would: from the committed
+        offsets, so every line is captured exactly once.
+        """
         self.notifier.send("READY=1", "STATUS=starting backfill")
-        if once:
-            self.backfill()
-        else:
-            # Watch before scanning: a change during the backfill then leaves a hint, where
-            # watching afterwards would miss it until the next periodic rescan.
-            watcher = Watcher(self.roots, self._queue.put)
-            watcher.start()
+        retry = StorageRetry(self.db.path, self.notifier)
+        while True:
             try:
-                self.backfill()
-            except BaseException:
-                watcher.stop()
-                raise
-            if self._stopping:
-                watcher.stop()
-            else:
-                self.follow(watcher)
+                if retry.failing:
+                    self._reopen()
+                self._attempt(once=once, retry=retry)
+                break
+            except Exception as exc:
+                error = storage_error(exc, self.db.path)
+                if error is None:
+                    raise
+                self._abandon()
+                if once:
+                    raise error from exc
+                if not retry.wait(error, self._queue, lambda: self._stopping):
+                    self._stopping = True
+                    break
         self.notifier.send("STOPPING=1", "STATUS=stopping")
         _log.info("stopped")
+
+    def _attempt(self, *, once: bool, retry: StorageRetry) -> None:
+        with self.db.read():
+            head = self.log.head()
+        # Sessions touched since the floor may have lost their derivation to a storage
+        # failure (the backfill below derives only what it captures itself).
+        if self._derive_floor is None:
+            self._derive_floor = head
+        if once:
+            self.backfill()
+            retry.recovered()
+            return
+        # Watch before scanning: a change during the backfill then leaves a hint, where
+        # watching afterwards would miss it until the next periodic rescan.
+        watcher = Watcher(self.roots, self._queue.put)
+        watcher.start()
+        try:
+            self.backfill()
+            if retry.failing and self.derive_sessions:
+                self._pending |= self.deriver.touched_since(self._derive_floor)
+            retry.recovered()
+        except BaseException:
+            watcher.stop()
+            raise
+        # Every session touched before the backfill's mark is derived; those touched later
+        # are derived by the follower, or, if storage fails first, after it recovers.
+        self._derive_floor = self._derive_mark
+        if self._stopping:
+            watcher.stop()
+        else:
+            self.follow(watcher)
+
+    def _abandon(self) -> None:
+        """Drop whatever a storage failure interrupted; nothing of it was committed."""
+        self.capturer.discard()
+        if self._progress is not None:
+            self._progress.close()
+            self._progress = None
+        with contextlib.suppress(apsw.Error):
+            if self.db.conn.in_transaction:
+                self.db.conn.execute("ROLLBACK")
+        with contextlib.suppress(apsw.Error):
+            self.db.close()
+
+    def _reopen(self) -> None:
+        self._attach(Database.open(self.db.path, fsync_commits=False))
+
+
+class StorageRetry:
+    """Waiting out a storage failure: one log line per state, one more when it clears."""
+
+    FIRST_DELAY = 1.0
+    MAX_DELAY = 60.0
+
+    def __init__(self, path: Path, notifier: Notifier) -> None:
+        self.path = path
+        self.notifier = notifier
+        self.delay = self.FIRST_DELAY
+        self._logged: set[str] = set()  # kinds of failure already told during this outage
+
+    @property
+    def failing(self) -> bool:
+        return bool(self._logged)
+
+    def wait(
+        self,
+        error: StorageError,
+        stop: queue.SimpleQueue[str | Path],
+        stopping: Callable[[], bool],
+    ) -> bool:
+        """Log ``error`` (once per kind) and back off; False if asked to stop meanwhile."""
+        delay = self.delay
+        self.delay = min(self.delay * 2, self.MAX_DELAY)
+        if error.kind not in self._logged:
+            self._logged.add(error.kind)
+            _log.error(f"{error}; retrying in {delay:g}s", kind=error.kind)
+        else:
+            _log.debug("storage still failing", kind=error.kind, retry_in=delay)
+        self.notifier.status(f"{error}; retrying")
+        deadline = time.monotonic() + delay
+        while (left := deadline - time.monotonic()) > 0 and not stopping():
+            self.notifier.tick()
+            step = min(left, self.notifier.watchdog_interval or left)
+            with contextlib.suppress(queue.Empty):
+                # Hints and rescans are dropped: the next attempt starts with a full scan.
+                if stop.get(timeout=step) == _STOP:
+                    return False
+        return not stopping()
+
+    def recovered(self) -> None:
+        """Say that storage works again, if it had failed."""
+        if self._logged:
+            _log.warning(f"database {self.path}: writable again; capture resumed")
+            self.notifier.status("capture resumed")
+        self._logged.clear()
+        self.delay = self.FIRST_DELAY
 
 
 class _Progress:
@@ -343,10 +455,11 @@ def acquire_lock(db_path: Path) -> IO[str]:
         raise AlreadyRunning(
             f"another skillopsd (pid {other}) is already running on {db_path}"
         ) from exc
-    handle.seek(0)
-    handle.truncate()
-    handle.write(str(os.getpid()))
-    handle.flush()
+    # The pid only makes the message above more helpful: on a full disk the lock holds
+    # without it.
+    with contextlib.suppress(OSError):
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
     return handle
 
 
@@ -434,18 +547,12 @@ def main(
     except click.BadParameter as exc:
         raise click.UsageError(str(exc)) from exc
     path = Path(db) if db else default_db_path()
-    try:
-        database = Database.open(path, create_dirs=db is None, fsync_commits=False)
-    except LogError as exc:
-        click.echo(f"skillopsd: {exc}", err=True)
-        sys.exit(2)
-    try:
-        lock = acquire_lock(database.path)
-    except AlreadyRunning as exc:
-        database.close()
-        click.echo(f"skillopsd: {exc}", err=True)
-        sys.exit(2)
     notifier = Notifier.from_env()
+    opened = _open(path, create_dirs=db is None, once=once, notifier=notifier)
+    if opened is None:
+        notifier.close()
+        return  # asked to stop while waiting for storage
+    database, lock = opened
     daemon = Daemon(
         database,
         resolve_roots(overrides),
@@ -461,7 +568,65 @@ def main(
     _log.info("starting", db=str(database.path), roots=[str(r.path) for r in daemon.roots])
     try:
         daemon.run(once=once)
+    except StorageError as exc:  # only with --once: the service waits instead
+        click.echo(f"skillopsd: {exc}", err=True)
+        sys.exit(2)
     finally:
         notifier.close()
-        database.close()
+        with contextlib.suppress(apsw.Error):
+            daemon.db.close()
         lock.close()
+
+
+def _open(
+    path: Path, *, create_dirs: bool, once: bool, notifier: Notifier
+) -> tuple[Database, IO[str]] | None:
+    """Open the database and take its lock; None if stopped while waiting for storage.
+
+    A database whose storage fails at start (disk full, I/O error, read-only) is a one-line
+    error and exit 2 with ``--once``; the service instead says so once and waits for it, as it
+    does when storage fails later: under systemd, waiting is kinder than a restart loop.
+    """
+    stop: queue.SimpleQueue[str | Path] = queue.SimpleQueue()
+    stopping = False
+
+    def on_stop(_signum: int, _frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+        stop.put(_STOP)
+
+    retry = StorageRetry(path, notifier)
+    while True:
+        database: Database | None = None
+        try:
+            database = Database.open(path, create_dirs=create_dirs, fsync_commits=False)
+            lock = acquire_lock(database.path)
+        except AlreadyRunning as exc:
+            assert database is not None
+            database.close()
+            click.echo(f"skillopsd: {exc}", err=True)
+            sys.exit(2)
+        except (LogError, OSError) as exc:
+            if database is not None:
+                database.close()
+            error = storage_error(exc, path)
+            if error is None or once:
+                click.echo(f"skillopsd: {error or exc}", err=True)
+                sys.exit(2)
+            if not retry.failing:
+                # Only while waiting: a daemon that opens at once keeps the default
+                # handlers until its own are installed.
+                previous = {s: signal.signal(s, on_stop) for s in (signal.SIGTERM, signal.SIGINT)}
+                notifier.send("READY=1")
+            if not retry.wait(error, stop, lambda: stopping):
+                return None
+            continue
+        if retry.failing:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+            if stopping:
+                database.close()
+                lock.close()
+                return None
+        retry.recovered()
+        return database, lock

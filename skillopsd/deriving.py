@@ -38,6 +38,7 @@ from .events.types import (
     SourceFileTracked,
     TranscriptLineCaptured,
 )
+from .skill_versions import VersionRecorder
 from .sources import source_stream
 
 DeriveFunction = Callable[..., Derivation]
@@ -198,6 +199,7 @@ class SessionDeriver:
         # Session id -> position of the newest erasure of its derivation.
         self._epochs: dict[str, int] = {}
         self._seen = 0
+        self._versions = VersionRecorder(db)
 
     def _refresh(self) -> None:
         """Fold source lifecycle events appended since the last call."""
@@ -461,7 +463,7 @@ class SessionDeriver:
                 result.errors += 1
                 continue
             if not derivation.is_session:
-                batch.extend(self._not_a_session(key))
+                batch.extend(_Pending(e, key.session_id, epoch) for e in self._not_a_session(key))
                 continue
             events: list[Event] = [*derivation.spans, *derivation.errors, derivation.session]
             stream = session_stream(derivation.session.session_id)
@@ -475,6 +477,7 @@ class SessionDeriver:
                     key, derivation.session.session_id, groups.get(key, [])
                 )
             )
+            self._versions.observe(derivation)
             result.sessions += 1
             result.errors += len(derivation.errors)
             if len(batch) >= _BATCH_EVENTS:
@@ -482,6 +485,8 @@ class SessionDeriver:
             if progress is not None:
                 progress(n, len(ordered))
         flush()
+        # After the sessions they came from, so a version's first session is already stored.
+        result.appended += self._versions.record()
         return result
 
 

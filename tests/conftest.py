@@ -4,15 +4,42 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
 
 from skillopsd.events import Database, EventLog
 
+from ._shared import SHARED, mark_needs_shared, require_shared, skip_missing_shared
+
 REPO = Path(__file__).resolve().parent.parent
-SHARED = REPO.parent / "shared"
+
+__all__ = ["REPO", "SHARED", "console_script", "ctl_command", "run_ctl"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "needs_shared: the test reads ../shared (set automatically when it does)"
+    )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    mark_needs_shared(items)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("needs_shared") is not None:
+        require_shared()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    skip_missing_shared(report)
+    return report
 
 
 @pytest.fixture

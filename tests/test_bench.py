@@ -38,3 +38,4 @@ def test_redaction_benchmark_runs() -> None:
 def test_corpus_benchmarks_run() -> None:
     assert "ratio daemon/floor:" in _run(str(BENCH / "backfill.py"), "--repeat", "1")
     assert "rederive of every session:" in _run(str(BENCH / "derive.py"), "--repeat", "1")
+    assert "ratio eval/floor:" in _run(str(BENCH / "evals.py"), "--repeat", "1")

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
+import apsw
 import click
 
 from .. import _logging
 from .._paths import DB_ENV, default_db_path
-from ..events import Database, LogError
+from ..events import Database, LogError, storage_error
 from ..projections import ProjectionEngine, engine_for
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -22,6 +24,15 @@ class UsageFailure(click.ClickException):
     """A user error about the environment (bad database path, foreign file): exit 2."""
 
     exit_code = 2
+
+
+class StorageFailure(click.ClickException):
+    """The database's storage failed (disk full, I/O error, read-only): one line, exit 2."""
+
+    exit_code = 2
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        click.echo(f"skillopsctl: {self.format_message()}", err=True, file=file)
 
 
 class NotFound(click.ClickException):
@@ -85,10 +96,31 @@ class AppContext:
             raise UsageFailure(str(exc)) from exc
         return engine
 
+    def opened_path(self) -> Path:
+        """The path of the database as opened (or as it would be)."""
+        return self._db.path if self._db is not None else self.resolved_path().expanduser()
+
     def close(self) -> None:
         if self._db is not None:
-            self._db.close()
+            # After a storage failure closing may fail too; it was already reported.
+            with contextlib.suppress(apsw.Error):
+                self._db.close()
             self._db = None
+
+
+class _Group(click.Group):
+    """The root group: a storage failure in any command is one line and exit 2."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.exceptions.Abort, StorageFailure):
+            raise
+        except Exception as exc:
+            error = storage_error(exc, ctx.ensure_object(AppContext).opened_path())
+            if error is None:
+                raise
+            raise StorageFailure(str(error)) from exc
 
 
 def _set_db(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
@@ -127,22 +159,29 @@ def pass_app(fn: F) -> F:
 # Each command's module, imported only when that command runs (or help lists them all): a
 # read command does not pay for capture, derivation and logging it never uses.
 COMMAND_MODULES = {
+    "annotate": "annotate",
+    "annotations": "annotate",
     "daemon": "daemon_unit",
+    "eval": "evals",
     "export": "export",
     "forget": "forget",
     "ingest": "ingest",
+    "lineage": "lineage",
     "log": "log",
     "policy": "policy",
+    "promote": "promote",
     "rebuild": "integrity",
     "rederive": "derivation",
     "session": "sessions",
     "sessions": "sessions",
+    "skill": "skills",
+    "skills": "skills",
     "status": "status",
     "verify": "integrity",
 }
 
 
-class LazyGroup(click.Group):
+class LazyGroup(_Group):
     """The root group: its commands' modules register them when first asked for."""
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:

@@ -8,6 +8,7 @@ import math
 import click
 import msgspec
 
+from ..evals.gate import GATE_POLICY, GatePolicy
 from ..events import EventLog, NewEvent
 from ..events.types import PolicySet
 from ..projections.session_views import stored_policy
@@ -54,8 +55,20 @@ SETTINGS: dict[str, dict[str, Setting]] = {
             maximum=1.0,
         ),
     },
+    GATE_POLICY: {
+        "min_sessions": Setting(
+            int,
+            3,
+            "promote clears a version only if its newest eval run graded this many sessions",
+            minimum=1,
+            maximum=1_000_000,
+        ),
+    },
 }
-POLICY_TYPES: dict[str, type[msgspec.Struct]] = {POLICY_NAME: VerdictPolicy}
+POLICY_TYPES: dict[str, type[msgspec.Struct]] = {
+    POLICY_NAME: VerdictPolicy,
+    GATE_POLICY: GatePolicy,
+}
 
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import click
 import msgspec
 
+from ..projections.annotations import newest_labels
 from ..projections.session_views import (
     ForgottenView,
     SessionView,
@@ -186,6 +187,9 @@ def sessions_command(
             limit=limit,
         )
         hidden = len({f.session_id for f in forgotten_sessions(conn, hidden_only=True)})
+        labels = newest_labels(conn, [s.session_id for s in found])
+    for s in found:
+        s.label = labels.get(s.session_id)
     if as_json:
         emit_json_array(found)
         return
@@ -201,6 +205,7 @@ def sessions_command(
                 s.agent,
                 s.session_id[:_SESSION_ID_WIDTH],
                 s.verdict or "-",
+                s.label or "-",
                 _outcomes(s),
                 compact(_total_tokens(s)),
                 _skills_cell(s.skills, _SKILLS_WIDTH),
@@ -208,9 +213,19 @@ def sessions_command(
             ]
             for s, m in zip(found, starts, strict=True)
         ],
-        [f"started ({zone})", "agent", "session", "verdict", "calls", "tokens", "skills", "title"],
-        caps={6: _SKILLS_WIDTH},
-        flex=7,
+        [
+            f"started ({zone})",
+            "agent",
+            "session",
+            "verdict",
+            "label",
+            "calls",
+            "tokens",
+            "skills",
+            "title",
+        ],
+        caps={7: _SKILLS_WIDTH},
+        flex=8,
     )
     if hidden:
         click.echo(f"({hidden} forgotten sessions not shown: sessions --forgotten lists them)")
@@ -327,6 +342,8 @@ def show(app: AppContext, ident: str, utc: bool, as_json: bool) -> None:
             tombstones = forgotten_of(conn, candidates)
             if not tombstones:
                 lookup_session(conn, ident)  # raises the lookup's own one-line answer
+        if session is not None:
+            session.label = newest_labels(conn, [session.session_id]).get(session.session_id)
     if as_json:
         emit_json({"session": session, "spans": spans, "forgotten": tombstones})
         return
@@ -341,7 +358,10 @@ def show(app: AppContext, ident: str, utc: bool, as_json: bool) -> None:
     click.echo(f"title     {cut(title[0], max(20, width - 10))}")
     click.echo(f"when      {_when(session, utc)}")
     click.echo(f"cwd       {session.cwd or '-'}")
-    click.echo(f"verdict   {session.verdict or '-'}   calls {_outcomes(session)}")
+    click.echo(
+        f"verdict   {session.verdict or '-'}   label {session.label or '-'}"
+        f"   calls {_outcomes(session)}"
+    )
     click.echo(f"turns     {number(session.turns)}   tools {number(session.tools)}")
     click.echo(f"skills    {', '.join(session.skills) or '-'}")
     for f in tombstones:

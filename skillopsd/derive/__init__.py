@@ -32,7 +32,8 @@ from .codex import derive_codex
 # input tokens including cached input, one skill-body normalization (masked, trailer-free).
 # 3: Codex tokens survive compaction, router errors classified, a long-running command owns
 # its exit; the facts the verdict reads at a session's end (_ending.py).
-DERIVER_VERSION = 3
+# 4: every TOOL and SKILL span carries its agent-neutral kind (``skillops.tool.kind``).
+DERIVER_VERSION = 4
 
 _TOKEN_ATTRIBUTES = (
     ("input", "gen_ai.usage.input_tokens"),
@@ -50,6 +51,8 @@ class Derivation(msgspec.Struct, frozen=True):
     errors: list[DeriveErrorRecorded]
     # False when the files hold no conversation (a Claude file of only summary records).
     is_session: bool = True
+    # The normalized skill bodies the session loaded, by content hash (for SkillVersionCreated).
+    bodies: dict[str, str] = {}
 
 
 def _tokens(spans: list[SpanDerived]) -> TokenUsage:
@@ -143,7 +146,7 @@ def derive_session(
         span_ids=[s.span_id for s in spans],
         parent_session_id=parent,
     )
-    return Derivation(session=session, spans=spans, errors=errors)
+    return Derivation(session=session, spans=spans, errors=errors, bodies=dict(tree.bodies))
 
 
 __all__ = [

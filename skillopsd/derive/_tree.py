@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import msgspec
 
 from ..events.types import AttributeValue, SpanDerived
 from ._ids import span_id, trace_id
+from ._kinds import KIND_ATTRIBUTE, tool_kind
+from ._skills import normalize_skill_body
 
 # Text kept on a span (tool arguments, model output): enough to grade and read, bounded so
 # one huge Write call does not copy a whole file into every derivation.
@@ -58,6 +61,15 @@ class SpanTree:
         self.session_id = session_id
         self.trace_id = trace_id(session_id)
         self.spans: dict[str, Span] = {}
+        # Normalized skill bodies by content hash: what a new skill version records.
+        self.bodies: dict[str, str] = {}
+
+    def skill_body(self, body: str) -> str:
+        """The content hash of a loaded skill body, keeping the normalized body for versions."""
+        normalized = normalize_skill_body(body)
+        digest = hashlib.sha256(normalized.encode()).hexdigest()
+        self.bodies[digest] = normalized
+        return digest
 
     def add(self, kind: str, key: str, name: str, parent: Span | None, start: str | None) -> Span:
         """The span identified by (kind, key), created on first use."""
@@ -73,6 +85,11 @@ class SpanTree:
         out = []
         for span in self.spans.values():
             parent = span.parent if span.parent in self.spans else None
+            if span.kind in ("TOOL", "SKILL"):
+                tool = span.attributes.get("gen_ai.tool.name")
+                kind = tool_kind(tool if isinstance(tool, str) else None, span.kind)
+                if kind is not None:
+                    span.attributes[KIND_ATTRIBUTE] = kind
             out.append(
                 SpanDerived(
                     session_id=self.session_id,

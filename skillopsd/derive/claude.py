@@ -30,7 +30,7 @@ from ._outcome import (
     claude_skill_not_loaded,
     result_text,
 )
-from ._skills import content_hash, injected_body, loaded_body
+from ._skills import injected_body, loaded_body
 from ._summary import Summary
 from ._tree import Span, SpanTree, as_json, clip
 
@@ -321,7 +321,7 @@ class _Thread:
         linked = self.tools.get(source) if isinstance(source, str) else None
         if linked is not None and linked.kind == "SKILL":
             directory, body = loaded_body(text)
-            linked.attributes["skill.content_hash"] = content_hash(body)
+            linked.attributes["skill.content_hash"] = self.tree.skill_body(body)
             if directory:
                 linked.attributes["skill.directory"] = directory
             return
@@ -350,7 +350,7 @@ class _Thread:
         span = self.tree.add("SKILL", f"{self.key}:injection:{uuid}", name, chain, timestamp)
         span.attributes["skill.name"] = name
         span.attributes["skill.activation"] = activation
-        span.attributes["skill.content_hash"] = content_hash(body)
+        span.attributes["skill.content_hash"] = self.tree.skill_body(body)
         if directory:
             span.attributes["skill.directory"] = directory
         span.outcome = "success"

@@ -27,7 +27,6 @@ from ._outcome import (
     codex_poll_outcome,
     result_text,
 )
-from ._skills import content_hash
 from ._summary import Summary
 from ._tree import Span, SpanTree, as_json, clip
 
@@ -203,7 +202,7 @@ class _Thread:
             if span.outcome not in ("success", None):
                 span.attributes["skillops.result.error"] = clip(text, 2000)
             if span.kind == "SKILL":
-                span.attributes["skill.content_hash"] = content_hash(_exec_output(text))
+                span.attributes["skill.content_hash"] = self.tree.skill_body(_exec_output(text))
             if span.name == "spawn_agent":
                 self._link_child(span, text)
 

@@ -22,6 +22,8 @@ from .errors import (
     EventErasedError,
     LogBusyError,
     LogError,
+    StorageError,
+    storage_error,
 )
 from .types import EVENT_TYPES, AnyEvent, Event
 
@@ -42,9 +44,11 @@ __all__ = [
     "LogError",
     "NewEvent",
     "RecordedEvent",
+    "StorageError",
     "content_id",
     "decode_payload",
     "register_upcaster",
+    "storage_error",
     "stream_payloads",
     "utc_now",
     "verify_chain",

@@ -257,6 +257,11 @@ class EvalRunCompleted(Event, frozen=True):
     passed: bool
     cases: list[EvalCaseResult] = []
     baseline_run_id: str | None = None
+    # The suites graded and every suite the file held: a run of fewer is a narrower run.
+    suites: list[str] = []
+    all_suites: list[str] = []
+    suite_path: str = ""
+    author: str = ""
 
 
 # --- versions --------------------------------------------------------------------------
@@ -268,10 +273,15 @@ class SkillVersionCreated(Event, frozen=True):
     skill: str
     version_hash: str
     tag: int
-    body: str
+    # The normalized body (masked as captured); empty when the deriver did not see it whole.
+    body: str = ""
     parent_hash: str | None = None
     author: Literal["human", "machine"] = "human"
     origin: str = ""
+    # observed: first loaded in a captured session; imported / edited: the version store.
+    source: Literal["observed", "imported", "edited"] = "observed"
+    first_session: str | None = None
+    directory: str | None = None
 
 
 class SkillChallengerStarted(Event, frozen=True):
@@ -346,6 +356,13 @@ class GateEvaluated(Event, frozen=True):
     cleared: bool
     run_id: str | None = None
     reason: str = ""
+    # The evidence the decision rested on.
+    suite_hash: str | None = None
+    min_sessions: int | None = None
+    sessions_graded: list[str] = []
+    run_passed: bool | None = None
+    forced: bool = False
+    author: str = ""
 
 
 # --- policy ----------------------------------------------------------------------------

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from ..events import Database
 from ._engine import ProgressCallback, Projection, ProjectionEngine, ProjectionState
+from .annotations import Annotations
 from .event_counts import EventCounts
 from .sessions import Sessions
+from .skill_history import SkillHistory
 
 
 def default_projections() -> list[Projection]:
     """Every projection the product maintains, in the order they are caught up."""
-    return [EventCounts(), Sessions()]
+    return [EventCounts(), Sessions(), Annotations(), SkillHistory()]
 
 
 def engine_for(db: Database) -> ProjectionEngine:
@@ -19,12 +21,14 @@ def engine_for(db: Database) -> ProjectionEngine:
 
 
 __all__ = [
+    "Annotations",
     "EventCounts",
     "ProgressCallback",
     "Projection",
     "ProjectionEngine",
     "ProjectionState",
     "Sessions",
+    "SkillHistory",
     "default_projections",
     "engine_for",
 ]

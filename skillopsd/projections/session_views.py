@@ -43,6 +43,8 @@ class SessionView(msgspec.Struct):
     tokens: Tokens
     deriver_version: int
     parent_session_id: str | None
+    # The newest unretracted human label, beside (never merged into) the verdict.
+    label: str | None = None
 
 
 class SpanView(msgspec.Struct):

@@ -1,0 +1,303 @@
+"""``skillopsctl eval run``: grade captured sessions of a skill against its evals.yaml."""
+
+from __future__ import annotations
+
+import getpass
+import uuid
+from pathlib import Path
+
+import apsw
+import click
+import msgspec
+
+from ..derive import DERIVER_VERSION
+from ..evals.discovery import find_manifest, recorded_directories
+from ..evals.evidence import Evidence, build_evidence
+from ..evals.manifest import Manifest, ManifestError, load_manifest
+from ..evals.run import Flip, details, flips, grade_version, run_passed
+from ..events import EventLog, LogError, NewEvent, content_id
+from ..events.types import EvalCaseResult, EvalRunCompleted, EvalSuiteRegistered
+from ..projections.annotations import newest_labels
+from ..projections.session_views import find_session, spans_of
+from ..projections.skill_views import (
+    RunRow,
+    SkillSession,
+    champion,
+    eval_runs,
+    resolve_version,
+    skill_sessions,
+    versions,
+)
+from ._app import AppContext, UsageFailure, cli, db_option, json_option, pass_app
+from ._output import emit_json, table
+from ._time import SINCE
+
+
+class ManifestUsage(click.ClickException):
+    """A missing or malformed evals.yaml: exit 2."""
+
+    exit_code = 2
+
+
+def manifest_for(conn: apsw.Connection, skill: str, skill_dir: Path | None) -> Manifest:
+    """The skill's evals.yaml as it is now (beside the recorded SKILL.md, else ``skill_dir``)."""
+    path, looked = find_manifest(recorded_directories(conn, skill), skill_dir)
+    if path is None:
+        where = "; ".join(looked) or "no directory was recorded"
+        raise ManifestUsage(
+            f"no evals.yaml for skill {skill!r} (looked in: {where}); give --skill-dir DIR"
+        )
+    try:
+        return load_manifest(path)
+    except ManifestError as exc:
+        raise ManifestUsage(str(exc)) from exc
+
+
+class CaseJson(msgspec.Struct):
+    suite: str
+    case: str
+    passed: bool
+    graded: int
+    passed_sessions: int
+    details: list[str]
+
+
+class VersionJson(msgspec.Struct):
+    content_hash: str
+    tag: str
+    run_id: str
+    passed: bool
+    sessions: list[str]
+    cases: list[CaseJson]
+    baseline: str | None = None
+    flips: list[Flip] = []
+    bad_labels: list[str] = []
+
+
+def _evidence(conn: apsw.Connection, skill: str, group: list[SkillSession]) -> list[Evidence]:
+    labels = newest_labels(conn, [s.session_id for s in group], skill=skill)
+    out = []
+    for s in group:
+        session = find_session(conn, s.session_id)
+        if session is not None:
+            out.append(
+                build_evidence(session, spans_of(conn, s.session_id), labels.get(s.session_id))
+            )
+    return out
+
+
+def _baseline(
+    conn: apsw.Connection, skill: str, ref: str | None, suite_hash: str
+) -> tuple[str | None, RunRow | None]:
+    """The baseline version's tag and its newest run (same suite file preferred)."""
+    if ref is not None:
+        version = resolve_version(conn, skill, ref)
+        if version is None:
+            raise UsageFailure(f"unknown version {ref!r} of skill {skill!r}")
+        digest, tag = version.version_hash, version.name
+    else:
+        held = champion(conn, skill)
+        if held is None:
+            return None, None
+        digest = held
+        tag = next((v.name for v in versions(conn, skill) if v.version_hash == digest), "v?")
+    runs = eval_runs(conn, skill, digest)
+    same = [r for r in runs if r.suite_hash == suite_hash]
+    best = same or runs
+    return tag, best[0] if best else None
+
+
+@cli.group("eval")
+def eval_group() -> None:
+    """Evals over captured sessions."""
+
+
+@eval_group.command("run")
+@db_option
+@click.argument("skill")
+@click.option(
+    "--skill-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where evals.yaml is, when the recorded skill directory has none.",
+)
+@click.option("--suite", "suites", multiple=True, help="Only this suite (repeatable).")
+@click.option("--session", "session_ids", multiple=True, help="Only this session (repeatable).")
+@click.option("--last", type=click.IntRange(min=1), default=None, help="Only the N newest.")
+@click.option("--since", type=SINCE, default=None, help="Only sessions started since.")
+@click.option("--baseline", default=None, metavar="vN|HASH", help="Default: the champion.")
+@json_option
+@pass_app
+def run(
+    app: AppContext,
+    skill: str,
+    skill_dir: Path | None,
+    suites: tuple[str, ...],
+    session_ids: tuple[str, ...],
+    last: int | None,
+    since: str | None,
+    baseline: str | None,
+    as_json: bool,
+) -> None:
+    """Grade the sessions that loaded SKILL, per version they loaded; exit 1 if a case failed."""
+    if sum(bool(x) for x in (session_ids, last, since)) > 1:
+        raise UsageFailure("give at most one of --session, --last, --since")
+    db = app.db()
+    app.caught_up()
+    try:
+        with db.read() as conn:
+            selected = skill_sessions(conn, skill, since=since)
+            if session_ids:
+                wanted = set()
+                for ident in session_ids:
+                    found = find_session(conn, ident)
+                    if found is None:
+                        raise UsageFailure(f"unknown session {ident!r} (see skillopsctl sessions)")
+                    wanted.add(found.session_id)
+                selected = [s for s in selected if s.session_id in wanted]
+                if len(selected) != len(wanted):
+                    raise UsageFailure(f"not every --session loaded skill {skill!r}")
+            if last:
+                selected = selected[:last]
+            if not selected:
+                raise UsageFailure(
+                    f"no captured session loaded skill {skill!r} (see skillopsctl skills)"
+                )
+            manifest = manifest_for(conn, skill, skill_dir)
+            chosen = list(suites) or manifest.suite_names
+            unknown = [s for s in chosen if s not in manifest.suite_names]
+            if unknown:
+                raise ManifestUsage(
+                    f"{manifest.path}: no suite {unknown[0]!r}"
+                    f" (suites: {', '.join(manifest.suite_names)})"
+                )
+            tags = {v.version_hash: v.name for v in versions(conn, skill)}
+            groups: dict[str, list[SkillSession]] = {}
+            skipped = 0
+            for s in selected:
+                if s.version_hash is None:
+                    skipped += 1
+                else:
+                    groups.setdefault(s.version_hash, []).append(s)
+            base_tag, base_run = _baseline(conn, skill, baseline, manifest.suite_hash)
+            graded: list[tuple[str, list[SkillSession], list[EvalCaseResult], list[Evidence]]] = []
+            for digest in sorted(groups, key=lambda h: (tags.get(h, "v?"), h)):
+                evidences = _evidence(conn, skill, groups[digest])
+                graded.append(
+                    (digest, groups[digest], grade_version(manifest, chosen, evidences), evidences)
+                )
+    except (LogError, apsw.Error) as exc:
+        raise UsageFailure(f"cannot read the log: {exc}") from exc
+    if not graded:
+        raise UsageFailure(
+            f"none of the {skipped} selected session(s) recorded which body of {skill!r} it loaded"
+        )
+    who = getpass.getuser()
+    events = [
+        NewEvent(
+            f"skill:{skill}",
+            EvalSuiteRegistered(
+                skill=skill,
+                suite_hash=manifest.suite_hash,
+                path=manifest.path,
+                definition=manifest.text,
+            ),
+            content_id("EvalSuiteRegistered", skill, manifest.suite_hash),
+        )
+    ]
+    out: list[VersionJson] = []
+    for digest, group, cases, evidences in graded:
+        run_id = uuid.uuid4().hex
+        passed = run_passed(cases)
+        event = EvalRunCompleted(
+            run_id=run_id,
+            skill=skill,
+            version_hash=digest,
+            suite_hash=manifest.suite_hash,
+            deriver_version=DERIVER_VERSION,
+            sessions=[s.session_id for s in group],
+            passed=passed,
+            cases=cases,
+            suites=chosen,
+            all_suites=manifest.suite_names,
+            suite_path=manifest.path,
+            author=who,
+            baseline_run_id=base_run.run_id if base_run else None,
+        )
+        events.append(NewEvent(f"eval:{run_id}", event, run_id))
+        out.append(
+            VersionJson(
+                content_hash=digest,
+                tag=tags.get(digest, "v?"),
+                run_id=run_id,
+                passed=passed,
+                sessions=event.sessions,
+                cases=[
+                    CaseJson(c.suite, c.case, c.passed, c.graded, c.passed_sessions, details(c))
+                    for c in cases
+                ],
+                baseline=base_tag,
+                flips=flips(cases, base_run.cases) if base_run else [],
+                bad_labels=[e.session_id for e in evidences if e.label == "bad"],
+            )
+        )
+    try:
+        EventLog(db).append(events)
+        app.caught_up()
+    except (LogError, apsw.Error) as exc:
+        raise UsageFailure(f"cannot record the eval run: {exc}") from exc
+    all_passed = all(v.passed for v in out)
+    if as_json:
+        emit_json(
+            {
+                "skill": skill,
+                "passed": all_passed,
+                "suite_hash": manifest.suite_hash,
+                "suite_path": manifest.path,
+                "versions": out,
+            }
+        )
+    else:
+        _print(skill, manifest, out, skipped)
+    if not all_passed:
+        click.get_current_context().exit(1)
+
+
+def _detail(c: CaseJson) -> str:
+    """The first failure in full, and how many more there are (``--json`` has them all)."""
+    if not c.graded:
+        return "not graded: no session matched"
+    if not c.details:
+        return "ok"
+    more = f" (+{len(c.details) - 1} more)" if len(c.details) > 1 else ""
+    return f"{c.details[0][:200]}{more}"
+
+
+def _print(skill: str, manifest: Manifest, out: list[VersionJson], skipped: int) -> None:
+    click.echo(f"suite file {manifest.path} ({manifest.suite_hash[:12]})")
+    for v in out:
+        click.echo()
+        verdict = "passed" if v.passed else "FAILED"
+        click.echo(
+            f"{skill} {v.tag} ({v.content_hash[:12]}): {len(v.sessions)} session(s), {verdict}"
+            f"   run {v.run_id[:12]}"
+        )
+        table(
+            [
+                [
+                    c.suite,
+                    c.case,
+                    f"{c.passed_sessions}/{c.graded}",
+                    _detail(c),
+                ]
+                for c in v.cases
+            ],
+            ["SUITE", "CASE", "PASSED/GRADED", "DETAIL"],
+        )
+        for flip in v.flips:
+            kind = "regression" if flip.direction == "pass→fail" else "fix"
+            click.echo(f"  {flip.direction} vs {v.baseline}: {flip.suite}/{flip.case} ({kind})")
+        for sid in v.bad_labels:
+            click.echo(f"  note: graded session {sid} is labelled bad")
+    if skipped:
+        click.echo(f"({skipped} session(s) did not record which body they loaded: not graded)")

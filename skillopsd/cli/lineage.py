@@ -1,0 +1,66 @@
+"""``skillopsctl lineage``: one newest-first timeline of a skill's versions and verdicts."""
+
+from __future__ import annotations
+
+import click
+
+from ..projections.skill_views import LineageEntry, lineage
+from ._app import AppContext, NotFound, cli, db_option, json_option, pass_app
+from ._output import emit_json_array, table
+from ._time import SINCE
+
+
+def _detail(e: LineageEntry) -> str:
+    if e.kind == "version":
+        parent = f" parent {e.parent_hash[:12]}" if e.parent_hash else ""
+        first = f" first in {e.session_id}" if e.session_id else ""
+        return f"{e.source}{parent}{first}"
+    if e.kind == "eval_run":
+        verdict = "passed" if e.passed else "FAILED"
+        return f"{verdict} over {e.graded} session(s), suite {(e.suite_hash or '')[:12]}"
+    if e.kind == "annotation":
+        retracted = " (retracted)" if e.retracted else ""
+        note = f": {e.note}" if e.note else ""
+        return f"{e.label}{retracted} on {e.session_id} by {e.author}{note}"
+    if e.kind == "gate":
+        verdict = "FORCED" if e.forced else ("cleared" if e.cleared else "refused")
+        return f"{verdict}: {e.reason}"
+    if e.kind == "promotion":
+        forced = " FORCED" if e.forced else ""
+        return f"promoted{forced} by {e.author}: {e.reason}"
+    return ""
+
+
+@cli.command("lineage")
+@db_option
+@click.argument("skill")
+@click.option("--since", type=SINCE, default=None, help="Only entries recorded since.")
+@json_option
+@pass_app
+def lineage_command(app: AppContext, skill: str, since: str | None, as_json: bool) -> None:
+    """SKILL's versions, eval runs, annotations, gate decisions and promotions, newest first."""
+    db = app.db()
+    app.caught_up()
+    with db.read() as conn:
+        entries = lineage(conn, skill, since=since)
+        known = conn.execute(
+            "SELECT 1 FROM p_session_skills WHERE skill = ? LIMIT 1", (skill,)
+        ).fetchone()
+    if not entries and known is None:
+        raise NotFound(f"no history for skill {skill!r} (see skillopsctl skills)")
+    if as_json:
+        emit_json_array(entries)
+        return
+    table(
+        [
+            [
+                e.at[:19].replace("T", " "),
+                e.kind,
+                e.tag or "-",
+                (e.content_hash or "")[:12] or "-",
+                _detail(e)[:140],
+            ]
+            for e in entries
+        ],
+        ["at", "kind", "version", "hash", "detail"],
+    )

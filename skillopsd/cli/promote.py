@@ -1,0 +1,167 @@
+"""``skillopsctl promote``: make a version the champion through the gate (or a recorded force)."""
+
+from __future__ import annotations
+
+import getpass
+from pathlib import Path
+
+import apsw
+import click
+import msgspec
+
+from ..evals.gate import GATE_POLICY, GateDecision, GatePolicy, decide
+from ..events import Database, EventLog, LogError, NewEvent
+from ..events.types import GateEvaluated, PolicySet, SkillPromoted
+from ..projections.skill_views import champion, eval_runs, resolve_version, skill_sessions
+from ._app import AppContext, UsageFailure, cli, db_option, json_option, pass_app
+from ._output import emit_json
+from .evals import manifest_for
+
+
+def gate_policy(db: Database) -> GatePolicy:
+    """The newest ``PolicySet gate`` (defaults when none was set)."""
+    newest: PolicySet | None = None
+    with db.read():
+        for event in EventLog(db).read_stream(f"policy:{GATE_POLICY}"):
+            payload = event.payload
+            if isinstance(payload, PolicySet) and payload.name == GATE_POLICY:
+                newest = payload
+    if newest is None:
+        return GatePolicy()
+    try:
+        return msgspec.convert(newest.values, GatePolicy)
+    except msgspec.ValidationError as exc:
+        raise UsageFailure(f"policy gate is invalid in the log: {exc}") from exc
+
+
+class Refused(click.ClickException):
+    """The gate did not clear: exit 1."""
+
+    exit_code = 1
+
+
+@cli.command("promote")
+@db_option
+@click.argument("skill")
+@click.option("--to", "ref", required=True, metavar="vN|HASH", help="The version to promote.")
+@click.option(
+    "--skill-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where evals.yaml is, when the recorded skill directory has none.",
+)
+@click.option("--force-no-eval", is_flag=True, help="Promote without the gate (needs --reason).")
+@click.option("--reason", default=None, help="Why (required with --force-no-eval).")
+@json_option
+@pass_app
+def promote(
+    app: AppContext,
+    skill: str,
+    ref: str,
+    skill_dir: Path | None,
+    force_no_eval: bool,
+    reason: str | None,
+    as_json: bool,
+) -> None:
+    """Promote SKILL --to a version if its newest eval run clears the gate."""
+    if force_no_eval and not (reason and reason.strip()):
+        raise UsageFailure("--force-no-eval needs --reason (it is recorded forever)")
+    db = app.db()
+    who = getpass.getuser()
+    try:
+        app.caught_up()
+        with db.read() as conn:
+            version = resolve_version(conn, skill, ref)
+            if version is None:
+                raise UsageFailure(
+                    f"unknown version {ref!r} of skill {skill!r} (see skillopsctl lineage {skill})"
+                )
+            previous = champion(conn, skill)
+            decision: GateDecision | None = None
+            if not force_no_eval:
+                manifest = manifest_for(conn, skill, skill_dir)
+                policy = gate_policy(db)
+                decision = decide(
+                    eval_runs(conn, skill, version.version_hash),
+                    tag=version.name,
+                    suite_hash=manifest.suite_hash,
+                    suites=manifest.suite_names,
+                    min_sessions=policy.min_sessions,
+                    command=f"skillopsctl eval run {skill}",
+                    captured=sum(
+                        1
+                        for s in skill_sessions(conn, skill)
+                        if s.version_hash == version.version_hash
+                    ),
+                )
+        stream = f"skill:{skill}"
+        if decision is None:
+            gate = GateEvaluated(
+                skill=skill,
+                version_hash=version.version_hash,
+                cleared=False,
+                forced=True,
+                reason=f"forced without eval: {reason}",
+                author=who,
+            )
+            promoted: SkillPromoted | None = SkillPromoted(
+                skill=skill,
+                version_hash=version.version_hash,
+                previous_hash=previous,
+                reason=reason or "",
+                forced=True,
+                author=who,
+            )
+        else:
+            run = decision.run
+            gate = GateEvaluated(
+                skill=skill,
+                version_hash=version.version_hash,
+                cleared=decision.cleared,
+                run_id=run.run_id if run else None,
+                reason=decision.reason,
+                suite_hash=manifest.suite_hash,
+                min_sessions=decision.min_sessions,
+                sessions_graded=decision.sessions_graded,
+                run_passed=run.passed if run else None,
+                author=who,
+            )
+            promoted = (
+                SkillPromoted(
+                    skill=skill,
+                    version_hash=version.version_hash,
+                    previous_hash=previous,
+                    reason=decision.reason,
+                    gate_run_id=run.run_id if run else None,
+                    author=who,
+                )
+                if decision.cleared
+                else None
+            )
+        events = [NewEvent(stream, gate)]
+        if promoted is not None:
+            events.append(NewEvent(stream, promoted))
+        EventLog(db).append(events)
+        app.caught_up()
+    except (LogError, apsw.Error) as exc:
+        raise UsageFailure(f"store error, nothing decided: {exc}") from exc
+    if as_json:
+        emit_json(
+            {
+                "skill": skill,
+                "tag": version.name,
+                "content_hash": version.version_hash,
+                "promoted": promoted is not None,
+                "forced": force_no_eval,
+                "gate": gate,
+            }
+        )
+    if promoted is None:
+        if as_json:
+            click.get_current_context().exit(1)
+        raise Refused(f"promote refused: {gate.reason}")
+    if not as_json:
+        how = "FORCED" if force_no_eval else "gate cleared"
+        click.echo(
+            f"promoted {skill} {version.name} ({version.version_hash[:12]}): {how}: {gate.reason}"
+        )

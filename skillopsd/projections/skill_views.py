@@ -1,0 +1,482 @@
+"""Reading a skill's sessions, versions, eval runs and lineage: what ``skills``, ``skill show``,
+``eval run``, ``promote`` and ``lineage`` print."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import apsw
+import msgspec
+
+from ..events.types import EvalCaseResult
+from ._stats import Share, compare, wilson
+from .annotations import list_annotations, newest_labels
+
+_dec = msgspec.json.Decoder()
+_cases = msgspec.json.Decoder(list[EvalCaseResult])
+VERDICTS = ("success", "failure", "blocked")
+LABELS = ("good", "bad", "blocked", "neutral")
+
+
+class SkillSession(msgspec.Struct):
+    """A session that loaded the skill, and the version (body hash) it loaded last."""
+
+    session_id: str
+    agent: str
+    started_at: str | None
+    ended_at: str | None
+    verdict: str | None
+    version_hash: str | None
+    tokens: int | None
+    duration_ms: int | None
+    label: str | None = None
+
+
+def duration_ms(started: str | None, ended: str | None) -> int | None:
+    """Milliseconds between two recorded ISO times; None when either is missing."""
+    if not started or not ended:
+        return None
+    try:
+        a = datetime.fromisoformat(started.replace("Z", "+00:00"))
+        b = datetime.fromisoformat(ended.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return max(0, round((b - a).total_seconds() * 1000))
+
+
+def skill_sessions(
+    conn: apsw.Connection,
+    skill: str,
+    *,
+    since: str | None = None,
+    agent: str | None = None,
+) -> list[SkillSession]:
+    """Sessions that loaded ``skill`` (newest first), each with the body hash it loaded last."""
+    loaded: dict[str, str | None] = {}
+    for sid, digest in conn.execute(
+        "SELECT session_id, json_extract(attributes, '$.\"skill.content_hash\"') FROM p_spans"
+        " WHERE kind = 'SKILL' AND json_extract(attributes, '$.\"skill.name\"') = ?"
+        " ORDER BY session_id, seq",
+        (skill,),
+    ):
+        if digest is not None or sid not in loaded:
+            loaded[sid] = digest
+    where = ["session_id IN (SELECT session_id FROM p_session_skills WHERE skill = ?)"]
+    args: list[object] = [skill]
+    if since:
+        where.append("started_at >= ?")
+        args.append(since)
+    if agent:
+        where.append("agent = ?")
+        args.append(agent)
+    out = []
+    for sid, ag, started, ended, verdict, t_in, t_out in conn.execute(
+        "SELECT session_id, agent, started_at, ended_at, verdict, tokens_input, tokens_output"
+        f" FROM p_sessions WHERE {' AND '.join(where)} ORDER BY started_at DESC, session_id",
+        args,
+    ):
+        tokens = None if t_in is None and t_out is None else (t_in or 0) + (t_out or 0)
+        out.append(
+            SkillSession(
+                session_id=sid,
+                agent=ag,
+                started_at=started,
+                ended_at=ended,
+                verdict=verdict,
+                version_hash=loaded.get(sid),
+                tokens=tokens,
+                duration_ms=duration_ms(started, ended),
+            )
+        )
+    labels = newest_labels(conn, [s.session_id for s in out], skill=skill)
+    for s in out:
+        s.label = labels.get(s.session_id)
+    return out
+
+
+class VersionRow(msgspec.Struct):
+    """A recorded version of a skill."""
+
+    skill: str
+    version_hash: str
+    tag: int
+    source: str
+    first_session: str | None
+    parent_hash: str | None
+    directory: str | None
+    position: int
+    at: str
+
+    @property
+    def name(self) -> str:
+        return f"v{self.tag}"
+
+
+def versions(conn: apsw.Connection, skill: str) -> list[VersionRow]:
+    """The skill's versions, oldest tag first."""
+    return [
+        VersionRow(skill, *row)
+        for row in conn.execute(
+            "SELECT version_hash, tag, source, first_session, parent_hash, directory, position,"
+            " at FROM p_skill_versions WHERE skill = ? ORDER BY tag",
+            (skill,),
+        )
+    ]
+
+
+def resolve_version(conn: apsw.Connection, skill: str, ref: str) -> VersionRow | None:
+    """A version by tag (``v3``) or by its hash or a unique prefix of it (6+ characters)."""
+    found = versions(conn, skill)
+    text = ref.strip()
+    if text[:1] in ("v", "V") and text[1:].isdigit():
+        return next((v for v in found if v.tag == int(text[1:])), None)
+    matches = [v for v in found if v.version_hash == text]
+    if not matches and len(text) >= 6:
+        matches = [v for v in found if v.version_hash.startswith(text.lower())]
+    return matches[0] if len(matches) == 1 else None
+
+
+class RunRow(msgspec.Struct):
+    """A recorded eval run."""
+
+    run_id: str
+    skill: str
+    version_hash: str
+    suite_hash: str
+    deriver_version: int
+    sessions: list[str]
+    passed: bool
+    cases: list[EvalCaseResult]
+    suites: list[str]
+    all_suites: list[str]
+    baseline_run_id: str | None
+    position: int
+    at: str
+
+    @property
+    def graded_sessions(self) -> list[str]:
+        """Distinct sessions at least one case graded."""
+        return sorted({r.session_id for c in self.cases for r in c.results})
+
+
+def _run(row: tuple[Any, ...]) -> RunRow:
+    (rid, skill, vh, sh, dv, sessions, passed, cases, suites, all_suites, base, pos, at) = row
+    return RunRow(
+        run_id=rid,
+        skill=skill,
+        version_hash=vh,
+        suite_hash=sh,
+        deriver_version=dv,
+        sessions=_dec.decode(sessions),
+        passed=bool(passed),
+        cases=_cases.decode(cases),
+        suites=_dec.decode(suites),
+        all_suites=_dec.decode(all_suites),
+        baseline_run_id=base,
+        position=pos,
+        at=at,
+    )
+
+
+def eval_runs(conn: apsw.Connection, skill: str, version_hash: str | None = None) -> list[RunRow]:
+    """Eval runs of the skill (of one version if given), newest first (log order)."""
+    sql = "SELECT * FROM p_eval_runs WHERE skill = ?"
+    args: list[object] = [skill]
+    if version_hash is not None:
+        sql += " AND version_hash = ?"
+        args.append(version_hash)
+    return [_run(r) for r in conn.execute(sql + " ORDER BY position DESC", args)]
+
+
+def champion(conn: apsw.Connection, skill: str) -> str | None:
+    """The hash of the newest promoted version, if any."""
+    row = conn.execute(
+        "SELECT version_hash FROM p_promotions WHERE skill = ? ORDER BY position DESC LIMIT 1",
+        (skill,),
+    ).fetchone()
+    return row[0] if row else None
+
+
+# --- skills overview ------------------------------------------------------------------
+
+
+class SkillSummary(msgspec.Struct):
+    """One skill in ``skills``."""
+
+    skill: str
+    sessions: int
+    versions: int
+    last_used: str | None
+    agents: dict[str, int]
+    verdicts: dict[str, int]
+    success: Share
+
+
+def skills_overview(
+    conn: apsw.Connection, *, since: str | None = None, agent: str | None = None
+) -> list[SkillSummary]:
+    """Every skill a session loaded, most recently used first."""
+    where = []
+    args: list[object] = []
+    if since:
+        where.append("s.started_at >= ?")
+        args.append(since)
+    if agent:
+        where.append("s.agent = ?")
+        args.append(agent)
+    sql = (
+        "SELECT k.skill, s.agent, coalesce(s.verdict, 'none'), count(*), max(s.started_at)"
+        " FROM p_session_skills k JOIN p_sessions s USING (session_id)"
+    )
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += " GROUP BY 1, 2, 3"
+    by_skill: dict[str, SkillSummary] = {}
+    for skill, ag, verdict, n, last in conn.execute(sql, args):
+        summary = by_skill.setdefault(skill, SkillSummary(skill, 0, 0, None, {}, {}, wilson(0, 0)))
+        summary.sessions += n
+        summary.agents[ag] = summary.agents.get(ag, 0) + n
+        summary.verdicts[verdict] = summary.verdicts.get(verdict, 0) + n
+        if last and (summary.last_used is None or last > summary.last_used):
+            summary.last_used = last
+    counts = dict(conn.execute("SELECT skill, count(*) FROM p_skill_versions GROUP BY skill"))
+    for summary in by_skill.values():
+        summary.versions = int(counts.get(summary.skill, 0))
+        summary.success = wilson(summary.verdicts.get("success", 0), summary.sessions)
+    return sorted(by_skill.values(), key=lambda s: (s.last_used or "", s.skill), reverse=True)
+
+
+# --- skill show -----------------------------------------------------------------------
+
+
+class Mean(msgspec.Struct):
+    """A mean over the sessions that reported the value; ``n`` says how many did."""
+
+    mean: float | None
+    n: int
+
+
+def _mean(values: list[int | None]) -> Mean:
+    reported = [v for v in values if v is not None]
+    return Mean(sum(reported) / len(reported) if reported else None, len(reported))
+
+
+class EvalVerdict(msgspec.Struct):
+    """The newest eval run of a version, in brief."""
+
+    run_id: str
+    passed: bool
+    graded: int
+    suite_hash: str
+    at: str
+
+
+class VersionStats(msgspec.Struct):
+    """One version in ``skill show``."""
+
+    tag: str
+    content_hash: str
+    sessions: list[str]
+    verdicts: dict[str, Share]
+    labels: dict[str, Share]
+    labelled: int
+    tokens: Mean
+    duration_ms: Mean
+    eval: EvalVerdict | None
+    first_seen: str | None = None
+
+
+class SkillReport(msgspec.Struct):
+    """``skill show NAME``: per version, with one reading line."""
+
+    skill: str
+    champion: str | None
+    versions: list[VersionStats]
+    reading: str
+    unversioned_sessions: int = 0
+
+
+def skill_report(conn: apsw.Connection, skill: str) -> SkillReport | None:
+    """Per-version shares with Wilson intervals, costs and newest eval; None if never seen."""
+    sessions = skill_sessions(conn, skill)
+    known = versions(conn, skill)
+    if not sessions and not known:
+        return None
+    tags = {v.version_hash: v for v in known}
+    grouped: dict[str, list[SkillSession]] = {}
+    unversioned = 0
+    for s in sessions:
+        if s.version_hash is None:
+            unversioned += 1
+            continue
+        grouped.setdefault(s.version_hash, []).append(s)
+    order = [v.version_hash for v in reversed(known)]
+    order += sorted(h for h in grouped if h not in tags)
+    out = []
+    for digest in order:
+        group = grouped.get(digest, [])
+        n = len(group)
+        labelled = [s.label for s in group if s.label]
+        newest = eval_runs(conn, skill, digest)
+        run = newest[0] if newest else None
+        version = tags.get(digest)
+        out.append(
+            VersionStats(
+                tag=version.name if version else "v?",
+                content_hash=digest,
+                sessions=[s.session_id for s in group],
+                verdicts={v: wilson(sum(1 for s in group if s.verdict == v), n) for v in VERDICTS},
+                labels={lb: wilson(labelled.count(lb), len(labelled)) for lb in LABELS},
+                labelled=len(labelled),
+                tokens=_mean([s.tokens for s in group]),
+                duration_ms=_mean([s.duration_ms for s in group]),
+                eval=EvalVerdict(
+                    run.run_id, run.passed, len(run.graded_sessions), run.suite_hash, run.at
+                )
+                if run
+                else None,
+                first_seen=version.at if version else None,
+            )
+        )
+    with_data = [v for v in out if v.sessions]
+    if len(with_data) >= 2:
+        a, b = with_data[0], with_data[1]
+        reading = compare(a.tag, a.verdicts["success"], b.tag, b.verdicts["success"])
+        reading = reading.replace(" points", " points of success")
+        if a.labelled and b.labelled:
+            labels = compare(a.tag, a.labels["good"], b.tag, b.labels["good"])
+            reading += "; labelled good: " + labels.split(": ", 1)[1]
+        if a.eval is not None and b.eval is not None:
+            verdicts = [
+                f"{tag} {'passed' if run.passed else 'failed'}"
+                for tag, run in ((a.tag, a.eval), (b.tag, b.eval))
+            ]
+            reading += f"; newest evals: {', '.join(verdicts)}"
+    elif with_data:
+        reading = f"only {with_data[0].tag} has sessions: nothing to compare yet"
+    else:
+        reading = "no session has loaded a recorded version yet"
+    return SkillReport(
+        skill=skill,
+        champion=champion(conn, skill),
+        versions=out,
+        reading=reading,
+        unversioned_sessions=unversioned,
+    )
+
+
+# --- lineage --------------------------------------------------------------------------
+
+
+class LineageEntry(msgspec.Struct, omit_defaults=True):
+    """One event in a skill's timeline."""
+
+    at: str
+    kind: str
+    position: int
+    content_hash: str | None = None
+    tag: str | None = None
+    parent_hash: str | None = None
+    source: str | None = None
+    session_id: str | None = None
+    run_id: str | None = None
+    passed: bool | None = None
+    graded: int | None = None
+    suite_hash: str | None = None
+    label: str | None = None
+    note: str | None = None
+    author: str | None = None
+    retracted: bool | None = None
+    cleared: bool | None = None
+    forced: bool | None = None
+    reason: str | None = None
+
+
+def lineage(conn: apsw.Connection, skill: str, *, since: str | None = None) -> list[LineageEntry]:
+    """Versions, eval runs, annotations, gate decisions and promotions, newest first."""
+    known = versions(conn, skill)
+    tag = {v.version_hash: v.name for v in known}
+    out: list[LineageEntry] = []
+    for v in known:
+        out.append(
+            LineageEntry(
+                at=v.at,
+                kind="version",
+                position=v.position,
+                content_hash=v.version_hash,
+                tag=v.name,
+                parent_hash=v.parent_hash,
+                source=v.source,
+                session_id=v.first_session,
+            )
+        )
+    for run in eval_runs(conn, skill):
+        out.append(
+            LineageEntry(
+                at=run.at,
+                kind="eval_run",
+                position=run.position,
+                content_hash=run.version_hash,
+                tag=tag.get(run.version_hash, "v?"),
+                run_id=run.run_id,
+                passed=run.passed,
+                graded=len(run.graded_sessions),
+                suite_hash=run.suite_hash,
+            )
+        )
+    for a in list_annotations(conn, skill=skill):
+        out.append(
+            LineageEntry(
+                at=a.at,
+                kind="annotation",
+                position=a.position,
+                session_id=a.session_id,
+                label=a.label,
+                note=a.note or None,
+                author=a.author,
+                retracted=a.retracted,
+                reason=a.retract_reason,
+            )
+        )
+    for pos, vh, cleared, run_id, reason, forced, author, at in conn.execute(
+        "SELECT position, version_hash, cleared, run_id, reason, forced, author, at"
+        " FROM p_gate_decisions WHERE skill = ?",
+        (skill,),
+    ):
+        out.append(
+            LineageEntry(
+                at=at,
+                kind="gate",
+                position=pos,
+                content_hash=vh,
+                tag=tag.get(vh, "v?"),
+                run_id=run_id,
+                cleared=bool(cleared),
+                forced=bool(forced),
+                reason=reason,
+                author=author,
+            )
+        )
+    for pos, vh, prev, reason, forced, run_id, author, at in conn.execute(
+        "SELECT position, version_hash, previous_hash, reason, forced, gate_run_id, author, at"
+        " FROM p_promotions WHERE skill = ?",
+        (skill,),
+    ):
+        out.append(
+            LineageEntry(
+                at=at,
+                kind="promotion",
+                position=pos,
+                content_hash=vh,
+                tag=tag.get(vh, "v?"),
+                parent_hash=prev,
+                run_id=run_id,
+                forced=bool(forced),
+                reason=reason,
+                author=author,
+            )
+        )
+    if since:
+        out = [e for e in out if e.at >= since]
+    return sorted(out, key=lambda e: e.position, reverse=True)

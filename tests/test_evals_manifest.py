@@ -1,0 +1,192 @@
+"""evals.yaml validation: every rejection reference/evals.md lists names file, suite, case,
+grader index and field; the reference example and the additions (match, kinds, human_label)
+load."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from skillopsd.evals.manifest import ManifestError, load_manifest, parse_manifest, suite_hash
+
+REFERENCE = """\
+version: 1
+suites:
+  - name: triage-correctness
+    cases:
+      - name: ambiguous-feature-needs-info
+        graders:
+          - type: outcome
+            expect: success
+          - type: text
+            on: final_message
+            contains: ["needs-info"]
+            reject: ["ready-to-implement"]
+  - name: verifies-changes
+    cases:
+      - name: edits-then-runs-tests
+        graders:
+          - {type: skill_invocation, expectSkills: [guard-tests]}
+          - {type: tool_sequence, sequence: [Edit, Bash]}
+          - {type: tool_constraint, expectTools: [Bash], rejectTools: [WebFetch]}
+          - {type: behavior, maxTools: 10}
+"""
+
+
+def test_the_reference_example_loads_with_on_kept_as_a_key() -> None:
+    m = parse_manifest(REFERENCE, "skills/t/evals.yaml")
+    assert m.suite_names == ["triage-correctness", "verifies-changes"]
+    text = m.suites[0].cases[0].graders[1]
+    assert (text.type, text.on, text.contains, text.reject, text.index) == (
+        "text",
+        "final_message",
+        ["needs-info"],
+        ["ready-to-implement"],
+        2,
+    )
+    assert [g.type for g in m.suites[1].cases[0].graders] == [
+        "skill_invocation",
+        "tool_sequence",
+        "tool_constraint",
+        "behavior",
+    ]
+    assert m.suite_hash == suite_hash(REFERENCE) and m.text == REFERENCE
+
+
+def test_match_kinds_and_human_label_load() -> None:
+    m = parse_manifest(
+        "version: 1\nsuites:\n- name: s\n  cases:\n  - name: c\n    match: {prompt: '/tri?age/',"
+        " agent: codex}\n    graders:\n    - {type: tool_sequence, sequence: [edit, shell]}\n"
+        "    - {type: human_label, expect: good, name: reviewer}\n"
+    )
+    case = m.suites[0].cases[0]
+    assert case.match is not None and case.match.prompt == "/tri?age/"
+    assert case.graders[1].name == "reviewer" and case.graders[1].expect == "good"
+
+
+def _doc(grader: str = "{type: outcome, expect: success}", case_extra: str = "") -> str:
+    return (
+        "version: 1\nsuites:\n- name: s1\n  cases:\n  - name: c1\n"
+        f"{case_extra}    graders:\n    - {{type: outcome, expect: success}}\n    - {grader}\n"
+    )
+
+
+# (document, suite, case, grader index, field, words in the message)
+REJECTIONS = [
+    (_doc("{type: outcomes, expect: success}"), "s1", "c1", 2, "type", "unknown type"),
+    (_doc("{type: outcome, expects: success}"), "s1", "c1", 2, "expects", "unknown key"),
+    (_doc("{type: text, on: final_message}"), "s1", "c1", 2, None, "asserts nothing"),
+    (_doc("{type: text, contains: []}"), "s1", "c1", 2, None, "asserts nothing"),
+    (_doc("{type: outcome}"), "s1", "c1", 2, None, "asserts nothing"),
+    (_doc("{type: tool_sequence}"), "s1", "c1", 2, None, "asserts nothing"),
+    (_doc("{type: tool_constraint}"), "s1", "c1", 2, None, "asserts nothing"),
+    (_doc("{type: skill_invocation}"), "s1", "c1", 2, None, "asserts nothing"),
+    (_doc("{type: behavior}"), "s1", "c1", 2, None, "asserts nothing"),
+    (_doc("{type: human_label}"), "s1", "c1", 2, None, "asserts nothing"),
+    (_doc("{type: text, on: message, contains: [x]}"), "s1", "c1", 2, "on", "final_message"),
+    (_doc("{type: outcome, expect: passed}"), "s1", "c1", 2, "expect", "success|failure|blocked"),
+    (_doc("{type: human_label, expect: great}"), "s1", "c1", 2, "expect", "good|bad"),
+    (_doc("{type: behavior, maxTools: 0}"), "s1", "c1", 2, "maxTools", "positive"),
+    (_doc("{type: behavior, maxTurns: -1}"), "s1", "c1", 2, "maxTurns", "positive"),
+    (_doc("{type: behavior, maxDurationMs: 0}"), "s1", "c1", 2, "maxDurationMs", "positive"),
+    (_doc("{type: tool_constraint, maxTools: -3}"), "s1", "c1", 2, "maxTools", "positive"),
+    (_doc("{type: behavior, maxTools: true}"), "s1", "c1", 2, "maxTools", "whole number"),
+    (_doc("{type: text, contains: ['']}"), "s1", "c1", 2, "contains", "empty string"),
+    (_doc("{type: text, reject: [' ']}"), "s1", "c1", 2, "reject", "empty string"),
+    (_doc("{type: tool_sequence, sequence: [Edit, '']}"), "s1", "c1", 2, "sequence", "empty"),
+    (_doc("{type: tool_constraint, expectTools: ['']}"), "s1", "c1", 2, "expectTools", "empty"),
+    (_doc("{type: skill_invocation, rejectSkills: ['']}"), "s1", "c1", 2, "rejectSkills", "empty"),
+    (_doc("{type: text, contains: needs-info}"), "s1", "c1", 2, "contains", "list of strings"),
+    (_doc(case_extra="    match: {prompt: '/(/'}\n"), "s1", "c1", None, "match.prompt", "regular"),
+    (_doc(case_extra="    match: {title: x}\n"), "s1", "c1", None, "title", "unknown key"),
+    (_doc(case_extra="    match: {agent: vim}\n"), "s1", "c1", None, "match.agent", "one of"),
+    (_doc(case_extra="    matches: {prompt: x}\n"), "s1", "c1", None, "matches", "unknown key"),
+]
+
+
+@pytest.mark.parametrize(("text", "suite", "case", "grader", "field", "words"), REJECTIONS)
+def test_every_rejection_names_where_and_what(
+    text: str, suite: str, case: str, grader: int | None, field: str | None, words: str
+) -> None:
+    with pytest.raises(ManifestError) as info:
+        parse_manifest(text, "skills/t/evals.yaml")
+    err = info.value
+    assert (err.file, err.suite, err.case, err.grader, err.field) == (
+        "skills/t/evals.yaml",
+        suite,
+        case,
+        grader,
+        field,
+    )
+    message = str(err)
+    assert words in message and "skills/t/evals.yaml" in message and "\n" not in message
+    assert f"suite {suite!r}" in message and f"case {case!r}" in message
+    if grader is not None:
+        assert f"grader {grader}" in message
+
+
+@pytest.mark.parametrize(
+    ("text", "suite", "case", "field", "words"),
+    [
+        ("version: 2\nsuites: []\n", None, None, "version", "version must be 1"),
+        ("suites: []\n", None, None, "version", "version must be 1"),
+        ("version: 1\nsuites: []\n", None, None, "suites", "at least one suite"),
+        ("version: 1\nsuite: []\n", None, None, "suite", "unknown key"),
+        ("version: 1\nsuites:\n- cases: []\n", None, None, "name", "non-empty name"),
+        ("version: 1\nsuites:\n- {name: ' ', cases: []}\n", None, None, "name", "non-empty"),
+        ("version: 1\nsuites:\n- {name: a, cases: []}\n", "a", None, "cases", "at least one case"),
+        ("version: 1\nsuites:\n- {name: a, cases: [{name: c}]}\n", "a", "c", "graders", "grader"),
+        (
+            "version: 1\nsuites:\n- {name: a, cases: [{name: c, graders: []}]}\n",
+            "a",
+            "c",
+            "graders",
+            "at least one grader",
+        ),
+        (
+            "version: 1\nsuites:\n- {name: a, cases: [{graders: [{type: outcome,"
+            " expect: success}]}]}\n",
+            "a",
+            None,
+            "name",
+            "non-empty name",
+        ),
+        (
+            "version: 1\nsuites:\n- {name: a, cases: [{name: c, graders: [{type: outcome,"
+            " expect: success}]}]}\n- {name: a, cases: [{name: c, graders: [{type: outcome,"
+            " expect: success}]}]}\n",
+            None,
+            None,
+            "name",
+            "duplicate suite name 'a'",
+        ),
+        (
+            "version: 1\nsuites:\n- {name: a, cases: [{name: c, graders: [{type: outcome,"
+            " expect: success}]}, {name: c, graders: [{type: outcome, expect: failure}]}]}\n",
+            "a",
+            None,
+            "name",
+            "duplicate case name 'c'",
+        ),
+        ("version: 1\nsuites: [\n", None, None, None, "not valid YAML at line"),
+        ("- just\n- a list\n", None, None, None, "must be a mapping"),
+    ],
+)
+def test_structure_rejections(
+    text: str, suite: str | None, case: str | None, field: str | None, words: str
+) -> None:
+    with pytest.raises(ManifestError) as info:
+        parse_manifest(text, "e.yaml")
+    err = info.value
+    assert (err.suite, err.case, err.field) == (suite, case, field)
+    assert words in str(err) and str(err).startswith("e.yaml")
+
+
+def test_unreadable_file_is_a_manifest_error(tmp_path: Path) -> None:
+    path = tmp_path / "evals.yaml"
+    path.write_bytes(b"\xff\xfe\x00bad")
+    with pytest.raises(ManifestError, match="cannot read"):
+        load_manifest(path)
+    with pytest.raises(ManifestError, match="cannot read"):
+        load_manifest(tmp_path / "missing.yaml")

@@ -1,0 +1,134 @@
+"""The promote gate's rule (pure) under attempts to game it, and the Wilson intervals that
+make ``skill show`` honest about n."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from skillopsd.evals.gate import decide
+from skillopsd.events.types import EvalCaseResult, GraderResult
+from skillopsd.projections._stats import compare, wilson
+from skillopsd.projections.skill_views import RunRow
+
+SUITES = ["triage", "verifies"]
+
+
+def run(
+    n: int,
+    *,
+    passed: bool = True,
+    sessions: tuple[str, ...] = ("a", "b", "c"),
+    suite_hash: str = "now",
+    suites: tuple[str, ...] = ("triage", "verifies"),
+) -> RunRow:
+    case = EvalCaseResult(
+        suite=suites[0],
+        case="c",
+        graded=len(sessions),
+        passed_sessions=len(sessions) if passed else 0,
+        passed=passed,
+        results=[
+            GraderResult(session_id=s, index=1, type="outcome", passed=passed) for s in sessions
+        ],
+    )
+    return RunRow(
+        run_id=f"run{n}",
+        skill="t",
+        version_hash="h",
+        suite_hash=suite_hash,
+        deriver_version=3,
+        sessions=list(sessions),
+        passed=passed,
+        cases=[case],
+        suites=list(suites),
+        all_suites=SUITES,
+        baseline_run_id=None,
+        position=n,
+        at="",
+    )
+
+
+def gate(runs: list[RunRow], min_sessions: int = 3):  # type: ignore[no-untyped-def]
+    return decide(
+        sorted(runs, key=lambda r: r.position, reverse=True),
+        tag="v2",
+        suite_hash="now",
+        suites=SUITES,
+        min_sessions=min_sessions,
+        command="skillopsctl eval run t",
+    )
+
+
+def test_a_passing_run_over_enough_sessions_clears() -> None:
+    d = gate([run(1)])
+    assert d.cleared and d.run is not None and d.run.run_id == "run1"
+    assert d.sessions_graded == ["a", "b", "c"]
+
+
+def test_no_run_is_refused_saying_what_to_run_and_how_many() -> None:
+    d = gate([])
+    assert not d.cleared and "skillopsctl eval run t" in d.reason and "at least 3" in d.reason
+    short = decide(
+        [], tag="v2", suite_hash="now", suites=SUITES, min_sessions=3, command="c", captured=1
+    )
+    assert "1 captured so far, 2 more needed" in short.reason
+
+
+def test_a_newer_failure_is_never_outweighed_by_an_older_pass() -> None:
+    d = gate([run(1), run(2, passed=False), run(0)])
+    assert not d.cleared and d.run is not None and d.run.run_id == "run2"
+
+
+def test_re_running_one_good_session_does_not_clear() -> None:
+    # Many passing runs over the same one session: distinct sessions count, not runs.
+    d = gate([run(i, sessions=("a",)) for i in range(5)])
+    assert not d.cleared and "2 more needed" in d.reason
+    assert gate([run(1, sessions=("a", "a", "b"))], min_sessions=3).cleared is False
+
+
+def test_a_narrower_suite_selection_does_not_clear() -> None:
+    d = gate([run(1), run(2, suites=("triage",))])
+    assert not d.cleared and "only suites" in d.reason and "verifies" in d.reason
+
+
+def test_a_run_under_an_older_suite_file_does_not_count() -> None:
+    d = gate([run(1, suite_hash="before")])
+    assert not d.cleared and "earlier evals.yaml" in d.reason
+    # ...and an edit of the file cannot hide a newer failure under the current one.
+    assert not gate([run(1), run(2, passed=False)]).cleared
+    assert gate([run(1, suite_hash="before", passed=False), run(2)]).cleared
+
+
+@pytest.mark.parametrize(
+    ("k", "n", "low", "high"),
+    [(0, 10, 0.0, 0.2775), (10, 10, 0.7225, 1.0), (5, 10, 0.2366, 0.7634), (1, 1, 0.2065, 1.0)],
+)
+def test_wilson_known_values(k: int, n: int, low: float, high: float) -> None:
+    s = wilson(k, n)
+    assert s.low == pytest.approx(low, abs=1e-4) and s.high == pytest.approx(high, abs=1e-4)
+
+
+def test_wilson_of_nothing_is_nothing() -> None:
+    s = wilson(0, 0)
+    assert (s.share, s.low, s.high) == (None, None, None)
+
+
+@given(st.integers(min_value=1, max_value=500), st.data())
+def test_wilson_brackets_the_share(n: int, data: st.DataObject) -> None:
+    k = data.draw(st.integers(min_value=0, max_value=n))
+    s = wilson(k, n)
+    assert s.low is not None and s.high is not None and s.share is not None
+    assert 0 <= s.low <= s.share <= s.high <= 1
+    # More data, same share: a narrower interval.
+    t = wilson(k * 4, n * 4)
+    assert t.high - t.low <= s.high - s.low  # type: ignore[operator]
+
+
+def test_the_reading_line_says_when_it_cannot_tell() -> None:
+    assert "not yet distinguishable" in compare("v3", wilson(3, 4), "v2", wilson(2, 4))
+    assert "+25 points" in compare("v3", wilson(3, 4), "v2", wilson(2, 4))
+    assert "v3 is better" in compare("v3", wilson(95, 100), "v2", wilson(20, 100))
+    assert "v3 is worse" in compare("v3", wilson(5, 100), "v2", wilson(80, 100))
+    assert "no sessions yet" in compare("v3", wilson(0, 0), "v2", wilson(1, 2))
