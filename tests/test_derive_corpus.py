@@ -54,13 +54,13 @@ def _inside(path: str) -> str:
     return "/".join(parts[start:])
 
 
-def corpus_digests(workdir: Path) -> dict[str, str]:
+def corpus_digests(workdir: Path, workers: int | None = None) -> dict[str, str]:
     """Session id -> sha256 over its derived events, in stream order, after a full derive."""
     home = extract_corpus(workdir / "home")
     db = Database.open(workdir / "corpus.db")
     try:
         full_pass(Capturer(db), resolve_roots(env={}, home=home))
-        deriver = SessionDeriver(db, derive=_stable_derive)
+        deriver = SessionDeriver(db, derive=_stable_derive, workers=workers)
         deriver.derive(deriver.all_sessions())
         digests: dict[str, hashlib._Hash] = {}
         with db.read():
@@ -88,5 +88,6 @@ if __name__ == "__main__":
         sys.exit("usage: python3 -m tests.test_derive_corpus --write")
     _logging.configure("warning")
     with tempfile.TemporaryDirectory() as tmp:
-        GOLDEN.write_text(json.dumps(corpus_digests(Path(tmp)), indent=1) + "\n")
+        # Derived here, in this process: the test derives with workers, as the daemon does.
+        GOLDEN.write_text(json.dumps(corpus_digests(Path(tmp), workers=1), indent=1) + "\n")
     print(f"wrote {GOLDEN}")
