@@ -34,7 +34,13 @@ from skillopsd.sources import Capturer, full_pass, resolve_roots
 from ._capture_helpers import CORPUS, extract_corpus
 
 GOLDEN = Path(__file__).resolve().parent / "data" / "corpus_derivation.json"
-_DERIVED = ("SpanDerived", "DeriveErrorRecorded", "SessionDerived", "SessionPurged")
+_DERIVED = (
+    "SpanDerived",
+    "DeriveErrorRecorded",
+    "SessionDerived",
+    "SessionPurged",
+    "SkillVersionCreated",
+)
 
 
 def _stable_derive(
@@ -55,7 +61,8 @@ def _inside(path: str) -> str:
 
 
 def corpus_digests(workdir: Path, workers: int | None = None) -> dict[str, str]:
-    """Session id -> sha256 over its derived events, in stream order, after a full derive."""
+    """Stream (a session id, or ``skill:…``) -> sha256 over its derived events, in stream
+    order, after a full derive."""
     home = extract_corpus(workdir / "home")
     db = Database.open(workdir / "corpus.db")
     try:
@@ -67,7 +74,10 @@ def corpus_digests(workdir: Path, workers: int | None = None) -> dict[str, str]:
             for event in EventLog(db).read(types=_DERIVED):
                 h = digests.setdefault(event.stream.removeprefix("session:"), hashlib.sha256())
                 payload = msgspec.json.encode(event.payload)
-                h.update(f"{event.event_id}\x1f{event.type}\x1f{len(payload)}\x1f".encode())
+                # Derived events have content ids; skill versions are identified by their hash.
+                derived = event.stream.startswith("session:")
+                event_id = event.event_id if derived else ""
+                h.update(f"{event_id}\x1f{event.type}\x1f{len(payload)}\x1f".encode())
                 h.update(payload)
         return {sid: h.hexdigest() for sid, h in sorted(digests.items())}
     finally:
