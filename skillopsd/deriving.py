@@ -144,8 +144,17 @@ class _Failed(msgspec.Struct, frozen=True):
     trace: str
 
 
+class _Derived(msgspec.Struct, frozen=True):
+    """A derivation and the ids of its events (computed where it was derived: in a worker,
+    hashing every span is work the appending process is spared)."""
+
+    derivation: Derivation
+    events: list[Event]  # its spans, errors and session, in that order
+    ids: list[str]
+
+
 # What one derivation gave: None when the session was forgotten and nothing came since.
-_Outcome = Derivation | _Failed | None
+_Outcome = _Derived | _Failed | None
 # A pool worker's own database connection, deriver and version (set once per process).
 _worker: tuple[Database, DeriveFunction, int] | None = None
 
@@ -171,9 +180,13 @@ def _run_derive(
     if epoch and not any(s.lines for s in sources):
         return None  # forgotten, and nothing captured since
     try:
-        return derive(key.agent, key.native_id, sources, deriver_version=version)
+        derivation: Derivation = derive(key.agent, key.native_id, sources, deriver_version=version)
     except Exception as exc:  # a deriver bug must not stop capture or other sessions
         return _Failed(f"{type(exc).__name__}: {exc}", traceback.format_exc())
+    if not derivation.is_session:
+        return _Derived(derivation, [], [])
+    events: list[Event] = [*derivation.spans, *derivation.errors, derivation.session]
+    return _Derived(derivation, events, [_event_id(e, epoch) for e in events])
 
 
 class SessionDeriver:
@@ -438,23 +451,24 @@ class SessionDeriver:
 
         epochs = {key: self.epoch(key.session_id) for key in ordered}
         outcomes = self._outcomes(ordered, groups, epochs, should_stop)
-        for n, (key, derivation) in enumerate(outcomes, 1):
+        for n, (key, outcome) in enumerate(outcomes, 1):
             epoch = epochs[key]
-            if derivation is None:
+            sid = key.session_id  # a hash: once per session, not once per event
+            if outcome is None:
                 continue
-            if isinstance(derivation, _Failed):
+            if isinstance(outcome, _Failed):
                 _log.error(
                     "deriver failed",
                     session=key.session_id,
                     native=key.native_id,
-                    exception=derivation.trace,
+                    exception=outcome.trace,
                 )
                 failed = DeriveErrorRecorded(
                     session_id=key.session_id,
                     deriver_version=self.deriver_version,
                     source_id="",
                     offset=0,
-                    message=f"deriver failed: {derivation.message}",
+                    message=f"deriver failed: {outcome.message}",
                 )
                 failed_event = NewEvent(
                     session_stream(key.session_id), failed, _event_id(failed, epoch)
@@ -462,17 +476,17 @@ class SessionDeriver:
                 batch.append(_Pending(failed_event, key.session_id, epoch))
                 result.errors += 1
                 continue
+            derivation = outcome.derivation
             if not derivation.is_session:
-                batch.extend(_Pending(e, key.session_id, epoch) for e in self._not_a_session(key))
+                batch.extend(_Pending(e, sid, epoch) for e in self._not_a_session(key))
                 continue
-            events: list[Event] = [*derivation.spans, *derivation.errors, derivation.session]
             stream = session_stream(derivation.session.session_id)
             batch.extend(
-                _Pending(NewEvent(stream, e, _event_id(e, epoch)), key.session_id, epoch)
-                for e in events
+                _Pending(NewEvent(stream, e, i), sid, epoch)
+                for e, i in zip(outcome.events, outcome.ids, strict=True)
             )
             batch.extend(
-                _Pending(e, key.session_id, epoch)
+                _Pending(e, sid, epoch)
                 for e in self._merged_children(
                     key, derivation.session.session_id, groups.get(key, [])
                 )
