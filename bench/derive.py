@@ -81,6 +81,10 @@ def main() -> None:
         files = transcript_files(home)
         mb = sum(p.stat().st_size for p in files) / 1e6
         env = home_env(home)
+        # Our programs as installed ones run: from bytecode (cached outside the tree), even
+        # where the environment asks Python not to write it.
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = str(Path(tmp) / "pycache")
         db_path = home / ".local" / "share" / "skillops" / "skillops.db"
         floors, backfills, reads, rederives, serial = [], [], [], [], []
         sessions = 0

@@ -7,7 +7,6 @@ modules take their logger from :func:`get_logger`, which imports structlog on fi
 
 from __future__ import annotations
 
-import logging
 import sys
 from typing import Any, TextIO
 
@@ -30,6 +29,8 @@ def _apply() -> None:
     global _pending
     if _pending is None:
         return
+    import logging
+
     import structlog
 
     level, stream = _pending
