@@ -9,14 +9,18 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import unicodedata
 from pathlib import Path
 
 import click
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from skillopsd.cli import cli
 from skillopsd.cli._app import COMMAND_MODULES, load_commands
+from skillopsd.cli._output import ELLIPSIS, cells, cut
 
 from ._capture_helpers import FIXTURES
 
@@ -84,3 +88,21 @@ lines = [json.loads(line) for line in stream.getvalue().splitlines()]
 print(json.dumps([(r["event"], r["level"], r.get("n")) for r in lines]))
 """
     assert json.loads(_python(code)) == [["kept", "warning", 1]]
+
+
+def _columns(text: str) -> int:
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from("ab c\t漢字ｱé…\u0301")), st.integers(0, 40))
+def test_cut_measures_no_more_than_it_shows(text: str, width: int) -> None:
+    """``cut`` stops measuring at ``width`` characters and still answers as before."""
+    assert cells(text) == _columns(text)
+    shown = cut(text, width)
+    if _columns(text) <= width:
+        assert shown == text
+    else:
+        assert shown.endswith(ELLIPSIS) or shown == ""
+        assert _columns(shown) <= width
+        assert text.startswith(shown.removesuffix(ELLIPSIS))
