@@ -16,11 +16,13 @@ payload is gone.
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 import traceback
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import msgspec
@@ -174,13 +176,33 @@ def _derive_in_worker(key: SessionKey, files: list[_Source], epoch: int) -> _Out
     return _run_derive(derive, key, sources, epoch, version)
 
 
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """No cyclic garbage collection while one session is derived.
+
+    Its decoded records are tens of thousands of small containers without cycles: the
+    collector, run every 700 allocations, scans them and frees nothing (7% of a rederive
+    of the real corpus). What the session leaves behind is collected after.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def _run_derive(
     derive: DeriveFunction, key: SessionKey, sources: list[SourceLines], epoch: int, version: int
 ) -> _Outcome:
     if epoch and not any(s.lines for s in sources):
         return None  # forgotten, and nothing captured since
     try:
-        derivation: Derivation = derive(key.agent, key.native_id, sources, deriver_version=version)
+        with _collector_paused():
+            derivation: Derivation = derive(
+                key.agent, key.native_id, sources, deriver_version=version
+            )
     except Exception as exc:  # a deriver bug must not stop capture or other sessions
         return _Failed(f"{type(exc).__name__}: {exc}", traceback.format_exc())
     if not derivation.is_session:
