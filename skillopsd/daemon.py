@@ -15,6 +15,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 from typing import IO
@@ -45,6 +46,8 @@ from .sources import (
     store_for,
 )
 from .sources._watch import Watcher
+from .versions.store import managed_skills
+from .versions.sync import DEFAULT_SETTLE_SECONDS, sync_skill
 
 _log = structlog.get_logger("skillopsd")
 
@@ -72,6 +75,7 @@ class Daemon:
         derive: bool = True,
         retain_days: float | None = None,
         notifier: Notifier | None = None,
+        settle_seconds: float = DEFAULT_SETTLE_SECONDS,
     ) -> None:
         self.roots = list(roots)
         self.rescan_interval = rescan_interval
@@ -79,6 +83,8 @@ class Daemon:
         self.derive_interval = derive_interval
         self.derive_sessions = derive
         self.retain_days = retain_days
+        self.settle_seconds = settle_seconds
+        self._next_settle: float | None = None  # monotonic time of the next skill sync
         self._derive_mark = 0  # log position up to which captured lines have been derived
         self._pending: set[SessionKey] = set()
         self._derive_floor: int | None = None  # log position up to which all is derived
@@ -157,6 +163,7 @@ class Daemon:
             self._mark_derived()
             self._derive(keys, show_progress=True)
             _log.info("sessions derived", sessions=len(keys))
+            self.sync_skills()
         return result
 
     def retain(self) -> None:
@@ -203,6 +210,45 @@ class Daemon:
         self._next_derive = time.monotonic() + max(self.derive_interval, 9 * elapsed)
         _log.debug("derived", sessions=result.sessions, appended=result.appended)
         self._project()
+        self.sync_skills()
+
+    def sync_skills(self) -> None:
+        """Record settled executions, decide, route and write the live files of every managed
+        skill; a skill that fails is logged and retried at the next sync, never fatal."""
+        if self._stopping or not self.derive_sessions:
+            return
+        self._next_settle = None
+        changed = False
+        for skill in managed_skills(self.db):
+            try:
+                report = sync_skill(
+                    self.db, skill, now=datetime.now(UTC), settle=self.settle_seconds
+                )
+            except Exception as exc:
+                if storage_error(exc, self.db.path) is not None:
+                    raise
+                _log.exception("skill sync failed", skill=skill)
+                continue
+            changed = changed or bool(
+                report.executions or report.corrections or report.decisions or report.edits
+            )
+            if report.executions or report.decisions or report.live_written or report.edits:
+                _log.info(
+                    "skill synced",
+                    skill=skill,
+                    executions=report.executions,
+                    corrections=report.corrections,
+                    decisions=report.decisions,
+                    edits=report.edits,
+                    next=report.routed,
+                    live_written=report.live_written,
+                )
+            if report.waiting:
+                # Sessions still being written: look again once they may have settled.
+                soon = time.monotonic() + max(0.2, min(self.settle_seconds / 2, 60.0))
+                self._next_settle = min(self._next_settle or soon, soon)
+        if changed:
+            self._project()
 
     def _pending_bytes(self, files: Sequence[tuple[Path, object]]) -> int:
         with self.db.read() as conn:
@@ -249,6 +295,8 @@ class Daemon:
                 if self._pending:
                     due = self._next_derive - time.monotonic()
                     timeout = min(timeout, max(0.0, due))
+                if self._next_settle is not None:
+                    timeout = min(timeout, max(0.0, self._next_settle - time.monotonic()))
                 if self.notifier.watchdog_interval is not None:
                     timeout = min(timeout, self.notifier.watchdog_interval)
                 items: list[str | Path] = []
@@ -283,6 +331,10 @@ class Daemon:
                 if self._pending and time.monotonic() >= self._next_derive:
                     pending, self._pending = self._pending, set()
                     self._derive(pending)
+                elif rescan or (
+                    self._next_settle is not None and time.monotonic() >= self._next_settle
+                ):
+                    self.sync_skills()
         finally:
             watcher.stop()
 
@@ -523,6 +575,14 @@ def _parse_root(value: str) -> tuple[str, Path]:
     help="Forget sessions whose newest line was captured more than DAYS ago"
     " (at start and at every rescan; default: keep everything).",
 )
+@click.option(
+    "--settle-seconds",
+    type=click.FloatRange(min=0.0),
+    default=DEFAULT_SETTLE_SECONDS,
+    show_default=True,
+    help="A session of a managed skill counts as an execution once it has had no new line"
+    " this long, or as soon as its agent wrote its end.",
+)
 @click.option("-v", "--verbose", count=True, help="More log output (-v debug).")
 @click.option("--log-level", type=click.Choice(_logging.LEVELS), default=None)
 @click.version_option(package_name="skillops", prog_name="skillopsd")
@@ -536,6 +596,7 @@ def main(
     derive_interval: float,
     no_derive: bool,
     retain_days: float | None,
+    settle_seconds: float,
     verbose: int,
     log_level: str | None,
 ) -> None:
@@ -563,6 +624,7 @@ def main(
         derive=not no_derive,
         retain_days=retain_days,
         notifier=notifier,
+        settle_seconds=settle_seconds,
     )
     daemon.install_signal_handlers()
     _log.info("starting", db=str(database.path), roots=[str(r.path) for r in daemon.roots])

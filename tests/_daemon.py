@@ -24,6 +24,8 @@ def daemon_env(home: Path, **extra: str) -> dict[str, str]:
             "SKILLOPS_DB",
             "CLAUDE_CONFIG_DIR",
             "CODEX_HOME",
+            "COPILOT_HOME",
+            "GEMINI_CLI_HOME",
             "NOTIFY_SOCKET",
             "WATCHDOG_USEC",
         )

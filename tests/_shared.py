@@ -22,7 +22,7 @@ from typing import Any, NoReturn
 import pytest
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
-NEEDED = ("fixtures/qvr", "corpus/real-home.tar.gz")
+NEEDED = ("fixtures/qvr", "corpus/real-home.tar.gz", "corpus/agents")
 STRICT_ENV = "SKILLOPS_REQUIRE_SHARED"
 
 _TESTS_DIR = Path(__file__).resolve().parent

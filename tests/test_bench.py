@@ -37,5 +37,13 @@ def test_redaction_benchmark_runs() -> None:
 @pytest.mark.slow
 def test_corpus_benchmarks_run() -> None:
     assert "ratio daemon/floor:" in _run(str(BENCH / "backfill.py"), "--repeat", "1")
+    agents = _run(str(BENCH / "backfill_agents.py"), "--repeat", "1", "--copies", "1")
+    assert "ratio gemini/claude" in agents
     assert "rederive of every session:" in _run(str(BENCH / "derive.py"), "--repeat", "1")
+    assert "copilot" in _run(str(BENCH / "agents.py"), "--repeat", "1")
     assert "ratio eval/floor:" in _run(str(BENCH / "evals.py"), "--repeat", "1")
+
+
+def test_versions_benchmark_runs() -> None:
+    out = _run(str(BENCH / "versions.py"), "--executions", "200", "--repeat", "1")
+    assert "ratio fold/floor:" in out and "ratio sync/floor:" in out

@@ -282,14 +282,23 @@ def test_two_capturers_on_one_file_never_duplicate(tmp_path: Path) -> None:
     assert verify_chain(a).ok
 
 
-@pytest.mark.parametrize("agent", ["claude", "codex"])
+@pytest.mark.parametrize("agent", ["claude", "codex", "copilot", "gemini"])
 def test_agent_env_overrides_and_root_overrides(tmp_path: Path, agent: str) -> None:
-    env = {"HOME": str(tmp_path), "CLAUDE_CONFIG_DIR": "/cfg/claude", "CODEX_HOME": "/cfg/codex"}
+    env = {
+        "HOME": str(tmp_path),
+        "CLAUDE_CONFIG_DIR": "/cfg/claude",
+        "CODEX_HOME": "/cfg/codex",
+        "COPILOT_HOME": "/cfg/copilot",
+        "GEMINI_CLI_HOME": "/cfg/gemini-home",
+    }
     roots = {(r.agent, str(r.path)) for r in resolve_roots(env=env)}
     assert roots == {
         ("claude", "/cfg/claude/projects"),
         ("codex", "/cfg/codex/sessions"),
         ("codex", "/cfg/codex/archived_sessions"),
+        ("copilot", "/cfg/copilot/session-state"),
+        ("copilot", "/cfg/copilot/history-session-state"),
+        ("gemini", "/cfg/gemini-home/.gemini/tmp"),
     }
     custom = resolve_roots([(agent, Path("/x"))], env=env)
     assert {str(r.path) for r in custom if r.agent == agent} == {"/x"}

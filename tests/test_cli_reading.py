@@ -369,7 +369,7 @@ def test_policy_set_updates_only_the_keys_given(db_copy: Path) -> None:
     assert after["set"] == {"failure_share": 0.5, "tail_turns": 3}
     shown = _json(db_copy, "policy", "show", "--json")
     assert [p for p in shown if p["name"] == "verdict"] == [after]
-    assert {p["name"] for p in shown} == {"verdict", "gate"}
+    assert {p["name"] for p in shown} == {"verdict", "gate", "bandit"}
     text = CliRunner().invoke(cli, ["--db", str(db_copy), "policy", "show"]).output
     assert re.search(r"^tail_turns\s+3\s+set\s", text, re.MULTILINE)
     assert re.search(r"^unresolved_min\s+1\s+default\s", text, re.MULTILINE)

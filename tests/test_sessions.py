@@ -327,7 +327,7 @@ def test_a_deriver_bug_is_recorded_not_raised(ingested: Path) -> None:
             raise KeyError("boom")
         return derive_session(agent, native, sources, deriver_version=deriver_version)
 
-    deriver = SessionDeriver(db, deriver_version=5, derive=broken)
+    deriver = SessionDeriver(db, deriver_version=DERIVER_VERSION + 1, derive=broken)
     result = deriver.derive(deriver.all_sessions())
     assert result.sessions == 6 and result.errors >= 1
     errors = [e.payload for e in EventLog(db).read(types=["DeriveErrorRecorded"])]

@@ -127,6 +127,7 @@ def test_with_shared_beside_it_everything_runs(clone: Path) -> None:
     (shared / "fixtures" / "qvr" / "a.jsonl").write_text("x")
     (shared / "corpus").mkdir()
     (shared / "corpus" / "real-home.tar.gz").write_bytes(b"tar")
+    (shared / "corpus" / "agents").mkdir()
     result = _pytest(clone, SKILLOPS_REQUIRE_SHARED="1")
     assert result.returncode == 0, result.stdout
     assert "5 passed" in result.stdout, result.stdout

@@ -27,6 +27,11 @@ def _holds_record_of(path: Path, store: Store) -> bool:
         if not path.is_file():  # a FIFO or device: never opened here
             return True
         with open(path, "rb") as fh:
+            if store.document(path) is not None:  # one JSON document, rewritten whole
+                try:
+                    return store.sniff([_decoder.decode(fh.read())])
+                except (msgspec.DecodeError, RecursionError, ValueError):
+                    return False
             for line in fh:
                 if not line.lstrip().startswith(b"{"):
                     continue
@@ -66,7 +71,7 @@ class IngestReport(msgspec.Struct):
 def ingest(
     app: AppContext, paths: tuple[Path, ...], agent: str | None, no_redact: bool, as_json: bool
 ) -> None:
-    """Capture transcript files (folders are searched for *.jsonl) into the log once."""
+    """Capture transcript files (folders are searched for *.jsonl, *.json) into the log once."""
     files = []
     skipped = []
     refused = []

@@ -28,6 +28,14 @@ def _detail(e: LineageEntry) -> str:
     if e.kind == "promotion":
         forced = " FORCED" if e.forced else ""
         return f"promoted{forced} by {e.author}: {e.reason}"
+    if e.kind == "retirement":
+        return f"{e.decision or 'retired'}: {e.reason}"
+    if e.kind == "rollback":
+        return f"champion again (was {(e.parent_hash or '')[:12]}) by {e.author}"
+    if e.kind == "challenger":
+        return f"tested against {(e.parent_hash or '')[:12]}: {e.reason}"
+    if e.kind == "managed":
+        return f"managed, live in {e.reason}"
     return ""
 
 

@@ -13,8 +13,11 @@ from ..events import EventLog, NewEvent
 from ..events.types import PolicySet
 from ..projections.session_views import stored_policy
 from ..projections.verdict import POLICY_NAME, VerdictPolicy
+from ..versions.policy import BANDIT_POLICY, BanditPolicy
 from ._app import AppContext, UsageFailure, cli, db_option, json_option, pass_app
 from ._output import emit_json, table
+
+_BANDIT = BanditPolicy()
 
 Value = int | float | bool
 
@@ -64,10 +67,40 @@ SETTINGS: dict[str, dict[str, Setting]] = {
             maximum=1_000_000,
         ),
     },
+    BANDIT_POLICY: {
+        "min_per_arm": Setting(
+            int,
+            _BANDIT.min_per_arm,
+            "executions of each arm before a test decides",
+            minimum=1,
+            maximum=1_000_000,
+        ),
+        "promote_bar": Setting(
+            float, _BANDIT.promote_bar, "P(challenger better) that promotes it", 0.5, 1.0
+        ),
+        "retire_bar": Setting(
+            float, _BANDIT.retire_bar, "P(champion better) that retires the challenger", 0.5, 1.0
+        ),
+        "horizon": Setting(
+            int,
+            _BANDIT.horizon,
+            "executions after which a test ends inconclusive (the champion stays)",
+            minimum=2,
+            maximum=1_000_000,
+        ),
+        "challenger_cap": Setting(
+            float,
+            _BANDIT.challenger_cap,
+            "the largest share of sessions routed to the challenger",
+            minimum=0.0,
+            maximum=1.0,
+        ),
+    },
 }
 POLICY_TYPES: dict[str, type[msgspec.Struct]] = {
     POLICY_NAME: VerdictPolicy,
     GATE_POLICY: GatePolicy,
+    BANDIT_POLICY: BanditPolicy,
 }
 
 _TRUE = {"true", "yes", "on", "1"}

@@ -18,7 +18,7 @@ from ..projections.session_views import (
     list_sessions,
     spans_of,
 )
-from ._app import AppContext, NotFound, cli, db_option, json_option, pass_app
+from ._app import AgentChoice, AppContext, NotFound, cli, db_option, json_option, pass_app
 from ._lookup import lookup_session
 from ._output import compact, cut, emit_json, emit_json_array, number, table, terminal_width
 from ._reason import first_reason
@@ -116,7 +116,7 @@ _SESSION_ID_WIDTH = 8  # like a short git hash; ``session show`` takes any uniqu
 
 @cli.command("sessions")
 @db_option
-@click.option("--agent", type=click.Choice(["claude", "codex"]), default=None)
+@click.option("--agent", type=AgentChoice(), default=None)
 @click.option("--skill", default=None, help="Only sessions that loaded this skill.")
 @click.option(
     "--verdict",

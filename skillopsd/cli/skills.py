@@ -6,6 +6,7 @@ import click
 
 from ..projections._stats import Share
 from ..projections.skill_views import Mean, VersionStats, skill_report, skills_overview
+from ..sources import STORES
 from ._app import AppContext, NotFound, cli, db_option, json_option, pass_app
 from ._output import emit_json, emit_json_array, table
 from ._time import SINCE
@@ -45,7 +46,7 @@ def _mean(m: Mean, unit: str = "") -> str:
 @cli.command("skills")
 @db_option
 @click.option("--since", type=SINCE, default=None, help="Sessions started since (7d or ISO).")
-@click.option("--agent", type=click.Choice(["claude", "codex"]), default=None)
+@click.option("--agent", type=click.Choice(sorted(STORES)), default=None)
 @json_option
 @pass_app
 def skills_command(app: AppContext, since: str | None, agent: str | None, as_json: bool) -> None:

@@ -24,6 +24,9 @@ from ._summary import Summary
 from ._tree import SpanTree
 from .claude import derive_claude, is_session
 from .codex import derive_codex
+from .copilot import derive_copilot
+from .gemini import derive_gemini
+from .gemini import is_session as is_gemini_session
 
 # Bump whenever a change to the deriver changes its output: sessions derived by an older
 # version are then re-derived (``skillopsctl rederive``, and the daemon at start).
@@ -33,7 +36,9 @@ from .codex import derive_codex
 # 3: Codex tokens survive compaction, router errors classified, a long-running command owns
 # its exit; the facts the verdict reads at a session's end (_ending.py).
 # 4: every TOOL and SKILL span carries its agent-neutral kind (``skillops.tool.kind``).
-DERIVER_VERSION = 4
+# 5: Gemini CLI and Copilot CLI sessions; their tool names in the kinds table and the ending
+# facts.
+DERIVER_VERSION = 5
 
 _TOKEN_ATTRIBUTES = (
     ("input", "gen_ai.usage.input_tokens"),
@@ -55,7 +60,8 @@ class Derivation(msgspec.Struct, frozen=True):
     bodies: dict[str, str] = {}
 
 
-def _tokens(spans: list[SpanDerived]) -> TokenUsage:
+def _tokens(spans: list[SpanDerived], reported: TokenUsage | None = None) -> TokenUsage:
+    """The responses' usage summed; a count no response reported comes from ``reported``."""
     totals: dict[str, int | None] = {name: None for name, _ in _TOKEN_ATTRIBUTES}
     for span in spans:
         if span.kind != "LLM":
@@ -64,6 +70,10 @@ def _tokens(spans: list[SpanDerived]) -> TokenUsage:
             value = span.attributes.get(attribute)
             if isinstance(value, int) and not isinstance(value, bool):
                 totals[name] = (totals[name] or 0) + value
+    if reported is not None:
+        for name, _ in _TOKEN_ATTRIBUTES:
+            if totals[name] is None:
+                totals[name] = getattr(reported, name)
     return TokenUsage(**totals)
 
 
@@ -96,6 +106,18 @@ def derive_session(
             native_id,
             [(s.session, s.parent_session, recs) for s, recs in decoded],
         )
+    elif agent == "copilot":
+        derive_copilot(tree, summary, [(s.path, recs) for s, recs in decoded])
+    elif agent == "gemini":
+        gemini_files = [(s.path, recs) for s, recs in decoded]
+        if not is_gemini_session(gemini_files):
+            return Derivation(
+                session=SessionDerived(sid, agent, native_id, deriver_version),
+                spans=[],
+                errors=[],
+                is_session=False,
+            )
+        derive_gemini(tree, summary, native_id, gemini_files)
     else:
         files = [(s.path, recs) for s, recs in decoded]
         if not is_session(files):
@@ -142,7 +164,7 @@ def derive_session(
         turns=sum(1 for s in spans if s.kind == "CHAIN" and s.parent_span_id is None),
         tools=sum(1 for s in spans if s.kind == "TOOL"),
         skills=sorted(summary.skills),
-        tokens=_tokens(spans),
+        tokens=_tokens(spans, summary.tokens),
         span_ids=[s.span_id for s in spans],
         parent_session_id=parent,
     )

@@ -16,7 +16,16 @@ import msgspec
 
 from ._tree import Span, SpanTree
 
-_SHELLS = {"Bash", "exec_command", "shell_command", "shell", "local_shell_call"}
+_SHELLS = {
+    "Bash",
+    "exec_command",
+    "shell_command",
+    "shell",
+    "local_shell_call",
+    "bash",
+    "powershell",
+    "run_shell_command",
+}
 # Words before the program that do not name it: wrappers and variable assignments.
 _WRAPPERS = {"env", "sudo", "command", "time", "nice", "nohup", "exec", "xargs"}
 # Programs whose first argument is a subcommand worth telling apart (``go test``, ``go build``).
@@ -58,6 +67,17 @@ _LOOKING_TOOLS = {
     "list_mcp_resource_templates",
     "read_mcp_resource",
     "view_image",
+    "view",
+    "grep",
+    "glob",
+    # Gemini CLI
+    "read_file",
+    "read_many_files",
+    "grep_search",
+    "search_file_content",
+    "list_directory",
+    "google_web_search",
+    "web_fetch",
 }
 _LOOKING = {
     "ls",

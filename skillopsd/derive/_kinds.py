@@ -26,13 +26,71 @@ _TABLE: dict[str, tuple[str, ...]] = {
         "container.exec",
         "unified_exec",
         "write_stdin",
+        # Copilot CLI
+        "bash",
+        "powershell",
+        "read_bash",
+        "write_bash",
+        "stop_bash",
+        "read_powershell",
+        "write_powershell",
+        "stop_powershell",
+        # Gemini CLI
+        "run_shell_command",
     ),
-    "edit": ("Edit", "MultiEdit", "Write", "NotebookEdit", "apply_patch"),
-    "read": ("Read", "NotebookRead", "view_image", "read_file"),
-    "search": ("Grep", "Glob", "LS", "ToolSearch", "grep_files", "list_dir", "file_search"),
-    "web": ("WebFetch", "WebSearch", "web_search", "web_search_call", "web_fetch"),
-    "agent": ("Task", "Agent", "spawn_agent", "send_input", "wait", "close_agent"),
-    "skill": ("Skill",),
+    "edit": (
+        "Edit",
+        "MultiEdit",
+        "Write",
+        "NotebookEdit",
+        "apply_patch",
+        # Copilot CLI
+        "edit",
+        "create",
+        # Gemini CLI
+        "replace",
+        "write_file",
+    ),
+    "read": ("Read", "NotebookRead", "view_image", "read_file", "read_many_files", "view"),
+    "search": (
+        "Grep",
+        "Glob",
+        "LS",
+        "ToolSearch",
+        "grep_files",
+        "list_dir",
+        "file_search",
+        # Copilot CLI
+        "grep",
+        # Gemini CLI (search_file_content: grep_search's name before 0.10)
+        "glob",
+        "grep_search",
+        "search_file_content",
+        "list_directory",
+    ),
+    "web": (
+        "WebFetch",
+        "WebSearch",
+        "web_search",
+        "web_search_call",
+        "web_fetch",
+        "google_web_search",
+    ),
+    "agent": (
+        "Task",
+        "Agent",
+        "spawn_agent",
+        "send_input",
+        "wait",
+        "close_agent",
+        "invoke_agent",
+        # Copilot CLI
+        "task",
+        "read_agent",
+        "write_agent",
+        "list_agents",
+    ),
+    "skill": ("Skill", "activate_skill", "skill"),
 }
 _BY_NAME: dict[str, str] = {name: kind for kind, names in _TABLE.items() for name in names}
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..events.types import TokenUsage
 from ._input import Record
 
 
@@ -20,6 +21,9 @@ class Summary:
         self.tools = 0
         self.skills: list[str] = []
         self.errors: list[tuple[Record, str]] = []
+        # Session-level totals an agent reports only per session or run (Copilot's shutdown):
+        # they fill in what no model response reported.
+        self.tokens: TokenUsage | None = None
 
     def see(self, value: dict[str, Any], timestamp: str | None) -> None:
         """Note a record's time and, for Claude records, its working directory and title."""

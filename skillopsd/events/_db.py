@@ -133,6 +133,8 @@ INSERT INTO chain_head (id, position, hash)
 ALTER TABLE capture_sources ADD COLUMN seen_size INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE capture_sources ADD COLUMN lost INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE capture_sources ADD COLUMN tail_digest TEXT NOT NULL DEFAULT '';
+-- Issue 12: what a document source (a file rewritten whole) has captured, per record.
+ALTER TABLE capture_sources ADD COLUMN doc_state BLOB NOT NULL DEFAULT x'';
 CREATE TABLE capture_problems (
     path    TEXT NOT NULL,
     kind    TEXT NOT NULL,

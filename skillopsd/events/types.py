@@ -16,7 +16,7 @@ Groups (DESIGN.md section 4):
 - evals: ``EvalSuiteRegistered``, ``EvalRunCompleted`` (per-case, per-grader results inside).
 - versions: ``SkillVersionCreated``, ``SkillChallengerStarted``, ``SkillRouted``,
   ``SkillExecutionRecorded``, ``SkillPromoted``, ``SkillRetired``, ``SkillRolledBack``,
-  ``GateEvaluated``.
+  ``SkillManaged``, ``SkillStrategySet``, ``GateEvaluated``.
 - policy: ``PolicySet``: anything that changes what a projection computes.
 
 Times inside payloads are ISO 8601 UTC strings as the producer saw them; projections read
@@ -282,6 +282,10 @@ class SkillVersionCreated(Event, frozen=True):
     source: Literal["observed", "imported", "edited"] = "observed"
     first_session: str | None = None
     directory: str | None = None
+    # The whole SKILL.md as imported or edited (frontmatter kept, masked as capture masks),
+    # so the store can write the file an agent loads; empty for an observed body.
+    file_text: str = ""
+    confidence: int | None = None
 
 
 class SkillChallengerStarted(Event, frozen=True):
@@ -291,6 +295,16 @@ class SkillChallengerStarted(Event, frozen=True):
     version_hash: str
     champion_hash: str
     test_id: str
+    # The SKILL.md as given, for a body first observed in a session (which had none).
+    file_text: str = ""
+
+
+class ArmInput(msgspec.Struct, frozen=True, kw_only=True):
+    """One arm as the router saw it: the counts a routing decision was computed from."""
+
+    version_hash: str
+    executions: int
+    successes: int
 
 
 class SkillRouted(Event, frozen=True):
@@ -305,6 +319,12 @@ class SkillRouted(Event, frozen=True):
     draws: dict[str, float] = {}
     probability: float | None = None
     session_id: str | None = None
+    # The inputs (champion first), the posterior or scores per arm, and the experiment.
+    arms: list[ArmInput] = []
+    scores: dict[str, float] = {}
+    experiment_id: str | None = None
+    # Stream version of the newest skill event the decision follows.
+    after_version: int = 0
 
 
 class SkillExecutionRecorded(Event, frozen=True):
@@ -316,6 +336,14 @@ class SkillExecutionRecorded(Event, frozen=True):
     outcome: Outcome | None
     tokens: int | None = None
     duration_ms: int | None = None
+    # Where the outcome came from: eval | label | verdict | manual; ``signal`` is the raw
+    # value (a label, a verdict such as ``abandoned``, an eval run id).
+    source: str = ""
+    signal: str = ""
+    execution_id: str = ""
+    # The event id of the execution record this one corrects (the same execution).
+    supersedes: str | None = None
+    session_started_at: str | None = None
 
 
 class SkillPromoted(Event, frozen=True):
@@ -336,6 +364,30 @@ class SkillRetired(Event, frozen=True):
     skill: str
     version_hash: str
     reason: str = ""
+    # retire (the test found it worse) | inconclusive (horizon reached) | by hand.
+    decision: str = ""
+    experiment_id: str | None = None
+    author: str = ""
+
+
+class SkillManaged(Event, frozen=True):
+    """A skill handed to the version store: its champion and the live files agents load."""
+
+    skill: str
+    champion_hash: str
+    live_paths: list[str] = []
+    imported_from: str = ""
+    author: str = ""
+    # The SKILL.md as imported, for a body first observed in a session (which had none).
+    file_text: str = ""
+
+
+class SkillStrategySet(Event, frozen=True):
+    """How a managed skill routes: ``thompson``, ``ucb1`` or ``champion-only``."""
+
+    skill: str
+    strategy: str
+    author: str = ""
 
 
 class SkillRolledBack(Event, frozen=True):
@@ -398,6 +450,8 @@ AnyEvent = (
     | SkillPromoted
     | SkillRetired
     | SkillRolledBack
+    | SkillManaged
+    | SkillStrategySet
     | GateEvaluated
     | PolicySet
 )

@@ -11,7 +11,11 @@ from ..events.types import (
     EvalRunCompleted,
     EvalSuiteRegistered,
     GateEvaluated,
+    SkillChallengerStarted,
+    SkillManaged,
     SkillPromoted,
+    SkillRetired,
+    SkillRolledBack,
     SkillVersionCreated,
 )
 from ._engine import Projection
@@ -45,6 +49,12 @@ CREATE TABLE p_promotions (
     previous_hash TEXT, reason TEXT NOT NULL, forced INTEGER NOT NULL, gate_run_id TEXT,
     author TEXT NOT NULL, at TEXT NOT NULL
 );
+CREATE TABLE p_version_changes (
+    position INTEGER PRIMARY KEY, skill TEXT NOT NULL, kind TEXT NOT NULL,
+    version_hash TEXT NOT NULL, previous_hash TEXT, reason TEXT NOT NULL,
+    decision TEXT NOT NULL, author TEXT NOT NULL, at TEXT NOT NULL
+);
+CREATE INDEX p_version_changes_by_skill ON p_version_changes (skill, position);
 """
 
 
@@ -52,13 +62,14 @@ class SkillHistory(Projection):
     """The tables ``skills``, ``skill show``, ``eval run``, ``promote`` and ``lineage`` read."""
 
     name = "skill_history"
-    version = 1
+    version = 2
     tables = (
         "p_skill_versions",
         "p_eval_suites",
         "p_eval_runs",
         "p_gate_decisions",
         "p_promotions",
+        "p_version_changes",
     )
     handles = frozenset(
         {
@@ -67,6 +78,10 @@ class SkillHistory(Projection):
             "EvalRunCompleted",
             "GateEvaluated",
             "SkillPromoted",
+            "SkillManaged",
+            "SkillChallengerStarted",
+            "SkillRetired",
+            "SkillRolledBack",
         }
     )
 
@@ -148,3 +163,23 @@ class SkillHistory(Projection):
                     at,
                 ),
             )
+        elif isinstance(p, SkillManaged | SkillChallengerStarted | SkillRetired | SkillRolledBack):
+            self._change(conn, event)
+
+    def _change(self, conn: apsw.Connection, event: RecordedEvent) -> None:
+        """Managing, a test's start, a retirement, a rollback: lineage entries and champions."""
+        p = event.payload
+        row: tuple[str, str, str | None, str, str, str]
+        if isinstance(p, SkillManaged):
+            row = ("managed", p.champion_hash, None, ", ".join(p.live_paths), "", p.author)
+        elif isinstance(p, SkillChallengerStarted):
+            row = ("challenger", p.version_hash, p.champion_hash, f"experiment {p.test_id}", "", "")
+        elif isinstance(p, SkillRetired):
+            row = ("retirement", p.version_hash, None, p.reason, p.decision, p.author)
+        else:
+            assert isinstance(p, SkillRolledBack)
+            row = ("rollback", p.to_hash, p.from_hash, p.reason, "", p.author)
+        conn.execute(
+            "INSERT INTO p_version_changes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (event.position, p.skill, *row, event.recorded_at),  # type: ignore[attr-defined]
+        )

@@ -190,10 +190,14 @@ def eval_runs(conn: apsw.Connection, skill: str, version_hash: str | None = None
 
 
 def champion(conn: apsw.Connection, skill: str) -> str | None:
-    """The hash of the newest promoted version, if any."""
+    """The hash of the newest champion: promoted, rolled back to, or managed from import."""
     row = conn.execute(
-        "SELECT version_hash FROM p_promotions WHERE skill = ? ORDER BY position DESC LIMIT 1",
-        (skill,),
+        "SELECT version_hash FROM (SELECT position, version_hash FROM p_promotions"
+        " WHERE skill = ? UNION ALL SELECT position, version_hash FROM p_version_changes"
+        " WHERE skill = ? AND (kind = 'rollback' OR (kind = 'managed' AND position ="
+        " (SELECT min(position) FROM p_version_changes WHERE skill = ? AND kind = 'managed'))))"
+        " ORDER BY position DESC LIMIT 1",
+        (skill, skill, skill),
     ).fetchone()
     return row[0] if row else None
 
@@ -391,6 +395,7 @@ class LineageEntry(msgspec.Struct, omit_defaults=True):
     cleared: bool | None = None
     forced: bool | None = None
     reason: str | None = None
+    decision: str | None = None
 
 
 def lineage(conn: apsw.Connection, skill: str, *, since: str | None = None) -> list[LineageEntry]:
@@ -475,6 +480,24 @@ def lineage(conn: apsw.Connection, skill: str, *, since: str | None = None) -> l
                 forced=bool(forced),
                 reason=reason,
                 author=author,
+            )
+        )
+    for pos, kind, vh, prev, reason, decision, author, at in conn.execute(
+        "SELECT position, kind, version_hash, previous_hash, reason, decision, author, at"
+        " FROM p_version_changes WHERE skill = ?",
+        (skill,),
+    ):
+        out.append(
+            LineageEntry(
+                at=at,
+                kind=kind,
+                position=pos,
+                content_hash=vh,
+                tag=tag.get(vh, "v?"),
+                parent_hash=prev,
+                reason=reason or None,
+                decision=decision or None,
+                author=author or None,
             )
         )
     if since:

@@ -55,6 +55,9 @@ _json = msgspec.json.Decoder(msgspec.Raw)
 ProblemKind = Literal["unreadable", "not_regular", "read_error", "unlistable"]
 
 
+_Blob = bytes  # the field ``bytes`` below shadows the type inside the class
+
+
 class SourceRow(msgspec.Struct):
     """A tracked transcript file and how far it has been captured."""
 
@@ -75,6 +78,7 @@ class SourceRow(msgspec.Struct):
     seen_size: int = 0  # the file's size when last seen
     lost: int = 0  # bytes never captured because the file vanished first
     tail_digest: str = ""  # _tail_digest of the committed bytes just before ``offset``
+    doc_state: _Blob = b""  # a document source's captured state (sources/_documents.py)
 
 
 _ROW_COLUMNS = ", ".join(SourceRow.__struct_fields__)
@@ -184,6 +188,8 @@ class Capturer:
         self._raced: set[str] = set()
         self._retry: dict[Path, Store] = {}
         self.races = 0  # sources dropped from a batch because another writer was first
+        # Documents that did not decode: path -> "<size>:<mtime_ns>" when last seen so.
+        self.invalid_documents: dict[str, str] = {}
 
     # --- bookkeeping -------------------------------------------------------------------
 
@@ -248,11 +254,17 @@ class Capturer:
         with self.db.write() as conn:
             raced = set()
             for source_id, before in self._before.items():
+                # The tail digest tells apart two passes over a document ending at one size.
                 row = conn.execute(
-                    "SELECT generation, offset FROM capture_sources WHERE source_id = ?",
+                    "SELECT generation, offset, tail_digest FROM capture_sources"
+                    " WHERE source_id = ?",
                     (source_id,),
                 ).fetchone()
-                expected = None if before is None else (before.generation, before.offset)
+                expected = (
+                    None
+                    if before is None
+                    else (before.generation, before.offset, before.tail_digest)
+                )
                 if (tuple(row) if row else None) != expected:
                     raced.add(source_id)
             if raced:
@@ -580,6 +592,11 @@ class Capturer:
             self._current = None
 
     def _capture_open(self, fh: BinaryIO, path: Path, store: Store) -> FileResult:
+        shape = store.document(path)
+        if shape is not None:
+            from ._documents import capture_document  # it builds on this module
+
+            return capture_document(self, fh, path, store, shape)
         st = os.fstat(fh.fileno())
         row = self._identify(path, st, fh, store)
         if row is None or row.source_id in self._raced:

@@ -11,8 +11,14 @@ import msgspec
 from ._store import Store
 from .claude import ClaudeStore
 from .codex import CodexStore
+from .copilot import CopilotStore
+from .gemini import GeminiStore
 
-STORES: dict[str, Store] = {s.agent: s for s in (ClaudeStore(), CodexStore())}
+# Sniffing asks the stores in this order: Gemini's records and Copilot's legacy documents carry
+# a ``sessionId`` too, so their narrower tests come before Claude's.
+STORES: dict[str, Store] = {
+    s.agent: s for s in (GeminiStore(), CopilotStore(), ClaudeStore(), CodexStore())
+}
 
 
 class Root(msgspec.Struct, frozen=True):

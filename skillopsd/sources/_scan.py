@@ -12,6 +12,10 @@ from ._capture import Capturer, FileResult
 from ._registry import STORES, Root
 from ._store import Store, decode_head, open_regular
 
+_SNIFF_BYTES = 1024 * 1024
+_DOCUMENT_BYTES = 64 * 1024 * 1024
+_json = msgspec.json.Decoder()
+
 # Told of a folder that cannot be listed: the agent whose root holds it, and the error.
 Unlistable = Callable[[str, OSError], None]
 
@@ -88,8 +92,12 @@ def sniff_store(path: Path) -> Store | None:
     """The store whose record shapes the file's first lines match."""
     try:
         with open_regular(path) as fh:  # never a FIFO: it would block
-            head = decode_head(fh.read(1024 * 1024))
-    except OSError:
+            data = fh.read(_SNIFF_BYTES)
+            head = decode_head(data)
+            if not any(s.sniff(head) for s in STORES.values()) and data.lstrip()[:1] == b"{":
+                # Perhaps one document (pretty-printed, or without a final newline).
+                head = [_json.decode(data + fh.read(_DOCUMENT_BYTES))]
+    except (OSError, msgspec.DecodeError, UnicodeDecodeError, RecursionError):
         return None
     for store in STORES.values():
         if store.sniff(head):
@@ -98,14 +106,14 @@ def sniff_store(path: Path) -> Store | None:
 
 
 def expand_paths(paths: Sequence[Path], agent: str | None) -> Iterator[tuple[Path, Store | None]]:
-    """Files named on a command line: folders are walked for ``*.jsonl``."""
+    """Files named on a command line: folders are walked for ``*.jsonl`` and ``*.json``."""
     forced = STORES[agent] if agent else None
     for path in paths:
         if path.is_dir():
             for dirpath, dirnames, filenames in os.walk(path):
                 dirnames.sort()
                 for name in sorted(filenames):
-                    if name.endswith(".jsonl"):
+                    if name.endswith((".jsonl", ".json")):
                         file = Path(dirpath) / name
                         yield file, forced or sniff_store(file)
         else:

@@ -22,6 +22,14 @@ class SessionRef(msgspec.Struct, frozen=True):
     parent_session: str = ""
 
 
+class DocumentShape(msgspec.Struct, frozen=True):
+    """How to capture a file the agent rewrites whole: which top-level arrays hold records,
+    and the field that identifies a record (see :mod:`skillopsd.documents`)."""
+
+    collections: tuple[str, ...]
+    id_field: str = "id"
+
+
 class Store(ABC):
     """Where one agent writes its transcripts and how to tell which session a file holds."""
 
@@ -42,6 +50,10 @@ class Store(ABC):
     @abstractmethod
     def sniff(self, head: list[Any]) -> bool:
         """Whether decoded records look like this agent's (for files outside any root)."""
+
+    def document(self, path: Path) -> DocumentShape | None:
+        """How to capture ``path`` if the agent rewrites it whole; None if it only appends."""
+        return None
 
     def iter_files(
         self,

@@ -22,7 +22,8 @@ class _Handler(FileSystemEventHandler):
             return
         raw = getattr(event, "dest_path", "") or event.src_path
         path = Path(os.fsdecode(raw))  # a name that is not UTF-8 must not kill the thread
-        if event.is_directory or path.suffix == ".jsonl":
+        # ``.json``: documents rewritten in place (Gemini CLI's legacy sessions).
+        if event.is_directory or path.suffix in (".jsonl", ".json"):
             self._hint(path)
 
 

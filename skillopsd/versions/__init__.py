@@ -1,0 +1,1 @@
+"""Skill versions, routing (bandit), champion decisions, materializing SKILL.md."""

@@ -1,0 +1,141 @@
+"""Executions from captured sessions: which sessions of a managed skill have settled, and
+what their outcome is.
+
+The outcome of one session, in order of trust: the newest eval run that graded it (a case
+matched it: success iff every grader of every case passed on it), else the newest human
+label for it (``good`` success; ``bad`` and ``blocked`` failure; ``neutral`` says nothing),
+else the session verdict (``success``; ``failure``; ``abandoned`` counts as a failure: the
+user stopped the agent mid-work or rejected its last action, which is what a skill exists
+to avoid, and leaving it out would hide a version that makes people give up). Anything else
+is unknown: not recorded, never counted.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+import apsw
+import msgspec
+
+from ..events import Database, EventLog
+from ..events.types import TranscriptLineCaptured
+from ..projections.skill_views import eval_runs, skill_sessions
+
+_LABELS = {"good": "success", "bad": "failure", "blocked": "failure"}
+_VERDICTS = {"success": "success", "failure": "failure", "abandoned": "failure"}
+
+
+class Signal(msgspec.Struct, frozen=True, kw_only=True):
+    """A settled session's outcome for the version it loaded."""
+
+    session_id: str
+    version_hash: str
+    outcome: str | None
+    source: str  # eval | label | verdict | "" (unknown)
+    signal: str
+    tokens: int | None
+    duration_ms: int | None
+    started_at: str | None
+
+
+def _eval_results(conn: apsw.Connection, skill: str) -> dict[str, tuple[bool, str]]:
+    """Per session, (passed, run id) of the newest eval run that graded it."""
+    out: dict[str, tuple[bool, str]] = {}
+    for run in eval_runs(conn, skill):  # newest first
+        verdicts: dict[str, bool] = {}
+        for case in run.cases:
+            for result in case.results:
+                verdicts[result.session_id] = verdicts.get(result.session_id, True) and (
+                    result.passed
+                )
+        for sid, passed in verdicts.items():
+            out.setdefault(sid, (passed, run.run_id))
+    return out
+
+
+def signals(conn: apsw.Connection, skill: str) -> list[Signal]:
+    """The outcome of every session that loaded a recorded body of ``skill``."""
+    evals = _eval_results(conn, skill)
+    out = []
+    for s in skill_sessions(conn, skill):
+        if s.version_hash is None:
+            continue
+        outcome, source, signal = None, "", ""
+        if s.session_id in evals:
+            passed, run_id = evals[s.session_id]
+            outcome, source, signal = ("success" if passed else "failure"), "eval", run_id
+        elif s.label in _LABELS:
+            outcome, source, signal = _LABELS[s.label], "label", s.label
+        elif s.verdict in _VERDICTS:
+            outcome, source, signal = _VERDICTS[s.verdict], "verdict", s.verdict
+        out.append(
+            Signal(
+                session_id=s.session_id,
+                version_hash=s.version_hash,
+                outcome=outcome,
+                source=source,
+                signal=signal,
+                tokens=s.tokens,
+                duration_ms=s.duration_ms,
+                started_at=s.started_at,
+            )
+        )
+    return sorted(out, key=lambda x: (x.started_at or "", x.session_id))
+
+
+def _ended(line: bytes) -> bool:
+    """The agent's own end of a session: Claude's ``last-prompt``, Codex's ``task_complete``."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return False
+    if not isinstance(record, dict):
+        return False
+    if record.get("type") == "last-prompt":
+        return True
+    payload = record.get("payload")
+    return (
+        record.get("type") == "event_msg"
+        and isinstance(payload, dict)
+        and payload.get("type") == "task_complete"
+    )
+
+
+def _age(recorded_at: str, now: datetime) -> float:
+    at = datetime.fromisoformat(recorded_at.replace("Z", "+00:00"))
+    return (now - at).total_seconds()
+
+
+def settled(db: Database, session_ids: list[str], now: datetime, quiet: float) -> set[str]:
+    """Sessions whose files gained no line for ``quiet`` seconds, or whose agent wrote its end."""
+    log = EventLog(db)
+    out = set()
+    with db.read() as conn:
+        for sid in session_ids:
+            row = conn.execute(
+                "SELECT agent, native_session_id FROM p_sessions WHERE session_id = ?", (sid,)
+            ).fetchone()
+            if row is None:
+                continue
+            newest: tuple[int, str] | None = None
+            for (source_id,) in conn.execute(
+                "SELECT source_id FROM capture_sources WHERE agent = ? AND session = ?", row
+            ):
+                found = conn.execute(
+                    "SELECT position, recorded_at FROM events WHERE stream = ?"
+                    " AND type = 'TranscriptLineCaptured' ORDER BY stream_version DESC LIMIT 1",
+                    (f"source:{source_id}",),
+                ).fetchone()
+                if found and (newest is None or found[0] > newest[0]):
+                    newest = (found[0], found[1])
+            if newest is None:
+                continue
+            if _age(newest[1], now) >= quiet:
+                out.add(sid)
+                continue
+            for event in log.read(after=newest[0] - 1, upto=newest[0]):
+                payload = event.payload if not event.erased else None
+                if isinstance(payload, TranscriptLineCaptured) and _ended(payload.line):
+                    out.add(sid)
+    return out

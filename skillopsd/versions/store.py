@@ -1,0 +1,344 @@
+"""The version store's commands: each reads the skill's state from the log, decides, and
+appends to the ``skill:<name>`` stream stating the version it read.
+
+A concurrent writer (the daemon and a CLI command, two CLI commands) makes the append fail
+with :class:`ConcurrencyError`; the command then reads the stream again and decides anew, so
+tags stay max+1 and no decision rests on a state that has already moved on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from .._redact import redact_text
+from ..derive._skills import normalize_skill_body, skill_content_hash
+from ..events import ConcurrencyError, Database, EventLog, NewEvent, content_id
+from ..events.types import (
+    Event,
+    SkillChallengerStarted,
+    SkillExecutionRecorded,
+    SkillManaged,
+    SkillPromoted,
+    SkillRolledBack,
+    SkillStrategySet,
+    SkillVersionCreated,
+)
+from ..skill_versions import skill_stream, version_event_id
+from .state import STRATEGIES, SkillState, Version, fold
+
+_RETRIES = 50
+SKILL_FILE = "SKILL.md"
+
+
+class StoreError(Exception):
+    """A command that cannot be done: ``code`` 1 for an unknown skill or version, 2 for usage."""
+
+    def __init__(self, message: str, code: int = 2) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def read_state(db: Database, skill: str) -> SkillState:
+    """The skill's state as its stream says now."""
+    with db.read():
+        return fold(skill, EventLog(db).read_stream(skill_stream(skill)))
+
+
+def managed_skills(db: Database) -> list[str]:
+    """Every skill handed to the store, by name."""
+    with db.read() as conn:
+        rows = conn.execute(
+            "SELECT DISTINCT stream FROM events WHERE type = 'SkillManaged' ORDER BY stream"
+        )
+        return [r[0].removeprefix("skill:") for r in rows]
+
+
+def managed_state(db: Database, skill: str) -> SkillState:
+    """The state of a managed skill; :class:`StoreError` (1) when it is not managed."""
+    state = read_state(db, skill)
+    if not state.managed:
+        raise StoreError(
+            f"skill {skill!r} is not managed (skillopsctl skill import {skill} --from DIR)", 1
+        )
+    return state
+
+
+Build = Callable[[SkillState], list[NewEvent]]
+
+
+def append_checked(db: Database, skill: str, build: Build) -> tuple[SkillState, int]:
+    """Append what ``build`` makes of the current state; re-read and rebuild on a race.
+
+    Returns the state it built on and how many events were appended.
+    """
+    log = EventLog(db)
+    stream = skill_stream(skill)
+    for _ in range(_RETRIES):
+        state = read_state(db, skill)
+        events = build(state)
+        if not events:
+            return state, 0
+        try:
+            result = log.append(events, expected_versions={stream: state.stream_version})
+        except ConcurrencyError:
+            continue
+        return state, len(result.positions)
+    raise ConcurrencyError(stream, -1, -1)
+
+
+def new(skill: str, event: Event, event_id: str | None = None) -> NewEvent:
+    """An event for the skill's stream."""
+    return NewEvent(skill_stream(skill), event, event_id)
+
+
+def skill_file(path: Path) -> tuple[Path, str]:
+    """(the SKILL.md, its text) of a skill folder or a SKILL.md path; usage error otherwise."""
+    target = path.expanduser()
+    if target.is_dir():
+        target = target / SKILL_FILE
+    try:
+        text = target.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise StoreError(f"{target}: no such file (a skill folder holds {SKILL_FILE})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise StoreError(f"{target}: cannot read: {exc}") from None
+    if not text.strip():
+        raise StoreError(f"{target}: empty skill file")
+    return target.resolve(), text
+
+
+def version_event(
+    state: SkillState,
+    text: str,
+    *,
+    source: str,
+    author: str = "human",
+    confidence: int | None = None,
+    directory: str | None = None,
+    origin: str = "",
+) -> tuple[str, NewEvent | None]:
+    """(hash, the ``SkillVersionCreated`` to append, or None when the body is known)."""
+    digest = skill_content_hash(text)
+    if digest in state.versions:
+        return digest, None
+    event = SkillVersionCreated(
+        skill=state.skill,
+        version_hash=digest,
+        tag=state.next_tag(),
+        body=normalize_skill_body(text),
+        parent_hash=state.champion,
+        author="machine" if author == "machine" else "human",
+        origin=origin,
+        source="edited" if source == "edited" else "imported",
+        directory=directory,
+        file_text=redact_text(text.replace("\r\n", "\n")),
+        confidence=confidence,
+    )
+    return digest, new(state.skill, event, version_event_id(state.skill, digest))
+
+
+def import_skill(
+    db: Database, skill: str, source: Path, live: list[Path], author: str
+) -> SkillState:
+    """Manage ``skill`` from an agent's skill folder: its body becomes (or matches) the champion."""
+    path, text = skill_file(source)
+    paths = sorted({str(path), *(str(_live_file(p)) for p in live)})
+
+    def build(state: SkillState) -> list[NewEvent]:
+        if state.managed:
+            raise StoreError(
+                f"skill {skill!r} is already managed (add live files with skill add-live)"
+            )
+        digest, created = version_event(
+            state, text, source="imported", directory=str(path.parent), origin=str(path)
+        )
+        managed = SkillManaged(
+            skill=skill,
+            champion_hash=digest,
+            live_paths=paths,
+            imported_from=str(path),
+            author=author,
+            file_text=redact_text(text.replace("\r\n", "\n")),
+        )
+        return [*([created] if created else []), new(skill, managed)]
+
+    append_checked(db, skill, build)
+    return read_state(db, skill)
+
+
+def _live_file(path: Path) -> Path:
+    """A live path as given (folder or SKILL.md) -> the SKILL.md, absolute."""
+    target = path.expanduser()
+    if target.suffix.lower() != ".md":
+        target = target / SKILL_FILE
+    return target.absolute()
+
+
+def add_live(db: Database, skill: str, live: list[Path], author: str) -> SkillState:
+    """More files that agents load this skill from."""
+    paths = sorted(str(_live_file(p)) for p in live)
+
+    def build(state: SkillState) -> list[NewEvent]:
+        if not state.managed or state.champion is None:
+            raise StoreError(f"skill {skill!r} is not managed", 1)
+        if set(paths) <= set(state.live_paths):
+            return []
+        event = SkillManaged(
+            skill=skill, champion_hash=state.champion, live_paths=paths, author=author
+        )
+        return [new(skill, event)]
+
+    append_checked(db, skill, build)
+    return read_state(db, skill)
+
+
+def experiment_id(state: SkillState, challenger: str) -> str:
+    """A new experiment's id: fixed by what it tests and where in the stream it starts."""
+    return content_id(
+        "experiment", state.skill, state.champion or "", challenger, state.stream_version
+    )[:16]
+
+
+def add_challenger(
+    db: Database, skill: str, file: Path, author: str, confidence: int | None
+) -> Version:
+    """Start testing ``file``'s body against the champion."""
+    path, text = skill_file(file)
+
+    def build(state: SkillState) -> list[NewEvent]:
+        if not state.managed or state.champion is None:
+            raise StoreError(f"skill {skill!r} is not managed (skill import first)", 1)
+        if state.challenger is not None:
+            raise StoreError(
+                f"skill {skill!r} already tests challenger {state.tag_of(state.challenger)}:"
+                " wait for its decision, or skill rollback"
+            )
+        digest, created = version_event(
+            state,
+            text,
+            source="imported",
+            author=author,
+            confidence=confidence,
+            directory=str(path.parent),
+            origin=str(path),
+        )
+        if digest == state.champion:
+            raise StoreError(f"{path}: that body is the champion {state.tag_of(digest)} already")
+        started = SkillChallengerStarted(
+            skill=skill,
+            version_hash=digest,
+            champion_hash=state.champion,
+            test_id=experiment_id(state, digest),
+            file_text=redact_text(text.replace("\r\n", "\n")),
+        )
+        return [*([created] if created else []), new(skill, started)]
+
+    append_checked(db, skill, build)
+    state = read_state(db, skill)
+    assert state.challenger is not None
+    return state.versions[state.challenger]
+
+
+def resolve(state: SkillState, ref: str) -> Version:
+    """A version of the state by ``vN`` or hash; :class:`StoreError` (1) when unknown."""
+    found = state.resolve(ref)
+    if found is None:
+        raise StoreError(f"unknown version {ref!r} of skill {state.skill!r}", 1)
+    return found
+
+
+def record_manual(
+    db: Database,
+    skill: str,
+    ref: str,
+    outcome: str,
+    tokens: int | None,
+    duration_ms: int | None,
+    record_id: str,
+) -> Version:
+    """One execution reported by hand (an agent we cannot trace)."""
+    chosen: list[Version] = []
+
+    def build(state: SkillState) -> list[NewEvent]:
+        if not state.managed:
+            raise StoreError(f"skill {skill!r} is not managed", 1)
+        version = resolve(state, ref)
+        chosen[:] = [version]
+        event = SkillExecutionRecorded(
+            skill=skill,
+            version_hash=version.content_hash,
+            session_id="",
+            outcome="success" if outcome == "success" else "failure",
+            tokens=tokens,
+            duration_ms=duration_ms,
+            source="manual",
+            signal=outcome,
+            execution_id=f"manual:{record_id}",
+        )
+        return [new(skill, event, content_id("SkillExecutionRecorded", skill, record_id))]
+
+    append_checked(db, skill, build)
+    return chosen[0]
+
+
+def rollback(db: Database, skill: str, ref: str, author: str) -> Version:
+    """Make an earlier version the champion again (ends a running test)."""
+    chosen: list[Version] = []
+
+    def build(state: SkillState) -> list[NewEvent]:
+        if not state.managed or state.champion is None:
+            raise StoreError(f"skill {skill!r} is not managed", 1)
+        version = resolve(state, ref)
+        chosen[:] = [version]
+        if version.content_hash == state.champion and state.challenger is None:
+            return []
+        event = SkillRolledBack(
+            skill=skill,
+            from_hash=state.champion,
+            to_hash=version.content_hash,
+            reason=f"rollback to v{version.tag}",
+            author=author,
+        )
+        return [new(skill, event)]
+
+    append_checked(db, skill, build)
+    return chosen[0]
+
+
+def set_strategy(db: Database, skill: str, strategy: str, author: str) -> None:
+    """Route with ``strategy`` from now on."""
+    if strategy not in STRATEGIES:
+        raise StoreError(f"unknown strategy {strategy!r} (one of {', '.join(STRATEGIES)})")
+
+    def build(state: SkillState) -> list[NewEvent]:
+        if not state.managed:
+            raise StoreError(f"skill {skill!r} is not managed", 1)
+        if state.strategy == strategy:
+            return []
+        return [new(skill, SkillStrategySet(skill=skill, strategy=strategy, author=author))]
+
+    append_checked(db, skill, build)
+
+
+def promote_edit(db: Database, skill: str, path: Path, text: str) -> str | None:
+    """A live file holding a body no version has: a human edit, imported and made champion."""
+
+    def build(state: SkillState) -> list[NewEvent]:
+        digest, created = version_event(
+            state, text, source="edited", directory=str(path.parent), origin=str(path)
+        )
+        if created is None:
+            return []  # another process imported it first
+        promoted = SkillPromoted(
+            skill=skill,
+            version_hash=digest,
+            previous_hash=state.champion,
+            reason=f"edited by hand in {path}: the live file is never overwritten",
+            forced=True,
+            author="human edit",
+        )
+        return [created, new(skill, promoted, content_id("edit-promoted", skill, digest))]
+
+    _state, appended = append_checked(db, skill, build)
+    return skill_content_hash(text) if appended else None
