@@ -7,7 +7,12 @@ modules take their logger from :func:`get_logger`, which imports structlog on fi
 
 from __future__ import annotations
 
+import importlib.abc
+import importlib.util
 import sys
+from collections.abc import Sequence
+from importlib.machinery import ModuleSpec
+from types import ModuleType
 from typing import Any, TextIO
 
 LEVELS = ("debug", "info", "warning", "error")
@@ -22,6 +27,31 @@ def configure(level: str = "warning", *, stream: TextIO | None = None) -> None:
     _pending = (level, stream)
     if "structlog" in sys.modules:
         _apply()
+    elif not any(isinstance(f, _ConfigureOnImport) for f in sys.meta_path):
+        # A module may still import structlog itself and log: configure it as it loads.
+        sys.meta_path.insert(0, _ConfigureOnImport())
+
+
+class _ConfigureOnImport(importlib.abc.MetaPathFinder):
+    """Finds structlog as the other finders do, and configures it once it has loaded."""
+
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
+    ) -> ModuleSpec | None:
+        if fullname != "structlog":
+            return None
+        sys.meta_path.remove(self)  # once, and not in its own way below
+        spec = importlib.util.find_spec(fullname)
+        loader = spec.loader if spec is not None else None
+        if loader is not None:
+            load = loader.exec_module
+
+            def exec_module(module: ModuleType) -> None:
+                load(module)
+                _apply()  # the module is in sys.modules (the import system put it there)
+
+            loader.exec_module = exec_module  # type: ignore[method-assign]
+        return spec
 
 
 def _apply() -> None:

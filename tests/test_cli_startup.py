@@ -110,6 +110,24 @@ print(json.dumps([(r["event"], r["level"], r.get("n")) for r in lines]))
     assert json.loads(_python(code)) == [["kept", "warning", 1]]
 
 
+def test_a_module_importing_structlog_itself_later_logs_as_configured() -> None:
+    """Modules that import structlog directly, after the CLI configured logging, obey it."""
+    code = """
+import io, json, sys
+from skillopsd import _logging
+stream = io.StringIO()
+_logging.configure("warning", stream=stream)
+assert "structlog" not in sys.modules
+import structlog
+log = structlog.get_logger("direct")
+log.debug("dropped")
+log.warning("kept", n=2)
+lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+print(json.dumps([(r["event"], r["level"], r.get("n")) for r in lines]))
+"""
+    assert json.loads(_python(code)) == [["kept", "warning", 2]]
+
+
 def _columns(text: str) -> int:
     return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
 
