@@ -23,8 +23,10 @@ def transcript_files(home: Path) -> list[Path]:
 
 
 def program(name: str) -> str:
-    """The installed console script ``name``."""
-    return shutil.which(name) or str(Path(sys.executable).with_name(name))
+    """The installed console script ``name``: beside this interpreter first (a version
+    manager's shim on PATH would add its own start time to every timed run)."""
+    beside = Path(sys.executable).with_name(name)
+    return str(beside) if beside.exists() else shutil.which(name) or str(beside)
 
 
 def home_env(home: Path) -> dict[str, str]:

@@ -16,11 +16,18 @@ payload is gone.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import gc
+import multiprocessing
+import os
+import traceback
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
 
 import msgspec
-import structlog
 
+from ._logging import get_logger
 from .derive import DERIVER_VERSION, Derivation, SourceLines, derive_session, session_id
 from .events import Database, EventLog, NewEvent, content_id, decode_payload, stream_payloads
 from .events.types import (
@@ -49,7 +56,11 @@ class _LineView(msgspec.Struct):
 
 _line_view = msgspec.msgpack.Decoder(_LineView)
 _BATCH_EVENTS = 5000
-_log = structlog.get_logger(__name__)
+# Below this many sessions a pool costs more (forking, shipping results) than it saves.
+POOL_MIN_SESSIONS = 8
+# Beyond about this many, the one process appending what the workers derive is the limit.
+MAX_WORKERS = 3
+_log = get_logger(__name__)
 
 
 class SessionKey(msgspec.Struct, frozen=True, order=True):
@@ -98,6 +109,131 @@ class _Pending(msgspec.Struct):
     epoch: int
 
 
+def idle_workers() -> int:
+    """How many processes to derive with: one per core, if a core is idle besides this one.
+
+    Workers cost ~10% more CPU in all (forking, shipping results); that pays only when they
+    run beside this process, not when other work already keeps every core busy (measured on
+    a shared 2-core machine: slower there than deriving here alone).
+    """
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    try:
+        busy = os.getloadavg()[0]
+    except OSError:
+        busy = 0.0
+    return min(cores, MAX_WORKERS) if busy <= cores - 1 else 1
+
+
+def _read_lines(db: Database, source_id: str) -> list[tuple[int, bytes]]:
+    """The latest generation's captured lines of one file, in file order."""
+    by_generation: dict[int, list[tuple[int, bytes]]] = {}
+    rows = stream_payloads(db, source_stream(source_id), "TranscriptLineCaptured")
+    for schema, data in rows:
+        line: _LineView | TranscriptLineCaptured
+        if schema == TranscriptLineCaptured.SCHEMA:
+            line = _line_view.decode(data)  # only the three fields needed
+        else:
+            upcast = decode_payload("TranscriptLineCaptured", schema, data)
+            assert isinstance(upcast, TranscriptLineCaptured)
+            line = upcast
+        by_generation.setdefault(line.generation, []).append((line.offset, line.line))
+    if not by_generation:
+        return []
+    return sorted(by_generation[max(by_generation)])
+
+
+def _source_lines(db: Database, files: list[_Source]) -> list[SourceLines]:
+    """The captured lines of every file of a session (inside a read transaction)."""
+    return [
+        SourceLines(
+            source_id=source.source_id,
+            path=source.path,
+            session=source.session,
+            parent_session=source.parent_session,
+            lines=_read_lines(db, source.source_id),
+        )
+        for source in files
+    ]
+
+
+class _Failed(msgspec.Struct, frozen=True):
+    """A deriver exception, as a pool worker reports it."""
+
+    message: str
+    trace: str
+
+
+class _Derived(msgspec.Struct, frozen=True):
+    """A derivation and the ids of its events (computed where it was derived: in a worker,
+    hashing every span is work the appending process is spared)."""
+
+    derivation: Derivation
+    events: list[Event]  # its spans, errors and session, in that order
+    ids: list[str]
+
+
+# What one derivation gave: None when the session was forgotten and nothing came since.
+_Outcome = _Derived | _Failed | None
+# A pool worker's own database connection, deriver and version (set once per process).
+_worker: tuple[Database, DeriveFunction, int] | None = None
+
+
+def _init_worker(path: str, derive: DeriveFunction, version: int) -> None:
+    global _worker
+    _worker = (Database.open(Path(path), create=False), derive, version)
+
+
+def _derive_in_worker(key: SessionKey, files: list[_Source], epoch: int) -> _Outcome:
+    """Read and derive one session in a pool worker (its own connection: reads run beside
+    the parent's appends)."""
+    assert _worker is not None
+    db, derive, version = _worker
+    with db.read():
+        sources = _source_lines(db, files)
+    return _run_derive(derive, key, sources, epoch, version)
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """No cyclic garbage collection while one session is derived.
+
+    Its decoded records are tens of thousands of small containers without cycles: the
+    collector, run every 700 allocations, scans them and frees nothing (7% of a rederive
+    of the real corpus). What the session leaves behind is collected after.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _run_derive(
+    derive: DeriveFunction, key: SessionKey, sources: list[SourceLines], epoch: int, version: int
+) -> _Outcome:
+    if epoch and not any(s.lines for s in sources):
+        return None  # forgotten, and nothing captured since
+    try:
+        with _collector_paused():
+            derivation: Derivation = derive(
+                key.agent, key.native_id, sources, deriver_version=version
+            )
+        if not derivation.is_session:
+            return _Derived(derivation, [], [])
+        events: list[Event] = [*derivation.spans, *derivation.errors, derivation.session]
+        # Encoding is part of deriving: an event the log cannot store (an integer beyond 64
+        # bits read from a record) is this session's failure, not the run's.
+        ids = [_event_id(e, epoch) for e in events]
+    except Exception as exc:  # a deriver bug must not stop capture or other sessions
+        return _Failed(f"{type(exc).__name__}: {exc}", traceback.format_exc())
+    return _Derived(derivation, events, ids)
+
+
 class SessionDeriver:
     """Derives sessions of one database, keeping its view of the tracked files up to date."""
 
@@ -107,11 +243,15 @@ class SessionDeriver:
         *,
         deriver_version: int = DERIVER_VERSION,
         derive: DeriveFunction = derive_session,
+        workers: int | None = None,
     ) -> None:
+        """``workers``: processes deriving beside this one when there are many sessions
+        (default: :func:`idle_workers` at each pass; 1 derives here, in this process)."""
         self.db = db
         self.log = EventLog(db)
         self.deriver_version = deriver_version
         self._derive = derive
+        self.workers = workers
         self._sources: dict[str, _Source] = {}
         self._threads: dict[str, str] = {}  # Codex thread id -> parent thread id
         # Session id -> position of the newest erasure of its derivation.
@@ -195,20 +335,7 @@ class SessionDeriver:
 
     def _lines(self, source_id: str) -> list[tuple[int, bytes]]:
         """The latest generation's captured lines of one file, in file order."""
-        by_generation: dict[int, list[tuple[int, bytes]]] = {}
-        rows = stream_payloads(self.db, source_stream(source_id), "TranscriptLineCaptured")
-        for schema, data in rows:
-            line: _LineView | TranscriptLineCaptured
-            if schema == TranscriptLineCaptured.SCHEMA:
-                line = _line_view.decode(data)  # only the three fields needed
-            else:
-                upcast = decode_payload("TranscriptLineCaptured", schema, data)
-                assert isinstance(upcast, TranscriptLineCaptured)
-                line = upcast
-            by_generation.setdefault(line.generation, []).append((line.offset, line.line))
-        if not by_generation:
-            return []
-        return sorted(by_generation[max(by_generation)])
+        return _read_lines(self.db, source_id)
 
     def epoch(self, session_id: str) -> int:
         """Position of the newest erasure of ``session_id``'s derivation (0: never erased)."""
@@ -244,19 +371,8 @@ class SessionDeriver:
     ) -> list[SourceLines]:
         """The captured lines of every file of a session."""
         files = (groups if groups is not None else self._files_by_session()).get(key, [])
-        out = []
         with self.db.read():
-            for source in files:
-                out.append(
-                    SourceLines(
-                        source_id=source.source_id,
-                        path=source.path,
-                        session=source.session,
-                        parent_session=source.parent_session,
-                        lines=self._lines(source.source_id),
-                    )
-                )
-        return out
+            return _source_lines(self.db, files)
 
     def _merged_children(
         self, key: SessionKey, root_session: str, files: list[_Source]
@@ -300,6 +416,54 @@ class SessionDeriver:
         )
         return [NewEvent(session_stream(key.session_id), purged, _event_id(purged))]
 
+    def _outcomes(
+        self,
+        ordered: list[SessionKey],
+        groups: dict[SessionKey, list[_Source]],
+        epochs: dict[SessionKey, int],
+        should_stop: Callable[[], bool] | None,
+    ) -> Iterator[tuple[SessionKey, _Outcome]]:
+        """Each session's derivation, in ``ordered`` order; until ``should_stop`` says so.
+
+        Many sessions are derived by worker processes (forked: nothing to import, and the
+        deriver need not be picklable), each reading the lines itself; this process meanwhile
+        appends what they derived before. Derivation is pure, so where it runs changes nothing.
+        """
+        workers = idle_workers() if self.workers is None else self.workers
+        pooled = (
+            workers > 1
+            and len(ordered) >= POOL_MIN_SESSIONS
+            and self.db.path.is_file()
+            and "fork" in multiprocessing.get_all_start_methods()
+        )
+        if not pooled:
+            for key in ordered:
+                if should_stop is not None and should_stop():
+                    return  # what is left stays stale and is derived at the next start
+                sources = self.sources_of(key, groups)
+                yield (
+                    key,
+                    _run_derive(self._derive, key, sources, epochs[key], self.deriver_version),
+                )
+            return
+        pool = ProcessPoolExecutor(
+            workers,
+            mp_context=multiprocessing.get_context("fork"),
+            initializer=_init_worker,
+            initargs=(str(self.db.path), self._derive, self.deriver_version),
+        )
+        try:
+            futures = [
+                pool.submit(_derive_in_worker, key, groups.get(key, []), epochs[key])
+                for key in ordered
+            ]
+            for key, future in zip(ordered, futures, strict=True):
+                if should_stop is not None and should_stop():
+                    return
+                yield key, future.result()
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
     def derive(
         self,
         keys: Iterable[SessionKey],
@@ -331,35 +495,26 @@ class SessionDeriver:
                 result.appended += len(self.log.append(fresh).positions)
             batch.clear()
 
-        for n, key in enumerate(ordered, 1):
-            if should_stop is not None and should_stop():
-                break  # what is left stays stale and is derived at the next start
-            epoch = self.epoch(key.session_id)
-            sources = self.sources_of(key, groups)
-            if epoch and not any(s.lines for s in sources):
-                continue  # forgotten, and nothing captured since
-            try:
-                derivation = self._derive(
-                    key.agent,
-                    key.native_id,
-                    sources,
-                    deriver_version=self.deriver_version,
+        epochs = {key: self.epoch(key.session_id) for key in ordered}
+        outcomes = self._outcomes(ordered, groups, epochs, should_stop)
+        for n, (key, outcome) in enumerate(outcomes, 1):
+            epoch = epochs[key]
+            sid = key.session_id  # a hash: once per session, not once per event
+            if outcome is None:
+                continue
+            if isinstance(outcome, _Failed):
+                _log.error(
+                    "deriver failed",
+                    session=key.session_id,
+                    native=key.native_id,
+                    exception=outcome.trace,
                 )
-                # Encoding is part of deriving: an event the log cannot store (an integer
-                # beyond 64 bits read from a record) is this session's failure, not the run's.
-                stream = session_stream(derivation.session.session_id)
-                pending = [
-                    _Pending(NewEvent(stream, e, _event_id(e, epoch)), key.session_id, epoch)
-                    for e in (*derivation.spans, *derivation.errors, derivation.session)
-                ]
-            except Exception as exc:  # a deriver bug must not stop capture or other sessions
-                _log.exception("deriver failed", session=key.session_id, native=key.native_id)
                 failed = DeriveErrorRecorded(
                     session_id=key.session_id,
                     deriver_version=self.deriver_version,
                     source_id="",
                     offset=0,
-                    message=f"deriver failed: {type(exc).__name__}: {exc}",
+                    message=f"deriver failed: {outcome.message}",
                 )
                 failed_event = NewEvent(
                     session_stream(key.session_id), failed, _event_id(failed, epoch)
@@ -367,12 +522,17 @@ class SessionDeriver:
                 batch.append(_Pending(failed_event, key.session_id, epoch))
                 result.errors += 1
                 continue
+            derivation = outcome.derivation
             if not derivation.is_session:
-                batch.extend(_Pending(e, key.session_id, epoch) for e in self._not_a_session(key))
+                batch.extend(_Pending(e, sid, epoch) for e in self._not_a_session(key))
                 continue
-            batch.extend(pending)
+            stream = session_stream(derivation.session.session_id)
             batch.extend(
-                _Pending(e, key.session_id, epoch)
+                _Pending(NewEvent(stream, e, i), sid, epoch)
+                for e, i in zip(outcome.events, outcome.ids, strict=True)
+            )
+            batch.extend(
+                _Pending(e, sid, epoch)
                 for e in self._merged_children(
                     key, derivation.session.session_id, groups.get(key, [])
                 )

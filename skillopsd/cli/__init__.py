@@ -1,25 +1,10 @@
-"""``skillopsctl``: the command-line interface to the skillops event log."""
+"""``skillopsctl``: the command-line interface to the skillops event log.
+
+Commands live in their own modules, imported when the command runs (``_app.LazyGroup``).
+"""
 
 from __future__ import annotations
 
-from . import (  # noqa: F401  (registers the commands)
-    annotate,
-    daemon_unit,
-    derivation,
-    evals,
-    export,
-    forget,
-    ingest,
-    integrity,
-    lineage,
-    log,
-    policy,
-    promote,
-    sessions,
-    skills,
-    status,
-    versions,
-)
 from ._app import cli
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import importlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any, TypeVar
@@ -122,6 +123,27 @@ class _Group(click.Group):
             raise StorageFailure(str(error)) from exc
 
 
+class AgentChoice(click.Choice):  # type: ignore[type-arg]
+    """``--agent``: one of the agents skillops has a store for, looked up when first needed.
+
+    Importing the stores (capture, redaction) costs a read command more than the rest of its
+    start-up; an option only needs their names when it is given or its help is shown.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(())
+
+    @property  # type: ignore[override]
+    def choices(self) -> tuple[str, ...]:
+        from ..sources import STORES
+
+        return tuple(sorted(STORES))
+
+    @choices.setter
+    def choices(self, _value: object) -> None:
+        pass  # the stores are the choices
+
+
 def _set_db(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
     if value:
         ctx.ensure_object(AppContext).db_path = Path(value)
@@ -155,7 +177,53 @@ def pass_app(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+# Each command's modules (the one defining it, then any adding subcommands to it), imported
+# only when that command runs or help lists them all: a read command does not pay for the
+# capture, derivation and logging it never uses.
+COMMAND_MODULES: dict[str, tuple[str, ...]] = {
+    "annotate": ("annotate",),
+    "annotations": ("annotate",),
+    "daemon": ("daemon_unit",),
+    "eval": ("evals",),
+    "export": ("export",),
+    "forget": ("forget",),
+    "ingest": ("ingest",),
+    "lineage": ("lineage",),
+    "log": ("log",),
+    "policy": ("policy",),
+    "promote": ("promote",),
+    "rebuild": ("integrity",),
+    "rederive": ("derivation",),
+    "session": ("sessions",),
+    "sessions": ("sessions",),
+    "skill": ("skills", "versions"),
+    "skills": ("skills",),
+    "status": ("status",),
+    "verify": ("integrity",),
+}
+
+
+class LazyGroup(_Group):
+    """The root group: its commands' modules register them when first asked for."""
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        for module in COMMAND_MODULES.get(cmd_name, ()):
+            importlib.import_module(f"{__package__}.{module}")
+        return super().get_command(ctx, cmd_name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        load_commands()
+        return super().list_commands(ctx)
+
+
+def load_commands() -> None:
+    """Import every command's module (for help and docs, which show them all)."""
+    for modules in COMMAND_MODULES.values():
+        for module in modules:
+            importlib.import_module(f"{__package__}.{module}")
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @db_option
 @click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
 @click.option("--log-level", type=click.Choice(_logging.LEVELS), default=None, help="Log level.")

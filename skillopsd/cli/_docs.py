@@ -9,6 +9,7 @@ import click
 
 from ..daemon import main as daemon_main
 from . import cli
+from ._app import load_commands
 
 
 def _walk(command: click.Command, path: list[str]) -> list[tuple[list[str], click.Command]]:
@@ -21,6 +22,7 @@ def _walk(command: click.Command, path: list[str]) -> list[tuple[list[str], clic
 
 def render() -> str:
     """Markdown of every command's help text, top-level first."""
+    load_commands()
     parts = [
         "# Command reference\n",
         "Generated from `--help` by `python -m skillopsd.cli._docs`; do not edit by hand.\n",

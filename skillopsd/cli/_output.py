@@ -73,12 +73,16 @@ def compact(value: int | None) -> str:
 
 def cells(text: str) -> int:
     """Terminal columns ``text`` takes (wide East Asian characters take two)."""
+    if text.isascii():
+        return len(text)
     return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
 
 
 def cut(text: str, width: int) -> str:
     """``text`` in at most ``width`` columns, ending in ``…`` when something was cut."""
-    if cells(text) <= width:
+    # Every character takes a column or two: a text longer than ``width`` cannot fit, and
+    # measuring all of it (a whole tool argument) would be wasted.
+    if len(text) <= width and cells(text) <= width:
         return text
     if width <= 0:
         return ""

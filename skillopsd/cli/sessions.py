@@ -9,7 +9,6 @@ import click
 import msgspec
 
 from .._params import count_range
-from ..derive import session_id
 from ..projections.annotations import newest_labels
 from ..projections.session_views import (
     ForgottenView,
@@ -20,8 +19,7 @@ from ..projections.session_views import (
     list_sessions,
     spans_of,
 )
-from ..sources import STORES
-from ._app import AppContext, NotFound, cli, db_option, json_option, pass_app
+from ._app import AgentChoice, AppContext, NotFound, cli, db_option, json_option, pass_app
 from ._lookup import lookup_session
 from ._output import compact, cut, emit_json, emit_json_array, number, table, terminal_width
 from ._reason import first_reason
@@ -119,7 +117,7 @@ _SESSION_ID_WIDTH = 8  # like a short git hash; ``session show`` takes any uniqu
 
 @cli.command("sessions")
 @db_option
-@click.option("--agent", type=click.Choice(sorted(STORES)), default=None)
+@click.option("--agent", type=AgentChoice(), default=None)
 @click.option("--skill", default=None, help="Only sessions that loaded this skill.")
 @click.option(
     "--verdict",
@@ -336,6 +334,10 @@ def show(app: AppContext, ident: str, utc: bool, as_json: bool) -> None:
             tombstones = forgotten_of(conn, [session.session_id])
         else:
             spans = []
+            # Imported here, the rare case: a plain ``session show`` need not load them.
+            from ..derive import session_id
+            from ..sources import STORES
+
             # A forgotten session is found by our id, a prefix of it, or the agent's id.
             candidates = [ident, *(session_id(agent, ident) for agent in sorted(STORES))]
             tombstones = forgotten_of(conn, candidates)

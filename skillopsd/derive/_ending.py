@@ -10,6 +10,7 @@ a read, a search, a ``grep`` that found nothing; its failure is an answer, not a
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 import msgspec
 
@@ -166,38 +167,41 @@ def _command(arguments: object) -> str | None:
     return command if isinstance(command, str) else None
 
 
-def _segments(command: str) -> list[list[str]]:
-    """The words of each simple command in a script (split at ``&&``, ``||``, ``;``, ``|``)."""
-    segments: list[list[str]] = [[]]
+def _segments(command: str) -> Iterator[list[str]]:
+    """The words of each simple command in a script (split at ``&&``, ``||``, ``;``, ``|``).
+
+    A generator: :func:`call_kind` usually needs only the first, and scripts can be long.
+    """
+    segment: list[str] = []
     word = ""
     for match in _TOKEN.finditer(command):
         token = match.group(0)
         if token.isspace() or token in _OPERATORS:
             if word:
-                segments[-1].append(word)
+                segment.append(word)
                 word = ""
-            if token in _OPERATORS:
-                segments.append([])
+            if token in _OPERATORS and segment:
+                yield segment
+                segment = []
         elif token[0] in "'\"":
             word += token[1:-1] if len(token) > 1 and token[-1] == token[0] else token[1:]
         else:
             word += token
     if word:
-        segments[-1].append(word)
-    return [words for words in segments if words]
+        segment.append(word)
+    if segment:
+        yield segment
 
 
-def _programs(command: str) -> list[str]:
+def _programs(command: str) -> Iterator[str]:
     """The program (and subcommand, for CLIs that have them) of each command in a script."""
-    out = []
     for segment in _segments(_HARMLESS_REDIRECT.sub(" ", command)):
         words = [w for w in segment if w not in _WRAPPERS and not _ASSIGNMENT.match(w)]
         if not words or words[0] == "cd":
             continue
         program = words[0].rsplit("/", 1)[-1]
         rest = [w for w in words[1:] if not w.startswith("-")]
-        out.append(f"{program} {rest[0]}" if program in _SUBCOMMANDS and rest else program)
-    return out
+        yield f"{program} {rest[0]}" if program in _SUBCOMMANDS and rest else program
 
 
 def is_probe(tool: str, arguments: object) -> bool:
@@ -209,7 +213,7 @@ def is_probe(tool: str, arguments: object) -> bool:
     command = _command(arguments)
     if not command or _WRITES.search(_HARMLESS_REDIRECT.sub("", command)):
         return False
-    programs = _programs(command)
+    programs = list(_programs(command))
     return bool(programs) and all(p in _LOOKING for p in programs)
 
 
@@ -222,10 +226,13 @@ def call_kind(tool: str, arguments: object) -> str:
     if tool not in _SHELLS:
         return tool
     command = _command(arguments)
-    programs = _programs(command) if command else []
-    # In "git diff && go test ./...", the test is what the call was for.
-    acting = [p for p in programs if p not in _LOOKING] or programs
-    return f"{tool}:{acting[0]}" if acting else tool
+    first: str | None = None
+    for program in _programs(command) if command else ():
+        # In "git diff && go test ./...", the test is what the call was for.
+        if program not in _LOOKING:
+            return f"{tool}:{program}"
+        first = first or program
+    return f"{tool}:{first}" if first else tool
 
 
 def mark_ending(tree: SpanTree) -> None:

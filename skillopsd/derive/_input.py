@@ -45,11 +45,11 @@ def records(source: SourceLines) -> tuple[list[Record], list[Unreadable]]:
     out: list[Record] = []
     bad: list[Unreadable] = []
     for offset, line in source.lines:
-        if not line.strip():
-            continue
         try:
             value = _decoder.decode(line)
         except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+            if not line.strip():
+                continue  # a blank line (tested here: strip() copies every line)
             # Not JSON, invalid UTF-8 inside a string, or nested too deep: read leniently.
             values, error = _split(line)
             for i, v in enumerate(values):

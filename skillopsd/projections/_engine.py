@@ -9,12 +9,12 @@ from typing import ClassVar
 
 import apsw
 import msgspec
-import structlog
 
+from .._logging import get_logger
 from ..events import Database, EventLog, RecordedEvent
 
 DEFAULT_CHUNK = 5000
-_log = structlog.get_logger(__name__)
+_log = get_logger(__name__)
 
 
 class Projection(ABC):

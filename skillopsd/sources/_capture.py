@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import BinaryIO, Literal
 
 import msgspec
-import structlog
 
+from .._logging import get_logger
 from .._redact import redact, screen
 from ..events import Database, EventLog, NewEvent, content_id, utc_now
 from ..events.types import (
@@ -50,7 +50,7 @@ _GROWTH_ROUNDS = 64
 _RACE_ROUNDS = 10_000
 PROBLEMS_STREAM = "capture:problems"
 
-_log = structlog.get_logger(__name__)
+_log = get_logger(__name__)
 # Decoding to Raw validates the whole line without building Python objects.
 _json = msgspec.json.Decoder(msgspec.Raw)
 

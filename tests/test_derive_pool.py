@@ -1,0 +1,80 @@
+"""Deriving many sessions with worker processes gives exactly what one process gives."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+
+from skillopsd.derive import Derivation, SourceLines, derive_session
+from skillopsd.deriving import MAX_WORKERS, POOL_MIN_SESSIONS, SessionDeriver, idle_workers
+from skillopsd.events import Database, EventLog
+from skillopsd.sources import Capturer, full_pass, resolve_roots
+
+from ._capture_helpers import FIXTURES, claude_project
+
+_ORIGINAL = "4438ec3f-cef8-537e-8237-ef36ba665ed7"  # the fixture's session id
+_BROKEN = "00000000-0000-4000-8000-000000000003"
+_PIDS: list[Path] = []  # the file _flaky notes its process id in (forked workers see it)
+
+
+def _flaky(agent: str, native_id: str, sources: list[SourceLines], **kwargs: Any) -> Derivation:
+    """The real deriver, except that it fails on one session (a deriver bug)."""
+    with _PIDS[0].open("a") as f:
+        f.write(f"{os.getpid()}\n")
+    if native_id == _BROKEN:
+        raise ValueError("no such luck")
+    return derive_session(agent, native_id, sources, **kwargs)
+
+
+def _derived(tmp_path: Path, name: str, workers: int) -> list[tuple[str, str, str, bytes]]:
+    """(stream, type, event id, payload) of every derived event, per stream in order."""
+    home = tmp_path / name
+    text = (FIXTURES / "claude_skill.jsonl").read_text()
+    for n in range(POOL_MIN_SESSIONS + 2):
+        native = f"00000000-0000-4000-8000-{n:012d}"
+        (claude_project(home) / f"{native}.jsonl").write_text(text.replace(_ORIGINAL, native))
+    db = Database.open(tmp_path / f"{name}.db")
+    try:
+        full_pass(Capturer(db), resolve_roots(env={}, home=home))
+        deriver = SessionDeriver(db, derive=_flaky, workers=workers)
+        result = deriver.derive(deriver.all_sessions())
+        assert result.sessions == POOL_MIN_SESSIONS + 1 and result.errors == 1
+        with db.read():
+            events = [
+                (e.stream, e.type, e.event_id, msgspec.json.encode(e.payload))
+                for e in EventLog(db).read()
+                if e.stream.startswith("session:")
+            ]
+        return sorted(events, key=lambda e: e[0])  # streams in order; each stream's own order
+    finally:
+        db.close()
+
+
+def test_workers_derive_what_one_process_derives_failures_included(tmp_path: Path) -> None:
+    _PIDS[:] = [tmp_path / "alone.pids"]
+    alone = _derived(tmp_path, "alone", workers=1)
+    _PIDS[:] = [tmp_path / "pooled.pids"]
+    pooled = _derived(tmp_path, "pooled", workers=2)
+    _PIDS.clear()
+    assert set((tmp_path / "alone.pids").read_text().split()) == {str(os.getpid())}
+    assert str(os.getpid()) not in (tmp_path / "pooled.pids").read_text().split()
+    assert pooled == alone
+    failed = [p for s, t, _, p in pooled if t == "DeriveErrorRecorded"]
+    assert len(failed) == 1 and b"deriver failed: ValueError: no such luck" in failed[0]
+    assert len({s for s, *_ in pooled}) == POOL_MIN_SESSIONS + 2
+
+
+@pytest.mark.parametrize(
+    ("cores", "load", "workers"),
+    [(1, 0.0, 1), (2, 0.2, 2), (2, 1.0, 2), (2, 1.5, 1), (2, 6.0, 1), (16, 3.0, MAX_WORKERS)],
+)
+def test_workers_only_where_a_core_is_idle(
+    monkeypatch: pytest.MonkeyPatch, cores: int, load: float, workers: int
+) -> None:
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: set(range(cores)))
+    monkeypatch.setattr(os, "getloadavg", lambda: (load, load, load))
+    assert idle_workers() == workers
