@@ -34,15 +34,15 @@ from _corpus import database_bytes, extract, home_env, program, transcript_files
 from backfill import floor as capture_floor
 
 from skillopsd.deriving import SessionDeriver
-from skillopsd.events import Database
+from skillopsd.events import Database, payload_reader
 from skillopsd.events.types import TranscriptLineCaptured
 
 
 def read_floor(db_path: Path) -> float:
-    """Read every captured line from the log (decompressing it, as stored) and JSON-decode it."""
+    """Read every captured line from the log (as stored: out of its frame) and JSON-decode it."""
     start = time.perf_counter()
     db = Database.open(db_path)
-    decompress = db.codecs.decompress
+    decompress = payload_reader(db)
     line_decoder = msgspec.msgpack.Decoder(TranscriptLineCaptured)
     json_decoder = msgspec.json.Decoder()
     with db.read() as conn:

@@ -26,7 +26,7 @@ from watchdog.observers import Observer
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _corpus import home_env, program
 
-from skillopsd.events import Database
+from skillopsd.events import Database, payload_reader
 from skillopsd.events.types import TranscriptLineCaptured
 
 _line = msgspec.msgpack.Decoder(TranscriptLineCaptured)
@@ -79,6 +79,8 @@ def main() -> None:
         seen: dict[int, float] = {}
         stop = threading.Event()
 
+        read = payload_reader(db)
+
         def poll() -> None:
             after = db.conn.execute("SELECT max(position) FROM events").fetchone()[0] or 0
             while not stop.is_set() or len(seen) < len(written):
@@ -90,7 +92,7 @@ def main() -> None:
                 now = time.monotonic()
                 for position, codec, data in rows:
                     after = position
-                    line = _line.decode(db.codecs.decompress(codec, data)).line
+                    line = _line.decode(read(codec, data)).line
                     seq = _rec.decode(line).get("seq", -1)
                     if seq >= 0:
                         seen[seq] = now

@@ -15,7 +15,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
 from typing import IO
@@ -61,6 +61,8 @@ _log = structlog.get_logger("skillopsd")
 
 _STOP = "stop"
 _RESCAN = "rescan"
+# Seconds a stream must be quiet before its last few live payloads are packed into a frame.
+PACK_SETTLE = 3600.0
 _PROGRESS_LOG_SECONDS = 2.0
 
 
@@ -174,9 +176,23 @@ class Daemon:
             self._derive(keys, show_progress=True)
             _log.info("sessions derived", sessions=len(keys))
             self.sync_skills()
+        # Everything on disk was just read: the payloads batches left one per row are packed
+        # now, whatever their age.
+        self.pack(everything=True)
         # The backfill's WAL is the largest the daemon will write: copy it back and empty it.
         self.db.checkpoint_truncate(timeout_s=1.0)
         return result
+
+    def pack(self, *, everything: bool = False) -> None:
+        """Move payloads that live capture stored one per row into frames (EventLog.pack):
+        a stream's once they fill a frame or it has been quiet for PACK_SETTLE seconds."""
+        if self._stopping:
+            return
+        now = datetime.now(UTC)
+        quiet = now if everything else now - timedelta(seconds=PACK_SETTLE)
+        moved = self.log.pack(quiet.strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+        if moved:
+            _log.debug("payloads packed into frames", events=moved)
 
     def retain(self) -> None:
         """Forget sessions whose newest captured line is older than ``retain_days`` (if set)."""
@@ -336,6 +352,7 @@ class Daemon:
                     watcher.refresh()
                     result = full_pass(self.capturer, self.roots)
                     self.retain()
+                    self.pack()
                     next_rescan = time.monotonic() + self.rescan_interval
                 else:
                     result = self._capture_hints(paths)

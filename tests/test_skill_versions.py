@@ -17,6 +17,7 @@ from skillopsd.derive import normalize_skill_body
 from skillopsd.events import Database, EventLog, decode_payload
 from skillopsd.events.types import SkillVersionCreated
 from skillopsd.projections import engine_for
+from skillopsd.projections.session_views import spans_of
 from skillopsd.skill_versions import Observed, VersionRecorder
 
 from ._capture_helpers import FIXTURES
@@ -106,13 +107,12 @@ def test_ingested_real_sessions_record_versions_and_kinds(tmp_path: Path) -> Non
     assert slug.body.startswith("# slugify-title")
     assert hashlib.sha256(slug.body.encode()).hexdigest() == slug.version_hash
     assert normalize_skill_body(slug.body) == slug.body
-    kinds = dict(
-        db.conn.execute(
-            "SELECT json_extract(attributes, '$.\"gen_ai.tool.name\"'),"
-            " json_extract(attributes, '$.\"skillops.tool.kind\"') FROM p_spans"
-            " WHERE kind IN ('TOOL', 'SKILL')"
-        ).fetchall()
-    )
+    kinds = {
+        span.attributes.get("gen_ai.tool.name"): span.attributes.get("skillops.tool.kind")
+        for (sid,) in db.conn.execute("SELECT session_id FROM p_sessions").fetchall()
+        for span in spans_of(db.conn, sid)
+        if span.kind in ("TOOL", "SKILL")
+    }
     assert kinds == {"Skill": "skill", "exec_command": "skill"}
     db.close()
 
@@ -173,12 +173,19 @@ def test_derived_calls_carry_their_kind_across_agents(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     database = Database.open(db)
     engine_for(database).catch_up()
-    rows = database.conn.execute(
-        "SELECT s.agent, json_extract(p.attributes, '$.\"gen_ai.tool.name\"'), p.kind,"
-        " json_extract(p.attributes, '$.\"skillops.tool.kind\"') FROM p_spans p"
-        " JOIN p_sessions s USING (session_id) WHERE p.kind IN ('TOOL', 'SKILL')"
-        " ORDER BY s.agent, p.seq"
-    ).fetchall()
+    rows = [
+        (
+            agent,
+            span.attributes.get("gen_ai.tool.name"),
+            span.kind,
+            span.attributes.get("skillops.tool.kind"),
+        )
+        for agent, sid in database.conn.execute(
+            "SELECT agent, session_id FROM p_sessions ORDER BY agent"
+        ).fetchall()
+        for span in spans_of(database.conn, sid)
+        if span.kind in ("TOOL", "SKILL")
+    ]
     database.close()
     assert [(a, t, k) for a, t, _, k in rows] == [
         ("claude", "Skill", "skill"),

@@ -1,4 +1,4 @@
-"""p_spans keeps span text in the log, and every reader still gets each span's full attributes."""
+"""p_spans keeps only what queries read; every reader still gets each span's full attributes."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from skillopsd.events import Database, EventLog
 from skillopsd.events.types import SpanDerived
 from skillopsd.projections import engine_for
 from skillopsd.projections.session_views import spans_of
-from skillopsd.projections.sessions import TEXT_ATTRIBUTES
+from skillopsd.projections.sessions import QUERIED_ATTRIBUTES, QUERIED_SKILL_ATTRIBUTES
 
 from ._capture_helpers import FIXTURES
 
@@ -51,13 +51,11 @@ def _check(db: Database) -> int:
             seen += 1
     assert seen == db.conn.execute("SELECT count(*) FROM p_spans").fetchone()[0] > 0
     trimmed = 0
-    for kind, stored, flag in db.conn.execute("SELECT kind, attributes, trimmed FROM p_spans"):
-        keys = set(json.loads(stored))
-        if kind == "SKILL":
-            assert not flag
-        else:
-            assert not keys & TEXT_ATTRIBUTES
-        trimmed += flag
+    for kind, stored in db.conn.execute("SELECT kind, attributes FROM p_spans"):
+        keys = set(json.loads(stored)) if stored is not None else set()
+        keep = QUERIED_SKILL_ATTRIBUTES if kind == "SKILL" else QUERIED_ATTRIBUTES
+        assert keys <= keep
+        trimmed += 1
     return trimmed
 
 
@@ -79,7 +77,7 @@ def test_session_show_json_prints_the_full_text(ingested: Path) -> None:
     db = Database.open(ingested)
     newest = _newest_spans(db)
     session_id = db.conn.execute(
-        "SELECT session_id FROM p_spans WHERE trimmed GROUP BY session_id ORDER BY count(*) DESC"
+        "SELECT session_id FROM p_spans GROUP BY session_id ORDER BY count(*) DESC"
     ).fetchone()[0]
     db.close()
     result = CliRunner().invoke(
@@ -88,4 +86,5 @@ def test_session_show_json_prints_the_full_text(ingested: Path) -> None:
     assert result.exit_code == 0, result.output
     shown = json.loads(result.output)["spans"]
     assert shown and all(s["attributes"] == newest[s["span_id"]].attributes for s in shown)
-    assert any(TEXT_ATTRIBUTES & set(s["attributes"]) for s in shown)
+    assert any(set(s["attributes"]) - QUERIED_SKILL_ATTRIBUTES for s in shown)
+    assert all(s["trace_id"] == newest[s["span_id"]].trace_id for s in shown)

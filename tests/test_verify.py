@@ -14,15 +14,16 @@ from click.testing import CliRunner
 
 from skillopsd.cli import cli
 from skillopsd.events import Database, EventLog, NewEvent, verify_chain
-from skillopsd.events._chain import GENESIS_HASH, event_hash, event_hash_v2
+from skillopsd.events._chain import GENESIS_HASH, event_hash, event_hash_v4
 from skillopsd.events._db import _SCHEMA_1, APPLICATION_ID, SCHEMA_VERSION, expected_triggers
 from skillopsd.events.types import PayloadsErased, PolicySet, TranscriptLineCaptured
 
 from .conftest import run_ctl
 
 # Rows 1-100 plain zstd (as databases written before the shipped dictionary hold them),
-# 101-120 with the shipped dictionary, 121 erases 7, 122-125 come after.
-PLAIN, DICT, ERASED, RECORD, HEAD = 3, 105, 7, 121, 125
+# 101-120 with the shipped dictionary, 121 erases 7, 122-125 come after, each appended alone
+# (one payload per row); 126-165 are one batch of one stream, stored in a payload frame.
+PLAIN, DICT, ERASED, RECORD, FRAMED_AT, HEAD = 3, 105, 7, 121, 126, 165
 
 
 def _line(i: int) -> NewEvent:
@@ -44,18 +45,27 @@ def _line(i: int) -> NewEvent:
     )
 
 
+def _framed(i: int) -> NewEvent:
+    line = _line(i)
+    return NewEvent("source:framed", line.payload)
+
+
 @pytest.fixture(scope="module")
 def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("v") / "pristine.db"
     db = Database.open(path)
-    EventLog(db, dictionary=False).append([_line(i) for i in range(100)])
+    for i in range(100):
+        EventLog(db, dictionary=False).append([_line(i)])
     log = EventLog(db)
-    log.append([_line(i) for i in range(100, 120)])
+    for i in range(100, 120):
+        log.append([_line(i)])
     erasure = PayloadsErased(positions=[ERASED], reason="r", author="a", scope="source")
     log.erase([ERASED], NewEvent("erasure", erasure))
     log.append([NewEvent("p", PolicySet(name=f"after{i}", values={})) for i in range(4)])
+    log.append([_framed(i) for i in range(40)])
     codecs = dict(db.conn.execute("SELECT position, codec FROM events"))
     assert codecs[PLAIN] == 1 and codecs[DICT] == 2 and codecs[RECORD] == 0
+    assert codecs[ERASED] == -2 and {codecs[p] for p in range(FRAMED_AT, HEAD + 1)} == {-1}
     assert verify_chain(db).ok
     db.close()
     return path
@@ -79,7 +89,8 @@ CASES = [
         "holds TEXT",
     ),
     ("hash TEXT", "UPDATE events SET hash = 'x' WHERE position = 4", 4, "holds TEXT"),
-    ("digest NULL", "UPDATE events SET digest = NULL WHERE position = 9", 9, "prev_hash"),
+    ("digest set", "UPDATE events SET digest = zeroblob(32) WHERE position = 9", 9, "content"),
+    ("prev_hash set", "UPDATE events SET prev_hash = zeroblob(32) WHERE position = 9", 9, "prev"),
     ("position gap", "DELETE FROM events WHERE position = 50", 50, "gap"),
     ("cut tail", f"DELETE FROM events WHERE position > {HEAD - 2}", HEAD - 1, "removed"),
     # Cutting the erasure record too leaves the erased row unauthorised: reported first.
@@ -117,6 +128,41 @@ CASES = [
         f"UPDATE events SET data = CAST(x'ff' || data AS TEXT) WHERE position = {RECORD}",
         ERASED,
         "PayloadsErased",
+    ),
+    ("frame missing", "DELETE FROM payload_frames", FRAMED_AT, "frame 1 is missing"),
+    ("frame replaced", "UPDATE payload_frames SET data = ?", FRAMED_AT, "frame 1"),
+    (
+        "frame undecompressible",
+        "UPDATE payload_frames SET data = x'28b52ffd00'",
+        FRAMED_AT,
+        "frame",
+    ),
+    ("frame of another stream", "UPDATE payload_frames SET stream = 'x'", FRAMED_AT, "another"),
+    (
+        "orphan frame",
+        "INSERT INTO payload_frames (stream, codec, data) VALUES ('x', 0, x'00')",
+        None,
+        "no event points at",
+    ),
+    (
+        "malformed reference",
+        f"UPDATE events SET data = x'ff' WHERE position = {HEAD}",
+        HEAD,
+        "malformed",
+    ),
+    (
+        "reference moved",
+        f"UPDATE events SET data = (SELECT data FROM events WHERE position = {FRAMED_AT})"
+        f" WHERE position = {FRAMED_AT + 1}",
+        FRAMED_AT + 1,
+        "content",
+    ),
+    (
+        "reference cut short",
+        f"UPDATE events SET data = CAST(substr(data, 1, length(data) - 1) || x'01' AS BLOB)"
+        f" WHERE position = {HEAD}",
+        HEAD,
+        "content",
     ),
     ("dropped trigger", "SELECT 1", None, "events_no_delete is missing"),
     (
@@ -178,21 +224,24 @@ def test_verify_text_is_one_line_from_the_real_program(pristine: Path, tmp_path:
 
 def _rechain(path: Path, position: int) -> None:
     """What an attacker with write access to the whole file can do: rewrite consistently."""
+    db = Database.open(path)
+    digests = {
+        e.position: hashlib.sha256(e.data).digest() for e in EventLog(db).read() if not e.erased
+    }
+    db.close()
     raw = apsw.Connection(str(path))
     raw.execute(_UNGUARD)
     forged = msgspec.msgpack.encode(PolicySet(name="forged", values={}))
-    raw.execute(
-        "UPDATE events SET data = ?, codec = 0, digest = ? WHERE position = ?",
-        (forged, hashlib.sha256(forged).digest(), position),
-    )
+    raw.execute("UPDATE events SET data = ?, codec = 0 WHERE position = ?", (forged, position))
+    digests[position] = hashlib.sha256(forged).digest()
     prev = GENESIS_HASH
     rows = raw.execute(
-        "SELECT position, event_id, stream, stream_version, type, schema, recorded_at, codec,"
-        " digest FROM events ORDER BY position"
+        "SELECT position, event_id, stream, stream_version, type, schema, recorded_at, digest"
+        " FROM events ORDER BY position"
     ).fetchall()
-    for row in rows:
-        prev = event_hash_v2(prev, *row)
-        raw.execute("UPDATE events SET hash = ? WHERE position = ?", (prev, row[0]))
+    for *header, kept in rows:
+        prev = event_hash_v4(prev, *header, kept or digests[header[0]])
+        raw.execute("UPDATE events SET hash = ? WHERE position = ?", (prev, header[0]))
     raw.execute("UPDATE chain_head SET hash = ?", (prev,))
     for name in ("events_no_update", "events_no_delete"):
         raw.execute(expected_triggers()[name])

@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT))
 from _corpus import extract, home_env, program  # noqa: E402
 
-from skillopsd.events import Database  # noqa: E402
+from skillopsd.events import Database, payload_reader  # noqa: E402
 from skillopsd.events._compress import DICTIONARY_FILE, LEVEL  # noqa: E402
 
 MIN_STREAMS = 3
@@ -143,7 +143,7 @@ def build(dump: Path | None = None) -> bytes:
             check=True,
         )
         db = Database.open(home / ".local" / "share" / "skillops" / "skillops.db")
-        decompress = db.codecs.decompress
+        decompress = payload_reader(db)
         payloads = [
             (stream, decompress(codec, data))
             for stream, codec, data in db.conn.execute(

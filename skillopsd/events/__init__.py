@@ -13,6 +13,7 @@ from ._log import (
     RecordedEvent,
     content_id,
     events_at,
+    payload_reader,
     stream_payloads,
     utc_now,
 )
@@ -50,6 +51,7 @@ __all__ = [
     "content_id",
     "decode_payload",
     "events_at",
+    "payload_reader",
     "register_upcaster",
     "storage_error",
     "stream_payloads",

@@ -11,12 +11,14 @@ import msgspec
 
 from ._compress import FIRST_DICTIONARY, RAW, CodecError
 from ._db import RARE_TYPES, Database, expected_triggers
+from ._frames import ERASED, FRAMED, FrameError, decode_ref
 
 GENESIS_HASH = bytes(32)
 _header = msgspec.msgpack.Encoder()
 _fields = msgspec.msgpack.Decoder()
 # Marks the schema-2 header, so no schema-1 header can ever hash like a schema-2 one.
 _V2 = "skillops/2"
+_V4 = "skillops/4"
 
 
 def event_hash(
@@ -62,6 +64,30 @@ def event_hash_v2(
     h.update(
         _header.encode(
             (_V2, position, event_id, stream, stream_version, type_name, schema, recorded_at, codec)
+        )
+    )
+    h.update(digest)
+    return h.digest()
+
+
+def event_hash_v4(
+    prev_hash: bytes,
+    position: int,
+    event_id: str,
+    stream: str,
+    stream_version: int,
+    type_name: str,
+    schema: int,
+    recorded_at: str,
+    digest: bytes,
+) -> bytes:
+    """Schema-4 rows: as schema 2 without the codec, which says where the payload's bytes
+    live (in the row, in a frame, erased), not what they are: packing a payload into a frame
+    leaves the hash as it was."""
+    h = hashlib.sha256(prev_hash)
+    h.update(
+        _header.encode(
+            (_V4, position, event_id, stream, stream_version, type_name, schema, recorded_at)
         )
     )
     h.update(digest)
@@ -128,6 +154,9 @@ class _Walk:
         self.expected_position = 1
         self.count = 0
         self.dictionaries: dict[int, str | None] = {}  # id -> None if sound, else the fault
+        self.frame_streams: dict[int, str] = {}
+        self.frame_sizes: dict[int, int] = {}
+        self.frame_spans: dict[int, list[tuple[int, int, int]]] = {}
 
     def report(self, position: int | None, reason: str | None) -> ChainReport:
         return ChainReport(
@@ -141,6 +170,7 @@ class _Walk:
 
     def run(self) -> None:
         self._check_dictionaries()
+        self._load_frames()
         erasable = self._erasure_records()
         stream_versions: dict[str, int] = {}
         rows = self.conn.execute(
@@ -180,6 +210,7 @@ class _Walk:
         for fault in self.dictionaries.values():
             if fault is not None:
                 raise _Bad(None, fault)
+        self._check_frames()
         # Last: a fault at a position says more than a missing guard does.
         self._check_triggers()
 
@@ -198,7 +229,7 @@ class _Walk:
         _typed(position, "data", data, bytes, "BLOB")
         _typed(position, "prev_hash", prev_hash, bytes, "BLOB")
         _typed(position, "hash", stored_hash, bytes, "BLOB")
-        if digest is None:  # a schema-1 row: the hash covers the raw payload bytes
+        if digest is None and prev_hash != b"":  # schema 1: the hash covers the raw payload
             if prev_hash != self.prev:
                 raise _Bad(position, "prev_hash does not match the hash of the previous event")
             if codec != RAW:
@@ -206,6 +237,32 @@ class _Walk:
             expected = event_hash(
                 self.prev, position, event_id, stream, version, type_name, schema, recorded_at, data
             )
+            if stored_hash != expected:
+                raise _Bad(position, "stored hash does not match the event's content")
+            return expected
+        header = (position, event_id, stream, version, type_name, schema, recorded_at)
+        if digest is None:  # schema 4 with its payload: the digest is recomputed from it
+            if data == b"":
+                if position in erasable:
+                    raise _Bad(position, "erased payload without its digest")
+                raise _Bad(position, "payload is empty but no PayloadsErased event names it")
+            payload = self._payload(position, stream, codec, data)
+            expected = event_hash_v4(self.prev, *header, hashlib.sha256(payload).digest())
+            if stored_hash != expected:
+                raise _Bad(
+                    position,
+                    "stored hash does not match the event's content (header or payload digest)",
+                )
+            return expected
+        if codec == ERASED:  # schema 4, erased: the row keeps the digest the chain commits to
+            _typed(position, "digest", digest, bytes, "BLOB")
+            if prev_hash != b"":
+                raise _Bad(position, "prev_hash does not match the hash of the previous event")
+            if data != b"":
+                raise _Bad(position, "an erased event still holds a payload")
+            if position not in erasable:
+                raise _Bad(position, "payload is empty but no PayloadsErased event names it")
+            expected = event_hash_v4(self.prev, *header, digest)
             if stored_hash != expected:
                 raise _Bad(position, "stored hash does not match the event's content")
             return expected
@@ -241,6 +298,60 @@ class _Walk:
         if hashlib.sha256(payload).digest() != digest:
             raise _Bad(position, "payload does not match its digest")
         return expected
+
+    def _payload(self, position: int, stream: str, codec: int, data: bytes) -> bytes:
+        """A schema-4 row's payload, read out of its frame (recording the bytes it covers)."""
+        if codec == FRAMED:
+            try:
+                frame, offset, length = decode_ref(data)
+            except FrameError as exc:
+                raise _Bad(position, str(exc)) from exc
+            owner = self.frame_streams.get(frame)
+            if owner is None:
+                raise _Bad(position, f"frame {frame} is missing")
+            if owner != stream:
+                raise _Bad(position, f"frame {frame} belongs to another stream")
+            try:
+                whole = self.db.frames.frame(frame)
+            except CodecError as exc:
+                raise _Bad(position, f"frame {frame}: {exc}") from exc
+            if offset + length > len(whole):
+                raise _Bad(position, f"reference beyond the end of frame {frame}")
+            self.frame_sizes[frame] = len(whole)
+            self.frame_spans.setdefault(frame, []).append((offset, length, position))
+            return whole[offset : offset + length]
+        if codec >= FIRST_DICTIONARY:
+            fault = self.dictionaries.get(codec, f"dictionary {codec} is missing")
+            if fault is not None:
+                raise _Bad(position, fault)
+        try:
+            return self.db.codecs.decompress(codec, data)
+        except CodecError as exc:
+            raise _Bad(position, str(exc)) from exc
+
+    def _load_frames(self) -> None:
+        for ident, stream in self.conn.execute("SELECT id, stream FROM payload_frames"):
+            if not isinstance(ident, int) or not isinstance(stream, str):
+                raise _Bad(None, f"frame {ident} is malformed")
+            self.frame_streams[ident] = stream
+
+    def _check_frames(self) -> None:
+        """Every frame is read whole by its events: no byte an erasure removed lingers."""
+        for frame in sorted(self.frame_streams):
+            spans = sorted(self.frame_spans.get(frame, []))
+            if not spans:
+                raise _Bad(None, f"frame {frame} holds payloads no event points at")
+            end = 0
+            for offset, length, position in spans:
+                if offset < end:
+                    raise _Bad(position, f"two events point at the same bytes of frame {frame}")
+                if offset > end:
+                    raise _Bad(
+                        None, f"frame {frame} holds bytes no event points at ({end}..{offset})"
+                    )
+                end = offset + length
+            if end != self.frame_sizes[frame]:
+                raise _Bad(None, f"frame {frame} holds bytes no event points at (from {end})")
 
     def _check_triggers(self) -> None:
         want = expected_triggers()
@@ -282,6 +393,9 @@ class _Walk:
             f" AND {RARE_TYPES} AND typeof(data) = 'blob'"
         ):
             try:
+                if codec == FRAMED:
+                    data = self.db.frames.payload(data)
+                    codec = RAW
                 fields = _fields.decode(self.db.codecs.decompress(codec, data))
                 named.update(p for p in fields.get("positions", []) if isinstance(p, int))
             except (CodecError, msgspec.MsgspecError, AttributeError, TypeError):

@@ -90,6 +90,18 @@ class Codecs:
             return RAW, data
         return codec, packed
 
+    def compressor(self, dictionary: int | None, level: int) -> zstandard.ZstdCompressor:
+        """A new compressor at ``level``, with dictionary ``dictionary`` (None: plain zstd)."""
+        if dictionary is None:
+            return zstandard.ZstdCompressor(level=level, write_checksum=False)
+        zdict = self._zdict(dictionary)
+        return zstandard.ZstdCompressor(level=level, dict_data=zdict, write_checksum=False)
+
+    @staticmethod
+    def codec_of(dictionary: int | None) -> int:
+        """The codec a payload compressed with ``dictionary`` (None: none) is stored under."""
+        return ZSTD if dictionary is None else dictionary
+
     def decompress(self, codec: int, stored: bytes) -> bytes:
         """The uncompressed payload of a row; raises :class:`CodecError` if it cannot be."""
         if codec == RAW:
@@ -106,13 +118,8 @@ class Codecs:
     def _pair(self, dictionary: int) -> tuple[zstandard.ZstdCompressor, zstandard.ZstdDecompressor]:
         pair = self._dicts.get(dictionary)
         if pair is None:
-            row = self._conn.execute(
-                "SELECT data FROM payload_dictionaries WHERE id = ?", (dictionary,)
-            ).fetchone()
-            if row is None or not isinstance(row[0], bytes):
-                raise CodecError(f"dictionary {dictionary} is missing")
+            zdict = self._zdict(dictionary)
             try:
-                zdict = zstandard.ZstdCompressionDict(row[0])
                 pair = (
                     zstandard.ZstdCompressor(level=LEVEL, dict_data=zdict, write_checksum=False),
                     zstandard.ZstdDecompressor(dict_data=zdict),
@@ -121,6 +128,18 @@ class Codecs:
                 raise CodecError(f"dictionary {dictionary} is unusable: {exc}") from exc
             self._dicts[dictionary] = pair
         return pair
+
+    def _zdict(self, dictionary: int) -> zstandard.ZstdCompressionDict:
+        row = self._conn.execute(
+            "SELECT data FROM payload_dictionaries WHERE id = ?", (dictionary,)
+        ).fetchone()
+        if row is None or not isinstance(row[0], bytes):
+            raise CodecError(f"dictionary {dictionary} is missing")
+        try:
+            zdict = zstandard.ZstdCompressionDict(row[0])
+        except zstandard.ZstdError as exc:
+            raise CodecError(f"dictionary {dictionary} is unusable: {exc}") from exc
+        return zdict
 
 
 def _scalar(conn: apsw.Connection, sql: str, args: tuple[object, ...] = ()) -> Any:

@@ -13,10 +13,11 @@ from typing import Any
 import apsw
 
 from ._compress import Codecs
+from ._frames import Frames
 from .errors import DatabaseOpenError, LogBusyError
 
 APPLICATION_ID = 0x534B4F50  # "SKOP": marks a SQLite file as ours
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 DEFAULT_BUSY_TIMEOUT_MS = 60_000
 PAGE_SIZE = 16384
 WAL_SIZE_LIMIT = 4 * 1024 * 1024
@@ -158,7 +159,60 @@ DROP INDEX events_by_type;
 CREATE INDEX events_by_rare_type ON events (type, position) WHERE {RARE_TYPES};
 """
 
-_MIGRATIONS = {1: _MIGRATE_1_TO_2, 2: _MIGRATE_2_TO_3}
+# Schema 4: payload frames (see _frames) and rows that store no digest. Rows of schema 4
+# store ``digest`` NULL while their payload is there (the digest is the sha256 of the
+# payload, which verify recomputes; 32 bytes a row saved) and a hash whose header leaves out
+# the codec, so a payload can move into a frame without touching the chain. Erasing one
+# moves its digest into the row (``codec = -2``) and empties its payload. Old rows keep
+# their format: schema-2 rows are erased as before and are never framed (their hash covers
+# their codec). Rows of each format are told apart by their cells: schema 1 has a prev_hash;
+# schema 2 has a digest and a codec >= 0; schema 4 has neither digest nor prev_hash, or the
+# digest with codec -2 once erased.
+_MIGRATE_3_TO_4 = """
+CREATE TABLE payload_frames (
+    id     INTEGER PRIMARY KEY AUTOINCREMENT,
+    stream TEXT    NOT NULL,
+    codec  INTEGER NOT NULL,
+    data   BLOB    NOT NULL
+);
+CREATE INDEX payload_frames_by_stream ON payload_frames (stream);
+-- Where the packing of live payloads into frames resumes (EventLog.pack).
+CREATE TABLE payload_packing (
+    id       INTEGER PRIMARY KEY CHECK (id = 1),
+    position INTEGER NOT NULL
+);
+INSERT INTO payload_packing (id, position) SELECT 1, coalesce(max(position), 0) FROM events;
+DROP TRIGGER events_no_update;
+-- The UPDATEs allowed: emptying the payload of a row an erasure record, appended in the same
+-- transaction, names (a schema-2 row keeps its digest and codec; a schema-4 row gets its
+-- digest and codec -2), and moving a schema-4 payload into a frame (codec -1). No column
+-- the chain commits to may change.
+CREATE TRIGGER events_no_update BEFORE UPDATE ON events
+WHEN NOT (
+    NEW.position IS OLD.position AND NEW.event_id IS OLD.event_id
+    AND NEW.stream IS OLD.stream AND NEW.stream_version IS OLD.stream_version
+    AND NEW.type IS OLD.type AND NEW.schema IS OLD.schema
+    AND NEW.recorded_at IS OLD.recorded_at AND NEW.prev_hash IS OLD.prev_hash
+    AND NEW.hash IS OLD.hash
+    AND (
+        (
+            OLD.digest IS NOT NULL AND OLD.codec >= 0
+            AND NEW.codec IS OLD.codec AND NEW.digest IS OLD.digest AND NEW.data = x''
+            AND EXISTS (SELECT 1 FROM erasures WHERE erasures.position = OLD.position)
+        ) OR (
+            OLD.digest IS NULL AND OLD.prev_hash = x''
+            AND NEW.codec = -2 AND length(NEW.digest) = 32 AND NEW.data = x''
+            AND EXISTS (SELECT 1 FROM erasures WHERE erasures.position = OLD.position)
+        ) OR (
+            OLD.digest IS NULL AND OLD.prev_hash = x'' AND NEW.digest IS NULL
+            AND NEW.codec = -1 AND length(NEW.data) > 0
+        )
+    )
+)
+BEGIN SELECT RAISE(ABORT, 'the event log is append-only: UPDATE refused'); END;
+"""
+
+_MIGRATIONS = {1: _MIGRATE_1_TO_2, 2: _MIGRATE_2_TO_3, 3: _MIGRATE_3_TO_4}
 
 
 def expected_triggers() -> dict[str, str]:
@@ -186,6 +240,7 @@ class Database:
         self.path = path
         self._depth = 0
         self._codecs: Codecs | None = None
+        self._frames: Frames | None = None
 
     @classmethod
     def open(
@@ -214,9 +269,16 @@ class Database:
             raise DatabaseOpenError(f"{path}: no skillops database there")
         parent = path.parent
         if not parent.is_dir():
-            if not create_dirs or parent.exists():
+            if not create_dirs:
                 raise DatabaseOpenError(f"{path}: directory {parent} does not exist")
-            parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            # Another process may create it between the check and here: that is no error
+            # (exist_ok); a file in its place is (mkdir raises).
+            try:
+                parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            except OSError as exc:
+                raise DatabaseOpenError(
+                    f"{path}: cannot create directory {parent}: {exc.strerror or exc}"
+                ) from exc
             os.chmod(parent, 0o700)
         is_new = not path.exists()
         if is_new:
@@ -320,6 +382,13 @@ class Database:
             self._codecs = Codecs(self.conn)
         return self._codecs
 
+    @property
+    def frames(self) -> Frames:
+        """This database's payload frames (read through a cache of decompressed frames)."""
+        if self._frames is None:
+            self._frames = Frames(self.conn, self.codecs)
+        return self._frames
+
     def checkpoint_truncate(self, timeout_s: float = 5.0) -> bool:
         """Copy the WAL into the database file and truncate the WAL to zero bytes.
 
@@ -361,8 +430,10 @@ class Database:
         except BaseException:
             self._depth = 0
             self.conn.execute("ROLLBACK")
-            # A dictionary first copied in by this transaction is gone again: reload.
+            # A dictionary first copied in by this transaction is gone again: reload. A
+            # frame it wrote is gone too, and its id may be given again: forget the cache.
             self._codecs = None
+            self._frames = None
             raise
         self._depth = 0
         self.conn.execute("COMMIT")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,9 +12,10 @@ import apsw
 import msgspec
 
 from . import _codec
-from ._chain import GENESIS_HASH, event_hash_v2
+from ._chain import GENESIS_HASH, event_hash_v4
 from ._compress import Codecs
 from ._db import COMMON_TYPES, RARE_TYPES, Database, scalar
+from ._frames import ERASED, FRAME_TARGET, FRAMED, Frames, decode_ref, split
 from .errors import ConcurrencyError, EventErasedError, LogError
 from .types import Event, PayloadsErased
 
@@ -142,19 +143,18 @@ class EventLog:
             position, prev = (row[0], row[1]) if row else (0, GENESIS_HASH)
             codecs = self.db.codecs
             dictionary = codecs.shipped_id() if self.dictionary else None
+            encoded = [_codec.encode(event.payload) for _, event in fresh]
+            stored = self._store(fresh, encoded, dictionary)
             rows = []
             positions = []
-            for event_id, event in fresh:
+            for (event_id, event), data, (codec, cell) in zip(fresh, encoded, stored, strict=True):
                 position += 1
                 version = versions[event.stream] + 1
                 versions[event.stream] = version
                 payload = event.payload
                 type_name = type(payload).__name__
                 schema = payload.SCHEMA
-                data = _codec.encode(payload)
-                digest = hashlib.sha256(data).digest()
-                codec, stored = codecs.compress(data, dictionary)
-                chained = event_hash_v2(
+                chained = event_hash_v4(
                     prev,
                     position,
                     event_id,
@@ -163,8 +163,7 @@ class EventLog:
                     type_name,
                     schema,
                     recorded_at,
-                    codec,
-                    digest,
+                    hashlib.sha256(data).digest(),
                 )
                 rows.append(
                     (
@@ -176,8 +175,8 @@ class EventLog:
                         schema,
                         recorded_at,
                         codec,
-                        digest,
-                        stored,
+                        None,
+                        cell,
                         chained,
                     )
                 )
@@ -189,6 +188,28 @@ class EventLog:
                 (position, prev),
             )
         return AppendResult(positions=positions, duplicates=duplicates)
+
+    def _store(
+        self, fresh: list[tuple[str, NewEvent]], encoded: list[bytes], dictionary: int | None
+    ) -> list[tuple[int, bytes]]:
+        """``(codec, data cell)`` of each payload: runs of one stream's payloads in frames,
+        the rest compressed one by one."""
+        stored: list[tuple[int, bytes] | None] = [None] * len(encoded)
+        by_stream: dict[str, list[int]] = {}
+        for i, (_, event) in enumerate(fresh):
+            by_stream.setdefault(event.stream, []).append(i)
+        frames = self.db.frames
+        for stream, members in by_stream.items():
+            for start, end in split([len(encoded[i]) for i in members]):
+                run = members[start:end]
+                refs = frames.write(stream, [encoded[i] for i in run], dictionary)
+                for i, ref in zip(run, refs, strict=True):
+                    stored[i] = (FRAMED, ref)
+        compress = self.db.codecs.compress
+        return [
+            cell if cell is not None else compress(encoded[i], dictionary)
+            for i, cell in enumerate(stored)
+        ]
 
     def erase(self, positions: Sequence[int], record: NewEvent) -> AppendResult:
         """In one transaction: append ``record`` (a PayloadsErased naming ``positions``) and
@@ -212,7 +233,7 @@ class EventLog:
         # Every connection runs with secure_delete (Database.open): the old cell, and every
         # stale copy an earlier page split left in unused space, is zeroed, not unlinked.
         with self.db.write():
-            self._check_erasable(wanted)
+            rows = self._check_erasable(wanted)
             result = self.append([record])
             if not result.positions:  # this very record is stored: already done
                 return AppendResult(positions=[], duplicates=1, wal_cleared=None)
@@ -221,35 +242,122 @@ class EventLog:
                 "INSERT OR IGNORE INTO erasures (position, erased_by) VALUES (?, ?)",
                 [(p, erased_by) for p in wanted],
             )
+            read = payload_reader(self.db)
+            old_rows: list[tuple[int]] = []
+            new_rows: list[tuple[bytes, int]] = []
+            frames: dict[int, str] = {}
+            for position, (stream, digest, codec, cell) in rows.items():
+                if codec == ERASED:  # already erased
+                    continue
+                if digest is not None:  # schema 2: its digest and codec stay
+                    old_rows.append((position,))
+                    continue
+                if codec == FRAMED:
+                    frames[decode_ref(cell)[0]] = stream
+                new_rows.append((hashlib.sha256(read(codec, cell)).digest(), position))
+            conn.executemany("UPDATE events SET data = x'' WHERE position = ?", old_rows)
             conn.executemany(
-                "UPDATE events SET data = x'' WHERE position = ?", [(p,) for p in wanted]
+                f"UPDATE events SET codec = {ERASED}, digest = ?, data = x'' WHERE position = ?",
+                new_rows,
             )
+            for frame, stream in sorted(frames.items()):
+                self._repack(frame, stream)
+            self.db.frames.forget()
         # The WAL still holds the pages as they were before: copy and truncate it.
         cleared = self.db.checkpoint_truncate() if not self.db.in_write else None
         return AppendResult(positions=result.positions, duplicates=0, wal_cleared=cleared)
 
-    def _check_erasable(self, wanted: list[int]) -> None:
-        found: dict[int, tuple[str, bool]] = {}
+    def pack(self, settled_before: str) -> int:
+        """Move payloads stored one per row into frames of their stream; the rows moved.
+
+        Live capture appends a line at a time, one payload per row. A stream's such payloads
+        are packed once they fill a frame (FRAME_TARGET bytes), or, fewer, once the newest of
+        them was recorded before ``settled_before`` (an ISO time: the stream went quiet). Rows of
+        streams still filling wait for a later call; a watermark spares rescanning the rest.
+        Only the storage changes: hashes commit to payload digests, not to where bytes live.
+        """
+        with self.db.write() as conn:
+            start = scalar(conn, "SELECT position FROM payload_packing WHERE id = 1") or 0
+            pending: dict[str, list[tuple[int, str, int, bytes]]] = {}
+            for position, stream, recorded_at, codec, cell in conn.execute(
+                "SELECT position, stream, recorded_at, codec, data FROM events"
+                " WHERE position > ? AND digest IS NULL AND prev_hash = x''"
+                " AND codec >= 0 AND length(data) > 0 ORDER BY position",
+                (start,),
+            ):
+                pending.setdefault(stream, []).append((position, recorded_at, codec, cell))
+            head = self.head()
+            read = payload_reader(self.db)
+            dictionary = self.db.codecs.shipped_id() if self.dictionary else None
+            waiting: list[int] = []
+            moved: list[tuple[bytes, int]] = []
+            for stream, rows in pending.items():
+                payloads = [read(codec, cell) for _, _, codec, cell in rows]
+                settled = rows[-1][1] < settled_before
+                ranges = split([len(p) for p in payloads], 0 if settled else FRAME_TARGET)
+                for a, b in ranges:
+                    refs = self.db.frames.write(stream, payloads[a:b], dictionary)
+                    moved.extend((ref, row[0]) for ref, row in zip(refs, rows[a:b], strict=True))
+                end = ranges[-1][1] if ranges else 0
+                if not settled and end < len(rows):
+                    waiting.append(rows[end][0])
+            conn.executemany(
+                f"UPDATE events SET codec = {FRAMED}, data = ? WHERE position = ?", moved
+            )
+            mark = min(waiting) - 1 if waiting else head
+            conn.execute(
+                "INSERT OR REPLACE INTO payload_packing (id, position) VALUES (1, ?)", (mark,)
+            )
+        return len(moved)
+
+    def _repack(self, frame: int, stream: str) -> None:
+        """Rewrite frame ``frame`` with only the payloads events still point at, or drop it."""
+        conn = self.db.conn
+        members: list[tuple[int, int, int]] = []  # (offset, length, position)
+        for position, cell in conn.execute(
+            f"SELECT position, data FROM events WHERE stream = ? AND codec = {FRAMED}", (stream,)
+        ):
+            ident, offset, length = decode_ref(cell)
+            if ident == frame:
+                members.append((offset, length, position))
+        if members:
+            members.sort()
+            data = self.db.frames.frame(frame)
+            payloads = [data[offset : offset + length] for offset, length, _ in members]
+            dictionary = self.db.codecs.shipped_id() if self.dictionary else None
+            refs = self.db.frames.write(stream, payloads, dictionary)
+            conn.executemany(
+                "UPDATE events SET data = ? WHERE position = ?",
+                [(ref, position) for ref, (_, _, position) in zip(refs, members, strict=True)],
+            )
+        conn.execute("DELETE FROM payload_frames WHERE id = ?", (frame,))
+
+    def _check_erasable(self, wanted: list[int]) -> dict[int, tuple[str, bytes | None, int, bytes]]:
+        """``position -> (stream, digest, codec, data)`` of rows that may be erased."""
+        found: dict[int, tuple[str, str, bool, bytes | None, int, bytes]] = {}
         for start in range(0, len(wanted), _ID_CHUNK):
             chunk = wanted[start : start + _ID_CHUNK]
             marks = ",".join("?" * len(chunk))
-            for position, type_name, has_digest in self.db.conn.execute(
-                f"SELECT position, type, digest IS NOT NULL FROM events"
+            for position, type_name, stream, prev_hash, digest, codec, data in self.db.conn.execute(
+                f"SELECT position, type, stream, prev_hash, digest, codec, data FROM events"
                 f" WHERE position IN ({marks})",
                 chunk,
             ):
-                found[position] = (type_name, bool(has_digest))
+                found[position] = (type_name, stream, prev_hash == b"", digest, codec, data)
+        rows: dict[int, tuple[str, bytes | None, int, bytes]] = {}
         for position in wanted:
             if position not in found:
                 raise LogError(f"cannot erase position {position}: no such event")
-            type_name, has_digest = found[position]
+            type_name, stream, chained_by_digest, digest, codec, data = found[position]
             if type_name == "PayloadsErased":
                 raise LogError(f"cannot erase position {position}: it records an erasure")
-            if not has_digest:
+            if not chained_by_digest:
                 raise LogError(
                     f"cannot erase position {position}: stored before schema 2, its hash"
                     " covers the payload bytes, so erasing it could not be verified"
                 )
+            rows[position] = (stream, digest, codec, data)
+        return rows
 
     def _existing_ids(self, ids: list[str]) -> set[str]:
         found: set[str] = set()
@@ -331,7 +439,7 @@ class EventLog:
         yield from self._recorded(self.db.conn.execute(sql, (stream, after_version)))
 
     def _recorded(self, rows: Iterable[tuple[Any, ...]]) -> Iterator[RecordedEvent]:
-        decompress = self.db.codecs.decompress
+        decompress = payload_reader(self.db)
         for (
             position,
             event_id,
@@ -364,7 +472,7 @@ def stream_payloads(db: Database, stream: str, type_name: str) -> Iterator[tuple
 
     Erased events are skipped. For hot readers that decode only a few fields themselves.
     """
-    decompress = db.codecs.decompress
+    decompress = payload_reader(db)
     rows = db.conn.execute(
         "SELECT schema, codec, data FROM events WHERE stream = ? AND type = ?"
         " AND length(data) > 0 ORDER BY stream_version",
@@ -374,12 +482,26 @@ def stream_payloads(db: Database, stream: str, type_name: str) -> Iterator[tuple
         yield schema, decompress(codec, data)
 
 
+def payload_reader(db: Database) -> Callable[[int, bytes], bytes]:
+    """``read(codec, cell)``: the uncompressed payload of a row's codec and data cell."""
+    decompress = db.codecs.decompress
+    frames = db.frames
+
+    def read(codec: int, cell: bytes) -> bytes:
+        if codec == FRAMED:
+            return frames.payload(cell)
+        return decompress(codec, cell)
+
+    return read
+
+
 def events_at(conn: apsw.Connection, positions: Iterable[int]) -> dict[int, Event]:
     """The decoded payloads of the events at ``positions`` (erased ones are left out).
 
     For projections that keep an event's position instead of a copy of its payload.
     """
     codecs = Codecs(conn)
+    frames = Frames(conn, codecs)
     wanted = sorted(set(positions))
     found: dict[int, Event] = {}
     for start in range(0, len(wanted), _ID_CHUNK):
@@ -390,5 +512,6 @@ def events_at(conn: apsw.Connection, positions: Iterable[int]) -> dict[int, Even
             f" WHERE position IN ({marks}) AND length(data) > 0",
             chunk,
         ):
-            found[position] = _codec.decode(type_name, schema, codecs.decompress(codec, data))
+            payload = frames.payload(data) if codec == FRAMED else codecs.decompress(codec, data)
+            found[position] = _codec.decode(type_name, schema, payload)
     return found

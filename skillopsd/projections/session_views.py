@@ -209,30 +209,30 @@ def _prefix(ident: str) -> str:
 def spans_of(conn: apsw.Connection, session_id: str) -> list[SpanView]:
     """A session's spans in the deriver's order, with every attribute."""
     rows: list[tuple[Any, ...]] = conn.execute(
-        'SELECT span_id, trace_id, parent_span_id, kind, name, start, "end", outcome,'
-        " attributes, session_id, position, trimmed FROM p_spans WHERE session_id = ?"
-        " ORDER BY seq",
+        'SELECT span_id, parent_span_id, kind, name, start, "end", outcome, position,'
+        " attributes FROM p_spans WHERE session_id = ? ORDER BY seq",
         (session_id,),
     ).fetchall()
-    # Text attributes stay in the log (see sessions.TEXT_ATTRIBUTES): read them back.
-    stored = events_at(conn, [r[10] for r in rows if r[11]])
+    # p_spans keeps only what queries read (see sessions.QUERIED_ATTRIBUTES): the rest,
+    # trace id included, is read back from each span's event.
+    stored = events_at(conn, [r[7] for r in rows])
     spans = []
-    for r in rows:
-        event = stored.get(r[10]) if r[11] else None
+    for span_id, parent, kind, name, start, end, outcome, position, queried in rows:
+        event = stored.get(position)
+        if not isinstance(event, SpanDerived):  # erased under a live projection: what is kept
+            event = None
         spans.append(
             SpanView(
-                span_id=r[0],
-                trace_id=r[1],
-                parent_span_id=r[2],
-                kind=r[3],
-                name=r[4],
-                start=r[5],
-                end=r[6],
-                outcome=r[7],
-                attributes=(
-                    event.attributes if isinstance(event, SpanDerived) else _json.decode(r[8])
-                ),
-                session_id=r[9],
+                span_id=span_id,
+                trace_id=event.trace_id if event else "",
+                parent_span_id=parent,
+                kind=kind,
+                name=name,
+                start=start,
+                end=end,
+                outcome=outcome,
+                attributes=event.attributes if event else _json.decode(queried or "{}"),
+                session_id=session_id,
             )
         )
     return spans

@@ -35,10 +35,10 @@ CREATE TABLE p_session_skills (
 ) WITHOUT ROWID;
 CREATE INDEX p_session_skills_by_skill ON p_session_skills (skill);
 CREATE TABLE p_spans (
-    span_id TEXT PRIMARY KEY, session_id TEXT NOT NULL, trace_id TEXT NOT NULL,
+    span_id TEXT PRIMARY KEY, session_id TEXT NOT NULL,
     parent_span_id TEXT, kind TEXT NOT NULL, name TEXT NOT NULL, start TEXT, "end" TEXT,
-    outcome TEXT, attributes TEXT NOT NULL, deriver_version INTEGER NOT NULL,
-    seq INTEGER NOT NULL, position INTEGER NOT NULL, trimmed INTEGER NOT NULL
+    outcome TEXT, attributes TEXT, deriver_version INTEGER NOT NULL,
+    seq INTEGER NOT NULL, position INTEGER NOT NULL
 );
 CREATE INDEX p_spans_by_session ON p_spans (session_id, seq);
 CREATE TABLE p_policies (name TEXT PRIMARY KEY, "values" TEXT NOT NULL, position INTEGER);
@@ -52,14 +52,24 @@ CREATE TABLE p_forgotten (
     PRIMARY KEY (session_id, position)
 ) WITHOUT ROWID;
 """
-# Span attributes that copy transcript text (tool arguments, model output, prompts, error
-# text): p_spans leaves them in the log (``trimmed``) and session_views.spans_of reads them
-# from the SpanDerived event at ``position``; copying them was two thirds of p_spans. SKILL
-# spans keep them: evals/discovery reads their arguments in SQL. Every other attribute stays
-# queryable with json_extract.
-TEXT_ATTRIBUTES = frozenset(
-    {"gen_ai.tool.call.arguments", "gen_ai.output.text", "gen_ai.prompt", "skillops.result.error"}
+# The span attributes queries read in SQL (json_extract on ``attributes``); p_spans keeps
+# only these. Every other attribute, the trace id included, stays in the SpanDerived event at
+# ``position``, which session_views.spans_of reads back (a session's spans share a payload
+# frame, so that is one decompression): copying them made p_spans a tenth of the database.
+QUERIED_ATTRIBUTES = frozenset(
+    {
+        "skillops.turns_from_end",
+        "skillops.resolved",
+        "skillops.call.probe",
+        "skillops.turn.aborted",
+        "skillops.tool.kind",
+        "skill.name",
+        "skill.content_hash",
+        "skill.directory",
+    }
 )
+# SKILL spans also keep their call's arguments: evals/discovery reads them in SQL.
+QUERIED_SKILL_ATTRIBUTES = QUERIED_ATTRIBUTES | {"gen_ai.tool.call.arguments"}
 # Tables whose rows belong to one session and go when its derivation is erased.
 _SESSION_TABLES = ("p_sessions", "p_session_skills", "p_spans", "p_merged")
 
@@ -68,7 +78,7 @@ class Sessions(Projection):
     """The tables ``sessions`` and ``session show`` read, verdicts included."""
 
     name = "sessions"
-    version = 4
+    version = 5
     tables = (
         "p_sessions",
         "p_session_skills",
@@ -159,15 +169,15 @@ class Sessions(Projection):
             return
         # A new span sorts last until its session's next SessionDerived orders it.
         conn.executemany(
-            "INSERT INTO p_spans (span_id, session_id, trace_id, parent_span_id, kind, name,"
-            ' start, "end", outcome, attributes, deriver_version, position, trimmed, seq)'
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1000000000)"
+            "INSERT INTO p_spans (span_id, session_id, parent_span_id, kind, name,"
+            ' start, "end", outcome, attributes, deriver_version, position, seq)'
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1000000000)"
             " ON CONFLICT(span_id) DO UPDATE SET session_id = excluded.session_id,"
-            " trace_id = excluded.trace_id, parent_span_id = excluded.parent_span_id,"
+            " parent_span_id = excluded.parent_span_id,"
             " kind = excluded.kind, name = excluded.name, start = excluded.start,"
             ' "end" = excluded."end", outcome = excluded.outcome,'
             " attributes = excluded.attributes, deriver_version = excluded.deriver_version,"
-            " position = excluded.position, trimmed = excluded.trimmed",
+            " position = excluded.position",
             rows,
         )
         rows.clear()
@@ -308,21 +318,18 @@ def _session_end(conn: apsw.Connection, sid: str, policy: VerdictPolicy) -> Sess
 
 
 def _span_row(span: SpanDerived, position: int) -> tuple[object, ...]:
-    attributes = span.attributes
-    if span.kind != "SKILL" and not TEXT_ATTRIBUTES.isdisjoint(attributes):
-        attributes = {k: v for k, v in attributes.items() if k not in TEXT_ATTRIBUTES}
+    keep = QUERIED_SKILL_ATTRIBUTES if span.kind == "SKILL" else QUERIED_ATTRIBUTES
+    queried = {k: v for k, v in span.attributes.items() if k in keep}
     return (
         span.span_id,
         span.session_id,
-        span.trace_id,
         span.parent_span_id,
         span.kind,
         span.name,
         span.start,
         span.end,
         span.outcome,
-        _json.encode(attributes).decode(),
+        _json.encode(queried).decode() if queried else None,
         span.deriver_version,
         position,
-        attributes is not span.attributes,
     )
