@@ -19,12 +19,15 @@ LEVELS = ("debug", "info", "warning", "error")
 
 # The configuration asked for and not yet given to structlog (it was not imported then).
 _pending: tuple[str, TextIO | None] | None = None
+# The configured level's rank in LEVELS: calls below it need not import structlog at all.
+_threshold: int | None = None
 
 
 def configure(level: str = "warning", *, stream: TextIO | None = None) -> None:
     """Send structured logs at ``level`` and above to ``stream`` (stderr by default)."""
-    global _pending
+    global _pending, _threshold
     _pending = (level, stream)
+    _threshold = LEVELS.index(level) if level in LEVELS else None
     if "structlog" in sys.modules:
         _apply()
     elif not any(isinstance(f, _ConfigureOnImport) for f in sys.meta_path):
@@ -97,11 +100,21 @@ class LazyLogger:
 
     def __getattr__(self, attribute: str) -> Any:
         if self._logger is None:
+            if (
+                _threshold is not None
+                and attribute in LEVELS
+                and LEVELS.index(attribute) < _threshold
+            ):
+                return _ignore
             import structlog
 
             _apply()
             self._logger = structlog.get_logger(self._name)
         return getattr(self._logger, attribute)
+
+
+def _ignore(*_args: Any, **_kwargs: Any) -> None:
+    """A log call below the configured level, before structlog was needed."""
 
 
 def get_logger(name: str) -> LazyLogger:

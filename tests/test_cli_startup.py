@@ -144,3 +144,27 @@ def test_cut_measures_no_more_than_it_shows(text: str, width: int) -> None:
         assert shown.endswith(ELLIPSIS) or shown == ""
         assert _columns(shown) <= width
         assert text.startswith(shown.removesuffix(ELLIPSIS))
+
+
+def test_a_capture_only_daemon_run_imports_no_deriver_exporter_or_logger(tmp_path: Path) -> None:
+    """``skillopsd --once --no-derive`` (bench/backfill.py's subject) imports only capture."""
+    home = tmp_path / "home"
+    (home / ".claude" / "projects" / "p").mkdir(parents=True)
+    (home / ".claude" / "projects" / "p" / "s.jsonl").write_text(
+        '{"type":"user","sessionId":"s","message":{"role":"user","content":"hi"}}\n'
+    )
+    code = f"""
+import os, sys
+os.environ["HOME"] = {str(home)!r}
+sys.argv = ["skillopsd", "--once", "--no-derive", "--log-level", "warning"]
+from skillopsd.daemon import main
+try:
+    main()
+except SystemExit as exc:
+    assert not exc.code, exc.code
+heavy = ("structlog", "asyncio", "skillopsd.deriving", "skillopsd.derive", "skillopsd.export",
+         "skillopsd.versions", "skillopsd.evals", "watchdog")
+print(sorted(m for m in sys.modules if m.split(".")[0] in heavy or m.startswith(heavy)))
+"""
+    assert _python(code).strip() == "[]"
+    assert (home / ".local" / "share" / "skillops" / "skillops.db").exists()

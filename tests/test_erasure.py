@@ -89,7 +89,15 @@ def test_erased_bytes_are_gone_from_file_and_wal_and_verify_passes(
     assert report.ok and report.events == count + 1
     on_disk = _files(path)
     for position in chosen:
-        assert stored[position][100:164] not in on_disk
+        if stored[position] in frames.values():
+            # The old frame is gone whole (a new frame of the same payloads may begin with
+            # the same compressed bytes, so no slice of it proves anything), and no frame
+            # left holds the erased payload.
+            assert stored[position] not in on_disk
+            for (ident,) in db.conn.execute("SELECT id FROM payload_frames"):
+                assert bodies[position - 1] not in db.frames.frame(ident)
+        else:
+            assert stored[position][100:164] not in on_disk
         assert bodies[position - 1][40:104] not in on_disk  # neither compressed nor plain
     kept = [i + 1 for i in range(count) if i + 1 not in chosen]
     for position in kept[:3]:

@@ -8,7 +8,7 @@ import click
 import msgspec
 
 from ..deriving import SessionDeriver
-from ..events import EventLog
+from ..events import EventLog, utc_now
 from ..sources import STORES, Capturer, ScanResult, Store, capture_all, expand_paths
 from ._app import AppContext, UsageFailure, cli, db_option, json_option, pass_app
 from ._output import emit_json, plural
@@ -105,6 +105,8 @@ def ingest(
     deriver = SessionDeriver(db)
     derived = deriver.derive(deriver.touched_since(mark) | deriver.stale())
     app.caught_up()
+    # The files were read whole: what batches left one payload per row goes into frames.
+    EventLog(db).pack(utc_now())
     report = IngestReport(
         files=result.files,
         lines=result.lines,

@@ -46,12 +46,22 @@ class FrameError(CodecError):
 
 def encode_ref(frame: int, offset: int, length: int) -> bytes:
     """A frame reference: three unsigned LEB128 varints (7 bytes for a typical line)."""
+    return _uvarint(frame) + _uvarint(offset) + _uvarint(length)
+
+
+def _uvarint(value: int) -> bytes:
+    # The short forms first: this runs three times per captured line.
+    if value < 0x80:
+        return bytes((value,))
+    if value < 0x4000:
+        return bytes(((value & 0x7F) | 0x80, value >> 7))
+    if value < 0x200000:
+        return bytes(((value & 0x7F) | 0x80, ((value >> 7) & 0x7F) | 0x80, value >> 14))
     out = bytearray()
-    for value in (frame, offset, length):
-        while value >= 0x80:
-            out.append((value & 0x7F) | 0x80)
-            value >>= 7
-        out.append(value)
+    while value >= 0x80:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
     return bytes(out)
 
 
@@ -142,26 +152,40 @@ class Frames:
 
         Runs inside the caller's write transaction.
         """
-        joined = b"".join(payloads)
+        return self.write_many([(stream, payloads)], dictionary)[0]
+
+    def write_many(
+        self, frames: Sequence[tuple[str, Sequence[bytes]]], dictionary: int | None
+    ) -> list[list[bytes]]:
+        """Store each ``(stream, payloads)`` as one frame; each frame's references, in order.
+
+        (Compressing a batch's frames in a thread pool was measured slower than one by one:
+        a batch holds one to three frames.)
+        """
         compressor = self._compressors.get(dictionary)
         if compressor is None:
-            compressor = self._codecs.compressor(dictionary, FRAME_LEVEL)
-            self._compressors[dictionary] = compressor
-        packed = compressor.compress(joined)
+            compressor = self._compressors[dictionary] = self._codecs.compressor(
+                dictionary, FRAME_LEVEL
+            )
+        joined = [b"".join(payloads) for _, payloads in frames]
+        packed = [compressor.compress(data) for data in joined]
         codec = self._codecs.codec_of(dictionary)
-        if len(packed) >= len(joined):
-            codec, packed = RAW, joined
-        self._conn.execute(
-            "INSERT INTO payload_frames (stream, codec, data) VALUES (?, ?, ?)",
-            (stream, codec, packed),
-        )
-        frame = self._conn.last_insert_rowid()
-        refs = []
-        offset = 0
-        for payload in payloads:
-            refs.append(encode_ref(frame, offset, len(payload)))
-            offset += len(payload)
-        return refs
+        out: list[list[bytes]] = []
+        for (stream, payloads), data, squeezed in zip(frames, joined, packed, strict=True):
+            stored = (codec, squeezed) if len(squeezed) < len(data) else (RAW, data)
+            self._conn.execute(
+                "INSERT INTO payload_frames (stream, codec, data) VALUES (?, ?, ?)",
+                (stream, *stored),
+            )
+            prefix = _uvarint(self._conn.last_insert_rowid())
+            refs = []
+            offset = 0
+            for payload in payloads:
+                length = len(payload)
+                refs.append(prefix + _uvarint(offset) + _uvarint(length))
+                offset += length
+            out.append(refs)
+        return out
 
     def forget(self) -> None:
         """Drop every cached frame (after an erasure: no erased byte stays in memory)."""

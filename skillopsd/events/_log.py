@@ -198,13 +198,15 @@ class EventLog:
         by_stream: dict[str, list[int]] = {}
         for i, (_, event) in enumerate(fresh):
             by_stream.setdefault(event.stream, []).append(i)
-        frames = self.db.frames
-        for stream, members in by_stream.items():
-            for start, end in split([len(encoded[i]) for i in members]):
-                run = members[start:end]
-                refs = frames.write(stream, [encoded[i] for i in run], dictionary)
-                for i, ref in zip(run, refs, strict=True):
-                    stored[i] = (FRAMED, ref)
+        runs: list[list[int]] = []
+        for members in by_stream.values():
+            runs.extend(members[a:b] for a, b in split([len(encoded[i]) for i in members]))
+        written = self.db.frames.write_many(
+            [(fresh[run[0]][1].stream, [encoded[i] for i in run]) for run in runs], dictionary
+        )
+        for run, refs in zip(runs, written, strict=True):
+            for i, ref in zip(run, refs, strict=True):
+                stored[i] = (FRAMED, ref)
         compress = self.db.codecs.compress
         return [
             cell if cell is not None else compress(encoded[i], dictionary)

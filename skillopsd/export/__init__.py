@@ -7,6 +7,7 @@ one export pass and ``_live`` the daemon's exporter thread.
 
 from __future__ import annotations
 
+from .._defaults import TRACES_ENDPOINT_ENV
 from ._checkpoint import TargetLag, ensure_tables, has_tables, register, target_lags
 from ._live import LiveExporter
 from ._otlp import (
@@ -37,8 +38,6 @@ from ._sender import (
     traces_url,
 )
 from ._traces import SessionTrace, read_human_and_evals, session_trace
-
-TRACES_ENDPOINT_ENV = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
 
 __all__ = [
     "DEFAULT_BATCH_BYTES",

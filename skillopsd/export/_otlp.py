@@ -37,6 +37,7 @@ from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from .. import __version__
+from .._defaults import DEFAULT_PROJECT
 from ..events.types import AttributeValue
 from ..projections.session_views import SpanView
 from ._traces import SessionTrace
@@ -45,7 +46,6 @@ MAX_STRING = 32 * 1024
 # Below the smallest common request limit (an OpenTelemetry Collector's gRPC default is
 # 4 MiB); Phoenix and Jaeger accept more.
 DEFAULT_BATCH_BYTES = 3 * 1024 * 1024
-DEFAULT_PROJECT = "skillops"
 _STATUS_MESSAGE = 1024
 _OPENINFERENCE_KIND = {
     "CHAIN": "CHAIN",

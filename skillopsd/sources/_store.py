@@ -77,7 +77,11 @@ class Store(ABC):
                     yield path
 
 
-def decode_head(data: bytes, limit: int = 20) -> list[Any]:
+# How many complete lines of a file's head identify it (its session, its agent).
+HEAD_LINES = 20
+
+
+def decode_head(data: bytes, limit: int = HEAD_LINES) -> list[Any]:
     """Decode up to ``limit`` complete lines of ``data``, skipping any that are not JSON."""
     records: list[Any] = []
     for line in data.split(b"\n")[:-1][:limit]:

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import msgspec
 
+from .._defaults import DEFAULT_SETTLE_SECONDS
 from ..derive._skills import skill_content_hash
 from ..evals.discovery import find_manifest, recorded_directories
 from ..evals.gate import GATE_POLICY, GatePolicy
@@ -45,8 +46,6 @@ from .materialize import materialize, next_pick, store_root
 from .policy import bandit_policy
 from .state import SkillState, apply
 from .store import append_checked, managed_state, new, promote_edit, read_state
-
-DEFAULT_SETTLE_SECONDS = 300.0
 
 
 class SyncReport(msgspec.Struct, kw_only=True):
