@@ -38,6 +38,7 @@ from ._store import (
     NotRegularFile,
     Store,
     decode_head,
+    new_source_id,
     open_regular,
     path_text,
     text_path,
@@ -509,7 +510,7 @@ class Capturer:
         text = path_text(path)
         length = min(st.st_size, FINGERPRINT_BYTES)
         fingerprint = _fingerprint(fh, length)
-        source_id = content_id("source", store.agent, st.st_dev, st.st_ino, fingerprint, text)
+        source_id = new_source_id(store.agent, st.st_dev, st.st_ino, fingerprint, text)
         row = SourceRow(
             source_id=source_id,
             agent=store.agent,
@@ -781,7 +782,7 @@ def _read_head(fh: BinaryIO, size: int) -> bytes:
 
 @lru_cache(maxsize=4096)
 def _compact(source_id: str) -> str:
-    """A source id (32 hex digits) in 22 base64url characters.
+    """A source id (16 hex digits; 32 for files tracked before) in base64url characters.
 
     A line's id is stored twice (the row and its unique index): every character counts
     80,000 times per 40,000 lines. Capture errors are rare and keep their longer ids.

@@ -28,7 +28,7 @@ import structlog
 
 from .. import documents
 from .._redact import redact
-from ..events import content_id, utc_now
+from ..events import utc_now
 from ..events.types import (
     CaptureErrorRecorded,
     Event,
@@ -36,7 +36,7 @@ from ..events.types import (
     SourceFileTracked,
     TranscriptLineCaptured,
 )
-from ._store import DocumentShape, Store, path_text, text_path
+from ._store import DocumentShape, Store, new_source_id, path_text, text_path
 
 if TYPE_CHECKING:
     from ._capture import Capturer, FileResult, SourceRow
@@ -252,7 +252,7 @@ def _track(
     from ._capture import SourceRow
 
     fingerprint = FINGERPRINT_PREFIX + hashlib.sha256(session.encode()).hexdigest()[:28]
-    source_id = content_id("source", store.agent, st.st_dev, st.st_ino, fingerprint, text)
+    source_id = new_source_id(store.agent, st.st_dev, st.st_ino, fingerprint, text)
     row = SourceRow(
         source_id=source_id,
         agent=store.agent,

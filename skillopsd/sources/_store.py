@@ -12,6 +12,8 @@ from typing import Any, BinaryIO, ClassVar
 
 import msgspec
 
+from ..events import content_id
+
 _decoder = msgspec.json.Decoder()
 
 
@@ -75,6 +77,17 @@ class Store(ABC):
                 path = base / name
                 if self.claims(path.relative_to(root)):
                     yield path
+
+
+def new_source_id(agent: str, device: int, inode: int, fingerprint: str, path: str) -> str:
+    """The id of a file first seen now: a content hash of its identity, 16 hex digits.
+
+    Sixty-four bits keep a collision among a machine's transcripts below one in 10^9, and
+    the id is stored in every captured line's stream and event id (twice each, with the
+    unique indexes): the 32 digits ids had before cost 2 MB per 40,000 lines. Files tracked
+    earlier keep their ids.
+    """
+    return content_id("source", agent, device, inode, fingerprint, path)[:16]
 
 
 # How many complete lines of a file's head identify it (its session, its agent).
