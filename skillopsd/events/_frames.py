@@ -29,13 +29,16 @@ FRAMED = -1  # ``data`` is a frame reference
 ERASED = -2  # the payload was erased; ``digest`` keeps what the chain commits to
 # Uncompressed bytes per frame: larger frames compress better (0.21x at 64 KiB, 0.19x at
 # 256 KiB, 0.17x at 1 MiB on the corpus' lines at level 3) but reading one event decompresses
-# its whole frame; 1 MiB decompresses in about a millisecond. Level 5 saves another 1 % of the
-# database for 20 % more compression time, which capture's budget does not have.
+# its whole frame; 1 MiB decompresses in about a millisecond.
 FRAME_TARGET = 1024 * 1024
 # A stream's payloads in one batch below this stay one per row (a live line, a decision):
 # they are packed later, with their neighbours, by EventLog.pack.
 FRAME_MIN = 8 * 1024
-FRAME_LEVEL = 3
+# zstd levels: appends (capture's hot path, which must stay within 2x its floor) use level 1;
+# packing, in the background, level 3 (1 MiB frames of the corpus' lines: 17.1 MB at level 1,
+# 15.6 MB at level 3, in 0.15 s and 0.22 s).
+FRAME_LEVEL = 1
+PACK_LEVEL = 3
 # Decompressed frames a reader keeps (by bytes): sequential readers touch a few at a time.
 _CACHE_BYTES = 32 * 1024 * 1024
 
@@ -113,7 +116,7 @@ class Frames:
     def __init__(self, conn: apsw.Connection, codecs: Codecs) -> None:
         self._conn = conn
         self._codecs = codecs
-        self._compressors: dict[int | None, zstandard.ZstdCompressor] = {}
+        self._compressors: dict[tuple[int | None, int], zstandard.ZstdCompressor] = {}
         self._cache: OrderedDict[int, bytes] = OrderedDict()
         self._cached = 0
 
@@ -147,25 +150,34 @@ class Frames:
             raise FrameError(f"reference beyond the end of frame {frame}")
         return data[offset : offset + length]
 
-    def write(self, stream: str, payloads: Sequence[bytes], dictionary: int | None) -> list[bytes]:
+    def write(
+        self,
+        stream: str,
+        payloads: Sequence[bytes],
+        dictionary: int | None,
+        level: int = FRAME_LEVEL,
+    ) -> list[bytes]:
         """Store ``payloads`` as one frame of ``stream``; their references, in order.
 
         Runs inside the caller's write transaction.
         """
-        return self.write_many([(stream, payloads)], dictionary)[0]
+        return self.write_many([(stream, payloads)], dictionary, level)[0]
 
     def write_many(
-        self, frames: Sequence[tuple[str, Sequence[bytes]]], dictionary: int | None
+        self,
+        frames: Sequence[tuple[str, Sequence[bytes]]],
+        dictionary: int | None,
+        level: int = FRAME_LEVEL,
     ) -> list[list[bytes]]:
         """Store each ``(stream, payloads)`` as one frame; each frame's references, in order.
 
         (Compressing a batch's frames in a thread pool was measured slower than one by one:
         a batch holds one to three frames.)
         """
-        compressor = self._compressors.get(dictionary)
+        compressor = self._compressors.get((dictionary, level))
         if compressor is None:
-            compressor = self._compressors[dictionary] = self._codecs.compressor(
-                dictionary, FRAME_LEVEL
+            compressor = self._compressors[(dictionary, level)] = self._codecs.compressor(
+                dictionary, level
             )
         joined = [b"".join(payloads) for _, payloads in frames]
         packed = [compressor.compress(data) for data in joined]

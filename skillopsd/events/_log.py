@@ -15,7 +15,7 @@ from . import _codec
 from ._chain import GENESIS_HASH, event_hash_v4
 from ._compress import Codecs
 from ._db import COMMON_TYPES, RARE_TYPES, Database, scalar
-from ._frames import ERASED, FRAME_TARGET, FRAMED, Frames, decode_ref, split
+from ._frames import ERASED, FRAME_TARGET, FRAMED, PACK_LEVEL, Frames, decode_ref, split
 from .errors import ConcurrencyError, EventErasedError, LogError
 from .types import Event, PayloadsErased
 
@@ -298,7 +298,7 @@ class EventLog:
                 settled = rows[-1][1] < settled_before
                 ranges = split([len(p) for p in payloads], 0 if settled else FRAME_TARGET)
                 for a, b in ranges:
-                    refs = self.db.frames.write(stream, payloads[a:b], dictionary)
+                    refs = self.db.frames.write(stream, payloads[a:b], dictionary, PACK_LEVEL)
                     moved.extend((ref, row[0]) for ref, row in zip(refs, rows[a:b], strict=True))
                 end = ranges[-1][1] if ranges else 0
                 if not settled and end < len(rows):
@@ -327,7 +327,7 @@ class EventLog:
             data = self.db.frames.frame(frame)
             payloads = [data[offset : offset + length] for offset, length, _ in members]
             dictionary = self.db.codecs.shipped_id() if self.dictionary else None
-            refs = self.db.frames.write(stream, payloads, dictionary)
+            refs = self.db.frames.write(stream, payloads, dictionary, PACK_LEVEL)
             conn.executemany(
                 "UPDATE events SET data = ? WHERE position = ?",
                 [(ref, position) for ref, (_, _, position) in zip(refs, members, strict=True)],
