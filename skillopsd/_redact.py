@@ -117,6 +117,12 @@ _PLACEHOLDER = re.compile(
     rb"[$<{`~/+]|\*\*|\./|%[a-z]|(?i:your)[_\-]|.*(?:\.\.\.|xxx|\*\*\*)|.*`$"
     rb"|[A-Z]+(?:_[A-Z0-9]+)*$"
 )
+# In a URL's password place an all-capitals word is a placeholder only if it names what goes
+# there (``postgres://app:DB_PASSWORD@db``): ``redis://:HUNTER_2@cache`` is a password.
+_URL_PLACEHOLDER = re.compile(
+    rb"[$<{`~/+]|\*\*|\./|%[a-z]|(?i:your)[_\-]|.*(?:\.\.\.|xxx|\*\*\*)|.*`$"
+    rb"|[A-Z0-9_]*(?:PASS|PWD|SECRET|TOKEN|KEY|CRED|AUTH)[A-Z0-9_]*$"
+)
 _PEM = rb"-----begin [a-z0-9 ]{0,40}private key(?: block)?-----"
 _RULES: tuple[_Rule, ...] = (
     # The body runs to the END line, or, when the block is cut short (a truncated tool
@@ -223,7 +229,7 @@ _RULES: tuple[_Rule, ...] = (
         rb"://[a-z0-9._~%!$&*+;=\-]{0,64}:(?P<v>[^\s/@:\"'\\\[\]<>]{1,200})@[a-z0-9\[]",
         lower=True,
         group="v",
-        check=lambda value: _PLACEHOLDER.match(value) is None,
+        check=lambda value: _URL_PLACEHOLDER.match(value) is None,
         word=None,
     ),
     _rule(
@@ -325,6 +331,11 @@ def _named_spans(data: bytes, lowered: bytes) -> list[tuple[int, int, bytes]]:
 _WS = rb"[ \t\r\f\v]"
 _SEP = _WS + rb"*[:=]" + _WS + rb"*"
 _VALUE = rb"[^\s\"'\\,;&<>{}\[\]()]"
+# Latin-1: RE2 then counts bytes, as the exact rules (Python ``re`` on bytes) do; in its
+# default UTF-8 mode ``password=é€`` was two characters, under the prefilter's four, while
+# the exact rule saw five bytes and would have masked them: the line was never redacted.
+_LATIN1 = re2.Options()
+_LATIN1.encoding = re2.Options.Encoding.LATIN1
 _PREFILTER = re2.compile(
     rb"(?i)-----begin [a-z0-9 ]{0,40}private key"
     rb"|sk-[a-z0-9_\-]{20,}|gh[pousr]_[a-z0-9]{30,}|github_pat_[a-z0-9_]{30,}"
@@ -349,7 +360,8 @@ _PREFILTER = re2.compile(
     + _VALUE
     + rb"{4}|"
     + _VALUE
-    + rb"*[0-9]))"
+    + rb"*[0-9]))",
+    _LATIN1,
 )
 _MASK = re.compile(rb"\[REDACTED(?::[a-z\-]+)?\]")
 

@@ -423,6 +423,17 @@ REJECT_2X = (
         ),
         ("Operation stopped by hook: no pushes on Friday", True, None, None, "blocked"),
         ("PreToolUse:Bash hook error: [guard.sh]: rm is not allowed", True, None, None, "blocked"),
+        # Claude Code refusing a long sleep itself (real corpus wording): it never ran.
+        (
+            "<tool_use_error>Blocked: sleep 30 followed by: gh pr view 66 --json x. To wait for"
+            " a condition, use Monitor with an until-loop</tool_use_error>",
+            True,
+            None,
+            None,
+            "blocked",
+        ),
+        # ... but a command's own output that says "Blocked:" is its output.
+        ("Blocked: 3 tests skipped\nExit code 1", True, None, None, "failure"),
         ("Exit code 1\nFAIL", True, "Error: Exit code 1", None, "failure"),
         ("Exit code 128\nfatal: not a git repository", False, None, None, "failure"),
         (

@@ -38,7 +38,8 @@ from .gemini import is_session as is_gemini_session
 # 4: every TOOL and SKILL span carries its agent-neutral kind (``skillops.tool.kind``).
 # 5: Gemini CLI and Copilot CLI sessions; their tool names in the kinds table and the ending
 # facts.
-DERIVER_VERSION = 5
+# 6: Claude Code's own refusal of a call ("<tool_use_error>Blocked: …") is blocked, not failure.
+DERIVER_VERSION = 6
 
 _TOKEN_ATTRIBUTES = (
     ("input", "gen_ai.usage.input_tokens"),

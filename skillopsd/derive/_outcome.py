@@ -36,8 +36,13 @@ _CLAUDE_NOT_RUN = (
 )
 # A Skill call whose skill never loaded (unknown name, or not a prompt-based skill).
 _CLAUDE_SKILL_NOT_LOADED = re.compile(r"Unknown skill: |is not a prompt-based skill")
-# A PreToolUse (or permission) hook that refused the call.
-_CLAUDE_HOOK = re.compile(r"\A(?:PreToolUse|PermissionRequest)(?::\S+)? hook", re.IGNORECASE)
+# A PreToolUse (or permission) hook that refused the call; or Claude Code itself refusing to
+# run it ("<tool_use_error>Blocked: sleep 30 followed by: … To wait for a condition, use
+# Monitor …", seen in the real corpus): the command never ran, a policy stopped it.
+_CLAUDE_HOOK = re.compile(
+    r"\A(?:(?:PreToolUse|PermissionRequest)(?::\S+)? hook|<tool_use_error>Blocked: )",
+    re.IGNORECASE,
+)
 # User text that stops the turn: calls still waiting for a result were stopped with it.
 TURN_STOPPERS = ("Operation stopped by hook", "[Request interrupted by user")
 _CLAUDE_EXIT = re.compile(r"\AExit code (\d+)")
