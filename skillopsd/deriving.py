@@ -38,6 +38,7 @@ from .events.types import (
     SessionPurged,
     SourceFileMoved,
     SourceFileTracked,
+    SpanDerived,
     TranscriptLineCaptured,
 )
 from .skill_versions import VersionRecorder
@@ -401,6 +402,35 @@ class SessionDeriver:
                 out.append(NewEvent(session_stream(child_id), merged, _event_id(merged, epoch)))
         return out
 
+    def _changed_spans(
+        self, stream: str, pairs: list[tuple[Event, str]]
+    ) -> list[tuple[Event, str]]:
+        """Leave out the spans an older deriver version stored saying exactly the same.
+
+        A version bump re-derives every session, and most spans come out as before but for
+        their ``deriver_version`` stamp: appending them all again grew the log by a tenth of
+        the transcripts' size per bump. A span left out stays current through its older
+        event (the newest SpanDerived of its id), which says the same.
+        """
+        stored: dict[str, SpanDerived] = {}
+        with self.db.read():
+            for schema, data in stream_payloads(self.db, stream, "SpanDerived"):
+                span = decode_payload("SpanDerived", schema, data)
+                if isinstance(span, SpanDerived):
+                    stored[span.span_id] = span  # in stream order: the newest wins
+        kept = []
+        for event, ident in pairs:
+            if isinstance(event, SpanDerived):
+                old = stored.get(event.span_id)
+                if (
+                    old is not None
+                    and old.deriver_version != event.deriver_version
+                    and msgspec.structs.replace(old, deriver_version=event.deriver_version) == event
+                ):
+                    continue
+            kept.append((event, ident))
+        return kept
+
     def _not_a_session(self, key: SessionKey) -> list[NewEvent]:
         """Withdraw what an older deriver showed for files that hold no conversation."""
         with self.db.read() as conn:
@@ -496,6 +526,14 @@ class SessionDeriver:
             batch.clear()
 
         epochs = {key: self.epoch(key.session_id) for key in ordered}
+        # Sessions derived before (none before the projections exist): spans they already
+        # hold, stamped by an older version, are not appended again (_changed_spans).
+        derived_before: set[str] = set()
+        with self.db.read() as conn:
+            if conn.execute("SELECT 1 FROM sqlite_schema WHERE name = 'p_sessions'").fetchone():
+                derived_before.update(
+                    r[0] for r in conn.execute("SELECT session_id FROM p_sessions")
+                )
         outcomes = self._outcomes(ordered, groups, epochs, should_stop)
         for n, (key, outcome) in enumerate(outcomes, 1):
             epoch = epochs[key]
@@ -527,10 +565,10 @@ class SessionDeriver:
                 batch.extend(_Pending(e, sid, epoch) for e in self._not_a_session(key))
                 continue
             stream = session_stream(derivation.session.session_id)
-            batch.extend(
-                _Pending(NewEvent(stream, e, i), sid, epoch)
-                for e, i in zip(outcome.events, outcome.ids, strict=True)
-            )
+            pairs = list(zip(outcome.events, outcome.ids, strict=True))
+            if derivation.session.session_id in derived_before:
+                pairs = self._changed_spans(stream, pairs)
+            batch.extend(_Pending(NewEvent(stream, e, i), sid, epoch) for e, i in pairs)
             batch.extend(
                 _Pending(e, sid, epoch)
                 for e in self._merged_children(

@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 from skillopsd.cli import cli
 from skillopsd.derive import DERIVER_VERSION
+from skillopsd.derive import _outcome as outcome_rules
 from skillopsd.deriving import SessionDeriver
 from skillopsd.events import Database, EventLog
 from skillopsd.events.types import SpanDerived
@@ -88,3 +89,54 @@ def test_session_show_json_prints_the_full_text(ingested: Path) -> None:
     assert shown and all(s["attributes"] == newest[s["span_id"]].attributes for s in shown)
     assert any(set(s["attributes"]) - QUERIED_SKILL_ATTRIBUTES for s in shown)
     assert all(s["trace_id"] == newest[s["span_id"]].trace_id for s in shown)
+
+
+def _spans_by_type(db: Database) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for event in EventLog(db).read(with_data=False):
+        counts[event.type] = counts.get(event.type, 0) + 1
+    return counts
+
+
+def test_a_version_bump_appends_only_the_spans_it_changes(
+    ingested: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = Database.open(ingested)
+    engine = engine_for(db)
+    engine.catch_up()
+    sessions = db.conn.execute("SELECT session_id FROM p_sessions").fetchall()
+    views = {sid: spans_of(db.conn, sid) for (sid,) in sessions}
+    before = _spans_by_type(db)
+    # The same rules under a new version: every session is derived again, no span changes.
+    bumped = SessionDeriver(db, deriver_version=DERIVER_VERSION + 1)
+    result = bumped.derive(bumped.stale())
+    engine.catch_up()
+    after = _spans_by_type(db)
+    assert result.sessions == len(sessions)
+    assert after["SpanDerived"] == before["SpanDerived"]  # not one span appended again
+    assert after["SessionDerived"] == before["SessionDerived"] + len(sessions)
+    assert {sid: spans_of(db.conn, sid) for (sid,) in sessions} == views
+    versions = {v for (v,) in db.conn.execute("SELECT DISTINCT deriver_version FROM p_sessions")}
+    assert versions == {DERIVER_VERSION + 1}
+    # A version whose rules call every rejection a failure: only the spans that changed.
+    monkeypatch.setattr(outcome_rules, "_CLAUDE_BLOCKED", ())
+    monkeypatch.setattr(outcome_rules, "_CLAUDE_DENIED", outcome_rules.re.compile("$^"))
+    changed = SessionDeriver(db, deriver_version=DERIVER_VERSION + 2)
+    changed.derive(changed.stale())
+    engine.catch_up()
+    appended = _spans_by_type(db)["SpanDerived"] - after["SpanDerived"]
+    flipped = [
+        (old.span_id, new.outcome)
+        for (sid,) in sessions
+        for old, new in zip(views[sid], spans_of(db.conn, sid), strict=True)
+        if old != new
+    ]
+    assert flipped and appended == len(flipped)
+    assert all(outcome == "failure" for _, outcome in flipped)
+    assert _check(db) > 0  # every view is the newest SpanDerived of its span
+    # Nothing more to say at the same version, even forced; a rebuild gives the same state.
+    assert changed.derive(changed.all_sessions()).appended == 0
+    digest = engine.digest()
+    engine.rebuild()
+    assert engine.digest() == digest
+    db.close()
