@@ -188,15 +188,21 @@ class Daemon:
         return result
 
     def pack(self, *, everything: bool = False) -> None:
-        """Move payloads that live capture stored one per row into frames (EventLog.pack):
-        a stream's once they fill a frame or it has been quiet for PACK_SETTLE seconds."""
+        """Move payloads that live capture stored one per row into frames (EventLog.pack): a
+        stream's once they fill a frame or it has been quiet for PACK_SETTLE seconds; and
+        compress its frames again at the packing level then (EventLog.recompress)."""
         if self._stopping:
             return
         now = datetime.now(UTC)
-        quiet = now if everything else now - timedelta(seconds=PACK_SETTLE)
-        moved = self.log.pack(quiet.strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
-        if moved:
-            _log.debug("payloads packed into frames", events=moved)
+        quiet = (now if everything else now - timedelta(seconds=PACK_SETTLE)).strftime(
+            "%Y-%m-%dT%H:%M:%S.%fZ"
+        )
+        moved = self.log.pack(quiet)
+        # Frames appends wrote fast are compressed harder once their stream is quiet; not
+        # right after a backfill, which must end soon (the next rescan does it).
+        again = 0 if everything else self.log.recompress(quiet)
+        if moved or again:
+            _log.debug("payloads packed into frames", events=moved, recompressed=again)
 
     def retain(self) -> None:
         """Forget sessions whose newest captured line is older than ``retain_days`` (if set)."""

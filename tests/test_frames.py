@@ -299,3 +299,30 @@ def test_schema_3_rows_stay_as_they_are_beside_new_framed_rows(tmp_path: Path) -
     report = verify_chain(db)
     assert report.ok, report
     assert len(_lines(log)) == 68
+
+
+def test_recompress_rewrites_quiet_fast_frames_and_nothing_else(db: Database) -> None:
+    log = EventLog(db)
+
+    log.append([_line("source:a", i, size=900) for i in range(200)])
+    log.append([_line("source:b", i, size=900) for i in range(200)])
+    lines = _lines(log)
+    hashes = dict(db.conn.execute("SELECT position, hash FROM events"))
+    refs = dict(db.conn.execute("SELECT position, data FROM events"))
+    before = dict(db.conn.execute("SELECT id, length(data) FROM payload_frames"))
+    assert {lvl for (lvl,) in db.conn.execute("SELECT level FROM payload_frames")} == {1}
+    assert log.recompress("2000-01-01T00:00:00.000000Z") == 0  # nothing is quiet yet
+    assert log.recompress("2999-01-01T00:00:00.000000Z", budget=1) == 1  # one per budget
+    assert log.recompress("2999-01-01T00:00:00.000000Z") == len(before) - 1
+    after = dict(db.conn.execute("SELECT id, length(data) FROM payload_frames"))
+    # Never larger (on such repetitive lines level 3 can lose to level 1: the bytes stay).
+    assert after.keys() == before.keys() and all(after[i] <= before[i] for i in before)
+    assert {lvl for (lvl,) in db.conn.execute("SELECT level FROM payload_frames")} == {3}
+    # Only where the bytes are stored changed: payloads, references, hashes are the same.
+    reopened = Database.open(db.path)  # no cached frame
+    assert _lines(EventLog(reopened)) == lines
+    assert dict(db.conn.execute("SELECT position, data FROM events")) == refs
+    assert dict(db.conn.execute("SELECT position, hash FROM events")) == hashes
+    assert verify_chain(reopened).ok
+    assert log.recompress("2999-01-01T00:00:00.000000Z") == 0
+    reopened.close()

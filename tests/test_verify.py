@@ -140,7 +140,7 @@ CASES = [
     ("frame of another stream", "UPDATE payload_frames SET stream = 'x'", FRAMED_AT, "another"),
     (
         "orphan frame",
-        "INSERT INTO payload_frames (stream, codec, data) VALUES ('x', 0, x'00')",
+        "INSERT INTO payload_frames (stream, codec, level, data) VALUES ('x', 0, 1, x'00')",
         None,
         "no event points at",
     ),

@@ -169,10 +169,14 @@ CREATE INDEX events_by_rare_type ON events (type, position) WHERE {RARE_TYPES};
 # schema 2 has a digest and a codec >= 0; schema 4 has neither digest nor prev_hash, or the
 # digest with codec -2 once erased.
 _MIGRATE_3_TO_4 = """
+-- ``level``: the zstd level the frame was compressed at (appends use a fast one; the daemon
+-- compresses quiet frames again at a higher one). Before ``data``, so reading it never reads
+-- a frame's overflow pages.
 CREATE TABLE payload_frames (
     id     INTEGER PRIMARY KEY AUTOINCREMENT,
     stream TEXT    NOT NULL,
     codec  INTEGER NOT NULL,
+    level  INTEGER NOT NULL,
     data   BLOB    NOT NULL
 );
 CREATE INDEX payload_frames_by_stream ON payload_frames (stream);

@@ -186,8 +186,8 @@ class Frames:
         for (stream, payloads), data, squeezed in zip(frames, joined, packed, strict=True):
             stored = (codec, squeezed) if len(squeezed) < len(data) else (RAW, data)
             self._conn.execute(
-                "INSERT INTO payload_frames (stream, codec, data) VALUES (?, ?, ?)",
-                (stream, *stored),
+                "INSERT INTO payload_frames (stream, codec, level, data) VALUES (?, ?, ?, ?)",
+                (stream, stored[0], level, stored[1]),
             )
             prefix = _uvarint(self._conn.last_insert_rowid())
             refs = []
