@@ -15,8 +15,30 @@ GEMINI_PROJECT = "5f0d7b1c"  # any <project> folder name will do
 
 
 def gemini_files() -> list[Path]:
-    """Every real Gemini CLI session file of the corpus (legacy ``.json`` and ``.jsonl``)."""
-    return sorted((AGENTS_CORPUS / "gemini").iterdir())
+    """Every real Gemini CLI session file of the corpus (legacy ``.json`` and ``.jsonl``).
+
+    None on a fresh clone without ``shared/`` beside it: modules parametrize on this list at
+    import, so a missing corpus must not stop collection (the tests then skip, or fail under
+    SKILLOPS_REQUIRE_SHARED).
+    """
+    folder = AGENTS_CORPUS / "gemini"
+    return sorted(folder.iterdir()) if folder.is_dir() else []
+
+
+def agent_corpus(agent: str) -> Path:
+    """The folder of ``agent``'s real sessions; raises naming it when ``shared/`` is absent
+    (the skip machinery turns that failure into a skip, CI into a failure)."""
+    folder = AGENTS_CORPUS / agent
+    if not folder.is_dir():
+        raise FileNotFoundError(f"no such directory: {folder}")
+    return folder
+
+
+def gemini_file(prefix: str) -> Path:
+    """The corpus' Gemini session file whose name starts with ``prefix`` (a path under
+    ``shared/`` even when the corpus is absent, so the tests that read it skip)."""
+    found = [f for f in gemini_files() if f.name.startswith(prefix)]
+    return found[0] if found else AGENTS_CORPUS / "gemini" / prefix
 
 
 def fixture_files() -> dict[str, list[Path]]:

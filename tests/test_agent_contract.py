@@ -23,7 +23,7 @@ from skillopsd.events.types import SourceFileTracked
 from skillopsd.projections import engine_for
 from skillopsd.sources import Capturer, full_pass, resolve_roots
 
-from ._agents import AGENTS_CORPUS, gemini_files, layout_gemini
+from ._agents import agent_corpus, gemini_files, layout_gemini
 from ._capture_helpers import FIXTURES, extract_corpus, layout_claude_pair
 
 OUTCOMES = {"success", "failure", "blocked", None}
@@ -62,7 +62,8 @@ def _real_home(home: Path) -> set[str]:
 def _copilot_corpus(home: Path) -> set[str]:
     state = home / ".copilot" / "session-state"
     state.mkdir(parents=True)
-    for i, path in enumerate(sorted((AGENTS_CORPUS / "copilot").glob("*.jsonl"))):
+    corpus = agent_corpus("copilot")
+    for i, path in enumerate(sorted(corpus.glob("*.jsonl"))):
         if i == 0:  # the older flat layout, <id>.jsonl
             shutil.copy(path, state / path.name)
         else:
@@ -70,12 +71,13 @@ def _copilot_corpus(home: Path) -> set[str]:
             shutil.copy(path, state / path.stem / "events.jsonl")
     legacy = home / ".copilot" / "history-session-state"
     legacy.mkdir()
-    for path in sorted((AGENTS_CORPUS / "copilot").glob("*.json")):
+    for path in sorted(corpus.glob("*.json")):
         shutil.copy(path, legacy / path.name)
     return {"copilot"}
 
 
 def _gemini_corpus(home: Path) -> set[str]:
+    agent_corpus("gemini")
     for path in gemini_files():
         layout_gemini(home, path)
     return {"gemini"}

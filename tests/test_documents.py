@@ -20,12 +20,12 @@ from skillopsd.sources import STORES, Capturer
 from skillopsd.sources._documents import DocState, diff
 from skillopsd.sources._store import DocumentShape
 
-from ._agents import gemini_chats, gemini_document, gemini_files, write_document
+from ._agents import gemini_chats, gemini_document, gemini_file, gemini_files, write_document
 from ._capture_helpers import captured
 
 GEMINI = STORES["gemini"]
 SHAPE = DocumentShape(collections=("messages",))
-REAL = next(f for f in gemini_files() if f.name.startswith("cdb14b05"))  # 40 tool calls
+REAL = gemini_file("cdb14b05")  # 40 tool calls
 
 
 def _lines(db: Database) -> list[dict[str, Any]]:
