@@ -131,3 +131,21 @@ def test_with_shared_beside_it_everything_runs(clone: Path) -> None:
     result = _pytest(clone, SKILLOPS_REQUIRE_SHARED="1")
     assert result.returncode == 0, result.stdout
     assert "5 passed" in result.stdout, result.stdout
+
+
+def test_the_whole_suite_collects_without_shared(tmp_path: Path) -> None:
+    """No test module reads ../shared at import: a bare clone once stopped at collection."""
+    repo = tmp_path / "repo"
+    shutil.copytree(TESTS, repo / "tests", ignore=shutil.ignore_patterns("__pycache__"))
+    full = {k: v for k, v in os.environ.items() if k not in ("CI", "SKILLOPS_REQUIRE_SHARED")}
+    full["PYTHONPATH"] = os.pathsep.join([str(repo), *sys.path])
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "--collect-only", "-p", "no:cacheprovider"],
+        cwd=repo,
+        env=full,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "error" not in result.stdout.splitlines()[-1], result.stdout[-3000:]
