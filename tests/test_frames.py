@@ -326,3 +326,27 @@ def test_recompress_rewrites_quiet_fast_frames_and_nothing_else(db: Database) ->
     assert verify_chain(reopened).ok
     assert log.recompress("2999-01-01T00:00:00.000000Z") == 0
     reopened.close()
+
+
+def test_erasing_across_several_frames_replaces_only_the_frames_touched(db: Database) -> None:
+    log = EventLog(db)
+    log.append([_line("source:big", i, size=20_000) for i in range(150)])  # ~3 MB, 3+ frames
+    log.append([_line("source:other", i, size=2_000) for i in range(20)])
+    frames_of = {
+        p: decode_ref(cell)[0]
+        for p, cell in db.conn.execute("SELECT position, data FROM events WHERE codec = -1")
+    }
+    big = sorted({frames_of[p] for p in range(1, 151)})
+    assert len(big) >= 3
+    lines = _lines(log)
+    # One position in the first frame, two in the last: the middle ones stay as they are.
+    first = [p for p in range(1, 151) if frames_of[p] == big[0]][:1]
+    last = [p for p in range(1, 151) if frames_of[p] == big[-1]][-2:]
+    chosen = sorted(first + last)
+    log.erase(chosen, _erasure(chosen))
+    now = {r[0] for r in db.conn.execute("SELECT id FROM payload_frames")}
+    assert big[0] not in now and big[-1] not in now
+    assert set(big[1:-1]) <= now  # untouched frames keep their ids and bytes
+    assert len(now) == len(big) + 1  # the two touched frames replaced; source:other's kept
+    assert _lines(log) == {p: line for p, line in lines.items() if p not in chosen}
+    assert verify_chain(db).ok

@@ -218,8 +218,10 @@ class EventLog:
         destroy those events' payload bytes (secure_delete, then a TRUNCATE checkpoint of the
         WAL).
 
-        Only the payload is destroyed: every other column, the digest and the hash stay, so
-        the chain still verifies. Schema-1 rows (stored before digests existed) and
+        Only the payload is destroyed: every other column and the hash stay, and the digest
+        the hash commits to stays in the row (schema 2 stored it all along; a schema-4 row gets
+        it now, with codec ERASED), so the chain still verifies. A framed payload's frame is
+        re-packed without it and deleted. Schema-1 rows (stored before digests existed) and
         erasure records themselves cannot be erased; asking raises :class:`LogError` and
         changes nothing. Erasing an already erased event is allowed (a no-op for it).
         """
@@ -262,8 +264,11 @@ class EventLog:
                 f"UPDATE events SET codec = {ERASED}, digest = ?, data = x'' WHERE position = ?",
                 new_rows,
             )
-            for frame, stream in sorted(frames.items()):
-                self._repack(frame, stream)
+            by_stream: dict[str, set[int]] = {}
+            for frame, stream in frames.items():
+                by_stream.setdefault(stream, set()).add(frame)
+            for stream, touched in sorted(by_stream.items()):
+                self._repack(stream, touched)
             self.db.frames.forget()
         # The WAL still holds the pages as they were before: copy and truncate it.
         cleared = self.db.checkpoint_truncate() if not self.db.in_write else None
@@ -359,27 +364,29 @@ class EventLog:
                     break
         return done
 
-    def _repack(self, frame: int, stream: str) -> None:
-        """Rewrite frame ``frame`` with only the payloads events still point at, or drop it."""
+    def _repack(self, stream: str, touched: set[int]) -> None:
+        """Rewrite each frame of ``stream`` in ``touched`` with only the payloads events still
+        point at, or drop it (one pass over the stream's rows for all of them)."""
         conn = self.db.conn
-        members: list[tuple[int, int, int]] = []  # (offset, length, position)
+        members: dict[int, list[tuple[int, int, int]]] = {f: [] for f in touched}
         for position, cell in conn.execute(
             f"SELECT position, data FROM events WHERE stream = ? AND codec = {FRAMED}", (stream,)
         ):
             ident, offset, length = decode_ref(cell)
-            if ident == frame:
-                members.append((offset, length, position))
-        if members:
-            members.sort()
-            data = self.db.frames.frame(frame)
-            payloads = [data[offset : offset + length] for offset, length, _ in members]
-            dictionary = self.db.codecs.shipped_id() if self.dictionary else None
-            refs = self.db.frames.write(stream, payloads, dictionary, PACK_LEVEL)
-            conn.executemany(
-                "UPDATE events SET data = ? WHERE position = ?",
-                [(ref, position) for ref, (_, _, position) in zip(refs, members, strict=True)],
-            )
-        conn.execute("DELETE FROM payload_frames WHERE id = ?", (frame,))
+            if ident in members:
+                members[ident].append((offset, length, position))  # (offset, length, position)
+        dictionary = self.db.codecs.shipped_id() if self.dictionary else None
+        for frame, kept in sorted(members.items()):
+            if kept:
+                kept.sort()
+                data = self.db.frames.frame(frame)
+                payloads = [data[offset : offset + length] for offset, length, _ in kept]
+                refs = self.db.frames.write(stream, payloads, dictionary, PACK_LEVEL)
+                conn.executemany(
+                    "UPDATE events SET data = ? WHERE position = ?",
+                    [(ref, position) for ref, (_, _, position) in zip(refs, kept, strict=True)],
+                )
+            conn.execute("DELETE FROM payload_frames WHERE id = ?", (frame,))
 
     def _check_erasable(self, wanted: list[int]) -> dict[int, tuple[str, bytes | None, int, bytes]]:
         """``position -> (stream, digest, codec, data)`` of rows that may be erased."""
