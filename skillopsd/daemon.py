@@ -15,7 +15,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 from typing import IO, TYPE_CHECKING
@@ -28,7 +28,7 @@ from ._defaults import DEFAULT_PROJECT, DEFAULT_SETTLE_SECONDS, TRACES_ENDPOINT_
 from ._params import FiniteRange, count_range
 from ._paths import DB_ENV, default_db_path
 from ._sdnotify import Notifier
-from .events import Database, EventLog, LogError, StorageError, storage_error
+from .events import Database, EventLog, LogError, StorageError, storage_error, utc_now
 from .projections import engine_for
 from .sources import (
     DEFAULT_MAX_LINE_BYTES,
@@ -193,10 +193,7 @@ class Daemon:
         compress its frames again at the packing level then (EventLog.recompress)."""
         if self._stopping:
             return
-        now = datetime.now(UTC)
-        quiet = (now if everything else now - timedelta(seconds=PACK_SETTLE)).strftime(
-            "%Y-%m-%dT%H:%M:%S.%fZ"
-        )
+        quiet = utc_now(0.0 if everything else PACK_SETTLE)
         moved = self.log.pack(quiet)
         # Frames appends wrote fast are compressed harder once their stream is quiet; not
         # right after a backfill, which must end soon (the next rescan does it).

@@ -33,14 +33,8 @@ def event_hash(
     data: bytes,
 ) -> bytes:
     """Schema-1 rows: sha256(prev_hash ‖ canonical header ‖ payload bytes)."""
-    h = hashlib.sha256(prev_hash)
-    h.update(
-        _header.encode(
-            (position, event_id, stream, stream_version, type_name, schema, recorded_at, len(data))
-        )
-    )
-    h.update(data)
-    return h.digest()
+    header = (position, event_id, stream, stream_version, type_name, schema, recorded_at)
+    return _link(prev_hash, (*header, len(data)), data)
 
 
 def event_hash_v2(
@@ -60,14 +54,8 @@ def event_hash_v2(
     The header fixes every stored column but the payload, which the digest stands for:
     erasing the payload leaves the hash checkable.
     """
-    h = hashlib.sha256(prev_hash)
-    h.update(
-        _header.encode(
-            (_V2, position, event_id, stream, stream_version, type_name, schema, recorded_at, codec)
-        )
-    )
-    h.update(digest)
-    return h.digest()
+    header = (_V2, position, event_id, stream, stream_version, type_name, schema, recorded_at)
+    return _link(prev_hash, (*header, codec), digest)
 
 
 def event_hash_v4(
@@ -84,13 +72,15 @@ def event_hash_v4(
     """Schema-4 rows: as schema 2 without the codec, which says where the payload's bytes
     live (in the row, in a frame, erased), not what they are: packing a payload into a frame
     leaves the hash as it was."""
+    header = (_V4, position, event_id, stream, stream_version, type_name, schema, recorded_at)
+    return _link(prev_hash, header, digest)
+
+
+def _link(prev_hash: bytes, header: tuple[object, ...], tail: bytes) -> bytes:
+    """sha256(prev_hash ‖ msgpack(header) ‖ tail): one link of the chain, in every format."""
     h = hashlib.sha256(prev_hash)
-    h.update(
-        _header.encode(
-            (_V4, position, event_id, stream, stream_version, type_name, schema, recorded_at)
-        )
-    )
-    h.update(digest)
+    h.update(_header.encode(header))
+    h.update(tail)
     return h.digest()
 
 
@@ -269,32 +259,16 @@ class _Walk:
         _typed(position, "digest", digest, bytes, "BLOB")
         if prev_hash != b"":
             raise _Bad(position, "prev_hash does not match the hash of the previous event")
-        expected = event_hash_v2(
-            self.prev,
-            position,
-            event_id,
-            stream,
-            version,
-            type_name,
-            schema,
-            recorded_at,
-            codec,
-            digest,
-        )
+        expected = event_hash_v2(self.prev, *header, codec, digest)
         if stored_hash != expected:
             raise _Bad(position, "stored hash does not match the event's content")
         if data == b"":
             if position not in erasable:
                 raise _Bad(position, "payload is empty but no PayloadsErased event names it")
             return expected
-        if codec >= FIRST_DICTIONARY:
-            fault = self.dictionaries.get(codec, f"dictionary {codec} is missing")
-            if fault is not None:
-                raise _Bad(position, fault)
-        try:
-            payload = self.db.codecs.decompress(codec, data)
-        except CodecError as exc:
-            raise _Bad(position, str(exc)) from exc
+        if codec < 0:  # its hash covers its codec: a schema-2 row is never framed or marked
+            raise _Bad(position, f"a schema-2 row with codec {codec}")
+        payload = self._payload(position, stream, codec, data)
         if hashlib.sha256(payload).digest() != digest:
             raise _Bad(position, "payload does not match its digest")
         return expected

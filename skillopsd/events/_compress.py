@@ -55,7 +55,6 @@ class Codecs:
         self._plain_c = zstandard.ZstdCompressor(level=LEVEL, write_checksum=False)
         self._plain_d = zstandard.ZstdDecompressor()
         self._dicts: dict[int, tuple[zstandard.ZstdCompressor, zstandard.ZstdDecompressor]] = {}
-        self._raw_dicts: dict[int, bytes] = {}
 
     def shipped_id(self) -> int:
         """The id of the shipped dictionary in this database, copying it in on first use.
@@ -130,20 +129,14 @@ class Codecs:
             self._dicts[dictionary] = pair
         return pair
 
-    def _dict_data(self, dictionary: int) -> bytes:
-        data = self._raw_dicts.get(dictionary)
-        if data is None:
-            row = self._conn.execute(
-                "SELECT data FROM payload_dictionaries WHERE id = ?", (dictionary,)
-            ).fetchone()
-            if row is None or not isinstance(row[0], bytes):
-                raise CodecError(f"dictionary {dictionary} is missing")
-            data = self._raw_dicts[dictionary] = row[0]
-        return data
-
     def _zdict(self, dictionary: int) -> zstandard.ZstdCompressionDict:
+        row = self._conn.execute(
+            "SELECT data FROM payload_dictionaries WHERE id = ?", (dictionary,)
+        ).fetchone()
+        if row is None or not isinstance(row[0], bytes):
+            raise CodecError(f"dictionary {dictionary} is missing")
         try:
-            return zstandard.ZstdCompressionDict(self._dict_data(dictionary))
+            return zstandard.ZstdCompressionDict(row[0])
         except zstandard.ZstdError as exc:
             raise CodecError(f"dictionary {dictionary} is unusable: {exc}") from exc
 

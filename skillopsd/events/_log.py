@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import apsw
@@ -86,9 +86,10 @@ def content_id(*parts: str | bytes | int) -> str:
     return h.hexdigest()[:32]
 
 
-def utc_now() -> str:
-    """The current time as ISO 8601 UTC with microseconds (producers only, never projections)."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+def utc_now(ago: float = 0.0) -> str:
+    """The current time (less ``ago`` seconds) as ISO 8601 UTC with microseconds, the form of
+    ``recorded_at`` (producers only, never projections)."""
+    return (datetime.now(UTC) - timedelta(seconds=ago)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class EventLog:
