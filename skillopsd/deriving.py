@@ -41,8 +41,8 @@ from .events.types import (
     SpanDerived,
     TranscriptLineCaptured,
 )
-from .skill_versions import VersionRecorder
 from .sources import source_stream
+from .versions.observed import VersionRecorder
 
 DeriveFunction = Callable[..., Derivation]
 Progress = Callable[[int, int], None]

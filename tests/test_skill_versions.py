@@ -18,7 +18,7 @@ from skillopsd.events import Database, EventLog, decode_payload
 from skillopsd.events.types import SkillVersionCreated
 from skillopsd.projections import engine_for
 from skillopsd.projections.session_views import spans_of
-from skillopsd.skill_versions import Observed, VersionRecorder
+from skillopsd.versions.observed import Observed, VersionRecorder
 
 from ._capture_helpers import FIXTURES
 

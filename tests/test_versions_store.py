@@ -25,8 +25,8 @@ from skillopsd.events.types import (
     SkillRouted,
 )
 from skillopsd.projections import engine_for
-from skillopsd.skill_versions import Observed, VersionRecorder
 from skillopsd.versions.materialize import MANIFEST, materialize, store_root
+from skillopsd.versions.observed import Observed, VersionRecorder
 from skillopsd.versions.store import (
     StoreError,
     add_challenger,

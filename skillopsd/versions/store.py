@@ -24,7 +24,7 @@ from ..events.types import (
     SkillStrategySet,
     SkillVersionCreated,
 )
-from ..skill_versions import skill_stream, version_event_id
+from .observed import skill_stream, version_event_id
 from .state import STRATEGIES, SkillState, Version, fold
 
 _RETRIES = 50

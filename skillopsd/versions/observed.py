@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import msgspec
 
-from .derive import Derivation
-from .events import ConcurrencyError, Database, EventLog, NewEvent, content_id
-from .events.types import SkillVersionCreated
+from ..derive import Derivation
+from ..events import ConcurrencyError, Database, EventLog, NewEvent, content_id
+from ..events.types import SkillVersionCreated
 
 _RETRIES = 50
 
