@@ -155,3 +155,15 @@ def test_the_home_check_fails_a_run_that_writes_real_data(tmp_path: Path) -> Non
     assert done.returncode == 1, done.stdout[-3000:]
     assert "the test run changed a real user's skillops data" in done.stdout
     assert f"changed {sentinel.data / 'skillops.db'}" in done.stdout
+
+
+def test_hypothesis_profile_follows_ci() -> None:
+    """CI (CI=true / SKILLOPS_REQUIRE_SHARED=1) draws the same examples every run; a developer's
+    run draws new ones."""
+    from hypothesis import settings
+
+    from ._shared import strict
+
+    assert settings.default.derandomize is strict()
+    assert settings.default.deadline is None and settings.default.print_blob
+    assert (settings.default.database is None) is strict()
