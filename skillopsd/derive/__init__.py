@@ -39,7 +39,9 @@ from .gemini import is_session as is_gemini_session
 # 5: Gemini CLI and Copilot CLI sessions; their tool names in the kinds table and the ending
 # facts.
 # 6: Claude Code's own refusal of a call ("<tool_use_error>Blocked: …") is blocked, not failure.
-DERIVER_VERSION = 6
+# 7: Claude Code responses carry the part of their cache writes kept for an hour
+# (``skillops.usage.cache_creation_1h.input_tokens``), which is priced higher.
+DERIVER_VERSION = 7
 
 _TOKEN_ATTRIBUTES = (
     ("input", "gen_ai.usage.input_tokens"),

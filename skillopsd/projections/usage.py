@@ -1,0 +1,156 @@
+"""Every model response with reported tokens, and its cost (the ``usage`` projection).
+
+One row per ``LLM`` span that reported tokens, in step with the sessions projection (a newer
+derivation's span set replaces the older one; merged, purged and forgotten sessions go), with
+its price from :mod:`skillopsd.pricing`. The price table is code: this projection's version
+includes the genai-prices version, so installing another one drops the table and prices
+every response again from the log (the engine's replay, like a rebuild of this projection
+only), and two rebuilds with one library give the same digest.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import apsw
+import msgspec
+
+from ..events import RecordedEvent
+from ..events.types import PayloadsErased, SessionDerived, SessionPurged, SpanDerived
+from ..pricing import CACHE_WRITE_1H, PRICES_VERSION, Tokens, price
+from ._engine import Projection
+
+_json = msgspec.json.Encoder()
+_SCHEMA = """
+CREATE TABLE p_usage (
+    span_id TEXT PRIMARY KEY, session_id TEXT NOT NULL, at TEXT, model TEXT, system TEXT,
+    response_id TEXT, input INTEGER, output INTEGER, cache_read INTEGER, cache_write INTEGER,
+    cache_write_1h INTEGER, usd REAL, priced_as TEXT, missing TEXT
+);
+CREATE INDEX p_usage_by_session ON p_usage (session_id);
+CREATE INDEX p_usage_by_at ON p_usage (at);
+CREATE TABLE p_usage_purged (session_id TEXT PRIMARY KEY);
+"""
+
+
+def _serial(text: str) -> int:
+    """``0.2.3`` -> 20003: a version string as a number the engine compares."""
+    parts = [int(p) if p.isdigit() else 0 for p in text.split(".")[:3]]
+    parts += [0] * (3 - len(parts))
+    return min(parts[0], 99) * 1_000_000 + min(parts[1], 99) * 10_000 + min(parts[2], 9_999)
+
+
+def _count(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def usage_row(span: SpanDerived) -> tuple[object, ...] | None:
+    """The row of one LLM span, or None when it reported no tokens."""
+    a = span.attributes
+    inp = _count(a.get("gen_ai.usage.input_tokens"))
+    out = _count(a.get("gen_ai.usage.output_tokens"))
+    if inp is None and out is None:
+        return None
+    read = _count(a.get("gen_ai.usage.cache_read.input_tokens"))
+    write = _count(a.get("gen_ai.usage.cache_creation.input_tokens"))
+    hour = _count(a.get(CACHE_WRITE_1H))
+    model = a.get("gen_ai.request.model")
+    model = model if isinstance(model, str) else None
+    system = a.get("gen_ai.system")
+    system = system if isinstance(system, str) else None
+    response = a.get("gen_ai.response.id")
+    at = span.end or span.start
+    usd: float | None = None
+    priced_as: str | None = None
+    missing: str | None
+    if inp is None or out is None:
+        missing = "tokens"
+    elif not model:
+        missing = "model"
+    else:
+        tokens = Tokens(
+            input=inp,
+            output=out,
+            cache_read=read or 0,
+            cache_write=write or 0,
+            cache_write_1h=hour or 0,
+        )
+        priced = price(model, system, at, tokens)
+        missing = None if priced is not None else "price"
+        if priced is not None:
+            usd, priced_as = priced.usd, f"{priced.provider}:{priced.model}"
+    return (
+        span.span_id,
+        span.session_id,
+        at,
+        model,
+        system,
+        response if isinstance(response, str) else None,
+        inp,
+        out,
+        read,
+        write,
+        hour,
+        usd,
+        priced_as,
+        missing,
+    )
+
+
+class Usage(Projection):
+    """The table ``usage``, the cost columns and ``status``'s unpriced models read."""
+
+    name = "usage"
+    version = 1_000_000_000 + _serial(PRICES_VERSION)
+    tables = ("p_usage", "p_usage_purged")
+    handles = frozenset({"SessionDerived", "SpanDerived", "SessionPurged", "PayloadsErased"})
+
+    def create(self, conn: apsw.Connection) -> None:
+        conn.execute(_SCHEMA)
+
+    def apply(self, conn: apsw.Connection, event: RecordedEvent) -> None:
+        self.apply_many(conn, [event])
+
+    def apply_many(self, conn: apsw.Connection, events: list[RecordedEvent]) -> None:
+        purged = {r[0] for r in conn.execute("SELECT session_id FROM p_usage_purged")}
+        rows: list[tuple[object, ...]] = []
+        for event in events:
+            payload = event.payload
+            if isinstance(payload, SpanDerived):
+                if payload.kind == "LLM" and payload.session_id not in purged:
+                    row = usage_row(payload)
+                    if row is not None:
+                        rows.append(row)
+                    else:  # a newer derivation of a span that no longer reports tokens
+                        self._write(conn, rows)
+                        conn.execute("DELETE FROM p_usage WHERE span_id = ?", (payload.span_id,))
+                continue
+            self._write(conn, rows)
+            if isinstance(payload, SessionDerived):
+                if payload.merged_into is not None:
+                    conn.execute("DELETE FROM p_usage WHERE session_id = ?", (payload.session_id,))
+                else:
+                    conn.execute(
+                        "DELETE FROM p_usage WHERE session_id = ? AND span_id NOT IN"
+                        " (SELECT value FROM json_each(?))",
+                        (payload.session_id, _json.encode(payload.span_ids).decode()),
+                    )
+            elif isinstance(payload, SessionPurged):
+                purged.add(payload.session_id)
+                conn.execute(
+                    "INSERT OR IGNORE INTO p_usage_purged VALUES (?)", (payload.session_id,)
+                )
+                conn.execute("DELETE FROM p_usage WHERE session_id = ?", (payload.session_id,))
+            elif isinstance(payload, PayloadsErased):
+                for session_id in sorted(set(payload.session_ids)):
+                    conn.execute("DELETE FROM p_usage WHERE session_id = ?", (session_id,))
+        self._write(conn, rows)
+
+    @staticmethod
+    def _write(conn: apsw.Connection, rows: list[tuple[object, ...]]) -> None:
+        if rows:
+            conn.executemany(
+                "INSERT OR REPLACE INTO p_usage VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+            rows.clear()
