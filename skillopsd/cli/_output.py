@@ -136,3 +136,11 @@ def table(
             row[flex] = cut(row[flex], room)
     for row in [headers, *rows]:
         click.echo("  ".join(_pad(c, w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+
+def usd(value: float | None, *, unpriced: int = 0) -> str:
+    """A cost in dollars and cents (``-`` when nothing was priced; ``+`` when some was not)."""
+    if value is None:
+        return "-"
+    text = f"${value:,.2f}" if value >= 0.005 or value == 0 else f"${value:.4f}"
+    return text + ("+" if unpriced else "")

@@ -53,8 +53,9 @@ _PROVIDERS: dict[str, str | None] = {
 _FAST_KEYS = frozenset(
     {"input_mtok", "cache_read_mtok", "cache_write_mtok", "cache_write_1h_mtok", "output_mtok"}
 )
-# Counted per tool use, which transcripts do not report: they never apply here.
-_UNREPORTED_KEYS_SUFFIX = ("_kcount",)
+# Priced per search a tool made, which transcripts do not report: they never apply here
+# (a per-request fee, ``requests_kcount``, does apply, and takes the library's path).
+_UNREPORTED_KEYS = frozenset({"web_searches_kcount", "storage_searches_kcount"})
 
 
 class Tokens(msgspec.Struct, frozen=True):
@@ -107,7 +108,7 @@ def _fast(prices: ModelPrice, tokens: Tokens) -> Decimal | None:
     keys = {
         k
         for k, v in prices.__dict__.items()
-        if v is not None and not k.startswith("_") and not k.endswith(_UNREPORTED_KEYS_SUFFIX)
+        if v is not None and not k.startswith("_") and k not in _UNREPORTED_KEYS
     }
     if not keys <= _FAST_KEYS or "input_mtok" not in keys or "output_mtok" not in keys:
         return None

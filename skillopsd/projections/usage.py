@@ -18,6 +18,7 @@ import msgspec
 from ..events import RecordedEvent
 from ..events.types import PayloadsErased, SessionDerived, SessionPurged, SpanDerived
 from ..pricing import CACHE_WRITE_1H, PRICES_VERSION, Tokens, price
+from ..pricing.report import UsageRecord
 from ._engine import Projection
 
 _json = msgspec.json.Encoder()
@@ -154,3 +155,115 @@ class Usage(Projection):
                 rows,
             )
             rows.clear()
+
+
+def usage_records(
+    conn: apsw.Connection,
+    *,
+    agent: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+) -> list[UsageRecord]:
+    """Every response with reported tokens (``since``/``until``: stored UTC bounds on its time)."""
+    where = ["1"]
+    args: list[object] = []
+    if agent is not None:
+        where.append("s.agent = ?")
+        args.append(agent)
+    if since is not None:
+        where.append("u.at >= ?")
+        args.append(since)
+    if until is not None:
+        where.append("u.at < ?")
+        args.append(until)
+    skills: dict[str, list[str]] = {}
+    for sid, skill in conn.execute(
+        "SELECT session_id, skill FROM p_session_skills ORDER BY session_id, skill"
+    ):
+        skills.setdefault(sid, []).append(skill)
+    out: list[UsageRecord] = []
+    for row in conn.execute(
+        "SELECT u.span_id, u.at, s.agent, u.session_id, s.native_session_id, s.cwd, u.model,"
+        " u.system, u.response_id, coalesce(u.input, 0), coalesce(u.output, 0),"
+        " coalesce(u.cache_read, 0), coalesce(u.cache_write, 0), u.usd"
+        " FROM p_usage u JOIN p_sessions s ON s.session_id = u.session_id"
+        f" WHERE {' AND '.join(where)}",
+        args,
+    ):
+        (span_id, at, ag, sid, native, cwd, model, system, rid, inp, out_, read, write, usd) = row
+        out.append(
+            UsageRecord(
+                span_id=span_id,
+                at=at,
+                agent=ag,
+                session_id=sid,
+                native_session_id=native,
+                project=cwd,
+                skills=tuple(skills.get(sid, ())),
+                model=model,
+                system=system,
+                response_id=rid,
+                input=inp,
+                output=out_,
+                cache_read=read,
+                cache_write=write,
+                usd=usd,
+            )
+        )
+    return out
+
+
+class SessionCost(msgspec.Struct, frozen=True):
+    """A session's cost: the sum over its priced responses, and how many had no price."""
+
+    usd: float | None
+    unpriced: int
+    responses: int
+
+
+def session_costs(
+    conn: apsw.Connection, session_ids: list[str] | None = None
+) -> dict[str, SessionCost]:
+    """Cost per session (every response of the session, copies of earlier ones included)."""
+    sql = "SELECT session_id, sum(usd), sum(usd IS NULL), count(*) FROM p_usage"
+    args: list[object] = []
+    if session_ids is not None:
+        sql += " WHERE session_id IN (SELECT value FROM json_each(?))"
+        args.append(_json.encode(session_ids).decode())
+    sql += " GROUP BY session_id"
+    return {
+        sid: SessionCost(usd=usd, unpriced=int(unpriced), responses=int(n))
+        for sid, usd, unpriced, n in conn.execute(sql, args)
+    }
+
+
+def span_costs(
+    conn: apsw.Connection, session_id: str
+) -> dict[str, tuple[float | None, str | None]]:
+    """Per LLM span of one session: its cost (None: no price) and why it has none."""
+    return {
+        span_id: (usd, missing)
+        for span_id, usd, missing in conn.execute(
+            "SELECT span_id, usd, missing FROM p_usage WHERE session_id = ?", (session_id,)
+        )
+    }
+
+
+class Unpriced(msgspec.Struct, frozen=True):
+    """A model whose responses have no price, and how many."""
+
+    model: str
+    system: str | None
+    responses: int
+    reason: str
+
+
+def unpriced_models(conn: apsw.Connection) -> list[Unpriced]:
+    """Models with responses the price table could not price (``status`` lists them)."""
+    return [
+        Unpriced(model=model or "(none)", system=system, responses=int(n), reason=reason)
+        for model, system, reason, n in conn.execute(
+            "SELECT model, system, missing, count(*) FROM p_usage WHERE usd IS NULL"
+            " GROUP BY model, system, missing ORDER BY count(*) DESC, model"
+        )
+    ]
