@@ -66,7 +66,9 @@ def test_known_models_are_priced_at_their_list_price() -> None:
         "claude-opus-4-6",
         "anthropic",
         at,
-        Tokens(input=53_000, output=500, cache_read=50_000, cache_write=2_000, cache_write_1h=2_000),
+        Tokens(
+            input=53_000, output=500, cache_read=50_000, cache_write=2_000, cache_write_1h=2_000
+        ),
     )
     assert opus is not None and opus.model == "claude-opus-4-6" and opus.provider == "anthropic"
     # $5 input, $0.5 cache read, $10 1-hour cache write, $25 output per million tokens.

@@ -10,6 +10,7 @@ import msgspec
 from ..events import events_at
 from ..events._db import scalar
 from ..events.types import AttributeValue, SpanDerived
+from .usage import SessionCost
 
 
 class Outcomes(msgspec.Struct):
@@ -46,6 +47,8 @@ class SessionView(msgspec.Struct):
     parent_session_id: str | None
     # The newest unretracted human label, beside (never merged into) the verdict.
     label: str | None = None
+    # USD over the session's priced model responses (the usage projection); None: none priced.
+    cost: SessionCost | None = None
 
 
 class SpanView(msgspec.Struct):
