@@ -35,7 +35,7 @@ def _duration(ms: float) -> str:
     return f"{seconds:.1f}s"
 
 
-def _median_cost(m: Median) -> str:
+def median_cost(m: Median) -> str:
     """``$1.20 [0.90–1.50] (n=7)``: the median and its 95 % interval (none under 6 sessions)."""
     if m.median is None:
         return "-"
@@ -123,7 +123,7 @@ def show(app: AppContext, name: str, as_json: bool) -> None:
                 share_text(v.labels["good"]) if v.labelled else "-",
                 share_text(v.labels["bad"]) if v.labelled else "-",
                 _mean(v.tokens),
-                _median_cost(v.cost),
+                median_cost(v.cost),
                 _mean(v.duration_ms, "ms"),
                 _eval(v),
             ]

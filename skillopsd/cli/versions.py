@@ -16,7 +16,7 @@ import click
 import msgspec
 
 from ..events import Database, LogError
-from ..projections._stats import Share, wilson
+from ..projections._stats import Median, Share, median_interval, wilson
 from ..versions.materialize import MANIFEST, next_pick, store_root
 from ..versions.state import STRATEGIES, SkillState, Stats
 from ..versions.store import (
@@ -38,6 +38,7 @@ from ..versions.sync import (
 )
 from ._app import AppContext, NotFound, UsageFailure, db_option, json_option, pass_app
 from ._output import emit_json, table
+from .skills import median_cost as _median_cost
 from .skills import share_text, skill_group
 
 T = TypeVar("T")
@@ -235,6 +236,8 @@ class VersionJson(msgspec.Struct, kw_only=True):
     tokens_reported: int
     duration_ms_per_run: float | None
     duration_reported: int
+    # USD per execution: median and its 95 % interval over the executions with a cost.
+    cost_usd: Median
     role: str  # champion | challenger | retired | ""
     author: str
     confidence: int | None
@@ -293,6 +296,13 @@ def versions_json(state: SkillState, manifest: Path | None) -> VersionsJson:
                 if s.duration_reported
                 else None,
                 duration_reported=s.duration_reported,
+                cost_usd=median_interval(
+                    [
+                        e.cost_usd
+                        for e in state.executions.values()
+                        if e.version_hash == v.content_hash and e.outcome and e.cost_usd is not None
+                    ]
+                ),
                 role=_role(state, v.content_hash),
                 author=v.author,
                 confidence=v.confidence,
@@ -368,6 +378,7 @@ def versions_command(app: AppContext, name: str, as_json: bool) -> None:
                     else "-"
                 ),
                 _per_run(v.tokens_per_run, v.tokens_reported),
+                _median_cost(v.cost_usd),
                 _per_run(v.duration_ms_per_run, v.duration_reported, "ms"),
                 f"{v.source}/{v.author}"
                 + (f" {v.confidence}%" if v.confidence is not None else ""),
@@ -382,6 +393,7 @@ def versions_command(app: AppContext, name: str, as_json: bool) -> None:
             "success [95%]",
             "in test",
             "tokens/run",
+            "cost/run [95%]",
             "time/run",
             "source",
         ],
