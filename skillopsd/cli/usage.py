@@ -12,11 +12,12 @@ import click
 from ..pricing.report import BYS, Period, Row, Totals, report
 from ..projections.usage import usage_records
 from ._app import AgentChoice, AppContext, cli, db_option, json_option, pass_app
-from ._output import cells, compact, emit_json, number, table, terminal_width, usd
+from ._output import cells, compact, cut, emit_json, number, table, terminal_width, usd
 from ._time import WHEN
 
 _DAY = re.compile(r"\A(\d{4})-?(\d{2})-?(\d{2})\Z")
 _HEADERS = ["input", "output", "cache create", "cache read", "total tokens", "cost (USD)"]
+_SHORT = ["input", "output", "cache wr", "cache rd", "total", "USD"]
 _FIRST = {"daily": "date", "weekly": "week of", "monthly": "month", "session": "session"}
 
 
@@ -62,32 +63,44 @@ def _short_model(name: str) -> str:
 
 
 def _print(kind: Period, by: str | None, rows: list[Row], totals: Totals) -> None:
-    first = _FIRST[kind]
-    lead = [first] + ([by] if by else []) + (["agent"] if kind == "session" else [])
-    headers = [*lead, "models", *_HEADERS]
+    lead = [_FIRST[kind]] + ([by] if by else []) + (["agent"] if kind == "session" else [])
     width = terminal_width()
 
-    def build(fmt: Callable[[int | None], str]) -> list[list[str]]:
+    def build(fmt: Callable[[int | None], str], models: bool) -> list[list[str]]:
         body = []
         for r in rows:
             cells_ = [r.period[:12] if kind == "session" else r.period]
             if by:
-                cells_.append(r.group or "-")
+                cells_.append(cut(r.group or "-", 24))
             if kind == "session":
                 cells_.append(r.agent)
-            cells_.append(", ".join(_short_model(m) for m in r.modelsUsed) or "-")
+            if models:
+                cells_.append(", ".join(_short_model(m) for m in r.modelsUsed) or "-")
             body.append([*cells_, *_numbers(fmt, r)])
-        total = ["total"] + [""] * (len(lead) - 1) + [""] + _numbers(fmt, totals)
-        return [*body, total]
+        blank = [""] * (len(lead) - 1 + (1 if models else 0))
+        return [*body, ["total", *blank, *_numbers(fmt, totals)]]
 
-    body = build(number)
-    fixed = sum(
-        max(cells(h), *(cells(row[i]) for row in body)) for i, h in enumerate(headers)
-    ) - max(cells(headers[len(lead)]), *(cells(row[len(lead)]) for row in body))
-    if fixed + 2 * (len(headers) - 1) + 12 > width:
-        body = build(compact)  # 12.3M instead of 12,345,678 when the full numbers do not fit
-    caps = {1: 24} if by else {}
-    table(body, headers, flex=len(lead), width=width, caps=caps)
+    def needed(body: list[list[str]], headers: list[str], flex: int | None) -> int:
+        widths = [max(cells(h), *(cells(row[i]) for row in body)) for i, h in enumerate(headers)]
+        if flex is not None:
+            widths[flex] = min(widths[flex], 12)
+        return sum(widths) + 2 * (len(widths) - 1)
+
+    # Full numbers if they fit, else 12.3M, else without the models column (ccusage's
+    # --compact drops columns the same way).
+    levels = (
+        (number, True, _HEADERS),
+        (compact, True, _HEADERS),
+        (compact, True, _SHORT),
+        (compact, False, _SHORT),
+    )
+    for fmt, models, names in levels:
+        headers = [*lead, *(["models"] if models else []), *names]
+        body = build(fmt, models)
+        flex = len(lead) if models else None
+        if needed(body, headers, flex) <= width:
+            break
+    table(body, headers, flex=flex, width=width)
     if totals.unpricedResponses:
         click.echo(
             f"+ {totals.unpricedResponses:,} of {totals.responses:,} responses have no price"
