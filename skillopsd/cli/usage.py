@@ -103,9 +103,8 @@ def _print(kind: Period, by: str | None, rows: list[Row], totals: Totals) -> Non
     table(body, headers, flex=flex, width=width)
     if totals.unpricedResponses:
         click.echo(
-            f"+ {totals.unpricedResponses:,} of {totals.responses:,} responses have no price"
-            " (model unknown to the price table, or tokens not reported): not in the cost;"
-            " skillopsctl status lists the models"
+            f"+ {totals.unpricedResponses:,} of {totals.responses:,} responses have no price:"
+            " not in the cost (skillopsctl status)"
         )
 
 
