@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import getpass
+import math
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -156,6 +157,12 @@ def add_challenger_command(
     _say(_sync(app, name))
 
 
+def _finite(_ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter(f"{value} is not a number of dollars", param=param)
+    return value
+
+
 @skill_group.command("record")
 @db_option
 @click.argument("name")
@@ -163,6 +170,13 @@ def add_challenger_command(
 @click.option("--success/--failure", "success", default=None)
 @click.option("--tokens", type=click.IntRange(min=0), default=None)
 @click.option("--duration-ms", type=click.IntRange(min=0), default=None)
+@click.option(
+    "--cost-usd",
+    type=click.FloatRange(min=0, max=1e9),
+    default=None,
+    callback=_finite,
+    help="What it cost, in USD.",
+)
 @pass_app
 def record_command(
     app: AppContext,
@@ -171,13 +185,16 @@ def record_command(
     success: bool | None,
     tokens: int | None,
     duration_ms: int | None,
+    cost_usd: float | None,
 ) -> None:
     """Record one execution of a version by hand (for agents skillops cannot read)."""
     if success is None:
         raise UsageFailure("say --success or --failure")
     outcome = "success" if success else "failure"
     rid = uuid.uuid4().hex
-    version = _run(app, lambda db: record_manual(db, name, ref, outcome, tokens, duration_ms, rid))
+    version = _run(
+        app, lambda db: record_manual(db, name, ref, outcome, tokens, duration_ms, rid, cost_usd)
+    )
     click.echo(f"recorded {outcome} of {name} v{version.tag}")
     _say(_sync(app, name))
 
