@@ -234,3 +234,63 @@ def test_rebuilding_gives_the_same_costs_and_digest(home: Path) -> None:
     code, out, err = _ctl(home, "rebuild", "--check")
     assert code == 0, out + err
     assert _json(home, "usage", "session") == before
+
+
+def test_a_price_table_upgrade_replays_the_usage_projection(home: Path) -> None:
+    import apsw
+
+    from skillopsd.pricing import PRICES_VERSION
+    from skillopsd.projections.usage import Usage, _serial
+
+    assert _serial("0.2.3") == 20_003 and _serial("1.0") == 1_000_000
+    assert Usage.version % 1_000_000_000 == _serial(PRICES_VERSION)
+    before = _json(home, "usage", "session")
+    conn = apsw.Connection(str(db_path(home)))
+    try:
+        # What another genai-prices version leaves behind: the projection at another version,
+        # its rows wrong.
+        conn.execute("UPDATE p_usage SET usd = 1000.0")
+        conn.execute("UPDATE projection_checkpoints SET version = 7 WHERE name = 'usage'")
+    finally:
+        conn.close()
+    assert _json(home, "usage", "session") == before
+    conn = apsw.Connection(str(db_path(home)))
+    try:
+        row = conn.execute(
+            "SELECT version FROM projection_checkpoints WHERE name = 'usage'"
+        ).fetchone()
+    finally:
+        conn.close()
+    assert row == (Usage.version,)
+
+
+def test_a_forgotten_session_leaves_no_cost_behind(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    opus = "claude-opus-4-6"
+    _write(
+        home,
+        KNOWN,
+        [
+            _user(KNOWN, "u1", "2026-04-11T10:00:00.000Z", "fix it"),
+            _assistant(KNOWN, "a1", "2026-04-11T10:00:06.000Z", "msg_A", "req_A", opus, FINAL),
+        ],
+    )
+    run_once(home)
+    assert _json(home, "usage", "daily")["totals"]["responses"] == 1
+    code, out, err = _ctl(home, "forget", KNOWN, "--reason", "test")
+    assert code == 0, out + err
+    assert _json(home, "usage", "daily") == {
+        "daily": [],
+        "totals": {
+            "inputTokens": 0,
+            "outputTokens": 0,
+            "cacheCreationTokens": 0,
+            "cacheReadTokens": 0,
+            "totalTokens": 0,
+            "totalCost": None,
+            "unpricedResponses": 0,
+            "responses": 0,
+        },
+    }
+    code, out, _ = _ctl(home, "usage", "daily")
+    assert code == 0 and out.startswith("no model responses")
