@@ -17,9 +17,10 @@ table.
 from __future__ import annotations
 
 import functools
+import importlib.util
 from datetime import datetime
 from decimal import Decimal
-from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -29,6 +30,19 @@ if TYPE_CHECKING:
 
 
 def _library_version() -> str:
+    """genai-prices' installed version, read from its dist-info folder's name.
+
+    Every command's start-up reads it (the usage projection's version includes it), and
+    ``importlib.metadata`` costs more to import than the rest of a read command's start.
+    """
+    spec = importlib.util.find_spec("genai_prices")
+    if spec is not None and spec.origin:
+        site = Path(spec.origin).parent.parent
+        found = sorted(site.glob("genai_prices-*.dist-info"))
+        if len(found) == 1:
+            return found[0].name.removeprefix("genai_prices-").removesuffix(".dist-info")
+    from importlib.metadata import PackageNotFoundError, version
+
     try:
         return version("genai-prices")
     except PackageNotFoundError:  # pragma: no cover - a dependency of the package
