@@ -21,12 +21,15 @@ from ..pricing import CACHE_WRITE_1H, PRICES_VERSION, Tokens, price
 from ..pricing.report import UsageRecord
 from ._engine import Projection
 
+# Set by the Claude deriver on a subagent's final response read from its Task result.
+USAGE_SOURCE = "skillops.usage.source"
+
 _json = msgspec.json.Encoder()
 _SCHEMA = """
 CREATE TABLE p_usage (
     span_id TEXT PRIMARY KEY, session_id TEXT NOT NULL, at TEXT, model TEXT, system TEXT,
     response_id TEXT, input INTEGER, output INTEGER, cache_read INTEGER, cache_write INTEGER,
-    cache_write_1h INTEGER, usd REAL, priced_as TEXT, missing TEXT
+    cache_write_1h INTEGER, usd REAL, priced_as TEXT, missing TEXT, source TEXT
 );
 CREATE INDEX p_usage_by_session ON p_usage (session_id);
 CREATE INDEX p_usage_by_at ON p_usage (at);
@@ -60,6 +63,7 @@ def usage_row(span: SpanDerived) -> tuple[object, ...] | None:
     system = a.get("gen_ai.system")
     system = system if isinstance(system, str) else None
     response = a.get("gen_ai.response.id")
+    source = a.get(USAGE_SOURCE)
     at = span.end or span.start
     usd: float | None = None
     priced_as: str | None = None
@@ -95,6 +99,7 @@ def usage_row(span: SpanDerived) -> tuple[object, ...] | None:
         usd,
         priced_as,
         missing,
+        source if isinstance(source, str) else None,
     )
 
 
@@ -102,7 +107,7 @@ class Usage(Projection):
     """The table ``usage``, the cost columns and ``status``'s unpriced models read."""
 
     name = "usage"
-    version = 1_000_000_000 + _serial(PRICES_VERSION)
+    version = 2_000_000_000 + _serial(PRICES_VERSION)
     tables = ("p_usage", "p_usage_purged")
     handles = frozenset({"SessionDerived", "SpanDerived", "SessionPurged", "PayloadsErased"})
 
@@ -151,7 +156,7 @@ class Usage(Projection):
     def _write(conn: apsw.Connection, rows: list[tuple[object, ...]]) -> None:
         if rows:
             conn.executemany(
-                "INSERT OR REPLACE INTO p_usage VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT OR REPLACE INTO p_usage VALUES ({', '.join('?' * 15)})",
                 rows,
             )
             rows.clear()
@@ -164,8 +169,13 @@ def usage_records(
     since: str | None = None,
     until: str | None = None,
 ) -> list[UsageRecord]:
-    """Every response with reported tokens (``since``/``until``: stored UTC bounds on its time)."""
-    where = ["1"]
+    """Every response the transcripts hold (``since``/``until``: stored UTC bounds on its time).
+
+    A subagent's final response known only from its Task result (its own transcript was not
+    kept) is in its session's cost, not here: a report counts, as ccusage does, the
+    responses written as records, and that usage was never one.
+    """
+    where = ["u.source IS NULL"]
     args: list[object] = []
     if agent is not None:
         where.append("s.agent = ?")
