@@ -39,7 +39,11 @@ from .gemini import is_session as is_gemini_session
 # 5: Gemini CLI and Copilot CLI sessions; their tool names in the kinds table and the ending
 # facts.
 # 6: Claude Code's own refusal of a call ("<tool_use_error>Blocked: …") is blocked, not failure.
-DERIVER_VERSION = 6
+# 7: the verdict's facts and reasons: shell commands read by a parser (tree-sitter), the
+# deciding command, edits keyed by file across tools, no-op edits, bookkeeping calls, how the
+# last turn ended (answered / pending / silent); subagent and auto-mode permission denials and
+# Gemini CLI's workspace and policy refusals are blocked.
+DERIVER_VERSION = 7
 
 _TOKEN_ATTRIBUTES = (
     ("input", "gen_ai.usage.input_tokens"),

@@ -44,6 +44,9 @@ class SessionView(msgspec.Struct):
     tokens: Tokens
     deriver_version: int
     parent_session_id: str | None
+    # Why the verdict is what it is (one line) and the spans that decided it; none for success.
+    verdict_reason: str | None = None
+    verdict_spans: list[str] = []
     # The newest unretracted human label, beside (never merged into) the verdict.
     label: str | None = None
 
@@ -66,7 +69,8 @@ class SpanView(msgspec.Struct):
 _SESSION_COLUMNS = (
     "session_id, agent, native_session_id, title, cwd, started_at, ended_at, turns, tools,"
     " skills, success, failure, blocked, unknown, verdict, tokens_input, tokens_output,"
-    " tokens_cache_read, tokens_cache_creation, deriver_version, parent_session_id"
+    " tokens_cache_read, tokens_cache_creation, deriver_version, parent_session_id,"
+    " verdict_reason, verdict_spans"
 )
 _json = msgspec.json.Decoder()
 
@@ -94,6 +98,8 @@ def _session(row: tuple[Any, ...]) -> SessionView:
         t_create,
         version,
         parent,
+        reason,
+        deciding,
     ) = row
     return SessionView(
         session_id=sid,
@@ -111,6 +117,8 @@ def _session(row: tuple[Any, ...]) -> SessionView:
         tokens=Tokens(input=t_in, output=t_out, cache_read=t_read, cache_creation=t_create),
         deriver_version=version,
         parent_session_id=parent,
+        verdict_reason=reason,
+        verdict_spans=_json.decode(deciding) if deciding else [],
     )
 
 
