@@ -33,7 +33,7 @@ import msgspec
 
 from ._kinds import tool_kind
 from ._outcome import is_noop_edit
-from ._shell import Command, Dialect, read_script
+from ._shell import Command, Dialect, deciding_command, read_script
 from ._tree import Span, SpanTree
 
 _SHELLS: dict[str, Dialect] = {
@@ -200,7 +200,7 @@ def _arguments_of(arguments: object) -> dict[str, object] | None:
         return None
     try:
         value = _decoder.decode(arguments)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeError):
         return None
     return value if isinstance(value, dict) else None
 
@@ -288,7 +288,7 @@ def call_keys(tool: str, arguments: object) -> tuple[str, ...]:
     found = _script(tool, arguments)
     if found is None:
         return (tool,)
-    deciding = read_script(*found).deciding
+    deciding = deciding_command(*found)
     return (f"{tool}:{deciding.key}",) if deciding is not None else (tool,)
 
 
@@ -301,7 +301,7 @@ def describe(tool: str, arguments: object) -> str:
     """What a reason line calls the call: ``go test ./...``, ``Edit main.go``, ``Read``."""
     found = _script(tool, arguments)
     if found is not None:
-        deciding = read_script(*found).deciding
+        deciding = deciding_command(*found)
         if deciding is not None and deciding.text:
             text = deciding.text
             return text if len(text) <= 80 else text[:79] + "…"
@@ -345,11 +345,24 @@ def mark_ending(tree: SpanTree) -> None:
     tops = {s.span_id: _top_turn(spans, s, cache) for s in every}
     calls = [s for s in every if s.outcome is not None]
     calls.sort(key=lambda s: (s.start or "", order[s.span_id]))
-    # Keys only where they can matter: tools (or families) that had a failed or blocked call.
-    troubled = {_family(_tool(s)) for s in calls if s.outcome != "success"}
+    # Keys only where they can matter: every failed or blocked call, and a success only when
+    # its arguments mention every word of a key a failure needs (most do not: no parse).
     keys: list[tuple[str, ...] | None] = [
-        call_keys(_tool(s), _arguments(s)) if _family(_tool(s)) in troubled else None for s in calls
+        call_keys(_tool(s), _arguments(s)) if s.outcome != "success" else None for s in calls
     ]
+    families = [_family(_tool(s)) for s in calls]
+    needed: dict[str, set[tuple[str, ...]]] = {}  # family -> the words of each key it needs
+    for i in range(len(calls)):
+        for key in keys[i] or ():
+            # "Bash:go test" needs "go" and "test"; "edit:a.go" needs "a.go"; "Read" nothing.
+            words = tuple(key.split(":", 1)[1].split()) if ":" in key else ()
+            needed.setdefault(families[i], set()).add(words)
+    for i, span in enumerate(calls):
+        wanted = needed.get(families[i]) if span.outcome == "success" else None
+        if wanted:
+            text = str(_arguments(span))
+            if any(all(w in text for w in words) for words in wanted):
+                keys[i] = call_keys(_tool(span), _arguments(span))
     last_success: dict[str, int] = {}  # key -> index of its last success
     for i, span in enumerate(calls):
         found = keys[i]

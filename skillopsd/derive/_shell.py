@@ -19,12 +19,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from functools import lru_cache
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import msgspec
-import tree_sitter
-import tree_sitter_bash
-import tree_sitter_powershell
+
+if TYPE_CHECKING:
+    import tree_sitter
 
 Dialect = Literal["bash", "powershell"]
 
@@ -130,8 +130,19 @@ class Script(msgspec.Struct, frozen=True):
 
 
 _EMPTY = Script()
-_BASH = tree_sitter.Parser(tree_sitter.Language(tree_sitter_bash.language()))
-_POWERSHELL = tree_sitter.Parser(tree_sitter.Language(tree_sitter_powershell.language()))
+
+
+@lru_cache(maxsize=2)
+def _parser(dialect: Dialect) -> tree_sitter.Parser:
+    """The parser of a dialect, loaded on first use: a session with no shell call to read
+    (most of them: only failed calls and what may resolve them are read) never loads it."""
+    import tree_sitter
+
+    if dialect == "powershell":
+        import tree_sitter_powershell as grammar
+    else:
+        import tree_sitter_bash as grammar  # type: ignore[no-redef]
+    return tree_sitter.Parser(tree_sitter.Language(grammar.language()))
 
 
 @lru_cache(maxsize=4096)
@@ -142,10 +153,30 @@ def read_script(script: str, dialect: Dialect = "bash") -> Script:
     source = script.encode("utf-8", "replace")[:_MAX_BYTES]
     try:
         if dialect == "powershell":
-            return _powershell(_POWERSHELL.parse(source).root_node)
-        return _bash(_BASH.parse(source).root_node)
+            return _powershell(_parser("powershell").parse(source).root_node)
+        return _bash(_parser("bash").parse(source).root_node)
     except (RecursionError, ValueError, UnicodeError, AttributeError, TypeError, IndexError):
         return _fallback(script)
+
+
+@lru_cache(maxsize=4096)
+def deciding_command(script: str, dialect: Dialect = "bash") -> Command | None:
+    """Only the command that decides ``script``'s exit status (cheaper than :func:`read_script`:
+    the deriver asks this of every call whose kind may resolve a failure)."""
+    if dialect == "powershell" or not script.strip():
+        return read_script(script, dialect).deciding
+    source = script.encode("utf-8", "replace")[:_MAX_BYTES]
+    try:
+        root = _parser("bash").parse(source).root_node
+        pipefail = "pipefail" in script and any(
+            c.program == "set" and "pipefail" in c.words for c in read_script(script).commands
+        )
+        deciding = _bash_deciding(root, pipefail)
+        return (
+            deciding if deciding is not None or not root.has_error else _fallback(script).deciding
+        )
+    except (RecursionError, ValueError, UnicodeError, AttributeError, TypeError, IndexError):
+        return _fallback(script).deciding
 
 
 def _fallback(script: str) -> Script:
@@ -163,7 +194,7 @@ def _one_line(text: str, limit: int = 200) -> str:
 
 
 def _program(word: str) -> str:
-    name = word.replace("\\", "/").rsplit("/", 1)[-1]
+    name = " ".join(word.replace("\\", "/").rsplit("/", 1)[-1].split())
     return name[:-4] if name.lower().endswith(".exe") else name
 
 
@@ -196,10 +227,11 @@ def _command_of(words: list[str], text: str) -> Command:
     subcommand: str | None = None
     if program in _SUBCOMMANDS:
         subcommand = _first_plain(rest, _SUBCOMMANDS[program])
+        subcommand = " ".join(subcommand.split()) or None if subcommand else None
     elif program.lower() in _MODULE_RUNNERS and "-m" in rest[:3]:
         at = rest.index("-m")
         if at + 1 < len(rest):
-            subcommand = f"-m {rest[at + 1]}"
+            subcommand = " ".join(f"-m {rest[at + 1]}".split())
     return Command(program=program, subcommand=subcommand, words=tuple(rest), text=text)
 
 
@@ -288,16 +320,20 @@ def _writes_bash(node: tree_sitter.Node) -> bool:
 _BASH_STATEMENTS = frozenset({"program", "compound_statement", "subshell", "do_group"})
 
 
-def _bash_decide(node: tree_sitter.Node, pipefail: bool, depth: int = 0) -> list[Command]:
-    """The commands whose exit status is ``node``'s, most decisive last."""
+if TYPE_CHECKING:
+    # A candidate for the deciding command: its node, and the pipeline it ends (for the text).
+    _Candidate = tuple[tree_sitter.Node, tree_sitter.Node | None]
+
+
+def _bash_decide(node: tree_sitter.Node, pipefail: bool, depth: int = 0) -> list[_Candidate]:
+    """The command nodes whose exit status is ``node``'s, most decisive last."""
     if depth > _MAX_DEPTH:
         return []
     kind = node.type
     if kind == "command":
-        command = _bash_command(node)
-        return [command] if command else []
+        return [(node, None)]
     if kind in _BASH_STATEMENTS:
-        out: list[Command] = []
+        out: list[_Candidate] = []
         for child in node.named_children:
             if child.type not in ("comment", "heredoc_body"):
                 out.extend(_bash_decide(child, pipefail, depth + 1))
@@ -316,12 +352,8 @@ def _bash_decide(node: tree_sitter.Node, pipefail: bool, depth: int = 0) -> list
         parts = [c for c in node.named_children if c.type != "comment"]
         if not parts:
             return []
-        chosen = parts[0] if pipefail else parts[-1]
-        found = _bash_decide(chosen, pipefail, depth + 1)
-        # A reason names the whole pipeline ("go test ./... | tail -3"), not its last stage.
-        stages = [_bash_decide(part, pipefail, depth + 1) for part in parts]
-        text = " | ".join(stage[-1].text for stage in stages if stage)
-        return [msgspec.structs.replace(c, text=text) for c in found[-1:]]
+        found = _bash_decide(parts[0] if pipefail else parts[-1], pipefail, depth + 1)
+        return [(found[-1][0], node)] if found else []
     if kind in ("redirected_statement", "negated_command"):
         body = node.named_children[0] if node.named_children else None
         return _bash_decide(body, pipefail, depth + 1) if body is not None else []
@@ -335,6 +367,31 @@ def _bash_decide(node: tree_sitter.Node, pipefail: bool, depth: int = 0) -> list
         if found:
             return found
     return []
+
+
+def _name_of(node: tree_sitter.Node) -> str:
+    name = next((c for c in node.children if c.type == "command_name"), None)
+    return _program(_text(name)).lower() if name is not None else ""
+
+
+def _bash_deciding(root: tree_sitter.Node, pipefail: bool) -> Command | None:
+    """The deciding command, built only for the one chosen (a script can hold hundreds)."""
+    candidates = [c for c in _bash_decide(root, pipefail) if _name_of(c[0])]
+    chosen = next((c for c in reversed(candidates) if _name_of(c[0]) not in _SETUP), None)
+    if chosen is None:
+        chosen = candidates[-1] if candidates else None
+    if chosen is None:
+        return None
+    command = _bash_command(chosen[0])
+    if command is None or chosen[1] is None:
+        return command
+    # A reason names the whole pipeline ("go test ./... | tail -3"), not its last stage.
+    stages = []
+    for part in chosen[1].named_children:
+        found = _bash_decide(part, pipefail) if part.type != "comment" else []
+        if found:
+            stages.append(_one_line(_text(found[-1][0])))
+    return msgspec.structs.replace(command, text=" | ".join(stages))
 
 
 def _pick(candidates: list[Command], setup: frozenset[str]) -> Command | None:
@@ -360,7 +417,7 @@ def _bash(root: tree_sitter.Node) -> Script:
         elif node.type == "file_redirect" and not writes:
             writes = _writes_bash(node)
     pipefail = any(c.program == "set" and "pipefail" in c.words for c in commands)
-    deciding = _pick(_bash_decide(root, pipefail), _SETUP)
+    deciding = _bash_deciding(root, pipefail)
     if deciding is None and root.has_error:
         return _fallback(_text(root))
     return Script(commands=tuple(commands), deciding=deciding, writes=writes)
@@ -378,8 +435,9 @@ _PS_WRITERS = frozenset(
 def _ps_command(node: tree_sitter.Node) -> Command | None:
     words: list[str] = []
     for child in node.children:
-        if child.type == "command_name":
-            words.append(_text(child))
+        if child.type in ("command_name", "command_name_expr"):
+            text = _text(child)  # a program by path may be quoted: & "C:\Git\git.exe"
+            words.append(text[1:-1] if len(text) >= 2 and text[0] == text[-1] in "'\"" else text)
         elif child.type == "command_elements":
             for element in child.named_children:
                 if element.type in ("command_argument_sep", "redirection", "comment"):

@@ -98,8 +98,13 @@ def _in_turn(turn: int | None) -> str:
     return f"turn {turn}" if turn is not None else "the last turn"
 
 
+def _line(text: str) -> str:
+    """Text fit for one line of a reason (facts are derived, but a reason is one line)."""
+    return " ".join(text.split())
+
+
 def _named(call: Call) -> str:
-    return call.what or "a call"
+    return _line(call.what) or "a call"
 
 
 def verdict(end: SessionEnd, policy: VerdictPolicy) -> Verdict:
@@ -119,7 +124,7 @@ def verdict(end: SessionEnd, policy: VerdictPolicy) -> Verdict:
         return Verdict("abandoned", f"abandoned: the user interrupted {last_turn}", spans)
     if deciding and deciding[-1].outcome == "blocked":
         call = deciding[-1]
-        why = f" ({call.why})" if call.why else ""
+        why = f" ({_line(call.why)})" if _line(call.why) else ""
         return Verdict(
             "abandoned",
             f"abandoned: {_named(call)} was blocked in {_in_turn(call.turn)}{why},"
