@@ -88,6 +88,8 @@ def test_reasons_are_shown_exported_and_recomputed(home: Path) -> None:
     assert by_id[decider]["attributes"]["gen_ai.tool.call.id"] == "t1"
     text = _ctl(home, "session", "show", failing["session_id"])
     assert "why       GOOS=windows go test ./... | tail -5 failed in the last turn" in text
+    [marked] = [line for line in text.splitlines() if line.endswith("◀ verdict")]
+    assert "✗ TOOL Bash" in marked
     assert sessions[_sid(103)]["verdict"] == "success"
     assert sessions[_sid(103)]["verdict_reason"] is None
 

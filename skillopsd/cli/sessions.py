@@ -21,7 +21,7 @@ from ..projections.session_views import (
     list_sessions,
     spans_of,
 )
-from ..projections.verdict import RUNNING, VERDICTS
+from ..projections.verdict import RUNNING, SUMMARY, VERDICTS
 from ._app import AgentChoice, AppContext, NotFound, cli, db_option, json_option, pass_app
 from ._lookup import lookup_session
 from ._output import compact, cut, emit_json, emit_json_array, number, table, terminal_width
@@ -127,7 +127,7 @@ _SESSION_ID_WIDTH = 8  # like a short git hash; ``session show`` takes any uniqu
     type=click.Choice([*VERDICTS, RUNNING, "none"]),
     default=None,
     help="Only sessions with this verdict (none: no verdict; running: unfinished and still"
-    " being written).",
+    " being written). " + SUMMARY,
 )
 @window_options("sessions")
 @click.option("--limit", type=count_range(), default=None, help="At most N sessions.")
@@ -285,7 +285,9 @@ def _tokens_detail(attributes: Mapping[str, object]) -> str:
     return f"  ({' / '.join(parts)})" if parts else ""
 
 
-def _tree_lines(spans: list[SpanView], width: int) -> list[str]:
+def _tree_lines(
+    spans: list[SpanView], width: int, deciding: frozenset[str] = frozenset()
+) -> list[str]:
     children: dict[str | None, list[SpanView]] = {}
     for span in spans:
         children.setdefault(span.parent_span_id, []).append(span)
@@ -304,7 +306,8 @@ def _tree_lines(spans: list[SpanView], width: int) -> list[str]:
                 detail = _tokens_detail(span.attributes)
             elif span.kind == "TOOL" and span.attributes.get("skill.name"):
                 detail = f"  (skill {span.attributes['skill.name']}){detail}"
-            lines.append(f"{'  ' * depth}{mark}{span.kind} {span.name}{detail}")
+            decided = "  ◀ verdict" if span.span_id in deciding else ""
+            lines.append(f"{'  ' * depth}{mark}{span.kind} {span.name}{detail}{decided}")
             if call and span.outcome in ("failure", "blocked"):
                 indent = "  " * (depth + 1)
                 why = first_reason(span.attributes.get("skillops.result.error"))
@@ -410,5 +413,5 @@ def show(app: AppContext, ident: str, utc: bool, as_json: bool) -> None:
         click.echo(f"erased    {_forgotten_line(f)}")
     click.echo(f"tokens    {_session_tokens(session)}")
     click.echo()
-    for line in _tree_lines(spans, width):
+    for line in _tree_lines(spans, width, frozenset(session.verdict_spans)):
         click.echo(line)

@@ -38,6 +38,15 @@ import msgspec
 
 POLICY_NAME = "verdict"
 VERDICTS = ("success", "failure", "abandoned", "unfinished")
+# The values in one paragraph, for ``--help`` and ``policy show verdict``.
+SUMMARY = (
+    "abandoned: the user interrupted the last turn, or the last call that decides was blocked;"
+    " unfinished: the last turn has no final answer (a call still pending, or calls and no"
+    " answer), shown as running while the session is still being written; failure: a call of"
+    " the last tail_turns turns failed and nothing of the same kind passed after it, or more"
+    " than failure_share of the calls failed; success: otherwise; none: no call has an outcome."
+    " Each verdict but success has a one-line reason and its deciding spans."
+)
 # Shown, never stored: an unfinished session whose files are still being written.
 RUNNING = "running"
 # Keys of earlier versions of the rule: a stored PolicySet holding them still applies the rest.
