@@ -15,6 +15,8 @@ import pytest
 from click.testing import CliRunner
 
 from skillopsd.cli import cli
+from skillopsd.derive._outcome import claude_outcome
+from skillopsd.derive.gemini import gemini_outcome
 
 CWD = "/w/repo"
 
@@ -624,3 +626,38 @@ def test_each_ending_gets_its_verdict_and_reason(
         assert session["verdict_reason"].startswith(reason), session["verdict_reason"]
         assert "\n" not in session["verdict_reason"]
         assert session["verdict_spans"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        _DENIED,
+        "Permission for this tool use was denied: it requires interactive approval, and"
+        " permission prompts are not available in this session.",
+        "Permission for this action has been denied. Reason: deleting files outside the repo.",
+        "Permission for this action was denied by the Claude Code auto mode classifier. Reason: x",
+        "<tool_use_error>Blocked: sleep 30 followed by: gh run watch</tool_use_error>",
+    ],
+)
+def test_claude_refusals_are_blocked(text: str) -> None:
+    outcome = claude_outcome(is_error=True, text=text, tool_use_result=None, denial_kind=None)
+    assert outcome == "blocked"
+
+
+@pytest.mark.parametrize(
+    ("text", "outcome"),
+    [
+        (_OUTSIDE, "blocked"),
+        ("File path must be within one of the workspace directories: /w/repo", "blocked"),
+        ("File path is outside the workspace\n\nRequested path: /etc/x", "blocked"),
+        (
+            "Access denied: Path '/etc/x' is outside the workspace and not in allowed paths.",
+            "blocked",
+        ),
+        ("Tool execution denied by policy. Writes to .env are not allowed.", "blocked"),
+        ("File path '/w/repo/.env' is ignored by configured ignore patterns.", "blocked"),
+        ("Failed to edit, 0 occurrences found for old_string in a.md.", "failure"),
+    ],
+)
+def test_gemini_refusals_are_blocked_other_errors_fail(text: str, outcome: str) -> None:
+    assert gemini_outcome("read_file", "error", text) == outcome

@@ -81,6 +81,9 @@ BOOKKEEPING = frozenset(
         "save_memory",
     }
 )
+# Calls by which an agent says it is done, with its summary (Copilot CLI's autopilot, Gemini
+# CLI's subagents): an answer, not a call that expects more work.
+_FINISHERS = frozenset({"task_complete", "complete_task"})
 # Edits: one family, whatever the tool, keyed by the file edited.
 _EDITS = frozenset(
     {"Edit", "MultiEdit", "Write", "NotebookEdit", "apply_patch", "str_replace_editor"}
@@ -424,11 +427,13 @@ def _mark_last_turn(
     responses = [s for s in spans.values() if s.kind == "LLM" and s.parent == turn.span_id]
     responses.sort(key=lambda s: (s.start or "", order[s.span_id]))
     last = responses[-1] if responses else None
-    called = last is not None and any(
-        s.parent == last.span_id and _tool(s) not in BOOKKEEPING for s in mine
-    )
+    # A response that made calls (even a to-do update) expects to go on: it is no answer,
+    # unless its call is the agent's own "done" (Copilot's task_complete carries the summary).
+    made = [s for s in mine if last is not None and s.parent == last.span_id]
+    finished = bool(made) and all(_tool(s) in _FINISHERS and s.outcome == "success" for s in made)
+    called = bool(made) and not finished
     text = last.attributes.get("gen_ai.output.text") if last is not None else None
-    answered = isinstance(text, str) and bool(text.strip()) and not called
+    answered = finished or (isinstance(text, str) and bool(text.strip()) and not called)
     if answered:
         turn.attributes["skillops.turn.end"] = "answered"
     elif last is not None and not called and not pending:
