@@ -21,6 +21,7 @@ from ._skills import (
     strip_frontmatter,
 )
 from ._summary import Summary
+from ._title import title_line
 from ._tree import SpanTree
 from .claude import derive_claude, is_session
 from .codex import derive_codex
@@ -39,11 +40,13 @@ from .gemini import is_session as is_gemini_session
 # 5: Gemini CLI and Copilot CLI sessions; their tool names in the kinds table and the ending
 # facts.
 # 6: Claude Code's own refusal of a call ("<tool_use_error>Blocked: …") is blocked, not failure.
-# 7: the verdict's facts and reasons: shell commands read by a parser (tree-sitter), the
+# 7: a subagent known only by its Task result counts its final response's usage (once);
+# every session says what its token figures cover when not every response's own usage.
+# 8: the verdict's facts and reasons: shell commands read by a parser (tree-sitter), the
 # deciding command, edits keyed by file across tools, no-op edits, bookkeeping calls, how the
-# last turn ended (answered / pending / silent); subagent and auto-mode permission denials and
-# Gemini CLI's workspace and policy refusals are blocked.
-DERIVER_VERSION = 7
+# last turn ended (answered / empty / pending / silent); subagent and auto-mode permission
+# denials and Gemini CLI's workspace and policy refusals are blocked.
+DERIVER_VERSION = 8
 
 _TOKEN_ATTRIBUTES = (
     ("input", "gen_ai.usage.input_tokens"),
@@ -156,7 +159,7 @@ def derive_session(
     ]
     parent = next((s.parent_session for s in ordered if s.session == native_id), "") or None
     first = summary.first_prompt or summary.first_command or ""
-    title = summary.title or (first.strip().splitlines() or [""])[0][:120] or None
+    title = summary.title or title_line(first)
     session = SessionDerived(
         session_id=sid,
         agent=agent,
@@ -170,6 +173,7 @@ def derive_session(
         tools=sum(1 for s in spans if s.kind == "TOOL"),
         skills=sorted(summary.skills),
         tokens=_tokens(spans, summary.tokens),
+        tokens_note=summary.tokens_note,
         span_ids=[s.span_id for s in spans],
         parent_session_id=parent,
     )
