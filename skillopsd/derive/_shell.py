@@ -89,7 +89,7 @@ _SUBCOMMANDS: dict[str, frozenset[str]] = {
     "skillopsctl": frozenset({"--db"}),
 }
 # ``python -m pytest`` runs pytest: the module is the subcommand.
-_MODULE_RUNNERS = frozenset({"python", "python3", "py", "uv run python"})
+_MODULE_RUNNERS = frozenset({"python", "python3", "py"})
 # Commands that set up the script rather than do its work: they decide only when alone.
 _SETUP = frozenset(
     {"cd", "pushd", "popd", "set", "export", "source", ".", "shopt", "trap", "ulimit", "umask"}
