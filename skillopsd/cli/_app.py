@@ -109,7 +109,8 @@ class AppContext:
 
 
 class _Group(click.Group):
-    """The root group: a storage failure in any command is one line and exit 2."""
+    """The root group: a storage failure, or a damaged database (an event that cannot be
+    read back, a corrupt page), in any command is one line and exit 2."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -117,10 +118,15 @@ class _Group(click.Group):
         except (click.exceptions.Exit, click.exceptions.Abort, StorageFailure):
             raise
         except Exception as exc:
-            error = storage_error(exc, ctx.ensure_object(AppContext).opened_path())
-            if error is None:
-                raise
-            raise StorageFailure(str(error)) from exc
+            path = ctx.ensure_object(AppContext).opened_path()
+            error = storage_error(exc, path)
+            if error is not None:
+                raise StorageFailure(str(error)) from exc
+            if isinstance(exc, LogError | apsw.CorruptError | apsw.NotADBError):
+                raise StorageFailure(
+                    f"database {path}: {exc} (skillopsctl verify names the first fault)"
+                ) from exc
+            raise
 
 
 class AgentChoice(click.Choice):  # type: ignore[type-arg]

@@ -287,8 +287,8 @@ class _Walk:
                 raise _Bad(position, f"frame {frame} belongs to another stream")
             try:
                 whole = self.db.frames.frame(frame)
-            except CodecError as exc:
-                raise _Bad(position, f"frame {frame}: {exc}") from exc
+            except CodecError as exc:  # its message names the frame
+                raise _Bad(position, str(exc)) from exc
             if offset + length > len(whole):
                 raise _Bad(position, f"reference beyond the end of frame {frame}")
             self.frame_sizes[frame] = len(whole)

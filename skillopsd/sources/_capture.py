@@ -24,7 +24,7 @@ import msgspec
 
 from .._logging import get_logger
 from .._redact import redact, screen
-from ..events import Database, EventLog, NewEvent, content_id, utc_now
+from ..events import MAX_PAYLOAD, Database, EventLog, NewEvent, content_id, utc_now
 from ..events.types import (
     CaptureErrorRecorded,
     Event,
@@ -45,6 +45,9 @@ from ._store import (
 )
 
 DEFAULT_MAX_LINE_BYTES = 16 * 1024 * 1024
+# The largest --max-line-bytes: a document may be 16 times it (_documents), and every stored
+# payload must stay readable under the events' MAX_PAYLOAD.
+MAX_LINE_LIMIT = MAX_PAYLOAD // 16
 FINGERPRINT_BYTES = 1024
 _HEAD_BYTES = 1024 * 1024
 _FIRST_HEAD_BYTES = 64 * 1024
