@@ -116,6 +116,7 @@ class Daemon:
             max_line_bytes=self.max_line_bytes,
             should_stop=lambda: self._stopping,
             on_batch=self._on_batch,
+            confine=[(root.agent, root.path) for root in self.roots],
         )
 
     @property

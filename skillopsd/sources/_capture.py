@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
@@ -45,6 +45,9 @@ from ._store import (
 )
 
 DEFAULT_MAX_LINE_BYTES = 16 * 1024 * 1024
+# Problem kinds of symbolic links under confinement.
+LINK_DANGLING = "dangling_link"
+LINK_OUTSIDE = "link_outside"
 # The largest --max-line-bytes: a document may be 16 times it (_documents), and every stored
 # payload must stay readable under the events' MAX_PAYLOAD.
 MAX_LINE_LIMIT = MAX_PAYLOAD // 16
@@ -182,8 +185,13 @@ class Capturer:
         max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
         should_stop: Callable[[], bool] | None = None,
         on_batch: Callable[[int], None] | None = None,
+        confine: Sequence[tuple[str, Path]] | None = None,
     ) -> None:
         self.db = db
+        # The agents' folders as (agent, resolved path): a symbolic link to a file outside
+        # them is a problem, never read (evil.jsonl -> /etc/passwd). None: no confinement
+        # (ingest reads what its user names).
+        self.confine = None if confine is None else [(a, _real(p)) for a, p in confine]
         self.log = EventLog(db)
         self.redact_secrets = redact_secrets
         self.max_line_bytes = max_line_bytes
@@ -585,7 +593,48 @@ class Capturer:
             result.errors += again.errors
         return result
 
+    def _link(self, path: Path, agent: str) -> FileResult | None:
+        """What to do with ``path`` if it is a symbolic link under confinement: None to read
+        it, else the result of not reading it (a problem recorded, or nothing to do)."""
+        if self.confine is None or not os.path.islink(path):
+            return None
+        target = _real(path)
+        if not os.path.exists(target):
+            message = f"symbolic link to {path_text(target)}, which does not exist"
+            return FileResult(errors=int(self.problem(path, agent, LINK_DANGLING, message)))
+        inside = [(a, root) for a, root in self.confine if target.is_relative_to(root)]
+        if not inside:
+            shown = path_text(target)
+            message = f"symbolic link to {shown}, outside the agents' folders: not read"
+            return FileResult(errors=int(self.problem(path, agent, LINK_OUTSIDE, message)))
+        from ._registry import STORES  # the stores build on this module
+
+        if any(STORES[a].claims(target.relative_to(root)) for a, root in inside):
+            # A transcript the walk reaches under its own name is read there; read through
+            # the link as well, its lines would be stored twice (or the file seen moving
+            # between two names on every pass). Followed once: by its own name.
+            return FileResult()
+        return None  # inside the folders, reached only through the link: read through it
+
+    def settle_links(self) -> None:
+        """After a full walk: a link problem whose link is gone (or fixed) is over."""
+        with self.db.read() as conn:
+            rows = conn.execute(
+                "SELECT path FROM capture_problems WHERE kind IN (?, ?)",
+                (LINK_DANGLING, LINK_OUTSIDE),
+            ).fetchall()
+        over = [t for (t,) in rows if isinstance(t, str) and not os.path.islink(text_path(t))]
+        if over:
+            with self.db.write() as conn:
+                conn.executemany(
+                    "DELETE FROM capture_problems WHERE path = ? AND kind IN (?, ?)",
+                    [(t, LINK_DANGLING, LINK_OUTSIDE) for t in over],
+                )
+
     def _capture_once(self, path: Path, store: Store) -> FileResult:
+        linked = self._link(path, store.agent)
+        if linked is not None:
+            return linked
         try:
             fh = open_regular(path)
         except (FileNotFoundError, NotADirectoryError):
@@ -813,3 +862,8 @@ def _event_id(source_id: str, event: Event) -> str | None:
     if isinstance(event, SourceFileTracked):
         return content_id("tracked", source_id, event.generation)
     return None
+
+
+def _real(path: str | os.PathLike[str]) -> Path:
+    """``path`` with every symbolic link resolved (as far as they resolve)."""
+    return Path(os.path.realpath(path))

@@ -162,5 +162,6 @@ def full_pass(
     result = capture_all(capturer, files)
     if not result.stopped:
         capturer.settle_unlistable({str(e.filename) for _, e in unlistable})
+        capturer.settle_links()
         result.errors += capturer.check_vanished()
     return result
