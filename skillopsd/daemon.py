@@ -753,6 +753,7 @@ def main(
     )
     daemon.install_signal_handlers()
     _log.info("starting", db=str(database.path), roots=[str(r.path) for r in daemon.roots])
+    _make_private(database.path)
     try:
         daemon.run(once=once)
     except StorageError as exc:  # only with --once: the service waits instead
@@ -765,6 +766,23 @@ def main(
         with contextlib.suppress(apsw.Error):
             daemon.db.close()
         lock.close()
+
+
+def _make_private(path: Path) -> None:
+    """Tighten the database's folder and files to 0700/0600 (one log line each); what cannot
+    be tightened is logged as a warning, and ``skillopsctl status`` reports it too."""
+    from .events._private import tighten
+
+    done, failed = tighten(path, default_db_path().parent)
+    for found in done:
+        _log.info(
+            "permissions tightened",
+            path=found.path,
+            was=f"{found.mode:04o}",
+            now=f"{found.wanted:04o}",
+        )
+    for found in failed:
+        _log.warning("permissions too loose", path=found.path, problem=found.describe())
 
 
 def _open(

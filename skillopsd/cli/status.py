@@ -7,8 +7,10 @@ import os
 import click
 import msgspec
 
+from .._paths import default_db_path
 from ..events import Database
 from ..events._db import scalar
+from ..events._private import LoosePermission, loose
 from ..export import TargetLag, current_changes, has_tables, target_lags
 from ..sources import STORES, text_path
 from ._app import AppContext, cli, db_option, json_option, pass_app
@@ -51,6 +53,8 @@ class Status(msgspec.Struct):
     sessions: int
     problems: list[CaptureProblem] = []
     exports: list[TargetLag] = []
+    # The database's folder and files others can reach (skillopsd tightens them at start).
+    permissions: list[LoosePermission] = []
 
 
 def _sources(db: Database) -> tuple[dict[str, SourceStatus], list[CaptureProblem]]:
@@ -133,6 +137,7 @@ def status(app: AppContext, as_json: bool) -> None:
         sessions=sessions,
         problems=problems,
         exports=exports,
+        permissions=_permissions(db),
     )
     if as_json:
         emit_json(report)
@@ -166,6 +171,21 @@ def status(app: AppContext, as_json: bool) -> None:
     )
     for lag in report.exports:
         click.echo(_export_line(lag))
+    _show_permissions(report.permissions)
+
+
+# --- permissions (issue 19): the database's folder and files, 0700 / 0600 ----------------
+
+
+def _permissions(db: Database) -> list[LoosePermission]:
+    return loose(db.path, default_db_path().parent)
+
+
+def _show_permissions(found: list[LoosePermission]) -> None:
+    if found:
+        click.echo()
+    for item in found:
+        click.echo(f"permissions  {item.describe()}")
 
 
 def _exports(db: Database) -> list[TargetLag]:
