@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import random
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
@@ -97,6 +98,7 @@ class SourceRow(msgspec.Struct):
     lost: int = 0  # bytes never captured because the file vanished first
     tail_digest: str = ""  # _tail_digest of the committed bytes just before ``offset``
     doc_state: _Blob = b""  # a document source's captured state (sources/_documents.py)
+    blocks: _Blob = b""  # _block_digests of the committed bytes (a line source's)
 
 
 _ROW_COLUMNS = ", ".join(SourceRow.__struct_fields__)
@@ -141,6 +143,46 @@ def _fingerprint(fh: BinaryIO, length: int) -> str:
 
 def _tail_digest(data: bytes) -> str:
     return f"{len(data)}:{hashlib.sha256(data).hexdigest()[:32]}"
+
+
+# A line source's committed bytes are digested in blocks of BLOCK_BYTES (the last one
+# partial, up to the offset): 8 bytes of sha256 each, 128 bytes per MiB of transcript. Before
+# a file is read on, a sample of them is checked (the last block, then others in turn, up to
+# CHECK_BYTES a pass), so a rewrite anywhere before the offset that keeps the first bytes and
+# the bytes just before the offset is still noticed, at a bounded cost per pass: a file of
+# up to CHECK_BYTES is checked whole every pass, a larger one within size / CHECK_BYTES passes.
+BLOCK_BYTES = 64 * 1024
+CHECK_BYTES = 128 * 1024
+_DIGEST = 8
+
+
+def _block_digest(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()[:_DIGEST]
+
+
+def _blocks_covering(offset: int) -> int:
+    return -(-offset // BLOCK_BYTES)
+
+
+def _block_digests(fd: int, blocks: bytes, old: int, new: int) -> bytes:
+    """``blocks`` (the digests of bytes ``[0, old)``) extended to cover ``[0, new)``.
+
+    The complete blocks below ``old`` are kept; the partial one and those after are read
+    back (they were just read: the page cache holds them). Digests missing or of another
+    length (a source tracked before digests were kept) are taken from the file as it is now.
+    """
+    keep = old // BLOCK_BYTES
+    if len(blocks) != _DIGEST * _blocks_covering(old):
+        keep = 0
+    out = bytearray(blocks[: _DIGEST * keep])
+    start = keep * BLOCK_BYTES
+    while start < new:
+        data = os.pread(fd, min(BLOCK_BYTES, new - start), start)
+        if not data:
+            break  # cut short meanwhile: the next pass sees it truncated
+        out += _block_digest(data)
+        start += len(data)
+    return bytes(out)
 
 
 def _json_state(line: bytes) -> bool:
@@ -205,6 +247,8 @@ class Capturer:
         self._events: list[NewEvent] = []
         self._staged_bytes: dict[str, int] = {}
         self._deferred = False
+        # Per source, the block _blocks_match checks first on its next pass (in turn).
+        self._turns: dict[str, int] = {}
         # The file being captured, and each staged source's file: raced sources are re-read.
         self._current: tuple[Path, Store] | None = None
         self._files: dict[str, tuple[Path, Store]] = {}
@@ -477,7 +521,7 @@ class Capturer:
                 if row.path == text:
                     return self._reset(row, path, st, fh, "replaced")
                 continue  # an inode reused by an unrelated new file
-            if not self._tail_matches(fh, row):
+            if not self._tail_matches(fh, row) or not self._blocks_match(fh, row):
                 return self._reset(row, path, st, fh, "replaced")
             if row.path != text and _same_file(row.path, st):
                 pass  # another name (symlink, hard link) of a file already tracked: not a move
@@ -507,6 +551,32 @@ class Capturer:
         length = int(row.tail_digest.partition(":")[0])
         data = os.pread(fh.fileno(), length, row.offset - length)
         return _tail_digest(data) == row.tail_digest
+
+    def _blocks_match(self, fh: BinaryIO, row: SourceRow) -> bool:
+        """Whether a sample of the committed blocks still has its digests: the last block
+        (partial) and, in turn from pass to pass, others, up to CHECK_BYTES."""
+        count = _blocks_covering(row.offset)
+        if not count or len(row.blocks) != _DIGEST * count:
+            return True  # recorded before digests were kept (taken at the next read)
+        # A new process starts anywhere: restarts do not check the same blocks every time.
+        turn = self._turns.get(row.source_id)
+        if turn is None:
+            turn = random.randrange(count)
+        budget = CHECK_BYTES
+        fd = fh.fileno()
+        last = count - 1
+        others = [b for b in ((turn + i) % count for i in range(count)) if b != last]
+        for step, block in enumerate([last, *others]):
+            if budget <= 0:
+                self._turns[row.source_id] = (turn + step - 1) % count
+                return True
+            start = block * BLOCK_BYTES
+            data = os.pread(fd, min(BLOCK_BYTES, row.offset - start), start)
+            if _block_digest(data) != row.blocks[_DIGEST * block : _DIGEST * (block + 1)]:
+                return False
+            budget -= len(data)
+        self._turns[row.source_id] = turn
+        return True
 
     def _track(
         self, path: Path, st: os.stat_result, fh: BinaryIO, store: Store
@@ -565,6 +635,7 @@ class Capturer:
             generation=row.generation + 1,
             offset=0,
             tail_digest="",
+            blocks=b"",
         )
         event = SourceFileReset(
             source_id=row.source_id,
@@ -744,6 +815,7 @@ class Capturer:
                 errors=row.errors + errors,
                 seen_size=max(row.seen_size, end),
                 tail_digest=_tail_digest(before[-_TAIL_BYTES:]),
+                blocks=_block_digests(fh.fileno(), row.blocks, row.offset, line_start),
             )
             self._stage(new, events, self._rows_after.get(source_id, row), consumed)
             result.lines += lines
