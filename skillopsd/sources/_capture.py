@@ -246,6 +246,12 @@ class Capturer:
         self._rows_after: dict[str, SourceRow] = {}
         self._events: list[NewEvent] = []
         self._staged_bytes: dict[str, int] = {}
+        # Per staged source, the lines, bytes and errors its staged events stand for; added
+        # to ``stored`` only when they commit (a batch that lost a race to another writer
+        # stored nothing of it: those lines are counted when read again, once).
+        self._staged_counts: dict[str, tuple[int, int, int]] = {}
+        # What this capturer has stored, in all: what "captured N lines" reports.
+        self.stored = FileResult()
         self._deferred = False
         # Per source, the block _blocks_match checks first on its next pass (in turn).
         self._turns: dict[str, int] = {}
@@ -291,9 +297,25 @@ class Capturer:
         )
 
     def _stage(
-        self, row: SourceRow, events: list[Event], before: SourceRow | None, consumed: int = 0
+        self,
+        row: SourceRow,
+        events: list[Event],
+        before: SourceRow | None,
+        consumed: int = 0,
+        counts: tuple[int, int, int] = (0, 0, 0),
     ) -> None:
-        """Add ``events`` and ``row`` to the batch; commit it when it is full (or not deferred)."""
+        """Add ``events`` and ``row`` to the batch; commit it when it is full (or not deferred).
+
+        ``counts``: the (lines, bytes, errors) the events stand for, added to ``stored``
+        when they commit.
+        """
+        if any(counts):
+            lines, size, errors = self._staged_counts.get(row.source_id, (0, 0, 0))
+            self._staged_counts[row.source_id] = (
+                lines + counts[0],
+                size + counts[1],
+                errors + counts[2],
+            )
         if row.source_id not in self._before:
             self._before[row.source_id] = before
         self._rows_after[row.source_id] = row
@@ -353,6 +375,10 @@ class Capturer:
                 self.log.append(self._events)
             for row in self._rows_after.values():
                 self._save(row)
+        for lines, size, errors in self._staged_counts.values():
+            self.stored.lines += lines
+            self.stored.bytes += size
+            self.stored.errors += errors
         consumed = sum(self._staged_bytes.values())
         self.discard()
         self.on_batch(consumed)
@@ -365,6 +391,7 @@ class Capturer:
             self._before.pop(source_id, None)
             self._rows_after.pop(source_id, None)
             self._staged_bytes.pop(source_id, None)
+            self._staged_counts.pop(source_id, None)
             file = self._files.pop(source_id, None)
             if file is not None:
                 self._retry[file[0]] = file[1]
@@ -378,6 +405,7 @@ class Capturer:
         self._rows_after.clear()
         self._events = []
         self._staged_bytes.clear()
+        self._staged_counts.clear()
         self._files.clear()
 
     @contextmanager
@@ -422,6 +450,7 @@ class Capturer:
             )
             if not conn.changes():
                 return False
+            self.stored.errors += 1
             event = CaptureErrorRecorded(
                 agent=agent,
                 source_id="",
@@ -817,7 +846,13 @@ class Capturer:
                 tail_digest=_tail_digest(before[-_TAIL_BYTES:]),
                 blocks=_block_digests(fh.fileno(), row.blocks, row.offset, line_start),
             )
-            self._stage(new, events, self._rows_after.get(source_id, row), consumed)
+            self._stage(
+                new,
+                events,
+                self._rows_after.get(source_id, row),
+                consumed,
+                (lines, consumed, errors),
+            )
             result.lines += lines
             result.bytes += consumed
             result.errors += errors
