@@ -13,6 +13,7 @@ from __future__ import annotations
 import random
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import apsw
@@ -22,7 +23,7 @@ from click.testing import CliRunner
 from skillopsd.cli import cli
 
 from ._capture_helpers import FIXTURES, codex_path, layout_claude_pair
-from ._daemon import daemon_env, db_path
+from ._daemon import DaemonProcess, daemon_env, db_path
 from .conftest import console_script
 
 SEEDS = range(48)
@@ -276,3 +277,31 @@ def test_a_row_claiming_a_terabyte_is_refused_unread(tmp_path: Path) -> None:
     assert shown.exit_code == 1 and isinstance(shown.exception, SystemExit | None)
     assert "(unreadable: cannot decompress (codec 1)" in shown.output
     assert "n0" in shown.output and "n2" in shown.output  # the others are shown
+
+
+@pytest.mark.slow
+def test_the_service_keeps_following_after_a_damaged_frame(
+    world: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    """Not only --once: the running service meets the damage on every pass (projection,
+    derivation, packing at each rescan) and goes on capturing, then stops cleanly."""
+    home, pristine, transcript = world
+    shutil.copy(pristine, db_path(home))
+    for suffix in ("-wal", "-shm"):
+        Path(f"{db_path(home)}{suffix}").unlink(missing_ok=True)
+    assert damage(db_path(home), 6).startswith("bomb")  # a frame that cannot be read
+    before = _lines(db_path(home))
+    daemon = DaemonProcess(home, "--rescan-interval", "0.5", "--derive-interval", "0.1")
+    try:
+        for i in range(3):
+            with transcript.open("ab") as fh:
+                fh.write(
+                    b'{"type":"user","sessionId":"ecc47d96-2519-4365-9804-a2aca67baaba",'
+                    b'"message":{"role":"user","content":"live %d"}}\n' % i
+                )
+            time.sleep(0.7)  # a rescan, a derivation and a pack run between lines
+        daemon.wait_for(lambda: _lines(db_path(home)) >= before + 3, timeout=60)
+        assert daemon.proc.poll() is None
+    finally:
+        assert daemon.stop(timeout=30) == 0, daemon.logs()[-3000:]
+    assert "Traceback" not in daemon.logs()
