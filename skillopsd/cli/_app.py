@@ -14,7 +14,7 @@ import click
 
 from .. import _logging
 from .._paths import DB_ENV, default_db_path
-from ..events import Database, LogError, storage_error
+from ..events import CodecError, CorruptEventError, Database, LogError, storage_error
 from ..projections import ProjectionEngine, engine_for
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -122,10 +122,12 @@ class _Group(click.Group):
             error = storage_error(exc, path)
             if error is not None:
                 raise StorageFailure(str(error)) from exc
-            if isinstance(exc, LogError | apsw.CorruptError | apsw.NotADBError):
+            if isinstance(exc, CorruptEventError | CodecError | apsw.CorruptError):
                 raise StorageFailure(
                     f"database {path}: {exc} (skillopsctl verify names the first fault)"
                 ) from exc
+            if isinstance(exc, LogError | apsw.NotADBError):
+                raise StorageFailure(f"database {path}: {exc}") from exc
             raise
 
 
