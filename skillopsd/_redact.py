@@ -563,7 +563,14 @@ _BY_TRIGGER: dict[bytes, frozenset[int]] = {
 }
 
 
-# Families of generated tokens: one whose characters are nearly all the same is a filler.
+def _filler(value: bytes) -> bool:
+    """Whether most of a token is the filler people write for one (``ghp_xxxx…``,
+    ``AKIAXXXXXXXXXXXXXXXX``, ``sk-…****``)."""
+    tail = len(value) - len(value.rstrip(b"xX*.0"))
+    return tail * 10 >= len(value) * 6
+
+
+# Families of generated tokens, where a token that is mostly filler is a placeholder.
 _TOKEN_FAMILIES = frozenset(
     {
         "anthropic",
@@ -619,7 +626,7 @@ def _spans(data: bytes) -> list[tuple[int, int, bytes]]:
             ):
                 continue
             start, end = _group_span(m, rule.group)
-            if rule.family in _TOKEN_FAMILIES and len(set(data[start:end])) < 6:
+            if rule.family in _TOKEN_FAMILIES and _filler(data[start:end]):
                 continue  # a filler in a token's shape (``ghp_xxxx…``): a placeholder
             if rule.check is None or rule.check(data[start:end]):
                 spans.append((start, end, mask))
