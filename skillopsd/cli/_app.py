@@ -184,7 +184,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "annotate": ("annotate",),
     "annotations": ("annotate",),
     "daemon": ("daemon_unit",),
-    "eval": ("evals",),
+    "eval": ("evals", "replay"),
     "export": ("export",),
     "forget": ("forget",),
     "ingest": ("ingest",),

@@ -6,13 +6,14 @@ from ..events import Database
 from ._engine import ProgressCallback, Projection, ProjectionEngine, ProjectionState
 from .annotations import Annotations
 from .event_counts import EventCounts
+from .replay_runs import ReplayRuns
 from .sessions import Sessions
 from .skill_history import SkillHistory
 
 
 def default_projections() -> list[Projection]:
     """Every projection the product maintains, in the order they are caught up."""
-    return [EventCounts(), Sessions(), Annotations(), SkillHistory()]
+    return [EventCounts(), Sessions(), Annotations(), SkillHistory(), ReplayRuns()]
 
 
 def engine_for(db: Database) -> ProjectionEngine:
@@ -27,6 +28,7 @@ __all__ = [
     "Projection",
     "ProjectionEngine",
     "ProjectionState",
+    "ReplayRuns",
     "Sessions",
     "SkillHistory",
     "default_projections",
