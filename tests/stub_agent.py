@@ -118,7 +118,11 @@ def _emit(event: dict[str, Any]) -> None:
 
 def _hang() -> None:
     # A child in the same process group: a timeout must take it down too.
-    subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3600)"])
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3600)"])
+    pidfile = os.environ.get("STUB_PIDFILE")
+    if pidfile:
+        with open(pidfile, "a", encoding="utf-8") as fh:
+            fh.write(f"{os.getpid()} {child.pid}\n")
     while True:
         time.sleep(3600)
 

@@ -37,6 +37,7 @@ from ..replay import AGENTS, PairedResult, Runner, RunOutcome, RunSpec, paired
 from ..replay.agents import TemplateError, check_template
 from ..sources import STORES, Capturer, capture_all
 from ..sources._store import decode_head
+from ..versions.state import Version
 from ..versions.store import read_state
 from ._app import AppContext, UsageFailure, db_option, json_option, pass_app
 from ._output import emit_json, table
@@ -92,7 +93,7 @@ def _versions(app: AppContext, skill: str, wanted: str | None) -> list[tuple[str
     if not state.versions:
         raise UsageFailure(f"no version of skill {skill!r} is recorded (see skillopsctl skills)")
     if wanted:
-        chosen = []
+        chosen: list[Version] = []
         for ref in [r.strip() for r in wanted.split(",") if r.strip()]:
             v = state.resolve(ref)
             if v is None:
@@ -216,9 +217,10 @@ def replay(
     sessions it wrote and compare the versions on the same tasks.
 
     Exit 0: no regression; 1: a case the first version passed in every run, a later version
-    failed in every run (or, with one version, a case failed); 2: usage; 130: interrupted.
+    failed in every run (or, with one version, a case failed), or no run completed at all;
+    2: usage; 130: interrupted.
     """
-    template = agent_command or AGENTS[agent].command
+    template = AGENTS[agent].command if agent_command is None else agent_command
     try:
         check_template(template)
     except TemplateError as exc:
@@ -329,7 +331,7 @@ def replay(
         _print(result, chosen)
     if interrupted:
         sys.exit(130)
-    if result.regressions:
+    if result.regressions or not any(r.status == "completed" for r in result.runs):
         click.get_current_context().exit(1)
 
 
@@ -551,5 +553,7 @@ def _print(r: ReplayJson, chosen: list[tuple[str, str, str]]) -> None:
         click.echo(f"regression: {line}")
     for tag, run_id in r.eval_runs.items():
         click.echo(f"recorded eval run {run_id[:12]} for {tag} (the gate reads it)")
+    if not any(x.status == "completed" for x in r.runs):
+        click.echo("no run completed: nothing was compared (see WHY above)")
     if r.interrupted:
         click.echo("interrupted: the runs above are recorded; no eval run was recorded")
