@@ -392,3 +392,34 @@ def test_the_prompt_is_one_argument_whatever_it_holds(prompt: str) -> None:
 def test_templates_without_prompt_are_refused() -> None:
     with pytest.raises(TemplateError):
         build_argv("agent --go", "p", Path("/w"))
+
+
+@pytest.mark.slow
+def test_skill_evidence_for_an_editing_agent(tmp_path: Path) -> None:
+    bench = Bench(
+        tmp_path,
+        evals(CASES[:2]),
+        v1="stub: when=issue 0; answer=ready-to-implement; tools=Read,Bash; mode=fail\n"
+        "stub: answer=needs-info; tools=Read",
+        v2=None,
+    )
+    result = bench.replay(code=1)
+    bad = next(r for r in result["runs"] if r["case"] == "issue-0")
+    good = next(r for r in result["runs"] if r["case"] == "issue-1")
+    bench.ctl("annotate", bad["session_id"], "--label", "bad", "--note", "label was wrong")
+    everything = json.loads(bench.ctl("skill", "evidence", "triage", "--json"))
+    assert {e["session_id"] for e in everything} == {bad["session_id"], good["session_id"]}
+    (failing,) = json.loads(bench.ctl("skill", "evidence", "triage", "--failures", "--json"))
+    assert failing["session_id"] == bad["session_id"] and failing["version"] == "v1"
+    assert failing["first_prompt"] == "triage issue 0: it is slow somewhere"
+    assert [c["name"] for c in failing["failing_calls"]] == ["Bash"]
+    assert "FAILED tests/test_app.py::test_slug" in failing["failing_calls"][0]["error"]
+    assert [(x["label"], x["note"]) for x in failing["labels"]] == [("bad", "label was wrong")]
+    (case,) = failing["failed_cases"]
+    assert case["case"] == "issue-0" and "lacks ['needs-info']" in case["details"][0]
+    text = bench.ctl("skill", "evidence", "triage", "--failures")
+    assert "failed   Bash: Exit code 1" in text and "label    bad" in text
+    assert "eval     labels/issue-0 failed" in text and "issue-1" not in text
+    assert len(json.loads(bench.ctl("skill", "evidence", "triage", "--limit", "1", "--json"))) == 1
+    done = bench.run("skill", "evidence", "nope")
+    assert done.returncode != 0 and len(done.stderr.strip().splitlines()) == 1

@@ -196,7 +196,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "rederive": ("derivation",),
     "session": ("sessions",),
     "sessions": ("sessions",),
-    "skill": ("skills", "versions"),
+    "skill": ("skills", "versions", "evidence"),
     "skills": ("skills",),
     "status": ("status",),
     "verify": ("integrity",),
