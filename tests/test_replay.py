@@ -118,7 +118,13 @@ def test_v1_fails_v2_passes_paired_answer_gate_lineage_and_show(tmp_path: Path) 
     # Every session is the version the replay gave the agent, captured like any other.
     sessions = json.loads(bench.ctl("sessions", "--json"))
     assert len(sessions) == 12 and {s["agent"] for s in sessions} == {"claude"}
-    # The gate clears v2 on the replay's evidence (six distinct graded sessions) ...
+    # The gate clears v2 on the replay's evidence (six distinct graded sessions); a dry run
+    # says so and records nothing ...
+    dry = bench.run("promote", "triage", "--to", "v2", "--dry-run")
+    assert dry.returncode == 0 and dry.stdout.startswith("dry run: would promote triage v2")
+    assert "GateEvaluated" not in bench.ctl("log", "--type", "GateEvaluated", "--json")
+    refused = bench.run("promote", "triage", "--to", "v1", "--dry-run")
+    assert refused.returncode == 1 and "dry run: would refuse" in refused.stderr
     promoted = bench.run("promote", "triage", "--to", "v2", "--json")
     assert promoted.returncode == 0, promoted.stdout + promoted.stderr
     # ... and lineage and skill show carry the replay.

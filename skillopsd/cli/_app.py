@@ -190,6 +190,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "ingest": ("ingest",),
     "lineage": ("lineage",),
     "log": ("log",),
+    "loop": ("loop",),
     "policy": ("policy",),
     "promote": ("promote",),
     "rebuild": ("integrity",),
