@@ -93,6 +93,11 @@ def test_the_loop_drives_only_the_cli_and_never_merges_or_promotes() -> None:
 
 @pytest.mark.parametrize("line", _command_lines())
 def test_every_command_line_in_the_shipped_skill_exists(line: str) -> None:
+    check_command_line(line)
+
+
+def check_command_line(line: str) -> None:
+    """``line`` (a ``skillopsctl ...`` command) names a real command and only its options."""
     load_commands()
     words = shlex.split(line)[1:]
     command: click.Command = cli
