@@ -294,7 +294,11 @@ def replay(
             started_at=outcome.started_at,
             author=who,
         )
-        EventLog(db).append([NewEvent(f"replay:{replay_id}", event, run_id)])
+        try:
+            EventLog(db).append([NewEvent(f"replay:{replay_id}", event, run_id)])
+        except (LogError, apsw.Error) as exc:
+            runner.stop()
+            raise UsageFailure(f"cannot record the replay run, stopped: {exc}") from exc
         recorded.append((outcome, run_id, session))
         _progress(len(recorded), len(specs), outcome)
         if keep_workdirs and outcome.workdir:
