@@ -52,3 +52,8 @@ def test_corpus_benchmarks_run() -> None:
 def test_versions_benchmark_runs() -> None:
     out = _run(str(BENCH / "versions.py"), "--executions", "200", "--repeat", "1")
     assert "ratio fold/floor:" in out and "ratio sync/floor:" in out
+
+
+@pytest.mark.slow
+def test_replay_benchmark_runs() -> None:
+    assert "ratio replay/floor:" in _run(str(BENCH / "replay.py"), "--cases", "1", "--repeat", "1")
