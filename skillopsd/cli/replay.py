@@ -179,7 +179,13 @@ def _progress(n: int, total: int, o: RunOutcome) -> None:
 @eval_group.command("replay")
 @db_option
 @click.argument("skill")
-@click.option("--versions", default=None, metavar="vA,vB", help="Default: champion, challenger.")
+@click.option(
+    "--versions",
+    default=None,
+    metavar="vA,vB",
+    help="The first is the baseline. Default: the champion and its challenger (a skill not"
+    " managed: its two newest versions).",
+)
 @click.option(
     "--repeat", type=click.IntRange(1, 1000), default=1, help="Runs per case and version."
 )
