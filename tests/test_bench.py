@@ -55,5 +55,16 @@ def test_versions_benchmark_runs() -> None:
 
 
 @pytest.mark.slow
+def test_usage_benchmark_runs() -> None:
+    from ._shared import skip_or_fail
+
+    if not (BENCH.parent / "tools" / "ccusage" / "node_modules" / ".bin" / "ccusage").exists():
+        skip_or_fail("bench/usage.py needs ccusage: npm install --prefix tools/ccusage")
+    out = _run(str(BENCH / "usage.py"), "--repeat", "1")
+    assert "ratio ccusage/skillops:" in out
+    assert "agreement: 43/43 days with equal tokens" in out
+
+
+@pytest.mark.slow
 def test_replay_benchmark_runs() -> None:
     assert "ratio replay/floor:" in _run(str(BENCH / "replay.py"), "--cases", "1", "--repeat", "1")

@@ -9,11 +9,12 @@ from .event_counts import EventCounts
 from .replay_runs import ReplayRuns
 from .sessions import Sessions
 from .skill_history import SkillHistory
+from .usage import Usage
 
 
 def default_projections() -> list[Projection]:
     """Every projection the product maintains, in the order they are caught up."""
-    return [EventCounts(), Sessions(), Annotations(), SkillHistory(), ReplayRuns()]
+    return [EventCounts(), Sessions(), Annotations(), SkillHistory(), Usage(), ReplayRuns()]
 
 
 def engine_for(db: Database) -> ProjectionEngine:
@@ -31,6 +32,7 @@ __all__ = [
     "ReplayRuns",
     "Sessions",
     "SkillHistory",
+    "Usage",
     "default_projections",
     "engine_for",
 ]
