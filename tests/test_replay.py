@@ -277,7 +277,7 @@ def test_an_agent_command_the_stub_was_not_written_for(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_ctrl_c_stops_the_agents_and_keeps_what_finished(tmp_path: Path) -> None:
-    cases = [("quick", "triage quick"), ("stuck", "triage stuck")]
+    cases = [("quick", "triage quick"), ("stuck", "triage stuck"), ("later", "triage later")]
     bench = Bench(
         tmp_path,
         evals(cases, timeout=300),
@@ -312,7 +312,9 @@ def test_ctrl_c_stops_the_agents_and_keeps_what_finished(tmp_path: Path) -> None
     result = json.loads(out)
     assert result["interrupted"] and result["eval_runs"] == {}
     statuses = {r["case"]: r["status"] for r in result["runs"]}
-    assert statuses == {"quick": "completed", "stuck": "interrupted"}
+    # The run never started is recorded too, as interrupted, not dropped.
+    assert statuses == {"quick": "completed", "stuck": "interrupted", "later": "interrupted"}
+    assert "not started" in next(r for r in result["runs"] if r["case"] == "later")["error"]
     for pid in map(int, pidfile.read_text().split()):
         assert not _alive(pid)
 

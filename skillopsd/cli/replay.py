@@ -4,11 +4,14 @@ own CLI, capture what the agent wrote, grade it, and compare the versions on the
 from __future__ import annotations
 
 import getpass
+import signal
 import sys
+import threading
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
 from pathlib import Path
+from types import FrameType
 
 import apsw
 import click
@@ -270,7 +273,6 @@ def replay(
     who = getpass.getuser()
     runner = Runner(Path(manifest.path).parent, keep=keep_workdirs)
     recorded: list[tuple[RunOutcome, str, str | None]] = []  # outcome, run id, session
-    interrupted = False
 
     def record(outcome: RunOutcome) -> None:
         try:
@@ -310,28 +312,31 @@ def replay(
         if keep_workdirs and outcome.workdir:
             click.echo(f"  kept {outcome.workdir}", err=True)
 
+    # Ctrl-C sets a flag instead of raising mid-capture: the agents are stopped, the runs
+    # not yet started end as "interrupted", and every run is recorded before grading. A
+    # second Ctrl-C raises as usual.
+    stop = threading.Event()
+
+    def on_interrupt(signum: int, frame: FrameType | None) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        click.echo("interrupted: stopping the agents; what finished is kept", err=True)
+        runner.stop()
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
     pool = ThreadPoolExecutor(max_workers=jobs)
-    futures: list[Future[RunOutcome]] = [pool.submit(runner.run, s) for s in specs]
-    done_ids: set[int] = set()
     try:
+        futures: list[Future[RunOutcome]] = [pool.submit(runner.run, s) for s in specs]
         pending = set(futures)
         while pending:
             finished, pending = wait_futures(pending, timeout=0.2, return_when="FIRST_COMPLETED")
             for f in sorted(finished, key=futures.index):
-                done_ids.add(id(f))
-                record(f.result())
-    except KeyboardInterrupt:
-        interrupted = True
-        click.echo("interrupted: stopping the agents; what finished is kept", err=True)
-        runner.stop()
-        for f in futures:
-            f.cancel()
-        pool.shutdown(wait=True)
-        for f in futures:
-            if id(f) not in done_ids and f.done() and not f.cancelled():
                 record(f.result())
     finally:
+        signal.signal(signal.SIGINT, previous)
         pool.shutdown(wait=True)
+    interrupted = stop.is_set()
     app.caught_up()
     result = _grade(app, skill, replay_id, manifest, cases, chosen, recorded, interrupted, who)
     result.agent, result.command = agent, template
