@@ -139,8 +139,13 @@ def test_v1_fails_v2_passes_paired_answer_gate_lineage_and_show(tmp_path: Path) 
 @pytest.mark.slow
 def test_human_output_is_a_table_and_the_sentence(tmp_path: Path) -> None:
     bench = Bench(tmp_path, evals(CASES[:2]))
-    done = bench.run("eval", "replay", "triage", "--agent-command", CLAUDE)
+    md = tmp_path / "replay.md"
+    done = bench.run("eval", "replay", "triage", "--agent-command", CLAUDE, "--markdown", str(md))
     assert done.returncode == 0, done.stderr
+    body = md.read_text().splitlines()
+    assert "| suite | case | v1 passed/runs [95% CI] | v2 passed/runs [95% CI] |" in body
+    assert "| labels | issue-0 | 0/1 0% [0–79] | 1/1 100% [21–100] |" in body
+    assert "**v2 passed 2 cases v1 failed, v1 passed 0 that v2 failed: p = 0.5," in md.read_text()
     lines = done.stdout.splitlines()
     assert lines[1].split()[:2] == ["SUITE", "CASE"]
     assert "0/1 0% [0–79]" in lines[2] and "1/1 100% [21–100]" in lines[2]

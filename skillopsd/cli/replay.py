@@ -208,6 +208,14 @@ def _progress(n: int, total: int, o: RunOutcome) -> None:
     help="Where evals.yaml is, when the recorded skill directory has none.",
 )
 @click.option("--keep-workdirs", is_flag=True, help="Keep the scratch folders (printed).")
+@click.option(
+    "--markdown",
+    "markdown_file",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    default=None,
+    help="Also write the table and the paired sentence as Markdown to FILE (a pull request"
+    " body, a CI job summary).",
+)
 @json_option
 @pass_app
 def replay(
@@ -220,6 +228,7 @@ def replay(
     jobs: int,
     skill_dir: Path | None,
     keep_workdirs: bool,
+    markdown_file: Path | None,
     as_json: bool,
 ) -> None:
     """Run versions of SKILL on every case with `run:` through the agent's own CLI; grade the
@@ -340,6 +349,11 @@ def replay(
     app.caught_up()
     result = _grade(app, skill, replay_id, manifest, cases, chosen, recorded, interrupted, who)
     result.agent, result.command = agent, template
+    if markdown_file is not None:
+        try:
+            markdown_file.write_text(markdown(result, chosen), encoding="utf-8")
+        except OSError as exc:
+            click.echo(f"cannot write {markdown_file}: {exc.strerror or exc}", err=True)
     if as_json:
         emit_json(result)
     else:
@@ -572,3 +586,38 @@ def _print(r: ReplayJson, chosen: list[tuple[str, str, str]]) -> None:
         click.echo("no run completed: nothing was compared (see WHY above)")
     if r.interrupted:
         click.echo("interrupted: the runs above are recorded; no eval run was recorded")
+
+
+def _md(text: str) -> str:
+    """A table cell: one line, pipes escaped."""
+    return " ".join(text.split()).replace("|", "\\|")
+
+
+def markdown(r: ReplayJson, chosen: list[tuple[str, str, str]]) -> str:
+    """The replay as Markdown: both versions on the same tasks, then the paired test."""
+    tags = [t for t, _, _ in chosen]
+    by = {(c.suite, c.case, c.version): c for c in r.cells}
+    lines = [
+        f"**skillops replay** of `{_md(r.skill)}` with {r.agent}: {len(r.runs)} run(s),"
+        f" same tasks for every version (suite file `{r.suite_hash[:12]}`)",
+        "",
+        "| suite | case | " + " | ".join(f"{t} passed/runs [95% CI]" for t in tags) + " |",
+        "|---|---|" + "---|" * len(tags),
+    ]
+    for suite, case in dict.fromkeys((c.suite, c.case) for c in r.cells):
+        cells = [_interval(by[(suite, case, t)]) for t in tags]
+        lines.append(f"| {_md(suite)} | {_md(case)} | " + " | ".join(cells) + " |")
+    lines.append("")
+    lines += [f"**{_md(c.sentence)}**" for c in r.comparisons]
+    failed = [x for x in r.runs if x.status != "completed"]
+    if failed:
+        lines += ["", "| case | version | run | status | why |", "|---|---|---|---|---|"]
+        lines += [
+            f"| {_md(x.suite)}/{_md(x.case)} | {x.version} | {x.repeat} | {x.status} |"
+            f" {_md(x.error[:200]) or '-'} |"
+            for x in failed
+        ]
+    lines += [f"- regression: {_md(line)}" for line in r.regressions]
+    if r.interrupted:
+        lines.append("- interrupted: no eval run was recorded")
+    return "\n".join(lines) + "\n"
