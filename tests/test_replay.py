@@ -438,3 +438,14 @@ def test_skill_evidence_for_an_editing_agent(tmp_path: Path) -> None:
     assert len(json.loads(bench.ctl("skill", "evidence", "triage", "--limit", "1", "--json"))) == 1
     done = bench.run("skill", "evidence", "nope")
     assert done.returncode != 0 and len(done.stderr.strip().splitlines()) == 1
+
+
+@given(st.text())
+def test_a_skill_name_never_leaves_the_scratch_folder(name: str) -> None:
+    from skillopsd.replay import skill_path
+
+    work = Path("/scratch/work")
+    for agent in ("claude", "codex"):
+        path = skill_path(agent, work, name)
+        assert path.parent.parent.parent.parent == work
+        assert path.parent.name not in ("", ".", "..") and "/" not in path.parent.name

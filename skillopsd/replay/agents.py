@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shlex
 from pathlib import Path
 
@@ -57,6 +58,16 @@ def build_argv(template: str, prompt: str, workdir: Path) -> list[str]:
     return [w.replace("{workdir}", str(workdir)).replace("{prompt}", prompt) for w in words]
 
 
+def folder_name(skill: str) -> str:
+    """The skill's folder name: its name, with anything a path could be fooled by replaced.
+
+    Names come from captured transcripts, which anyone can write: ``../x`` must never put a
+    SKILL.md outside the scratch folder.
+    """
+    name = re.sub(r"[^A-Za-z0-9._:-]", "-", skill).strip(".") or "skill"
+    return name[:100]
+
+
 def skill_path(agent: str, workdir: Path, skill: str) -> Path:
     """Where ``agent`` run in ``workdir`` finds the project skill ``skill``."""
-    return workdir / AGENTS[agent].skills_folder / skill / "SKILL.md"
+    return workdir / AGENTS[agent].skills_folder / folder_name(skill) / "SKILL.md"

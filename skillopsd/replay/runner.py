@@ -23,7 +23,7 @@ import msgspec
 
 from ..sources import STORES, resolve_roots
 from ..sources._store import decode_head
-from .agents import build_argv, skill_path
+from .agents import build_argv, folder_name, skill_path
 
 # After SIGTERM the agent gets this long to exit before SIGKILL.
 GRACE_SECONDS = 3.0
@@ -147,7 +147,8 @@ class Runner:
             _kill_group(proc)
 
     def _prepare(self, spec: RunSpec) -> Path:
-        base = tempfile.mkdtemp(prefix=f"skillops-replay-{spec.skill[:24]}-", dir=self.scratch)
+        prefix = f"skillops-replay-{folder_name(spec.skill)[:24]}-"
+        base = tempfile.mkdtemp(prefix=prefix, dir=self.scratch)
         workdir = Path(os.path.realpath(base)) / "work"
         if spec.fixture is not None:
             source = (self.fixtures_root / spec.fixture).resolve()
