@@ -58,7 +58,8 @@ def _print(e: SessionEvidence) -> None:
     click.echo(f"  verdict  {e.verdict or 'unknown'}{reason}")
     for call in e.failing_calls:
         lines = call.error.splitlines() or ["-"]
-        click.echo(f"  failed   {call.name}: {cut(lines[0], 160)}")
+        kind = "deciding" if call.deciding else "failed  "
+        click.echo(f"  {kind} {call.name}: {cut(lines[0], 160)}")
         for line in lines[1:]:
             click.echo(f"           {cut(line, 160)}")
     for label in e.labels:

@@ -20,6 +20,8 @@ ERROR_ATTRIBUTES = ("skillops.result.error", "error.message", "exception.message
 class FailedCall(msgspec.Struct):
     name: str
     error: str
+    # One of the spans the session's verdict rests on (``verdict_spans``), when known.
+    deciding: bool = False
 
 
 class LabelNote(msgspec.Struct):
@@ -68,13 +70,12 @@ def _prompt(spans: list[SpanView]) -> str:
     return ""
 
 
-def _failing_calls(spans: list[SpanView]) -> list[FailedCall]:
+def _failing_calls(spans: list[SpanView], deciding: set[str]) -> list[FailedCall]:
     out = []
     for span in spans:
-        if span.kind not in ("TOOL", "SKILL", "AGENT") or span.outcome not in (
-            "failure",
-            "blocked",
-        ):
+        decides = span.span_id in deciding
+        failed = span.kind in ("TOOL", "SKILL", "AGENT") and span.outcome in ("failure", "blocked")
+        if not failed and not decides:
             continue
         error = next(
             (
@@ -82,11 +83,13 @@ def _failing_calls(spans: list[SpanView]) -> list[FailedCall]:
                 for k in ERROR_ATTRIBUTES
                 if isinstance(v := span.attributes.get(k), str) and v.strip()
             ),
-            span.outcome,
+            span.outcome or "outcome unknown",
         )
         tool = span.attributes.get("gen_ai.tool.name")
-        out.append(FailedCall(tool if isinstance(tool, str) else span.name, _first_lines(error)))
-    return out
+        name = tool if isinstance(tool, str) else span.name
+        out.append(FailedCall(name, _first_lines(error), decides))
+    # The calls the verdict rests on first, then the others in the order they ran.
+    return sorted(out, key=lambda c: not c.deciding)
 
 
 def skill_evidence(
@@ -125,7 +128,9 @@ def skill_evidence(
         if view is None:
             continue
         spans = spans_of(conn, s.session_id)
-        reason = getattr(view, "verdict_reason", None)  # present once sessions carry it
+        # Present once sessions carry them (the verdict's reason and the spans it rests on).
+        reason = getattr(view, "verdict_reason", None)
+        deciding = getattr(view, "verdict_spans", None) or []
         evidence = SessionEvidence(
             session_id=s.session_id,
             agent=s.agent,
@@ -134,7 +139,7 @@ def skill_evidence(
             first_prompt=_prompt(spans),
             verdict=view.verdict,
             verdict_reason=reason if isinstance(reason, str) and reason else None,
-            failing_calls=_failing_calls(spans),
+            failing_calls=_failing_calls(spans, set(deciding)),
             labels=labels.get(s.session_id, []),
             failed_cases=failed_cases.get(s.session_id, []),
         )
