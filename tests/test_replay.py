@@ -118,6 +118,13 @@ def test_v1_fails_v2_passes_paired_answer_gate_lineage_and_show(tmp_path: Path) 
     # Every session is the version the replay gave the agent, captured like any other.
     sessions = json.loads(bench.ctl("sessions", "--json"))
     assert len(sessions) == 12 and {s["agent"] for s in sessions} == {"claude"}
+    # eval run grades each run case on the replays of its own task only (a replay of another
+    # case would fail its graders for nothing): the same verdicts as the replay.
+    graded = json.loads(bench.ctl("eval", "run", "triage", "--json", code=1))
+    verdicts = {v["tag"]: v for v in graded["versions"]}
+    assert verdicts["v2"]["passed"] and not verdicts["v1"]["passed"]
+    assert [(c["graded"], c["passed"]) for c in verdicts["v2"]["cases"]] == [(1, True)] * 6
+    assert [(c["graded"], c["passed"]) for c in verdicts["v1"]["cases"]] == [(1, False)] * 6
     # The gate clears v2 on the replay's evidence (six distinct graded sessions); a dry run
     # says so and records nothing ...
     dry = bench.run("promote", "triage", "--to", "v2", "--dry-run")

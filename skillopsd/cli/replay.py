@@ -380,6 +380,7 @@ def _grade(
     # (suite, case, version hash) -> [passed per repeat]
     passes: dict[tuple[str, str, str], dict[int, bool]] = {}
     results: dict[tuple[str, str, str], list[GraderResult]] = {}
+    # In a replay a case grades exactly the sessions of its own runs.
     by_case = {(suite, c.name): msgspec.structs.replace(c, match=None) for suite, c in cases}
     with db.read() as conn:
         labels = newest_labels(conn, [s for _, _, s in recorded if s], skill=skill)
@@ -391,7 +392,7 @@ def _grade(
             found = find_session(conn, session) if session else None
             if found is not None:
                 evidence = build_evidence(
-                    found, spans_of(conn, found.session_id), labels.get(found.session_id)
+                    found, spans_of(conn, found.session_id), labels.get(found.session_id), s.case
                 )
                 case = by_case[(s.suite, s.case)]
                 verdicts = grade_case(case, evidence) or []

@@ -122,3 +122,18 @@ def replay_summaries(conn: apsw.Connection, skill: str) -> list[ReplaySummary]:
             cases = msgspec.json.decode(grade[2])
             s.passed = wilson(sum(c[1] for c in cases), s.runs)
     return sorted(out.values(), key=lambda s: -s.position)
+
+
+def replay_cases(conn: apsw.Connection, skill: str, session_ids: list[str]) -> dict[str, str]:
+    """Session -> the case whose ``run`` task it replayed, for sessions ``eval replay`` made."""
+    out: dict[str, str] = {}
+    for start in range(0, len(session_ids), 500):
+        chunk = session_ids[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        for sid, case in conn.execute(
+            f"SELECT session_id, case_name FROM p_replay_runs WHERE skill = ?"
+            f" AND session_id IN ({marks})",
+            (skill, *chunk),
+        ):
+            out[sid] = case
+    return out
