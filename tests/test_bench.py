@@ -65,3 +65,8 @@ def test_usage_benchmark_runs() -> None:
     out = _run(str(BENCH / "usage.py"), "--repeat", "1")
     assert "ratio ccusage/skillops:" in out
     assert "agreement: 43/43 days with equal tokens" in out
+
+
+@pytest.mark.slow
+def test_replay_benchmark_runs() -> None:
+    assert "ratio replay/floor:" in _run(str(BENCH / "replay.py"), "--cases", "1", "--repeat", "1")
