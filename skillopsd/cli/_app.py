@@ -199,6 +199,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "skill": ("skills", "versions"),
     "skills": ("skills",),
     "status": ("status",),
+    "usage": ("usage",),
     "verify": ("integrity",),
 }
 
