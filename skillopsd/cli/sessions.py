@@ -9,7 +9,9 @@ from datetime import UTC, datetime
 import click
 import msgspec
 
+from .._defaults import DEFAULT_SETTLE_SECONDS
 from .._params import count_range
+from ..events import Database
 from ..projections.annotations import newest_labels
 from ..projections.session_views import (
     ForgottenView,
@@ -21,6 +23,7 @@ from ..projections.session_views import (
     spans_of,
 )
 from ..projections.usage import SessionCost, session_costs, span_costs
+from ..projections.verdict import RUNNING, SUMMARY, VERDICTS
 from ._app import AgentChoice, AppContext, NotFound, cli, db_option, json_option, pass_app
 from ._lookup import lookup_session
 from ._output import (
@@ -145,9 +148,10 @@ _SESSION_ID_WIDTH = 8  # like a short git hash; ``session show`` takes any uniqu
 @click.option("--skill", default=None, help="Only sessions that loaded this skill.")
 @click.option(
     "--verdict",
-    type=click.Choice(["success", "failure", "abandoned", "none"]),
+    type=click.Choice([*VERDICTS, RUNNING, "none"]),
     default=None,
-    help="Only sessions with this verdict (none: no verdict).",
+    help="Only sessions with this verdict (none: no verdict; running: unfinished and still"
+    " being written). " + SUMMARY,
 )
 @window_options("sessions")
 @click.option("--limit", type=count_range(), default=None, help="At most N sessions.")
@@ -208,10 +212,10 @@ def sessions_command(
             conn,
             agent=agent,
             skill=skill,
-            verdict=verdict,
+            verdict="unfinished" if verdict == RUNNING else verdict,
             since=since,
             until=until,
-            limit=limit,
+            limit=None if verdict in ("unfinished", RUNNING) else limit,
         )
         hidden = len({f.session_id for f in forgotten_sessions(conn, hidden_only=True)})
         labels = newest_labels(conn, [s.session_id for s in found])
@@ -219,6 +223,9 @@ def sessions_command(
     for s in found:
         s.label = labels.get(s.session_id)
         s.cost = costs.get(s.session_id)
+    show_running(db, found)
+    if verdict in ("unfinished", RUNNING):
+        found = [s for s in found if s.verdict == verdict][:limit]
     if as_json:
         emit_json_array(found)
         return
@@ -269,6 +276,35 @@ def sessions_command(
         click.echo(f"({hidden} forgotten sessions not shown: sessions --forgotten lists them)")
 
 
+def show_running(db: Database, found: list[SessionView]) -> None:
+    """An unfinished session still being written is shown as running, not judged.
+
+    Running means not settled, as the daemon's skill sync means it: its newest line was captured
+    less than the settle time ago (300 s) and the agent has not written its end; a session whose
+    own last timestamp is older than that has settled whenever it was captured. The projection
+    cannot say this (it never reads the clock): the command does, when it shows the verdict.
+    """
+    now = datetime.now(UTC)
+    recent = []
+    for s in found:
+        ended = parse_stored(s.ended_at) if s.verdict == "unfinished" else None
+        if ended is not None and (now - ended).total_seconds() < DEFAULT_SETTLE_SECONDS:
+            recent.append(s)
+    if not recent:
+        return
+    from ..versions.executions import settled  # only when a session may still be running
+
+    done = settled(db, [s.session_id for s in recent], now, DEFAULT_SETTLE_SECONDS)
+    for s in recent:
+        if s.session_id not in done:
+            s.verdict = RUNNING
+            s.verdict_reason = (
+                f"running: still being written (unfinished so far: {s.verdict_reason})"
+                if s.verdict_reason
+                else "running: still being written"
+            )
+
+
 @cli.group("session")
 def session_group() -> None:
     """One session."""
@@ -292,7 +328,9 @@ def _tokens_detail(attributes: Mapping[str, object]) -> str:
     return f"  ({' / '.join(parts)})" if parts else ""
 
 
-def _tree_lines(spans: list[SpanView], width: int) -> list[str]:
+def _tree_lines(
+    spans: list[SpanView], width: int, deciding: frozenset[str] = frozenset()
+) -> list[str]:
     children: dict[str | None, list[SpanView]] = {}
     for span in spans:
         children.setdefault(span.parent_span_id, []).append(span)
@@ -313,7 +351,8 @@ def _tree_lines(spans: list[SpanView], width: int) -> list[str]:
                     detail += " from the Task result"
             elif span.kind == "TOOL" and span.attributes.get("skill.name"):
                 detail = f"  (skill {span.attributes['skill.name']}){detail}"
-            lines.append(f"{'  ' * depth}{mark}{span.kind} {span.name}{detail}")
+            decided = "  ◀ verdict" if span.span_id in deciding else ""
+            lines.append(f"{'  ' * depth}{mark}{span.kind} {span.name}{detail}{decided}")
             if call and span.outcome in ("failure", "blocked"):
                 indent = "  " * (depth + 1)
                 why = first_reason(span.attributes.get("skillops.result.error"))
@@ -405,6 +444,8 @@ def show(app: AppContext, ident: str, utc: bool, as_json: bool) -> None:
                 lookup_session(conn, ident)  # raises the lookup's own one-line answer
         if session is not None:
             session.label = newest_labels(conn, [session.session_id]).get(session.session_id)
+    if session is not None:
+        show_running(db, [session])
     if as_json:
         emit_json({"session": session, "spans": spans, "forgotten": tombstones})
         return
@@ -423,6 +464,9 @@ def show(app: AppContext, ident: str, utc: bool, as_json: bool) -> None:
         f"verdict   {session.verdict or '-'}   label {session.label or '-'}"
         f"   calls {_outcomes(session)}"
     )
+    if session.verdict_reason:
+        why = session.verdict_reason.split(": ", 1)[-1]
+        click.echo(f"why       {cut(why, max(20, width - 10))}")
     click.echo(f"turns     {number(session.turns)}   tools {number(session.tools)}")
     click.echo(f"skills    {', '.join(session.skills) or '-'}")
     for f in tombstones:
@@ -433,5 +477,5 @@ def show(app: AppContext, ident: str, utc: bool, as_json: bool) -> None:
             click.echo(f"          {line}")
     click.echo(f"cost      {_session_cost(session.cost)}")
     click.echo()
-    for line in _tree_lines(spans, width):
+    for line in _tree_lines(spans, width, frozenset(session.verdict_spans)):
         click.echo(line)

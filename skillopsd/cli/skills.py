@@ -5,7 +5,13 @@ from __future__ import annotations
 import click
 
 from ..projections._stats import Median, Share
-from ..projections.skill_views import Mean, VersionStats, skill_report, skills_overview
+from ..projections.skill_views import (
+    Mean,
+    VersionStats,
+    replay_text,
+    skill_report,
+    skills_overview,
+)
 from ..sources import STORES
 from ._app import AppContext, NotFound, cli, db_option, json_option, pass_app
 from ._output import emit_json, emit_json_array, table
@@ -158,3 +164,6 @@ def show(app: AppContext, name: str, as_json: bool) -> None:
             " recorded: not counted in any version)"
         )
     click.echo(f"reading: {report.reading}")
+    tags = {v.content_hash: v.tag for v in report.versions}
+    for r in sorted(report.replays, key=lambda r: r.position):
+        click.echo(f"{tags.get(r.version_hash, 'v?')} {replay_text(r)}")

@@ -44,9 +44,13 @@ from .gemini import is_session as is_gemini_session
 # every session says what its token figures cover when not every response's own usage.
 # 8: Claude Code responses carry the part of their cache writes kept for an hour
 # (``skillops.usage.cache_creation_1h.input_tokens``), which is priced higher.
-# 9: a subagent's final response is matched by its request figures (a mirror caught mid-stream
+# 9: the verdict's facts and reasons: shell commands read by a parser (tree-sitter), the
+# deciding command, edits keyed by file across tools, no-op edits, bookkeeping calls, how the
+# last turn ended (answered / empty / pending / silent); subagent and auto-mode permission
+# denials and Gemini CLI's workspace and policy refusals are blocked.
+# 10: a subagent's final response is matched by its request figures (a mirror caught mid-stream
 # takes the result's count) and keyed by its spawning call (a resumed agent counts per call).
-DERIVER_VERSION = 9
+DERIVER_VERSION = 10
 
 _TOKEN_ATTRIBUTES = (
     ("input", "gen_ai.usage.input_tokens"),

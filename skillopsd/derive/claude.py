@@ -246,6 +246,7 @@ class _Thread:
         for call_id, span in self.tools.items():
             if span.outcome is None:
                 self.lost.add(call_id)
+                span.attributes["skillops.result.lost"] = True
 
     # --- user records ------------------------------------------------------------------
 
