@@ -126,6 +126,12 @@ _SESSION_ID_WIDTH = 8  # like a short git hash; ``session show`` takes any uniqu
     help="Only sessions with this verdict (none: no verdict).",
 )
 @window_options("sessions")
+@click.option(
+    "--search",
+    metavar="TEXT",
+    default=None,
+    help="Only sessions whose title or a prompt contains TEXT (ASCII case ignored).",
+)
 @click.option("--limit", type=count_range(), default=None, help="At most N sessions.")
 @utc_option
 @click.option(
@@ -142,6 +148,7 @@ def sessions_command(
     verdict: str | None,
     since: str | None,
     until: str | None,
+    search: str | None,
     limit: int | None,
     utc: bool,
     forgotten: bool,
@@ -185,6 +192,7 @@ def sessions_command(
             verdict=verdict,
             since=since,
             until=until,
+            search=search,
             limit=limit,
         )
         hidden = len({f.session_id for f in forgotten_sessions(conn, hidden_only=True)})

@@ -70,6 +70,9 @@ QUERIED_ATTRIBUTES = frozenset(
 )
 # SKILL spans also keep their call's arguments: evals/discovery reads them in SQL.
 QUERIED_SKILL_ATTRIBUTES = QUERIED_ATTRIBUTES | {"gen_ai.tool.call.arguments"}
+# Turns also keep their prompt (clipped by the deriver): ``sessions --search`` and the
+# dashboard search it in SQL.
+QUERIED_CHAIN_ATTRIBUTES = QUERIED_ATTRIBUTES | {"gen_ai.prompt"}
 # Tables whose rows belong to one session and go when its derivation is erased.
 _SESSION_TABLES = ("p_sessions", "p_session_skills", "p_spans", "p_merged")
 
@@ -78,7 +81,7 @@ class Sessions(Projection):
     """The tables ``sessions`` and ``session show`` read, verdicts included."""
 
     name = "sessions"
-    version = 5
+    version = 6  # 6: turns keep their prompt in p_spans
     tables = (
         "p_sessions",
         "p_session_skills",
@@ -318,7 +321,13 @@ def _session_end(conn: apsw.Connection, sid: str, policy: VerdictPolicy) -> Sess
 
 
 def _span_row(span: SpanDerived, position: int) -> tuple[object, ...]:
-    keep = QUERIED_SKILL_ATTRIBUTES if span.kind == "SKILL" else QUERIED_ATTRIBUTES
+    keep = (
+        QUERIED_SKILL_ATTRIBUTES
+        if span.kind == "SKILL"
+        else QUERIED_CHAIN_ATTRIBUTES
+        if span.kind == "CHAIN"
+        else QUERIED_ATTRIBUTES
+    )
     queried = {k: v for k, v in span.attributes.items() if k in keep}
     return (
         span.span_id,
