@@ -64,6 +64,7 @@ _VERDICT_CSS = {
 }
 _AGENT_CSS = ("a-0", "a-1", "a-2", "a-3", "a-4")
 OVERVIEW_DAYS = 90
+OPEN_ALL_SPANS = 300
 
 
 class Response(msgspec.Struct):
@@ -380,6 +381,8 @@ class Pages:
             duration=_duration(found.started_at, found.ended_at),
             tree=tree,
             spans=len(spans),
+            # A small tree opens whole; a large one opens its turns and the way to failures.
+            open_all=len(spans) <= OPEN_ALL_SPANS,
             failed=sum(1 for x in spans if x.outcome in ("failure", "blocked")),
             notes=notes,
             verdict_reason=reason,
