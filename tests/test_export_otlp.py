@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
+import stat
 from datetime import datetime
 from pathlib import Path
 
@@ -405,7 +407,23 @@ def test_out_file_is_otlp_json_with_hex_ids(home: Path, tmp_path: Path) -> None:
     _session, derived_spans = derived(home)[sid]
     assert len(spans) == len(derived_spans) + 1
     assert {s["spanId"] for s in spans} == {s.span_id for s in derived_spans} | {root_span_id(sid)}
-    assert any(s.get("status", {}).get("code") == "STATUS_CODE_ERROR" for s in spans)
+    # OTLP/JSON: enums are integers (STATUS_CODE_ERROR = 2, SPAN_KIND_INTERNAL = 1), ids hex,
+    # times decimal strings of nanoseconds; the file is its owner's alone.
+    assert any(s.get("status", {}).get("code") == 2 for s in spans)
+    assert all(s["kind"] == 1 for s in spans)
+    assert all(re.fullmatch(r"[0-9a-f]{32}", s["traceId"]) for s in spans)
+    assert all(re.fullmatch(r"[0-9a-f]{16}", s["spanId"]) for s in spans)
+    assert all(s["startTimeUnixNano"].isdigit() for s in spans)
+    assert "STATUS_CODE" not in out.read_text() and "SPAN_KIND" not in out.read_text()
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    # An existing file, readable by others, is tightened before anything is written to it.
+    out.write_text("PREVIOUS-CONTENT-7f3a")
+    out.chmod(0o644)
+    again = run_ctl("export", "otlp", "--out", str(out), "--session", sid, env=env)
+    assert again.returncode == 0, again.stderr
+    assert (
+        stat.S_IMODE(out.stat().st_mode) == 0o600 and "PREVIOUS-CONTENT-7f3a" not in out.read_text()
+    )
 
 
 class _Collect:

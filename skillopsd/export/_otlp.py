@@ -293,11 +293,17 @@ def _root(trace: SessionTrace, trace_id: bytes, start: int, end: int) -> Span:
     return root
 
 
+def trace_id_of(trace: SessionTrace) -> str:
+    """The session's trace id (hex): its spans', else one derived from the session id."""
+    if trace.spans and trace.spans[0].trace_id:
+        return trace.spans[0].trace_id
+    return hashlib.sha256(f"trace\x1f{trace.session.session_id}".encode()).hexdigest()[:32]
+
+
 def encode_session(trace: SessionTrace) -> list[Span]:
     """The spans of one session's trace, the synthetic root first."""
     s = trace.session
-    fallback = hashlib.sha256(f"trace\x1f{s.session_id}".encode()).hexdigest()[:32]
-    trace_id = bytes.fromhex(trace.spans[0].trace_id if trace.spans else fallback)
+    trace_id = bytes.fromhex(trace_id_of(trace))
     known = [t for sp in trace.spans for t in (_nanos_of(sp.start), _nanos_of(sp.end)) if t]
     session_start = _nanos_of(s.started_at) or min(known, default=None)
     session_end = _nanos_of(s.ended_at) or max(known, default=None)
@@ -396,12 +402,13 @@ def _add(current: _Open, resource: Resource, spans: list[Span], size: int) -> No
 
 
 def otlp_json(body: bytes) -> str:
-    """One request as OTLP/JSON (hex ids, as the OTLP file format and collectors expect)."""
+    """One request as OTLP/JSON: the protobuf JSON mapping with the OTLP specification's
+    exceptions (trace and span ids as hex, not base64; enums as integers)."""
     from google.protobuf.json_format import MessageToDict
 
     request = ExportTraceServiceRequest()
     request.ParseFromString(body)
-    data = MessageToDict(request, preserving_proto_field_name=False)
+    data = MessageToDict(request, preserving_proto_field_name=False, use_integers_for_enums=True)
     for rs, rs_msg in zip(data.get("resourceSpans", []), request.resource_spans, strict=True):
         for ss, ss_msg in zip(rs.get("scopeSpans", []), rs_msg.scope_spans, strict=True):
             for span, msg in zip(ss.get("spans", []), ss_msg.spans, strict=True):
