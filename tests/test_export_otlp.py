@@ -8,6 +8,7 @@ import shutil
 import stat
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -99,9 +100,22 @@ def test_real_sessions_map_span_for_span(captured_home: Path) -> None:
             assert out.parent_span_id.hex() == (span.parent_span_id or root_span_id(sid))
             assert out.name == span.name
             assert span.start is not None and span.end is not None
-            assert out.start_time_unix_nano == _nanos(span.start)
-            assert out.end_time_unix_nano == _nanos(span.end)
+            # Times are the derived ones, except that a parent covers its children and an LLM
+            # response recorded at one instant starts when what it answers ended.
+            parent_of = any(c.parent_span_id == span.span_id for c in spans)
+            moved = attrs.get("skillops.time.start_from") == "previous_event"
+            if parent_of or moved:
+                assert out.start_time_unix_nano <= _nanos(span.start)
+                assert out.end_time_unix_nano >= _nanos(span.end)
+                assert not moved or span.kind == "LLM"
+            else:
+                assert out.start_time_unix_nano == _nanos(span.start)
+                assert out.end_time_unix_nano == _nanos(span.end)
             kind = {"SKILL": "TOOL"}.get(span.kind, span.kind)
+            if span.kind == "TOOL" and any(
+                c.parent_span_id == span.span_id and c.kind == "CHAIN" for c in spans
+            ):
+                kind = "AGENT"
             assert attrs["openinference.span.kind"] == kind
             assert attrs["skillops.span.kind"] == span.kind
             assert attrs["session.id"] == sid
@@ -184,17 +198,28 @@ def test_missing_times_are_filled_and_marked(spans: list[SpanView], started: boo
     )
     encoded = encode_session(_trace(session, spans))
     by_id = {s.span_id.hex(): s for s in encoded}
+    ids = {s.span_id for s in spans}
     for span in spans:
         out = by_id[span.span_id]
         assert out.end_time_unix_nano >= out.start_time_unix_nano
         estimated = _attrs(out).get("skillops.time.estimated", False)
         assert estimated == (span.start is None or span.end is None)
+        # A parent covers its children: none starts before it or ends after it.
+        parent = by_id.get(span.parent_span_id or "") if span.parent_span_id in ids else None
+        if parent is not None:
+            assert parent.start_time_unix_nano <= out.start_time_unix_nano
+            assert out.end_time_unix_nano <= parent.end_time_unix_nano
+        if any(c.parent_span_id == span.span_id for c in spans):
+            continue  # a parent's times may widen to its children's
+        if _attrs(out).get("skillops.time.start_from") == "previous_event":
+            # An instant LLM response starts when what it answers ended, never later.
+            assert span.kind == "LLM" and span.start is not None
+            assert out.start_time_unix_nano < _nanos(span.start)
+            continue
         if span.start is not None:
             assert out.start_time_unix_nano == _nanos(span.start)
         elif span.end is not None:
             assert out.start_time_unix_nano == _nanos(span.end)
-        elif span.parent_span_id is not None:
-            assert out.start_time_unix_nano == by_id[span.parent_span_id].start_time_unix_nano
 
 
 @settings(
@@ -500,3 +525,84 @@ def test_eval_results_and_retractions_reach_the_root_span(home: Path) -> None:
         assert "skillops.annotation.label" not in _attrs(root)
     finally:
         db.close()
+
+
+def _exported(
+    home: Path, tmp_path: Path, sid: str, *extra: str
+) -> tuple[list[dict[str, Any]], str]:
+    out = tmp_path / f"{sid}{len(extra)}.jsonl"
+    done = run_ctl("export", "otlp", "--out", str(out), "--session", sid, *extra,
+                   env={"HOME": str(home)})  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    text = out.read_text()
+    spans = [
+        span
+        for line in text.splitlines()
+        for rs in json.loads(line)["resourceSpans"]
+        for ss in rs["scopeSpans"]
+        for span in ss["spans"]
+    ]
+    return spans, text
+
+
+def _json_attrs(span: dict[str, Any]) -> dict[str, Any]:
+    return {a["key"]: next(iter(a["value"].values())) for a in span.get("attributes", [])}
+
+
+def test_content_times_and_agents_as_phoenix_draws_them(home: Path, tmp_path: Path) -> None:
+    sessions = derived(home)
+    for sid, (session, derived_spans) in sessions.items():
+        spans, _text = _exported(home, tmp_path, sid)
+        by_id = {s["spanId"]: s for s in spans}
+        # No child outlives its parent, nor starts before it.
+        for s in spans:
+            parent = by_id.get(s.get("parentSpanId", ""))
+            if parent is not None:
+                assert int(parent["startTimeUnixNano"]) <= int(s["startTimeUnixNano"])
+                assert int(s["endTimeUnixNano"]) <= int(parent["endTimeUnixNano"])
+        # An LLM span lasts 0 ms only when nothing in the transcript came before its response.
+        llms = [s for s in spans if _json_attrs(s).get("openinference.span.kind") == "LLM"]
+        assert llms
+        instant = [s for s in llms if s["startTimeUnixNano"] == s["endTimeUnixNano"]]
+        assert len(instant) <= len({s["parentSpanId"] for s in llms}), sid
+        # LLM spans carry what they were asked and what they answered.
+        answered = [
+            d for d in derived_spans if d.kind == "LLM" and d.attributes.get("gen_ai.output.text")
+        ]
+        for d in answered:
+            a = _json_attrs(by_id[d.span_id])
+            assert a["output.value"] == d.attributes["gen_ai.output.text"]
+            assert a["llm.output_messages.0.message.role"] == "assistant"
+            assert a["llm.output_messages.0.message.content"] == d.attributes["gen_ai.output.text"]
+        with_input = [s for s in llms if "llm.input_messages.0.message.content" in _json_attrs(s)]
+        assert with_input and all(
+            _json_attrs(s)["llm.input_messages.0.message.role"] == "user" for s in with_input
+        )
+        root = by_id[root_span_id(sid)]
+        if answered:
+            assert _json_attrs(root).get("output.value")
+        # A call that spawned a subagent is an AGENT span.
+        for d in derived_spans:
+            if d.kind == "TOOL" and any(
+                c.parent_span_id == d.span_id and c.kind == "CHAIN" for c in derived_spans
+            ):
+                assert _json_attrs(by_id[d.span_id])["openinference.span.kind"] == "AGENT"
+
+        # --no-content: no prompt, answer, command, error text, title or path leaves.
+        bare, text = _exported(home, tmp_path, sid, "--no-content")
+        assert len(bare) == len(spans)
+        for s in bare:
+            keys = set(_json_attrs(s))
+            assert not keys & {"input.value", "output.value", "gen_ai.prompt", "gen_ai.output.text",
+                               "gen_ai.tool.call.arguments", "skillops.result.error"}  # fmt: skip
+            assert not any(
+                k.startswith(("llm.input_messages", "llm.output_messages")) for k in keys
+            )
+            assert s.get("status", {}).get("message", "failure") == "failure"
+        for d in derived_spans:
+            for key in ("gen_ai.prompt", "gen_ai.output.text", "skillops.result.error"):
+                value = d.attributes.get(key)
+                if isinstance(value, str) and len(value) > 12:
+                    assert json.dumps(value)[1:-1][:40] not in text, key
+        if session.title and len(session.title) > 12:
+            assert json.dumps(session.title)[1:-1][:40] not in text

@@ -149,6 +149,13 @@ class _FileSink:
     " and a changed session replaces its old trace.",
 )
 @click.option(
+    "--no-content",
+    is_flag=True,
+    help="Leave out every text: prompts, answers, LLM input and output messages, commands and"
+    " call arguments, error texts, titles, notes, paths (ids, times, kinds, statuses, tokens"
+    " and outcomes stay).",
+)
+@click.option(
     "--settle-seconds",
     type=click.FloatRange(min=0.0),
     default=DEFAULT_SETTLE_SECONDS,
@@ -197,6 +204,7 @@ def export_otlp(
     headers: tuple[str, ...],
     changed: bool,
     verify: str | None,
+    no_content: bool,
     settle_seconds: float,
     project: str,
     batch_bytes: int,
@@ -207,10 +215,12 @@ def export_otlp(
     """Sessions as OpenTelemetry traces (OTLP/HTTP protobuf, gzip), one trace per session.
 
     Each session is one resource (service.name=skillops) and one trace under a root span
-    that carries its verdict, annotations and eval results; span ids are the derived ids, so
-    exporting again replaces rather than duplicates where the receiver deduplicates. A
-    failed call is a span with status ERROR, a blocked one UNSET with skillops.outcome.
-    Exit 2 when the receiver refuses, 1 when it cannot be reached.
+    that carries its verdict, annotations and eval results; span ids are the derived ids.
+    Only settled sessions go (--settle-seconds). Phoenix keeps the first copy of a span id:
+    with --verify phoenix a changed session replaces its old trace, and a session counts as
+    exported only once Phoenix returns all of it. A failed call is a span with status ERROR,
+    a blocked one UNSET with skillops.outcome. Exit 2 when the receiver refuses, 1 when it
+    cannot be reached or did not store what it acknowledged.
     """
     if (endpoint is None) == (out is None):
         raise click.UsageError("give exactly one of --endpoint URL and --out FILE")
@@ -262,6 +272,7 @@ def export_otlp(
                 max_bytes=batch_bytes,
                 project=project,
                 phoenix=phoenix,
+                content=not no_content,
             )
         except ExportIncomplete as exc:
             record_error(db, target, str(exc.cause))
@@ -286,7 +297,13 @@ def export_otlp(
             raise UsageFailure(f"{out}: cannot write: {exc.strerror}") from exc
         try:
             report = export_sessions(
-                db, _FileSink(stream), due, target=None, max_bytes=batch_bytes, project=project
+                db,
+                _FileSink(stream),
+                due,
+                target=None,
+                max_bytes=batch_bytes,
+                project=project,
+                content=not no_content,
             )
         except OSError as exc:
             raise UsageFailure(f"{out}: cannot write: {exc.strerror}") from exc

@@ -131,7 +131,7 @@ def due_sessions(
     return out
 
 
-def span_annotations(trace: SessionTrace) -> list[SpanAnnotation]:
+def span_annotations(trace: SessionTrace, content: bool = True) -> list[SpanAnnotation]:
     """A session's labels and eval results as Phoenix span annotations (on the span a label
     names, else the session's root span); a retracted label stays, marked retracted."""
     root = root_span_id(trace.session.session_id)
@@ -145,7 +145,7 @@ def span_annotations(trace: SessionTrace) -> list[SpanAnnotation]:
                 annotator_kind="HUMAN",
                 label=a.label,
                 score=None,
-                explanation=a.note or None,
+                explanation=(a.note or None) if content else None,
                 identifier=a.annotation_id,
                 metadata={"author": a.author, "recorded_at": a.recorded_at, "source": "skillops"},
             )
@@ -182,6 +182,7 @@ def export_sessions(
     project: str = DEFAULT_PROJECT,
     should_stop: Callable[[], bool] = lambda: False,
     phoenix: PhoenixAPI | None = None,
+    content: bool = True,
 ) -> ExportReport:
     """Send ``due`` sessions; after each acknowledged batch, checkpoint what it completed.
 
@@ -195,7 +196,17 @@ def export_sessions(
     again: dict[str, int] = {}
     for round_ in range(_VERIFY_ROUNDS):
         again = _send(
-            db, sink, remaining, target, max_bytes, project, should_stop, phoenix, report, again
+            db,
+            sink,
+            remaining,
+            target,
+            max_bytes,
+            project,
+            should_stop,
+            phoenix,
+            report,
+            again,
+            content,
         )
         if not again:
             return report
@@ -227,6 +238,7 @@ def _send(
     phoenix: PhoenixAPI | None,
     report: ExportReport,
     resend: dict[str, int],
+    content: bool,
 ) -> dict[str, int]:
     """One pass over ``due``; returns the sessions Phoenix did not store whole (id -> spans
     missing)."""
@@ -249,7 +261,7 @@ def _send(
             if phoenix is not None:
                 ids = {root_span_id(sid), *(sp.span_id for sp in trace.spans)}
                 expected[sid] = (trace_id_of(trace), ids)
-                annotations[sid] = span_annotations(trace)
+                annotations[sid] = span_annotations(trace, content)
                 if item.previous and sid not in resend:
                     # Phoenix keeps the first copy of a span: the old trace goes first.
                     try:
@@ -258,7 +270,7 @@ def _send(
                         raise ExportIncomplete(report, exc) from exc
             yield trace
 
-    for batch in encode_batches(traces(), max_bytes=max_bytes, project=project):
+    for batch in encode_batches(traces(), max_bytes=max_bytes, project=project, content=content):
         try:
             accepted = sink.post(batch.body)
         except ExportError as exc:
