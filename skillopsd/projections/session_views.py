@@ -10,6 +10,7 @@ import msgspec
 from ..events import events_at
 from ..events._db import scalar
 from ..events.types import AttributeValue, SpanDerived
+from .skill_aliases import names_of
 
 
 class Outcomes(msgspec.Struct):
@@ -24,6 +25,8 @@ class Tokens(msgspec.Struct):
     output: int | None
     cache_read: int | None
     cache_creation: int | None
+    # What the figures cover when not every response's own full usage (SessionDerived).
+    note: str | None = None
 
 
 class SessionView(msgspec.Struct):
@@ -66,7 +69,7 @@ class SpanView(msgspec.Struct):
 _SESSION_COLUMNS = (
     "session_id, agent, native_session_id, title, cwd, started_at, ended_at, turns, tools,"
     " skills, success, failure, blocked, unknown, verdict, tokens_input, tokens_output,"
-    " tokens_cache_read, tokens_cache_creation, deriver_version, parent_session_id"
+    " tokens_cache_read, tokens_cache_creation, tokens_note, deriver_version, parent_session_id"
 )
 _json = msgspec.json.Decoder()
 
@@ -92,6 +95,7 @@ def _session(row: tuple[Any, ...]) -> SessionView:
         t_out,
         t_read,
         t_create,
+        t_note,
         version,
         parent,
     ) = row
@@ -108,7 +112,9 @@ def _session(row: tuple[Any, ...]) -> SessionView:
         skills=_json.decode(skills),
         outcomes=Outcomes(success=s, failure=f, blocked=b, unknown=u),
         verdict=verdict,
-        tokens=Tokens(input=t_in, output=t_out, cache_read=t_read, cache_creation=t_create),
+        tokens=Tokens(
+            input=t_in, output=t_out, cache_read=t_read, cache_creation=t_create, note=t_note
+        ),
         deriver_version=version,
         parent_session_id=parent,
     )
@@ -128,7 +134,7 @@ class SessionFilter(msgspec.Struct, frozen=True, kw_only=True):
     until: str | None = None
     search: str | None = None
 
-    def where(self) -> tuple[str, list[object]]:
+    def where(self, conn: apsw.Connection) -> tuple[str, list[object]]:
         """The SQL condition on ``p_sessions`` and its arguments."""
         where: list[str] = []
         args: list[object] = []
@@ -144,8 +150,12 @@ class SessionFilter(msgspec.Struct, frozen=True, kw_only=True):
             where.append("agent = ?")
             args.append(self.agent)
         if self.skill:
-            where.append("session_id IN (SELECT session_id FROM p_session_skills WHERE skill = ?)")
-            args.append(self.skill)
+            names = names_of(conn, self.skill)  # the skill under every name it was loaded by
+            marks = ", ".join("?" for _ in names)
+            where.append(
+                f"session_id IN (SELECT session_id FROM p_session_skills WHERE skill IN ({marks}))"
+            )
+            args.extend(names)
         if self.verdict == "none":
             where.append("verdict IS NULL")
         elif self.verdict:
@@ -177,7 +187,7 @@ def list_sessions(
     chosen = SessionFilter(
         agent=agent, skill=skill, verdict=verdict, since=since, until=until, search=search
     )
-    where, args = chosen.where()
+    where, args = chosen.where(conn)
     sql = f"SELECT {_SESSION_COLUMNS} FROM p_sessions{where} ORDER BY started_at DESC, session_id"
     if limit is not None or offset:
         sql += " LIMIT ? OFFSET ?"
@@ -187,7 +197,7 @@ def list_sessions(
 
 def count_sessions(conn: apsw.Connection, chosen: SessionFilter) -> int:
     """How many sessions :func:`list_sessions` lists under ``chosen`` without a limit."""
-    where, args = chosen.where()
+    where, args = chosen.where(conn)
     return int(scalar(conn, f"SELECT count(*) FROM p_sessions{where}", tuple(args)))
 
 
