@@ -6,6 +6,7 @@ import json
 import re
 import shutil
 import stat
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -606,3 +607,72 @@ def test_content_times_and_agents_as_phoenix_draws_them(home: Path, tmp_path: Pa
                     assert json.dumps(value)[1:-1][:40] not in text, key
         if session.title and len(session.title) > 12:
             assert json.dumps(session.title)[1:-1][:40] not in text
+
+
+def test_sender_retries_for_its_time_budget_honouring_retry_after() -> None:
+    receiver = Receiver()
+    now = [0.0]
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        now[0] += seconds
+
+    try:
+        receiver.answers = [(503, {"Retry-After": "7"})] * 1000
+        sender = Sender(receiver.url, sleep=sleep, clock=lambda: now[0], budget=150)
+        with pytest.raises(ReceiverUnavailable, match="gave up after") as caught:
+            sender.post(b"")
+        # Every wait honoured Retry-After (7 s, jitter at most 10 % more, the last one cut to
+        # what was left), and it kept trying for the whole budget, not a handful of attempts.
+        assert all(6.99 <= w <= 7.71 for w in waits[:-1])
+        assert 150 <= now[0] <= 158 and len(waits) >= 19
+        assert "503" in str(caught.value)
+        # A receiver back within the budget gets the request.
+        receiver.answers = [(503, {})] * 3
+        now[0] = 0.0
+        assert Sender(receiver.url, sleep=sleep, clock=lambda: now[0]).post(b"").rejected == 0
+    finally:
+        receiver.down()
+
+
+def test_an_idle_connection_the_server_closed_is_reopened_without_a_failure() -> None:
+    import socket
+    import threading
+
+    served: list[int] = []
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4)
+    port = listener.getsockname()[1]
+
+    def serve() -> None:
+        # Each connection answers one request as keep-alive, then the server closes it while
+        # idle (as Phoenix's server does after its keep-alive timeout).
+        while len(served) < 3:
+            conn, _ = listener.accept()
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += conn.recv(65536)
+            head, _, body = data.partition(b"\r\n\r\n")
+            length = int(next(
+                line.split(b":")[1] for line in head.split(b"\r\n")
+                if line.lower().startswith(b"content-length")
+            ))  # fmt: skip
+            while len(body) < length:
+                body += conn.recv(65536)
+            served.append(len(body))
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+            conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        # One attempt allowed: a stale connection must not cost it.
+        sender = Sender(f"http://127.0.0.1:{port}", attempts=1, budget=0)
+        for _ in range(3):
+            time.sleep(0.2)  # the server has closed the kept-alive connection by now
+            assert sender.post(b"x" * 100).rejected == 0
+        assert len(served) == 3
+    finally:
+        listener.close()

@@ -156,13 +156,16 @@ class PhoenixAPI:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> dict[str, int]:
-        """Sessions (id -> spans missing) Phoenix has not stored within ``wait`` seconds.
+        """Sessions (id -> spans missing) Phoenix has not stored, after ``wait`` seconds in
+        which nothing more arrived.
 
         ``expected`` maps a session id to (trace id, span ids). Phoenix inserts what it
-        acknowledged in the background, so this asks again until all is there or time is up.
+        acknowledged in the background (a busy one takes a while for a large request), so
+        this asks again while the count grows, and gives up only once it stopped growing.
         """
         deadline = clock() + wait
         pending = dict(expected)
+        left = sum(len(ids) for _t, ids in pending.values())
         delay = 0.25
         while True:
             held = self._stored_in(self.project, sorted({t for t, _ in pending.values()}))
@@ -170,6 +173,9 @@ class PhoenixAPI:
             if pending:
                 held = self.stored_elsewhere(sorted({t for t, _ in pending.values()}))
                 pending = {sid: (t, ids - held) for sid, (t, ids) in pending.items() if ids - held}
+            now_left = sum(len(ids) for _t, ids in pending.values())
+            if now_left < left:
+                left, deadline = now_left, clock() + wait  # progress: wait on
             if not pending or clock() >= deadline:
                 return {sid: len(ids) for sid, (_t, ids) in pending.items()}
             sleep(min(delay, max(0.0, deadline - clock())))
