@@ -200,6 +200,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "skill": ("skills", "versions"),
     "skills": ("skills",),
     "status": ("status",),
+    "usage": ("usage",),
     "verify": ("integrity",),
 }
 

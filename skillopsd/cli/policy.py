@@ -95,6 +95,11 @@ SETTINGS: dict[str, dict[str, Setting]] = {
             minimum=0.0,
             maximum=1.0,
         ),
+        "guardrail_tokens": Setting(
+            bool,
+            _BANDIT.guardrail_tokens,
+            "the cost guardrail compares tokens per execution instead of USD (cost)",
+        ),
     },
 }
 POLICY_TYPES: dict[str, type[msgspec.Struct]] = {

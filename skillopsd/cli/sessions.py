@@ -20,9 +20,20 @@ from ..projections.session_views import (
     list_sessions,
     spans_of,
 )
+from ..projections.usage import SessionCost, session_costs, span_costs
 from ._app import AgentChoice, AppContext, NotFound, cli, db_option, json_option, pass_app
 from ._lookup import lookup_session
-from ._output import compact, cut, emit_json, emit_json_array, number, table, terminal_width
+from ._output import (
+    compact,
+    compact_usd,
+    cut,
+    emit_json,
+    emit_json_array,
+    number,
+    table,
+    terminal_width,
+    usd,
+)
 from ._reason import first_reason
 from ._time import parse_stored, shown, utc_option, window_options, zone_label
 
@@ -98,9 +109,14 @@ def _tokens_cell(s: SessionView) -> str:
     return compact(total) + (_NOTED if s.tokens.note and total is not None else "")
 
 
-_SKILLS_WIDTH = 14
+_SKILLS_WIDTH = 12
 # Marks a token total that is not every response's own usage (SessionView.tokens.note).
 _NOTED = "*"
+
+
+def _cost(cost: SessionCost | None) -> str:
+    """USD over the priced responses; ``+`` when some had no price, ``-`` when none had one."""
+    return "-" if cost is None else compact_usd(cost.usd, unpriced=cost.unpriced)
 
 
 def _skills_cell(skills: list[str], width: int) -> str:
@@ -207,8 +223,10 @@ def sessions_command(
         )
         hidden = len({f.session_id for f in forgotten_sessions(conn, hidden_only=True)})
         labels = newest_labels(conn, [s.session_id for s in found])
+        costs = session_costs(conn, [s.session_id for s in found])
     for s in found:
         s.label = labels.get(s.session_id)
+        s.cost = costs.get(s.session_id)
     if as_json:
         emit_json_array(found)
         return
@@ -227,6 +245,7 @@ def sessions_command(
                 s.label or "-",
                 _outcomes(s),
                 _tokens_cell(s),
+                _cost(s.cost),
                 _skills_cell(s.skills, _SKILLS_WIDTH),
                 (s.title or "-").strip() or "-",
             ]
@@ -240,11 +259,15 @@ def sessions_command(
             "label",
             "calls",
             "tokens",
+            "cost",
             "skills",
             "title",
         ],
-        caps={7: _SKILLS_WIDTH},
-        flex=8,
+        caps={8: _SKILLS_WIDTH},
+        flex=9,
+        # The title gives way first: on 100 columns with wide call counts it may get only
+        # a few characters (the rest is in session show).
+        min_flex=6,
     )
     if any(s.tokens.note and _total_tokens(s) is not None for s in found):
         click.echo(
@@ -259,6 +282,9 @@ def session_group() -> None:
     """One session."""
 
 
+COST_ATTRIBUTE = "skillops.cost.usd"
+
+
 def _tokens_detail(attributes: Mapping[str, object]) -> str:
     parts = []
     for key, label in (
@@ -268,6 +294,9 @@ def _tokens_detail(attributes: Mapping[str, object]) -> str:
         value = attributes.get(key)
         if isinstance(value, int):
             parts.append(f"{value:,} {label}")
+    if parts:
+        cost = attributes.get(COST_ATTRIBUTE)
+        parts.append(usd(cost) if isinstance(cost, float) else "no price")
     return f"  ({' / '.join(parts)})" if parts else ""
 
 
@@ -334,6 +363,15 @@ def _session_tokens(session: SessionView) -> str:
     return "  ".join(parts) or "-"
 
 
+def _session_cost(cost: SessionCost | None) -> str:
+    if cost is None:
+        return "- (no model response reported tokens)"
+    text = f"{usd(cost.usd)} over {cost.responses:,} model responses"
+    if cost.unpriced:
+        text += f", {cost.unpriced:,} without a price (not counted; skillopsctl status lists them)"
+    return text
+
+
 @session_group.command("show")
 @db_option
 @click.argument("ident", metavar="ID")
@@ -356,6 +394,12 @@ def show(app: AppContext, ident: str, utc: bool, as_json: bool) -> None:
         if session is not None:
             spans = spans_of(conn, session.session_id)
             tombstones = forgotten_of(conn, [session.session_id])
+            session.cost = session_costs(conn, [session.session_id]).get(session.session_id)
+            priced = span_costs(conn, session.session_id)
+            for span in spans:
+                if span.span_id in priced:
+                    # Shown, not derived: the price of the response from the usage projection.
+                    span.attributes[COST_ATTRIBUTE] = priced[span.span_id][0]
         else:
             spans = []
             # Imported here, the rare case: a plain ``session show`` need not load them.
@@ -395,6 +439,7 @@ def show(app: AppContext, ident: str, utc: bool, as_json: bool) -> None:
     if session.tokens.note:
         for line in textwrap.wrap(f"({session.tokens.note})", max(20, width - 10)):
             click.echo(f"          {line}")
+    click.echo(f"cost      {_session_cost(session.cost)}")
     click.echo()
     for line in _tree_lines(spans, width):
         click.echo(line)

@@ -10,9 +10,11 @@ import msgspec
 from ..events import Database
 from ..events._db import scalar
 from ..export import TargetLag, current_changes, has_tables, target_lags
+from ..pricing.prices import PRICES_VERSION
+from ..projections.usage import Unpriced, unpriced_models
 from ..sources import STORES, text_path
 from ._app import AppContext, cli, db_option, json_option, pass_app
-from ._output import emit_json, table
+from ._output import emit_json, plural, table
 
 
 class ProjectionStatus(msgspec.Struct):
@@ -51,6 +53,9 @@ class Status(msgspec.Struct):
     sessions: int
     problems: list[CaptureProblem] = []
     exports: list[TargetLag] = []
+    # The price table's version, and the models whose responses it could not price.
+    prices: str = ""
+    unpriced: list[Unpriced] = []
 
 
 def _sources(db: Database) -> tuple[dict[str, SourceStatus], list[CaptureProblem]]:
@@ -100,6 +105,13 @@ def _human_size(n: int) -> str:
     raise AssertionError("unreachable")
 
 
+_UNPRICED = {
+    "price": "of a model the price table does not know",
+    "model": "without a model name",
+    "tokens": "without both input and output counts",
+}
+
+
 @cli.command()
 @db_option
 @json_option
@@ -118,6 +130,8 @@ def status(app: AppContext, as_json: bool) -> None:
         # As last projected (status does not catch up): see the sessions projection's lag.
         projected = any(s.name == "sessions" and s.checkpoint for s in states)
         sessions = scalar(conn, "SELECT count(*) FROM p_sessions") if projected else 0
+        priced = any(s.name == "usage" and s.checkpoint for s in states)
+        unpriced = unpriced_models(conn) if priced else []
     exports = _exports(db) if projected else []
     report = Status(
         db=str(db.path),
@@ -133,6 +147,8 @@ def status(app: AppContext, as_json: bool) -> None:
         sessions=sessions,
         problems=problems,
         exports=exports,
+        prices=f"genai-prices {PRICES_VERSION}",
+        unpriced=unpriced,
     )
     if as_json:
         emit_json(report)
@@ -140,6 +156,13 @@ def status(app: AppContext, as_json: bool) -> None:
     click.echo(f"database  {report.db} ({_human_size(report.size_bytes)})")
     click.echo(f"events    {report.events} (head {report.head})")
     click.echo(f"sessions  {report.sessions}")
+    click.echo(f"prices    {report.prices} (the table shipped with it; never fetched)")
+    for u in report.unpriced:
+        responses = plural(u.responses, "response")
+        click.echo(
+            f"no price  {u.model} ({u.system or 'unknown system'}): {responses}"
+            f" {_UNPRICED.get(u.reason, u.reason)}, not in any cost"
+        )
     click.echo()
     table(
         [

@@ -11,6 +11,7 @@ from ..events import events_at
 from ..events._db import scalar
 from ..events.types import AttributeValue, SpanDerived
 from .skill_aliases import names_of
+from .usage import SessionCost
 
 
 class Outcomes(msgspec.Struct):
@@ -49,6 +50,8 @@ class SessionView(msgspec.Struct):
     parent_session_id: str | None
     # The newest unretracted human label, beside (never merged into) the verdict.
     label: str | None = None
+    # USD over the session's priced model responses (the usage projection); None: none priced.
+    cost: SessionCost | None = None
 
 
 class SpanView(msgspec.Struct):

@@ -10,9 +10,10 @@ import apsw
 import msgspec
 
 from ..events.types import EvalCaseResult
-from ._stats import Share, compare, wilson
+from ._stats import Median, Share, compare, compare_medians, median_interval, wilson
 from .annotations import list_annotations, newest_labels
 from .skill_aliases import names_of, skill_aliases
+from .usage import session_costs
 
 _dec = msgspec.json.Decoder()
 _cases = msgspec.json.Decoder(list[EvalCaseResult])
@@ -32,6 +33,9 @@ class SkillSession(msgspec.Struct):
     tokens: int | None
     duration_ms: int | None
     label: str | None = None
+    # USD when every model response of the session was priced (None: not reported or not
+    # all priced: a partial sum would flatter the version).
+    cost_usd: float | None = None
 
 
 def duration_ms(started: str | None, ended: str | None) -> int | None:
@@ -94,8 +98,11 @@ def skill_sessions(
             )
         )
     labels = newest_labels(conn, [s.session_id for s in out], skill=names[0])
+    costs = session_costs(conn, [s.session_id for s in out])
     for s in out:
         s.label = labels.get(s.session_id)
+        cost = costs.get(s.session_id)
+        s.cost_usd = cost.usd if cost is not None and not cost.unpriced else None
     return out
 
 
@@ -306,6 +313,8 @@ class VersionStats(msgspec.Struct):
     duration_ms: Mean
     eval: EvalVerdict | None
     first_seen: str | None = None
+    # USD per session: median with its distribution-free 95 % interval, over priced sessions.
+    cost: Median = Median(median=None, low=None, high=None, n=0)
 
 
 class SkillReport(msgspec.Struct):
@@ -371,6 +380,7 @@ def skill_report(conn: apsw.Connection, skill: str) -> SkillReport | None:
                 if run
                 else None,
                 first_seen=version.at if version else None,
+                cost=median_interval([s.cost_usd for s in group if s.cost_usd is not None]),
             )
         )
     with_data = [v for v in out if v.sessions]
@@ -381,6 +391,8 @@ def skill_report(conn: apsw.Connection, skill: str) -> SkillReport | None:
         if a.labelled and b.labelled:
             labels = compare(a.tag, a.labels["good"], b.tag, b.labels["good"])
             reading += "; labelled good: " + labels.split(": ", 1)[1]
+        if a.cost.n and b.cost.n:
+            reading += "; cost/session: " + compare_medians(a.tag, a.cost, b.tag, b.cost)
         if a.eval is not None and b.eval is not None:
             verdicts = [
                 f"{tag} {'passed' if run.passed else 'failed'}"
