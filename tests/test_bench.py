@@ -63,3 +63,10 @@ def test_usage_benchmark_runs() -> None:
     out = _run(str(BENCH / "usage.py"), "--repeat", "1")
     assert "ratio ccusage/skillops:" in out
     assert "agreement: 43/43 days with equal tokens" in out
+
+
+@pytest.mark.slow
+def test_serve_benchmark_runs() -> None:
+    out = _run(str(BENCH / "serve.py"), "--sessions", "300", "--repeat", "1")
+    assert "real corpus (target" in out and "300 synthetic sessions (target" in out
+    assert "`/skill/SKILL`" in out
