@@ -670,9 +670,10 @@ def _parse_root(value: str) -> tuple[str, Path]:
 @click.option(
     "--otlp-settle",
     type=click.FloatRange(min=0.0),
-    default=60.0,
+    default=DEFAULT_SETTLE_SECONDS,
     show_default=True,
-    help="Seconds a session must be quiet before it is exported.",
+    help="Seconds a session must be quiet before it is exported (a receiver such as Phoenix"
+    " keeps the first copy of a span: a session sent halfway would stay as it was then).",
 )
 @click.option(
     "--otlp-project",

@@ -16,7 +16,11 @@ from skillopsd.events import Database, EventLog
 from skillopsd.events.types import SpanDerived
 from skillopsd.projections import engine_for
 from skillopsd.projections.session_views import spans_of
-from skillopsd.projections.sessions import QUERIED_ATTRIBUTES, QUERIED_SKILL_ATTRIBUTES
+from skillopsd.projections.sessions import (
+    QUERIED_ATTRIBUTES,
+    QUERIED_CHAIN_ATTRIBUTES,
+    QUERIED_SKILL_ATTRIBUTES,
+)
 
 from ._capture_helpers import FIXTURES
 
@@ -54,7 +58,9 @@ def _check(db: Database) -> int:
     trimmed = 0
     for kind, stored in db.conn.execute("SELECT kind, attributes FROM p_spans"):
         keys = set(json.loads(stored)) if stored is not None else set()
-        keep = QUERIED_SKILL_ATTRIBUTES if kind == "SKILL" else QUERIED_ATTRIBUTES
+        keep = {"SKILL": QUERIED_SKILL_ATTRIBUTES, "CHAIN": QUERIED_CHAIN_ATTRIBUTES}.get(
+            kind, QUERIED_ATTRIBUTES
+        )
         assert keys <= keep
         trimmed += 1
     return trimmed

@@ -154,6 +154,12 @@ _SESSION_ID_WIDTH = 8  # like a short git hash; ``session show`` takes any uniqu
     " being written). " + SUMMARY,
 )
 @window_options("sessions")
+@click.option(
+    "--search",
+    metavar="TEXT",
+    default=None,
+    help="Only sessions whose title or a prompt contains TEXT (ASCII case ignored).",
+)
 @click.option("--limit", type=count_range(), default=None, help="At most N sessions.")
 @utc_option
 @click.option(
@@ -170,6 +176,7 @@ def sessions_command(
     verdict: str | None,
     since: str | None,
     until: str | None,
+    search: str | None,
     limit: int | None,
     utc: bool,
     forgotten: bool,
@@ -215,6 +222,7 @@ def sessions_command(
             verdict="unfinished" if verdict == RUNNING else verdict,
             since=since,
             until=until,
+            search=search,
             limit=None if verdict in ("unfinished", RUNNING) else limit,
         )
         hidden = len({f.session_id for f in forgotten_sessions(conn, hidden_only=True)})
