@@ -21,6 +21,7 @@ import msgspec
 from ..events import Database, EventLog
 from ..events.types import TranscriptLineCaptured
 from ..projections.skill_views import eval_runs, skill_sessions
+from .state import instant
 
 _LABELS = {"good": "success", "bad": "failure", "blocked": "failure"}
 _VERDICTS = {"success": "success", "failure": "failure", "abandoned": "failure"}
@@ -108,15 +109,26 @@ def _age(recorded_at: str, now: datetime) -> float:
 
 
 def settled(db: Database, session_ids: list[str], now: datetime, quiet: float) -> set[str]:
-    """Sessions whose files gained no line for ``quiet`` seconds, or whose agent wrote its end."""
+    """Sessions quiet for ``quiet`` seconds, or whose agent wrote its end.
+
+    Quiet is counted from the transcript's own last timestamp when it has one, else from the
+    capture of its newest line: a backfill captures months-old sessions just now, and they
+    ended long ago (a live session's last timestamp and its capture are the same moment).
+    """
     log = EventLog(db)
     out = set()
     with db.read() as conn:
         for sid in session_ids:
-            row = conn.execute(
-                "SELECT agent, native_session_id FROM p_sessions WHERE session_id = ?", (sid,)
+            found_row = conn.execute(
+                "SELECT agent, native_session_id, ended_at FROM p_sessions WHERE session_id = ?",
+                (sid,),
             ).fetchone()
-            if row is None:
+            if found_row is None:
+                continue
+            row = found_row[:2]
+            ended = instant(found_row[2])
+            if ended is not None and (now - ended).total_seconds() >= quiet:
+                out.add(sid)
                 continue
             newest: tuple[int, str] | None = None
             for (source_id,) in conn.execute(

@@ -6,9 +6,12 @@ clock, no files), so the manifest, ``skill versions``, the router's inputs and
 events per skill, so folding it on demand is cheap and needs no checkpoint.
 
 Experiments: a ``SkillChallengerStarted`` opens one between the champion of that moment and
-the challenger. An execution counts in it when it was recorded after the start (by log
-position) for one of its two arms, so the champion's record from before the test never
-weighs in. A promotion, retirement, rollback or any change of champion ends it.
+the challenger. An execution counts in it when it ran one of its two arms *after* the test
+began: a session by its transcript's own start time (``session_started_at``, the time the
+agent wrote, never when skillops captured it: a backfill of February sessions captured
+today is not part of a test started today), a manual record by its log position. A session
+with no start time cannot be placed, so it never counts in a test (it still counts all-time).
+A promotion, retirement, rollback or any change of champion ends it.
 Corrections: an execution record naming the one it ``supersedes`` replaces it (same
 execution, same experiment), so a changed signal is never counted twice.
 """
@@ -16,6 +19,7 @@ execution, same experiment), so a changed signal is never counted twice.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import UTC, datetime
 
 import msgspec
 
@@ -310,7 +314,9 @@ def _execution(state: SkillState, event: RecordedEvent, p: SkillExecutionRecorde
         exp = state.experiments.get(state.experiment or "")
         experiment = (
             exp.experiment_id
-            if exp is not None and p.version_hash in (exp.champion, exp.challenger)
+            if exp is not None
+            and p.version_hash in (exp.champion, exp.challenger)
+            and in_window(exp, p)
             else None
         )
     state.records[event.event_id] = key
@@ -327,6 +333,25 @@ def _execution(state: SkillState, event: RecordedEvent, p: SkillExecutionRecorde
         experiment_id=experiment,
         position=event.position,
     )
+
+
+def instant(text: str | None) -> datetime | None:
+    """An ISO 8601 time as an aware UTC datetime (a naive one is UTC); None if it is not one."""
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def in_window(exp: Experiment, p: SkillExecutionRecorded) -> bool:
+    """Whether an execution ran after the experiment began (the module docstring says how)."""
+    if not p.session_id:
+        return True  # a manual record: made now, after the start by its log position
+    began, ran = instant(exp.started_at), instant(p.session_started_at)
+    return began is not None and ran is not None and ran >= began
 
 
 def fold(skill: str, events: Iterable[RecordedEvent]) -> SkillState:
