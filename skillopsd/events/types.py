@@ -262,6 +262,9 @@ class EvalRunCompleted(Event, frozen=True):
     all_suites: list[str] = []
     suite_path: str = ""
     author: str = ""
+    # "" when the run graded every captured session of the skill; else the selection it was
+    # limited to (``--last 3``): such a run never changes executions, the gate or skill show.
+    scope: str = ""
 
 
 # --- versions --------------------------------------------------------------------------

@@ -36,7 +36,7 @@ CREATE TABLE p_eval_runs (
     suite_hash TEXT NOT NULL, deriver_version INTEGER NOT NULL, sessions TEXT NOT NULL,
     passed INTEGER NOT NULL, cases TEXT NOT NULL, suites TEXT NOT NULL,
     all_suites TEXT NOT NULL, baseline_run_id TEXT, position INTEGER NOT NULL,
-    at TEXT NOT NULL
+    at TEXT NOT NULL, scope TEXT NOT NULL, suite_path TEXT NOT NULL
 );
 CREATE INDEX p_eval_runs_by_version ON p_eval_runs (skill, version_hash, position);
 CREATE TABLE p_gate_decisions (
@@ -55,6 +55,9 @@ CREATE TABLE p_version_changes (
     decision TEXT NOT NULL, author TEXT NOT NULL, at TEXT NOT NULL
 );
 CREATE INDEX p_version_changes_by_skill ON p_version_changes (skill, position);
+CREATE TABLE p_managed_skills (
+    skill TEXT PRIMARY KEY, imported_from TEXT NOT NULL, position INTEGER NOT NULL
+);
 """
 
 
@@ -62,8 +65,9 @@ class SkillHistory(Projection):
     """The tables ``skills``, ``skill show``, ``eval run``, ``promote`` and ``lineage`` read."""
 
     name = "skill_history"
-    version = 2
+    version = 3
     tables = (
+        "p_managed_skills",
         "p_skill_versions",
         "p_eval_suites",
         "p_eval_runs",
@@ -114,7 +118,8 @@ class SkillHistory(Projection):
             )
         elif isinstance(p, EvalRunCompleted):
             conn.execute(
-                "INSERT OR IGNORE INTO p_eval_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR IGNORE INTO p_eval_runs"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     p.run_id,
                     p.skill,
@@ -129,6 +134,8 @@ class SkillHistory(Projection):
                     p.baseline_run_id,
                     pos,
                     at,
+                    p.scope,
+                    p.suite_path,
                 ),
             )
         elif isinstance(p, GateEvaluated):
@@ -171,6 +178,11 @@ class SkillHistory(Projection):
         p = event.payload
         row: tuple[str, str, str | None, str, str, str]
         if isinstance(p, SkillManaged):
+            if p.imported_from:
+                conn.execute(
+                    "INSERT OR IGNORE INTO p_managed_skills VALUES (?, ?, ?)",
+                    (p.skill, p.imported_from, event.position),
+                )
             row = ("managed", p.champion_hash, None, ", ".join(p.live_paths), "", p.author)
         elif isinstance(p, SkillChallengerStarted):
             row = ("challenger", p.version_hash, p.champion_hash, f"experiment {p.test_id}", "", "")

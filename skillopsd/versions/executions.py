@@ -1,8 +1,9 @@
 """Executions from captured sessions: which sessions of a managed skill have settled, and
 what their outcome is.
 
-The outcome of one session, in order of trust: the newest eval run that graded it (a case
-matched it: success iff every grader of every case passed on it), else the newest human
+The outcome of one session, in order of trust: the newest full eval run of the skill's suite
+of record that graded it (a case matched it: success iff every grader of every case passed
+on it; subsets and other files never count), else the newest human
 label for it (``good`` success; ``bad`` and ``blocked`` failure; ``neutral`` says nothing),
 else the session verdict (``success``; ``failure``; ``abandoned`` counts as a failure: the
 user stopped the agent mid-work or rejected its last action, which is what a skill exists
@@ -18,6 +19,7 @@ from datetime import datetime
 import apsw
 import msgspec
 
+from ..evals.discovery import same_file, suite_of_record
 from ..events import Database, EventLog
 from ..events.types import TranscriptLineCaptured
 from ..projections.skill_views import eval_runs, skill_sessions
@@ -41,9 +43,19 @@ class Signal(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def _eval_results(conn: apsw.Connection, skill: str) -> dict[str, tuple[bool, str]]:
-    """Per session, (passed, run id) of the newest eval run that graded it."""
+    """Per session, (passed, run id) of the newest eval run that graded it.
+
+    Only full runs (every session, every suite) of the skill's suite of record speak for a
+    session: a hand-picked subset, or a throwaway run of another file with ``--skill-dir``,
+    must not rewrite what a test counts.
+    """
+    record = suite_of_record(conn, skill)
     out: dict[str, tuple[bool, str]] = {}
+    if record is None:
+        return out
     for run in eval_runs(conn, skill):  # newest first
+        if not run.full or not same_file(run.suite_path, record):
+            continue
         verdicts: dict[str, bool] = {}
         for case in run.cases:
             for result in case.results:

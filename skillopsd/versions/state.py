@@ -19,7 +19,7 @@ execution, same experiment), so a changed signal is never counted twice.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import msgspec
 
@@ -360,3 +360,14 @@ def fold(skill: str, events: Iterable[RecordedEvent]) -> SkillState:
     for event in events:
         apply(state, event)
     return state
+
+
+def window_start(exp: Experiment) -> str:
+    """The experiment's start as the session tables store times (milliseconds, rounded up),
+    so a text comparison of start times agrees with :func:`in_window`."""
+    began = instant(exp.started_at)
+    if began is None:
+        return exp.started_at
+    if began.microsecond % 1000:
+        began += timedelta(microseconds=1000 - began.microsecond % 1000)
+    return began.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"

@@ -25,23 +25,18 @@ import msgspec
 
 from .._defaults import DEFAULT_SETTLE_SECONDS
 from ..derive._skills import skill_content_hash
-from ..evals.discovery import find_manifest, recorded_directories
-from ..evals.gate import GATE_POLICY, GatePolicy
-from ..evals.gate import decide as gate_decide
-from ..evals.manifest import ManifestError, load_manifest
 from ..events import Database, EventLog, NewEvent, content_id
 from ..events.types import (
     GateEvaluated,
-    PolicySet,
     SkillExecutionRecorded,
     SkillPromoted,
     SkillRetired,
     SkillRouted,
 )
-from ..projections.skill_views import eval_runs
 from ._atomic import write_atomic
 from ._bandit import decide_state, route_state, verify_routed
 from .executions import Signal, settled, signals
+from .gating import Gated, evaluate, gate_manifest
 from .materialize import materialize, next_pick, store_root
 from .policy import bandit_policy
 from .state import SkillState, apply
@@ -166,60 +161,18 @@ def _executions(db: Database, skill: str, now: datetime, settle: float, report: 
         due = [s for s in due if s.session_id not in done or _changed(after, s)[0]]
 
 
-def gate_policy(db: Database) -> GatePolicy:
-    """The newest ``PolicySet gate`` (defaults when none was set or it does not read)."""
-    newest: PolicySet | None = None
-    with db.read():
-        for event in EventLog(db).read_stream(f"policy:{GATE_POLICY}"):
-            payload = event.payload
-            if isinstance(payload, PolicySet) and payload.name == GATE_POLICY:
-                newest = payload
-    if newest is None:
-        return GatePolicy()
-    try:
-        return msgspec.convert(newest.values, GatePolicy)
-    except msgspec.ValidationError:
-        return GatePolicy()
-
-
 def _gate(db: Database, state: SkillState, digest: str) -> GateEvaluated | None:
-    """The eval gate for a bandit promotion; None when the skill has no evals.yaml."""
+    """The eval gate for a bandit promotion; None when the skill has no suite to gate with."""
     tag = state.tag_of(digest) or digest[:12]
-    with db.read() as conn:
-        path, _looked = find_manifest(recorded_directories(conn, state.skill), None)
-        if path is None:
+    try:
+        manifest = gate_manifest(db, state.skill, None)
+    except Gated as exc:
+        if exc.absent:
             return None
-        try:
-            manifest = load_manifest(path)
-        except ManifestError as exc:
-            return GateEvaluated(
-                skill=state.skill,
-                version_hash=digest,
-                cleared=False,
-                reason=f"evals.yaml does not load: {exc}",
-                author="bandit",
-            )
-        decision = gate_decide(
-            eval_runs(conn, state.skill, digest),
-            tag=tag,
-            suite_hash=manifest.suite_hash,
-            suites=manifest.suite_names,
-            min_sessions=gate_policy(db).min_sessions,
-            command=f"skillopsctl eval run {state.skill}",
+        return GateEvaluated(
+            skill=state.skill, version_hash=digest, cleared=False, reason=str(exc), author="bandit"
         )
-    run = decision.run
-    return GateEvaluated(
-        skill=state.skill,
-        version_hash=digest,
-        cleared=decision.cleared,
-        run_id=run.run_id if run else None,
-        reason=decision.reason,
-        suite_hash=manifest.suite_hash,
-        min_sessions=decision.min_sessions,
-        sessions_graded=decision.sessions_graded,
-        run_passed=run.passed if run else None,
-        author="bandit",
-    )
+    return evaluate(db, state.skill, digest, tag, manifest, "bandit")[1]
 
 
 def _decide(db: Database, skill: str, report: SyncReport) -> None:
