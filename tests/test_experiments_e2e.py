@@ -86,3 +86,120 @@ def test_a_backfill_of_old_sessions_never_counts_in_a_test_started_today(home: H
         1,
         1,
     )
+
+
+STRICT = """\
+version: 1
+suites:
+  - name: runs-the-tests
+    cases:
+      - name: edits-then-tests
+        graders:
+          - {type: tool_sequence, sequence: [Edit, Bash]}
+          - {type: text, on: final_message, contains: ["Done."]}
+"""
+LAX = """\
+version: 1
+suites:
+  - name: anything
+    cases:
+      - name: anything
+        graders:
+          - {type: behavior, maxTools: 1000}
+"""
+
+
+def test_the_gate_uses_its_suite_of_record_and_counts_copies_once(home: Home) -> None:
+    folder = skill_dir(home.skills, "tidy", BODY, STRICT)
+    first = _session(home, BODY, T0, final="Done.")
+    _session(home, BODY, T0 + timedelta(hours=1), final="It still fails.")
+    home.capture()
+    home.ctl("policy", "set", "gate", "min_sessions=2")
+    assert home.json("eval", "run", "tidy", code=1)["suite_path"] == str(folder / "evals.yaml")
+
+    # A lax evals.yaml beside the SKILL.md a newer session loaded is not the suite now.
+    lax = skill_dir(home.skills.parent / "elsewhere", "tidy", BODY, LAX)
+    home.sessions += 1
+    claude_session(
+        home.home,
+        session=f"{home.sessions:08d}-0000-4000-8000-00000000000b",
+        skill="tidy",
+        skill_dir=lax,
+        body=BODY,
+        prompt="Please tidy the imports of slug.py",
+        tools=["Edit", "Bash"],
+        final="Done.",
+        start=T0 + timedelta(hours=2),
+    )
+    home.capture()
+    again = home.json("eval", "run", "tidy", code=1)
+    assert again["suite_path"] == str(folder / "evals.yaml")
+    # A throwaway run of another file passes, and neither clears the gate...
+    assert home.json("eval", "run", "tidy", "--skill-dir", str(lax))["passed"] is True
+    refused = home.ctl("promote", "tidy", "--to", "v1", code=1)
+    assert "another suite file" in refused
+    # ...nor may promote be pointed at it.
+    assert "suite of record" in home.ctl(
+        "promote", "tidy", "--to", "v1", "--skill-dir", str(lax), code=2
+    )
+
+    # Copies of one good transcript under new names are one session to the gate.
+    source = next((home.home / ".claude" / "projects").rglob(f"{first}.jsonl"))
+    strict2 = skill_dir(home.skills.parent / "v2", "tidy", BODY2, None)
+    home.sessions += 1
+    good = claude_session(
+        home.home,
+        session=f"{home.sessions:08d}-0000-4000-8000-00000000000b",
+        skill="tidy",
+        skill_dir=strict2,
+        body=BODY2,
+        prompt="Please tidy the imports of slug.py",
+        tools=["Edit", "Bash"],
+        final="Done.",
+        start=T0 + timedelta(hours=3),
+    )
+    for n in range(3):
+        (good.parent / f"{n:08d}-copy-4000-8000-00000000000c.jsonl").write_bytes(good.read_bytes())
+    home.capture()
+    assert source.exists()
+    run = home.json("eval", "run", "tidy", code=1)
+    v2 = next(v for v in run["versions"] if v["tag"] == "v2")
+    # (the same bytes are one session to the deriver already; the gate also dedups by bytes)
+    assert v2["passed"] and len(v2["sessions"]) == 1
+    out = home.ctl("promote", "tidy", "--to", "v2", code=1)
+    assert "counts 1 distinct session(s)" in out and "1 more needed" in out, out
+
+
+def test_only_full_runs_of_the_managed_suite_change_executions(home: Home) -> None:
+    folder = skill_dir(home.skills, "tidy", BODY, STRICT)
+    sids = [_session(home, BODY, T0 + timedelta(hours=n), final="Done.") for n in range(3)]
+    home.capture()
+    home.ctl("skill", "import", "tidy", "--from", str(folder))
+
+    def sources() -> set[str]:
+        state = home.json("skill", "route", "tidy", "--settle-seconds", "0")
+        assert state["skill"] == "tidy"
+        report = home.json("log", "--type", "SkillExecutionRecorded")
+        newest: dict[str, str] = {}
+        for e in report:
+            newest[e["payload"]["session_id"]] = e["payload"]["source"]
+        return set(newest.values())
+
+    assert sources() == {"verdict"}
+    lax = skill_dir(home.skills.parent / "elsewhere", "tidy", BODY, LAX)
+    home.json("eval", "run", "tidy", "--skill-dir", str(lax))  # a throwaway file
+    home.json("eval", "run", "tidy", "--session", home.session_id(sids[0]))  # a subset
+    assert sources() == {"verdict"}
+    home.json("eval", "run", "tidy")  # the managed skill's own evals.yaml, every session
+    assert sources() == {"eval"}
+
+
+def test_promote_remembers_the_suite_of_its_first_full_run(home: Home) -> None:
+    skill_dir(home.skills, "tidy", BODY, None)  # loaded from here, no evals.yaml beside it
+    for n in range(3):
+        _session(home, BODY, T0 + timedelta(hours=n), final="Done.")
+    home.capture()
+    suites = skill_dir(home.skills.parent / "suites", "tidy", BODY, STRICT)
+    home.ctl("promote", "tidy", "--to", "v1", code=2)  # no suite at all: say where to look
+    home.json("eval", "run", "tidy", "--skill-dir", str(suites))
+    assert "gate cleared" in home.ctl("promote", "tidy", "--to", "v1")

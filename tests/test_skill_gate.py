@@ -129,9 +129,7 @@ def test_the_run_must_cover_every_matching_session_captured_so_far() -> None:
 
 
 def test_only_existing_distinct_sessions_of_the_version_count() -> None:
-    copies = Population(
-        digests={"a": "same", "b": "same", "c": "same"}, matched=frozenset("abc")
-    )
+    copies = Population(digests={"a": "same", "b": "same", "c": "same"}, matched=frozenset("abc"))
     d = gate([run(1)], sessions=copies)
     assert not d.cleared and "2 are byte-identical copies" in d.reason
     assert d.sessions_graded == ["a"]
