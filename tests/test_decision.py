@@ -125,8 +125,18 @@ def test_impossible_parameters_are_refused_by_name(params: DecisionParams, messa
 
 
 def test_guardrail_is_a_struct_callers_can_store() -> None:
-    g = guardrail("tokens", [1] * 10, [2] * 10)
+    g = guardrail("tokens", [1000] * 10, [3000] * 10)
     assert isinstance(g, Guardrail) and g.status == "exceeded"
+
+
+def test_a_tiny_champion_median_never_retires_a_better_challenger() -> None:
+    # A 0 ms champion median (or 2 tokens): any ratio of tiny numbers says nothing of cost.
+    zero = guardrail("duration_ms", [0] * 12, [1] * 12)
+    assert zero.status == "ok"
+    assert decide(ArmStats(40, 20), ArmStats(40, 40), RULE, [zero]).outcome == "promote"
+    assert guardrail("tokens", [2] * 12, [900] * 12).status == "ok"
+    # Beyond the floor the ratio still rules.
+    assert guardrail("duration_ms", [0] * 12, [6000] * 12).status == "exceeded"
 
 
 def test_the_default_rule_meets_its_targets_in_simulation() -> None:

@@ -8,6 +8,7 @@ copies of one good transcript, a record made twice, a value no agent could repor
 from __future__ import annotations
 
 import json
+import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -203,3 +204,111 @@ def test_promote_remembers_the_suite_of_its_first_full_run(home: Home) -> None:
     home.ctl("promote", "tidy", "--to", "v1", code=2)  # no suite at all: say where to look
     home.json("eval", "run", "tidy", "--skill-dir", str(suites))
     assert "gate cleared" in home.ctl("promote", "tidy", "--to", "v1")
+
+
+def test_the_rules_edges_through_the_cli(home: Home) -> None:
+    folder = skill_dir(home.skills, "tidy", BODY, STRICT)
+    home.ctl("skill", "import", "tidy", "--from", str(folder))
+    challenger = home.skills / "v2.md"
+    challenger.write_text(f"---\nname: tidy\ndescription: test\n---\n\n{BODY2}\n")
+    home.ctl("skill", "add-challenger", "tidy", str(challenger))
+
+    # A retried record counts once; an impossible cost is one line, exit 2, nothing stored.
+    for _ in range(2):
+        home.ctl("skill", "record", "tidy", "--version", "v2", "--success", "--id", "ci-41")
+    assert "recorded already" in home.ctl(
+        "skill", "record", "tidy", "--version", "v2", "--success", "--id", "ci-41"
+    )
+    out = home.ctl(
+        "skill", "record", "tidy", "--version", "v2", "--success", "--tokens", str(10**20), code=2
+    )
+    assert "--tokens" in out and "Traceback" not in out
+    assert _by_tag(home)["v2"]["experiment_executions"] == 1
+
+    # A bad record already in a log (written by an older version, or by hand) is skipped
+    # with an error event, never a skill that can no longer sync.
+    from skillopsd.events import Database, EventLog, NewEvent
+    from skillopsd.events.types import SkillExecutionRecorded
+
+    from ._daemon import db_path
+
+    db = Database.open(db_path(home.home))
+    state = json.loads(home.ctl("skill", "versions", "tidy", "--json"))
+    v2 = next(v["content_hash"] for v in state["versions"] if v["tag"] == "v2")
+    EventLog(db).append(
+        [
+            NewEvent(
+                "skill:tidy",
+                SkillExecutionRecorded(
+                    skill="tidy",
+                    version_hash=v2,
+                    session_id="",
+                    outcome="success",
+                    duration_ms=-5,
+                    source="manual",
+                    execution_id="manual:bad",
+                ),
+            )
+        ]
+    )
+    db.close()
+    home.ctl("skill", "route", "tidy")
+    rejected = home.json("log", "--type", "SkillRecordRejected")
+    assert len(rejected) == 1 and "duration_ms=-5" in rejected[0]["payload"]["reason"]
+    assert _by_tag(home)["v2"]["experiment_executions"] == 1
+
+    # The horizon ends the test even when the gate refuses the promotion (no eval run here).
+    home.ctl("policy", "set", "bandit", "min_per_arm=2", "promote_bar=0.6", "horizon=4")
+    home.ctl("skill", "record", "tidy", "--version", "v2", "--success")
+    for _ in range(2):
+        home.ctl("skill", "record", "tidy", "--version", "v1", "--failure")
+    report = home.json("skill", "versions", "tidy")
+    assert report["challenger"] is None and report["champion"] == "v1"
+    ended = [e for e in home.json("lineage", "tidy") if e["kind"] == "retirement"]
+    assert ended and ended[0]["decision"] == "inconclusive" and "gate" in ended[0]["reason"]
+    assert "promote/retire decision(s) too" in home.ctl("skill", "verify", "tidy")
+
+
+def test_every_champion_change_is_a_decision_in_lineage(home: Home) -> None:
+    folder = skill_dir(home.skills, "tidy", BODY, None)
+    live = folder / "SKILL.md"
+    home.ctl("skill", "import", "tidy", "--from", str(folder))
+    challenger = home.skills / "v2.md"
+    challenger.write_text(f"---\nname: tidy\ndescription: test\n---\n\n{BODY2}\n")
+    home.ctl("skill", "add-challenger", "tidy", str(challenger))
+
+    # A rollback may only return to a former champion; a mere challenger needs the gate.
+    out = home.ctl("skill", "rollback", "tidy", "v2", code=2)
+    assert "never champion" in out and "promote" in out
+    home.ctl("skill", "rollback", "tidy", "v2", "--force-no-eval", code=2)  # needs --reason
+    home.ctl("skill", "rollback", "tidy", "v2", "--force-no-eval", "--reason", "hotfix")
+    # promote puts the champion in the live file at once (no daemon pass needed).
+    assert BODY2 in live.read_text()
+    home.ctl("skill", "rollback", "tidy", "v1", "--reason", "v2 broke CI")
+    assert BODY in live.read_text() and BODY2 not in live.read_text()
+    home.ctl("promote", "tidy", "--to", "v2", "--force-no-eval", "--reason", "try it")
+    assert BODY2 in live.read_text()
+    changes = [
+        (e["kind"], e.get("reason", ""))
+        for e in home.json("lineage", "tidy")
+        if e["kind"] in ("rollback", "promotion")
+    ]
+    assert changes[1] == ("rollback", "rollback to v1 (a former champion): v2 broke CI")
+    assert changes[2] == ("rollback", "forced without eval: rollback to v2: hotfix")
+
+    # A torn save (no frontmatter yet) is never imported; the finished file is, once still.
+    third = home.skills / "v3.md"
+    third.write_text("---\nname: tidy\ndescription: test\n---\n\nA third body.\n")
+    home.ctl("skill", "add-challenger", "tidy", str(third))
+    live.write_text("Tidy the imp")  # half-written
+    old = live.stat().st_mtime - 10
+    os.utime(live, (old, old))
+    assert "no frontmatter naming the skill" in home.ctl("skill", "route", "tidy")
+    assert home.json("skill", "versions", "tidy")["challenger"] == "v3"
+    live.write_text("---\nname: tidy\ndescription: test\n---\n\nEdited by hand.\n")
+    os.utime(live, (old, old))
+    assert "imported a hand edit" in home.ctl("skill", "route", "tidy")
+    report = home.json("skill", "versions", "tidy")
+    assert report["champion"] == "v4" and report["challenger"] is None  # the test ended
+    edit = next(e for e in home.json("lineage", "tidy") if e["kind"] == "promotion")
+    assert "edited by hand" in edit["reason"] and "ends the test of v3" in edit["reason"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import apsw
@@ -12,6 +13,8 @@ from ..events import EventLog, LogError, NewEvent
 from ..events.types import GateEvaluated, SkillPromoted
 from ..projections.skill_views import champion, resolve_version
 from ..versions.gating import Gated, evaluate, gate_manifest
+from ..versions.store import StoreError, read_state
+from ..versions.sync import sync_skill
 from ._app import AppContext, UsageFailure, cli, db_option, json_option, pass_app
 from ._output import emit_json
 from .evals import ManifestUsage
@@ -103,8 +106,13 @@ def promote(
             events.append(NewEvent(stream, promoted))
         EventLog(db).append(events)
         app.caught_up()
+        if promoted is not None and read_state(db, skill).managed:
+            # The new champion goes to the live files now, not at the daemon's next pass.
+            sync_skill(db, skill, now=datetime.now(UTC), executions=False)
     except (LogError, apsw.Error) as exc:
         raise UsageFailure(f"store error, nothing decided: {exc}") from exc
+    except StoreError as exc:
+        raise UsageFailure(str(exc)) from exc
     if as_json:
         emit_json(
             {

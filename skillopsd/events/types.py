@@ -420,6 +420,15 @@ class GateEvaluated(Event, frozen=True):
     author: str = ""
 
 
+class SkillRecordRejected(Event, frozen=True):
+    """A record in the skill's stream that cannot be counted (a negative or impossible cost),
+    named once, so the store skips it openly instead of failing on it forever."""
+
+    skill: str
+    event_id: str
+    reason: str
+
+
 # --- policy ----------------------------------------------------------------------------
 
 
@@ -457,6 +466,7 @@ AnyEvent = (
     | SkillStrategySet
     | GateEvaluated
     | PolicySet
+    | SkillRecordRejected
 )
 
 EVENT_TYPES: dict[str, type[Event]] = {cls.__name__: cls for cls in AnyEvent.__args__}

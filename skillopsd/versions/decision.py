@@ -66,6 +66,14 @@ class GuardrailParams(msgspec.Struct, frozen=True):
 
     max_ratio: float = 1.5  # challenger's median may be at most this multiple of the champion's
     min_reported: int = 10  # reported values per arm before the guardrail says anything
+    # ...and must also exceed the champion's by this much: a ratio of tiny numbers (a 0 ms or
+    # 3-token champion median) says nothing about cost.
+    tokens_floor: float = 1000.0
+    duration_ms_floor: float = 5000.0
+
+    def floor(self, metric: str) -> float:
+        """The absolute increase below which ``metric`` is never exceeded."""
+        return self.tokens_floor if metric == "tokens" else self.duration_ms_floor
 
 
 class Guardrail(msgspec.Struct, frozen=True):
@@ -108,7 +116,10 @@ def guardrail(
     status: Literal["ok", "exceeded", "unknown"] = "unknown"
     enough = min(len(champ), len(chall)) >= params.min_reported
     if enough and champ_median is not None and chall_median is not None:
-        status = "exceeded" if chall_median > params.max_ratio * champ_median else "ok"
+        worse = chall_median > params.max_ratio * champ_median
+        status = (
+            "exceeded" if worse and chall_median - champ_median > params.floor(metric) else "ok"
+        )
     return Guardrail(
         metric=metric,
         status=status,

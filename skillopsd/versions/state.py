@@ -29,6 +29,7 @@ from ..events.types import (
     SkillExecutionRecorded,
     SkillManaged,
     SkillPromoted,
+    SkillRecordRejected,
     SkillRetired,
     SkillRolledBack,
     SkillRouted,
@@ -37,6 +38,10 @@ from ..events.types import (
 )
 
 STRATEGIES = ("thompson", "ucb1", "champion-only")
+# The largest cost one execution may report: beyond any real session (a billion tokens, ten
+# years), far inside what every layer stores exactly.
+MAX_TOKENS = 10**12
+MAX_DURATION_MS = 10**12
 DEFAULT_STRATEGY = "thompson"
 # Event types whose arrival changes what the router would decide.
 ROUTING_INPUTS = frozenset(
@@ -137,6 +142,11 @@ class SkillState(msgspec.Struct, kw_only=True):
     executions: dict[str, Execution] = {}
     # Event id of each execution record folded (for ``supersedes``) -> its execution key.
     records: dict[str, str] = {}
+    # Execution records that cannot be counted -> why; and those already named in the log.
+    rejected: dict[str, str] = {}
+    rejections: set[str] = set()
+    # Every version that has been champion (a rollback may return to one without the gate).
+    champions: set[str] = set()
     stream_version: int = 0
     # Stream version of the newest event that changes routing inputs.
     state_version: int = 0
@@ -243,6 +253,7 @@ def apply(state: SkillState, event: RecordedEvent) -> None:
         state.imported_from = p.imported_from or state.imported_from
         if state.champion is None:
             state.champion = p.champion_hash
+            state.champions.add(p.champion_hash)
         _file(state, p.champion_hash, p.file_text)
     elif isinstance(p, SkillStrategySet):
         state.strategy = p.strategy
@@ -265,6 +276,8 @@ def apply(state: SkillState, event: RecordedEvent) -> None:
         _file(state, p.version_hash, p.file_text)
     elif isinstance(p, SkillExecutionRecorded):
         _execution(state, event, p)
+    elif isinstance(p, SkillRecordRejected):
+        state.rejections.add(p.event_id)
     elif isinstance(p, SkillRouted):
         state.routing = Routing(
             routing_id=p.routing_id,
@@ -277,6 +290,7 @@ def apply(state: SkillState, event: RecordedEvent) -> None:
         if state.experiment is not None:
             _end(state, how)
         state.champion = p.version_hash
+        state.champions.add(p.version_hash)
         if p.version_hash in state.versions:
             state.versions[p.version_hash].retired = False
     elif isinstance(p, SkillRetired):
@@ -289,6 +303,7 @@ def apply(state: SkillState, event: RecordedEvent) -> None:
     elif isinstance(p, SkillRolledBack):
         _end(state, "rolled back")
         state.champion = p.to_hash
+        state.champions.add(p.to_hash)
         if p.to_hash in state.versions:
             state.versions[p.to_hash].retired = False
 
@@ -300,7 +315,24 @@ def _file(state: SkillState, digest: str, text: str) -> None:
         version.file_text = text
 
 
+def invalid_execution(p: SkillExecutionRecorded) -> str | None:
+    """Why an execution record cannot be counted (None when it can)."""
+    for name, value, most in (
+        ("tokens", p.tokens, MAX_TOKENS),
+        ("duration_ms", p.duration_ms, MAX_DURATION_MS),
+    ):
+        if value is not None and not 0 <= value <= most:
+            return f"{name}={value} is not a cost (0 to {most:,})"
+    if p.outcome not in ("success", "failure", None):
+        return f"outcome {p.outcome!r} is not success or failure"
+    return None
+
+
 def _execution(state: SkillState, event: RecordedEvent, p: SkillExecutionRecorded) -> None:
+    problem = invalid_execution(p)
+    if problem is not None:
+        state.rejected[event.event_id] = problem
+        return
     key = p.execution_id or f"session:{p.session_id}"
     previous = state.executions.get(key)
     if p.supersedes is not None and state.records.get(p.supersedes) == key and previous:
