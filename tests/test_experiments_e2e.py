@@ -312,3 +312,29 @@ def test_every_champion_change_is_a_decision_in_lineage(home: Home) -> None:
     assert report["champion"] == "v4" and report["challenger"] is None  # the test ended
     edit = next(e for e in home.json("lineage", "tidy") if e["kind"] == "promotion")
     assert "edited by hand" in edit["reason"] and "ends the test of v3" in edit["reason"]
+
+
+def test_one_policy_reader_set_merges_reset_and_lineage(home: Home) -> None:
+    skill_dir(home.skills, "tidy", BODY, STRICT)
+    _session(home, BODY, T0)
+    home.capture()
+    home.ctl("policy", "set", "bandit", "min_per_arm=5")
+    out = home.ctl("policy", "set", "bandit", "horizon=100")
+    # The echo is what is in force: the earlier key kept, defaults marked.
+    assert "min_per_arm=5," in out and "horizon=100," in out and "retire_bar=0.95 (default)" in out
+    shown = home.json("policy", "show", "bandit")
+    assert shown["set"] == {"min_per_arm": 5, "horizon": 100} and shown["position"] is not None
+    home.ctl("policy", "set", "gate", "min_sessions=2")
+    assert "set at log position" in home.ctl("policy", "show", "gate")
+    # Reset one key, then the whole policy.
+    home.ctl("policy", "reset", "bandit", "horizon")
+    assert home.json("policy", "show", "bandit")["set"] == {"min_per_arm": 5}
+    home.ctl("policy", "reset", "bandit")
+    assert home.json("policy", "show", "bandit")["set"] == {}
+    assert "no key" in home.ctl("policy", "reset", "bandit", "bogus", code=2)
+    # The gate reads the same reader: min_sessions=2 is what the refusal counts against.
+    home.json("eval", "run", "tidy")
+    assert "min_sessions is 2" in home.ctl("promote", "tidy", "--to", "v1", code=1)
+    changes = [e["reason"] for e in home.json("lineage", "tidy") if e["kind"] == "policy"]
+    assert changes[0] == "policy bandit: all defaults"
+    assert "policy gate: min_sessions=2" in changes

@@ -1,5 +1,7 @@
 """A skill's history as recorded: versions, registered suites, eval runs, gate decisions and
-promotions, each with the position and time it was recorded (for lineage and the gate)."""
+promotions, each with the position and time it was recorded (for lineage and the gate), and
+the policy changes every skill's lineage shows (the gate's, the bandit's and the verdict
+rule's settings decide what a skill's evidence means)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from ..events.types import (
     EvalRunCompleted,
     EvalSuiteRegistered,
     GateEvaluated,
+    PolicySet,
     SkillChallengerStarted,
     SkillManaged,
     SkillPromoted,
@@ -55,6 +58,10 @@ CREATE TABLE p_version_changes (
     decision TEXT NOT NULL, author TEXT NOT NULL, at TEXT NOT NULL
 );
 CREATE INDEX p_version_changes_by_skill ON p_version_changes (skill, position);
+CREATE TABLE p_policy_changes (
+    position INTEGER PRIMARY KEY, name TEXT NOT NULL, "values" TEXT NOT NULL,
+    author TEXT NOT NULL, at TEXT NOT NULL
+);
 CREATE TABLE p_managed_skills (
     skill TEXT PRIMARY KEY, imported_from TEXT NOT NULL, position INTEGER NOT NULL
 );
@@ -68,6 +75,7 @@ class SkillHistory(Projection):
     version = 3
     tables = (
         "p_managed_skills",
+        "p_policy_changes",
         "p_skill_versions",
         "p_eval_suites",
         "p_eval_runs",
@@ -86,6 +94,7 @@ class SkillHistory(Projection):
             "SkillChallengerStarted",
             "SkillRetired",
             "SkillRolledBack",
+            "PolicySet",
         }
     )
 
@@ -169,6 +178,11 @@ class SkillHistory(Projection):
                     p.author,
                     at,
                 ),
+            )
+        elif isinstance(p, PolicySet):
+            conn.execute(
+                "INSERT INTO p_policy_changes VALUES (?, ?, ?, ?, ?)",
+                (pos, p.name, _json.encode(p.values).decode(), p.author, at),
             )
         elif isinstance(p, SkillManaged | SkillChallengerStarted | SkillRetired | SkillRolledBack):
             self._change(conn, event)

@@ -513,6 +513,23 @@ def lineage(conn: apsw.Connection, skill: str, *, since: str | None = None) -> l
                 author=author or None,
             )
         )
+    if out:
+        # Policy changes are every skill's history: they change what its evidence decides.
+        for pos, name, values, author, at in conn.execute(
+            'SELECT position, name, "values", author, at FROM p_policy_changes'
+        ):
+            stored = _dec.decode(values)
+            said = ", ".join(f"{k}={v}" for k, v in sorted(stored.items())) or "all defaults"
+            out.append(
+                LineageEntry(
+                    at=at,
+                    kind="policy",
+                    position=pos,
+                    reason=f"policy {name}: {said}",
+                    decision=name,
+                    author=author or None,
+                )
+            )
     if since:
         out = [e for e in out if e.at >= since]
     return sorted(out, key=lambda e: e.position, reverse=True)
