@@ -17,6 +17,7 @@ from skillopsd.versions.decision import (
     DecisionParams,
     Guardrail,
     GuardrailParams,
+    blocks,
     decide,
     guardrail,
 )
@@ -173,3 +174,35 @@ def test_the_default_rule_meets_its_targets_in_simulation() -> None:
     # The seed's rule, simulated beside ours, shows the failure the issue describes.
     assert seed["equal-0.7"]["promote"] > 0.2
     assert seed["worse-10"]["promote"] > ours["worse-10"]["promote"]
+
+
+def test_a_drifting_common_rate_cannot_pass_for_a_difference() -> None:
+    # Simpson's paradox by routing: the challenger ran mostly after the common rate rose.
+    # Within each period the arms are equal; pooled, the challenger looks far better.
+    early = [(False, False)] * 16 + [(False, True)] * 4 + [(True, False)] * 4 + [(True, True)]
+    late = [(False, True)] * 9 + [(False, False)] + [(True, True)] * 36 + [(True, False)] * 4
+    order = early + late
+    strata = blocks(order, 25)
+    champ = ArmStats(30, 13)
+    chall = ArmStats(45, 37)
+    pooled = decide(champ, chall, RULE)
+    assert pooled.outcome == "promote"  # the pooled posterior alone is fooled
+    held = decide(champ, chall, RULE, strata=strata)
+    assert held.outcome == "continue" and held.statistic["p_within_blocks"] < 0.9
+    # A real difference within the blocks still promotes.
+    real = [(i % 2 == 1, i % 2 == 1 or i % 4 == 0) for i in range(80)]
+    strata = blocks(real, 20)
+    assert decide(ArmStats(40, 20), ArmStats(40, 40), RULE, strata=strata).outcome == "promote"
+
+
+def test_each_retest_of_a_body_spends_half_the_error_left() -> None:
+    rule = DecisionParams()
+    assert rule.retest(0) == rule
+    assert rule.retest(1).promote_bar == pytest.approx(1 - (1 - rule.promote_bar) / 2)
+    assert rule.retest(3).promote_bar == pytest.approx(1 - (1 - rule.promote_bar) / 8)
+    # The same evidence that promotes in a first test does not in a fifth.
+    champ, chall = ArmStats(60, 30), ArmStats(60, 47)
+    p = decide(champ, chall, rule).statistic["p_challenger_better"]
+    assert rule.promote_bar <= p < rule.retest(4).promote_bar
+    assert decide(champ, chall, rule).outcome == "promote"
+    assert decide(champ, chall, rule.retest(4)).outcome == "continue"

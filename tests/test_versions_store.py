@@ -28,8 +28,10 @@ from skillopsd.events.types import (
     SkillRouted,
 )
 from skillopsd.projections import engine_for
+from skillopsd.versions._bandit import decide_state
 from skillopsd.versions.materialize import MANIFEST, materialize, store_root
 from skillopsd.versions.observed import Observed, VersionRecorder
+from skillopsd.versions.policy import bandit_policy
 from skillopsd.versions.store import (
     StoreError,
     add_challenger,
@@ -408,3 +410,22 @@ def test_the_store_folder_is_a_function_of_the_log(ops: list[tuple[object, ...]]
             assert tags == list(range(1, len(tags) + 1))
         finally:
             db.close()
+
+
+def test_a_re_test_of_the_same_body_is_held_to_a_stricter_bar(db: Database, tmp_path: Path) -> None:
+    import_skill(db, "tidy", folder(tmp_path, "tidy", "one"), [], "me")
+    body = challenger_file(tmp_path, "two")
+    policy(db, min_per_arm=3, horizon=6)
+    bars = []
+    for test in range(3):
+        add_challenger(db, "tidy", body, "human", None)
+        state = read_state(db, "tidy")
+        decision = decide_state(state, bandit_policy(db))
+        assert decision is not None
+        bars.append(decision.statistic["promote_bar"])
+        for n in range(3):  # an equal challenger: the test ends inconclusive at its horizon
+            record_manual(db, "tidy", "v2", "success", None, None, f"c{test}-{n}")
+            record_manual(db, "tidy", "v1", "success", None, None, f"k{test}-{n}")
+            sync(db)
+        assert read_state(db, "tidy").challenger is None
+    assert bars == [0.998, 0.999, 0.9995]

@@ -42,6 +42,9 @@ from ._beta import at_least, win_probability
 from .routing import ArmStats, check_arm
 
 Outcome = Literal["continue", "promote", "retire", "inconclusive"]
+# Executions per time block: short enough that a common rate barely moves within one, long
+# enough that most blocks hold both arms.
+BLOCK = 20
 
 
 class DecisionParams(msgspec.Struct, frozen=True):
@@ -51,6 +54,17 @@ class DecisionParams(msgspec.Struct, frozen=True):
     promote_bar: float = 0.998  # P(challenger better) needed to promote
     retire_bar: float = 0.95  # P(champion better) needed to retire
     horizon: int = 300  # executions in the experiment (both arms); then inconclusive
+    block: int = BLOCK  # executions per time block of the within-block comparison
+
+    def retest(self, earlier: int) -> DecisionParams:
+        """The rule for a test of a body already tested ``earlier`` times: the promotion's
+        error is spent across tests, halving with each re-test (1/2 + 1/4 + ... < 1 of the
+        first test's), so re-adding an equal challenger after every inconclusive end cannot
+        compound its chances of a false promotion."""
+        if earlier <= 0:
+            return self
+        tail = (1.0 - self.promote_bar) / 2**earlier
+        return msgspec.structs.replace(self, promote_bar=1.0 - tail)
 
 
 class Decision(msgspec.Struct, frozen=True):
@@ -88,6 +102,8 @@ class Guardrail(msgspec.Struct, frozen=True):
 
 
 def _check_params(params: DecisionParams) -> None:
+    if params.block < 1:
+        raise ValueError(f"block must be >= 1, got {params.block}")
     if params.min_per_arm < 0 or params.horizon < 1:
         raise ValueError(
             f"min_per_arm must be >= 0 and horizon >= 1, got {params.min_per_arm}, {params.horizon}"
@@ -130,13 +146,62 @@ def guardrail(
     )
 
 
+def blocks(
+    order: Sequence[tuple[bool, bool]], size: int = BLOCK
+) -> list[tuple[ArmStats, ArmStats]]:
+    """(champion, challenger) stats per block of ``size`` consecutive executions, from the
+    experiment's executions in order as (ran the challenger, succeeded)."""
+    out = []
+    for start in range(0, len(order), size):
+        n = [0, 0]
+        k = [0, 0]
+        for challenger, success in order[start : start + size]:
+            n[challenger] += 1
+            k[challenger] += success
+        out.append((ArmStats(n[0], k[0]), ArmStats(n[1], k[1])))
+    return out
+
+
+def within_blocks(strata: Sequence[tuple[ArmStats, ArmStats]]) -> float:
+    """P(challenger better) judged only within time blocks (0.5 when no block holds both).
+
+    Each block holding both arms gives the difference of the arms' posterior means (Beta(1,1)
+    priors) and its variance; the blocks are combined with Mantel-Haenszel weights
+    ``n0 n1 / (n0 + n1)`` (which do not depend on the outcomes) and read through a normal
+    approximation. A common rate that drifts moves both arms of a block alike, so it cannot
+    pass for a difference, however unevenly routing spread the arms over time.
+    """
+    weight = total = spread = 0.0
+    for champ, chall in strata:
+        if not champ.executions or not chall.executions:
+            continue
+        a, b = 1 + chall.successes, 1 + chall.executions - chall.successes
+        c, d = 1 + champ.successes, 1 + champ.executions - champ.successes
+        w = champ.executions * chall.executions / (champ.executions + chall.executions)
+        mean = a / (a + b) - c / (c + d)
+        var = a * b / ((a + b) ** 2 * (a + b + 1)) + c * d / ((c + d) ** 2 * (c + d + 1))
+        weight += w
+        total += w * mean
+        spread += w * w * var
+    if weight == 0 or spread <= 0:
+        return 0.5
+    z = (total / weight) / math.sqrt(spread / (weight * weight))
+    return 0.5 * math.erfc(-z / math.sqrt(2))
+
+
 def decide(
     champion: ArmStats,
     challenger: ArmStats,
     params: DecisionParams | None = None,
     guardrails: Sequence[Guardrail] = (),
+    strata: Sequence[tuple[ArmStats, ArmStats]] | None = None,
 ) -> Decision:
-    """Promote, retire, continue or stop inconclusive, from stats since the experiment began."""
+    """Promote, retire, continue or stop inconclusive, from stats since the experiment began.
+
+    ``strata``: the same executions per time block (:func:`blocks`); when given, a promotion
+    or retirement must also hold within blocks (:func:`within_blocks`), so a drifting common
+    rate cannot decide. Without it the pooled posterior alone decides (a stationary test).
+    """
     params = params or DecisionParams()
     _check_params(params)
     check_arm(champion, "champion")
@@ -145,6 +210,7 @@ def decide(
     c, d = 1 + champion.successes, 1 + champion.executions - champion.successes
     total = champion.executions + challenger.executions
     p = win_probability(a, b, c, d)
+    inside = within_blocks(strata) if strata is not None else None
     champ_mean, chall_mean = c / (c + d), a / (a + b)  # posterior means
     # A normal approximation of the difference's 95 % credible interval, for people to read;
     # the rule itself uses only the exact probability.
@@ -160,6 +226,9 @@ def decide(
         "champion_executions": float(champion.executions),
         "challenger_executions": float(challenger.executions),
     }
+    statistic["promote_bar"] = params.promote_bar
+    if inside is not None:
+        statistic["p_within_blocks"] = inside
     at_horizon = total >= params.horizon
     fewest = min(champion.executions, challenger.executions)
     if fewest < params.min_per_arm:
@@ -173,7 +242,9 @@ def decide(
         return Decision(
             "continue", f"{fewest} of {params.min_per_arm} executions on one arm", statistic
         )
-    if at_least(p, params.promote_bar, a, b, c, d):
+    if at_least(p, params.promote_bar, a, b, c, d) and (
+        inside is None or inside >= params.promote_bar
+    ):
         blown = [g for g in guardrails if g.status == "exceeded"]
         if blown:
             g = blown[0]
@@ -183,11 +254,16 @@ def decide(
                 f"exceeds the champion's {g.champion_median:g} beyond the guardrail",
                 statistic,
             )
+        blocked = f", within time blocks {inside:.4f}" if inside is not None else ""
         return Decision(
-            "promote", f"P(challenger better) = {p:.4f} >= {params.promote_bar}", statistic
+            "promote",
+            f"P(challenger better) = {p:.4f}{blocked} >= {params.promote_bar:g}",
+            statistic,
         )
     # P(champion better) = P(Beta(c,d) > Beta(a,b)) = 1 - p (ties have probability 0).
-    if at_least(1.0 - p, params.retire_bar, c, d, a, b):
+    if at_least(1.0 - p, params.retire_bar, c, d, a, b) and (
+        inside is None or 1.0 - inside >= params.retire_bar
+    ):
         return Decision(
             "retire",
             f"P(champion better) = {1 - p:.4f} >= {params.retire_bar}",

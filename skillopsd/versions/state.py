@@ -83,6 +83,9 @@ class Execution(msgspec.Struct, kw_only=True):
     duration_ms: int | None
     experiment_id: str | None
     position: int
+    # Where the execution was first recorded: its place in the test's order (a correction of
+    # its outcome does not move it to another time block).
+    first_position: int = 0
 
 
 class Version(msgspec.Struct, kw_only=True):
@@ -364,6 +367,7 @@ def _execution(state: SkillState, event: RecordedEvent, p: SkillExecutionRecorde
         duration_ms=p.duration_ms,
         experiment_id=experiment,
         position=event.position,
+        first_position=previous.first_position if previous is not None else event.position,
     )
 
 
