@@ -141,9 +141,10 @@ def test_a_tiny_champion_median_never_retires_a_better_challenger() -> None:
 
 
 def test_the_default_rule_meets_its_targets_in_simulation() -> None:
-    """400 fixed-seed experiments per scenario through bench/decision.py, routing included."""
+    """300 fixed-seed experiments per scenario through bench/decision.py, routing included:
+    stationary tests, a drifting common rate, and five re-tests of one equal challenger."""
     out = subprocess.run(
-        [sys.executable, str(REPO / "bench" / "decision.py"), "--experiments", "400", "--json"],
+        [sys.executable, str(REPO / "bench" / "decision.py"), "--experiments", "300", "--json"],
         capture_output=True,
         text=True,
         timeout=600,
@@ -163,6 +164,11 @@ def test_the_default_rule_meets_its_targets_in_simulation() -> None:
             "better-10",
             "better-20",
             "worse-10-no-tokens",
+            "equal-drift-linear",
+            "equal-drift-step-up",
+            "equal-drift-step-down",
+            "equal-retest-5x-0.7",
+            "better-20-drift-linear",
         }
     )
     for name, row in ours.items():
@@ -171,6 +177,9 @@ def test_the_default_rule_meets_its_targets_in_simulation() -> None:
             assert row["promote"] <= 0.05, row
     assert ours["better-20"]["promote"] >= 0.80
     assert ours["better-10"]["promote"] > ours["equal-0.7"]["promote"]
+    # Drift and re-tests: the seed's rule promotes an equal challenger half the time or more.
+    assert seed["equal-drift-step-up"]["promote"] > 0.2
+    assert seed["equal-retest-5x-0.7"]["promote"] > 0.5
     # The seed's rule, simulated beside ours, shows the failure the issue describes.
     assert seed["equal-0.7"]["promote"] > 0.2
     assert seed["worse-10"]["promote"] > ours["worse-10"]["promote"]
