@@ -21,6 +21,19 @@ two arms with an unknown common rate and adaptive allocation its composite null 
 conservative construction that, at the tens of runs a week one developer produces, would
 almost never decide).
 
+Beyond one stationary test, two corrections (both measured by ``bench/decision.py``):
+
+- *Time blocks.* Routing is adaptive, so the arms are not spread evenly over time; when the
+  common success rate drifts (a broken test suite fixed halfway), the pooled posterior would
+  read the drift as a difference. A promotion or retirement must therefore also hold within
+  blocks of ``block`` consecutive executions (:func:`within_blocks`), where drift moves both
+  arms alike.
+- *Error spent across re-tests.* Re-adding the same body after an inconclusive test gives it
+  another set of chances; its n-th test promotes only at ``1 - (1 - promote_bar) / 2**(n-1)``
+  (:meth:`DecisionParams.retest`), which roughly halves each re-test's chance of a false
+  promotion, so the chances summed over re-tests stay near twice the first test's instead of
+  growing with every re-test (measured, not assumed).
+
 Success is the only primary signal. Tokens and duration are guardrails judged separately by
 :func:`guardrail` on the values that were reported (missing is missing, never zero); a
 challenger that wins on success but exceeds a guardrail is retired, not promoted.
