@@ -50,7 +50,11 @@ def _mean(m: Mean, unit: str = "") -> str:
 @json_option
 @pass_app
 def skills_command(app: AppContext, since: str | None, agent: str | None, as_json: bool) -> None:
-    """Every skill sessions loaded: sessions, versions, last use, agents, outcomes."""
+    """Every skill sessions loaded: sessions, versions, last use, agents, outcomes.
+
+    A plugin's skill loaded as plugin:name and as name with the same body is one row, under
+    the plain name (aka the qualified one); built-in commands such as /init are not skills.
+    """
     db = app.db()
     app.caught_up()
     with db.read() as conn:
@@ -61,7 +65,7 @@ def skills_command(app: AppContext, since: str | None, agent: str | None, as_jso
     table(
         [
             [
-                s.skill,
+                f"{s.skill} (aka {', '.join(s.aliases)})" if s.aliases else s.skill,
                 str(s.sessions),
                 str(s.versions),
                 (s.last_used or "-")[:16].replace("T", " "),
@@ -92,7 +96,11 @@ def _eval(v: VersionStats) -> str:
 @json_option
 @pass_app
 def show(app: AppContext, name: str, as_json: bool) -> None:
-    """Per version of skill NAME: outcomes and labels with 95% intervals, cost, newest eval."""
+    """Per version of skill NAME: outcomes and labels with 95% intervals, cost, newest eval.
+
+    NAME may be either name of a plugin skill loaded both ways (plugin:name and name with the
+    same body): the report is of the one skill, its aliases named in the first line.
+    """
     db = app.db()
     app.caught_up()
     with db.read() as conn:
@@ -103,7 +111,8 @@ def show(app: AppContext, name: str, as_json: bool) -> None:
         emit_json(report)
         return
     champion = next((v.tag for v in report.versions if v.content_hash == report.champion), None)
-    click.echo(f"skill {report.skill}   champion {champion or '-'}")
+    aka = f" (aka {', '.join(report.aliases)})" if report.aliases else ""
+    click.echo(f"skill {report.skill}{aka}   champion {champion or '-'}")
     table(
         [
             [
