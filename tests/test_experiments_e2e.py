@@ -338,3 +338,18 @@ def test_one_policy_reader_set_merges_reset_and_lineage(home: Home) -> None:
     changes = [e["reason"] for e in home.json("lineage", "tidy") if e["kind"] == "policy"]
     assert changes[0] == "policy bandit: all defaults"
     assert "policy gate: min_sessions=2" in changes
+
+
+def test_while_a_test_runs_the_gate_counts_only_sessions_of_the_test(home: Home) -> None:
+    folder = skill_dir(home.skills, "tidy", BODY, STRICT)
+    _session(home, BODY, T0)
+    for n in range(3):  # v2 was tried by hand months ago
+        _session(home, BODY2, T0 + timedelta(hours=1 + n), final="Done.")
+    home.capture()
+    home.ctl("skill", "import", "tidy", "--from", str(folder))
+    challenger = home.skills / "v2.md"
+    challenger.write_text(f"---\nname: tidy\ndescription: test\n---\n\n{BODY2}\n")
+    home.ctl("skill", "add-challenger", "tidy", str(challenger))
+    assert home.json("eval", "run", "tidy")["passed"]
+    refused = home.ctl("promote", "tidy", "--to", "v2", code=1)
+    assert "3 graded session(s) are not sessions of v2 in the running test" in refused
