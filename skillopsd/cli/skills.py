@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import click
 
-from ..projections._stats import Share
-from ..projections.skill_views import Mean, VersionStats, skill_report, skills_overview
+from ..projections._stats import Median, Share
+from ..projections.skill_views import (
+    Mean,
+    VersionStats,
+    replay_text,
+    skill_report,
+    skills_overview,
+)
 from ..sources import STORES
 from ._app import AppContext, NotFound, cli, db_option, json_option, pass_app
 from ._output import emit_json, emit_json_array, table
@@ -33,6 +39,14 @@ def _duration(ms: float) -> str:
     if seconds >= 60:
         return f"{seconds / 60:.1f}m"
     return f"{seconds:.1f}s"
+
+
+def median_cost(m: Median) -> str:
+    """``$1.20 [0.90–1.50] (n=7)``: the median and its 95 % interval (none under 6 sessions)."""
+    if m.median is None:
+        return "-"
+    interval = f" [{m.low:.2f}–{m.high:.2f}]" if m.low is not None and m.high is not None else ""
+    return f"${m.median:.2f}{interval} (n={m.n})"
 
 
 def _mean(m: Mean, unit: str = "") -> str:
@@ -124,6 +138,7 @@ def show(app: AppContext, name: str, as_json: bool) -> None:
                 share_text(v.labels["good"]) if v.labelled else "-",
                 share_text(v.labels["bad"]) if v.labelled else "-",
                 _mean(v.tokens),
+                median_cost(v.cost),
                 _mean(v.duration_ms, "ms"),
                 _eval(v),
             ]
@@ -138,6 +153,7 @@ def show(app: AppContext, name: str, as_json: bool) -> None:
             "labelled good",
             "labelled bad",
             "tokens/session",
+            "cost/session [95%]",
             "duration/session",
             "newest eval",
         ],
@@ -148,3 +164,6 @@ def show(app: AppContext, name: str, as_json: bool) -> None:
             " recorded: not counted in any version)"
         )
     click.echo(f"reading: {report.reading}")
+    tags = {v.content_hash: v.tag for v in report.versions}
+    for r in sorted(report.replays, key=lambda r: r.position):
+        click.echo(f"{tags.get(r.version_hash, 'v?')} {replay_text(r)}")

@@ -7,12 +7,16 @@ import os
 import click
 import msgspec
 
+from .._paths import default_db_path
 from ..events import Database
 from ..events._db import scalar
+from ..events._private import LoosePermission, loose
 from ..export import TargetLag, current_changes, has_tables, target_lags
+from ..pricing.prices import PRICES_VERSION
+from ..projections.usage import Unpriced, unpriced_models
 from ..sources import STORES, text_path
 from ._app import AppContext, cli, db_option, json_option, pass_app
-from ._output import emit_json, table
+from ._output import emit_json, plural, table
 
 
 class ProjectionStatus(msgspec.Struct):
@@ -51,6 +55,11 @@ class Status(msgspec.Struct):
     sessions: int
     problems: list[CaptureProblem] = []
     exports: list[TargetLag] = []
+    # The price table's version, and the models whose responses it could not price.
+    prices: str = ""
+    unpriced: list[Unpriced] = []
+    # The database's folder and files others can reach (skillopsd tightens them at start).
+    permissions: list[LoosePermission] = []
 
 
 def _sources(db: Database) -> tuple[dict[str, SourceStatus], list[CaptureProblem]]:
@@ -100,6 +109,13 @@ def _human_size(n: int) -> str:
     raise AssertionError("unreachable")
 
 
+_UNPRICED = {
+    "price": "of a model the price table does not know",
+    "model": "without a model name",
+    "tokens": "without both input and output counts",
+}
+
+
 @cli.command()
 @db_option
 @json_option
@@ -118,6 +134,8 @@ def status(app: AppContext, as_json: bool) -> None:
         # As last projected (status does not catch up): see the sessions projection's lag.
         projected = any(s.name == "sessions" and s.checkpoint for s in states)
         sessions = scalar(conn, "SELECT count(*) FROM p_sessions") if projected else 0
+        priced = any(s.name == "usage" and s.checkpoint for s in states)
+        unpriced = unpriced_models(conn) if priced else []
     exports = _exports(db) if projected else []
     report = Status(
         db=str(db.path),
@@ -133,6 +151,9 @@ def status(app: AppContext, as_json: bool) -> None:
         sessions=sessions,
         problems=problems,
         exports=exports,
+        prices=f"genai-prices {PRICES_VERSION}",
+        unpriced=unpriced,
+        permissions=_permissions(db),
     )
     if as_json:
         emit_json(report)
@@ -140,6 +161,13 @@ def status(app: AppContext, as_json: bool) -> None:
     click.echo(f"database  {report.db} ({_human_size(report.size_bytes)})")
     click.echo(f"events    {report.events} (head {report.head})")
     click.echo(f"sessions  {report.sessions}")
+    click.echo(f"prices    {report.prices} (the table shipped with it; never fetched)")
+    for u in report.unpriced:
+        responses = plural(u.responses, "response")
+        click.echo(
+            f"no price  {u.model} ({u.system or 'unknown system'}): {responses}"
+            f" {_UNPRICED.get(u.reason, u.reason)}, not in any cost"
+        )
     click.echo()
     table(
         [
@@ -166,6 +194,21 @@ def status(app: AppContext, as_json: bool) -> None:
     )
     for lag in report.exports:
         click.echo(_export_line(lag))
+    _show_permissions(report.permissions)
+
+
+# --- permissions (issue 19): the database's folder and files, 0700 / 0600 ----------------
+
+
+def _permissions(db: Database) -> list[LoosePermission]:
+    return loose(db.path, default_db_path().parent)
+
+
+def _show_permissions(found: list[LoosePermission]) -> None:
+    if found:
+        click.echo()
+    for item in found:
+        click.echo(f"permissions  {item.describe()}")
 
 
 def _exports(db: Database) -> list[TargetLag]:

@@ -10,9 +10,11 @@ import apsw
 import msgspec
 
 from ..events.types import EvalCaseResult
-from ._stats import Share, compare, wilson
+from ._stats import Median, Share, compare, compare_medians, median_interval, wilson
 from .annotations import list_annotations, newest_labels
+from .replay_runs import ReplaySummary, replay_summaries
 from .skill_aliases import names_of, skill_aliases
+from .usage import session_costs
 
 _dec = msgspec.json.Decoder()
 _cases = msgspec.json.Decoder(list[EvalCaseResult])
@@ -32,6 +34,9 @@ class SkillSession(msgspec.Struct):
     tokens: int | None
     duration_ms: int | None
     label: str | None = None
+    # USD when every model response of the session was priced (None: not reported or not
+    # all priced: a partial sum would flatter the version).
+    cost_usd: float | None = None
 
 
 def duration_ms(started: str | None, ended: str | None) -> int | None:
@@ -94,8 +99,11 @@ def skill_sessions(
             )
         )
     labels = newest_labels(conn, [s.session_id for s in out], skill=names[0])
+    costs = session_costs(conn, [s.session_id for s in out])
     for s in out:
         s.label = labels.get(s.session_id)
+        cost = costs.get(s.session_id)
+        s.cost_usd = cost.usd if cost is not None and not cost.unpriced else None
     return out
 
 
@@ -316,6 +324,8 @@ class VersionStats(msgspec.Struct):
     duration_ms: Mean
     eval: EvalVerdict | None
     first_seen: str | None = None
+    # USD per session: median with its distribution-free 95 % interval, over priced sessions.
+    cost: Median = Median(median=None, low=None, high=None, n=0)
 
 
 class SkillReport(msgspec.Struct):
@@ -326,6 +336,8 @@ class SkillReport(msgspec.Struct):
     versions: list[VersionStats]
     reading: str
     unversioned_sessions: int = 0
+    # The newest ``eval replay`` of each version replayed (same tasks for every version).
+    replays: list[ReplaySummary] = []
     # Other names the skill was loaded under, with the same body (skill_aliases).
     aliases: list[str] = []
 
@@ -382,6 +394,7 @@ def skill_report(conn: apsw.Connection, skill: str) -> SkillReport | None:
                 if run
                 else None,
                 first_seen=version.at if version else None,
+                cost=median_interval([s.cost_usd for s in group if s.cost_usd is not None]),
             )
         )
     with_data = [v for v in out if v.sessions]
@@ -392,6 +405,8 @@ def skill_report(conn: apsw.Connection, skill: str) -> SkillReport | None:
         if a.labelled and b.labelled:
             labels = compare(a.tag, a.labels["good"], b.tag, b.labels["good"])
             reading += "; labelled good: " + labels.split(": ", 1)[1]
+        if a.cost.n and b.cost.n:
+            reading += "; cost/session: " + compare_medians(a.tag, a.cost, b.tag, b.cost)
         if a.eval is not None and b.eval is not None:
             verdicts = [
                 f"{tag} {'passed' if run.passed else 'failed'}"
@@ -408,8 +423,16 @@ def skill_report(conn: apsw.Connection, skill: str) -> SkillReport | None:
         versions=out,
         reading=reading,
         unversioned_sessions=unversioned,
+        replays=_newest_replays(conn, skill),
         aliases=aliases,
     )
+
+
+def _newest_replays(conn: apsw.Connection, skill: str) -> list[ReplaySummary]:
+    newest = replay_summaries(conn, skill)
+    if not newest:
+        return []
+    return [r for r in newest if r.replay_id == newest[0].replay_id]
 
 
 # --- lineage --------------------------------------------------------------------------
@@ -544,6 +567,20 @@ def lineage(conn: apsw.Connection, skill: str, *, since: str | None = None) -> l
                 author=author or None,
             )
         )
+    for r in replay_summaries(conn, skill):
+        out.append(
+            LineageEntry(
+                at=r.at,
+                kind="replay",
+                position=r.position,
+                content_hash=r.version_hash,
+                tag=tag.get(r.version_hash, "v?"),
+                run_id=r.eval_run_id,
+                passed=r.eval_passed,
+                graded=r.runs,
+                reason=replay_text(r),
+            )
+        )
     if out:
         # Policy changes are every skill's history: they change what its evidence decides.
         for pos, name, values, author, at in conn.execute(
@@ -564,3 +601,14 @@ def lineage(conn: apsw.Connection, skill: str, *, since: str | None = None) -> l
     if since:
         out = [e for e in out if e.at >= since]
     return sorted(out, key=lambda e: e.position, reverse=True)
+
+
+def replay_text(r: ReplaySummary) -> str:
+    """``replay 1a2b3c4d5e6f: 5/6 runs passed [64–100] (1 timeout)``."""
+    share = r.passed
+    if share is None or share.share is None or share.low is None or share.high is None:
+        passed = f"{r.runs} run(s), not graded"
+    else:
+        passed = f"{share.k}/{share.n} runs passed [{share.low * 100:.0f}–{share.high * 100:.0f}]"
+    others = ", ".join(f"{n} {s}" for s, n in sorted(r.statuses.items()) if s != "completed")
+    return f"replay {r.replay_id[:12]}: {passed}" + (f" ({others})" if others else "")

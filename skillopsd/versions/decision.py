@@ -97,10 +97,13 @@ class GuardrailParams(msgspec.Struct, frozen=True):
     # 3-token champion median) says nothing about cost.
     tokens_floor: float = 1000.0
     duration_ms_floor: float = 5000.0
+    cost_usd_floor: float = 0.05
 
     def floor(self, metric: str) -> float:
         """The absolute increase below which ``metric`` is never exceeded."""
-        return self.tokens_floor if metric == "tokens" else self.duration_ms_floor
+        if metric == "tokens":
+            return self.tokens_floor
+        return self.cost_usd_floor if metric == "cost_usd" else self.duration_ms_floor
 
 
 class Guardrail(msgspec.Struct, frozen=True):

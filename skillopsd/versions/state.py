@@ -18,6 +18,7 @@ execution, same experiment), so a changed signal is never counted twice.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
@@ -86,6 +87,7 @@ class Execution(msgspec.Struct, kw_only=True):
     # Where the execution was first recorded: its place in the test's order (a correction of
     # its outcome does not move it to another time block).
     first_position: int = 0
+    cost_usd: float | None = None
 
 
 class Version(msgspec.Struct, kw_only=True):
@@ -326,6 +328,9 @@ def invalid_execution(p: SkillExecutionRecorded) -> str | None:
     ):
         if value is not None and not 0 <= value <= most:
             return f"{name}={value} is not a cost (0 to {most:,})"
+    cost = getattr(p, "cost_usd", None)
+    if cost is not None and not (math.isfinite(cost) and 0 <= cost <= 1e9):
+        return f"cost_usd={cost} is not a cost (0 to 1e9)"
     if p.outcome not in ("success", "failure", None):
         return f"outcome {p.outcome!r} is not success or failure"
     return None
@@ -368,6 +373,7 @@ def _execution(state: SkillState, event: RecordedEvent, p: SkillExecutionRecorde
         experiment_id=experiment,
         position=event.position,
         first_position=previous.first_position if previous is not None else event.position,
+        cost_usd=p.cost_usd,
     )
 
 

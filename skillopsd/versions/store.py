@@ -257,6 +257,7 @@ def record_manual(
     tokens: int | None,
     duration_ms: int | None,
     record_id: str,
+    cost_usd: float | None = None,
 ) -> tuple[Version, bool]:
     """One execution reported by hand (an agent we cannot trace): (its version, whether it
     was new). The same ``record_id`` again records nothing: a retried command counts once."""
@@ -281,6 +282,7 @@ def record_manual(
             source="manual",
             signal=outcome,
             execution_id=f"manual:{record_id}",
+            cost_usd=cost_usd,
         )
         problem = invalid_execution(event)
         if problem is not None:
