@@ -317,6 +317,10 @@ class Daemon:
                 # Sessions still being written: look again once they may have settled.
                 soon = time.monotonic() + max(0.2, min(self.settle_seconds / 2, 60.0))
                 self._next_settle = min(self._next_settle or soon, soon)
+            if report.unsettled_edits:
+                # A live file edited by hand moments ago: take it once it has stood still.
+                soon = time.monotonic() + 1.0
+                self._next_settle = min(self._next_settle or soon, soon)
         if changed:
             self._project()
 
