@@ -243,6 +243,10 @@ class EvalCaseResult(msgspec.Struct, frozen=True, kw_only=True):
     passed_sessions: int
     passed: bool
     results: list[GraderResult] = []
+    # Sessions the case selected but could not judge (no label, no duration): not in
+    # ``graded``, no results. ``passed`` needs graded > 0 and passed/graded >= min_pass_rate.
+    not_graded: int = 0
+    min_pass_rate: float = 1.0
 
 
 class EvalRunCompleted(Event, frozen=True):
