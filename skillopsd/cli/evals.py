@@ -29,7 +29,7 @@ from ..projections.skill_views import (
     versions,
 )
 from ._app import AppContext, UsageFailure, cli, db_option, json_option, pass_app
-from ._output import emit_json, plural, table
+from ._output import emit_json, plural, say, table
 from ._time import SINCE
 
 
@@ -290,8 +290,7 @@ def _detail(c: CaseJson) -> str:
     """The first failure in full, and how many more there are (``--json`` has them all)."""
     skipped = f"{c.not_graded} not graded (no label or no duration)" if c.not_graded else ""
     if not c.graded:
-        why = skipped or "no session matched"
-        return f"not graded: {why}"
+        return skipped or "no session matched"
     if not c.details:
         return "; ".join(x for x in ("ok", skipped) if x)
     more = f" (+{len(c.details) - 1} more)" if len(c.details) > 1 else ""
@@ -305,14 +304,13 @@ def _verdict(c: CaseJson) -> str:
 
 
 def _print(skill: str, manifest: Manifest, out: list[VersionJson], skipped: int) -> None:
-    click.echo(f"suite file {manifest.path} ({manifest.suite_hash[:12]})")
+    say(f"suite file {manifest.path} ({manifest.suite_hash[:12]})")
     for v in out:
         click.echo()
         verdict = "passed" if v.passed else "FAILED"
-        click.echo(
+        say(
             f"{skill} {v.tag} ({v.content_hash[:12]}): {plural(len(v.sessions), 'session')},"
-            f" {verdict}"
-            f"   run {v.run_id[:12]}"
+            f" {verdict}   run {v.run_id[:12]}"
         )
         table(
             [
@@ -326,16 +324,19 @@ def _print(skill: str, manifest: Manifest, out: list[VersionJson], skipped: int)
                 ]
                 for c in v.cases
             ],
-            ["SUITE", "CASE", "CASE VERDICT", "PASSED/GRADED", "RATE", "DETAIL"],
+            ["SUITE", "CASE", "RESULT", "PASSED/GRADED", "RATE", "DETAIL"],
             flex=5,
+            text=(0, 1, 5),
+            min_flex=30,
         )
         for flip in v.flips:
             kind = "regression" if flip.direction == "pass→fail" else "fix"
-            click.echo(
+            say(
                 f"  {flip.direction} vs {v.baseline}: {flip.suite}/{flip.case}"
-                f" {flip.before} → {flip.after} ({kind})"
+                f" {flip.before} → {flip.after} ({kind})",
+                indent=4,
             )
         for sid in v.bad_labels:
             click.echo(f"  note: graded session {sid} is labelled bad")
     if skipped:
-        click.echo(f"({skipped} session(s) did not record which body they loaded: not graded)")
+        say(f"({plural(skipped, 'session')} did not record which body they loaded: not graded)")

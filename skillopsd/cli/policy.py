@@ -289,6 +289,7 @@ def show_policy(app: AppContext, name: str | None, as_json: bool) -> None:
                 for key, value in report.values.items()
             ],
             ["key", "value", "from", "meaning"],
+            flex=3,
         )
         for key, raw in report.invalid.items():
             click.echo(

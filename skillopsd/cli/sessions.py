@@ -20,10 +20,20 @@ from ..projections.session_views import (
     spans_of,
 )
 from ._app import AgentChoice, AppContext, NotFound, cli, db_option, json_option, pass_app
+from ._empty import why_empty
 from ._lookup import lookup_session
-from ._output import compact, cut, emit_json, emit_json_array, number, table, terminal_width
+from ._output import (
+    compact,
+    cut,
+    emit_json,
+    emit_json_array,
+    number,
+    say,
+    table,
+    terminal_width,
+)
 from ._reason import first_reason
-from ._time import parse_stored, shown, utc_option, window_options, zone_label
+from ._time import parse_stored, shown, stamps, utc_option, window_options, zone_label
 
 _MARKS = {"success": "✓", "failure": "✗", "blocked": "⊘", None: "?"}
 _PREVIEW_KEYS = (
@@ -162,19 +172,25 @@ def sessions_command(
         if as_json:
             emit_json_array(tombstones)
             return
+        if not tombstones:
+            click.echo("no forgotten sessions")
+            return
+        at, zone = stamps([f.forgotten_at for f in tombstones], utc)
         table(
             [
                 [
-                    f.forgotten_at[:16].replace("T", " "),
+                    when,
                     f.session_id,
                     f.scope,
                     f.author,
                     str(f.events),
-                    f.reason.replace("\n", " ")[:60],
+                    f.reason.replace("\n", " "),
                 ]
-                for f in tombstones
+                for f, when in zip(tombstones, at, strict=True)
             ],
-            ["forgotten", "session", "scope", "by", "events", "reason"],
+            [f"forgotten ({zone})", "session", "scope", "by", "events", "reason"],
+            flex=5,
+            text=(3, 5),
         )
         return
     with db.read() as conn:
@@ -189,10 +205,27 @@ def sessions_command(
         )
         hidden = len({f.session_id for f in forgotten_sessions(conn, hidden_only=True)})
         labels = newest_labels(conn, [s.session_id for s in found])
+        empty = None
+        if not found:
+            empty = why_empty(
+                conn,
+                "sessions",
+                since=since,
+                until=until,
+                agent=agent,
+                skill=skill,
+                verdict=verdict,
+                utc=utc,
+            )
     for s in found:
         s.label = labels.get(s.session_id)
     if as_json:
         emit_json_array(found)
+        return
+    if empty is not None:
+        say(empty)
+        if hidden:
+            click.echo(f"({hidden} forgotten sessions not shown: sessions --forgotten lists them)")
         return
     starts: list[datetime | None] = []
     for s in found:
@@ -227,6 +260,7 @@ def sessions_command(
         ],
         caps={7: _SKILLS_WIDTH},
         flex=8,
+        text=(7, 8),
     )
     if hidden:
         click.echo(f"({hidden} forgotten sessions not shown: sessions --forgotten lists them)")

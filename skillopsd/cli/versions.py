@@ -17,6 +17,7 @@ import msgspec
 
 from ..events import Database, LogError
 from ..projections._stats import Share, wilson
+from ..projections.skill_views import skill_sessions
 from ..versions.materialize import MANIFEST, next_pick, store_root
 from ..versions.state import STRATEGIES, SkillState, Stats
 from ..versions.store import (
@@ -37,7 +38,8 @@ from ..versions.sync import (
     verify_routing,
 )
 from ._app import AppContext, NotFound, UsageFailure, db_option, json_option, pass_app
-from ._output import emit_json, table
+from ._output import emit_json, mean_of, say, table
+from ._time import stamps, utc_option
 from .skills import share_text, skill_group
 
 T = TypeVar("T")
@@ -245,6 +247,10 @@ class VersionJson(msgspec.Struct, kw_only=True):
     experiment: str | None = None
     experiment_executions: int | None = None
     experiment_successes: int | None = None
+    # Captured sessions that loaded it (``executions`` are those recorded for the A/B test:
+    # managed skills only, once settled), and the transcript time of the first.
+    sessions: int = 0
+    first_loaded: str | None = None
 
 
 class VersionsJson(msgspec.Struct, kw_only=True):
@@ -269,8 +275,31 @@ def _role(state: SkillState, digest: str) -> str:
     return "retired" if state.versions[digest].retired else ""
 
 
-def versions_json(state: SkillState, manifest: Path | None) -> VersionsJson:
+class Loaded(msgspec.Struct):
+    """What the captured sessions say of one version: how many loaded it, and first when."""
+
+    sessions: int = 0
+    first: str | None = None
+
+
+def loaded_versions(conn: apsw.Connection, name: str) -> dict[str, Loaded]:
+    """Per body hash, the captured sessions that loaded it and the first load's time."""
+    out: dict[str, Loaded] = {}
+    for s in skill_sessions(conn, name):
+        if s.version_hash is None:
+            continue
+        seen = out.setdefault(s.version_hash, Loaded())
+        seen.sessions += 1
+        if s.loaded_at and (seen.first is None or s.loaded_at < seen.first):
+            seen.first = s.loaded_at
+    return out
+
+
+def versions_json(
+    state: SkillState, manifest: Path | None, loaded: dict[str, Loaded] | None = None
+) -> VersionsJson:
     """What ``skill versions --json`` prints."""
+    loaded = loaded or {}
     out = []
     for v in state.by_tag():
         s: Stats = state.stats(v.content_hash, None)
@@ -302,6 +331,8 @@ def versions_json(state: SkillState, manifest: Path | None) -> VersionsJson:
                 experiment=state.experiment if in_test else None,
                 experiment_executions=e.executions if e else None,
                 experiment_successes=e.successes if e else None,
+                sessions=loaded.get(v.content_hash, Loaded()).sessions,
+                first_loaded=loaded.get(v.content_hash, Loaded()).first,
             )
         )
     return VersionsJson(
@@ -318,48 +349,52 @@ def versions_json(state: SkillState, manifest: Path | None) -> VersionsJson:
 
 
 def _per_run(value: float | None, n: int, unit: str = "") -> str:
-    if value is None:
-        return "-"
-    text = f"{value / 1000:.1f}s" if unit == "ms" else f"{value:.0f}"
-    return f"{text} (n={n})"
+    return mean_of(value, n, unit)
 
 
 @skill_group.command("versions")
 @db_option
 @click.argument("name")
+@utc_option
 @json_option
 @pass_app
-def versions_command(app: AppContext, name: str, as_json: bool) -> None:
+def versions_command(app: AppContext, name: str, utc: bool, as_json: bool) -> None:
     """NAME's versions: champion, challenger, retired; outcomes, costs, the next routed pick."""
     db = app.db()
 
-    def read(db: Database) -> tuple[SkillState, Path | None]:
+    def read(db: Database) -> tuple[SkillState, Path | None, dict[str, Loaded]]:
         state = read_state(db, name)
         manifest = None
         if state.managed:
             materialize_only(db, name)  # a manifest that disagrees with the log is rewritten
             manifest = store_root(db.path) / name / MANIFEST
-        return state, manifest
+        app.caught_up()
+        with db.read() as conn:
+            loaded = loaded_versions(conn, name)
+        return state, manifest, loaded
 
     with _store_errors():
-        state, manifest = read(db)
+        state, manifest, loaded = read(db)
     if not state.versions:
         raise NotFound(f"no versions of skill {name!r} (see skillopsctl skills)")
-    report = versions_json(state, manifest)
+    report = versions_json(state, manifest, loaded)
     if as_json:
         emit_json(report)
         return
     how = f"routes with {state.strategy}" if state.managed else "not managed: nothing routed"
-    click.echo(
+    say(
         f"skill {name}   champion {report.champion or '-'}   challenger"
         f" {report.challenger or '-'}   next {report.next or '-'}   ({how})"
     )
+    first, zone = stamps([v.first_loaded for v in report.versions], utc)
     table(
         [
             [
                 v.tag,
                 v.role or "-",
                 v.content_hash[:12],
+                loaded_at,
+                str(v.sessions),
                 str(v.executions),
                 share_text(v.success),
                 (
@@ -372,19 +407,27 @@ def versions_command(app: AppContext, name: str, as_json: bool) -> None:
                 f"{v.source}/{v.author}"
                 + (f" {v.confidence}%" if v.confidence is not None else ""),
             ]
-            for v in report.versions
+            for v, loaded_at in zip(report.versions, first, strict=True)
         ],
         [
             "version",
             "role",
             "hash",
-            "runs",
+            f"first loaded ({zone})",
+            "sessions",
+            "executions",
             "success [95%]",
             "in test",
-            "tokens/run",
-            "time/run",
+            "tokens/exec",
+            "time/exec",
             "source",
         ],
+        text=(10,),
+    )
+    say(
+        "sessions: captured sessions that loaded the version (as in skill show); executions:"
+        " those recorded for its A/B test (managed skills, once settled), which success,"
+        " tokens and time count"
     )
 
 
