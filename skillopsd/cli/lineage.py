@@ -37,6 +37,11 @@ def _detail(e: LineageEntry) -> str:
         return f"tested against {(e.parent_hash or '')[:12]}: {e.reason}"
     if e.kind == "managed":
         return f"managed, live in {e.reason}"
+    if e.kind == "unmanaged":
+        why = f": {e.reason}" if e.reason else ""
+        return f"no longer managed by {e.author or '?'}{why} (live files left as they were)"
+    if e.kind == "live_removed":
+        return f"no longer written: {e.reason}"
     return ""
 
 

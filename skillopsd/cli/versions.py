@@ -24,11 +24,17 @@ from ..versions.store import (
     StoreError,
     add_challenger,
     add_live,
+    held_by,
     import_skill,
+    managed_skills,
+    names_of,
     read_state,
     record_manual,
+    remove_live,
     rollback,
     set_strategy,
+    skill_file,
+    unmanage,
 )
 from ..versions.sync import (
     DEFAULT_SETTLE_SECONDS,
@@ -102,7 +108,7 @@ def _say(report: SyncReport) -> None:
 
 @skill_group.command("import")
 @db_option
-@click.argument("name")
+@click.argument("name", required=False)
 @click.option(
     "--from",
     "source",
@@ -116,16 +122,45 @@ def _say(report: SyncReport) -> None:
     type=click.Path(path_type=Path),
     help="Another folder (or SKILL.md) agents load this skill from (repeatable).",
 )
+@click.option(
+    "--name",
+    "forced_name",
+    default=None,
+    help="Manage it under this name even if agents load it by another (NAME must match"
+    " the frontmatter name: or the folder otherwise).",
+)
 @pass_app
-def import_command(app: AppContext, name: str, source: Path, live: tuple[Path, ...]) -> None:
-    """Manage skill NAME from an agent's skill folder: its body becomes the champion."""
-    _check_name(name)
-    state = _run(app, lambda db: import_skill(db, name, source, list(live), getpass.getuser()))
+def import_command(
+    app: AppContext,
+    name: str | None,
+    source: Path,
+    live: tuple[Path, ...],
+    forced_name: str | None,
+) -> None:
+    """Manage skill NAME from an agent's skill folder: its body becomes the champion.
+
+    NAME defaults to the name agents load it by (frontmatter name:, else the folder).
+    """
+    if name is not None and forced_name is not None and name != forced_name:
+        raise UsageFailure(f"two names given: {name!r} and --name {forced_name!r}")
+    if name is None and forced_name is None:
+        with _store_errors():
+            found, text = skill_file(source)
+        name = names_of(found, text)[0]
+    skill = forced_name or name
+    assert skill is not None
+    _check_name(skill)
+    state = _run(
+        app,
+        lambda db: import_skill(
+            db, skill, source, list(live), getpass.getuser(), check_name=forced_name is None
+        ),
+    )
     tag = state.tag_of(state.champion)
-    click.echo(f"managing {name}: champion {tag} ({(state.champion or '')[:12]})")
-    for path in state.live_paths:
-        click.echo(f"live: {path}")
-    _say(_sync(app, name))
+    click.echo(f"managing {skill}: champion {tag} ({(state.champion or '')[:12]})")
+    for live_path in state.live_paths:
+        click.echo(f"live: {live_path}")
+    _say(_sync(app, skill))
 
 
 @skill_group.command("add-live")
@@ -139,6 +174,99 @@ def add_live_command(app: AppContext, name: str, paths: tuple[Path, ...]) -> Non
     for path in state.live_paths:
         click.echo(f"live: {path}")
     _say(_sync(app, name))
+
+
+class LiveJson(msgspec.Struct):
+    path: str
+    holds: str
+
+
+class ManagedJson(msgspec.Struct):
+    skill: str
+    managed: bool
+    champion: str | None
+    challenger: str | None
+    strategy: str
+    live: list[LiveJson]
+
+
+@skill_group.command("list")
+@db_option
+@click.option("--managed", is_flag=True, help="Only skills managed now (not handed back).")
+@json_option
+@pass_app
+def list_command(app: AppContext, managed: bool, as_json: bool) -> None:
+    """Skills in the version store: champion, challenger, each live path and what it holds."""
+    db = app.db()
+    with _store_errors():
+        app.caught_up()
+        names = managed_skills(db, ever=not managed)
+        states = [read_state(db, n) for n in names]
+    out = [
+        ManagedJson(
+            skill=st.skill,
+            managed=st.managed,
+            champion=st.tag_of(st.champion),
+            challenger=st.tag_of(st.challenger),
+            strategy=st.strategy,
+            live=[LiveJson(p, held_by(st, p)) for p in st.live_paths],
+        )
+        for st in states
+    ]
+    if as_json:
+        emit_json(out)
+        return
+    if not out:
+        click.echo(
+            "no skill is managed (skillopsctl skill import NAME --from DIR hands one to the store)"
+        )
+        return
+    rows = []
+    for m in out:
+        status = f"champion {m.champion or '-'}" if m.managed else "not managed"
+        test = f"tests {m.challenger}" if m.challenger else "-"
+        for n, live in enumerate(m.live or [LiveJson("-", "-")]):
+            first = n == 0
+            rows.append(
+                [
+                    m.skill if first else "",
+                    status if first else "",
+                    test if first else "",
+                    live.path,
+                    live.holds,
+                ]
+            )
+    table(rows, ["skill", "state", "test", "live path", "holds now"], flex=3, text=(0, 3, 4))
+
+
+@skill_group.command("remove-live")
+@db_option
+@click.argument("name")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@pass_app
+def remove_live_command(app: AppContext, name: str, paths: tuple[Path, ...]) -> None:
+    """Stop writing these live files of managed skill NAME (the files are left as they are)."""
+    state = _run(app, lambda db: remove_live(db, name, list(paths), getpass.getuser()))
+    for given in paths:
+        click.echo(f"no longer written: {given} (left as it is)")
+    for live in state.live_paths:
+        click.echo(f"live: {live}")
+
+
+@skill_group.command("unmanage")
+@db_option
+@click.argument("name")
+@click.option("--reason", default="", help="Why, for the lineage.")
+@pass_app
+def unmanage_command(app: AppContext, name: str, reason: str) -> None:
+    """Hand skill NAME back: no more routing or writing; live files and history stay."""
+    before = _run(app, lambda db: read_state(db, name))
+    _run(app, lambda db: unmanage(db, name, getpass.getuser(), reason))
+    click.echo(f"{name} is no longer managed; its live files were left as they are:")
+    for path in before.live_paths:
+        click.echo(f"  {path}")
+    if before.challenger is not None:
+        click.echo(f"its test of {before.tag_of(before.challenger)} ended")
 
 
 @skill_group.command("add-challenger")

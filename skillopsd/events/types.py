@@ -16,7 +16,8 @@ Groups (DESIGN.md section 4):
 - evals: ``EvalSuiteRegistered``, ``EvalRunCompleted`` (per-case, per-grader results inside).
 - versions: ``SkillVersionCreated``, ``SkillChallengerStarted``, ``SkillRouted``,
   ``SkillExecutionRecorded``, ``SkillPromoted``, ``SkillRetired``, ``SkillRolledBack``,
-  ``SkillManaged``, ``SkillStrategySet``, ``GateEvaluated``.
+  ``SkillManaged``, ``SkillUnmanaged``, ``SkillLiveRemoved``, ``SkillStrategySet``,
+  ``GateEvaluated``.
 - policy: ``PolicySet``: anything that changes what a projection computes.
 
 Times inside payloads are ISO 8601 UTC strings as the producer saw them; projections read
@@ -386,6 +387,23 @@ class SkillManaged(Event, frozen=True):
     file_text: str = ""
 
 
+class SkillUnmanaged(Event, frozen=True):
+    """A skill handed back: nothing is routed or written any more; its live files stay as
+    they are and its history stays in the log (``skill import`` manages it again)."""
+
+    skill: str
+    author: str = ""
+    reason: str = ""
+
+
+class SkillLiveRemoved(Event, frozen=True):
+    """Files agents no longer load a managed skill from: never written again, left as they are."""
+
+    skill: str
+    live_paths: list[str] = []
+    author: str = ""
+
+
 class SkillStrategySet(Event, frozen=True):
     """How a managed skill routes: ``thompson``, ``ucb1`` or ``champion-only``."""
 
@@ -455,6 +473,8 @@ AnyEvent = (
     | SkillRetired
     | SkillRolledBack
     | SkillManaged
+    | SkillUnmanaged
+    | SkillLiveRemoved
     | SkillStrategySet
     | GateEvaluated
     | PolicySet

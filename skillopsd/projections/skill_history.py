@@ -12,10 +12,12 @@ from ..events.types import (
     EvalSuiteRegistered,
     GateEvaluated,
     SkillChallengerStarted,
+    SkillLiveRemoved,
     SkillManaged,
     SkillPromoted,
     SkillRetired,
     SkillRolledBack,
+    SkillUnmanaged,
     SkillVersionCreated,
 )
 from ._engine import Projection
@@ -79,6 +81,8 @@ class SkillHistory(Projection):
             "GateEvaluated",
             "SkillPromoted",
             "SkillManaged",
+            "SkillUnmanaged",
+            "SkillLiveRemoved",
             "SkillChallengerStarted",
             "SkillRetired",
             "SkillRolledBack",
@@ -163,7 +167,15 @@ class SkillHistory(Projection):
                     at,
                 ),
             )
-        elif isinstance(p, SkillManaged | SkillChallengerStarted | SkillRetired | SkillRolledBack):
+        elif isinstance(
+            p,
+            SkillManaged
+            | SkillUnmanaged
+            | SkillLiveRemoved
+            | SkillChallengerStarted
+            | SkillRetired
+            | SkillRolledBack,
+        ):
             self._change(conn, event)
 
     def _change(self, conn: apsw.Connection, event: RecordedEvent) -> None:
@@ -172,6 +184,10 @@ class SkillHistory(Projection):
         row: tuple[str, str, str | None, str, str, str]
         if isinstance(p, SkillManaged):
             row = ("managed", p.champion_hash, None, ", ".join(p.live_paths), "", p.author)
+        elif isinstance(p, SkillUnmanaged):
+            row = ("unmanaged", "", None, p.reason, "", p.author)
+        elif isinstance(p, SkillLiveRemoved):
+            row = ("live_removed", "", None, ", ".join(p.live_paths), "", p.author)
         elif isinstance(p, SkillChallengerStarted):
             row = ("challenger", p.version_hash, p.champion_hash, f"experiment {p.test_id}", "", "")
         elif isinstance(p, SkillRetired):
