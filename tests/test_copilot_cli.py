@@ -4,6 +4,7 @@ and ``status``, ``sessions --agent``, ``session show`` and ``ingest --agent`` on
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import time
 from pathlib import Path
@@ -72,6 +73,22 @@ def test_a_daemon_shows_every_agent_side_by_side(tmp_path: Path) -> None:
     assert show.returncode == 0, show.stderr
     assert f"copilot {RESUMED}" in show.stdout
     assert "subagent car" in show.stdout and "TOOL task" in show.stdout
+
+    # Every Copilot row says what its token figures cover; Claude and Codex rows need not.
+    notes = {s["native_session_id"]: s["tokens"]["note"] for s in sessions}
+    assert "1 of 2 runs have no session.shutdown" in notes[RESUMED]
+    assert "1 of 1 runs have no session.shutdown" in notes[OPEN]
+    assert "legacy history JSON records no token counts" in notes[LEGACY]
+    assert [n for n in notes.values() if n is None] == [None, None]
+    assert "(output only, per response: Copilot reports input and cache" in show.stdout
+    assert "runs have no session.shutdown" in show.stdout.replace("\n          ", " ")
+    table = run_ctl("sessions", env={**env, "COLUMNS": "200"}).stdout
+    ours = {s["session_id"][:8]: s["native_session_id"] for s in sessions}
+    lines = {ours[line.split()[3]]: line for line in table.splitlines() if " copilot " in line}
+    marked = {native for native, line in lines.items() if re.search(r" \d[\d.,]*[kMG]?\* ", line)}
+    # A figure is marked; the legacy session has none to mark.
+    assert marked == {RESUMED, OPEN}
+    assert "(* tokens: not every response's own usage; session show says" in table
 
 
 def test_ingest_agent_copilot(tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from skillopsd.derive import Derivation, SourceLines, derive_session, skill_content_hash
+from skillopsd.derive.copilot import TOKENS_FROM_SHUTDOWN, TOKENS_LEGACY
 from skillopsd.deriving import SessionDeriver
 from skillopsd.events import Database
 from skillopsd.events.types import SpanDerived, TokenUsage
@@ -85,6 +86,35 @@ def _derive_file(path: Path) -> Derivation:
 
 def _calls(d: Derivation) -> list[SpanDerived]:
     return [s for s in d.spans if s.kind in ("TOOL", "SKILL")]
+
+
+# What the token figures cover, as the raw files show: output per assistant.message, input and
+# cache only in each run's session.shutdown.
+_NOTES = {
+    "c3f091b3": "output only, per response: Copilot reports input and cache tokens at shutdown,"
+    " and 1 of 1 runs have no session.shutdown (still running, or cut off)",
+    "e07fc822": "output only, per response: Copilot reports input and cache tokens at shutdown,"
+    " and 1 of 2 runs have no session.shutdown (still running, or cut off)",
+}
+
+
+@pytest.mark.parametrize("prefix", sorted(CORPUS))
+def test_every_copilot_session_says_what_its_tokens_cover(prefix: str) -> None:
+    d = _derive_file(_corpus_file(prefix))
+    assert d.session.tokens_note == _NOTES.get(prefix, TOKENS_FROM_SHUTDOWN)
+    assert (d.session.tokens.input is None) == (prefix in _NOTES)
+
+
+def test_a_run_whose_shutdown_reports_no_usage_says_so() -> None:
+    d = _stream(
+        ("user.message", {"content": "hi"}),
+        ("assistant.message", {"messageId": "m1", "content": "ok", "outputTokens": 3}),
+        ("session.shutdown", {"shutdownType": "routine", "modelMetrics": {}}),
+    )
+    assert d.session.tokens == TokenUsage(output=3)
+    assert d.session.tokens_note == (
+        "output only, per response: no session.shutdown reported input or cache tokens"
+    )
 
 
 @pytest.mark.parametrize("prefix", sorted(CORPUS))
@@ -398,6 +428,7 @@ def test_legacy_document_as_read_from_the_raw_file() -> None:
     (failed,) = [s for s in _calls(d) if s.outcome == "failure"]
     assert failed.attributes["gen_ai.tool.call.id"] == "toolu_01UDjjrcnFs5EMdZT9r8MgNR"
     assert d.session.tokens == TokenUsage()
+    assert d.session.tokens_note == TOKENS_LEGACY
     assert d.session.started_at == "2025-10-11T11:40:20.882Z"
     chat_ids = {c["id"] for m in document["chatMessages"] for c in (m.get("tool_calls") or [])}
     ids = {str(s.attributes["gen_ai.tool.call.id"]) for s in _calls(d)}

@@ -84,7 +84,7 @@ def test_sessions_json_shape_and_filters(ingested: Path) -> None:
     for s in sessions:
         assert keys <= s.keys()
         assert set(s["outcomes"]) == {"success", "failure", "blocked", "unknown"}
-        assert set(s["tokens"]) == {"input", "output", "cache_read", "cache_creation"}
+        assert set(s["tokens"]) == {"input", "output", "cache_read", "cache_creation", "note"}
         assert s["session_id"] == session_id(s["agent"], s["native_session_id"])
         assert s["started_at"].endswith("Z") and s["started_at"] <= s["ended_at"]
     started = [s["started_at"] for s in sessions]

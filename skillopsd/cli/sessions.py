@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
@@ -102,7 +103,14 @@ def _total_tokens(s: SessionView) -> int | None:
     return (t.input or 0) + (t.output or 0)
 
 
+def _tokens_cell(s: SessionView) -> str:
+    total = _total_tokens(s)
+    return compact(total) + (_NOTED if s.tokens.note and total is not None else "")
+
+
 _SKILLS_WIDTH = 14
+# Marks a token total that is not every response's own usage (SessionView.tokens.note).
+_NOTED = "*"
 
 
 def _skills_cell(skills: list[str], width: int) -> str:
@@ -160,8 +168,10 @@ def sessions_command(
     """Captured sessions, newest first, with their outcomes and verdicts.
 
     Times are local (the zone is in the header) unless --utc; tokens are input (cached input
-    included) plus output; the session column is a prefix of the id that session show takes.
-    JSON output has every field in full, times in UTC. Forgotten sessions are not listed (their
+    included) plus output, marked * where they are not every response's own usage (Copilot's
+    per-run totals, subagents known only by their final response: session show says what they
+    cover); the session column is a prefix of the id that session show takes. JSON output has
+    every field in full, times in UTC. Forgotten sessions are not listed (their
     rows are gone); --forgotten lists them.
     """
     db = app.db()
@@ -241,7 +251,7 @@ def sessions_command(
                 s.verdict or "-",
                 s.label or "-",
                 _outcomes(s),
-                compact(_total_tokens(s)),
+                _tokens_cell(s),
                 _skills_cell(s.skills, _SKILLS_WIDTH),
                 (s.title or "-").strip() or "-",
             ]
@@ -262,6 +272,10 @@ def sessions_command(
         flex=8,
         text=(7, 8),
     )
+    if any(s.tokens.note and _total_tokens(s) is not None for s in found):
+        click.echo(
+            f"({_NOTED} tokens: not every response's own usage; session show says what they cover)"
+        )
     if hidden:
         click.echo(f"({hidden} forgotten sessions not shown: sessions --forgotten lists them)")
 
@@ -300,6 +314,8 @@ def _tree_lines(spans: list[SpanView], width: int) -> list[str]:
                 detail = f"  [{activation}{' ' + str(h)[:12] if h else ''}]{detail}"
             elif span.kind == "LLM":
                 detail = _tokens_detail(span.attributes)
+                if span.attributes.get("skillops.usage.source") == "tool_result":
+                    detail += " from the Task result"
             elif span.kind == "TOOL" and span.attributes.get("skill.name"):
                 detail = f"  (skill {span.attributes['skill.name']}){detail}"
             lines.append(f"{'  ' * depth}{mark}{span.kind} {span.name}{detail}")
@@ -402,6 +418,9 @@ def show(app: AppContext, ident: str, utc: bool, as_json: bool) -> None:
     for f in tombstones:
         click.echo(f"erased    {_forgotten_line(f)}")
     click.echo(f"tokens    {_session_tokens(session)}")
+    if session.tokens.note:
+        for line in textwrap.wrap(f"({session.tokens.note})", max(20, width - 10)):
+            click.echo(f"          {line}")
     click.echo()
     for line in _tree_lines(spans, width):
         click.echo(line)

@@ -48,7 +48,11 @@ def _mean(m: Mean, unit: str = "") -> str:
 def skills_command(
     app: AppContext, since: str | None, agent: str | None, utc: bool, as_json: bool
 ) -> None:
-    """Every skill sessions loaded: sessions, versions, last use, agents, outcomes."""
+    """Every skill sessions loaded: sessions, versions, last use, agents, outcomes.
+
+    A plugin's skill loaded as plugin:name and as name with the same body is one row, under
+    the plain name (aka the qualified one); built-in commands such as /init are not skills.
+    """
     db = app.db()
     app.caught_up()
     with db.read() as conn:
@@ -64,7 +68,7 @@ def skills_command(
     table(
         [
             [
-                s.skill,
+                f"{s.skill} (aka {', '.join(s.aliases)})" if s.aliases else s.skill,
                 str(s.sessions),
                 str(s.versions),
                 when,
@@ -137,7 +141,9 @@ def show(
     """Per version of skill NAME: outcomes and labels with 95% intervals beside the sessions
     that did not load it, cost per session (whole, and from the skill's load), newest eval.
 
-    With VERSION, only that version; --body prints its body.
+    With VERSION, only that version; --body prints its body. NAME may be either name of a
+    plugin skill loaded both ways (plugin:name and name with the same body): the report is
+    of the one skill, its aliases named in the first line.
     """
     if body and version is None:
         raise UsageFailure("--body needs a version: skillopsctl skill show NAME vN --body")
@@ -181,7 +187,8 @@ def _print_report(report: SkillReport, utc: bool, *, one: bool) -> None:
     champion = next((v.tag for v in report.versions if v.content_hash == report.champion), None)
     base = report.baseline if not one else None
     first, zone = stamps([v.first_loaded for v in report.versions], utc)
-    say(f"skill {report.skill}   champion {champion or '-'}")
+    aka = f" (aka {', '.join(report.aliases)})" if report.aliases else ""
+    say(f"skill {report.skill}{aka}   champion {champion or '-'}")
     table(
         [
             [v.tag, v.content_hash[:12], loaded, str(len(v.sessions)), _eval(v)]

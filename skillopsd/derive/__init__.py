@@ -21,6 +21,7 @@ from ._skills import (
     strip_frontmatter,
 )
 from ._summary import Summary
+from ._title import title_line
 from ._tree import SpanTree
 from .claude import derive_claude, is_session
 from .codex import derive_codex
@@ -39,7 +40,9 @@ from .gemini import is_session as is_gemini_session
 # 5: Gemini CLI and Copilot CLI sessions; their tool names in the kinds table and the ending
 # facts.
 # 6: Claude Code's own refusal of a call ("<tool_use_error>Blocked: …") is blocked, not failure.
-DERIVER_VERSION = 6
+# 7: a subagent known only by its Task result counts its final response's usage (once);
+# every session says what its token figures cover when not every response's own usage.
+DERIVER_VERSION = 7
 
 _TOKEN_ATTRIBUTES = (
     ("input", "gen_ai.usage.input_tokens"),
@@ -152,7 +155,7 @@ def derive_session(
     ]
     parent = next((s.parent_session for s in ordered if s.session == native_id), "") or None
     first = summary.first_prompt or summary.first_command or ""
-    title = summary.title or (first.strip().splitlines() or [""])[0][:120] or None
+    title = summary.title or title_line(first)
     session = SessionDerived(
         session_id=sid,
         agent=agent,
@@ -166,6 +169,7 @@ def derive_session(
         tools=sum(1 for s in spans if s.kind == "TOOL"),
         skills=sorted(summary.skills),
         tokens=_tokens(spans, summary.tokens),
+        tokens_note=summary.tokens_note,
         span_ids=[s.span_id for s in spans],
         parent_session_id=parent,
     )

@@ -6,6 +6,7 @@ from typing import Any
 
 from ..events.types import TokenUsage
 from ._input import Record
+from ._title import title_line
 
 
 class Summary:
@@ -24,6 +25,8 @@ class Summary:
         # Session-level totals an agent reports only per session or run (Copilot's shutdown):
         # they fill in what no model response reported.
         self.tokens: TokenUsage | None = None
+        # What the token figures cover, when not every response's own full usage.
+        self.tokens_note: str | None = None
 
     def see(self, value: dict[str, Any], timestamp: str | None) -> None:
         """Note a record's time and, for Claude records, its working directory and title."""
@@ -45,7 +48,8 @@ class Summary:
         if command is not None:
             if self.first_command is None:
                 self.first_command = command
-        elif self.first_prompt is None and text.strip():
+        elif self.first_prompt is None and title_line(text) is not None:
+            # A prompt with nothing but injected context or template lines is not the request.
             self.first_prompt = text.strip()
 
     def tool(self) -> None:

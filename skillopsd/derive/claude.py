@@ -9,6 +9,13 @@ linked by the spawning call's ``toolUseResult.agentId`` (or, failing that, by th
 (copied or synced sessions), its messages are read from the ``agent_progress`` records that
 mirror them in the parent file; a subagent with a file is read from the file only.
 
+Tokens: a subagent's final response is in its own file, but neither the ``agent_progress``
+mirror nor the parent file has it: its usage is only in the spawning call's result
+(``toolUseResult.usage``). When the subagent has no file of its own and none of the responses
+read for it reports that same usage, that usage becomes one ``LLM`` span of its own
+(``skillops.usage.source = tool_result``) under the subagent, counted once however often the
+result is written.
+
 Titles: a custom or AI title, else a ``summary`` record whose ``leafUuid`` is a record of this
 session (summaries name the conversation they summarise, often another one), else a plan's
 heading for a plan-mode session (``Implement the following plan:``), else the first prompt.
@@ -22,6 +29,7 @@ from typing import Any
 
 import msgspec
 
+from ._builtins import is_builtin
 from ._input import Record, count, mapping
 from ._outcome import (
     TURN_STOPPERS,
@@ -111,6 +119,19 @@ class _Shared:
         self.progress: dict[str, _Progress] = {}  # agentId (or spawning call id) -> messages
         self.uuids: set[str] = set()  # every record uuid of the session
         self.summaries: list[tuple[str, str]] = []  # (summary, leafUuid), in file order
+        # Spawning call id -> the subagent's final response as its result reports it.
+        self.finals: dict[str, _Final] = {}
+
+
+class _Final(msgspec.Struct, frozen=True):
+    """A subagent's final response, known only from the result of the call that spawned it."""
+
+    call: Span
+    agent_id: str
+    usage: dict[str, Any]
+    model: str | None
+    prompt: str | None
+    timestamp: str | None
 
 
 class _Thread:
@@ -311,6 +332,20 @@ class _Thread:
         if isinstance(tur, dict) and isinstance(tur.get("agentId"), str):
             self.shared.spawned[tur["agentId"]] = span
             span.attributes["gen_ai.agent.id"] = tur["agentId"]
+            usage = tur.get("usage")
+            if isinstance(usage, dict) and isinstance(call_id, str):
+                model, prompt = tur.get("resolvedModel"), tur.get("prompt")
+                self.shared.finals.setdefault(
+                    call_id,
+                    _Final(
+                        span,
+                        tur["agentId"],
+                        usage,
+                        model if isinstance(model, str) else None,
+                        prompt if isinstance(prompt, str) else None,
+                        timestamp,
+                    ),
+                )
 
     def _meta(self, record: Record, text: str, timestamp: str | None) -> None:
         source = record.value.get("sourceToolUseID")
@@ -329,6 +364,11 @@ class _Thread:
             name = command or directory.rstrip("/").rsplit("/", 1)[-1]
             self._slash(record, timestamp, name, "injection", body, directory)
         elif command is not None and text.strip() and not text.startswith(_NOT_A_PROMPT):
+            if is_builtin("claude", command):
+                # Claude Code's own command (/init, /review…) prompting the model: not a skill.
+                chain = self._ensure_chain(record, timestamp)
+                chain.attributes["skillops.command"] = f"/{command}"
+                return
             # A plugin, user or bundled slash command injected as a prompt (no folder line).
             self._slash(record, timestamp, command, "command", text, None)
 
@@ -489,6 +529,59 @@ def _progress_records(stream: _Progress) -> list[Record]:
     return [Record(lead.source_id, lead.offset, lead.index, prompt), *records]
 
 
+_USAGE_KEYS = (
+    "gen_ai.usage.input_tokens",
+    "gen_ai.usage.output_tokens",
+    "gen_ai.usage.cache_read.input_tokens",
+    "gen_ai.usage.cache_creation.input_tokens",
+)
+
+
+def _final_response(tree: SpanTree, final: _Final) -> bool:
+    """Count a subagent's final response unless a response read for it already reports it;
+    whether the subagent is known by that response alone (none of its messages were read)."""
+    usage = _usage_attributes(final.usage)
+    if not usage:
+        return False
+    below: dict[str | None, list[Span]] = {}
+    for span in tree.spans.values():
+        below.setdefault(span.parent, []).append(span)
+    chains: list[Span] = []
+    todo = [final.call]
+    while todo:
+        span = todo.pop()
+        if span.kind == "LLM" and all(span.attributes.get(k) == usage.get(k) for k in _USAGE_KEYS):
+            return False  # the mirror or an inline chain held the final response
+        if span.kind == "CHAIN" and span.parent == final.call.span_id:
+            chains.append(span)
+        todo.extend(below.get(span.span_id, []))
+    # Under the subagent's last turn when its messages were read, else under a turn of its own.
+    parent = max(chains, key=lambda c: _turn(c), default=None)
+    if parent is None:
+        key = f"agent:{final.agent_id}:final-turn"
+        parent = tree.add("CHAIN", key, "subagent turn 1", final.call, final.timestamp)
+        parent.attributes["gen_ai.operation.name"] = "invoke_agent"
+        parent.attributes["gen_ai.agent.id"] = final.agent_id
+        parent.attributes["skillops.turn"] = 1
+        if final.prompt:
+            parent.attributes["gen_ai.prompt"] = clip(final.prompt, 2000)
+    llm = tree.add("LLM", f"agent:{final.agent_id}:final", final.model or "model", parent, None)
+    llm.start = llm.end = final.timestamp
+    llm.attributes["gen_ai.operation.name"] = "chat"
+    llm.attributes["gen_ai.system"] = "anthropic"
+    llm.attributes["gen_ai.agent.id"] = final.agent_id
+    if final.model:
+        llm.attributes["gen_ai.request.model"] = final.model
+    llm.attributes["skillops.usage.source"] = "tool_result"
+    llm.attributes.update(usage)
+    return not chains
+
+
+def _turn(chain: Span) -> int:
+    turn = chain.attributes.get("skillops.turn")
+    return turn if isinstance(turn, int) else 0
+
+
 def is_session(files: list[tuple[str, list[Record]]]) -> bool:
     """Whether the files hold a conversation; a file of only ``summary`` records does not."""
     return any(r.value.get("type") != "summary" for _path, records in files for r in records)
@@ -529,6 +622,16 @@ def derive_claude(tree: SpanTree, summary: Summary, files: list[tuple[str, list[
         )
         key = f"agent:{agent_id}" if agent_id else f"agent:progress:{stream.call_id}"
         _Thread(tree, summary, parent, key, agent_id, shared).walk(_progress_records(stream))
+    alone = 0  # subagents known only by their final response
+    for final in shared.finals.values():
+        if final.agent_id not in with_file:
+            alone += _final_response(tree, final)
+    if alone:
+        summary.tokens_note = (
+            f"{alone} subagent{'s' if alone > 1 else ''} without a transcript of"
+            f" {'their' if alone > 1 else 'its'} own: only the final response is counted"
+            " (from the Task result)"
+        )
     # Skills are what loaded: a Skill call whose skill was unknown is a failed tool call.
     summary.skills = []
     for span in tree.spans.values():

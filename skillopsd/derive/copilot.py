@@ -8,7 +8,8 @@ blocked, any other code a failure; a shell that reported a non-zero exit failed 
 ``success`` says; calls still waiting when the user aborts were stopped by them. Events
 of a subagent carry ``agentId`` (= the spawning ``task`` call's id) and nest under that call.
 Input and cache tokens are reported only per run, in ``session.shutdown``: they become the
-session's totals when every run of the file ended with one, and are missing otherwise.
+session's totals when every run of the file ended with one, and are missing otherwise. Every
+Copilot session says so in its ``tokens_note``; a legacy document has no token counts at all.
 """
 
 from __future__ import annotations
@@ -30,6 +31,10 @@ _EXIT = re.compile(
 )
 _BACKGROUND = re.compile(r"<command started in background with shellId: (?P<shell>[^\s>]+)>\s*\Z")
 _BLOCKED_CODES = {"denied", "rejected"}
+TOKENS_FROM_SHUTDOWN = (
+    "output per response; input and cache are per-run totals from each run's session.shutdown"
+)
+TOKENS_LEGACY = "none: Copilot's legacy history JSON records no token counts"
 # permission.completed result kinds that refused the call (the SDK's schema lists them all).
 _DENIED_PERMISSION = re.compile(r"\A(?:denied|cancelled)")
 # Messages the CLI injects as the user: not prompts and not turns of their own.
@@ -378,6 +383,19 @@ class _Walker:
             return None
         return TokenUsage(**self.usage)
 
+    def tokens_note(self) -> str:
+        """What this stream's token figures cover: Copilot never reports input per response."""
+        if self.session_tokens() is not None:
+            return TOKENS_FROM_SHUTDOWN
+        runs = max(self.runs, 1)
+        missing = runs - min(self.shutdowns, runs)
+        if not missing:
+            return "output only, per response: no session.shutdown reported input or cache tokens"
+        return (
+            f"output only, per response: Copilot reports input and cache tokens at shutdown,"
+            f" and {missing} of {runs} runs have no session.shutdown (still running, or cut off)"
+        )
+
 
 _HANDLERS = {
     "session.start": _Walker._start,
@@ -508,13 +526,19 @@ def _captured_document(records: list[Record]) -> dict[str, Any] | None:
 def derive_copilot(tree: SpanTree, summary: Summary, files: list[tuple[str, list[Record]]]) -> None:
     """Fold a Copilot CLI session: its event-stream files in order, or a legacy document."""
     walker = _Walker(tree, summary)
+    streamed = legacy = False
     for _path, records in files:
         document = _captured_document(records)
         if document is not None:
             _legacy(tree, summary, document)
+            legacy = True
             continue
         for record in records:  # a whole document as one record (as ``ingest`` of one may be)
             if _is_document(record.value):
                 _legacy(tree, summary, record.value)
-        walker.walk([r for r in records if not _is_document(r.value)])
+                legacy = True
+        stream = [r for r in records if not _is_document(r.value)]
+        streamed = streamed or bool(stream)
+        walker.walk(stream)
     summary.tokens = walker.session_tokens()
+    summary.tokens_note = walker.tokens_note() if streamed or not legacy else TOKENS_LEGACY

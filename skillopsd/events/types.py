@@ -137,6 +137,9 @@ class SessionDerived(Event, frozen=True):
     tools: int = 0
     skills: list[str] = []
     tokens: TokenUsage = TokenUsage()
+    # What ``tokens`` cover when it is less than, or other than, every response's own usage
+    # (Copilot's per-run totals, subagents known only by their final response); None: all of it.
+    tokens_note: str | None = None
     span_ids: list[str] = []
     parent_session_id: str | None = None
     # Set when this thread turned out to be a child of another session (a Codex thread whose

@@ -219,6 +219,7 @@ def _root(trace: SessionTrace, trace_id: bytes, start: int, end: int) -> Span:
         ("gen_ai.usage.output_tokens", s.tokens.output),
         ("llm.token_count.prompt", s.tokens.input),
         ("llm.token_count.completion", s.tokens.output),
+        ("skillops.tokens.note", s.tokens.note),
     ]
     if trace.annotations:
         newest = max(trace.annotations, key=lambda a: a.position)

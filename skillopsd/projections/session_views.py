@@ -10,6 +10,7 @@ import msgspec
 from ..events import events_at
 from ..events._db import scalar
 from ..events.types import AttributeValue, SpanDerived
+from .skill_aliases import names_of
 
 
 class Outcomes(msgspec.Struct):
@@ -24,6 +25,8 @@ class Tokens(msgspec.Struct):
     output: int | None
     cache_read: int | None
     cache_creation: int | None
+    # What the figures cover when not every response's own full usage (SessionDerived).
+    note: str | None = None
 
 
 class SessionView(msgspec.Struct):
@@ -66,7 +69,7 @@ class SpanView(msgspec.Struct):
 _SESSION_COLUMNS = (
     "session_id, agent, native_session_id, title, cwd, started_at, ended_at, turns, tools,"
     " skills, success, failure, blocked, unknown, verdict, tokens_input, tokens_output,"
-    " tokens_cache_read, tokens_cache_creation, deriver_version, parent_session_id"
+    " tokens_cache_read, tokens_cache_creation, tokens_note, deriver_version, parent_session_id"
 )
 _json = msgspec.json.Decoder()
 
@@ -92,6 +95,7 @@ def _session(row: tuple[Any, ...]) -> SessionView:
         t_out,
         t_read,
         t_create,
+        t_note,
         version,
         parent,
     ) = row
@@ -108,7 +112,9 @@ def _session(row: tuple[Any, ...]) -> SessionView:
         skills=_json.decode(skills),
         outcomes=Outcomes(success=s, failure=f, blocked=b, unknown=u),
         verdict=verdict,
-        tokens=Tokens(input=t_in, output=t_out, cache_read=t_read, cache_creation=t_create),
+        tokens=Tokens(
+            input=t_in, output=t_out, cache_read=t_read, cache_creation=t_create, note=t_note
+        ),
         deriver_version=version,
         parent_session_id=parent,
     )
@@ -131,8 +137,12 @@ def list_sessions(
         where.append("agent = ?")
         args.append(agent)
     if skill:
-        where.append("session_id IN (SELECT session_id FROM p_session_skills WHERE skill = ?)")
-        args.append(skill)
+        names = names_of(conn, skill)  # the skill under every name it was loaded by
+        marks = ", ".join("?" for _ in names)
+        where.append(
+            f"session_id IN (SELECT session_id FROM p_session_skills WHERE skill IN ({marks}))"
+        )
+        args.extend(names)
     if verdict == "none":
         where.append("verdict IS NULL")
     elif verdict:

@@ -23,8 +23,8 @@ CREATE TABLE p_sessions (
     session_id TEXT PRIMARY KEY, agent TEXT NOT NULL, native_session_id TEXT NOT NULL,
     title TEXT, cwd TEXT, started_at TEXT, ended_at TEXT, turns INTEGER NOT NULL,
     tools INTEGER NOT NULL, skills TEXT NOT NULL, tokens_input INTEGER, tokens_output INTEGER,
-    tokens_cache_read INTEGER, tokens_cache_creation INTEGER, deriver_version INTEGER NOT NULL,
-    parent_session_id TEXT, success INTEGER NOT NULL DEFAULT 0,
+    tokens_cache_read INTEGER, tokens_cache_creation INTEGER, tokens_note TEXT,
+    deriver_version INTEGER NOT NULL, parent_session_id TEXT, success INTEGER NOT NULL DEFAULT 0,
     failure INTEGER NOT NULL DEFAULT 0, blocked INTEGER NOT NULL DEFAULT 0,
     unknown INTEGER NOT NULL DEFAULT 0, verdict TEXT, derived_at_position INTEGER NOT NULL
 );
@@ -78,7 +78,7 @@ class Sessions(Projection):
     """The tables ``sessions`` and ``session show`` read, verdicts included."""
 
     name = "sessions"
-    version = 5
+    version = 6
     tables = (
         "p_sessions",
         "p_session_skills",
@@ -197,8 +197,9 @@ class Sessions(Projection):
         conn.execute(
             "INSERT OR REPLACE INTO p_sessions (session_id, agent, native_session_id, title, cwd,"
             " started_at, ended_at, turns, tools, skills, tokens_input, tokens_output,"
-            " tokens_cache_read, tokens_cache_creation, deriver_version, parent_session_id,"
-            " derived_at_position) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " tokens_cache_read, tokens_cache_creation, tokens_note, deriver_version,"
+            " parent_session_id, derived_at_position)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 s.session_id,
                 s.agent,
@@ -214,6 +215,7 @@ class Sessions(Projection):
                 s.tokens.output,
                 s.tokens.cache_read,
                 s.tokens.cache_creation,
+                s.tokens_note,
                 s.deriver_version,
                 s.parent_session_id,
                 position,

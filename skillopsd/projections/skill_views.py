@@ -13,6 +13,7 @@ from ..events import events_at
 from ..events.types import EvalCaseResult, SpanDerived
 from ._stats import Share, compare, wilson
 from .annotations import list_annotations, newest_labels
+from .skill_aliases import names_of, skill_aliases
 from .verdict import VERDICTS as VERDICT_NAMES
 
 _dec = msgspec.json.Decoder()
@@ -58,22 +59,25 @@ def skill_sessions(
     since: str | None = None,
     agent: str | None = None,
 ) -> list[SkillSession]:
-    """Sessions that loaded ``skill`` (newest first), each with the body hash it loaded last."""
+    """Sessions that loaded ``skill`` under any of its names (skill_aliases), newest first,
+    each with the body hash it loaded last."""
+    names = names_of(conn, skill)
+    marks = ", ".join("?" for _ in names)
     loaded: dict[str, str | None] = {}
     loaded_at: dict[str, str] = {}
     for sid, digest, start in conn.execute(
         "SELECT session_id, json_extract(attributes, '$.\"skill.content_hash\"'), start"
         " FROM p_spans"
-        " WHERE kind = 'SKILL' AND json_extract(attributes, '$.\"skill.name\"') = ?"
+        f" WHERE kind = 'SKILL' AND json_extract(attributes, '$.\"skill.name\"') IN ({marks})"
         " ORDER BY session_id, seq",
-        (skill,),
+        names,
     ):
         if digest is not None or sid not in loaded:
             loaded[sid] = digest
         if start is not None and (sid not in loaded_at or start < loaded_at[sid]):
             loaded_at[sid] = start
-    where = ["session_id IN (SELECT session_id FROM p_session_skills WHERE skill = ?)"]
-    args: list[object] = [skill]
+    where = [f"session_id IN (SELECT session_id FROM p_session_skills WHERE skill IN ({marks}))"]
+    args: list[object] = [*names]
     if since:
         where.append("started_at >= ?")
         args.append(since)
@@ -103,7 +107,7 @@ def skill_sessions(
                 calls=tools,
             )
         )
-    labels = newest_labels(conn, [s.session_id for s in out], skill=skill)
+    labels = newest_labels(conn, [s.session_id for s in out], skill=names[0])
     for s in out:
         s.label = labels.get(s.session_id)
     return out
@@ -236,6 +240,8 @@ class SkillSummary(msgspec.Struct):
     agents: dict[str, int]
     verdicts: dict[str, int]
     success: Share
+    # Other names the skill was loaded under, with the same body (skill_aliases).
+    aliases: list[str] = []
 
 
 def skills_overview(
@@ -251,23 +257,34 @@ def skills_overview(
         where.append("s.agent = ?")
         args.append(agent)
     sql = (
-        "SELECT k.skill, s.agent, coalesce(s.verdict, 'none'), count(*), max(s.started_at)"
+        "SELECT k.skill, k.session_id, s.agent, coalesce(s.verdict, 'none'), s.started_at"
         " FROM p_session_skills k JOIN p_sessions s USING (session_id)"
     )
     if where:
         sql += " WHERE " + " AND ".join(where)
-    sql += " GROUP BY 1, 2, 3"
+    aliases = skill_aliases(conn)
     by_skill: dict[str, SkillSummary] = {}
-    for skill, ag, verdict, n, last in conn.execute(sql, args):
+    seen: set[tuple[str, str]] = set()  # (skill, session): a session loading both names once
+    for name, sid, ag, verdict, started in conn.execute(sql, args):
+        skill = aliases.get(name, name)
         summary = by_skill.setdefault(skill, SkillSummary(skill, 0, 0, None, {}, {}, wilson(0, 0)))
-        summary.sessions += n
-        summary.agents[ag] = summary.agents.get(ag, 0) + n
-        summary.verdicts[verdict] = summary.verdicts.get(verdict, 0) + n
-        if last and (summary.last_used is None or last > summary.last_used):
-            summary.last_used = last
-    counts = dict(conn.execute("SELECT skill, count(*) FROM p_skill_versions GROUP BY skill"))
+        if (skill, sid) in seen:
+            continue
+        seen.add((skill, sid))
+        summary.sessions += 1
+        summary.agents[ag] = summary.agents.get(ag, 0) + 1
+        summary.verdicts[verdict] = summary.verdicts.get(verdict, 0) + 1
+        if started and (summary.last_used is None or started > summary.last_used):
+            summary.last_used = started
+    bodies: dict[str, set[str]] = {}
+    for name, digest in conn.execute("SELECT skill, version_hash FROM p_skill_versions"):
+        bodies.setdefault(aliases.get(name, name), set()).add(digest)
+    for alias, skill in aliases.items():
+        if skill in by_skill:
+            by_skill[skill].aliases.append(alias)
     for summary in by_skill.values():
-        summary.versions = int(counts.get(summary.skill, 0))
+        summary.aliases.sort()
+        summary.versions = len(bodies.get(summary.skill, ()))
         summary.success = wilson(summary.verdicts.get("success", 0), summary.sessions)
     return sorted(by_skill.values(), key=lambda s: (s.last_used or "", s.skill), reverse=True)
 
@@ -350,6 +367,8 @@ class SkillReport(msgspec.Struct):
     reading: str
     unversioned_sessions: int = 0
     baseline: Baseline | None = None
+    # Other names the skill was loaded under, with the same body (skill_aliases).
+    aliases: list[str] = []
 
 
 def _scoped(conn: apsw.Connection, group: list[SkillSession]) -> Scoped:
@@ -394,12 +413,15 @@ def _baseline(conn: apsw.Connection, skill: str, loaded: list[SkillSession]) -> 
         return None
     since, until = starts[0], starts[-1]
     marks = ",".join("?" * len(projects))
+    names = names_of(conn, skill)
+    loaded_as = ",".join("?" * len(names))
     rows: list[tuple[Any, ...]] = conn.execute(
         "SELECT session_id, started_at, ended_at, verdict, tokens_input, tokens_output, tools"
         f" FROM p_sessions WHERE cwd IN ({marks}) AND started_at >= ? AND started_at <= ?"
-        " AND session_id NOT IN (SELECT session_id FROM p_session_skills WHERE skill = ?)"
+        " AND session_id NOT IN"
+        f" (SELECT session_id FROM p_session_skills WHERE skill IN ({loaded_as}))"
         " ORDER BY started_at, session_id",
-        [*projects, since, until, skill],
+        [*projects, since, until, *names],
     ).fetchall()
     n = len(rows)
     labels = newest_labels(conn, [r[0] for r in rows])
@@ -421,9 +443,17 @@ def _baseline(conn: apsw.Connection, skill: str, loaded: list[SkillSession]) -> 
 
 
 def skill_report(conn: apsw.Connection, skill: str) -> SkillReport | None:
-    """Per-version shares with Wilson intervals, costs and newest eval; None if never seen."""
+    """Per-version shares with Wilson intervals, costs and newest eval; None if never seen.
+
+    ``skill`` may be an alias: the report is of the skill it names, versions recorded under
+    an alias only (a body the plain name never loaded) shown with that name."""
+    skill, *aliases = names_of(conn, skill)
     sessions = skill_sessions(conn, skill)
     known = versions(conn, skill)
+    for alias in aliases:
+        have = {v.version_hash for v in known}
+        known += [v for v in versions(conn, alias) if v.version_hash not in have]
+    known.sort(key=lambda v: v.position)
     if not sessions and not known:
         return None
     tags = {v.version_hash: v for v in known}
@@ -444,9 +474,12 @@ def skill_report(conn: apsw.Connection, skill: str) -> SkillReport | None:
         newest = eval_runs(conn, skill, digest)
         run = newest[0] if newest else None
         version = tags.get(digest)
+        tag = "v?" if version is None else version.name
+        if version is not None and version.skill != skill:
+            tag = f"{version.skill} {tag}"
         out.append(
             VersionStats(
-                tag=version.name if version else "v?",
+                tag=tag,
                 content_hash=digest,
                 sessions=[s.session_id for s in group],
                 verdicts={v: wilson(sum(1 for s in group if s.verdict == v), n) for v in VERDICTS},
@@ -499,6 +532,7 @@ def skill_report(conn: apsw.Connection, skill: str) -> SkillReport | None:
         reading=reading,
         unversioned_sessions=unversioned,
         baseline=baseline,
+        aliases=aliases,
     )
 
 
