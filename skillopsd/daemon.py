@@ -25,6 +25,7 @@ import click
 
 from . import _logging
 from ._defaults import DEFAULT_PROJECT, DEFAULT_SETTLE_SECONDS, TRACES_ENDPOINT_ENV
+from ._lockfile import lock_path
 from ._params import FiniteRange, count_range
 from ._paths import DB_ENV, default_db_path
 from ._sdnotify import Notifier
@@ -594,8 +595,7 @@ class _Progress:
 
 def acquire_lock(db_path: Path) -> IO[str]:
     """Hold an exclusive lock beside the database for the daemon's lifetime."""
-    lock_path = Path(f"{db_path}.lock")
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    fd = os.open(lock_path(db_path), os.O_RDWR | os.O_CREAT, 0o600)
     handle = os.fdopen(fd, "r+")
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -621,7 +621,7 @@ def _parse_root(value: str) -> tuple[str, Path]:
     return agent, Path(path)
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option(
     "--db",
     metavar="PATH",

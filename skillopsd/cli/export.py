@@ -197,7 +197,10 @@ def export_otlp(
         where = sender.url
     else:
         assert out is not None
-        stream = sys.stdout if out == "-" else open(out, "w", encoding="utf-8")  # noqa: SIM115
+        try:
+            stream = sys.stdout if out == "-" else open(out, "w", encoding="utf-8")  # noqa: SIM115
+        except OSError as exc:
+            raise UsageFailure(f"{out}: cannot write: {exc.strerror}") from None
         try:
             report = export_sessions(
                 db, _FileSink(stream), due, target=None, max_bytes=batch_bytes, project=project

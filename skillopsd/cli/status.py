@@ -7,12 +7,14 @@ import os
 import click
 import msgspec
 
+from .._lockfile import holder
 from ..events import Database
 from ..events._db import scalar
 from ..export import TargetLag, current_changes, has_tables, target_lags
 from ..sources import STORES, text_path
 from ._app import AppContext, cli, db_option, json_option, pass_app
-from ._output import emit_json, table
+from ._output import emit_json, say, table
+from ._time import stamps, utc_option
 
 
 class ProjectionStatus(msgspec.Struct):
@@ -41,6 +43,15 @@ class CaptureProblem(msgspec.Struct):
     message: str
 
 
+class DaemonStatus(msgspec.Struct):
+    """Whether a skillopsd runs on this database, since when, and the newest captured line."""
+
+    running: bool
+    pid: int | None = None
+    since: str | None = None
+    last_capture: str | None = None
+
+
 class Status(msgspec.Struct):
     db: str
     size_bytes: int
@@ -51,6 +62,7 @@ class Status(msgspec.Struct):
     sessions: int
     problems: list[CaptureProblem] = []
     exports: list[TargetLag] = []
+    daemon: DaemonStatus | None = None
 
 
 def _sources(db: Database) -> tuple[dict[str, SourceStatus], list[CaptureProblem]]:
@@ -100,12 +112,36 @@ def _human_size(n: int) -> str:
     raise AssertionError("unreachable")
 
 
+def _daemon(db: Database) -> DaemonStatus:
+    held = holder(db.path)
+    with db.read() as conn:
+        # Walks back from the head: captured lines are most of the log.
+        last = scalar(
+            conn,
+            "SELECT recorded_at FROM events WHERE type = 'TranscriptLineCaptured'"
+            " ORDER BY position DESC LIMIT 1",
+        )
+    if held is None:
+        return DaemonStatus(running=False, last_capture=last)
+    return DaemonStatus(running=True, pid=held.pid, since=held.since, last_capture=last)
+
+
+def _daemon_line(d: DaemonStatus, utc: bool) -> str:
+    (since, last), zone = stamps([d.since, d.last_capture], utc)
+    captured = f"last capture {last} {zone}" if d.last_capture else "nothing captured yet"
+    if d.running:
+        return f"daemon    running (pid {d.pid}, since {since} {zone}); {captured}"
+    return f"daemon    not running (skillopsd starts it); {captured}"
+
+
 @cli.command()
 @db_option
+@utc_option
 @json_option
 @pass_app
-def status(app: AppContext, as_json: bool) -> None:
-    """Database location and size, event count, and each projection's checkpoint and lag.
+def status(app: AppContext, utc: bool, as_json: bool) -> None:
+    """Database location and size, event count, whether a daemon runs on it (pid, since,
+    last capture), and each projection's checkpoint and lag.
 
     Status does not catch projections up, so the lag shows what a running daemon has not
     yet folded.
@@ -133,6 +169,7 @@ def status(app: AppContext, as_json: bool) -> None:
         sessions=sessions,
         problems=problems,
         exports=exports,
+        daemon=_daemon(db),
     )
     if as_json:
         emit_json(report)
@@ -140,6 +177,8 @@ def status(app: AppContext, as_json: bool) -> None:
     click.echo(f"database  {report.db} ({_human_size(report.size_bytes)})")
     click.echo(f"events    {report.events} (head {report.head})")
     click.echo(f"sessions  {report.sessions}")
+    if report.daemon is not None:
+        say(_daemon_line(report.daemon, utc), indent=10)
     click.echo()
     table(
         [
