@@ -254,6 +254,7 @@ def test_unlabelled_sessions_are_not_graded_and_a_definite_failure_still_fails()
     cases = {c.case: c for c in grade_version(manifest, ["review"], [unlabelled_ok])}
     assert (cases["approved"].graded, cases["approved"].not_graded) == (0, 1)
     assert not cases["approved"].passed and cases["approved"].results == []
+    assert cases["approved"].not_graded_reasons == ["not labelled"]
     assert (cases["approved-and-verified"].graded, cases["approved-and-verified"].passed) == (
         0,
         False,
@@ -295,3 +296,10 @@ def test_min_pass_rate(passing: int, failing: int, rate: float, passed: bool) ->
         rate,
     )
     assert case.passed is passed
+
+
+def test_version_groups_sort_by_number() -> None:
+    from skillopsd.cli.evals import tag_order
+
+    tags = ["v10", "v2", None, "v1", "v?", "v9"]
+    assert sorted(tags, key=tag_order) == ["v1", "v2", "v9", "v10", None, "v?"]

@@ -62,6 +62,7 @@ class CaseJson(msgspec.Struct):
     details: list[str]
     not_graded: int = 0
     min_pass_rate: float = 1.0
+    not_graded_reasons: list[str] = []
 
 
 class VersionJson(msgspec.Struct):
@@ -244,6 +245,7 @@ def run(
                         details(c),
                         c.not_graded,
                         c.min_pass_rate,
+                        c.not_graded_reasons,
                     )
                     for c in cases
                 ],
@@ -288,7 +290,8 @@ def _rate(c: CaseJson) -> str:
 
 def _detail(c: CaseJson) -> str:
     """The first failure in full, and how many more there are (``--json`` has them all)."""
-    skipped = f"{c.not_graded} not graded (no label or no duration)" if c.not_graded else ""
+    why = ", ".join(c.not_graded_reasons) or "evidence missing"
+    skipped = f"{c.not_graded} not graded ({why})" if c.not_graded else ""
     if not c.graded:
         return skipped or "no session matched"
     if not c.details:

@@ -28,6 +28,7 @@ def grade_version(
         for case in suite.cases:
             results: list[GraderResult] = []
             graded = passed = not_graded = 0
+            reasons: list[str] = []
             for evidence in evidences:
                 verdicts = grade_case(case, evidence)
                 if verdicts is None:
@@ -35,6 +36,9 @@ def grade_version(
                 failed = any(v.judged and not v.passed for v in verdicts)
                 if not failed and not all(v.judged for v in verdicts):
                     not_graded += 1
+                    reasons += [
+                        v.detail for v in verdicts if not v.judged and v.detail not in reasons
+                    ]
                     continue
                 graded += 1
                 passed += all(v.passed for v in verdicts)
@@ -59,6 +63,7 @@ def grade_version(
                     results=results,
                     not_graded=not_graded,
                     min_pass_rate=case.min_pass_rate,
+                    not_graded_reasons=reasons,
                 )
             )
     return out

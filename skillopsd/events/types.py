@@ -251,6 +251,7 @@ class EvalCaseResult(msgspec.Struct, frozen=True, kw_only=True):
     # ``graded``, no results. ``passed`` needs graded > 0 and passed/graded >= min_pass_rate.
     not_graded: int = 0
     min_pass_rate: float = 1.0
+    not_graded_reasons: list[str] = []  # why, distinct ("not labelled")
 
 
 class EvalRunCompleted(Event, frozen=True):
