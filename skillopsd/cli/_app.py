@@ -78,8 +78,10 @@ class AppContext:
                     f"{path}: {where} (check --db or ${DB_ENV};"
                     " skillopsd or skillopsctl ingest creates a database)"
                 )
-            if not create and _empty_file(path):
+            if self.explicit_db and not create and _empty_file(path):
                 # Opening it would write a schema into it: a read-only command never does.
+                # (The default location is created on first use: an empty file there may be
+                # another process creating it right now.)
                 raise UsageFailure(
                     f"{path}: not a skillops database (an empty file; skillopsd or skillopsctl"
                     " ingest creates one)"
