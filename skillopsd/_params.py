@@ -23,7 +23,7 @@ class CountRange(click.IntRange):
         except ValueError:
             number = None
         if number is not None and number > INT64_MAX:
-            self.fail(f"{value} is too large (at most {INT64_MAX:,}).", param, ctx)
+            self.fail(f"{value} is out of range (at most {INT64_MAX:,}).", param, ctx)
         return super().convert(value, param, ctx)
 
 
