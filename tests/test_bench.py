@@ -52,3 +52,14 @@ def test_corpus_benchmarks_run() -> None:
 def test_versions_benchmark_runs() -> None:
     out = _run(str(BENCH / "versions.py"), "--executions", "200", "--repeat", "1")
     assert "ratio fold/floor:" in out and "ratio sync/floor:" in out
+
+
+@pytest.mark.slow
+def test_usage_benchmark_runs() -> None:
+    from ._shared import skip_or_fail
+
+    if not (BENCH.parent / "tools" / "ccusage" / "node_modules" / ".bin" / "ccusage").exists():
+        skip_or_fail("bench/usage.py needs ccusage: npm install --prefix tools/ccusage")
+    out = _run(str(BENCH / "usage.py"), "--repeat", "1")
+    assert "ratio ccusage/skillops:" in out
+    assert "agreement: 43/43 days with equal tokens" in out

@@ -420,10 +420,14 @@ def test_legacy_document_as_read_from_the_raw_file() -> None:
     document = json.loads(LEGACY.read_text())
     d = _derive_document(document)
     assert d.errors == []
-    # 1 prompt; 91 assistant chat messages; 59 completed calls in the timeline (3 of them not
-    # yet in chatMessages), all "success", one bash that exited 127. No model, no tokens.
+    # 1 prompt; 91 assistant chat messages and 2 responses written to the timeline only (after
+    # the last chat message: "Now I'll create…" and the answer that ends the session); 59
+    # completed calls in the timeline (3 of them not yet in chatMessages), all "success", one
+    # bash that exited 127. No model, no tokens.
     assert d.session.turns == 1
-    assert Counter(s.kind for s in d.spans) == Counter({"CHAIN": 1, "LLM": 91, "TOOL": 59})
+    assert Counter(s.kind for s in d.spans) == Counter({"CHAIN": 1, "LLM": 93, "TOOL": 59})
+    answers = [s for s in d.spans if s.kind == "LLM" and s.start == "2025-10-11T12:16:24.384Z"]
+    assert [str(s.attributes["gen_ai.output.text"])[:11] for s in answers] == ["已為 Makefile"]
     assert Counter(s.outcome for s in _calls(d)) == Counter({"success": 58, "failure": 1})
     (failed,) = [s for s in _calls(d) if s.outcome == "failure"]
     assert failed.attributes["gen_ai.tool.call.id"] == "toolu_01UDjjrcnFs5EMdZT9r8MgNR"

@@ -77,7 +77,7 @@ def _outcomes(out: str) -> dict[str, str]:
 def clone(tmp_path: Path) -> Path:
     repo = tmp_path / "repo"
     (repo / "tests").mkdir(parents=True)
-    for name in ("__init__.py", "conftest.py", "_shared.py"):
+    for name in ("__init__.py", "conftest.py", "_shared.py", "_isolation.py"):
         shutil.copy(TESTS / name, repo / "tests" / name)
     (repo / "tests" / "test_probes.py").write_text(PROBES)
     return repo

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from skillopsd.cli import cli
 from skillopsd.derive._ending import call_kind, is_probe
-from skillopsd.projections.verdict import SessionEnd, VerdictPolicy, verdict
+from skillopsd.projections.verdict import VERDICTS, Call, SessionEnd, VerdictPolicy, verdict
 
 THREAD = "019f0000-0000-7000-8000-0000000000{:02x}"
 TURN = "019f0000-0000-7000-8000-0000000001{:02x}"
@@ -241,39 +241,61 @@ def test_policy_moves_verdicts_and_a_retired_key_is_ignored(database: Path) -> N
         VerdictPolicy.from_values({"bogus": 1})
 
 
+_CALL = st.builds(
+    Call,
+    span_id=st.uuids().map(str),
+    outcome=st.sampled_from(["success", "failure", "blocked"]),
+    turns_from_end=st.integers(0, 3),
+    resolved=st.booleans(),
+    harmless=st.booleans(),
+    bookkeeping=st.booleans(),
+    what=st.text(max_size=20),
+    turn=st.integers(1, 9),
+)
+
+
 @given(
-    st.integers(0, 50),
-    st.integers(0, 50),
-    st.integers(0, 50),
-    st.integers(0, 50),
+    st.lists(_CALL, max_size=30),
     st.booleans(),
-    st.booleans(),
+    st.sampled_from([None, "answered", "pending", "silent"]),
     st.integers(1, 5),
 )
-def test_rule_properties(
-    s: int, f: int, b: int, u: int, last_blocked: bool, interrupted: bool, minimum: int
-) -> None:
-    policy = VerdictPolicy(unresolved_min=minimum, failure_share=1.0)
-    u = min(u, f)
+def test_rule_properties(calls: list[Call], interrupted: bool, ending: str | None, m: int) -> None:
+    policy = VerdictPolicy(unresolved_min=m, failure_share=1.0)
     end = SessionEnd(
-        success=s,
-        failure=f,
-        blocked=b,
-        setbacks=f,
-        unresolved=u,
-        last_blocked=last_blocked and b > 0,
-        interrupted=interrupted,
+        calls=calls, last_turn=4, last_turn_span="t", interrupted=interrupted, end=ending
     )
     got = verdict(end, policy)
-    if s + f + b == 0:
-        assert got is None
-    elif end.interrupted or end.last_blocked:
-        assert got == "abandoned"
+    deciding = [c for c in calls if not c.bookkeeping]
+    assert got.value in (*VERDICTS, None)
+    # Every verdict but success says why, naming spans of the session.
+    if got.value not in ("success", None):
+        assert got.reason and got.reason.startswith(f"{got.value}: ") and "\n" not in got.reason
+        assert got.spans and set(got.spans) <= {c.span_id for c in calls} | {"t"}
     else:
-        assert got == ("failure" if u >= minimum else "success")
-        # More unresolved failures never turn a failure into a success.
-        worse = msgspec.structs.replace(end, unresolved=u + 1, failure=f + 1, setbacks=f + 1)
-        assert not (got == "failure" and verdict(worse, policy) == "success")
+        assert got.reason is None and got.spans == []
+    if interrupted:
+        assert got.value == "abandoned"
+    elif deciding and deciding[-1].outcome == "blocked":
+        assert got.value == "abandoned" and got.spans == [deciding[-1].span_id]
+    elif ending in ("pending", "silent"):
+        assert got.value == "unfinished"
+    elif not deciding:
+        assert got.value is None
+    else:
+        unresolved = [
+            c
+            for c in deciding
+            if c.outcome == "failure"
+            and not c.harmless
+            and c.turns_from_end == 0
+            and not c.resolved
+        ]
+        assert got.value == ("failure" if len(unresolved) >= m else "success")
+        assert got.value != "failure" or set(got.spans) <= {c.span_id for c in unresolved}
+    # Bookkeeping calls never decide: dropping them changes nothing.
+    plain = msgspec.structs.replace(end, calls=deciding)
+    assert verdict(plain, policy) == got
 
 
 @pytest.mark.parametrize(
@@ -292,6 +314,31 @@ def test_rule_properties(
             "exec_command:go test",
             False,
         ),
+        ("exec_command", "go test ./... && git diff --stat", "exec_command:git diff", False),
+        ("exec_command", "VAR=$(go env GOPATH) && grep -rn x $VAR", "exec_command:grep", True),
+        ("Bash", "GOOS=windows go test ./...", "Bash:go test", False),
+        ("Bash", "git -C /w/repo branch -a", "Bash:git branch", True),
+        ("Bash", "cd /w && rm -f out; go test -c", "Bash:go test", False),
+        ("Bash", "go test ./... || true", "Bash:go test", False),
+        ("Bash", "timeout 60 env A=1 go vet ./...", "Bash:go vet", False),
+        ("Bash", "python3 -m pytest -x tests", "Bash:python3 -m pytest", False),
+        (
+            "Bash",
+            "git add a && git commit -q -F - <<'EOF'\nfix: $(not run) && rm x\nEOF\ngit push",
+            "Bash:git push",
+            False,
+        ),
+        ("Bash", "ls 2>/dev/null; cat a 2>&1 >/dev/null", "Bash:cat", True),
+        ("Bash", "echo x | tee out.txt", "Bash:tee", False),
+        (
+            "powershell",
+            "cd C:\\w; git log -5 2>&1 | Select-Object -Last 1",
+            "powershell:git log",
+            True,
+        ),
+        ("powershell", "Get-Content a.txt > b.txt", "powershell:Get-Content", False),
+        ("powershell", "$u = gh issue create --title 'x'", "powershell:gh issue", False),
+        ("powershell", "npm test; Write-Host done", "powershell:npm test", False),
         ("exec_command", "rg -n 'a|b' internal", "exec_command:rg", True),
         (
             "exec_command",
@@ -302,18 +349,22 @@ def test_rule_properties(
         (
             "exec_command",
             "sleep 30; gh pr view 66 --json statusCheckRollup",
-            "exec_command:sleep",
+            "exec_command:gh pr",
             True,
         ),
         ("exec_command", "sed -i s/a/b/ f.go", "exec_command:sed", False),
         ("exec_command", "cat a > b", "exec_command:cat", False),
-        ("Bash", "npm run build | tail -5", "Bash:npm run", False),
+        ("Bash", "npm run build | tail -5", "Bash:tail", False),
+        ("Bash", "set -o pipefail; npm run build | tail -5", "Bash:npm run", False),
         ("Read", None, "Read", True),
-        ("apply_patch", None, "apply_patch", False),
+        ("apply_patch", None, "edit:a", False),
+        ("Edit", None, "edit:a", False),
+        ("write_file", None, "edit:a", False),
+        ("TodoWrite", None, "TodoWrite", False),
     ],
 )
 def test_call_kind_and_probe(tool: str, cmd: str | None, kind: str, probe: bool) -> None:
-    key = "command" if tool == "Bash" else "cmd"
+    key = "cmd" if tool == "exec_command" else "command"
     arguments = json.dumps({key: cmd} if cmd else {"file_path": "/a"})
     assert call_kind(tool, arguments) == kind
     assert is_probe(tool, arguments) is probe

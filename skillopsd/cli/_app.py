@@ -243,6 +243,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "skill": ("skills", "versions"),
     "skills": ("skills",),
     "status": ("status",),
+    "usage": ("usage",),
     "verify": ("integrity",),
 }
 

@@ -262,3 +262,23 @@ def table(
     for row in [headers, *rows]:
         line = sep.join(_pad(cut(row[i], widths[i]), widths[i]) for i in shown)
         click.echo(line.rstrip())
+
+
+def usd(value: float | None, *, unpriced: int = 0) -> str:
+    """A cost in dollars and cents (``-`` when nothing was priced; ``+`` when some was not)."""
+    if value is None:
+        return "-"
+    text = f"${value:,.2f}" if value >= 0.005 or value == 0 else f"${value:.4f}"
+    return text + ("+" if unpriced else "")
+
+
+def compact_usd(value: float | None, *, unpriced: int = 0) -> str:
+    """A cost in at most six characters: ``$0.42``, ``$6.09``, ``$101``, ``$1.2k`` (``-``: none)."""
+    if value is None:
+        return "-"
+    mark = "+" if unpriced else ""
+    if value < 10:
+        return f"${value:.2f}{mark}"
+    if round(value) < 1000:
+        return f"${value:.0f}{mark}"
+    return "$" + compact(round(value)) + mark

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import math
+import textwrap
 
 import click
 import msgspec
@@ -12,10 +13,10 @@ from ..evals.gate import GATE_POLICY, GatePolicy
 from ..events import EventLog, NewEvent
 from ..events.types import PolicySet
 from ..projections.session_views import stored_policy
-from ..projections.verdict import POLICY_NAME, VerdictPolicy
+from ..projections.verdict import POLICY_NAME, SUMMARY, VerdictPolicy
 from ..versions.policy import BANDIT_POLICY, BanditPolicy
 from ._app import AppContext, UsageFailure, cli, db_option, json_option, pass_app
-from ._output import emit_json, table
+from ._output import emit_json, table, terminal_width
 
 _BANDIT = BanditPolicy()
 
@@ -53,7 +54,8 @@ SETTINGS: dict[str, dict[str, Setting]] = {
         "failure_share": Setting(
             float,
             0.8,
-            "or when more than this share of its calls failed (look-ups not counted)",
+            "or when more than this share of its calls failed (look-ups, no-op edits, sandbox"
+            " refusals and bookkeeping calls not counted)",
             minimum=0.0,
             maximum=1.0,
         ),
@@ -94,6 +96,11 @@ SETTINGS: dict[str, dict[str, Setting]] = {
             "the largest share of sessions routed to the challenger",
             minimum=0.0,
             maximum=1.0,
+        ),
+        "guardrail_tokens": Setting(
+            bool,
+            _BANDIT.guardrail_tokens,
+            "the cost guardrail compares tokens per execution instead of USD (cost)",
         ),
     },
 }
@@ -291,6 +298,8 @@ def show_policy(app: AppContext, name: str | None, as_json: bool) -> None:
             ["key", "value", "from", "meaning"],
             flex=3,
         )
+        if report.name == POLICY_NAME:
+            click.echo(textwrap.fill(f"verdicts: {SUMMARY}", width=terminal_width()))
         for key, raw in report.invalid.items():
             click.echo(
                 f"warning: stored {key}={raw!r} is not valid (recorded before values were"

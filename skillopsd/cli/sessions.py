@@ -9,7 +9,9 @@ from datetime import UTC, datetime
 import click
 import msgspec
 
+from .._defaults import DEFAULT_SETTLE_SECONDS
 from .._params import count_range
+from ..events import Database
 from ..projections.annotations import newest_labels
 from ..projections.session_views import (
     ForgottenView,
@@ -20,11 +22,14 @@ from ..projections.session_views import (
     list_sessions,
     spans_of,
 )
+from ..projections.usage import SessionCost, session_costs, span_costs
+from ..projections.verdict import RUNNING, SUMMARY, VERDICTS
 from ._app import AgentChoice, AppContext, NotFound, cli, db_option, json_option, pass_app
 from ._empty import why_empty
 from ._lookup import lookup_session
 from ._output import (
     compact,
+    compact_usd,
     cut,
     emit_json,
     emit_json_array,
@@ -32,6 +37,7 @@ from ._output import (
     say,
     table,
     terminal_width,
+    usd,
 )
 from ._reason import first_reason
 from ._time import parse_stored, shown, stamps, utc_option, window_options, zone_label
@@ -108,9 +114,14 @@ def _tokens_cell(s: SessionView) -> str:
     return compact(total) + (_NOTED if s.tokens.note and total is not None else "")
 
 
-_SKILLS_WIDTH = 14
+_SKILLS_WIDTH = 12
 # Marks a token total that is not every response's own usage (SessionView.tokens.note).
 _NOTED = "*"
+
+
+def _cost(cost: SessionCost | None) -> str:
+    """USD over the priced responses; ``+`` when some had no price, ``-`` when none had one."""
+    return "-" if cost is None else compact_usd(cost.usd, unpriced=cost.unpriced)
 
 
 def _skills_cell(skills: list[str], width: int) -> str:
@@ -139,9 +150,10 @@ _SESSION_ID_WIDTH = 8  # like a short git hash; ``session show`` takes any uniqu
 @click.option("--skill", default=None, help="Only sessions that loaded this skill.")
 @click.option(
     "--verdict",
-    type=click.Choice(["success", "failure", "abandoned", "none"]),
+    type=click.Choice([*VERDICTS, RUNNING, "none"]),
     default=None,
-    help="Only sessions with this verdict (none: no verdict).",
+    help="Only sessions with this verdict (none: no verdict; running: unfinished and still"
+    " being written). " + SUMMARY,
 )
 @window_options("sessions")
 @click.option("--limit", type=count_range(), default=None, help="At most N sessions.")
@@ -208,15 +220,23 @@ def sessions_command(
             conn,
             agent=agent,
             skill=skill,
-            verdict=verdict,
+            verdict="unfinished" if verdict == RUNNING else verdict,
             since=since,
             until=until,
-            limit=limit,
+            limit=None if verdict in ("unfinished", RUNNING) else limit,
         )
         hidden = len({f.session_id for f in forgotten_sessions(conn, hidden_only=True)})
         labels = newest_labels(conn, [s.session_id for s in found])
-        empty = None
-        if not found:
+        costs = session_costs(conn, [s.session_id for s in found])
+    for s in found:
+        s.label = labels.get(s.session_id)
+        s.cost = costs.get(s.session_id)
+    show_running(db, found)
+    if verdict in ("unfinished", RUNNING):
+        found = [s for s in found if s.verdict == verdict][:limit]
+    empty = None
+    if not found and not as_json:
+        with db.read() as conn:
             empty = why_empty(
                 conn,
                 "sessions",
@@ -227,8 +247,6 @@ def sessions_command(
                 verdict=verdict,
                 utc=utc,
             )
-    for s in found:
-        s.label = labels.get(s.session_id)
     if as_json:
         emit_json_array(found)
         return
@@ -252,6 +270,7 @@ def sessions_command(
                 s.label or "-",
                 _outcomes(s),
                 _tokens_cell(s),
+                _cost(s.cost),
                 _skills_cell(s.skills, _SKILLS_WIDTH),
                 (s.title or "-").strip() or "-",
             ]
@@ -265,12 +284,16 @@ def sessions_command(
             "label",
             "calls",
             "tokens",
+            "cost",
             "skills",
             "title",
         ],
-        caps={7: _SKILLS_WIDTH},
-        flex=8,
-        text=(7, 8),
+        caps={8: _SKILLS_WIDTH},
+        flex=9,
+        text=(8, 9),
+        # The title gives way first: on 100 columns with wide call counts it may get only
+        # a few characters (the rest is in session show).
+        min_flex=6,
     )
     if any(s.tokens.note and _total_tokens(s) is not None for s in found):
         click.echo(
@@ -280,9 +303,41 @@ def sessions_command(
         click.echo(f"({hidden} forgotten sessions not shown: sessions --forgotten lists them)")
 
 
+def show_running(db: Database, found: list[SessionView]) -> None:
+    """An unfinished session still being written is shown as running, not judged.
+
+    Running means not settled, as the daemon's skill sync means it: its newest line was captured
+    less than the settle time ago (300 s) and the agent has not written its end; a session whose
+    own last timestamp is older than that has settled whenever it was captured. The projection
+    cannot say this (it never reads the clock): the command does, when it shows the verdict.
+    """
+    now = datetime.now(UTC)
+    recent = []
+    for s in found:
+        ended = parse_stored(s.ended_at) if s.verdict == "unfinished" else None
+        if ended is not None and (now - ended).total_seconds() < DEFAULT_SETTLE_SECONDS:
+            recent.append(s)
+    if not recent:
+        return
+    from ..versions.executions import settled  # only when a session may still be running
+
+    done = settled(db, [s.session_id for s in recent], now, DEFAULT_SETTLE_SECONDS)
+    for s in recent:
+        if s.session_id not in done:
+            s.verdict = RUNNING
+            s.verdict_reason = (
+                f"running: still being written (unfinished so far: {s.verdict_reason})"
+                if s.verdict_reason
+                else "running: still being written"
+            )
+
+
 @cli.group("session")
 def session_group() -> None:
     """One session."""
+
+
+COST_ATTRIBUTE = "skillops.cost.usd"
 
 
 def _tokens_detail(attributes: Mapping[str, object]) -> str:
@@ -294,10 +349,15 @@ def _tokens_detail(attributes: Mapping[str, object]) -> str:
         value = attributes.get(key)
         if isinstance(value, int):
             parts.append(f"{value:,} {label}")
+    if parts:
+        cost = attributes.get(COST_ATTRIBUTE)
+        parts.append(usd(cost) if isinstance(cost, float) else "no price")
     return f"  ({' / '.join(parts)})" if parts else ""
 
 
-def _tree_lines(spans: list[SpanView], width: int) -> list[str]:
+def _tree_lines(
+    spans: list[SpanView], width: int, deciding: frozenset[str] = frozenset()
+) -> list[str]:
     children: dict[str | None, list[SpanView]] = {}
     for span in spans:
         children.setdefault(span.parent_span_id, []).append(span)
@@ -318,7 +378,8 @@ def _tree_lines(spans: list[SpanView], width: int) -> list[str]:
                     detail += " from the Task result"
             elif span.kind == "TOOL" and span.attributes.get("skill.name"):
                 detail = f"  (skill {span.attributes['skill.name']}){detail}"
-            lines.append(f"{'  ' * depth}{mark}{span.kind} {span.name}{detail}")
+            decided = "  ◀ verdict" if span.span_id in deciding else ""
+            lines.append(f"{'  ' * depth}{mark}{span.kind} {span.name}{detail}{decided}")
             if call and span.outcome in ("failure", "blocked"):
                 indent = "  " * (depth + 1)
                 why = first_reason(span.attributes.get("skillops.result.error"))
@@ -360,6 +421,15 @@ def _session_tokens(session: SessionView) -> str:
     return "  ".join(parts) or "-"
 
 
+def _session_cost(cost: SessionCost | None) -> str:
+    if cost is None:
+        return "- (no model response reported tokens)"
+    text = f"{usd(cost.usd)} over {cost.responses:,} model responses"
+    if cost.unpriced:
+        text += f", {cost.unpriced:,} without a price (not counted; skillopsctl status lists them)"
+    return text
+
+
 @session_group.command("show")
 @db_option
 @click.argument("ident", metavar="ID")
@@ -382,6 +452,12 @@ def show(app: AppContext, ident: str, utc: bool, as_json: bool) -> None:
         if session is not None:
             spans = spans_of(conn, session.session_id)
             tombstones = forgotten_of(conn, [session.session_id])
+            session.cost = session_costs(conn, [session.session_id]).get(session.session_id)
+            priced = span_costs(conn, session.session_id)
+            for span in spans:
+                if span.span_id in priced:
+                    # Shown, not derived: the price of the response from the usage projection.
+                    span.attributes[COST_ATTRIBUTE] = priced[span.span_id][0]
         else:
             spans = []
             # Imported here, the rare case: a plain ``session show`` need not load them.
@@ -395,6 +471,8 @@ def show(app: AppContext, ident: str, utc: bool, as_json: bool) -> None:
                 lookup_session(conn, ident)  # raises the lookup's own one-line answer
         if session is not None:
             session.label = newest_labels(conn, [session.session_id]).get(session.session_id)
+    if session is not None:
+        show_running(db, [session])
     if as_json:
         emit_json({"session": session, "spans": spans, "forgotten": tombstones})
         return
@@ -413,6 +491,9 @@ def show(app: AppContext, ident: str, utc: bool, as_json: bool) -> None:
         f"verdict   {session.verdict or '-'}   label {session.label or '-'}"
         f"   calls {_outcomes(session)}"
     )
+    if session.verdict_reason:
+        why = session.verdict_reason.split(": ", 1)[-1]
+        click.echo(f"why       {cut(why, max(20, width - 10))}")
     click.echo(f"turns     {number(session.turns)}   tools {number(session.tools)}")
     click.echo(f"skills    {', '.join(session.skills) or '-'}")
     for f in tombstones:
@@ -421,6 +502,7 @@ def show(app: AppContext, ident: str, utc: bool, as_json: bool) -> None:
     if session.tokens.note:
         for line in textwrap.wrap(f"({session.tokens.note})", max(20, width - 10)):
             click.echo(f"          {line}")
+    click.echo(f"cost      {_session_cost(session.cost)}")
     click.echo()
-    for line in _tree_lines(spans, width):
+    for line in _tree_lines(spans, width, frozenset(session.verdict_spans)):
         click.echo(line)

@@ -7,7 +7,7 @@ import difflib
 import apsw
 import click
 
-from ..projections._stats import Share
+from ..projections._stats import Median, Share
 from ..projections.skill_views import (
     Mean,
     SkillReport,
@@ -31,6 +31,14 @@ def share_text(s: Share) -> str:
     if s.share is None or s.low is None or s.high is None:
         return "-"
     return f"{s.k}/{s.n} {s.share * 100:.0f}% [{s.low * 100:.0f}–{s.high * 100:.0f}]"
+
+
+def median_cost(m: Median) -> str:
+    """``$1.20 [0.90–1.50] (n=7)``: the median and its 95 % interval (none under 6 sessions)."""
+    if m.median is None:
+        return "-"
+    interval = f" [{m.low:.2f}–{m.high:.2f}]" if m.low is not None and m.high is not None else ""
+    return f"${m.median:.2f}{interval} (n={m.n})"
 
 
 def _mean(m: Mean, unit: str = "") -> str:
@@ -183,6 +191,12 @@ def _per(m: Mean | None, sessions: int, unit: str = "") -> str:
     return mean_of(m.mean, m.n, unit) if m.n != sessions else mean_of(m.mean, m.n, unit).split()[0]
 
 
+def _cost(m: Median, sessions: int) -> str:
+    """The median cost and its 95 % interval; ``(n=k)`` when not every session was priced."""
+    text = median_cost(m)
+    return text.rsplit(" (n=", 1)[0] if m.n == sessions else text
+
+
 def _print_report(report: SkillReport, utc: bool, *, one: bool) -> None:
     champion = next((v.tag for v in report.versions if v.content_hash == report.champion), None)
     base = report.baseline if not one else None
@@ -243,6 +257,7 @@ def _print_report(report: SkillReport, utc: bool, *, one: bool) -> None:
                 _per(v.calls, n),
                 _per(v.tokens, n),
                 _per(v.duration_ms, n, "ms"),
+                _cost(v.cost, n),
                 _per(scoped.calls if scoped else None, n),
                 _per(scoped.tokens if scoped else None, n),
                 _per(scoped.duration_ms if scoped else None, n, "ms"),
@@ -260,11 +275,22 @@ def _print_report(report: SkillReport, utc: bool, *, one: bool) -> None:
                 "-",
                 "-",
                 "-",
+                "-",
             ]
         )
     table(
         cost,
-        ["version", "sessions", "calls", "tokens", "time", "calls*", "tokens*", "time*"],
+        [
+            "version",
+            "sessions",
+            "calls",
+            "tokens",
+            "time",
+            "cost [95%]",
+            "calls*",
+            "tokens*",
+            "time*",
+        ],
         text=(),
     )
     click.echo()

@@ -11,9 +11,11 @@ from .._lockfile import holder
 from ..events import Database
 from ..events._db import scalar
 from ..export import TargetLag, current_changes, has_tables, target_lags
+from ..pricing.prices import PRICES_VERSION
+from ..projections.usage import Unpriced, unpriced_models
 from ..sources import STORES, text_path
 from ._app import AppContext, cli, db_option, json_option, pass_app
-from ._output import emit_json, say, table
+from ._output import emit_json, plural, say, table
 from ._time import stamps, utc_option
 
 
@@ -63,6 +65,9 @@ class Status(msgspec.Struct):
     problems: list[CaptureProblem] = []
     exports: list[TargetLag] = []
     daemon: DaemonStatus | None = None
+    # The price table's version, and the models whose responses it could not price.
+    prices: str = ""
+    unpriced: list[Unpriced] = []
 
 
 def _sources(db: Database) -> tuple[dict[str, SourceStatus], list[CaptureProblem]]:
@@ -134,6 +139,13 @@ def _daemon_line(d: DaemonStatus, utc: bool) -> str:
     return f"daemon    not running (skillopsd starts it); {captured}"
 
 
+_UNPRICED = {
+    "price": "of a model the price table does not know",
+    "model": "without a model name",
+    "tokens": "without both input and output counts",
+}
+
+
 @cli.command()
 @db_option
 @utc_option
@@ -154,6 +166,8 @@ def status(app: AppContext, utc: bool, as_json: bool) -> None:
         # As last projected (status does not catch up): see the sessions projection's lag.
         projected = any(s.name == "sessions" and s.checkpoint for s in states)
         sessions = scalar(conn, "SELECT count(*) FROM p_sessions") if projected else 0
+        priced = any(s.name == "usage" and s.checkpoint for s in states)
+        unpriced = unpriced_models(conn) if priced else []
     exports = _exports(db) if projected else []
     report = Status(
         db=str(db.path),
@@ -170,6 +184,8 @@ def status(app: AppContext, utc: bool, as_json: bool) -> None:
         problems=problems,
         exports=exports,
         daemon=_daemon(db),
+        prices=f"genai-prices {PRICES_VERSION}",
+        unpriced=unpriced,
     )
     if as_json:
         emit_json(report)
@@ -179,6 +195,13 @@ def status(app: AppContext, utc: bool, as_json: bool) -> None:
     click.echo(f"sessions  {report.sessions}")
     if report.daemon is not None:
         say(_daemon_line(report.daemon, utc), indent=10)
+    click.echo(f"prices    {report.prices} (the table shipped with it; never fetched)")
+    for u in report.unpriced:
+        responses = plural(u.responses, "response")
+        click.echo(
+            f"no price  {u.model} ({u.system or 'unknown system'}): {responses}"
+            f" {_UNPRICED.get(u.reason, u.reason)}, not in any cost"
+        )
     click.echo()
     table(
         [

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import getpass
+import math
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -16,7 +17,7 @@ import click
 import msgspec
 
 from ..events import Database, LogError
-from ..projections._stats import Share, wilson
+from ..projections._stats import Median, Share, median_interval, wilson
 from ..projections.skill_views import skill_sessions
 from ..versions.materialize import MANIFEST, next_pick, store_root
 from ..versions.state import STRATEGIES, SkillState, Stats
@@ -46,6 +47,7 @@ from ..versions.sync import (
 from ._app import AppContext, NotFound, UsageFailure, db_option, json_option, pass_app
 from ._output import emit_json, mean_of, say, table
 from ._time import stamps, utc_option
+from .skills import median_cost as _median_cost
 from .skills import share_text, skill_group
 
 T = TypeVar("T")
@@ -285,6 +287,12 @@ def add_challenger_command(
     _say(_sync(app, name))
 
 
+def _finite(_ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter(f"{value} is not a number of dollars", param=param)
+    return value
+
+
 @skill_group.command("record")
 @db_option
 @click.argument("name")
@@ -292,6 +300,13 @@ def add_challenger_command(
 @click.option("--success/--failure", "success", default=None)
 @click.option("--tokens", type=click.IntRange(min=0), default=None)
 @click.option("--duration-ms", type=click.IntRange(min=0), default=None)
+@click.option(
+    "--cost-usd",
+    type=click.FloatRange(min=0, max=1e9),
+    default=None,
+    callback=_finite,
+    help="What it cost, in USD.",
+)
 @pass_app
 def record_command(
     app: AppContext,
@@ -300,13 +315,16 @@ def record_command(
     success: bool | None,
     tokens: int | None,
     duration_ms: int | None,
+    cost_usd: float | None,
 ) -> None:
     """Record one execution of a version by hand (for agents skillops cannot read)."""
     if success is None:
         raise UsageFailure("say --success or --failure")
     outcome = "success" if success else "failure"
     rid = uuid.uuid4().hex
-    version = _run(app, lambda db: record_manual(db, name, ref, outcome, tokens, duration_ms, rid))
+    version = _run(
+        app, lambda db: record_manual(db, name, ref, outcome, tokens, duration_ms, rid, cost_usd)
+    )
     click.echo(f"recorded {outcome} of {name} v{version.tag}")
     _say(_sync(app, name))
 
@@ -365,6 +383,8 @@ class VersionJson(msgspec.Struct, kw_only=True):
     tokens_reported: int
     duration_ms_per_run: float | None
     duration_reported: int
+    # USD per execution: median and its 95 % interval over the executions with a cost.
+    cost_usd: Median
     role: str  # champion | challenger | retired | ""
     author: str
     confidence: int | None
@@ -450,6 +470,13 @@ def versions_json(
                 if s.duration_reported
                 else None,
                 duration_reported=s.duration_reported,
+                cost_usd=median_interval(
+                    [
+                        e.cost_usd
+                        for e in state.executions.values()
+                        if e.version_hash == v.content_hash and e.outcome and e.cost_usd is not None
+                    ]
+                ),
                 role=_role(state, v.content_hash),
                 author=v.author,
                 confidence=v.confidence,
@@ -531,6 +558,7 @@ def versions_command(app: AppContext, name: str, utc: bool, as_json: bool) -> No
                     else "-"
                 ),
                 _per_run(v.tokens_per_run, v.tokens_reported),
+                _median_cost(v.cost_usd),
                 _per_run(v.duration_ms_per_run, v.duration_reported, "ms"),
                 f"{v.source}/{v.author}"
                 + (f" {v.confidence}%" if v.confidence is not None else ""),
@@ -547,10 +575,11 @@ def versions_command(app: AppContext, name: str, utc: bool, as_json: bool) -> No
             "success [95%]",
             "in test",
             "tokens/exec",
+            "cost/exec [95%]",
             "time/exec",
             "source",
         ],
-        text=(10,),
+        text=(11,),
     )
     say(
         "sessions: captured sessions that loaded the version (as in skill show); executions:"

@@ -42,7 +42,13 @@ from .gemini import is_session as is_gemini_session
 # 6: Claude Code's own refusal of a call ("<tool_use_error>Blocked: …") is blocked, not failure.
 # 7: a subagent known only by its Task result counts its final response's usage (once);
 # every session says what its token figures cover when not every response's own usage.
-DERIVER_VERSION = 7
+# 8: Claude Code responses carry the part of their cache writes kept for an hour
+# (``skillops.usage.cache_creation_1h.input_tokens``), which is priced higher.
+# 9: the verdict's facts and reasons: shell commands read by a parser (tree-sitter), the
+# deciding command, edits keyed by file across tools, no-op edits, bookkeeping calls, how the
+# last turn ended (answered / empty / pending / silent); subagent and auto-mode permission
+# denials and Gemini CLI's workspace and policy refusals are blocked.
+DERIVER_VERSION = 9
 
 _TOKEN_ATTRIBUTES = (
     ("input", "gen_ai.usage.input_tokens"),

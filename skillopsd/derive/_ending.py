@@ -1,59 +1,96 @@
 """How a session ended, as facts on its spans for the verdict rule to weigh.
 
-Every TOOL and SKILL span with an outcome gets ``skillops.turns_from_end`` (0 in the session's
-last turn). A failed or blocked one also gets ``skillops.call.kind`` (the tool, and for a shell
-command its program and subcommand), ``skillops.resolved`` (a later call of the same kind
-succeeded: the agent or the user got past it) and ``skillops.call.probe`` (it only looked:
-a read, a search, a ``grep`` that found nothing; its failure is an answer, not a setback).
+The verdict itself is computed by the sessions projection (``projections/verdict.py``), because
+its parameters are a ``PolicySet`` event; the deriver only states facts:
+
+- every TOOL and SKILL span with an outcome gets ``skillops.turns_from_end`` (0 in the session's
+  last turn);
+- a failed or blocked one also gets ``skillops.call.kind`` (the tool; for a shell command its
+  deciding program and subcommand, read by a shell parser; for an edit the file it edits),
+  ``skillops.resolved`` (a later call of the same kind succeeded: the agent or the user got
+  past it), ``skillops.call.probe`` (it only looked: a read, a search, a ``grep`` that found
+  nothing, a program that is not there (exit 127); its failure is an answer, not a
+  setback), ``skillops.call.noop`` (an edit that would have changed nothing),
+  ``skillops.call.sandboxed`` (a command the sandbox refused an operation: ``bind: operation
+  not permitted``), and what the reason line names: ``skillops.call.what`` (``go test
+  ./...``, ``Edit main.go``), ``skillops.call.why`` (the first line of its error) and
+  ``skillops.call.turn`` (the number of its top-level turn);
+- a bookkeeping call (a to-do list, a plan, a topic) gets ``skillops.call.bookkeeping``: it never
+  decides a verdict and never hides what came before it;
+- the session's last top-level turn gets ``skillops.turn.number`` and ``skillops.turn.end``:
+  ``answered`` (its last model response is text with no call after it), ``empty`` (its last
+  response has neither text nor calls: the agent ended the turn saying nothing), ``pending``
+  (it ends with a call that never got a result, stamped ``skillops.call.pending``) or
+  ``silent`` (no final answer, nothing pending: the agent was still at work).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from pathlib import PurePosixPath
 
 import msgspec
 
+from ._kinds import tool_kind
+from ._outcome import is_noop_edit
+from ._shell import Command, Dialect, deciding_command, read_script
 from ._tree import Span, SpanTree
 
-_SHELLS = {
-    "Bash",
-    "exec_command",
-    "shell_command",
-    "shell",
-    "local_shell_call",
-    "bash",
-    "powershell",
-    "run_shell_command",
+_SHELLS: dict[str, Dialect] = {
+    "Bash": "bash",
+    "exec_command": "bash",
+    "shell_command": "bash",
+    "shell": "bash",
+    "local_shell_call": "bash",
+    "bash": "bash",
+    "powershell": "powershell",
+    "run_shell_command": "bash",
 }
-# Words before the program that do not name it: wrappers and variable assignments.
-_WRAPPERS = {"env", "sudo", "command", "time", "nice", "nohup", "exec", "xargs"}
-# Programs whose first argument is a subcommand worth telling apart (``go test``, ``go build``).
-_SUBCOMMANDS = {
-    "git",
-    "go",
-    "gh",
-    "npm",
-    "pnpm",
-    "yarn",
-    "bun",
-    "cargo",
-    "docker",
-    "kubectl",
-    "uv",
-    "pip",
-    "poetry",
-    "make",
-    "just",
-    "terraform",
-    "dotnet",
-    "mvn",
-    "gradle",
-    "swift",
-    "deno",
-    "brew",
-}
-# Tools and programs that only look; "git diff" style entries name a program and subcommand.
+# A command that failed because the sandbox refused it an operation (a socket, a file outside
+# the workspace): the environment's limit, not the agent's setback.
+_SANDBOXED = re.compile(r"operation not permitted", re.IGNORECASE)
+# A command that is not there (exit 127, "command not found"): nothing ran, nothing changed; like
+# a look-up that found nothing, it is no setback.
+_NOT_FOUND = re.compile(
+    r"command not found|is not recognized as (?:an internal or external command|the name of a"
+    r" cmdlet)|exit(?:ed with)? code:? 127\b|exited with code 127\b",
+    re.IGNORECASE,
+)
+_POWERSHELLS = frozenset({"powershell", "pwsh", "powershell.exe", "pwsh.exe"})
+# Calls that keep the agent's own notes (to-do lists, plans, topics, memories): they change
+# nothing the user asked for.
+BOOKKEEPING = frozenset(
+    {
+        # Claude Code
+        "TodoWrite",
+        "TodoRead",
+        "TaskCreate",
+        "TaskUpdate",
+        "TaskList",
+        "TaskGet",
+        # Codex
+        "update_plan",
+        # Copilot CLI
+        "report_intent",
+        "update_todo",
+        "task_complete",
+        "store_memory",
+        # Gemini CLI
+        "write_todos",
+        "update_topic",
+        "save_memory",
+    }
+)
+# Calls by which an agent says it is done, with its summary (Copilot CLI's autopilot, Gemini
+# CLI's subagents): an answer, not a call that expects more work.
+_FINISHERS = frozenset({"task_complete", "complete_task"})
+# Edits: one family, whatever the tool, keyed by the file edited.
+_EDITS = frozenset(
+    {"Edit", "MultiEdit", "Write", "NotebookEdit", "apply_patch", "str_replace_editor"}
+    | {"edit", "create", "replace", "write_file", "str_replace"}
+)
+_PATCH_FILE = re.compile(r"^\*\*\* (?:Update|Add|Delete) File: (.+?)\s*$", re.MULTILINE)
+# Tools that only look; a Copilot ``str_replace_editor`` call looks when its command is "view".
 _LOOKING_TOOLS = {
     "Read",
     "Glob",
@@ -70,7 +107,6 @@ _LOOKING_TOOLS = {
     "view",
     "grep",
     "glob",
-    # Gemini CLI
     "read_file",
     "read_many_files",
     "grep_search",
@@ -79,6 +115,7 @@ _LOOKING_TOOLS = {
     "google_web_search",
     "web_fetch",
 }
+# Programs that only look; "git diff" style entries name a program and subcommand.
 _LOOKING = {
     "ls",
     "cat",
@@ -117,6 +154,7 @@ _LOOKING = {
     "date",
     "env",
     "sleep",
+    "cd",
     "git diff",
     "git show",
     "git log",
@@ -136,135 +174,298 @@ _LOOKING = {
     "go list",
     "go version",
     "go doc",
+    # PowerShell
+    "Get-ChildItem",
+    "Get-Content",
+    "Get-Item",
+    "Get-Location",
+    "Select-Object",
+    "Select-String",
+    "Where-Object",
+    "Measure-Object",
+    "Sort-Object",
+    "Format-List",
+    "Format-Table",
+    "Out-String",
+    "Test-Path",
+    "Write-Host",
+    "Write-Output",
+    "Resolve-Path",
+    "Split-Path",
+    "Join-Path",
+    "Get-Command",
 }
-# Output to a file or an in-place edit changes something; 2>&1 and >/dev/null do not.
-_WRITES = re.compile(r">|\bsed\s+(?:-\w+\s+)*-i")
-_HARMLESS_REDIRECT = re.compile(r"\d*>&\d|\d*>\s*/dev/null")
-# Shell words: quoted strings, operators, whitespace, and runs of anything else (a regex, not
-# shlex: this runs on every shell call of every session and shlex is ten times slower).
-_TOKEN = re.compile(r"""'[^']*'?|"(?:\\.|[^"\\])*"?|&&|\|\||[;|&()\n]|[ \t]+|[^\s'";|&()]+""")
-_OPERATORS = {"&&", "||", ";", "|", "&", "(", ")", "\n"}
-_ASSIGNMENT = re.compile(r"\A[A-Za-z_][A-Za-z0-9_]*=")
 _decoder = msgspec.json.Decoder()
 
 
-def _command(arguments: object) -> str | None:
-    """The shell command a call ran, from its JSON arguments."""
+def _arguments_of(arguments: object) -> dict[str, object] | None:
     if not isinstance(arguments, str):
         return None
     try:
         value = _decoder.decode(arguments)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeError):
         return None
-    if not isinstance(value, dict):
+    return value if isinstance(value, dict) else None
+
+
+def _script(tool: str, arguments: object) -> tuple[str, Dialect] | None:
+    """The shell script a call ran and its dialect, from its JSON arguments."""
+    dialect = _SHELLS.get(tool)
+    if dialect is None:
+        return None
+    value = _arguments_of(arguments)
+    if value is None:
         return None
     command = value.get("cmd", value.get("command"))
     if isinstance(command, list):
-        # ["bash", "-lc", "<script>"]: the script is what ran.
-        if len(command) == 3 and command[1] in ("-lc", "-c"):
-            return str(command[2])
-        return " ".join(str(part) for part in command)
-    return command if isinstance(command, str) else None
+        parts = [str(part) for part in command]
+        # ["bash", "-lc", "<script>"] / ["powershell.exe", "-Command", "<script>"]: the script ran.
+        if len(parts) >= 3 and parts[-2] in ("-lc", "-c", "-Command", "-command"):
+            shell = parts[0].replace("\\", "/").rsplit("/", 1)[-1].lower()
+            return parts[-1], "powershell" if shell in _POWERSHELLS else "bash"
+        return " ".join(parts), dialect
+    return (command, dialect) if isinstance(command, str) else None
 
 
-def _segments(command: str) -> Iterator[list[str]]:
-    """The words of each simple command in a script (split at ``&&``, ``||``, ``;``, ``|``).
-
-    A generator: :func:`call_kind` usually needs only the first, and scripts can be long.
-    """
-    segment: list[str] = []
-    word = ""
-    for match in _TOKEN.finditer(command):
-        token = match.group(0)
-        if token.isspace() or token in _OPERATORS:
-            if word:
-                segment.append(word)
-                word = ""
-            if token in _OPERATORS and segment:
-                yield segment
-                segment = []
-        elif token[0] in "'\"":
-            word += token[1:-1] if len(token) > 1 and token[-1] == token[0] else token[1:]
-        else:
-            word += token
-    if word:
-        segment.append(word)
-    if segment:
-        yield segment
+def _edited_files(tool: str, arguments: object) -> list[str] | None:
+    """The files an edit call names (by file name), ``[]`` when unknown; None for a look-up."""
+    if isinstance(arguments, str) and tool == "apply_patch" and "*** " in arguments[:200]:
+        return sorted({PurePosixPath(p.replace("\\", "/")).name for p in _patch_paths(arguments)})
+    value = _arguments_of(arguments) or {}
+    if tool == "str_replace_editor" and value.get("command") == "view":
+        return None
+    if tool == "apply_patch":
+        patch = value.get("input", value.get("patch"))
+        if isinstance(patch, str):
+            names = {PurePosixPath(p.replace("\\", "/")).name for p in _patch_paths(patch)}
+            return sorted(names)
+    for key in ("file_path", "path", "notebook_path", "absolute_path"):
+        path = value.get(key)
+        if isinstance(path, str) and path:
+            return [PurePosixPath(path.replace("\\", "/")).name]
+    return []
 
 
-def _programs(command: str) -> Iterator[str]:
-    """The program (and subcommand, for CLIs that have them) of each command in a script."""
-    for segment in _segments(_HARMLESS_REDIRECT.sub(" ", command)):
-        words = [w for w in segment if w not in _WRAPPERS and not _ASSIGNMENT.match(w)]
-        if not words or words[0] == "cd":
-            continue
-        program = words[0].rsplit("/", 1)[-1]
-        rest = [w for w in words[1:] if not w.startswith("-")]
-        yield f"{program} {rest[0]}" if program in _SUBCOMMANDS and rest else program
+def _patch_paths(patch: str) -> list[str]:
+    return _PATCH_FILE.findall(patch)
 
 
 def is_probe(tool: str, arguments: object) -> bool:
     """Whether a call only looked (read, searched, listed) and changed nothing."""
     if tool in _LOOKING_TOOLS:
         return True
-    if tool not in _SHELLS:
+    if tool == "str_replace_editor":
+        return _edited_files(tool, arguments) is None
+    found = _script(tool, arguments)
+    if found is None:
         return False
-    command = _command(arguments)
-    if not command or _WRITES.search(_HARMLESS_REDIRECT.sub("", command)):
+    script = read_script(*found)
+    if script.writes or not script.commands:
         return False
-    programs = list(_programs(command))
-    return bool(programs) and all(p in _LOOKING for p in programs)
+    return all(_looks(c) for c in script.commands)
+
+
+# A subcommand's own verbs that change something: ``gh issue create``, ``git branch -D``.
+_CHANGING = frozenset({"create", "edit", "merge", "close", "comment", "delete", "reopen", "-D"})
+
+
+def _looks(command: Command) -> bool:
+    if command.subcommand is not None:
+        return command.key in _LOOKING and not _CHANGING.intersection(command.words[:4])
+    return command.program in _LOOKING
+
+
+def call_keys(tool: str, arguments: object) -> tuple[str, ...]:
+    """What counts as "the same kind of call": the keys a later success must cover.
+
+    A shell call is keyed by the command that decides its exit status (``cd w && go test
+    ./...`` is ``Bash:go test``); an edit by the files it edits, whatever the tool
+    (``edit:main.go``: a failed ``Edit`` retried as ``Write`` or ``apply_patch`` is the same
+    kind); anything else by its tool.
+    """
+    if tool in _EDITS:
+        files = _edited_files(tool, arguments)
+        if files is None:
+            return (f"{tool}:view",)
+        return tuple(f"edit:{name}" for name in files) or ("edit",)
+    found = _script(tool, arguments)
+    if found is None:
+        return (tool,)
+    deciding = deciding_command(*found)
+    return (f"{tool}:{deciding.key}",) if deciding is not None else (tool,)
 
 
 def call_kind(tool: str, arguments: object) -> str:
-    """What counts as "the same kind of call": the tool, and for a shell its program + subcommand.
+    """The kind of a call as one string (its keys joined; see :func:`call_keys`)."""
+    return " ".join(call_keys(tool, arguments))
 
-    ``cd dir && go test ./...`` is ``Bash:go test``; a retry of it, whatever its flags, is the
-    same kind, so a later success resolves the earlier failure.
-    """
-    if tool not in _SHELLS:
+
+def describe(tool: str, arguments: object) -> str:
+    """What a reason line calls the call: ``go test ./...``, ``Edit main.go``, ``Read``."""
+    found = _script(tool, arguments)
+    if found is not None:
+        deciding = deciding_command(*found)
+        if deciding is not None and deciding.text:
+            text = deciding.text
+            return text if len(text) <= 80 else text[:79] + "…"
         return tool
-    command = _command(arguments)
-    first: str | None = None
-    for program in _programs(command) if command else ():
-        # In "git diff && go test ./...", the test is what the call was for.
-        if program not in _LOOKING:
-            return f"{tool}:{program}"
-        first = first or program
-    return f"{tool}:{first}" if first else tool
+    if tool in _EDITS:
+        files = _edited_files(tool, arguments)
+        if files:
+            more = f" (+{len(files) - 1})" if len(files) > 1 else ""
+            return f"{tool} {files[0]}{more}"
+    return tool
+
+
+def _first_line(text: object, limit: int = 100) -> str:
+    if not isinstance(text, str):
+        return ""
+    for line in text.splitlines():
+        line = " ".join(line.split())
+        if line:
+            return line if len(line) <= limit else line[: limit - 1] + "…"
+    return ""
 
 
 def mark_ending(tree: SpanTree) -> None:
-    """Stamp every voting call with its distance from the last turn and whether it was resolved."""
+    """Stamp the facts the verdict weighs (see the module docstring)."""
     spans = tree.spans
-    top_turns = [s for s in spans.values() if s.kind == "CHAIN" and s.parent not in spans]
+    parents = {s.parent for s in spans.values()}
+    # A built-in command typed after the work (/exit, /model, /clear) is no turn of it.
+    top_turns = [
+        s
+        for s in spans.values()
+        if s.kind == "CHAIN"
+        and s.parent not in spans
+        and (s.span_id in parents or not _is_command(s.attributes.get("gen_ai.prompt")))
+    ]
     # Turns in time order; the tree's first-seen order breaks ties (and orders untimed turns).
     order = {s.span_id: i for i, s in enumerate(spans.values())}
     top_turns.sort(key=lambda s: (s.start or "", order[s.span_id]))
     rank = {s.span_id: len(top_turns) - 1 - i for i, s in enumerate(top_turns)}
-    calls = [s for s in spans.values() if s.kind in ("TOOL", "SKILL") and s.outcome is not None]
+    every = [s for s in spans.values() if s.kind in ("TOOL", "SKILL")]
+    cache: dict[str, str | None] = {}
+    tops = {s.span_id: _top_turn(spans, s, cache) for s in every}
+    calls = [s for s in every if s.outcome is not None]
     calls.sort(key=lambda s: (s.start or "", order[s.span_id]))
-    # Only tools that failed or were blocked need kinds: shlex is too slow for every call.
-    troubled = {_tool(s) for s in calls if s.outcome != "success"}
-    kinds: list[str | None] = [
-        call_kind(_tool(s), _arguments(s)) if _tool(s) in troubled else None for s in calls
+    # Keys only where they can matter: every failed or blocked call, and a success only when
+    # its arguments mention every word of a key a failure needs (most do not: no parse).
+    keys: list[tuple[str, ...] | None] = [
+        call_keys(_tool(s), _arguments(s)) if s.outcome != "success" else None for s in calls
     ]
-    last_success: dict[str, int] = {}  # kind -> index of its last success
+    families = [_family(_tool(s)) for s in calls]
+    needed: dict[str, set[tuple[str, ...]]] = {}  # family -> the words of each key it needs
+    for i in range(len(calls)):
+        for key in keys[i] or ():
+            # "Bash:go test" needs "go" and "test"; "edit:a.go" needs "a.go"; "Read" nothing.
+            words = tuple(key.split(":", 1)[1].split()) if ":" in key else ()
+            needed.setdefault(families[i], set()).add(words)
     for i, span in enumerate(calls):
-        kind = kinds[i]
-        if span.outcome == "success" and kind is not None:
-            last_success[kind] = i
-    tops: dict[str, str | None] = {}
+        wanted = needed.get(families[i]) if span.outcome == "success" else None
+        if wanted:
+            text = str(_arguments(span))
+            if any(all(w in text for w in words) for words in wanted):
+                keys[i] = call_keys(_tool(span), _arguments(span))
+    last_success: dict[str, int] = {}  # key -> index of its last success
     for i, span in enumerate(calls):
-        turn = _top_turn(spans, span, tops)
+        found = keys[i]
+        if span.outcome == "success" and found is not None:
+            for key in found:
+                last_success[key] = i
+            if found[0].startswith("edit"):
+                last_success["edit"] = i
+    for i, span in enumerate(calls):
+        tool = _tool(span)
+        if tool in BOOKKEEPING:
+            span.attributes["skillops.call.bookkeeping"] = True
+        turn = tops.get(span.span_id)
         if turn is not None and turn in rank:
             span.attributes["skillops.turns_from_end"] = rank[turn]
-        kind = kinds[i]
-        if span.outcome in ("failure", "blocked") and kind is not None:
-            span.attributes["skillops.call.kind"] = kind
-            span.attributes["skillops.call.probe"] = is_probe(_tool(span), _arguments(span))
-            span.attributes["skillops.resolved"] = last_success.get(kind, -1) > i
+        found = keys[i]
+        if span.outcome in ("failure", "blocked") and found is not None:
+            arguments = _arguments(span)
+            span.attributes["skillops.call.kind"] = " ".join(found)
+            span.attributes["skillops.call.probe"] = is_probe(tool, arguments)
+            span.attributes["skillops.resolved"] = all(last_success.get(k, -1) > i for k in found)
+            error = span.attributes.get("skillops.result.error")
+            if span.outcome == "failure" and _family(tool) == "edit" and is_noop_edit(error):
+                span.attributes["skillops.call.noop"] = True
+            if span.outcome == "failure" and tool in _SHELLS:
+                if _SANDBOXED.search(str(error)):
+                    span.attributes["skillops.call.sandboxed"] = True
+                elif _NOT_FOUND.search(str(error)[:4000]):
+                    span.attributes["skillops.call.probe"] = True  # looked for a program
+            span.attributes["skillops.call.what"] = describe(tool, arguments)
+            why = _first_line(error)
+            if why:
+                span.attributes["skillops.call.why"] = why
+            if turn is not None and turn in rank:
+                span.attributes["skillops.call.turn"] = len(top_turns) - rank[turn]
+    if top_turns:
+        _mark_last_turn(tree, top_turns[-1], len(top_turns), every, tops, order)
+
+
+def _mark_last_turn(
+    tree: SpanTree,
+    turn: Span,
+    number: int,
+    calls: list[Span],
+    tops: dict[str, str | None],
+    order: dict[str, int],
+) -> None:
+    """How the last turn ended: answered, pending (a call never got a result) or silent."""
+    spans = tree.spans
+    turn.attributes["skillops.turn.number"] = number
+    mine = [s for s in calls if tops.get(s.span_id) == turn.span_id]
+    pending = [
+        s
+        for s in mine
+        if s.outcome is None
+        and "skillops.not_run" not in s.attributes
+        and not s.attributes.get("skillops.result.lost")
+    ]
+    responses = [s for s in spans.values() if s.kind == "LLM" and s.parent == turn.span_id]
+    responses.sort(key=lambda s: (s.start or "", order[s.span_id]))
+    last = responses[-1] if responses else None
+    # A response that made calls (even a to-do update) expects to go on: it is no answer,
+    # unless its call is the agent's own "done" (Copilot's task_complete carries the summary).
+    made = [s for s in mine if last is not None and s.parent == last.span_id]
+    finished = bool(made) and all(_tool(s) in _FINISHERS and s.outcome == "success" for s in made)
+    called = bool(made) and not finished
+    text = last.attributes.get("gen_ai.output.text") if last is not None else None
+    answered = finished or (isinstance(text, str) and bool(text.strip()) and not called)
+    if answered:
+        turn.attributes["skillops.turn.end"] = "answered"
+    elif last is not None and not called and not pending:
+        # The agent ended its turn with an empty response: finished, with nothing to say.
+        turn.attributes["skillops.turn.end"] = "empty"
+    elif pending:
+        turn.attributes["skillops.turn.end"] = "pending"
+        for span in pending:
+            span.attributes["skillops.call.pending"] = True
+            span.attributes["skillops.call.what"] = describe(_tool(span), _arguments(span))
+            span.attributes["skillops.call.turn"] = number
+    else:
+        turn.attributes["skillops.turn.end"] = "silent"
+        if turn.attributes.get("skillops.api_error") or (
+            last is not None and last.attributes.get("skillops.api_error")
+        ):
+            turn.attributes["skillops.turn.api_error"] = True
+
+
+def _is_command(prompt: object) -> bool:
+    """Whether a turn's prompt is a slash command (``<command-name>/exit</command-name>``)."""
+    if not isinstance(prompt, str):
+        return True  # a turn with no prompt and nothing in it
+    text = prompt.lstrip()
+    return text.startswith(("<command-name>", "<command-message>", "/"))
+
+
+def _family(tool: str) -> str:
+    """Tools whose calls can resolve each other share a family (every edit tool is ``edit``)."""
+    if tool in _EDITS or tool_kind(tool, "TOOL") == "edit":
+        return "edit"
+    return tool
 
 
 def _tool(span: Span) -> str:

@@ -23,6 +23,11 @@ _CLAUDE_BLOCKED = (
     "[Request interrupted by user]",
     "Operation stopped by hook",
     "blocked by hook",
+    # A subagent's call refused by a permission rule (no one to ask), and the auto-mode
+    # classifier's refusal (Claude Code's SUBAGENT_REJECT_MESSAGE, AUTO_MODE_REJECTION_PREFIX).
+    "Permission for this tool use was denied",
+    "Permission for this action has been denied",
+    "Permission for this action was denied",
 )
 _CLAUDE_DENIED = re.compile(r"Permission to use \S+ (?:with .* )?has been denied", re.DOTALL)
 # 1.0.x: a call that needed a permission the user had not granted.
@@ -69,6 +74,32 @@ _CODEX_SANDBOX = re.compile(r"Sandbox\(Denied|SandboxDenied|sandbox denied", re.
 _PROCESS_EXIT = re.compile(r"^Process exited with code (-?\d+)$", re.MULTILINE)
 _PROCESS_RUNNING = re.compile(r"^Process running with session ID (\d+)$", re.MULTILINE)
 _EXIT_COLON = re.compile(r"Exit code: (-?\d+)")
+
+
+# An edit that would change nothing: the agent's slip, not a setback of the session.
+_NOOP_EDIT = (
+    "No changes to make: old_string and new_string are exactly the same",  # Claude Code
+    "No changes to apply. The old_string and new_string are identical",  # Gemini CLI
+)
+# Gemini CLI refusing a call (packages/core/src: config.ts validatePathAccess, the older
+# generateWorkspacePathError, sandboxedFileSystemService.ts, scheduler/policy.ts, read-file.ts):
+# the request was refused by the workspace boundary or a policy, not attempted and failed.
+_GEMINI_REFUSED = re.compile(
+    r"Path not in workspace|resolves outside the allowed workspace directories"
+    r"|File path must be within one of the workspace directories|File path is outside the workspace"
+    r"|is outside the workspace and not in allowed paths|Tool execution denied by policy"
+    r"|is ignored by configured ignore patterns"
+)
+
+
+def is_noop_edit(text: object) -> bool:
+    """Whether an edit's error says it would have changed nothing."""
+    return isinstance(text, str) and any(phrase in text[:400] for phrase in _NOOP_EDIT)
+
+
+def gemini_refused(text: str) -> bool:
+    """Whether a Gemini CLI tool error is a refusal (workspace boundary, policy, ignore file)."""
+    return _GEMINI_REFUSED.search(text[:1000]) is not None
 
 
 def result_text(content: Any) -> str:

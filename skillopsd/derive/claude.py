@@ -29,6 +29,7 @@ from typing import Any
 
 import msgspec
 
+from ..pricing.prices import CACHE_WRITE_1H
 from ._builtins import is_builtin
 from ._input import Record, count, mapping
 from ._outcome import (
@@ -84,6 +85,10 @@ def _usage_attributes(usage: dict[str, Any]) -> dict[str, Any]:
         out["gen_ai.usage.cache_read.input_tokens"] = read
     if written is not None:
         out["gen_ai.usage.cache_creation.input_tokens"] = written
+        # Writes kept for an hour cost more than 5-minute ones (pricing/ reads the split).
+        hour = count(mapping(usage.get("cache_creation")).get("ephemeral_1h_input_tokens"))
+        if hour:
+            out[CACHE_WRITE_1H] = min(hour, written)
     return out
 
 
@@ -241,6 +246,7 @@ class _Thread:
         for call_id, span in self.tools.items():
             if span.outcome is None:
                 self.lost.add(call_id)
+                span.attributes["skillops.result.lost"] = True
 
     # --- user records ------------------------------------------------------------------
 

@@ -459,6 +459,7 @@ def _legacy(tree: SpanTree, summary: Summary, document: dict[str, Any]) -> None:
     started = _str(document.get("startTime"))
     summary.see({}, started)
     prompts = [mapping(e) for e in document["timeline"] if mapping(e).get("type") == "user"]
+    said: set[str] = set()  # the responses chatMessages hold, to know the timeline's others
     for message in document.get("chatMessages") or []:
         message = mapping(message)
         role = message.get("role")
@@ -474,6 +475,7 @@ def _legacy(tree: SpanTree, summary: Summary, document: dict[str, Any]) -> None:
             content = _str(message.get("content"))
             if content:
                 llm.attributes["gen_ai.output.text"] = clip(content)
+                said.add(content.strip()[:200])
             for request in message.get("tool_calls") or []:
                 request = mapping(request)
                 function = mapping(request.get("function"))
@@ -486,6 +488,18 @@ def _legacy(tree: SpanTree, summary: Summary, document: dict[str, Any]) -> None:
         ts = _str(entry.get("timestamp"))
         summary.see({}, ts)
         call_id = _str(entry.get("callId"))
+        text = _str(entry.get("text")) or ""
+        if entry.get("type") == "copilot" and text.strip() and text.strip()[:200] not in said:
+            # A response written to the timeline only (after the last chat message): it says
+            # what the calls after it are for, or answers.
+            responses += 1
+            parent = chain or new_chain(started, "")
+            llm = tree.add("LLM", f"legacy:response:{responses}", "model", parent, ts)
+            llm.attributes["gen_ai.operation.name"] = "chat"
+            llm.attributes["gen_ai.system"] = "github_copilot"
+            llm.attributes["gen_ai.output.text"] = clip(text)
+            said.add(text.strip()[:200])
+            continue
         if entry.get("type") != "tool_call_completed" or call_id is None:
             continue
         parent = llm or chain or new_chain(started, "")

@@ -12,7 +12,8 @@ Per ``user`` message a ``CHAIN`` (a ``[Function Response: …]`` user message of
 without tool records continues the turn) → ``LLM`` per ``gemini`` message (tokens as
 reported: input is ``promptTokenCount`` plus tool-use prompt tokens and includes cached
 input, output is candidates plus thoughts) → ``TOOL`` / ``SKILL`` per recorded tool call.
-Outcomes: ``cancelled`` is blocked (a user denial, an interrupt), ``error`` a failure, and a
+Outcomes: ``cancelled`` is blocked (a user denial, an interrupt), and so is an ``error`` that is a
+refusal (``Path not in workspace``, a policy denial); any other ``error`` is a failure, and a
 ``run_shell_command`` whose output reports a non-zero exit code or a signal is a failure
 though its status says ``success``. Skills: ``activate_skill`` (its body is the
 ``<instructions>`` it returned) and reads of a ``SKILL.md``. A subagent's file
@@ -30,6 +31,7 @@ import msgspec
 from .. import documents
 from ..events.types import Outcome
 from ._input import Record, mapping
+from ._outcome import gemini_refused
 from ._skills import content_hash
 from ._summary import Summary
 from ._tree import Span, SpanTree, as_json, clip
@@ -163,7 +165,8 @@ def gemini_outcome(name: str, status: Any, text: str) -> Outcome | None:
     if status == "cancelled":
         return "blocked"
     if status == "error":
-        return "failure"
+        # Refused by the workspace boundary or a policy: the request never ran.
+        return "blocked" if gemini_refused(text) else "failure"
     if status != "success":
         return None
     if name == SHELL_TOOL:

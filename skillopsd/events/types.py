@@ -353,6 +353,8 @@ class SkillExecutionRecorded(Event, frozen=True):
     # The event id of the execution record this one corrects (the same execution).
     supersedes: str | None = None
     session_started_at: str | None = None
+    # USD of the session's model responses when every one was priced (pricing/), else None.
+    cost_usd: float | None = None
 
 
 class SkillPromoted(Event, frozen=True):

@@ -206,6 +206,8 @@ def _root(trace: SessionTrace, trace_id: bytes, start: int, end: int) -> Span:
         ("input.value", s.title),
         ("skillops.title", s.title),
         ("skillops.verdict", s.verdict),
+        ("skillops.verdict.reason", s.verdict_reason),
+        ("skillops.verdict.spans", s.verdict_spans or None),
         ("skillops.turns", s.turns),
         ("skillops.tools", s.tools),
         ("skillops.skills", s.skills),
@@ -239,7 +241,7 @@ def _root(trace: SessionTrace, trace_id: bytes, start: int, end: int) -> Span:
     if s.verdict == "failure":
         status = Status(
             code=Status.STATUS_CODE_ERROR,
-            message=f"session verdict failure ({failed} failed calls)",
+            message=s.verdict_reason or f"session verdict failure ({failed} failed calls)",
         )
     elif s.verdict == "success":
         status = Status(code=Status.STATUS_CODE_OK)

@@ -8,11 +8,12 @@ from .annotations import Annotations
 from .event_counts import EventCounts
 from .sessions import Sessions
 from .skill_history import SkillHistory
+from .usage import Usage
 
 
 def default_projections() -> list[Projection]:
     """Every projection the product maintains, in the order they are caught up."""
-    return [EventCounts(), Sessions(), Annotations(), SkillHistory()]
+    return [EventCounts(), Sessions(), Annotations(), SkillHistory(), Usage()]
 
 
 def engine_for(db: Database) -> ProjectionEngine:
@@ -29,6 +30,7 @@ __all__ = [
     "ProjectionState",
     "Sessions",
     "SkillHistory",
+    "Usage",
     "default_projections",
     "engine_for",
 ]

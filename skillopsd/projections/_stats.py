@@ -49,3 +49,54 @@ def compare(newer: str, a: Share, older: str, b: Share) -> str:
     else:
         verdict = "interval overlaps: not yet distinguishable"
     return f"{newer} vs {older}: {points:+d} points (n={a.n} vs n={b.n}), {verdict}"
+
+
+class Median(msgspec.Struct, frozen=True):
+    """The median of the reported values, with a distribution-free 95 % interval.
+
+    The interval is ``[x(k), x(n-k+1)]`` of the sorted values for the largest k whose
+    binomial tail P(Bin(n, 1/2) < k) is at most 2.5 %: it covers the true median at least
+    95 % of the time whatever the distribution (costs are skewed; no normal approximation).
+    Fewer than 6 values cannot give 95 %: then ``low``/``high`` are None.
+    """
+
+    median: float | None
+    low: float | None
+    high: float | None
+    n: int
+
+
+def _tail(n: int, k: int) -> float:
+    """P(Bin(n, 1/2) < k)."""
+    return sum(math.comb(n, i) for i in range(k)) / 2**n
+
+
+def median_interval(values: list[float]) -> Median:
+    """:class:`Median` of ``values`` (already only the reported ones)."""
+    n = len(values)
+    if n == 0:
+        return Median(median=None, low=None, high=None, n=0)
+    xs = sorted(values)
+    middle = n // 2
+    median = xs[middle] if n % 2 else (xs[middle - 1] + xs[middle]) / 2
+    k = 0
+    while k + 1 <= n // 2 and _tail(n, k + 1) <= 0.025:
+        k += 1
+    if k == 0:
+        return Median(median=median, low=None, high=None, n=n)
+    return Median(median=median, low=xs[k - 1], high=xs[n - k], n=n)
+
+
+def compare_medians(newer: str, a: Median, older: str, b: Median, fmt: str = "${:.2f}") -> str:
+    """One honest line comparing two medians: which is lower, and whether it is real."""
+    if a.median is None or b.median is None:
+        missing = newer if a.median is None else older
+        return f"{newer} vs {older}: {missing} has no priced sessions yet"
+    head = f"{newer} {fmt.format(a.median)} vs {older} {fmt.format(b.median)} (n={a.n} vs n={b.n})"
+    if a.low is None or b.low is None or a.high is None or b.high is None:
+        return f"{head}, too few sessions for a 95 % interval: not yet distinguishable"
+    if a.high < b.low:
+        return f"{head}, intervals do not overlap: {newer} is cheaper"
+    if b.high < a.low:
+        return f"{head}, intervals do not overlap: {newer} is dearer"
+    return f"{head}, intervals overlap: not yet distinguishable"

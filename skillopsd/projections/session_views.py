@@ -11,6 +11,7 @@ from ..events import events_at
 from ..events._db import scalar
 from ..events.types import AttributeValue, SpanDerived
 from .skill_aliases import names_of
+from .usage import SessionCost
 
 
 class Outcomes(msgspec.Struct):
@@ -47,8 +48,13 @@ class SessionView(msgspec.Struct):
     tokens: Tokens
     deriver_version: int
     parent_session_id: str | None
+    # Why the verdict is what it is (one line) and the spans that decided it; none for success.
+    verdict_reason: str | None = None
+    verdict_spans: list[str] = []
     # The newest unretracted human label, beside (never merged into) the verdict.
     label: str | None = None
+    # USD over the session's priced model responses (the usage projection); None: none priced.
+    cost: SessionCost | None = None
 
 
 class SpanView(msgspec.Struct):
@@ -69,7 +75,8 @@ class SpanView(msgspec.Struct):
 _SESSION_COLUMNS = (
     "session_id, agent, native_session_id, title, cwd, started_at, ended_at, turns, tools,"
     " skills, success, failure, blocked, unknown, verdict, tokens_input, tokens_output,"
-    " tokens_cache_read, tokens_cache_creation, tokens_note, deriver_version, parent_session_id"
+    " tokens_cache_read, tokens_cache_creation, tokens_note, deriver_version, parent_session_id,"
+    " verdict_reason, verdict_spans"
 )
 _json = msgspec.json.Decoder()
 
@@ -98,6 +105,8 @@ def _session(row: tuple[Any, ...]) -> SessionView:
         t_note,
         version,
         parent,
+        reason,
+        deciding,
     ) = row
     return SessionView(
         session_id=sid,
@@ -117,6 +126,8 @@ def _session(row: tuple[Any, ...]) -> SessionView:
         ),
         deriver_version=version,
         parent_session_id=parent,
+        verdict_reason=reason,
+        verdict_spans=_json.decode(deciding) if deciding else [],
     )
 
 

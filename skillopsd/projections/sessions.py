@@ -15,7 +15,7 @@ import msgspec
 from ..events import RecordedEvent
 from ..events.types import PayloadsErased, PolicySet, SessionDerived, SessionPurged, SpanDerived
 from ._engine import Projection
-from .verdict import POLICY_NAME, SessionEnd, VerdictPolicy, verdict
+from .verdict import POLICY_NAME, Call, SessionEnd, VerdictPolicy, verdict
 
 _json = msgspec.json.Encoder()
 _SCHEMA = """
@@ -26,7 +26,8 @@ CREATE TABLE p_sessions (
     tokens_cache_read INTEGER, tokens_cache_creation INTEGER, tokens_note TEXT,
     deriver_version INTEGER NOT NULL, parent_session_id TEXT, success INTEGER NOT NULL DEFAULT 0,
     failure INTEGER NOT NULL DEFAULT 0, blocked INTEGER NOT NULL DEFAULT 0,
-    unknown INTEGER NOT NULL DEFAULT 0, verdict TEXT, derived_at_position INTEGER NOT NULL
+    unknown INTEGER NOT NULL DEFAULT 0, verdict TEXT, verdict_reason TEXT, verdict_spans TEXT,
+    derived_at_position INTEGER NOT NULL
 );
 CREATE INDEX p_sessions_by_native ON p_sessions (native_session_id);
 CREATE INDEX p_sessions_by_start ON p_sessions (started_at);
@@ -62,6 +63,16 @@ QUERIED_ATTRIBUTES = frozenset(
         "skillops.resolved",
         "skillops.call.probe",
         "skillops.turn.aborted",
+        "skillops.turn.end",
+        "skillops.turn.number",
+        "skillops.turn.api_error",
+        "skillops.call.bookkeeping",
+        "skillops.call.noop",
+        "skillops.call.sandboxed",
+        "skillops.call.pending",
+        "skillops.call.what",
+        "skillops.call.why",
+        "skillops.call.turn",
         "skillops.tool.kind",
         "skill.name",
         "skill.content_hash",
@@ -78,7 +89,9 @@ class Sessions(Projection):
     """The tables ``sessions`` and ``session show`` read, verdicts included."""
 
     name = "sessions"
-    version = 6
+    # 6: what the token figures cover (tokens_note). 7: verdict reasons and spans, the
+    # unfinished verdict.
+    version = 7
     tables = (
         "p_sessions",
         "p_session_skills",
@@ -248,16 +261,19 @@ class Sessions(Projection):
         rows = conn.execute(f"SELECT session_id FROM p_sessions {where}", args).fetchall()
         for (row_id,) in rows:
             sid = str(row_id)
-            end = _session_end(conn, sid, policy)
+            end, counts = _session_end(conn, sid)
+            decided = verdict(end, policy)
             conn.execute(
                 "UPDATE p_sessions SET success = ?, failure = ?, blocked = ?, unknown = ?,"
-                " verdict = ? WHERE session_id = ?",
+                " verdict = ?, verdict_reason = ?, verdict_spans = ? WHERE session_id = ?",
                 (
-                    end.success,
-                    end.failure,
-                    end.blocked,
-                    _unknown(conn, sid),
-                    verdict(end, policy),
+                    counts["success"],
+                    counts["failure"],
+                    counts["blocked"],
+                    counts["unknown"],
+                    decided.value,
+                    decided.reason,
+                    _json.encode(decided.spans).decode() if decided.spans else None,
                     sid,
                 ),
             )
@@ -270,53 +286,75 @@ def _attribute(name: str) -> str:
     return f"json_extract(attributes, '$.\"{name}\"')"
 
 
-def _unknown(conn: apsw.Connection, sid: str) -> int:
-    row = conn.execute(
-        f"SELECT count(*) FROM p_spans WHERE {_CALLS} AND outcome IS NULL", (sid,)
-    ).fetchone()
-    return int(row[0]) if row else 0
+# ``skillops.turn.aborted`` values that mean the user stopped the turn (Claude Code and Codex
+# "interrupted", Gemini CLI's "Request cancelled.", Copilot CLI's abort reasons).
+_USER_STOPS = frozenset({"interrupted", "cancelled", "user_initiated", "user_abort"})
+_FACTS = (
+    "skillops.turns_from_end",
+    "skillops.resolved",
+    "skillops.call.probe",
+    "skillops.call.noop",
+    "skillops.call.sandboxed",
+    "skillops.call.bookkeeping",
+    "skillops.call.pending",
+    "skillops.call.what",
+    "skillops.call.why",
+    "skillops.call.turn",
+)
 
 
-def _session_end(conn: apsw.Connection, sid: str, policy: VerdictPolicy) -> SessionEnd:
-    """The facts the verdict weighs, folded from the session's spans (see derive/_ending.py)."""
-    counts = {"success": 0, "failure": 0, "blocked": 0}
-    setbacks = unresolved = 0
-    worked = False
-    last: tuple[str, int, str] | None = None  # (start, seq, outcome) of the latest call
-    for outcome, start, seq, from_end, resolved, probe in conn.execute(
-        f"SELECT outcome, coalesce(start, ''), seq, {_attribute('skillops.turns_from_end')},"
-        f" {_attribute('skillops.resolved')}, {_attribute('skillops.call.probe')}"
-        f" FROM p_spans WHERE {_CALLS} AND outcome IS NOT NULL",
+def _session_end(conn: apsw.Connection, sid: str) -> tuple[SessionEnd, dict[str, int]]:
+    """The facts the verdict weighs, folded from the session's spans (see derive/_ending.py),
+    and the session's calls counted by outcome."""
+    counts = {"success": 0, "failure": 0, "blocked": 0, "unknown": 0}
+    calls: list[tuple[str, int, Call]] = []
+    facts = ", ".join(_attribute(name) for name in _FACTS)
+    for span_id, outcome, start, seq, *values in conn.execute(
+        f"SELECT span_id, outcome, coalesce(start, ''), seq, {facts} FROM p_spans WHERE {_CALLS}",
         (sid,),
     ):
-        counts[str(outcome)] = counts.get(str(outcome), 0) + 1
-        if from_end == 0:
-            worked = True
-        if outcome == "failure" and not probe:
-            setbacks += 1
-            if isinstance(from_end, int) and from_end < policy.tail_turns and not resolved:
-                unresolved += 1
-        key = (str(start), int(seq), str(outcome))
-        if last is None or key[:2] > last[:2]:
-            last = key
+        from_end, resolved, probe, noop, sandboxed, bookkeeping, pending, what, why, turn = values
+        counts[str(outcome) if outcome else "unknown"] += 1
+        if outcome is None and not pending:
+            continue
+        call = Call(
+            span_id=str(span_id),
+            outcome=str(outcome) if outcome else None,
+            turns_from_end=from_end if isinstance(from_end, int) else None,
+            resolved=bool(resolved),
+            harmless=bool(probe) or bool(noop) or bool(sandboxed),
+            bookkeeping=bool(bookkeeping),
+            pending=bool(pending),
+            what=str(what or ""),
+            why=str(why or ""),
+            turn=turn if isinstance(turn, int) else None,
+        )
+        calls.append((str(start), int(seq), call))
+    calls.sort(key=lambda c: (c[0], c[1]))
     last_turn = conn.execute(
-        f"SELECT {_attribute('skillops.turn.aborted')} FROM p_spans"
+        f"SELECT span_id, {_attribute('skillops.turn.aborted')},"
+        f" {_attribute('skillops.turn.end')}, {_attribute('skillops.turn.number')},"
+        f" {_attribute('skillops.turn.api_error')} FROM p_spans"
         " WHERE session_id = ? AND kind = 'CHAIN' AND parent_span_id IS NULL"
+        f" AND {_attribute('skillops.turn.end')} IS NOT NULL"
         " ORDER BY coalesce(start, '') DESC, seq DESC LIMIT 1",
         (sid,),
     ).fetchone()
+    worked = any(c.turns_from_end == 0 and c.outcome is not None for _s, _q, c in calls)
     # An interrupt cut work short only if the last turn had calls: "exit" typed after the
     # answer and then interrupted is the user leaving, not abandoning.
-    interrupted = worked and last_turn is not None and last_turn[0] == "interrupted"
-    return SessionEnd(
-        success=counts["success"],
-        failure=counts["failure"],
-        blocked=counts["blocked"],
-        setbacks=setbacks,
-        unresolved=unresolved,
-        last_blocked=last is not None and last[2] == "blocked",
+    interrupted = worked and last_turn is not None and last_turn[1] in _USER_STOPS
+    aborted = last_turn is not None and last_turn[1] is not None
+    end = SessionEnd(
+        calls=[c for _s, _q, c in calls],
+        last_turn=last_turn[3] if last_turn is not None and isinstance(last_turn[3], int) else None,
+        last_turn_span=str(last_turn[0]) if last_turn is not None else None,
         interrupted=interrupted,
+        api_error=last_turn is not None and bool(last_turn[4]),
+        # A turn the user or the agent stopped has ended, answered or not.
+        end=None if aborted or last_turn is None else last_turn[2],
     )
+    return end, counts
 
 
 def _span_row(span: SpanDerived, position: int) -> tuple[object, ...]:

@@ -11,9 +11,10 @@ import msgspec
 
 from ..events import events_at
 from ..events.types import EvalCaseResult, SpanDerived
-from ._stats import Share, compare, wilson
+from ._stats import Median, Share, compare, compare_medians, median_interval, wilson
 from .annotations import list_annotations, newest_labels
 from .skill_aliases import names_of, skill_aliases
+from .usage import session_costs
 from .verdict import VERDICTS as VERDICT_NAMES
 
 _dec = msgspec.json.Decoder()
@@ -38,6 +39,9 @@ class SkillSession(msgspec.Struct):
     loaded_at: str | None = None
     cwd: str | None = None
     calls: int | None = None
+    # USD when every model response of the session was priced (None: not reported or not
+    # all priced: a partial sum would flatter the version).
+    cost_usd: float | None = None
 
 
 def duration_ms(started: str | None, ended: str | None) -> int | None:
@@ -108,8 +112,11 @@ def skill_sessions(
             )
         )
     labels = newest_labels(conn, [s.session_id for s in out], skill=names[0])
+    costs = session_costs(conn, [s.session_id for s in out])
     for s in out:
         s.label = labels.get(s.session_id)
+        cost = costs.get(s.session_id)
+        s.cost_usd = cost.usd if cost is not None and not cost.unpriced else None
     return out
 
 
@@ -340,6 +347,8 @@ class VersionStats(msgspec.Struct):
     first_loaded: str | None = None
     calls: Mean | None = None
     scoped: Scoped | None = None
+    # USD per session: median with its distribution-free 95 % interval, over priced sessions.
+    cost: Median = Median(median=None, low=None, high=None, n=0)
 
 
 class Baseline(msgspec.Struct):
@@ -496,6 +505,7 @@ def skill_report(conn: apsw.Connection, skill: str) -> SkillReport | None:
                 first_loaded=min((x.loaded_at for x in group if x.loaded_at), default=None),
                 calls=_mean([x.calls for x in group]),
                 scoped=_scoped(conn, group),
+                cost=median_interval([s.cost_usd for s in group if s.cost_usd is not None]),
             )
         )
     with_data = [v for v in out if v.sessions]
@@ -506,6 +516,8 @@ def skill_report(conn: apsw.Connection, skill: str) -> SkillReport | None:
         if a.labelled and b.labelled:
             labels = compare(a.tag, a.labels["good"], b.tag, b.labels["good"])
             reading += "; labelled good: " + labels.split(": ", 1)[1]
+        if a.cost.n and b.cost.n:
+            reading += "; cost/session: " + compare_medians(a.tag, a.cost, b.tag, b.cost)
         if a.eval is not None and b.eval is not None:
             verdicts = [
                 f"{tag} {'passed' if run.passed else 'failed'}"

@@ -1,17 +1,30 @@
-"""The session verdict rule and its parameters (a ``PolicySet`` named ``verdict``).
+"""The session verdict rule, its values and reasons, and its parameters (a ``PolicySet`` named
+``verdict``). This docstring is where the verdict values are defined.
 
 The verdict says how the session *ended*, from facts the deriver put on its spans
-(``derive/_ending.py``):
+(``derive/_ending.py``). In order, the first that holds:
 
-- none: no TOOL or SKILL call has an outcome;
 - ``abandoned``: the user stopped the end of it: the last turn was interrupted while it had
   calls (an interrupt after the answer, or of a bare "exit", is the user leaving), or the last
-  call with an outcome was blocked (rejected, denied, interrupted) and nothing came after;
-- ``failure``: at least ``unresolved_min`` calls of the last ``tail_turns`` turns failed and no
-  later call of the same kind succeeded, or more than ``failure_share`` of all calls failed
-  (a look-up that found nothing, such as a ``grep`` with no match, counts for neither);
+  call that decides anything was blocked (rejected, denied, refused by a rule or a hook) and
+  nothing came after it;
+- ``unfinished``: the last turn has no final answer and was not interrupted: the file ends with
+  a call still waiting for its result, or after calls with no answer to the user (a session
+  still being written reads ``running`` in ``sessions`` and ``session show`` until it settles:
+  no line for the settle time, or the agent wrote its end);
+- none: no call has an outcome (bookkeeping calls do not count), and the last turn ended (an
+  answer, or an empty response);
+- ``failure``: at least ``unresolved_min`` calls of the last ``tail_turns`` turns failed and
+  no later call of the same kind succeeded (same tool; a shell command's deciding program and
+  subcommand; an edit's file, whatever the edit tool), or more than ``failure_share`` of all
+  calls failed (a look-up that found nothing, such as a ``grep`` with no match, an edit that
+  would have changed nothing, and a command the sandbox refused an operation count for neither);
 - ``success`` otherwise: failures the agent got past and blocks the user worked around earlier
   in the session do not spoil it.
+
+Bookkeeping calls (to-do lists, plans: ``TodoWrite``, ``update_plan``, ``write_todos``, …)
+never decide, and never hide a block before them. Every verdict but success carries a reason:
+one line and the ids of the spans that decided it.
 
 Defaults: ``tail_turns=1``, ``unresolved_min=1``, ``failure_share=0.8``.
 """
@@ -24,9 +37,22 @@ from typing import Annotated
 import msgspec
 
 POLICY_NAME = "verdict"
-VERDICTS = ("success", "failure", "abandoned")
+VERDICTS = ("success", "failure", "abandoned", "unfinished")
+# The values in one paragraph, for ``--help`` and ``policy show verdict``.
+SUMMARY = (
+    "abandoned: the user interrupted the last turn, or the last call that decides was blocked;"
+    " unfinished: the last turn has no final answer (a call still pending, or calls and no"
+    " answer), shown as running while the session is still being written; failure: a call of"
+    " the last tail_turns turns failed and nothing of the same kind passed after it, or more"
+    " than failure_share of the calls failed; success: otherwise; none: no call has an outcome."
+    " Each verdict but success has a one-line reason and its deciding spans."
+)
+# Shown, never stored: an unfinished session whose files are still being written.
+RUNNING = "running"
 # Keys of earlier versions of the rule: a stored PolicySet holding them still applies the rest.
 _RETIRED = frozenset({"blocked_min"})
+# A reason names at most this many spans.
+MAX_SPANS = 10
 
 
 class VerdictPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -43,25 +69,113 @@ class VerdictPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         return msgspec.convert(current, cls, strict=False)
 
 
+class Call(msgspec.Struct, frozen=True, kw_only=True):
+    """One call as the verdict sees it (in time order within :class:`SessionEnd`)."""
+
+    span_id: str
+    outcome: str | None  # None: it never got a result
+    turns_from_end: int | None = None
+    resolved: bool = False
+    harmless: bool = False  # a look-up that found nothing, a no-op edit, a sandbox refusal
+    bookkeeping: bool = False
+    pending: bool = False  # the file ends while it waits for its result
+    what: str = ""  # "go test ./...", "Edit main.go"
+    why: str = ""  # the first line of its error
+    turn: int | None = None  # its top-level turn's number
+
+
 class SessionEnd(msgspec.Struct, frozen=True, kw_only=True):
     """What the verdict weighs about one session (folded from its spans)."""
 
-    success: int
-    failure: int
-    blocked: int
-    setbacks: int  # failed calls that did more than look (a grep finding nothing is no setback)
-    unresolved: int  # setbacks in the last ``tail_turns`` turns nothing later made good
-    last_blocked: bool  # the last call with an outcome was blocked
-    interrupted: bool  # the last turn, which had calls, was interrupted by the user
+    calls: list[Call]
+    last_turn: int | None = None  # the last top-level turn's number
+    last_turn_span: str | None = None
+    interrupted: bool = False  # the last turn, which had calls, was interrupted by the user
+    end: str | None = None  # how the last turn ended: answered | empty | pending | silent
+    api_error: bool = False  # the model's API failed at the end of the last turn
 
 
-def verdict(end: SessionEnd, policy: VerdictPolicy) -> str | None:
-    """How the session ended: ``success``, ``failure``, ``abandoned``, or ``None``."""
-    voted = end.success + end.failure + end.blocked
-    if voted == 0:
-        return None
-    if end.interrupted or end.last_blocked:
-        return "abandoned"
-    if end.unresolved >= policy.unresolved_min or end.setbacks / voted > policy.failure_share:
-        return "failure"
-    return "success"
+class Verdict(msgspec.Struct, frozen=True):
+    """A verdict, the one line that says why, and the spans that decided it."""
+
+    value: str | None
+    reason: str | None = None
+    spans: list[str] = []
+
+
+def _in_turn(turn: int | None) -> str:
+    return f"turn {turn}" if turn is not None else "the last turn"
+
+
+def _line(text: str) -> str:
+    """Text fit for one line of a reason (facts are derived, but a reason is one line)."""
+    return " ".join(text.split())
+
+
+def _named(call: Call) -> str:
+    return _line(call.what) or "a call"
+
+
+def verdict(end: SessionEnd, policy: VerdictPolicy) -> Verdict:
+    """How the session ended, with its reason (see the module docstring)."""
+    deciding = [c for c in end.calls if c.outcome is not None and not c.bookkeeping]
+    last_turn = _in_turn(end.last_turn)
+    if end.interrupted:
+        stopped = [c for c in deciding if c.outcome == "blocked" and c.turns_from_end == 0]
+        if stopped:
+            call = stopped[-1]
+            return Verdict(
+                "abandoned",
+                f"abandoned: the user interrupted {last_turn} while {_named(call)} was running",
+                [call.span_id],
+            )
+        spans = [end.last_turn_span] if end.last_turn_span else []
+        return Verdict("abandoned", f"abandoned: the user interrupted {last_turn}", spans)
+    if deciding and deciding[-1].outcome == "blocked":
+        call = deciding[-1]
+        why = f" ({_line(call.why)})" if _line(call.why) else ""
+        return Verdict(
+            "abandoned",
+            f"abandoned: {_named(call)} was blocked in {_in_turn(call.turn)}{why},"
+            " nothing came after it",
+            [call.span_id],
+        )
+    if end.end == "pending":
+        waiting = [c for c in end.calls if c.pending]
+        if waiting:
+            return Verdict(
+                "unfinished",
+                f"unfinished: the file ends while {_named(waiting[-1])} is still waiting for its"
+                f" result in {last_turn}",
+                [c.span_id for c in waiting[-MAX_SPANS:]],
+            )
+    if end.end in ("pending", "silent") and end.last_turn is not None:
+        spans = [end.last_turn_span] if end.last_turn_span else []
+        because = " (the model's API returned an error)" if end.api_error else ""
+        return Verdict("unfinished", f"unfinished: {last_turn} has no final answer{because}", spans)
+    if not deciding:
+        return Verdict(None)
+    setbacks = [c for c in deciding if c.outcome == "failure" and not c.harmless]
+    unresolved = [
+        c
+        for c in setbacks
+        if c.turns_from_end is not None and c.turns_from_end < policy.tail_turns and not c.resolved
+    ]
+    if len(unresolved) >= policy.unresolved_min:
+        where = "the last turn" if policy.tail_turns == 1 else f"the last {policy.tail_turns} turns"
+        first = unresolved[-1]
+        more = f" and {len(unresolved) - 1} more" if len(unresolved) > 1 else ""
+        them = "them" if more else "it"
+        return Verdict(
+            "failure",
+            f"failure: {_named(first)}{more} failed in {where},"
+            f" nothing of the same kind passed after {them}",
+            [c.span_id for c in unresolved[-MAX_SPANS:]],
+        )
+    if len(setbacks) / len(deciding) > policy.failure_share:
+        return Verdict(
+            "failure",
+            f"failure: {len(setbacks)} of {len(deciding)} calls failed",
+            [c.span_id for c in setbacks[-MAX_SPANS:]],
+        )
+    return Verdict("success")

@@ -123,7 +123,7 @@ def decide_state(state: SkillState, policy: BanditPolicy) -> Decision | None:
             values(state.champion, field),
             values(state.challenger, field),
         )
-        for metric, field in (("tokens", "tokens"), ("duration_ms", "duration_ms"))
+        for metric, field in (policy.cost_guardrail(), ("duration_ms", "duration_ms"))
     ]
     return decide(
         ArmStats(champ.executions, champ.successes),

@@ -37,6 +37,7 @@ class Signal(msgspec.Struct, frozen=True, kw_only=True):
     tokens: int | None
     duration_ms: int | None
     started_at: str | None
+    cost_usd: float | None = None
 
 
 def _eval_results(conn: apsw.Connection, skill: str) -> dict[str, tuple[bool, str]]:
@@ -79,6 +80,7 @@ def signals(conn: apsw.Connection, skill: str) -> list[Signal]:
                 tokens=s.tokens,
                 duration_ms=s.duration_ms,
                 started_at=s.started_at,
+                cost_usd=s.cost_usd,
             )
         )
     return sorted(out, key=lambda x: (x.started_at or "", x.session_id))

@@ -24,6 +24,12 @@ class BanditPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     retire_bar: Annotated[float, msgspec.Meta(gt=0.5, le=1.0)] = _D.retire_bar
     horizon: Annotated[int, msgspec.Meta(ge=2, le=1_000_000)] = _D.horizon
     challenger_cap: Annotated[float, msgspec.Meta(ge=0.0, le=1.0)] = _R.challenger_cap
+    # The cost guardrail compares USD per execution; true compares tokens instead.
+    guardrail_tokens: bool = False
+
+    def cost_guardrail(self) -> tuple[str, str]:
+        """(metric name, execution field) of the cost guardrail."""
+        return ("tokens", "tokens") if self.guardrail_tokens else ("cost_usd", "cost_usd")
 
     def decision(self) -> DecisionParams:
         """The decision rule's parameters."""

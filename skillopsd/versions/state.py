@@ -76,6 +76,7 @@ class Execution(msgspec.Struct, kw_only=True):
     duration_ms: int | None
     experiment_id: str | None
     position: int
+    cost_usd: float | None = None
 
 
 class Version(msgspec.Struct, kw_only=True):
@@ -334,6 +335,7 @@ def _execution(state: SkillState, event: RecordedEvent, p: SkillExecutionRecorde
         duration_ms=p.duration_ms,
         experiment_id=experiment,
         position=event.position,
+        cost_usd=p.cost_usd,
     )
 
 

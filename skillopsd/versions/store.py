@@ -388,6 +388,7 @@ def record_manual(
     tokens: int | None,
     duration_ms: int | None,
     record_id: str,
+    cost_usd: float | None = None,
 ) -> Version:
     """One execution reported by hand (an agent we cannot trace)."""
     chosen: list[Version] = []
@@ -407,6 +408,7 @@ def record_manual(
             source="manual",
             signal=outcome,
             execution_id=f"manual:{record_id}",
+            cost_usd=cost_usd,
         )
         return [new(skill, event, content_id("SkillExecutionRecorded", skill, record_id))]
 

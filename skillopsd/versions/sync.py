@@ -95,6 +95,7 @@ def _execution_event(
         execution_id=f"session:{sig.session_id}",
         supersedes=supersedes,
         session_started_at=sig.started_at,
+        cost_usd=sig.cost_usd,
     )
     event_id = content_id(
         "SkillExecutionRecorded",

@@ -1,0 +1,473 @@
+"""Shell scripts as a shell reads them: the simple commands in them and the one that decides.
+
+A call's script is parsed by tree-sitter (``tree-sitter-bash``; ``tree-sitter-powershell`` for
+PowerShell), never split on strings: heredocs, ``$(…)``, quotes and comments stay where they
+belong. From the tree come every simple command (program, subcommand, words) and the command
+whose exit status is the script's: the last of a ``;`` / ``&&`` list, the left side of an
+``||`` (the right is a fallback), the last of a pipeline (the first with ``set -o pipefail``),
+the body of a redirect, subshell, group or loop. Variable assignments, a leading ``cd x &&``
+and wrappers (``env``, ``sudo``, ``timeout 60``) do not name the program, and options that take
+a value (``git -C path branch``) do not name the subcommand. PowerShell's exit status is the
+last native program's (``$LASTEXITCODE``; cmdlets such as ``Select-Object`` do not set it).
+
+tree-sitter never raises on bad input (it marks error nodes and keeps going); anything else that
+goes wrong falls back to the script's first words, so no script can stop a derivation.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from functools import lru_cache
+from typing import TYPE_CHECKING, Literal
+
+import msgspec
+
+if TYPE_CHECKING:
+    import tree_sitter
+
+Dialect = Literal["bash", "powershell"]
+
+# Scripts are parsed up to this many bytes: the decision sits near the start or the end, and
+# tool arguments are already clipped when derived.
+_MAX_BYTES = 64 * 1024
+# Nesting deeper than this is not walked (a script of 10,000 nested "$(" would be).
+_MAX_DEPTH = 200
+
+# Words before the program that do not name it, with the options of theirs that take a value.
+_WRAPPERS: dict[str, frozenset[str]] = {
+    "env": frozenset({"-u", "--unset", "-C", "--chdir", "-S", "--split-string"}),
+    "sudo": frozenset({"-u", "--user", "-g", "--group", "-C", "-D", "-h", "-p", "-r", "-t", "-U"}),
+    "command": frozenset(),
+    "builtin": frozenset(),
+    "exec": frozenset({"-a"}),
+    "time": frozenset({"-f", "--format", "-o", "--output"}),
+    "nice": frozenset({"-n", "--adjustment"}),
+    "nohup": frozenset(),
+    "stdbuf": frozenset({"-i", "-o", "-e"}),
+    "timeout": frozenset({"-s", "--signal", "-k", "--kill-after"}),
+    "xargs": frozenset(
+        {"-I", "-i", "-L", "-l", "-n", "-P", "-s", "-d", "-E", "-a", "--max-args", "--delimiter"}
+    ),
+}
+# Wrappers whose first plain word is theirs (``timeout 60 go test``), not the program's.
+_WRAPPER_ARGUMENT = frozenset({"timeout"})
+# Programs whose first argument is a subcommand worth telling apart (``go test``, ``go build``),
+# with their options that take a value (``git -C path branch`` is ``git branch``).
+_SUBCOMMANDS: dict[str, frozenset[str]] = {
+    "git": frozenset(
+        {"-C", "-c", "--git-dir", "--work-tree", "--namespace", "--exec-path", "--config-env"}
+    ),
+    "go": frozenset({"-C"}),
+    "gh": frozenset({"-R", "--repo", "--hostname"}),
+    "npm": frozenset({"--prefix", "-w", "--workspace", "-C"}),
+    "pnpm": frozenset({"-C", "--dir", "-F", "--filter", "-w", "--workspace-dir"}),
+    "yarn": frozenset({"--cwd"}),
+    "bun": frozenset({"--cwd"}),
+    "npx": frozenset({"-p", "--package"}),
+    "cargo": frozenset({"--manifest-path", "-Z", "--config", "-C"}),
+    "docker": frozenset({"-H", "--host", "-c", "--context", "--config", "-l", "--log-level"}),
+    "kubectl": frozenset({"-n", "--namespace", "--context", "--kubeconfig", "-s", "--server"}),
+    "uv": frozenset({"--directory", "--project", "-p", "--python", "--cache-dir"}),
+    "pip": frozenset(),
+    "pip3": frozenset(),
+    "poetry": frozenset({"-C", "--directory", "-P", "--project"}),
+    "make": frozenset({"-C", "-f", "--file", "--directory", "-I", "-o", "-W"}),
+    "just": frozenset({"-f", "--justfile", "-d", "--working-directory"}),
+    "terraform": frozenset(),
+    "dotnet": frozenset(),
+    "mvn": frozenset({"-f", "--file", "-pl", "--projects", "-P", "-s", "-D"}),
+    "gradle": frozenset({"-p", "--project-dir", "-b", "-x", "--exclude-task"}),
+    "swift": frozenset({"--package-path"}),
+    "deno": frozenset(),
+    "brew": frozenset(),
+    "apt": frozenset(),
+    "apt-get": frozenset(),
+    "systemctl": frozenset(),
+    "rustup": frozenset(),
+    "conda": frozenset({"-n", "--name"}),
+    "skillopsctl": frozenset({"--db"}),
+}
+# ``python -m pytest`` runs pytest: the module is the subcommand.
+_MODULE_RUNNERS = frozenset({"python", "python3", "py"})
+# Commands that set up the script rather than do its work: they decide only when alone.
+_SETUP = frozenset(
+    {"cd", "pushd", "popd", "set", "export", "source", ".", "shopt", "trap", "ulimit", "umask"}
+)
+_SETUP_PS = frozenset({"cd", "set-location", "push-location", "pop-location", "sl", "chdir"})
+# PowerShell cmdlets are Verb-Noun; they do not set $LASTEXITCODE, native programs do.
+_CMDLET = re.compile(r"\A[A-Za-z]+-[A-Za-z]+\Z")
+# Aliases of cmdlets that look like programs.
+_PS_ALIASES = frozenset(
+    {"echo", "write", "ls", "dir", "gci", "cat", "gc", "type", "select", "where", "foreach", "%"}
+    | {"sort", "measure", "ft", "fl", "cls", "rm", "del", "cp", "copy", "mv", "move", "md"}
+    | {"mkdir", "ni", "sc", "ac", "iex", "sls", "pwd", "gl", "sleep", "start", "kill", "ps"}
+)
+_DEV_NULL = frozenset({"/dev/null", "$null", "nul", "NUL", "$NULL"})
+
+
+class Command(msgspec.Struct, frozen=True):
+    """One simple command: its program (a file name, no folder), subcommand, words and text."""
+
+    program: str
+    subcommand: str | None = None
+    words: tuple[str, ...] = ()
+    text: str = ""
+
+    @property
+    def key(self) -> str:
+        """What "the same kind of command" means: ``go test``, ``git branch``, ``rg``."""
+        return f"{self.program} {self.subcommand}" if self.subcommand else self.program
+
+
+class Script(msgspec.Struct, frozen=True):
+    """What a script runs: every simple command in order, the deciding one, and whether it
+    writes a file (a redirect to a file, ``sed -i``, ``tee``, ``Set-Content``)."""
+
+    commands: tuple[Command, ...] = ()
+    deciding: Command | None = None
+    writes: bool = False
+
+
+_EMPTY = Script()
+
+
+@lru_cache(maxsize=2)
+def _parser(dialect: Dialect) -> tree_sitter.Parser:
+    """The parser of a dialect, loaded on first use: a session with no shell call to read
+    (most of them: only failed calls and what may resolve them are read) never loads it."""
+    import tree_sitter
+
+    if dialect == "powershell":
+        import tree_sitter_powershell as grammar
+    else:
+        import tree_sitter_bash as grammar  # type: ignore[no-redef]
+    return tree_sitter.Parser(tree_sitter.Language(grammar.language()))
+
+
+@lru_cache(maxsize=4096)
+def read_script(script: str, dialect: Dialect = "bash") -> Script:
+    """The commands of ``script`` as its shell reads them (never raises)."""
+    if not script.strip():
+        return _EMPTY
+    source = script.encode("utf-8", "replace")[:_MAX_BYTES]
+    try:
+        if dialect == "powershell":
+            return _powershell(_parser("powershell").parse(source).root_node)
+        return _bash(_parser("bash").parse(source).root_node)
+    except (RecursionError, ValueError, UnicodeError, AttributeError, TypeError, IndexError):
+        return _fallback(script)
+
+
+@lru_cache(maxsize=4096)
+def deciding_command(script: str, dialect: Dialect = "bash") -> Command | None:
+    """Only the command that decides ``script``'s exit status (cheaper than :func:`read_script`:
+    the deriver asks this of every call whose kind may resolve a failure)."""
+    if dialect == "powershell" or not script.strip():
+        return read_script(script, dialect).deciding
+    source = script.encode("utf-8", "replace")[:_MAX_BYTES]
+    try:
+        root = _parser("bash").parse(source).root_node
+        pipefail = "pipefail" in script and any(
+            c.program == "set" and "pipefail" in c.words for c in read_script(script).commands
+        )
+        deciding = _bash_deciding(root, pipefail)
+        return (
+            deciding if deciding is not None or not root.has_error else _fallback(script).deciding
+        )
+    except (RecursionError, ValueError, UnicodeError, AttributeError, TypeError, IndexError):
+        return _fallback(script).deciding
+
+
+def _fallback(script: str) -> Script:
+    """The first words of the first line, when the tree could not be read."""
+    words = script.split("\n", 1)[0].split()
+    if not words:
+        return _EMPTY
+    command = _command_of(words, _one_line(script))
+    return Script(commands=(command,), deciding=command, writes=">" in script)
+
+
+def _one_line(text: str, limit: int = 200) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def _program(word: str) -> str:
+    name = " ".join(word.replace("\\", "/").rsplit("/", 1)[-1].split())
+    return name[:-4] if name.lower().endswith(".exe") else name
+
+
+def _command_of(words: list[str], text: str) -> Command:
+    """The program, subcommand and arguments of a command's words (assignments already gone)."""
+    i = 0
+    while i < len(words):
+        name = _program(words[i])
+        takes = _WRAPPERS.get(name)
+        if takes is None:
+            break
+        i += 1
+        plain_seen = False
+        while i < len(words):
+            word = words[i]
+            if word in takes:
+                i += 2
+            elif word.startswith("-") or ("=" in word and name == "env" and _is_assignment(word)):
+                i += 1
+            elif name in _WRAPPER_ARGUMENT and not plain_seen:
+                plain_seen = True
+                i += 1
+            else:
+                break
+    if i >= len(words):
+        program = _program(words[0]) if words else ""
+        return Command(program=program, words=tuple(words[1:]), text=text)
+    program = _program(words[i])
+    rest = words[i + 1 :]
+    subcommand: str | None = None
+    if program in _SUBCOMMANDS:
+        subcommand = _first_plain(rest, _SUBCOMMANDS[program])
+        subcommand = " ".join(subcommand.split()) or None if subcommand else None
+    elif program.lower() in _MODULE_RUNNERS and "-m" in rest[:3]:
+        at = rest.index("-m")
+        if at + 1 < len(rest):
+            subcommand = " ".join(f"-m {rest[at + 1]}".split())
+    return Command(program=program, subcommand=subcommand, words=tuple(rest), text=text)
+
+
+def _first_plain(words: list[str], takes_value: frozenset[str]) -> str | None:
+    skip = False
+    for word in words:
+        if skip:
+            skip = False
+            continue
+        if word.startswith("-") or word.startswith("+"):
+            skip = word in takes_value
+            continue
+        return word
+    return None
+
+
+_ASSIGNMENT = re.compile(r"\A[A-Za-z_][A-Za-z0-9_]*=")
+
+
+def _is_assignment(word: str) -> bool:
+    return _ASSIGNMENT.match(word) is not None
+
+
+# --- bash -----------------------------------------------------------------------------
+
+
+def _walk(root: tree_sitter.Node) -> Iterator[tree_sitter.Node]:
+    """Every node under ``root`` in document order, depth-bounded, without recursion."""
+    stack: list[tuple[tree_sitter.Node, int]] = [(root, 0)]
+    while stack:
+        node, depth = stack.pop()
+        yield node
+        if depth < _MAX_DEPTH:
+            stack.extend((child, depth + 1) for child in reversed(node.children))
+
+
+def _text(node: tree_sitter.Node) -> str:
+    return (node.text or b"").decode("utf-8", "replace")
+
+
+def _word(node: tree_sitter.Node) -> str:
+    """A word's value as the program sees it (quotes removed where they are whole)."""
+    text = _text(node)
+    if node.type == "raw_string" and len(text) >= 2:
+        return text[1:-1]
+    if node.type == "string" and len(text) >= 2 and text[0] == text[-1] == '"':
+        return text[1:-1]
+    if node.type == "concatenation":
+        return "".join(_word(child) for child in node.children)
+    return text
+
+
+_BASH_ARGUMENT_SKIP = frozenset(
+    {"variable_assignment", "file_redirect", "herestring_redirect", "heredoc_redirect", "comment"}
+)
+
+
+def _bash_command(node: tree_sitter.Node) -> Command | None:
+    words: list[str] = []
+    for child in node.children:
+        if child.type in _BASH_ARGUMENT_SKIP or not child.is_named:
+            continue
+        if child.type == "command_name":
+            words.append(_word(child.children[0]) if child.children else _text(child))
+        else:
+            words.append(_word(child))
+    if not words:
+        return None
+    return _command_of(words, _one_line(_text(node)))
+
+
+def _writes_bash(node: tree_sitter.Node) -> bool:
+    """A redirect of output into a file (``2>&1`` and ``> /dev/null`` write nothing)."""
+    operator = next((c for c in node.children if not c.is_named), None)
+    if operator is None or operator.type in ("<", "<<", "<<<", "<&", "<<-", "<>"):
+        return False
+    destination = node.child_by_field_name("destination")
+    if destination is None:
+        return False
+    target = _word(destination)
+    if operator.type in (">&", "<&") and (target.isdigit() or target == "-"):
+        return False
+    return target not in _DEV_NULL
+
+
+_BASH_STATEMENTS = frozenset({"program", "compound_statement", "subshell", "do_group"})
+
+
+if TYPE_CHECKING:
+    # A candidate for the deciding command: its node, and the pipeline it ends (for the text).
+    _Candidate = tuple[tree_sitter.Node, tree_sitter.Node | None]
+
+
+def _bash_decide(node: tree_sitter.Node, pipefail: bool, depth: int = 0) -> list[_Candidate]:
+    """The command nodes whose exit status is ``node``'s, most decisive last."""
+    if depth > _MAX_DEPTH:
+        return []
+    kind = node.type
+    if kind == "command":
+        return [(node, None)]
+    if kind in _BASH_STATEMENTS:
+        out: list[_Candidate] = []
+        for child in node.named_children:
+            if child.type not in ("comment", "heredoc_body"):
+                out.extend(_bash_decide(child, pipefail, depth + 1))
+        return out
+    if kind == "list":
+        named = [c for c in node.children if c.is_named]
+        operator = next((c.type for c in node.children if not c.is_named), "&&")
+        if operator == "||" and named:
+            # "go test || true": the fallback is not what the call was for.
+            return _bash_decide(named[0], pipefail, depth + 1)
+        out = []
+        for child in named:
+            out.extend(_bash_decide(child, pipefail, depth + 1))
+        return out
+    if kind == "pipeline":
+        parts = [c for c in node.named_children if c.type != "comment"]
+        if not parts:
+            return []
+        found = _bash_decide(parts[0] if pipefail else parts[-1], pipefail, depth + 1)
+        return [(found[-1][0], node)] if found else []
+    if kind in ("redirected_statement", "negated_command"):
+        body = node.named_children[0] if node.named_children else None
+        return _bash_decide(body, pipefail, depth + 1) if body is not None else []
+    if kind in ("variable_assignment", "variable_assignments", "declaration_command"):
+        return []
+    if kind in ("function_definition", "comment", "heredoc_body", "ERROR"):
+        return []
+    # Loops, conditionals, case: their last statement.
+    for child in reversed(node.named_children):
+        found = _bash_decide(child, pipefail, depth + 1)
+        if found:
+            return found
+    return []
+
+
+def _name_of(node: tree_sitter.Node) -> str:
+    name = next((c for c in node.children if c.type == "command_name"), None)
+    return _program(_text(name)).lower() if name is not None else ""
+
+
+def _bash_deciding(root: tree_sitter.Node, pipefail: bool) -> Command | None:
+    """The deciding command, built only for the one chosen (a script can hold hundreds)."""
+    candidates = [c for c in _bash_decide(root, pipefail) if _name_of(c[0])]
+    chosen = next((c for c in reversed(candidates) if _name_of(c[0]) not in _SETUP), None)
+    if chosen is None:
+        chosen = candidates[-1] if candidates else None
+    if chosen is None:
+        return None
+    command = _bash_command(chosen[0])
+    if command is None or chosen[1] is None:
+        return command
+    # A reason names the whole pipeline ("go test ./... | tail -3"), not its last stage.
+    stages = []
+    for part in chosen[1].named_children:
+        found = _bash_decide(part, pipefail) if part.type != "comment" else []
+        if found:
+            stages.append(_one_line(_text(found[-1][0])))
+    return msgspec.structs.replace(command, text=" | ".join(stages))
+
+
+def _pick(candidates: list[Command], setup: frozenset[str]) -> Command | None:
+    for command in reversed(candidates):
+        if command.program.lower() not in setup:
+            return command
+    return candidates[-1] if candidates else None
+
+
+def _bash(root: tree_sitter.Node) -> Script:
+    commands: list[Command] = []
+    writes = False
+    for node in _walk(root):
+        if node.type == "command":
+            command = _bash_command(node)
+            if command is not None:
+                commands.append(command)
+                if command.program == "tee" or (
+                    command.program == "sed"
+                    and any(w.startswith(("-i", "--in-place")) for w in command.words)
+                ):
+                    writes = True
+        elif node.type == "file_redirect" and not writes:
+            writes = _writes_bash(node)
+    pipefail = any(c.program == "set" and "pipefail" in c.words for c in commands)
+    deciding = _bash_deciding(root, pipefail)
+    if deciding is None and root.has_error:
+        return _fallback(_text(root))
+    return Script(commands=tuple(commands), deciding=deciding, writes=writes)
+
+
+# --- PowerShell -----------------------------------------------------------------------
+
+_PS_WRITERS = frozenset(
+    {"set-content", "add-content", "out-file", "new-item", "remove-item", "copy-item"}
+    | {"move-item", "rename-item", "clear-content", "set-itemproperty", "ni", "sc", "ac"}
+    | {"rm", "del", "cp", "copy", "mv", "move", "md", "mkdir"}
+)
+
+
+def _ps_command(node: tree_sitter.Node) -> Command | None:
+    words: list[str] = []
+    for child in node.children:
+        if child.type in ("command_name", "command_name_expr"):
+            text = _text(child)  # a program by path may be quoted: & "C:\Git\git.exe"
+            words.append(text[1:-1] if len(text) >= 2 and text[0] == text[-1] in "'\"" else text)
+        elif child.type == "command_elements":
+            for element in child.named_children:
+                if element.type in ("command_argument_sep", "redirection", "comment"):
+                    continue
+                text = _text(element)
+                if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+                    text = text[1:-1]
+                words.append(text)
+    if not words:
+        return None
+    return _command_of(words, _one_line(_text(node)))
+
+
+def _native(command: Command) -> bool:
+    name = command.program.lower()
+    return not _CMDLET.match(command.program) and name not in _PS_ALIASES
+
+
+def _powershell(root: tree_sitter.Node) -> Script:
+    commands: list[Command] = []
+    writes = False
+    for node in _walk(root):
+        if node.type == "command":
+            command = _ps_command(node)
+            if command is not None:
+                commands.append(command)
+                writes = writes or command.program.lower() in _PS_WRITERS
+        elif node.type == "file_redirection_operator" and not writes:
+            target = node.next_named_sibling
+            writes = target is None or _text(target).strip() not in _DEV_NULL
+    native = [c for c in commands if _native(c)]
+    deciding = _pick(native, _SETUP_PS) or _pick(commands, _SETUP_PS)
+    return Script(commands=tuple(commands), deciding=deciding, writes=writes)

@@ -1,0 +1,7 @@
+"""Cost: every model response priced from a maintained price table; usage reports."""
+
+from __future__ import annotations
+
+from .prices import CACHE_WRITE_1H, PRICES_VERSION, Priced, Tokens, price, provider_of
+
+__all__ = ["CACHE_WRITE_1H", "PRICES_VERSION", "Priced", "Tokens", "price", "provider_of"]

@@ -1,0 +1,130 @@
+"""Shell scripts read by a parser: the deciding command of real-shaped scripts, and no script,
+however broken, deep or large, makes the reader raise (derivation must never stop on one)."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from skillopsd.derive._ending import call_keys, describe, is_probe
+from skillopsd.derive._shell import Script, read_script
+
+
+@pytest.mark.parametrize(
+    ("script", "key", "writes"),
+    [
+        ("VAR=$(go env GOPATH) && grep -rn x $VAR", "grep", False),
+        ("GOOS=windows go test ./...", "go test", False),
+        ("git -C path branch -a", "git branch", False),
+        ("git -c core.pager=cat --no-pager log -5", "git log", False),
+        ("cd x && go test ./...", "go test", False),
+        ("cd x", "cd", False),
+        ("rm -f out; go test -c", "go test", False),
+        ("go test ./... 2>&1 | tail -20", "tail", False),
+        ("set -euo pipefail\ngo test ./... | tail -20", "go test", False),
+        ("go vet ./... || true", "go vet", False),
+        ("sudo -u app env A=1 B=2 make -C build install", "make install", False),
+        ("timeout 300 npm --prefix web run build", "npm run", False),
+        ("( cd sub && cargo build --release )", "cargo build", False),
+        ('for f in *.go; do gofmt -l "$f"; done', "gofmt", False),
+        ("if [ -f go.mod ]; then go build ./...; fi", "go build", False),
+        ("! grep -q TODO a.go", "grep", False),
+        ("cat > out.txt <<'EOF'\n$(rm -rf /) && ; |\nEOF", "cat", True),
+        ("echo hi >> log.txt", "echo", True),
+        ("ls 2>/dev/null; echo done >&2", "echo", False),
+        ("sed -i 's/a/b/' f.go", "sed", True),
+        ("uv run --directory svc python -m pytest -q", "uv run", False),
+        ("python3 -m pytest -x", "python3 -m pytest", False),
+        ("/usr/local/go/bin/go test ./...", "go test", False),
+        ("# only a comment", "", False),
+    ],
+)
+def test_deciding_command(script: str, key: str, writes: bool) -> None:
+    read = read_script(script)
+    assert (read.deciding.key if read.deciding else "") == key
+    assert read.writes is writes
+
+
+@pytest.mark.parametrize(
+    ("script", "key"),
+    [
+        ("cd C:\\w; git --no-pager log -C a --oneline 2>&1 | Select-Object -Last 1", "git log"),
+        ("$u = gh issue create --title 'x'; Write-Host $u", "gh issue"),
+        ("Get-ChildItem . | Select-Object FullName", "Select-Object"),
+        ("npm test; if ($LASTEXITCODE -ne 0) { Write-Host failed }", "npm test"),
+        ('& "C:\\Program Files\\Git\\bin\\git.exe" status', "git status"),
+    ],
+)
+def test_powershell_deciding_command(script: str, key: str) -> None:
+    read = read_script(script, "powershell")
+    assert read.deciding is not None and read.deciding.key == key
+
+
+_PIECES = st.sampled_from(
+    [
+        "go test ./...",
+        "git -C x status",
+        "VAR=$(",
+        ")",
+        "$((",
+        "`",
+        "'",
+        '"',
+        "\\",
+        "<<EOF\n",
+        "<<'EOF'\n",
+        "\nEOF\n",
+        " | ",
+        " && ",
+        " || ",
+        "; ",
+        "\n",
+        " 2>&1",
+        " > out",
+        "{ ",
+        " }",
+        "( ",
+        "if [ -f x ]; then ",
+        "; fi",
+        "for i in 1 2; do ",
+        "; done",
+        "case $x in a) ",
+        " ;; esac",
+        "\x00",
+        "\udcff",
+        "é",
+        "$env:X = 1; ",
+        "@'\n",
+        "\n'@",
+    ]
+)
+
+
+@given(st.one_of(st.text(max_size=300), st.lists(_PIECES, max_size=40).map("".join)))
+@example("$(" * 3000)
+@example("'" + "a" * 10 + "\udcff")
+@example("cat <<EOF\n" + "x\n" * 50)
+def test_reading_any_script_never_raises(script: str) -> None:
+    for dialect in ("bash", "powershell"):
+        read = read_script(script, dialect)  # type: ignore[arg-type]
+        assert isinstance(read, Script)
+        assert read.deciding is None or read.deciding.key.strip() == read.deciding.key
+    for tool in ("Bash", "exec_command", "powershell", "run_shell_command", "apply_patch"):
+        for arguments in (json.dumps({"command": script}), json.dumps({"cmd": [script]}), script):
+            assert isinstance(call_keys(tool, arguments), tuple)
+            assert "\n" not in describe(tool, arguments)
+            assert isinstance(is_probe(tool, arguments), bool)
+
+
+def test_large_and_deep_scripts_are_read_quickly() -> None:
+    huge = "echo x && " * 200_000 + "go test ./..."
+    deep = "echo " + "$(" * 20_000 + "go test" + ")" * 20_000
+    started = time.perf_counter()
+    assert read_script(huge).deciding is not None
+    read_script(deep)
+    read_script(deep, "powershell")
+    assert time.perf_counter() - started < 10
