@@ -243,8 +243,9 @@ def _print_report(report: SkillReport, utc: bool, *, one: bool) -> None:
     )
     click.echo()
     say(
-        "Per session, the mean (n= when not every session reported it); * from the skill's"
-        " first load to the end of the session"
+        "Per session, the mean (cost: the median and its 95% interval, from 6 sessions);"
+        " n= when not every session reported it; * from the skill's first load to the end of"
+        " the session"
     )
     cost = []
     for v in report.versions:
