@@ -84,13 +84,17 @@ def _basic_credentials(value: bytes) -> bool:
 
 
 class _Rule(msgspec.Struct, frozen=True):
-    """One family's exact pattern; only ``group`` (a group name, or the whole match) is masked."""
+    """One family's exact pattern; only ``group`` (a group name, the first of several that
+    took part in the match, or the whole match) is masked."""
 
     family: str
     lower: bool  # matched on the lowercased line (same length, so spans carry over)
-    triggers: tuple[bytes, ...]  # substrings one of which the (lowercased) line must hold
+    # Substrings one of which the (lowercased) line must hold; none: the rule always runs (a
+    # pattern that starts with a rare literal, where a common word as trigger would cost
+    # more to find than the pattern costs to run).
+    triggers: tuple[bytes, ...]
     pattern: re.Pattern[bytes]
-    group: str | None = None
+    group: str | tuple[str, ...] | None = None
     check: Callable[[bytes], bool] | None = None  # on the original bytes of the masked part
     word: frozenset[int] | None = None  # bytes the match may not follow (see _word_start)
     before: re.Pattern[bytes] | None = None  # what the text before the match must end with
@@ -102,7 +106,7 @@ def _rule(
     pattern: bytes,
     *,
     lower: bool = False,
-    group: str | None = None,
+    group: str | tuple[str, ...] | None = None,
     check: Callable[[bytes], bool] | None = None,
     word: frozenset[int] | None = _WORD,
     before: bytes | None = None,
@@ -113,16 +117,53 @@ def _rule(
 
 # Values that stand for a secret rather than being one: a variable, a template, a
 # placeholder, an environment variable's name, a path.
+# A value holding a regular expression (``sed 's/api_key=.*/…/'``) or a mask is not one either.
 _PLACEHOLDER = re.compile(
     rb"[$<{`~/+]|\*\*|\./|%[a-z]|(?i:your)[_\-]|.*(?:\.\.\.|xxx|\*\*\*)|.*`$"
-    rb"|[A-Z]+(?:_[A-Z0-9]+)*$"
+    rb"|[A-Z]+(?:_[A-Z0-9]+)*$|.*\.\*|(?i:.*redacted)"
+)
+# A value that is a label, not a generated secret: lowercase words joined by ``-`` or ``_``,
+# one of which says it is not real or names what it stands for (``test-token``,
+# ``fake-key-for-tests``, ``change-me``, ``my-token``), or that word alone (``"password":
+# "password"``). ``mytoken`` or ``supersecret`` (no joint) are still masked.
+_FAKE_WORDS = re.compile(
+    rb"(?i)(?:[a-z]+[_\-])*(?:tests?|fake|dummy|example|sample|change|placeholder|mock|stub"
+    rb"|redacted|default|token|secret|key|password|passwd|pass)(?:[_\-][a-z]+)*"
 )
 # In a URL's password place an all-capitals word is a placeholder only if it names what goes
-# there (``postgres://app:DB_PASSWORD@db``): ``redis://:HUNTER_2@cache`` is a password.
+# there (``postgres://app:DB_PASSWORD@db``): ``redis://:HUNTER_2@cache`` is a password, and
+# so is one of any entropy (``redis://:222xxx@cache``): only a filler alone (``xxx``,
+# ``***``, ``...``) stands for one.
 _URL_PLACEHOLDER = re.compile(
-    rb"[$<{`~/+]|\*\*|\./|%[a-z]|(?i:your)[_\-]|.*(?:\.\.\.|xxx|\*\*\*)|.*`$"
+    rb"[$<{`~/+]|\*\*|\./|%[a-z]|(?i:your)[_\-]|(?i:x+|\*+|\.+)$|.*`$"
     rb"|[A-Z0-9_]*(?:PASS|PWD|SECRET|TOKEN|KEY|CRED|AUTH)[A-Z0-9_]*$"
 )
+
+
+def _literal(value: bytes) -> bool:
+    """Whether a value given on a command line or in an environment name is a literal
+    secret rather than a placeholder, a variable or a word."""
+    return (
+        _PLACEHOLDER.match(value) is None
+        and _FAKE_WORDS.fullmatch(value) is None
+        and b"://" not in value
+        and not value.isdigit()
+    )
+
+
+def _literal_token(value: bytes) -> bool:
+    """A :func:`_literal` that also looks generated: eight characters or more, a digit."""
+    return len(value) >= 8 and _has_digit(value) and _literal(value)
+
+
+# A value on a command line: single-quoted, double-quoted (the quote escaped once in a JSON
+# string, more inside a JSON string inside one), or bare.
+_ARG = (
+    rb"(?:'(?P<sq>[^'\n]{1,128})'"
+    rb"|\\*\"(?P<dq>(?:(?!\\*\")[^\n]){1,128})\\*\""
+    rb"|(?P<bare>[^\s'\"\\]{1,128}))"
+)
+_ARG_GROUPS = ("sq", "dq", "bare")
 _PEM = rb"-----begin [a-z0-9 ]{0,40}private key(?: block)?-----"
 _RULES: tuple[_Rule, ...] = (
     # The body runs to the END line, or, when the block is cut short (a truncated tool
@@ -218,8 +259,9 @@ _RULES: tuple[_Rule, ...] = (
         rb":(?P<v>AA[A-Za-z0-9_\-]{33})" + _END_ID,
         group="v",
         word=None,
-        # The bot's id before the colon is public; the part after it is the secret.
-        before=rb"(?:^|[^0-9A-Za-z]|\\[nrtbf])[0-9]{8,10}",
+        # The bot's id before the colon is public; the part after it is the secret. In the
+        # Bot API's URLs the id follows ``/bot`` (``api.telegram.org/bot<id>:<secret>/``).
+        before=rb"(?:^|[^0-9A-Za-z]|\\[nrtbf]|/bot)[0-9]{8,10}",
     ),
     # The password of a URL (``postgres://app:s3cret@db``, ``https://user:token@host``).
     _rule(
@@ -259,6 +301,117 @@ _RULES: tuple[_Rule, ...] = (
         before=rb"(?:[?&;]|\\u0026)",
         word=None,
     ),
+    # Google OAuth client secrets.
+    _rule("google", (b"gocspx-",), rb"GOCSPX-[A-Za-z0-9_\-]{24,40}" + _END_ID),
+    # Mailgun's private API keys.
+    _rule("mailgun", (b"key-",), rb"key-[0-9a-f]{32}" + _END),
+    # HashiCorp Vault tokens (service, batch, recovery).
+    _rule("vault", (b"hvs.", b"hvb.", b"hvr."), rb"hv[sbr]\.[A-Za-z0-9_\-]{24,}", check=_mixed),
+    # Discord webhooks: the part after the webhook's id is its secret.
+    _rule(
+        "discord",
+        (b"/api/webhooks/",),
+        rb"discord(?:app)?\.com/api/webhooks/[0-9]{17,20}/(?P<v>[A-Za-z0-9_\-]{60,80})",
+        group="v",
+        word=None,
+    ),
+    # Twilio: the account SID, and the auth token written after it (``-u SID:TOKEN``,
+    # ``Client("SID", "TOKEN")``).
+    _rule("twilio", (), rb"AC[0-9a-f]{32}" + _END),
+    _rule(
+        "twilio",
+        (),
+        rb"AC[0-9a-f]{32}(?:\\*[\"'])?\s*[:,]\s*(?:\\*[\"'])?(?P<v>[0-9a-f]{32})" + _END,
+        group="v",
+    ),
+    # ``Authorization: Token <key>`` (Django REST framework, NetBox, …).
+    _rule(
+        "token-auth",
+        (),
+        rb"authorization\\*\"?\s*[:=]\s*\\*\"?\s*token\s+(?P<v>[a-z0-9_\-.=]{16,})",
+        lower=True,
+        group="v",
+        check=lambda value: _has_digit(value) and _literal(value),
+        word=None,
+    ),
+    # Passwords given on a command line: MySQL's ``-p<password>`` (attached: ``-p password``
+    # asks for one and names a database); sshpass's and registry logins' ``-p``; and
+    # ``curl -u user:password``.
+    _rule(
+        "cli-password",
+        (b"mysql", b"mariadb"),
+        rb"(?:mysql|mariadb)[a-z\-]*(?=[\s\\'\"])[^\n|;&]{0,200}?\s-p" + _ARG,
+        group=_ARG_GROUPS,
+        check=_literal,
+        word=_IDENT,
+    ),
+    _rule(
+        "cli-password",
+        (b"sshpass",),
+        rb"sshpass(?:\s+-[a-oq-zA-Z]\S*)*\s+-p\s*" + _ARG,
+        group=_ARG_GROUPS,
+        check=_literal,
+        word=_IDENT,
+    ),
+    _rule(
+        "cli-password",
+        (b"login",),
+        rb"login\b[^\n|;&]{0,200}?\s(?:-p|--password)(?:=|\s+)" + _ARG,
+        group=_ARG_GROUPS,
+        check=_literal,
+        word=_IDENT,
+        before=rb"(?:docker|podman|nerdctl|buildah|skopeo|registry|oras)\s+",
+    ),
+    _rule(
+        "cli-password",
+        (b"curl", b"wget"),
+        rb"(?:curl|wget)(?=[\s\\'\"])[^\n|;&]{0,300}?\s(?:-[a-zA-Z]{0,3}u\s*|--user(?:=|\s+))"
+        rb"(?:'|\\*\")?[^\s:'\"\\]{1,64}:(?P<v>[^\s'\"\\@]{1,128})",
+        group="v",
+        check=_literal,
+        word=_IDENT,
+    ),
+    # A secret given as a long option's value after a space (``--api-key <key>``,
+    # ``--token <token>``): only a value that looks generated (a digit, 8 characters or more).
+    _rule(
+        "cli-token",
+        (
+            b"--token",
+            b"--auth",
+            b"--api-key",
+            b"--apikey",
+            b"--access-token",
+            b"--password",
+            b"--passwd",
+            b"--secret",
+            b"--client-secret",
+        ),
+        rb"--(?:token|auth|auth-token|api-key|apikey|access-token|password|passwd|secret"
+        rb"|client-secret)(?:=|\s+)" + _ARG,
+        group=_ARG_GROUPS,
+        check=_literal_token,
+        word=None,
+    ),
+    # An environment variable whose name says it holds a secret (``SECRET_KEY_BASE=…``,
+    # ``TWILIO_AUTH_TOKEN=…``), where the name need not end with the telling word. One rule
+    # per word, each starting with it: Python's ``re`` finds a literal prefix fast.
+    *(
+        _rule(
+            "env-secret",
+            (),
+            word + rb"[A-Z0-9_]*=(?P<v>[^\s\"'\\,;&<>{}\[\]()]{8,})",
+            group="v",
+            check=_literal_token,
+            word=None,
+            before=before,
+        )
+        for word, before in (
+            (rb"SECRET", None),
+            (rb"TOKEN", None),
+            (rb"PASSW(?:OR)?D", None),
+            (rb"KEY", rb"(?:API|ACCESS|PRIVATE)_?"),
+        )
+    ),
 )
 
 # Names whose value is a secret: ``password=…``, ``"api_key": "…"``, ``secret: …``. A value
@@ -272,9 +425,11 @@ _PREFIXES = {
     b"pass": (b"_", b"-", b"db", b"db_"),
 }
 _SEPARATORS = (b"", b"_", b"-")
+# A quote may be escaped any number of times: once in a JSON string, more in JSON inside a
+# JSON string (``curl -d '{\"password\":\"…\"}'`` in Codex ``function_call`` arguments).
 _TAIL = re.compile(
-    rb"(?:\\?[\"'])?"
-    rb"(?:(?P<eq>=)|\s*[:=]\s*(?P<q>\\?[\"'])|(?P<loose>\s*[:=]\s*))"
+    rb"(?:\\*[\"'])?"
+    rb"(?:(?P<eq>=)|\s*[:=]\s*(?P<q>\\*[\"'])|(?P<loose>\s*[:=]\s*))"
     rb"(?P<v>[^\s\"'\\,;&<>{}\[\]()]{4,})"
 )
 _NAME_CHAR = frozenset(b"abcdefghijklmnopqrstuvwxyz0123456789")
@@ -288,7 +443,8 @@ _QUOTED_MAX = 256
 
 def _closing_quote(data: bytes, end: int, quote: bytes) -> int:
     close = data.find(quote, end, end + _QUOTED_MAX)
-    while close > 0 and quote == b'"' and data[close - 1] == ord("\\"):
+    # A quote escaped more than the opening one is inside the value.
+    while close > 0 and quote[-1:] == b'"' and data[close - 1] == ord("\\"):
         close = data.find(quote, close + 1, end + _QUOTED_MAX)
     if close < 0 or b"\\n" in data[end:close] or b"\n" in data[end:close]:
         return end
@@ -308,14 +464,20 @@ def _named_spans(data: bytes, lowered: bytes) -> list[tuple[int, int, bytes]]:
                 at = lowered.find(name, after)
                 continue
             tail = _TAIL.match(lowered, after)
-            # ``password`` also holds ``pass``; a name must end where its word ends.
-            if tail is not None and (after >= len(lowered) or lowered[after] not in _NAME_CHAR):
+            # ``password`` also holds ``pass``; a name must end where its word ends, and may
+            # not follow a digit (``1password`` is a product, not a name).
+            if (
+                tail is not None
+                and (after >= len(lowered) or lowered[after] not in _NAME_CHAR)
+                and not (at > 0 and lowered[at - 1 : at].isdigit())
+            ):
                 start, end = tail.span("v")
                 if tail.group("q") is not None:
                     end = _closing_quote(data, end, tail.group("q"))
                 value = data[start:end]
                 if not (
                     _PLACEHOLDER.match(value)
+                    or _FAKE_WORDS.fullmatch(value)
                     or value.isdigit()
                     or (tail.group("loose") is not None and not _has_digit(value))
                 ):
@@ -350,13 +512,30 @@ _PREFILTER = re2.compile(
     rb"|://[a-z0-9._~%!$&*+;=\-]{0,64}:[^\s/@:\"'\\\[\]<>]{1,200}@"
     rb"|basic" + _WS + rb"+[a-z0-9+/]{8}|bearer" + _WS + rb"+[a-z0-9\-._~+/]{16,}"
     rb"|sig=[a-z0-9%+/=]{20}"
-    rb"|(?:password|passwd|pwd|secret|token|(?:api|access|private|account|secret|signing|master)"
-    rb"[_\-]?key|(?:[_\-]|db)pass)(?:\\?[\"'])?"
+    rb"|gocspx-|key-[0-9a-f]{32}|hv[sbr]\.[a-z0-9_\-]{24}|/api/webhooks/[0-9]{17}"
+    rb"|(?-i:AC)[0-9a-f]{32}|authorization\\*\"?"
+    + _SEP
+    + rb"\\*\"?"
+    + _WS
+    + rb"*token"
+    + _WS
+    + rb"|(?:mysql|mariadb|sshpass)[a-z\-]*[\s\\'\"]"
+    rb"|(?:docker|podman|nerdctl|buildah|skopeo|registry|oras)" + _WS + rb"+login"
+    rb"|(?:^|\s)(?:-[a-z]{0,3}u" + _WS + rb"*|--user[= ]" + _WS + rb"*)"
+    rb"(?:'|\\*\")?[^\s:'\"\\]+:"
+    rb"[^\s'\"\\@]"
+    rb"|--(?:token|auth|auth-token|api-key|apikey|access-token|password|passwd|secret"
+    rb"|client-secret)[= ]"
+    rb"|(?:secret|token|password|passwd|api_?key|access_?key|private_?key)[a-z0-9_]*="
+    + _VALUE
+    + rb"{8}"
+    + rb"|(?:password|passwd|pwd|secret|token|(?:api|access|private|account|secret|signing|master)"
+    rb"[_\-]?key|(?:[_\-]|db)pass)(?:\\*[\"'])?"
     rb"(?:="
     + _VALUE
     + rb"{4}|"
     + _SEP
-    + rb"(?:\\?[\"']"
+    + rb"(?:\\*[\"']"
     + _VALUE
     + rb"{4}|"
     + _VALUE
@@ -377,16 +556,62 @@ def screen(block: bytes, end: int) -> list[int]:
 # it contains (``sk-ant-`` holds ``sk-``).
 _ALL_TRIGGERS = sorted({t.lower() for r in _RULES for t in r.triggers}, key=lambda t: (-len(t), t))
 _TRIGGERS = re2.compile(b"(?i)" + b"|".join(re2.escape(t) for t in _ALL_TRIGGERS))
+_ALWAYS = frozenset(i for i, r in enumerate(_RULES) if not r.triggers)
 _BY_TRIGGER: dict[bytes, frozenset[int]] = {
     found: frozenset(i for i, r in enumerate(_RULES) if any(t.lower() in found for t in r.triggers))
     for found in _ALL_TRIGGERS
 }
 
 
+def _filler(value: bytes) -> bool:
+    """Whether most of a token is the filler people write for one (``ghp_xxxx…``,
+    ``AKIAXXXXXXXXXXXXXXXX``, ``sk-…****``)."""
+    tail = len(value) - len(value.rstrip(b"xX*.0"))
+    return tail * 10 >= len(value) * 6
+
+
+# Families of generated tokens, where a token that is mostly filler is a placeholder.
+_TOKEN_FAMILIES = frozenset(
+    {
+        "anthropic",
+        "openai",
+        "github",
+        "gitlab",
+        "aws",
+        "slack",
+        "stripe",
+        "google",
+        "npm",
+        "huggingface",
+        "sendgrid",
+        "digitalocean",
+        "pypi",
+        "docker",
+        "shopify",
+        "telegram",
+        "mailgun",
+        "vault",
+        "discord",
+        "twilio",
+    }
+)
+
+
+def _group_span(m: re.Match[bytes], group: str | tuple[str, ...] | None) -> tuple[int, int]:
+    if group is None:
+        return m.span()
+    if isinstance(group, str):
+        return m.span(group)
+    for name in group:
+        if m.start(name) >= 0:
+            return m.span(name)
+    return m.span()
+
+
 def _spans(data: bytes) -> list[tuple[int, int, bytes]]:
     lowered = data.lower()
     found = {m.group().lower() for m in _TRIGGERS.finditer(data)}
-    rules = frozenset().union(*(_BY_TRIGGER[t] for t in found))
+    rules = _ALWAYS.union(*(_BY_TRIGGER[t] for t in found))
     spans: list[tuple[int, int, bytes]] = []
     for i, rule in enumerate(_RULES):
         if i not in rules:
@@ -400,7 +625,9 @@ def _spans(data: bytes) -> list[tuple[int, int, bytes]]:
                 data, max(0, m.start() - 16), m.start()
             ):
                 continue
-            start, end = m.span(rule.group) if rule.group else m.span()
+            start, end = _group_span(m, rule.group)
+            if rule.family in _TOKEN_FAMILIES and _filler(data[start:end]):
+                continue  # a filler in a token's shape (``ghp_xxxx…``): a placeholder
             if rule.check is None or rule.check(data[start:end]):
                 spans.append((start, end, mask))
     spans.extend(_named_spans(data, lowered))

@@ -14,7 +14,7 @@ import queue
 import signal
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
@@ -26,7 +26,7 @@ import click
 from . import _logging
 from ._defaults import DEFAULT_PROJECT, DEFAULT_SETTLE_SECONDS, TRACES_ENDPOINT_ENV
 from ._lockfile import lock_path
-from ._params import FiniteRange, count_range
+from ._params import FiniteRange
 from ._paths import DB_ENV, default_db_path
 from ._sdnotify import Notifier
 from .events import (
@@ -41,6 +41,7 @@ from .events import (
 from .projections import engine_for
 from .sources import (
     DEFAULT_MAX_LINE_BYTES,
+    MAX_LINE_LIMIT,
     STORES,
     Capturer,
     Root,
@@ -130,6 +131,7 @@ class Daemon:
             max_line_bytes=self.max_line_bytes,
             should_stop=lambda: self._stopping,
             on_batch=self._on_batch,
+            confine=[(root.agent, root.path) for root in self.roots],
         )
 
     @property
@@ -161,6 +163,22 @@ class Daemon:
 
     # --- the work ------------------------------------------------------------------------
 
+    @contextlib.contextmanager
+    def _survive(self, stage: str) -> Iterator[None]:
+        """Run one stage after capture (projecting, deriving, packing, retention) so that its
+        failure never stops capture: damage in the log (an event that cannot be read back)
+        is one log line and the stage is tried again next time; what it was writing rolled
+        back. Storage failures still propagate: the caller's retry loop handles those."""
+        try:
+            yield
+        except Exception as exc:
+            if storage_error(exc, self.db.path) is not None:
+                raise
+            if isinstance(exc, LogError | apsw.CorruptError):
+                _log.error(f"{stage} failed", error=str(exc))
+            else:  # a bug: its traceback belongs in the log
+                _log.exception(f"{stage} failed")
+
     def backfill(self) -> ScanResult:
         """Capture everything already on disk, with progress; then derive what needs it."""
         with self.db.read():
@@ -190,7 +208,9 @@ class Daemon:
         self.retain()
         if self.derive_sessions and not self._stopping:
             # Sessions with new lines, never derived, or derived by an older deriver.
-            keys = self.deriver.touched_since(self._derive_mark) | self.deriver.stale()
+            keys: set[SessionKey] = set()
+            with self._survive("derivation"):
+                keys = self.deriver.touched_since(self._derive_mark) | self.deriver.stale()
             self._mark_derived()
             self._derive(keys, show_progress=True)
             _log.info("sessions derived", sessions=len(keys))
@@ -209,10 +229,12 @@ class Daemon:
         if self._stopping:
             return
         quiet = utc_now(0.0 if everything else PACK_SETTLE)
-        moved = self.log.pack(quiet)
-        # Frames appends wrote fast are compressed harder once their stream is quiet; not
-        # right after a backfill, which must end soon (the next rescan does it).
-        again = 0 if everything else self.log.recompress(quiet)
+        moved = again = 0
+        with self._survive("packing"):
+            moved = self.log.pack(quiet)
+            # Frames appends wrote fast are compressed harder once their stream is quiet; not
+            # right after a backfill, which must end soon (the next rescan does it).
+            again = 0 if everything else self.log.recompress(quiet)
         if moved or again:
             _log.debug("payloads packed into frames", events=moved, recompressed=again)
 
@@ -220,10 +242,12 @@ class Daemon:
         """Forget sessions whose newest captured line is older than ``retain_days`` (if set)."""
         if self.retain_days is None or self._stopping:
             return
-        from .forgetting import forget_expired
+        from .forgetting import ForgetReport, forget_expired
 
-        report = forget_expired(self.db, self.deriver, self.retain_days)
-        if report.erased.records:
+        report: ForgetReport | None = None
+        with self._survive("retention"):
+            report = forget_expired(self.db, self.deriver, self.retain_days)
+        if report is not None and report.erased.records:
             _log.info(
                 "retention forgot sessions",
                 sessions=len(report.plan.session_ids),
@@ -252,7 +276,11 @@ class Daemon:
 
         started = time.monotonic()
         try:
-            result = self.deriver.derive(keys, progress=step, should_stop=lambda: self._stopping)
+            with self._survive("derivation"):
+                result = self.deriver.derive(
+                    keys, progress=step, should_stop=lambda: self._stopping
+                )
+                _log.debug("derived", sessions=result.sessions, appended=result.appended)
         finally:
             if progress is not None:
                 progress.close()
@@ -263,7 +291,6 @@ class Daemon:
         elapsed = time.monotonic() - started
         spacing = self.derive_interval if show_progress else max(self.derive_interval, 9 * elapsed)
         self._next_derive = time.monotonic() + spacing
-        _log.debug("derived", sessions=result.sessions, appended=result.appended)
         self._project()
         self.sync_skills()
 
@@ -328,9 +355,10 @@ class Daemon:
         self.capturer.problem(where, agent, "unlistable", f"cannot list folder: {exc.strerror}")
 
     def _project(self) -> None:
-        self.engine.catch_up(
-            progress=lambda *_: self.notifier.tick(), should_stop=lambda: self._stopping
-        )
+        with self._survive("projection"):
+            self.engine.catch_up(
+                progress=lambda *_: self.notifier.tick(), should_stop=lambda: self._stopping
+            )
         if self.exporter is not None:
             self.exporter.poke()
 
@@ -640,7 +668,7 @@ def _parse_root(value: str) -> tuple[str, Path]:
 @click.option("--no-redact", is_flag=True, help="Store lines without masking secrets.")
 @click.option(
     "--max-line-bytes",
-    type=count_range(1024),
+    type=click.IntRange(1024, MAX_LINE_LIMIT),
     default=DEFAULT_MAX_LINE_BYTES,
     show_default=True,
     help="Longer lines are recorded as capture errors.",
@@ -775,6 +803,7 @@ def main(
     )
     daemon.install_signal_handlers()
     _log.info("starting", db=str(database.path), roots=[str(r.path) for r in daemon.roots])
+    _make_private(database.path)
     try:
         daemon.run(once=once)
     except StorageError as exc:  # only with --once: the service waits instead
@@ -787,6 +816,23 @@ def main(
         with contextlib.suppress(apsw.Error):
             daemon.db.close()
         lock.close()
+
+
+def _make_private(path: Path) -> None:
+    """Tighten the database's folder and files to 0700/0600 (one log line each); what cannot
+    be tightened is logged as a warning, and ``skillopsctl status`` reports it too."""
+    from .events._private import tighten
+
+    done, failed = tighten(path, default_db_path().parent)
+    for found in done:
+        _log.info(
+            "permissions tightened",
+            path=found.path,
+            was=f"{found.mode:04o}",
+            now=f"{found.wanted:04o}",
+        )
+    for found in failed:
+        _log.warning("permissions too loose", path=found.path, problem=found.describe())
 
 
 def _open(

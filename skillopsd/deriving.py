@@ -29,7 +29,17 @@ import msgspec
 
 from ._logging import get_logger
 from .derive import DERIVER_VERSION, Derivation, SourceLines, derive_session, session_id
-from .events import Database, EventLog, NewEvent, content_id, decode_payload, stream_payloads
+from .events import (
+    CorruptEventError,
+    Database,
+    EventDecodeError,
+    EventLog,
+    LogError,
+    NewEvent,
+    content_id,
+    decode_payload,
+    stream_payloads,
+)
 from .events.types import (
     DeriveErrorRecorded,
     Event,
@@ -132,14 +142,18 @@ def _read_lines(db: Database, source_id: str) -> list[tuple[int, bytes]]:
     """The latest generation's captured lines of one file, in file order."""
     by_generation: dict[int, list[tuple[int, bytes]]] = {}
     rows = stream_payloads(db, source_stream(source_id), "TranscriptLineCaptured")
-    for schema, data in rows:
+    for position, schema, data in rows:
         line: _LineView | TranscriptLineCaptured
-        if schema == TranscriptLineCaptured.SCHEMA:
-            line = _line_view.decode(data)  # only the three fields needed
-        else:
-            upcast = decode_payload("TranscriptLineCaptured", schema, data)
-            assert isinstance(upcast, TranscriptLineCaptured)
-            line = upcast
+        try:
+            if schema == TranscriptLineCaptured.SCHEMA:
+                line = _line_view.decode(data)  # only the three fields needed
+            else:
+                upcast = decode_payload("TranscriptLineCaptured", schema, data)
+                if not isinstance(upcast, TranscriptLineCaptured):
+                    raise EventDecodeError(f"not a TranscriptLineCaptured: {type(upcast)}")
+                line = upcast
+        except (msgspec.MsgspecError, LogError) as exc:
+            raise CorruptEventError(position, str(exc)) from exc
         by_generation.setdefault(line.generation, []).append((line.offset, line.line))
     if not by_generation:
         return []
@@ -161,10 +175,15 @@ def _source_lines(db: Database, files: list[_Source]) -> list[SourceLines]:
 
 
 class _Failed(msgspec.Struct, frozen=True):
-    """A deriver exception, as a pool worker reports it."""
+    """A session that could not be derived: a deriver exception (with its traceback), or
+    lines that cannot be read back (a damaged event; no traceback)."""
 
     message: str
-    trace: str
+    trace: str = ""
+
+
+def _unreadable(exc: LogError) -> _Failed:
+    return _Failed(f"cannot read its captured lines: {exc}")
 
 
 class _Derived(msgspec.Struct, frozen=True):
@@ -192,8 +211,11 @@ def _derive_in_worker(key: SessionKey, files: list[_Source], epoch: int) -> _Out
     the parent's appends)."""
     assert _worker is not None
     db, derive, version = _worker
-    with db.read():
-        sources = _source_lines(db, files)
+    try:
+        with db.read():
+            sources = _source_lines(db, files)
+    except CorruptEventError as exc:
+        return _unreadable(exc)
     return _run_derive(derive, key, sources, epoch, version)
 
 
@@ -231,7 +253,7 @@ def _run_derive(
         # bits read from a record) is this session's failure, not the run's.
         ids = [_event_id(e, epoch) for e in events]
     except Exception as exc:  # a deriver bug must not stop capture or other sessions
-        return _Failed(f"{type(exc).__name__}: {exc}", traceback.format_exc())
+        return _Failed(f"deriver failed: {type(exc).__name__}: {exc}", traceback.format_exc())
     return _Derived(derivation, events, ids)
 
 
@@ -266,7 +288,15 @@ class SessionDeriver:
             for event in self.log.read(
                 after=self._seen, types=("SourceFileTracked", "SourceFileMoved", "PayloadsErased")
             ):
-                payload = event.payload
+                self._seen = event.position
+                if event.fault is not None:  # damaged: the file it tracked stays unknown
+                    _log.error("event unreadable", position=event.position, fault=event.fault)
+                    continue
+                try:
+                    payload = event.payload
+                except LogError as exc:
+                    _log.error("event unreadable", position=event.position, fault=str(exc))
+                    continue
                 if isinstance(payload, PayloadsErased):
                     for sid in payload.session_ids:
                         self._epochs[sid] = event.position
@@ -282,7 +312,6 @@ class SessionDeriver:
                         self._threads[payload.session] = payload.parent_session
                 elif isinstance(payload, SourceFileMoved) and payload.source_id in self._sources:
                     self._sources[payload.source_id].path = payload.new_path
-                self._seen = event.position
 
     def _key(self, source: _Source) -> SessionKey:
         """The session a file belongs to: a Codex child thread belongs to its root thread."""
@@ -413,11 +442,14 @@ class SessionDeriver:
         event (the newest SpanDerived of its id), which says the same.
         """
         stored: dict[str, SpanDerived] = {}
-        with self.db.read():
-            for schema, data in stream_payloads(self.db, stream, "SpanDerived"):
-                span = decode_payload("SpanDerived", schema, data)
-                if isinstance(span, SpanDerived):
-                    stored[span.span_id] = span  # in stream order: the newest wins
+        try:
+            with self.db.read():
+                for _position, schema, data in stream_payloads(self.db, stream, "SpanDerived"):
+                    span = decode_payload("SpanDerived", schema, data)
+                    if isinstance(span, SpanDerived):
+                        stored[span.span_id] = span  # in stream order: the newest wins
+        except (LogError, msgspec.MsgspecError):
+            return pairs  # a damaged span: append them all (each id is stored once anyway)
         kept = []
         for event, ident in pairs:
             if isinstance(event, SpanDerived):
@@ -470,7 +502,11 @@ class SessionDeriver:
             for key in ordered:
                 if should_stop is not None and should_stop():
                     return  # what is left stays stale and is derived at the next start
-                sources = self.sources_of(key, groups)
+                try:
+                    sources = self.sources_of(key, groups)
+                except CorruptEventError as exc:
+                    yield key, _unreadable(exc)
+                    continue
                 yield (
                     key,
                     _run_derive(self._derive, key, sources, epochs[key], self.deriver_version),
@@ -541,18 +577,26 @@ class SessionDeriver:
             if outcome is None:
                 continue
             if isinstance(outcome, _Failed):
-                _log.error(
-                    "deriver failed",
-                    session=key.session_id,
-                    native=key.native_id,
-                    exception=outcome.trace,
-                )
+                if outcome.trace:
+                    _log.error(
+                        "deriver failed",
+                        session=key.session_id,
+                        native=key.native_id,
+                        exception=outcome.trace,
+                    )
+                else:
+                    _log.error(
+                        "session not derived",
+                        session=key.session_id,
+                        native=key.native_id,
+                        error=outcome.message,
+                    )
                 failed = DeriveErrorRecorded(
                     session_id=key.session_id,
                     deriver_version=self.deriver_version,
                     source_id="",
                     offset=0,
-                    message=f"deriver failed: {outcome.message}",
+                    message=outcome.message,
                 )
                 failed_event = NewEvent(
                     session_stream(key.session_id), failed, _event_id(failed, epoch)

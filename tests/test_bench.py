@@ -47,6 +47,8 @@ def test_corpus_benchmarks_run() -> None:
     assert "rederive of every session:" in _run(str(BENCH / "derive.py"), "--repeat", "1")
     assert "copilot" in _run(str(BENCH / "agents.py"), "--repeat", "1")
     assert "ratio eval/floor:" in _run(str(BENCH / "evals.py"), "--repeat", "1")
+    rewrite = _run(str(BENCH / "rewrite.py"), "--repeat", "1")
+    assert "capture, with block digests:" in rewrite and "idle rescan, with block check:" in rewrite
 
 
 def test_versions_benchmark_runs() -> None:
@@ -63,3 +65,8 @@ def test_usage_benchmark_runs() -> None:
     out = _run(str(BENCH / "usage.py"), "--repeat", "1")
     assert "ratio ccusage/skillops:" in out
     assert "agreement: 43/43 days with equal tokens" in out
+
+
+@pytest.mark.slow
+def test_replay_benchmark_runs() -> None:
+    assert "ratio replay/floor:" in _run(str(BENCH / "replay.py"), "--cases", "1", "--repeat", "1")

@@ -108,7 +108,7 @@ def test_erased_bytes_are_gone_from_file_and_wal_and_verify_passes(
     assert [e.data for e in events if e.erased] == [b""] * len(chosen)
     assert [e.payload.line for e in events[:count] if not e.erased] == [bodies[p - 1] for p in kept]
     assert [e.position for e in log.read(include_erased=False)] == [*kept, count + 1]
-    assert [d for _, d in stream_payloads(db, "source:f", "TranscriptLineCaptured")] == [
+    assert [d for _, _, d in stream_payloads(db, "source:f", "TranscriptLineCaptured")] == [
         e.data for e in events[:count] if not e.erased
     ]
     # The chain up to the old head is the same chain: the erasure only added one event.

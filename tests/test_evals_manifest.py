@@ -237,3 +237,60 @@ def test_min_pass_rate_loads_and_defaults_to_one() -> None:
         parse_manifest(_doc(case_extra="    min_pass_rate: 0\n")).suites[0].cases[0].min_pass_rate
         == 0.0
     )
+
+
+# --- run: tasks eval replay gives the agent ------------------------------------------------
+
+_RUN_CASE = (
+    "version: 1\nsuites:\n- name: s\n  cases:\n  - name: c\n    run: {run}\n"
+    "    graders:\n    - {{type: outcome, expect: success}}\n"
+)
+
+
+def test_run_loads_with_defaults_and_every_field() -> None:
+    m = parse_manifest(_RUN_CASE.format(run="{prompt: 'fix the bug'}"))
+    run = m.suites[0].cases[0].run
+    assert run is not None
+    assert (run.prompt, run.fixture, run.timeout, run.setup) == ("fix the bug", None, 600.0, [])
+    m = parse_manifest(
+        _RUN_CASE.format(
+            run="{prompt: p, fixture: fixtures/app, timeout: 2.5, setup: ['git init -q', 'echo x']}"
+        )
+    )
+    run = m.suites[0].cases[0].run
+    assert run is not None
+    assert (run.fixture, run.timeout, run.setup) == ("fixtures/app", 2.5, ["git init -q", "echo x"])
+    assert parse_manifest(REFERENCE).suites[0].cases[0].run is None
+
+
+@pytest.mark.parametrize(
+    ("run", "field", "words"),
+    [
+        ("[]", "run", "must be a mapping"),
+        ("{fixture: f}", "run.prompt", "non-empty"),
+        ("{prompt: ''}", "run.prompt", "non-empty"),
+        ("{prompt: '   '}", "run.prompt", "non-empty"),
+        ("{prompt: 3}", "run.prompt", "non-empty"),
+        ("{prompt: p, promt: q}", "run.promt", "unknown key"),
+        ("{prompt: p, fixture: ''}", "run.fixture", "folder path"),
+        ("{prompt: p, fixture: [a]}", "run.fixture", "folder path"),
+        ("{prompt: p, timeout: 0}", "run.timeout", "more than 0"),
+        ("{prompt: p, timeout: -5}", "run.timeout", "more than 0"),
+        ("{prompt: p, timeout: 100000}", "run.timeout", "at most"),
+        ("{prompt: p, timeout: ten}", "run.timeout", "number of seconds"),
+        ("{prompt: p, timeout: true}", "run.timeout", "number of seconds"),
+        ("{prompt: p, setup: 'make'}", "run.setup", "list of strings"),
+        ("{prompt: p, setup: ['']}", "run.setup", "empty string"),
+        ("{prompt: p, setup: [1]}", "run.setup", "list of strings"),
+    ],
+)
+def test_a_bad_run_is_one_line_naming_file_suite_case_and_field(
+    run: str, field: str, words: str
+) -> None:
+    with pytest.raises(ManifestError) as caught:
+        parse_manifest(_RUN_CASE.format(run=run), "sk/evals.yaml")
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith(f"sk/evals.yaml, suite 's', case 'c', field '{field}': ")
+    assert words in message
+    assert caught.value.field == field

@@ -113,7 +113,7 @@ def test_a_batch_of_one_stream_is_framed_and_reads_back_exactly(db: Database) ->
     )
     assert verify_chain(db).ok
     # One row read alone, by stream, by position.
-    assert [p for _, p in stream_payloads(db, "source:a", "TranscriptLineCaptured")][5] == (
+    assert [p for _, _, p in stream_payloads(db, "source:a", "TranscriptLineCaptured")][5] == (
         msgspec.msgpack.encode(events[5].payload)
     )
 

@@ -316,3 +316,42 @@ def test_query_on_a_read_only_file_system_is_one_line_and_exit_2(
     assert result.stderr.splitlines() == [result.stderr.strip()], result.stderr
     assert str(db_file) in result.stderr and "writable" in result.stderr
     assert run_ctl("--db", str(db_file), "sessions").returncode == 0
+
+
+# Queries that only read (every projection already current): SQLite must still make its
+# shared-memory and WAL files to open a WAL database, so on a full disk they answer as the
+# README says, the same one line and exit 2, and nothing is changed (issue 19, item 6).
+READING_COMMANDS = [
+    ["sessions"],
+    ["sessions", "--json"],
+    ["status"],
+    ["log", "--limit", "3"],
+    ["verify"],
+    ["skills"],
+]
+
+
+@pytest.mark.parametrize("command", READING_COMMANDS, ids=" ".join)
+def test_a_query_that_only_reads_on_a_full_disk_is_the_same_one_line(
+    command: list[str], tmpfs: Path, tmp_path: Path
+) -> None:
+    home = tmp_path / "home"
+    db_file = tmpfs / "skillops.db"
+    _unprojected_db(home, db_file)
+    expected = run_ctl("--db", str(db_file), *command)  # projections brought current
+    assert expected.returncode == 0, expected.stderr
+    before = db_file.read_bytes()
+    ballast = tmpfs / "ballast"
+    fill(ballast)
+
+    result = run_ctl("--db", str(db_file), *command)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.splitlines() == [result.stderr.strip()], result.stderr
+    assert result.stderr.startswith(f"skillopsctl: database {db_file}: ")
+    assert result.stderr.strip().endswith("(disk full)")
+    assert "Traceback" not in result.stderr
+    assert db_file.read_bytes() == before
+
+    ballast.unlink()
+    again = run_ctl("--db", str(db_file), *command)
+    assert again.returncode == 0, again.stderr

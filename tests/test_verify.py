@@ -93,8 +93,14 @@ CASES = [
     ("prev_hash set", "UPDATE events SET prev_hash = zeroblob(32) WHERE position = 9", 9, "prev"),
     ("position gap", "DELETE FROM events WHERE position = 50", 50, "gap"),
     ("cut tail", f"DELETE FROM events WHERE position > {HEAD - 2}", HEAD - 1, "removed"),
-    # Cutting the erasure record too leaves the erased row unauthorised: reported first.
-    ("cut erasure", f"DELETE FROM events WHERE position >= {RECORD}", ERASED, "PayloadsErased"),
+    # Cutting the erasure record too leaves the erased row unexplained: blamed on the cut,
+    # where the log was shortened, not on the erased row (issue 19, item 2).
+    (
+        "cut erasure",
+        f"DELETE FROM events WHERE position >= {RECORD}",
+        RECORD,
+        "removed from the end",
+    ),
     ("anchor hash", "UPDATE chain_head SET hash = zeroblob(32)", HEAD, "anchor"),
     ("anchor missing", "DELETE FROM chain_head", None, "anchor"),
     (
@@ -206,7 +212,15 @@ def test_every_corruption_is_reported_at_its_position(
     assert why in report["reason"], report
     if bad is not None and name != "anchor hash":
         assert report["events"] == bad - 1
-    assert set(report) == {"ok", "events", "head", "head_hash", "bad_position", "reason"}
+    assert set(report) == {
+        "ok",
+        "events",
+        "head",
+        "head_hash",
+        "bad_position",
+        "reason",
+        "structure",
+    }
 
 
 def test_verify_text_is_one_line_from_the_real_program(pristine: Path, tmp_path: Path) -> None:
@@ -336,3 +350,58 @@ def test_a_newer_schema_is_refused_with_one_line(tmp_path: Path) -> None:
     done = run_ctl("--db", str(path), "verify")
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert "newer than this skillops" in done.stderr
+
+
+def _index_page(path: Path, index: str) -> tuple[int, int]:
+    """``(page number, page size)`` of the one page of ``index`` (a small database)."""
+    conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
+    try:
+        pages = [r[0] for r in conn.execute("SELECT pageno FROM dbstat WHERE name = ?", (index,))]
+        size = conn.execute("PRAGMA page_size").fetchone()[0]
+    finally:
+        conn.close()
+    assert len(pages) == 1
+    return pages[0], size
+
+
+@pytest.mark.parametrize("quick", [False, True])
+def test_a_broken_unique_index_on_event_id_fails_verify_with_sqlites_message(
+    pristine: Path, tmp_path: Path, quick: bool
+) -> None:
+    """The chain and every payload are intact; only an entry of the index duplicate
+    prevention relies on is damaged (one hex digit of an event id in the index's page)."""
+    path = _copy(pristine, tmp_path / "t.db")
+    conn = apsw.Connection(str(path))
+    (index,) = conn.execute(
+        "SELECT name FROM sqlite_schema WHERE tbl_name = 'events' AND type = 'index'"
+        " AND sql IS NULL ORDER BY name LIMIT 1"
+    ).fetchone()
+    (event_id,) = conn.execute("SELECT event_id FROM events WHERE position = 50").fetchone()
+    conn.close()
+    page, size = _index_page(path, index)
+    raw = bytearray(path.read_bytes())
+    at = raw.index(event_id.encode(), (page - 1) * size, page * size)
+    raw[at] = ord("0") if raw[at] != ord("0") else ord("1")
+    path.write_bytes(bytes(raw))
+    result = CliRunner().invoke(cli, ["--db", str(path), "verify", *(["--quick"] if quick else [])])
+    if quick:  # quick_check reads the pages, not what each index entry points at
+        assert result.exit_code in (0, 1)
+        return
+    assert result.exit_code == 1, result.output
+    assert "the database file is damaged (integrity_check):" in result.output
+    assert index in result.output and "Traceback" not in result.output
+    report = json.loads(CliRunner().invoke(cli, ["--db", str(path), "verify", "--json"]).output)
+    assert report["ok"] is False and report["structure"] == "integrity_check"
+
+
+def test_a_damaged_page_fails_verify_with_sqlites_message(pristine: Path, tmp_path: Path) -> None:
+    path = _copy(pristine, tmp_path / "t.db")
+    page, size = _index_page(path, "events_by_rare_type")
+    raw = bytearray(path.read_bytes())
+    raw[(page - 1) * size] = 0x07  # not a b-tree page type
+    path.write_bytes(bytes(raw))
+    for quick in ([], ["--quick"]):
+        result = CliRunner().invoke(cli, ["--db", str(path), "verify", *quick])
+        assert result.exit_code == 1, result.output
+        assert "the database file is damaged" in result.output
+        assert "Traceback" not in result.output

@@ -15,7 +15,7 @@ import click
 
 from .. import _logging
 from .._paths import DB_ENV, default_db_path
-from ..events import Database, LogError, storage_error
+from ..events import CodecError, CorruptEventError, Database, LogError, storage_error
 from ..projections import ProjectionEngine, engine_for
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -147,7 +147,8 @@ class SuggestingGroup(click.Group):
 
 
 class _Group(SuggestingGroup):
-    """The root group: a storage failure in any command is one line and exit 2."""
+    """The root group: a storage failure, or a damaged database (an event that cannot be
+    read back, a corrupt page), in any command is one line and exit 2."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -155,10 +156,17 @@ class _Group(SuggestingGroup):
         except (click.exceptions.Exit, click.exceptions.Abort, StorageFailure):
             raise
         except Exception as exc:
-            error = storage_error(exc, ctx.ensure_object(AppContext).opened_path())
-            if error is None:
-                raise
-            raise StorageFailure(str(error)) from exc
+            path = ctx.ensure_object(AppContext).opened_path()
+            error = storage_error(exc, path)
+            if error is not None:
+                raise StorageFailure(str(error)) from exc
+            if isinstance(exc, CorruptEventError | CodecError | apsw.CorruptError):
+                raise StorageFailure(
+                    f"database {path}: {exc} (skillopsctl verify names the first fault)"
+                ) from exc
+            if isinstance(exc, LogError | apsw.NotADBError):
+                raise StorageFailure(f"database {path}: {exc}") from exc
+            raise
 
 
 class AgentChoice(click.Choice):  # type: ignore[type-arg]
@@ -228,19 +236,20 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "annotate": ("annotate",),
     "annotations": ("annotate",),
     "daemon": ("daemon_unit",),
-    "eval": ("evals",),
+    "eval": ("evals", "replay"),
     "export": ("export",),
     "forget": ("forget",),
     "ingest": ("ingest",),
     "lineage": ("lineage",),
     "log": ("log",),
+    "loop": ("loop",),
     "policy": ("policy",),
     "promote": ("promote",),
     "rebuild": ("integrity",),
     "rederive": ("derivation",),
     "session": ("sessions",),
     "sessions": ("sessions",),
-    "skill": ("skills", "versions"),
+    "skill": ("skills", "versions", "evidence"),
     "skills": ("skills",),
     "status": ("status",),
     "usage": ("usage",),

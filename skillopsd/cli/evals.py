@@ -18,6 +18,7 @@ from ..evals.run import Flip, details, flips, grade_version, run_passed
 from ..events import EventLog, LogError, NewEvent, content_id
 from ..events.types import EvalCaseResult, EvalRunCompleted, EvalSuiteRegistered
 from ..projections.annotations import newest_labels
+from ..projections.replay_runs import replay_cases
 from ..projections.session_views import find_session, spans_of
 from ..projections.skill_views import (
     RunRow,
@@ -79,12 +80,18 @@ class VersionJson(msgspec.Struct):
 
 def _evidence(conn: apsw.Connection, skill: str, group: list[SkillSession]) -> list[Evidence]:
     labels = newest_labels(conn, [s.session_id for s in group], skill=skill)
+    replayed = replay_cases(conn, skill, [s.session_id for s in group])
     out = []
     for s in group:
         session = find_session(conn, s.session_id)
         if session is not None:
             out.append(
-                build_evidence(session, spans_of(conn, s.session_id), labels.get(s.session_id))
+                build_evidence(
+                    session,
+                    spans_of(conn, s.session_id),
+                    labels.get(s.session_id),
+                    replayed.get(s.session_id),
+                )
             )
     return out
 

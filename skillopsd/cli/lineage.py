@@ -35,6 +35,10 @@ def _detail(e: LineageEntry) -> str:
         return f"champion again (was {(e.parent_hash or '')[:12]}) by {e.author}"
     if e.kind == "challenger":
         return f"tested against {(e.parent_hash or '')[:12]}: {e.reason}"
+    if e.kind == "replay":
+        verdict = "" if e.passed is None else (" passed" if e.passed else " FAILED")
+        run = f", eval run {e.run_id[:12]}{verdict}" if e.run_id else ""
+        return f"{e.reason}{run}"
     if e.kind == "managed":
         return f"managed, live in {e.reason}"
     if e.kind == "unmanaged":

@@ -9,8 +9,8 @@ import click
 import msgspec
 
 from .._params import count_range
-from ..events import EVENT_TYPES, EventLog, LogError, RecordedEvent
-from ._app import AppContext, UsageFailure, cli, db_option, json_option, pass_app
+from ..events import EVENT_TYPES, CorruptEventError, EventLog, LogError, RecordedEvent
+from ._app import AppContext, cli, db_option, json_option, pass_app
 from ._output import emit_json_array, plain
 
 
@@ -26,7 +26,9 @@ def _row(event: RecordedEvent) -> dict[str, Any]:
         "hash": event.hash.hex(),
         # An erased payload (forget, retention) is gone; its PayloadsErased says why.
         "erased": event.erased,
-        "payload": None if event.erased else plain(event.payload),
+        # A damaged one (row, frame or dictionary) cannot be read back: why, not the payload.
+        "unreadable": event.fault,
+        "payload": None if event.erased or event.fault is not None else plain(event.payload),
     }
 
 
@@ -59,25 +61,46 @@ def log_command(
     limit: int | None,
     as_json: bool,
 ) -> None:
-    """Print stored events in position order."""
+    """Print stored events in position order.
+
+    An event whose stored payload is damaged is listed as unreadable, with why, and the
+    command exits 1 after the rest.
+    """
     db = app.db()
     log = EventLog(db)
+    unreadable: list[int] = []
 
     def rows() -> Iterator[dict[str, Any]]:
         with db.read():
             for event in log.read(after=start - 1, types=types or None, stream=stream, limit=limit):
                 try:
-                    yield _row(event)
-                except LogError as exc:
-                    raise UsageFailure(f"position {event.position}: {exc}") from exc
+                    row = _row(event)
+                except LogError as exc:  # stored bytes that decompress but do not decode
+                    why = exc.reason if isinstance(exc, CorruptEventError) else str(exc)
+                    row = _row(msgspec.structs.replace(event, data=b"", fault=why))
+                if row["unreadable"] is not None:
+                    unreadable.append(event.position)
+                yield row
 
     if as_json:
         emit_json_array(rows())
-        return
-    enc = msgspec.json.Encoder()
-    for row in rows():
-        payload = "(erased)" if row["erased"] else enc.encode(row["payload"]).decode()
+    else:
+        enc = msgspec.json.Encoder()
+        for row in rows():
+            if row["erased"]:
+                payload = "(erased)"
+            elif row["unreadable"] is not None:
+                payload = f"(unreadable: {row['unreadable']})"
+            else:
+                payload = enc.encode(row["payload"]).decode()
+            click.echo(
+                f"{row['position']:>8}  {row['recorded_at']}"
+                f"  {row['stream']}@{row['stream_version']}  {row['type']}  {payload}"
+            )
+    if unreadable:
         click.echo(
-            f"{row['position']:>8}  {row['recorded_at']}  {row['stream']}@{row['stream_version']}"
-            f"  {row['type']}  {payload}"
+            f"skillopsctl: {len(unreadable)} events unreadable (first at position"
+            f" {unreadable[0]}); skillopsctl verify names the first fault",
+            err=True,
         )
+        raise click.exceptions.Exit(1)

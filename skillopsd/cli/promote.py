@@ -52,6 +52,11 @@ class Refused(click.ClickException):
 )
 @click.option("--force-no-eval", is_flag=True, help="Promote without the gate (needs --reason).")
 @click.option("--reason", default=None, help="Why (required with --force-no-eval).")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Say what the gate would decide; record nothing (exit 1: refused).",
+)
 @json_option
 @pass_app
 def promote(
@@ -61,6 +66,7 @@ def promote(
     skill_dir: Path | None,
     force_no_eval: bool,
     reason: str | None,
+    dry_run: bool,
     as_json: bool,
 ) -> None:
     """Promote SKILL --to a version if its newest eval run clears the gate."""
@@ -141,8 +147,9 @@ def promote(
         events = [NewEvent(stream, gate)]
         if promoted is not None:
             events.append(NewEvent(stream, promoted))
-        EventLog(db).append(events)
-        app.caught_up()
+        if not dry_run:
+            EventLog(db).append(events)
+            app.caught_up()
     except (LogError, apsw.Error) as exc:
         raise UsageFailure(f"store error, nothing decided: {exc}") from exc
     if as_json:
@@ -151,7 +158,9 @@ def promote(
                 "skill": skill,
                 "tag": version.name,
                 "content_hash": version.version_hash,
-                "promoted": promoted is not None,
+                "promoted": promoted is not None and not dry_run,
+                "would_promote": promoted is not None,
+                "dry_run": dry_run,
                 "forced": force_no_eval,
                 "gate": gate,
             }
@@ -159,7 +168,11 @@ def promote(
     if promoted is None:
         if as_json:
             click.get_current_context().exit(1)
-        raise Refused(f"promote refused: {gate.reason}")
+        raise Refused(f"{'dry run: would refuse' if dry_run else 'promote refused'}: {gate.reason}")
+    if dry_run:
+        if not as_json:
+            click.echo(f"dry run: would promote {skill} {version.name}: {gate.reason}")
+        return
     if not as_json:
         how = "FORCED" if force_no_eval else "gate cleared"
         click.echo(

@@ -337,10 +337,7 @@ def session_group() -> None:
     """One session."""
 
 
-COST_ATTRIBUTE = "skillops.cost.usd"
-
-
-def _tokens_detail(attributes: Mapping[str, object]) -> str:
+def _tokens_detail(attributes: Mapping[str, object], cost: float | None) -> str:
     parts = []
     for key, label in (
         ("gen_ai.usage.input_tokens", "in"),
@@ -350,13 +347,15 @@ def _tokens_detail(attributes: Mapping[str, object]) -> str:
         if isinstance(value, int):
             parts.append(f"{value:,} {label}")
     if parts:
-        cost = attributes.get(COST_ATTRIBUTE)
-        parts.append(usd(cost) if isinstance(cost, float) else "no price")
+        parts.append(usd(cost) if cost is not None else "no price")
     return f"  ({' / '.join(parts)})" if parts else ""
 
 
 def _tree_lines(
-    spans: list[SpanView], width: int, deciding: frozenset[str] = frozenset()
+    spans: list[SpanView],
+    width: int,
+    costs: Mapping[str, float | None],
+    deciding: frozenset[str] = frozenset(),
 ) -> list[str]:
     children: dict[str | None, list[SpanView]] = {}
     for span in spans:
@@ -373,7 +372,7 @@ def _tree_lines(
                 activation = span.attributes.get("skill.activation") or "?"
                 detail = f"  [{activation}{' ' + str(h)[:12] if h else ''}]{detail}"
             elif span.kind == "LLM":
-                detail = _tokens_detail(span.attributes)
+                detail = _tokens_detail(span.attributes, costs.get(span.span_id))
                 if span.attributes.get("skillops.usage.source") == "tool_result":
                     detail += " from the Task result"
             elif span.kind == "TOOL" and span.attributes.get("skill.name"):
@@ -453,13 +452,12 @@ def show(app: AppContext, ident: str, utc: bool, as_json: bool) -> None:
             spans = spans_of(conn, session.session_id)
             tombstones = forgotten_of(conn, [session.session_id])
             session.cost = session_costs(conn, [session.session_id]).get(session.session_id)
-            priced = span_costs(conn, session.session_id)
-            for span in spans:
-                if span.span_id in priced:
-                    # Shown, not derived: the price of the response from the usage projection.
-                    span.attributes[COST_ATTRIBUTE] = priced[span.span_id][0]
+            # Shown beside the spans, not in their attributes: the price of each model response
+            # from the usage projection, not something derived from the transcript.
+            costs = {k: usd_ for k, (usd_, _why) in span_costs(conn, session.session_id).items()}
         else:
             spans = []
+            costs = {}
             # Imported here, the rare case: a plain ``session show`` need not load them.
             from ..derive import session_id
             from ..sources import STORES
@@ -474,7 +472,7 @@ def show(app: AppContext, ident: str, utc: bool, as_json: bool) -> None:
     if session is not None:
         show_running(db, [session])
     if as_json:
-        emit_json({"session": session, "spans": spans, "forgotten": tombstones})
+        emit_json({"session": session, "spans": spans, "forgotten": tombstones, "costs": costs})
         return
     if session is None:
         click.echo(f"session   {tombstones[0].session_id}")
@@ -504,5 +502,5 @@ def show(app: AppContext, ident: str, utc: bool, as_json: bool) -> None:
             click.echo(f"          {line}")
     click.echo(f"cost      {_session_cost(session.cost)}")
     click.echo()
-    for line in _tree_lines(spans, width, frozenset(session.verdict_spans)):
+    for line in _tree_lines(spans, width, costs, frozenset(session.verdict_spans)):
         click.echo(line)

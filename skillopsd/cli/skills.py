@@ -13,6 +13,7 @@ from ..projections.skill_views import (
     SkillReport,
     VersionRow,
     VersionStats,
+    replay_text,
     resolve_version,
     skill_report,
     skills_overview,
@@ -309,6 +310,9 @@ def _print_report(report: SkillReport, utc: bool, *, one: bool) -> None:
         )
     if not one:
         say(f"reading: {report.reading}")
+    tags = {v.content_hash: v.tag for v in report.versions}
+    for r in sorted(report.replays, key=lambda r: r.position):
+        say(f"{tags.get(r.version_hash, 'v?')} {replay_text(r)}")
 
 
 @skill_group.command("diff")

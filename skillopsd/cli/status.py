@@ -8,8 +8,10 @@ import click
 import msgspec
 
 from .._lockfile import holder
+from .._paths import default_db_path
 from ..events import Database
 from ..events._db import scalar
+from ..events._private import LoosePermission, loose
 from ..export import TargetLag, current_changes, has_tables, target_lags
 from ..pricing.prices import PRICES_VERSION
 from ..projections.usage import Unpriced, unpriced_models
@@ -68,6 +70,8 @@ class Status(msgspec.Struct):
     # The price table's version, and the models whose responses it could not price.
     prices: str = ""
     unpriced: list[Unpriced] = []
+    # The database's folder and files others can reach (skillopsd tightens them at start).
+    permissions: list[LoosePermission] = []
 
 
 def _sources(db: Database) -> tuple[dict[str, SourceStatus], list[CaptureProblem]]:
@@ -186,6 +190,7 @@ def status(app: AppContext, utc: bool, as_json: bool) -> None:
         daemon=_daemon(db),
         prices=f"genai-prices {PRICES_VERSION}",
         unpriced=unpriced,
+        permissions=_permissions(db),
     )
     if as_json:
         emit_json(report)
@@ -228,6 +233,21 @@ def status(app: AppContext, utc: bool, as_json: bool) -> None:
     )
     for lag in report.exports:
         click.echo(_export_line(lag))
+    _show_permissions(report.permissions)
+
+
+# --- permissions (issue 19): the database's folder and files, 0700 / 0600 ----------------
+
+
+def _permissions(db: Database) -> list[LoosePermission]:
+    return loose(db.path, default_db_path().parent)
+
+
+def _show_permissions(found: list[LoosePermission]) -> None:
+    if found:
+        click.echo()
+    for item in found:
+        click.echo(f"permissions  {item.describe()}")
 
 
 def _exports(db: Database) -> list[TargetLag]:

@@ -40,6 +40,8 @@ class Evidence(msgspec.Struct, frozen=True):
     duration_ms: int | None
     first_prompt: str = ""
     label: str | None = None
+    # The case whose ``run`` task this session is a replay of (``eval replay``), if any.
+    replay_case: str | None = None
 
     @property
     def tools(self) -> int:
@@ -47,7 +49,12 @@ class Evidence(msgspec.Struct, frozen=True):
         return len(self.tool_sequence)
 
 
-def build_evidence(session: SessionView, spans: list[SpanView], label: str | None) -> Evidence:
+def build_evidence(
+    session: SessionView,
+    spans: list[SpanView],
+    label: str | None,
+    replay_case: str | None = None,
+) -> Evidence:
     """The evidence of ``session`` from its spans (in the deriver's order)."""
     by_id = {s.span_id: s for s in spans}
     order = {s.span_id: n for n, s in enumerate(spans)}
@@ -103,4 +110,5 @@ def build_evidence(session: SessionView, spans: list[SpanView], label: str | Non
         duration_ms=duration_ms(session.started_at, session.ended_at),
         first_prompt=prompt,
         label=label,
+        replay_case=replay_case,
     )

@@ -155,7 +155,15 @@ def matches(match: Match | None, evidence: Evidence) -> bool:
 
 
 def grade_case(case: Case, evidence: Evidence) -> list[Graded] | None:
-    """Every grader of ``case`` on one session, or None when the case does not select it."""
+    """Every grader of ``case`` on one session, or None when the case does not select it.
+
+    A case with a ``run`` task and no ``match`` selects only the replays of its own task: its
+    graders were written for the answer to that task, not to whatever else was captured.
+    """
+    if case.run is not None and case.match is None:
+        if evidence.replay_case != case.name:
+            return None
+        return [grade(g, evidence) for g in case.graders]
     if not matches(case.match, evidence):
         return None
     return [grade(g, evidence) for g in case.graders]

@@ -85,11 +85,27 @@ class Grader(msgspec.Struct, frozen=True, omit_defaults=True):
     max_duration_ms: int | None = None
 
 
+# A replay waits this long for the agent when ``run.timeout`` is not given, and at most a day.
+DEFAULT_RUN_TIMEOUT = 600.0
+MAX_RUN_TIMEOUT = 86_400.0
+
+
+class Run(msgspec.Struct, frozen=True, omit_defaults=True):
+    """A task ``eval replay`` gives the agent: the prompt, in a fresh copy of ``fixture``
+    (relative to the evals.yaml's folder; none: an empty folder) after ``setup`` ran there."""
+
+    prompt: str
+    fixture: str | None = None
+    timeout: float = DEFAULT_RUN_TIMEOUT
+    setup: list[str] = []
+
+
 class Case(msgspec.Struct, frozen=True):
     name: str
     graders: list[Grader]
     match: Match | None = None
     min_pass_rate: float = 1.0
+    run: Run | None = None
 
 
 class Suite(msgspec.Struct, frozen=True):
@@ -302,6 +318,37 @@ def _match(where: _Where, raw: Any) -> Match:
     return Match(prompt=prompt, agent=agent)
 
 
+def _run(where: _Where, raw: Any) -> Run:
+    allowed = ("prompt", "fixture", "timeout", "setup")
+    if not isinstance(raw, dict):
+        raise where.fail("must be a mapping (prompt, fixture, timeout, setup)", "run")
+    for key in raw:
+        if key not in allowed:
+            raise where.fail(f"unknown key (expected one of: {', '.join(allowed)})", f"run.{key}")
+    prompt = raw.get("prompt")
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise where.fail("must be a non-empty string (the task the agent is given)", "run.prompt")
+    if "\x00" in prompt:
+        raise where.fail("must not contain a NUL character", "run.prompt")
+    fixture = raw.get("fixture")
+    if fixture is not None and (
+        not isinstance(fixture, str) or not fixture.strip() or "\x00" in fixture
+    ):
+        raise where.fail("must be a folder path (relative to the evals.yaml)", "run.fixture")
+    timeout = raw.get("timeout", DEFAULT_RUN_TIMEOUT)
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float):
+        raise where.fail("must be a number of seconds", "run.timeout")
+    if not 0 < timeout <= MAX_RUN_TIMEOUT:
+        raise where.fail(
+            f"must be more than 0 and at most {MAX_RUN_TIMEOUT:g} seconds, got {timeout}",
+            "run.timeout",
+        )
+    setup = _strings(where, "run.setup", raw["setup"]) if "setup" in raw else []
+    if any("\x00" in command for command in setup):
+        raise where.fail("must not contain a NUL character", "run.setup")
+    return Run(prompt=prompt, fixture=fixture, timeout=float(timeout), setup=setup)
+
+
 def parse_manifest(text: str, file: str = MANIFEST_NAME) -> Manifest:
     """Validate ``text`` as an evals.yaml; :class:`ManifestError` names what is wrong."""
     where = _Where(file)
@@ -340,13 +387,14 @@ def parse_manifest(text: str, file: str = MANIFEST_NAME) -> Manifest:
             if case_name in (c.name for c in cases):
                 raise where.fail(f"duplicate case name {case_name!r}", "name")
             where.case = case_name
-            _keys(where, raw_case, ("name", "graders", "match", "min_pass_rate"), "a case")
+            _keys(where, raw_case, ("name", "graders", "match", "min_pass_rate", "run"), "a case")
             match = _match(where, raw_case["match"]) if "match" in raw_case else None
             rate = (
                 _rate(where, "min_pass_rate", raw_case["min_pass_rate"])
                 if "min_pass_rate" in raw_case
                 else 1.0
             )
+            run = _run(where, raw_case["run"]) if "run" in raw_case else None
             raw_graders = raw_case.get("graders")
             if not isinstance(raw_graders, list) or not raw_graders:
                 raise where.fail("at least one grader is required", "graders")
@@ -355,7 +403,9 @@ def parse_manifest(text: str, file: str = MANIFEST_NAME) -> Manifest:
                 where.grader = n
                 graders.append(_grader(where, raw_grader))
             where.grader = None
-            cases.append(Case(name=case_name, graders=graders, match=match, min_pass_rate=rate))
+            cases.append(
+                Case(name=case_name, graders=graders, match=match, min_pass_rate=rate, run=run)
+            )
         suites.append(Suite(name=name, cases=cases))
     return Manifest(path=file, text=text, suite_hash=suite_hash(text), suites=suites)
 
@@ -378,6 +428,7 @@ __all__ = [
     "Manifest",
     "ManifestError",
     "Match",
+    "Run",
     "Suite",
     "load_manifest",
     "parse_manifest",

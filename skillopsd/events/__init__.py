@@ -5,6 +5,7 @@ from __future__ import annotations
 from ._chain import ChainReport, verify_chain
 from ._codec import decode as decode_payload
 from ._codec import register_upcaster
+from ._compress import MAX_PAYLOAD, CodecError
 from ._db import RARE_TYPES, SCHEMA_VERSION, Database
 from ._log import (
     AppendResult,
@@ -19,6 +20,7 @@ from ._log import (
 )
 from .errors import (
     ConcurrencyError,
+    CorruptEventError,
     DatabaseOpenError,
     EventDecodeError,
     EventErasedError,
@@ -31,12 +33,15 @@ from .types import EVENT_TYPES, AnyEvent, Event
 
 __all__ = [
     "EVENT_TYPES",
+    "MAX_PAYLOAD",
     "RARE_TYPES",
     "SCHEMA_VERSION",
     "AnyEvent",
     "AppendResult",
     "ChainReport",
+    "CodecError",
     "ConcurrencyError",
+    "CorruptEventError",
     "Database",
     "DatabaseOpenError",
     "Event",

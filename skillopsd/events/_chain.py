@@ -97,6 +97,9 @@ class ChainReport(msgspec.Struct, frozen=True):
     head_hash: str
     bad_position: int | None = None
     reason: str | None = None
+    # SQLite's own check of the file's structure run first: "integrity_check" (pages,
+    # b-trees, and every index entry against its row), or "quick_check" (no index contents).
+    structure: str = "integrity_check"
 
 
 class _Bad(Exception):
@@ -114,17 +117,24 @@ def _typed(position: int, column: str, value: Any, kind: type, sql: str) -> None
         raise _Bad(position, f"column {column} holds {found}, expected {sql}")
 
 
-def verify_chain(db: Database, anchors: Mapping[int, bytes] | None = None) -> ChainReport:
-    """Walk every event from position 1 and prove the whole log, including its end.
+def verify_chain(
+    db: Database, anchors: Mapping[int, bytes] | None = None, *, quick: bool = False
+) -> ChainReport:
+    """Check the file's structure, then walk every event from position 1 and prove the
+    whole log, including its end.
 
-    Checks the schema's triggers, positions, stream versions, every hash, every payload
-    against its digest (an erased payload against an erasure record instead), each
-    dictionary against its hash, the head anchor, and ``anchors`` (position -> hash a user
-    kept elsewhere). Never raises for a corrupt database: every fault becomes a report.
+    First SQLite's ``PRAGMA integrity_check`` (``quick_check`` when ``quick``: it skips
+    matching every index entry against its row, which duplicate prevention relies on for
+    the unique index on ``event_id``), whose first message is the report. Then the schema's
+    triggers, positions, stream versions, every hash, every payload against its digest (an
+    erased payload against an erasure record instead), each dictionary against its hash,
+    the head anchor, and ``anchors`` (position -> hash a user kept elsewhere). Never raises
+    for a corrupt database: every fault becomes a report.
     """
-    walk = _Walk(db, dict(anchors or {}))
+    walk = _Walk(db, dict(anchors or {}), "quick_check" if quick else "integrity_check")
     try:
         with db.read():
+            walk.structure()
             walk.run()
     except _Bad as bad:
         return walk.report(bad.position, bad.reason)
@@ -136,10 +146,14 @@ def verify_chain(db: Database, anchors: Mapping[int, bytes] | None = None) -> Ch
 
 
 class _Walk:
-    def __init__(self, db: Database, anchors: dict[int, bytes]) -> None:
+    def __init__(self, db: Database, anchors: dict[int, bytes], check: str) -> None:
         self.db = db
         self.conn = db.conn
         self.anchors = anchors
+        self.check = check
+        # Where a cut tail begins (the head anchor is past the last row), else None.
+        self.cut: tuple[int, int] | None = None
+        self.orphaned: list[int] = []  # erased positions whose record a cut tail took
         self.prev = GENESIS_HASH
         self.expected_position = 1
         self.count = 0
@@ -156,9 +170,38 @@ class _Walk:
             head_hash=self.prev.hex(),
             bad_position=position,
             reason=reason,
+            structure=self.check,
         )
 
+    def structure(self) -> None:
+        """SQLite's check of pages, b-trees and (not quick) index contents: its first message."""
+        try:
+            first = self.conn.execute(f"PRAGMA {self.check}(1)").fetchone()
+        except apsw.Error as exc:
+            raise _Bad(None, f"the database file is damaged: {exc}") from exc
+        if first is None or first[0] != "ok":
+            message = "no answer" if first is None else first[0]
+            raise _Bad(None, f"the database file is damaged ({self.check}): {message}")
+
+    def _cut_tail(self) -> None:
+        """Note a cut tail before the walk: an erasure whose record was cut with it is then
+        blamed on the cut, not on the erased event it left unexplained."""
+        anchor = self.conn.execute("SELECT position FROM chain_head WHERE id = 1").fetchone()
+        row = self.conn.execute("SELECT max(position) FROM events").fetchone()
+        last = row[0] if row is not None and isinstance(row[0], int) else 0
+        if anchor is not None and isinstance(anchor[0], int) and anchor[0] > last:
+            self.cut = (last, anchor[0])
+
+    def _unexplained_erasure(self, position: int) -> None:
+        """An erased payload no PayloadsErased names: a fault at its position, unless the
+        tail was cut (the record may have been cut with it): then the walk goes on, checking
+        the row by the digest it keeps, and the cut is reported where it is."""
+        if self.cut is None:
+            raise _Bad(position, "payload is empty but no PayloadsErased event names it")
+        self.orphaned.append(position)
+
     def run(self) -> None:
+        self._cut_tail()
         self._check_dictionaries()
         self._load_frames()
         erasable = self._erasure_records()
@@ -251,7 +294,7 @@ class _Walk:
             if data != b"":
                 raise _Bad(position, "an erased event still holds a payload")
             if position not in erasable:
-                raise _Bad(position, "payload is empty but no PayloadsErased event names it")
+                self._unexplained_erasure(position)
             expected = event_hash_v4(self.prev, *header, digest)
             if stored_hash != expected:
                 raise _Bad(position, "stored hash does not match the event's content")
@@ -264,7 +307,7 @@ class _Walk:
             raise _Bad(position, "stored hash does not match the event's content")
         if data == b"":
             if position not in erasable:
-                raise _Bad(position, "payload is empty but no PayloadsErased event names it")
+                self._unexplained_erasure(position)
             return expected
         if codec < 0:  # its hash covers its codec: a schema-2 row is never framed or marked
             raise _Bad(position, f"a schema-2 row with codec {codec}")
@@ -287,8 +330,8 @@ class _Walk:
                 raise _Bad(position, f"frame {frame} belongs to another stream")
             try:
                 whole = self.db.frames.frame(frame)
-            except CodecError as exc:
-                raise _Bad(position, f"frame {frame}: {exc}") from exc
+            except CodecError as exc:  # its message names the frame
+                raise _Bad(position, str(exc)) from exc
             if offset + length > len(whole):
                 raise _Bad(position, f"reference beyond the end of frame {frame}")
             self.frame_sizes[frame] = len(whole)
@@ -388,10 +431,15 @@ class _Walk:
         if not isinstance(position, int) or anchor_type != "blob":
             raise _Bad(None, "the head anchor (chain_head) is malformed")
         if position > self.count:
+            taken = ""
+            if self.orphaned:
+                named = ", ".join(map(str, self.orphaned[:5]))
+                more = "…" if len(self.orphaned) > 5 else ""
+                taken = f" (with them the record of the erasure of position {named}{more})"
             raise _Bad(
                 self.count + 1,
                 f"the log ends at position {self.count} but its head anchor is at {position}:"
-                " events were removed from the end",
+                f" events were removed from the end{taken}",
             )
         if position < self.count:
             raise _Bad(

@@ -24,6 +24,8 @@ from typing import Any
 import apsw
 import zstandard
 
+from .errors import LogError
+
 RAW = 0
 ZSTD = 1
 FIRST_DICTIONARY = 2
@@ -34,6 +36,12 @@ LEVEL = 1
 DICTIONARY_FILE = Path(__file__).with_name("payloads.zdict")
 # Payloads smaller than this are stored raw: a zstd frame header would outweigh the gain.
 MIN_COMPRESS = 64
+# The most bytes one stored payload may decompress to. No payload skillops writes comes
+# near it (a line is at most --max-line-bytes, itself at most MAX_PAYLOAD / 16, and a
+# document at most 16 times that), so a larger claim is corruption: it is refused before any
+# memory is asked for, where zstd would allocate what the frame header says (2^40 bytes:
+# MemoryError).
+MAX_PAYLOAD = 1024 * 1024 * 1024
 
 
 @cache
@@ -43,8 +51,34 @@ def shipped_dictionary() -> tuple[bytes, bytes]:
     return data, hashlib.sha256(data).digest()
 
 
-class CodecError(Exception):
+class CodecError(LogError):
     """A stored payload cannot be decompressed with the codec its row names."""
+
+
+def bounded_decompress(
+    dctx: zstandard.ZstdDecompressor, stored: bytes, limit: int, at_least: int = 0
+) -> bytes:
+    """``stored`` decompressed, never asking for more than ``limit`` bytes of memory.
+
+    zstd allocates what a frame's header claims; a claim beyond ``limit`` (or short of
+    ``at_least``, the bytes a reference needs) is refused without decompressing, and a
+    frame without a claim is cut off at ``limit``. Raises :class:`CodecError`.
+    """
+    try:
+        claimed = zstandard.frame_content_size(stored)
+    except zstandard.ZstdError as exc:
+        raise CodecError(f"not a zstd frame: {exc}") from exc
+    if claimed > limit:
+        raise CodecError(f"its header claims {claimed} bytes, more than the {limit} allowed")
+    if 0 <= claimed < at_least:
+        raise CodecError(f"its header claims {claimed} bytes, fewer than the {at_least} referenced")
+    try:
+        # max_output_size only binds a frame without a claim (-1); a claimed size is exact.
+        return dctx.decompress(stored, max_output_size=limit if claimed < 0 else 0)
+    except zstandard.ZstdError as exc:
+        raise CodecError(str(exc)) from exc
+    except MemoryError as exc:  # the limit fits no memory this machine has left
+        raise CodecError(f"cannot allocate {max(claimed, limit)} bytes") from exc
 
 
 class Codecs:
@@ -104,16 +138,23 @@ class Codecs:
 
     def decompress(self, codec: int, stored: bytes) -> bytes:
         """The uncompressed payload of a row; raises :class:`CodecError` if it cannot be."""
+        return self.decompress_bounded(codec, stored, MAX_PAYLOAD)
+
+    def decompress_bounded(self, codec: int, stored: bytes, limit: int, at_least: int = 0) -> bytes:
+        """:meth:`decompress`, refusing a payload larger than ``limit`` or shorter than
+        ``at_least`` bytes (see :func:`bounded_decompress`)."""
         if codec == RAW:
             return stored
+        if codec == ZSTD:
+            dctx = self._plain_d
+        elif isinstance(codec, int) and codec >= FIRST_DICTIONARY:
+            dctx = self._pair(codec)[1]
+        else:
+            raise CodecError(f"unknown codec {codec}")
         try:
-            if codec == ZSTD:
-                return self._plain_d.decompress(stored)
-            if codec >= FIRST_DICTIONARY:
-                return self._pair(codec)[1].decompress(stored)
-        except zstandard.ZstdError as exc:
+            return bounded_decompress(dctx, stored, limit, at_least)
+        except CodecError as exc:
             raise CodecError(f"cannot decompress (codec {codec}): {exc}") from exc
-        raise CodecError(f"unknown codec {codec}")
 
     def _pair(self, dictionary: int) -> tuple[zstandard.ZstdCompressor, zstandard.ZstdDecompressor]:
         pair = self._dicts.get(dictionary)

@@ -17,7 +17,7 @@ from ._frames import Frames
 from .errors import DatabaseOpenError, LogBusyError
 
 APPLICATION_ID = 0x534B4F50  # "SKOP": marks a SQLite file as ours
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 DEFAULT_BUSY_TIMEOUT_MS = 60_000
 PAGE_SIZE = 16384
 WAL_SIZE_LIMIT = 4 * 1024 * 1024
@@ -216,7 +216,13 @@ WHEN NOT (
 BEGIN SELECT RAISE(ABORT, 'the event log is append-only: UPDATE refused'); END;
 """
 
-_MIGRATIONS = {1: _MIGRATE_1_TO_2, 2: _MIGRATE_2_TO_3, 3: _MIGRATE_3_TO_4}
+# Schema 5 (issue 19): digests of a line source's committed bytes in 64 KiB blocks (the last
+# one partial), so a file rewritten anywhere before its offset is noticed (sources/_capture).
+_MIGRATE_4_TO_5 = """
+ALTER TABLE capture_sources ADD COLUMN blocks BLOB NOT NULL DEFAULT x'';
+"""
+
+_MIGRATIONS = {1: _MIGRATE_1_TO_2, 2: _MIGRATE_2_TO_3, 3: _MIGRATE_3_TO_4, 4: _MIGRATE_4_TO_5}
 
 
 def expected_triggers() -> dict[str, str]:

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 import apsw
 import zstandard
 
-from ._compress import RAW, CodecError, Codecs
+from ._compress import MAX_PAYLOAD, RAW, CodecError, Codecs
 
 # Codecs of event rows beyond those of _compress (which are >= 0).
 FRAMED = -1  # ``data`` is a frame reference
@@ -39,6 +39,10 @@ FRAME_MIN = 8 * 1024
 # 15.6 MB at level 3, in 0.15 s and 0.22 s).
 FRAME_LEVEL = 1
 PACK_LEVEL = 3
+# The most bytes a frame may decompress to: a frame closes at the payload that takes it past
+# FRAME_TARGET, and a short tail may join it (split), so it never holds more than
+# FRAME_TARGET and two payloads; a header claiming more is corruption, refused unread.
+FRAME_LIMIT = FRAME_TARGET + 2 * MAX_PAYLOAD
 # Decompressed frames a reader keeps (by bytes): sequential readers touch a few at a time.
 _CACHE_BYTES = 32 * 1024 * 1024
 
@@ -120,11 +124,17 @@ class Frames:
         self._cache: OrderedDict[int, bytes] = OrderedDict()
         self._cached = 0
 
-    def frame(self, frame: int) -> bytes:
-        """The uncompressed bytes of frame ``frame``."""
+    def frame(self, frame: int, at_least: int = 0) -> bytes:
+        """The uncompressed bytes of frame ``frame``, which must hold ``at_least`` bytes.
+
+        Decompression is bounded: a frame whose header claims more than FRAME_LIMIT bytes,
+        or fewer than the reference reading it needs, is refused before memory is asked for.
+        """
         data = self._cache.get(frame)
         if data is not None:
             self._cache.move_to_end(frame)
+            if len(data) < at_least:
+                raise FrameError(f"reference beyond the end of frame {frame}")
             return data
         row = self._conn.execute(
             "SELECT codec, data FROM payload_frames WHERE id = ?", (frame,)
@@ -134,7 +144,12 @@ class Frames:
         codec, stored = row
         if not isinstance(codec, int) or not isinstance(stored, bytes):
             raise FrameError(f"frame {frame} is malformed")
-        data = self._codecs.decompress(codec, stored)
+        try:
+            data = self._codecs.decompress_bounded(codec, stored, FRAME_LIMIT, at_least)
+        except CodecError as exc:
+            raise FrameError(f"frame {frame}: {exc}") from exc
+        if len(data) < at_least:
+            raise FrameError(f"reference beyond the end of frame {frame}")
         self._cache[frame] = data
         self._cached += len(data)
         while self._cached > _CACHE_BYTES and len(self._cache) > 1:
@@ -145,10 +160,9 @@ class Frames:
     def payload(self, ref: bytes) -> bytes:
         """The payload a reference points at."""
         frame, offset, length = decode_ref(ref)
-        data = self.frame(frame)
-        if offset + length > len(data):
+        if offset + length > FRAME_LIMIT:
             raise FrameError(f"reference beyond the end of frame {frame}")
-        return data[offset : offset + length]
+        return self.frame(frame, offset + length)[offset : offset + length]
 
     def write(
         self,

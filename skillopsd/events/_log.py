@@ -16,7 +16,7 @@ from ._chain import GENESIS_HASH, event_hash_v4
 from ._compress import Codecs
 from ._db import COMMON_TYPES, RARE_TYPES, Database, scalar
 from ._frames import ERASED, FRAME_TARGET, FRAMED, PACK_LEVEL, Frames, decode_ref, split
-from .errors import ConcurrencyError, EventErasedError, LogError
+from .errors import ConcurrencyError, CorruptEventError, EventErasedError, LogError
 from .types import Event, PayloadsErased
 
 _INSERT = (
@@ -54,13 +54,25 @@ class RecordedEvent(msgspec.Struct, frozen=True):
     data: bytes  # the uncompressed payload (b"" when erased or read without data)
     hash: bytes
     erased: bool = False
+    # Why the stored payload could not be read back (a damaged row, frame or dictionary);
+    # None when it was read, or not asked for. ``data`` is then empty.
+    fault: str | None = None
 
     @property
     def payload(self) -> Event:
-        """The decoded payload, upcast to the current schema of its type."""
+        """The decoded payload, upcast to the current schema of its type.
+
+        Raises :class:`EventErasedError` for an erased event and :class:`CorruptEventError`
+        (naming the position) for one whose stored bytes are damaged.
+        """
         if self.erased:
             raise EventErasedError(f"event {self.position} ({self.type}) was erased")
-        return _codec.decode(self.type, self.schema, self.data)
+        if self.fault is not None:
+            raise CorruptEventError(self.position, self.fault)
+        try:
+            return _codec.decode(self.type, self.schema, self.data)
+        except LogError as exc:
+            raise CorruptEventError(self.position, str(exc)) from exc
 
 
 class AppendResult(msgspec.Struct, frozen=True):
@@ -257,9 +269,18 @@ class EventLog:
                 if digest is not None:  # schema 2: its digest and codec stay
                     old_rows.append((position,))
                     continue
+                try:
+                    stored = read(codec, cell)
+                except (LogError, TypeError) as exc:
+                    # Its digest, which the chain commits to, cannot be computed: erasing it
+                    # would leave a row verify could never check again.
+                    raise LogError(
+                        f"cannot erase position {position}: its payload is unreadable ({exc});"
+                        " skillopsctl verify reports the damage"
+                    ) from exc
                 if codec == FRAMED:
                     frames[decode_ref(cell)[0]] = stream
-                new_rows.append((hashlib.sha256(read(codec, cell)).digest(), position))
+                new_rows.append((hashlib.sha256(stored).digest(), position))
             conn.executemany("UPDATE events SET data = x'' WHERE position = ?", old_rows)
             conn.executemany(
                 f"UPDATE events SET codec = {ERASED}, digest = ?, data = x'' WHERE position = ?",
@@ -299,8 +320,17 @@ class EventLog:
             dictionary = self.db.codecs.shipped_id() if self.dictionary else None
             waiting: list[int] = []
             moved: list[tuple[bytes, int]] = []
-            for stream, rows in pending.items():
-                payloads = [read(codec, cell) for _, _, codec, cell in rows]
+            for stream, found in pending.items():
+                rows: list[tuple[int, str, int, bytes]] = []
+                payloads: list[bytes] = []
+                for row in found:
+                    try:
+                        payloads.append(read(row[2], row[3]))
+                    except (LogError, TypeError):
+                        continue  # damaged: stays where it is, for verify to report
+                    rows.append(row)
+                if not rows:
+                    continue
                 settled = rows[-1][1] < settled_before
                 ranges = split([len(p) for p in payloads], 0 if settled else FRAME_TARGET)
                 for a, b in ranges:
@@ -348,7 +378,10 @@ class EventLog:
                     quiet[stream] = newest is not None and newest < settled_before
                 if not quiet[stream]:
                     continue
-                data = self.db.frames.frame(frame)
+                try:
+                    data = self.db.frames.frame(frame)
+                except LogError:
+                    continue  # damaged: left as it is, for verify to report
                 packed = compressor.compress(data)
                 if len(packed) < min(size, len(data)):
                     conn.execute(
@@ -496,6 +529,8 @@ class EventLog:
         yield from self._recorded(self.db.conn.execute(sql, (stream, after_version)))
 
     def _recorded(self, rows: Iterable[tuple[Any, ...]]) -> Iterator[RecordedEvent]:
+        """Rows as events; a payload that cannot be read back comes with its ``fault``
+        instead of raising, so one damaged event never hides the rest from a reader."""
         decompress = payload_reader(self.db)
         for (
             position,
@@ -510,6 +545,11 @@ class EventLog:
             codec,
             data,
         ) in rows:
+            fault = None
+            try:
+                payload = decompress(codec, data) if data else b""
+            except (LogError, TypeError) as exc:  # TypeError: a cell of the wrong type
+                payload, fault = b"", str(exc)
             yield RecordedEvent(
                 position,
                 event_id,
@@ -518,29 +558,40 @@ class EventLog:
                 type_name,
                 schema,
                 at,
-                decompress(codec, data) if data else b"",
+                payload,
                 h,
                 bool(erased),
+                fault,
             )
 
 
-def stream_payloads(db: Database, stream: str, type_name: str) -> Iterator[tuple[int, bytes]]:
-    """``(schema, uncompressed payload)`` of one stream's events of one type, in version order.
+def stream_payloads(db: Database, stream: str, type_name: str) -> Iterator[tuple[int, int, bytes]]:
+    """``(position, schema, uncompressed payload)`` of one stream's events of one type, in
+    version order.
 
     Erased events are skipped. For hot readers that decode only a few fields themselves.
+    Raises :class:`CorruptEventError` at a payload that cannot be read back.
     """
     decompress = payload_reader(db)
     rows = db.conn.execute(
-        "SELECT schema, codec, data FROM events WHERE stream = ? AND type = ?"
+        "SELECT position, schema, codec, data FROM events WHERE stream = ? AND type = ?"
         " AND length(data) > 0 ORDER BY stream_version",
         (stream, type_name),
     )
-    for schema, codec, data in rows:
-        yield schema, decompress(codec, data)
+    for position, schema, codec, data in rows:
+        try:
+            payload = decompress(codec, data)
+        except (LogError, TypeError) as exc:
+            raise CorruptEventError(position, str(exc)) from exc
+        yield position, schema, payload
 
 
 def payload_reader(db: Database) -> Callable[[int, bytes], bytes]:
-    """``read(codec, cell)``: the uncompressed payload of a row's codec and data cell."""
+    """``read(codec, cell)``: the uncompressed payload of a row's codec and data cell.
+
+    Raises a :class:`LogError` (``CodecError``, ``FrameError``) for a damaged payload;
+    callers that know the position turn it into a :class:`CorruptEventError`.
+    """
     decompress = db.codecs.decompress
     frames = db.frames
 
@@ -555,7 +606,8 @@ def payload_reader(db: Database) -> Callable[[int, bytes], bytes]:
 def events_at(conn: apsw.Connection, positions: Iterable[int]) -> dict[int, Event]:
     """The decoded payloads of the events at ``positions`` (erased ones are left out).
 
-    For projections that keep an event's position instead of a copy of its payload.
+    For projections that keep an event's position instead of a copy of its payload. Raises
+    :class:`CorruptEventError` at a payload that cannot be read back.
     """
     codecs = Codecs(conn)
     frames = Frames(conn, codecs)
@@ -569,6 +621,12 @@ def events_at(conn: apsw.Connection, positions: Iterable[int]) -> dict[int, Even
             f" WHERE position IN ({marks}) AND length(data) > 0",
             chunk,
         ):
-            payload = frames.payload(data) if codec == FRAMED else codecs.decompress(codec, data)
-            found[position] = _codec.decode(type_name, schema, payload)
+            try:
+                if codec == FRAMED:
+                    payload = frames.payload(data)
+                else:
+                    payload = codecs.decompress(codec, data)
+                found[position] = _codec.decode(type_name, schema, payload)
+            except (LogError, TypeError) as exc:
+                raise CorruptEventError(position, str(exc)) from exc
     return found

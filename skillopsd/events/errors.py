@@ -30,6 +30,19 @@ class EventDecodeError(LogError):
     """A stored event could not be decoded or upcast to a known type."""
 
 
+class CorruptEventError(LogError):
+    """A stored event cannot be read back: its payload (row, frame or dictionary) is damaged.
+
+    Names the position, so a reader's one-line error says where; ``skillopsctl verify``
+    walks the whole log and reports the first such fault.
+    """
+
+    def __init__(self, position: int, reason: str) -> None:
+        super().__init__(f"event {position} is unreadable: {reason}")
+        self.position = position
+        self.reason = reason
+
+
 class LogBusyError(LogError):
     """Another writer held the database lock for longer than the busy timeout."""
 

@@ -13,7 +13,8 @@ Groups (DESIGN.md section 4):
   deriver version that produced them; the newest version's output for a session is current.
 - human: ``AnnotationAdded`` / ``AnnotationRetracted``; ``SessionPurged``; ``PayloadsErased``
   (the one event that changes stored bytes: it destroys earlier payloads, never their digests).
-- evals: ``EvalSuiteRegistered``, ``EvalRunCompleted`` (per-case, per-grader results inside).
+- evals: ``EvalSuiteRegistered``, ``EvalRunCompleted`` (per-case, per-grader results inside),
+  ``ReplayRunCompleted`` (one agent run of ``eval replay``).
 - versions: ``SkillVersionCreated``, ``SkillChallengerStarted``, ``SkillRouted``,
   ``SkillExecutionRecorded``, ``SkillPromoted``, ``SkillRetired``, ``SkillRolledBack``,
   ``SkillManaged``, ``SkillUnmanaged``, ``SkillLiveRemoved``, ``SkillStrategySet``,
@@ -271,6 +272,36 @@ class EvalRunCompleted(Event, frozen=True):
     all_suites: list[str] = []
     suite_path: str = ""
     author: str = ""
+    # Set when the sessions graded are the runs of one ``eval replay`` (ReplayRunCompleted).
+    replay_id: str = ""
+
+
+class ReplayRunCompleted(Event, frozen=True):
+    """One run of ``eval replay``: a version's body given to the agent's own CLI on one case.
+
+    ``status``: completed | failed (non-zero exit) | timeout | no-transcript | error (could
+    not start or set up) | interrupted (Ctrl-C). Every run is recorded, whatever its end;
+    ``session_id`` is the captured session of the transcript it wrote, if any.
+    """
+
+    replay_id: str
+    run_id: str
+    skill: str
+    version_hash: str
+    suite_hash: str
+    suite: str
+    case: str
+    repeat: int
+    agent: str
+    command: list[str]
+    status: str
+    exit_status: int | None = None
+    wall_ms: int = 0
+    session_id: str | None = None
+    transcripts: list[str] = []
+    error: str = ""
+    started_at: str = ""
+    author: str = ""
 
 
 # --- versions --------------------------------------------------------------------------
@@ -471,6 +502,7 @@ AnyEvent = (
     | PayloadsErased
     | EvalSuiteRegistered
     | EvalRunCompleted
+    | ReplayRunCompleted
     | SkillVersionCreated
     | SkillChallengerStarted
     | SkillRouted

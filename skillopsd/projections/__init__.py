@@ -6,6 +6,7 @@ from ..events import Database
 from ._engine import ProgressCallback, Projection, ProjectionEngine, ProjectionState
 from .annotations import Annotations
 from .event_counts import EventCounts
+from .replay_runs import ReplayRuns
 from .sessions import Sessions
 from .skill_history import SkillHistory
 from .usage import Usage
@@ -13,7 +14,7 @@ from .usage import Usage
 
 def default_projections() -> list[Projection]:
     """Every projection the product maintains, in the order they are caught up."""
-    return [EventCounts(), Sessions(), Annotations(), SkillHistory(), Usage()]
+    return [EventCounts(), Sessions(), Annotations(), SkillHistory(), Usage(), ReplayRuns()]
 
 
 def engine_for(db: Database) -> ProjectionEngine:
@@ -28,6 +29,7 @@ __all__ = [
     "Projection",
     "ProjectionEngine",
     "ProjectionState",
+    "ReplayRuns",
     "Sessions",
     "SkillHistory",
     "Usage",

@@ -11,7 +11,7 @@ import apsw
 import msgspec
 
 from .._logging import get_logger
-from ..events import Database, EventLog, RecordedEvent
+from ..events import CorruptEventError, Database, EventLog, RecordedEvent
 
 DEFAULT_CHUNK = 5000
 _log = get_logger(__name__)
@@ -161,8 +161,20 @@ class ProjectionEngine:
                         # An erased event's payload is gone: it is folded by no projection, and
                         # the PayloadsErased that erased it undoes what it had folded.
                         events = [e for e in events if not e.erased]
+                        # A damaged one cannot be read: folding the rest keeps every view
+                        # (and the daemon) going; verify reports it at its position.
+                        unreadable = [e for e in events if e.fault is not None]
+                        if unreadable:
+                            for event in unreadable:
+                                _log.warning(
+                                    "event unreadable, not folded",
+                                    projection=projection.name,
+                                    position=event.position,
+                                    fault=event.fault,
+                                )
+                            events = [e for e in events if e.fault is None]
                     erasures += sum(e.type == "PayloadsErased" for e in events)
-                    projection.apply_many(self.db.conn, events)
+                    self._apply(projection, events)
                     # Fewer than a full chunk means nothing more this projection folds
                     # up to the head, so its checkpoint can jump there.
                     done = count < chunk
@@ -174,6 +186,26 @@ class ProjectionEngine:
                     _log.debug("projection caught up", projection=projection.name, head=head)
                     break
         return applied, erasures
+
+    def _apply(self, projection: Projection, events: list[RecordedEvent]) -> None:
+        """Fold ``events``; one whose stored bytes decompress but do not decode is left out
+        (its fold undone, in a savepoint) and the rest folded again: a damaged event never
+        holds every view back. Deterministic: the same log folds the same way."""
+        while True:
+            try:
+                with self.db.conn:  # a savepoint inside the chunk's transaction
+                    projection.apply_many(self.db.conn, events)
+                return
+            except CorruptEventError as exc:
+                if not any(e.position == exc.position for e in events):
+                    raise  # another event's damage (read by position): not this chunk's
+                _log.warning(
+                    "event unreadable, not folded",
+                    projection=projection.name,
+                    position=exc.position,
+                    fault=exc.reason,
+                )
+                events = [e for e in events if e.position != exc.position]
 
     def rebuild(self, *, progress: ProgressCallback | None = None) -> int:
         """Drop every projection's tables and replay the log from position 0."""

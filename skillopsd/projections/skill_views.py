@@ -13,6 +13,7 @@ from ..events import events_at
 from ..events.types import EvalCaseResult, SpanDerived
 from ._stats import Median, Share, compare, compare_medians, median_interval, wilson
 from .annotations import list_annotations, newest_labels
+from .replay_runs import ReplaySummary, replay_summaries
 from .skill_aliases import names_of, skill_aliases
 from .usage import session_costs
 from .verdict import VERDICTS as VERDICT_NAMES
@@ -376,6 +377,8 @@ class SkillReport(msgspec.Struct):
     reading: str
     unversioned_sessions: int = 0
     baseline: Baseline | None = None
+    # The newest ``eval replay`` of each version replayed (same tasks for every version).
+    replays: list[ReplaySummary] = []
     # Other names the skill was loaded under, with the same body (skill_aliases).
     aliases: list[str] = []
 
@@ -544,8 +547,16 @@ def skill_report(conn: apsw.Connection, skill: str) -> SkillReport | None:
         reading=reading,
         unversioned_sessions=unversioned,
         baseline=baseline,
+        replays=_newest_replays(conn, skill),
         aliases=aliases,
     )
+
+
+def _newest_replays(conn: apsw.Connection, skill: str) -> list[ReplaySummary]:
+    newest = replay_summaries(conn, skill)
+    if not newest:
+        return []
+    return [r for r in newest if r.replay_id == newest[0].replay_id]
 
 
 # --- lineage --------------------------------------------------------------------------
@@ -678,6 +689,31 @@ def lineage(conn: apsw.Connection, skill: str, *, since: str | None = None) -> l
                 author=author or None,
             )
         )
+    for r in replay_summaries(conn, skill):
+        out.append(
+            LineageEntry(
+                at=r.at,
+                kind="replay",
+                position=r.position,
+                content_hash=r.version_hash,
+                tag=tag.get(r.version_hash, "v?"),
+                run_id=r.eval_run_id,
+                passed=r.eval_passed,
+                graded=r.runs,
+                reason=replay_text(r),
+            )
+        )
     if since:
         out = [e for e in out if e.at >= since]
     return sorted(out, key=lambda e: e.position, reverse=True)
+
+
+def replay_text(r: ReplaySummary) -> str:
+    """``replay 1a2b3c4d5e6f: 5/6 runs passed [64–100] (1 timeout)``."""
+    share = r.passed
+    if share is None or share.share is None or share.low is None or share.high is None:
+        passed = f"{r.runs} run(s), not graded"
+    else:
+        passed = f"{share.k}/{share.n} runs passed [{share.low * 100:.0f}–{share.high * 100:.0f}]"
+    others = ", ".join(f"{n} {s}" for s, n in sorted(r.statuses.items()) if s != "completed")
+    return f"replay {r.replay_id[:12]}: {passed}" + (f" ({others})" if others else "")

@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from .._redact import redact
-from ._capture import DEFAULT_MAX_LINE_BYTES, Capturer, FileResult, SourceRow, source_stream
+from ._capture import (
+    DEFAULT_MAX_LINE_BYTES,
+    MAX_LINE_LIMIT,
+    Capturer,
+    FileResult,
+    SourceRow,
+    source_stream,
+)
 from ._registry import STORES, Root, resolve_roots
 from ._scan import (
     ScanResult,
@@ -19,6 +26,7 @@ from ._store import SessionRef, Store, path_text, text_path
 
 __all__ = [
     "DEFAULT_MAX_LINE_BYTES",
+    "MAX_LINE_LIMIT",
     "STORES",
     "Capturer",
     "FileResult",

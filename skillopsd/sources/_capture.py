@@ -14,7 +14,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-from collections.abc import Callable, Iterator
+import random
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
@@ -24,7 +25,7 @@ import msgspec
 
 from .._logging import get_logger
 from .._redact import redact, screen
-from ..events import Database, EventLog, NewEvent, content_id, utc_now
+from ..events import MAX_PAYLOAD, Database, EventLog, NewEvent, content_id, utc_now
 from ..events.types import (
     CaptureErrorRecorded,
     Event,
@@ -45,6 +46,12 @@ from ._store import (
 )
 
 DEFAULT_MAX_LINE_BYTES = 16 * 1024 * 1024
+# Problem kinds of symbolic links under confinement.
+LINK_DANGLING = "dangling_link"
+LINK_OUTSIDE = "link_outside"
+# The largest --max-line-bytes: a document may be 16 times it (_documents), and every stored
+# payload must stay readable under the events' MAX_PAYLOAD.
+MAX_LINE_LIMIT = MAX_PAYLOAD // 16
 FINGERPRINT_BYTES = 1024
 _HEAD_BYTES = 1024 * 1024
 _FIRST_HEAD_BYTES = 64 * 1024
@@ -91,6 +98,7 @@ class SourceRow(msgspec.Struct):
     lost: int = 0  # bytes never captured because the file vanished first
     tail_digest: str = ""  # _tail_digest of the committed bytes just before ``offset``
     doc_state: _Blob = b""  # a document source's captured state (sources/_documents.py)
+    blocks: _Blob = b""  # _block_digests of the committed bytes (a line source's)
 
 
 _ROW_COLUMNS = ", ".join(SourceRow.__struct_fields__)
@@ -137,6 +145,46 @@ def _tail_digest(data: bytes) -> str:
     return f"{len(data)}:{hashlib.sha256(data).hexdigest()[:32]}"
 
 
+# A line source's committed bytes are digested in blocks of BLOCK_BYTES (the last one
+# partial, up to the offset): 8 bytes of sha256 each, 128 bytes per MiB of transcript. Before
+# a file is read on, a sample of them is checked (the last block, then others in turn, up to
+# CHECK_BYTES a pass), so a rewrite anywhere before the offset that keeps the first bytes and
+# the bytes just before the offset is still noticed, at a bounded cost per pass: a file of
+# up to CHECK_BYTES is checked whole every pass, a larger one within size / CHECK_BYTES passes.
+BLOCK_BYTES = 64 * 1024
+CHECK_BYTES = 128 * 1024
+_DIGEST = 8
+
+
+def _block_digest(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()[:_DIGEST]
+
+
+def _blocks_covering(offset: int) -> int:
+    return -(-offset // BLOCK_BYTES)
+
+
+def _block_digests(fd: int, blocks: bytes, old: int, new: int) -> bytes:
+    """``blocks`` (the digests of bytes ``[0, old)``) extended to cover ``[0, new)``.
+
+    The complete blocks below ``old`` are kept; the partial one and those after are read
+    back (they were just read: the page cache holds them). Digests missing or of another
+    length (a source tracked before digests were kept) are taken from the file as it is now.
+    """
+    keep = old // BLOCK_BYTES
+    if len(blocks) != _DIGEST * _blocks_covering(old):
+        keep = 0
+    out = bytearray(blocks[: _DIGEST * keep])
+    start = keep * BLOCK_BYTES
+    while start < new:
+        data = os.pread(fd, min(BLOCK_BYTES, new - start), start)
+        if not data:
+            break  # cut short meanwhile: the next pass sees it truncated
+        out += _block_digest(data)
+        start += len(data)
+    return bytes(out)
+
+
 def _json_state(line: bytes) -> bool:
     """Whether ``line`` is one JSON value the deriver can decode (valid UTF-8, not too deep).
 
@@ -179,8 +227,13 @@ class Capturer:
         max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
         should_stop: Callable[[], bool] | None = None,
         on_batch: Callable[[int], None] | None = None,
+        confine: Sequence[tuple[str, Path]] | None = None,
     ) -> None:
         self.db = db
+        # The agents' folders as (agent, resolved path): a symbolic link to a file outside
+        # them is a problem, never read (evil.jsonl -> /etc/passwd). None: no confinement
+        # (ingest reads what its user names).
+        self.confine = None if confine is None else [(a, _real(p)) for a, p in confine]
         self.log = EventLog(db)
         self.redact_secrets = redact_secrets
         self.max_line_bytes = max_line_bytes
@@ -193,7 +246,15 @@ class Capturer:
         self._rows_after: dict[str, SourceRow] = {}
         self._events: list[NewEvent] = []
         self._staged_bytes: dict[str, int] = {}
+        # Per staged source, the lines, bytes and errors its staged events stand for; added
+        # to ``stored`` only when they commit (a batch that lost a race to another writer
+        # stored nothing of it: those lines are counted when read again, once).
+        self._staged_counts: dict[str, tuple[int, int, int]] = {}
+        # What this capturer has stored, in all: what "captured N lines" reports.
+        self.stored = FileResult()
         self._deferred = False
+        # Per source, the block _blocks_match checks first on its next pass (in turn).
+        self._turns: dict[str, int] = {}
         # The file being captured, and each staged source's file: raced sources are re-read.
         self._current: tuple[Path, Store] | None = None
         self._files: dict[str, tuple[Path, Store]] = {}
@@ -236,9 +297,25 @@ class Capturer:
         )
 
     def _stage(
-        self, row: SourceRow, events: list[Event], before: SourceRow | None, consumed: int = 0
+        self,
+        row: SourceRow,
+        events: list[Event],
+        before: SourceRow | None,
+        consumed: int = 0,
+        counts: tuple[int, int, int] = (0, 0, 0),
     ) -> None:
-        """Add ``events`` and ``row`` to the batch; commit it when it is full (or not deferred)."""
+        """Add ``events`` and ``row`` to the batch; commit it when it is full (or not deferred).
+
+        ``counts``: the (lines, bytes, errors) the events stand for, added to ``stored``
+        when they commit.
+        """
+        if any(counts):
+            lines, size, errors = self._staged_counts.get(row.source_id, (0, 0, 0))
+            self._staged_counts[row.source_id] = (
+                lines + counts[0],
+                size + counts[1],
+                errors + counts[2],
+            )
         if row.source_id not in self._before:
             self._before[row.source_id] = before
         self._rows_after[row.source_id] = row
@@ -298,6 +375,10 @@ class Capturer:
                 self.log.append(self._events)
             for row in self._rows_after.values():
                 self._save(row)
+        for lines, size, errors in self._staged_counts.values():
+            self.stored.lines += lines
+            self.stored.bytes += size
+            self.stored.errors += errors
         consumed = sum(self._staged_bytes.values())
         self.discard()
         self.on_batch(consumed)
@@ -310,6 +391,7 @@ class Capturer:
             self._before.pop(source_id, None)
             self._rows_after.pop(source_id, None)
             self._staged_bytes.pop(source_id, None)
+            self._staged_counts.pop(source_id, None)
             file = self._files.pop(source_id, None)
             if file is not None:
                 self._retry[file[0]] = file[1]
@@ -323,6 +405,7 @@ class Capturer:
         self._rows_after.clear()
         self._events = []
         self._staged_bytes.clear()
+        self._staged_counts.clear()
         self._files.clear()
 
     @contextmanager
@@ -367,6 +450,7 @@ class Capturer:
             )
             if not conn.changes():
                 return False
+            self.stored.errors += 1
             event = CaptureErrorRecorded(
                 agent=agent,
                 source_id="",
@@ -466,7 +550,7 @@ class Capturer:
                 if row.path == text:
                     return self._reset(row, path, st, fh, "replaced")
                 continue  # an inode reused by an unrelated new file
-            if not self._tail_matches(fh, row):
+            if not self._tail_matches(fh, row) or not self._blocks_match(fh, row):
                 return self._reset(row, path, st, fh, "replaced")
             if row.path != text and _same_file(row.path, st):
                 pass  # another name (symlink, hard link) of a file already tracked: not a move
@@ -496,6 +580,32 @@ class Capturer:
         length = int(row.tail_digest.partition(":")[0])
         data = os.pread(fh.fileno(), length, row.offset - length)
         return _tail_digest(data) == row.tail_digest
+
+    def _blocks_match(self, fh: BinaryIO, row: SourceRow) -> bool:
+        """Whether a sample of the committed blocks still has its digests: the last block
+        (partial) and, in turn from pass to pass, others, up to CHECK_BYTES."""
+        count = _blocks_covering(row.offset)
+        if not count or len(row.blocks) != _DIGEST * count:
+            return True  # recorded before digests were kept (taken at the next read)
+        # A new process starts anywhere: restarts do not check the same blocks every time.
+        turn = self._turns.get(row.source_id)
+        if turn is None:
+            turn = random.randrange(count)
+        budget = CHECK_BYTES
+        fd = fh.fileno()
+        last = count - 1
+        others = [b for b in ((turn + i) % count for i in range(count)) if b != last]
+        for step, block in enumerate([last, *others]):
+            if budget <= 0:
+                self._turns[row.source_id] = (turn + step - 1) % count
+                return True
+            start = block * BLOCK_BYTES
+            data = os.pread(fd, min(BLOCK_BYTES, row.offset - start), start)
+            if _block_digest(data) != row.blocks[_DIGEST * block : _DIGEST * (block + 1)]:
+                return False
+            budget -= len(data)
+        self._turns[row.source_id] = turn
+        return True
 
     def _track(
         self, path: Path, st: os.stat_result, fh: BinaryIO, store: Store
@@ -554,6 +664,7 @@ class Capturer:
             generation=row.generation + 1,
             offset=0,
             tail_digest="",
+            blocks=b"",
         )
         event = SourceFileReset(
             source_id=row.source_id,
@@ -582,7 +693,48 @@ class Capturer:
             result.errors += again.errors
         return result
 
+    def _link(self, path: Path, agent: str) -> FileResult | None:
+        """What to do with ``path`` if it is a symbolic link under confinement: None to read
+        it, else the result of not reading it (a problem recorded, or nothing to do)."""
+        if self.confine is None or not os.path.islink(path):
+            return None
+        target = _real(path)
+        if not os.path.exists(target):
+            message = f"symbolic link to {path_text(target)}, which does not exist"
+            return FileResult(errors=int(self.problem(path, agent, LINK_DANGLING, message)))
+        inside = [(a, root) for a, root in self.confine if target.is_relative_to(root)]
+        if not inside:
+            shown = path_text(target)
+            message = f"symbolic link to {shown}, outside the agents' folders: not read"
+            return FileResult(errors=int(self.problem(path, agent, LINK_OUTSIDE, message)))
+        from ._registry import STORES  # the stores build on this module
+
+        if any(STORES[a].claims(target.relative_to(root)) for a, root in inside):
+            # A transcript the walk reaches under its own name is read there; read through
+            # the link as well, its lines would be stored twice (or the file seen moving
+            # between two names on every pass). Followed once: by its own name.
+            return FileResult()
+        return None  # inside the folders, reached only through the link: read through it
+
+    def settle_links(self) -> None:
+        """After a full walk: a link problem whose link is gone (or fixed) is over."""
+        with self.db.read() as conn:
+            rows = conn.execute(
+                "SELECT path FROM capture_problems WHERE kind IN (?, ?)",
+                (LINK_DANGLING, LINK_OUTSIDE),
+            ).fetchall()
+        over = [t for (t,) in rows if isinstance(t, str) and not os.path.islink(text_path(t))]
+        if over:
+            with self.db.write() as conn:
+                conn.executemany(
+                    "DELETE FROM capture_problems WHERE path = ? AND kind IN (?, ?)",
+                    [(t, LINK_DANGLING, LINK_OUTSIDE) for t in over],
+                )
+
     def _capture_once(self, path: Path, store: Store) -> FileResult:
+        linked = self._link(path, store.agent)
+        if linked is not None:
+            return linked
         try:
             fh = open_regular(path)
         except (FileNotFoundError, NotADirectoryError):
@@ -692,8 +844,15 @@ class Capturer:
                 errors=row.errors + errors,
                 seen_size=max(row.seen_size, end),
                 tail_digest=_tail_digest(before[-_TAIL_BYTES:]),
+                blocks=_block_digests(fh.fileno(), row.blocks, row.offset, line_start),
             )
-            self._stage(new, events, self._rows_after.get(source_id, row), consumed)
+            self._stage(
+                new,
+                events,
+                self._rows_after.get(source_id, row),
+                consumed,
+                (lines, consumed, errors),
+            )
             result.lines += lines
             result.bytes += consumed
             result.errors += errors
@@ -810,3 +969,8 @@ def _event_id(source_id: str, event: Event) -> str | None:
     if isinstance(event, SourceFileTracked):
         return content_id("tracked", source_id, event.generation)
     return None
+
+
+def _real(path: str | os.PathLike[str]) -> Path:
+    """``path`` with every symbolic link resolved (as far as they resolve)."""
+    return Path(os.path.realpath(path))

@@ -242,7 +242,8 @@ def capture_document(
         tail_digest=_state_token(new_state, encoded),
     )
     if events or new_row != row or before is None:
-        cap._stage(new_row, events, before, st.st_size - min(row.offset, st.st_size))
+        consumed = st.st_size - min(row.offset, st.st_size)
+        cap._stage(new_row, events, before, consumed, (len(lines), stored, 0))
     return FileResult(lines=len(lines), bytes=stored)
 
 
@@ -311,6 +312,6 @@ def _invalid(cap: Capturer, path: Path, text: str, st: os.stat_result, store: St
         generation=before.generation,
     )
     new_row = msgspec.structs.replace(before, errors=before.errors + 1, doc_state=encoded)
-    cap._stage(new_row, [event], before)
+    cap._stage(new_row, [event], before, counts=(0, 0, 1))
     _log.warning("invalid document", path=text, size=st.st_size)
     return FileResult(errors=1)

@@ -128,16 +128,19 @@ def capture_all(capturer: Capturer, files: Sequence[tuple[Path, Store]]) -> Scan
     what the other process committed: both finish, and every line is stored once.
     """
     total = ScanResult()
+    before = msgspec.structs.replace(capturer.stored)
     with capturer.batching():
         for path, store in files:
             total.add(capturer.capture_file(path, store))
             if total.stopped or capturer.should_stop():
                 total.stopped = True
                 break
-    again = capturer.retry_raced()
-    total.lines += again.lines
-    total.bytes += again.bytes
-    total.errors += again.errors
+    capturer.retry_raced()
+    # What this process stored, not what it read: a batch that lost a race to another
+    # writer stored nothing, and its lines are counted once, when read again.
+    total.lines = capturer.stored.lines - before.lines
+    total.bytes = capturer.stored.bytes - before.bytes
+    total.errors = capturer.stored.errors - before.errors
     return total
 
 
@@ -162,5 +165,6 @@ def full_pass(
     result = capture_all(capturer, files)
     if not result.stopped:
         capturer.settle_unlistable({str(e.filename) for _, e in unlistable})
+        capturer.settle_links()
         result.errors += capturer.check_vanished()
     return result
