@@ -46,6 +46,7 @@ from ..projections.skill_views import (
     skills_overview,
     versions,
 )
+from ..projections.verdict import VERDICTS as RULE_VERDICTS
 from ..versions._bandit import decide_state
 from ..versions.decision import decide
 from ..versions.policy import BanditPolicy, bandit_policy
@@ -55,13 +56,9 @@ from ..versions.store import skill_stream
 from . import charts
 
 PAGE_SIZE = 50
-VERDICTS = ("success", "failure", "abandoned", "none")
-_VERDICT_CSS = {
-    "success": "v-success",
-    "failure": "v-failure",
-    "abandoned": "v-abandoned",
-    "none": "v-none",
-}
+# The rule's values (defined once, in projections/verdict.py) and no verdict.
+VERDICTS = (*RULE_VERDICTS, "none")
+_VERDICT_CSS = {v: f"v-{v}" for v in VERDICTS}
 _AGENT_CSS = ("a-0", "a-1", "a-2", "a-3", "a-4")
 OVERVIEW_DAYS = 90
 OPEN_ALL_SPANS = 300
