@@ -159,6 +159,10 @@ CONTENT_KEYS = frozenset(
         "input.value",
         "output.value",
         "skill.directory",
+        # What the verdict facts quote of a call: its command or file, its error's first line.
+        "skillops.call.what",
+        "skillops.call.why",
+        "skillops.verdict.reason",
     }
 )
 _CONTENT_PREFIXES = ("llm.input_messages", "llm.output_messages")
@@ -296,7 +300,8 @@ def _root(
     if s.verdict == "failure":
         status = Status(
             code=Status.STATUS_CODE_ERROR,
-            message=s.verdict_reason or f"session verdict failure ({failed} failed calls)",
+            message=(s.verdict_reason if content else None)
+            or f"session verdict failure ({failed} failed calls)",
         )
     elif s.verdict == "success":
         status = Status(code=Status.STATUS_CODE_OK)
