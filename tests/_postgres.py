@@ -70,12 +70,22 @@ class Server:
             timeout=120,
         )
 
-    def start(self) -> None:
+    def _options(self) -> list[str]:
+        # The log file too: without it the server would write to (and hold open) our pipe.
         options = f"-p {self.port} -k {self.base} -c listen_addresses=127.0.0.1 -c fsync=off"
-        done = self.pg_ctl("-l", str(self.base / "server.log"), "-o", options, "-w", "start")
+        return ["-l", str(self.base / "server.log"), "-o", options]
+
+    def start(self) -> None:
+        done = self.pg_ctl(*self._options(), "-w", "start")
         if done.returncode != 0:
             log = (self.base / "server.log").read_text(errors="replace")[-2000:]
             raise RuntimeError(f"pg_ctl start failed: {done.stderr}{done.stdout}\n{log}")
+
+    def restart(self) -> None:
+        """Stop (ending every connection) and start again with the same options."""
+        done = self.pg_ctl(*self._options(), "-m", "fast", "-w", "restart")
+        if done.returncode != 0:
+            raise RuntimeError(f"pg_ctl restart failed: {done.stderr}{done.stdout}")
 
     def stop(self) -> None:
         self.pg_ctl("-m", "immediate", "-w", "stop")

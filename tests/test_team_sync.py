@@ -160,16 +160,7 @@ def test_kill_9_mid_sync_then_resume(tmp_path: Path, team_url: str) -> None:
     total = 4000
     path = _machine(tmp_path, "k", total)
     proc = _popen(path, team_url, "--batch", "10")
-    held = 0
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            held = sum(_counts(team_url).values())
-        except psycopg.errors.UndefinedTable:
-            held = 0
-        if held >= 50:
-            break
-        time.sleep(0.02)
+    _wait_for(team_url, proc, 50)
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=60)
     assert proc.returncode == -signal.SIGKILL, "the sync ended before it could be killed"
@@ -179,6 +170,36 @@ def test_kill_9_mid_sync_then_resume(tmp_path: Path, team_url: str) -> None:
     assert done["held_before"] == partial
     assert done["sent"] == total - partial
     assert _verified(team_url) == {done["machine"]: total}
+
+
+def test_server_restarted_mid_sync_then_resume(tmp_path: Path, team_server: Server) -> None:
+    team_url = team_server.new_database()
+    total = 4000
+    path = _machine(tmp_path, "r", total)
+    proc = _popen(path, team_url, "--batch", "10")
+    _wait_for(team_url, proc, 50)
+    team_server.restart()
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2, err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    partial = sum(_counts(team_url).values())
+    assert 0 < partial < total
+    done = _report(_sync(path, team_url))
+    assert (done["held_before"], done["sent"]) == (partial, total - partial)
+    assert _verified(team_url) == {done["machine"]: total}
+
+
+def _wait_for(url: str, proc: subprocess.Popen[str], events: int) -> None:
+    """Until the server holds ``events`` of the running sync (it must still be running)."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            if sum(_counts(url).values()) >= events:
+                return
+        except psycopg.errors.UndefinedTable:
+            pass
+        time.sleep(0.02)
+    raise AssertionError(f"the sync ended (or stalled) before {events} events reached the server")
 
 
 def _tamper(path: Path, position: int) -> None:
