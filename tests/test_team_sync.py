@@ -145,7 +145,11 @@ def test_sync_twice_sends_nothing_twice(tmp_path: Path, team_url: str) -> None:
 def test_three_machines_at_once(tmp_path: Path, team_url: str) -> None:
     paths = [_machine(tmp_path, name, 400 + 37 * i) for i, name in enumerate("abc")]
     procs = [_popen(p, team_url, "--batch", "50", "--json") for p in paths]
+    # The same machine twice at once: the second waits on the first's lock, never repeats it.
+    twin = _popen(paths[0], team_url, "--batch", "50")
     reports = []
+    _, err = twin.communicate(timeout=300)
+    assert twin.returncode == 0, err
     for proc in procs:
         out, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, err
@@ -232,6 +236,29 @@ def test_tampered_log_refused_others_accepted(tmp_path: Path, team_url: str) -> 
     with psycopg.connect(team_url) as conn:
         refused = conn.execute("SELECT refused FROM skillops_machines WHERE refused IS NOT NULL")
         assert [r[0] for r in refused] == [err_bad.strip().removeprefix("skillopsctl sync: ")]
+
+
+def test_a_restricted_role_syncs_into_existing_tables(tmp_path: Path, team_url: str) -> None:
+    """A machine's role that may only read, insert and update the tables is enough."""
+    _report(_sync(_machine(tmp_path, "owner", 5), team_url))
+    with psycopg.connect(team_url, autocommit=True) as conn:
+        conn.execute("DROP ROLE IF EXISTS machine_role")
+        conn.execute("CREATE ROLE machine_role LOGIN")
+        conn.execute(
+            "GRANT SELECT, INSERT, UPDATE ON skillops_machines, skillops_events TO machine_role"
+        )
+    limited = team_url.replace("//skillops@", "//machine_role@")
+    report = _report(_sync(_machine(tmp_path, "limited", 8), limited))
+    assert report["sent"] == 8
+    assert sorted(_counts(team_url).values()) == [5, 8]
+
+
+def test_an_empty_log_sends_nothing(tmp_path: Path, team_url: str) -> None:
+    path = tmp_path / "empty.db"
+    Database.open(path).close()
+    done = run_ctl("--db", str(path), "sync", "--to", team_url)
+    assert done.returncode == 0, done.stderr
+    assert "nothing to sync" in done.stdout
 
 
 def test_server_unreachable_is_one_line(tmp_path: Path) -> None:

@@ -119,7 +119,15 @@ def _first_line(exc: BaseException) -> str:
 
 
 def ensure_schema(conn: psycopg.Connection[tuple[object, ...]]) -> None:
+    """Create the tables unless they exist (a machine's role needs no right to create or
+    alter them once they do)."""
     with conn.transaction():
+        ready = conn.execute(
+            "SELECT to_regclass('skillops_machines') IS NOT NULL"
+            " AND to_regclass('skillops_events') IS NOT NULL"
+        ).fetchone()
+        if ready is not None and ready[0]:
+            return
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
         for statement in _SCHEMA:
             conn.execute(statement)
