@@ -17,7 +17,15 @@ from collections.abc import Callable
 import msgspec
 import psycopg
 
-from ..events import GENESIS_HASH, ChainLink, Database, chain_links, decode_payload, link_hash
+from ..events import (
+    GENESIS_HASH,
+    ChainLink,
+    Database,
+    LogError,
+    chain_links,
+    decode_payload,
+    link_hash,
+)
 from ..events.types import PayloadsErased
 from .content import Content, outgoing
 
@@ -247,11 +255,15 @@ def _one_batch(
         if why is not None:
             broken = f"machine {machine}: chain breaks at position {link.position}: {why}"
             break
-        rows.append(_row(machine, link, content, report))
         if link.type == "PayloadsErased" and link.payload is not None:
-            erased = decode_payload(link.type, link.schema, link.payload)
+            try:
+                erased = decode_payload(link.type, link.schema, link.payload)
+            except LogError as exc:
+                broken = f"machine {machine}: position {link.position}: {exc}"
+                break
             if isinstance(erased, PayloadsErased):
                 erasures.extend(erased.positions)
+        rows.append(_row(machine, link, content, report))
         prev = link.hash
     if rows:
         with conn.cursor().copy(f"COPY skillops_events ({_COLUMNS}) FROM STDIN") as copy:
