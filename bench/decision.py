@@ -32,12 +32,13 @@ import random
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import msgspec
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from skillopsd.versions.decision import DecisionParams, decide, guardrail
+from skillopsd.versions.decision import DecisionParams, blocks, decide, guardrail
 from skillopsd.versions.routing import ArmStats, RoutingParams, route
 
 SEED_HISTORY = 50  # the seed's champion's all-time executions before the challenger arrives
@@ -46,12 +47,31 @@ SEED_MARGIN = 0.10
 
 
 class Scenario(msgspec.Struct, frozen=True):
-    """True success rates of the two arms, and whether the challenger reports tokens."""
+    """True success rates of the two arms, and whether the challenger reports tokens.
+
+    ``drift`` names a common rate that moves with the experiment's execution count (both
+    arms alike; the challenger keeps its difference ``challenger - champion``); ``retests``
+    re-adds the same challenger after every test that did not promote it, and counts the
+    scenario's promotion as cumulative over all of them.
+    """
 
     name: str
     champion: float
     challenger: float
     challenger_tokens: bool = True
+    drift: str = ""
+    retests: int = 1
+
+
+def common_rate(drift: str, step: int, horizon: int, base: float) -> float:
+    """The common success rate at execution ``step`` of a drifting scenario."""
+    if drift == "linear":  # 0.3 -> 0.9 over the horizon
+        return 0.3 + 0.6 * step / max(1, horizon - 1)
+    if drift == "step-up":  # a broken test suite fixed at execution 80
+        return 0.2 if step < 80 else 0.9
+    if drift == "step-down":  # something breaks for everyone at execution 60
+        return 0.95 if step < 60 else 0.4
+    return base
 
 
 SCENARIOS = [
@@ -62,6 +82,11 @@ SCENARIOS = [
     Scenario("better-10", 0.7, 0.8),
     Scenario("better-20", 0.7, 0.9),
     Scenario("worse-10-no-tokens", 0.7, 0.6, challenger_tokens=False),
+    Scenario("equal-drift-linear", 0.0, 0.0, drift="linear"),
+    Scenario("equal-drift-step-up", 0.0, 0.0, drift="step-up"),
+    Scenario("equal-drift-step-down", 0.0, 0.0, drift="step-down"),
+    Scenario("equal-retest-5x-0.7", 0.7, 0.7, retests=5),
+    Scenario("better-20-drift-linear", 0.0, 0.2, drift="linear"),
 ]
 
 
@@ -96,33 +121,60 @@ class Result(msgspec.Struct, frozen=True):
 
 
 def draw_streams(rng: random.Random, scenario: Scenario, horizon: int) -> Streams:
-    """One experiment's outcome and seed streams."""
+    """One experiment's outcome and seed streams.
+
+    Stationary: the k-th execution of an arm gets the k-th outcome of its stream. Drifting:
+    the outcome an arm would have at execution ``step`` of the experiment (its rate then).
+    """
+    if scenario.drift:
+        delta = scenario.challenger - scenario.champion
+
+        def rate(step: int, lift: float) -> float:
+            return min(1.0, common_rate(scenario.drift, step, horizon, 0.0) + lift)
+
+        champion = [rng.random() < rate(t, 0.0) for t in range(horizon)]
+        challenger = [rng.random() < rate(t, delta) for t in range(horizon)]
+    else:
+        champion = [rng.random() < scenario.champion for _ in range(horizon)]
+        challenger = [rng.random() < scenario.challenger for _ in range(horizon)]
+    start = common_rate(scenario.drift, 0, horizon, scenario.champion)
     return Streams(
         scenario=scenario,
-        champion=[rng.random() < scenario.champion for _ in range(horizon)],
-        challenger=[rng.random() < scenario.challenger for _ in range(horizon)],
+        champion=champion,
+        challenger=challenger,
         route_seeds=[rng.getrandbits(63) for _ in range(horizon)],
-        history_successes=sum(rng.random() < scenario.champion for _ in range(SEED_HISTORY)),
+        history_successes=sum(rng.random() < start for _ in range(SEED_HISTORY)),
         tokens_seed=rng.getrandbits(63),
     )
 
 
-def run_ours(s: Streams, routing: RoutingParams, rule: DecisionParams) -> Result:
-    """Route and decide after every execution, as the product does."""
+def run_ours(s: Streams, routing: RoutingParams, rule: DecisionParams, earlier: int = 0) -> Result:
+    """Route and decide after every execution, as the product does (``decide_state``: the
+    time blocks, and the rule of a body tested ``earlier`` times before)."""
+    rule = rule.retest(earlier)
     n = [0, 0]  # champion, challenger executions since the experiment began
     wins = [0, 0]
+    order: list[tuple[bool, bool]] = []
     for step in range(rule.horizon):
         champ, chall = ArmStats(n[0], wins[0]), ArmStats(n[1], wins[1])
         arm = 1 if route(champ, chall, s.route_seeds[step], routing).chosen == "challenger" else 0
         stream = s.challenger if arm else s.champion
-        wins[arm] += stream[n[arm]]
+        success = stream[step if s.scenario.drift else n[arm]]
+        wins[arm] += success
         n[arm] += 1
+        order.append((bool(arm), success))
+        if min(n) < rule.min_per_arm and step + 1 < rule.horizon:
+            continue  # decide() says "continue" here whatever the data: skipped for speed
         champ, chall = ArmStats(n[0], wins[0]), ArmStats(n[1], wins[1])
         verdict = decide(champ, chall, rule)
-        if verdict.outcome == "promote":
-            # Guardrails only change a promotion, so they are computed only then.
-            tokens = guardrail("tokens", *s.tokens(n[0], n[1]))
-            verdict = decide(champ, chall, rule, [tokens])
+        if verdict.outcome in ("promote", "retire"):
+            # The blocks only ever hold a decision back, and guardrails only change a
+            # promotion, so both are computed only then (the same outcome, much faster).
+            strata = blocks(order, rule.block)
+            tokens = (
+                [guardrail("tokens", *s.tokens(n[0], n[1]))] if verdict.outcome == "promote" else []
+            )
+            verdict = decide(champ, chall, rule, tokens, strata)
         if verdict.outcome != "continue":
             return Result(verdict.outcome, step + 1)
     return Result("inconclusive", rule.horizon)
@@ -141,7 +193,7 @@ def run_seed(s: Streams, horizon: int, c: float = math.sqrt(2)) -> Result:
             score = [wins[i] / n[i] + c * math.sqrt(math.log(total) / n[i]) for i in (0, 1)]
             arm = 1 if score[1] > score[0] else 0  # ties to the champion
         stream = s.challenger if arm else s.champion
-        wins[arm] += stream[used[arm]]
+        wins[arm] += stream[step if s.scenario.drift else used[arm]]
         used[arm] += 1
         n[arm] += 1
         if n[1] >= SEED_MIN:
@@ -151,6 +203,24 @@ def run_seed(s: Streams, horizon: int, c: float = math.sqrt(2)) -> Result:
             if diff <= -SEED_MARGIN:
                 return Result("retire", step + 1)
     return Result("inconclusive", horizon)
+
+
+def _series(
+    rng: random.Random,
+    scenario: Scenario,
+    rule: DecisionParams,
+    one: Callable[[Streams, int], Result],
+) -> Result:
+    """One experiment, or a series of re-tests of the same challenger until one promotes:
+    promoted if any test promoted, executions summed over the tests run."""
+    spent = 0
+    last = Result("inconclusive", 0)
+    for k in range(scenario.retests):
+        last = one(draw_streams(rng, scenario, rule.horizon), k)
+        spent += last.executions
+        if last.outcome == "promote":
+            break
+    return Result(last.outcome, spent)
 
 
 def summarize(name: str, rule: str, results: list[Result]) -> dict[str, object]:
@@ -194,9 +264,8 @@ def main() -> None:
         ours: list[Result] = []
         seed: list[Result] = []
         for _ in range(args.experiments):
-            streams = draw_streams(rng, scenario, rule.horizon)
-            ours.append(run_ours(streams, routing, rule))
-            seed.append(run_seed(streams, rule.horizon))
+            ours.append(_series(rng, scenario, rule, lambda st, k: run_ours(st, routing, rule, k)))
+            seed.append(_series(rng, scenario, rule, lambda st, _k: run_seed(st, rule.horizon)))
         rows.append(summarize(scenario.name, "ours", ours))
         rows.append(summarize(scenario.name, "seed", seed))
     elapsed = time.perf_counter() - started

@@ -317,6 +317,10 @@ class Daemon:
                 # Sessions still being written: look again once they may have settled.
                 soon = time.monotonic() + max(0.2, min(self.settle_seconds / 2, 60.0))
                 self._next_settle = min(self._next_settle or soon, soon)
+            if report.unsettled_edits:
+                # A live file edited by hand moments ago: take it once it has stood still.
+                soon = time.monotonic() + 1.0
+                self._next_settle = min(self._next_settle or soon, soon)
         if changed:
             self._project()
 
@@ -670,9 +674,10 @@ def _parse_root(value: str) -> tuple[str, Path]:
 @click.option(
     "--otlp-settle",
     type=click.FloatRange(min=0.0),
-    default=60.0,
+    default=DEFAULT_SETTLE_SECONDS,
     show_default=True,
-    help="Seconds a session must be quiet before it is exported.",
+    help="Seconds a session must be quiet before it is exported (a receiver such as Phoenix"
+    " keeps the first copy of a span: a session sent halfway would stay as it was then).",
 )
 @click.option(
     "--otlp-project",

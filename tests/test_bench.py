@@ -70,3 +70,9 @@ def test_usage_benchmark_runs() -> None:
 @pytest.mark.slow
 def test_replay_benchmark_runs() -> None:
     assert "ratio replay/floor:" in _run(str(BENCH / "replay.py"), "--cases", "1", "--repeat", "1")
+
+
+def test_serve_benchmark_runs() -> None:
+    out = _run(str(BENCH / "serve.py"), "--sessions", "300", "--repeat", "1")
+    assert "real corpus (target" in out and "300 synthetic sessions (target" in out
+    assert "`/skill/SKILL`" in out

@@ -162,9 +162,11 @@ def test_a_model_without_a_price_has_no_cost_not_zero(home: Path) -> None:
 
 def test_session_show_prices_each_response(home: Path) -> None:
     shown = _json(home, "session", "show", KNOWN)
-    llm = [s for s in shown["spans"] if s["kind"] == "LLM"]
-    costs = sorted(s["attributes"]["skillops.cost.usd"] for s in llm)
+    llm = [s["span_id"] for s in shown["spans"] if s["kind"] == "LLM"]
+    assert sorted(shown["costs"]) == sorted(llm)
+    costs = sorted(shown["costs"][span] for span in llm)
     assert costs == pytest.approx(sorted([FINAL_USD, SECOND_USD]), rel=1e-9)
+    assert all("skillops.cost.usd" not in s["attributes"] for s in shown["spans"])
     code, out, _ = _ctl(home, "session", "show", UNKNOWN)
     assert code == 0
     assert "no price" in out and "1 without a price" in out

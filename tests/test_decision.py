@@ -17,6 +17,7 @@ from skillopsd.versions.decision import (
     DecisionParams,
     Guardrail,
     GuardrailParams,
+    blocks,
     decide,
     guardrail,
 )
@@ -125,14 +126,25 @@ def test_impossible_parameters_are_refused_by_name(params: DecisionParams, messa
 
 
 def test_guardrail_is_a_struct_callers_can_store() -> None:
-    g = guardrail("tokens", [1] * 10, [2] * 10)
+    g = guardrail("tokens", [1000] * 10, [3000] * 10)
     assert isinstance(g, Guardrail) and g.status == "exceeded"
 
 
+def test_a_tiny_champion_median_never_retires_a_better_challenger() -> None:
+    # A 0 ms champion median (or 2 tokens): any ratio of tiny numbers says nothing of cost.
+    zero = guardrail("duration_ms", [0] * 12, [1] * 12)
+    assert zero.status == "ok"
+    assert decide(ArmStats(40, 20), ArmStats(40, 40), RULE, [zero]).outcome == "promote"
+    assert guardrail("tokens", [2] * 12, [900] * 12).status == "ok"
+    # Beyond the floor the ratio still rules.
+    assert guardrail("duration_ms", [0] * 12, [6000] * 12).status == "exceeded"
+
+
 def test_the_default_rule_meets_its_targets_in_simulation() -> None:
-    """400 fixed-seed experiments per scenario through bench/decision.py, routing included."""
+    """300 fixed-seed experiments per scenario through bench/decision.py, routing included:
+    stationary tests, a drifting common rate, and five re-tests of one equal challenger."""
     out = subprocess.run(
-        [sys.executable, str(REPO / "bench" / "decision.py"), "--experiments", "400", "--json"],
+        [sys.executable, str(REPO / "bench" / "decision.py"), "--experiments", "300", "--json"],
         capture_output=True,
         text=True,
         timeout=600,
@@ -152,6 +164,11 @@ def test_the_default_rule_meets_its_targets_in_simulation() -> None:
             "better-10",
             "better-20",
             "worse-10-no-tokens",
+            "equal-drift-linear",
+            "equal-drift-step-up",
+            "equal-drift-step-down",
+            "equal-retest-5x-0.7",
+            "better-20-drift-linear",
         }
     )
     for name, row in ours.items():
@@ -160,6 +177,41 @@ def test_the_default_rule_meets_its_targets_in_simulation() -> None:
             assert row["promote"] <= 0.05, row
     assert ours["better-20"]["promote"] >= 0.80
     assert ours["better-10"]["promote"] > ours["equal-0.7"]["promote"]
+    # Drift and re-tests: the seed's rule promotes an equal challenger half the time or more.
+    assert seed["equal-drift-step-up"]["promote"] > 0.2
+    assert seed["equal-retest-5x-0.7"]["promote"] > 0.5
     # The seed's rule, simulated beside ours, shows the failure the issue describes.
     assert seed["equal-0.7"]["promote"] > 0.2
     assert seed["worse-10"]["promote"] > ours["worse-10"]["promote"]
+
+
+def test_a_drifting_common_rate_cannot_pass_for_a_difference() -> None:
+    # Simpson's paradox by routing: the challenger ran mostly after the common rate rose.
+    # Within each period the arms are equal; pooled, the challenger looks far better.
+    early = [(False, False)] * 16 + [(False, True)] * 4 + [(True, False)] * 4 + [(True, True)]
+    late = [(False, True)] * 9 + [(False, False)] + [(True, True)] * 36 + [(True, False)] * 4
+    order = early + late
+    strata = blocks(order, 25)
+    champ = ArmStats(30, 13)
+    chall = ArmStats(45, 37)
+    pooled = decide(champ, chall, RULE)
+    assert pooled.outcome == "promote"  # the pooled posterior alone is fooled
+    held = decide(champ, chall, RULE, strata=strata)
+    assert held.outcome == "continue" and held.statistic["p_within_blocks"] < 0.9
+    # A real difference within the blocks still promotes.
+    real = [(i % 2 == 1, i % 2 == 1 or i % 4 == 0) for i in range(80)]
+    strata = blocks(real, 20)
+    assert decide(ArmStats(40, 20), ArmStats(40, 40), RULE, strata=strata).outcome == "promote"
+
+
+def test_each_retest_of_a_body_spends_half_the_error_left() -> None:
+    rule = DecisionParams()
+    assert rule.retest(0) == rule
+    assert rule.retest(1).promote_bar == pytest.approx(1 - (1 - rule.promote_bar) / 2)
+    assert rule.retest(3).promote_bar == pytest.approx(1 - (1 - rule.promote_bar) / 8)
+    # The same evidence that promotes in a first test does not in a fifth.
+    champ, chall = ArmStats(60, 30), ArmStats(60, 47)
+    p = decide(champ, chall, rule).statistic["p_challenger_better"]
+    assert rule.promote_bar <= p < rule.retest(4).promote_bar
+    assert decide(champ, chall, rule).outcome == "promote"
+    assert decide(champ, chall, rule.retest(4)).outcome == "continue"

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
+import stat
+import time
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -97,9 +101,22 @@ def test_real_sessions_map_span_for_span(captured_home: Path) -> None:
             assert out.parent_span_id.hex() == (span.parent_span_id or root_span_id(sid))
             assert out.name == span.name
             assert span.start is not None and span.end is not None
-            assert out.start_time_unix_nano == _nanos(span.start)
-            assert out.end_time_unix_nano == _nanos(span.end)
+            # Times are the derived ones, except that a parent covers its children and an LLM
+            # response recorded at one instant starts when what it answers ended.
+            parent_of = any(c.parent_span_id == span.span_id for c in spans)
+            moved = attrs.get("skillops.time.start_from") == "previous_event"
+            if parent_of or moved:
+                assert out.start_time_unix_nano <= _nanos(span.start)
+                assert out.end_time_unix_nano >= _nanos(span.end)
+                assert not moved or span.kind == "LLM"
+            else:
+                assert out.start_time_unix_nano == _nanos(span.start)
+                assert out.end_time_unix_nano == _nanos(span.end)
             kind = {"SKILL": "TOOL"}.get(span.kind, span.kind)
+            if span.kind == "TOOL" and any(
+                c.parent_span_id == span.span_id and c.kind == "CHAIN" for c in spans
+            ):
+                kind = "AGENT"
             assert attrs["openinference.span.kind"] == kind
             assert attrs["skillops.span.kind"] == span.kind
             assert attrs["session.id"] == sid
@@ -182,17 +199,28 @@ def test_missing_times_are_filled_and_marked(spans: list[SpanView], started: boo
     )
     encoded = encode_session(_trace(session, spans))
     by_id = {s.span_id.hex(): s for s in encoded}
+    ids = {s.span_id for s in spans}
     for span in spans:
         out = by_id[span.span_id]
         assert out.end_time_unix_nano >= out.start_time_unix_nano
         estimated = _attrs(out).get("skillops.time.estimated", False)
         assert estimated == (span.start is None or span.end is None)
+        # A parent covers its children: none starts before it or ends after it.
+        parent = by_id.get(span.parent_span_id or "") if span.parent_span_id in ids else None
+        if parent is not None:
+            assert parent.start_time_unix_nano <= out.start_time_unix_nano
+            assert out.end_time_unix_nano <= parent.end_time_unix_nano
+        if any(c.parent_span_id == span.span_id for c in spans):
+            continue  # a parent's times may widen to its children's
+        if _attrs(out).get("skillops.time.start_from") == "previous_event":
+            # An instant LLM response starts when what it answers ended, never later.
+            assert span.kind == "LLM" and span.start is not None
+            assert out.start_time_unix_nano < _nanos(span.start)
+            continue
         if span.start is not None:
             assert out.start_time_unix_nano == _nanos(span.start)
         elif span.end is not None:
             assert out.start_time_unix_nano == _nanos(span.end)
-        elif span.parent_span_id is not None:
-            assert out.start_time_unix_nano == by_id[span.parent_span_id].start_time_unix_nano
 
 
 @settings(
@@ -405,7 +433,23 @@ def test_out_file_is_otlp_json_with_hex_ids(home: Path, tmp_path: Path) -> None:
     _session, derived_spans = derived(home)[sid]
     assert len(spans) == len(derived_spans) + 1
     assert {s["spanId"] for s in spans} == {s.span_id for s in derived_spans} | {root_span_id(sid)}
-    assert any(s.get("status", {}).get("code") == "STATUS_CODE_ERROR" for s in spans)
+    # OTLP/JSON: enums are integers (STATUS_CODE_ERROR = 2, SPAN_KIND_INTERNAL = 1), ids hex,
+    # times decimal strings of nanoseconds; the file is its owner's alone.
+    assert any(s.get("status", {}).get("code") == 2 for s in spans)
+    assert all(s["kind"] == 1 for s in spans)
+    assert all(re.fullmatch(r"[0-9a-f]{32}", s["traceId"]) for s in spans)
+    assert all(re.fullmatch(r"[0-9a-f]{16}", s["spanId"]) for s in spans)
+    assert all(s["startTimeUnixNano"].isdigit() for s in spans)
+    assert "STATUS_CODE" not in out.read_text() and "SPAN_KIND" not in out.read_text()
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    # An existing file, readable by others, is tightened before anything is written to it.
+    out.write_text("PREVIOUS-CONTENT-7f3a")
+    out.chmod(0o644)
+    again = run_ctl("export", "otlp", "--out", str(out), "--session", sid, env=env)
+    assert again.returncode == 0, again.stderr
+    assert (
+        stat.S_IMODE(out.stat().st_mode) == 0o600 and "PREVIOUS-CONTENT-7f3a" not in out.read_text()
+    )
 
 
 class _Collect:
@@ -482,3 +526,153 @@ def test_eval_results_and_retractions_reach_the_root_span(home: Path) -> None:
         assert "skillops.annotation.label" not in _attrs(root)
     finally:
         db.close()
+
+
+def _exported(
+    home: Path, tmp_path: Path, sid: str, *extra: str
+) -> tuple[list[dict[str, Any]], str]:
+    out = tmp_path / f"{sid}{len(extra)}.jsonl"
+    done = run_ctl("export", "otlp", "--out", str(out), "--session", sid, *extra,
+                   env={"HOME": str(home)})  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    text = out.read_text()
+    spans = [
+        span
+        for line in text.splitlines()
+        for rs in json.loads(line)["resourceSpans"]
+        for ss in rs["scopeSpans"]
+        for span in ss["spans"]
+    ]
+    return spans, text
+
+
+def _json_attrs(span: dict[str, Any]) -> dict[str, Any]:
+    return {a["key"]: next(iter(a["value"].values())) for a in span.get("attributes", [])}
+
+
+def test_content_times_and_agents_as_phoenix_draws_them(home: Path, tmp_path: Path) -> None:
+    sessions = derived(home)
+    for sid, (session, derived_spans) in sessions.items():
+        spans, _text = _exported(home, tmp_path, sid)
+        by_id = {s["spanId"]: s for s in spans}
+        # No child outlives its parent, nor starts before it.
+        for s in spans:
+            parent = by_id.get(s.get("parentSpanId", ""))
+            if parent is not None:
+                assert int(parent["startTimeUnixNano"]) <= int(s["startTimeUnixNano"])
+                assert int(s["endTimeUnixNano"]) <= int(parent["endTimeUnixNano"])
+        # An LLM span lasts 0 ms only when nothing in the transcript came before its response.
+        llms = [s for s in spans if _json_attrs(s).get("openinference.span.kind") == "LLM"]
+        assert llms
+        instant = [s for s in llms if s["startTimeUnixNano"] == s["endTimeUnixNano"]]
+        assert len(instant) <= len({s["parentSpanId"] for s in llms}), sid
+        # LLM spans carry what they were asked and what they answered.
+        answered = [
+            d for d in derived_spans if d.kind == "LLM" and d.attributes.get("gen_ai.output.text")
+        ]
+        for d in answered:
+            a = _json_attrs(by_id[d.span_id])
+            assert a["output.value"] == d.attributes["gen_ai.output.text"]
+            assert a["llm.output_messages.0.message.role"] == "assistant"
+            assert a["llm.output_messages.0.message.content"] == d.attributes["gen_ai.output.text"]
+        with_input = [s for s in llms if "llm.input_messages.0.message.content" in _json_attrs(s)]
+        assert with_input and all(
+            _json_attrs(s)["llm.input_messages.0.message.role"] == "user" for s in with_input
+        )
+        root = by_id[root_span_id(sid)]
+        if answered:
+            assert _json_attrs(root).get("output.value")
+        # A call that spawned a subagent is an AGENT span.
+        for d in derived_spans:
+            if d.kind == "TOOL" and any(
+                c.parent_span_id == d.span_id and c.kind == "CHAIN" for c in derived_spans
+            ):
+                assert _json_attrs(by_id[d.span_id])["openinference.span.kind"] == "AGENT"
+
+        # --no-content: no prompt, answer, command, error text, title or path leaves.
+        bare, text = _exported(home, tmp_path, sid, "--no-content")
+        assert len(bare) == len(spans)
+        for s in bare:
+            keys = set(_json_attrs(s))
+            assert not keys & {"input.value", "output.value", "gen_ai.prompt", "gen_ai.output.text",
+                               "gen_ai.tool.call.arguments", "skillops.result.error"}  # fmt: skip
+            assert not any(
+                k.startswith(("llm.input_messages", "llm.output_messages")) for k in keys
+            )
+            assert s.get("status", {}).get("message", "failure") == "failure"
+        for d in derived_spans:
+            for key in ("gen_ai.prompt", "gen_ai.output.text", "skillops.result.error"):
+                value = d.attributes.get(key)
+                if isinstance(value, str) and len(value) > 12:
+                    assert json.dumps(value)[1:-1][:40] not in text, key
+        if session.title and len(session.title) > 12:
+            assert json.dumps(session.title)[1:-1][:40] not in text
+
+
+def test_sender_retries_for_its_time_budget_honouring_retry_after() -> None:
+    receiver = Receiver()
+    now = [0.0]
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        now[0] += seconds
+
+    try:
+        receiver.answers = [(503, {"Retry-After": "7"})] * 1000
+        sender = Sender(receiver.url, sleep=sleep, clock=lambda: now[0], budget=150)
+        with pytest.raises(ReceiverUnavailable, match="gave up after") as caught:
+            sender.post(b"")
+        # Every wait honoured Retry-After (7 s, jitter at most 10 % more, the last one cut to
+        # what was left), and it kept trying for the whole budget, not a handful of attempts.
+        assert all(6.99 <= w <= 7.71 for w in waits[:-1])
+        assert 150 <= now[0] <= 158 and len(waits) >= 19
+        assert "503" in str(caught.value)
+        # A receiver back within the budget gets the request.
+        receiver.answers = [(503, {})] * 3
+        now[0] = 0.0
+        assert Sender(receiver.url, sleep=sleep, clock=lambda: now[0]).post(b"").rejected == 0
+    finally:
+        receiver.down()
+
+
+def test_an_idle_connection_the_server_closed_is_reopened_without_a_failure() -> None:
+    import socket
+    import threading
+
+    served: list[int] = []
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4)
+    port = listener.getsockname()[1]
+
+    def serve() -> None:
+        # Each connection answers one request as keep-alive, then the server closes it while
+        # idle (as Phoenix's server does after its keep-alive timeout).
+        while len(served) < 3:
+            conn, _ = listener.accept()
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += conn.recv(65536)
+            head, _, body = data.partition(b"\r\n\r\n")
+            length = int(next(
+                line.split(b":")[1] for line in head.split(b"\r\n")
+                if line.lower().startswith(b"content-length")
+            ))  # fmt: skip
+            while len(body) < length:
+                body += conn.recv(65536)
+            served.append(len(body))
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+            conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        # One attempt allowed: a stale connection must not cost it.
+        sender = Sender(f"http://127.0.0.1:{port}", attempts=1, budget=0)
+        for _ in range(3):
+            time.sleep(0.2)  # the server has closed the kept-alive connection by now
+            assert sender.post(b"x" * 100).rejected == 0
+        assert len(served) == 3
+    finally:
+        listener.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -440,7 +441,10 @@ def test_skill_evidence_for_an_editing_agent(tmp_path: Path) -> None:
     (case,) = failing["failed_cases"]
     assert case["case"] == "issue-0" and "lacks ['needs-info']" in case["details"][0]
     text = bench.ctl("skill", "evidence", "triage", "--failures")
-    assert "failed   Bash: Exit code 1" in text and "label    bad" in text
+    # The failed call is listed, marked "deciding" when the verdict rests on it.
+    assert re.search(r"  (failed  |deciding) Bash: Exit code 1", text) and "label    bad" in text
+    if failing["verdict"] != "success":
+        assert failing["verdict_reason"] and failing["verdict_reason"] in text
     assert "eval     labels/issue-0 failed" in text and "issue-1" not in text
     assert len(json.loads(bench.ctl("skill", "evidence", "triage", "--limit", "1", "--json"))) == 1
     done = bench.run("skill", "evidence", "nope")

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from skillopsd.evals.gate import decide
+from skillopsd.evals.gate import Population, decide
 from skillopsd.events.types import EvalCaseResult, GraderResult
 from skillopsd.projections._stats import compare, wilson
 from skillopsd.projections.skill_views import RunRow
@@ -22,6 +22,7 @@ def run(
     sessions: tuple[str, ...] = ("a", "b", "c"),
     suite_hash: str = "now",
     suites: tuple[str, ...] = ("triage", "verifies"),
+    scope: str = "",
 ) -> RunRow:
     case = EvalCaseResult(
         suite=suites[0],
@@ -47,10 +48,18 @@ def run(
         baseline_run_id=None,
         position=n,
         at="",
+        scope=scope,
     )
 
 
-def gate(runs: list[RunRow], min_sessions: int = 3):  # type: ignore[no-untyped-def]
+EVERYONE = Population(
+    digests={s: f"bytes-{s}" for s in "abcdef"}, matched=frozenset("abc"), window=None
+)
+
+
+def gate(  # type: ignore[no-untyped-def]
+    runs: list[RunRow], min_sessions: int = 3, sessions: Population = EVERYONE
+):
     return decide(
         sorted(runs, key=lambda r: r.position, reverse=True),
         tag="v2",
@@ -58,6 +67,7 @@ def gate(runs: list[RunRow], min_sessions: int = 3):  # type: ignore[no-untyped-
         suites=SUITES,
         min_sessions=min_sessions,
         command="skillopsctl eval run t",
+        sessions=sessions,
     )
 
 
@@ -71,7 +81,14 @@ def test_no_run_is_refused_saying_what_to_run_and_how_many() -> None:
     d = gate([])
     assert not d.cleared and "skillopsctl eval run t" in d.reason and "at least 3" in d.reason
     short = decide(
-        [], tag="v2", suite_hash="now", suites=SUITES, min_sessions=3, command="c", captured=1
+        [],
+        tag="v2",
+        suite_hash="now",
+        suites=SUITES,
+        min_sessions=3,
+        command="c",
+        captured=1,
+        sessions=EVERYONE,
     )
     assert "1 captured so far, 2 more needed" in short.reason
 
@@ -83,14 +100,42 @@ def test_a_newer_failure_is_never_outweighed_by_an_older_pass() -> None:
 
 def test_re_running_one_good_session_does_not_clear() -> None:
     # Many passing runs over the same one session: distinct sessions count, not runs.
-    d = gate([run(i, sessions=("a",)) for i in range(5)])
+    one = Population(digests=EVERYONE.digests, matched=frozenset("a"))
+    d = gate([run(i, sessions=("a",)) for i in range(5)], sessions=one)
     assert not d.cleared and "2 more needed" in d.reason
-    assert gate([run(1, sessions=("a", "a", "b"))], min_sessions=3).cleared is False
+    two = Population(digests=EVERYONE.digests, matched=frozenset("ab"))
+    assert gate([run(1, sessions=("a", "a", "b"))], min_sessions=3, sessions=two).cleared is False
 
 
-def test_a_narrower_suite_selection_does_not_clear() -> None:
-    d = gate([run(1), run(2, suites=("triage",))])
-    assert not d.cleared and "only suites" in d.reason and "verifies" in d.reason
+def test_a_subset_never_clears_nor_outweighs_a_full_failure() -> None:
+    # A full run failed; hand-picked sessions (or one suite) pass: the gate still refuses.
+    failed = run(1, passed=False, sessions=("a", "b", "c", "d"))
+    for subset in (run(2, scope="--session a --session b --session c"), run(2, suites=("triage",))):
+        d = gate([failed, subset])
+        assert not d.cleared and d.run is not None and d.run.run_id == "run1"
+    assert "subset runs never clear it" in gate([run(2, scope="--last 3")]).reason
+
+
+def test_a_newer_failure_under_another_suite_is_never_outweighed() -> None:
+    # Pass under A (the file as it is now), a newer failure under B, then A restored.
+    d = gate([run(1), run(2, passed=False, suite_hash="B"), run(0)])
+    assert not d.cleared and d.run is not None and d.run.run_id == "run2"
+
+
+def test_the_run_must_cover_every_matching_session_captured_so_far() -> None:
+    grown = Population(digests=EVERYONE.digests, matched=frozenset("abcd"))
+    d = gate([run(1)], sessions=grown)
+    assert not d.cleared and "did not grade 1 session(s)" in d.reason
+
+
+def test_only_existing_distinct_sessions_of_the_version_count() -> None:
+    copies = Population(digests={"a": "same", "b": "same", "c": "same"}, matched=frozenset("abc"))
+    d = gate([run(1)], sessions=copies)
+    assert not d.cleared and "2 are byte-identical copies" in d.reason
+    assert d.sessions_graded == ["a"]
+    gone = Population(digests={"a": "1"}, matched=frozenset("a"))
+    d = gate([run(1)], sessions=gone)
+    assert not d.cleared and "2 graded session(s) are not sessions of v2" in d.reason
 
 
 def test_a_run_under_an_older_suite_file_does_not_count() -> None:

@@ -178,10 +178,14 @@ def test_story_triage_fail_then_pass_with_an_annotation(home: Home, min_sessions
         for _ in range(min_sessions)
     ]
     home.capture()
-    passed = home.json("eval", "run", "triage", "--last", str(min_sessions))
-    assert passed["passed"] is True
-    [version] = passed["versions"]
-    assert version["tag"] == "v2"
+    # Only a full run (every session, every suite) can clear the gate: v1 still fails in it.
+    subset = home.json("eval", "run", "triage", "--last", str(min_sessions))
+    assert subset["passed"] is True and subset["scope"] == f"--last {min_sessions}"
+    assert "subset runs never clear it" in home.ctl("promote", "triage", "--to", "v2", code=1)
+    passed = home.json("eval", "run", "triage", code=1)
+    assert [v["tag"] for v in passed["versions"]] == ["v1", "v2"]
+    version = passed["versions"][1]
+    assert version["tag"] == "v2" and version["passed"]
     assert sorted(version["sessions"]) == sorted(home.session_id(n) for n in good)
     assert version["cases"][0]["graded"] == min_sessions
     out = home.ctl("promote", "triage", "--to", "v2")
@@ -305,29 +309,40 @@ def test_the_gate_holds_against_attempts_to_game_it(home: Home) -> None:
         "promote", "triage", "--to", "v1", code=1
     )
 
-    # Re-running on one good session, however often.
+    # Hand-picked sessions, re-run however often, or one suite:
+    # subsets never clear the gate, nor outweigh the newer full failure.
     for _ in range(3):
         home.json("eval", "run", "triage", "--session", good_ids[0])
-    assert "2 more needed" in home.ctl("promote", "triage", "--to", "v1", code=1)
-
-    # A narrower suite selection (the one the lazy session passes).
     narrow = home.json("eval", "run", "triage", "--suite", "triage-correctness")
     assert narrow["passed"] and narrow["versions"][0]["cases"][0]["graded"] == 4
-    assert "graded only suites" in home.ctl("promote", "triage", "--to", "v1", code=1)
+    assert "failed; an older pass does not count" in home.ctl(
+        "promote", "triage", "--to", "v1", code=1
+    )
+    # --no-record grades and prints, and records nothing.
+    before = len(home.json("log", "--type", "EvalRunCompleted"))
+    assert home.json("eval", "run", "triage", *picks, "--no-record")["recorded"] is False
+    assert len(home.json("log", "--type", "EvalRunCompleted")) == before
 
     # Refusals are recorded, with the evidence they used.
     gates = [e for e in home.json("lineage", "triage") if e["kind"] == "gate"]
-    assert len(gates) == 4 and not any(g["cleared"] for g in gates)
+    assert len(gates) == 3 and not any(g["cleared"] for g in gates)
     recorded = [e["payload"] for e in home.json("log", "--type", "GateEvaluated")]
-    one_session = recorded[2]
-    assert one_session["min_sessions"] == 3 and one_session["run_passed"] is True
-    assert one_session["sessions_graded"] == [good_ids[0]] and one_session["run_id"]
+    refused = recorded[2]
+    assert refused["min_sessions"] == 3 and refused["run_passed"] is False and refused["run_id"]
 
-    # Forcing needs a reason and is marked forever; an honest run then clears.
+    # Forcing needs a reason and is marked forever; the subset that passed still clears nothing.
     home.ctl("promote", "triage", "--to", "v1", "--force-no-eval", code=2)
     home.ctl("promote", "triage", "--to", "v1", "--force-no-eval", "--reason", "hotfix")
     home.json("eval", "run", "triage", *picks)
-    assert "gate cleared" in home.ctl("promote", "triage", "--to", "v1")
+    assert "refused" in home.ctl("promote", "triage", "--to", "v1", code=1)
+    # An honest way through: a better version, three good sessions, one full run.
+    fixed = "Label issues; ask for info when ambiguous; always run the tests."
+    for _ in range(3):
+        home.session("triage", fixed, final="needs-info", tools=["Edit", "Bash"])
+    home.capture()
+    full_run = home.json("eval", "run", "triage", code=1)  # v1's lazy session still fails
+    assert {v["tag"]: v["passed"] for v in full_run["versions"]} == {"v1": False, "v2": True}
+    assert "gate cleared" in home.ctl("promote", "triage", "--to", "v2")
     promotions = [e for e in home.json("lineage", "triage") if e["kind"] == "promotion"]
     assert [p["forced"] for p in promotions] == [False, True]
     assert lazy

@@ -9,7 +9,6 @@ import pytest
 from click.testing import CliRunner
 
 from skillopsd.cli import cli
-from skillopsd.cli.sessions import COST_ATTRIBUTE
 from skillopsd.derive import DERIVER_VERSION
 from skillopsd.derive import _outcome as outcome_rules
 from skillopsd.deriving import SessionDeriver
@@ -17,7 +16,11 @@ from skillopsd.events import Database, EventLog
 from skillopsd.events.types import SpanDerived
 from skillopsd.projections import engine_for
 from skillopsd.projections.session_views import spans_of
-from skillopsd.projections.sessions import QUERIED_ATTRIBUTES, QUERIED_SKILL_ATTRIBUTES
+from skillopsd.projections.sessions import (
+    QUERIED_ATTRIBUTES,
+    QUERIED_CHAIN_ATTRIBUTES,
+    QUERIED_SKILL_ATTRIBUTES,
+)
 
 from ._capture_helpers import FIXTURES
 
@@ -55,7 +58,9 @@ def _check(db: Database) -> int:
     trimmed = 0
     for kind, stored in db.conn.execute("SELECT kind, attributes FROM p_spans"):
         keys = set(json.loads(stored)) if stored is not None else set()
-        keep = QUERIED_SKILL_ATTRIBUTES if kind == "SKILL" else QUERIED_ATTRIBUTES
+        keep = {"SKILL": QUERIED_SKILL_ATTRIBUTES, "CHAIN": QUERIED_CHAIN_ATTRIBUTES}.get(
+            kind, QUERIED_ATTRIBUTES
+        )
         assert keys <= keep
         trimmed += 1
     return trimmed
@@ -86,13 +91,12 @@ def test_session_show_json_prints_the_full_text(ingested: Path) -> None:
         cli, ["--db", str(ingested), "session", "show", session_id, "--json"]
     )
     assert result.exit_code == 0, result.output
-    shown = json.loads(result.output)["spans"]
-    # The price of a model response is shown beside its derived attributes, not stored in them.
-    derived = [{k: v for k, v in s["attributes"].items() if k != COST_ATTRIBUTE} for s in shown]
-    assert shown and all(
-        a == newest[s["span_id"]].attributes for a, s in zip(derived, shown, strict=True)
-    )
-    assert any(COST_ATTRIBUTE in s["attributes"] for s in shown if s["kind"] == "LLM")
+    printed = json.loads(result.output)
+    shown = printed["spans"]
+    # The derived attributes exactly; the price of a model response is printed beside them.
+    assert shown and all(s["attributes"] == newest[s["span_id"]].attributes for s in shown)
+    assert set(printed["costs"]) <= {s["span_id"] for s in shown if s["kind"] == "LLM"}
+    assert printed["costs"]
     assert any(set(s["attributes"]) - QUERIED_SKILL_ATTRIBUTES for s in shown)
     assert all(s["trace_id"] == newest[s["span_id"]].trace_id for s in shown)
 

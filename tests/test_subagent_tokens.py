@@ -92,6 +92,36 @@ def test_a_mirror_holding_the_final_response_is_not_counted_twice() -> None:
     assert full.session.tokens == from_file.session.tokens
 
 
+def test_a_final_response_mirrored_mid_stream_takes_the_results_count() -> None:
+    """The mirror caught the final response's first record (1 output token so far): the same
+    response, so it is not counted again, and the result's usage is its final count."""
+    from_file = _derive({"/p/main.jsonl": _rows(PARENT), _child_file(): _rows(CHILD)})
+    child = _rows(CHILD)
+    (last,) = [r for r in child if (r.get("message") or {}).get("id") == FINAL]
+    last["message"]["usage"]["output_tokens"] = 1
+    streamed = _derive({"/p/main.jsonl": _mirrored_before_result(child)})
+    assert _from_result(streamed.spans) == []
+    assert streamed.session.tokens == from_file.session.tokens
+
+
+def test_an_agent_resumed_by_a_second_call_counts_both_final_responses() -> None:
+    rows = _rows(PARENT)
+    at = next(i for i, r in enumerate(rows) if isinstance(r.get("toolUseResult"), dict))
+    call_at = next(
+        i for i, r in enumerate(rows) if SPAWN_CALL in json.dumps(r.get("message")) and i < at
+    )
+    again_call = json.loads(json.dumps(rows[call_at]).replace(SPAWN_CALL, "toolu_again"))
+    again_call["uuid"], again_call["message"]["id"] = "again-call", "msg_again"
+    again_call["message"]["usage"] = {"input_tokens": 1, "output_tokens": 1}
+    again = json.loads(json.dumps(rows[at]).replace(SPAWN_CALL, "toolu_again"))
+    again["uuid"] = "again-result"
+    again["toolUseResult"]["usage"] = {"input_tokens": 7, "output_tokens": 100}
+    once = _derive({"/p/main.jsonl": rows})
+    twice = _derive({"/p/main.jsonl": [*rows, again_call, again]})
+    assert len(_from_result(twice.spans)) == 2
+    assert (twice.session.tokens.output or 0) == (once.session.tokens.output or 0) + 1 + 100
+
+
 def test_a_subagent_with_no_messages_at_all_counts_its_final_response() -> None:
     """A session copied without its subagents/ folder: the parent file alone."""
     rows = _rows(PARENT)

@@ -90,6 +90,10 @@ def test_daily_agrees_with_ccusage_day_by_day_in_every_zone(home: Path, tz: str)
         {r["period"]: r for r in ours["daily"]}, {r["period"]: r for r in theirs["daily"]}
     )
     assert priced == len(theirs["daily"]) > 30
+    mine = {r["period"]: r for r in ours["daily"]}
+    for row in theirs["daily"]:
+        assert mine[row["period"]]["metadata"]["agents"] == row["metadata"]["agents"]
+        assert mine[row["period"]]["agent"] == row["agent"] == "all"
     assert [ours["totals"][f] for f in TOKENS] == [theirs["totals"][f] for f in TOKENS]
     assert ours["totals"]["totalCost"] == pytest.approx(theirs["totals"]["totalCost"], rel=0.02)
 

@@ -113,7 +113,10 @@ def test_sessions_are_listed_by_cost_highest_first() -> None:
     ]
     rows, _ = report(records, "session", zone=UTC)
     assert [r.sessionId for r in rows] == ["dear", "cheap", "unknown"]
-    assert rows[0].lastActivity == "2026-04-11T10:00:00Z"
+    assert rows[0].metadata.lastActivity == "2026-04-11T10:00:00Z"
+    assert rows[0].metadata.agents == []
+    daily, _ = report(records, "daily", zone=UTC)
+    assert daily[0].metadata.agents == ["claude"] and daily[0].metadata.lastActivity is None
 
 
 def test_a_response_without_a_time_is_reported_not_dropped() -> None:

@@ -17,7 +17,7 @@ import json
 import os
 import shutil
 import subprocess
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -53,8 +53,6 @@ class Story:
         self.live = self.home / ".claude" / "skills" / "tidy"
         self.project = self.home / "work" / "app" / ".claude" / "skills" / "tidy"
         self.sessions = 0
-        # Session start times near now, so the store's record reads like a real week.
-        self.start = datetime.now(UTC) - timedelta(hours=2)
 
     def ctl(self, *args: str, code: int = 0) -> str:
         result = subprocess.run(
@@ -86,7 +84,9 @@ class Story:
             prompt="Please tidy the imports of slug.py",
             tools=["Edit", "Bash"],
             final="Done." if not fail else "The tests still fail.",
-            start=self.start + timedelta(minutes=2 * self.sessions),
+            # Each session starts as it is written, as a real one does: only sessions that
+            # started after the challenger joined count in its test.
+            start=datetime.now(UTC),
         )
         if fail:
             records = [json.loads(line) for line in path.read_text().splitlines()]

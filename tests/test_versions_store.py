@@ -4,11 +4,13 @@ promotion, hand edits, and a store folder that is a pure function of the log."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
+import msgspec
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -21,12 +23,15 @@ from skillopsd.events.types import (
     GraderResult,
     PolicySet,
     SkillExecutionRecorded,
+    SkillPromoted,
     SkillRetired,
     SkillRouted,
 )
 from skillopsd.projections import engine_for
+from skillopsd.versions._bandit import decide_state
 from skillopsd.versions.materialize import MANIFEST, materialize, store_root
 from skillopsd.versions.observed import Observed, VersionRecorder
+from skillopsd.versions.policy import bandit_policy
 from skillopsd.versions.store import (
     StoreError,
     add_challenger,
@@ -153,7 +158,8 @@ def test_verify_routing_recomputes_and_catches_a_forged_decision(
     for n in range(6):
         record_manual(db, "tidy", "v2" if n % 2 else "v1", "success", None, None, f"r{n}")
         sync(db)
-    checked, mismatches = verify_routing(db, "tidy")
+    found = verify_routing(db, "tidy")
+    checked, mismatches = found.routings, found.mismatches
     assert checked >= 6 and mismatches == []
     state = read_state(db, "tidy")
     assert state.routing is not None and state.challenger is not None
@@ -180,8 +186,54 @@ def test_verify_routing_recomputes_and_catches_a_forged_decision(
         after_version=newest.after_version,
     )
     EventLog(db).append([NewEvent("skill:tidy", forged)])
-    checked_again, mismatches = verify_routing(db, "tidy")
-    assert checked_again == checked + 1 and len(mismatches) == 1
+    again = verify_routing(db, "tidy")
+    assert again.routings == checked + 1 and len(again.mismatches) == 1
+
+
+def test_verify_recomputes_promotions_and_the_policy_in_force(db: Database, tmp_path: Path) -> None:
+    import_skill(db, "tidy", folder(tmp_path, "tidy", "one"), [], "me")
+    add_challenger(db, "tidy", challenger_file(tmp_path, "two"), "human", None)
+    for n in range(4):
+        record_manual(db, "tidy", "v2", "failure", None, None, f"f{n}")
+        sync(db)
+    assert verify_routing(db, "tidy").mismatches == []
+    state = read_state(db, "tidy")
+    assert state.challenger is not None
+    # A forged bandit promotion of a 0/4 challenger does not recompute.
+    forged = SkillPromoted(
+        skill="tidy", version_hash=state.challenger, previous_hash=state.champion, author="bandit"
+    )
+    EventLog(db).append([NewEvent("skill:tidy", forged)])
+    found = verify_routing(db, "tidy")
+    assert found.decisions == 1 and len(found.mismatches) == 1
+    assert "the rule says continue" in found.mismatches[0].problem
+    # A person's promotion that neither passed the gate nor was forced is named too.
+    sneaky = SkillPromoted(skill="tidy", version_hash=state.champion or "", author="mallory")
+    EventLog(db).append([NewEvent("skill:tidy", sneaky)])
+    assert len(verify_routing(db, "tidy").mismatches) == 2
+
+
+def test_verify_checks_a_routing_against_the_policy_in_force(db: Database, tmp_path: Path) -> None:
+    import_skill(db, "tidy", folder(tmp_path, "tidy", "one"), [], "me")
+    add_challenger(db, "tidy", challenger_file(tmp_path, "two"), "human", None)
+    sync(db)
+    assert verify_routing(db, "tidy").mismatches == []
+    # The cap changes after the routing: the routing stays right under the policy of its time.
+    EventLog(db).append(
+        [NewEvent("policy:bandit", PolicySet(name="bandit", values={"challenger_cap": 0.2}))]
+    )
+    assert verify_routing(db, "tidy").mismatches == []
+    newest = next(
+        e.payload
+        for e in reversed(list(EventLog(db).read_stream("skill:tidy")))
+        if e.type == "SkillRouted"
+    )
+    assert isinstance(newest, SkillRouted)
+    # A routing recorded now with the old cap contradicts the policy in force.
+    stale = msgspec.structs.replace(newest)
+    EventLog(db).append([NewEvent("skill:tidy", stale)])
+    problems = [m.problem for m in verify_routing(db, "tidy").mismatches]
+    assert any("challenger_cap 0.5 recorded, the policy in force says 0.2" in p for p in problems)
 
 
 EVALS = """\
@@ -266,6 +318,10 @@ def test_a_hand_edit_of_a_live_file_is_imported_and_never_overwritten(
     sync(db)
     assert (other / "SKILL.md").read_text() == text("one")
     (live / "SKILL.md").write_text(text("edited by hand"))
+    sync(db)  # moments old: not taken yet (an editor may still be writing it)
+    assert len(read_state(db, "tidy").versions) == 1
+    still = (live / "SKILL.md").stat().st_mtime - 5
+    os.utime(live / "SKILL.md", (still, still))
     sync(db)
     state = read_state(db, "tidy")
     edited = state.by_tag()[-1]
@@ -348,10 +404,28 @@ def test_the_store_folder_is_a_function_of_the_log(ops: list[tuple[object, ...]]
             shutil.rmtree(store)
             materialize(store, read_state(db, "tidy"))
             assert {p.name: p.read_bytes() for p in sorted((store / "tidy").iterdir())} == before
-            _checked, mismatches = verify_routing(db, "tidy")
-            assert mismatches == []
+            assert verify_routing(db, "tidy").mismatches == []
             state = read_state(db, "tidy")
             tags = sorted(v.tag for v in state.versions.values())
             assert tags == list(range(1, len(tags) + 1))
         finally:
             db.close()
+
+
+def test_a_re_test_of_the_same_body_is_held_to_a_stricter_bar(db: Database, tmp_path: Path) -> None:
+    import_skill(db, "tidy", folder(tmp_path, "tidy", "one"), [], "me")
+    body = challenger_file(tmp_path, "two")
+    policy(db, min_per_arm=3, horizon=6)
+    bars = []
+    for test in range(3):
+        add_challenger(db, "tidy", body, "human", None)
+        state = read_state(db, "tidy")
+        decision = decide_state(state, bandit_policy(db))
+        assert decision is not None
+        bars.append(decision.statistic["promote_bar"])
+        for n in range(3):  # an equal challenger: the test ends inconclusive at its horizon
+            record_manual(db, "tidy", "v2", "success", None, None, f"c{test}-{n}")
+            record_manual(db, "tidy", "v1", "success", None, None, f"k{test}-{n}")
+            sync(db)
+        assert read_state(db, "tidy").challenger is None
+    assert bars == [0.998, 0.999, 0.9995]

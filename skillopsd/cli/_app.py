@@ -203,6 +203,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "promote": ("promote",),
     "rebuild": ("integrity",),
     "rederive": ("derivation",),
+    "serve": ("serve",),
     "session": ("sessions",),
     "sessions": ("sessions",),
     "skill": ("skills", "versions", "evidence"),

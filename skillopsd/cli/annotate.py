@@ -3,24 +3,21 @@
 from __future__ import annotations
 
 import getpass
-import uuid
 
 import click
 
-from ..events import EventLog, LogError, NewEvent
-from ..events.types import AnnotationAdded, AnnotationRetracted
-from ..projections.annotations import find_annotation, list_annotations
-from ..projections.session_views import find_session, spans_of
+from ..annotating import (
+    LABELS,
+    AnnotationRefused,
+    UnknownTarget,
+    add_annotation,
+    retract_annotation,
+)
+from ..projections.annotations import list_annotations
+from ..projections.session_views import find_session
 from ._app import AppContext, NotFound, UsageFailure, cli, db_option, json_option, pass_app
 from ._output import emit_json, emit_json_array, table
 from ._time import SINCE
-
-LABELS = ("good", "bad", "blocked", "neutral")
-
-
-def annotation_stream(session_id: str) -> str:
-    """The stream of a session's annotations (apart from its derived events)."""
-    return f"annotation:{session_id}"
 
 
 @cli.command("annotate")
@@ -51,60 +48,27 @@ def annotate(
     who = author or getpass.getuser()
     db = app.db()
     app.caught_up()
-    if retract_id is not None:
-        if not reason or not reason.strip():
-            raise UsageFailure("--retract needs --reason")
-        with db.read() as conn:
-            found = find_annotation(conn, retract_id)
-        if found is None:
-            raise NotFound(f"unknown annotation {retract_id!r} (see skillopsctl annotations)")
-        if found.retracted:
-            raise NotFound(f"annotation {found.annotation_id} is already retracted")
-        event = AnnotationRetracted(annotation_id=found.annotation_id, author=who, reason=reason)
-        _append(app, annotation_stream(found.session_id), event)
-        if as_json:
-            emit_json({"retracted": found.annotation_id, "session_id": found.session_id})
-        else:
-            click.echo(f"retracted annotation {found.annotation_id} on {found.session_id}")
-        return
-    if session is None or label is None:
-        raise UsageFailure("annotate needs SESSION and --label (or --retract ID --reason T)")
-    with db.read() as conn:
-        found_session = find_session(conn, session)
-        if found_session is None:
-            raise NotFound(f"unknown session {session!r} (see skillopsctl sessions)")
-        sid = found_session.session_id
-        if skill is not None and skill not in found_session.skills:
-            loaded = ", ".join(found_session.skills) or "none"
-            raise NotFound(f"session {sid} did not load skill {skill!r} (loaded: {loaded})")
-        if span_id is not None:
-            ids = [s.span_id for s in spans_of(conn, sid)]
-            matches = [i for i in ids if i == span_id] or [i for i in ids if i.startswith(span_id)]
-            if len(matches) != 1:
-                raise NotFound(f"span {span_id!r} is not in session {sid}")
-            span_id = matches[0]
-    event_added = AnnotationAdded(
-        annotation_id=uuid.uuid4().hex,
-        session_id=sid,
-        label=label,  # type: ignore[arg-type]
-        note=note,
-        author=who,
-        skill=skill,
-        span_id=span_id,
-    )
-    _append(app, annotation_stream(sid), event_added)
-    if as_json:
-        emit_json(event_added)
-    else:
-        click.echo(f"annotation {event_added.annotation_id} on {sid}: {label}")
-
-
-def _append(app: AppContext, stream: str, event: AnnotationAdded | AnnotationRetracted) -> None:
     try:
-        EventLog(app.db()).append([NewEvent(stream, event)])
-        app.caught_up()
-    except LogError as exc:
-        raise UsageFailure(f"cannot record the annotation: {exc}") from exc
+        if retract_id is not None:
+            retracted, sid = retract_annotation(db, retract_id, author=who, reason=reason or "")
+            if as_json:
+                emit_json({"retracted": retracted.annotation_id, "session_id": sid})
+            else:
+                click.echo(f"retracted annotation {retracted.annotation_id} on {sid}")
+            return
+        if session is None or label is None:
+            raise UsageFailure("annotate needs SESSION and --label (or --retract ID --reason T)")
+        added = add_annotation(
+            db, session, label, author=who, note=note, skill=skill, span_id=span_id
+        )
+    except UnknownTarget as exc:
+        raise NotFound(str(exc)) from exc
+    except AnnotationRefused as exc:
+        raise UsageFailure(str(exc)) from exc
+    if as_json:
+        emit_json(added)
+    else:
+        click.echo(f"annotation {added.annotation_id} on {added.session_id}: {label}")
 
 
 @cli.command("annotations")

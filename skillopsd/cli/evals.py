@@ -11,7 +11,7 @@ import click
 import msgspec
 
 from ..derive import DERIVER_VERSION
-from ..evals.discovery import find_manifest, recorded_directories
+from ..evals.discovery import NoSuite, suite_path
 from ..evals.evidence import Evidence, build_evidence
 from ..evals.manifest import Manifest, ManifestError, load_manifest
 from ..evals.run import Flip, details, flips, grade_version, run_passed
@@ -40,14 +40,14 @@ class ManifestUsage(click.ClickException):
     exit_code = 2
 
 
-def manifest_for(conn: apsw.Connection, skill: str, skill_dir: Path | None) -> Manifest:
-    """The skill's evals.yaml as it is now (beside the recorded SKILL.md, else ``skill_dir``)."""
-    path, looked = find_manifest(recorded_directories(conn, skill), skill_dir)
-    if path is None:
-        where = "; ".join(looked) or "no directory was recorded"
-        raise ManifestUsage(
-            f"no evals.yaml for skill {skill!r} (looked in: {where}); give --skill-dir DIR"
-        )
+def manifest_for(
+    conn: apsw.Connection, skill: str, skill_dir: Path | None, *, gate: bool = False
+) -> Manifest:
+    """The skill's evals.yaml as it is now: its suite of record (``gate``: only that one)."""
+    try:
+        path = suite_path(conn, skill, skill_dir, gate=gate)
+    except NoSuite as exc:
+        raise ManifestUsage(str(exc)) from exc
     try:
         return load_manifest(path)
     except ManifestError as exc:
@@ -133,6 +133,7 @@ def eval_group() -> None:
 @click.option("--last", type=click.IntRange(min=1), default=None, help="Only the N newest.")
 @click.option("--since", type=SINCE, default=None, help="Only sessions started since.")
 @click.option("--baseline", default=None, metavar="vN|HASH", help="Default: the champion.")
+@click.option("--no-record", is_flag=True, help="Grade and print, but record nothing in the log.")
 @json_option
 @pass_app
 def run(
@@ -144,11 +145,25 @@ def run(
     last: int | None,
     since: str | None,
     baseline: str | None,
+    no_record: bool,
     as_json: bool,
 ) -> None:
-    """Grade the sessions that loaded SKILL, per version they loaded; exit 1 if a case failed."""
+    """Grade the sessions that loaded SKILL, per version they loaded; exit 1 if a case failed.
+
+    Only a run over every session and every suite of the skill's suite of record gives its
+    sessions' outcomes and can clear the gate; a subset run is recorded, marked as such.
+    """
     if sum(bool(x) for x in (session_ids, last, since)) > 1:
         raise UsageFailure("give at most one of --session, --last, --since")
+    scope = (
+        " ".join(f"--session {s}" for s in session_ids)
+        if session_ids
+        else f"--last {last}"
+        if last
+        else f"--since {since}"
+        if since
+        else ""
+    )
     db = app.db()
     app.caught_up()
     try:
@@ -230,6 +245,7 @@ def run(
             suite_path=manifest.path,
             author=who,
             baseline_run_id=base_run.run_id if base_run else None,
+            scope=scope,
         )
         events.append(NewEvent(f"eval:{run_id}", event, run_id))
         out.append(
@@ -249,8 +265,9 @@ def run(
             )
         )
     try:
-        EventLog(db).append(events)
-        app.caught_up()
+        if not no_record:
+            EventLog(db).append(events)
+            app.caught_up()
     except (LogError, apsw.Error) as exc:
         raise UsageFailure(f"cannot record the eval run: {exc}") from exc
     all_passed = all(v.passed for v in out)
@@ -261,11 +278,20 @@ def run(
                 "passed": all_passed,
                 "suite_hash": manifest.suite_hash,
                 "suite_path": manifest.path,
+                "recorded": not no_record,
+                "scope": scope or None,
                 "versions": out,
             }
         )
     else:
         _print(skill, manifest, out, skipped)
+        if no_record:
+            click.echo("(--no-record: nothing recorded)")
+        elif scope or chosen != manifest.suite_names:
+            click.echo(
+                "(a subset run: recorded, but only a run over every session and suite gives"
+                " outcomes and can clear the gate)"
+            )
     if not all_passed:
         click.get_current_context().exit(1)
 

@@ -2,23 +2,32 @@
 
 from __future__ import annotations
 
+import os
 import sys
+import time
 from typing import IO
 
 import click
 import msgspec
 
+from .._defaults import DEFAULT_SETTLE_SECONDS
 from ..export import (
     DEFAULT_BATCH_BYTES,
     DEFAULT_PROJECT,
+    DEFAULT_RETRY_BUDGET,
     Accepted,
     ExportIncomplete,
+    PhoenixAPI,
     ReceiverRefused,
     Sender,
     due_sessions,
     export_sessions,
     otlp_json,
     parse_header,
+    record_error,
+    register,
+    settled,
+    target_key,
 )
 from ..projections.session_views import SessionView, list_sessions, spans_of
 from ._app import AppContext, UsageFailure, cli, db_option, pass_app
@@ -75,6 +84,14 @@ def _selected(
         return list(reversed(list_sessions(conn, since=since, until=until)))
 
 
+def _private(path: str) -> IO[str]:
+    """``path`` opened for writing, readable by its owner only (spans hold prompts and
+    commands): created 0600, and an existing file's mode tightened before anything is written."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    return os.fdopen(fd, "w", encoding="utf-8")
+
+
 class ExportRefused(click.ClickException):
     """The receiver refused the export (or some of its spans): exit 2."""
 
@@ -88,7 +105,9 @@ class ExportUnreachable(click.ClickException):
 
 
 class _FileSink:
-    """OTLP/JSON, one request a line (the OTLP file format a Collector's otlpjsonfile reads)."""
+    """OTLP/JSON, one ExportTraceServiceRequest a line (the OTLP file exporter's format, which
+    a Collector's otlpjsonfile receiver reads): lowerCamelCase keys, hex trace and span ids,
+    enums as integers."""
 
     def __init__(self, out: IO[str]) -> None:
         self.out = out
@@ -104,7 +123,8 @@ class _FileSink:
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, allow_dash=True),
-    help="Write OTLP/JSON lines to this file instead (- for stdout).",
+    help="Write the requests to this file instead, as OTLP/JSON lines (one"
+    " ExportTraceServiceRequest a line, hex ids, integer enums; mode 0600; - for stdout).",
 )
 @click.option("--session", "ident", default=None, metavar="ID", help="Only this session.")
 @window_options("sessions")
@@ -119,6 +139,28 @@ class _FileSink:
     "--changed",
     is_flag=True,
     help="Only sessions that changed since their last export to this endpoint.",
+)
+@click.option(
+    "--verify",
+    type=click.Choice(["phoenix"]),
+    default=None,
+    help="Read back what the receiver stored (Phoenix's API) before counting a session"
+    " exported; send again what is missing; labels and eval results become span annotations,"
+    " and a changed session replaces its old trace.",
+)
+@click.option(
+    "--no-content",
+    is_flag=True,
+    help="Leave out every text: prompts, answers, LLM input and output messages, commands and"
+    " call arguments, error texts, titles, notes, paths (ids, times, kinds, statuses, tokens"
+    " and outcomes stay).",
+)
+@click.option(
+    "--settle-seconds",
+    type=click.FloatRange(min=0.0),
+    default=DEFAULT_SETTLE_SECONDS,
+    show_default=True,
+    help="Only sessions quiet this long (or whose transcript ended that long ago); 0: all.",
 )
 @click.option(
     "--project",
@@ -136,9 +178,17 @@ class _FileSink:
 @click.option(
     "--retries",
     type=click.IntRange(min=0),
-    default=5,
+    default=None,
+    help="At most N retries of a request on 429/5xx or a connection error (default: as many"
+    " as --retry-budget allows).",
+)
+@click.option(
+    "--retry-budget",
+    type=click.FloatRange(min=0),
+    default=DEFAULT_RETRY_BUDGET,
     show_default=True,
-    help="Retries of a request on 429/502/503/504 or a connection error (with backoff).",
+    help="Seconds to keep retrying one request (backoff, Retry-After honoured): long enough"
+    " for a receiver to restart.",
 )
 @click.option(
     "--timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True, help="Seconds."
@@ -153,41 +203,79 @@ def export_otlp(
     until: str | None,
     headers: tuple[str, ...],
     changed: bool,
+    verify: str | None,
+    no_content: bool,
+    settle_seconds: float,
     project: str,
     batch_bytes: int,
-    retries: int,
+    retries: int | None,
+    retry_budget: float,
     timeout: float,
 ) -> None:
     """Sessions as OpenTelemetry traces (OTLP/HTTP protobuf, gzip), one trace per session.
 
     Each session is one resource (service.name=skillops) and one trace under a root span
-    that carries its verdict, annotations and eval results; span ids are the derived ids, so
-    exporting again replaces rather than duplicates where the receiver deduplicates. A
-    failed call is a span with status ERROR, a blocked one UNSET with skillops.outcome.
-    Exit 2 when the receiver refuses, 1 when it cannot be reached.
+    that carries its verdict, annotations and eval results; span ids are the derived ids.
+    Only settled sessions go (--settle-seconds). Phoenix keeps the first copy of a span id:
+    with --verify phoenix a changed session replaces its old trace, and a session counts as
+    exported only once Phoenix returns all of it. A failed call is a span with status ERROR,
+    a blocked one UNSET with skillops.outcome. Exit 2 when the receiver refuses, 1 when it
+    cannot be reached or did not store what it acknowledged.
     """
     if (endpoint is None) == (out is None):
         raise click.UsageError("give exactly one of --endpoint URL and --out FILE")
-    if out is not None and (headers or changed):
-        raise click.UsageError("--header and --changed go with --endpoint, not --out")
+    if out is not None and (headers or changed or verify):
+        raise click.UsageError("--header, --changed and --verify go with --endpoint, not --out")
     try:
         parsed = [parse_header(h) for h in headers]
         sender = (
-            Sender(endpoint, parsed, timeout=timeout, attempts=retries + 1) if endpoint else None
+            Sender(
+                endpoint,
+                parsed,
+                timeout=timeout,
+                attempts=None if retries is None else retries + 1,
+                budget=retry_budget,
+            )
+            if endpoint
+            else None
         )
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
     db = app.db()
     app.caught_up()
     sessions = _selected(app, ident, since, until)
-    target = sender.url if sender is not None else None
-    due = due_sessions(db, target if changed else None, sessions)
+    target = target_key(sender.url, project, DEFAULT_PROJECT) if sender is not None else None
+    # What was exported before is known even without --changed: a session sent again then
+    # replaces its old trace where the receiver keeps first copies (--verify phoenix).
+    due = due_sessions(db, target, sessions, changed_only=changed)
+    due, waiting, _soonest = settled(due, time.time(), settle_seconds)
+    if waiting:
+        click.echo(
+            f"{len(waiting)} session(s) still active (changed in the last"
+            f" {settle_seconds:g}s) left for later: --settle-seconds 0 sends them now",
+            err=True,
+        )
+    phoenix = (
+        PhoenixAPI(endpoint, project, parsed, timeout=timeout)
+        if verify == "phoenix" and endpoint is not None
+        else None
+    )
     if sender is not None:
+        assert target is not None
+        register(db, target, live=False)  # status shows the target, and why it is behind
         try:
             report = export_sessions(
-                db, sender, due, target=target, max_bytes=batch_bytes, project=project
+                db,
+                sender,
+                due,
+                target=target,
+                max_bytes=batch_bytes,
+                project=project,
+                phoenix=phoenix,
+                content=not no_content,
             )
         except ExportIncomplete as exc:
+            record_error(db, target, str(exc.cause))
             done = f"{exc.report.sessions} of {len(due)} sessions exported"
             if isinstance(exc.cause, ReceiverRefused):
                 raise ExportRefused(f"{exc.cause} ({done})") from exc
@@ -195,12 +283,27 @@ def export_otlp(
         finally:
             sender.close()
         where = sender.url
+        if phoenix is not None:
+            where += (
+                f"; read back {report.verified} sessions from Phoenix"
+                + (f", sent {report.resent} again" if report.resent else "")
+                + f", {report.annotations} annotations"
+            )
     else:
         assert out is not None
-        stream = sys.stdout if out == "-" else open(out, "w", encoding="utf-8")  # noqa: SIM115
+        try:
+            stream = sys.stdout if out == "-" else _private(out)
+        except OSError as exc:
+            raise UsageFailure(f"{out}: cannot write: {exc.strerror}") from exc
         try:
             report = export_sessions(
-                db, _FileSink(stream), due, target=None, max_bytes=batch_bytes, project=project
+                db,
+                _FileSink(stream),
+                due,
+                target=None,
+                max_bytes=batch_bytes,
+                project=project,
+                content=not no_content,
             )
         except OSError as exc:
             raise UsageFailure(f"{out}: cannot write: {exc.strerror}") from exc

@@ -17,7 +17,8 @@ def _detail(e: LineageEntry) -> str:
         return f"{e.source}{parent}{first}"
     if e.kind == "eval_run":
         verdict = "passed" if e.passed else "FAILED"
-        return f"{verdict} over {e.graded} session(s), suite {(e.suite_hash or '')[:12]}"
+        subset = f" (subset {e.scope}: never clears the gate)" if e.scope else ""
+        return f"{verdict} over {e.graded} session(s), suite {(e.suite_hash or '')[:12]}{subset}"
     if e.kind == "annotation":
         retracted = " (retracted)" if e.retracted else ""
         note = f": {e.note}" if e.note else ""
@@ -31,7 +32,7 @@ def _detail(e: LineageEntry) -> str:
     if e.kind == "retirement":
         return f"{e.decision or 'retired'}: {e.reason}"
     if e.kind == "rollback":
-        return f"champion again (was {(e.parent_hash or '')[:12]}) by {e.author}"
+        return f"champion again (was {(e.parent_hash or '')[:12]}) by {e.author}: {e.reason}"
     if e.kind == "challenger":
         return f"tested against {(e.parent_hash or '')[:12]}: {e.reason}"
     if e.kind == "replay":
@@ -40,6 +41,8 @@ def _detail(e: LineageEntry) -> str:
         return f"{e.reason}{run}"
     if e.kind == "managed":
         return f"managed, live in {e.reason}"
+    if e.kind == "policy":
+        return f"{e.reason} (by {e.author or '?'})"
     return ""
 
 

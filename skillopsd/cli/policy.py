@@ -9,12 +9,11 @@ import textwrap
 import click
 import msgspec
 
-from ..evals.gate import GATE_POLICY, GatePolicy
+from ..evals.gate import GATE_POLICY
 from ..events import EventLog, NewEvent
 from ..events.types import PolicySet
-from ..projections.session_views import stored_policy
-from ..projections.verdict import POLICY_NAME, SUMMARY, VerdictPolicy
-from ..versions.policy import BANDIT_POLICY, BanditPolicy
+from ..projections.verdict import POLICY_NAME, SUMMARY
+from ..versions.policy import BANDIT_POLICY, POLICY_TYPES, BanditPolicy, read_policy
 from ._app import AppContext, UsageFailure, cli, db_option, json_option, pass_app
 from ._output import emit_json, table, terminal_width
 
@@ -104,11 +103,6 @@ SETTINGS: dict[str, dict[str, Setting]] = {
         ),
     },
 }
-POLICY_TYPES: dict[str, type[msgspec.Struct]] = {
-    POLICY_NAME: VerdictPolicy,
-    GATE_POLICY: GatePolicy,
-    BANDIT_POLICY: BanditPolicy,
-}
 
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
@@ -186,31 +180,52 @@ class PolicyReport(msgspec.Struct):
 
 
 def _in_force(app: AppContext, name: str) -> PolicyReport:
-    """The values the projection computes with, read the way it reads them.
+    """The values the gate, the bandit and the verdict rule compute with, read by the one
+    reader they use (:func:`~skillopsd.versions.policy.read_policy`).
 
-    Values stored before ``policy set`` validated (``failure_share=2``) are in force all the
-    same: they are listed in ``invalid`` so that setting the policy again replaces them.
+    Values stored before ``policy set`` validated (``failure_share=2``) are listed in
+    ``invalid`` so that setting the policy again replaces them.
     """
-    with app.db().read() as conn:
-        stored = stored_policy(conn, name)
-    raw = stored.values if stored else {}
-    try:
-        policy = msgspec.convert(raw, POLICY_TYPES[name], strict=False)
-    except (msgspec.ValidationError, TypeError):
-        policy = POLICY_TYPES[name]()  # as the projection does
+    state = read_policy(app.db(), name)
     explicit: dict[str, Value] = {}
     invalid: dict[str, object] = {}
-    for key, value in raw.items():
+    for key, value in state.stored.items():
         try:
             explicit[key] = check_value(name, key, value)
         except ValueError:
             invalid[key] = value
     return PolicyReport(
         name=name,
-        values=msgspec.to_builtins(policy),
+        values=msgspec.to_builtins(state.in_force),
         set=explicit,
-        position=stored.position if stored else None,
+        position=state.position,
         invalid=invalid,
+    )
+
+
+def _record(app: AppContext, name: str, values: dict[str, Value]) -> None:
+    db = app.db(create=True)
+    stored: dict[str, str | int | float | bool | None] = dict(values)
+    try:
+        msgspec.convert(stored, POLICY_TYPES[name], strict=False)
+    except msgspec.ValidationError as exc:  # the table and the consumer's Struct disagree
+        raise UsageFailure(f"policy {name}: {exc}; nothing recorded") from exc
+    EventLog(db).append(
+        [NewEvent(f"policy:{name}", PolicySet(name=name, values=stored, author=getpass.getuser()))]
+    )
+    app.caught_up()
+
+
+def _echo(report: PolicyReport, as_json: bool) -> None:
+    """What is in force now, each key marked set or default."""
+    if as_json:
+        emit_json(report)
+        return
+    click.echo(
+        f"policy {report.name} in force: "
+        + ", ".join(
+            f"{k}={v}" + ("" if k in report.set else " (default)") for k, v in report.values.items()
+        )
     )
 
 
@@ -241,26 +256,36 @@ def _keys_help() -> str:
 @pass_app
 def set_policy(app: AppContext, name: str, pairs: tuple[str, ...], as_json: bool) -> None:
     given = _parse(name, pairs)
-    db = app.db(create=True)
+    app.db(create=True)
     app.caught_up()
     current = _in_force(app, name)
     for key, raw in current.invalid.items():
         if key not in given:
             click.echo(f"policy {name}: dropping stored {key}={raw!r} (not valid)", err=True)
-    values: dict[str, str | int | float | bool | None] = {**current.set, **given}
-    try:
-        msgspec.convert(values, POLICY_TYPES[name], strict=False)
-    except msgspec.ValidationError as exc:  # the table and the projection's Struct disagree
-        raise UsageFailure(f"policy {name}: {exc}; nothing recorded") from exc
-    EventLog(db).append(
-        [NewEvent(f"policy:{name}", PolicySet(name=name, values=values, author=getpass.getuser()))]
-    )
+    _record(app, name, {**current.set, **given})
+    _echo(_in_force(app, name), as_json)
+
+
+@policy.command("reset")
+@db_option
+@click.argument("name", type=click.Choice(sorted(SETTINGS)))
+@click.argument("keys", nargs=-1, metavar="[KEY]...")
+@json_option
+@pass_app
+def reset_policy(app: AppContext, name: str, keys: tuple[str, ...], as_json: bool) -> None:
+    """Return KEYs of policy NAME (or all of them) to their defaults; recorded like a set."""
+    unknown = [k for k in keys if k not in SETTINGS[name]]
+    if unknown:
+        raise UsageFailure(
+            f"policy {name}: no key {unknown[0]!r} (keys: {', '.join(sorted(SETTINGS[name]))})"
+        )
+    app.db(create=True)
     app.caught_up()
-    report = _in_force(app, name)
-    if as_json:
-        emit_json(report)
-    else:
-        click.echo(f"policy {name}: " + ", ".join(f"{k}={v}" for k, v in report.values.items()))
+    current = _in_force(app, name)
+    kept = {k: v for k, v in current.set.items() if keys and k not in keys}
+    if current.position is not None and (kept != current.set or current.invalid):
+        _record(app, name, kept)
+    _echo(_in_force(app, name), as_json)
 
 
 @policy.command("show")

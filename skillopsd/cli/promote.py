@@ -3,35 +3,21 @@
 from __future__ import annotations
 
 import getpass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import apsw
 import click
-import msgspec
 
-from ..evals.gate import GATE_POLICY, GateDecision, GatePolicy, decide
-from ..events import Database, EventLog, LogError, NewEvent
-from ..events.types import GateEvaluated, PolicySet, SkillPromoted
-from ..projections.skill_views import champion, eval_runs, resolve_version, skill_sessions
+from ..events import EventLog, LogError, NewEvent
+from ..events.types import GateEvaluated, SkillPromoted
+from ..projections.skill_views import champion, resolve_version
+from ..versions.gating import Gated, evaluate, gate_manifest
+from ..versions.store import StoreError, read_state
+from ..versions.sync import sync_skill
 from ._app import AppContext, UsageFailure, cli, db_option, json_option, pass_app
 from ._output import emit_json
-from .evals import manifest_for
-
-
-def gate_policy(db: Database) -> GatePolicy:
-    """The newest ``PolicySet gate`` (defaults when none was set)."""
-    newest: PolicySet | None = None
-    with db.read():
-        for event in EventLog(db).read_stream(f"policy:{GATE_POLICY}"):
-            payload = event.payload
-            if isinstance(payload, PolicySet) and payload.name == GATE_POLICY:
-                newest = payload
-    if newest is None:
-        return GatePolicy()
-    try:
-        return msgspec.convert(newest.values, GatePolicy)
-    except msgspec.ValidationError as exc:
-        raise UsageFailure(f"policy gate is invalid in the log: {exc}") from exc
+from .evals import ManifestUsage
 
 
 class Refused(click.ClickException):
@@ -48,7 +34,7 @@ class Refused(click.ClickException):
     "--skill-dir",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Where evals.yaml is, when the recorded skill directory has none.",
+    help="Where evals.yaml is, before the skill has a suite of record (its first full run).",
 )
 @click.option("--force-no-eval", is_flag=True, help="Promote without the gate (needs --reason).")
 @click.option("--reason", default=None, help="Why (required with --force-no-eval).")
@@ -83,25 +69,9 @@ def promote(
                     f"unknown version {ref!r} of skill {skill!r} (see skillopsctl lineage {skill})"
                 )
             previous = champion(conn, skill)
-            decision: GateDecision | None = None
-            if not force_no_eval:
-                manifest = manifest_for(conn, skill, skill_dir)
-                policy = gate_policy(db)
-                decision = decide(
-                    eval_runs(conn, skill, version.version_hash),
-                    tag=version.name,
-                    suite_hash=manifest.suite_hash,
-                    suites=manifest.suite_names,
-                    min_sessions=policy.min_sessions,
-                    command=f"skillopsctl eval run {skill}",
-                    captured=sum(
-                        1
-                        for s in skill_sessions(conn, skill)
-                        if s.version_hash == version.version_hash
-                    ),
-                )
         stream = f"skill:{skill}"
-        if decision is None:
+        promoted: SkillPromoted | None
+        if force_no_eval:
             gate = GateEvaluated(
                 skill=skill,
                 version_hash=version.version_hash,
@@ -110,7 +80,7 @@ def promote(
                 reason=f"forced without eval: {reason}",
                 author=who,
             )
-            promoted: SkillPromoted | None = SkillPromoted(
+            promoted = SkillPromoted(
                 skill=skill,
                 version_hash=version.version_hash,
                 previous_hash=previous,
@@ -119,19 +89,12 @@ def promote(
                 author=who,
             )
         else:
+            try:
+                manifest = gate_manifest(db, skill, skill_dir)
+            except Gated as exc:
+                raise ManifestUsage(str(exc)) from exc
+            decision, gate = evaluate(db, skill, version.version_hash, version.name, manifest, who)
             run = decision.run
-            gate = GateEvaluated(
-                skill=skill,
-                version_hash=version.version_hash,
-                cleared=decision.cleared,
-                run_id=run.run_id if run else None,
-                reason=decision.reason,
-                suite_hash=manifest.suite_hash,
-                min_sessions=decision.min_sessions,
-                sessions_graded=decision.sessions_graded,
-                run_passed=run.passed if run else None,
-                author=who,
-            )
             promoted = (
                 SkillPromoted(
                     skill=skill,
@@ -150,8 +113,13 @@ def promote(
         if not dry_run:
             EventLog(db).append(events)
             app.caught_up()
+            if promoted is not None and read_state(db, skill).managed:
+                # The new champion goes to the live files now, not at the daemon's next pass.
+                sync_skill(db, skill, now=datetime.now(UTC), executions=False)
     except (LogError, apsw.Error) as exc:
         raise UsageFailure(f"store error, nothing decided: {exc}") from exc
+    except StoreError as exc:
+        raise UsageFailure(str(exc)) from exc
     if as_json:
         emit_json(
             {

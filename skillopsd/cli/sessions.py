@@ -154,6 +154,12 @@ _SESSION_ID_WIDTH = 8  # like a short git hash; ``session show`` takes any uniqu
     " being written). " + SUMMARY,
 )
 @window_options("sessions")
+@click.option(
+    "--search",
+    metavar="TEXT",
+    default=None,
+    help="Only sessions whose title or a prompt contains TEXT (ASCII case ignored).",
+)
 @click.option("--limit", type=count_range(), default=None, help="At most N sessions.")
 @utc_option
 @click.option(
@@ -170,6 +176,7 @@ def sessions_command(
     verdict: str | None,
     since: str | None,
     until: str | None,
+    search: str | None,
     limit: int | None,
     utc: bool,
     forgotten: bool,
@@ -215,6 +222,7 @@ def sessions_command(
             verdict="unfinished" if verdict == RUNNING else verdict,
             since=since,
             until=until,
+            search=search,
             limit=None if verdict in ("unfinished", RUNNING) else limit,
         )
         hidden = len({f.session_id for f in forgotten_sessions(conn, hidden_only=True)})
@@ -310,10 +318,7 @@ def session_group() -> None:
     """One session."""
 
 
-COST_ATTRIBUTE = "skillops.cost.usd"
-
-
-def _tokens_detail(attributes: Mapping[str, object]) -> str:
+def _tokens_detail(attributes: Mapping[str, object], cost: float | None) -> str:
     parts = []
     for key, label in (
         ("gen_ai.usage.input_tokens", "in"),
@@ -323,13 +328,15 @@ def _tokens_detail(attributes: Mapping[str, object]) -> str:
         if isinstance(value, int):
             parts.append(f"{value:,} {label}")
     if parts:
-        cost = attributes.get(COST_ATTRIBUTE)
-        parts.append(usd(cost) if isinstance(cost, float) else "no price")
+        parts.append(usd(cost) if cost is not None else "no price")
     return f"  ({' / '.join(parts)})" if parts else ""
 
 
 def _tree_lines(
-    spans: list[SpanView], width: int, deciding: frozenset[str] = frozenset()
+    spans: list[SpanView],
+    width: int,
+    costs: Mapping[str, float | None],
+    deciding: frozenset[str] = frozenset(),
 ) -> list[str]:
     children: dict[str | None, list[SpanView]] = {}
     for span in spans:
@@ -346,7 +353,7 @@ def _tree_lines(
                 activation = span.attributes.get("skill.activation") or "?"
                 detail = f"  [{activation}{' ' + str(h)[:12] if h else ''}]{detail}"
             elif span.kind == "LLM":
-                detail = _tokens_detail(span.attributes)
+                detail = _tokens_detail(span.attributes, costs.get(span.span_id))
                 if span.attributes.get("skillops.usage.source") == "tool_result":
                     detail += " from the Task result"
             elif span.kind == "TOOL" and span.attributes.get("skill.name"):
@@ -426,13 +433,12 @@ def show(app: AppContext, ident: str, utc: bool, as_json: bool) -> None:
             spans = spans_of(conn, session.session_id)
             tombstones = forgotten_of(conn, [session.session_id])
             session.cost = session_costs(conn, [session.session_id]).get(session.session_id)
-            priced = span_costs(conn, session.session_id)
-            for span in spans:
-                if span.span_id in priced:
-                    # Shown, not derived: the price of the response from the usage projection.
-                    span.attributes[COST_ATTRIBUTE] = priced[span.span_id][0]
+            # Shown beside the spans, not in their attributes: the price of each model response
+            # from the usage projection, not something derived from the transcript.
+            costs = {k: usd_ for k, (usd_, _why) in span_costs(conn, session.session_id).items()}
         else:
             spans = []
+            costs = {}
             # Imported here, the rare case: a plain ``session show`` need not load them.
             from ..derive import session_id
             from ..sources import STORES
@@ -447,7 +453,7 @@ def show(app: AppContext, ident: str, utc: bool, as_json: bool) -> None:
     if session is not None:
         show_running(db, [session])
     if as_json:
-        emit_json({"session": session, "spans": spans, "forgotten": tombstones})
+        emit_json({"session": session, "spans": spans, "forgotten": tombstones, "costs": costs})
         return
     if session is None:
         click.echo(f"session   {tombstones[0].session_id}")
@@ -477,5 +483,5 @@ def show(app: AppContext, ident: str, utc: bool, as_json: bool) -> None:
             click.echo(f"          {line}")
     click.echo(f"cost      {_session_cost(session.cost)}")
     click.echo()
-    for line in _tree_lines(spans, width, frozenset(session.verdict_spans)):
+    for line in _tree_lines(spans, width, costs, frozenset(session.verdict_spans)):
         click.echo(line)

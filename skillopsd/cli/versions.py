@@ -19,7 +19,7 @@ import msgspec
 from ..events import Database, LogError
 from ..projections._stats import Median, Share, median_interval, wilson
 from ..versions.materialize import MANIFEST, next_pick, store_root
-from ..versions.state import STRATEGIES, SkillState, Stats
+from ..versions.state import MAX_DURATION_MS, MAX_TOKENS, STRATEGIES, SkillState, Stats
 from ..versions.store import (
     StoreError,
     add_challenger,
@@ -90,6 +90,13 @@ def _check_name(name: str) -> None:
 def _say(report: SyncReport) -> None:
     for path in report.edits:
         click.echo(f"imported a hand edit of {path} as a new version (champion)")
+    for path in report.unsettled_edits:
+        click.echo(f"{path} changed moments ago: taken once it has stood still")
+    for path in report.invalid_edits:
+        click.echo(
+            f"{path} holds no frontmatter naming the skill: not imported until it does",
+            err=True,
+        )
     if report.executions or report.corrections:
         click.echo(f"recorded {report.executions} execution(s), {report.corrections} correction(s)")
     for decision in report.decisions:
@@ -168,14 +175,21 @@ def _finite(_ctx: click.Context, param: click.Parameter, value: float | None) ->
 @click.argument("name")
 @click.option("--version", "ref", required=True, metavar="vN|HASH")
 @click.option("--success/--failure", "success", default=None)
-@click.option("--tokens", type=click.IntRange(min=0), default=None)
-@click.option("--duration-ms", type=click.IntRange(min=0), default=None)
+@click.option("--tokens", type=int, default=None, help=f"0 to {MAX_TOKENS:,}.")
+@click.option("--duration-ms", type=int, default=None, help=f"0 to {MAX_DURATION_MS:,}.")
 @click.option(
     "--cost-usd",
     type=click.FloatRange(min=0, max=1e9),
     default=None,
     callback=_finite,
     help="What it cost, in USD.",
+)
+@click.option(
+    "--id",
+    "record_id",
+    default=None,
+    metavar="KEY",
+    help="Your key for this execution: the same key again records nothing (safe to retry).",
 )
 @pass_app
 def record_command(
@@ -186,16 +200,26 @@ def record_command(
     tokens: int | None,
     duration_ms: int | None,
     cost_usd: float | None,
+    record_id: str | None,
 ) -> None:
     """Record one execution of a version by hand (for agents skillops cannot read)."""
     if success is None:
         raise UsageFailure("say --success or --failure")
+    for option, value, most in (
+        ("--tokens", tokens, MAX_TOKENS),
+        ("--duration-ms", duration_ms, MAX_DURATION_MS),
+    ):
+        if value is not None and not 0 <= value <= most:
+            raise UsageFailure(f"{option} {value}: out of range (0 to {most:,}); nothing recorded")
     outcome = "success" if success else "failure"
-    rid = uuid.uuid4().hex
-    version = _run(
+    rid = record_id if record_id is not None else uuid.uuid4().hex
+    version, fresh = _run(
         app, lambda db: record_manual(db, name, ref, outcome, tokens, duration_ms, rid, cost_usd)
     )
-    click.echo(f"recorded {outcome} of {name} v{version.tag}")
+    if fresh:
+        click.echo(f"recorded {outcome} of {name} v{version.tag}")
+    else:
+        click.echo(f"execution {rid} of {name} was recorded already: nothing recorded")
     _say(_sync(app, name))
 
 
@@ -203,10 +227,20 @@ def record_command(
 @db_option
 @click.argument("name")
 @click.argument("ref", metavar="vN")
+@click.option("--force-no-eval", is_flag=True, help="Bring back a version that was never champion.")
+@click.option("--reason", default=None, help="Why (required with --force-no-eval).")
 @pass_app
-def rollback_command(app: AppContext, name: str, ref: str) -> None:
-    """Make version vN the champion of NAME again (ends a running test)."""
-    version = _run(app, lambda db: rollback(db, name, ref, getpass.getuser()))
+def rollback_command(
+    app: AppContext, name: str, ref: str, force_no_eval: bool, reason: str | None
+) -> None:
+    """Make former champion vN the champion of NAME again (ends a running test)."""
+    if force_no_eval and not (reason and reason.strip()):
+        raise UsageFailure("--force-no-eval needs --reason (it is recorded forever)")
+    why = reason.strip() if reason and reason.strip() else None
+    version = _run(
+        app,
+        lambda db: rollback(db, name, ref, getpass.getuser(), reason=why, force=force_no_eval),
+    )
     click.echo(f"champion of {name}: v{version.tag}")
     _say(_sync(app, name))
 
@@ -417,21 +451,38 @@ def versions_command(app: AppContext, name: str, as_json: bool) -> None:
     )
 
 
-@skill_group.command("verify-routing")
+def _verify(app: AppContext, name: str) -> None:
+    db = app.db()
+    with _store_errors():
+        found = verify_routing(db, name)
+    if not found.routings and not found.decisions:
+        raise NotFound(f"no routing or champion decisions recorded for skill {name!r}")
+    if found.mismatches:
+        first = found.mismatches[0]
+        raise NotFound(
+            f"{len(found.mismatches)} of {found.routings + found.decisions} decision(s) of"
+            f" {name} do not recompute; first at position {first.position}: {first.problem}"
+        )
+    click.echo(
+        f"{found.routings} routing decision(s) of {name} recompute exactly;"
+        f" {found.decisions} promote/retire decision(s) too"
+    )
+
+
+@skill_group.command("verify")
+@db_option
+@click.argument("name")
+@pass_app
+def verify_command(app: AppContext, name: str) -> None:
+    """Recompute every routing and every promote/retire decision of NAME under the policy in
+    force at its position; exit 1 on a mismatch."""
+    _verify(app, name)
+
+
+@skill_group.command("verify-routing", hidden=True)
 @db_option
 @click.argument("name")
 @pass_app
 def verify_routing_command(app: AppContext, name: str) -> None:
-    """Recompute every recorded routing decision of NAME; exit 1 on a mismatch."""
-    db = app.db()
-    with _store_errors():
-        checked, mismatches = verify_routing(db, name)
-    if not checked:
-        raise NotFound(f"no routing decisions recorded for skill {name!r}")
-    if mismatches:
-        first = mismatches[0]
-        raise NotFound(
-            f"{len(mismatches)} of {checked} routing decision(s) of {name} do not recompute;"
-            f" first at position {first.position}: {first.problem}"
-        )
-    click.echo(f"{checked} routing decision(s) of {name} recompute exactly")
+    """The former name of ``skill verify``."""
+    _verify(app, name)

@@ -48,7 +48,9 @@ from .gemini import is_session as is_gemini_session
 # deciding command, edits keyed by file across tools, no-op edits, bookkeeping calls, how the
 # last turn ended (answered / empty / pending / silent); subagent and auto-mode permission
 # denials and Gemini CLI's workspace and policy refusals are blocked.
-DERIVER_VERSION = 9
+# 10: a subagent's final response is matched by its request figures (a mirror caught mid-stream
+# takes the result's count) and keyed by its spawning call (a resumed agent counts per call).
+DERIVER_VERSION = 10
 
 _TOKEN_ATTRIBUTES = (
     ("input", "gen_ai.usage.input_tokens"),

@@ -535,43 +535,50 @@ def _progress_records(stream: _Progress) -> list[Record]:
     return [Record(lead.source_id, lead.offset, lead.index, prompt), *records]
 
 
-_USAGE_KEYS = (
+# What a response's request fixed: the same in every record of it, while the output count
+# grows as it streams, so these tell one response from another.
+_REQUEST_KEYS = (
     "gen_ai.usage.input_tokens",
-    "gen_ai.usage.output_tokens",
     "gen_ai.usage.cache_read.input_tokens",
     "gen_ai.usage.cache_creation.input_tokens",
 )
 
 
-def _final_response(tree: SpanTree, final: _Final) -> bool:
-    """Count a subagent's final response unless a response read for it already reports it;
-    whether the subagent is known by that response alone (none of its messages were read)."""
+def _final_response(tree: SpanTree, below: dict[str | None, list[Span]], final: _Final) -> bool:
+    """Count a subagent's final response unless a response read for it is that response;
+    whether the subagent is known by that response alone (none of its messages were read).
+
+    ``below`` holds each span's children. A response read for the subagent with the same
+    request figures is the final one, its usage possibly caught mid-stream: the result's is
+    its last word, as the last record of a response is."""
     usage = _usage_attributes(final.usage)
     if not usage:
         return False
-    below: dict[str | None, list[Span]] = {}
-    for span in tree.spans.values():
-        below.setdefault(span.parent, []).append(span)
     chains: list[Span] = []
     todo = [final.call]
     while todo:
         span = todo.pop()
-        if span.kind == "LLM" and all(span.attributes.get(k) == usage.get(k) for k in _USAGE_KEYS):
+        if span.kind == "LLM" and all(
+            span.attributes.get(k) == usage.get(k) for k in _REQUEST_KEYS
+        ):
+            span.attributes.update(usage)
             return False  # the mirror or an inline chain held the final response
         if span.kind == "CHAIN" and span.parent == final.call.span_id:
             chains.append(span)
         todo.extend(below.get(span.span_id, []))
     # Under the subagent's last turn when its messages were read, else under a turn of its own.
     parent = max(chains, key=lambda c: _turn(c), default=None)
+    call_id = final.call.attributes.get("gen_ai.tool.call.id")
     if parent is None:
-        key = f"agent:{final.agent_id}:final-turn"
+        key = f"agent:{final.agent_id}:final-turn:{call_id}"
         parent = tree.add("CHAIN", key, "subagent turn 1", final.call, final.timestamp)
         parent.attributes["gen_ai.operation.name"] = "invoke_agent"
         parent.attributes["gen_ai.agent.id"] = final.agent_id
         parent.attributes["skillops.turn"] = 1
         if final.prompt:
             parent.attributes["gen_ai.prompt"] = clip(final.prompt, 2000)
-    llm = tree.add("LLM", f"agent:{final.agent_id}:final", final.model or "model", parent, None)
+    key = f"agent:{final.agent_id}:final:{call_id}"
+    llm = tree.add("LLM", key, final.model or "model", parent, None)
     llm.start = llm.end = final.timestamp
     llm.attributes["gen_ai.operation.name"] = "chat"
     llm.attributes["gen_ai.system"] = "anthropic"
@@ -580,6 +587,9 @@ def _final_response(tree: SpanTree, final: _Final) -> bool:
         llm.attributes["gen_ai.request.model"] = final.model
     llm.attributes["skillops.usage.source"] = "tool_result"
     llm.attributes.update(usage)
+    below.setdefault(parent.span_id, []).append(llm)
+    if not chains:
+        below.setdefault(final.call.span_id, []).append(parent)
     return not chains
 
 
@@ -629,9 +639,12 @@ def derive_claude(tree: SpanTree, summary: Summary, files: list[tuple[str, list[
         key = f"agent:{agent_id}" if agent_id else f"agent:progress:{stream.call_id}"
         _Thread(tree, summary, parent, key, agent_id, shared).walk(_progress_records(stream))
     alone = 0  # subagents known only by their final response
+    below: dict[str | None, list[Span]] = {}
+    for span in tree.spans.values():
+        below.setdefault(span.parent, []).append(span)
     for final in shared.finals.values():
         if final.agent_id not in with_file:
-            alone += _final_response(tree, final)
+            alone += _final_response(tree, below, final)
     if alone:
         summary.tokens_note = (
             f"{alone} subagent{'s' if alone > 1 else ''} without a transcript of"

@@ -1,19 +1,37 @@
-"""The promote gate: a version clears only on its newest eval run under the suite as it is now.
+"""The promote gate: a version clears only on its newest full eval run under the suite of record.
 
-Rules, in order: the newest run of that exact version whose suite hash is the current file's
-is the only evidence (a newer failure is never outweighed by an older pass; a run under an
-older file does not count); it must have graded every suite of the file (a narrower run
-proves less), passed, and graded at least ``min_sessions`` distinct sessions (so re-running
-one lucky session does not clear it).
+Rules, in order:
+
+1. Only a *full* run counts: every captured session of the skill and every suite of its file.
+   A subset (``--session``, ``--last``, ``--since``, one ``--suite``) never clears nor holds
+   it: choosing what the gate sees is exactly what it must not allow.
+2. The newest full run of that exact version, under *any* suite file, is the evidence: a newer
+   failure is never outweighed by an older pass, and a pass under another file (or an older
+   version of the file) is not a pass under the suite as it is now.
+3. It passed.
+4. It covered every session of that version that the suite's cases match now (within the
+   running test when there is one): sessions captured since it ran must be graded too.
+5. It graded at least ``min_sessions`` sessions that still exist and loaded that version,
+   sessions with byte-identical transcripts counted once (copies of one good session are one).
 """
 
 from __future__ import annotations
 
+import hashlib
 from typing import Annotated
 
+import apsw
 import msgspec
 
-from ..projections.skill_views import RunRow
+from ..events import Database, EventLog
+from ..events.types import TranscriptLineCaptured
+from ..projections.annotations import newest_labels
+from ..projections.session_views import find_session, spans_of
+from ..projections.skill_views import RunRow, skill_sessions
+from .discovery import same_file
+from .evidence import build_evidence
+from .graders import grade_case
+from .manifest import Manifest
 
 GATE_POLICY = "gate"
 
@@ -34,6 +52,79 @@ class GateDecision(msgspec.Struct, frozen=True):
     min_sessions: int
 
 
+class Population(msgspec.Struct, frozen=True):
+    """The sessions of one version the gate may count, as the log holds them now.
+
+    ``digests``: every session that exists and loaded the version (in the running test's
+    window when there is one) -> the digest of its transcript bytes; ``matched``: those the
+    suite's cases select, which the run must have graded.
+    """
+
+    digests: dict[str, str]
+    matched: frozenset[str]
+    window: str | None = None  # the running test's start, when the population is limited to it
+
+
+def _digest(db: Database, conn: apsw.Connection, session_id: str) -> str:
+    """sha256 of the session's captured lines, in order (its id when nothing is captured)."""
+    row = conn.execute(
+        "SELECT agent, native_session_id FROM p_sessions WHERE session_id = ?", (session_id,)
+    ).fetchone()
+    sources = (
+        [
+            r[0]
+            for r in conn.execute(
+                "SELECT source_id FROM capture_sources WHERE agent = ? AND session = ?"
+                " ORDER BY source_id",
+                row,
+            )
+        ]
+        if row
+        else []
+    )
+    h = hashlib.sha256()
+    lines = 0
+    log = EventLog(db)
+    for source in sources:
+        for event in log.read_stream(f"source:{source}"):
+            if not event.erased and isinstance(event.payload, TranscriptLineCaptured):
+                h.update(event.payload.line.rstrip(b"\r\n") + b"\n")
+                lines += 1
+    return h.hexdigest() if lines else f"session:{session_id}"
+
+
+def population(
+    db: Database,
+    conn: apsw.Connection,
+    skill: str,
+    version_hash: str,
+    manifest: Manifest,
+    window: str | None = None,
+) -> Population:
+    """The sessions of ``version_hash`` the gate counts (started at or after ``window``)."""
+    group = [s for s in skill_sessions(conn, skill, since=window) if s.version_hash == version_hash]
+    labels = newest_labels(conn, [s.session_id for s in group], skill=skill)
+    digests: dict[str, str] = {}
+    matched: set[str] = set()
+    for s in group:
+        session = find_session(conn, s.session_id)
+        if session is None:
+            continue
+        digests[s.session_id] = _digest(db, conn, s.session_id)
+        evidence = build_evidence(session, spans_of(conn, s.session_id), labels.get(s.session_id))
+        if any(
+            grade_case(case, evidence) is not None
+            for suite in manifest.suites
+            for case in suite.cases
+        ):
+            matched.add(s.session_id)
+    return Population(digests=digests, matched=frozenset(matched), window=window)
+
+
+def _refuse(reason: str, run: RunRow | None, graded: list[str], need: int) -> GateDecision:
+    return GateDecision(False, reason, run, graded, need)
+
+
 def decide(
     runs: list[RunRow],
     *,
@@ -42,62 +133,91 @@ def decide(
     suites: list[str],
     min_sessions: int,
     command: str,
+    sessions: Population,
     captured: int | None = None,
+    suite_path: str = "",
 ) -> GateDecision:
-    """The gate over ``runs`` (one version's, newest first) for the current suite file.
+    """The gate over ``runs`` (one version's, newest first) for the suite of record now.
 
     ``captured`` (sessions that loaded the version so far) only sharpens the refusal message.
     """
-    current = [r for r in runs if r.suite_hash == suite_hash]
-    if not current:
-        older = " (its runs used an earlier evals.yaml)" if runs else ""
+    full = [r for r in runs if r.full]
+    if not full:
+        subsets = " (subset runs never clear it)" if runs else ""
         have = ""
         if captured is not None:
             short = max(0, min_sessions - captured)
             have = f"; {captured} captured so far" + (f", {short} more needed" if short else "")
-        return GateDecision(
-            False,
-            f"no eval run of {tag} under the suite as it is now{older}; run `{command}` over"
-            f" at least {min_sessions} sessions that loaded {tag}{have}",
+        return _refuse(
+            f"no full eval run of {tag}{subsets}; run `{command}` (every session, every"
+            f" suite) over at least {min_sessions} sessions that loaded {tag}{have}",
             None,
             [],
             min_sessions,
         )
-    run = current[0]
-    graded = run.graded_sessions
-    if sorted(run.suites) != sorted(suites):
-        missing = sorted(set(suites) - set(run.suites))
-        return GateDecision(
-            False,
-            f"the newest run of {tag} ({run.run_id[:12]}) graded only suites {sorted(run.suites)},"
-            f" not {missing}; run `{command}` without --suite",
+    run = full[0]
+    short_id = run.run_id[:12]
+    if run.suite_hash != suite_hash:
+        how = (
+            "an earlier evals.yaml"
+            if not run.suite_path or not suite_path or same_file(run.suite_path, suite_path)
+            else f"another suite file ({run.suite_path})"
+        )
+        return _refuse(
+            f"the newest full run of {tag} ({short_id}) used {how}, not the suite as it is now;"
+            f" run `{command}`",
             run,
-            graded,
+            [],
             min_sessions,
         )
     if not run.passed:
-        return GateDecision(
-            False,
-            f"the newest run of {tag} ({run.run_id[:12]}) failed; an older pass does not count",
+        return _refuse(
+            f"the newest run of {tag} ({short_id}) failed; an older pass does not count",
             run,
-            graded,
+            [],
             min_sessions,
         )
-    if len(graded) < min_sessions:
-        need = min_sessions - len(graded)
-        return GateDecision(
-            False,
-            f"the newest run of {tag} ({run.run_id[:12]}) passed but graded {len(graded)}"
-            f" distinct session(s); min_sessions is {min_sessions}: {need} more needed"
-            f" (capture more sessions of {tag}, then `{command}`)",
+    graded = set(run.graded_sessions)
+    missing = sorted(sessions.matched - graded)
+    if missing:
+        return _refuse(
+            f"the newest run of {tag} ({short_id}) did not grade {len(missing)} session(s)"
+            f" of {tag} the suite matches (first {missing[0][:12]}; captured since?);"
+            f" run `{command}`",
             run,
-            graded,
+            [],
             min_sessions,
         )
+    counted: dict[str, str] = {}
+    for sid in sorted(graded):
+        digest = sessions.digests.get(sid)
+        if digest is not None and digest not in counted:
+            counted[digest] = sid
+    kept = sorted(counted.values())
+    if len(kept) < min_sessions:
+        notes = []
+        gone = sum(1 for s in graded if s not in sessions.digests)
+        copies = len(graded) - gone - len(kept)
+        if gone:
+            where = "in the running test" if sessions.window else "now"
+            notes.append(f"{gone} graded session(s) are not sessions of {tag} {where}")
+        if copies:
+            notes.append(f"{copies} are byte-identical copies of another")
+        extra = f" ({'; '.join(notes)})" if notes else ""
+        return _refuse(
+            f"the newest run of {tag} ({short_id}) passed but counts {len(kept)} distinct"
+            f" session(s){extra}; min_sessions is {min_sessions}:"
+            f" {min_sessions - len(kept)} more needed (capture more sessions of {tag},"
+            f" then `{command}`)",
+            run,
+            kept,
+            min_sessions,
+        )
+    window = " in the running test" if sessions.window else ""
     return GateDecision(
         True,
-        f"the newest run of {tag} ({run.run_id[:12]}) passed over {len(graded)} distinct sessions",
+        f"the newest run of {tag} ({short_id}) passed over {len(kept)} distinct sessions{window}",
         run,
-        graded,
+        kept,
         min_sessions,
     )

@@ -266,6 +266,9 @@ class EvalRunCompleted(Event, frozen=True):
     all_suites: list[str] = []
     suite_path: str = ""
     author: str = ""
+    # "" when the run graded every captured session of the skill; else the selection it was
+    # limited to (``--last 3``): such a run never changes executions, the gate or skill show.
+    scope: str = ""
     # Set when the sessions graded are the runs of one ``eval replay`` (ReplayRunCompleted).
     replay_id: str = ""
 
@@ -453,6 +456,15 @@ class GateEvaluated(Event, frozen=True):
     author: str = ""
 
 
+class SkillRecordRejected(Event, frozen=True):
+    """A record in the skill's stream that cannot be counted (a negative or impossible cost),
+    named once, so the store skips it openly instead of failing on it forever."""
+
+    skill: str
+    event_id: str
+    reason: str
+
+
 # --- policy ----------------------------------------------------------------------------
 
 
@@ -491,6 +503,7 @@ AnyEvent = (
     | SkillStrategySet
     | GateEvaluated
     | PolicySet
+    | SkillRecordRejected
 )
 
 EVENT_TYPES: dict[str, type[Event]] = {cls.__name__: cls for cls in AnyEvent.__args__}

@@ -8,7 +8,15 @@ one export pass and ``_live`` the daemon's exporter thread.
 from __future__ import annotations
 
 from .._defaults import TRACES_ENDPOINT_ENV
-from ._checkpoint import TargetLag, ensure_tables, has_tables, register, target_lags
+from ._checkpoint import (
+    TargetLag,
+    ensure_tables,
+    has_tables,
+    record_error,
+    register,
+    target_key,
+    target_lags,
+)
 from ._live import LiveExporter
 from ._otlp import (
     DEFAULT_BATCH_BYTES,
@@ -19,6 +27,7 @@ from ._otlp import (
     otlp_json,
     root_span_id,
 )
+from ._phoenix import PhoenixAPI, SpanAnnotation
 from ._run import (
     Due,
     ExportIncomplete,
@@ -27,8 +36,11 @@ from ._run import (
     current_changes,
     due_sessions,
     export_sessions,
+    settled,
+    span_annotations,
 )
 from ._sender import (
+    DEFAULT_RETRY_BUDGET,
     Accepted,
     ExportError,
     ReceiverRefused,
@@ -42,6 +54,7 @@ from ._traces import SessionTrace, read_human_and_evals, session_trace
 __all__ = [
     "DEFAULT_BATCH_BYTES",
     "DEFAULT_PROJECT",
+    "DEFAULT_RETRY_BUDGET",
     "TRACES_ENDPOINT_ENV",
     "Accepted",
     "Batch",
@@ -50,11 +63,13 @@ __all__ = [
     "ExportIncomplete",
     "ExportReport",
     "LiveExporter",
+    "PhoenixAPI",
     "ReceiverRefused",
     "ReceiverUnavailable",
     "Sender",
     "SessionTrace",
     "Sink",
+    "SpanAnnotation",
     "TargetLag",
     "current_changes",
     "due_sessions",
@@ -66,9 +81,13 @@ __all__ = [
     "otlp_json",
     "parse_header",
     "read_human_and_evals",
+    "record_error",
     "register",
     "root_span_id",
     "session_trace",
+    "settled",
+    "span_annotations",
+    "target_key",
     "target_lags",
     "traces_url",
 ]

@@ -56,6 +56,12 @@ class TargetLag(msgspec.Struct):
     last_error_at: str | None
 
 
+def target_key(url: str, project: str, default_project: str) -> str:
+    """The checkpoint's name for a receiver and project: exporting the same sessions to
+    another Phoenix project is another target, with its own checkpoint."""
+    return url if project == default_project else f"{url} project={project}"
+
+
 def ensure_tables(db: Database) -> None:
     """Create the checkpoint tables if this database has none yet."""
     with db.read() as conn:

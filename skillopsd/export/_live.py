@@ -12,32 +12,20 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
 
 import structlog
 
 from ..events import Database, LogError
-from ._checkpoint import record_error, register
+from ._checkpoint import record_error, register, target_key
 from ._otlp import DEFAULT_BATCH_BYTES, DEFAULT_PROJECT
-from ._run import Due, ExportIncomplete, due_sessions, export_sessions
+from ._phoenix import PhoenixAPI
+from ._run import ExportIncomplete, due_sessions, export_sessions, settled
 from ._sender import ReceiverRefused, Sender
 
 _log = structlog.get_logger("skillopsd.export")
 _IDLE = 60.0  # wake at least this often (a missed poke costs at most this much delay)
 _MAX_BACKOFF = 300.0
-
-
-def _age(stamp: str | None, now: float) -> float:
-    if not stamp:
-        return 0.0
-    try:
-        moment = datetime.fromisoformat(stamp)
-    except ValueError:
-        return 0.0
-    if moment.tzinfo is None:
-        return 0.0
-    return now - moment.timestamp()
 
 
 class LiveExporter:
@@ -56,7 +44,11 @@ class LiveExporter:
     ) -> None:
         self.db_path = db_path
         self.sender = Sender(endpoint, headers or [], timeout=timeout, attempts=1)
-        self.target = self.sender.url
+        self.target = target_key(self.sender.url, project, DEFAULT_PROJECT)
+        # When the receiver is Phoenix: read back what it stored before checkpointing.
+        self.phoenix: PhoenixAPI | None = None
+        self._api = PhoenixAPI(endpoint, project, headers or [], timeout=timeout)
+        self._probed = False
         self.settle = settle
         self.max_bytes = max_bytes
         self.project = project
@@ -118,17 +110,16 @@ class LiveExporter:
 
     def _pass(self, db: Database, should_stop: Callable[[], bool]) -> float:
         """Export what is due; returns how long to sleep before the next look."""
-        now = time.time()
-        ready: list[Due] = []
-        next_settle = _IDLE
-        for due in due_sessions(db, self.target):
-            waited = max(_age(due.change.recorded_at, now), _age(due.session.ended_at, now))
-            if waited >= self.settle:
-                ready.append(due)
-            else:
-                next_settle = min(next_settle, self.settle - waited)
+        ready, _waiting, soonest = settled(due_sessions(db, self.target), time.time(), self.settle)
+        next_settle = min(_IDLE, soonest) if soonest is not None else _IDLE
         if not ready:
             return max(0.05, next_settle)
+        if not self._probed:
+            answer = self._api.is_phoenix()
+            self._probed = answer is not None  # unreachable: ask again next pass
+            if answer:
+                self.phoenix = self._api
+                _log.info("otlp receiver is Phoenix: exports are read back before checkpointing")
         try:
             report = export_sessions(
                 db,
@@ -138,6 +129,7 @@ class LiveExporter:
                 max_bytes=self.max_bytes,
                 project=self.project,
                 should_stop=should_stop,
+                phoenix=self.phoenix,
             )
         except ExportIncomplete as exc:
             self._failures += 1

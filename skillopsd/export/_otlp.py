@@ -146,11 +146,52 @@ def _attributes(pairs: Iterable[tuple[str, AttributeValue]]) -> list[KeyValue]:
     return out
 
 
-def _span_attributes(span: SpanView, session_id: str, estimated: bool) -> list[KeyValue]:
+# Attributes that hold what was said or done (prompts, answers, commands, results): left out
+# with ``--no-content``.
+CONTENT_KEYS = frozenset(
+    {
+        "gen_ai.prompt",
+        "gen_ai.output.text",
+        "gen_ai.tool.call.arguments",
+        "gen_ai.tool.call.result",
+        "skillops.result.error",
+        "skillops.title",
+        "input.value",
+        "output.value",
+        "skill.directory",
+    }
+)
+_CONTENT_PREFIXES = ("llm.input_messages", "llm.output_messages")
+
+
+def _is_content(key: str) -> bool:
+    return key in CONTENT_KEYS or key.startswith(_CONTENT_PREFIXES)
+
+
+def _messages(prefix: str, messages: list[tuple[str, str]]) -> dict[str, AttributeValue]:
+    """OpenInference's flattened message list: ``prefix.N.message.role``/``.content``."""
+    out: dict[str, AttributeValue] = {}
+    for i, (role, text) in enumerate(messages):
+        out[f"{prefix}.{i}.message.role"] = role
+        out[f"{prefix}.{i}.message.content"] = text
+    return out
+
+
+def _span_attributes(
+    span: SpanView,
+    session_id: str,
+    estimated: bool,
+    *,
+    kind: str,
+    extra: dict[str, AttributeValue],
+    content: bool,
+) -> list[KeyValue]:
     attrs: dict[str, AttributeValue] = dict(span.attributes)
     for derived, alias in _ALIASES.get(span.kind, {}).items():
         if derived in span.attributes and alias not in attrs:
             attrs[alias] = span.attributes[derived]
+    for key, value in extra.items():
+        attrs.setdefault(key, value)
     if span.kind == "LLM":
         prompt, completion = (
             attrs.get("llm.token_count.prompt"),
@@ -158,26 +199,28 @@ def _span_attributes(span: SpanView, session_id: str, estimated: bool) -> list[K
         )
         if isinstance(prompt, int) and isinstance(completion, int):
             attrs["llm.token_count.total"] = prompt + completion
-    attrs["openinference.span.kind"] = _OPENINFERENCE_KIND.get(span.kind, "CHAIN")
+    attrs["openinference.span.kind"] = kind
     attrs["skillops.span.kind"] = span.kind
     attrs["session.id"] = session_id
     if span.outcome is not None:
         attrs["skillops.outcome"] = span.outcome
     if estimated:
         attrs["skillops.time.estimated"] = True
+    if not content:
+        attrs = {k: v for k, v in attrs.items() if not _is_content(k)}
     return _attributes(attrs.items())
 
 
-def _status(outcome: str | None, reason: AttributeValue) -> Status:
+def _status(outcome: str | None, reason: AttributeValue, content: bool = True) -> Status:
     if outcome == "failure":
-        message = reason if isinstance(reason, str) and reason else "failure"
+        message = reason if content and isinstance(reason, str) and reason else "failure"
         return Status(code=Status.STATUS_CODE_ERROR, message=message[:_STATUS_MESSAGE])
     if outcome == "success":
         return Status(code=Status.STATUS_CODE_OK)
     return Status(code=Status.STATUS_CODE_UNSET)
 
 
-def _resource(trace: SessionTrace, project: str) -> Resource:
+def _resource(trace: SessionTrace, project: str, content: bool = True) -> Resource:
     s = trace.session
     return Resource(
         attributes=_attributes(
@@ -188,16 +231,25 @@ def _resource(trace: SessionTrace, project: str) -> Resource:
                 ("session.id", s.session_id),
                 ("skillops.agent", s.agent),
                 ("skillops.native_session_id", s.native_session_id),
-                ("skillops.cwd", s.cwd),
+                ("skillops.cwd", s.cwd if content else None),
             ]
         )
     )
 
 
-def _root(trace: SessionTrace, trace_id: bytes, start: int, end: int) -> Span:
+def _root(
+    trace: SessionTrace,
+    trace_id: bytes,
+    start: int,
+    end: int,
+    *,
+    answer: str | None = None,
+    content: bool = True,
+) -> Span:
     s = trace.session
     failed = s.outcomes.failure
     attrs: list[tuple[str, AttributeValue]] = [
+        ("output.value", answer),
         ("openinference.span.kind", "AGENT"),
         ("skillops.span.kind", "SESSION"),
         ("session.id", s.session_id),
@@ -238,6 +290,9 @@ def _root(trace: SessionTrace, trace_id: bytes, start: int, end: int) -> Span:
             ("skillops.eval.skill", newest_eval.skill),
             ("skillops.eval.runs", len(trace.evals)),
         ]
+    if not content:
+        attrs = [(k, v) for k, v in attrs if not _is_content(k)]
+        attrs = [(k, v) for k, v in attrs if not k.startswith("skillops.annotation.note")]
     if s.verdict == "failure":
         status = Status(
             code=Status.STATUS_CODE_ERROR,
@@ -250,7 +305,7 @@ def _root(trace: SessionTrace, trace_id: bytes, start: int, end: int) -> Span:
     root = Span(
         trace_id=trace_id,
         span_id=bytes.fromhex(root_span_id(s.session_id)),
-        name=f"{s.agent} session {s.title or s.native_session_id}"[:200],
+        name=f"{s.agent} session {(s.title if content else None) or s.native_session_id}"[:200],
         kind=Span.SPAN_KIND_INTERNAL,
         start_time_unix_nano=start,
         end_time_unix_nano=end,
@@ -266,7 +321,7 @@ def _root(trace: SessionTrace, trace_id: bytes, start: int, end: int) -> Span:
                     [
                         ("annotation.id", a.annotation_id),
                         ("annotation.label", a.label),
-                        ("annotation.note", a.note),
+                        ("annotation.note", a.note if content else None),
                         ("annotation.author", a.author),
                         ("annotation.skill", a.skill),
                         ("annotation.span_id", a.span_id),
@@ -296,11 +351,34 @@ def _root(trace: SessionTrace, trace_id: bytes, start: int, end: int) -> Span:
     return root
 
 
-def encode_session(trace: SessionTrace) -> list[Span]:
-    """The spans of one session's trace, the synthetic root first."""
+def trace_id_of(trace: SessionTrace) -> str:
+    """The session's trace id (hex): its spans', else one derived from the session id."""
+    if trace.spans and trace.spans[0].trace_id:
+        return trace.spans[0].trace_id
+    return hashlib.sha256(f"trace\x1f{trace.session.session_id}".encode()).hexdigest()[:32]
+
+
+def _text(value: AttributeValue) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def encode_session(trace: SessionTrace, *, content: bool = True) -> list[Span]:
+    """The spans of one session's trace, the synthetic root first.
+
+    Times: a span without a start takes its end, else its parent's start, else the
+    session's; one without an end ends where it starts (both marked
+    ``skillops.time.estimated``). An LLM span the transcript records only at its response
+    starts when the event it answers ended (its turn's prompt, or the previous response and
+    the calls it made): that is when the request went out. A parent lasts at least as long
+    as its children, so no child outlives its parent in the drawn tree.
+
+    Content (left out with ``content=False``): LLM spans carry their input as messages
+    (the turn's prompt, the earlier responses and failed calls of the turn) and their
+    output; a turn and the session root carry the final answer; a call that spawned a
+    subagent's turns is an ``AGENT`` span.
+    """
     s = trace.session
-    fallback = hashlib.sha256(f"trace\x1f{s.session_id}".encode()).hexdigest()[:32]
-    trace_id = bytes.fromhex(trace.spans[0].trace_id if trace.spans else fallback)
+    trace_id = bytes.fromhex(trace_id_of(trace))
     known = [t for sp in trace.spans for t in (_nanos_of(sp.start), _nanos_of(sp.end)) if t]
     session_start = _nanos_of(s.started_at) or min(known, default=None)
     session_end = _nanos_of(s.ended_at) or max(known, default=None)
@@ -308,32 +386,114 @@ def encode_session(trace: SessionTrace) -> list[Span]:
     root_start = session_start or session_end or 0
     root_end = max(session_end or root_start, root_start)
     root_id = root_span_id(s.session_id)
-    starts: dict[str, int] = {}
-    out = [Span()]  # the root, filled in below
+    ids = {sp.span_id for sp in trace.spans}
+    times: dict[str, list[int]] = {}
+    estimated: set[str] = set()
+    children: dict[str, list[SpanView]] = {}
     for sp in trace.spans:
         start, end = _nanos_of(sp.start), _nanos_of(sp.end)
-        estimated = start is None or end is None
+        if start is None or end is None:
+            estimated.add(sp.span_id)
+        parent = sp.parent_span_id if sp.parent_span_id in ids else None
         if start is None:
-            start = end or starts.get(sp.parent_span_id or "", root_start)
+            start = end or (times[parent][0] if parent in times else root_start)
         if end is None or end < start:
             end = start
-        starts[sp.span_id] = start
-        parent = sp.parent_span_id or root_id
+        times[sp.span_id] = [start, end]
+        children.setdefault(parent or root_id, []).append(sp)
+    # Parents cover their children (deepest first: the deriver lists a parent before them).
+    for sp in reversed(trace.spans):
+        parent = sp.parent_span_id
+        if parent in times:
+            times[parent][0] = min(times[parent][0], times[sp.span_id][0])
+            times[parent][1] = max(times[parent][1], times[sp.span_id][1])
+    # An LLM call recorded at its response began when what it answers ended.
+    request_start: set[str] = set()
+    for parent, kids in children.items():
+        before = times[parent][0] if parent in times else root_start
+        for sp in kids:
+            start, end = times[sp.span_id]
+            if sp.kind == "LLM" and start >= end and before < start and sp.span_id not in estimated:
+                times[sp.span_id][0] = before
+                request_start.add(sp.span_id)
+            before = max(before, times[sp.span_id][1])
+    for start, end in times.values():
+        root_start, root_end = min(root_start, start), max(root_end, end)
+    extra: dict[str, dict[str, AttributeValue]] = {}
+    answer = None
+    if content:
+        answer = _content(trace.spans, children, root_id, extra)
+    for sid in request_start:
+        extra.setdefault(sid, {})["skillops.time.start_from"] = "previous_event"
+    out = [Span()]  # the root, filled in below
+    for sp in trace.spans:
+        start, end = times[sp.span_id]
+        kind = _OPENINFERENCE_KIND.get(sp.kind, "CHAIN")
+        if sp.kind == "TOOL" and any(c.kind == "CHAIN" for c in children.get(sp.span_id, [])):
+            kind = "AGENT"  # the call spawned a subagent: its turns are below
         out.append(
             Span(
                 trace_id=trace_id,
                 span_id=bytes.fromhex(sp.span_id),
-                parent_span_id=bytes.fromhex(parent),
+                parent_span_id=bytes.fromhex(sp.parent_span_id or root_id),
                 name=sp.name,
                 kind=Span.SPAN_KIND_INTERNAL,
                 start_time_unix_nano=start,
                 end_time_unix_nano=end,
-                attributes=_span_attributes(sp, s.session_id, estimated),
-                status=_status(sp.outcome, sp.attributes.get("skillops.result.error")),
+                attributes=_span_attributes(
+                    sp,
+                    s.session_id,
+                    sp.span_id in estimated,
+                    kind=kind,
+                    extra=extra.get(sp.span_id, {}),
+                    content=content,
+                ),
+                status=_status(sp.outcome, sp.attributes.get("skillops.result.error"), content),
             )
         )
-    out[0] = _root(trace, trace_id, root_start, root_end)
+    out[0] = _root(trace, trace_id, root_start, root_end, answer=answer, content=content)
     return out
+
+
+def _content(
+    spans: list[SpanView],
+    children: dict[str, list[SpanView]],
+    root_id: str,
+    extra: dict[str, dict[str, AttributeValue]],
+) -> str | None:
+    """OpenInference input/output of LLM spans and turns; returns the session's final answer."""
+    final: str | None = None
+    for turn in spans:
+        if turn.kind != "CHAIN":
+            continue
+        prompt = _text(turn.attributes.get("gen_ai.prompt"))
+        history: list[tuple[str, str]] = [("user", prompt)] if prompt else []
+        last: str | None = None
+        for llm in children.get(turn.span_id, []):
+            if llm.kind != "LLM":
+                continue
+            said = _text(llm.attributes.get("gen_ai.output.text"))
+            attrs: dict[str, AttributeValue] = {}
+            if history:
+                attrs.update(_messages("llm.input_messages", history))
+                attrs["input.value"] = msgspec.json.encode(
+                    [{"role": r, "content": c} for r, c in history]
+                ).decode()
+                attrs["input.mime_type"] = "application/json"
+            if said:
+                attrs.update(_messages("llm.output_messages", [("assistant", said)]))
+                history = [*history, ("assistant", said)]
+                last = said
+            for call in children.get(llm.span_id, []):
+                error = _text(call.attributes.get("skillops.result.error"))
+                if error:
+                    history = [*history, ("tool", f"{call.name}: {error}")]
+            extra[llm.span_id] = attrs
+        if last:
+            extra.setdefault(turn.span_id, {})["output.value"] = last
+            if (turn.parent_span_id or root_id) == root_id:
+                final = last
+    return final
 
 
 _SCOPE = InstrumentationScope(name="skillops", version=__version__)
@@ -353,6 +513,7 @@ def encode_batches(
     *,
     max_bytes: int = DEFAULT_BATCH_BYTES,
     project: str = DEFAULT_PROJECT,
+    content: bool = True,
 ) -> Iterator[Batch]:
     """Requests of at most about ``max_bytes`` each; a session larger than that is split."""
     current = _Open(ExportTraceServiceRequest())
@@ -364,9 +525,9 @@ def encode_batches(
         current = _Open(ExportTraceServiceRequest())
 
     for trace in traces:
-        resource = _resource(trace, project)
+        resource = _resource(trace, project, content)
         overhead = resource.ByteSize() + _SCOPE.ByteSize() + 16
-        spans = encode_session(trace)
+        spans = encode_session(trace, content=content)
         pending: list[Span] = []
         pending_size = overhead
         for span in spans:
@@ -399,12 +560,13 @@ def _add(current: _Open, resource: Resource, spans: list[Span], size: int) -> No
 
 
 def otlp_json(body: bytes) -> str:
-    """One request as OTLP/JSON (hex ids, as the OTLP file format and collectors expect)."""
+    """One request as OTLP/JSON: the protobuf JSON mapping with the OTLP specification's
+    exceptions (trace and span ids as hex, not base64; enums as integers)."""
     from google.protobuf.json_format import MessageToDict
 
     request = ExportTraceServiceRequest()
     request.ParseFromString(body)
-    data = MessageToDict(request, preserving_proto_field_name=False)
+    data = MessageToDict(request, preserving_proto_field_name=False, use_integers_for_enums=True)
     for rs, rs_msg in zip(data.get("resourceSpans", []), request.resource_spans, strict=True):
         for ss, ss_msg in zip(rs.get("scopeSpans", []), rs_msg.scope_spans, strict=True):
             for span, msg in zip(ss.get("spans", []), ss_msg.spans, strict=True):

@@ -2,9 +2,11 @@
 
 Only a client: skillops never opens a listener, and never sends anything unless the user
 named an endpoint. 429, any 5xx but 501 and 505, and connection errors are retried with
-exponential backoff (``Retry-After`` is honoured); any other answer is a refusal no retry will
-change. (The OTLP/HTTP specification retries only 429/502/503/504; a receiver's passing 500
-is common enough behind proxies that retrying it a few times costs nothing.)
+exponential backoff (``Retry-After`` is honoured) for a time budget long enough for a receiver
+to restart (:data:`DEFAULT_RETRY_BUDGET`); any other answer is a refusal no retry will
+change. A kept-alive connection the receiver closed while idle is reopened at once, without
+counting as a failure. (The OTLP/HTTP specification retries only 429/502/503/504; a
+receiver's passing 500 is common enough behind proxies that retrying it costs nothing.)
 """
 
 from __future__ import annotations
@@ -24,6 +26,10 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 TRACES_PATH = "/v1/traces"
 _NEVER_RETRIED_5XX = frozenset({501, 505})
 _MAX_RETRY_AFTER = 120.0
+# Long enough for Phoenix to restart (it answers 503 or refuses connections meanwhile).
+DEFAULT_RETRY_BUDGET = 150.0
+# What a server's close of an idle kept-alive connection looks like on the next request.
+_STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
 
 
 class ExportError(Exception):
@@ -92,12 +98,16 @@ class Sender:
         headers: Sequence[tuple[str, str]] = (),
         *,
         timeout: float = 30.0,
-        attempts: int = 6,
+        attempts: int | None = None,
+        budget: float = DEFAULT_RETRY_BUDGET,
         backoff: float = 0.5,
         max_backoff: float = 30.0,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
         should_stop: Callable[[], bool] = lambda: False,
     ) -> None:
+        """``attempts`` (None: no limit) and ``budget`` (seconds from the first attempt) bound
+        the retries of one request, whichever ends first."""
         self.url = traces_url(endpoint)
         parts = urlsplit(self.url)
         self._https = parts.scheme == "https"
@@ -107,6 +117,8 @@ class Sender:
         self.headers = list(headers)
         self.timeout = timeout
         self.attempts = attempts
+        self.budget = budget
+        self._clock = clock
         self.backoff = backoff
         self.max_backoff = max_backoff
         self._sleep = sleep
@@ -144,9 +156,19 @@ class Sender:
         }
         headers.update(self.headers)
         try:
-            conn = self._connection()
-            conn.request("POST", self._path, body=compressed, headers=headers)
-            response = conn.getresponse()
+            try:
+                reused = self._conn is not None
+                conn = self._connection()
+                conn.request("POST", self._path, body=compressed, headers=headers)
+                response = conn.getresponse()
+            except _STALE:
+                if not reused:
+                    raise
+                # The receiver closed the idle connection: a new one, at once, no failure.
+                self.close()
+                conn = self._connection()
+                conn.request("POST", self._path, body=compressed, headers=headers)
+                response = conn.getresponse()
             data = response.read()
         except (OSError, http.client.HTTPException) as exc:
             self.close()
@@ -164,21 +186,28 @@ class Sender:
         raise ReceiverRefused(message)
 
     def post(self, body: bytes) -> Accepted:
-        """Post with retries: exponential backoff with jitter, ``Retry-After`` honoured."""
+        """Post with retries: exponential backoff with jitter, ``Retry-After`` honoured, until
+        ``attempts`` or the time ``budget`` runs out."""
         delay = self.backoff
-        for attempt in range(1, self.attempts + 1):
+        started = self._clock()
+        attempt = 0
+        while True:
+            attempt += 1
             try:
                 return self.post_once(body)
             except ReceiverUnavailable as exc:
-                if attempt == self.attempts or self._should_stop():
-                    raise ReceiverUnavailable(
-                        f"{exc} (gave up after {attempt} attempts)", exc.retry_after
-                    ) from exc
                 wait = exc.retry_after if exc.retry_after is not None else delay
                 wait = min(wait, _MAX_RETRY_AFTER) * (1 + 0.1 * random.random())
-                self._sleep(wait)
+                left = self.budget - (self._clock() - started)
+                out_of_attempts = self.attempts is not None and attempt >= self.attempts
+                if out_of_attempts or left <= 0 or self._should_stop():
+                    spent = self._clock() - started
+                    raise ReceiverUnavailable(
+                        f"{exc} (gave up after {attempt} attempts in {spent:.0f}s)",
+                        exc.retry_after,
+                    ) from exc
+                self._sleep(min(wait, max(left, 0.05)))
                 delay = min(delay * 2, self.max_backoff)
-        raise AssertionError("unreachable")
 
 
 def _accepted(data: bytes) -> Accepted:

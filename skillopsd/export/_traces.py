@@ -56,6 +56,8 @@ class SessionTrace(msgspec.Struct):
     annotations: list[Annotation]
     evals: list[EvalResult]
     position: int
+    # Withdrawn labels (label "retracted"): a receiver that keeps annotations is told.
+    retracted: list[Annotation] = []
 
 
 class HumanAndEvals(msgspec.Struct):
@@ -145,13 +147,14 @@ def session_trace(
 ) -> SessionTrace:
     """One session's trace as of now (call inside a read transaction)."""
     sid = session.session_id
-    live_annotations = [a for a in extra.annotations.get(sid, []) if a.label != "retracted"]
+    every = extra.annotations.get(sid, [])
     return SessionTrace(
         session=session,
         spans=spans_of(conn, sid),
-        annotations=live_annotations,
+        annotations=[a for a in every if a.label != "retracted"],
         evals=extra.evals.get(sid, []),
         position=position,
+        retracted=[a for a in every if a.label == "retracted"],
     )
 
 

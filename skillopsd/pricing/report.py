@@ -66,6 +66,13 @@ class Totals(msgspec.Struct, frozen=True):
     responses: int
 
 
+class Metadata(msgspec.Struct, frozen=True, omit_defaults=True):
+    """ccusage's ``metadata``: the agents of a period, the last activity of a session."""
+
+    agents: list[str] = []
+    lastActivity: str | None = None
+
+
 class Row(msgspec.Struct, frozen=True):
     """One period (and group): ccusage's fields, then skillops' own."""
 
@@ -82,7 +89,7 @@ class Row(msgspec.Struct, frozen=True):
     unpricedResponses: int
     responses: int
     group: str | None = None
-    lastActivity: str | None = None
+    metadata: Metadata = Metadata()
     sessionId: str | None = None
 
 
@@ -187,7 +194,7 @@ def report(
     ``--by skill`` counts a response once under every skill its session loaded, so those rows
     may add up to more than the totals (which count each response once).
     """
-    rows: dict[tuple[str, str], tuple[_Sum, dict[str, _Sum], list[str], UsageRecord]] = {}
+    rows: dict[tuple[str, str], tuple[_Sum, dict[str, _Sum], list[str], UsageRecord, set[str]]] = {}
     totals = _Sum()
     for r in once(records):
         day = local_day(r.at, zone)
@@ -200,14 +207,15 @@ def report(
         for group in _groups(by, r):
             entry = rows.get((period, group))
             if entry is None:
-                entry = rows[(period, group)] = (_Sum(), {}, [""], r)
-            whole, models, last, _first = entry
+                entry = rows[(period, group)] = (_Sum(), {}, [""], r, set())
+            whole, models, last, _first, agents = entry
+            agents.add(r.agent)
             whole.add(r)
             models.setdefault(r.model or "unknown", _Sum()).add(r)
             if r.at and r.at > last[0]:
                 last[0] = r.at
     out: list[Row] = []
-    for (period, group), (whole, models, last, first) in rows.items():
+    for (period, group), (whole, models, last, first, agents) in rows.items():
         out.append(
             Row(
                 period=period,
@@ -234,7 +242,9 @@ def report(
                 unpricedResponses=whole.unpriced,
                 responses=whole.responses,
                 group=None if by is None else group,
-                lastActivity=last[0] or None,
+                metadata=Metadata(lastActivity=last[0] or None)
+                if kind == "session"
+                else Metadata(agents=sorted(agents)),
                 sessionId=first.session_id if kind == "session" else None,
             )
         )

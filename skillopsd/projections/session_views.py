@@ -131,6 +131,56 @@ def _session(row: tuple[Any, ...]) -> SessionView:
     )
 
 
+class SessionFilter(msgspec.Struct, frozen=True, kw_only=True):
+    """Which sessions ``sessions`` lists (``since`` inclusive, ``until`` exclusive).
+
+    ``search`` keeps sessions whose title or a prompt contains it (case-insensitive for ASCII
+    letters, as SQLite's LIKE is).
+    """
+
+    agent: str | None = None
+    skill: str | None = None
+    verdict: str | None = None
+    since: str | None = None
+    until: str | None = None
+    search: str | None = None
+
+    def where(self, conn: apsw.Connection) -> tuple[str, list[object]]:
+        """The SQL condition on ``p_sessions`` and its arguments."""
+        where: list[str] = []
+        args: list[object] = []
+        if self.search:
+            pattern = "%" + _escape_like(self.search) + "%"
+            where.append(
+                "(title LIKE ? ESCAPE '\\' OR session_id IN (SELECT session_id FROM p_spans"
+                " WHERE kind = 'CHAIN' AND json_extract(attributes, '$.\"gen_ai.prompt\"')"
+                " LIKE ? ESCAPE '\\'))"
+            )
+            args += [pattern, pattern]
+        if self.agent:
+            where.append("agent = ?")
+            args.append(self.agent)
+        if self.skill:
+            names = names_of(conn, self.skill)  # the skill under every name it was loaded by
+            marks = ", ".join("?" for _ in names)
+            where.append(
+                f"session_id IN (SELECT session_id FROM p_session_skills WHERE skill IN ({marks}))"
+            )
+            args.extend(names)
+        if self.verdict == "none":
+            where.append("verdict IS NULL")
+        elif self.verdict:
+            where.append("verdict = ?")
+            args.append(self.verdict)
+        if self.since:
+            where.append("started_at >= ?")
+            args.append(self.since)
+        if self.until:
+            where.append("started_at < ?")
+            args.append(self.until)
+        return (" WHERE " + " AND ".join(where) if where else ""), args
+
+
 def list_sessions(
     conn: apsw.Connection,
     *,
@@ -139,40 +189,27 @@ def list_sessions(
     verdict: str | None = None,
     since: str | None = None,
     until: str | None = None,
+    search: str | None = None,
     limit: int | None = None,
+    offset: int = 0,
 ) -> list[SessionView]:
-    """Sessions, newest first, filtered (``since`` inclusive, ``until`` exclusive)."""
-    where: list[str] = []
-    args: list[object] = []
-    if agent:
-        where.append("agent = ?")
-        args.append(agent)
-    if skill:
-        names = names_of(conn, skill)  # the skill under every name it was loaded by
-        marks = ", ".join("?" for _ in names)
-        where.append(
-            f"session_id IN (SELECT session_id FROM p_session_skills WHERE skill IN ({marks}))"
-        )
-        args.extend(names)
-    if verdict == "none":
-        where.append("verdict IS NULL")
-    elif verdict:
-        where.append("verdict = ?")
-        args.append(verdict)
-    if since:
-        where.append("started_at >= ?")
-        args.append(since)
-    if until:
-        where.append("started_at < ?")
-        args.append(until)
-    sql = f"SELECT {_SESSION_COLUMNS} FROM p_sessions"
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    sql += " ORDER BY started_at DESC, session_id"
-    if limit is not None:
-        sql += " LIMIT ?"
-        args.append(limit)
+    """Sessions, newest first, filtered as :class:`SessionFilter` says (``limit`` from
+    ``offset``)."""
+    chosen = SessionFilter(
+        agent=agent, skill=skill, verdict=verdict, since=since, until=until, search=search
+    )
+    where, args = chosen.where(conn)
+    sql = f"SELECT {_SESSION_COLUMNS} FROM p_sessions{where} ORDER BY started_at DESC, session_id"
+    if limit is not None or offset:
+        sql += " LIMIT ? OFFSET ?"
+        args += [-1 if limit is None else limit, offset]
     return [_session(r) for r in conn.execute(sql, args)]
+
+
+def count_sessions(conn: apsw.Connection, chosen: SessionFilter) -> int:
+    """How many sessions :func:`list_sessions` lists under ``chosen`` without a limit."""
+    where, args = chosen.where(conn)
+    return int(scalar(conn, f"SELECT count(*) FROM p_sessions{where}", tuple(args)))
 
 
 def find_session(conn: apsw.Connection, ident: str) -> SessionView | None:
@@ -223,8 +260,12 @@ def count_prefix_matches(conn: apsw.Connection, ident: str) -> int:
     )
 
 
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 def _prefix(ident: str) -> str:
-    return ident.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    return _escape_like(ident) + "%"
 
 
 def spans_of(conn: apsw.Connection, session_id: str) -> list[SpanView]:

@@ -81,6 +81,9 @@ QUERIED_ATTRIBUTES = frozenset(
 )
 # SKILL spans also keep their call's arguments: evals/discovery reads them in SQL.
 QUERIED_SKILL_ATTRIBUTES = QUERIED_ATTRIBUTES | {"gen_ai.tool.call.arguments"}
+# Turns also keep their prompt (clipped by the deriver): ``sessions --search`` and the
+# dashboard search it in SQL.
+QUERIED_CHAIN_ATTRIBUTES = QUERIED_ATTRIBUTES | {"gen_ai.prompt"}
 # Tables whose rows belong to one session and go when its derivation is erased.
 _SESSION_TABLES = ("p_sessions", "p_session_skills", "p_spans", "p_merged")
 
@@ -90,8 +93,8 @@ class Sessions(Projection):
 
     name = "sessions"
     # 6: what the token figures cover (tokens_note). 7: verdict reasons and spans, the
-    # unfinished verdict.
-    version = 7
+    # unfinished verdict. 8: turns keep their prompt in p_spans.
+    version = 8
     tables = (
         "p_sessions",
         "p_session_skills",
@@ -358,7 +361,13 @@ def _session_end(conn: apsw.Connection, sid: str) -> tuple[SessionEnd, dict[str,
 
 
 def _span_row(span: SpanDerived, position: int) -> tuple[object, ...]:
-    keep = QUERIED_SKILL_ATTRIBUTES if span.kind == "SKILL" else QUERIED_ATTRIBUTES
+    keep = (
+        QUERIED_SKILL_ATTRIBUTES
+        if span.kind == "SKILL"
+        else QUERIED_CHAIN_ATTRIBUTES
+        if span.kind == "CHAIN"
+        else QUERIED_ATTRIBUTES
+    )
     queried = {k: v for k, v in span.attributes.items() if k in keep}
     return (
         span.span_id,

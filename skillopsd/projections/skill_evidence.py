@@ -128,9 +128,8 @@ def skill_evidence(
         if view is None:
             continue
         spans = spans_of(conn, s.session_id)
-        # Present once sessions carry them (the verdict's reason and the spans it rests on).
-        reason = getattr(view, "verdict_reason", None)
-        deciding = getattr(view, "verdict_spans", None) or []
+        reason = view.verdict_reason
+        deciding = view.verdict_spans
         evidence = SessionEvidence(
             session_id=s.session_id,
             agent=s.agent,

@@ -1,5 +1,7 @@
 """A skill's history as recorded: versions, registered suites, eval runs, gate decisions and
-promotions, each with the position and time it was recorded (for lineage and the gate)."""
+promotions, each with the position and time it was recorded (for lineage and the gate), and
+the policy changes every skill's lineage shows (the gate's, the bandit's and the verdict
+rule's settings decide what a skill's evidence means)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from ..events.types import (
     EvalRunCompleted,
     EvalSuiteRegistered,
     GateEvaluated,
+    PolicySet,
     SkillChallengerStarted,
     SkillManaged,
     SkillPromoted,
@@ -36,7 +39,7 @@ CREATE TABLE p_eval_runs (
     suite_hash TEXT NOT NULL, deriver_version INTEGER NOT NULL, sessions TEXT NOT NULL,
     passed INTEGER NOT NULL, cases TEXT NOT NULL, suites TEXT NOT NULL,
     all_suites TEXT NOT NULL, baseline_run_id TEXT, position INTEGER NOT NULL,
-    at TEXT NOT NULL
+    at TEXT NOT NULL, scope TEXT NOT NULL, suite_path TEXT NOT NULL
 );
 CREATE INDEX p_eval_runs_by_version ON p_eval_runs (skill, version_hash, position);
 CREATE TABLE p_gate_decisions (
@@ -55,6 +58,13 @@ CREATE TABLE p_version_changes (
     decision TEXT NOT NULL, author TEXT NOT NULL, at TEXT NOT NULL
 );
 CREATE INDEX p_version_changes_by_skill ON p_version_changes (skill, position);
+CREATE TABLE p_policy_changes (
+    position INTEGER PRIMARY KEY, name TEXT NOT NULL, "values" TEXT NOT NULL,
+    author TEXT NOT NULL, at TEXT NOT NULL
+);
+CREATE TABLE p_managed_skills (
+    skill TEXT PRIMARY KEY, imported_from TEXT NOT NULL, position INTEGER NOT NULL
+);
 """
 
 
@@ -62,8 +72,10 @@ class SkillHistory(Projection):
     """The tables ``skills``, ``skill show``, ``eval run``, ``promote`` and ``lineage`` read."""
 
     name = "skill_history"
-    version = 2
+    version = 3
     tables = (
+        "p_managed_skills",
+        "p_policy_changes",
         "p_skill_versions",
         "p_eval_suites",
         "p_eval_runs",
@@ -82,6 +94,7 @@ class SkillHistory(Projection):
             "SkillChallengerStarted",
             "SkillRetired",
             "SkillRolledBack",
+            "PolicySet",
         }
     )
 
@@ -114,7 +127,8 @@ class SkillHistory(Projection):
             )
         elif isinstance(p, EvalRunCompleted):
             conn.execute(
-                "INSERT OR IGNORE INTO p_eval_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR IGNORE INTO p_eval_runs"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     p.run_id,
                     p.skill,
@@ -129,6 +143,8 @@ class SkillHistory(Projection):
                     p.baseline_run_id,
                     pos,
                     at,
+                    p.scope,
+                    p.suite_path,
                 ),
             )
         elif isinstance(p, GateEvaluated):
@@ -163,6 +179,11 @@ class SkillHistory(Projection):
                     at,
                 ),
             )
+        elif isinstance(p, PolicySet):
+            conn.execute(
+                "INSERT INTO p_policy_changes VALUES (?, ?, ?, ?, ?)",
+                (pos, p.name, _json.encode(p.values).decode(), p.author, at),
+            )
         elif isinstance(p, SkillManaged | SkillChallengerStarted | SkillRetired | SkillRolledBack):
             self._change(conn, event)
 
@@ -171,6 +192,11 @@ class SkillHistory(Projection):
         p = event.payload
         row: tuple[str, str, str | None, str, str, str]
         if isinstance(p, SkillManaged):
+            if p.imported_from:
+                conn.execute(
+                    "INSERT OR IGNORE INTO p_managed_skills VALUES (?, ?, ?)",
+                    (p.skill, p.imported_from, event.position),
+                )
             row = ("managed", p.champion_hash, None, ", ".join(p.live_paths), "", p.author)
         elif isinstance(p, SkillChallengerStarted):
             row = ("challenger", p.version_hash, p.champion_hash, f"experiment {p.test_id}", "", "")

@@ -165,6 +165,13 @@ class RunRow(msgspec.Struct):
     baseline_run_id: str | None
     position: int
     at: str
+    scope: str = ""
+    suite_path: str = ""
+
+    @property
+    def full(self) -> bool:
+        """Graded every captured session under every suite of its file (not a subset)."""
+        return not self.scope and sorted(self.suites) == sorted(self.all_suites)
 
     @property
     def graded_sessions(self) -> list[str]:
@@ -173,7 +180,8 @@ class RunRow(msgspec.Struct):
 
 
 def _run(row: tuple[Any, ...]) -> RunRow:
-    (rid, skill, vh, sh, dv, sessions, passed, cases, suites, all_suites, base, pos, at) = row
+    (rid, skill, vh, sh, dv, sessions, passed, cases, suites, all_suites, base, pos, at) = row[:13]
+    scope, suite_path = row[13:15]
     return RunRow(
         run_id=rid,
         skill=skill,
@@ -188,6 +196,8 @@ def _run(row: tuple[Any, ...]) -> RunRow:
         baseline_run_id=base,
         position=pos,
         at=at,
+        scope=scope,
+        suite_path=suite_path,
     )
 
 
@@ -361,7 +371,8 @@ def skill_report(conn: apsw.Connection, skill: str) -> SkillReport | None:
         group = grouped.get(digest, [])
         n = len(group)
         labelled = [s.label for s in group if s.label]
-        newest = eval_runs(conn, skill, digest)
+        # A subset run (``--last``, ``--session``, one ``--suite``) proves less than it seems.
+        newest = [r for r in eval_runs(conn, skill, digest) if r.full]
         run = newest[0] if newest else None
         version = tags.get(digest)
         tag = "v?" if version is None else version.name
@@ -450,6 +461,7 @@ class LineageEntry(msgspec.Struct, omit_defaults=True):
     forced: bool | None = None
     reason: str | None = None
     decision: str | None = None
+    scope: str | None = None  # an eval run limited to a subset: what it was limited to
 
 
 def lineage(conn: apsw.Connection, skill: str, *, since: str | None = None) -> list[LineageEntry]:
@@ -482,6 +494,7 @@ def lineage(conn: apsw.Connection, skill: str, *, since: str | None = None) -> l
                 passed=run.passed,
                 graded=len(run.graded_sessions),
                 suite_hash=run.suite_hash,
+                scope=run.scope or None,
             )
         )
     for a in list_annotations(conn, skill=skill):
@@ -568,6 +581,23 @@ def lineage(conn: apsw.Connection, skill: str, *, since: str | None = None) -> l
                 reason=replay_text(r),
             )
         )
+    if out:
+        # Policy changes are every skill's history: they change what its evidence decides.
+        for pos, name, values, author, at in conn.execute(
+            'SELECT position, name, "values", author, at FROM p_policy_changes'
+        ):
+            stored = _dec.decode(values)
+            said = ", ".join(f"{k}={v}" for k, v in sorted(stored.items())) or "all defaults"
+            out.append(
+                LineageEntry(
+                    at=at,
+                    kind="policy",
+                    position=pos,
+                    reason=f"policy {name}: {said}",
+                    decision=name,
+                    author=author or None,
+                )
+            )
     if since:
         out = [e for e in out if e.at >= since]
     return sorted(out, key=lambda e: e.position, reverse=True)

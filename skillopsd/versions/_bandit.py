@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import cast
 
 from ..events.types import ArmInput, SkillRouted
-from .decision import Decision, decide, guardrail
+from .decision import Decision, blocks, decide, guardrail
 from .policy import BanditPolicy
 from .routing import Algorithm, Arm, ArmStats, RoutingDecision, RoutingParams, route, verify_route
 from .state import SkillState
@@ -125,9 +125,26 @@ def decide_state(state: SkillState, policy: BanditPolicy) -> Decision | None:
         )
         for metric, field in (policy.cost_guardrail(), ("duration_ms", "duration_ms"))
     ]
+    # The rule for this body's n-th test (the error spent across re-tests of one body), and
+    # the same executions in the order they ran, per time block (a drifting common rate
+    # cannot decide).
+    earlier = sum(
+        1
+        for e in state.experiments.values()
+        if e.challenger == state.challenger
+        and e.experiment_id != exp
+        and e.position < (state.experiments[exp].position)
+    )
+    params = policy.decision().retest(earlier)
+    ordered = sorted(runs, key=lambda e: e.first_position)
+    strata = blocks(
+        [(e.version_hash == state.challenger, e.outcome == "success") for e in ordered],
+        params.block,
+    )
     return decide(
         ArmStats(champ.executions, champ.successes),
         ArmStats(chall.executions, chall.successes),
-        policy.decision(),
+        params,
         guards,
+        strata,
     )

@@ -21,6 +21,19 @@ two arms with an unknown common rate and adaptive allocation its composite null 
 conservative construction that, at the tens of runs a week one developer produces, would
 almost never decide).
 
+Beyond one stationary test, two corrections (both measured by ``bench/decision.py``):
+
+- *Time blocks.* Routing is adaptive, so the arms are not spread evenly over time; when the
+  common success rate drifts (a broken test suite fixed halfway), the pooled posterior would
+  read the drift as a difference. A promotion or retirement must therefore also hold within
+  blocks of ``block`` consecutive executions (:func:`within_blocks`), where drift moves both
+  arms alike.
+- *Error spent across re-tests.* Re-adding the same body after an inconclusive test gives it
+  another set of chances; its n-th test promotes only at ``1 - (1 - promote_bar) / 2**(n-1)``
+  (:meth:`DecisionParams.retest`), which roughly halves each re-test's chance of a false
+  promotion, so the chances summed over re-tests stay near twice the first test's instead of
+  growing with every re-test (measured, not assumed).
+
 Success is the only primary signal. Tokens and duration are guardrails judged separately by
 :func:`guardrail` on the values that were reported (missing is missing, never zero); a
 challenger that wins on success but exceeds a guardrail is retired, not promoted.
@@ -42,6 +55,9 @@ from ._beta import at_least, win_probability
 from .routing import ArmStats, check_arm
 
 Outcome = Literal["continue", "promote", "retire", "inconclusive"]
+# Executions per time block: short enough that a common rate barely moves within one, long
+# enough that most blocks hold both arms.
+BLOCK = 20
 
 
 class DecisionParams(msgspec.Struct, frozen=True):
@@ -51,6 +67,17 @@ class DecisionParams(msgspec.Struct, frozen=True):
     promote_bar: float = 0.998  # P(challenger better) needed to promote
     retire_bar: float = 0.95  # P(champion better) needed to retire
     horizon: int = 300  # executions in the experiment (both arms); then inconclusive
+    block: int = BLOCK  # executions per time block of the within-block comparison
+
+    def retest(self, earlier: int) -> DecisionParams:
+        """The rule for a test of a body already tested ``earlier`` times: the promotion's
+        error is spent across tests, halving with each re-test (1/2 + 1/4 + ... < 1 of the
+        first test's), so re-adding an equal challenger after every inconclusive end cannot
+        compound its chances of a false promotion."""
+        if earlier <= 0:
+            return self
+        tail = (1.0 - self.promote_bar) / 2**earlier
+        return msgspec.structs.replace(self, promote_bar=1.0 - tail)
 
 
 class Decision(msgspec.Struct, frozen=True):
@@ -66,6 +93,17 @@ class GuardrailParams(msgspec.Struct, frozen=True):
 
     max_ratio: float = 1.5  # challenger's median may be at most this multiple of the champion's
     min_reported: int = 10  # reported values per arm before the guardrail says anything
+    # ...and must also exceed the champion's by this much: a ratio of tiny numbers (a 0 ms or
+    # 3-token champion median) says nothing about cost.
+    tokens_floor: float = 1000.0
+    duration_ms_floor: float = 5000.0
+    cost_usd_floor: float = 0.05
+
+    def floor(self, metric: str) -> float:
+        """The absolute increase below which ``metric`` is never exceeded."""
+        if metric == "tokens":
+            return self.tokens_floor
+        return self.cost_usd_floor if metric == "cost_usd" else self.duration_ms_floor
 
 
 class Guardrail(msgspec.Struct, frozen=True):
@@ -80,6 +118,8 @@ class Guardrail(msgspec.Struct, frozen=True):
 
 
 def _check_params(params: DecisionParams) -> None:
+    if params.block < 1:
+        raise ValueError(f"block must be >= 1, got {params.block}")
     if params.min_per_arm < 0 or params.horizon < 1:
         raise ValueError(
             f"min_per_arm must be >= 0 and horizon >= 1, got {params.min_per_arm}, {params.horizon}"
@@ -108,7 +148,10 @@ def guardrail(
     status: Literal["ok", "exceeded", "unknown"] = "unknown"
     enough = min(len(champ), len(chall)) >= params.min_reported
     if enough and champ_median is not None and chall_median is not None:
-        status = "exceeded" if chall_median > params.max_ratio * champ_median else "ok"
+        worse = chall_median > params.max_ratio * champ_median
+        status = (
+            "exceeded" if worse and chall_median - champ_median > params.floor(metric) else "ok"
+        )
     return Guardrail(
         metric=metric,
         status=status,
@@ -119,13 +162,62 @@ def guardrail(
     )
 
 
+def blocks(
+    order: Sequence[tuple[bool, bool]], size: int = BLOCK
+) -> list[tuple[ArmStats, ArmStats]]:
+    """(champion, challenger) stats per block of ``size`` consecutive executions, from the
+    experiment's executions in order as (ran the challenger, succeeded)."""
+    out = []
+    for start in range(0, len(order), size):
+        n = [0, 0]
+        k = [0, 0]
+        for challenger, success in order[start : start + size]:
+            n[challenger] += 1
+            k[challenger] += success
+        out.append((ArmStats(n[0], k[0]), ArmStats(n[1], k[1])))
+    return out
+
+
+def within_blocks(strata: Sequence[tuple[ArmStats, ArmStats]]) -> float:
+    """P(challenger better) judged only within time blocks (0.5 when no block holds both).
+
+    Each block holding both arms gives the difference of the arms' posterior means (Beta(1,1)
+    priors) and its variance; the blocks are combined with Mantel-Haenszel weights
+    ``n0 n1 / (n0 + n1)`` (which do not depend on the outcomes) and read through a normal
+    approximation. A common rate that drifts moves both arms of a block alike, so it cannot
+    pass for a difference, however unevenly routing spread the arms over time.
+    """
+    weight = total = spread = 0.0
+    for champ, chall in strata:
+        if not champ.executions or not chall.executions:
+            continue
+        a, b = 1 + chall.successes, 1 + chall.executions - chall.successes
+        c, d = 1 + champ.successes, 1 + champ.executions - champ.successes
+        w = champ.executions * chall.executions / (champ.executions + chall.executions)
+        mean = a / (a + b) - c / (c + d)
+        var = a * b / ((a + b) ** 2 * (a + b + 1)) + c * d / ((c + d) ** 2 * (c + d + 1))
+        weight += w
+        total += w * mean
+        spread += w * w * var
+    if weight == 0 or spread <= 0:
+        return 0.5
+    z = (total / weight) / math.sqrt(spread / (weight * weight))
+    return 0.5 * math.erfc(-z / math.sqrt(2))
+
+
 def decide(
     champion: ArmStats,
     challenger: ArmStats,
     params: DecisionParams | None = None,
     guardrails: Sequence[Guardrail] = (),
+    strata: Sequence[tuple[ArmStats, ArmStats]] | None = None,
 ) -> Decision:
-    """Promote, retire, continue or stop inconclusive, from stats since the experiment began."""
+    """Promote, retire, continue or stop inconclusive, from stats since the experiment began.
+
+    ``strata``: the same executions per time block (:func:`blocks`); when given, a promotion
+    or retirement must also hold within blocks (:func:`within_blocks`), so a drifting common
+    rate cannot decide. Without it the pooled posterior alone decides (a stationary test).
+    """
     params = params or DecisionParams()
     _check_params(params)
     check_arm(champion, "champion")
@@ -134,6 +226,7 @@ def decide(
     c, d = 1 + champion.successes, 1 + champion.executions - champion.successes
     total = champion.executions + challenger.executions
     p = win_probability(a, b, c, d)
+    inside = within_blocks(strata) if strata is not None else None
     champ_mean, chall_mean = c / (c + d), a / (a + b)  # posterior means
     # A normal approximation of the difference's 95 % credible interval, for people to read;
     # the rule itself uses only the exact probability.
@@ -149,6 +242,9 @@ def decide(
         "champion_executions": float(champion.executions),
         "challenger_executions": float(challenger.executions),
     }
+    statistic["promote_bar"] = params.promote_bar
+    if inside is not None:
+        statistic["p_within_blocks"] = inside
     at_horizon = total >= params.horizon
     fewest = min(champion.executions, challenger.executions)
     if fewest < params.min_per_arm:
@@ -162,7 +258,9 @@ def decide(
         return Decision(
             "continue", f"{fewest} of {params.min_per_arm} executions on one arm", statistic
         )
-    if at_least(p, params.promote_bar, a, b, c, d):
+    if at_least(p, params.promote_bar, a, b, c, d) and (
+        inside is None or inside >= params.promote_bar
+    ):
         blown = [g for g in guardrails if g.status == "exceeded"]
         if blown:
             g = blown[0]
@@ -172,11 +270,16 @@ def decide(
                 f"exceeds the champion's {g.champion_median:g} beyond the guardrail",
                 statistic,
             )
+        blocked = f", within time blocks {inside:.4f}" if inside is not None else ""
         return Decision(
-            "promote", f"P(challenger better) = {p:.4f} >= {params.promote_bar}", statistic
+            "promote",
+            f"P(challenger better) = {p:.4f}{blocked} >= {params.promote_bar:g}",
+            statistic,
         )
     # P(champion better) = P(Beta(c,d) > Beta(a,b)) = 1 - p (ties have probability 0).
-    if at_least(1.0 - p, params.retire_bar, c, d, a, b):
+    if at_least(1.0 - p, params.retire_bar, c, d, a, b) and (
+        inside is None or 1.0 - inside >= params.retire_bar
+    ):
         return Decision(
             "retire",
             f"P(champion better) = {1 - p:.4f} >= {params.retire_bar}",

@@ -1,8 +1,9 @@
 """Executions from captured sessions: which sessions of a managed skill have settled, and
 what their outcome is.
 
-The outcome of one session, in order of trust: the newest eval run that graded it (a case
-matched it: success iff every grader of every case passed on it), else the newest human
+The outcome of one session, in order of trust: the newest full eval run of the skill's suite
+of record that graded it (a case matched it: success iff every grader of every case passed
+on it; subsets and other files never count), else the newest human
 label for it (``good`` success; ``bad`` and ``blocked`` failure; ``neutral`` says nothing),
 else the session verdict (``success``; ``failure``; ``abandoned`` counts as a failure: the
 user stopped the agent mid-work or rejected its last action, which is what a skill exists
@@ -18,9 +19,11 @@ from datetime import datetime
 import apsw
 import msgspec
 
+from ..evals.discovery import same_file, suite_of_record
 from ..events import Database, EventLog
 from ..events.types import TranscriptLineCaptured
 from ..projections.skill_views import eval_runs, skill_sessions
+from .state import instant
 
 _LABELS = {"good": "success", "bad": "failure", "blocked": "failure"}
 _VERDICTS = {"success": "success", "failure": "failure", "abandoned": "failure"}
@@ -41,9 +44,19 @@ class Signal(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def _eval_results(conn: apsw.Connection, skill: str) -> dict[str, tuple[bool, str]]:
-    """Per session, (passed, run id) of the newest eval run that graded it."""
+    """Per session, (passed, run id) of the newest eval run that graded it.
+
+    Only full runs (every session, every suite) of the skill's suite of record speak for a
+    session: a hand-picked subset, or a throwaway run of another file with ``--skill-dir``,
+    must not rewrite what a test counts.
+    """
+    record = suite_of_record(conn, skill)
     out: dict[str, tuple[bool, str]] = {}
+    if record is None:
+        return out
     for run in eval_runs(conn, skill):  # newest first
+        if not run.full or not same_file(run.suite_path, record):
+            continue
         verdicts: dict[str, bool] = {}
         for case in run.cases:
             for result in case.results:
@@ -110,15 +123,26 @@ def _age(recorded_at: str, now: datetime) -> float:
 
 
 def settled(db: Database, session_ids: list[str], now: datetime, quiet: float) -> set[str]:
-    """Sessions whose files gained no line for ``quiet`` seconds, or whose agent wrote its end."""
+    """Sessions quiet for ``quiet`` seconds, or whose agent wrote its end.
+
+    Quiet is counted from the transcript's own last timestamp when it has one, else from the
+    capture of its newest line: a backfill captures months-old sessions just now, and they
+    ended long ago (a live session's last timestamp and its capture are the same moment).
+    """
     log = EventLog(db)
     out = set()
     with db.read() as conn:
         for sid in session_ids:
-            row = conn.execute(
-                "SELECT agent, native_session_id FROM p_sessions WHERE session_id = ?", (sid,)
+            found_row = conn.execute(
+                "SELECT agent, native_session_id, ended_at FROM p_sessions WHERE session_id = ?",
+                (sid,),
             ).fetchone()
-            if row is None:
+            if found_row is None:
+                continue
+            row = found_row[:2]
+            ended = instant(found_row[2])
+            if ended is not None and (now - ended).total_seconds() >= quiet:
+                out.add(sid)
                 continue
             newest: tuple[int, str] | None = None
             for (source_id,) in conn.execute(

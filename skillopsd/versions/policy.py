@@ -1,4 +1,12 @@
-"""``PolicySet bandit``: the decision rule's and the router's knobs, recorded in the log."""
+"""Policies in force: the one reader of ``PolicySet`` events for the gate, the bandit, the
+verdict rule's ``policy show`` and ``policy set``.
+
+Each ``PolicySet`` records every key set explicitly so far (``policy set`` merges the new keys
+with the earlier ones; ``policy reset`` drops some), so the newest one on the policy's stream
+is what is in force; keys it does not hold take their defaults. Values are converted the way
+each consumer reads them: a stored set that does not convert (written before values were
+checked) leaves the defaults in force, and the keys at fault are reported as ``invalid``.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +14,10 @@ from typing import Annotated
 
 import msgspec
 
+from ..evals.gate import GATE_POLICY, GatePolicy
 from ..events import Database, EventLog
 from ..events.types import PolicySet
+from ..projections.verdict import POLICY_NAME, VerdictPolicy
 from .decision import DecisionParams
 from .routing import RoutingParams
 
@@ -41,17 +51,59 @@ class BanditPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         )
 
 
-def bandit_policy(db: Database) -> BanditPolicy:
-    """The newest ``PolicySet bandit`` (defaults when none was set or it does not read)."""
-    newest: PolicySet | None = None
-    with db.read():
-        for event in EventLog(db).read_stream(f"policy:{BANDIT_POLICY}"):
-            payload = event.payload
-            if isinstance(payload, PolicySet) and payload.name == BANDIT_POLICY:
-                newest = payload
-    if newest is None:
-        return BanditPolicy()
+POLICY_TYPES: dict[str, type[msgspec.Struct]] = {
+    POLICY_NAME: VerdictPolicy,
+    GATE_POLICY: GatePolicy,
+    BANDIT_POLICY: BanditPolicy,
+}
+
+
+class PolicyState(msgspec.Struct, frozen=True):
+    """A policy as the log says now: the stored keys, since when, and what is in force."""
+
+    name: str
+    stored: dict[str, object]
+    position: int | None
+    in_force: msgspec.Struct
+
+
+def _convert(name: str, values: dict[str, object]) -> msgspec.Struct:
+    kind = POLICY_TYPES[name]
     try:
-        return msgspec.convert(newest.values, BanditPolicy, strict=False)
-    except msgspec.ValidationError:
-        return BanditPolicy()
+        if kind is VerdictPolicy:
+            return VerdictPolicy.from_values(values)  # as the sessions projection reads it
+        return msgspec.convert(values, kind, strict=False)
+    except (msgspec.ValidationError, TypeError):
+        return kind()
+
+
+def read_policy(db: Database, name: str, *, upto: int | None = None) -> PolicyState:
+    """Policy ``name`` in force now (or just after log position ``upto``)."""
+    if name not in POLICY_TYPES:
+        raise ValueError(f"no policy {name!r} (policies: {', '.join(sorted(POLICY_TYPES))})")
+    newest: tuple[PolicySet, int] | None = None
+    with db.read():
+        for event in EventLog(db).read_stream(f"policy:{name}"):
+            if upto is not None and event.position > upto:
+                break
+            payload = None if event.erased else event.payload
+            if isinstance(payload, PolicySet) and payload.name == name:
+                newest = (payload, event.position)
+    if newest is None:
+        return PolicyState(name, {}, None, POLICY_TYPES[name]())
+    values: dict[str, object] = dict(newest[0].values)
+    return PolicyState(name, values, newest[1], _convert(name, values))
+
+
+def bandit_policy(db: Database, *, upto: int | None = None) -> BanditPolicy:
+    """The bandit's knobs in force."""
+    found = read_policy(db, BANDIT_POLICY, upto=upto).in_force
+    assert isinstance(found, BanditPolicy)
+    return found
+
+
+def gate_policy(db: Database) -> GatePolicy:
+    """The gate's knobs in force."""
+    found = read_policy(db, GATE_POLICY).in_force
+    assert isinstance(found, GatePolicy)
+    return found

@@ -6,16 +6,21 @@ clock, no files), so the manifest, ``skill versions``, the router's inputs and
 events per skill, so folding it on demand is cheap and needs no checkpoint.
 
 Experiments: a ``SkillChallengerStarted`` opens one between the champion of that moment and
-the challenger. An execution counts in it when it was recorded after the start (by log
-position) for one of its two arms, so the champion's record from before the test never
-weighs in. A promotion, retirement, rollback or any change of champion ends it.
+the challenger. An execution counts in it when it ran one of its two arms *after* the test
+began: a session by its transcript's own start time (``session_started_at``, the time the
+agent wrote, never when skillops captured it: a backfill of February sessions captured
+today is not part of a test started today), a manual record by its log position. A session
+with no start time cannot be placed, so it never counts in a test (it still counts all-time).
+A promotion, retirement, rollback or any change of champion ends it.
 Corrections: an execution record naming the one it ``supersedes`` replaces it (same
 execution, same experiment), so a changed signal is never counted twice.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
 
 import msgspec
 
@@ -25,6 +30,7 @@ from ..events.types import (
     SkillExecutionRecorded,
     SkillManaged,
     SkillPromoted,
+    SkillRecordRejected,
     SkillRetired,
     SkillRolledBack,
     SkillRouted,
@@ -33,6 +39,10 @@ from ..events.types import (
 )
 
 STRATEGIES = ("thompson", "ucb1", "champion-only")
+# The largest cost one execution may report: beyond any real session (a billion tokens, ten
+# years), far inside what every layer stores exactly.
+MAX_TOKENS = 10**12
+MAX_DURATION_MS = 10**12
 DEFAULT_STRATEGY = "thompson"
 # Event types whose arrival changes what the router would decide.
 ROUTING_INPUTS = frozenset(
@@ -74,6 +84,9 @@ class Execution(msgspec.Struct, kw_only=True):
     duration_ms: int | None
     experiment_id: str | None
     position: int
+    # Where the execution was first recorded: its place in the test's order (a correction of
+    # its outcome does not move it to another time block).
+    first_position: int = 0
     cost_usd: float | None = None
 
 
@@ -134,6 +147,11 @@ class SkillState(msgspec.Struct, kw_only=True):
     executions: dict[str, Execution] = {}
     # Event id of each execution record folded (for ``supersedes``) -> its execution key.
     records: dict[str, str] = {}
+    # Execution records that cannot be counted -> why; and those already named in the log.
+    rejected: dict[str, str] = {}
+    rejections: set[str] = set()
+    # Every version that has been champion (a rollback may return to one without the gate).
+    champions: set[str] = set()
     stream_version: int = 0
     # Stream version of the newest event that changes routing inputs.
     state_version: int = 0
@@ -240,6 +258,7 @@ def apply(state: SkillState, event: RecordedEvent) -> None:
         state.imported_from = p.imported_from or state.imported_from
         if state.champion is None:
             state.champion = p.champion_hash
+            state.champions.add(p.champion_hash)
         _file(state, p.champion_hash, p.file_text)
     elif isinstance(p, SkillStrategySet):
         state.strategy = p.strategy
@@ -262,6 +281,8 @@ def apply(state: SkillState, event: RecordedEvent) -> None:
         _file(state, p.version_hash, p.file_text)
     elif isinstance(p, SkillExecutionRecorded):
         _execution(state, event, p)
+    elif isinstance(p, SkillRecordRejected):
+        state.rejections.add(p.event_id)
     elif isinstance(p, SkillRouted):
         state.routing = Routing(
             routing_id=p.routing_id,
@@ -274,6 +295,7 @@ def apply(state: SkillState, event: RecordedEvent) -> None:
         if state.experiment is not None:
             _end(state, how)
         state.champion = p.version_hash
+        state.champions.add(p.version_hash)
         if p.version_hash in state.versions:
             state.versions[p.version_hash].retired = False
     elif isinstance(p, SkillRetired):
@@ -286,6 +308,7 @@ def apply(state: SkillState, event: RecordedEvent) -> None:
     elif isinstance(p, SkillRolledBack):
         _end(state, "rolled back")
         state.champion = p.to_hash
+        state.champions.add(p.to_hash)
         if p.to_hash in state.versions:
             state.versions[p.to_hash].retired = False
 
@@ -297,7 +320,27 @@ def _file(state: SkillState, digest: str, text: str) -> None:
         version.file_text = text
 
 
+def invalid_execution(p: SkillExecutionRecorded) -> str | None:
+    """Why an execution record cannot be counted (None when it can)."""
+    for name, value, most in (
+        ("tokens", p.tokens, MAX_TOKENS),
+        ("duration_ms", p.duration_ms, MAX_DURATION_MS),
+    ):
+        if value is not None and not 0 <= value <= most:
+            return f"{name}={value} is not a cost (0 to {most:,})"
+    cost = getattr(p, "cost_usd", None)
+    if cost is not None and not (math.isfinite(cost) and 0 <= cost <= 1e9):
+        return f"cost_usd={cost} is not a cost (0 to 1e9)"
+    if p.outcome not in ("success", "failure", None):
+        return f"outcome {p.outcome!r} is not success or failure"
+    return None
+
+
 def _execution(state: SkillState, event: RecordedEvent, p: SkillExecutionRecorded) -> None:
+    problem = invalid_execution(p)
+    if problem is not None:
+        state.rejected[event.event_id] = problem
+        return
     key = p.execution_id or f"session:{p.session_id}"
     previous = state.executions.get(key)
     if p.supersedes is not None and state.records.get(p.supersedes) == key and previous:
@@ -311,7 +354,9 @@ def _execution(state: SkillState, event: RecordedEvent, p: SkillExecutionRecorde
         exp = state.experiments.get(state.experiment or "")
         experiment = (
             exp.experiment_id
-            if exp is not None and p.version_hash in (exp.champion, exp.challenger)
+            if exp is not None
+            and p.version_hash in (exp.champion, exp.challenger)
+            and in_window(exp, p)
             else None
         )
     state.records[event.event_id] = key
@@ -327,8 +372,28 @@ def _execution(state: SkillState, event: RecordedEvent, p: SkillExecutionRecorde
         duration_ms=p.duration_ms,
         experiment_id=experiment,
         position=event.position,
+        first_position=previous.first_position if previous is not None else event.position,
         cost_usd=p.cost_usd,
     )
+
+
+def instant(text: str | None) -> datetime | None:
+    """An ISO 8601 time as an aware UTC datetime (a naive one is UTC); None if it is not one."""
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def in_window(exp: Experiment, p: SkillExecutionRecorded) -> bool:
+    """Whether an execution ran after the experiment began (the module docstring says how)."""
+    if not p.session_id:
+        return True  # a manual record: made now, after the start by its log position
+    began, ran = instant(exp.started_at), instant(p.session_started_at)
+    return began is not None and ran is not None and ran >= began
 
 
 def fold(skill: str, events: Iterable[RecordedEvent]) -> SkillState:
@@ -337,3 +402,14 @@ def fold(skill: str, events: Iterable[RecordedEvent]) -> SkillState:
     for event in events:
         apply(state, event)
     return state
+
+
+def window_start(exp: Experiment) -> str:
+    """The experiment's start as the session tables store times (milliseconds, rounded up),
+    so a text comparison of start times agrees with :func:`in_window`."""
+    began = instant(exp.started_at)
+    if began is None:
+        return exp.started_at
+    if began.microsecond % 1000:
+        began += timedelta(microseconds=1000 - began.microsecond % 1000)
+    return began.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"

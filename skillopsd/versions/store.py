@@ -25,7 +25,7 @@ from ..events.types import (
     SkillVersionCreated,
 )
 from .observed import skill_stream, version_event_id
-from .state import STRATEGIES, SkillState, Version, fold
+from .state import STRATEGIES, SkillState, Version, fold, invalid_execution
 
 _RETRIES = 50
 SKILL_FILE = "SKILL.md"
@@ -258,9 +258,14 @@ def record_manual(
     duration_ms: int | None,
     record_id: str,
     cost_usd: float | None = None,
-) -> Version:
-    """One execution reported by hand (an agent we cannot trace)."""
+) -> tuple[Version, bool]:
+    """One execution reported by hand (an agent we cannot trace): (its version, whether it
+    was new). The same ``record_id`` again records nothing: a retried command counts once."""
     chosen: list[Version] = []
+    if outcome not in ("success", "failure"):
+        raise StoreError(f"outcome {outcome!r}: say success or failure")
+    if not record_id or not record_id.strip():
+        raise StoreError("--id must not be empty")
 
     def build(state: SkillState) -> list[NewEvent]:
         if not state.managed:
@@ -279,14 +284,32 @@ def record_manual(
             execution_id=f"manual:{record_id}",
             cost_usd=cost_usd,
         )
+        problem = invalid_execution(event)
+        if problem is not None:
+            raise StoreError(f"{problem}; nothing recorded")
+        if f"manual:{record_id}" in state.executions:
+            return []
         return [new(skill, event, content_id("SkillExecutionRecorded", skill, record_id))]
 
-    append_checked(db, skill, build)
-    return chosen[0]
+    _state, appended = append_checked(db, skill, build)
+    return chosen[0], bool(appended)
 
 
-def rollback(db: Database, skill: str, ref: str, author: str) -> Version:
-    """Make an earlier version the champion again (ends a running test)."""
+def rollback(
+    db: Database,
+    skill: str,
+    ref: str,
+    author: str,
+    *,
+    reason: str | None = None,
+    force: bool = False,
+) -> Version:
+    """Make a former champion the champion again (ends a running test).
+
+    Only a version that has been champion before may come back without evidence: anything
+    else (a challenger that never won, an observed body) goes through the gate with
+    ``promote``, or is forced with a reason that stays in the lineage forever.
+    """
     chosen: list[Version] = []
 
     def build(state: SkillState) -> list[NewEvent]:
@@ -296,11 +319,23 @@ def rollback(db: Database, skill: str, ref: str, author: str) -> Version:
         chosen[:] = [version]
         if version.content_hash == state.champion and state.challenger is None:
             return []
+        former = version.content_hash in state.champions
+        if not former and not (force and reason):
+            raise StoreError(
+                f"v{version.tag} of {skill} was never champion: promote it through the gate"
+                f" (skillopsctl promote {skill} --to v{version.tag}), or roll back with"
+                " --force-no-eval --reason TEXT"
+            )
+        said = (
+            f"rollback to v{version.tag} (a former champion)"
+            if former
+            else f"forced without eval: rollback to v{version.tag}"
+        )
         event = SkillRolledBack(
             skill=skill,
             from_hash=state.champion,
             to_hash=version.content_hash,
-            reason=f"rollback to v{version.tag}",
+            reason=f"{said}: {reason}" if reason else said,
             author=author,
         )
         return [new(skill, event)]
@@ -333,11 +368,16 @@ def promote_edit(db: Database, skill: str, path: Path, text: str) -> str | None:
         )
         if created is None:
             return []  # another process imported it first
+        ends = (
+            f"; ends the test of {state.tag_of(state.challenger)}"
+            if state.challenger is not None
+            else ""
+        )
         promoted = SkillPromoted(
             skill=skill,
             version_hash=digest,
             previous_hash=state.champion,
-            reason=f"edited by hand in {path}: the live file is never overwritten",
+            reason=f"edited by hand in {path}: the live file is never overwritten{ends}",
             forced=True,
             author="human edit",
         )

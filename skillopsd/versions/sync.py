@@ -18,6 +18,8 @@ event ids, so two processes syncing at once append each fact once:
 
 from __future__ import annotations
 
+import re
+import time
 from datetime import datetime
 from pathlib import Path
 
@@ -25,26 +27,22 @@ import msgspec
 
 from .._defaults import DEFAULT_SETTLE_SECONDS
 from ..derive._skills import skill_content_hash
-from ..evals.discovery import find_manifest, recorded_directories
-from ..evals.gate import GATE_POLICY, GatePolicy
-from ..evals.gate import decide as gate_decide
-from ..evals.manifest import ManifestError, load_manifest
-from ..events import Database, EventLog, NewEvent, content_id
+from ..events import Database, EventLog, NewEvent, RecordedEvent, content_id
 from ..events.types import (
     GateEvaluated,
-    PolicySet,
     SkillExecutionRecorded,
     SkillPromoted,
+    SkillRecordRejected,
     SkillRetired,
     SkillRouted,
 )
-from ..projections.skill_views import eval_runs
 from ._atomic import write_atomic
 from ._bandit import decide_state, route_state, verify_routed
 from .executions import Signal, settled, signals
+from .gating import Gated, evaluate, gate_manifest
 from .materialize import materialize, next_pick, store_root
 from .policy import bandit_policy
-from .state import SkillState, apply
+from .state import MAX_DURATION_MS, MAX_TOKENS, SkillState, apply
 from .store import append_checked, managed_state, new, promote_edit, read_state
 
 
@@ -57,6 +55,8 @@ class SyncReport(msgspec.Struct, kw_only=True):
     waiting: int = 0  # sessions that loaded the skill and have not settled yet
     decisions: list[str] = []
     edits: list[str] = []
+    unsettled_edits: list[str] = []  # live files edited by hand moments ago
+    invalid_edits: list[str] = []  # ...that do not declare the skill's name in frontmatter
     routed: str | None = None
     live_written: list[str] = []
     files_written: list[str] = []
@@ -69,15 +69,76 @@ def _read(path: Path) -> str | None:
         return None
 
 
+# A live file must be this long unchanged before an edit of it is taken: an editor's save
+# (truncate, then write) is never caught half-way.
+EDIT_QUIET = 1.0
+_NAME = re.compile(r"^name:\s*[\"']?([^\"'\n]*?)[\"']?\s*$", re.MULTILINE)
+
+
+def frontmatter_name(text: str) -> str | None:
+    """The ``name:`` of a SKILL.md's frontmatter (None when it has no complete frontmatter)."""
+    body = text.lstrip("\ufeff").replace("\r\n", "\n")
+    if not body.startswith("---\n"):
+        return None
+    end = body.find("\n---", 3)
+    if end < 0:
+        return None
+    found = _NAME.search(body[4:end])
+    return found.group(1).strip() if found else None
+
+
+def _expected_name(state: SkillState) -> str:
+    """The name a live file of the skill must declare: its champion file's, else the skill's."""
+    champion = state.versions.get(state.champion or "")
+    declared = frontmatter_name(champion.file_text) if champion and champion.file_text else None
+    return declared or state.skill
+
+
 def _edits(db: Database, state: SkillState, report: SyncReport) -> None:
     for live in state.live_paths:
-        text = _read(Path(live))
+        path = Path(live)
+        text = _read(path)
         if text is None or not text.strip():
             continue
-        if skill_content_hash(text) not in state.versions:
-            digest = promote_edit(db, state.skill, Path(live), text)
-            if digest is not None:
-                report.edits.append(live)
+        if skill_content_hash(text) in state.versions:
+            continue
+        try:
+            age = time.time() - path.stat().st_mtime
+        except OSError:
+            continue
+        # Still being written, or not (yet) a skill file of this skill: looked at again at the
+        # next sync; never imported half-saved, never overwritten.
+        if age < EDIT_QUIET:
+            report.unsettled_edits.append(live)
+            continue
+        if frontmatter_name(text) != _expected_name(state):
+            report.invalid_edits.append(live)
+            continue
+        digest = promote_edit(db, state.skill, path, text)
+        if digest is not None:
+            report.edits.append(live)
+
+
+def _rejections(db: Database, skill: str) -> None:
+    """Name each execution record the store cannot count, once, so it is skipped openly."""
+
+    def build(state: SkillState) -> list[NewEvent]:
+        return [
+            new(
+                skill,
+                SkillRecordRejected(skill=skill, event_id=event_id, reason=reason),
+                content_id("SkillRecordRejected", skill, event_id),
+            )
+            for event_id, reason in sorted(state.rejected.items())
+            if event_id not in state.rejections
+        ]
+
+    append_checked(db, skill, build)
+
+
+def _cost(value: int | None, most: int) -> int | None:
+    """A session's reported cost, or missing when it cannot be one (never a made-up value)."""
+    return value if value is not None and 0 <= value <= most else None
 
 
 def _execution_event(
@@ -88,8 +149,8 @@ def _execution_event(
         version_hash=sig.version_hash,
         session_id=sig.session_id,
         outcome=sig.outcome,  # type: ignore[arg-type]
-        tokens=sig.tokens,
-        duration_ms=sig.duration_ms,
+        tokens=_cost(sig.tokens, MAX_TOKENS),
+        duration_ms=_cost(sig.duration_ms, MAX_DURATION_MS),
         source=sig.source,
         signal=sig.signal,
         execution_id=f"session:{sig.session_id}",
@@ -167,60 +228,18 @@ def _executions(db: Database, skill: str, now: datetime, settle: float, report: 
         due = [s for s in due if s.session_id not in done or _changed(after, s)[0]]
 
 
-def gate_policy(db: Database) -> GatePolicy:
-    """The newest ``PolicySet gate`` (defaults when none was set or it does not read)."""
-    newest: PolicySet | None = None
-    with db.read():
-        for event in EventLog(db).read_stream(f"policy:{GATE_POLICY}"):
-            payload = event.payload
-            if isinstance(payload, PolicySet) and payload.name == GATE_POLICY:
-                newest = payload
-    if newest is None:
-        return GatePolicy()
-    try:
-        return msgspec.convert(newest.values, GatePolicy)
-    except msgspec.ValidationError:
-        return GatePolicy()
-
-
 def _gate(db: Database, state: SkillState, digest: str) -> GateEvaluated | None:
-    """The eval gate for a bandit promotion; None when the skill has no evals.yaml."""
+    """The eval gate for a bandit promotion; None when the skill has no suite to gate with."""
     tag = state.tag_of(digest) or digest[:12]
-    with db.read() as conn:
-        path, _looked = find_manifest(recorded_directories(conn, state.skill), None)
-        if path is None:
+    try:
+        manifest = gate_manifest(db, state.skill, None)
+    except Gated as exc:
+        if exc.absent:
             return None
-        try:
-            manifest = load_manifest(path)
-        except ManifestError as exc:
-            return GateEvaluated(
-                skill=state.skill,
-                version_hash=digest,
-                cleared=False,
-                reason=f"evals.yaml does not load: {exc}",
-                author="bandit",
-            )
-        decision = gate_decide(
-            eval_runs(conn, state.skill, digest),
-            tag=tag,
-            suite_hash=manifest.suite_hash,
-            suites=manifest.suite_names,
-            min_sessions=gate_policy(db).min_sessions,
-            command=f"skillopsctl eval run {state.skill}",
+        return GateEvaluated(
+            skill=state.skill, version_hash=digest, cleared=False, reason=str(exc), author="bandit"
         )
-    run = decision.run
-    return GateEvaluated(
-        skill=state.skill,
-        version_hash=digest,
-        cleared=decision.cleared,
-        run_id=run.run_id if run else None,
-        reason=decision.reason,
-        suite_hash=manifest.suite_hash,
-        min_sessions=decision.min_sessions,
-        sessions_graded=decision.sessions_graded,
-        run_passed=run.passed if run else None,
-        author="bandit",
-    )
+    return evaluate(db, state.skill, digest, tag, manifest, "bandit")[1]
 
 
 def _decide(db: Database, skill: str, report: SyncReport) -> None:
@@ -238,10 +257,26 @@ def _decide(db: Database, skill: str, report: SyncReport) -> None:
         if decision.outcome == "promote":
             gate = _gate(db, state, state.challenger)
             if gate is not None and not gate.cleared:
-                # Recorded once per distinct refusal; the test goes on.
+                # Recorded once per distinct refusal; the test goes on until its horizon.
                 refused = content_id("bandit-gate", skill, exp, gate.run_id or "", gate.reason)
                 said.append(f"promotion of {state.tag_of(state.challenger)} refused by the gate")
-                return [new(skill, gate, refused)]
+                total = (
+                    decision.statistic["champion_executions"]
+                    + decision.statistic["challenger_executions"]
+                )
+                if total < policy.horizon:
+                    return [new(skill, gate, refused)]
+                said.append(f"inconclusive: {state.tag_of(state.challenger)}")
+                ended = SkillRetired(
+                    skill=skill,
+                    version_hash=state.challenger,
+                    reason=f"horizon of {policy.horizon} executions reached and the gate"
+                    f" refused the promotion ({gate.reason}); the champion stays",
+                    decision="inconclusive",
+                    experiment_id=exp,
+                    author="bandit",
+                )
+                return [new(skill, gate, refused), new(skill, ended, decided)]
             events = [new(skill, gate)] if gate is not None else []
             events.append(
                 new(
@@ -330,6 +365,7 @@ def sync_skill(
     state = managed_state(db, skill)
     report = SyncReport(skill=skill)
     _edits(db, state, report)
+    _rejections(db, skill)
     if executions:
         _executions(db, skill, now, settle, report)
     _decide(db, skill, report)
@@ -345,30 +381,81 @@ def materialize_only(db: Database, skill: str) -> list[Path]:
 
 
 class Mismatch(msgspec.Struct, frozen=True):
-    """A recorded routing that the log does not reproduce."""
+    """A recorded routing or decision that the log does not reproduce."""
 
     position: int
     routing_id: str
     problem: str
 
 
-def verify_routing(db: Database, skill: str) -> tuple[int, list[Mismatch]]:
-    """Recompute every ``SkillRouted`` of ``skill`` from the state before it."""
+class Verified(msgspec.Struct, kw_only=True):
+    """What ``skill verify`` recomputed."""
+
+    routings: int = 0
+    decisions: int = 0
+    mismatches: list[Mismatch] = []
+
+
+def _check_decision(
+    db: Database, state: SkillState, event: RecordedEvent, p: SkillPromoted | SkillRetired
+) -> str | None:
+    """Recompute a bandit promotion or retirement from the state before it and the policy in
+    force at its position; None when it agrees."""
+    policy = bandit_policy(db, upto=event.position)
+    if state.challenger is None or p.version_hash != state.challenger:
+        return f"{type(p).__name__} of {p.version_hash[:12]}, which was not the challenger in test"
+    decision = decide_state(state, policy)
+    if decision is None:
+        return "no experiment was running"
+    total = decision.statistic["champion_executions"] + decision.statistic["challenger_executions"]
+    said = "promote" if isinstance(p, SkillPromoted) else (p.decision or "retire")
+    allowed = {decision.outcome}
+    if decision.outcome == "promote" and total >= policy.horizon:
+        allowed.add("inconclusive")  # the horizon ends the test when the gate refuses
+    if said not in allowed:
+        return f"recorded {said}, the rule says {decision.outcome} ({decision.reason})"
+    return None
+
+
+def verify_routing(db: Database, skill: str) -> Verified:
+    """Recompute every ``SkillRouted`` and every bandit promotion or retirement of ``skill``
+    from the state before it and the policy in force at its position; a champion change by
+    a person must have passed the gate just before it, or be forced."""
     state = SkillState(skill=skill)
-    checked = 0
-    out = []
+    out = Verified()
+    cleared: str | None = None  # the version a GateEvaluated just before cleared
     with db.read():
         for event in EventLog(db).read_stream(f"skill:{skill}"):
             p = None if event.erased else event.payload
+            problem: str | None = None
+            ident = event.event_id
             if isinstance(p, SkillRouted):
-                checked += 1
+                out.routings += 1
+                ident = p.routing_id
+                policy = bandit_policy(db, upto=event.position)
+                cap = p.params.get("challenger_cap")
                 if p.routing_id != route_id(skill, state.state_version) or p.seed != seed_of(
                     p.routing_id
                 ):
-                    problem: str | None = "id or seed does not follow from the state it routed"
+                    problem = "id or seed does not follow from the state it routed"
+                elif state.challenger is not None and cap != policy.challenger_cap:
+                    problem = (
+                        f"challenger_cap {cap} recorded, the policy in force says"
+                        f" {policy.challenger_cap}"
+                    )
+                elif state.challenger is not None and p.algorithm != state.strategy:
+                    problem = f"routed with {p.algorithm}, the skill's strategy is {state.strategy}"
                 else:
                     problem = verify_routed(state, p)
-                if problem:
-                    out.append(Mismatch(event.position, p.routing_id, problem))
+            elif isinstance(p, SkillPromoted | SkillRetired) and p.author == "bandit":
+                out.decisions += 1
+                problem = _check_decision(db, state, event, p)
+            elif isinstance(p, SkillPromoted) and not p.forced:
+                out.decisions += 1
+                if cleared != p.version_hash:
+                    problem = "a promotion neither forced nor cleared by the gate just before it"
+            cleared = p.version_hash if isinstance(p, GateEvaluated) and p.cleared else None
+            if problem:
+                out.mismatches.append(Mismatch(event.position, ident, problem))
             apply(state, event)
-    return checked, out
+    return out
