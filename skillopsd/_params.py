@@ -11,9 +11,25 @@ import click
 INT64_MAX = 2**63 - 1
 
 
+class CountRange(click.IntRange):
+    """A whole number from ``min`` up: help says ``x>=1``, not the 64-bit ceiling SQLite needs."""
+
+    def _describe_range(self) -> str:
+        return f"x>={self.min}"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        try:
+            number = int(str(value).strip()) if not isinstance(value, int) else value
+        except ValueError:
+            number = None
+        if number is not None and number > INT64_MAX:
+            self.fail(f"{value} is out of range (at most {INT64_MAX:,}).", param, ctx)
+        return super().convert(value, param, ctx)
+
+
 def count_range(min: int = 1) -> click.IntRange:
     """An integer option from ``min`` to the largest integer SQLite can bind."""
-    return click.IntRange(min=min, max=INT64_MAX)
+    return CountRange(min=min, max=INT64_MAX)
 
 
 class FiniteRange(click.FloatRange):

@@ -25,10 +25,19 @@ import click
 
 from . import _logging
 from ._defaults import DEFAULT_PROJECT, DEFAULT_SETTLE_SECONDS, TRACES_ENDPOINT_ENV
+from ._lockfile import lock_path
 from ._params import FiniteRange
 from ._paths import DB_ENV, default_db_path
 from ._sdnotify import Notifier
-from .events import Database, EventLog, LogError, StorageError, storage_error, utc_now
+from .events import (
+    RARE_TYPES,
+    Database,
+    EventLog,
+    LogError,
+    StorageError,
+    storage_error,
+    utc_now,
+)
 from .projections import engine_for
 from .sources import (
     DEFAULT_MAX_LINE_BYTES,
@@ -57,6 +66,8 @@ _log = _logging.get_logger("skillopsd")
 
 _STOP = "stop"
 _RESCAN = "rescan"
+# How often the follower looks whether the set of managed skills' live files changed.
+LIVE_CHECK_SECONDS = 1.0
 # Seconds a stream must be quiet before its last few live payloads are packed into a frame.
 PACK_SETTLE = 3600.0
 _PROGRESS_LOG_SECONDS = 2.0
@@ -93,6 +104,10 @@ class Daemon:
         self.exporter = exporter  # told after each projection pass: sessions may be due
         self.settle_seconds = settle_seconds
         self._next_settle: float | None = None  # monotonic time of the next skill sync
+        # Managed skills' live SKILL.md files (watched: a hand edit is synced at once), and
+        # the log position of the newest event that changed which files those are.
+        self._live: dict[Path, str] = {}
+        self._live_mark: int | None = -1
         self._derive_mark = 0  # log position up to which captured lines have been derived
         self._pending: set[SessionKey] = set()
         self._derive_floor: int | None = None  # log position up to which all is derived
@@ -279,17 +294,21 @@ class Daemon:
         self._project()
         self.sync_skills()
 
-    def sync_skills(self) -> None:
+    def sync_skills(self, only: set[str] | None = None) -> None:
         """Record settled executions, decide, route and write the live files of every managed
-        skill; a skill that fails is logged and retried at the next sync, never fatal."""
+        skill (or of ``only``); a skill that fails is logged and retried at the next sync,
+        never fatal."""
         if self._stopping or not self.derive_sessions:
             return
-        self._next_settle = None
+        if only is None:
+            self._next_settle = None
         changed = False
         from .versions.store import managed_skills
         from .versions.sync import sync_skill
 
         for skill in managed_skills(self.db):
+            if only is not None and skill not in only:
+                continue
             try:
                 report = sync_skill(
                     self.db, skill, now=datetime.now(UTC), settle=self.settle_seconds
@@ -347,6 +366,28 @@ class Daemon:
         if self.exporter is not None:
             self.exporter.poke()
 
+    def _watch_live(self, watcher: Watcher) -> None:
+        """Watch the live files of the skills managed now (re-read only when the events that
+        say which files those are have moved on: a cheap indexed look-up otherwise)."""
+        if not self.derive_sessions:
+            return
+        with self.db.read() as conn:
+            row = conn.execute(
+                "SELECT max(position) FROM events WHERE type IN"
+                f" ('SkillManaged', 'SkillUnmanaged', 'SkillLiveRemoved') AND {RARE_TYPES}"
+            ).fetchone()
+        mark = row[0] if row is not None else None
+        if mark == self._live_mark:
+            return
+        from .versions.store import managed_skills, read_state
+
+        live: dict[Path, str] = {}
+        for skill in managed_skills(self.db):
+            for path in read_state(self.db, skill).live_paths:
+                live[Path(path)] = skill
+        self._live, self._live_mark = live, mark
+        watcher.watch_files(frozenset(live))
+
     def _capture_hints(self, paths: set[Path]) -> ScanResult:
         total = ScanResult()
         files: list[tuple[Path, Store]] = []
@@ -376,6 +417,9 @@ class Daemon:
                     timeout = min(timeout, max(0.0, self._next_settle - time.monotonic()))
                 if self.notifier.watchdog_interval is not None:
                     timeout = min(timeout, self.notifier.watchdog_interval)
+                if self.derive_sessions:
+                    # A skill imported meanwhile (by skillopsctl) gets its live files watched.
+                    timeout = min(timeout, LIVE_CHECK_SECONDS)
                 items: list[str | Path] = []
                 with contextlib.suppress(queue.Empty):
                     items.append(self._queue.get(timeout=timeout))
@@ -388,7 +432,10 @@ class Daemon:
                 if self._stopping or _STOP in items:
                     break
                 rescan = _RESCAN in items or time.monotonic() >= next_rescan
+                self._watch_live(watcher)
                 paths = {i for i in items if isinstance(i, Path)}
+                edited = {self._live[p] for p in paths if p in self._live}
+                paths -= set(self._live)
                 if any(p.is_dir() for p in paths):
                     watcher.refresh()
                 if rescan:
@@ -413,6 +460,10 @@ class Daemon:
                     self._next_settle is not None and time.monotonic() >= self._next_settle
                 ):
                     self.sync_skills()
+                    edited = set()
+                if edited:
+                    _log.info("live skill file changed", skills=sorted(edited))
+                    self.sync_skills(only=edited)
         finally:
             watcher.stop()
 
@@ -576,8 +627,7 @@ class _Progress:
 
 def acquire_lock(db_path: Path) -> IO[str]:
     """Hold an exclusive lock beside the database for the daemon's lifetime."""
-    lock_path = Path(f"{db_path}.lock")
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    fd = os.open(lock_path(db_path), os.O_RDWR | os.O_CREAT, 0o600)
     handle = os.fdopen(fd, "r+")
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -603,7 +653,7 @@ def _parse_root(value: str) -> tuple[str, Path]:
     return agent, Path(path)
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option(
     "--db",
     metavar="PATH",

@@ -438,7 +438,12 @@ def test_an_empty_file_adopted_as_a_database_is_private(tmp_path: Path) -> None:
     path = tmp_path / "empty.db"
     path.touch(mode=0o644)
     path.chmod(0o644)
+    # A read-only command refuses it (issue 18): it would otherwise write a schema into it.
     code, _, err = _ctl(path, "status")
+    assert code == 2 and "not a skillops database" in err, err
+    assert path.stat().st_size == 0 and path.stat().st_mode & 0o777 == 0o644
+    # A command that writes adopts it, and makes it private.
+    code, _, err = _ctl(path, "policy", "set", "gate", "min_sessions=3")
     assert code == 0, err
     assert path.stat().st_mode & 0o777 == 0o600
 

@@ -112,7 +112,10 @@ def damage(path: Path, seed: int) -> str:
         else:  # one letter of the type or the stream becomes another
             column, text = rnd.choice((("type", type_name), ("stream", stream)))
             i = rnd.randrange(len(text))
-            changed = text[:i] + rnd.choice("abcdefxyzQ:") + text[i + 1 :]
+            # Never the letter already there: an unchanged cell is no damage to find.
+            changed = (
+                text[:i] + rnd.choice([c for c in "abcdefxyzQ:" if c != text[i]]) + text[i + 1 :]
+            )
             conn.execute(f"UPDATE events SET {column} = ? WHERE position = ?", (changed, position))
         what = f"{kind} at {position}"
     for _, sql in triggers:

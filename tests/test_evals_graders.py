@@ -56,7 +56,10 @@ CASES = [
     (g("outcome", expect="success"), ev(outcome="success"), True),
     (g("outcome", expect="failure"), ev(outcome="success"), False),
     (g("outcome", expect="success"), ev(outcome=None), False),
-    (g("outcome", expect="blocked"), ev(outcome="blocked"), True),
+    # blocked is the seed's word for the verdict abandoned
+    (g("outcome", expect="blocked"), ev(outcome="abandoned"), True),
+    (g("outcome", expect="abandoned"), ev(outcome="abandoned"), True),
+    (g("outcome", expect="abandoned"), ev(outcome="success"), False),
     # text: case-sensitive substrings; every contains, no reject
     (g("text", contains=["needs-info"]), ev(final="label: needs-info"), True),
     (g("text", contains=["needs-info"]), ev(final="label: Needs-Info"), False),
@@ -98,12 +101,12 @@ CASES = [
     (g("behavior", max_turns=2), ev(turns=3), False),
     (g("behavior", max_duration_ms=1000), ev(duration=1000), True),
     (g("behavior", max_duration_ms=1000), ev(duration=1001), False),
-    (g("behavior", max_duration_ms=1000), ev(duration=None), False),
+    (g("behavior", max_duration_ms=1000), ev(duration=None), False),  # not judged
     (g("behavior", max_turns=5), ev(duration=None), True),
     # human_label: the newest standing label
     (g("human_label", expect="good"), ev(label="good"), True),
     (g("human_label", expect="good"), ev(label="bad"), False),
-    (g("human_label", expect="good"), ev(label=None), False),
+    (g("human_label", expect="good"), ev(label=None), False),  # not judged
 ]
 
 
@@ -183,7 +186,8 @@ def test_a_case_for_one_scenario_does_not_fail_the_others() -> None:
     other = ev(prompt="refactor the parser", final="done", calls=(EDIT, BASH))
     cases = grade_version(manifest, ["triage"], [other])
     by_name = {c.case: c for c in cases}
-    assert (by_name["needs-info"].graded, by_name["needs-info"].passed) == (0, True)
+    # A case that graded nothing is not graded: never passed, and it does not fail the run.
+    assert (by_name["needs-info"].graded, by_name["needs-info"].passed) == (0, False)
     assert (by_name["verifies"].graded, by_name["verifies"].passed_sessions) == (1, 1)
     assert run_passed(cases)
 
@@ -199,5 +203,103 @@ def test_a_case_passes_only_when_every_selected_session_passes() -> None:
     # Nothing graded proves nothing: such a run does not pass.
     assert not run_passed(grade_version(manifest, ["triage"], []))
     before = grade_version(manifest, ["triage"], [good])
-    assert [(f.case, f.direction) for f in flips(cases, before)] == [("needs-info", "pass→fail")]
-    assert [(f.case, f.direction) for f in flips(before, cases)] == [("needs-info", "fail→pass")]
+    assert [(f.case, f.direction, f.before, f.after) for f in flips(cases, before)] == [
+        ("needs-info", "pass→fail", "1/1", "1/2")
+    ]
+    assert [(f.case, f.direction, f.before, f.after) for f in flips(before, cases)] == [
+        ("needs-info", "fail→pass", "1/2", "1/1")
+    ]
+
+
+NOT_JUDGED = [
+    (g("human_label", expect="good"), ev(label=None)),
+    (g("behavior", max_duration_ms=1000), ev(duration=None)),
+]
+
+
+@pytest.mark.parametrize(("grader", "evidence"), NOT_JUDGED)
+def test_missing_evidence_is_not_judged(grader: Grader, evidence: Evidence) -> None:
+    result = grade(grader, evidence)
+    assert (result.passed, result.judged) == (False, False) and result.detail
+
+
+def test_a_ceiling_broken_is_a_failure_even_without_a_duration() -> None:
+    result = grade(g("behavior", max_turns=1, max_duration_ms=1000), ev(turns=3, duration=None))
+    assert (result.passed, result.judged) == (False, True)
+
+
+LABELLED = """\
+version: 1
+suites:
+  - name: review
+    cases:
+      - name: approved
+        graders:
+          - {type: human_label, expect: good}
+      - name: approved-and-verified
+        graders:
+          - {type: human_label, expect: good}
+          - {type: tool_sequence, sequence: [edit, shell]}
+      - name: mostly
+        min_pass_rate: 0.5
+        graders:
+          - {type: tool_sequence, sequence: [edit, shell]}
+"""
+
+
+def test_unlabelled_sessions_are_not_graded_and_a_definite_failure_still_fails() -> None:
+    manifest = parse_manifest(LABELLED)
+    unlabelled_ok = ev(calls=(EDIT, BASH))
+    unlabelled_bad = ev(calls=(BASH, EDIT))
+    cases = {c.case: c for c in grade_version(manifest, ["review"], [unlabelled_ok])}
+    assert (cases["approved"].graded, cases["approved"].not_graded) == (0, 1)
+    assert not cases["approved"].passed and cases["approved"].results == []
+    assert cases["approved"].not_graded_reasons == ["not labelled"]
+    assert (cases["approved-and-verified"].graded, cases["approved-and-verified"].passed) == (
+        0,
+        False,
+    )
+    # With no label, a session that broke another grader of the case is still a failure.
+    cases = {c.case: c for c in grade_version(manifest, ["review"], [unlabelled_bad])}
+    both = cases["approved-and-verified"]
+    assert (both.graded, both.passed_sessions, both.not_graded, both.passed) == (1, 0, 0, False)
+    labelled = ev(calls=(EDIT, BASH), label="good")
+    cases = {c.case: c for c in grade_version(manifest, ["review"], [labelled, unlabelled_ok])}
+    assert (cases["approved"].graded, cases["approved"].passed, cases["approved"].not_graded) == (
+        1,
+        True,
+        1,
+    )
+
+
+@pytest.mark.parametrize(
+    ("passing", "failing", "rate", "passed"),
+    [
+        (1, 1, 0.5, True),
+        (1, 2, 0.5, False),
+        (2, 1, 0.66, True),
+        (2, 1, 0.67, False),
+        (0, 0, 0.0, False),
+        (0, 3, 0.0, True),
+        (3, 0, 1.0, True),
+        (2, 1, 1.0, False),
+    ],
+)
+def test_min_pass_rate(passing: int, failing: int, rate: float, passed: bool) -> None:
+    text = LABELLED.replace("min_pass_rate: 0.5", f"min_pass_rate: {rate}")
+    manifest = parse_manifest(text)
+    sessions = [ev(calls=(EDIT, BASH))] * passing + [ev(calls=(BASH, EDIT))] * failing
+    case = next(c for c in grade_version(manifest, ["review"], sessions) if c.case == "mostly")
+    assert (case.graded, case.passed_sessions, case.min_pass_rate) == (
+        passing + failing,
+        passing,
+        rate,
+    )
+    assert case.passed is passed
+
+
+def test_version_groups_sort_by_number() -> None:
+    from skillopsd.cli.evals import tag_order
+
+    tags = ["v10", "v2", None, "v1", "v?", "v9"]
+    assert sorted(tags, key=tag_order) == ["v1", "v2", "v9", "v10", None, "v?"]

@@ -85,7 +85,14 @@ REJECTIONS = [
     (_doc("{type: behavior}"), "s1", "c1", 2, None, "asserts nothing"),
     (_doc("{type: human_label}"), "s1", "c1", 2, None, "asserts nothing"),
     (_doc("{type: text, on: message, contains: [x]}"), "s1", "c1", 2, "on", "final_message"),
-    (_doc("{type: outcome, expect: passed}"), "s1", "c1", 2, "expect", "success|failure|blocked"),
+    (
+        _doc("{type: outcome, expect: passed}"),
+        "s1",
+        "c1",
+        2,
+        "expect",
+        "must be one of success|failure|abandoned",
+    ),
     (_doc("{type: human_label, expect: great}"), "s1", "c1", 2, "expect", "good|bad"),
     (_doc("{type: behavior, maxTools: 0}"), "s1", "c1", 2, "maxTools", "positive"),
     (_doc("{type: behavior, maxTurns: -1}"), "s1", "c1", 2, "maxTurns", "positive"),
@@ -102,6 +109,16 @@ REJECTIONS = [
     (_doc(case_extra="    match: {title: x}\n"), "s1", "c1", None, "title", "unknown key"),
     (_doc(case_extra="    match: {agent: vim}\n"), "s1", "c1", None, "match.agent", "one of"),
     (_doc(case_extra="    matches: {prompt: x}\n"), "s1", "c1", None, "matches", "unknown key"),
+    # a misspelt kind is an error naming the field, never a grader that silently never matches
+    (_doc("{type: tool_sequence, sequence: [edit, shel]}"), "s1", "c1", 2, "sequence", "'shell'"),
+    (_doc("{type: tool_constraint, expectTools: [Shell]}"), "s1", "c1", 2, "expectTools", "kind"),
+    (_doc("{type: tool_constraint, rejectTools: [webb]}"), "s1", "c1", 2, "rejectTools", "'web'"),
+    (_doc("{type: tool_sequence, sequence: [edits]}"), "s1", "c1", 2, "sequence", "'edit'"),
+    (_doc(case_extra="    min_pass_rate: 1.5\n"), "s1", "c1", None, "min_pass_rate", "0 to 1"),
+    (_doc(case_extra="    min_pass_rate: -0.1\n"), "s1", "c1", None, "min_pass_rate", "0 to 1"),
+    (_doc(case_extra="    min_pass_rate: most\n"), "s1", "c1", None, "min_pass_rate", "number"),
+    (_doc(case_extra="    min_pass_rate: true\n"), "s1", "c1", None, "min_pass_rate", "number"),
+    (_doc(case_extra="    minPassRate: 0.5\n"), "s1", "c1", None, "minPassRate", "unknown key"),
 ]
 
 
@@ -190,6 +207,36 @@ def test_unreadable_file_is_a_manifest_error(tmp_path: Path) -> None:
         load_manifest(path)
     with pytest.raises(ManifestError, match="cannot read"):
         load_manifest(tmp_path / "missing.yaml")
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        "Bash",
+        "exec_command",
+        "mcp__github__create_issue",
+        "guard-tests",
+        "triage",
+        "shell",
+        "read",
+        "Read",
+        "skill",
+        "update_plan",
+    ],
+)
+def test_tool_names_skill_names_and_kinds_are_accepted(entry: str) -> None:
+    m = parse_manifest(_doc(f"{{type: tool_sequence, sequence: [{entry}]}}"))
+    assert m.suites[0].cases[0].graders[1].sequence == [entry]
+
+
+def test_min_pass_rate_loads_and_defaults_to_one() -> None:
+    m = parse_manifest(_doc(case_extra="    min_pass_rate: 0.8\n"))
+    assert m.suites[0].cases[0].min_pass_rate == 0.8
+    assert parse_manifest(_doc()).suites[0].cases[0].min_pass_rate == 1.0
+    assert (
+        parse_manifest(_doc(case_extra="    min_pass_rate: 0\n")).suites[0].cases[0].min_pass_rate
+        == 0.0
+    )
 
 
 # --- run: tasks eval replay gives the agent ------------------------------------------------

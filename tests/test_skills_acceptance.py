@@ -245,8 +245,15 @@ def test_story_verify_edits_by_running_tests(home: Home, min_sessions: int) -> N
     both = home.json("eval", "run", "guard-tests", "--baseline", "v1", code=1)
     by_tag = {v["tag"]: v for v in both["versions"]}
     assert by_tag["v1"]["passed"] is False and by_tag["v2"]["passed"] is True
+    n = min_sessions
     assert by_tag["v2"]["flips"] == [
-        {"suite": "verifies-changes", "case": "edits-then-runs-tests", "direction": "fail→pass"}
+        {
+            "suite": "verifies-changes",
+            "case": "edits-then-runs-tests",
+            "direction": "fail→pass",
+            "before": "0/1",  # v1 was graded over its one session
+            "after": f"{n}/{n}",
+        }
     ]
     # That run included a failing version, but the gate reads v2's own newest run.
     assert "promoted guard-tests v2" in home.ctl("promote", "guard-tests", "--to", "v2")

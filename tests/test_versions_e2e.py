@@ -139,6 +139,7 @@ def test_ab_story_through_daemon_and_cli(tmp_path: Path) -> None:
     observed = story.state()
     assert [v.source for v in observed.versions.values()] == ["observed"]
 
+    story.project.parent.mkdir(parents=True)  # the project's skills folder (tidy is created)
     out = story.ctl(
         "skill", "import", "tidy", "--from", str(story.live), "--live", str(story.project)
     )

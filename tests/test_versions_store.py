@@ -314,6 +314,7 @@ def test_a_hand_edit_of_a_live_file_is_imported_and_never_overwritten(
 ) -> None:
     live = folder(tmp_path, "tidy", "one")
     other = tmp_path / "project" / "tidy"
+    other.parent.mkdir()  # the project's skills folder exists; tidy in it is created
     import_skill(db, "tidy", live, [other], "me")
     sync(db)
     assert (other / "SKILL.md").read_text() == text("one")

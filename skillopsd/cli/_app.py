@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import difflib
 import functools
 import importlib
 from collections.abc import Callable
@@ -18,6 +19,8 @@ from ..events import CodecError, CorruptEventError, Database, LogError, storage_
 from ..projections import ProjectionEngine, engine_for
 
 F = TypeVar("F", bound=Callable[..., Any])
+# Help wraps at the terminal's width up to this (docs/cli.md is rendered at it).
+HELP_WIDTH = 100
 
 
 class UsageFailure(click.ClickException):
@@ -46,6 +49,7 @@ class AppContext:
 
     def __init__(self) -> None:
         self.db_path: Path | None = None
+        self.db_given = False  # --db was typed (not only $SKILLOPS_DB)
         self._db: Database | None = None
 
     @property
@@ -73,6 +77,14 @@ class AppContext:
                 raise UsageFailure(
                     f"{path}: {where} (check --db or ${DB_ENV};"
                     " skillopsd or skillopsctl ingest creates a database)"
+                )
+            if self.explicit_db and not create and _empty_file(path):
+                # Opening it would write a schema into it: a read-only command never does.
+                # (The default location is created on first use: an empty file there may be
+                # another process creating it right now.)
+                raise UsageFailure(
+                    f"{path}: not a skillops database (an empty file; skillopsd or skillopsctl"
+                    " ingest creates one)"
                 )
             try:
                 self._db = Database.open(
@@ -108,7 +120,33 @@ class AppContext:
             self._db = None
 
 
-class _Group(click.Group):
+def _empty_file(path: Path) -> bool:
+    try:
+        return path.expanduser().stat().st_size == 0 and path.expanduser().is_file()
+    except OSError:
+        return False
+
+
+class SuggestingGroup(click.Group):
+    """A group that answers a mistyped command with the one meant (``sesions`` → sessions)."""
+
+    group_class = type  # its subgroups suggest too
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        try:
+            return super().resolve_command(ctx, args)
+        except click.UsageError:
+            name = args[0] if args else ""
+            if name and not name.startswith("-"):
+                close = difflib.get_close_matches(name, self.list_commands(ctx), n=1, cutoff=0.6)
+                if close:
+                    ctx.fail(f"No such command {name!r}. Did you mean {close[0]!r}?")
+            raise
+
+
+class _Group(SuggestingGroup):
     """The root group: a storage failure, or a damaged database (an event that cannot be
     read back, a corrupt page), in any command is one line and exit 2."""
 
@@ -152,9 +190,15 @@ class AgentChoice(click.Choice):  # type: ignore[type-arg]
         pass  # the stores are the choices
 
 
-def _set_db(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
-    if value:
-        ctx.ensure_object(AppContext).db_path = Path(value)
+def _set_db(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    if not value:
+        return
+    app = ctx.ensure_object(AppContext)
+    given = ctx.get_parameter_source(param.name or "db") == click.core.ParameterSource.COMMANDLINE
+    # ``--db`` before the command name wins over $SKILLOPS_DB read again by the command.
+    if given or not app.db_given:
+        app.db_path = Path(value)
+        app.db_given = app.db_given or given
 
 
 def db_option(fn: F) -> F:
@@ -235,7 +279,10 @@ def load_commands() -> None:
             importlib.import_module(f"{__package__}.{module}")
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=LazyGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": HELP_WIDTH},
+)
 @db_option
 @click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
 @click.option("--log-level", type=click.Choice(_logging.LEVELS), default=None, help="Log level.")

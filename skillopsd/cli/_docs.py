@@ -9,7 +9,7 @@ import click
 
 from ..daemon import main as daemon_main
 from . import cli
-from ._app import load_commands
+from ._app import HELP_WIDTH, load_commands
 
 
 def _walk(command: click.Command, path: list[str]) -> list[tuple[list[str], click.Command]]:
@@ -33,8 +33,9 @@ def render() -> str:
             ctx = click.Context(
                 command,
                 info_name=name,
-                terminal_width=100,
-                max_content_width=100,
+                # What --help prints on a terminal of HELP_WIDTH columns (click keeps two free).
+                terminal_width=HELP_WIDTH - 2,
+                max_content_width=HELP_WIDTH,
                 help_option_names=["-h", "--help"],
             )
             parts.append(f"## {name}\n\n```\n{command.get_help(ctx).rstrip()}\n```\n")

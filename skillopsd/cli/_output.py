@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import shutil
+import textwrap
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 
 import click
@@ -55,20 +56,40 @@ def number(value: int | None) -> str:
     return "-" if value is None else f"{value:,}"
 
 
-def compact(value: int | None) -> str:
-    """A count in at most five characters: ``950``, ``12.3k``, ``4.1M`` (``-`` when unknown)."""
+def compact(value: float | None) -> str:
+    """The one count format, at most five characters: ``950``, ``12.3k``, ``866k``, ``24.5M``
+    (one decimal below 100 of a unit; ``-`` when unknown)."""
     if value is None:
         return "-"
-    if value < 1000:
-        return str(value)
+    if value < 999.5:
+        return f"{value:.0f}"
     scaled = float(value)
     for unit in ("k", "M", "G", "T"):
         scaled /= 1000
-        if round(scaled, 1) < 10:
+        if round(scaled, 1) < 100:
             return f"{scaled:.1f}{unit}"
         if round(scaled) < 1000:
             return f"{scaled:.0f}{unit}"
     return f"{scaled:.0f}T"
+
+
+def duration(ms: float | None) -> str:
+    """The one duration format: ``12.0s``, ``4.5m``, ``50.2h`` (``-`` when unknown)."""
+    if ms is None:
+        return "-"
+    seconds = ms / 1000
+    if round(seconds, 1) < 60:
+        return f"{seconds:.1f}s"
+    if round(seconds / 60, 1) < 60:
+        return f"{seconds / 60:.1f}m"
+    return f"{seconds / 3600:.1f}h"
+
+
+def mean_of(value: float | None, n: int, unit: str = "") -> str:
+    """A mean with how many reported it (missing is missing, never 0): ``24.5M (n=3)``."""
+    if value is None:
+        return "-"
+    return f"{duration(value) if unit == 'ms' else compact(value)} (n={n})"
 
 
 def cells(text: str) -> int:
@@ -98,12 +119,118 @@ def cut(text: str, width: int) -> str:
 
 
 def terminal_width() -> int:
-    """Columns to fit: the terminal's (or ``$COLUMNS``), else 100 when output is piped."""
-    return shutil.get_terminal_size(fallback=(100, 24)).columns
+    """Columns to fit: ``$COLUMNS`` or the terminal's, 100 when output is piped; never < 80."""
+    return max(MIN_WIDTH, shutil.get_terminal_size(fallback=(100, 24)).columns)
+
+
+MIN_WIDTH = 80
+_EMPTY = ("", "-")
 
 
 def _pad(text: str, width: int) -> str:
     return text + " " * (width - cells(text))
+
+
+def fit(widths: list[int], floors: list[int], room: int, first: int | None = None) -> list[int]:
+    """Column widths summing to at most ``room``: ``first`` gives way first, down to its
+    floor, then always the widest column (ties share the cut), each down to its floor."""
+    out = list(widths)
+    excess = sum(out) - room
+    if excess <= 0:
+        return out
+    if first is not None and out[first] > floors[first]:
+        take = min(excess, out[first] - floors[first])
+        out[first] -= take
+        excess -= take
+    while excess > 0:
+        candidates = [i for i, w in enumerate(out) if w > floors[i]]
+        if not candidates:
+            break
+        widest = max(candidates, key=lambda i: (out[i], i))
+        others = [out[i] for i in candidates if i != widest]
+        step = max(1, out[widest] - max(others, default=floors[widest]))
+        take = min(excess, step, out[widest] - floors[widest])
+        out[widest] -= take
+        excess -= take
+    return out
+
+
+def layout(
+    rows: list[list[str]],
+    headers: list[str],
+    *,
+    total: int,
+    text: Collection[int] | None = None,
+    flex: int | None = None,
+    min_flex: int = 12,
+) -> tuple[list[int], list[int], int]:
+    """Which columns to show, their widths and the gap, so a line fits ``total`` columns.
+
+    In order, until it fits: a column with no value in any row is left out; the ``text``
+    columns (default: ``flex``, else all) give way (``flex`` first, down to ``min_flex``;
+    the others down to 10); the gap narrows to one space; text columns go down to 4; then
+    any column down to its header (at least 6), then to 3.
+    """
+    natural = [cells(h) for h in headers]
+    for row in rows:
+        natural = [max(w, cells(c)) for w, c in zip(natural, row, strict=True)]
+    shown = list(range(len(headers)))
+    if text is None:
+        text = range(len(headers)) if flex is None else (flex,)
+    texts = set(text)
+    if flex is not None:
+        texts.add(flex)
+    gap = 2
+
+    def width(ws: list[int]) -> int:
+        return sum(ws[i] for i in shown) + gap * (len(shown) - 1)
+
+    def shrink(ws: list[int], floor: Callable[[int], int], first: int | None = None) -> list[int]:
+        sub = [ws[i] for i in shown]
+        floors = [min(ws[i], floor(i)) for i in shown]
+        at = shown.index(first) if first is not None and first in shown else None
+        fitted = fit(sub, floors, total - gap * (len(shown) - 1), at)
+        out = list(ws)
+        for i, w in zip(shown, fitted, strict=True):
+            out[i] = w
+        return out
+
+    ws = list(natural)
+    if width(ws) <= total:
+        return shown, ws, gap
+    empty = [i for i in shown if rows and all(r[i] in _EMPTY for r in rows)]
+    if len(empty) < len(shown):
+        shown = [i for i in shown if i not in empty]
+
+    def text_floor(i: int) -> int:
+        if i not in texts:
+            return natural[i]
+        return min_flex if i == flex else 10
+
+    ws = shrink(ws, text_floor, flex)
+    if width(ws) > total:
+        gap = 1
+    if width(ws) > total:
+        ws = shrink(ws, lambda i: 4 if i in texts else natural[i])
+    if width(ws) > total:
+        ws = shrink(ws, lambda i: max(6, cells(headers[i])))
+    if width(ws) > total:
+        ws = shrink(ws, lambda i: 3)
+    return shown, ws, gap
+
+
+def say(text: str, *, indent: int = 2, width: int | None = None) -> None:
+    """Print prose wrapped to the terminal, continuation lines indented."""
+    total = width or terminal_width()
+    lines = textwrap.wrap(
+        text,
+        total,
+        subsequent_indent=" " * indent,
+        break_long_words=True,
+        break_on_hyphens=False,
+    )
+    for line in lines or [""]:
+        click.echo(cut(line, total))
 
 
 def table(
@@ -112,30 +239,29 @@ def table(
     *,
     caps: Mapping[int, int] | None = None,
     flex: int | None = None,
+    text: Collection[int] | None = None,
     width: int | None = None,
     min_flex: int = 12,
 ) -> None:
-    """Print rows as left-aligned columns under ``headers``.
+    """Print rows as left-aligned columns under ``headers``, every line within ``width``
+    (default :func:`terminal_width`); cut cells end in ``…`` (see :func:`layout`).
 
-    ``caps`` bounds columns (by index; longer values are cut with ``…``). Column ``flex``
-    takes what is left of ``width`` after the others (never less than ``min_flex``).
+    ``caps`` bounds columns by index whatever the width.
     """
+    total = width or terminal_width()
     rows = [[" ".join(c.split()) for c in row] for row in rows]  # one line per row
     for index, cap in (caps or {}).items():
         for row in rows:
             row[index] = cut(row[index], cap)
-    widths = [cells(h) for h in headers]
-    for row in rows:
-        widths = [max(w, cells(c)) for w, c in zip(widths, row, strict=True)]
-    if flex is not None:
-        total = width or terminal_width()
-        others = sum(w for i, w in enumerate(widths) if i != flex) + 2 * (len(widths) - 1)
-        room = max(min_flex, total - others)
-        widths[flex] = min(widths[flex], room)
-        for row in rows:
-            row[flex] = cut(row[flex], room)
+    for row in rows:  # no cell wider than the line: measuring a huge one would be wasted
+        for i, c in enumerate(row):
+            if len(c) > total:
+                row[i] = cut(c, total)
+    shown, widths, gap = layout(rows, headers, total=total, text=text, flex=flex, min_flex=min_flex)
+    sep = " " * gap
     for row in [headers, *rows]:
-        click.echo("  ".join(_pad(c, w) for c, w in zip(row, widths, strict=True)).rstrip())
+        line = sep.join(_pad(cut(row[i], widths[i]), widths[i]) for i in shown)
+        click.echo(line.rstrip())
 
 
 def usd(value: float | None, *, unpriced: int = 0) -> str:

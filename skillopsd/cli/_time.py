@@ -140,3 +140,18 @@ def zone_label(moments: list[datetime]) -> str:
 # Older names, kept for callers written against them.
 Since = When
 SINCE = WHEN
+
+
+def stamp(moment: datetime, *, seconds: bool = False) -> str:
+    """``2026-07-13 11:13`` (``:05`` with ``seconds``), years padded to four digits."""
+    text = f"{moment.year:04d}-{moment:%m-%d %H:%M}"
+    return f"{text}:{moment:%S}" if seconds else text
+
+
+def stamps(values: list[str | None], utc: bool, *, seconds: bool = False) -> tuple[list[str], str]:
+    """Stored UTC times as the reader's local time (or UTC), and the zone label for the
+    header: the one time-zone rule of every table (``-`` for a missing time)."""
+    moments = [parse_stored(v) for v in values]
+    local = [shown(m, utc) if m is not None else None for m in moments]
+    zone = zone_label([m for m in local if m is not None] or [shown(datetime.now(UTC), utc)])
+    return [stamp(m, seconds=seconds) if m is not None else "-" for m in local], zone

@@ -17,7 +17,7 @@ from ..projections.annotations import list_annotations
 from ..projections.session_views import find_session
 from ._app import AppContext, NotFound, UsageFailure, cli, db_option, json_option, pass_app
 from ._output import emit_json, emit_json_array, table
-from ._time import SINCE
+from ._time import SINCE, stamps, utc_option
 
 
 @cli.command("annotate")
@@ -76,10 +76,16 @@ def annotate(
 @click.option("--session", default=None, help="Only this session's annotations.")
 @click.option("--skill", default=None, help="Only annotations of this skill or its sessions.")
 @click.option("--since", type=SINCE, default=None, help="Recorded since (7d, 12h, or ISO).")
+@utc_option
 @json_option
 @pass_app
 def annotations_command(
-    app: AppContext, session: str | None, skill: str | None, since: str | None, as_json: bool
+    app: AppContext,
+    session: str | None,
+    skill: str | None,
+    since: str | None,
+    utc: bool,
+    as_json: bool,
 ) -> None:
     """Annotations, newest first; retracted ones are marked, never hidden."""
     db = app.db()
@@ -93,18 +99,27 @@ def annotations_command(
     if as_json:
         emit_json_array(rows)
         return
+    if not rows:
+        scope = [f"session {session}" if session else "", f"skill {skill}" if skill else ""]
+        where = " of " + " and ".join(x for x in scope if x) if session or skill else ""
+        when = " in that window" if since else ""
+        click.echo(f"no annotations{where}{when} (skillopsctl annotate SESSION --label L adds one)")
+        return
+    at, zone = stamps([a.at for a in rows], utc)
     table(
         [
             [
-                a.at[:16].replace("T", " "),
+                when,
                 a.annotation_id[:12],
                 a.session_id,
                 a.label + (" (retracted)" if a.retracted else ""),
                 a.skill or "-",
                 a.author,
-                (a.note or a.retract_reason or "").replace("\n", " ")[:60],
+                (a.note or a.retract_reason or "").replace("\n", " "),
             ]
-            for a in rows
+            for a, when in zip(rows, at, strict=True)
         ],
-        ["recorded", "id", "session", "label", "skill", "author", "note"],
+        [f"recorded ({zone})", "id", "session", "label", "skill", "author", "note"],
+        flex=6,
+        text=(4, 5, 6),
     )

@@ -11,18 +11,17 @@ from pathlib import Path
 
 import click
 
+from .._paths import default_db_path
 from ..events import Database, LogError
 from ._app import AppContext, UsageFailure, cli, db_option, pass_app
 
 
-def _checked_db(db: Path | None) -> Path | None:
-    """``--db`` as an absolute path the daemon can use, checked before any unit is written.
+def _checked_db(db: Path) -> Path:
+    """``db`` as an absolute path the daemon can use, checked before any unit is written.
 
     The unit runs from another directory, so a relative path would name another file.
     An existing file must be a skillops database; a new one needs an existing directory.
     """
-    if db is None:
-        return None
     path = db.expanduser().absolute()
     if path.exists():
         try:
@@ -44,13 +43,11 @@ def _user_name() -> str:
         return str(os.getuid())
 
 
-def _daemon_command(db: Path | None) -> str:
+def _daemon_command(db: Path) -> str:
     exe = Path(sys.executable).with_name("skillopsd")
     found = str(exe) if exe.exists() else shutil.which("skillopsd")
     command = [found] if found else [sys.executable, "-m", "skillopsd"]
-    if db is not None:
-        command += ["--db", str(db)]
-    return shlex.join(command)
+    return shlex.join([*command, "--db", str(db)])
 
 
 # systemd/skillopsd.service in the repository is this text rendered for a ``pip --user``
@@ -95,10 +92,18 @@ def daemon() -> None:
 @click.option("--force", is_flag=True, help="Overwrite an existing unit file.")
 @pass_app
 def install(app: AppContext, force: bool) -> None:
-    """Write ~/.config/systemd/user/skillopsd.service and print how to enable it."""
+    """Write ~/.config/systemd/user/skillopsd.service and print how to enable it.
+
+    The unit names the database it will use (--db, $SKILLOPS_DB, else this shell's default):
+    a service does not see this shell's environment, so it would otherwise pick its own.
+    """
     config = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
     target = Path(config) / "systemd" / "user" / "skillopsd.service"
-    db = _checked_db(app.db_path)
+    if app.db_path is None:
+        default = default_db_path().absolute()
+        # The default location is created on first use, as the daemon itself would.
+        default.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    db = _checked_db(app.db_path or default)
     text = unit_text(_daemon_command(db))
     if target.exists() and not force and target.read_text() != text:
         raise UsageFailure(f"{target} exists and differs; use --force to overwrite")
@@ -108,6 +113,7 @@ def install(app: AppContext, force: bool) -> None:
     os.chmod(tmp, 0o644)
     os.replace(tmp, target)
     click.echo(f"wrote {target}")
+    click.echo(f"the service will use the database {db}")
     click.echo("enable and start it:")
     click.echo("  systemctl --user daemon-reload")
     click.echo("  systemctl --user enable --now skillopsd")

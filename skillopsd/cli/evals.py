@@ -30,7 +30,7 @@ from ..projections.skill_views import (
     versions,
 )
 from ._app import AppContext, UsageFailure, cli, db_option, json_option, pass_app
-from ._output import emit_json, table
+from ._output import emit_json, plural, say, table
 from ._time import SINCE
 
 
@@ -61,6 +61,9 @@ class CaseJson(msgspec.Struct):
     graded: int
     passed_sessions: int
     details: list[str]
+    not_graded: int = 0
+    min_pass_rate: float = 1.0
+    not_graded_reasons: list[str] = []
 
 
 class VersionJson(msgspec.Struct):
@@ -203,7 +206,7 @@ def run(
                     groups.setdefault(s.version_hash, []).append(s)
             base_tag, base_run = _baseline(conn, skill, baseline, manifest.suite_hash)
             graded: list[tuple[str, list[SkillSession], list[EvalCaseResult], list[Evidence]]] = []
-            for digest in sorted(groups, key=lambda h: (tags.get(h, "v?"), h)):
+            for digest in sorted(groups, key=lambda h: (tag_order(tags.get(h)), h)):
                 evidences = _evidence(conn, skill, groups[digest])
                 graded.append(
                     (digest, groups[digest], grade_version(manifest, chosen, evidences), evidences)
@@ -256,7 +259,17 @@ def run(
                 passed=passed,
                 sessions=event.sessions,
                 cases=[
-                    CaseJson(c.suite, c.case, c.passed, c.graded, c.passed_sessions, details(c))
+                    CaseJson(
+                        c.suite,
+                        c.case,
+                        c.passed,
+                        c.graded,
+                        c.passed_sessions,
+                        details(c),
+                        c.not_graded,
+                        c.min_pass_rate,
+                        c.not_graded_reasons,
+                    )
                     for c in cases
                 ],
                 baseline=base_tag,
@@ -296,41 +309,70 @@ def run(
         click.get_current_context().exit(1)
 
 
+def tag_order(tag: str | None) -> tuple[int, str]:
+    """``v2`` before ``v10``; an unknown tag last."""
+    if tag and tag[0] == "v" and tag[1:].isdigit():
+        return int(tag[1:]), ""
+    return 1 << 62, tag or ""
+
+
+def _rate(c: CaseJson) -> str:
+    rate = f"{100 * c.passed_sessions / c.graded:.0f}%" if c.graded else "-"
+    return rate if c.min_pass_rate >= 1 else f"{rate} (min {100 * c.min_pass_rate:g}%)"
+
+
 def _detail(c: CaseJson) -> str:
     """The first failure in full, and how many more there are (``--json`` has them all)."""
+    why = ", ".join(c.not_graded_reasons) or "evidence missing"
+    skipped = f"{c.not_graded} not graded ({why})" if c.not_graded else ""
     if not c.graded:
-        return "not graded: no session matched"
+        return skipped or "no session matched"
     if not c.details:
-        return "ok"
+        return "; ".join(x for x in ("ok", skipped) if x)
     more = f" (+{len(c.details) - 1} more)" if len(c.details) > 1 else ""
-    return f"{c.details[0][:200]}{more}"
+    return "; ".join(x for x in (f"{c.details[0][:200]}{more}", skipped) if x)
+
+
+def _verdict(c: CaseJson) -> str:
+    if not c.graded:
+        return "not graded"
+    return "passed" if c.passed else "FAILED"
 
 
 def _print(skill: str, manifest: Manifest, out: list[VersionJson], skipped: int) -> None:
-    click.echo(f"suite file {manifest.path} ({manifest.suite_hash[:12]})")
+    say(f"suite file {manifest.path} ({manifest.suite_hash[:12]})")
     for v in out:
         click.echo()
         verdict = "passed" if v.passed else "FAILED"
-        click.echo(
-            f"{skill} {v.tag} ({v.content_hash[:12]}): {len(v.sessions)} session(s), {verdict}"
-            f"   run {v.run_id[:12]}"
+        say(
+            f"{skill} {v.tag} ({v.content_hash[:12]}): {plural(len(v.sessions), 'session')},"
+            f" {verdict}   run {v.run_id[:12]}"
         )
         table(
             [
                 [
                     c.suite,
                     c.case,
+                    _verdict(c),
                     f"{c.passed_sessions}/{c.graded}",
+                    _rate(c),
                     _detail(c),
                 ]
                 for c in v.cases
             ],
-            ["SUITE", "CASE", "PASSED/GRADED", "DETAIL"],
+            ["SUITE", "CASE", "RESULT", "PASSED/GRADED", "RATE", "DETAIL"],
+            flex=5,
+            text=(0, 1, 5),
+            min_flex=30,
         )
         for flip in v.flips:
             kind = "regression" if flip.direction == "pass→fail" else "fix"
-            click.echo(f"  {flip.direction} vs {v.baseline}: {flip.suite}/{flip.case} ({kind})")
+            say(
+                f"  {flip.direction} vs {v.baseline}: {flip.suite}/{flip.case}"
+                f" {flip.before} → {flip.after} ({kind})",
+                indent=4,
+            )
         for sid in v.bad_labels:
             click.echo(f"  note: graded session {sid} is labelled bad")
     if skipped:
-        click.echo(f"({skipped} session(s) did not record which body they loaded: not graded)")
+        say(f"({plural(skipped, 'session')} did not record which body they loaded: not graded)")

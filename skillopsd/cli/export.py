@@ -294,7 +294,7 @@ def export_otlp(
         try:
             stream = sys.stdout if out == "-" else _private(out)
         except OSError as exc:
-            raise UsageFailure(f"{out}: cannot write: {exc.strerror}") from exc
+            raise UsageFailure(f"{out}: cannot write: {exc.strerror}") from None
         try:
             report = export_sessions(
                 db,

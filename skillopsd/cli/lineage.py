@@ -6,8 +6,8 @@ import click
 
 from ..projections.skill_views import LineageEntry, lineage
 from ._app import AppContext, NotFound, cli, db_option, json_option, pass_app
-from ._output import emit_json_array, table
-from ._time import SINCE
+from ._output import emit_json_array, plural, table
+from ._time import SINCE, stamps, utc_option
 
 
 def _detail(e: LineageEntry) -> str:
@@ -18,7 +18,8 @@ def _detail(e: LineageEntry) -> str:
     if e.kind == "eval_run":
         verdict = "passed" if e.passed else "FAILED"
         subset = f" (subset {e.scope}: never clears the gate)" if e.scope else ""
-        return f"{verdict} over {e.graded} session(s), suite {(e.suite_hash or '')[:12]}{subset}"
+        suite = (e.suite_hash or "")[:12]
+        return f"{verdict} over {plural(e.graded or 0, 'session')}, suite {suite}{subset}"
     if e.kind == "annotation":
         retracted = " (retracted)" if e.retracted else ""
         note = f": {e.note}" if e.note else ""
@@ -43,6 +44,11 @@ def _detail(e: LineageEntry) -> str:
         return f"managed, live in {e.reason}"
     if e.kind == "policy":
         return f"{e.reason} (by {e.author or '?'})"
+    if e.kind == "unmanaged":
+        why = f": {e.reason}" if e.reason else ""
+        return f"no longer managed by {e.author or '?'}{why} (live files left as they were)"
+    if e.kind == "live_removed":
+        return f"no longer written: {e.reason}"
     return ""
 
 
@@ -50,9 +56,12 @@ def _detail(e: LineageEntry) -> str:
 @db_option
 @click.argument("skill")
 @click.option("--since", type=SINCE, default=None, help="Only entries recorded since.")
+@utc_option
 @json_option
 @pass_app
-def lineage_command(app: AppContext, skill: str, since: str | None, as_json: bool) -> None:
+def lineage_command(
+    app: AppContext, skill: str, since: str | None, utc: bool, as_json: bool
+) -> None:
     """SKILL's versions, eval runs, annotations, gate decisions and promotions, newest first."""
     db = app.db()
     app.caught_up()
@@ -66,16 +75,21 @@ def lineage_command(app: AppContext, skill: str, since: str | None, as_json: boo
     if as_json:
         emit_json_array(entries)
         return
+    if not entries:
+        click.echo(f"nothing recorded for skill {skill} in that window (lineage {skill} shows all)")
+        return
+    at, zone = stamps([e.at for e in entries], utc, seconds=True)
     table(
         [
             [
-                e.at[:19].replace("T", " "),
+                when,
                 e.kind,
                 e.tag or "-",
                 (e.content_hash or "")[:12] or "-",
-                _detail(e)[:140],
+                _detail(e),
             ]
-            for e in entries
+            for e, when in zip(entries, at, strict=True)
         ],
-        ["at", "kind", "version", "hash", "detail"],
+        [f"recorded ({zone})", "kind", "version", "hash", "detail"],
+        flex=4,
     )

@@ -321,6 +321,7 @@ def show_policy(app: AppContext, name: str | None, as_json: bool) -> None:
                 for key, value in report.values.items()
             ],
             ["key", "value", "from", "meaning"],
+            flex=3,
         )
         if report.name == POLICY_NAME:
             click.echo(textwrap.fill(f"verdicts: {SUMMARY}", width=terminal_width()))

@@ -25,6 +25,7 @@ from ..projections.session_views import (
 from ..projections.usage import SessionCost, session_costs, span_costs
 from ..projections.verdict import RUNNING, SUMMARY, VERDICTS
 from ._app import AgentChoice, AppContext, NotFound, cli, db_option, json_option, pass_app
+from ._empty import why_empty
 from ._lookup import lookup_session
 from ._output import (
     compact,
@@ -33,12 +34,13 @@ from ._output import (
     emit_json,
     emit_json_array,
     number,
+    say,
     table,
     terminal_width,
     usd,
 )
 from ._reason import first_reason
-from ._time import parse_stored, shown, utc_option, window_options, zone_label
+from ._time import parse_stored, shown, stamps, utc_option, window_options, zone_label
 
 _MARKS = {"success": "✓", "failure": "✗", "blocked": "⊘", None: "?"}
 _PREVIEW_KEYS = (
@@ -199,19 +201,25 @@ def sessions_command(
         if as_json:
             emit_json_array(tombstones)
             return
+        if not tombstones:
+            click.echo("no forgotten sessions")
+            return
+        at, zone = stamps([f.forgotten_at for f in tombstones], utc)
         table(
             [
                 [
-                    f.forgotten_at[:16].replace("T", " "),
+                    when,
                     f.session_id,
                     f.scope,
                     f.author,
                     str(f.events),
-                    f.reason.replace("\n", " ")[:60],
+                    f.reason.replace("\n", " "),
                 ]
-                for f in tombstones
+                for f, when in zip(tombstones, at, strict=True)
             ],
-            ["forgotten", "session", "scope", "by", "events", "reason"],
+            [f"forgotten ({zone})", "session", "scope", "by", "events", "reason"],
+            flex=5,
+            text=(3, 5),
         )
         return
     with db.read() as conn:
@@ -234,8 +242,26 @@ def sessions_command(
     show_running(db, found)
     if verdict in ("unfinished", RUNNING):
         found = [s for s in found if s.verdict == verdict][:limit]
+    empty = None
+    if not found and not as_json:
+        with db.read() as conn:
+            empty = why_empty(
+                conn,
+                "sessions",
+                since=since,
+                until=until,
+                agent=agent,
+                skill=skill,
+                verdict=verdict,
+                utc=utc,
+            )
     if as_json:
         emit_json_array(found)
+        return
+    if empty is not None:
+        say(empty)
+        if hidden:
+            click.echo(f"({hidden} forgotten sessions not shown: sessions --forgotten lists them)")
         return
     starts: list[datetime | None] = []
     for s in found:
@@ -272,6 +298,7 @@ def sessions_command(
         ],
         caps={8: _SKILLS_WIDTH},
         flex=9,
+        text=(8, 9),
         # The title gives way first: on 100 columns with wide call counts it may get only
         # a few characters (the rest is in session show).
         min_flex=6,

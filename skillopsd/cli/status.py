@@ -7,6 +7,7 @@ import os
 import click
 import msgspec
 
+from .._lockfile import holder
 from .._paths import default_db_path
 from ..events import Database
 from ..events._db import scalar
@@ -16,7 +17,8 @@ from ..pricing.prices import PRICES_VERSION
 from ..projections.usage import Unpriced, unpriced_models
 from ..sources import STORES, text_path
 from ._app import AppContext, cli, db_option, json_option, pass_app
-from ._output import emit_json, plural, table
+from ._output import emit_json, plural, say, table
+from ._time import stamps, utc_option
 
 
 class ProjectionStatus(msgspec.Struct):
@@ -45,6 +47,15 @@ class CaptureProblem(msgspec.Struct):
     message: str
 
 
+class DaemonStatus(msgspec.Struct):
+    """Whether a skillopsd runs on this database, since when, and the newest captured line."""
+
+    running: bool
+    pid: int | None = None
+    since: str | None = None
+    last_capture: str | None = None
+
+
 class Status(msgspec.Struct):
     db: str
     size_bytes: int
@@ -55,6 +66,7 @@ class Status(msgspec.Struct):
     sessions: int
     problems: list[CaptureProblem] = []
     exports: list[TargetLag] = []
+    daemon: DaemonStatus | None = None
     # The price table's version, and the models whose responses it could not price.
     prices: str = ""
     unpriced: list[Unpriced] = []
@@ -109,6 +121,28 @@ def _human_size(n: int) -> str:
     raise AssertionError("unreachable")
 
 
+def _daemon(db: Database) -> DaemonStatus:
+    held = holder(db.path)
+    with db.read() as conn:
+        # Walks back from the head: captured lines are most of the log.
+        last = scalar(
+            conn,
+            "SELECT recorded_at FROM events WHERE type = 'TranscriptLineCaptured'"
+            " ORDER BY position DESC LIMIT 1",
+        )
+    if held is None:
+        return DaemonStatus(running=False, last_capture=last)
+    return DaemonStatus(running=True, pid=held.pid, since=held.since, last_capture=last)
+
+
+def _daemon_line(d: DaemonStatus, utc: bool) -> str:
+    (since, last), zone = stamps([d.since, d.last_capture], utc)
+    captured = f"last capture {last} {zone}" if d.last_capture else "nothing captured yet"
+    if d.running:
+        return f"daemon    running (pid {d.pid}, since {since} {zone}); {captured}"
+    return f"daemon    not running (skillopsd starts it); {captured}"
+
+
 _UNPRICED = {
     "price": "of a model the price table does not know",
     "model": "without a model name",
@@ -118,10 +152,12 @@ _UNPRICED = {
 
 @cli.command()
 @db_option
+@utc_option
 @json_option
 @pass_app
-def status(app: AppContext, as_json: bool) -> None:
-    """Database location and size, event count, and each projection's checkpoint and lag.
+def status(app: AppContext, utc: bool, as_json: bool) -> None:
+    """Database location and size, event count, whether a daemon runs on it (pid, since,
+    last capture), and each projection's checkpoint and lag.
 
     Status does not catch projections up, so the lag shows what a running daemon has not
     yet folded.
@@ -151,6 +187,7 @@ def status(app: AppContext, as_json: bool) -> None:
         sessions=sessions,
         problems=problems,
         exports=exports,
+        daemon=_daemon(db),
         prices=f"genai-prices {PRICES_VERSION}",
         unpriced=unpriced,
         permissions=_permissions(db),
@@ -161,6 +198,8 @@ def status(app: AppContext, as_json: bool) -> None:
     click.echo(f"database  {report.db} ({_human_size(report.size_bytes)})")
     click.echo(f"events    {report.events} (head {report.head})")
     click.echo(f"sessions  {report.sessions}")
+    if report.daemon is not None:
+        say(_daemon_line(report.daemon, utc), indent=10)
     click.echo(f"prices    {report.prices} (the table shipped with it; never fetched)")
     for u in report.unpriced:
         responses = plural(u.responses, "response")

@@ -18,17 +18,24 @@ import msgspec
 
 from ..events import Database, LogError
 from ..projections._stats import Median, Share, median_interval, wilson
+from ..projections.skill_views import skill_sessions
 from ..versions.materialize import MANIFEST, next_pick, store_root
 from ..versions.state import MAX_DURATION_MS, MAX_TOKENS, STRATEGIES, SkillState, Stats
 from ..versions.store import (
     StoreError,
     add_challenger,
     add_live,
+    held_by,
     import_skill,
+    managed_skills,
+    names_of,
     read_state,
     record_manual,
+    remove_live,
     rollback,
     set_strategy,
+    skill_file,
+    unmanage,
 )
 from ..versions.sync import (
     DEFAULT_SETTLE_SECONDS,
@@ -38,7 +45,8 @@ from ..versions.sync import (
     verify_routing,
 )
 from ._app import AppContext, NotFound, UsageFailure, db_option, json_option, pass_app
-from ._output import emit_json, table
+from ._output import emit_json, mean_of, say, table
+from ._time import stamps, utc_option
 from .skills import median_cost as _median_cost
 from .skills import share_text, skill_group
 
@@ -109,7 +117,7 @@ def _say(report: SyncReport) -> None:
 
 @skill_group.command("import")
 @db_option
-@click.argument("name")
+@click.argument("name", required=False)
 @click.option(
     "--from",
     "source",
@@ -123,16 +131,45 @@ def _say(report: SyncReport) -> None:
     type=click.Path(path_type=Path),
     help="Another folder (or SKILL.md) agents load this skill from (repeatable).",
 )
+@click.option(
+    "--name",
+    "forced_name",
+    default=None,
+    help="Manage it under this name even if agents load it by another (NAME must match"
+    " the frontmatter name: or the folder otherwise).",
+)
 @pass_app
-def import_command(app: AppContext, name: str, source: Path, live: tuple[Path, ...]) -> None:
-    """Manage skill NAME from an agent's skill folder: its body becomes the champion."""
-    _check_name(name)
-    state = _run(app, lambda db: import_skill(db, name, source, list(live), getpass.getuser()))
+def import_command(
+    app: AppContext,
+    name: str | None,
+    source: Path,
+    live: tuple[Path, ...],
+    forced_name: str | None,
+) -> None:
+    """Manage skill NAME from an agent's skill folder: its body becomes the champion.
+
+    NAME defaults to the name agents load it by (frontmatter name:, else the folder).
+    """
+    if name is not None and forced_name is not None and name != forced_name:
+        raise UsageFailure(f"two names given: {name!r} and --name {forced_name!r}")
+    if name is None and forced_name is None:
+        with _store_errors():
+            found, text = skill_file(source)
+        name = names_of(found, text)[0]
+    skill = forced_name or name
+    assert skill is not None
+    _check_name(skill)
+    state = _run(
+        app,
+        lambda db: import_skill(
+            db, skill, source, list(live), getpass.getuser(), check_name=forced_name is None
+        ),
+    )
     tag = state.tag_of(state.champion)
-    click.echo(f"managing {name}: champion {tag} ({(state.champion or '')[:12]})")
-    for path in state.live_paths:
-        click.echo(f"live: {path}")
-    _say(_sync(app, name))
+    click.echo(f"managing {skill}: champion {tag} ({(state.champion or '')[:12]})")
+    for live_path in state.live_paths:
+        click.echo(f"live: {live_path}")
+    _say(_sync(app, skill))
 
 
 @skill_group.command("add-live")
@@ -146,6 +183,99 @@ def add_live_command(app: AppContext, name: str, paths: tuple[Path, ...]) -> Non
     for path in state.live_paths:
         click.echo(f"live: {path}")
     _say(_sync(app, name))
+
+
+class LiveJson(msgspec.Struct):
+    path: str
+    holds: str
+
+
+class ManagedJson(msgspec.Struct):
+    skill: str
+    managed: bool
+    champion: str | None
+    challenger: str | None
+    strategy: str
+    live: list[LiveJson]
+
+
+@skill_group.command("list")
+@db_option
+@click.option("--managed", is_flag=True, help="Only skills managed now (not handed back).")
+@json_option
+@pass_app
+def list_command(app: AppContext, managed: bool, as_json: bool) -> None:
+    """Skills in the version store: champion, challenger, each live path and what it holds."""
+    db = app.db()
+    with _store_errors():
+        app.caught_up()
+        names = managed_skills(db, ever=not managed)
+        states = [read_state(db, n) for n in names]
+    out = [
+        ManagedJson(
+            skill=st.skill,
+            managed=st.managed,
+            champion=st.tag_of(st.champion),
+            challenger=st.tag_of(st.challenger),
+            strategy=st.strategy,
+            live=[LiveJson(p, held_by(st, p)) for p in st.live_paths],
+        )
+        for st in states
+    ]
+    if as_json:
+        emit_json(out)
+        return
+    if not out:
+        click.echo(
+            "no skill is managed (skillopsctl skill import NAME --from DIR hands one to the store)"
+        )
+        return
+    rows = []
+    for m in out:
+        status = f"champion {m.champion or '-'}" if m.managed else "not managed"
+        test = f"tests {m.challenger}" if m.challenger else "-"
+        for n, live in enumerate(m.live or [LiveJson("-", "-")]):
+            first = n == 0
+            rows.append(
+                [
+                    m.skill if first else "",
+                    status if first else "",
+                    test if first else "",
+                    live.path,
+                    live.holds,
+                ]
+            )
+    table(rows, ["skill", "state", "test", "live path", "holds now"], flex=3, text=(0, 3, 4))
+
+
+@skill_group.command("remove-live")
+@db_option
+@click.argument("name")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@pass_app
+def remove_live_command(app: AppContext, name: str, paths: tuple[Path, ...]) -> None:
+    """Stop writing these live files of managed skill NAME (the files are left as they are)."""
+    state = _run(app, lambda db: remove_live(db, name, list(paths), getpass.getuser()))
+    for given in paths:
+        click.echo(f"no longer written: {given} (left as it is)")
+    for live in state.live_paths:
+        click.echo(f"live: {live}")
+
+
+@skill_group.command("unmanage")
+@db_option
+@click.argument("name")
+@click.option("--reason", default="", help="Why, for the lineage.")
+@pass_app
+def unmanage_command(app: AppContext, name: str, reason: str) -> None:
+    """Hand skill NAME back: no more routing or writing; live files and history stay."""
+    before = _run(app, lambda db: read_state(db, name))
+    _run(app, lambda db: unmanage(db, name, getpass.getuser(), reason))
+    click.echo(f"{name} is no longer managed; its live files were left as they are:")
+    for path in before.live_paths:
+        click.echo(f"  {path}")
+    if before.challenger is not None:
+        click.echo(f"its test of {before.tag_of(before.challenger)} ended")
 
 
 @skill_group.command("add-challenger")
@@ -299,6 +429,10 @@ class VersionJson(msgspec.Struct, kw_only=True):
     experiment: str | None = None
     experiment_executions: int | None = None
     experiment_successes: int | None = None
+    # Captured sessions that loaded it (``executions`` are those recorded for the A/B test:
+    # managed skills only, once settled), and the transcript time of the first.
+    sessions: int = 0
+    first_loaded: str | None = None
 
 
 class VersionsJson(msgspec.Struct, kw_only=True):
@@ -323,8 +457,31 @@ def _role(state: SkillState, digest: str) -> str:
     return "retired" if state.versions[digest].retired else ""
 
 
-def versions_json(state: SkillState, manifest: Path | None) -> VersionsJson:
+class Loaded(msgspec.Struct):
+    """What the captured sessions say of one version: how many loaded it, and first when."""
+
+    sessions: int = 0
+    first: str | None = None
+
+
+def loaded_versions(conn: apsw.Connection, name: str) -> dict[str, Loaded]:
+    """Per body hash, the captured sessions that loaded it and the first load's time."""
+    out: dict[str, Loaded] = {}
+    for s in skill_sessions(conn, name):
+        if s.version_hash is None:
+            continue
+        seen = out.setdefault(s.version_hash, Loaded())
+        seen.sessions += 1
+        if s.loaded_at and (seen.first is None or s.loaded_at < seen.first):
+            seen.first = s.loaded_at
+    return out
+
+
+def versions_json(
+    state: SkillState, manifest: Path | None, loaded: dict[str, Loaded] | None = None
+) -> VersionsJson:
     """What ``skill versions --json`` prints."""
+    loaded = loaded or {}
     out = []
     for v in state.by_tag():
         s: Stats = state.stats(v.content_hash, None)
@@ -363,6 +520,8 @@ def versions_json(state: SkillState, manifest: Path | None) -> VersionsJson:
                 experiment=state.experiment if in_test else None,
                 experiment_executions=e.executions if e else None,
                 experiment_successes=e.successes if e else None,
+                sessions=loaded.get(v.content_hash, Loaded()).sessions,
+                first_loaded=loaded.get(v.content_hash, Loaded()).first,
             )
         )
     return VersionsJson(
@@ -379,48 +538,52 @@ def versions_json(state: SkillState, manifest: Path | None) -> VersionsJson:
 
 
 def _per_run(value: float | None, n: int, unit: str = "") -> str:
-    if value is None:
-        return "-"
-    text = f"{value / 1000:.1f}s" if unit == "ms" else f"{value:.0f}"
-    return f"{text} (n={n})"
+    return mean_of(value, n, unit)
 
 
 @skill_group.command("versions")
 @db_option
 @click.argument("name")
+@utc_option
 @json_option
 @pass_app
-def versions_command(app: AppContext, name: str, as_json: bool) -> None:
+def versions_command(app: AppContext, name: str, utc: bool, as_json: bool) -> None:
     """NAME's versions: champion, challenger, retired; outcomes, costs, the next routed pick."""
     db = app.db()
 
-    def read(db: Database) -> tuple[SkillState, Path | None]:
+    def read(db: Database) -> tuple[SkillState, Path | None, dict[str, Loaded]]:
         state = read_state(db, name)
         manifest = None
         if state.managed:
             materialize_only(db, name)  # a manifest that disagrees with the log is rewritten
             manifest = store_root(db.path) / name / MANIFEST
-        return state, manifest
+        app.caught_up()
+        with db.read() as conn:
+            loaded = loaded_versions(conn, name)
+        return state, manifest, loaded
 
     with _store_errors():
-        state, manifest = read(db)
+        state, manifest, loaded = read(db)
     if not state.versions:
         raise NotFound(f"no versions of skill {name!r} (see skillopsctl skills)")
-    report = versions_json(state, manifest)
+    report = versions_json(state, manifest, loaded)
     if as_json:
         emit_json(report)
         return
     how = f"routes with {state.strategy}" if state.managed else "not managed: nothing routed"
-    click.echo(
+    say(
         f"skill {name}   champion {report.champion or '-'}   challenger"
         f" {report.challenger or '-'}   next {report.next or '-'}   ({how})"
     )
+    first, zone = stamps([v.first_loaded for v in report.versions], utc)
     table(
         [
             [
                 v.tag,
                 v.role or "-",
                 v.content_hash[:12],
+                loaded_at,
+                str(v.sessions),
                 str(v.executions),
                 share_text(v.success),
                 (
@@ -434,20 +597,28 @@ def versions_command(app: AppContext, name: str, as_json: bool) -> None:
                 f"{v.source}/{v.author}"
                 + (f" {v.confidence}%" if v.confidence is not None else ""),
             ]
-            for v in report.versions
+            for v, loaded_at in zip(report.versions, first, strict=True)
         ],
         [
             "version",
             "role",
             "hash",
-            "runs",
+            f"first loaded ({zone})",
+            "sessions",
+            "executions",
             "success [95%]",
             "in test",
-            "tokens/run",
-            "cost/run [95%]",
-            "time/run",
+            "tokens/exec",
+            "cost/exec [95%]",
+            "time/exec",
             "source",
         ],
+        text=(11,),
+    )
+    say(
+        "sessions: captured sessions that loaded the version (as in skill show); executions:"
+        " those recorded for its A/B test (managed skills, once settled), which success,"
+        " tokens and time count"
     )
 
 

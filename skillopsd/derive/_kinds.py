@@ -95,6 +95,11 @@ _TABLE: dict[str, tuple[str, ...]] = {
 _BY_NAME: dict[str, str] = {name: kind for kind, names in _TABLE.items() for name in names}
 
 
+def known_tool(name: str) -> bool:
+    """Whether ``name`` is a tool some agent calls by that name (in the table)."""
+    return name in _BY_NAME
+
+
 def tool_kind(tool_name: str | None, span_kind: str) -> str | None:
     """The kind of a call: a SKILL span is always ``skill``; else by the agent's tool name."""
     if span_kind == "SKILL":

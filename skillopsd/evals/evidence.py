@@ -20,10 +20,11 @@ class ToolCall(msgspec.Struct, frozen=True):
     name: str
     tool: str | None = None
     kind: str | None = None
+    skill: str | None = None
 
     def is_(self, wanted: str) -> bool:
         """Whether ``wanted`` (an agent tool name, a skill name or a kind) names this call."""
-        return wanted in (self.name, self.tool, self.kind)
+        return wanted in (self.name, self.tool, self.kind, self.skill)
 
 
 class Evidence(msgspec.Struct, frozen=True):
@@ -66,14 +67,15 @@ def build_evidence(
     for span in calls:
         tool = span.attributes.get("gen_ai.tool.name")
         kind = span.attributes.get(KIND_ATTRIBUTE)
+        skill = span.attributes.get("skill.name")
         sequence.append(
             ToolCall(
                 name=span.name,
                 tool=tool if isinstance(tool, str) else None,
                 kind=kind if isinstance(kind, str) else None,
+                skill=skill if span.kind == "SKILL" and isinstance(skill, str) else None,
             )
         )
-        skill = span.attributes.get("skill.name")
         if span.kind == "SKILL" and isinstance(skill, str) and skill not in skills:
             skills.append(skill)
 

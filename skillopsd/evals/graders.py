@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
+from typing import Any
 
 import msgspec
-import re2
 
 from .evidence import Evidence, ToolCall
-from .manifest import Case, Grader, Match
+from .manifest import Case, Grader, Match, compile_regex
 
 
 class Graded(msgspec.Struct, frozen=True):
-    """One grader's verdict on one session."""
+    """One grader's verdict on one session; ``judged`` False when the evidence it needs is
+    missing (no label, no duration): then it neither passed nor failed."""
 
     passed: bool
     detail: str = ""
+    judged: bool = True
+
+
+def _not_judged(why: str) -> Graded:
+    return Graded(False, why, judged=False)
 
 
 def _calls(sequence: list[ToolCall]) -> str:
@@ -23,7 +30,8 @@ def _calls(sequence: list[ToolCall]) -> str:
 
 
 def _outcome(g: Grader, e: Evidence) -> Graded:
-    if e.outcome is not None and e.outcome == g.expect:
+    expect = "abandoned" if g.expect == "blocked" else g.expect
+    if e.outcome is not None and e.outcome == expect:
         return Graded(True)
     return Graded(False, f"outcome {e.outcome or 'unknown'}, expected {g.expect}")
 
@@ -96,16 +104,24 @@ def _behavior(g: Grader, e: Evidence) -> Graded:
         parts.append(f"{e.turns} model turns > maxTurns {g.max_turns}")
     if g.max_duration_ms is not None:
         if e.duration_ms is None:
-            parts.append("duration not reported (missing is not zero)")
+            if not parts:
+                return _not_judged("no duration reported (missing is not zero)")
         elif e.duration_ms > g.max_duration_ms:
             parts.append(f"{e.duration_ms} ms > maxDurationMs {g.max_duration_ms}")
     return Graded(False, "; ".join(parts)) if parts else Graded(True)
 
 
 def _human_label(g: Grader, e: Evidence) -> Graded:
-    if e.label is not None and e.label == g.expect:
+    if e.label is None:
+        return _not_judged("not labelled")
+    if e.label == g.expect:
         return Graded(True)
-    return Graded(False, f"label {e.label or 'none'}, expected {g.expect}")
+    return Graded(False, f"label {e.label}, expected {g.expect}")
+
+
+@functools.lru_cache(maxsize=256)
+def _regex(pattern: str) -> Any:
+    return compile_regex(pattern)
 
 
 GRADERS: dict[str, Callable[[Grader, Evidence], Graded]] = {
@@ -133,7 +149,7 @@ def matches(match: Match | None, evidence: Evidence) -> bool:
     if match.prompt is not None:
         pattern = match.prompt
         if len(pattern) >= 2 and pattern.startswith("/") and pattern.endswith("/"):
-            return re2.search(pattern[1:-1], evidence.first_prompt) is not None
+            return _regex(pattern[1:-1]).search(evidence.first_prompt) is not None
         return pattern in evidence.first_prompt
     return True
 

@@ -1,4 +1,4 @@
-"""``evals.yaml``: loading and validating a skill's suites (the contract: reference/evals.md).
+"""``evals.yaml``: loading and validating a skill's suites (the user's guide: docs/evals.md).
 
 Validation happens at load and every rejection names the file, suite, case, grader (1-based)
 and field, so a typo is a clear error instead of a grader that silently checks something else.
@@ -6,6 +6,7 @@ and field, so a typo is a clear error instead of a grader that silently checks s
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import re
 from collections.abc import Callable
@@ -16,10 +17,13 @@ import msgspec
 import re2
 import yaml
 
-from ..derive._kinds import TOOL_KINDS
+from ..derive._kinds import TOOL_KINDS, known_tool
+from ..projections.verdict import VERDICTS
 
 MANIFEST_NAME = "evals.yaml"
-OUTCOMES = ("success", "failure", "blocked")
+# A session's verdicts; ``blocked`` is the seed's word for a session the user or a rule
+# stopped, which the verdict calls ``abandoned`` (the graders treat them as one).
+OUTCOMES = (*VERDICTS, "blocked")
 LABELS = ("good", "bad", "blocked", "neutral")
 MATCH_AGENTS = ("claude", "codex", "gemini", "copilot", "cursor", "opencode")
 
@@ -100,6 +104,7 @@ class Case(msgspec.Struct, frozen=True):
     name: str
     graders: list[Grader]
     match: Match | None = None
+    min_pass_rate: float = 1.0
     run: Run | None = None
 
 
@@ -162,6 +167,43 @@ def _strings(where: _Where, field: str, value: Any) -> list[str]:
     return list(value)
 
 
+def _tools(where: _Where, field: str, value: Any) -> list[str]:
+    """Tool names, skill names or kinds; a misspelt kind is an error, not a silent miss."""
+    names = _strings(where, field, value)
+    for name in names:
+        if name in TOOL_KINDS or known_tool(name):
+            continue
+        close = difflib.get_close_matches(name.lower(), TOOL_KINDS, n=1, cutoff=0.75)
+        if close:
+            raise where.fail(
+                f"unknown tool kind {name!r} (did you mean {close[0]!r}? kinds:"
+                f" {', '.join(TOOL_KINDS)}; or an agent's tool name such as Bash)",
+                field,
+            )
+    return names
+
+
+def _rate(where: _Where, field: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise where.fail("must be a number from 0 to 1 (e.g. 0.8)", field)
+    if not 0 <= value <= 1:
+        raise where.fail(f"must be from 0 to 1, got {value}", field)
+    return float(value)
+
+
+def compile_regex(pattern: str) -> Any:
+    """An RE2 pattern, compiled quietly: RE2 logs every bad pattern to stderr by default."""
+    options = re2.Options()
+    options.log_errors = False
+    return re2.compile(pattern, options)
+
+
+def regex_error(exc: Exception) -> str:
+    """RE2's reason, as text (it arrives as bytes)."""
+    reason = exc.args[0] if exc.args else exc
+    return reason.decode("utf-8", "replace") if isinstance(reason, bytes) else str(reason)
+
+
 def _ceiling(where: _Where, field: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise where.fail("must be a whole number", field)
@@ -194,10 +236,10 @@ _FIELDS: dict[str, dict[str, tuple[str, Check, bool]]] = {
         "contains": ("contains", _strings, True),
         "reject": ("reject", _strings, True),
     },
-    "tool_sequence": {"sequence": ("sequence", _strings, True)},
+    "tool_sequence": {"sequence": ("sequence", _tools, True)},
     "tool_constraint": {
-        "expectTools": ("expect_tools", _strings, True),
-        "rejectTools": ("reject_tools", _strings, True),
+        "expectTools": ("expect_tools", _tools, True),
+        "rejectTools": ("reject_tools", _tools, True),
         "maxTools": ("max_tools", _ceiling, True),
     },
     "skill_invocation": {
@@ -263,9 +305,11 @@ def _match(where: _Where, raw: Any) -> Match:
             raise where.fail("must be a non-empty string", "match.prompt")
         if len(prompt) >= 2 and prompt.startswith("/") and prompt.endswith("/"):
             try:
-                re2.compile(prompt[1:-1])
+                compile_regex(prompt[1:-1])
             except re2.error as exc:
-                raise where.fail(f"bad regular expression: {exc}", "match.prompt") from exc
+                raise where.fail(
+                    f"bad regular expression {prompt!r}: {regex_error(exc)}", "match.prompt"
+                ) from None
     agent = raw.get("agent")
     if agent is not None and agent not in MATCH_AGENTS:
         raise where.fail(f"must be one of {'|'.join(MATCH_AGENTS)}", "match.agent")
@@ -343,8 +387,13 @@ def parse_manifest(text: str, file: str = MANIFEST_NAME) -> Manifest:
             if case_name in (c.name for c in cases):
                 raise where.fail(f"duplicate case name {case_name!r}", "name")
             where.case = case_name
-            _keys(where, raw_case, ("name", "graders", "match", "run"), "a case")
+            _keys(where, raw_case, ("name", "graders", "match", "min_pass_rate", "run"), "a case")
             match = _match(where, raw_case["match"]) if "match" in raw_case else None
+            rate = (
+                _rate(where, "min_pass_rate", raw_case["min_pass_rate"])
+                if "min_pass_rate" in raw_case
+                else 1.0
+            )
             run = _run(where, raw_case["run"]) if "run" in raw_case else None
             raw_graders = raw_case.get("graders")
             if not isinstance(raw_graders, list) or not raw_graders:
@@ -354,7 +403,9 @@ def parse_manifest(text: str, file: str = MANIFEST_NAME) -> Manifest:
                 where.grader = n
                 graders.append(_grader(where, raw_grader))
             where.grader = None
-            cases.append(Case(name=case_name, graders=graders, match=match, run=run))
+            cases.append(
+                Case(name=case_name, graders=graders, match=match, min_pass_rate=rate, run=run)
+            )
         suites.append(Suite(name=name, cases=cases))
     return Manifest(path=file, text=text, suite_hash=suite_hash(text), suites=suites)
 

@@ -1,8 +1,10 @@
 """Grading a version's sessions against a manifest: per case ``passed / graded``, and flips.
 
-A case passes iff every grader passed on every session it selected; a run passes iff every
-case that graded a session passed and at least one session was graded (a run that proved
-nothing does not pass).
+A session passes a case iff every grader passed; it fails if any judged grader failed; else
+(a grader lacked its evidence: no label, no duration) the case did not grade it. A case
+passes iff it graded a session and ``passed / graded >= min_pass_rate``; a case that graded
+nothing is "not graded", never passed. A run passes iff every case that graded a session
+passed and at least one did (a run that proved nothing does not pass).
 """
 
 from __future__ import annotations
@@ -25,10 +27,18 @@ def grade_version(
             continue
         for case in suite.cases:
             results: list[GraderResult] = []
-            graded = passed = 0
+            graded = passed = not_graded = 0
+            reasons: list[str] = []
             for evidence in evidences:
                 verdicts = grade_case(case, evidence)
                 if verdicts is None:
+                    continue
+                failed = any(v.judged and not v.passed for v in verdicts)
+                if not failed and not all(v.judged for v in verdicts):
+                    not_graded += 1
+                    reasons += [
+                        v.detail for v in verdicts if not v.judged and v.detail not in reasons
+                    ]
                     continue
                 graded += 1
                 passed += all(v.passed for v in verdicts)
@@ -49,11 +59,19 @@ def grade_version(
                     case=case.name,
                     graded=graded,
                     passed_sessions=passed,
-                    passed=passed == graded,
+                    passed=case_passed(passed, graded, case.min_pass_rate),
                     results=results,
+                    not_graded=not_graded,
+                    min_pass_rate=case.min_pass_rate,
+                    not_graded_reasons=reasons,
                 )
             )
     return out
+
+
+def case_passed(passed: int, graded: int, min_pass_rate: float) -> bool:
+    """Graded something, and enough of it passed (exact: 2/3 clears 0.66, not 0.67)."""
+    return graded > 0 and passed >= min_pass_rate * graded - 1e-9
 
 
 def run_passed(cases: list[EvalCaseResult]) -> bool:
@@ -76,15 +94,26 @@ class Flip(msgspec.Struct, frozen=True):
     suite: str
     case: str
     direction: str  # "pass→fail" (a regression) or "fail→pass" (a fix)
+    # passed/graded on each side: a flip over one session weighs less than one over twenty
+    before: str = ""
+    after: str = ""
 
 
 def flips(current: list[EvalCaseResult], baseline: list[EvalCaseResult]) -> list[Flip]:
     """Cases graded in both runs whose verdict changed."""
-    before = {(c.suite, c.case): c.passed for c in baseline if c.graded}
+    before = {(c.suite, c.case): c for c in baseline if c.graded}
     out = []
     for c in current:
-        key = (c.suite, c.case)
-        if not c.graded or key not in before or before[key] == c.passed:
+        old = before.get((c.suite, c.case))
+        if not c.graded or old is None or old.passed == c.passed:
             continue
-        out.append(Flip(c.suite, c.case, "fail→pass" if c.passed else "pass→fail"))
+        out.append(
+            Flip(
+                c.suite,
+                c.case,
+                "fail→pass" if c.passed else "pass→fail",
+                f"{old.passed_sessions}/{old.graded}",
+                f"{c.passed_sessions}/{c.graded}",
+            )
+        )
     return out

@@ -17,7 +17,8 @@ Groups (DESIGN.md section 4):
   ``ReplayRunCompleted`` (one agent run of ``eval replay``).
 - versions: ``SkillVersionCreated``, ``SkillChallengerStarted``, ``SkillRouted``,
   ``SkillExecutionRecorded``, ``SkillPromoted``, ``SkillRetired``, ``SkillRolledBack``,
-  ``SkillManaged``, ``SkillStrategySet``, ``GateEvaluated``.
+  ``SkillManaged``, ``SkillUnmanaged``, ``SkillLiveRemoved``, ``SkillStrategySet``,
+  ``GateEvaluated``.
 - policy: ``PolicySet``: anything that changes what a projection computes.
 
 Times inside payloads are ISO 8601 UTC strings as the producer saw them; projections read
@@ -247,6 +248,11 @@ class EvalCaseResult(msgspec.Struct, frozen=True, kw_only=True):
     passed_sessions: int
     passed: bool
     results: list[GraderResult] = []
+    # Sessions the case selected but could not judge (no label, no duration): not in
+    # ``graded``, no results. ``passed`` needs graded > 0 and passed/graded >= min_pass_rate.
+    not_graded: int = 0
+    min_pass_rate: float = 1.0
+    not_graded_reasons: list[str] = []  # why, distinct ("not labelled")
 
 
 class EvalRunCompleted(Event, frozen=True):
@@ -421,6 +427,23 @@ class SkillManaged(Event, frozen=True):
     file_text: str = ""
 
 
+class SkillUnmanaged(Event, frozen=True):
+    """A skill handed back: nothing is routed or written any more; its live files stay as
+    they are and its history stays in the log (``skill import`` manages it again)."""
+
+    skill: str
+    author: str = ""
+    reason: str = ""
+
+
+class SkillLiveRemoved(Event, frozen=True):
+    """Files agents no longer load a managed skill from: never written again, left as they are."""
+
+    skill: str
+    live_paths: list[str] = []
+    author: str = ""
+
+
 class SkillStrategySet(Event, frozen=True):
     """How a managed skill routes: ``thompson``, ``ucb1`` or ``champion-only``."""
 
@@ -500,6 +523,8 @@ AnyEvent = (
     | SkillRetired
     | SkillRolledBack
     | SkillManaged
+    | SkillUnmanaged
+    | SkillLiveRemoved
     | SkillStrategySet
     | GateEvaluated
     | PolicySet

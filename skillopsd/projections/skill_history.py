@@ -15,10 +15,12 @@ from ..events.types import (
     GateEvaluated,
     PolicySet,
     SkillChallengerStarted,
+    SkillLiveRemoved,
     SkillManaged,
     SkillPromoted,
     SkillRetired,
     SkillRolledBack,
+    SkillUnmanaged,
     SkillVersionCreated,
 )
 from ._engine import Projection
@@ -72,7 +74,7 @@ class SkillHistory(Projection):
     """The tables ``skills``, ``skill show``, ``eval run``, ``promote`` and ``lineage`` read."""
 
     name = "skill_history"
-    version = 3
+    version = 4  # 3: managed skills and policy changes; 4: unmanaged skills and removed live paths
     tables = (
         "p_managed_skills",
         "p_policy_changes",
@@ -91,6 +93,8 @@ class SkillHistory(Projection):
             "GateEvaluated",
             "SkillPromoted",
             "SkillManaged",
+            "SkillUnmanaged",
+            "SkillLiveRemoved",
             "SkillChallengerStarted",
             "SkillRetired",
             "SkillRolledBack",
@@ -184,7 +188,15 @@ class SkillHistory(Projection):
                 "INSERT INTO p_policy_changes VALUES (?, ?, ?, ?, ?)",
                 (pos, p.name, _json.encode(p.values).decode(), p.author, at),
             )
-        elif isinstance(p, SkillManaged | SkillChallengerStarted | SkillRetired | SkillRolledBack):
+        elif isinstance(
+            p,
+            SkillManaged
+            | SkillUnmanaged
+            | SkillLiveRemoved
+            | SkillChallengerStarted
+            | SkillRetired
+            | SkillRolledBack,
+        ):
             self._change(conn, event)
 
     def _change(self, conn: apsw.Connection, event: RecordedEvent) -> None:
@@ -198,6 +210,10 @@ class SkillHistory(Projection):
                     (p.skill, p.imported_from, event.position),
                 )
             row = ("managed", p.champion_hash, None, ", ".join(p.live_paths), "", p.author)
+        elif isinstance(p, SkillUnmanaged):
+            row = ("unmanaged", "", None, p.reason, "", p.author)
+        elif isinstance(p, SkillLiveRemoved):
+            row = ("live_removed", "", None, ", ".join(p.live_paths), "", p.author)
         elif isinstance(p, SkillChallengerStarted):
             row = ("challenger", p.version_hash, p.champion_hash, f"experiment {p.test_id}", "", "")
         elif isinstance(p, SkillRetired):

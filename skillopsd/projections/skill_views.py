@@ -9,16 +9,18 @@ from typing import Any
 import apsw
 import msgspec
 
-from ..events.types import EvalCaseResult
+from ..events import events_at
+from ..events.types import EvalCaseResult, SpanDerived
 from ._stats import Median, Share, compare, compare_medians, median_interval, wilson
 from .annotations import list_annotations, newest_labels
 from .replay_runs import ReplaySummary, replay_summaries
 from .skill_aliases import names_of, skill_aliases
 from .usage import session_costs
+from .verdict import VERDICTS as VERDICT_NAMES
 
 _dec = msgspec.json.Decoder()
 _cases = msgspec.json.Decoder(list[EvalCaseResult])
-VERDICTS = ("success", "failure", "blocked")
+VERDICTS = VERDICT_NAMES  # how a session ended (projections.verdict)
 LABELS = ("good", "bad", "blocked", "neutral")
 
 
@@ -34,6 +36,10 @@ class SkillSession(msgspec.Struct):
     tokens: int | None
     duration_ms: int | None
     label: str | None = None
+    # When the session first loaded the skill (the SKILL span's transcript time).
+    loaded_at: str | None = None
+    cwd: str | None = None
+    calls: int | None = None
     # USD when every model response of the session was priced (None: not reported or not
     # all priced: a partial sum would flatter the version).
     cost_usd: float | None = None
@@ -63,14 +69,18 @@ def skill_sessions(
     names = names_of(conn, skill)
     marks = ", ".join("?" for _ in names)
     loaded: dict[str, str | None] = {}
-    for sid, digest in conn.execute(
-        "SELECT session_id, json_extract(attributes, '$.\"skill.content_hash\"') FROM p_spans"
+    loaded_at: dict[str, str] = {}
+    for sid, digest, start in conn.execute(
+        "SELECT session_id, json_extract(attributes, '$.\"skill.content_hash\"'), start"
+        " FROM p_spans"
         f" WHERE kind = 'SKILL' AND json_extract(attributes, '$.\"skill.name\"') IN ({marks})"
         " ORDER BY session_id, seq",
         names,
     ):
         if digest is not None or sid not in loaded:
             loaded[sid] = digest
+        if start is not None and (sid not in loaded_at or start < loaded_at[sid]):
+            loaded_at[sid] = start
     where = [f"session_id IN (SELECT session_id FROM p_session_skills WHERE skill IN ({marks}))"]
     args: list[object] = [*names]
     if since:
@@ -80,9 +90,10 @@ def skill_sessions(
         where.append("agent = ?")
         args.append(agent)
     out = []
-    for sid, ag, started, ended, verdict, t_in, t_out in conn.execute(
-        "SELECT session_id, agent, started_at, ended_at, verdict, tokens_input, tokens_output"
-        f" FROM p_sessions WHERE {' AND '.join(where)} ORDER BY started_at DESC, session_id",
+    for sid, ag, started, ended, verdict, t_in, t_out, cwd, tools in conn.execute(
+        "SELECT session_id, agent, started_at, ended_at, verdict, tokens_input, tokens_output,"
+        f" cwd, tools FROM p_sessions WHERE {' AND '.join(where)}"
+        " ORDER BY started_at DESC, session_id",
         args,
     ):
         tokens = None if t_in is None and t_out is None else (t_in or 0) + (t_out or 0)
@@ -96,6 +107,9 @@ def skill_sessions(
                 version_hash=loaded.get(sid),
                 tokens=tokens,
                 duration_ms=duration_ms(started, ended),
+                loaded_at=loaded_at.get(sid),
+                cwd=cwd,
+                calls=tools,
             )
         )
     labels = newest_labels(conn, [s.session_id for s in out], skill=names[0])
@@ -135,6 +149,13 @@ def versions(conn: apsw.Connection, skill: str) -> list[VersionRow]:
             (skill,),
         )
     ]
+
+
+def version_body(conn: apsw.Connection, version: VersionRow) -> str | None:
+    """The normalized body a version was recorded with (None when erased or not seen whole)."""
+    event = events_at(conn, [version.position]).get(version.position)
+    body = getattr(event, "body", None)
+    return body if isinstance(body, str) and body else None
 
 
 def resolve_version(conn: apsw.Connection, skill: str, ref: str) -> VersionRow | None:
@@ -311,8 +332,16 @@ class EvalVerdict(msgspec.Struct):
     at: str
 
 
+class Scoped(msgspec.Struct):
+    """From the skill's load to the end of the session: calls made, tokens, time."""
+
+    calls: Mean
+    tokens: Mean
+    duration_ms: Mean
+
+
 class VersionStats(msgspec.Struct):
-    """One version in ``skill show``."""
+    """One version in ``skill show``: over the sessions that loaded it."""
 
     tag: str
     content_hash: str
@@ -323,8 +352,31 @@ class VersionStats(msgspec.Struct):
     tokens: Mean
     duration_ms: Mean
     eval: EvalVerdict | None
+    # When it was captured (the log's time) and when a session first loaded it (transcript
+    # time): a backfill captures old versions today, so only the second dates a version.
     first_seen: str | None = None
+    first_loaded: str | None = None
+    calls: Mean | None = None
+    scoped: Scoped | None = None
     # USD per session: median with its distribution-free 95 % interval, over priced sessions.
+    cost: Median = Median(median=None, low=None, high=None, n=0)
+
+
+class Baseline(msgspec.Struct):
+    """Sessions that did not load the skill, in the same projects (cwd) over the same period
+    as those that did: an observational comparison, not an experiment."""
+
+    sessions: int
+    projects: list[str]
+    since: str | None
+    until: str | None
+    verdicts: dict[str, Share]
+    labels: dict[str, Share]
+    labelled: int
+    calls: Mean
+    tokens: Mean
+    duration_ms: Mean
+    # USD per session, as for a version: median and 95 % interval over fully priced sessions.
     cost: Median = Median(median=None, low=None, high=None, n=0)
 
 
@@ -336,10 +388,85 @@ class SkillReport(msgspec.Struct):
     versions: list[VersionStats]
     reading: str
     unversioned_sessions: int = 0
+    baseline: Baseline | None = None
     # The newest ``eval replay`` of each version replayed (same tasks for every version).
     replays: list[ReplaySummary] = []
     # Other names the skill was loaded under, with the same body (skill_aliases).
     aliases: list[str] = []
+
+
+def _scoped(conn: apsw.Connection, group: list[SkillSession]) -> Scoped:
+    """Per session, what followed the skill's first load: calls, tokens, time to the end."""
+    calls: list[int | None] = []
+    tokens: list[int | None] = []
+    times: list[int | None] = []
+    for s in group:
+        if s.loaded_at is None:
+            calls.append(None)
+            tokens.append(None)
+            times.append(None)
+            continue
+        rows: list[tuple[Any, ...]] = conn.execute(
+            "SELECT kind, position FROM p_spans WHERE session_id = ? AND start >= ?"
+            " AND kind IN ('TOOL', 'LLM')",
+            (s.session_id, s.loaded_at),
+        ).fetchall()
+        # Tool calls, as the session's own count (``tools``) counts them.
+        calls.append(sum(1 for kind, _ in rows if kind == "TOOL"))
+        total: int | None = None
+        for event in events_at(conn, [pos for kind, pos in rows if kind == "LLM"]).values():
+            if not isinstance(event, SpanDerived):
+                continue
+            counted: list[int] = []
+            for key in ("gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens"):
+                used = event.attributes.get(key)
+                if isinstance(used, int) and not isinstance(used, bool):
+                    counted.append(used)
+            if counted:
+                total = (total or 0) + sum(counted)
+        tokens.append(total)
+        times.append(duration_ms(s.loaded_at, s.ended_at))
+    return Scoped(calls=_mean(calls), tokens=_mean(tokens), duration_ms=_mean(times))
+
+
+def _baseline(conn: apsw.Connection, skill: str, loaded: list[SkillSession]) -> Baseline | None:
+    """The sessions in the same projects over the same period that did not load ``skill``."""
+    projects = sorted({s.cwd for s in loaded if s.cwd})
+    starts = sorted(s.started_at for s in loaded if s.started_at)
+    if not projects or not starts:
+        return None
+    since, until = starts[0], starts[-1]
+    marks = ",".join("?" * len(projects))
+    names = names_of(conn, skill)
+    loaded_as = ",".join("?" * len(names))
+    rows: list[tuple[Any, ...]] = conn.execute(
+        "SELECT session_id, started_at, ended_at, verdict, tokens_input, tokens_output, tools"
+        f" FROM p_sessions WHERE cwd IN ({marks}) AND started_at >= ? AND started_at <= ?"
+        " AND session_id NOT IN"
+        f" (SELECT session_id FROM p_session_skills WHERE skill IN ({loaded_as}))"
+        " ORDER BY started_at, session_id",
+        [*projects, since, until, *names],
+    ).fetchall()
+    n = len(rows)
+    labels = newest_labels(conn, [r[0] for r in rows])
+    labelled = [labels[r[0]] for r in rows if r[0] in labels]
+    costs = session_costs(conn, [r[0] for r in rows])
+    priced = [c.usd for c in costs.values() if c.usd is not None and not c.unpriced]
+    return Baseline(
+        sessions=n,
+        projects=projects,
+        since=since,
+        until=until,
+        verdicts={v: wilson(sum(1 for r in rows if r[3] == v), n) for v in VERDICTS},
+        labels={lb: wilson(labelled.count(lb), len(labelled)) for lb in LABELS},
+        labelled=len(labelled),
+        calls=_mean([r[6] for r in rows]),
+        tokens=_mean(
+            [None if r[4] is None and r[5] is None else (r[4] or 0) + (r[5] or 0) for r in rows]
+        ),
+        duration_ms=_mean([duration_ms(r[1], r[2]) for r in rows]),
+        cost=median_interval(priced),
+    )
 
 
 def skill_report(conn: apsw.Connection, skill: str) -> SkillReport | None:
@@ -394,6 +521,9 @@ def skill_report(conn: apsw.Connection, skill: str) -> SkillReport | None:
                 if run
                 else None,
                 first_seen=version.at if version else None,
+                first_loaded=min((x.loaded_at for x in group if x.loaded_at), default=None),
+                calls=_mean([x.calls for x in group]),
+                scoped=_scoped(conn, group),
                 cost=median_interval([s.cost_usd for s in group if s.cost_usd is not None]),
             )
         )
@@ -417,12 +547,22 @@ def skill_report(conn: apsw.Connection, skill: str) -> SkillReport | None:
         reading = f"only {with_data[0].tag} has sessions: nothing to compare yet"
     else:
         reading = "no session has loaded a recorded version yet"
+    baseline = _baseline(conn, skill, sessions)
+    if baseline is not None and baseline.sessions and with_data:
+        latest = with_data[0]
+        against = compare(
+            latest.tag, latest.verdicts["success"], "without", baseline.verdicts["success"]
+        )
+        reading += "; " + against.replace(" points", " points of success", 1).replace(
+            "without:", "not loading it (observational):", 1
+        )
     return SkillReport(
         skill=skill,
         champion=champion(conn, skill),
         versions=out,
         reading=reading,
         unversioned_sessions=unversioned,
+        baseline=baseline,
         replays=_newest_replays(conn, skill),
         aliases=aliases,
     )
@@ -559,8 +699,8 @@ def lineage(conn: apsw.Connection, skill: str, *, since: str | None = None) -> l
                 at=at,
                 kind=kind,
                 position=pos,
-                content_hash=vh,
-                tag=tag.get(vh, "v?"),
+                content_hash=vh or None,
+                tag=tag.get(vh, "v?") if vh else None,
                 parent_hash=prev,
                 reason=reason or None,
                 decision=decision or None,

@@ -27,6 +27,24 @@ class _Handler(FileSystemEventHandler):
             self._hint(path)
 
 
+class _FilesHandler(FileSystemEventHandler):
+    """Hints for a few named files (managed skills' live SKILL.md), whatever their suffix."""
+
+    def __init__(self, files: frozenset[Path], hint: Callable[[Path], None]) -> None:
+        self._files = files
+        self._hint = hint
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        if event.is_directory or event.event_type in ("opened", "closed_no_write"):
+            return
+        # An editor that saves by renaming a temporary file over it shows up as dest_path.
+        for raw in (getattr(event, "dest_path", ""), event.src_path):
+            if raw:
+                path = Path(os.fsdecode(raw))
+                if path in self._files:
+                    self._hint(path)
+
+
 class Watcher:
     """Watches every root that exists (recursively), and the nearest parent of one that does not."""
 
@@ -35,6 +53,9 @@ class Watcher:
         self._observer = Observer()
         self._handler = _Handler(hint)
         self._watches: dict[tuple[Path, bool], ObservedWatch] = {}
+        self._hint = hint
+        self._files: frozenset[Path] = frozenset()
+        self._file_watches: dict[Path, ObservedWatch] = {}
 
     def start(self) -> None:
         self.refresh()
@@ -61,6 +82,23 @@ class Watcher:
                 )
             except OSError:
                 continue  # vanished or unwatchable; the periodic rescan still covers it
+
+    def watch_files(self, files: frozenset[Path]) -> None:
+        """Hint changes of exactly these files (a watch on each one's folder)."""
+        if files == self._files:
+            return
+        self._files = files
+        for watch in self._file_watches.values():
+            self._observer.unschedule(watch)
+        self._file_watches = {}
+        handler = _FilesHandler(files, self._hint)
+        for folder in sorted({f.parent for f in files}):
+            try:
+                self._file_watches[folder] = self._observer.schedule(
+                    handler, str(folder), recursive=False
+                )
+            except OSError:
+                continue  # a folder that is gone: the rescan's sync still reads the file
 
     def stop(self) -> None:
         self._observer.stop()

@@ -28,6 +28,7 @@ from ..events import RecordedEvent
 from ..events.types import (
     SkillChallengerStarted,
     SkillExecutionRecorded,
+    SkillLiveRemoved,
     SkillManaged,
     SkillPromoted,
     SkillRecordRejected,
@@ -35,6 +36,7 @@ from ..events.types import (
     SkillRolledBack,
     SkillRouted,
     SkillStrategySet,
+    SkillUnmanaged,
     SkillVersionCreated,
 )
 
@@ -260,6 +262,12 @@ def apply(state: SkillState, event: RecordedEvent) -> None:
             state.champion = p.champion_hash
             state.champions.add(p.champion_hash)
         _file(state, p.champion_hash, p.file_text)
+    elif isinstance(p, SkillUnmanaged):
+        _end(state, "unmanaged")
+        state.managed = False
+        state.live_paths = []
+    elif isinstance(p, SkillLiveRemoved):
+        state.live_paths = sorted(set(state.live_paths) - set(p.live_paths))
     elif isinstance(p, SkillStrategySet):
         state.strategy = p.strategy
     elif isinstance(p, SkillChallengerStarted):

@@ -8,8 +8,11 @@ tags stay max+1 and no decision rests on a state that has already moved on.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
+
+import yaml
 
 from .._redact import redact_text
 from ..derive._skills import normalize_skill_body, skill_content_hash
@@ -18,10 +21,12 @@ from ..events.types import (
     Event,
     SkillChallengerStarted,
     SkillExecutionRecorded,
+    SkillLiveRemoved,
     SkillManaged,
     SkillPromoted,
     SkillRolledBack,
     SkillStrategySet,
+    SkillUnmanaged,
     SkillVersionCreated,
 )
 from .observed import skill_stream, version_event_id
@@ -45,14 +50,21 @@ def read_state(db: Database, skill: str) -> SkillState:
         return fold(skill, EventLog(db).read_stream(skill_stream(skill)))
 
 
-def managed_skills(db: Database) -> list[str]:
-    """Every skill handed to the store, by name."""
+def managed_skills(db: Database, *, ever: bool = False) -> list[str]:
+    """Every skill the store manages now (``ever``: also those handed back since), by name."""
     with db.read() as conn:
+        # SQLite takes the bare ``type`` from the row max(position) picked: the newest of the
+        # two says whether the skill is managed now. The RARE_TYPES term lets it use the index.
         rows = conn.execute(
-            "SELECT DISTINCT stream FROM events WHERE type = 'SkillManaged'"
-            f" AND {RARE_TYPES} ORDER BY stream"  # the term lets SQLite use the type index
+            "SELECT stream, type, max(position) FROM events"
+            f" WHERE type IN ('SkillManaged', 'SkillUnmanaged') AND {RARE_TYPES}"
+            " GROUP BY stream ORDER BY stream"
         )
-        return [r[0].removeprefix("skill:") for r in rows]
+        return [
+            stream.removeprefix("skill:")
+            for stream, kind, _ in rows
+            if ever or kind == "SkillManaged"
+        ]
 
 
 def managed_state(db: Database, skill: str) -> SkillState:
@@ -139,12 +151,80 @@ def version_event(
     return digest, new(state.skill, event, version_event_id(state.skill, digest))
 
 
+_FRONTMATTER = re.compile(r"\A\ufeff?---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(?:\r?\n|\Z)", re.S)
+
+
+def frontmatter_name(text: str) -> str | None:
+    """The ``name:`` of a SKILL.md's YAML frontmatter (None when it has none)."""
+    match = _FRONTMATTER.match(text)
+    if match is None:
+        return None
+    try:
+        data = yaml.safe_load(match.group(1))
+    except yaml.YAMLError:
+        return None
+    name = data.get("name") if isinstance(data, dict) else None
+    return name.strip() if isinstance(name, str) and name.strip() else None
+
+
+def names_of(path: Path, text: str) -> list[str]:
+    """The names an agent loads a SKILL.md by: its frontmatter ``name:``, its folder's name."""
+    found = [frontmatter_name(text), path.parent.name]
+    return list(dict.fromkeys(n for n in found if n))
+
+
+def _owned(db: Database, skill: str, paths: list[str]) -> None:
+    """Refuse live paths another managed skill writes: two skills would fight over a file."""
+    for other in managed_skills(db):
+        if other == skill:
+            continue
+        taken = sorted(set(paths) & set(read_state(db, other).live_paths))
+        if taken:
+            raise StoreError(
+                f"{taken[0]} is a live path of managed skill {other!r}: two managed skills"
+                f" would overwrite each other (skillopsctl skill remove-live {other} PATH,"
+                f" or skill unmanage {other})"
+            )
+
+
+def _parents(paths: list[str]) -> None:
+    """A live path goes where an agent looks: the skill folder may be new (it is created),
+    but the folder it goes in must exist, so a mistyped project path is refused."""
+    for path in paths:
+        folder = Path(path).parent
+        if not folder.parent.is_dir():
+            raise StoreError(
+                f"{path}: folder {folder.parent} does not exist (check the path; agents load"
+                " skills from an existing folder such as PROJECT/.claude/skills)"
+            )
+
+
 def import_skill(
-    db: Database, skill: str, source: Path, live: list[Path], author: str
+    db: Database,
+    skill: str,
+    source: Path,
+    live: list[Path],
+    author: str,
+    *,
+    check_name: bool = True,
 ) -> SkillState:
-    """Manage ``skill`` from an agent's skill folder: its body becomes (or matches) the champion."""
+    """Manage ``skill`` from an agent's skill folder: its body becomes (or matches) the champion.
+
+    The name must be one the agents load the file by (its frontmatter ``name:`` or folder)
+    unless ``check_name`` is off: sessions record the name they loaded, so a managed skill
+    named otherwise would never see one.
+    """
     path, text = skill_file(source)
+    names = names_of(path, text)
+    if check_name and skill not in names:
+        raise StoreError(
+            f"{path}: agents load this skill as {' or '.join(repr(n) for n in names)}, not"
+            f" {skill!r} (skill import {names[0]} --from {source}; or --name {skill} to manage"
+            " it under that name anyway)"
+        )
     paths = sorted({str(path), *(str(_live_file(p)) for p in live)})
+    _parents(paths)
+    _owned(db, skill, paths)
 
     def build(state: SkillState) -> list[NewEvent]:
         if state.managed:
@@ -179,6 +259,8 @@ def _live_file(path: Path) -> Path:
 def add_live(db: Database, skill: str, live: list[Path], author: str) -> SkillState:
     """More files that agents load this skill from."""
     paths = sorted(str(_live_file(p)) for p in live)
+    _parents(paths)
+    _owned(db, skill, paths)
 
     def build(state: SkillState) -> list[NewEvent]:
         if not state.managed or state.champion is None:
@@ -189,6 +271,55 @@ def add_live(db: Database, skill: str, live: list[Path], author: str) -> SkillSt
             skill=skill, champion_hash=state.champion, live_paths=paths, author=author
         )
         return [new(skill, event)]
+
+    append_checked(db, skill, build)
+    return read_state(db, skill)
+
+
+def held_by(state: SkillState, path: str) -> str:
+    """Which version the live file at ``path`` holds now: ``v3``, or why none."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return "missing"
+    except (OSError, UnicodeDecodeError) as exc:
+        return f"unreadable ({type(exc).__name__})"
+    if not text.strip():
+        return "empty"
+    digest = skill_content_hash(text)
+    if digest not in state.versions:
+        return "a hand edit not yet recorded"
+    return state.tag_of(digest) or "?"
+
+
+def remove_live(db: Database, skill: str, live: list[Path], author: str) -> SkillState:
+    """Files agents no longer load ``skill`` from: never written again, left as they are."""
+    paths = sorted(str(_live_file(p)) for p in live)
+
+    def build(state: SkillState) -> list[NewEvent]:
+        if not state.managed:
+            raise StoreError(f"skill {skill!r} is not managed", 1)
+        unknown = [p for p in paths if p not in state.live_paths]
+        if unknown:
+            held = ", ".join(state.live_paths) or "none"
+            raise StoreError(f"{unknown[0]} is not a live path of {skill} (live paths: {held})")
+        if len(paths) == len(state.live_paths):
+            raise StoreError(
+                f"that would leave {skill} no live path: skill unmanage {skill} hands it back"
+            )
+        return [new(skill, SkillLiveRemoved(skill=skill, live_paths=paths, author=author))]
+
+    append_checked(db, skill, build)
+    return read_state(db, skill)
+
+
+def unmanage(db: Database, skill: str, author: str, reason: str = "") -> SkillState:
+    """Hand ``skill`` back: its test ends, nothing is routed or written; history stays."""
+
+    def build(state: SkillState) -> list[NewEvent]:
+        if not state.managed:
+            raise StoreError(f"skill {skill!r} is not managed", 1)
+        return [new(skill, SkillUnmanaged(skill=skill, author=author, reason=reason))]
 
     append_checked(db, skill, build)
     return read_state(db, skill)
