@@ -253,6 +253,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "skill": ("skills", "versions", "evidence"),
     "skills": ("skills",),
     "status": ("status",),
+    "sync": ("sync",),
     "usage": ("usage",),
     "verify": ("integrity",),
 }

@@ -7,6 +7,7 @@ from ._codec import decode as decode_payload
 from ._codec import register_upcaster
 from ._compress import MAX_PAYLOAD, CodecError
 from ._db import RARE_TYPES, SCHEMA_VERSION, Database
+from ._links import GENESIS_HASH, ChainLink, chain_links, link_hash
 from ._log import (
     AppendResult,
     EventLog,
@@ -33,11 +34,13 @@ from .types import EVENT_TYPES, AnyEvent, Event
 
 __all__ = [
     "EVENT_TYPES",
+    "GENESIS_HASH",
     "MAX_PAYLOAD",
     "RARE_TYPES",
     "SCHEMA_VERSION",
     "AnyEvent",
     "AppendResult",
+    "ChainLink",
     "ChainReport",
     "CodecError",
     "ConcurrencyError",
@@ -53,9 +56,11 @@ __all__ = [
     "NewEvent",
     "RecordedEvent",
     "StorageError",
+    "chain_links",
     "content_id",
     "decode_payload",
     "events_at",
+    "link_hash",
     "payload_reader",
     "register_upcaster",
     "storage_error",

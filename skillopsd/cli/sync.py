@@ -1,0 +1,90 @@
+"""``skillopsctl sync``: push this machine's log to a team PostgreSQL."""
+
+from __future__ import annotations
+
+from typing import IO, Any
+
+import click
+
+from ..team import URL_ENV, Content, SyncError, SyncReport, sync
+from ._app import AppContext, cli, db_option, json_option, pass_app
+from ._output import emit_json, number, plural
+
+
+class SyncFailed(click.ClickException):
+    """The server could not be reached or refused the sync: one line, exit 2."""
+
+    exit_code = 2
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        click.echo(f"skillopsctl sync: {self.format_message()}", err=True, file=file)
+
+
+class ChainRefused(SyncFailed):
+    """This machine's chain breaks: what came before the break is stored; exit 1."""
+
+    exit_code = 1
+
+
+@cli.command(name="sync")
+@db_option
+@click.option(
+    "--to",
+    "url",
+    metavar="URL",
+    envvar=URL_ENV,
+    default=None,
+    help=f"The team PostgreSQL, postgresql://USER[:PASSWORD]@HOST[:PORT]/DB (env {URL_ENV}).",
+)
+@click.option(
+    "--content",
+    type=click.Choice([c.value for c in Content]),
+    default=Content.DERIVED.value,
+    show_default=True,
+    help="What leaves this machine: derived (no transcript lines, spans and sessions without"
+    " message text), all (every payload), none (labels and decisions only).",
+)
+@click.option(
+    "--batch",
+    type=click.IntRange(1, 100_000),
+    default=500,
+    show_default=True,
+    help="Events per server transaction (a killed sync keeps every finished one).",
+)
+@json_option
+@pass_app
+def sync_command(app: AppContext, url: str | None, content: str, batch: int, as_json: bool) -> None:
+    """Push this machine's log to a team PostgreSQL, resuming where the server stands.
+
+    Each machine is its own stream (its id is the hash of its log's first event). Every
+    event's header and payload digest are sent and its hash recomputed from the previous
+    one before it is stored, so a re-sync sends nothing twice and a log whose chain breaks is
+    refused at the break (what came before it is kept). Payloads go as --content chooses;
+    an erasure (skillopsctl forget) synced deletes those payloads on the server too.
+    """
+    if not url or not url.strip():
+        raise click.UsageError(f"give --to postgresql://… (or set {URL_ENV})")
+    db = app.db()
+    try:
+        report = sync(db, url.strip(), Content(content), batch=batch)
+    except SyncError as exc:
+        raise SyncFailed(str(exc)) from exc
+    if as_json:
+        emit_json(report)
+    else:
+        click.echo(_summary(report))
+    if report.refused is not None:
+        raise ChainRefused(report.refused)
+
+
+def _summary(report: SyncReport) -> str:
+    if not report.machine:
+        return f"nothing to sync: the log is empty ({report.server})"
+    return (
+        f"machine {report.machine} ({report.label}) → {report.server}: sent"
+        f" {plural(report.sent, 'event')} (content {report.content}: {number(report.exact)}"
+        f" exact, {number(report.derived)} derived, {number(report.withheld)} withheld,"
+        f" {number(report.erased)} erased); the server holds {number(report.held)} of"
+        f" {number(report.local_events)}; {plural(report.erased_on_server, 'payload')}"
+        " erased there"
+    )

@@ -1,0 +1,131 @@
+"""What of an event's payload leaves the machine, under each ``--content`` choice.
+
+Every event's header (position, id, stream, version, type, schema, time) and the digest
+its hash commits to always go: the server needs them to check the chain. The payload goes
+``exact`` (its bytes, checked against the digest), ``derived`` (re-encoded without message
+text, so it no longer matches the digest), or not at all (``withheld``; ``erased`` when the
+owner erased it before it was sent).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+import msgspec
+
+from ..events import LogError, decode_payload
+from ..events.types import (
+    CaptureErrorRecorded,
+    DeriveErrorRecorded,
+    EvalRunCompleted,
+    Event,
+    SessionDerived,
+    SpanDerived,
+)
+
+
+class Content(StrEnum):
+    """``--content``: what its owner lets leave the machine."""
+
+    DERIVED = "derived"
+    ALL = "all"
+    NONE = "none"
+
+
+# ``none``: labels and decisions only (and erasure records, which the server must apply).
+DECISION_TYPES = frozenset(
+    {
+        "AnnotationAdded",
+        "AnnotationRetracted",
+        "SessionPurged",
+        "PayloadsErased",
+        "SkillChallengerStarted",
+        "SkillPromoted",
+        "SkillRetired",
+        "SkillManaged",
+        "SkillStrategySet",
+        "SkillRolledBack",
+        "GateEvaluated",
+        "PolicySet",
+    }
+)
+
+# ``derived``: a span keeps every number and boolean attribute, and a string attribute only
+# when its key is one of these, which name things (a tool, a model, an id, a kind), never
+# what was said: an attribute not listed (a prompt, an output, tool arguments, a shell
+# command, an error text, any attribute added later) is dropped.
+NAMING_ATTRIBUTES = frozenset(
+    {
+        "gen_ai.operation.name",
+        "gen_ai.tool.name",
+        "gen_ai.tool.call.id",
+        "gen_ai.system",
+        "gen_ai.request.model",
+        "gen_ai.response.id",
+        "gen_ai.conversation.id",
+        "gen_ai.agent.id",
+        "gen_ai.agent.name",
+        "skillops.tool.kind",
+        "skillops.call.kind",
+        "skillops.skill.requested",
+        "skillops.usage.source",
+        "skillops.exec.session_id",
+    }
+)
+
+_encode = msgspec.msgpack.Encoder().encode
+
+
+def derived(event: Event) -> Event | None:
+    """``event`` without message text, or None when nothing of it may go.
+
+    Transcript lines are withheld whole; a session loses its title (the agent's or the
+    first prompt); a span keeps only the attributes above; capture and derive errors lose
+    their message (it may quote a line); eval grader results lose their detail (it may quote
+    the session). Everything else (labels, notes, evals, skill versions, decisions) goes as is.
+    """
+    if event.__class__.__name__ == "TranscriptLineCaptured":
+        return None
+    if isinstance(event, SessionDerived):
+        return msgspec.structs.replace(event, title=None)
+    if isinstance(event, SpanDerived):
+        kept = {
+            key: value
+            for key, value in event.attributes.items()
+            if key in NAMING_ATTRIBUTES or not isinstance(value, str | list)
+        }
+        return msgspec.structs.replace(event, attributes=kept)
+    if isinstance(event, CaptureErrorRecorded | DeriveErrorRecorded):
+        return msgspec.structs.replace(event, message="")
+    if isinstance(event, EvalRunCompleted):
+        cases = [
+            msgspec.structs.replace(
+                case, results=[msgspec.structs.replace(r, detail="") for r in case.results]
+            )
+            for case in event.cases
+        ]
+        return msgspec.structs.replace(event, cases=cases)
+    return event
+
+
+def outgoing(
+    choice: Content, type_name: str, schema: int, payload: bytes
+) -> tuple[str, bytes | None]:
+    """``(kind, bytes)`` of one readable payload under ``choice``: kind is ``exact``,
+    ``derived`` or ``withheld`` (bytes None)."""
+    if choice is Content.ALL or type_name == "PayloadsErased":
+        return "exact", payload
+    if choice is Content.NONE:
+        return ("exact", payload) if type_name in DECISION_TYPES else ("withheld", None)
+    if type_name == "TranscriptLineCaptured":
+        return "withheld", None
+    try:
+        event = decode_payload(type_name, schema, payload)
+    except LogError:
+        return "withheld", None  # an event this version cannot read: nothing of it is judged
+    kept = derived(event)
+    if kept is None:
+        return "withheld", None
+    if kept is event:
+        return "exact", payload
+    return "derived", _encode(kept)
