@@ -69,6 +69,13 @@ def test_the_baseline_is_the_same_projects_over_the_same_period(home: Home) -> N
     assert base["sessions"] == 1 and len(base["projects"]) == 1
     assert base["since"][:13] == "2026-06-01T10" and base["until"][:13] == "2026-06-01T14"
     assert base["verdicts"]["success"]["n"] == 1
+    # Its cost per session is the same figure `sessions` gives the session that did not load it.
+    other = [s for s in home.json("sessions") if "triage" not in s["skills"]]
+    assert len(other) == 1
+    priced = other[0]["cost"]["usd"] is not None and not other[0]["cost"]["unpriced"]
+    assert base["cost"]["n"] == (1 if priced else 0)
+    if priced:
+        assert base["cost"]["median"] == pytest.approx(other[0]["cost"]["usd"])
     assert "not loading it (observational)" in report["reading"]
     text = home.ctl("skill", "show", "triage")
     assert "observational" in text and "\nwithout " in text

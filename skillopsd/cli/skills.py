@@ -274,7 +274,7 @@ def _print_report(report: SkillReport, utc: bool, *, one: bool) -> None:
                 _per(base.calls, n),
                 _per(base.tokens, n),
                 _per(base.duration_ms, n, "ms"),
-                "-",
+                _cost(base.cost, n),
                 "-",
                 "-",
                 "-",

@@ -376,6 +376,8 @@ class Baseline(msgspec.Struct):
     calls: Mean
     tokens: Mean
     duration_ms: Mean
+    # USD per session, as for a version: median and 95 % interval over fully priced sessions.
+    cost: Median = Median(median=None, low=None, high=None, n=0)
 
 
 class SkillReport(msgspec.Struct):
@@ -448,6 +450,8 @@ def _baseline(conn: apsw.Connection, skill: str, loaded: list[SkillSession]) -> 
     n = len(rows)
     labels = newest_labels(conn, [r[0] for r in rows])
     labelled = [labels[r[0]] for r in rows if r[0] in labels]
+    costs = session_costs(conn, [r[0] for r in rows])
+    priced = [c.usd for c in costs.values() if c.usd is not None and not c.unpriced]
     return Baseline(
         sessions=n,
         projects=projects,
@@ -461,6 +465,7 @@ def _baseline(conn: apsw.Connection, skill: str, loaded: list[SkillSession]) -> 
             [None if r[4] is None and r[5] is None else (r[4] or 0) + (r[5] or 0) for r in rows]
         ),
         duration_ms=_mean([duration_ms(r[1], r[2]) for r in rows]),
+        cost=median_interval(priced),
     )
 
 
