@@ -460,3 +460,92 @@ def test_a_skill_name_never_leaves_the_scratch_folder(name: str) -> None:
         path = skill_path(agent, work, name)
         assert path.parent.parent.parent.parent == work
         assert path.parent.name not in ("", ".", "..") and "/" not in path.parent.name
+
+
+def gate_evals(match: bool = True, plain: bool = False) -> str:
+    """Three `run` cases (with a `match` selecting live sessions too, when asked), and a case
+    without `run` grading every session, when asked."""
+    lines = ["version: 1", "suites:", "  - name: labels", "    cases:"]
+    for n in range(3):
+        lines += [
+            f"      - name: issue-{n}",
+            f'        run: {{prompt: "triage issue {n}: it is slow", timeout: 30}}',
+            *(["        match: {prompt: triage}"] if match else []),
+            "        graders:",
+            "          - {type: text, contains: [needs-info]}",
+        ]
+    if plain:
+        lines += [
+            "      - name: uses-the-skill",
+            "        graders:",
+            "          - {type: skill_invocation, expectSkills: [triage]}",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def live_session(bench: Bench, body: str, n: int) -> None:
+    """A session a user ran by hand (not a replay) with ``body`` as the project skill."""
+    work = bench.root / f"live-{n}"
+    (work / ".claude" / "skills" / "triage").mkdir(parents=True)
+    (work / ".claude" / "skills" / "triage" / "SKILL.md").write_text(skill_md(body))
+    done = subprocess.run(
+        [sys.executable, str(STUB), "-p", f"triage live issue {n}"],
+        cwd=work,
+        env=bench.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    bench.ctl("ingest", str(bench.home / ".claude" / "projects"))
+
+
+def dry(bench: Bench, tag: str = "v2") -> subprocess.CompletedProcess[str]:
+    done = bench.run("promote", "triage", "--to", tag, "--dry-run")
+    assert "Traceback" not in done.stderr, done.stderr
+    return done
+
+
+@pytest.mark.slow
+def test_a_second_replay_and_live_sessions_keep_a_passing_replay_clearing(tmp_path: Path) -> None:
+    # The run cases' `match` selects the first replay's sessions and the live ones too: the
+    # newest replay graded only its own, and that is the evidence for a run case.
+    bench = Bench(tmp_path, gate_evals())
+    bench.replay("--versions", "v2")
+    assert dry(bench).returncode == 0
+    bench.replay("--versions", "v2")
+    second = dry(bench)
+    assert second.returncode == 0, second.stderr
+    assert "the newest replay of v2" in second.stdout and "over 3 distinct" in second.stdout
+    live_session(bench, V2, 1)
+    live_session(bench, V1, 2)
+    assert len(json.loads(bench.ctl("sessions", "--json"))) == 8
+    with_live = dry(bench)
+    assert with_live.returncode == 0, with_live.stderr
+    # A failed replay refuses its version, and a newer failure is never outweighed: v1's
+    # live session, then its failing replay.
+    failed = bench.replay("--versions", "v1", code=1)
+    assert not any(r["passed"] for r in failed["runs"])
+    refused = dry(bench, "v1")
+    assert refused.returncode == 1 and "failed" in refused.stderr, refused.stderr
+
+
+@pytest.mark.slow
+def test_cases_without_run_still_need_an_eval_run_beside_the_replay(tmp_path: Path) -> None:
+    bench = Bench(tmp_path, gate_evals(match=False, plain=True))
+    live_session(bench, V2, 1)
+    bench.replay("--versions", "v2")
+    refused = dry(bench)
+    assert refused.returncode == 1 and "1 case(s) without `run`" in refused.stderr
+    # An eval run grades the case without run on every session (live and replayed) ...
+    bench.ctl("eval", "run", "triage", "--json")
+    assert dry(bench).returncode == 0
+    # ... and a newer replay still clears on it: the replay's new sessions are its own.
+    bench.replay("--versions", "v2")
+    cleared = dry(bench)
+    assert cleared.returncode == 0, cleared.stderr
+    assert "and eval run" in cleared.stdout
+    # A live session captured since the eval run: the case without run has not graded it.
+    live_session(bench, V2, 2)
+    stale = dry(bench)
+    assert stale.returncode == 1 and "did not grade 1 session(s)" in stale.stderr, stale.stderr

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from skillopsd.evals.gate import Population, decide
+from skillopsd.evals.gate import GateDecision, Population, decide
 from skillopsd.events.types import EvalCaseResult, GraderResult
 from skillopsd.projections._stats import compare, wilson
 from skillopsd.projections.skill_views import RunRow
@@ -177,3 +177,82 @@ def test_the_reading_line_says_when_it_cannot_tell() -> None:
     assert "v3 is better" in compare("v3", wilson(95, 100), "v2", wilson(20, 100))
     assert "v3 is worse" in compare("v3", wilson(5, 100), "v2", wilson(80, 100))
     assert "no sessions yet" in compare("v3", wilson(0, 0), "v2", wilson(1, 2))
+
+
+# A replay's run (run ids "run1x"...) grades the `run` case ("triage", "c") on its own sessions.
+RUN_CASES = frozenset({("triage", "c")})
+
+
+def replay_gate(
+    runs: list[RunRow],
+    sessions: Population,
+    plain_cases: int = 0,
+    run_cases: frozenset[tuple[str, str]] = RUN_CASES,
+) -> GateDecision:
+    return decide(
+        sorted(runs, key=lambda r: r.position, reverse=True),
+        tag="v2",
+        suite_hash="now",
+        suites=SUITES,
+        min_sessions=3,
+        command="skillopsctl eval run t",
+        sessions=sessions,
+        replays=frozenset(r.run_id for r in runs if r.run_id.endswith("x")),
+        run_cases=run_cases,
+        plain_cases=plain_cases,
+    )
+
+
+def replayed(n: int, sessions: tuple[str, ...], passed: bool = True) -> RunRow:
+    r = run(n, sessions=sessions, passed=passed)
+    r.run_id += "x"
+    return r
+
+
+# Sessions d, e, f: a second replay's; a, b, c: the first's; "live" sessions are g, h.
+ALL = Population(
+    digests={s: f"bytes-{s}" for s in "abcdefgh"},
+    matched=frozenset("abcdefgh"),
+    plain=frozenset("gh"),
+)
+
+
+def test_a_replay_is_full_evidence_for_run_cases_whatever_else_was_captured() -> None:
+    # Two replays, live sessions beside them: the newest replay's own sessions are its evidence.
+    d = replay_gate([replayed(1, ("a", "b", "c")), replayed(2, ("d", "e", "f"))], ALL)
+    assert d.cleared and d.sessions_graded == ["d", "e", "f"], d.reason
+    assert "replay of v2 (run2x)" in d.reason
+    # The same run, were it not a replay, must have graded every session the suite matches.
+    plain = gate([run(2, sessions=("d", "e", "f"))], sessions=ALL)
+    assert not plain.cleared and "did not grade 5 session(s)" in plain.reason
+
+
+def test_a_newer_failure_replay_or_not_is_never_outweighed() -> None:
+    failed_replay = replayed(2, ("d", "e", "f"), passed=False)
+    d = replay_gate([replayed(1, ("a", "b", "c")), failed_replay], ALL)
+    assert not d.cleared and "failed" in d.reason
+    failed_run = run(3, passed=False, sessions=tuple("abcdefgh"))
+    d = replay_gate([replayed(1, ("a", "b", "c")), failed_run], ALL)
+    assert not d.cleared and d.run is not None and d.run.run_id == "run3"
+
+
+def test_a_replay_of_some_run_cases_never_clears() -> None:
+    two = frozenset({("triage", "c"), ("triage", "other")})
+    d = replay_gate([replayed(1, ("a", "b", "c"))], ALL, run_cases=two)
+    assert not d.cleared and "only some `run` cases" in d.reason
+
+
+def test_cases_without_run_still_need_a_passing_eval_run_covering_live_sessions() -> None:
+    newest = replayed(5, ("d", "e", "f"))
+    d = replay_gate([newest], ALL, plain_cases=1)
+    assert not d.cleared and "1 case(s) without `run`" in d.reason
+    # An eval run that failed, or graded only one of the two live sessions, does not do.
+    d = replay_gate([run(1, passed=False, sessions=("g", "h")), newest], ALL, plain_cases=1)
+    assert not d.cleared and "run1) failed" in d.reason
+    d = replay_gate([run(1, sessions=("g",)), newest], ALL, plain_cases=1)
+    assert not d.cleared and "did not grade 1 session(s)" in d.reason
+    d = replay_gate([run(1, sessions=("g", "h")), newest], ALL, plain_cases=1)
+    assert d.cleared and d.sessions_graded == list("defgh")
+    # One under an older file is no evidence for the cases as they are now.
+    d = replay_gate([run(1, sessions=("g", "h"), suite_hash="old"), newest], ALL, plain_cases=1)
+    assert not d.cleared

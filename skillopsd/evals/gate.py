@@ -13,6 +13,14 @@ Rules, in order:
    running test when there is one): sessions captured since it ran must be graded too.
 5. It graded at least ``min_sessions`` sessions that still exist and loaded that version,
    sessions with byte-identical transcripts counted once (copies of one good session are one).
+
+When that newest full run is the grading of an ``eval replay`` (every ``run`` case of the
+suite, on sessions the agent wrote for them), it is the evidence for the ``run`` cases: rule 4
+reads "it graded every ``run`` case", since its own sessions are all it grades and a live
+session or an earlier replay is no answer to its tasks. Cases without ``run`` are not in a
+replay: the newest full ``eval run`` that is not a replay must then also pass under the suite
+of record and cover every session those cases match (replays' sessions aside), and the
+distinct sessions of both count toward ``min_sessions``.
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ import msgspec
 from ..events import Database, EventLog
 from ..events.types import TranscriptLineCaptured
 from ..projections.annotations import newest_labels
+from ..projections.replay_runs import replay_cases
 from ..projections.session_views import find_session, spans_of
 from ..projections.skill_views import RunRow, skill_sessions
 from .discovery import same_file
@@ -63,6 +72,9 @@ class Population(msgspec.Struct, frozen=True):
     digests: dict[str, str]
     matched: frozenset[str]
     window: str | None = None  # the running test's start, when the population is limited to it
+    # Those the cases without ``run`` select, sessions ``eval replay`` wrote left out: what an
+    # ``eval run`` beside a replay must have graded.
+    plain: frozenset[str] = frozenset()
 
 
 def _digest(db: Database, conn: apsw.Connection, session_id: str) -> str:
@@ -103,22 +115,31 @@ def population(
 ) -> Population:
     """The sessions of ``version_hash`` the gate counts (started at or after ``window``)."""
     group = [s for s in skill_sessions(conn, skill, since=window) if s.version_hash == version_hash]
-    labels = newest_labels(conn, [s.session_id for s in group], skill=skill)
+    ids = [s.session_id for s in group]
+    labels = newest_labels(conn, ids, skill=skill)
+    replayed = replay_cases(conn, skill, ids)
     digests: dict[str, str] = {}
     matched: set[str] = set()
+    plain: set[str] = set()
     for s in group:
         session = find_session(conn, s.session_id)
         if session is None:
             continue
         digests[s.session_id] = _digest(db, conn, s.session_id)
         evidence = build_evidence(session, spans_of(conn, s.session_id), labels.get(s.session_id))
-        if any(
-            grade_case(case, evidence) is not None
+        selected = [
+            case
             for suite in manifest.suites
             for case in suite.cases
-        ):
+            if grade_case(case, evidence) is not None
+        ]
+        if selected:
             matched.add(s.session_id)
-    return Population(digests=digests, matched=frozenset(matched), window=window)
+        if s.session_id not in replayed and any(c.run is None for c in selected):
+            plain.add(s.session_id)
+    return Population(
+        digests=digests, matched=frozenset(matched), window=window, plain=frozenset(plain)
+    )
 
 
 def _refuse(reason: str, run: RunRow | None, graded: list[str], need: int) -> GateDecision:
@@ -136,10 +157,15 @@ def decide(
     sessions: Population,
     captured: int | None = None,
     suite_path: str = "",
+    replays: frozenset[str] = frozenset(),
+    run_cases: frozenset[tuple[str, str]] = frozenset(),
+    plain_cases: int = 0,
 ) -> GateDecision:
     """The gate over ``runs`` (one version's, newest first) for the suite of record now.
 
     ``captured`` (sessions that loaded the version so far) only sharpens the refusal message.
+    ``replays``: the ids of runs that graded an ``eval replay``; ``run_cases``: (suite, case)
+    of every case with ``run`` in the suite of record; ``plain_cases``: how many have none.
     """
     full = [r for r in runs if r.full]
     if not full:
@@ -178,16 +204,66 @@ def decide(
             min_sessions,
         )
     graded = set(run.graded_sessions)
-    missing = sorted(sessions.matched - graded)
-    if missing:
-        return _refuse(
-            f"the newest run of {tag} ({short_id}) did not grade {len(missing)} session(s)"
-            f" of {tag} the suite matches (first {missing[0][:12]}; captured since?);"
-            f" run `{command}`",
-            run,
-            [],
-            min_sessions,
-        )
+    also = ""
+    if run.run_id in replays:
+        done = {(c.suite, c.case) for c in run.cases}
+        left = sorted(run_cases - done)
+        if left:
+            return _refuse(
+                f"the newest run of {tag} ({short_id}) replayed only some `run` cases"
+                f" ({len(left)} not, first {left[0][0]}/{left[0][1]}); run `skillopsctl eval"
+                f" replay` over every case, or `{command}`",
+                run,
+                [],
+                min_sessions,
+            )
+        if plain_cases:
+            normal = next((r for r in full if r.run_id not in replays), None)
+            need = f"{plain_cases} case(s) without `run` are not replayed"
+            if normal is None or normal.suite_hash != suite_hash:
+                return _refuse(
+                    f"the newest replay of {tag} ({short_id}) passed, but {need}: run"
+                    f" `{command}` under the suite as it is now to grade them",
+                    run,
+                    [],
+                    min_sessions,
+                )
+            if not normal.passed:
+                return _refuse(
+                    f"the newest replay of {tag} ({short_id}) passed, but the newest eval run"
+                    f" of {tag} ({normal.run_id[:12]}) failed and {need}",
+                    run,
+                    [],
+                    min_sessions,
+                )
+            normal_graded = set(normal.graded_sessions)
+            missing = sorted(sessions.plain - normal_graded)
+            if missing:
+                return _refuse(
+                    f"the newest replay of {tag} ({short_id}) passed, but the newest eval run"
+                    f" of {tag} ({normal.run_id[:12]}) did not grade {len(missing)} session(s)"
+                    f" the cases without `run` match (first {missing[0][:12]}; captured"
+                    f" since?); run `{command}`",
+                    run,
+                    [],
+                    min_sessions,
+                )
+            graded |= normal_graded
+            also = f" and eval run {normal.run_id[:12]} the cases without `run`"
+    else:
+        missing = sorted(sessions.matched - graded)
+        if missing:
+            return _refuse(
+                f"the newest run of {tag} ({short_id}) did not grade {len(missing)} session(s)"
+                f" of {tag} the suite matches (first {missing[0][:12]}; captured since?);"
+                f" run `{command}`",
+                run,
+                [],
+                min_sessions,
+            )
+    what = (
+        f"replay of {tag} ({short_id})" if run.run_id in replays else f"run of {tag} ({short_id})"
+    )
     counted: dict[str, str] = {}
     for sid in sorted(graded):
         digest = sessions.digests.get(sid)
@@ -205,7 +281,7 @@ def decide(
             notes.append(f"{copies} are byte-identical copies of another")
         extra = f" ({'; '.join(notes)})" if notes else ""
         return _refuse(
-            f"the newest run of {tag} ({short_id}) passed but counts {len(kept)} distinct"
+            f"the newest {what} passed{also} but counts {len(kept)} distinct"
             f" session(s){extra}; min_sessions is {min_sessions}:"
             f" {min_sessions - len(kept)} more needed (capture more sessions of {tag},"
             f" then `{command}`)",
@@ -216,7 +292,7 @@ def decide(
     window = " in the running test" if sessions.window else ""
     return GateDecision(
         True,
-        f"the newest run of {tag} ({short_id}) passed over {len(kept)} distinct sessions{window}",
+        f"the newest {what} passed{also} over {len(kept)} distinct sessions{window}",
         run,
         kept,
         min_sessions,

@@ -137,3 +137,11 @@ def replay_cases(conn: apsw.Connection, skill: str, session_ids: list[str]) -> d
         ):
             out[sid] = case
     return out
+
+
+def replay_eval_runs(conn: apsw.Connection, skill: str) -> frozenset[str]:
+    """The eval runs of ``skill`` that graded an ``eval replay`` (one per replay and version)."""
+    return frozenset(
+        r[0]
+        for r in conn.execute("SELECT eval_run_id FROM p_replay_grades WHERE skill = ?", (skill,))
+    )

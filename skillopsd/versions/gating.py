@@ -14,6 +14,7 @@ from ..evals.gate import GateDecision, decide, population
 from ..evals.manifest import Manifest, ManifestError, load_manifest
 from ..events import Database
 from ..events.types import GateEvaluated
+from ..projections.replay_runs import replay_eval_runs
 from ..projections.skill_views import eval_runs, skill_sessions
 from .policy import gate_policy
 from .state import SkillState, window_start
@@ -70,6 +71,11 @@ def evaluate(
             captured=sum(
                 1 for s in skill_sessions(conn, skill, since=window) if s.version_hash == digest
             ),
+            replays=replay_eval_runs(conn, skill),
+            run_cases=frozenset(
+                (s.name, c.name) for s in manifest.suites for c in s.cases if c.run is not None
+            ),
+            plain_cases=sum(1 for s in manifest.suites for c in s.cases if c.run is None),
         )
     run = decision.run
     return decision, GateEvaluated(
