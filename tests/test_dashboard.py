@@ -223,8 +223,10 @@ def test_annotating_in_the_page_appends_the_clis_event(
     page.keyboard.press("j")
     second = page.locator("#queue .item.current").get_attribute("data-session")
     assert second != first
-    page.keyboard.press("b")
-    page.wait_for_url("**/queue?skill=triage")
+    # The page is already at this URL: wait for the POST's redirect itself, not for the URL.
+    with page.expect_navigation(url="**/queue?skill=triage"):
+        page.keyboard.press("b")
+    page.wait_for_load_state("load")
     assert _int(page, "#pending") == pending - 1
     labelled = home.json("annotations", "--session", second)
     assert (labelled[0]["label"], labelled[0]["skill"]) == ("bad", "triage")
