@@ -14,9 +14,9 @@ from ..derive import DERIVER_VERSION
 from ..evals.discovery import NoSuite, suite_path
 from ..evals.evidence import Evidence, build_evidence
 from ..evals.manifest import Manifest, ManifestError, load_manifest
-from ..evals.run import Flip, details, flips, grade_version, run_passed
-from ..events import EventLog, LogError, NewEvent, content_id
-from ..events.types import EvalCaseResult, EvalRunCompleted, EvalSuiteRegistered
+from ..evals.run import Flip, details, flips, grade_version, run_passed, suite_registration
+from ..events import EventLog, LogError, NewEvent
+from ..events.types import EvalCaseResult, EvalRunCompleted
 from ..projections.annotations import newest_labels
 from ..projections.replay_runs import replay_cases
 from ..projections.session_views import find_session, spans_of
@@ -218,18 +218,7 @@ def run(
             f"none of the {skipped} selected session(s) recorded which body of {skill!r} it loaded"
         )
     who = getpass.getuser()
-    events = [
-        NewEvent(
-            f"skill:{skill}",
-            EvalSuiteRegistered(
-                skill=skill,
-                suite_hash=manifest.suite_hash,
-                path=manifest.path,
-                definition=manifest.text,
-            ),
-            content_id("EvalSuiteRegistered", skill, manifest.suite_hash),
-        )
-    ]
+    events = [suite_registration(skill, manifest)]
     out: list[VersionJson] = []
     for digest, group, cases, evidences in graded:
         run_id = uuid.uuid4().hex

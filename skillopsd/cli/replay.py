@@ -24,12 +24,11 @@ from ..deriving import SessionDeriver
 from ..evals.evidence import build_evidence
 from ..evals.graders import grade_case
 from ..evals.manifest import Case, Manifest
-from ..evals.run import run_passed
-from ..events import EventLog, LogError, NewEvent, content_id
+from ..evals.run import run_passed, suite_registration
+from ..events import EventLog, LogError, NewEvent
 from ..events.types import (
     EvalCaseResult,
     EvalRunCompleted,
-    EvalSuiteRegistered,
     GraderResult,
     ReplayRunCompleted,
 )
@@ -493,18 +492,7 @@ def _record_eval_runs(
 ) -> dict[str, str]:
     """One ``EvalRunCompleted`` per version: a full replay of every ``run`` case is a full
     eval run of that version (the gate reads it like any other)."""
-    events = [
-        NewEvent(
-            f"skill:{skill}",
-            EvalSuiteRegistered(
-                skill=skill,
-                suite_hash=manifest.suite_hash,
-                path=manifest.path,
-                definition=manifest.text,
-            ),
-            content_id("EvalSuiteRegistered", skill, manifest.suite_hash),
-        )
-    ]
+    events = [suite_registration(skill, manifest)]
     out = {}
     for tag, digest, _ in chosen:
         case_results = []

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import msgspec
 
-from ..events.types import EvalCaseResult, GraderResult
+from ..events import NewEvent, content_id
+from ..events.types import EvalCaseResult, EvalSuiteRegistered, GraderResult
 from .evidence import Evidence
 from .graders import grade_case
 from .manifest import Manifest
@@ -117,3 +118,17 @@ def flips(current: list[EvalCaseResult], baseline: list[EvalCaseResult]) -> list
             )
         )
     return out
+
+
+def suite_registration(skill: str, manifest: Manifest) -> NewEvent:
+    """The suite a run graded under, recorded once per content (before the run's events)."""
+    return NewEvent(
+        f"skill:{skill}",
+        EvalSuiteRegistered(
+            skill=skill,
+            suite_hash=manifest.suite_hash,
+            path=manifest.path,
+            definition=manifest.text,
+        ),
+        content_id("EvalSuiteRegistered", skill, manifest.suite_hash),
+    )
