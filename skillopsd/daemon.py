@@ -313,6 +313,13 @@ class Daemon:
                 report = sync_skill(
                     self.db, skill, now=datetime.now(UTC), settle=self.settle_seconds
                 )
+            except OSError as exc:
+                if storage_error(exc, self.db.path) is not None:
+                    raise
+                # A folder or live file it cannot write: the user's to fix, in one line.
+                where = f"{exc.filename}: " if exc.filename else ""
+                _log.error("skill sync failed", skill=skill, error=f"{where}{exc.strerror or exc}")
+                continue
             except Exception as exc:
                 if storage_error(exc, self.db.path) is not None:
                     raise
