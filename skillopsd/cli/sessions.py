@@ -199,7 +199,9 @@ def sessions_command(
     per-run totals, subagents known only by their final response: session show says what they
     cover); the session column is a prefix of the id that session show takes. JSON output has
     every field in full, times in UTC. Forgotten sessions are not listed (their
-    rows are gone); --forgotten lists them.
+    rows are gone); --forgotten lists them. A copy of another session (a resumed or forked
+    one repeating its responses, the same ids) is listed too, its title marked (copy of ID):
+    skill figures, the gate and A/B tests count that conversation once.
     """
     db = app.db()
     app.caught_up()
