@@ -121,6 +121,9 @@ def test_copies_of_one_session_are_one_session_to_the_gate(
     # A copy cannot be graded on its own as if it were another session.
     named = home.ctl("eval", "run", "tidy", "--session", listed[copies[0]]["session_id"], code=2)
     assert "is a copy of" in named
+    if agent == "claude":  # responses carry ids: each counted once, for the one that counts
+        periods = {r["period"] for r in home.json("usage", "session")["session"]}
+        assert one in periods and not periods & set(copies)
     home.ctl("rebuild", "--check")
 
 

@@ -45,6 +45,8 @@ class UsageRecord(msgspec.Struct, frozen=True):
     usd: float | None
     # Of ``output``, the thinking the agent reported apart (Gemini CLI's thoughts).
     reasoning: int = 0
+    # Its session is a copy of another (resumed, forked, copied: projections.copies).
+    copy: bool = False
 
 
 class ModelBreakdown(msgspec.Struct, frozen=True):
@@ -137,10 +139,12 @@ def once(records: Iterable[UsageRecord]) -> list[UsageRecord]:
 
     A resumed or copied Claude Code session repeats earlier responses in a new file; ccusage
     counts them once, and so does a report (a session's own cost still counts its copies).
+    Of records at one time, the one of a session that is no copy wins: a session's report
+    gives the conversation's responses to the session that counts, not to its copies.
     """
     seen: set[tuple[str | None, str]] = set()
     out: list[UsageRecord] = []
-    for r in sorted(records, key=lambda r: (r.at or "", r.span_id)):
+    for r in sorted(records, key=lambda r: (r.at or "", r.copy, r.span_id)):
         if r.response_id is not None:
             key = (r.system, r.response_id)
             if key in seen:

@@ -139,11 +139,13 @@ def copies(conn: apsw.Connection, session_ids: Iterable[str] | None = None) -> d
     projections, and every tie is broken by log order, start time and id.
     """
     if session_ids is None:
+        # Only a session sharing an id with another can be a copy: those, found by the index.
         wanted = [
             r[0]
             for r in conn.execute(
-                "SELECT DISTINCT k.session_id FROM p_session_keys k"
-                " JOIN p_sessions s ON s.session_id = k.session_id"
+                "SELECT DISTINCT a.session_id FROM p_session_keys a"
+                " JOIN p_session_keys b ON b.key = a.key AND b.session_id != a.session_id"
+                " ORDER BY a.session_id"
             )
         ]
     else:

@@ -20,6 +20,7 @@ from ..events.types import PayloadsErased, SessionDerived, SessionPurged, SpanDe
 from ..pricing import CACHE_WRITE_1H, PRICES_VERSION, REASONING_TOKENS, Tokens, price
 from ..pricing.report import UsageRecord
 from ._engine import Projection
+from .copies import copies
 
 # Set by the Claude deriver on a subagent's final response read from its Task result.
 USAGE_SOURCE = "skillops.usage.source"
@@ -196,6 +197,7 @@ def usage_records(
     ):
         skills.setdefault(sid, []).append(skill)
     out: list[UsageRecord] = []
+    copied = copies(conn)
     for row in conn.execute(
         "SELECT u.span_id, u.at, s.agent, u.session_id, s.native_session_id, s.cwd, u.model,"
         " u.system, u.response_id, coalesce(u.input, 0), coalesce(u.output, 0),"
@@ -225,6 +227,7 @@ def usage_records(
                 cache_write=write,
                 usd=usd,
                 reasoning=row[14],
+                copy=sid in copied,
             )
         )
     return out
