@@ -15,7 +15,7 @@ import subprocess
 import tarfile
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -63,10 +63,12 @@ def _checkpoint(home: Path, target: str) -> dict[str, int]:
         db.close()
 
 
-def _wait_for(check: object, what: str, export: subprocess.Popen[bytes], limit: float) -> None:
+def _wait_for(
+    check: Callable[[], bool], what: str, export: subprocess.Popen[bytes], err: Path, limit: float
+) -> None:
     deadline = time.monotonic() + limit
-    while not check():  # type: ignore[operator]
-        assert export.poll() is None, f"the export ended before {what}"
+    while not check():
+        assert export.poll() is None, f"the export ended before {what}: {err.read_text()}"
         assert time.monotonic() < deadline, f"no {what} within {limit:.0f}s"
         time.sleep(0.2)
 
@@ -102,6 +104,7 @@ def test_an_export_across_a_phoenix_kill_and_a_clean_stop_loses_and_duplicates_n
                 lambda n=checkpointed: len(_checkpoint(home, target)) > n,
                 f"a session checkpointed before the {stop}",
                 export,
+                err,
                 300,
             )
             running = phoenix[-1]
