@@ -13,6 +13,7 @@ from ..events.types import DeriveErrorRecorded, SessionDerived, SpanDerived, Tok
 from ._ending import mark_ending
 from ._ids import session_id
 from ._input import Record, SourceLines, records
+from ._results import call_results
 from ._skills import (
     content_hash,
     injected_body,
@@ -192,6 +193,7 @@ __all__ = [
     "DERIVER_VERSION",
     "Derivation",
     "SourceLines",
+    "call_results",
     "content_hash",
     "derive_session",
     "injected_body",
