@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import getpass
 import math
+import os
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -16,6 +17,7 @@ import apsw
 import click
 import msgspec
 
+from .._defaults import TEAM_URL_ENV
 from ..events import Database, LogError
 from ..projections._stats import Median, Share, median_interval, wilson
 from ..projections.skill_views import skill_sessions
@@ -85,7 +87,13 @@ def _sync(app: AppContext, skill: str, settle: float = DEFAULT_SETTLE_SECONDS) -
     db = app.db()
     with _store_errors():
         app.caught_up()
-        report = sync_skill(db, skill, now=datetime.now(UTC), settle=settle)
+        report = sync_skill(
+            db,
+            skill,
+            now=datetime.now(UTC),
+            settle=settle,
+            team=os.environ.get(TEAM_URL_ENV) or None,
+        )
         app.caught_up()
         return report
 

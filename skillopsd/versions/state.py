@@ -90,6 +90,9 @@ class Execution(msgspec.Struct, kw_only=True):
     # its outcome does not move it to another time block).
     first_position: int = 0
     cost_usd: float | None = None
+    # When it ran: the session's transcript start, else (a manual record) when it was
+    # recorded; orders a pooled test's executions from several machines.
+    started_at: str | None = None
 
 
 class Version(msgspec.Struct, kw_only=True):
@@ -382,6 +385,9 @@ def _execution(state: SkillState, event: RecordedEvent, p: SkillExecutionRecorde
         position=event.position,
         first_position=previous.first_position if previous is not None else event.position,
         cost_usd=p.cost_usd,
+        started_at=previous.started_at
+        if previous is not None
+        else (p.session_started_at or event.recorded_at),
     )
 
 
