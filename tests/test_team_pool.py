@@ -1,0 +1,381 @@
+"""Pooled experiments (issue 23 item 3) against a real PostgreSQL, through the real CLI: one
+A/B test fed by every machine of a team, routed on the pool, decided once.
+
+Each machine is its own temporary HOME with its own log; they meet only on the server
+(``skillopsctl sync --to``). Executions are recorded with ``skill record`` (the agent-neutral
+path; tests/test_experiments_e2e.py covers which captured sessions count in a machine's own
+test, which is what each machine contributes to the pool)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import psycopg
+import pytest
+
+from skillopsd.events import Database, EventLog, NewEvent
+from skillopsd.events.types import PoolShare, SkillPromoted, TeamDecision
+
+from ._daemon import daemon_env, db_path
+from ._postgres import Server, _free_port, start_server
+from ._skill_sessions import skill_dir
+from .conftest import console_script
+
+pytestmark = pytest.mark.slow
+
+CHAMPION = "Tidy the imports.\n\n1. Sort them.\n2. Remove the unused ones."
+CHALLENGER = "Tidy the imports.\n\n1. Run `ruff check --fix`.\n2. Run the tests."
+OLDER = "Tidy the imports (an older wording)."
+OTHER = "Tidy the imports, and nothing else."
+
+
+@pytest.fixture(scope="module")
+def team_server() -> Iterator[Server]:
+    yield from start_server()
+
+
+@pytest.fixture
+def team_url(team_server: Server) -> str:
+    return team_server.new_database()
+
+
+class Machine:
+    """One developer's machine: a HOME, its log, the real CLI (with the team URL or not)."""
+
+    def __init__(self, root: Path, name: str, url: str | None) -> None:
+        self.root = root / name
+        self.home = self.root / "home"
+        self.home.mkdir(parents=True)
+        extra = {"SKILLOPS_SYNC_URL": url} if url else {}
+        self.env = daemon_env(self.home, **extra)
+        if not url:
+            self.env.pop("SKILLOPS_SYNC_URL", None)
+        self.records = 0
+
+    def run(self, *args: str, code: int = 0) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            [console_script("skillopsctl"), *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == code, (args, done.stdout, done.stderr)
+        assert "Traceback" not in done.stderr, done.stderr
+        return done
+
+    def ctl(self, *args: str, code: int = 0) -> str:
+        done = self.run(*args, code=code)
+        return done.stdout + done.stderr
+
+    def json(self, *args: str, code: int = 0) -> Any:
+        return json.loads(self.run(*args, "--json", code=code).stdout)
+
+    def manage(self, champion: str = CHAMPION) -> None:
+        folder = skill_dir(self.root / "skills", "tidy", champion)
+        self.ctl("skill", "import", "tidy", "--from", str(folder))
+        self.ctl("policy", "set", "bandit", "min_per_arm=3")
+
+    def challenge(self, body: str = CHALLENGER) -> str:
+        path = self.root / f"challenger-{abs(hash(body))}.md"
+        path.write_text(f"---\nname: tidy\ndescription: test\n---\n\n{body}\n")
+        out = self.ctl("skill", "add-challenger", "tidy", str(path))
+        return out.split()[1]  # "challenger vN (hash) of tidy"
+
+    def record(self, tag: str, success: bool, n: int = 1) -> str:
+        out = ""
+        for _ in range(n):
+            self.records += 1
+            out = self.ctl(
+                "skill",
+                "record",
+                "tidy",
+                "--version",
+                tag,
+                "--success" if success else "--failure",
+                "--id",
+                f"r{self.records}",
+            )
+        return out
+
+    def sync(self, url: str) -> str:
+        report = self.json("sync", "--to", url)
+        return str(report["machine"])
+
+    def events(self, kind: str) -> list[dict[str, Any]]:
+        found = self.json("log", "--type", kind)
+        return [e["payload"] for e in found]
+
+    def versions(self) -> dict[str, Any]:
+        return self.json("skill", "versions", "tidy")  # type: ignore[no-any-return]
+
+
+def _team_tests(url: str) -> list[tuple[Any, ...]]:
+    with psycopg.connect(url) as conn:
+        return conn.execute(
+            "SELECT test_id, champion, challenger, outcome, decided_by, record"
+            " FROM skillops_team_tests ORDER BY started_at"
+        ).fetchall()
+
+
+def _champion_hash(machine: Machine) -> str:
+    report = machine.versions()
+    (champ,) = [v for v in report["versions"] if v["role"] == "champion"]
+    return str(champ["content_hash"])
+
+
+def _body_hash(machine: Machine, tag: str) -> str:
+    (found,) = [v for v in machine.versions()["versions"] if v["tag"] == tag]
+    return str(found["content_hash"])
+
+
+def test_three_machines_below_the_threshold_decide_once_on_their_pool(
+    tmp_path: Path, team_url: str
+) -> None:
+    a, b, c = (Machine(tmp_path, name, team_url) for name in "abc")
+    for m in (a, b, c):
+        m.manage()
+    # C has seen another challenger first: the same body is v3 there, v2 on A and B.
+    c.challenge(OTHER)
+    c.ctl("skill", "rollback", "tidy", "v1")  # ends that test
+    tags = {"a": a.challenge(), "b": b.challenge(), "c": c.challenge()}
+    assert tags == {"a": "v2", "b": "v2", "c": "v3"}
+    assert len({_body_hash(m, tags[n]) for n, m in zip("abc", (a, b, c), strict=True)}) == 1
+    # A fourth machine runs the same challenger against an older champion: another test.
+    d = Machine(tmp_path, "d", team_url)
+    d.manage(OLDER)
+    d.challenge()
+    d.record("v2", True, 4)
+    d.record("v1", False, 4)
+
+    # Two failures of the champion and two successes of the challenger each: below the
+    # minimum of 3 per arm on every machine.
+    for m in (a, b, c):
+        m.record("v1", False, 2)
+        m.record(tags["a" if m is a else "b" if m is b else "c"], True, 2)
+    for m in (a, b, c):
+        assert m.versions()["champion"] == "v1", m.versions()
+    machines = {name: m.sync(team_url) for name, m in zip("abcd", (a, b, c, d), strict=True)}
+
+    # A reads the pool (6 vs 6 executions), crosses, writes the team's decision and adopts it.
+    out = a.ctl("skill", "route", "tidy")
+    assert "promoted v2 (team)" in out, out
+    rows = _team_tests(team_url)
+    decided = [r for r in rows if r[3] is not None]
+    assert len(decided) == 1, rows
+    decision = msgspec.json.decode(bytes(decided[0][5]), type=TeamDecision)
+    assert decision.outcome == "promote" and decision.decided_by == machines["a"]
+    assert {s.machine for s in decision.shares} == {machines[n] for n in "abc"}  # not D
+    assert all(
+        (s.champion_executions, s.champion_successes, s.challenger_executions) == (2, 0, 2)
+        for s in decision.shares
+    )
+    # B and C record the same decision, each naming its own tag for the body.
+    assert "promoted v2 (team)" in b.ctl("skill", "route", "tidy")
+    assert "promoted v3 (team)" in c.ctl("skill", "route", "tidy")
+    for m in (a, b, c):
+        (promoted,) = [p for p in m.events("SkillPromoted") if p["author"] == "team"]
+        assert promoted["team"]["test_id"] == decision.test_id
+        assert promoted["team"]["decided_by"] == machines["a"]
+        assert _champion_hash(m) == decision.challenger_hash
+        # The test is over here: routing goes back to the champion alone.
+        assert m.ctl("skill", "verify", "tidy").count("recompute exactly") == 1
+    # D's test (another champion) is untouched, and still open on the server.
+    assert d.versions()["champion"] == "v1"
+    assert any(r[3] is None and r[1] == _body_hash(d, "v1") for r in _team_tests(team_url))
+    # Every pooled routing A made names the pool and each machine's counts; verify recomputed
+    # them from the events alone (the server was not asked).
+    routed = [p for p in a.events("SkillRouted") if p.get("pool") == "team"]
+    assert routed and all(
+        sum(s["challenger_executions"] for s in p["shares"]) == p["arms"][1]["executions"]
+        for p in routed
+    )
+
+
+def test_server_down_routes_on_local_counts_and_decides_nothing(tmp_path: Path) -> None:
+    dead = f"postgresql://skillops@127.0.0.1:{_free_port()}/nothing"
+    m = Machine(tmp_path, "a", dead)
+    m.manage()
+    m.challenge()
+    started = time.monotonic()
+    # Enough for a local-only machine to decide (5 vs 5 at min_per_arm=3)...
+    m.record("v1", False, 5)
+    m.record("v2", True, 5)
+    assert time.monotonic() - started < 60
+    # ...but a team machine decides only on the pool: the test goes on, routed on its own
+    # counts, and the routing says so.
+    assert m.versions()["champion"] == "v1"
+    newest = m.events("SkillRouted")[-1]
+    assert newest["pool"] == "local" and "cannot reach" in newest["pool_note"]
+    assert [(x["executions"], x["successes"]) for x in newest["arms"]] == [(5, 0), (5, 5)]
+    assert "***" not in newest["pool_note"] or "@" in newest["pool_note"]
+    assert "recompute exactly" in m.ctl("skill", "verify", "tidy")
+    # Without a team URL the same log is a local-only machine: it decides as it always has.
+    local = Machine(tmp_path, "b", None)
+    local.manage()
+    local.challenge()
+    local.record("v1", False, 5)
+    out = local.record("v2", True, 5)
+    assert "decision: promoted v2" in out and "(team)" not in out
+    assert all(p.get("pool") is None for p in local.events("SkillRouted"))
+
+
+def test_the_server_back_after_an_outage_decides_on_the_pool(tmp_path: Path, team_url: str) -> None:
+    m = Machine(tmp_path, "a", team_url)
+    m.manage()
+    m.challenge()
+    m.sync(team_url)
+    # The server goes away (the same machine, another URL): counts cross locally, nothing is
+    # decided; back, the pool (this machine alone here) decides.
+    dead = f"postgresql://skillops@127.0.0.1:{_free_port()}/nothing"
+    m.env["SKILLOPS_SYNC_URL"] = dead
+    m.record("v1", False, 5)
+    m.record("v2", True, 5)
+    assert m.versions()["champion"] == "v1"
+    m.env["SKILLOPS_SYNC_URL"] = team_url
+    assert "promoted v2 (team)" in m.ctl("skill", "route", "tidy")
+    assert len([r for r in _team_tests(team_url) if r[3] == "promote"]) == 1
+    assert "recompute exactly" in m.ctl("skill", "verify", "tidy")
+
+
+def test_two_machines_crossing_at_once_take_one_decision(tmp_path: Path, team_url: str) -> None:
+    machines = [Machine(tmp_path, name, team_url) for name in "ab"]
+    for m in machines:
+        m.manage()
+        m.challenge()
+        m.record("v1", False, 3)  # 3 vs 3 here; 6 vs 6 together
+        m.record("v2", True, 3)
+        m.sync(team_url)
+    procs = [
+        subprocess.Popen(
+            [console_script("skillopsctl"), "skill", "route", "tidy"],
+            env=m.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for m in machines
+    ]
+    for p in procs:
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0 and "Traceback" not in err, (out, err)
+    rows = [r for r in _team_tests(team_url) if r[3] is not None]
+    assert len(rows) == 1, rows
+    deciders = set()
+    for m in machines:
+        (promoted,) = [p for p in m.events("SkillPromoted") if p["author"] == "team"]
+        deciders.add(promoted["team"]["decided_by"])
+    assert deciders == {rows[0][4]}
+
+
+def _append(machine: Machine, event: object) -> None:
+    db = Database.open(db_path(machine.home))
+    try:
+        EventLog(db).append([NewEvent("skill:tidy", event)])  # type: ignore[arg-type]
+    finally:
+        db.close()
+
+
+def test_a_forged_team_decision_is_not_adopted_and_verify_flags_one_in_a_log(
+    tmp_path: Path, team_url: str
+) -> None:
+    a, b = Machine(tmp_path, "a", team_url), Machine(tmp_path, "b", team_url)
+    for m in (a, b):
+        m.manage()
+        m.challenge()
+        m.record("v1", True, 1)
+        m.record("v2", True, 1)
+        m.sync(team_url)
+    (row,) = _team_tests(team_url)
+    champion, challenger = row[1], row[2]
+    # Someone with write access to the server writes a promotion the counts do not give.
+    forged = TeamDecision(
+        test_id=row[0],
+        skill="tidy",
+        champion_hash=champion,
+        challenger_hash=challenger,
+        started_at="2026-01-01T00:00:00Z",
+        decided_by="f" * 32,
+        outcome="promote",
+        reason="trust me",
+        shares=[
+            PoolShare(
+                machine="f" * 32,
+                champion_executions=1,
+                champion_successes=1,
+                challenger_executions=1,
+                challenger_successes=1,
+            )
+        ],
+        blocks=[[1, 1, 1, 1]],
+        guardrails=[],
+        params={
+            "min_per_arm": 3,
+            "promote_bar": 0.998,
+            "retire_bar": 0.95,
+            "horizon": 300,
+            "block": 20,
+        },
+    )
+    with psycopg.connect(team_url) as conn:
+        conn.execute(
+            "UPDATE skillops_team_tests SET outcome = 'promote', decided_by = %s,"
+            " decided_at = now(), record = %s WHERE test_id = %s",
+            (forged.decided_by, msgspec.json.encode(forged), row[0]),
+        )
+    for m in (a, b):
+        out = m.json("skill", "route", "tidy")
+        assert out["decisions"] == [] and "not adopted" in out["pool_note"], out
+        assert m.versions()["champion"] == "v1"
+    # The same forgery appended to a log by hand: skill verify names it and exits 1.
+    _append(
+        a,
+        SkillPromoted(
+            skill="tidy",
+            version_hash=challenger,
+            previous_hash=champion,
+            reason="forged",
+            author="team",
+            team=forged,
+        ),
+    )
+    out = a.ctl("skill", "verify", "tidy", code=1)
+    assert "its counts give continue" in out, out
+
+
+def test_verify_recomputes_a_pooled_routing_and_flags_a_forged_share(
+    tmp_path: Path, team_url: str
+) -> None:
+    a, b = Machine(tmp_path, "a", team_url), Machine(tmp_path, "b", team_url)
+    for m in (a, b):
+        m.manage()
+        m.challenge()
+    b.record("v2", True, 2)
+    b.sync(team_url)
+    a.record("v1", True, 1)  # routed on the pool: B's two and A's one
+    newest = a.events("SkillRouted")[-1]
+    assert newest["pool"] == "team"
+    assert [(x["executions"], x["successes"]) for x in newest["arms"]] == [(1, 1), (2, 2)]
+    # verify recomputes it without the server (a URL that answers nothing).
+    a.env["SKILLOPS_SYNC_URL"] = f"postgresql://skillops@127.0.0.1:{_free_port()}/nothing"
+    assert "recompute exactly" in a.ctl("skill", "verify", "tidy")
+    # A pooled routing claiming other counts for this machine than its log holds is named.
+    forged = dict(newest)
+    forged["shares"] = [dict(s) for s in newest["shares"]]
+    forged["shares"][0]["champion_executions"] = 5
+    forged["shares"][0]["champion_successes"] = 5
+    _append(a, msgspec.convert(forged, type=_routed_type(), strict=False))
+    out = a.ctl("skill", "verify", "tidy", code=1)
+    assert "this machine's share recorded champion 5/5" in out, out
+
+
+def _routed_type() -> type:
+    from skillopsd.events.types import SkillRouted
+
+    return SkillRouted
