@@ -117,6 +117,14 @@ def _say(report: SyncReport) -> None:
         click.echo(f"recorded {report.executions} execution(s), {report.corrections} correction(s)")
     for decision in report.decisions:
         click.echo(f"decision: {decision}")
+    if report.pool == "local":
+        click.echo(
+            f"team pool unavailable ({report.pool_note}): routed on this machine's counts;"
+            " nothing is decided until the server answers",
+            err=True,
+        )
+    elif report.pool_note:
+        click.echo(f"team pool: {report.pool_note}", err=True)
     if report.routed:
         click.echo(f"next: {report.routed}")
     for path in report.live_written:
