@@ -9,11 +9,15 @@ test, which is what each machine contributes to the pool)."""
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from threading import Barrier
 from typing import Any
 
 import msgspec
@@ -22,10 +26,11 @@ import pytest
 
 from skillopsd.events import Database, EventLog, NewEvent
 from skillopsd.events.types import PoolShare, SkillPromoted, TeamDecision
+from skillopsd.team.pool import TeamTest, decide, snapshot
 
 from ._daemon import daemon_env, db_path
 from ._postgres import Server, _free_port, start_server
-from ._skill_sessions import skill_dir
+from ._skill_sessions import T0, claude_session, skill_dir
 from .conftest import console_script
 
 pytestmark = pytest.mark.slow
@@ -386,3 +391,99 @@ def _routed_type() -> type:
     from skillopsd.events.types import SkillRouted
 
     return SkillRouted
+
+
+def _session(m: Machine, native: str, start: datetime) -> Path:
+    return claude_session(
+        m.home,
+        session=native,
+        skill="tidy",
+        skill_dir=m.root / "skills" / "tidy",
+        body=CHAMPION,
+        prompt="Please tidy the imports of slug.py",
+        tools=["Edit", "Bash"],
+        final="Done.",
+        start=start,
+    )
+
+
+def _capture(m: Machine) -> None:
+    subprocess.run(
+        [console_script("skillopsd"), "--once"],
+        env=m.env,
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+
+
+def test_the_pool_counts_what_each_machine_counts_and_a_session_once(
+    tmp_path: Path, team_url: str
+) -> None:
+    a, b = Machine(tmp_path, "a", team_url), Machine(tmp_path, "b", team_url)
+    for m in (a, b):
+        m.manage()
+        m.challenge()
+    # B: a session from before the test (backfilled now) and one from after it began.
+    _session(b, "00000001-0000-4000-8000-00000000000b", T0)
+    fresh = _session(
+        b, "00000002-0000-4000-8000-00000000000b", datetime.now(UTC) + timedelta(seconds=5)
+    )
+    # A holds a copy of B's fresh transcript (a shared folder): the same session.
+    copy = a.home / fresh.relative_to(b.home)
+    copy.parent.mkdir(parents=True)
+    shutil.copy(fresh, copy)
+    _capture(b)
+    b.sync(team_url)
+    _capture(a)
+    machines = {"a": a.sync(team_url), "b": b.sync(team_url)}
+    a.ctl("skill", "route", "tidy")
+    newest = a.events("SkillRouted")[-1]
+    assert newest["pool"] == "team"
+    shares = {s["machine"]: s for s in newest["shares"]}
+    # B's old session is not in its test; its fresh one is A's copy: counted once, for A.
+    assert shares[machines["a"]]["champion_executions"] == 1
+    assert shares[machines["b"]]["champion_executions"] == 0
+    assert [x["executions"] for x in newest["arms"]] == [1, 0]
+    # ...while B counts both sessions all time, and the fresh one in its test.
+    v1 = {v["tag"]: v for v in b.versions()["versions"]}["v1"]
+    assert (v1["executions"], v1["experiment_executions"]) == (2, 1)
+
+
+def _race(url: str, test: TeamTest, writers: int) -> set[str | None]:
+    """``writers`` threads write different decisions of ``test`` at one instant."""
+    barrier = Barrier(writers)
+
+    def write(n: int) -> str | None:
+        proposal = TeamDecision(
+            test_id=test.test_id,
+            skill=test.skill,
+            champion_hash=test.champion,
+            challenger_hash=test.challenger,
+            started_at=test.started_at,
+            decided_by=f"m{n}",
+            outcome="promote" if n % 2 else "retire",
+            reason=f"machine {n}",
+            shares=[],
+            blocks=[],
+            guardrails=[],
+            params={},
+        )
+        barrier.wait()
+        return decide(url, proposal).decided_by
+
+    with ThreadPoolExecutor(writers) as pool:
+        return set(pool.map(write, range(writers)))
+
+
+def test_many_machines_deciding_at_the_same_instant_write_one_decision(team_url: str) -> None:
+    """The server's side of the race, many times over: every writer gets back the one row."""
+    for round_ in range(5):
+        champion, challenger = f"{round_:02d}" + "c" * 62, f"{round_:02d}" + "d" * 62
+        started = f"2026-12-01T00:00:0{round_}.000000Z"
+        snap = snapshot(team_url, "race", "m0", (champion, challenger, started))
+        (test,) = [t for t in snap.tests if t.challenger == challenger]
+        got = _race(team_url, test, 8)
+        assert len(got) == 1, got
+        rows = [r for r in _team_tests(team_url) if r[2] == challenger]
+        assert len(rows) == 1 and rows[0][4] in got

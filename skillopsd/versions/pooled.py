@@ -124,6 +124,7 @@ def pool(state: SkillState, me: str, snap: Snapshot, test: TeamTest) -> Pool:
     ]
     runs = [_run(me, e, test.challenger) for e in mine]
     seen = {r.key for r in runs}
+    members = [me]
     for machine in sorted(snap.machines):
         theirs = fold(state.skill, snap.machines[machine])
         bound = {
@@ -134,18 +135,21 @@ def pool(state: SkillState, me: str, snap: Snapshot, test: TeamTest) -> Pool:
             is not None
             and found.test_id == test.test_id
         }
+        if bound:
+            members.append(machine)
         for e in sorted(_counted(theirs, bound, pair), key=lambda x: x.first_position):
             run = _run(machine, e, test.challenger)
             if run.key not in seen:
                 seen.add(run.key)
                 runs.append(run)
     runs.sort(key=lambda r: (r.started_at, r.machine, r.order))
-    return Pool(test=test, runs=runs, shares=shares_of(runs, me))
+    return Pool(test=test, runs=runs, shares=shares_of(runs, members))
 
 
-def shares_of(runs: list[PoolRun], me: str) -> list[PoolShare]:
-    """Per machine (this one always, first), its counts of each arm."""
-    counts: dict[str, list[int]] = {me: [0, 0, 0, 0]}
+def shares_of(runs: list[PoolRun], members: list[str]) -> list[PoolShare]:
+    """Per machine in the test (``members``, this one first), its counts of each arm."""
+    me = members[0]
+    counts: dict[str, list[int]] = {m: [0, 0, 0, 0] for m in members}
     for r in runs:
         c = counts.setdefault(r.machine, [0, 0, 0, 0])
         at = 2 if r.challenger else 0
