@@ -25,7 +25,14 @@ import psycopg
 import pytest
 
 from skillopsd.events import Database, EventLog, NewEvent
-from skillopsd.events.types import PoolShare, SkillPromoted, TeamDecision
+from skillopsd.events.types import (
+    PoolShare,
+    SkillChallengerStarted,
+    SkillExecutionRecorded,
+    SkillManaged,
+    SkillPromoted,
+    TeamDecision,
+)
 from skillopsd.team.pool import TeamTest, decide, snapshot
 
 from ._daemon import daemon_env, db_path
@@ -448,6 +455,66 @@ def test_the_pool_counts_what_each_machine_counts_and_a_session_once(
     # ...while B counts both sessions all time, and the fresh one in its test.
     v1 = {v["tag"]: v for v in b.versions()["versions"]}["v1"]
     assert (v1["executions"], v1["experiment_executions"]) == (2, 1)
+
+
+def test_a_machine_cannot_add_executions_of_a_body_it_never_recorded(
+    tmp_path: Path, team_url: str
+) -> None:
+    a = Machine(tmp_path, "a", team_url)
+    a.manage()
+    a.challenge()
+    champion, challenger = _body_hash(a, "v1"), _body_hash(a, "v2")
+    # A liar's log, written by hand: it manages the skill and tests the same pair, but holds
+    # no version of either body, and claims twenty successes of the challenger.
+    liar = tmp_path / "liar" / "skillops.db"
+    liar.parent.mkdir()
+    db = Database.open(liar)
+    try:
+        EventLog(db).append(
+            [
+                NewEvent("skill:tidy", SkillManaged(skill="tidy", champion_hash=champion)),
+                NewEvent(
+                    "skill:tidy",
+                    SkillChallengerStarted(
+                        skill="tidy",
+                        version_hash=challenger,
+                        champion_hash=champion,
+                        test_id="forged",
+                    ),
+                ),
+                *(
+                    NewEvent(
+                        "skill:tidy",
+                        SkillExecutionRecorded(
+                            skill="tidy",
+                            version_hash=challenger,
+                            session_id="",
+                            outcome="success",
+                            source="manual",
+                            execution_id=f"manual:{n}",
+                        ),
+                    )
+                    for n in range(20)
+                ),
+            ]
+        )
+    finally:
+        db.close()
+    report = json.loads(
+        subprocess.run(
+            [console_script("skillopsctl"), "--db", str(liar), "sync", "--to", team_url, "--json"],
+            capture_output=True,
+            text=True,
+            check=True,
+            env=a.env,
+        ).stdout
+    )
+    a.record("v1", True, 1)
+    newest = a.events("SkillRouted")[-1]
+    shares = {s["machine"]: s for s in newest["shares"]}
+    # The liar is in the test (named, for everyone to see), with nothing counted.
+    assert shares[report["machine"]]["challenger_executions"] == 0
+    assert [x["executions"] for x in newest["arms"]] == [1, 0]
 
 
 def _race(url: str, test: TeamTest, writers: int) -> set[str | None]:
