@@ -225,7 +225,9 @@ def test_server_down_routes_on_local_counts_and_decides_nothing_until_it_is_back
     assert time.monotonic() - started < 60
     # ...but a team machine decides only on the pool: the test goes on, routed on its own
     # counts, and the routing says so.
-    assert m.versions()["champion"] == "v1"
+    report = m.versions()
+    assert report["champion"] == "v1" and report["pool"]["pool"] == "local"
+    assert "did not answer" in m.ctl("skill", "versions", "tidy")
     newest = m.events("SkillRouted")[-1]
     assert newest["pool"] == "local" and "cannot reach" in newest["pool_note"]
     assert [(x["executions"], x["successes"]) for x in newest["arms"]] == [(5, 0), (5, 5)]
@@ -452,6 +454,9 @@ def test_the_pool_counts_what_each_machine_counts_and_a_session_once(
     assert shares[machines["a"]]["champion_executions"] == 1
     assert shares[machines["b"]]["champion_executions"] == 0
     assert [x["executions"] for x in newest["arms"]] == [1, 0]
+    pool = a.versions()["pool"]
+    assert (pool["pool"], pool["machines"], pool["champion_executions"]) == ("team", 2, 1)
+    assert "pooled test" in a.ctl("skill", "versions", "tidy")
     # ...while B counts both sessions all time, and the fresh one in its test.
     v1 = {v["tag"]: v for v in b.versions()["versions"]}["v1"]
     assert (v1["executions"], v1["experiment_executions"]) == (2, 1)

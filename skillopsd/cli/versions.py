@@ -451,6 +451,18 @@ class VersionJson(msgspec.Struct, kw_only=True):
     first_loaded: str | None = None
 
 
+class PoolJson(msgspec.Struct, kw_only=True):
+    """A team machine's running test as its newest routing saw it."""
+
+    pool: str  # team: routed on every machine's counts; local: the server did not answer
+    team_test: str | None
+    machines: int
+    champion_executions: int
+    champion_successes: int
+    challenger_executions: int
+    challenger_successes: int
+
+
 class VersionsJson(msgspec.Struct, kw_only=True):
     """``skill versions --json``."""
 
@@ -463,6 +475,36 @@ class VersionsJson(msgspec.Struct, kw_only=True):
     experiment: str | None
     manifest: str | None
     versions: list[VersionJson]
+    pool: PoolJson | None = None
+
+
+def _pool(state: SkillState) -> PoolJson | None:
+    r = state.routing
+    if r is None or r.pool is None or state.experiment is None:
+        return None
+    if r.experiment_id != state.experiment:
+        return None
+    shares = r.shares
+    if r.pool != "team":
+        champ = state.stats(state.champion or "", state.experiment)
+        chall = state.stats(state.challenger or "", state.experiment)
+        counts = (champ.executions, champ.successes, chall.executions, chall.successes)
+    else:
+        counts = (
+            sum(s.champion_executions for s in shares),
+            sum(s.champion_successes for s in shares),
+            sum(s.challenger_executions for s in shares),
+            sum(s.challenger_successes for s in shares),
+        )
+    return PoolJson(
+        pool=r.pool,
+        team_test=r.team_test,
+        machines=len(shares) if r.pool == "team" else 1,
+        champion_executions=counts[0],
+        champion_successes=counts[1],
+        challenger_executions=counts[2],
+        challenger_successes=counts[3],
+    )
 
 
 def _role(state: SkillState, digest: str) -> str:
@@ -550,6 +592,7 @@ def versions_json(
         experiment=state.experiment,
         manifest=str(manifest) if manifest else None,
         versions=out,
+        pool=_pool(state),
     )
 
 
@@ -636,6 +679,18 @@ def versions_command(app: AppContext, name: str, utc: bool, as_json: bool) -> No
         " those recorded for its A/B test (managed skills, once settled), which success,"
         " tokens and time count"
     )
+    pool = report.pool
+    if pool is not None and pool.pool == "team":
+        say(
+            f"pooled test {(pool.team_test or '')[:12]} over {pool.machines} machine(s), at the"
+            f" newest routing: champion {pool.champion_successes}/{pool.champion_executions},"
+            f" challenger {pool.challenger_successes}/{pool.challenger_executions}"
+        )
+    elif pool is not None:
+        say(
+            "the team server did not answer at the newest routing: routed on this machine's"
+            " counts, nothing decided until it answers"
+        )
 
 
 def _verify(app: AppContext, name: str) -> None:

@@ -26,6 +26,7 @@ import msgspec
 
 from ..events import RecordedEvent
 from ..events.types import (
+    PoolShare,
     SkillChallengerStarted,
     SkillExecutionRecorded,
     SkillLiveRemoved,
@@ -134,6 +135,12 @@ class Routing(msgspec.Struct, kw_only=True):
     chosen: str
     after_version: int
     position: int
+    # A team machine's routing during a test: on the pool (``team``, each machine's counts
+    # in ``shares``) or on its own counts (``local``: the server did not answer).
+    experiment_id: str | None = None
+    pool: str | None = None
+    shares: list[PoolShare] = []
+    team_test: str | None = None
 
 
 class SkillState(msgspec.Struct, kw_only=True):
@@ -300,6 +307,10 @@ def apply(state: SkillState, event: RecordedEvent) -> None:
             chosen=p.chosen_hash,
             after_version=p.after_version,
             position=event.position,
+            experiment_id=p.experiment_id,
+            pool=p.pool,
+            shares=list(p.shares),
+            team_test=p.team_test,
         )
     elif isinstance(p, SkillPromoted):
         how = "promoted" if p.version_hash == state.challenger else "champion changed"
