@@ -112,21 +112,20 @@ def local_share(state: SkillState, me: str) -> PoolShare:
     )
 
 
-def pool(state: SkillState, me: str, snap: Snapshot, test: TeamTest) -> Pool:
-    """The executions of ``test`` on every machine, this one's from ``state`` (its running
-    test, which binds to ``test``) and the others' as the server holds them."""
-    assert state.experiment is not None and state.challenger is not None
+class Others(msgspec.Struct, frozen=True, kw_only=True):
+    """What the other machines add to a team test: the machines in it and their runs."""
+
+    machines: list[str]
+    runs: list[PoolRun]
+
+
+def others(skill: str, snap: Snapshot, test: TeamTest) -> Others:
+    """Every other machine's executions of ``test``, as each one's own fold counts them."""
     pair = (test.champion, test.challenger)
-    mine = [
-        e
-        for e in state.executions.values()
-        if e.outcome is not None and e.experiment_id == state.experiment and e.version_hash in pair
-    ]
-    runs = [_run(me, e, test.challenger) for e in mine]
-    seen = {r.key for r in runs}
-    members = [me]
+    machines: list[str] = []
+    runs: list[PoolRun] = []
     for machine in sorted(snap.machines):
-        theirs = fold(state.skill, snap.machines[machine])
+        theirs = fold(skill, snap.machines[machine])
         bound = {
             exp.experiment_id
             for exp in theirs.experiments.values()
@@ -136,14 +135,32 @@ def pool(state: SkillState, me: str, snap: Snapshot, test: TeamTest) -> Pool:
             and found.test_id == test.test_id
         }
         if bound:
-            members.append(machine)
-        for e in sorted(_counted(theirs, bound, pair), key=lambda x: x.first_position):
-            run = _run(machine, e, test.challenger)
-            if run.key not in seen:
-                seen.add(run.key)
-                runs.append(run)
+            machines.append(machine)
+        counted = sorted(_counted(theirs, bound, pair), key=lambda x: x.first_position)
+        runs.extend(_run(machine, e, test.challenger) for e in counted)
+    return Others(machines=machines, runs=runs)
+
+
+def pool(
+    state: SkillState, me: str, snap: Snapshot, test: TeamTest, rest: Others | None = None
+) -> Pool:
+    """The executions of ``test`` on every machine, this one's from ``state`` (its running
+    test, which binds to ``test``) and the others' (``rest``, else read from ``snap``)."""
+    assert state.experiment is not None and state.challenger is not None
+    rest = rest if rest is not None else others(state.skill, snap, test)
+    pair = (test.champion, test.challenger)
+    runs = [
+        _run(me, e, test.challenger)
+        for e in state.executions.values()
+        if e.outcome is not None and e.experiment_id == state.experiment and e.version_hash in pair
+    ]
+    seen = {r.key for r in runs}
+    for run in rest.runs:  # a session this machine (or a machine before) holds counts once
+        if run.key not in seen:
+            seen.add(run.key)
+            runs.append(run)
     runs.sort(key=lambda r: (r.started_at, r.machine, r.order))
-    return Pool(test=test, runs=runs, shares=shares_of(runs, members))
+    return Pool(test=test, runs=runs, shares=shares_of(runs, [me, *rest.machines]))
 
 
 def shares_of(runs: list[PoolRun], members: list[str]) -> list[PoolShare]:

@@ -49,7 +49,7 @@ from .state import MAX_DURATION_MS, MAX_TOKENS, SkillState, apply
 
 if TYPE_CHECKING:
     from ..team.pool import Snapshot, TeamTest
-    from .pooled import Pool
+    from .pooled import Others, Pool
 from .store import append_checked, managed_state, new, promote_edit, read_state
 
 
@@ -83,6 +83,7 @@ class _Team:
         self.url = url
         self.me = machine_id(db) or ""
         self.snap: Snapshot | None = None
+        self._others: tuple[str, Others] | None = None  # the other machines' part, folded once
         self.note = ""
 
     def snapshot(self, state: SkillState) -> Snapshot | None:
@@ -105,7 +106,7 @@ class _Team:
     def pool(self, state: SkillState) -> Pool | None:
         """The pooled test the test running in ``state`` belongs to (None: local counts)."""
         from ..team.pool import bind
-        from .pooled import pool
+        from .pooled import others, pool
 
         snap = self.snapshot(state)
         exp = state.experiments.get(state.experiment or "")
@@ -115,11 +116,14 @@ class _Team:
         if test is None:
             self.note = "the server holds no team test of this champion and challenger"
             return None
-        return pool(state, self.me, snap, test)
+        if self._others is None or self._others[0] != test.test_id:
+            self._others = (test.test_id, others(state.skill, snap, test))
+        return pool(state, self.me, snap, test, self._others[1])
 
     def forget(self) -> None:
         """Read the server again (after this machine wrote to it)."""
         self.snap = None
+        self._others = None
 
 
 def _read(path: Path) -> str | None:
