@@ -317,6 +317,13 @@ class Daemon:
                     settle=self.settle_seconds,
                     team=os.environ.get(TEAM_URL_ENV) or None,
                 )
+            except OSError as exc:
+                if storage_error(exc, self.db.path) is not None:
+                    raise
+                # A folder or live file it cannot write: the user's to fix, in one line.
+                where = f"{exc.filename}: " if exc.filename else ""
+                _log.error("skill sync failed", skill=skill, error=f"{where}{exc.strerror or exc}")
+                continue
             except Exception as exc:
                 if storage_error(exc, self.db.path) is not None:
                     raise
