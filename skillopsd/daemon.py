@@ -24,7 +24,7 @@ import apsw
 import click
 
 from . import _logging
-from ._defaults import DEFAULT_PROJECT, DEFAULT_SETTLE_SECONDS, TRACES_ENDPOINT_ENV
+from ._defaults import DEFAULT_PROJECT, DEFAULT_SETTLE_SECONDS, TEAM_URL_ENV, TRACES_ENDPOINT_ENV
 from ._lockfile import lock_path
 from ._params import FiniteRange
 from ._paths import DB_ENV, default_db_path
@@ -311,7 +311,11 @@ class Daemon:
                 continue
             try:
                 report = sync_skill(
-                    self.db, skill, now=datetime.now(UTC), settle=self.settle_seconds
+                    self.db,
+                    skill,
+                    now=datetime.now(UTC),
+                    settle=self.settle_seconds,
+                    team=os.environ.get(TEAM_URL_ENV) or None,
                 )
             except OSError as exc:
                 if storage_error(exc, self.db.path) is not None:
