@@ -12,3 +12,5 @@ DEFAULT_SETTLE_SECONDS = 300.0
 DEFAULT_PROJECT = "skillops"
 # The OpenTelemetry variable naming where traces go.
 TRACES_ENDPOINT_ENV = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
+# The variable naming the team PostgreSQL (skillopsctl sync, skillopsd --sync-to).
+SYNC_URL_ENV = "SKILLOPS_SYNC_URL"
