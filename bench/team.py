@@ -31,6 +31,7 @@ import contextlib
 import importlib.util
 import itertools
 import multiprocessing
+import multiprocessing.pool
 import os
 import resource
 import shutil
@@ -251,6 +252,15 @@ def fresh_database(url: str, tag: str) -> str:
     return f"{base}/{name}" + (f"?{query}" if query else "")
 
 
+def _pool(processes: int) -> multiprocessing.pool.Pool:
+    """Forked workers with the default SIGTERM: the pool ends them with it when it closes
+    (this bench's own handler, inherited, would unwind a worker mid-wait and hang it)."""
+    context = multiprocessing.get_context("fork")
+    return context.Pool(
+        processes, initializer=signal.signal, initargs=(signal.SIGTERM, signal.SIG_DFL)
+    )
+
+
 def _sync_one(args: tuple[str, str]) -> tuple[int, float]:
     path, url = args
     db = Database.open(path, create=False)
@@ -277,9 +287,8 @@ def at_once(paths: list[Path], url: str) -> tuple[int, float]:
     """Every machine in ``paths`` synced by its own process, all started together."""
     with psycopg.connect(url) as conn:
         ensure_schema(conn)  # as a team's first machine would: not part of the race
-    context = multiprocessing.get_context("fork")
     started = time.perf_counter()
-    with context.Pool(len(paths)) as pool:
+    with _pool(len(paths)) as pool:
         results = pool.map(_sync_one, [(str(p), url) for p in paths])
     return sum(sent for sent, _ in results), time.perf_counter() - started
 
@@ -315,15 +324,18 @@ def floor(paths: list[Path], url: str) -> tuple[int, float]:
     return sum(len(rows) for _, rows in prepared), seconds
 
 
-def server_size(url: str) -> tuple[int, int, int]:
-    """(events, table bytes with TOAST, index bytes) of skillops_events."""
+def server_size(url: str) -> tuple[int, int, dict[str, int]]:
+    """(events, table bytes with TOAST, bytes of each index) of skillops_events."""
     with psycopg.connect(url) as conn:
         row = conn.execute(
-            "SELECT (SELECT count(*) FROM skillops_events),"
-            " pg_table_size('skillops_events'), pg_indexes_size('skillops_events')"
+            "SELECT (SELECT count(*) FROM skillops_events), pg_table_size('skillops_events')"
         ).fetchone()
+        indexes = conn.execute(
+            "SELECT indexrelid::regclass::text, pg_relation_size(indexrelid) FROM pg_index"
+            " WHERE indrelid = 'skillops_events'::regclass ORDER BY 1"
+        ).fetchall()
     assert row is not None
-    return int(row[0]), int(row[1]), int(row[2])
+    return int(row[0]), int(row[1]), {str(name): int(size) for name, size in indexes}
 
 
 # --- the pooled view ----------------------------------------------------------------------------
@@ -409,7 +421,7 @@ def main() -> None:
         started = time.perf_counter()
         paths = [work / f"machine-{m:03d}.db" for m in range(args.machines)]
         jobs = [(path, m, args.sessions, kinds, shared) for m, path in enumerate(paths)]
-        with multiprocessing.get_context("fork").Pool(os.cpu_count() or 1) as pool:
+        with _pool(os.cpu_count() or 1) as pool:
             events = sum(pool.starmap(build_machine, jobs))
         built = time.perf_counter() - started
         sessions = args.machines * args.sessions
@@ -449,10 +461,12 @@ def main() -> None:
                     f"sync, {n} machines at once: {sent:,} events in {wall:.2f} s,"
                     f" {sent / wall:,.0f} events/s; {_cpu_line(sent, *spent)}"
                 )
-            rows, table, indexes = server_size(team)
+            rows, table, each = server_size(team)
+            indexes = sum(each.values())
             print(
                 f"server: {rows:,} events, table {table / 2**20:.1f} MiB + indexes"
                 f" {indexes / 2**20:.1f} MiB = {(table + indexes) / rows:.0f} bytes per event"
+                f" (indexes: {', '.join(f'{n} {b / 2**20:.1f} MiB' for n, b in each.items())})"
             )
             pooled(team, paths, work, args.repeat, kinds)
 
