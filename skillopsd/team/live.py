@@ -86,7 +86,7 @@ class LiveSync:
         self._stopping = False
         self._drain = False
         self._failures = 0
-        self._said: str | None = None  # the error or refusal already in the log
+        self._said: str | None = None  # the outage or refusal already in the log
         self._noted = 0.0
         self._thread = threading.Thread(target=self._run, name="team-sync", daemon=True)
 
@@ -145,7 +145,7 @@ class LiveSync:
                 return
             now = time.monotonic()
             if self._hurry:
-                self._hurry, self._failures, not_before = False, 0, now
+                self._hurry, not_before = False, now  # the backoff still grows: one line
             due = not_before if self._wanted else max(not_before, idle_at)
             if now < due:
                 self._wake.wait(due - now)
@@ -173,6 +173,7 @@ class LiveSync:
             return self._failed(db, scrub(f"{type(exc).__name__}: {exc}", self.url))
         record_report(db, self.server, report)
         if report.refused is not None:
+            self._failures = 0  # the server answered: an outage is over
             if report.refused != self._said:
                 self._said = report.refused
                 _log.error(
@@ -198,14 +199,14 @@ class LiveSync:
             record_error(db, self.server, self.content.value, message)
         except (LogError, OSError) as exc:
             _log.debug("team sync could not note its error", error=str(exc))
-        if message != self._said:
+        if self._failures == 1:  # one line per outage; ``status`` shows the newest error
             self._said = message
             _log.error(
                 f"team sync failed: {message}; retrying with backoff (first in {delay:g}s)",
                 server=self.server,
             )
         else:
-            _log.debug("team sync still failing", server=self.server, retry_in=delay)
+            _log.debug("team sync still failing", error=message, retry_in=delay)
         return delay
 
     def _recovered(self, report: SyncReport) -> None:
