@@ -351,6 +351,13 @@ class Daemon:
                     next=report.routed,
                     live_written=report.live_written,
                 )
+            if report.live_masked:
+                _log.warning(
+                    "live files not written: the version due holds a masked secret",
+                    skill=skill,
+                    version=report.routed,
+                    paths=report.live_masked,
+                )
             if report.waiting:
                 # Sessions still being written: look again once they may have settled.
                 soon = time.monotonic() + max(0.2, min(self.settle_seconds / 2, 60.0))
