@@ -6,6 +6,7 @@ import contextlib
 import difflib
 import functools
 import importlib
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any, TypeVar
@@ -15,6 +16,7 @@ import click
 
 from .. import _logging
 from .._paths import DB_ENV, default_db_path
+from .._terminal import safe
 from ..events import CodecError, CorruptEventError, Database, LogError, storage_error
 from ..projections import ProjectionEngine, engine_for
 
@@ -35,7 +37,7 @@ class StorageFailure(click.ClickException):
     exit_code = 2
 
     def show(self, file: IO[Any] | None = None) -> None:
-        click.echo(f"skillopsctl: {self.format_message()}", err=True, file=file)
+        click.echo(safe(f"skillopsctl: {self.format_message()}"), err=True, file=file)
 
 
 class NotFound(click.ClickException):
@@ -155,6 +157,10 @@ class _Group(SuggestingGroup):
             return super().invoke(ctx)
         except (click.exceptions.Exit, click.exceptions.Abort, StorageFailure):
             raise
+        except click.ClickException as exc:
+            # A message may quote a name or path from the log or the disk: shown, not obeyed.
+            exc.message = safe(exc.message)  # type: ignore[misc]  # Final in click's stubs only
+            raise
         except Exception as exc:
             path = ctx.ensure_object(AppContext).opened_path()
             error = storage_error(exc, path)
@@ -166,7 +172,17 @@ class _Group(SuggestingGroup):
                 ) from exc
             if isinstance(exc, LogError | apsw.NotADBError):
                 raise StorageFailure(f"database {path}: {exc}") from exc
+            if isinstance(exc, UnicodeEncodeError) and "surrogates" in exc.reason:
+                raise UsageFailure(_not_utf8()) from exc
             raise
+
+
+def _not_utf8() -> str:
+    """Why text given on the command line could not be stored: bytes that are not UTF-8
+    (a shell passes them through as they are; Python keeps them as lone surrogates)."""
+    given = [a for a in sys.argv[1:] if any(0xDC80 <= ord(c) <= 0xDCFF for c in a)]
+    what = f" ({safe(given[0])})" if given else ""
+    return f"an argument is not UTF-8 text{what}: the log stores text as UTF-8; give it as UTF-8"
 
 
 class AgentChoice(click.Choice):  # type: ignore[type-arg]

@@ -11,6 +11,8 @@ from typing import Any
 import click
 import msgspec
 
+from .._terminal import safe
+
 _json = msgspec.json.Encoder()
 ELLIPSIS = "…"
 
@@ -30,8 +32,19 @@ def plain(obj: Any) -> Any:
     return _decode_bytes(msgspec.to_builtins(obj, builtin_types=(bytes,)))
 
 
+def echo(text: str = "", *, err: bool = False, nl: bool = True) -> None:
+    """Print a line for people: every human line goes through here (or :func:`table`,
+    :func:`say`), so nothing it quotes can drive the terminal (:func:`safe`)."""
+    click.echo(safe(text), err=err, nl=nl)
+
+
 def emit_json(obj: Any) -> None:
     """Print one JSON document."""
+    click.echo(_json.encode(plain(obj)).decode())
+
+
+def emit_json_line(obj: Any) -> None:
+    """Print one JSON document on one line (JSON Lines)."""
     click.echo(_json.encode(plain(obj)).decode())
 
 
@@ -100,10 +113,15 @@ def cells(text: str) -> int:
 
 
 def cut(text: str, width: int) -> str:
-    """``text`` in at most ``width`` columns, ending in ``…`` when something was cut."""
+    """``text`` made :func:`safe` in at most ``width`` columns, ending in ``…`` when something
+    was cut (an escape shown for a control character counts at its printed width)."""
     # Every character takes a column or two: a text longer than ``width`` cannot fit, and
-    # measuring all of it (a whole tool argument) would be wasted.
-    if len(text) <= width and cells(text) <= width:
+    # making safe or measuring all of it (a whole tool argument) would be wasted. (Removing
+    # CSI sequences shortens; a head of 4 × width + 64 leaves room for plenty.)
+    limit = 4 * max(width, 0) + 64
+    whole = len(text) <= limit
+    text = safe(text if whole else text[:limit])
+    if whole and len(text) <= width and cells(text) <= width:
         return text
     if width <= 0:
         return ""
@@ -223,14 +241,14 @@ def say(text: str, *, indent: int = 2, width: int | None = None) -> None:
     """Print prose wrapped to the terminal, continuation lines indented."""
     total = width or terminal_width()
     lines = textwrap.wrap(
-        text,
+        safe(text),
         total,
         subsequent_indent=" " * indent,
         break_long_words=True,
         break_on_hyphens=False,
     )
     for line in lines or [""]:
-        click.echo(cut(line, total))
+        click.echo(cut(line, total))  # cut makes it safe
 
 
 def table(
@@ -249,19 +267,17 @@ def table(
     ``caps`` bounds columns by index whatever the width.
     """
     total = width or terminal_width()
-    rows = [[" ".join(c.split()) for c in row] for row in rows]  # one line per row
+    # One line per row, nothing in it the terminal acts on; long cells are cut (safely) first.
+    rows = [[" ".join(cut(c, total).split()) for c in row] for row in rows]
+    headers = [" ".join(safe(h).split()) for h in headers]
     for index, cap in (caps or {}).items():
         for row in rows:
             row[index] = cut(row[index], cap)
-    for row in rows:  # no cell wider than the line: measuring a huge one would be wasted
-        for i, c in enumerate(row):
-            if len(c) > total:
-                row[i] = cut(c, total)
     shown, widths, gap = layout(rows, headers, total=total, text=text, flex=flex, min_flex=min_flex)
     sep = " " * gap
     for row in [headers, *rows]:
         line = sep.join(_pad(cut(row[i], widths[i]), widths[i]) for i in shown)
-        click.echo(line.rstrip())
+        click.echo(line.rstrip())  # every cell went through cut: safe
 
 
 def usd(value: float | None, *, unpriced: int = 0) -> str:

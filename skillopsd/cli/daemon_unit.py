@@ -14,6 +14,7 @@ import click
 from .._paths import default_db_path
 from ..events import Database, LogError
 from ._app import AppContext, UsageFailure, cli, db_option, pass_app
+from ._output import echo
 
 
 def _checked_db(db: Path) -> Path:
@@ -112,10 +113,10 @@ def install(app: AppContext, force: bool) -> None:
     tmp.write_text(text)
     os.chmod(tmp, 0o644)
     os.replace(tmp, target)
-    click.echo(f"wrote {target}")
-    click.echo(f"the service will use the database {db}")
-    click.echo("enable and start it:")
-    click.echo("  systemctl --user daemon-reload")
-    click.echo("  systemctl --user enable --now skillopsd")
-    click.echo("keep it running when you are logged out (asks for your password):")
-    click.echo(f"  loginctl enable-linger {shlex.quote(_user_name())}")
+    echo(f"wrote {target}")
+    echo(f"the service will use the database {db}")
+    echo("enable and start it:")
+    echo("  systemctl --user daemon-reload")
+    echo("  systemctl --user enable --now skillopsd")
+    echo("keep it running when you are logged out (asks for your password):")
+    echo(f"  loginctl enable-linger {shlex.quote(_user_name())}")

@@ -8,7 +8,6 @@ import time
 from typing import IO
 
 import click
-import msgspec
 
 from .._defaults import DEFAULT_SETTLE_SECONDS
 from ..export import (
@@ -32,7 +31,7 @@ from ..export import (
 from ..projections.session_views import SessionView, list_sessions, spans_of
 from ._app import AppContext, UsageFailure, cli, db_option, pass_app
 from ._lookup import lookup_session
-from ._output import plain
+from ._output import echo, emit_json_line
 from ._time import window_options
 
 
@@ -53,11 +52,10 @@ def export_jsonl(app: AppContext, ident: str | None, since: str | None, until: s
     """
     db = app.db()
     app.caught_up()
-    encoder = msgspec.json.Encoder()
     with db.read() as conn:  # one snapshot for the whole export
         for session in _selected(app, ident, since, until):
             for span in spans_of(conn, session.session_id):
-                click.echo(encoder.encode(plain(span)).decode())
+                emit_json_line(span)
 
 
 def _selected(
@@ -74,7 +72,7 @@ def _selected(
                 and (until is None or started < until)
             )
             if (since or until) and not inside:
-                click.echo(
+                echo(
                     f"session {session.session_id} started {started or 'at no known time'},"
                     " outside --since/--until: nothing exported",
                     err=True,
@@ -250,7 +248,7 @@ def export_otlp(
     due = due_sessions(db, target, sessions, changed_only=changed)
     due, waiting, _soonest = settled(due, time.time(), settle_seconds)
     if waiting:
-        click.echo(
+        echo(
             f"{len(waiting)} session(s) still active (changed in the last"
             f" {settle_seconds:g}s) left for later: --settle-seconds 0 sends them now",
             err=True,
@@ -311,7 +309,7 @@ def export_otlp(
             if stream is not sys.stdout:
                 stream.close()
         where = "stdout" if out == "-" else out
-    click.echo(
+    echo(
         f"exported {report.sessions} sessions ({report.spans} spans, {report.batches} requests)"
         f" to {where}",
         err=True,

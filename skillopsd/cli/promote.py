@@ -16,7 +16,7 @@ from ..versions.gating import Gated, evaluate, gate_manifest
 from ..versions.store import StoreError, read_state
 from ..versions.sync import sync_skill
 from ._app import AppContext, UsageFailure, cli, db_option, json_option, pass_app
-from ._output import emit_json
+from ._output import echo, emit_json
 from .evals import ManifestUsage
 
 
@@ -139,10 +139,8 @@ def promote(
         raise Refused(f"{'dry run: would refuse' if dry_run else 'promote refused'}: {gate.reason}")
     if dry_run:
         if not as_json:
-            click.echo(f"dry run: would promote {skill} {version.name}: {gate.reason}")
+            echo(f"dry run: would promote {skill} {version.name}: {gate.reason}")
         return
     if not as_json:
         how = "FORCED" if force_no_eval else "gate cleared"
-        click.echo(
-            f"promoted {skill} {version.name} ({version.version_hash[:12]}): {how}: {gate.reason}"
-        )
+        echo(f"promoted {skill} {version.name} ({version.version_hash[:12]}): {how}: {gate.reason}")

@@ -32,6 +32,7 @@ from ._output import (
     compact,
     compact_usd,
     cut,
+    echo,
     emit_json,
     emit_json_array,
     number,
@@ -212,7 +213,7 @@ def sessions_command(
             emit_json_array(tombstones)
             return
         if not tombstones:
-            click.echo("no forgotten sessions")
+            echo("no forgotten sessions")
             return
         at, zone = stamps([f.forgotten_at for f in tombstones], utc)
         table(
@@ -273,7 +274,7 @@ def sessions_command(
     if empty is not None:
         say(empty)
         if hidden:
-            click.echo(f"({hidden} forgotten sessions not shown: sessions --forgotten lists them)")
+            echo(f"({hidden} forgotten sessions not shown: sessions --forgotten lists them)")
         return
     starts: list[datetime | None] = []
     for s in found:
@@ -316,11 +317,11 @@ def sessions_command(
         min_flex=6,
     )
     if any(s.tokens.note and _total_tokens(s) is not None for s in found):
-        click.echo(
+        echo(
             f"({_NOTED} tokens: not every response's own usage; session show says what they cover)"
         )
     if hidden:
-        click.echo(f"({hidden} forgotten sessions not shown: sessions --forgotten lists them)")
+        echo(f"({hidden} forgotten sessions not shown: sessions --forgotten lists them)")
 
 
 def show_running(db: Database, found: list[SessionView]) -> None:
@@ -496,37 +497,37 @@ def show(app: AppContext, ident: str, utc: bool, as_json: bool) -> None:
         emit_json({"session": session, "spans": spans, "forgotten": tombstones, "costs": costs})
         return
     if session is None:
-        click.echo(f"session   {tombstones[0].session_id}")
+        echo(f"session   {tombstones[0].session_id}")
         for f in tombstones:
-            click.echo(f"          {_forgotten_line(f)}")
+            echo(f"          {_forgotten_line(f)}")
         return
     width = terminal_width()
     title = (session.title or "-").strip().splitlines() or ["-"]
-    click.echo(f"session   {session.session_id} ({session.agent} {session.native_session_id})")
-    click.echo(f"title     {cut(title[0], max(20, width - 10))}")
-    click.echo(f"when      {_when(session, utc)}")
-    click.echo(f"cwd       {session.cwd or '-'}")
+    echo(f"session   {session.session_id} ({session.agent} {session.native_session_id})")
+    echo(f"title     {cut(title[0], max(20, width - 10))}")
+    echo(f"when      {_when(session, utc)}")
+    echo(f"cwd       {session.cwd or '-'}")
     if session.copy_of is not None:
-        click.echo(
+        echo(
             f"copy of   {session.copy_of}: its responses are that session's (resumed, forked or"
             " copied); skill figures, the gate and A/B tests count that one"
         )
-    click.echo(
+    echo(
         f"verdict   {session.verdict or '-'}   label {session.label or '-'}"
         f"   calls {_outcomes(session)}"
     )
     if session.verdict_reason:
         why = session.verdict_reason.split(": ", 1)[-1]
-        click.echo(f"why       {cut(why, max(20, width - 10))}")
-    click.echo(f"turns     {number(session.turns)}   tools {number(session.tools)}")
-    click.echo(f"skills    {', '.join(session.skills) or '-'}")
+        echo(f"why       {cut(why, max(20, width - 10))}")
+    echo(f"turns     {number(session.turns)}   tools {number(session.tools)}")
+    echo(f"skills    {', '.join(session.skills) or '-'}")
     for f in tombstones:
-        click.echo(f"erased    {_forgotten_line(f)}")
-    click.echo(f"tokens    {_session_tokens(session)}")
+        echo(f"erased    {_forgotten_line(f)}")
+    echo(f"tokens    {_session_tokens(session)}")
     if session.tokens.note:
         for line in textwrap.wrap(f"({session.tokens.note})", max(20, width - 10)):
-            click.echo(f"          {line}")
-    click.echo(f"cost      {_session_cost(session.cost)}")
-    click.echo()
+            echo(f"          {line}")
+    echo(f"cost      {_session_cost(session.cost)}")
+    echo()
     for line in _tree_lines(spans, width, costs, frozenset(session.verdict_spans)):
-        click.echo(line)
+        echo(line)

@@ -12,7 +12,7 @@ import click
 from ..pricing.report import BYS, Period, Row, Totals, report
 from ..projections.usage import usage_records
 from ._app import AgentChoice, AppContext, cli, db_option, json_option, pass_app
-from ._output import cells, compact, cut, emit_json, number, table, terminal_width, usd
+from ._output import cells, compact, cut, echo, emit_json, number, table, terminal_width, usd
 from ._time import WHEN
 
 _DAY = re.compile(r"\A(\d{4})-?(\d{2})-?(\d{2})\Z")
@@ -102,7 +102,7 @@ def _print(kind: Period, by: str | None, rows: list[Row], totals: Totals) -> Non
             break
     table(body, headers, flex=flex, width=width)
     if totals.unpricedResponses:
-        click.echo(
+        echo(
             f"+ {totals.unpricedResponses:,} of {totals.responses:,} responses have no price:"
             " not in the cost (skillopsctl status)"
         )
@@ -158,7 +158,7 @@ def _command(kind: Period) -> Callable[..., Any]:
             emit_json({kind: rows, "totals": totals})
             return
         if not rows:
-            click.echo("no model responses with reported tokens in this window")
+            echo("no model responses with reported tokens in this window")
             return
         _print(kind, by, rows, totals)
 
