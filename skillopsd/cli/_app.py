@@ -6,6 +6,8 @@ import contextlib
 import difflib
 import functools
 import importlib
+import os
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -152,11 +154,30 @@ class _Group(SuggestingGroup):
     """The root group: a storage failure, or a damaged database (an event that cannot be
     read back, a corrupt page), in any command is one line and exit 2."""
 
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        try:  # ``skillopsctl --help | head`` prints before any command runs
+            return super().make_context(info_name, args, parent, **extra)
+        except BrokenPipeError:
+            _discard_stdout()
+            raise click.exceptions.Exit(_SIGPIPE_STATUS) from None
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except (click.exceptions.Exit, click.exceptions.Abort, StorageFailure):
             raise
+        except BrokenPipeError:
+            # The reader went away (``| head``): stop quietly, as a program killed by SIGPIPE
+            # does (status 141). Only output was lost: whatever was written is committed, and
+            # an unfinished transaction rolled back on the way out.
+            _discard_stdout()
+            raise click.exceptions.Exit(_SIGPIPE_STATUS) from None
         except click.ClickException as exc:
             # A message may quote a name or path from the log or the disk: shown, not obeyed.
             exc.message = safe(exc.message)  # type: ignore[misc]  # Final in click's stubs only
@@ -175,6 +196,17 @@ class _Group(SuggestingGroup):
             if isinstance(exc, UnicodeEncodeError) and "surrogates" in exc.reason:
                 raise UsageFailure(_not_utf8()) from exc
             raise
+
+
+_SIGPIPE_STATUS = 128 + signal.SIGPIPE  # the status of a program SIGPIPE stopped (141)
+
+
+def _discard_stdout() -> None:
+    """Point stdout at /dev/null: the interpreter's last flush then has nowhere to fail."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 def _not_utf8() -> str:

@@ -51,11 +51,18 @@ def emit_json_line(obj: Any) -> None:
 def emit_json_array(items: Iterable[Any]) -> None:
     """Print a JSON array item by item, so a long listing never sits in memory whole."""
     first = True
-    click.echo("[", nl=False)
-    for item in items:
-        click.echo(("" if first else ",") + "\n" + _json.encode(plain(item)).decode(), nl=False)
-        first = False
-    click.echo("\n]" if not first else "]")
+    try:
+        click.echo("[", nl=False)
+        for item in items:
+            click.echo(("" if first else ",") + "\n" + _json.encode(plain(item)).decode(), nl=False)
+            first = False
+        click.echo("\n]" if not first else "]")
+    finally:
+        # A reader that stops early (``| head``) ends the listing here: a generator reading
+        # inside a transaction ends it now, while the database is still open.
+        close = getattr(items, "close", None)
+        if close is not None:
+            close()
 
 
 def plural(count: int, noun: str, plural_form: str | None = None) -> str:

@@ -303,6 +303,10 @@ def export_otlp(
                 project=project,
                 content=not no_content,
             )
+        except BrokenPipeError:
+            if stream is sys.stdout:
+                raise  # the reader of stdout went away (``| head``): a quiet end
+            raise UsageFailure(f"{out}: cannot write: the pipe was closed") from None
         except OSError as exc:
             raise UsageFailure(f"{out}: cannot write: {exc.strerror}") from exc
         finally:
