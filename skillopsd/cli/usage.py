@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import UTC, date
+from datetime import date
 from typing import Any
 
 import click
@@ -13,7 +13,7 @@ from ..pricing.report import BYS, Period, Row, Totals, report
 from ..projections.usage import usage_records
 from ._app import AgentChoice, AppContext, cli, db_option, json_option, pass_app
 from ._output import cells, compact, cut, echo, emit_json, number, table, terminal_width, usd
-from ._time import WHEN
+from ._time import WHEN, local_zone
 
 _DAY = re.compile(r"\A(\d{4})-?(\d{2})-?(\d{2})\Z")
 _HEADERS = ["input", "output", "cache create", "cache read", "total tokens", "cost (USD)"]
@@ -150,7 +150,7 @@ def _command(kind: Period) -> Callable[..., Any]:
             records,
             kind,
             by=by,  # type: ignore[arg-type]
-            zone=UTC if utc else None,
+            zone=local_zone(utc),
             since_day=since[1] if since and since[0] == "day" else None,
             until_day=until[1] if until and until[0] == "day" else None,
         )
