@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
+import re
 import shutil
 import textwrap
 import unicodedata
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 import click
@@ -140,7 +142,27 @@ def cut(text: str, width: int) -> str:
             break
         out.append(char)
         used += w
-    return "".join(out).rstrip() + ELLIPSIS
+    kept = "".join(out)
+    following = text[len(kept) : len(kept) + 1]
+    if kept[-1:].isdigit() and (following.isalnum() or following in (".", ",", "%")):
+        # Cut inside a number: ``(n=41)`` must not read ``(n=4…``, nor ``12.3k`` ``12.3…``.
+        kept = _PARTIAL_NUMBER.sub("", kept)
+    return kept.rstrip() + ELLIPSIS
+
+
+_PARTIAL_NUMBER = re.compile(r"[$+\-]?[0-9.,]*\Z")
+
+
+def squeeze(head: str, middle: str, tail: str, width: int) -> str:
+    """``head + middle + tail`` in at most ``width`` columns: the middle is cut first, then
+    the head; the tail (a short mark) is kept whole."""
+    head, middle, tail = cut(head, width), cut(middle, width), safe(tail)
+    room = width - cells(tail)
+    if cells(head) + cells(middle) <= room:
+        return head + middle + tail
+    if cells(head) + 4 > room:  # not even a few characters of the middle: it goes
+        return cut(head, room) + tail
+    return head + cut(middle, room - cells(head)) + tail
 
 
 def terminal_width() -> int:
@@ -188,13 +210,18 @@ def layout(
     text: Collection[int] | None = None,
     flex: int | None = None,
     min_flex: int = 12,
+    key: int | None = None,
+    optional: Sequence[int] = (),
 ) -> tuple[list[int], list[int], int]:
     """Which columns to show, their widths and the gap, so a line fits ``total`` columns.
 
     In order, until it fits: a column with no value in any row is left out; the ``text``
-    columns (default: ``flex``, else all) give way (``flex`` first, down to ``min_flex``;
-    the others down to 10); the gap narrows to one space; text columns go down to 4; then
-    any column down to its header (at least 6), then to 3.
+    columns (default: ``flex``, else all but ``key``) give way (``flex`` first, down to
+    ``min_flex``; the others down to 10); the gap narrows to one space; the ``optional``
+    columns are left out, the last first; text columns go down to 4; then ``key`` (what
+    tells rows apart) down to the width at which its values stay distinct
+    (:func:`distinct_width`); then any column but ``key`` down to its header (at least 6);
+    then any column down to 3. Numbers and times are cut last.
     """
     natural = [cells(h) for h in headers]
     for row in rows:
@@ -202,7 +229,7 @@ def layout(
     shown = list(range(len(headers)))
     if text is None:
         text = range(len(headers)) if flex is None else (flex,)
-    texts = set(text)
+    texts = set(text) - {key}
     if flex is not None:
         texts.add(flex)
     gap = 2
@@ -235,13 +262,59 @@ def layout(
     ws = shrink(ws, text_floor, flex)
     if width(ws) > total:
         gap = 1
+    # An optional column goes before a text column is cut below its floor; the others then
+    # start again from their natural widths, into the room it leaves.
+    for i in reversed(optional):
+        if width(ws) <= total or len(shown) == 1:
+            break
+        if i in shown:
+            shown = [j for j in shown if j != i]
+            gap = 2
+            ws = shrink(list(natural), text_floor, flex)
+            if width(ws) > total:
+                gap = 1
     if width(ws) > total:
         ws = shrink(ws, lambda i: 4 if i in texts else natural[i])
+    if width(ws) > total and key is not None:
+        floor = max(distinct_width([r[key] for r in rows]), min(6, natural[key]))
+        ws = shrink(ws, lambda i: floor if i == key else ws[i])
     if width(ws) > total:
-        ws = shrink(ws, lambda i: max(6, cells(headers[i])))
+        ws = shrink(ws, lambda i: ws[i] if i == key else max(6, cells(headers[i])))
     if width(ws) > total:
         ws = shrink(ws, lambda i: 3)
     return shown, ws, gap
+
+
+def _shared(a: str, b: str) -> int:
+    """How many leading characters ``a`` and ``b`` share."""
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def unique_prefix(ids: Iterable[str], at_least: int) -> int:
+    """How many leading characters tell ``ids`` apart (at least ``at_least``), as git shortens
+    hashes: a listing shows each id as ``id[:n]`` and no two rows read alike."""
+    unique = sorted(set(ids))
+    shared = max((_shared(a, b) for a, b in itertools.pairwise(unique)), default=0)
+    return max(at_least, shared + 1)
+
+
+def distinct_width(values: Iterable[str]) -> int:
+    """The fewest columns at which :func:`cut` leaves different ``values`` different."""
+    unique = sorted(set(values))
+    if len(unique) < 2:
+        return 1
+    widest = max(cells(v) for v in unique)
+    # Two values differ at the first character they do not share: below that they cannot.
+    shared = max(_shared(a, b) for a, b in itertools.pairwise(unique))
+    for width in range(max(1, shared + 1), widest + 1):
+        if len({cut(v, width) for v in unique}) == len(unique):
+            return width
+    return widest
 
 
 def say(text: str, *, indent: int = 2, width: int | None = None) -> None:
@@ -267,9 +340,13 @@ def table(
     text: Collection[int] | None = None,
     width: int | None = None,
     min_flex: int = 12,
+    key: int | None = None,
+    optional: Sequence[int] = (),
 ) -> None:
     """Print rows as left-aligned columns under ``headers``, every line within ``width``
-    (default :func:`terminal_width`); cut cells end in ``…`` (see :func:`layout`).
+    (default :func:`terminal_width`); cut cells end in ``…`` (see :func:`layout`: ``key``
+    is cut last and never into two equal labels; ``optional`` columns are left out before
+    numbers and times are cut).
 
     ``caps`` bounds columns by index whatever the width.
     """
@@ -280,7 +357,16 @@ def table(
     for index, cap in (caps or {}).items():
         for row in rows:
             row[index] = cut(row[index], cap)
-    shown, widths, gap = layout(rows, headers, total=total, text=text, flex=flex, min_flex=min_flex)
+    shown, widths, gap = layout(
+        rows,
+        headers,
+        total=total,
+        text=text,
+        flex=flex,
+        min_flex=min_flex,
+        key=key,
+        optional=optional,
+    )
     sep = " " * gap
     for row in [headers, *rows]:
         line = sep.join(_pad(cut(row[i], widths[i]), widths[i]) for i in shown)

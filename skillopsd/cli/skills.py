@@ -96,7 +96,9 @@ def skills_command(
             "success [95%]",
             "verdicts",
         ],
-        text=(0, 4, 6),
+        text=(4, 6),
+        key=0,  # the name tells rows apart and is typed next (skill show NAME): cut last
+        optional=(4, 6),  # agents, verdicts: skill show has them
     )
 
 

@@ -203,17 +203,18 @@ def status(app: AppContext, utc: bool, as_json: bool) -> None:
     if as_json:
         emit_json(report)
         return
-    echo(f"database  {report.db} ({_human_size(report.size_bytes)})")
+    echo(f"database  {report.db} ({_human_size(report.size_bytes)})")  # a path, whole
     echo(f"events    {report.events} (head {report.head})")
     echo(f"sessions  {report.sessions}")
     if report.daemon is not None:
         say(_daemon_line(report.daemon, utc), indent=10)
-    echo(f"prices    {report.prices} (the table shipped with it; never fetched)")
+    say(f"prices    {report.prices} (the table shipped with it; never fetched)", indent=10)
     for u in report.unpriced:
         responses = plural(u.responses, "response")
-        echo(
+        say(
             f"no price  {u.model} ({u.system or 'unknown system'}): {responses}"
-            f" {_UNPRICED.get(u.reason, u.reason)}, not in any cost"
+            f" {_UNPRICED.get(u.reason, u.reason)}, not in any cost",
+            indent=10,
         )
     echo()
     table(
@@ -240,7 +241,7 @@ def status(app: AppContext, utc: bool, as_json: bool) -> None:
         ["projection", "checkpoint", "lag"],
     )
     for lag in report.exports:
-        echo(_export_line(lag))
+        say(_export_line(lag), indent=10)
     for state in report.syncs:
         say(_sync_line(state, utc), indent=10)
     _show_permissions(report.permissions)

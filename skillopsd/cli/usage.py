@@ -12,7 +12,18 @@ import click
 from ..pricing.report import BYS, Period, Row, Totals, report
 from ..projections.usage import usage_records
 from ._app import AgentChoice, AppContext, cli, db_option, json_option, pass_app
-from ._output import cells, compact, cut, echo, emit_json, number, table, terminal_width, usd
+from ._output import (
+    cells,
+    compact,
+    cut,
+    echo,
+    emit_json,
+    number,
+    table,
+    terminal_width,
+    unique_prefix,
+    usd,
+)
 from ._time import WHEN, local_zone
 
 _DAY = re.compile(r"\A(\d{4})-?(\d{2})-?(\d{2})\Z")
@@ -65,11 +76,13 @@ def _short_model(name: str) -> str:
 def _print(kind: Period, by: str | None, rows: list[Row], totals: Totals) -> None:
     lead = [_FIRST[kind]] + ([by] if by else []) + (["agent"] if kind == "session" else [])
     width = terminal_width()
+    # Sessions by the agent's id, as short as keeps them apart (resumed copies share a start).
+    short = unique_prefix((r.period for r in rows), 12) if kind == "session" else None
 
     def build(fmt: Callable[[int | None], str], models: bool) -> list[list[str]]:
         body = []
         for r in rows:
-            cells_ = [r.period[:12] if kind == "session" else r.period]
+            cells_ = [r.period[:short]]
             if by:
                 cells_.append(cut(r.group or "-", 24))
             if kind == "session":

@@ -255,9 +255,7 @@ def list_command(app: AppContext, managed: bool, as_json: bool) -> None:
         emit_json(out)
         return
     if not out:
-        echo(
-            "no skill is managed (skillopsctl skill import NAME --from DIR hands one to the store)"
-        )
+        say("no skill is managed (skillopsctl skill import NAME --from DIR hands one to the store)")
         return
     rows = []
     for m in out:
