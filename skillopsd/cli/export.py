@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Callable
 from typing import IO
 
 import click
@@ -80,6 +81,17 @@ def _selected(
                 return []
             return [session]
         return list(reversed(list_sessions(conn, since=since, until=until)))
+
+
+def _say_retrying(retries: int | None, budget: float) -> Callable[[str, float], None]:
+    """The line said when a request first fails and will be retried: a wait is not a hang."""
+
+    def say_it(why: str, left: float) -> None:
+        bound = f"up to {retries} times" if retries is not None else ""
+        bound += (" and " if bound else "") + f"for up to {left:.0f}s"
+        echo(f"skillopsctl: {why}; retrying {bound} (--retry-budget, --retries)", err=True)
+
+    return say_it
 
 
 def _private(path: str) -> IO[str]:
@@ -233,6 +245,7 @@ def export_otlp(
                 timeout=timeout,
                 attempts=None if retries is None else retries + 1,
                 budget=retry_budget,
+                on_retry=_say_retrying(retries, retry_budget),
             )
             if endpoint
             else None
