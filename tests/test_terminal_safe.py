@@ -124,10 +124,11 @@ def test_prose_is_safe_and_fits(text: str, width: int) -> None:
 
 
 def test_every_human_line_of_the_cli_goes_through_one_place() -> None:
-    """No command prints but through skillopsd.cli._output (echo, table, say, emit_json*):
-    a new ``click.echo`` or ``print`` elsewhere would bypass the one rule."""
+    """Nothing prints but through skillopsd.cli._output (echo, table, say, emit_json*) or
+    :func:`safe` (the daemon's one-line errors): a new ``click.echo`` or ``print`` elsewhere
+    would bypass the one rule."""
     offenders = []
-    for path in sorted((REPO / "skillopsd" / "cli").glob("*.py")):
+    for path in sorted((REPO / "skillopsd").rglob("*.py")):
         if path.name in ("_output.py", "_docs.py"):  # _docs writes a file and says where
             continue
         for node in ast.walk(ast.parse(path.read_text())):
