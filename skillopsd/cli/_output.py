@@ -41,12 +41,7 @@ def echo(text: str = "", *, err: bool = False, nl: bool = True) -> None:
 
 
 def emit_json(obj: Any) -> None:
-    """Print one JSON document."""
-    click.echo(_json.encode(plain(obj)).decode())
-
-
-def emit_json_line(obj: Any) -> None:
-    """Print one JSON document on one line (JSON Lines)."""
+    """Print one JSON document, on one line (so also a line of JSON Lines)."""
     click.echo(_json.encode(plain(obj)).decode())
 
 

@@ -32,7 +32,7 @@ from ..export import (
 from ..projections.session_views import SessionView, list_sessions, spans_of
 from ._app import AppContext, UsageFailure, cli, db_option, pass_app
 from ._lookup import lookup_session
-from ._output import echo, emit_json_line
+from ._output import echo, emit_json
 from ._time import window_options
 
 
@@ -56,7 +56,7 @@ def export_jsonl(app: AppContext, ident: str | None, since: str | None, until: s
     with db.read() as conn:  # one snapshot for the whole export
         for session in _selected(app, ident, since, until):
             for span in spans_of(conn, session.session_id):
-                emit_json_line(span)
+                emit_json(span)
 
 
 def _selected(
