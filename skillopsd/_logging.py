@@ -10,10 +10,12 @@ from __future__ import annotations
 import importlib.abc
 import importlib.util
 import sys
-from collections.abc import Sequence
+from collections.abc import MutableMapping, Sequence
 from importlib.machinery import ModuleSpec
 from types import ModuleType
 from typing import Any, TextIO
+
+from ._terminal import safe
 
 LEVELS = ("debug", "info", "warning", "error")
 
@@ -69,17 +71,19 @@ def _apply() -> None:
     level, stream = _pending
     _pending = None
     out = stream or sys.stderr
-    renderer: structlog.typing.Processor
+    renderer: list[structlog.typing.Processor]
     if out.isatty():
-        renderer = structlog.dev.ConsoleRenderer(colors=True)
+        # A logged path or message is shown on the terminal, never obeyed by it; JSON lines
+        # escape control characters themselves.
+        renderer = [_inert, structlog.dev.ConsoleRenderer(colors=True)]
     else:
-        renderer = structlog.processors.JSONRenderer()
+        renderer = [structlog.processors.JSONRenderer()]
     structlog.configure(
         processors=[
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
-            renderer,
+            *renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping()[level.upper()]
@@ -87,6 +91,12 @@ def _apply() -> None:
         logger_factory=structlog.PrintLoggerFactory(out),
         cache_logger_on_first_use=False,
     )
+
+
+def _inert(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> dict[str, Any]:
+    """The event's text values made safe for the terminal (the console renderer prints a
+    string as it is; anything else by its repr, which escapes control characters)."""
+    return {k: safe(v) if isinstance(v, str) else v for k, v in event.items()}
 
 
 class LazyLogger:

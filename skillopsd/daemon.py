@@ -34,6 +34,7 @@ from ._lockfile import lock_path
 from ._params import FiniteRange
 from ._paths import DB_ENV, default_db_path
 from ._sdnotify import Notifier
+from ._terminal import safe
 from .events import (
     RARE_TYPES,
     Database,
@@ -900,7 +901,7 @@ def main(
     try:
         daemon.run(once=once)
     except StorageError as exc:  # only with --once: the service waits instead
-        click.echo(f"skillopsd: {exc}", err=True)
+        click.echo(safe(f"skillopsd: {exc}"), err=True)
         sys.exit(2)
     finally:
         if exporter is not None:
@@ -958,14 +959,14 @@ def _open(
         except AlreadyRunning as exc:
             assert database is not None
             database.close()
-            click.echo(f"skillopsd: {exc}", err=True)
+            click.echo(safe(f"skillopsd: {exc}"), err=True)
             sys.exit(2)
         except (LogError, OSError) as exc:
             if database is not None:
                 database.close()
             error = storage_error(exc, path)
             if error is None or once:
-                click.echo(f"skillopsd: {error or exc}", err=True)
+                click.echo(safe(f"skillopsd: {error or exc}"), err=True)
                 sys.exit(2)
             if not retry.failing:
                 # Only while waiting: a daemon that opens at once keeps the default

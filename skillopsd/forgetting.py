@@ -40,7 +40,7 @@ from .derive import session_id
 from .deriving import SessionDeriver, SessionKey, session_stream
 from .events import Database, EventLog, NewEvent
 from .events.types import PayloadsErased, TranscriptLineCaptured
-from .sources import source_stream
+from .sources import path_text, source_stream
 
 ERASURE_STREAM = "erasures"
 _LINE_TYPES = ("TranscriptLineCaptured", "CaptureErrorRecorded")
@@ -110,8 +110,13 @@ def resolve_session(deriver: SessionDeriver, ident: str) -> SessionKey | None:
 
 
 def resolve_sources(db: Database, ident: str) -> list[str]:
-    """Source ids of a file given as its source id or a path it was captured under."""
-    paths = {ident, os.path.abspath(os.path.expanduser(ident))}
+    """Source ids of a file given as its source id or a path it was captured under.
+
+    A path is compared as capture stored it (:func:`path_text`): the real name of a file that
+    is not UTF-8 (``name\xff.jsonl`` as the shell gives it) and its escaped spelling both find it.
+    """
+    ident = path_text(ident)
+    paths = {ident, path_text(os.path.abspath(os.path.expanduser(ident)))}
     with db.read() as conn:
         if conn.execute("SELECT 1 FROM capture_sources WHERE source_id = ?", (ident,)).fetchone():
             return [ident]

@@ -676,3 +676,83 @@ def test_an_idle_connection_the_server_closed_is_reopened_without_a_failure() ->
         assert len(served) == 3
     finally:
         listener.close()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_a_refused_connection_where_nothing_ever_answered_fails_at_once() -> None:
+    """F18: a mistyped port is not a receiver restarting: no retries, no 150 s of silence."""
+    waits: list[float] = []
+    told: list[str] = []
+    sender = Sender(
+        f"http://127.0.0.1:{_free_port()}",
+        sleep=waits.append,
+        on_retry=lambda why, _left: told.append(why),
+    )
+    started = time.monotonic()
+    with pytest.raises(ReceiverUnavailable, match="Connection refused") as caught:
+        sender.post(b"")
+    assert time.monotonic() - started < 5
+    assert waits == [] and told == [] and not caught.value.retry
+    assert "not retried" in str(caught.value) and "\n" not in str(caught.value)
+    with pytest.raises(ReceiverUnavailable, match="not retried"):
+        Sender("http://no-such-host.invalid:4318", sleep=waits.append).post(b"")
+    assert waits == []
+
+
+def test_a_receiver_that_answered_and_went_away_is_waited_for_and_the_wait_is_said() -> None:
+    receiver = Receiver()
+    now = [0.0]
+    waits: list[float] = []
+    told: list[tuple[str, float]] = []
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        now[0] += seconds
+
+    sender = Sender(
+        receiver.url,
+        sleep=sleep,
+        clock=lambda: now[0],
+        budget=20,
+        on_retry=lambda why, left: told.append((why, left)),
+    )
+    try:
+        sender.post(b"")  # reached
+        assert sender.reached
+    finally:
+        receiver.down()
+    sender.close()  # as a restart does: the kept-alive connection is gone too
+    with pytest.raises(ReceiverUnavailable, match="gave up after"):
+        sender.post(b"")
+    assert len(waits) > 3 and 20 <= now[0] <= 23  # retried for the whole budget
+    assert len(told) == 1 and "cannot reach" in told[0][0] and told[0][1] == 20
+
+
+def test_cli_a_closed_port_answers_in_seconds_and_a_retry_is_said(home: Path) -> None:
+    env = {"HOME": str(home)}
+    started = time.monotonic()
+    done = run_ctl(
+        "export", "otlp", "--endpoint", f"http://127.0.0.1:{_free_port()}", env=env, timeout=60
+    )
+    assert time.monotonic() - started < 20
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Connection refused" in lines[0] and "not retried" in lines[0]
+    assert "(0 of 4 sessions exported)" in lines[0]
+    receiver = Receiver()
+    try:
+        receiver.answers = [(503, {})] * 1000
+        done = run_ctl("export", "otlp", "--endpoint", receiver.url, "--retry-budget", "1", env=env)
+    finally:
+        receiver.down()
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 1 and len(lines) == 2, done.stderr
+    assert "503" in lines[0] and "retrying for up to 1s (--retry-budget, --retries)" in lines[0]
+    assert "gave up after" in lines[1]

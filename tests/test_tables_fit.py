@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import strategies as st
 
-from skillopsd.cli._output import ELLIPSIS, cells, compact, duration, table
+from skillopsd.cli._output import ELLIPSIS, cells, compact, cut, duration, table
 
 from ._capture_helpers import extract_corpus
 from .conftest import console_script
@@ -252,3 +252,70 @@ def test_skill_scoped_figures_never_exceed_the_whole_session_on_real_data(corpus
             loaded = {s for v in report["versions"] for s in v["sessions"]}
             assert base["sessions"] >= 0 and loaded
     assert checked > 20
+
+
+def test_every_session_show_fits_80_columns(corpus: Corpus) -> None:
+    """F11: the span tree is cut to the line's room (details first, the ◀ verdict mark kept),
+    the header fields wrap; nothing is wider than the terminal."""
+    import json
+
+    ids = [s["session_id"] for s in json.loads(corpus.run("sessions", "--json"))]
+    assert len(ids) > 20
+    marked = 0
+    for sid in ids:
+        out = corpus.run("session", "show", sid, columns=80)
+        wide = [line for line in out.splitlines() if cells(line) > 80]
+        assert not wide, (sid, wide)
+        marked += out.count("◀ verdict")
+    assert marked  # the mark survives the cut
+
+
+def test_names_and_ids_stay_distinct_when_cut(corpus: Corpus) -> None:
+    """F11: at 80 columns different skills never print as one label, nor sessions as one id;
+    a cut count never reads as another number."""
+    import json
+    import re
+
+    names = [s["skill"] for s in json.loads(corpus.run("skills", "--json"))]
+    rows = corpus.run("skills", columns=80).splitlines()[1:]
+    labels = [row.split(" ")[0] for row in rows]
+    assert len(labels) == len(names) and len(set(labels)) == len(labels), labels
+    for label in labels:  # each label is a whole name or a visibly cut prefix of one
+        assert label in names or (
+            label.endswith(ELLIPSIS) and any(n.startswith(label[:-1]) for n in names)
+        ), label
+    sessions = json.loads(corpus.run("usage", "session", "--json"))["session"]
+    ids = [row.split(" ")[0] for row in corpus.run("usage", "session", columns=80).splitlines()]
+    ids = ids[1 : 1 + len(sessions)]
+    assert len(set(ids)) == len(ids) == len(sessions)
+    assert all(any(s["period"].startswith(i) for s in sessions) for i in ids)
+    for skill in names:
+        out = corpus.run("skill", "show", skill, columns=80)
+        assert not re.search(r"\d" + ELLIPSIS, out), (skill, out)
+
+
+@given(
+    st.lists(
+        st.text(alphabet="ab:-_x0123456789", min_size=1, max_size=40), min_size=2, max_size=12
+    ),
+    st.integers(min_value=80, max_value=140),
+)
+def test_the_key_column_never_prints_two_different_values_alike(
+    names: list[str], width: int
+) -> None:
+    """Whatever the other columns need, two different names never print as the same label."""
+    rows = [[n, "12,345", "2026-07-24 10:44", "x" * 30, "y" * 25] for n in names]
+    lines = _print(rows, ["name", "count", "when", "text", "more"], width, key=0, optional=(4,))
+    assert all(cells(line) <= width for line in lines)
+    labels = [line.split(" ")[0] for line in lines[1:]]
+    distinct = {n for n in names}
+    assert len({lab for lab, n in zip(labels, names, strict=True)}) == len(distinct)
+
+
+@given(st.text(alphabet="0123456789.,k$()n= []–", max_size=40), st.integers(1, 40))
+def test_a_cut_never_ends_inside_a_number(text: str, width: int) -> None:
+    out = cut(text, width)
+    if out.endswith(ELLIPSIS) and len(out) > 1:
+        kept = out[:-1]
+        following = text[len(kept) : len(kept) + 1]
+        assert not (kept[-1:].isdigit() and (following.isalnum() or following in ".,%")), out

@@ -6,6 +6,9 @@ import contextlib
 import difflib
 import functools
 import importlib
+import os
+import signal
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any, TypeVar
@@ -15,6 +18,7 @@ import click
 
 from .. import _logging
 from .._paths import DB_ENV, default_db_path
+from .._terminal import safe
 from ..events import CodecError, CorruptEventError, Database, LogError, storage_error
 from ..projections import ProjectionEngine, engine_for
 
@@ -35,7 +39,7 @@ class StorageFailure(click.ClickException):
     exit_code = 2
 
     def show(self, file: IO[Any] | None = None) -> None:
-        click.echo(f"skillopsctl: {self.format_message()}", err=True, file=file)
+        click.echo(safe(f"skillopsctl: {self.format_message()}"), err=True, file=file)
 
 
 class NotFound(click.ClickException):
@@ -150,10 +154,33 @@ class _Group(SuggestingGroup):
     """The root group: a storage failure, or a damaged database (an event that cannot be
     read back, a corrupt page), in any command is one line and exit 2."""
 
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        try:  # ``skillopsctl --help | head`` prints before any command runs
+            return super().make_context(info_name, args, parent, **extra)
+        except BrokenPipeError:
+            _discard_stdout()
+            raise click.exceptions.Exit(_SIGPIPE_STATUS) from None
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except (click.exceptions.Exit, click.exceptions.Abort, StorageFailure):
+            raise
+        except BrokenPipeError:
+            # The reader went away (``| head``): stop quietly, as a program killed by SIGPIPE
+            # does (status 141). Only output was lost: whatever was written is committed, and
+            # an unfinished transaction rolled back on the way out.
+            _discard_stdout()
+            raise click.exceptions.Exit(_SIGPIPE_STATUS) from None
+        except click.ClickException as exc:
+            # A message may quote a name or path from the log or the disk: shown, not obeyed.
+            exc.message = safe(exc.message)  # type: ignore[misc]  # Final in click's stubs only
             raise
         except Exception as exc:
             path = ctx.ensure_object(AppContext).opened_path()
@@ -166,7 +193,28 @@ class _Group(SuggestingGroup):
                 ) from exc
             if isinstance(exc, LogError | apsw.NotADBError):
                 raise StorageFailure(f"database {path}: {exc}") from exc
+            if isinstance(exc, UnicodeEncodeError) and "surrogates" in exc.reason:
+                raise UsageFailure(_not_utf8()) from exc
             raise
+
+
+_SIGPIPE_STATUS = 128 + signal.SIGPIPE  # the status of a program SIGPIPE stopped (141)
+
+
+def _discard_stdout() -> None:
+    """Point stdout at /dev/null: the interpreter's last flush then has nowhere to fail."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+
+def _not_utf8() -> str:
+    """Why text given on the command line could not be stored: bytes that are not UTF-8
+    (a shell passes them through as they are; Python keeps them as lone surrogates)."""
+    given = [a for a in sys.argv[1:] if any(0xDC80 <= ord(c) <= 0xDCFF for c in a)]
+    what = f" ({safe(given[0])})" if given else ""
+    return f"an argument is not UTF-8 text{what}: the log stores text as UTF-8; give it as UTF-8"
 
 
 class AgentChoice(click.Choice):  # type: ignore[type-arg]

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import itertools
+import re
 import shutil
 import textwrap
 import unicodedata
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 import click
 import msgspec
+
+from .._terminal import safe
 
 _json = msgspec.json.Encoder()
 ELLIPSIS = "…"
@@ -30,19 +34,32 @@ def plain(obj: Any) -> Any:
     return _decode_bytes(msgspec.to_builtins(obj, builtin_types=(bytes,)))
 
 
+def echo(text: str = "", *, err: bool = False, nl: bool = True) -> None:
+    """Print a line for people: every human line goes through here (or :func:`table`,
+    :func:`say`), so nothing it quotes can drive the terminal (:func:`safe`)."""
+    click.echo(safe(text), err=err, nl=nl)
+
+
 def emit_json(obj: Any) -> None:
-    """Print one JSON document."""
+    """Print one JSON document, on one line (so also a line of JSON Lines)."""
     click.echo(_json.encode(plain(obj)).decode())
 
 
 def emit_json_array(items: Iterable[Any]) -> None:
     """Print a JSON array item by item, so a long listing never sits in memory whole."""
     first = True
-    click.echo("[", nl=False)
-    for item in items:
-        click.echo(("" if first else ",") + "\n" + _json.encode(plain(item)).decode(), nl=False)
-        first = False
-    click.echo("\n]" if not first else "]")
+    try:
+        click.echo("[", nl=False)
+        for item in items:
+            click.echo(("" if first else ",") + "\n" + _json.encode(plain(item)).decode(), nl=False)
+            first = False
+        click.echo("\n]" if not first else "]")
+    finally:
+        # A reader that stops early (``| head``) ends the listing here: a generator reading
+        # inside a transaction ends it now, while the database is still open.
+        close = getattr(items, "close", None)
+        if close is not None:
+            close()
 
 
 def plural(count: int, noun: str, plural_form: str | None = None) -> str:
@@ -100,10 +117,15 @@ def cells(text: str) -> int:
 
 
 def cut(text: str, width: int) -> str:
-    """``text`` in at most ``width`` columns, ending in ``…`` when something was cut."""
+    """``text`` made :func:`safe` in at most ``width`` columns, ending in ``…`` when something
+    was cut (an escape shown for a control character counts at its printed width)."""
     # Every character takes a column or two: a text longer than ``width`` cannot fit, and
-    # measuring all of it (a whole tool argument) would be wasted.
-    if len(text) <= width and cells(text) <= width:
+    # making safe or measuring all of it (a whole tool argument) would be wasted. (Removing
+    # CSI sequences shortens; a head of 4 × width + 64 leaves room for plenty.)
+    limit = 4 * max(width, 0) + 64
+    whole = len(text) <= limit
+    text = safe(text if whole else text[:limit])
+    if whole and len(text) <= width and cells(text) <= width:
         return text
     if width <= 0:
         return ""
@@ -115,7 +137,27 @@ def cut(text: str, width: int) -> str:
             break
         out.append(char)
         used += w
-    return "".join(out).rstrip() + ELLIPSIS
+    kept = "".join(out)
+    following = text[len(kept) : len(kept) + 1]
+    if kept[-1:].isdigit() and (following.isalnum() or following in (".", ",", "%")):
+        # Cut inside a number: ``(n=41)`` must not read ``(n=4…``, nor ``12.3k`` ``12.3…``.
+        kept = _PARTIAL_NUMBER.sub("", kept)
+    return kept.rstrip() + ELLIPSIS
+
+
+_PARTIAL_NUMBER = re.compile(r"[$+\-]?[0-9.,]*\Z")
+
+
+def squeeze(head: str, middle: str, tail: str, width: int) -> str:
+    """``head + middle + tail`` in at most ``width`` columns: the middle is cut first, then
+    the head; the tail (a short mark) is kept whole."""
+    head, middle, tail = cut(head, width), cut(middle, width), safe(tail)
+    room = width - cells(tail)
+    if cells(head) + cells(middle) <= room:
+        return head + middle + tail
+    if cells(head) + 4 > room:  # not even a few characters of the middle: it goes
+        return cut(head, room) + tail
+    return head + cut(middle, room - cells(head)) + tail
 
 
 def terminal_width() -> int:
@@ -163,13 +205,18 @@ def layout(
     text: Collection[int] | None = None,
     flex: int | None = None,
     min_flex: int = 12,
+    key: int | None = None,
+    optional: Sequence[int] = (),
 ) -> tuple[list[int], list[int], int]:
     """Which columns to show, their widths and the gap, so a line fits ``total`` columns.
 
     In order, until it fits: a column with no value in any row is left out; the ``text``
-    columns (default: ``flex``, else all) give way (``flex`` first, down to ``min_flex``;
-    the others down to 10); the gap narrows to one space; text columns go down to 4; then
-    any column down to its header (at least 6), then to 3.
+    columns (default: ``flex``, else all but ``key``) give way (``flex`` first, down to
+    ``min_flex``; the others down to 10); the gap narrows to one space; the ``optional``
+    columns are left out, the last first; text columns go down to 4; then ``key`` (what
+    tells rows apart) down to the width at which its values stay distinct
+    (:func:`distinct_width`); then any column but ``key`` down to its header (at least 6);
+    then any column down to 3. Numbers and times are cut last.
     """
     natural = [cells(h) for h in headers]
     for row in rows:
@@ -177,7 +224,7 @@ def layout(
     shown = list(range(len(headers)))
     if text is None:
         text = range(len(headers)) if flex is None else (flex,)
-    texts = set(text)
+    texts = set(text) - {key}
     if flex is not None:
         texts.add(flex)
     gap = 2
@@ -210,27 +257,73 @@ def layout(
     ws = shrink(ws, text_floor, flex)
     if width(ws) > total:
         gap = 1
+    # An optional column goes before a text column is cut below its floor; the others then
+    # start again from their natural widths, into the room it leaves.
+    for i in reversed(optional):
+        if width(ws) <= total or len(shown) == 1:
+            break
+        if i in shown:
+            shown = [j for j in shown if j != i]
+            gap = 2
+            ws = shrink(list(natural), text_floor, flex)
+            if width(ws) > total:
+                gap = 1
     if width(ws) > total:
         ws = shrink(ws, lambda i: 4 if i in texts else natural[i])
+    if width(ws) > total and key is not None:
+        floor = max(distinct_width([r[key] for r in rows]), min(6, natural[key]))
+        ws = shrink(ws, lambda i: floor if i == key else ws[i])
     if width(ws) > total:
-        ws = shrink(ws, lambda i: max(6, cells(headers[i])))
+        ws = shrink(ws, lambda i: ws[i] if i == key else max(6, cells(headers[i])))
     if width(ws) > total:
         ws = shrink(ws, lambda i: 3)
     return shown, ws, gap
+
+
+def _shared(a: str, b: str) -> int:
+    """How many leading characters ``a`` and ``b`` share."""
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def unique_prefix(ids: Iterable[str], at_least: int) -> int:
+    """How many leading characters tell ``ids`` apart (at least ``at_least``), as git shortens
+    hashes: a listing shows each id as ``id[:n]`` and no two rows read alike."""
+    unique = sorted(set(ids))
+    shared = max((_shared(a, b) for a, b in itertools.pairwise(unique)), default=0)
+    return max(at_least, shared + 1)
+
+
+def distinct_width(values: Iterable[str]) -> int:
+    """The fewest columns at which :func:`cut` leaves different ``values`` different."""
+    unique = sorted(set(values))
+    if len(unique) < 2:
+        return 1
+    widest = max(cells(v) for v in unique)
+    # Two values differ at the first character they do not share: below that they cannot.
+    shared = max(_shared(a, b) for a, b in itertools.pairwise(unique))
+    for width in range(max(1, shared + 1), widest + 1):
+        if len({cut(v, width) for v in unique}) == len(unique):
+            return width
+    return widest
 
 
 def say(text: str, *, indent: int = 2, width: int | None = None) -> None:
     """Print prose wrapped to the terminal, continuation lines indented."""
     total = width or terminal_width()
     lines = textwrap.wrap(
-        text,
+        safe(text),
         total,
         subsequent_indent=" " * indent,
         break_long_words=True,
         break_on_hyphens=False,
     )
     for line in lines or [""]:
-        click.echo(cut(line, total))
+        click.echo(cut(line, total))  # cut makes it safe
 
 
 def table(
@@ -242,26 +335,37 @@ def table(
     text: Collection[int] | None = None,
     width: int | None = None,
     min_flex: int = 12,
+    key: int | None = None,
+    optional: Sequence[int] = (),
 ) -> None:
     """Print rows as left-aligned columns under ``headers``, every line within ``width``
-    (default :func:`terminal_width`); cut cells end in ``…`` (see :func:`layout`).
+    (default :func:`terminal_width`); cut cells end in ``…`` (see :func:`layout`: ``key``
+    is cut last and never into two equal labels; ``optional`` columns are left out before
+    numbers and times are cut).
 
     ``caps`` bounds columns by index whatever the width.
     """
     total = width or terminal_width()
-    rows = [[" ".join(c.split()) for c in row] for row in rows]  # one line per row
+    # One line per row, nothing in it the terminal acts on; long cells are cut (safely) first.
+    rows = [[" ".join(cut(c, total).split()) for c in row] for row in rows]
+    headers = [" ".join(safe(h).split()) for h in headers]
     for index, cap in (caps or {}).items():
         for row in rows:
             row[index] = cut(row[index], cap)
-    for row in rows:  # no cell wider than the line: measuring a huge one would be wasted
-        for i, c in enumerate(row):
-            if len(c) > total:
-                row[i] = cut(c, total)
-    shown, widths, gap = layout(rows, headers, total=total, text=text, flex=flex, min_flex=min_flex)
+    shown, widths, gap = layout(
+        rows,
+        headers,
+        total=total,
+        text=text,
+        flex=flex,
+        min_flex=min_flex,
+        key=key,
+        optional=optional,
+    )
     sep = " " * gap
     for row in [headers, *rows]:
         line = sep.join(_pad(cut(row[i], widths[i]), widths[i]) for i in shown)
-        click.echo(line.rstrip())
+        click.echo(line.rstrip())  # every cell went through cut: safe
 
 
 def usd(value: float | None, *, unpriced: int = 0) -> str:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import functools
+import os
 import re
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any, TypeVar
 
 import click
+
+from .._terminal import safe
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -38,6 +42,78 @@ _UNITS = {
     "weeks": "weeks",
 }
 WHEN_HELP = "7d, 12h, 30m, 2w, or an ISO date/time (local time unless it names a zone)"
+
+
+# $TZ as the C library reads it: a zone file (``Europe/Berlin``, ``:/etc/localtime``), else a
+# POSIX rule (``CET-1CEST,M3.5.0,M10.5.0/3``, ``<+0530>-5:30``, ``UTC0``). What is neither the
+# C library takes as UTC under the name it was given (``Europe/Berlinx`` shows as "Europe").
+_TZ_NAME = r"(?:[A-Za-z]{3,}|<[A-Za-z0-9+-]{3,}>)"
+_TZ_OFFSET = r"[+-]?\d{1,3}(?::\d{1,2}){0,2}"
+_TZ_DATE = r"(?:J\d{1,3}|\d{1,3}|M\d{1,2}\.\d\.\d)(?:/[+-]?\d{1,3}(?::\d{1,2}){0,2})?"
+_POSIX_TZ = re.compile(
+    rf"\A{_TZ_NAME}{_TZ_OFFSET}(?:{_TZ_NAME}(?:{_TZ_OFFSET})?(?:,{_TZ_DATE},{_TZ_DATE})?)?\Z"
+)
+_ALWAYS_UTC = {"", "UTC", "UCT", "GMT", "Universal", "Zulu"}  # UTC even without zone files
+
+
+def _zone_file(name: str) -> bool:
+    """Whether the C library finds a zone file for ``$TZ`` = ``name`` (a TZif file)."""
+    path = name if os.path.isabs(name) else os.path.join(_tzdir(), name)
+    if ".." in name.split("/"):
+        return False
+    try:
+        with open(path, "rb") as f:
+            return f.read(4) == b"TZif"
+    except OSError:
+        return False
+
+
+def _tzdir() -> str:
+    return os.environ.get("TZDIR") or "/usr/share/zoneinfo"
+
+
+@functools.cache
+def _zone_problem() -> str | None:
+    """What is wrong with ``$TZ`` for showing local times, or None if nothing is."""
+    tz = os.environ.get("TZ")
+    try:
+        datetime.now(UTC).astimezone()
+    except (ValueError, OverflowError, OSError):
+        return f"TZ={tz}: its offset from UTC is 24 hours or more"
+    if tz is None or tz.strip(":") in _ALWAYS_UTC:
+        return None
+    name = tz[1:] if tz.startswith(":") else tz
+    if _zone_file(name) or (not tz.startswith(":") and _POSIX_TZ.match(tz)):
+        return None
+    return f"TZ={tz}: not a time zone this system knows"
+
+
+@functools.cache
+def _local_is_utc() -> bool:
+    """Whether local times fall back to UTC because ``$TZ`` is unusable (said once, on
+    stderr, by the first command that shows or reads a local time)."""
+    problem = _zone_problem()
+    if problem is None:
+        return False
+    click.echo(safe(f"skillopsctl: {problem}; showing times in UTC"), err=True)
+    return True
+
+
+def local_zone(utc: bool = False) -> tzinfo | None:
+    """The zone to show times in: UTC with ``--utc`` or when ``$TZ`` is unusable (said once),
+    else None (the local zone, as the C library reads ``$TZ``)."""
+    return UTC if utc or _local_is_utc() else None
+
+
+def local(moment: datetime) -> datetime:
+    """``moment`` (aware) in the reader's local zone: see :func:`local_zone`."""
+    zone = local_zone()
+    if zone is None:
+        try:
+            return moment.astimezone()
+        except (ValueError, OverflowError, OSError):  # an offset out of range at this date only
+            return moment.astimezone(UTC)
+    return moment.astimezone(zone)
 
 
 def to_stored(moment: datetime) -> str:
@@ -87,8 +163,11 @@ class When(click.ParamType):
             except (ValueError, OverflowError):
                 self.fail(f"{text!r} is neither a span like {WHEN_HELP}", param, ctx)
             if moment.tzinfo is None:
+                zone = local_zone()  # a naive time is the reader's local time
                 try:
-                    moment = moment.astimezone()  # a naive time is the reader's local time
+                    moment = (
+                        moment.replace(tzinfo=zone) if zone is not None else moment.astimezone()
+                    )
                 except (OverflowError, ValueError, OSError):
                     self.fail(f"{text!r} is out of range", param, ctx)
         try:
@@ -141,7 +220,7 @@ def parse_stored(text: str | None) -> datetime | None:
 
 def shown(moment: datetime, utc: bool) -> datetime:
     """``moment`` in the zone the reader asked for."""
-    return moment.astimezone(UTC) if utc else moment.astimezone()
+    return moment.astimezone(UTC) if utc else local(moment)
 
 
 def zone_label(moments: list[datetime]) -> str:

@@ -16,7 +16,7 @@ from ..annotating import (
 from ..projections.annotations import list_annotations
 from ..projections.session_views import find_session
 from ._app import AppContext, NotFound, UsageFailure, cli, db_option, json_option, pass_app
-from ._output import emit_json, emit_json_array, table
+from ._output import echo, emit_json, emit_json_array, table
 from ._time import SINCE, stamps, utc_option
 
 
@@ -54,7 +54,7 @@ def annotate(
             if as_json:
                 emit_json({"retracted": retracted.annotation_id, "session_id": sid})
             else:
-                click.echo(f"retracted annotation {retracted.annotation_id} on {sid}")
+                echo(f"retracted annotation {retracted.annotation_id} on {sid}")
             return
         if session is None or label is None:
             raise UsageFailure("annotate needs SESSION and --label (or --retract ID --reason T)")
@@ -68,7 +68,7 @@ def annotate(
     if as_json:
         emit_json(added)
     else:
-        click.echo(f"annotation {added.annotation_id} on {added.session_id}: {label}")
+        echo(f"annotation {added.annotation_id} on {added.session_id}: {label}")
 
 
 @cli.command("annotations")
@@ -103,7 +103,7 @@ def annotations_command(
         scope = [f"session {session}" if session else "", f"skill {skill}" if skill else ""]
         where = " of " + " and ".join(x for x in scope if x) if session or skill else ""
         when = " in that window" if since else ""
-        click.echo(f"no annotations{where}{when} (skillopsctl annotate SESSION --label L adds one)")
+        echo(f"no annotations{where}{when} (skillopsctl annotate SESSION --label L adds one)")
         return
     at, zone = stamps([a.at for a in rows], utc)
     table(

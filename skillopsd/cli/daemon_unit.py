@@ -15,6 +15,7 @@ from .._defaults import TEAM_URL_ENV
 from .._paths import default_db_path
 from ..events import Database, LogError
 from ._app import AppContext, UsageFailure, cli, db_option, pass_app
+from ._output import echo
 
 
 def _checked_db(db: Path) -> Path:
@@ -168,19 +169,19 @@ def install(app: AppContext, force: bool, sync_url: str | None, sync_content: st
         raise UsageFailure(f"{target} exists and differs; use --force to overwrite")
     if url is not None:
         _write_private(env_file, f"{TEAM_URL_ENV}='{url}'\n")
-        click.echo(f"wrote {env_file} (0600: the sync URL)")
+        echo(f"wrote {env_file} (0600: the sync URL)")
     elif env_file.exists():
         env_file.unlink()  # the unit no longer names it: a password must not linger
-        click.echo(f"removed {env_file} (no --sync-to: the service syncs nothing)")
+        echo(f"removed {env_file} (no --sync-to: the service syncs nothing)")
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_suffix(".tmp")
     tmp.write_text(text)
     os.chmod(tmp, 0o644)
     os.replace(tmp, target)
-    click.echo(f"wrote {target}")
-    click.echo(f"the service will use the database {db}")
-    click.echo("enable and start it:")
-    click.echo("  systemctl --user daemon-reload")
-    click.echo("  systemctl --user enable --now skillopsd")
-    click.echo("keep it running when you are logged out (asks for your password):")
-    click.echo(f"  loginctl enable-linger {shlex.quote(_user_name())}")
+    echo(f"wrote {target}")
+    echo(f"the service will use the database {db}")
+    echo("enable and start it:")
+    echo("  systemctl --user daemon-reload")
+    echo("  systemctl --user enable --now skillopsd")
+    echo("keep it running when you are logged out (asks for your password):")
+    echo(f"  loginctl enable-linger {shlex.quote(_user_name())}")

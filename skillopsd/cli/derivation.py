@@ -12,7 +12,7 @@ from ..deriving import SessionDeriver
 from ..projections.session_views import session_candidates
 from ._app import AppContext, NotFound, cli, db_option, json_option, pass_app
 from ._lookup import lookup_session
-from ._output import emit_json, plural
+from ._output import echo, emit_json, plural
 
 
 class RederiveReport(msgspec.Struct):
@@ -71,7 +71,7 @@ def rederive(app: AppContext, ident: str | None, as_json: bool) -> None:
     if as_json:
         emit_json(report)
     else:
-        click.echo(
+        echo(
             f"derived {plural(report.sessions, 'session')} with deriver"
             f" v{report.deriver_version}: {plural(report.appended, 'event')} appended,"
             f" {plural(report.errors, 'unreadable record')}"

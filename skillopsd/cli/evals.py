@@ -30,7 +30,7 @@ from ..projections.skill_views import (
     versions,
 )
 from ._app import AppContext, UsageFailure, cli, db_option, json_option, pass_app
-from ._output import emit_json, plural, say, table
+from ._output import echo, emit_json, plural, say, table
 from ._time import SINCE
 
 
@@ -297,9 +297,9 @@ def run(
     else:
         _print(skill, manifest, out, skipped)
         if no_record:
-            click.echo("(--no-record: nothing recorded)")
+            echo("(--no-record: nothing recorded)")
         elif scope or chosen != manifest.suite_names:
-            click.echo(
+            echo(
                 "(a subset run: recorded, but only a run over every session and suite gives"
                 " outcomes and can clear the gate)"
             )
@@ -340,7 +340,7 @@ def _verdict(c: CaseJson) -> str:
 def _print(skill: str, manifest: Manifest, out: list[VersionJson], skipped: int) -> None:
     say(f"suite file {manifest.path} ({manifest.suite_hash[:12]})")
     for v in out:
-        click.echo()
+        echo()
         verdict = "passed" if v.passed else "FAILED"
         say(
             f"{skill} {v.tag} ({v.content_hash[:12]}): {plural(len(v.sessions), 'session')},"
@@ -371,6 +371,6 @@ def _print(skill: str, manifest: Manifest, out: list[VersionJson], skipped: int)
                 indent=4,
             )
         for sid in v.bad_labels:
-            click.echo(f"  note: graded session {sid} is labelled bad")
+            echo(f"  note: graded session {sid} is labelled bad")
     if skipped:
         say(f"({plural(skipped, 'session')} did not record which body they loaded: not graded)")

@@ -9,7 +9,7 @@ import click
 from ..events import LogError
 from ..projections.skill_evidence import SessionEvidence, skill_evidence
 from ._app import AppContext, NotFound, UsageFailure, db_option, json_option, pass_app
-from ._output import cut, emit_json
+from ._output import cut, echo, emit_json
 from .skills import skill_group
 
 
@@ -42,30 +42,30 @@ def evidence(app: AppContext, name: str, failures: bool, limit: int, as_json: bo
         return
     if not found:
         what = "failing session" if failures else "session"
-        click.echo(f"no {what} of {name} to show")
+        echo(f"no {what} of {name} to show")
         return
     for n, e in enumerate(found):
         if n:
-            click.echo()
+            echo()
         _print(e)
 
 
 def _print(e: SessionEvidence) -> None:
     when = (e.started_at or "")[:16].replace("T", " ")
-    click.echo(f"session {e.session_id} ({e.agent}, {e.version or 'v?'}, {when} UTC)")
-    click.echo(f"  prompt   {cut(' '.join(e.first_prompt.split()), 160) or '-'}")
+    echo(f"session {e.session_id} ({e.agent}, {e.version or 'v?'}, {when} UTC)")
+    echo(f"  prompt   {cut(' '.join(e.first_prompt.split()), 160) or '-'}")
     reason = f": {e.verdict_reason}" if e.verdict_reason else ""
-    click.echo(f"  verdict  {e.verdict or 'unknown'}{reason}")
+    echo(f"  verdict  {e.verdict or 'unknown'}{reason}")
     for call in e.failing_calls:
         lines = call.error.splitlines() or ["-"]
         kind = "deciding" if call.deciding else "failed  "
-        click.echo(f"  {kind} {call.name}: {cut(lines[0], 160)}")
+        echo(f"  {kind} {call.name}: {cut(lines[0], 160)}")
         for line in lines[1:]:
-            click.echo(f"           {cut(line, 160)}")
+            echo(f"           {cut(line, 160)}")
     for label in e.labels:
         note = f": {label.note}" if label.note else ""
-        click.echo(f"  label    {label.label} by {label.author}{note}")
+        echo(f"  label    {label.label} by {label.author}{note}")
     for case in e.failed_cases:
-        click.echo(f"  eval     {case.suite}/{case.case} failed (run {case.run_id[:12]})")
+        echo(f"  eval     {case.suite}/{case.case} failed (run {case.run_id[:12]})")
         for detail in case.details:
-            click.echo(f"           {cut(detail, 160)}")
+            echo(f"           {cut(detail, 160)}")

@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Callable
 from typing import IO
 
 import click
-import msgspec
 
 from .._defaults import DEFAULT_SETTLE_SECONDS
 from ..export import (
@@ -32,7 +32,7 @@ from ..export import (
 from ..projections.session_views import SessionView, list_sessions, spans_of
 from ._app import AppContext, UsageFailure, cli, db_option, pass_app
 from ._lookup import lookup_session
-from ._output import plain
+from ._output import echo, emit_json
 from ._time import window_options
 
 
@@ -53,11 +53,10 @@ def export_jsonl(app: AppContext, ident: str | None, since: str | None, until: s
     """
     db = app.db()
     app.caught_up()
-    encoder = msgspec.json.Encoder()
     with db.read() as conn:  # one snapshot for the whole export
         for session in _selected(app, ident, since, until):
             for span in spans_of(conn, session.session_id):
-                click.echo(encoder.encode(plain(span)).decode())
+                emit_json(span)
 
 
 def _selected(
@@ -74,7 +73,7 @@ def _selected(
                 and (until is None or started < until)
             )
             if (since or until) and not inside:
-                click.echo(
+                echo(
                     f"session {session.session_id} started {started or 'at no known time'},"
                     " outside --since/--until: nothing exported",
                     err=True,
@@ -82,6 +81,17 @@ def _selected(
                 return []
             return [session]
         return list(reversed(list_sessions(conn, since=since, until=until)))
+
+
+def _say_retrying(retries: int | None, budget: float) -> Callable[[str, float], None]:
+    """The line said when a request first fails and will be retried: a wait is not a hang."""
+
+    def say_it(why: str, left: float) -> None:
+        bound = f"up to {retries} times" if retries is not None else ""
+        bound += (" and " if bound else "") + f"for up to {left:.0f}s"
+        echo(f"skillopsctl: {why}; retrying {bound} (--retry-budget, --retries)", err=True)
+
+    return say_it
 
 
 def _private(path: str) -> IO[str]:
@@ -235,6 +245,7 @@ def export_otlp(
                 timeout=timeout,
                 attempts=None if retries is None else retries + 1,
                 budget=retry_budget,
+                on_retry=_say_retrying(retries, retry_budget),
             )
             if endpoint
             else None
@@ -250,7 +261,7 @@ def export_otlp(
     due = due_sessions(db, target, sessions, changed_only=changed)
     due, waiting, _soonest = settled(due, time.time(), settle_seconds)
     if waiting:
-        click.echo(
+        echo(
             f"{len(waiting)} session(s) still active (changed in the last"
             f" {settle_seconds:g}s) left for later: --settle-seconds 0 sends them now",
             err=True,
@@ -305,13 +316,17 @@ def export_otlp(
                 project=project,
                 content=not no_content,
             )
+        except BrokenPipeError:
+            if stream is sys.stdout:
+                raise  # the reader of stdout went away (``| head``): a quiet end
+            raise UsageFailure(f"{out}: cannot write: the pipe was closed") from None
         except OSError as exc:
             raise UsageFailure(f"{out}: cannot write: {exc.strerror}") from exc
         finally:
             if stream is not sys.stdout:
                 stream.close()
         where = "stdout" if out == "-" else out
-    click.echo(
+    echo(
         f"exported {report.sessions} sessions ({report.spans} spans, {report.batches} requests)"
         f" to {where}",
         err=True,

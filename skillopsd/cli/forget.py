@@ -8,8 +8,9 @@ import msgspec
 from .. import forgetting
 from ..deriving import SessionDeriver
 from ..events import LogError
+from ..sources import path_text
 from ._app import AppContext, NotFound, UsageFailure, cli, db_option, json_option, pass_app
-from ._output import emit_json
+from ._output import echo, emit_json
 
 
 class ForgetOutput(msgspec.Struct):
@@ -79,7 +80,9 @@ def forget(
         assert source is not None
         sources = forgetting.resolve_sources(db, source)
         if not sources:
-            raise NotFound(f"unknown source {source!r}: no file was captured under that path or id")
+            raise NotFound(
+                f"unknown source {path_text(source)}: no file was captured under that path or id"
+            )
         planned = forgetting.plan_sources(db, deriver, sources)
         target = f"file {source}"
     erased = forgetting.Erased(records=[])
@@ -112,18 +115,18 @@ def forget(
         emit_json(out)
         return
     if not planned.positions:
-        click.echo(f"nothing to erase: {target} holds no stored lines (already forgotten?)")
+        echo(f"nothing to erase: {target} holds no stored lines (already forgotten?)")
         return
     verb = "would erase" if dry_run else "erased"
-    click.echo(
+    echo(
         f"{verb} {out.events} events of {target}: {out.lines} lines,"
         f" {out.capture_errors} capture errors, {out.derived} derived events ({out.bytes} bytes)"
     )
     if erased.records:
         where = ", ".join(map(str, erased.records))
-        click.echo(f"recorded at position {where} by {who}: {reason}")
+        echo(f"recorded at position {where} by {who}: {reason}")
     if not erased.wal_cleared:
-        click.echo(
+        echo(
             f"warning: {db.path}-wal is in use by another reader; the erased bytes leave it"
             " at its next checkpoint",
             err=True,

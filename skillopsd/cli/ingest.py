@@ -11,7 +11,7 @@ from ..deriving import SessionDeriver
 from ..events import EventLog, utc_now
 from ..sources import STORES, Capturer, ScanResult, Store, capture_all, expand_paths
 from ._app import AppContext, UsageFailure, cli, db_option, json_option, pass_app
-from ._output import emit_json, plural
+from ._output import echo, emit_json, plural
 
 _decoder = msgspec.json.Decoder()
 
@@ -118,11 +118,11 @@ def ingest(
     if as_json:
         emit_json(report)
         return
-    click.echo(
+    echo(
         f"captured {plural(report.lines, 'line')} ({plural(report.bytes, 'byte')}) from"
         f" {plural(report.files, 'file')}, {plural(report.errors, 'error')};"
         f" derived {plural(report.sessions_derived, 'session')}"
     )
     why = f"no line is a {agent} record" if agent else "not a recognised transcript (try --agent)"
     for name in skipped:
-        click.echo(f"skipped {name}: {why}", err=True)
+        echo(f"skipped {name}: {why}", err=True)

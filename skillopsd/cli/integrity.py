@@ -9,7 +9,7 @@ import msgspec
 
 from ..events import verify_chain
 from ._app import AppContext, cli, db_option, json_option, pass_app
-from ._output import emit_json, plural
+from ._output import echo, emit_json, plural
 
 
 def _anchor(value: str) -> tuple[int, bytes]:
@@ -76,13 +76,13 @@ def verify(
     if as_json:
         emit_json(report)
     elif report.ok:
-        click.echo(
+        echo(
             f"ok: {report.events} events, chain intact (head hash {report.head_hash}),"
             f" file structure sound ({report.structure})"
         )
     else:
         where = "" if report.bad_position is None else f"position {report.bad_position}: "
-        click.echo(
+        echo(
             f"{where}{report.reason} ({report.events} events before it are intact)",
             err=True,
         )
@@ -134,14 +134,12 @@ def rebuild(app: AppContext, check: bool, as_json: bool) -> None:
     if as_json:
         emit_json(report)
     else:
-        click.echo(
-            f"rebuilt {plural(count, 'projection')} from {plural(replayed, 'event')} replayed"
-        )
-        click.echo(f"digest {first}")
+        echo(f"rebuilt {plural(count, 'projection')} from {plural(replayed, 'event')} replayed")
+        echo(f"digest {first}")
         if check:
-            click.echo(f"incremental {before}")
-            click.echo(f"second      {report.digest_second}")
-            click.echo(
+            echo(f"incremental {before}")
+            echo(f"second      {report.digest_second}")
+            echo(
                 "check: digests match" if report.match else "check: DIGESTS DIFFER",
                 err=not report.match,
             )

@@ -6,7 +6,7 @@ import click
 
 from ..projections.skill_views import LineageEntry, lineage
 from ._app import AppContext, NotFound, cli, db_option, json_option, pass_app
-from ._output import emit_json_array, plural, table
+from ._output import echo, emit_json_array, plural, table
 from ._time import SINCE, stamps, utc_option
 
 
@@ -76,7 +76,7 @@ def lineage_command(
         emit_json_array(entries)
         return
     if not entries:
-        click.echo(f"nothing recorded for skill {skill} in that window (lineage {skill} shows all)")
+        echo(f"nothing recorded for skill {skill} in that window (lineage {skill} shows all)")
         return
     at, zone = stamps([e.at for e in entries], utc, seconds=True)
     table(

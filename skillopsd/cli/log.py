@@ -11,7 +11,7 @@ import msgspec
 from .._params import count_range
 from ..events import EVENT_TYPES, CorruptEventError, EventLog, LogError, RecordedEvent
 from ._app import AppContext, cli, db_option, json_option, pass_app
-from ._output import emit_json_array, plain
+from ._output import echo, emit_json_array, plain
 
 
 def _row(event: RecordedEvent) -> dict[str, Any]:
@@ -95,12 +95,12 @@ def log_command(
                 payload = f"(unreadable: {row['unreadable']})"
             else:
                 payload = enc.encode(row["payload"]).decode()
-            click.echo(
+            echo(
                 f"{row['position']:>8}  {row['recorded_at']}"
                 f"  {row['stream']}@{row['stream_version']}  {row['type']}  {payload}"
             )
     if unreadable:
-        click.echo(
+        echo(
             f"skillopsctl: {len(unreadable)} events unreadable (first at position"
             f" {unreadable[0]}); skillopsctl verify names the first fault",
             err=True,

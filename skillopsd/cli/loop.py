@@ -11,7 +11,7 @@ import msgspec
 
 from ..skills import EVOLVE_SKILL, shipped_skill
 from ._app import UsageFailure, cli, json_option
-from ._output import emit_json
+from ._output import echo, emit_json
 
 
 def user_skills_folder(agent: str, env: dict[str, str] | None = None) -> Path:
@@ -82,8 +82,8 @@ def install(agent: str, force: bool, as_json: bool) -> None:
     if as_json:
         emit_json(Installed(agent=agent, path=str(target), action=action))
         return
-    click.echo(f"{action} {target}")
+    echo(f"{action} {target}")
     if action != "unchanged":
-        click.echo(
+        echo(
             f"start a new {agent} session and ask it to evolve a skill ('use evolve-skill on NAME')"
         )

@@ -15,7 +15,7 @@ from ..events.types import PolicySet
 from ..projections.verdict import POLICY_NAME, SUMMARY
 from ..versions.policy import BANDIT_POLICY, POLICY_TYPES, BanditPolicy, read_policy
 from ._app import AppContext, UsageFailure, cli, db_option, json_option, pass_app
-from ._output import emit_json, table, terminal_width
+from ._output import echo, emit_json, table, terminal_width
 
 _BANDIT = BanditPolicy()
 
@@ -221,7 +221,7 @@ def _echo(report: PolicyReport, as_json: bool) -> None:
     if as_json:
         emit_json(report)
         return
-    click.echo(
+    echo(
         f"policy {report.name} in force: "
         + ", ".join(
             f"{k}={v}" + ("" if k in report.set else " (default)") for k, v in report.values.items()
@@ -261,7 +261,7 @@ def set_policy(app: AppContext, name: str, pairs: tuple[str, ...], as_json: bool
     current = _in_force(app, name)
     for key, raw in current.invalid.items():
         if key not in given:
-            click.echo(f"policy {name}: dropping stored {key}={raw!r} (not valid)", err=True)
+            echo(f"policy {name}: dropping stored {key}={raw!r} (not valid)", err=True)
     _record(app, name, {**current.set, **given})
     _echo(_in_force(app, name), as_json)
 
@@ -302,13 +302,13 @@ def show_policy(app: AppContext, name: str | None, as_json: bool) -> None:
         return
     for i, report in enumerate(reports):
         if i:
-            click.echo()
+            echo()
         since = (
             f"set at log position {report.position:,}"
             if report.position is not None
             else "never set: defaults"
         )
-        click.echo(f"policy {report.name} ({since})")
+        echo(f"policy {report.name} ({since})")
         settings = SETTINGS[report.name]
         table(
             [
@@ -324,9 +324,9 @@ def show_policy(app: AppContext, name: str | None, as_json: bool) -> None:
             flex=3,
         )
         if report.name == POLICY_NAME:
-            click.echo(textwrap.fill(f"verdicts: {SUMMARY}", width=terminal_width()))
+            echo(textwrap.fill(f"verdicts: {SUMMARY}", width=terminal_width()))
         for key, raw in report.invalid.items():
-            click.echo(
+            echo(
                 f"warning: stored {key}={raw!r} is not valid (recorded before values were"
                 f" checked); policy set {report.name} replaces it",
                 err=True,

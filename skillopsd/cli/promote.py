@@ -16,7 +16,7 @@ from ..versions.gating import Gated, evaluate, gate_manifest
 from ..versions.store import StoreError, read_state
 from ..versions.sync import sync_skill
 from ._app import AppContext, UsageFailure, cli, db_option, json_option, pass_app
-from ._output import emit_json
+from ._output import echo, emit_json
 from .evals import ManifestUsage
 
 
@@ -117,7 +117,7 @@ def promote(
                 # The new champion goes to the live files now, not at the daemon's next pass.
                 report = sync_skill(db, skill, now=datetime.now(UTC), executions=False)
                 for note in report.masked_notes():
-                    click.echo(note, err=True)
+                    echo(note, err=True)
     except (LogError, apsw.Error) as exc:
         raise UsageFailure(f"store error, nothing decided: {exc}") from exc
     except StoreError as exc:
@@ -141,10 +141,8 @@ def promote(
         raise Refused(f"{'dry run: would refuse' if dry_run else 'promote refused'}: {gate.reason}")
     if dry_run:
         if not as_json:
-            click.echo(f"dry run: would promote {skill} {version.name}: {gate.reason}")
+            echo(f"dry run: would promote {skill} {version.name}: {gate.reason}")
         return
     if not as_json:
         how = "FORCED" if force_no_eval else "gate cleared"
-        click.echo(
-            f"promoted {skill} {version.name} ({version.version_hash[:12]}): {how}: {gate.reason}"
-        )
+        echo(f"promoted {skill} {version.name} ({version.version_hash[:12]}): {how}: {gate.reason}")

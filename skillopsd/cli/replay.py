@@ -42,7 +42,7 @@ from ..sources._store import decode_head
 from ..versions.state import Version
 from ..versions.store import read_state
 from ._app import AppContext, UsageFailure, db_option, json_option, pass_app
-from ._output import emit_json, table
+from ._output import echo, emit_json, table
 from .evals import ManifestUsage, eval_group, manifest_for
 from .skills import share_text
 
@@ -175,7 +175,7 @@ def _progress(n: int, total: int, o: RunOutcome) -> None:
     s = o.spec
     where = f"{s.suite}/{s.case} {s.tag} #{s.repeat}"
     extra = f": {o.error.splitlines()[0][:120]}" if o.error and o.status != "completed" else ""
-    click.echo(f"[{n}/{total}] {where}: {o.status} in {o.wall_ms / 1000:.1f} s{extra}", err=True)
+    echo(f"[{n}/{total}] {where}: {o.status} in {o.wall_ms / 1000:.1f} s{extra}", err=True)
 
 
 @eval_group.command("replay")
@@ -318,7 +318,7 @@ def replay(
         recorded.append((outcome, run_id, session))
         _progress(len(recorded), len(specs), outcome)
         if keep_workdirs and outcome.workdir:
-            click.echo(f"  kept {outcome.workdir}", err=True)
+            echo(f"  kept {outcome.workdir}", err=True)
 
     # Ctrl-C sets a flag instead of raising mid-capture: the agents are stopped, the runs
     # not yet started end as "interrupted", and every run is recorded before grading. A
@@ -329,7 +329,7 @@ def replay(
         if stop.is_set():
             raise KeyboardInterrupt
         stop.set()
-        click.echo("interrupted: stopping the agents; what finished is kept", err=True)
+        echo("interrupted: stopping the agents; what finished is kept", err=True)
         runner.stop()
 
     previous = signal.signal(signal.SIGINT, on_interrupt)
@@ -352,7 +352,7 @@ def replay(
         try:
             markdown_file.write_text(markdown(result, chosen), encoding="utf-8")
         except OSError as exc:
-            click.echo(f"cannot write {markdown_file}: {exc.strerror or exc}", err=True)
+            echo(f"cannot write {markdown_file}: {exc.strerror or exc}", err=True)
     if as_json:
         emit_json(result)
     else:
@@ -544,7 +544,7 @@ def _interval(c: CellJson) -> str:
 
 def _print(r: ReplayJson, chosen: list[tuple[str, str, str]]) -> None:
     tags = [t for t, _, _ in chosen]
-    click.echo(
+    echo(
         f"replay {r.replay_id[:12]} of {r.skill} with {r.agent}: {len(r.runs)} run(s),"
         f" suite file {r.suite_path} ({r.suite_hash[:12]})"
     )
@@ -555,7 +555,7 @@ def _print(r: ReplayJson, chosen: list[tuple[str, str, str]]) -> None:
     table(rows, ["SUITE", "CASE", *[f"{t} PASSED/RUNS [95% CI]" for t in tags]])
     failed = [x for x in r.runs if x.status != "completed"]
     if failed:
-        click.echo()
+        echo()
         table(
             [
                 [f"{x.suite}/{x.case}", x.version, str(x.repeat), x.status, x.error or "-"]
@@ -564,17 +564,17 @@ def _print(r: ReplayJson, chosen: list[tuple[str, str, str]]) -> None:
             ["CASE", "VERSION", "RUN", "STATUS", "WHY"],
             flex=4,
         )
-    click.echo()
+    echo()
     for comparison in r.comparisons:
-        click.echo(comparison.sentence)
+        echo(comparison.sentence)
     for line in r.regressions:
-        click.echo(f"regression: {line}")
+        echo(f"regression: {line}")
     for tag, run_id in r.eval_runs.items():
-        click.echo(f"recorded eval run {run_id[:12]} for {tag} (the gate reads it)")
+        echo(f"recorded eval run {run_id[:12]} for {tag} (the gate reads it)")
     if not any(x.status == "completed" for x in r.runs):
-        click.echo("no run completed: nothing was compared (see WHY above)")
+        echo("no run completed: nothing was compared (see WHY above)")
     if r.interrupted:
-        click.echo("interrupted: the runs above are recorded; no eval run was recorded")
+        echo("interrupted: the runs above are recorded; no eval run was recorded")
 
 
 def _md(text: str) -> str:

@@ -9,6 +9,7 @@ import webbrowser
 import click
 
 from ._app import AppContext, UsageFailure, cli, db_option, pass_app
+from ._output import echo
 
 DEFAULT_PORT = 8470
 
@@ -59,14 +60,14 @@ def serve_command(app: AppContext, port: int | None, host: str, open_browser: bo
         else:
             raise UsageFailure(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
     if not is_loopback(host):
-        click.echo(
+        echo(
             f"skillopsctl: warning: listening on {host}, not loopback: anyone who can reach"
             " it and learns the token can read your sessions and annotate them",
             err=True,
         )
     url = server.url()
-    click.echo(f"skillops dashboard: {url}")
-    click.echo("(Ctrl-C stops it)")
+    echo(f"skillops dashboard: {url}")
+    echo("(Ctrl-C stops it)")
     if open_browser:
         webbrowser.open(url)
     try:

@@ -32,12 +32,15 @@ from ._output import (
     compact,
     compact_usd,
     cut,
+    echo,
     emit_json,
     emit_json_array,
     number,
     say,
+    squeeze,
     table,
     terminal_width,
+    unique_prefix,
     usd,
 )
 from ._reason import first_reason
@@ -79,8 +82,8 @@ def _preview(span: SpanView) -> str:
                 break
     elif isinstance(args, str):
         text = args
-    text = " ".join(text.split())
-    return f"  {cut(text, 70)}" if text else ""
+    text = " ".join(text[:4000].split())  # no line is wider than that
+    return f"  {text}" if text else ""  # cut to the line's room where it is shown
 
 
 def _forgotten_line(f: ForgottenView) -> str:
@@ -212,7 +215,7 @@ def sessions_command(
             emit_json_array(tombstones)
             return
         if not tombstones:
-            click.echo("no forgotten sessions")
+            echo("no forgotten sessions")
             return
         at, zone = stamps([f.forgotten_at for f in tombstones], utc)
         table(
@@ -273,19 +276,20 @@ def sessions_command(
     if empty is not None:
         say(empty)
         if hidden:
-            click.echo(f"({hidden} forgotten sessions not shown: sessions --forgotten lists them)")
+            echo(f"({hidden} forgotten sessions not shown: sessions --forgotten lists them)")
         return
     starts: list[datetime | None] = []
     for s in found:
         moment = parse_stored(s.started_at)
         starts.append(shown(moment, utc) if moment is not None else None)
     zone = zone_label([m for m in starts if m is not None] or [shown(datetime.now(UTC), utc)])
+    short = unique_prefix((s.session_id for s in found), _SESSION_ID_WIDTH)
     table(
         [
             [
                 m.strftime("%Y-%m-%d %H:%M") if m is not None else "-",
                 s.agent,
-                s.session_id[:_SESSION_ID_WIDTH],
+                s.session_id[:short],
                 s.verdict or "-",
                 s.label or "-",
                 _outcomes(s),
@@ -311,16 +315,18 @@ def sessions_command(
         caps={8: _SKILLS_WIDTH},
         flex=9,
         text=(8, 9),
-        # The title gives way first: on 100 columns with wide call counts it may get only
-        # a few characters (the rest is in session show).
-        min_flex=6,
+        key=2,
+        # The title gives way first, down to a dozen characters; then, for it to stay
+        # readable, skills, cost and tokens make room, in that order (session show has all).
+        optional=(6, 7, 8),
+        min_flex=12,
     )
     if any(s.tokens.note and _total_tokens(s) is not None for s in found):
-        click.echo(
+        echo(
             f"({_NOTED} tokens: not every response's own usage; session show says what they cover)"
         )
     if hidden:
-        click.echo(f"({hidden} forgotten sessions not shown: sessions --forgotten lists them)")
+        echo(f"({hidden} forgotten sessions not shown: sessions --forgotten lists them)")
 
 
 def show_running(db: Database, found: list[SessionView]) -> None:
@@ -398,12 +404,12 @@ def _tree_lines(
             elif span.kind == "TOOL" and span.attributes.get("skill.name"):
                 detail = f"  (skill {span.attributes['skill.name']}){detail}"
             decided = "  ◀ verdict" if span.span_id in deciding else ""
-            lines.append(f"{'  ' * depth}{mark}{span.kind} {span.name}{detail}{decided}")
+            head = f"{'  ' * depth}{mark}{span.kind} {span.name}"
+            lines.append(squeeze(head, detail, decided, width))
             if call and span.outcome in ("failure", "blocked"):
                 indent = "  " * (depth + 1)
                 why = first_reason(span.attributes.get("skillops.result.error"))
-                text = why or "(no reason recorded)"
-                lines.append(f"{indent}↳ {cut(text, max(20, width - len(indent) - 2))}")
+                lines.append(squeeze(f"{indent}↳ ", why or "(no reason recorded)", "", width))
             walk(span.span_id, depth + 1)
 
     walk(None, 0)
@@ -496,37 +502,39 @@ def show(app: AppContext, ident: str, utc: bool, as_json: bool) -> None:
         emit_json({"session": session, "spans": spans, "forgotten": tombstones, "costs": costs})
         return
     if session is None:
-        click.echo(f"session   {tombstones[0].session_id}")
+        echo(f"session   {tombstones[0].session_id}")
         for f in tombstones:
-            click.echo(f"          {_forgotten_line(f)}")
+            say(f"          {_forgotten_line(f)}", indent=10)
         return
     width = terminal_width()
     title = (session.title or "-").strip().splitlines() or ["-"]
-    click.echo(f"session   {session.session_id} ({session.agent} {session.native_session_id})")
-    click.echo(f"title     {cut(title[0], max(20, width - 10))}")
-    click.echo(f"when      {_when(session, utc)}")
-    click.echo(f"cwd       {session.cwd or '-'}")
+    say(f"session   {session.session_id} ({session.agent} {session.native_session_id})", indent=10)
+    echo(f"title     {cut(title[0], max(20, width - 10))}")
+    say(f"when      {_when(session, utc)}", indent=10)
+    echo(f"cwd       {session.cwd or '-'}")  # a path is shown whole, to be copied
     if session.copy_of is not None:
-        click.echo(
+        say(
             f"copy of   {session.copy_of}: its responses are that session's (resumed, forked or"
-            " copied); skill figures, the gate and A/B tests count that one"
+            " copied); skill figures, the gate and A/B tests count that one",
+            indent=10,
         )
-    click.echo(
+    say(
         f"verdict   {session.verdict or '-'}   label {session.label or '-'}"
-        f"   calls {_outcomes(session)}"
+        f"   calls {_outcomes(session)}",
+        indent=10,
     )
     if session.verdict_reason:
         why = session.verdict_reason.split(": ", 1)[-1]
-        click.echo(f"why       {cut(why, max(20, width - 10))}")
-    click.echo(f"turns     {number(session.turns)}   tools {number(session.tools)}")
-    click.echo(f"skills    {', '.join(session.skills) or '-'}")
+        echo(f"why       {cut(why, max(20, width - 10))}")
+    say(f"turns     {number(session.turns)}   tools {number(session.tools)}", indent=10)
+    say(f"skills    {', '.join(session.skills) or '-'}", indent=10)
     for f in tombstones:
-        click.echo(f"erased    {_forgotten_line(f)}")
-    click.echo(f"tokens    {_session_tokens(session)}")
+        say(f"erased    {_forgotten_line(f)}", indent=10)
+    say(f"tokens    {_session_tokens(session)}", indent=10)
     if session.tokens.note:
         for line in textwrap.wrap(f"({session.tokens.note})", max(20, width - 10)):
-            click.echo(f"          {line}")
-    click.echo(f"cost      {_session_cost(session.cost)}")
-    click.echo()
+            echo(f"          {line}")
+    say(f"cost      {_session_cost(session.cost)}", indent=10)
+    echo()
     for line in _tree_lines(spans, width, costs, frozenset(session.verdict_spans)):
-        click.echo(line)
+        echo(line)

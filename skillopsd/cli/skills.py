@@ -23,7 +23,7 @@ from ..projections.skill_views import (
 from ..sources import STORES
 from ._app import AppContext, NotFound, UsageFailure, cli, db_option, json_option, pass_app
 from ._empty import why_empty
-from ._output import emit_json, emit_json_array, mean_of, plural, say, table
+from ._output import echo, emit_json, emit_json_array, mean_of, plural, say, table
 from ._time import SINCE, stamps, utc_option
 
 
@@ -96,7 +96,9 @@ def skills_command(
             "success [95%]",
             "verdicts",
         ],
-        text=(0, 4, 6),
+        text=(4, 6),
+        key=0,  # the name tells rows apart and is typed next (skill show NAME): cut last
+        optional=(4, 6),  # agents, verdicts: skill show has them
     )
 
 
@@ -172,7 +174,7 @@ def show(
                     }
                 )
             else:
-                click.echo(text)
+                echo(text)
             return
         report = skill_report(conn, name)
     if report is None:
@@ -212,7 +214,7 @@ def _print_report(report: SkillReport, utc: bool, *, one: bool) -> None:
         ["version", "hash", f"first loaded ({zone})", "sessions", "newest eval"],
         text=(4,),
     )
-    click.echo()
+    echo()
     say(
         "How the sessions ended and how they were labelled, with 95% intervals"
         + (
@@ -242,7 +244,7 @@ def _print_report(report: SkillReport, utc: bool, *, one: bool) -> None:
         ["version", "success [95%]", "failure [95%]", "labelled good", "labelled bad"],
         text=(),
     )
-    click.echo()
+    echo()
     say(
         "Per session, the mean (cost: the median and its 95% interval, from 6 sessions);"
         " n= when not every session reported it; * from the skill's first load to the end of"
@@ -295,7 +297,7 @@ def _print_report(report: SkillReport, utc: bool, *, one: bool) -> None:
         ],
         text=(),
     )
-    click.echo()
+    echo()
     if report.unversioned_sessions:
         say(
             f"({plural(report.unversioned_sessions, 'session')} called the skill but no body"
@@ -345,6 +347,4 @@ def diff(app: AppContext, name: str, old: str, new: str, context: int) -> None:
         n=context,
     )
     for line in lines:
-        click.echo(
-            line if line.endswith("\n") else line + "\n\\ No newline at end of body\n", nl=False
-        )
+        echo(line if line.endswith("\n") else line + "\n\\ No newline at end of body\n", nl=False)

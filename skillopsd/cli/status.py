@@ -6,7 +6,6 @@ import os
 from typing import TYPE_CHECKING
 
 import apsw
-import click
 import msgspec
 
 from .._lockfile import holder
@@ -19,7 +18,7 @@ from ..pricing.prices import PRICES_VERSION
 from ..projections.usage import Unpriced, unpriced_models
 from ..sources import STORES, text_path
 from ._app import AppContext, cli, db_option, json_option, pass_app
-from ._output import emit_json, plural, say, table
+from ._output import echo, emit_json, plural, say, table
 from ._time import stamps, utc_option
 
 if TYPE_CHECKING:  # imported when a sync was ever made: the team package loads psycopg
@@ -204,19 +203,20 @@ def status(app: AppContext, utc: bool, as_json: bool) -> None:
     if as_json:
         emit_json(report)
         return
-    click.echo(f"database  {report.db} ({_human_size(report.size_bytes)})")
-    click.echo(f"events    {report.events} (head {report.head})")
-    click.echo(f"sessions  {report.sessions}")
+    echo(f"database  {report.db} ({_human_size(report.size_bytes)})")  # a path, whole
+    echo(f"events    {report.events} (head {report.head})")
+    echo(f"sessions  {report.sessions}")
     if report.daemon is not None:
         say(_daemon_line(report.daemon, utc), indent=10)
-    click.echo(f"prices    {report.prices} (the table shipped with it; never fetched)")
+    say(f"prices    {report.prices} (the table shipped with it; never fetched)", indent=10)
     for u in report.unpriced:
         responses = plural(u.responses, "response")
-        click.echo(
+        say(
             f"no price  {u.model} ({u.system or 'unknown system'}): {responses}"
-            f" {_UNPRICED.get(u.reason, u.reason)}, not in any cost"
+            f" {_UNPRICED.get(u.reason, u.reason)}, not in any cost",
+            indent=10,
         )
-    click.echo()
+    echo()
     table(
         [
             [
@@ -234,14 +234,14 @@ def status(app: AppContext, utc: bool, as_json: bool) -> None:
         ["agent", "files", "lines", "captured", "lag", "lost", "errors", "problems"],
     )
     for problem in report.problems:
-        click.echo(f"cannot capture {problem.path}: {problem.message} [{problem.kind}]")
-    click.echo()
+        echo(f"cannot capture {problem.path}: {problem.message} [{problem.kind}]")
+    echo()
     table(
         [[n, str(p.checkpoint), str(p.lag)] for n, p in report.projections.items()],
         ["projection", "checkpoint", "lag"],
     )
     for lag in report.exports:
-        click.echo(_export_line(lag))
+        say(_export_line(lag), indent=10)
     for state in report.syncs:
         say(_sync_line(state, utc), indent=10)
     _show_permissions(report.permissions)
@@ -256,9 +256,9 @@ def _permissions(db: Database) -> list[LoosePermission]:
 
 def _show_permissions(found: list[LoosePermission]) -> None:
     if found:
-        click.echo()
+        echo()
     for item in found:
-        click.echo(f"permissions  {item.describe()}")
+        echo(f"permissions  {item.describe()}")
 
 
 def _exports(db: Database) -> list[TargetLag]:

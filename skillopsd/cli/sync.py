@@ -6,10 +6,11 @@ from typing import IO, Any
 
 import click
 
+from .._terminal import safe
 from ..team import URL_ENV, Content, SyncError, SyncReport, redact_url, sync
 from ..team.sync_state import record_error, record_report
 from ._app import AppContext, cli, db_option, json_option, pass_app
-from ._output import emit_json, number, plural
+from ._output import echo, emit_json, number, plural
 
 
 class SyncFailed(click.ClickException):
@@ -18,7 +19,7 @@ class SyncFailed(click.ClickException):
     exit_code = 2
 
     def show(self, file: IO[Any] | None = None) -> None:
-        click.echo(f"skillopsctl sync: {self.format_message()}", err=True, file=file)
+        click.echo(safe(f"skillopsctl sync: {self.format_message()}"), err=True, file=file)
 
 
 class ChainRefused(SyncFailed):
@@ -76,7 +77,7 @@ def sync_command(app: AppContext, url: str | None, content: str, batch: int, as_
     if as_json:
         emit_json(report)
     else:
-        click.echo(_summary(report))
+        echo(_summary(report))
     if report.refused is not None:
         raise ChainRefused(report.refused)
 

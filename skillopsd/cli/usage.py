@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import UTC, date
+from datetime import date
 from typing import Any
 
 import click
@@ -12,8 +12,19 @@ import click
 from ..pricing.report import BYS, Period, Row, Totals, report
 from ..projections.usage import usage_records
 from ._app import AgentChoice, AppContext, cli, db_option, json_option, pass_app
-from ._output import cells, compact, cut, emit_json, number, table, terminal_width, usd
-from ._time import WHEN
+from ._output import (
+    cells,
+    compact,
+    cut,
+    echo,
+    emit_json,
+    number,
+    table,
+    terminal_width,
+    unique_prefix,
+    usd,
+)
+from ._time import WHEN, local_zone
 
 _DAY = re.compile(r"\A(\d{4})-?(\d{2})-?(\d{2})\Z")
 _HEADERS = ["input", "output", "cache create", "cache read", "total tokens", "cost (USD)"]
@@ -65,11 +76,13 @@ def _short_model(name: str) -> str:
 def _print(kind: Period, by: str | None, rows: list[Row], totals: Totals) -> None:
     lead = [_FIRST[kind]] + ([by] if by else []) + (["agent"] if kind == "session" else [])
     width = terminal_width()
+    # Sessions by the agent's id, as short as keeps them apart (resumed copies share a start).
+    short = unique_prefix((r.period for r in rows), 12) if kind == "session" else None
 
     def build(fmt: Callable[[int | None], str], models: bool) -> list[list[str]]:
         body = []
         for r in rows:
-            cells_ = [r.period[:12] if kind == "session" else r.period]
+            cells_ = [r.period[:short]]
             if by:
                 cells_.append(cut(r.group or "-", 24))
             if kind == "session":
@@ -102,7 +115,7 @@ def _print(kind: Period, by: str | None, rows: list[Row], totals: Totals) -> Non
             break
     table(body, headers, flex=flex, width=width)
     if totals.unpricedResponses:
-        click.echo(
+        echo(
             f"+ {totals.unpricedResponses:,} of {totals.responses:,} responses have no price:"
             " not in the cost (skillopsctl status)"
         )
@@ -150,7 +163,7 @@ def _command(kind: Period) -> Callable[..., Any]:
             records,
             kind,
             by=by,  # type: ignore[arg-type]
-            zone=UTC if utc else None,
+            zone=local_zone(utc),
             since_day=since[1] if since and since[0] == "day" else None,
             until_day=until[1] if until and until[0] == "day" else None,
         )
@@ -158,7 +171,7 @@ def _command(kind: Period) -> Callable[..., Any]:
             emit_json({kind: rows, "totals": totals})
             return
         if not rows:
-            click.echo("no model responses with reported tokens in this window")
+            echo("no model responses with reported tokens in this window")
             return
         _print(kind, by, rows, totals)
 

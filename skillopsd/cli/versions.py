@@ -47,7 +47,7 @@ from ..versions.sync import (
     verify_routing,
 )
 from ._app import AppContext, NotFound, UsageFailure, db_option, json_option, pass_app
-from ._output import emit_json, mean_of, say, table
+from ._output import echo, emit_json, mean_of, say, table
 from ._time import stamps, utc_option
 from .skills import median_cost as _median_cost
 from .skills import share_text, skill_group
@@ -116,32 +116,32 @@ def _check_name(name: str) -> None:
 
 def _say(report: SyncReport) -> None:
     for path in report.edits:
-        click.echo(f"imported a hand edit of {path} as a new version (champion)")
+        echo(f"imported a hand edit of {path} as a new version (champion)")
     for path in report.unsettled_edits:
-        click.echo(f"{path} changed moments ago: taken once it has stood still")
+        echo(f"{path} changed moments ago: taken once it has stood still")
     for path in report.invalid_edits:
-        click.echo(
+        echo(
             f"{path} holds no frontmatter naming the skill: not imported until it does",
             err=True,
         )
     if report.executions or report.corrections:
-        click.echo(f"recorded {report.executions} execution(s), {report.corrections} correction(s)")
+        echo(f"recorded {report.executions} execution(s), {report.corrections} correction(s)")
     for decision in report.decisions:
-        click.echo(f"decision: {decision}")
+        echo(f"decision: {decision}")
     if report.pool == "local":
-        click.echo(
+        echo(
             f"team pool unavailable ({report.pool_note}): routed on this machine's counts;"
             " nothing is decided until the server answers",
             err=True,
         )
     elif report.pool_note:
-        click.echo(f"team pool: {report.pool_note}", err=True)
+        echo(f"team pool: {report.pool_note}", err=True)
     if report.routed:
-        click.echo(f"next: {report.routed}")
+        echo(f"next: {report.routed}")
     for path in report.live_written:
-        click.echo(f"wrote {path}")
+        echo(f"wrote {path}")
     for note in report.masked_notes():
-        click.echo(note, err=True)
+        echo(note, err=True)
 
 
 @skill_group.command("import")
@@ -195,9 +195,9 @@ def import_command(
         ),
     )
     tag = state.tag_of(state.champion)
-    click.echo(f"managing {skill}: champion {tag} ({(state.champion or '')[:12]})")
+    echo(f"managing {skill}: champion {tag} ({(state.champion or '')[:12]})")
     for live_path in state.live_paths:
-        click.echo(f"live: {live_path}")
+        echo(f"live: {live_path}")
     _say(_sync(app, skill))
 
 
@@ -210,7 +210,7 @@ def add_live_command(app: AppContext, name: str, paths: tuple[Path, ...]) -> Non
     """More folders (or SKILL.md files) agents load managed skill NAME from."""
     state = _run(app, lambda db: add_live(db, name, list(paths), getpass.getuser()))
     for path in state.live_paths:
-        click.echo(f"live: {path}")
+        echo(f"live: {path}")
     _say(_sync(app, name))
 
 
@@ -255,9 +255,7 @@ def list_command(app: AppContext, managed: bool, as_json: bool) -> None:
         emit_json(out)
         return
     if not out:
-        click.echo(
-            "no skill is managed (skillopsctl skill import NAME --from DIR hands one to the store)"
-        )
+        say("no skill is managed (skillopsctl skill import NAME --from DIR hands one to the store)")
         return
     rows = []
     for m in out:
@@ -286,9 +284,9 @@ def remove_live_command(app: AppContext, name: str, paths: tuple[Path, ...]) -> 
     """Stop writing these live files of managed skill NAME (the files are left as they are)."""
     state = _run(app, lambda db: remove_live(db, name, list(paths), getpass.getuser()))
     for given in paths:
-        click.echo(f"no longer written: {given} (left as it is)")
+        echo(f"no longer written: {given} (left as it is)")
     for live in state.live_paths:
-        click.echo(f"live: {live}")
+        echo(f"live: {live}")
 
 
 @skill_group.command("unmanage")
@@ -300,11 +298,11 @@ def unmanage_command(app: AppContext, name: str, reason: str) -> None:
     """Hand skill NAME back: no more routing or writing; live files and history stay."""
     before = _run(app, lambda db: read_state(db, name))
     _run(app, lambda db: unmanage(db, name, getpass.getuser(), reason))
-    click.echo(f"{name} is no longer managed; its live files were left as they are:")
+    echo(f"{name} is no longer managed; its live files were left as they are:")
     for path in before.live_paths:
-        click.echo(f"  {path}")
+        echo(f"  {path}")
     if before.challenger is not None:
-        click.echo(f"its test of {before.tag_of(before.challenger)} ended")
+        echo(f"its test of {before.tag_of(before.challenger)} ended")
 
 
 @skill_group.command("add-challenger")
@@ -319,7 +317,7 @@ def add_challenger_command(
 ) -> None:
     """Test FILE (a SKILL.md) against the champion of NAME."""
     version = _run(app, lambda db: add_challenger(db, name, file, author, confidence))
-    click.echo(f"challenger v{version.tag} ({version.content_hash[:12]}) of {name}")
+    echo(f"challenger v{version.tag} ({version.content_hash[:12]}) of {name}")
     _say(_sync(app, name))
 
 
@@ -376,9 +374,9 @@ def record_command(
         app, lambda db: record_manual(db, name, ref, outcome, tokens, duration_ms, rid, cost_usd)
     )
     if fresh:
-        click.echo(f"recorded {outcome} of {name} v{version.tag}")
+        echo(f"recorded {outcome} of {name} v{version.tag}")
     else:
-        click.echo(f"execution {rid} of {name} was recorded already: nothing recorded")
+        echo(f"execution {rid} of {name} was recorded already: nothing recorded")
     _say(_sync(app, name))
 
 
@@ -400,7 +398,7 @@ def rollback_command(
         app,
         lambda db: rollback(db, name, ref, getpass.getuser(), reason=why, force=force_no_eval),
     )
-    click.echo(f"champion of {name}: v{version.tag}")
+    echo(f"champion of {name}: v{version.tag}")
     _say(_sync(app, name))
 
 
@@ -414,7 +412,7 @@ def strategy_command(app: AppContext, name: str, strategy: str) -> None:
     if strategy not in STRATEGIES:
         raise UsageFailure(f"unknown strategy {strategy!r} (one of {', '.join(STRATEGIES)})")
     _run(app, lambda db: set_strategy(db, name, strategy, getpass.getuser()))
-    click.echo(f"{name} routes with {strategy}")
+    echo(f"{name} routes with {strategy}")
     _say(_sync(app, name))
 
 
@@ -718,7 +716,7 @@ def _verify(app: AppContext, name: str) -> None:
             f"{len(found.mismatches)} of {found.routings + found.decisions} decision(s) of"
             f" {name} do not recompute; first at position {first.position}: {first.problem}"
         )
-    click.echo(
+    echo(
         f"{found.routings} routing decision(s) of {name} recompute exactly;"
         f" {found.decisions} promote/retire decision(s) too"
     )

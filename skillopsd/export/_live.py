@@ -43,7 +43,11 @@ class LiveExporter:
         timeout: float = 10.0,
     ) -> None:
         self.db_path = db_path
-        self.sender = Sender(endpoint, headers or [], timeout=timeout, attempts=1)
+        # Each pass tries once and the next pass again: a receiver started after the daemon
+        # is waited for, not taken for a wrong address.
+        self.sender = Sender(
+            endpoint, headers or [], timeout=timeout, attempts=1, wrong_address_is_final=False
+        )
         self.target = target_key(self.sender.url, project, DEFAULT_PROJECT)
         # When the receiver is Phoenix: read back what it stored before checkpointing.
         self.phoenix: PhoenixAPI | None = None

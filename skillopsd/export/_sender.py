@@ -4,8 +4,10 @@ Only a client: skillops never opens a listener, and never sends anything unless 
 named an endpoint. 429, any 5xx but 501 and 505, and connection errors are retried with
 exponential backoff (``Retry-After`` is honoured) for a time budget long enough for a receiver
 to restart (:data:`DEFAULT_RETRY_BUDGET`); any other answer is a refusal no retry will
-change. A kept-alive connection the receiver closed while idle is reopened at once, without
-counting as a failure. (The OTLP/HTTP specification retries only 429/502/503/504; a
+change. A connection refused (or a host name that does not exist) before anything ever
+answered at that address is a wrong URL, not a restart: it fails at once. A kept-alive
+connection the receiver closed while idle is reopened at once, without counting as a
+failure. (The OTLP/HTTP specification retries only 429/502/503/504; a
 receiver's passing 500 is common enough behind proxies that retrying it costs nothing.)
 """
 
@@ -15,6 +17,7 @@ import email.utils
 import gzip
 import http.client
 import random
+import socket
 import ssl
 import time
 from collections.abc import Callable, Sequence
@@ -41,11 +44,18 @@ class ReceiverRefused(ExportError):
 
 
 class ReceiverUnavailable(ExportError):
-    """The receiver could not be reached, or kept answering 429/5xx, through every retry."""
+    """The receiver could not be reached, or kept answering 429/5xx, through every retry.
 
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
+    ``retry`` False: nothing to wait for (nothing ever answered at that address and the
+    connection was refused, or the host name does not exist: a mistyped URL or port).
+    """
+
+    def __init__(
+        self, message: str, retry_after: float | None = None, *, retry: bool = True
+    ) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.retry = retry
 
 
 class Accepted(msgspec.Struct):
@@ -105,9 +115,15 @@ class Sender:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         should_stop: Callable[[], bool] = lambda: False,
+        on_retry: Callable[[str, float], None] | None = None,
+        wrong_address_is_final: bool = True,
     ) -> None:
         """``attempts`` (None: no limit) and ``budget`` (seconds from the first attempt) bound
-        the retries of one request, whichever ends first."""
+        the retries of one request, whichever ends first. ``on_retry(why, seconds_left)`` is
+        told of the first failure that will be retried (a silent wait looks like a hang).
+        ``wrong_address_is_final``: a refused connection (or a host that does not exist)
+        before anything ever answered is not retried (False: a caller that tries again on
+        its own schedule, the daemon, waits for a receiver not started yet)."""
         self.url = traces_url(endpoint)
         parts = urlsplit(self.url)
         self._https = parts.scheme == "https"
@@ -123,7 +139,12 @@ class Sender:
         self.max_backoff = max_backoff
         self._sleep = sleep
         self._should_stop = should_stop
+        self._on_retry = on_retry
+        self._wrong_address_is_final = wrong_address_is_final
         self._conn: http.client.HTTPConnection | None = None
+        # Whether a receiver ever answered here: a refused connection before that is a
+        # wrong address, not a receiver restarting.
+        self.reached = False
 
     def _connection(self) -> http.client.HTTPConnection:
         if self._conn is None:
@@ -173,7 +194,15 @@ class Sender:
         except (OSError, http.client.HTTPException) as exc:
             self.close()
             reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-            raise ReceiverUnavailable(f"{self.url}: cannot reach the receiver ({reason})") from exc
+            message = f"{self.url}: cannot reach the receiver ({reason})"
+            if self._wrong_address_is_final and not self.reached and _nothing_there(exc):
+                raise ReceiverUnavailable(
+                    f"{message}: nothing has answered at that address, so it was not"
+                    " retried (is the receiver running, the URL right?)",
+                    retry=False,
+                ) from exc
+            raise ReceiverUnavailable(message) from exc
+        self.reached = True
         if response.will_close:
             self.close()
         if 200 <= response.status < 300:
@@ -197,6 +226,8 @@ class Sender:
             try:
                 return self.post_once(body)
             except ReceiverUnavailable as exc:
+                if not exc.retry:
+                    raise
                 wait = exc.retry_after if exc.retry_after is not None else delay
                 wait = min(wait, MAX_RETRY_AFTER) * (1 + 0.1 * random.random())
                 left = self.budget - (self._clock() - started)
@@ -207,8 +238,24 @@ class Sender:
                         f"{exc} (gave up after {attempt} attempts in {spent:.0f}s)",
                         exc.retry_after,
                     ) from exc
+                if self._on_retry is not None:
+                    self._on_retry(str(exc), left)
+                    self._on_retry = None  # once: the next line is the outcome
                 self._sleep(min(wait, max(left, 0.05)))
                 delay = min(delay * 2, self.max_backoff)
+
+
+def _nothing_there(exc: BaseException) -> bool:
+    """A connection refused, or a host name that does not resolve (not a passing DNS
+    failure): what a wrong port or host gives at once."""
+    if isinstance(exc, ConnectionRefusedError):
+        return True
+    return isinstance(exc, socket.gaierror) and exc.errno in _NO_SUCH_HOST
+
+
+_NO_SUCH_HOST = frozenset(
+    getattr(socket, name) for name in ("EAI_NONAME", "EAI_NODATA") if hasattr(socket, name)
+)
 
 
 def _accepted(data: bytes) -> Accepted:
