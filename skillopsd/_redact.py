@@ -122,14 +122,55 @@ _PLACEHOLDER = re.compile(
     rb"[$<{`~/+]|\*\*|\./|%[a-z]|(?i:your)[_\-]|.*(?:\.\.\.|xxx|\*\*\*)|.*`$"
     rb"|[A-Z]+(?:_[A-Z0-9]+)*$|.*\.\*|(?i:.*redacted)"
 )
-# A value that is a label, not a generated secret: lowercase words joined by ``-`` or ``_``,
-# one of which says it is not real or names what it stands for (``test-token``,
-# ``fake-key-for-tests``, ``change-me``, ``my-token``), or that word alone (``"password":
-# "password"``). ``mytoken`` or ``supersecret`` (no joint) are still masked.
-_FAKE_WORDS = re.compile(
+# Words that say a value is not a real one: a test value, an example, a filler, a null.
+# A value of words joined by ``-`` or ``_`` holding one of them stands for a secret
+# (``test-token``, ``fake-key-for-tests``, ``change-me``, ``dummy_password``).
+_NOT_REAL = (
+    rb"tests?|testing|fake|dummy|example|examples|sample|placeholder|mock|stub|redacted"
+    rb"|changeme|changeit|change|replace|replaceme|fixme|todo|tbd|foo|bar|baz|qux|default"
+    rb"|none|null|nil|empty|unset|undefined|xxx"
+)
+_STANDS_IN = re.compile(rb"(?i)(?:[a-z0-9]+[_\-])*(?:" + _NOT_REAL + rb")(?:[_\-][a-z0-9]+)*")
+# A label: the name of a kind of secret, written where the secret goes (``"password":
+# "password"``, ``api-key``, ``client_secret``, ``db-password``), possibly after a possessive
+# (``my-token``, ``your_api_key``), or one word before that name (``source-token``,
+# ``helper-secret``: test fixtures name their values so). Nothing else: a passphrase of
+# joined words is a secret whatever words it holds (``my-secret-pass``,
+# ``super-secret-password``, ``prod-key-hunter``).
+_LABEL_WORD = rb"(?:password|passwd|pass|pwd|passphrase|secret|token|key|apikey|credential)s?"
+_LABEL = re.compile(
+    rb"(?i)[a-z]+[_\-]" + _LABEL_WORD + rb"|(?:(?:my|your|our|the|a|an|some|this|new|old)[_\-])?"
+    rb"(?:(?:aws|gcp|azure|github|gh|gitlab|stripe|openai|anthropic|slack|npm|pypi)[_\-])?"
+    rb"(?:(?:api|access|secret|private|public|signing|master|encryption|client|app|license"
+    rb"|ssh|gpg|deploy|service|account|secret[_\-]access)[_\-]keys?(?:[_\-]id)?"
+    rb"|(?:access|auth|api|bearer|refresh|session|bot|id|oauth|csrf|jwt|service|user|app"
+    rb"|personal[_\-]access|secret)[_\-]tokens?"
+    rb"|(?:client|app|api|session|webhook|shared|jwt|signing|cookie)[_\-]secrets?"
+    rb"|(?:db|database|admin|root|user|app|mysql|postgres|redis|master|account|login|wifi"
+    rb"|email|smtp|ssh|sudo)[_\-](?:password|passwd|pass|pwd)s?"
+    rb"|pass[_\-]?phrase|passcode|pin|credentials?|apikey|password|passwd|pass|pwd|secrets?"
+    rb"|tokens?|keys?)"
+)
+# The looser test a name's value written as an identifier passes (``password=db_password``,
+# ``token=access_token`` as keyword arguments): words joined by ``_`` or ``-``, one of which
+# names what it stands for. Only for unquoted values that read as code, never for a quoted one.
+_IDENT_LABEL = re.compile(
     rb"(?i)(?:[a-z]+[_\-])*(?:tests?|fake|dummy|example|sample|change|placeholder|mock|stub"
     rb"|redacted|default|token|secret|key|password|passwd|pass)(?:[_\-][a-z]+)*"
 )
+
+
+def _stands_for_one(value: bytes) -> bool:
+    """Whether a value written where a secret goes stands for one rather than being one: a
+    variable, a template, a placeholder, a filler, a label, a number."""
+    return (
+        _PLACEHOLDER.match(value) is not None
+        or _STANDS_IN.fullmatch(value) is not None
+        or _LABEL.fullmatch(value) is not None
+        or value.isdigit()
+    )
+
+
 # In a URL's password place an all-capitals word is a placeholder only if it names what goes
 # there (``postgres://app:DB_PASSWORD@db``): ``redis://:HUNTER_2@cache`` is a password, and
 # so is one of any entropy (``redis://:222xxx@cache``): only a filler alone (``xxx``,
@@ -143,12 +184,7 @@ _URL_PLACEHOLDER = re.compile(
 def _literal(value: bytes) -> bool:
     """Whether a value given on a command line or in an environment name is a literal
     secret rather than a placeholder, a variable or a word."""
-    return (
-        _PLACEHOLDER.match(value) is None
-        and _FAKE_WORDS.fullmatch(value) is None
-        and b"://" not in value
-        and not value.isdigit()
-    )
+    return not _stands_for_one(value) and b"://" not in value
 
 
 def _literal_token(value: bytes) -> bool:
@@ -414,11 +450,15 @@ _RULES: tuple[_Rule, ...] = (
     ),
 )
 
-# Names whose value is a secret: ``password=…``, ``"api_key": "…"``, ``secret: …``. A value
-# counts when it is quoted, written ``name=value`` with no spaces (env, URLs, flags), or,
-# unquoted after ``:`` or a spaced ``=``, looks like a literal (has a digit). This leaves code
-# such as ``Password: password`` or ``s.token = token`` alone.
-_NAMES = (b"password", b"passwd", b"pwd", b"secret", b"token", b"key", b"pass")
+# Names whose value is a secret: ``password=…``, ``"api_key": "…"``, ``secret: …``. How the
+# value is written says how sure we can be that it is one:
+# - quoted (JSON, YAML, TOML, a quoted .env value, a string in code), or ``name=value`` with
+#   no spaces (env, URLs, flags): a secret unless it stands for one (:func:`_stands_for_one`).
+#   An unquoted ``name=value`` in lower case whose value reads as an identifier
+#   (``password=db_password``, a keyword argument) is code: it needs only name a secret.
+# - loose, unquoted after ``:``, ``=``, ``:=`` or ``=>`` with spaces (YAML, INI, prose, logs,
+#   type hints, code): see :func:`_loose_secret`.
+_NAMES = (b"password", b"passwd", b"passphrase", b"pwd", b"secret", b"token", b"key", b"pass")
 # ``key`` and ``pass`` alone are ordinary words: they count only after one of these.
 _PREFIXES = {
     b"key": (b"api", b"access", b"private", b"account", b"secret", b"signing", b"master"),
@@ -426,13 +466,96 @@ _PREFIXES = {
 }
 _SEPARATORS = (b"", b"_", b"-")
 # A quote may be escaped any number of times: once in a JSON string, more in JSON inside a
-# JSON string (``curl -d '{\"password\":\"…\"}'`` in Codex ``function_call`` arguments).
+# JSON string (``curl -d '{\"password\":\"…\"}'`` in Codex ``function_call`` arguments). A
+# subscript's bracket may close the name (``config["password"] = "…"``).
 _TAIL = re.compile(
-    rb"(?:\\*[\"'])?"
-    rb"(?:(?P<eq>=)|\s*[:=]\s*(?P<q>\\*[\"'])|(?P<loose>\s*[:=]\s*))"
+    rb"(?:\\*[\"']\]?)?"
+    rb"(?:(?P<eq>=)|(?:\s*:\s*[a-z_][a-z0-9_.\[\]|?]{0,40}(?:\s*\|\s*[a-z_][a-z0-9_]{0,20})?)?"
+    rb"\s*(?::=|=>|[:=])\s*(?P<q>\\*[\"'])|(?P<loose>\s*(?::=|=>|[:=])\s*))"
     rb"(?P<v>[^\s\"'\\,;&<>{}\[\]()]{4,})"
 )
 _NAME_CHAR = frozenset(b"abcdefghijklmnopqrstuvwxyz0123456789")
+# What may follow a value that ends its line: the line's end (raw or escaped in JSON), the
+# string's closing quote, or a comment.
+_LINE_END = re.compile(rb"[ \t]+#|[ \t]*(?:\Z|\\+[nr]|[\r\n]|\\*[\"'`])")
+_DOTTED = re.compile(rb"[A-Za-z_$][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)+")
+_JOINED = re.compile(rb"(?i)[a-z]+(?:[_\-][a-z]+)+")
+_PASSPHRASE = re.compile(rb"(?i)[a-z]+(?:-[a-z]+){2,}")
+_IDENTIFIER = re.compile(rb"[A-Za-z_][A-Za-z0-9_]*")
+# What ends a keyword argument: the next one, the call, or the line (the last of several).
+_ARGUMENT_END = re.compile(rb"[ \t]*(?:[,)]|\Z|\\+n|\n)")
+# ``clientSecret``, ``SecretStr``, ``Token``: a variable or a type, not a password.
+_CAMEL = re.compile(rb"[a-z]+(?:[A-Z][a-z0-9]+)+|(?:[A-Z][a-z0-9]*)+")
+# Words that follow a secret's name in prose, logs and type hints rather than being its value
+# (``password: required``, ``token: expired``, ``secret: bytes``).
+_PROSE = frozenset(
+    b"str string bytes bytearray int integer bool boolean float number dict list tuple object"
+    b" any text varchar char uuid json blob binary optional secretstr secretbytes self this"
+    b" required optional missing invalid valid expired revoked incorrect wrong empty unset set"
+    b" hidden masked redacted present absent true false yes no on off enabled disabled"
+    b" generated provided unknown default changed updated rotated accepted rejected denied"
+    b" needed none null nil undefined omitted sensitive encrypted hashed stored saved"
+    b" configured found ignored removed deleted reset same supplied inherited auto automatic"
+    b" manual prompt prompted stdin env environment file keyring keychain vault pending"
+    b" success failed failure error unchanged verified ok okay given used needs see below"
+    b" above here there later elsewhere only optional mandatory unused unavailable".split()
+)
+# Words of prose compounds (``token: read-only``, ``secret: auto-generated``).
+_PROSE_PARTS = _PROSE | frozenset(
+    b"read write only short long lived one time per session request not built in base"
+    b" encoded hard coded self signed pre shared user app level scoped side specific wide"
+    b" based defined managed backed bound to of up date and or the by for end at as is".split()
+)
+
+
+def _caps_name(data: bytes, at: int, after: int) -> bool:
+    """Whether the name that ends at ``after`` is written in capitals, as an environment
+    variable's is (``POSTGRES_PASSWORD``)."""
+    start = at
+    while start > 0 and data[start - 1] in _IDENT:
+        if start >= 2 and data[start - 2] == 0x5C:  # ``\nPASSWORD``: the escape is not the name
+            break
+        start -= 1
+    key = data[start:after]
+    return key.upper() == key
+
+
+def _loose_secret(data: bytes, value: bytes, end: int, spaced_eq: bool, caps: bool) -> bool:
+    """Whether an unquoted value after a secret's name and ``:`` or a spaced ``=`` is one.
+
+    With a digit it is (``password: hunter2``). So is a passphrase of three words or more
+    joined by ``-``, wherever it stands. Otherwise only a value that ends its line, as a
+    config file's does, can be one, and then only in a value's shape: words joined by ``-``
+    or ``_``, a word with symbols, a lowercase word (``password: supersecret`` in YAML) or
+    any word after a name in capitals (``POSTGRES_PASSWORD: postgres`` in a compose file),
+    unless it is a type or a word of prose (``password: required``). After a spaced ``=``
+    in lower case (code: ``token = access_token``) only words joined by ``-``. Code stays:
+    a call, a subscript, an attribute (``os.environ["X"]``, ``settings.TOKEN``), a
+    variable or a type in camel case (``secret: clientSecret``, ``token: Token``)."""
+    if _stands_for_one(value):
+        return False
+    if _has_digit(value):
+        return True
+    if data[end : end + 1] in (b"(", b"[") or _DOTTED.fullmatch(value) or value[:1] == b"*":
+        return False  # a call, a subscript, an attribute, a pointer: code
+    if value[-1:] in b".:?`":
+        return False  # a sentence's end: prose
+    if _PASSPHRASE.fullmatch(value):
+        return not all(w in _PROSE_PARTS for w in value.lower().split(b"-"))
+    if _LINE_END.match(data, end) is None:
+        return False
+    joined = _JOINED.fullmatch(value)
+    if joined is not None:
+        if spaced_eq and not caps and b"-" not in value:
+            return False
+        return not any(w in _PROSE_PARTS for w in re.split(rb"[_\-]", value.lower()))
+    if value.lower() in _PROSE:
+        return False
+    if caps:
+        return True
+    if spaced_eq:
+        return False
+    return _CAMEL.fullmatch(value) is None
 
 
 # A quoted value runs to its closing quote (``password = "correct horse battery staple"``
@@ -451,6 +574,24 @@ def _closing_quote(data: bytes, end: int, quote: bytes) -> int:
     return close
 
 
+def _named_secret(data: bytes, at: int, after: int, tail: re.Match[bytes], end: int) -> bool:
+    """Whether the value ``tail`` found after the name at ``data[at:after]`` is a secret."""
+    value = data[tail.start("v") : end]
+    caps = _caps_name(data, at, after)
+    if tail.group("loose") is not None:
+        sep = tail.group("loose")
+        return _loose_secret(data, value, end, b"=" in sep and b":" not in sep, caps)
+    if (
+        tail.group("eq") is not None
+        and not caps
+        and _IDENTIFIER.fullmatch(value)
+        and _IDENT_LABEL.fullmatch(value)
+        and _ARGUMENT_END.match(data, end) is not None
+    ):
+        return False  # a keyword argument: ``connect(password=db_password)``
+    return not _stands_for_one(value)
+
+
 def _named_spans(data: bytes, lowered: bytes) -> list[tuple[int, int, bytes]]:
     spans: list[tuple[int, int, bytes]] = []
     for name in _NAMES:
@@ -458,9 +599,12 @@ def _named_spans(data: bytes, lowered: bytes) -> list[tuple[int, int, bytes]]:
         while at >= 0:
             after = at + len(name)
             prefixes = _PREFIXES.get(name)
-            if prefixes is not None and not any(
-                lowered.endswith(p + s, 0, at) for p in prefixes for s in _SEPARATORS
-            ):
+            if (
+                prefixes is not None
+                and not any(lowered.endswith(p + s, 0, at) for p in prefixes for s in _SEPARATORS)
+                and not (name == b"key" and lowered.endswith(b"api ", 0, at))  # "API key: …"
+            ) or lowered.endswith(b"existing", 0, at):
+                # ``existingSecret: app-credentials`` (Helm) names a Secret object.
                 at = lowered.find(name, after)
                 continue
             tail = _TAIL.match(lowered, after)
@@ -474,13 +618,7 @@ def _named_spans(data: bytes, lowered: bytes) -> list[tuple[int, int, bytes]]:
                 start, end = tail.span("v")
                 if tail.group("q") is not None:
                     end = _closing_quote(data, end, tail.group("q"))
-                value = data[start:end]
-                if not (
-                    _PLACEHOLDER.match(value)
-                    or _FAKE_WORDS.fullmatch(value)
-                    or value.isdigit()
-                    or (tail.group("loose") is not None and not _has_digit(value))
-                ):
+                if _named_secret(data, at, after, tail, end):
                     spans.append((start, end, b"[REDACTED]"))
             at = lowered.find(name, after)
     return spans
@@ -492,6 +630,8 @@ def _named_spans(data: bytes, lowered: bytes) -> list[tuple[int, int, bytes]]:
 # match never runs from one line into the next when a whole block is screened at once.
 _WS = rb"[ \t\r\f\v]"
 _SEP = _WS + rb"*[:=]" + _WS + rb"*"
+_NAME_SEP = _WS + rb"*(?::=|=>|[:=])" + _WS + rb"*"
+_LINE_END_RE2 = rb"(?:" + _WS + rb"+#|" + _WS + rb"*(?:$|\\+[nr]|[\r\n]|\\*[\"'`]))"
 _VALUE = rb"[^\s\"'\\,;&<>{}\[\]()]"
 # Latin-1: RE2 then counts bytes, as the exact rules (Python ``re`` on bytes) do; in its
 # default UTF-8 mode ``password=é€`` was two characters, under the prefilter's four, while
@@ -529,17 +669,24 @@ _PREFILTER = re2.compile(
     rb"|(?:secret|token|password|passwd|api_?key|access_?key|private_?key)[a-z0-9_]*="
     + _VALUE
     + rb"{8}"
-    + rb"|(?:password|passwd|pwd|secret|token|(?:api|access|private|account|secret|signing|master)"
-    rb"[_\-]?key|(?:[_\-]|db)pass)(?:\\*[\"'])?"
+    + rb"|(?:password|passwd|passphrase|pwd|secret|token"
+    rb"|(?:api|access|private|account|secret|signing|master)"
+    rb"[_\- ]?key|(?:[_\-]|db)pass)(?:\\*[\"']\]?)?"
+    rb"(?:" + _WS + rb"*:" + _WS + rb"*[a-z_][a-z0-9_.\[\]|?]{0,40}"
+    rb"(?:" + _WS + rb"*\|" + _WS + rb"*[a-z_][a-z0-9_]{0,20})?)?"
     rb"(?:="
     + _VALUE
     + rb"{4}|"
-    + _SEP
+    + _NAME_SEP
     + rb"(?:\\*[\"']"
     + _VALUE
     + rb"{4}|"
     + _VALUE
-    + rb"*[0-9]))",
+    + rb"*[0-9]|[a-z]+-[a-z]+-[a-z]|"
+    + _VALUE
+    + rb"{4,}"
+    + _LINE_END_RE2
+    + rb"))",
     _LATIN1,
 )
 _MASK = re.compile(rb"\[REDACTED(?::[a-z\-]+)?\]")

@@ -1,0 +1,378 @@
+"""Secrets recognised by the name they are assigned to: the decision table, both ways.
+
+Each line is what a transcript holds: config files (JSON, YAML, TOML, INI, .env, compose,
+Kubernetes), shell commands, code (Python, JS/TS, Go, PHP, Ruby), prose and logs. A line in
+``MASKED`` carries a secret that must be gone from what capture stores; a line in ``KEPT``
+must come out byte for byte. Every line is checked through ``redact_text`` and through
+capture's own path (one screen of the block, then the exact rules on flagged lines) in a
+Claude Code user message, a Bash command and Codex ``function_call`` arguments (JSON inside
+a JSON string, so quotes escaped twice).
+"""
+
+from __future__ import annotations
+
+import re
+
+import msgspec
+import pytest
+from hypothesis import assume, example, given
+from hypothesis import strategies as st
+
+from skillopsd._redact import redact, redact_text, screen
+
+from .redaction_cases import transcript_line
+
+# (line, the secret in it)
+MASKED: list[tuple[str, str]] = [
+    # The issue's lines: passphrases, whatever words they hold.
+    ("password: correct-horse-battery-staple", "correct-horse-battery-staple"),
+    ('"password": "my-secret-pass"', "my-secret-pass"),
+    ('{"password": "super-secret-password"}', "super-secret-password"),
+    ('"api_key": "prod-key-hunter"', "prod-key-hunter"),
+    ("token: tiger-token-2", "tiger-token-2"),
+    ('"password": "tiger-token-2"', "tiger-token-2"),
+    ("password: super-secret-password", "super-secret-password"),
+    ('"secret": "secret-sauce-recipe"', "secret-sauce-recipe"),
+    ('"token": "token-of-appreciation"', "token-of-appreciation"),
+    ('"password": "password-is-taco"', "password-is-taco"),
+    ('"password": "not_my_real_password"', "not_my_real_password"),
+    ('"passphrase": "my-voice-is-my-passport"', "my-voice-is-my-passport"),
+    ("'password': 'pass-the-salt'", "pass-the-salt"),
+    ('"password": "hunter-two"', "hunter-two"),
+    ('"password": "supersecret"', "supersecret"),
+    ('"password": "mypassword"', "mypassword"),
+    ('"client_secret": "my-client-secret-value"', "my-client-secret-value"),
+    ('{"db": {"user": "app", "password": "blue-otter-lamp"}}', "blue-otter-lamp"),
+    # JSON written by tools and in code.
+    ('{"username":"admin","password":"kitten-mittens"}', "kitten-mittens"),
+    ('{\n  "apiKey": "orange-tractor-river"\n}', "orange-tractor-river"),
+    ('const config = { password: "gorilla-banana-split" };', "gorilla-banana-split"),
+    ('headers: { "X-Api-Key": "tea-kettle-whistle" }', "tea-kettle-whistle"),
+    # YAML: app config, compose, Kubernetes.
+    ("database:\n  host: db.internal\n  password: supersecret\n", "supersecret"),
+    ("database:\n  password: correct_horse_battery\n  port: 5432", "correct_horse_battery"),
+    ("  password: 'quiet-meadow-falls'", "quiet-meadow-falls"),
+    ('  password: "quiet meadow falls"', "quiet meadow falls"),
+    ("environment:\n  POSTGRES_PASSWORD: supersecret\n", "supersecret"),
+    ("environment:\n  POSTGRES_PASSWORD: postgres\n  POSTGRES_USER: app", "postgres"),
+    ("environment:\n  - MYSQL_ROOT_PASSWORD=rootpass\n", "rootpass"),
+    ("environment:\n  - POSTGRES_PASSWORD=my-secret-pw", "my-secret-pw"),
+    ("    environment:\n      MYSQL_PASSWORD: wordpress-db-pass\n", "wordpress-db-pass"),
+    ("kind: Secret\nstringData:\n  password: letmein\n", "letmein"),
+    ("kind: Secret\nstringData:\n  api-key: orbit-falcon-ember\n", "orbit-falcon-ember"),
+    ("kind: Secret\ndata:\n  password: aHVudGVyaHVudGVy\n", "aHVudGVyaHVudGVy"),
+    ("data:\n  password: cGFzc3dvcmQ=\n", "cGFzc3dvcmQ="),
+    ("redis:\n  password: s3cr3t\n", "s3cr3t"),
+    ("smtp:\n  password: P@ssword!\n", "P@ssword!"),
+    ("auth:\n  token: bluebird # rotate monthly\n", "bluebird"),
+    ("ADMIN_PASSWORD: hunter\n", "hunter"),
+    ("  DB_PASS: marmalade\n", "marmalade"),
+    ("  SECRET_KEY: cobblestone\n", "cobblestone"),
+    # TOML, INI, properties.
+    ('[database]\npassword = "velvet-thunder"\n', "velvet-thunder"),
+    ("[client]\npassword = quiet-meadow-falls\n", "quiet-meadow-falls"),
+    ("[client]\npassword = mountain-dew\n", "mountain-dew"),
+    ('api_key = "prod-key-hunter"', "prod-key-hunter"),
+    ("spring.datasource.password=correct-horse", "correct-horse"),
+    ("spring.datasource.password: hunter-two\n", "hunter-two"),
+    ("[default]\naws_secret_access_key = wJalrXUtnFEMIK7MDENGbPxRfiCYzzKEY\n", "wJalrXUtnFEMI"),
+    # .env files.
+    ("DB_PASSWORD=correct-horse-battery-staple", "correct-horse-battery-staple"),
+    ("DB_PASSWORD=my_secret_pass", "my_secret_pass"),
+    ("API_KEY=prod-key-hunter", "prod-key-hunter"),
+    ('SECRET_KEY="django-insecure-passphrase"', "django-insecure-passphrase"),
+    ("PASSWORD='tiger lily garden'", "tiger lily garden"),
+    ("export PGPASSWORD=marmalade", "marmalade"),
+    ("REDIS_PASSWORD=hunterhunter\nREDIS_HOST=cache", "hunterhunter"),
+    ("APP_SECRET=banana-hammock", "banana-hammock"),
+    ("GITHUB_TOKEN=my_token_for_ci_runs", "my_token_for_ci_runs"),
+    # Shell.
+    ("docker run -e MYSQL_ROOT_PASSWORD=my-secret-pw -d mysql:8", "my-secret-pw"),
+    ('docker run -e "POSTGRES_PASSWORD=ocean-breeze" postgres', "ocean-breeze"),
+    ("docker run --env DB_PASSWORD=hunterhunter app", "hunterhunter"),
+    ("PGPASSWORD=hunter2 psql -h db -U app", "hunter2"),
+    ("mysql -u root -pmy-secret-pass shop", "my-secret-pass"),
+    ("mysql -u root -p'correct-horse' -h 127.0.0.1", "correct-horse"),
+    ("mysqldump -uroot -psupersecret shop > shop.sql", "supersecret"),
+    ("curl -u admin:my-secret-pass https://api.example.com", "my-secret-pass"),
+    ("curl -u admin:hunter https://x.example", "hunter"),
+    ("curl --user 'deploy:orbit-falcon' https://ci.example/api", "orbit-falcon"),
+    ("sshpass -p 'secret-sauce' ssh pi@raspberrypi", "secret-sauce"),
+    ("docker login -u bot -p registry-pass-word registry.example.com", "registry-pass-word"),
+    ("psql postgres://app:correct-horse@db:5432/app", "correct-horse"),
+    ("redis-cli -u redis://:hunter@cache:6379 PING", "hunter"),
+    ("git clone https://oauth2:swordfish@gitlab.example.com/g/r.git", "swordfish"),
+    ("echo 'password: correct-horse-battery-staple' >> config.yml", "correct-horse-battery-staple"),
+    ('echo "API_KEY=prod-key-hunter" > .env', "prod-key-hunter"),
+    ("curl -H 'X-API-Key: tea-kettle-whistle' https://api.example", "tea-kettle-whistle"),
+    ('curl -d \'{"password":"my-secret-pass"}\' https://x.example/login', "my-secret-pass"),
+    ("curl -d 'password=my-secret-pass&user=bob' https://x.example/login", "my-secret-pass"),
+    ("http POST :8000/login username=bob password=blue-otter", "blue-otter"),
+    ("jdbc:mysql://db:3306/shop?user=root&password=marmalade", "marmalade"),
+    ("Server=db;Database=shop;User Id=sa;Password=marmalade;", "marmalade"),
+    ("Host=db;Username=app;Pwd=marmalade;", "marmalade"),
+    # Code.
+    ('password = "correct-horse-battery-staple"', "correct-horse-battery-staple"),
+    ('db_password = "my-secret-pass"', "my-secret-pass"),
+    ("PASSWORD = 'super-secret-password'", "super-secret-password"),
+    ('config["password"] = "my-secret-pass"', "my-secret-pass"),
+    ("settings['SECRET_KEY'] = 'django-insecure-phrase'", "django-insecure-phrase"),
+    ('client = Client(api_key="prod-key-hunter")', "prod-key-hunter"),
+    ('connect(host="db", password="marmalade")', "marmalade"),
+    ('requests.post(url, json={"token": "bluebird-sings"})', "bluebird-sings"),
+    ('const apiKey = "orange-tractor-river";', "orange-tractor-river"),
+    ("const password = 'my-secret-pass'", "my-secret-pass"),
+    ('let token: string = "tiger-lily";', "tiger-lily"),
+    ('password := "my-secret-pass"', "my-secret-pass"),
+    ('cfg := Config{Password: "my-secret-pass"}', "my-secret-pass"),
+    ("'password' => 'my-secret-pass',", "my-secret-pass"),
+    ('$password = "my-secret-pass";', "my-secret-pass"),
+    ('config.password = "velvet-thunder"', "velvet-thunder"),
+    ('user.update!(password: "my-secret-pass")', "my-secret-pass"),
+    # Prose and logs.
+    ("the password: correct-horse-battery-staple, keep it safe", "correct-horse-battery-staple"),
+    ("my api key: prod-key-hunter-two for staging", "prod-key-hunter-two"),
+    ("Use password=hunterhunter to log in", "hunterhunter"),
+    ("login ok, password: hunter2", "hunter2"),
+    ("set the token: s3cr3t-t0ken and retry", "s3cr3t-t0ken"),
+    ('INFO connecting with {"user": "app", "password": "blue-otter-lamp"}', "blue-otter-lamp"),
+    ("DEBUG env PASSWORD=marmalade HOST=db", "marmalade"),
+]
+
+KEPT: list[str] = [
+    # Types and code.
+    "password: str",
+    "    password: str",
+    "token: Optional[str]",
+    "token: Optional[str] = None",
+    "api_key: str | None = None",
+    "secret: bytes",
+    "    password: SecretStr",
+    "    token: Token",
+    "secret: clientSecret",
+    "password: string;",
+    "  password: String,",
+    "def login(user: str, password: str) -> Token:",
+    "fn connect(password: &str) -> Result<()>",
+    "interface Creds { password: string; token?: string }",
+    '"password": password',
+    '{"token": token, "secret": secret}',
+    'password = os.environ["DB_PASSWORD"]',
+    "password = os.getenv('DB_PASSWORD')",
+    "token = settings.API_TOKEN",
+    "token = self.token",
+    "secret = get_secret()",
+    "password = getpass.getpass()",
+    "token = access_token",
+    "    token = refresh_token\n",
+    "password = user_password",
+    "api(token=access_token, password=db_password)",
+    "client = Client(api_key=api_key)",
+    "s.token = token",
+    "BasicAuth{Password: password}",
+    'password := os.Getenv("DB_PASSWORD")',
+    'token := r.Header.Get("Authorization")',
+    "const token = process.env.GITHUB_TOKEN",
+    "  token: authToken,",
+    "  secret: process.env.SECRET\n",
+    "$password = $_POST['password'];",
+    "'password' => env('DB_PASSWORD'),",
+    "password = None",
+    "token = True",
+    "if password == confirm: pass",
+    # Placeholders and labels.
+    "password: ${{ secrets.DB_PASSWORD }}",
+    "token: ${GITHUB_TOKEN}",
+    '"password": "<your-password>"',
+    '"api_key": "your_api_key"',
+    '"api_key": "YOUR_API_KEY"',
+    '"password": "changeme"',
+    '"password": "change-me"',
+    '"password": "xxx"',
+    '"password": "xxxxxxxx"',
+    '"password": "********"',
+    '"password": "..."',
+    '"password": "example"',
+    '"password": "dummy"',
+    '"password": "test"',
+    '"password": "fake"',
+    '"password": "test-password"',
+    '"token": "fake-token-for-tests"',
+    '"secret": "dummy_secret"',
+    '"password": "password"',
+    '"password": "secret"',
+    '"api_key": "api-key"',
+    '"password": "my-password"',
+    '"token": "my-token"',
+    '"api_key": "my_api_key"',
+    '"client_secret": "client-secret"',
+    '"password": "db_password"',
+    'Token: "my-token"',
+    'password = "pass"',
+    '"password": "none"',
+    '"password": "null"',
+    '"token": "GITSYNC_SOURCE_TOKEN"',
+    "DB_PASSWORD=${DB_PASSWORD}",
+    "API_KEY=<your key>",
+    "PASSWORD=changeme",
+    "PASSWORD=your_password_here",
+    "password=...",
+    "mysql -u root -p -h 127.0.0.1 shop",
+    'curl -u "$USER:$TOKEN" https://example.com',
+    "postgres://app:DB_PASSWORD@db/app",
+    # Prose and logs.
+    "password: required",
+    "Password: required",
+    "secret: see vault",
+    "token: expired",
+    "Auth token: invalid\n",
+    "password: hidden",
+    "The token: read-only access is enough",
+    "token: read-only",
+    "secret: auto-generated",
+    "password: user-supplied",
+    "token: up-to-date",
+    "password: must be at least 12 characters",
+    "Password: ********",
+    "GITHUB_TOKEN: required for private repos",
+    "API_KEY: Your API key from the dashboard",
+    "- `DB_PASSWORD`: the database password",
+    "Original token count: 1111",
+    "input_tokens: 1234\nmax_output_tokens=4096",
+    "I rotated the token: it works now",
+    "what is the password: the one from the vault?",
+    "Enter password:\n",
+    "[sudo] password for bob:",
+    # Config that is not a secret.
+    "existingSecret: postgres-credentials",
+    "secretName: tls-cert",
+    "valueFrom:\n  secretKeyRef:\n    name: db-secret\n    key: password",
+    "POSTGRES_PASSWORD_FILE: /run/secrets/db_password",
+    "env:\n  - name: DB_PASSWORD\n    valueFrom:",
+    "token_type: bearer",
+    '1password = "latest"',
+    "max_tokens: 4096",
+    "tokenizer: cl100k_base",
+    "keyboard: us",
+    "password_min_length: 12",
+    "sed -i 's/api_key=.*/api_key=REDACTED/g' logs/app.log",
+    "docker login --password-stdin registry.example.com < token.txt",
+    "git push origin fix-cask-point-at-private-repo",
+    "git checkout -b secret-rotation-fix",
+]
+
+
+def _codex_arguments(text: str) -> bytes:
+    arguments = msgspec.json.encode({"cmd": text}).decode()
+    return msgspec.json.encode(
+        {"type": "response_item", "payload": {"type": "function_call", "arguments": arguments}}
+    )
+
+
+def _lines(text: str) -> list[bytes]:
+    return [
+        transcript_line("user", text),
+        transcript_line("command", text),
+        _codex_arguments(text),
+    ]
+
+
+def captured(line: bytes) -> bytes:
+    """``line`` as capture stores it: screened in its block, redacted if flagged."""
+    block = line + b"\n"
+    if not screen(block, len(block)):
+        return line
+    out, _ = redact(line, was_json=True, screened=True)
+    msgspec.json.decode(out)  # still one JSON value
+    return out
+
+
+def _escaped(secret: str) -> list[bytes]:
+    """``secret`` as it can appear in a line: raw, escaped once, escaped twice."""
+    once = msgspec.json.encode(secret)[1:-1]
+    twice = msgspec.json.encode(once.decode())[1:-1]
+    return [secret.encode(), once, twice]
+
+
+def test_the_table_is_broad() -> None:
+    assert len(MASKED) + len(KEPT) >= 150
+    assert len({t for t, _ in MASKED}) == len(MASKED) and len(set(KEPT)) == len(KEPT)
+
+
+@pytest.mark.parametrize(("text", "secret"), MASKED, ids=[t[:40] for t, _ in MASKED])
+def test_a_secret_after_its_name_is_masked(text: str, secret: str) -> None:
+    assert secret in text
+    assert secret not in redact_text(text), redact_text(text)
+    for line in _lines(text):
+        out = captured(line)
+        assert not any(s in out for s in _escaped(secret)), out
+
+
+@pytest.mark.parametrize("text", KEPT, ids=[t[:40] for t in KEPT])
+def test_code_prose_and_placeholders_are_left_alone(text: str) -> None:
+    assert redact_text(text) == text
+    for line in _lines(text):
+        assert captured(line) == line
+
+
+def test_the_name_stays_and_only_the_value_is_masked() -> None:
+    assert redact_text('"password": "my-secret-pass"') == '"password": "[REDACTED]"'
+    assert redact_text("POSTGRES_PASSWORD: postgres\n") == "POSTGRES_PASSWORD: [REDACTED]\n"
+    assert redact_text("token: bluebird # rotate") == "token: [REDACTED] # rotate"
+
+
+# Words a passphrase is made of: ordinary ones, and the very words that name a secret or
+# say a value is not real, which alone or as a bare label would stand for one.
+_WORD = st.sampled_from(
+    [
+        *("correct", "horse", "battery", "staple", "tiger", "lily", "river", "orbit", "prod"),
+        *("my", "super", "secret", "pass", "password", "token", "key", "api", "access", "db"),
+        *("client", "hunter", "blue", "otter", "moon", "the", "of"),
+    ]
+) | st.text(alphabet="abcdefghijklmnopqrstuvwxyz", min_size=3, max_size=9)
+_LABEL_WORDS = {"my", "secret", "pass", "password", "token", "key", "api", "access", "db"}
+_LABEL_WORDS |= {"client", "the"}
+
+
+@given(
+    words=st.lists(_WORD, min_size=2, max_size=5),
+    joint=st.sampled_from(["-", "_"]),
+    form=st.sampled_from(
+        [
+            '"{name}": "{v}"',
+            "{name}: '{v}'",
+            '{name} = "{v}"',
+            "{NAME}={v}",
+            '{NAME}="{v}"',
+            "{name}: {v}\n",
+            "  {NAME}: {v}\n",
+            "{name}={v}&next=1",
+            "mysql -u root -p{v} db",
+            "curl -u bob:{v} https://x.example",
+        ]
+    ),
+    name=st.sampled_from(["password", "passwd", "secret", "token", "api_key", "db_pass"]),
+)
+@example(words=["my", "secret", "pass"], joint="-", form='"{name}": "{v}"', name="password")
+@example(words=["super", "secret", "password"], joint="-", form="{name}: {v}\n", name="password")
+@example(words=["prod", "key", "hunter"], joint="-", form='"{name}": "{v}"', name="api_key")
+@example(words=["my", "secret", "pass"], joint="_", form="{NAME}={v}", name="password")
+def test_a_passphrase_of_joined_words_is_masked_whatever_its_words(
+    words: list[str], joint: str, form: str, name: str
+) -> None:
+    # A passphrase is a secret whether or not one of its words names one; only words that
+    # are all a label's (``my-password``, ``api-key``) or say it is not real stand for one.
+    from skillopsd._redact import _PROSE_PARTS, _stands_for_one
+
+    phrase = joint.join(words)
+    assume(not _stands_for_one(phrase.encode()))
+    assume(not set(words) <= _LABEL_WORDS)
+    text = form.format(name=name, NAME=name.upper(), v=phrase)
+    if "'" not in form and '"' not in form and "=" not in form:
+        # Unquoted after ``:``: prose (``token: read-only``) may stand where a value goes.
+        assume(not any(w.encode() in _PROSE_PARTS for w in words))
+    assert phrase not in redact_text(text), (text, redact_text(text))
+    for line in _lines(text):
+        out = captured(line)
+        assert phrase.encode() not in out, out
+        assert re.search(rb"\[REDACTED", out)
