@@ -407,6 +407,168 @@ _RULES: tuple[_Rule, ...] = (
         check=_literal,
         word=_IDENT,
     ),
+    # More passwords on command lines: ``redis-cli -a``, ``mongosh -p``, OpenSSL's
+    # ``pass:<password>`` and ``enc -k``, ``az login -p``, ``zip -P``, ``7z -p<password>``,
+    # ``htpasswd -b file user <password>``, ``ssh-keygen -N <passphrase>``.
+    _rule(
+        "cli-password",
+        (b"redis-cli",),
+        rb"redis-cli(?=[\s\\'\"])[^\n|;&]{0,200}?\s-a\s+" + _ARG,
+        group=_ARG_GROUPS,
+        check=_literal,
+        word=_IDENT,
+    ),
+    _rule(
+        "cli-password",
+        (b"mongo",),
+        rb"mongo(?:sh|dump|restore|import|export|files|stat|top)?(?=[\s\\'\"])[^\n|;&]{0,200}?"
+        rb"\s(?:-p|--password)(?:=|\s+)(?!-)" + _ARG,
+        group=_ARG_GROUPS,
+        check=_literal,
+        word=_IDENT,
+    ),
+    _rule(
+        "cli-password",
+        (b"pass:",),
+        rb"-pass(?:in|out|word)?\s+(?:\\*[\"'])?pass:(?P<bare>[^\s'\"\\]{1,128})",
+        group="bare",
+        check=_literal,
+        word=None,
+    ),
+    _rule(
+        "cli-password",
+        (b"openssl",),
+        rb"openssl(?=[\s\\'\"])[^\n|;&]{0,200}?\s-k\s+" + _ARG,
+        group=_ARG_GROUPS,
+        check=_literal,
+        word=_IDENT,
+    ),
+    _rule(
+        "cli-password",
+        (b"login",),
+        rb"login\b[^\n|;&]{0,200}?\s(?:-p|--password)(?:=|\s+)" + _ARG,
+        group=_ARG_GROUPS,
+        check=_literal,
+        word=_IDENT,
+        before=rb"(?<![A-Za-z0-9_\-])az\s+",
+    ),
+    _rule(
+        "cli-password",
+        (b"zip ",),
+        rb"zip(?=[\s\\'\"])[^\n|;&]{0,200}?\s(?:-P|--password)\s+" + _ARG,
+        group=_ARG_GROUPS,
+        check=_literal,
+        word=_IDENT,
+    ),
+    _rule(
+        "cli-password",
+        (b"7z ", b"7za "),
+        rb"7za?(?=[\s\\'\"])[^\n|;&]{0,200}?\s-p" + _ARG,
+        group=_ARG_GROUPS,
+        check=_literal,
+        word=_IDENT,
+    ),
+    _rule(
+        "cli-password",
+        (b"htpasswd",),
+        rb"htpasswd\s+-[a-zA-Z]*b[a-zA-Z]*(?:\s+-[a-zA-Z]+)*\s+\S+\s+\S+\s+" + _ARG,
+        group=_ARG_GROUPS,
+        check=_literal,
+        word=_IDENT,
+    ),
+    _rule(
+        "cli-password",
+        (b"ssh-keygen",),
+        rb"ssh-keygen(?=[\s\\'\"])[^\n|;&]{0,200}?\s-N\s+" + _ARG,
+        group=_ARG_GROUPS,
+        check=_literal,
+        word=_IDENT,
+    ),
+    # A .netrc (and curl's ``--netrc-file``): ``machine host login user password <password>``.
+    *(
+        _rule(
+            "netrc",
+            (start,),
+            start.split()[0]
+            + rb"\s+(?:\S+\s+)?login\s+\S+\s+password\s+(?P<bare>[^\s'\"\\]{1,128})",
+            group="bare",
+            check=_literal,
+        )
+        for start in (b"machine", b"default login")
+    ),
+    # A secret handed over by the environment variable's name in code: PHP's ``define('DB_
+    # PASSWORD', '…')``, a default in ``os.getenv("API_KEY", "…")``, ``setdefault``,
+    # ``setenv``; and a Kubernetes container's ``- name: DB_PASSWORD`` / ``value: …``.
+    *(
+        _rule(
+            "env-secret",
+            triggers,
+            call + rb"\(\s*\\*[\"'][A-Za-z0-9_]*(?:PASSWORD|PASSWD|SECRET|TOKEN|KEY|PASS|PWD)"
+            rb"\\*[\"']\s*,\s*\\*[\"'](?P<v>[^\"'\\\n]{1,200})\\*[\"']",
+            group="v",
+            check=lambda value: _literal(value) and b"your " not in value.lower(),
+            word=None,
+        )
+        # ``get`` and ``fetch`` only on the environment: ``os.environ.get``, Ruby's ``ENV.fetch``.
+        for call, triggers in (
+            *(
+                (c, (c + b"(",))
+                for c in (b"define", b"getenv", b"setdefault", b"setenv", b"putenv")
+            ),
+            (b"get", (b"environ.get(", b"env.get(")),
+            (b"fetch", (b"env.fetch(",)),
+        )
+    ),
+    _rule(
+        "env-secret",
+        (b"value:",),
+        rb"name:[ \t]*\\*[\"']?[A-Z0-9_]*(?:PASSWORD|PASSWD|SECRET|TOKEN|KEY|PASS|PWD)"
+        rb"\\*[\"']?(?:[ \t\r\n]|\\+[nrt])+value:[ \t]*(?:\\*[\"'](?P<q>[^\"'\\\n]{1,200})\\*[\"']"
+        rb"|(?P<bare>[^\s\"'\\]{1,200}))",
+        group=("q", "bare"),
+        check=_literal,
+        word=None,
+    ),
+    # XML: ``<password>…</password>`` (Maven's settings.xml, .NET), and .NET's appSettings
+    # ``<add key="ApiKey" value="…"/>``.
+    _rule(
+        "xml-secret",
+        (b"password>", b"passwd>", b"secret>", b"token>", b"key>", b"passphrase>"),
+        rb"<(?P<tag>[a-z_.\-:]*(?:password|passwd|secret|token|apikey|api[_\-]key|access[_\-]key"
+        rb"|private[_\-]key|passphrase))>(?P<v>[^<\s][^<\n\\]{0,200})</(?P=tag)>",
+        lower=True,
+        group="v",
+        check=_literal,
+        word=None,
+    ),
+    _rule(
+        "xml-secret",
+        (b"value=",),
+        rb"key=\\*\"[a-z0-9_.:\-]*(?:password|passwd|secret|token|apikey|api[_\-]key|access[_\-]key"
+        rb"|private[_\-]key)[a-z0-9_.:\-]*\\*\"\s+value=\\*\"(?P<v>[^\"\\\n]{1,200})\\*\"",
+        lower=True,
+        group="v",
+        check=_literal,
+        word=None,
+    ),
+    # Basic credentials as a pair in code: ``auth=("admin", "…")``, ``HTTPBasicAuth("u", "…")``.
+    *(
+        _rule(
+            "basic-auth",
+            triggers,
+            start + rb"\s*\\*[\"'][^\"'\\\n]{1,64}"
+            rb"\\*[\"']\s*,\s*\\*[\"'](?P<v>[^\"'\\\n]{1,128})\\*[\"']",
+            lower=True,
+            group="v",
+            check=_literal,
+            word=word,
+        )
+        for triggers, start, word in (
+            ((b"auth=", b"auth ="), rb"auth\s*=\s*[(\[]", _IDENT),
+            ((b"basicauth(",), rb"basicauth\(", None),
+            ((b"digestauth(",), rb"digestauth\(", None),
+        )
+    ),
     # A secret given as a long option's value after a space (``--api-key <key>``,
     # ``--token <token>``): only a value that looks generated (a digit, 8 characters or more).
     _rule(
@@ -526,10 +688,11 @@ def _loose_secret(data: bytes, value: bytes, end: int, spaced_eq: bool, caps: bo
     With a digit it is (``password: hunter2``). So is a passphrase of three words or more
     joined by ``-``, wherever it stands. Otherwise only a value that ends its line, as a
     config file's does, can be one, and then only in a value's shape: words joined by ``-``
-    or ``_``, a word with symbols, a lowercase word (``password: supersecret`` in YAML) or
-    any word after a name in capitals (``POSTGRES_PASSWORD: postgres`` in a compose file),
-    unless it is a type or a word of prose (``password: required``). After a spaced ``=``
-    in lower case (code: ``token = access_token``) only words joined by ``-``. Code stays:
+    or ``_``, and after ``:`` a word with symbols, a lowercase word (``password: supersecret``
+    in YAML) or any word after a name in capitals (``POSTGRES_PASSWORD: Postgres`` in a
+    compose file), unless it is a type or a word of prose (``password: required``). After a
+    spaced ``=`` (code: ``token = access_token``, ``secret = value``) only joined words, and
+    in lower case only words joined by ``-``. Code stays:
     a call, a subscript, an attribute (``os.environ["X"]``, ``settings.TOKEN``), a
     variable or a type in camel case (``secret: clientSecret``, ``token: Token``)."""
     if _stands_for_one(value):
@@ -549,13 +712,9 @@ def _loose_secret(data: bytes, value: bytes, end: int, spaced_eq: bool, caps: bo
         if spaced_eq and not caps and b"-" not in value:
             return False
         return not any(w in _PROSE_PARTS for w in re.split(rb"[_\-]", value.lower()))
-    if value.lower() in _PROSE:
+    if spaced_eq or value.lower() in _PROSE:
         return False
-    if caps:
-        return True
-    if spaced_eq:
-        return False
-    return _CAMEL.fullmatch(value) is None
+    return caps or _CAMEL.fullmatch(value) is None
 
 
 # A quoted value runs to its closing quote (``password = "correct horse battery staple"``
@@ -580,7 +739,7 @@ def _named_secret(data: bytes, at: int, after: int, tail: re.Match[bytes], end: 
     caps = _caps_name(data, at, after)
     if tail.group("loose") is not None:
         sep = tail.group("loose")
-        return _loose_secret(data, value, end, b"=" in sep and b":" not in sep, caps)
+        return _loose_secret(data, value, end, b"=" in sep, caps)
     if (
         tail.group("eq") is not None
         and not caps
@@ -638,6 +797,40 @@ _VALUE = rb"[^\s\"'\\,;&<>{}\[\]()]"
 # the exact rule saw five bytes and would have masked them: the line was never redacted.
 _LATIN1 = re2.Options()
 _LATIN1.encoding = re2.Options.Encoding.LATIN1
+# What follows a secret's name where _named_spans may mask its value: ``=value``, a quoted
+# value, a value with a digit or of three joined words, joined words that end the line, or
+# after ``:`` any value that ends it. (Measured: a group per case of the name made RE2's
+# automaton grow, and screening ran 1.5x slower.)
+_NAMED_VALUE = (
+    rb"(?:={v}{{4}}|{sep}(?:\\*[\"']{v}{{4}}|{v}*[0-9]|[a-z]+-[a-z]+-[a-z]"
+    rb"|[a-z]+[_\-][a-z]+{v}*{end})|{ws}*:{ws}*{v}{{4,}}{end})"
+)
+for _part, _with in (
+    (b"{v}", _VALUE),
+    (b"{sep}", _NAME_SEP),
+    (b"{end}", _LINE_END_RE2),
+    (b"{ws}", _WS),
+):
+    _NAMED_VALUE = _NAMED_VALUE.replace(_part, _with)
+_NAMED_VALUE = _NAMED_VALUE.replace(b"{{", b"{").replace(b"}}", b"}")
+
+# Secrets named elsewhere on their line: tools' options, .netrc, environment names in code
+# and Kubernetes, XML, credential pairs. ``{ws}`` is whitespace within a line.
+_ELSEWHERE = (
+    rb"|redis-cli[^|;&\n]*{ws}-a{ws}|mongo[^|;&\n]*{ws}(?:-p|--password)[ =]"
+    rb"|-pass(?:in|out|word)?{ws}+\\*[\"']?pass:|openssl[^|;&\n]*{ws}-k{ws}"
+    rb"|(?:^|[\s\"'(;&|])(?:zip[^|;&\n]*{ws}(?:-p|--password){ws}|7za?{ws}[^|;&\n]*{ws}-p)"
+    rb"|htpasswd{ws}+-[a-z]*b|ssh-keygen[^|;&\n]*{ws}-n{ws}"
+    rb"|login{ws}+[^\s]+{ws}+password{ws}"
+    rb"|(?:define|getenv|setdefault|setenv|putenv|get|fetch)\({ws}*\\*[\"']"
+    rb"[a-z0-9_]*(?:password|passwd|secret|token|key|pass|pwd)\\*[\"']{ws}*,{ws}*\\*[\"'][^\"'\\]"
+    rb"|name:{ws}*\\*[\"']?[a-z0-9_]*(?:password|passwd|secret|token|key|pass|pwd)"
+    rb"\\*[\"']?(?:[ \t\r\n]|\\+[nrt])+value:"
+    rb"|<[a-z_.\-:]*(?:password|passwd|secret|token|apikey|api[_\-]key|access[_\-]key"
+    rb"|private[_\-]key|passphrase)>[^<\s]"
+    rb"|key=\\*\"[a-z0-9_.:\-]*(?:password|passwd|secret|token|key)[a-z0-9_.:\-]*\\*\"{ws}+value="
+    rb"|(?:auth{ws}*={ws}*[(\[]|basicauth\(|digestauth\(){ws}*\\*[\"']"
+).replace(b"{ws}", _WS)
 _PREFILTER = re2.compile(
     rb"(?i)-----begin [a-z0-9 ]{0,40}private key"
     rb"|sk-[a-z0-9_\-]{20,}|gh[pousr]_[a-z0-9]{30,}|github_pat_[a-z0-9_]{30,}"
@@ -660,8 +853,15 @@ _PREFILTER = re2.compile(
     + rb"*token"
     + _WS
     + rb"|(?:mysql|mariadb|sshpass)[a-z\-]*[\s\\'\"]"
-    rb"|(?:docker|podman|nerdctl|buildah|skopeo|registry|oras)" + _WS + rb"+login"
-    rb"|(?:^|\s)(?:-[a-z]{0,3}u" + _WS + rb"*|--user[= ]" + _WS + rb"*)"
+    rb"|(?:docker|podman|nerdctl|buildah|skopeo|registry|oras|az)"
+    + _WS
+    + rb"+login"
+    + _ELSEWHERE
+    + rb"|(?:^|\s)(?:-[a-z]{0,3}u"
+    + _WS
+    + rb"*|--user[= ]"
+    + _WS
+    + rb"*)"
     rb"(?:'|\\*\")?[^\s:'\"\\]+:"
     rb"[^\s'\"\\@]"
     rb"|--(?:token|auth|auth-token|api-key|apikey|access-token|password|passwd|secret"
@@ -673,20 +873,7 @@ _PREFILTER = re2.compile(
     rb"|(?:api|access|private|account|secret|signing|master)"
     rb"[_\- ]?key|(?:[_\-]|db)pass)(?:\\*[\"']\]?)?"
     rb"(?:" + _WS + rb"*:" + _WS + rb"*[a-z_][a-z0-9_.\[\]|?]{0,40}"
-    rb"(?:" + _WS + rb"*\|" + _WS + rb"*[a-z_][a-z0-9_]{0,20})?)?"
-    rb"(?:="
-    + _VALUE
-    + rb"{4}|"
-    + _NAME_SEP
-    + rb"(?:\\*[\"']"
-    + _VALUE
-    + rb"{4}|"
-    + _VALUE
-    + rb"*[0-9]|[a-z]+-[a-z]+-[a-z]|"
-    + _VALUE
-    + rb"{4,}"
-    + _LINE_END_RE2
-    + rb"))",
+    rb"(?:" + _WS + rb"*\|" + _WS + rb"*[a-z_][a-z0-9_]{0,20})?)?" + _NAMED_VALUE,
     _LATIN1,
 )
 _MASK = re.compile(rb"\[REDACTED(?::[a-z\-]+)?\]")
