@@ -72,6 +72,9 @@ def _store_errors() -> Iterator[None]:
         raise UsageFailure(str(exc)) from exc
     except (LogError, apsw.Error) as exc:
         raise UsageFailure(f"store error, nothing changed: {exc}") from exc
+    except OSError as exc:  # the skill's folder or a live file cannot be written
+        where = f"{exc.filename}: " if exc.filename else ""
+        raise UsageFailure(f"{where}{exc.strerror or exc}") from exc
 
 
 def _run(app: AppContext, action: Callable[[Database], T]) -> T:
@@ -90,9 +93,17 @@ def _sync(app: AppContext, skill: str, settle: float = DEFAULT_SETTLE_SECONDS) -
         return report
 
 
+# Agent Skills' own limit on a name (it also becomes a folder name, at most 255 bytes).
+MAX_NAME = 64
+
+
 def _check_name(name: str) -> None:
     if not name or name.startswith(".") or not set(name) <= _NAME_CHARS:
         raise UsageFailure(f"skill name {name!r}: use letters, digits, '.', '_', '-', ':'")
+    if len(name) > MAX_NAME:
+        raise UsageFailure(
+            f"skill name {name[:20]}… is {len(name)} characters long: at most {MAX_NAME}"
+        )
 
 
 def _say(report: SyncReport) -> None:
