@@ -83,6 +83,19 @@ def _basic_credentials(value: bytes) -> bool:
     return b":" in decoded
 
 
+def _user_password(value: bytes) -> bool:
+    """Whether ``value`` is base64 of ``user:password`` in text (Docker's ``"auth"``,
+    npm's ``_auth``): stricter than after ``Basic``, since ``auth`` alone is an ordinary
+    word in code (``auth: authMethod``) whose value may decode to bytes by chance."""
+    try:
+        decoded = base64.b64decode(value + b"=" * (-len(value) % 4), validate=True)
+        text = decoded.decode()
+    except (binascii.Error, ValueError):
+        return False
+    user, colon, password = text.partition(":")
+    return bool(colon and user and password) and text.isprintable()
+
+
 class _Rule(msgspec.Struct, frozen=True):
     """One family's exact pattern; only ``group`` (a group name, the first of several that
     took part in the match, or the whole match) is masked."""
@@ -156,15 +169,24 @@ _LABEL = re.compile(
 # names what it stands for. Only for unquoted values that read as code, never for a quoted one.
 _IDENT_LABEL = re.compile(
     rb"(?i)(?:[a-z]+[_\-])*(?:tests?|fake|dummy|example|sample|change|placeholder|mock|stub"
-    rb"|redacted|default|token|secret|key|password|passwd|pass)(?:[_\-][a-z]+)*"
+    rb"|redacted|default|token|secret|key|password|passwd|pass|credentials?|creds?)(?:[_\-][a-z]+)*"
+)
+
+
+# A type written where the value goes: an API's example body (``{"password": "string"}``),
+# a schema (``"credentials": "boolean?"``).
+_TYPE = re.compile(
+    rb"(?i)(?:string|str|bool|boolean|int|integer|number|float|bytes|object|any|text|secret"
+    rb"|uuid|null|none)(?:\?|\[\])?"
 )
 
 
 def _stands_for_one(value: bytes) -> bool:
     """Whether a value written where a secret goes stands for one rather than being one: a
-    variable, a template, a placeholder, a filler, a label, a number."""
+    variable, a template, a placeholder, a filler, a label, a type, a number."""
     return (
         _PLACEHOLDER.match(value) is not None
+        or _TYPE.fullmatch(value) is not None
         or _STANDS_IN.fullmatch(value) is not None
         or _LABEL.fullmatch(value) is not None
         or value.isdigit()
@@ -318,6 +340,17 @@ _RULES: tuple[_Rule, ...] = (
         group="v",
         check=_basic_credentials,
         word=None,
+    ),
+    # Docker's and Podman's ``config.json`` (``"auths": {"host": {"auth": "…"}}``), npm's
+    # ``_auth=…``: base64 of ``user:password`` after a key named ``auth``.
+    _rule(
+        "basic-auth",
+        (b"auth",),
+        rb"_?auth\\*[\"']?[ \t]*[:=][ \t]*\\*[\"']?(?P<v>[a-z0-9+/]{8,}={0,2})(?![a-z0-9+/=])",
+        lower=True,
+        group="v",
+        check=_user_password,
+        word=_IDENT,
     ),
     _rule(
         "bearer",
@@ -620,7 +653,20 @@ _RULES: tuple[_Rule, ...] = (
 #   (``password=db_password``, a keyword argument) is code: it needs only name a secret.
 # - loose, unquoted after ``:``, ``=``, ``:=`` or ``=>`` with spaces (YAML, INI, prose, logs,
 #   type hints, code): see :func:`_loose_secret`.
-_NAMES = (b"password", b"passwd", b"passphrase", b"pwd", b"secret", b"token", b"key", b"pass")
+_NAMES = (
+    b"password",
+    b"passwd",
+    b"passphrase",
+    b"pwd",
+    b"secret",
+    b"token",
+    b"key",
+    b"pass",
+    b"credential",
+    b"credentials",
+)
+# Names whose value, all digits, is a PIN or a weak password rather than a count or a port.
+_PASSWORD_NAMES = frozenset((b"password", b"passwd", b"passphrase", b"pwd", b"pass"))
 # ``key`` and ``pass`` alone are ordinary words: they count only after one of these.
 _PREFIXES = {
     b"key": (b"api", b"access", b"private", b"account", b"secret", b"signing", b"master"),
@@ -634,7 +680,9 @@ _TAIL = re.compile(
     rb"(?:\\*[\"']\]?)?"
     rb"(?:(?P<eq>=)|(?:\s*:\s*[a-z_][a-z0-9_.\[\]|?]{0,40}(?:\s*\|\s*[a-z_][a-z0-9_]{0,20})?)?"
     rb"\s*(?::=|=>|[:=])\s*(?P<q>\\*[\"'])|(?P<loose>\s*(?::=|=>|[:=])\s*))"
-    rb"(?P<v>[^\s\"'\\,;&<>{}\[\]()]{4,})"
+    # Quoted, the value runs to its closing quote whatever it holds (``"my secret"``), found
+    # by :func:`_closing_quote`; here only its first word.
+    rb"(?P<v>[^\s\"'\\,;&<>{}\[\]()](?(q)[^\s\"'\\,;&<>{}\[\]()]*|[^\s\"'\\,;&<>{}\[\]()]{3,}))"
 )
 _NAME_CHAR = frozenset(b"abcdefghijklmnopqrstuvwxyz0123456789")
 # What may follow a value that ends its line: the line's end (raw or escaped in JSON), the
@@ -682,7 +730,52 @@ def _caps_name(data: bytes, at: int, after: int) -> bool:
     return key.upper() == key
 
 
-def _loose_secret(data: bytes, value: bytes, end: int, spaced_eq: bool, caps: bool) -> bool:
+# A section header on a line of its own (``[client]`` in my.cnf, ``[database]`` in an INI or
+# TOML file): the ``name = value`` lines under it are settings, not code.
+_SECTION = re.compile(
+    rb"(?:\A|\n|\\n|\")[ \t]*\[[A-Za-z0-9_.\- \"]{1,64}\][ \t]*(?:\r?\n|(?:\\+r)?\\+n)"
+)
+_SECTION_REACH = 4096
+# A value in a password's shape among symbols (``P@ss!word``), not an expression.
+_SYMBOLS = frozenset(b"@#%^!~$*")
+_WORD_OR_SYMBOL = _IDENT | _SYMBOLS
+
+
+def _line_start(data: bytes, at: int) -> int:
+    """Where the line holding ``at`` starts, after a raw or a JSON-escaped newline."""
+    raw = data.rfind(b"\n", 0, at) + 1
+    escaped = data.rfind(b"\\n", 0, at)
+    return max(raw, escaped + 2 if escaped >= 0 else 0)
+
+
+def _ini_setting(data: bytes, at: int) -> bool:
+    """Whether the name at ``at`` opens its line under a section header, as in INI files."""
+    start = _line_start(data, at)
+    if (
+        data[start:at]
+        .strip(b" \t")
+        .strip(b"_-.abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+    ):
+        return False
+    return _SECTION.search(data, max(0, start - _SECTION_REACH), start + 1) is not None
+
+
+# One lower-case letter between capitals (``NvD`` in ``wAwaIINYNvDMbZoO``): no name in code is
+# written so, in camel case with acronyms or not (``parseHTTPResponse``, ``getXMLHttpRequest``).
+_RANDOM_CASE = re.compile(rb"[A-Z][a-z][A-Z]")
+
+
+def _random_word(value: bytes) -> bool:
+    """A word no code would name a thing: random case (``wAwaIINYNvDMbZoO``) or letters among
+    password symbols (``P@ss!word``), starting with a letter."""
+    if not value[:1].isalpha() or not all(c in _WORD_OR_SYMBOL for c in value):
+        return False
+    return any(c in _SYMBOLS for c in value) or _RANDOM_CASE.search(value) is not None
+
+
+def _loose_secret(
+    data: bytes, at: int, value: bytes, end: int, spaced_eq: bool, caps: bool
+) -> bool:
     """Whether an unquoted value after a secret's name and ``:`` or a spaced ``=`` is one.
 
     With a digit it is (``password: hunter2``). So is a passphrase of three words or more
@@ -691,8 +784,9 @@ def _loose_secret(data: bytes, value: bytes, end: int, spaced_eq: bool, caps: bo
     or ``_``, and after ``:`` a word with symbols, a lowercase word (``password: supersecret``
     in YAML) or any word after a name in capitals (``POSTGRES_PASSWORD: Postgres`` in a
     compose file), unless it is a type or a word of prose (``password: required``). After a
-    spaced ``=`` (code: ``token = access_token``, ``secret = value``) only joined words, and
-    in lower case only words joined by ``-``. Code stays:
+    spaced ``=`` (code: ``token = access_token``, ``secret = value``) joined words, and in
+    lower case only words joined by ``-``, and a word no code would name a thing
+    (:func:`_random_word`), or any word in a setting under an INI section. Code stays:
     a call, a subscript, an attribute (``os.environ["X"]``, ``settings.TOKEN``), a
     variable or a type in camel case (``secret: clientSecret``, ``token: Token``)."""
     if _stands_for_one(value):
@@ -712,8 +806,10 @@ def _loose_secret(data: bytes, value: bytes, end: int, spaced_eq: bool, caps: bo
         if spaced_eq and not caps and b"-" not in value:
             return False
         return not any(w in _PROSE_PARTS for w in re.split(rb"[_\-]", value.lower()))
-    if spaced_eq or value.lower() in _PROSE:
+    if value.lower() in _PROSE:
         return False
+    if spaced_eq:
+        return _random_word(value) or _ini_setting(data, at)
     return caps or _CAMEL.fullmatch(value) is None
 
 
@@ -723,31 +819,40 @@ def _loose_secret(data: bytes, value: bytes, end: int, spaced_eq: bool, caps: bo
 _QUOTED_MAX = 256
 
 
-def _closing_quote(data: bytes, end: int, quote: bytes) -> int:
+def _closing_quote(data: bytes, end: int, quote: bytes) -> int | None:
     close = data.find(quote, end, end + _QUOTED_MAX)
     # A quote escaped more than the opening one is inside the value.
     while close > 0 and quote[-1:] == b'"' and data[close - 1] == ord("\\"):
         close = data.find(quote, close + 1, end + _QUOTED_MAX)
     if close < 0 or b"\\n" in data[end:close] or b"\n" in data[end:close]:
-        return end
+        return None
     return close
 
 
 def _named_secret(data: bytes, at: int, after: int, tail: re.Match[bytes], end: int) -> bool:
     """Whether the value ``tail`` found after the name at ``data[at:after]`` is a secret."""
     value = data[tail.start("v") : end]
+    if (
+        tail.group("q") is None
+        and data[end : end + 1] == b"("
+        and (_IDENTIFIER.fullmatch(value) or _DOTTED.fullmatch(value))
+    ):
+        return False  # a call: ``credentials = standard_b64encode(…)``
+    if len(value) >= 4 and value.isdigit() and data[at:after].lower() in _PASSWORD_NAMES:
+        return True  # a PIN or a weak password: ``password: 123456``
     caps = _caps_name(data, at, after)
     if tail.group("loose") is not None:
         sep = tail.group("loose")
-        return _loose_secret(data, value, end, b"=" in sep, caps)
+        return _loose_secret(data, at, value, end, b"=" in sep, caps)
     if (
         tail.group("eq") is not None
         and not caps
-        and _IDENTIFIER.fullmatch(value)
-        and _IDENT_LABEL.fullmatch(value)
+        and (_IDENTIFIER.fullmatch(value) or _DOTTED.fullmatch(value))
+        and _IDENT_LABEL.fullmatch(value.rsplit(b".", 1)[-1])
         and _ARGUMENT_END.match(data, end) is not None
     ):
-        return False  # a keyword argument: ``connect(password=db_password)``
+        # A keyword argument: ``connect(password=db_password)``, ``(token=self.token)``.
+        return False
     return not _stands_for_one(value)
 
 
@@ -776,7 +881,11 @@ def _named_spans(data: bytes, lowered: bytes) -> list[tuple[int, int, bytes]]:
             ):
                 start, end = tail.span("v")
                 if tail.group("q") is not None:
-                    end = _closing_quote(data, end, tail.group("q"))
+                    close = _closing_quote(data, end, tail.group("q"))
+                    end = end if close is None else close
+                if end - start < 4:
+                    at = lowered.find(name, after)
+                    continue  # too short to tell (``"pwd": "a b"``)
                 if _named_secret(data, at, after, tail, end):
                     spans.append((start, end, b"[REDACTED]"))
             at = lowered.find(name, after)
@@ -802,8 +911,8 @@ _LATIN1.encoding = re2.Options.Encoding.LATIN1
 # after ``:`` any value that ends it. (Measured: a group per case of the name made RE2's
 # automaton grow, and screening ran 1.5x slower.)
 _NAMED_VALUE = (
-    rb"(?:={v}{{4}}|{sep}(?:\\*[\"']{v}{{4}}|{v}*[0-9]|[a-z]+-[a-z]+-[a-z]"
-    rb"|[a-z]+[_\-][a-z]+{v}*{end})|{ws}*:{ws}*{v}{{4,}}{end})"
+    rb"(?:={v}{{4}}|{sep}(?:\\*[\"']{v}[^\"'\\\r\n]{{3}}|{v}*[0-9]|[a-z]+-[a-z]+-[a-z]"
+    rb"|[a-z]+[_\-][a-z]+{v}*{end})|{sep}{v}{{4,}}{end})"
 )
 for _part, _with in (
     (b"{v}", _VALUE),
@@ -843,6 +952,7 @@ _PREFILTER = re2.compile(
     rb"|do[por]_v1_[a-f0-9]{64}|pypi-ag[a-z0-9_\-]{50}|dckr_pat_[a-z0-9_\-]{20}"
     rb"|shp(?:at|ca|pa|ss)_[a-f0-9]{32}|[0-9]{8}:aa[a-z0-9_\-]{33}"
     rb"|://[a-z0-9._~%!$&*+;=\-]{0,64}:[^\s/@:\"'\\\[\]<>]{1,200}@"
+    rb"|auth\\*[\"']?" + _SEP + rb"\\*[\"']?[a-z0-9+/]{8}"
     rb"|basic" + _WS + rb"+[a-z0-9+/]{8}|bearer" + _WS + rb"+[a-z0-9\-._~+/]{16,}"
     rb"|sig=[a-z0-9%+/=]{20}"
     rb"|gocspx-|key-[0-9a-f]{32}|hv[sbr]\.[a-z0-9_\-]{24}|/api/webhooks/[0-9]{17}"
@@ -870,7 +980,7 @@ _PREFILTER = re2.compile(
     + _VALUE
     + rb"{8}"
     + rb"|(?:password|passwd|passphrase|pwd|secret|token"
-    rb"|(?:api|access|private|account|secret|signing|master)"
+    rb"|credentials?|(?:api|access|private|account|secret|signing|master)"
     rb"[_\- ]?key|(?:[_\-]|db)pass)(?:\\*[\"']\]?)?"
     rb"(?:" + _WS + rb"*:" + _WS + rb"*[a-z_][a-z0-9_.\[\]|?]{0,40}"
     rb"(?:" + _WS + rb"*\|" + _WS + rb"*[a-z_][a-z0-9_]{0,20})?)?" + _NAMED_VALUE,

@@ -161,6 +161,33 @@ MASKED: list[tuple[str, str]] = [
     ("set the token: s3cr3t-t0ken and retry", "s3cr3t-t0ken"),
     ('INFO connecting with {"user": "app", "password": "blue-otter-lamp"}', "blue-otter-lamp"),
     ("DEBUG env PASSWORD=marmalade HOST=db", "marmalade"),
+    # Reviewer finding F2: a value after a secret's name whatever characters it holds.
+    (
+        "services:\n  db:\n    environment:\n      POSTGRES_PASSWORD: wAwaIINYNvDMbZoO\n",
+        "wAwaIINYNvDMbZoO",
+    ),
+    ("DB_PASSWORD: wAwaIINYNvDMbZoO", "wAwaIINYNvDMbZoO"),
+    ("GITHUB_TOKEN: wAwaIINYNvDMbZoO", "wAwaIINYNvDMbZoO"),
+    ("password: correcthorsebatterystaple", "correcthorsebatterystaple"),
+    ("password = wAwaIINYNvDMbZoO", "wAwaIINYNvDMbZoO"),
+    ("password = P@ss!word", "P@ss!word"),
+    ("secret_key = qWeRtYuIoP", "qWeRtYuIoP"),
+    ("[client]\nuser = root\npassword = hunter\n", "hunter"),
+    ("[database]\nhost = db\n  db_password = letmein # prod\n", "letmein"),
+    ("password: 123456", "123456"),
+    ('"pwd": "0000"', "0000"),
+    ('"password": "my secret"', "my secret"),
+    ('"password": "no (really) secret"', "no (really) secret"),
+    ('credentials: "aB3xYzzq"', "aB3xYzzq"),
+    ('"credential": "wAwaIINYNvDMbZoO"', "wAwaIINYNvDMbZoO"),
+    ('"auth": "bXl1c2VyOkI4ZEUzeEtKbThHQUYw"', "bXl1c2VyOkI4ZEUzeEtKbThHQUYw"),
+    (
+        '{\n  "auths": {\n    "registry.example.com": {\n'
+        '      "auth": "ZGVwbG95OkI4ZEUzeEtKbThHQUYw"\n    }\n  }\n}',
+        "ZGVwbG95OkI4ZEUzeEtKbThHQUYw",
+    ),
+    ("_auth = ZGVwbG95OkI4ZEUzeEtKbThHQUYw", "ZGVwbG95OkI4ZEUzeEtKbThHQUYw"),
+    ("//registry.npmjs.org/:_auth=ZGVwbG95OkI4ZEUzeEtKbThHQUYw", "ZGVwbG95OkI4ZEUzeEtKbThHQUYw"),
 ]
 
 KEPT: list[str] = [
@@ -296,6 +323,29 @@ KEPT: list[str] = [
     "requests.get(url, auth=(user, password))",
     "zip -r archive.zip src",
     "redis-cli -h cache PING",
+    # F2's class, the other way: code, schemas, prose and placeholders after the same names.
+    "connect(password=self.password)",
+    "f(credentials=to_http_credentials(x))",
+    "credentials = standard_b64encode(data)",
+    "password = base64.b16encode(raw)",
+    "token = parseHTTPResponse",
+    "secret = mySecret",
+    "password = pw",
+    "x = 1\npassword = quux",
+    '{"username": "string", "password": "string"}',
+    '"credentials": "boolean?"',
+    "persist-credentials: true",
+    "c.Auth = retryAuth",
+    "auth: authMethod",
+    '"auth": "ZGVwbG95"',
+    "auth: scram-sha-256",
+    "token: 3600",
+    "[client]\npassword = ${DB_PASSWORD}\n",
+    "[client]\npassword = secret\n",
+    "password: <password>",
+    "password: changeme",
+    '"pwd": "a b"',
+    "x = 'password: a' + y",
 ]
 
 
