@@ -169,7 +169,7 @@ _LABEL = re.compile(
 # names what it stands for. Only for unquoted values that read as code, never for a quoted one.
 _IDENT_LABEL = re.compile(
     rb"(?i)(?:[a-z]+[_\-])*(?:tests?|fake|dummy|example|sample|change|placeholder|mock|stub"
-    rb"|redacted|default|token|secret|key|password|passwd|pass|credentials?|creds?)(?:[_\-][a-z]+)*"
+    rb"|redacted|default|token|secret|key|password|passwd|pass|pwd|passphrase|credentials?|creds?)(?:[_\-][a-z]+)*"
 )
 
 
@@ -346,7 +346,7 @@ _RULES: tuple[_Rule, ...] = (
     _rule(
         "basic-auth",
         (b"auth",),
-        rb"_?auth\\*[\"']?[ \t]*[:=][ \t]*\\*[\"']?(?P<v>[a-z0-9+/]{8,}={0,2})(?![a-z0-9+/=])",
+        rb"_?auth\\*[\"']?[ \t]*[:=][ \t]*\\*[\"']?(?P<v>[a-z0-9+/]{6,}={0,2})(?![a-z0-9+/=])",
         lower=True,
         group="v",
         check=_user_password,
@@ -566,9 +566,12 @@ _RULES: tuple[_Rule, ...] = (
     # ``<add key="ApiKey" value="…"/>``.
     _rule(
         "xml-secret",
-        (b"password>", b"passwd>", b"secret>", b"token>", b"key>", b"passphrase>"),
+        (
+            *(b"password>", b"passwd>", b"secret>", b"token>", b"key>", b"passphrase>"),
+            *(b"pwd>", b"credential>", b"credentials>"),
+        ),
         rb"<(?P<tag>[a-z_.\-:]*(?:password|passwd|secret|token|apikey|api[_\-]key|access[_\-]key"
-        rb"|private[_\-]key|passphrase))>(?P<v>[^<\s][^<\n\\]{0,200})</(?P=tag)>",
+        rb"|private[_\-]key|passphrase|pwd|credentials?))>(?P<v>[^<\s][^<\n\\]{0,200})</(?P=tag)>",
         lower=True,
         group="v",
         check=_literal,
@@ -761,8 +764,13 @@ def _ini_setting(data: bytes, at: int) -> bool:
 
 
 # One lower-case letter between capitals (``NvD`` in ``wAwaIINYNvDMbZoO``): no name in code is
-# written so, in camel case with acronyms or not (``parseHTTPResponse``, ``getXMLHttpRequest``).
-_RANDOM_CASE = re.compile(rb"[A-Z][a-z][A-Z]")
+# written so, in camel case with acronyms or not (``parseHTTPResponse``, ``getXMLHttpRequest``),
+# unless the two letters are a word of their own (``userIdToken``, ``getDbPassword``).
+_RANDOM_CASE = re.compile(rb"(?=([A-Z][a-z])[A-Z])")
+_TWO_LETTER_WORDS = frozenset(
+    b"Db Id Io Ui Os Ok Js Ts Go Rx Tx Ip Op Vm Ai Ml Qa Pr Ci Cd Fs Ws Ns Pk Fk Ux Gb Mb Kb"
+    b" Tb Is As At By Do If In It My No Of On Or So To Up Us We Me Be An Ex Re Un Xy".split()
+)
 
 
 def _random_word(value: bytes) -> bool:
@@ -770,7 +778,9 @@ def _random_word(value: bytes) -> bool:
     password symbols (``P@ss!word``), starting with a letter."""
     if not value[:1].isalpha() or not all(c in _WORD_OR_SYMBOL for c in value):
         return False
-    return any(c in _SYMBOLS for c in value) or _RANDOM_CASE.search(value) is not None
+    return any(c in _SYMBOLS for c in value) or any(
+        m.group(1) not in _TWO_LETTER_WORDS for m in _RANDOM_CASE.finditer(value)
+    )
 
 
 def _loose_secret(
@@ -810,7 +820,7 @@ def _loose_secret(
         return False
     if spaced_eq:
         return _random_word(value) or _ini_setting(data, at)
-    return caps or _CAMEL.fullmatch(value) is None
+    return caps or _CAMEL.fullmatch(value) is None or _random_word(value)
 
 
 # A quoted value runs to its closing quote (``password = "correct horse battery staple"``
@@ -936,7 +946,7 @@ _ELSEWHERE = (
     rb"|name:{ws}*\\*[\"']?[a-z0-9_]*(?:password|passwd|secret|token|key|pass|pwd)"
     rb"\\*[\"']?(?:[ \t\r\n]|\\+[nrt])+value:"
     rb"|<[a-z_.\-:]*(?:password|passwd|secret|token|apikey|api[_\-]key|access[_\-]key"
-    rb"|private[_\-]key|passphrase)>[^<\s]"
+    rb"|private[_\-]key|passphrase|pwd|credentials?)>[^<\s]"
     rb"|key=\\*\"[a-z0-9_.:\-]*(?:password|passwd|secret|token|key)[a-z0-9_.:\-]*\\*\"{ws}+value="
     rb"|(?:auth{ws}*={ws}*[(\[]|basicauth\(|digestauth\(){ws}*\\*[\"']"
 ).replace(b"{ws}", _WS)
@@ -952,7 +962,7 @@ _PREFILTER = re2.compile(
     rb"|do[por]_v1_[a-f0-9]{64}|pypi-ag[a-z0-9_\-]{50}|dckr_pat_[a-z0-9_\-]{20}"
     rb"|shp(?:at|ca|pa|ss)_[a-f0-9]{32}|[0-9]{8}:aa[a-z0-9_\-]{33}"
     rb"|://[a-z0-9._~%!$&*+;=\-]{0,64}:[^\s/@:\"'\\\[\]<>]{1,200}@"
-    rb"|auth\\*[\"']?" + _SEP + rb"\\*[\"']?[a-z0-9+/]{8}"
+    rb"|auth\\*[\"']?" + _SEP + rb"\\*[\"']?[a-z0-9+/]{6}"
     rb"|basic" + _WS + rb"+[a-z0-9+/]{8}|bearer" + _WS + rb"+[a-z0-9\-._~+/]{16,}"
     rb"|sig=[a-z0-9%+/=]{20}"
     rb"|gocspx-|key-[0-9a-f]{32}|hv[sbr]\.[a-z0-9_\-]{24}|/api/webhooks/[0-9]{17}"
