@@ -132,7 +132,7 @@ def _rule(
 # placeholder, an environment variable's name, a path.
 # A value holding a regular expression (``sed 's/api_key=.*/…/'``) or a mask is not one either.
 _PLACEHOLDER = re.compile(
-    rb"[$<{`~/+]|\*\*|\./|%[a-z]|(?i:your)[_\-]|.*(?:\.\.\.|xxx|\*\*\*)|.*`$"
+    rb"[$<{`~/+]|\*\*|\./|%[a-z]|(?i:your)[_\-]|.*(?:\.\.\.|\xe2\x80\xa6|xxx|\*\*\*)|.*`$"
     rb"|[A-Z]+(?:_[A-Z0-9]+)*$|.*\.\*|(?i:.*redacted)"
 )
 # Words that say a value is not a real one: a test value, an example, a filler, a null.
@@ -177,7 +177,13 @@ _IDENT_LABEL = re.compile(
 # a schema (``"credentials": "boolean?"``).
 _TYPE = re.compile(
     rb"(?i)(?:string|str|bool|boolean|int|integer|number|float|bytes|object|any|text|secret"
-    rb"|uuid|null|none)(?:\?|\[\])?"
+    rb"|uuid|null|none|true|false)(?:\?|\[\])?"
+)
+# A name in camel case ending in what it names (``challengePassword``, ``_RSAPrivateKey``
+# quoted as a type), or a colour (``Token: "#f8f8f2"`` in a syntax-highlighting theme).
+_CAMEL_LABEL = re.compile(
+    rb"_*[A-Za-z0-9]{6,}(?:Password|Passwd|Secret|Token|Key|Credential)s?"
+    rb"|#(?:[0-9A-Fa-f]{3}){1,2}(?:[0-9A-Fa-f]{2})?"
 )
 
 
@@ -187,6 +193,7 @@ def _stands_for_one(value: bytes) -> bool:
     return (
         _PLACEHOLDER.match(value) is not None
         or _TYPE.fullmatch(value) is not None
+        or _CAMEL_LABEL.fullmatch(value) is not None
         or _STANDS_IN.fullmatch(value) is not None
         or _LABEL.fullmatch(value) is not None
         or value.isdigit()
@@ -207,6 +214,13 @@ def _literal(value: bytes) -> bool:
     """Whether a value given on a command line or in an environment name is a literal
     secret rather than a placeholder, a variable or a word."""
     return not _stands_for_one(value) and b"://" not in value
+
+
+def _xml_value(value: bytes) -> bool:
+    """A :func:`_literal` that is not a sentence, as templates put between the tags
+    (``<passphrase>optional; leave empty if not used.</passphrase>``)."""
+    sentence = b" " in value and (value.rstrip().endswith(b".") or b"; " in value)
+    return _literal(value) and not sentence
 
 
 def _literal_token(value: bytes) -> bool:
@@ -574,7 +588,7 @@ _RULES: tuple[_Rule, ...] = (
         rb"|private[_\-]key|passphrase|pwd|credentials?))>(?P<v>[^<\s][^<\n\\]{0,200})</(?P=tag)>",
         lower=True,
         group="v",
-        check=_literal,
+        check=_xml_value,
         word=None,
     ),
     _rule(
@@ -711,7 +725,9 @@ _PROSE = frozenset(
     b" configured found ignored removed deleted reset same supplied inherited auto automatic"
     b" manual prompt prompted stdin env environment file keyring keychain vault pending"
     b" success failed failure error unchanged verified ok okay given used needs see below"
-    b" above here there later elsewhere only optional mandatory unused unavailable".split()
+    b" above here there later elsewhere only optional mandatory unused unavailable"
+    # Sources in /etc/nsswitch.conf (``passwd: files systemd``).
+    b" files compat systemd ldap nis nisplus sss winbind".split()
 )
 # Words of prose compounds (``token: read-only``, ``secret: auto-generated``).
 _PROSE_PARTS = _PROSE | frozenset(
@@ -784,7 +800,7 @@ def _random_word(value: bytes) -> bool:
 
 
 def _loose_secret(
-    data: bytes, at: int, value: bytes, end: int, spaced_eq: bool, caps: bool
+    data: bytes, at: int, value: bytes, end: int, spaced_eq: bool, caps: bool, tight: bool
 ) -> bool:
     """Whether an unquoted value after a secret's name and ``:`` or a spaced ``=`` is one.
 
@@ -798,13 +814,15 @@ def _loose_secret(
     lower case only words joined by ``-``, and a word no code would name a thing
     (:func:`_random_word`), or any word in a setting under an INI section. Code stays:
     a call, a subscript, an attribute (``os.environ["X"]``, ``settings.TOKEN``), a
-    variable or a type in camel case (``secret: clientSecret``, ``token: Token``)."""
+    variable or a type in camel case (``secret: clientSecret``, ``token: Token``). A colon
+    with no space after it is not YAML's: ``"passwd:gid"``, ``secrets:read`` (a scope) name
+    things, so there only a word in a password's shape is one."""
     if _stands_for_one(value):
         return False
-    if _has_digit(value):
-        return True
     if data[end : end + 1] in (b"(", b"[") or _DOTTED.fullmatch(value) or value[:1] == b"*":
         return False  # a call, a subscript, an attribute, a pointer: code
+    if _has_digit(value):
+        return True
     if value[-1:] in b".:?`":
         return False  # a sentence's end: prose
     if _PASSPHRASE.fullmatch(value):
@@ -820,6 +838,8 @@ def _loose_secret(
         return False
     if spaced_eq:
         return _random_word(value) or _ini_setting(data, at)
+    if tight and not caps:
+        return _random_word(value)
     return caps or _CAMEL.fullmatch(value) is None or _random_word(value)
 
 
@@ -844,21 +864,22 @@ def _named_secret(data: bytes, at: int, after: int, tail: re.Match[bytes], end: 
     value = data[tail.start("v") : end]
     if (
         tail.group("q") is None
-        and data[end : end + 1] == b"("
+        and data[end : end + 1] in (b"(", b"[")
         and (_IDENTIFIER.fullmatch(value) or _DOTTED.fullmatch(value))
     ):
-        return False  # a call: ``credentials = standard_b64encode(…)``
+        # A call or a subscript: ``credentials = standard_b64encode(…)``, ``password=parts[1]``.
+        return False
     if len(value) >= 4 and value.isdigit() and data[at:after].lower() in _PASSWORD_NAMES:
         return True  # a PIN or a weak password: ``password: 123456``
     caps = _caps_name(data, at, after)
     if tail.group("loose") is not None:
         sep = tail.group("loose")
-        return _loose_secret(data, at, value, end, b"=" in sep, caps)
+        return _loose_secret(data, at, value, end, b"=" in sep, caps, sep == b":")
     if (
         tail.group("eq") is not None
         and not caps
         and (_IDENTIFIER.fullmatch(value) or _DOTTED.fullmatch(value))
-        and _IDENT_LABEL.fullmatch(value.rsplit(b".", 1)[-1])
+        and _IDENT_LABEL.fullmatch(value.rsplit(b".", 1)[-1].lstrip(b"_"))
         and _ARGUMENT_END.match(data, end) is not None
     ):
         # A keyword argument: ``connect(password=db_password)``, ``(token=self.token)``.

@@ -173,6 +173,8 @@ MASKED: list[tuple[str, str]] = [
     ("password = P@ss!word", "P@ss!word"),
     ("secret_key = qWeRtYuIoP", "qWeRtYuIoP"),
     ("[client]\nuser = root\npassword = hunter\n", "hunter"),
+    ('"password": "SuperSecret"', "SuperSecret"),
+    ('"password": "MySecret"', "MySecret"),
     ("[database]\nhost = db\n  db_password = letmein # prod\n", "letmein"),
     ("password: 123456", "123456"),
     ('"pwd": "0000"', "0000"),
@@ -346,6 +348,24 @@ KEPT: list[str] = [
     "password: changeme",
     '"pwd": "a b"',
     "x = 'password: a' + y",
+    # Seen masked in real files while measuring (nsswitch.conf, a JSON list of field names, a
+    # Maven settings.xml template, a docstring):
+    "passwd:         files\nshadow:         files\n",
+    "passwd: files systemd",
+    '["passwd:dir", "passwd:gecos", "passwd:gid", "passwd:name", "passwd:shell"]',
+    "scopes: [repo, secrets:read]",
+    "<passphrase>optional; leave empty if not used.</passphrase>",
+    'auth=("admin", "…")',
+    # Code and themes in site-packages, measured the same way.
+    "f(future,\n    token=self._token)",
+    "_begin(_core_token=_core_token)",
+    "BasicAuth(username=auth[0], password=auth[1])",
+    'styles = {\n    Token: "#f8f8f2",\n}',
+    'def sign(private_key: "_RSAPrivateKey") -> bytes:',
+    "private_key: ed25519.Ed25519PrivateKey",
+    'oid = {AttributeOID.CHALLENGE_PASSWORD: "challengePassword"}',
+    "USE_SECRET=True",
+    "refresh_token=False",
 ]
 
 
