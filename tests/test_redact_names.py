@@ -596,7 +596,8 @@ _CRED_PART = st.text(alphabet=_ALPHABET + " :/", min_size=1, max_size=30)
             '{{\n  "auths": {{\n    "ghcr.io": {{\n      "auth": "{v}"\n    }}\n  }}\n}}',
             "_auth = {v}",
             "//registry.npmjs.org/:_auth={v}",
-            "auth: {v}\n",
+            "{{'auths': {{'quay.io': {{'auth': '{v}'}}}}}}",
+            '{{\\"auths\\": {{\\"r.example\\": {{\\"auth\\": \\"{v}\\"}}}}}}',
         ]
     ),
 )
