@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bisect
 import re
 from collections.abc import Callable
 
@@ -768,23 +769,44 @@ _SYMBOLS = frozenset(b"@#%^!~$*")
 _WORD_OR_SYMBOL = _IDENT | _SYMBOLS
 
 
-def _line_start(data: bytes, at: int) -> int:
-    """Where the line holding ``at`` starts, after a raw or a JSON-escaped newline."""
-    raw = data.rfind(b"\n", 0, at) + 1
-    escaped = data.rfind(b"\\n", 0, at)
-    return max(raw, escaped + 2 if escaped >= 0 else 0)
+def _line_start(data: bytes, at: int) -> int | None:
+    """Where the line holding ``at`` starts, after a raw or a JSON-escaped newline; None when
+    that is further back than a setting's name reaches (looked for only that far, so a line of
+    megabytes is not searched back from every name in it)."""
+    lowest = max(0, at - 256)
+    raw = data.rfind(b"\n", lowest, at)
+    escaped = data.rfind(b"\\n", lowest, at)
+    if raw < 0 and escaped < 0:
+        return 0 if lowest == 0 else None
+    return max(raw + 1, escaped + 2 if escaped >= 0 else 0)
 
 
-def _ini_setting(data: bytes, at: int) -> bool:
+class _Sections:
+    """Where the section headers of one text end, found once for all its names (a search
+    back from each name made a text of many ``name = value`` lines quadratic)."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self._ends: list[int] | None = None
+
+    def ends(self) -> list[int]:
+        if self._ends is None:
+            self._ends = [m.end() for m in _SECTION.finditer(self.data)]
+        return self._ends
+
+
+def _ini_setting(data: bytes, at: int, sections: _Sections) -> bool:
     """Whether the name at ``at`` opens its line under a section header, as in INI files."""
     start = _line_start(data, at)
-    if (
+    if start is None or (
         data[start:at]
         .strip(b" \t")
         .strip(b"_-.abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
     ):
         return False
-    return _SECTION.search(data, max(0, start - _SECTION_REACH), start + 1) is not None
+    ends = sections.ends()
+    before = bisect.bisect_right(ends, start) - 1
+    return before >= 0 and start - ends[before] <= _SECTION_REACH
 
 
 # One lower-case letter between capitals (``NvD`` in ``wAwaIINYNvDMbZoO``): no name in code is
@@ -808,7 +830,14 @@ def _random_word(value: bytes) -> bool:
 
 
 def _loose_secret(
-    data: bytes, at: int, value: bytes, end: int, spaced_eq: bool, caps: bool, tight: bool
+    sections: _Sections,
+    data: bytes,
+    at: int,
+    value: bytes,
+    end: int,
+    spaced_eq: bool,
+    caps: bool,
+    tight: bool,
 ) -> bool:
     """Whether an unquoted value after a secret's name and ``:`` or a spaced ``=`` is one.
 
@@ -845,7 +874,7 @@ def _loose_secret(
     if value.lower() in _PROSE:
         return False
     if spaced_eq:
-        return _random_word(value) or _ini_setting(data, at)
+        return _random_word(value) or _ini_setting(data, at, sections)
     if tight and not caps:
         return _random_word(value)
     return caps or _CAMEL.fullmatch(value) is None or _random_word(value)
@@ -867,7 +896,9 @@ def _closing_quote(data: bytes, end: int, quote: bytes) -> int | None:
     return close
 
 
-def _named_secret(data: bytes, at: int, after: int, tail: re.Match[bytes], end: int) -> bool:
+def _named_secret(
+    sections: _Sections, data: bytes, at: int, after: int, tail: re.Match[bytes], end: int
+) -> bool:
     """Whether the value ``tail`` found after the name at ``data[at:after]`` is a secret."""
     value = data[tail.start("v") : end]
     if (
@@ -882,7 +913,7 @@ def _named_secret(data: bytes, at: int, after: int, tail: re.Match[bytes], end: 
     caps = _caps_name(data, at, after)
     if tail.group("loose") is not None:
         sep = tail.group("loose")
-        return _loose_secret(data, at, value, end, b"=" in sep, caps, sep == b":")
+        return _loose_secret(sections, data, at, value, end, b"=" in sep, caps, sep == b":")
     if (
         tail.group("eq") is not None
         and not caps
@@ -897,6 +928,7 @@ def _named_secret(data: bytes, at: int, after: int, tail: re.Match[bytes], end: 
 
 def _named_spans(data: bytes, lowered: bytes) -> list[tuple[int, int, bytes]]:
     spans: list[tuple[int, int, bytes]] = []
+    sections = _Sections(data)
     for name in _NAMES:
         at = lowered.find(name)
         while at >= 0:
@@ -925,7 +957,7 @@ def _named_spans(data: bytes, lowered: bytes) -> list[tuple[int, int, bytes]]:
                 if end - start < 4:
                     at = lowered.find(name, after)
                     continue  # too short to tell (``"pwd": "a b"``)
-                if _named_secret(data, at, after, tail, end):
+                if _named_secret(sections, data, at, after, tail, end):
                     spans.append((start, end, b"[REDACTED]"))
             at = lowered.find(name, after)
     return spans
