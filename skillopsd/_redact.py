@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bisect
 import re
 from collections.abc import Callable
 
@@ -83,6 +84,19 @@ def _basic_credentials(value: bytes) -> bool:
     return b":" in decoded
 
 
+def _user_password(value: bytes) -> bool:
+    """Whether ``value`` is base64 of ``user:password`` in text (Docker's ``"auth"``,
+    npm's ``_auth``): stricter than after ``Basic``, since ``auth`` alone is an ordinary
+    word in code (``auth: authMethod``) whose value may decode to bytes by chance."""
+    try:
+        decoded = base64.b64decode(value + b"=" * (-len(value) % 4), validate=True)
+        text = decoded.decode()
+    except (binascii.Error, ValueError):
+        return False
+    user, colon, password = text.partition(":")
+    return bool(colon and user and password) and text.isprintable()
+
+
 class _Rule(msgspec.Struct, frozen=True):
     """One family's exact pattern; only ``group`` (a group name, the first of several that
     took part in the match, or the whole match) is masked."""
@@ -119,17 +133,74 @@ def _rule(
 # placeholder, an environment variable's name, a path.
 # A value holding a regular expression (``sed 's/api_key=.*/…/'``) or a mask is not one either.
 _PLACEHOLDER = re.compile(
-    rb"[$<{`~/+]|\*\*|\./|%[a-z]|(?i:your)[_\-]|.*(?:\.\.\.|xxx|\*\*\*)|.*`$"
+    rb"[$<{`~/+]|\*\*|\./|%[a-z]|(?i:your)[_\-]|.*(?:\.\.\.|\xe2\x80\xa6|xxx|\*\*\*)|.*`$"
     rb"|[A-Z]+(?:_[A-Z0-9]+)*$|.*\.\*|(?i:.*redacted)"
 )
-# A value that is a label, not a generated secret: lowercase words joined by ``-`` or ``_``,
-# one of which says it is not real or names what it stands for (``test-token``,
-# ``fake-key-for-tests``, ``change-me``, ``my-token``), or that word alone (``"password":
-# "password"``). ``mytoken`` or ``supersecret`` (no joint) are still masked.
-_FAKE_WORDS = re.compile(
-    rb"(?i)(?:[a-z]+[_\-])*(?:tests?|fake|dummy|example|sample|change|placeholder|mock|stub"
-    rb"|redacted|default|token|secret|key|password|passwd|pass)(?:[_\-][a-z]+)*"
+# Words that say a value is not a real one: a test value, an example, a filler, a null.
+# A value of words joined by ``-`` or ``_`` holding one of them stands for a secret
+# (``test-token``, ``fake-key-for-tests``, ``change-me``, ``dummy_password``).
+_NOT_REAL = (
+    rb"tests?|testing|fake|dummy|example|examples|sample|placeholder|mock|stub|redacted"
+    rb"|changeme|changeit|change|replace|replaceme|fixme|todo|tbd|foo|bar|baz|qux|default"
+    rb"|none|null|nil|empty|unset|undefined|xxx"
 )
+_STANDS_IN = re.compile(rb"(?i)(?:[a-z0-9]+[_\-])*(?:" + _NOT_REAL + rb")(?:[_\-][a-z0-9]+)*")
+# A label: the name of a kind of secret, written where the secret goes (``"password":
+# "password"``, ``api-key``, ``client_secret``, ``db-password``), possibly after a possessive
+# (``my-token``, ``your_api_key``), or one word before that name (``source-token``,
+# ``helper-secret``: test fixtures name their values so). Nothing else: a passphrase of
+# joined words is a secret whatever words it holds (``my-secret-pass``,
+# ``super-secret-password``, ``prod-key-hunter``).
+_LABEL_WORD = rb"(?:password|passwd|pass|pwd|passphrase|secret|token|key|apikey|credential)s?"
+_LABEL = re.compile(
+    rb"(?i)[a-z]+[_\-]" + _LABEL_WORD + rb"|(?:(?:my|your|our|the|a|an|some|this|new|old)[_\-])?"
+    rb"(?:(?:aws|gcp|azure|github|gh|gitlab|stripe|openai|anthropic|slack|npm|pypi)[_\-])?"
+    rb"(?:(?:api|access|secret|private|public|signing|master|encryption|client|app|license"
+    rb"|ssh|gpg|deploy|service|account|secret[_\-]access)[_\-]keys?(?:[_\-]id)?"
+    rb"|(?:access|auth|api|bearer|refresh|session|bot|id|oauth|csrf|jwt|service|user|app"
+    rb"|personal[_\-]access|secret)[_\-]tokens?"
+    rb"|(?:client|app|api|session|webhook|shared|jwt|signing|cookie)[_\-]secrets?"
+    rb"|(?:db|database|admin|root|user|app|mysql|postgres|redis|master|account|login|wifi"
+    rb"|email|smtp|ssh|sudo)[_\-](?:password|passwd|pass|pwd)s?"
+    rb"|pass[_\-]?phrase|passcode|pin|credentials?|apikey|password|passwd|pass|pwd|secrets?"
+    rb"|tokens?|keys?)"
+)
+# The looser test a name's value written as an identifier passes (``password=db_password``,
+# ``token=access_token`` as keyword arguments): words joined by ``_`` or ``-``, one of which
+# names what it stands for. Only for unquoted values that read as code, never for a quoted one.
+_IDENT_LABEL = re.compile(
+    rb"(?i)(?:[a-z]+[_\-])*(?:tests?|fake|dummy|example|sample|change|placeholder|mock|stub"
+    rb"|redacted|default|token|secret|key|password|passwd|pass|pwd|passphrase|credentials?|creds?)(?:[_\-][a-z]+)*"
+)
+
+
+# A type written where the value goes: an API's example body (``{"password": "string"}``),
+# a schema (``"credentials": "boolean?"``).
+_TYPE = re.compile(
+    rb"(?i)(?:string|str|bool|boolean|int|integer|number|float|bytes|object|any|text|secret"
+    rb"|uuid|null|none|true|false)(?:\?|\[\])?"
+)
+# A name in camel case ending in what it names (``challengePassword``, ``_RSAPrivateKey``
+# quoted as a type), or a colour (``Token: "#f8f8f2"`` in a syntax-highlighting theme).
+_CAMEL_LABEL = re.compile(
+    rb"_*[A-Za-z0-9]{6,}(?:Password|Passwd|Secret|Token|Key|Credential)s?"
+    rb"|#(?:[0-9A-Fa-f]{3}){1,2}(?:[0-9A-Fa-f]{2})?"
+)
+
+
+def _stands_for_one(value: bytes) -> bool:
+    """Whether a value written where a secret goes stands for one rather than being one: a
+    variable, a template, a placeholder, a filler, a label, a type, a number."""
+    return (
+        _PLACEHOLDER.match(value) is not None
+        or _TYPE.fullmatch(value) is not None
+        or _CAMEL_LABEL.fullmatch(value) is not None
+        or _STANDS_IN.fullmatch(value) is not None
+        or _LABEL.fullmatch(value) is not None
+        or value.isdigit()
+    )
+
+
 # In a URL's password place an all-capitals word is a placeholder only if it names what goes
 # there (``postgres://app:DB_PASSWORD@db``): ``redis://:HUNTER_2@cache`` is a password, and
 # so is one of any entropy (``redis://:222xxx@cache``): only a filler alone (``xxx``,
@@ -143,12 +214,14 @@ _URL_PLACEHOLDER = re.compile(
 def _literal(value: bytes) -> bool:
     """Whether a value given on a command line or in an environment name is a literal
     secret rather than a placeholder, a variable or a word."""
-    return (
-        _PLACEHOLDER.match(value) is None
-        and _FAKE_WORDS.fullmatch(value) is None
-        and b"://" not in value
-        and not value.isdigit()
-    )
+    return not _stands_for_one(value) and b"://" not in value
+
+
+def _xml_value(value: bytes) -> bool:
+    """A :func:`_literal` that is not a sentence, as templates put between the tags
+    (``<passphrase>optional; leave empty if not used.</passphrase>``)."""
+    sentence = b" " in value and (value.rstrip().endswith(b".") or b"; " in value)
+    return _literal(value) and not sentence
 
 
 def _literal_token(value: bytes) -> bool:
@@ -283,6 +356,25 @@ _RULES: tuple[_Rule, ...] = (
         check=_basic_credentials,
         word=None,
     ),
+    # Docker's and Podman's ``config.json`` (``"auths": {"host": {"auth": "…"}}``), npm's
+    # ``_auth=…``: base64 of ``user:password`` after a key named ``auth``. Only these two
+    # spellings: ``auth: …`` and ``auth = …`` are everywhere in code, and screening for them
+    # flagged twice the lines (measured on the corpus).
+    *(
+        _rule(
+            "basic-auth",
+            triggers,
+            pattern + rb"(?P<v>[a-z0-9+/]{6,}={0,2})(?![a-z0-9+/=])",
+            lower=True,
+            group="v",
+            check=_user_password,
+            word=word,
+        )
+        for triggers, pattern, word in (
+            ((b'auth"', b"auth\\", b"auth'"), rb"auth\\*[\"'][ \t]*:[ \t]*\\*[\"']", _WORD),
+            ((b"_auth",), rb"_auth[ \t]*=[ \t]*", _IDENT),
+        )
+    ),
     _rule(
         "bearer",
         (b"bearer",),
@@ -371,6 +463,171 @@ _RULES: tuple[_Rule, ...] = (
         check=_literal,
         word=_IDENT,
     ),
+    # More passwords on command lines: ``redis-cli -a``, ``mongosh -p``, OpenSSL's
+    # ``pass:<password>`` and ``enc -k``, ``az login -p``, ``zip -P``, ``7z -p<password>``,
+    # ``htpasswd -b file user <password>``, ``ssh-keygen -N <passphrase>``.
+    _rule(
+        "cli-password",
+        (b"redis-cli",),
+        rb"redis-cli(?=[\s\\'\"])[^\n|;&]{0,200}?\s-a\s+" + _ARG,
+        group=_ARG_GROUPS,
+        check=_literal,
+        word=_IDENT,
+    ),
+    _rule(
+        "cli-password",
+        (b"mongo",),
+        rb"mongo(?:sh|dump|restore|import|export|files|stat|top)?(?=[\s\\'\"])[^\n|;&]{0,200}?"
+        rb"\s(?:-p|--password)(?:=|\s+)(?!-)" + _ARG,
+        group=_ARG_GROUPS,
+        check=_literal,
+        word=_IDENT,
+    ),
+    _rule(
+        "cli-password",
+        (b"pass:",),
+        rb"-pass(?:in|out|word)?\s+(?:\\*[\"'])?pass:(?P<bare>[^\s'\"\\]{1,128})",
+        group="bare",
+        check=_literal,
+        word=None,
+    ),
+    _rule(
+        "cli-password",
+        (b"openssl",),
+        rb"openssl(?=[\s\\'\"])[^\n|;&]{0,200}?\s-k\s+" + _ARG,
+        group=_ARG_GROUPS,
+        check=_literal,
+        word=_IDENT,
+    ),
+    _rule(
+        "cli-password",
+        (b"login",),
+        rb"login\b[^\n|;&]{0,200}?\s(?:-p|--password)(?:=|\s+)" + _ARG,
+        group=_ARG_GROUPS,
+        check=_literal,
+        word=_IDENT,
+        before=rb"(?<![A-Za-z0-9_\-])az\s+",
+    ),
+    _rule(
+        "cli-password",
+        (b"zip ",),
+        rb"zip(?=[\s\\'\"])[^\n|;&]{0,200}?\s(?:-P|--password)\s+" + _ARG,
+        group=_ARG_GROUPS,
+        check=_literal,
+        word=_IDENT,
+    ),
+    _rule(
+        "cli-password",
+        (b"7z ", b"7za "),
+        rb"7za?(?=[\s\\'\"])[^\n|;&]{0,200}?\s-p" + _ARG,
+        group=_ARG_GROUPS,
+        check=_literal,
+        word=_IDENT,
+    ),
+    _rule(
+        "cli-password",
+        (b"htpasswd",),
+        rb"htpasswd\s+-[a-zA-Z]*b[a-zA-Z]*(?:\s+-[a-zA-Z]+)*\s+\S+\s+\S+\s+" + _ARG,
+        group=_ARG_GROUPS,
+        check=_literal,
+        word=_IDENT,
+    ),
+    _rule(
+        "cli-password",
+        (b"ssh-keygen",),
+        rb"ssh-keygen(?=[\s\\'\"])[^\n|;&]{0,200}?\s-N\s+" + _ARG,
+        group=_ARG_GROUPS,
+        check=_literal,
+        word=_IDENT,
+    ),
+    # A .netrc (and curl's ``--netrc-file``): ``machine host login user password <password>``.
+    *(
+        _rule(
+            "netrc",
+            (start,),
+            start.split()[0]
+            + rb"\s+(?:\S+\s+)?login\s+\S+\s+password\s+(?P<bare>[^\s'\"\\]{1,128})",
+            group="bare",
+            check=_literal,
+        )
+        for start in (b"machine", b"default login")
+    ),
+    # A secret handed over by the environment variable's name in code: PHP's ``define('DB_
+    # PASSWORD', '…')``, a default in ``os.getenv("API_KEY", "…")``, ``setdefault``,
+    # ``setenv``; and a Kubernetes container's ``- name: DB_PASSWORD`` / ``value: …``.
+    *(
+        _rule(
+            "env-secret",
+            triggers,
+            call + rb"\(\s*\\*[\"'][A-Za-z0-9_]*(?:PASSWORD|PASSWD|SECRET|TOKEN|KEY|PASS|PWD)"
+            rb"\\*[\"']\s*,\s*\\*[\"'](?P<v>[^\"'\\\n]{1,200})\\*[\"']",
+            group="v",
+            check=lambda value: _literal(value) and b"your " not in value.lower(),
+            word=None,
+        )
+        # ``get`` and ``fetch`` only on the environment: ``os.environ.get``, Ruby's ``ENV.fetch``.
+        for call, triggers in (
+            *(
+                (c, (c + b"(",))
+                for c in (b"define", b"getenv", b"setdefault", b"setenv", b"putenv")
+            ),
+            (b"get", (b"environ.get(", b"env.get(")),
+            (b"fetch", (b"env.fetch(",)),
+        )
+    ),
+    _rule(
+        "env-secret",
+        (b"value:",),
+        rb"name:[ \t]*\\*[\"']?[A-Z0-9_]*(?:PASSWORD|PASSWD|SECRET|TOKEN|KEY|PASS|PWD)"
+        rb"\\*[\"']?(?:[ \t\r\n]|\\+[nrt])+value:[ \t]*(?:\\*[\"'](?P<q>[^\"'\\\n]{1,200})\\*[\"']"
+        rb"|(?P<bare>[^\s\"'\\]{1,200}))",
+        group=("q", "bare"),
+        check=_literal,
+        word=None,
+    ),
+    # XML: ``<password>…</password>`` (Maven's settings.xml, .NET), and .NET's appSettings
+    # ``<add key="ApiKey" value="…"/>``.
+    _rule(
+        "xml-secret",
+        (
+            *(b"password>", b"passwd>", b"secret>", b"token>", b"key>", b"passphrase>"),
+            *(b"pwd>", b"credential>", b"credentials>"),
+        ),
+        rb"<(?P<tag>[a-z_.\-:]*(?:password|passwd|secret|token|apikey|api[_\-]key|access[_\-]key"
+        rb"|private[_\-]key|passphrase|pwd|credentials?))>(?P<v>[^<\s][^<\n\\]{0,200})</(?P=tag)>",
+        lower=True,
+        group="v",
+        check=_xml_value,
+        word=None,
+    ),
+    _rule(
+        "xml-secret",
+        (b"value=",),
+        rb"key=\\*\"[a-z0-9_.:\-]*(?:password|passwd|secret|token|apikey|api[_\-]key|access[_\-]key"
+        rb"|private[_\-]key)[a-z0-9_.:\-]*\\*\"\s+value=\\*\"(?P<v>[^\"\\\n]{1,200})\\*\"",
+        lower=True,
+        group="v",
+        check=_literal,
+        word=None,
+    ),
+    # Basic credentials as a pair in code: ``auth=("admin", "…")``, ``HTTPBasicAuth("u", "…")``.
+    *(
+        _rule(
+            "basic-auth",
+            triggers,
+            start + rb"\s*\\*[\"'][^\"'\\\n]{1,64}"
+            rb"\\*[\"']\s*,\s*\\*[\"'](?P<v>[^\"'\\\n]{1,128})\\*[\"']",
+            lower=True,
+            group="v",
+            check=_literal,
+            word=word,
+        )
+        for triggers, start, word in (
+            ((b"auth=", b"auth ="), rb"auth\s*=\s*[(\[]", _IDENT),
+            ((b"basicauth(",), rb"basicauth\(", None),
+            ((b"digestauth(",), rb"digestauth\(", None),
+        )
+    ),
     # A secret given as a long option's value after a space (``--api-key <key>``,
     # ``--token <token>``): only a value that looks generated (a digit, 8 characters or more).
     _rule(
@@ -414,11 +671,28 @@ _RULES: tuple[_Rule, ...] = (
     ),
 )
 
-# Names whose value is a secret: ``password=…``, ``"api_key": "…"``, ``secret: …``. A value
-# counts when it is quoted, written ``name=value`` with no spaces (env, URLs, flags), or,
-# unquoted after ``:`` or a spaced ``=``, looks like a literal (has a digit). This leaves code
-# such as ``Password: password`` or ``s.token = token`` alone.
-_NAMES = (b"password", b"passwd", b"pwd", b"secret", b"token", b"key", b"pass")
+# Names whose value is a secret: ``password=…``, ``"api_key": "…"``, ``secret: …``. How the
+# value is written says how sure we can be that it is one:
+# - quoted (JSON, YAML, TOML, a quoted .env value, a string in code), or ``name=value`` with
+#   no spaces (env, URLs, flags): a secret unless it stands for one (:func:`_stands_for_one`).
+#   An unquoted ``name=value`` in lower case whose value reads as an identifier
+#   (``password=db_password``, a keyword argument) is code: it needs only name a secret.
+# - loose, unquoted after ``:``, ``=``, ``:=`` or ``=>`` with spaces (YAML, INI, prose, logs,
+#   type hints, code): see :func:`_loose_secret`.
+_NAMES = (
+    b"password",
+    b"passwd",
+    b"passphrase",
+    b"pwd",
+    b"secret",
+    b"token",
+    b"key",
+    b"pass",
+    b"credential",
+    b"credentials",
+)
+# Names whose value, all digits, is a PIN or a weak password rather than a count or a port.
+_PASSWORD_NAMES = frozenset((b"password", b"passwd", b"passphrase", b"pwd", b"pass"))
 # ``key`` and ``pass`` alone are ordinary words: they count only after one of these.
 _PREFIXES = {
     b"key": (b"api", b"access", b"private", b"account", b"secret", b"signing", b"master"),
@@ -426,13 +700,184 @@ _PREFIXES = {
 }
 _SEPARATORS = (b"", b"_", b"-")
 # A quote may be escaped any number of times: once in a JSON string, more in JSON inside a
-# JSON string (``curl -d '{\"password\":\"…\"}'`` in Codex ``function_call`` arguments).
+# JSON string (``curl -d '{\"password\":\"…\"}'`` in Codex ``function_call`` arguments). A
+# subscript's bracket may close the name (``config["password"] = "…"``).
 _TAIL = re.compile(
-    rb"(?:\\*[\"'])?"
-    rb"(?:(?P<eq>=)|\s*[:=]\s*(?P<q>\\*[\"'])|(?P<loose>\s*[:=]\s*))"
-    rb"(?P<v>[^\s\"'\\,;&<>{}\[\]()]{4,})"
+    rb"(?:\\*[\"']\]?)?"
+    rb"(?:(?P<eq>=)|(?:\s*:\s*[a-z_][a-z0-9_.\[\]|?]{0,40}(?:\s*\|\s*[a-z_][a-z0-9_]{0,20})?)?"
+    rb"\s*(?::=|=>|[:=])\s*(?P<q>\\*[\"'])|(?P<loose>\s*(?::=|=>|[:=])\s*))"
+    # Quoted, the value runs to its closing quote whatever it holds (``"my secret"``), found
+    # by :func:`_closing_quote`; here only its first word.
+    rb"(?P<v>[^\s\"'\\,;&<>{}\[\]()](?(q)[^\s\"'\\,;&<>{}\[\]()]*|[^\s\"'\\,;&<>{}\[\]()]{3,}))"
 )
 _NAME_CHAR = frozenset(b"abcdefghijklmnopqrstuvwxyz0123456789")
+# What may follow a value that ends its line: the line's end (raw or escaped in JSON), the
+# string's closing quote, or a comment.
+_LINE_END = re.compile(rb"[ \t]+#|[ \t]*(?:\Z|\\+[nr]|[\r\n]|\\*[\"'`])")
+_DOTTED = re.compile(rb"[A-Za-z_$][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)+")
+_JOINED = re.compile(rb"(?i)[a-z]+(?:[_\-][a-z]+)+")
+_PASSPHRASE = re.compile(rb"(?i)[a-z]+(?:-[a-z]+){2,}")
+_IDENTIFIER = re.compile(rb"[A-Za-z_][A-Za-z0-9_]*")
+# What ends a keyword argument: the next one, the call, or the line (the last of several).
+_ARGUMENT_END = re.compile(rb"[ \t]*(?:[,)]|\Z|\\+n|\n)")
+# ``clientSecret``, ``SecretStr``, ``Token``: a variable or a type, not a password.
+_CAMEL = re.compile(rb"[a-z]+(?:[A-Z][a-z0-9]+)+|(?:[A-Z][a-z0-9]*)+")
+# Words that follow a secret's name in prose, logs and type hints rather than being its value
+# (``password: required``, ``token: expired``, ``secret: bytes``).
+_PROSE = frozenset(
+    b"str string bytes bytearray int integer bool boolean float number dict list tuple object"
+    b" any text varchar char uuid json blob binary optional secretstr secretbytes self this"
+    b" required optional missing invalid valid expired revoked incorrect wrong empty unset set"
+    b" hidden masked redacted present absent true false yes no on off enabled disabled"
+    b" generated provided unknown default changed updated rotated accepted rejected denied"
+    b" needed none null nil undefined omitted sensitive encrypted hashed stored saved"
+    b" configured found ignored removed deleted reset same supplied inherited auto automatic"
+    b" manual prompt prompted stdin env environment file keyring keychain vault pending"
+    b" success failed failure error unchanged verified ok okay given used needs see below"
+    b" above here there later elsewhere only optional mandatory unused unavailable"
+    # Sources in /etc/nsswitch.conf (``passwd: files systemd``).
+    b" files compat systemd ldap nis nisplus sss winbind".split()
+)
+# Words of prose compounds (``token: read-only``, ``secret: auto-generated``).
+_PROSE_PARTS = _PROSE | frozenset(
+    b"read write only short long lived one time per session request not built in base"
+    b" encoded hard coded self signed pre shared user app level scoped side specific wide"
+    b" based defined managed backed bound to of up date and or the by for end at as is".split()
+)
+
+
+def _caps_name(data: bytes, at: int, after: int) -> bool:
+    """Whether the name that ends at ``after`` is written in capitals, as an environment
+    variable's is (``POSTGRES_PASSWORD``)."""
+    start = at
+    while start > 0 and data[start - 1] in _IDENT:
+        if start >= 2 and data[start - 2] == 0x5C:  # ``\nPASSWORD``: the escape is not the name
+            break
+        start -= 1
+    key = data[start:after]
+    return key.upper() == key
+
+
+# A section header on a line of its own (``[client]`` in my.cnf, ``[database]`` in an INI or
+# TOML file): the ``name = value`` lines under it are settings, not code.
+_SECTION = re.compile(
+    rb"(?:\A|\n|\\n|\")[ \t]*\[[A-Za-z0-9_.\- \"]{1,64}\][ \t]*(?:\r?\n|(?:\\+r)?\\+n)"
+)
+_SECTION_REACH = 4096
+# A value in a password's shape among symbols (``P@ss!word``), not an expression.
+_SYMBOLS = frozenset(b"@#%^!~$*")
+_WORD_OR_SYMBOL = _IDENT | _SYMBOLS
+
+
+def _line_start(data: bytes, at: int) -> int | None:
+    """Where the line holding ``at`` starts, after a raw or a JSON-escaped newline; None when
+    that is further back than a setting's name reaches (looked for only that far, so a line of
+    megabytes is not searched back from every name in it)."""
+    lowest = max(0, at - 256)
+    raw = data.rfind(b"\n", lowest, at)
+    escaped = data.rfind(b"\\n", lowest, at)
+    if raw < 0 and escaped < 0:
+        return 0 if lowest == 0 else None
+    return max(raw + 1, escaped + 2 if escaped >= 0 else 0)
+
+
+class _Sections:
+    """Where the section headers of one text end, found once for all its names (a search
+    back from each name made a text of many ``name = value`` lines quadratic)."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self._ends: list[int] | None = None
+
+    def ends(self) -> list[int]:
+        if self._ends is None:
+            self._ends = [m.end() for m in _SECTION.finditer(self.data)]
+        return self._ends
+
+
+def _ini_setting(data: bytes, at: int, sections: _Sections) -> bool:
+    """Whether the name at ``at`` opens its line under a section header, as in INI files."""
+    start = _line_start(data, at)
+    if start is None or (
+        data[start:at]
+        .strip(b" \t")
+        .strip(b"_-.abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+    ):
+        return False
+    ends = sections.ends()
+    before = bisect.bisect_right(ends, start) - 1
+    return before >= 0 and start - ends[before] <= _SECTION_REACH
+
+
+# One lower-case letter between capitals (``NvD`` in ``wAwaIINYNvDMbZoO``): no name in code is
+# written so, in camel case with acronyms or not (``parseHTTPResponse``, ``getXMLHttpRequest``),
+# unless the two letters are a word of their own (``userIdToken``, ``getDbPassword``).
+_RANDOM_CASE = re.compile(rb"(?=([A-Z][a-z])[A-Z])")
+_TWO_LETTER_WORDS = frozenset(
+    b"Db Id Io Ui Os Ok Js Ts Go Rx Tx Ip Op Vm Ai Ml Qa Pr Ci Cd Fs Ws Ns Pk Fk Ux Gb Mb Kb"
+    b" Tb Is As At By Do If In It My No Of On Or So To Up Us We Me Be An Ex Re Un Xy".split()
+)
+
+
+def _random_word(value: bytes) -> bool:
+    """A word no code would name a thing: random case (``wAwaIINYNvDMbZoO``) or letters among
+    password symbols (``P@ss!word``), starting with a letter."""
+    if not value[:1].isalpha() or not all(c in _WORD_OR_SYMBOL for c in value):
+        return False
+    return any(c in _SYMBOLS for c in value) or any(
+        m.group(1) not in _TWO_LETTER_WORDS for m in _RANDOM_CASE.finditer(value)
+    )
+
+
+def _loose_secret(
+    sections: _Sections,
+    data: bytes,
+    at: int,
+    value: bytes,
+    end: int,
+    spaced_eq: bool,
+    caps: bool,
+    tight: bool,
+) -> bool:
+    """Whether an unquoted value after a secret's name and ``:`` or a spaced ``=`` is one.
+
+    With a digit it is (``password: hunter2``). So is a passphrase of three words or more
+    joined by ``-``, wherever it stands. Otherwise only a value that ends its line, as a
+    config file's does, can be one, and then only in a value's shape: words joined by ``-``
+    or ``_``, and after ``:`` a word with symbols, a lowercase word (``password: supersecret``
+    in YAML) or any word after a name in capitals (``POSTGRES_PASSWORD: Postgres`` in a
+    compose file), unless it is a type or a word of prose (``password: required``). After a
+    spaced ``=`` (code: ``token = access_token``, ``secret = value``) joined words, and in
+    lower case only words joined by ``-``, and a word no code would name a thing
+    (:func:`_random_word`), or any word in a setting under an INI section. Code stays:
+    a call, a subscript, an attribute (``os.environ["X"]``, ``settings.TOKEN``), a
+    variable or a type in camel case (``secret: clientSecret``, ``token: Token``). A colon
+    with no space after it is not YAML's: ``"passwd:gid"``, ``secrets:read`` (a scope) name
+    things, so there only a word in a password's shape is one."""
+    if _stands_for_one(value):
+        return False
+    if data[end : end + 1] in (b"(", b"[") or _DOTTED.fullmatch(value) or value[:1] == b"*":
+        return False  # a call, a subscript, an attribute, a pointer: code
+    if _has_digit(value):
+        return True
+    if value[-1:] in b".:?`":
+        return False  # a sentence's end: prose
+    if _PASSPHRASE.fullmatch(value):
+        return not all(w in _PROSE_PARTS for w in value.lower().split(b"-"))
+    if _LINE_END.match(data, end) is None:
+        return False
+    joined = _JOINED.fullmatch(value)
+    if joined is not None:
+        if spaced_eq and not caps and b"-" not in value:
+            return False
+        return not any(w in _PROSE_PARTS for w in re.split(rb"[_\-]", value.lower()))
+    if value.lower() in _PROSE:
+        return False
+    if spaced_eq:
+        return _random_word(value) or _ini_setting(data, at, sections)
+    if tight and not caps:
+        return _random_word(value)
+    return caps or _CAMEL.fullmatch(value) is None or _random_word(value)
 
 
 # A quoted value runs to its closing quote (``password = "correct horse battery staple"``
@@ -441,26 +886,60 @@ _NAME_CHAR = frozenset(b"abcdefghijklmnopqrstuvwxyz0123456789")
 _QUOTED_MAX = 256
 
 
-def _closing_quote(data: bytes, end: int, quote: bytes) -> int:
+def _closing_quote(data: bytes, end: int, quote: bytes) -> int | None:
     close = data.find(quote, end, end + _QUOTED_MAX)
     # A quote escaped more than the opening one is inside the value.
     while close > 0 and quote[-1:] == b'"' and data[close - 1] == ord("\\"):
         close = data.find(quote, close + 1, end + _QUOTED_MAX)
     if close < 0 or b"\\n" in data[end:close] or b"\n" in data[end:close]:
-        return end
+        return None
     return close
+
+
+def _named_secret(
+    sections: _Sections, data: bytes, at: int, after: int, tail: re.Match[bytes], end: int
+) -> bool:
+    """Whether the value ``tail`` found after the name at ``data[at:after]`` is a secret."""
+    value = data[tail.start("v") : end]
+    if (
+        tail.group("q") is None
+        and data[end : end + 1] in (b"(", b"[")
+        and (_IDENTIFIER.fullmatch(value) or _DOTTED.fullmatch(value))
+    ):
+        # A call or a subscript: ``credentials = standard_b64encode(…)``, ``password=parts[1]``.
+        return False
+    if len(value) >= 4 and value.isdigit() and data[at:after].lower() in _PASSWORD_NAMES:
+        return True  # a PIN or a weak password: ``password: 123456``
+    caps = _caps_name(data, at, after)
+    if tail.group("loose") is not None:
+        sep = tail.group("loose")
+        return _loose_secret(sections, data, at, value, end, b"=" in sep, caps, sep == b":")
+    if (
+        tail.group("eq") is not None
+        and not caps
+        and (_IDENTIFIER.fullmatch(value) or _DOTTED.fullmatch(value))
+        and _IDENT_LABEL.fullmatch(value.rsplit(b".", 1)[-1].lstrip(b"_"))
+        and _ARGUMENT_END.match(data, end) is not None
+    ):
+        # A keyword argument: ``connect(password=db_password)``, ``(token=self.token)``.
+        return False
+    return not _stands_for_one(value)
 
 
 def _named_spans(data: bytes, lowered: bytes) -> list[tuple[int, int, bytes]]:
     spans: list[tuple[int, int, bytes]] = []
+    sections = _Sections(data)
     for name in _NAMES:
         at = lowered.find(name)
         while at >= 0:
             after = at + len(name)
             prefixes = _PREFIXES.get(name)
-            if prefixes is not None and not any(
-                lowered.endswith(p + s, 0, at) for p in prefixes for s in _SEPARATORS
-            ):
+            if (
+                prefixes is not None
+                and not any(lowered.endswith(p + s, 0, at) for p in prefixes for s in _SEPARATORS)
+                and not (name == b"key" and lowered.endswith(b"api ", 0, at))  # "API key: …"
+            ) or lowered.endswith(b"existing", 0, at):
+                # ``existingSecret: app-credentials`` (Helm) names a Secret object.
                 at = lowered.find(name, after)
                 continue
             tail = _TAIL.match(lowered, after)
@@ -473,14 +952,12 @@ def _named_spans(data: bytes, lowered: bytes) -> list[tuple[int, int, bytes]]:
             ):
                 start, end = tail.span("v")
                 if tail.group("q") is not None:
-                    end = _closing_quote(data, end, tail.group("q"))
-                value = data[start:end]
-                if not (
-                    _PLACEHOLDER.match(value)
-                    or _FAKE_WORDS.fullmatch(value)
-                    or value.isdigit()
-                    or (tail.group("loose") is not None and not _has_digit(value))
-                ):
+                    close = _closing_quote(data, end, tail.group("q"))
+                    end = end if close is None else close
+                if end - start < 4:
+                    at = lowered.find(name, after)
+                    continue  # too short to tell (``"pwd": "a b"``)
+                if _named_secret(sections, data, at, after, tail, end):
                     spans.append((start, end, b"[REDACTED]"))
             at = lowered.find(name, after)
     return spans
@@ -492,12 +969,48 @@ def _named_spans(data: bytes, lowered: bytes) -> list[tuple[int, int, bytes]]:
 # match never runs from one line into the next when a whole block is screened at once.
 _WS = rb"[ \t\r\f\v]"
 _SEP = _WS + rb"*[:=]" + _WS + rb"*"
+_NAME_SEP = _WS + rb"*(?::=|=>|[:=])" + _WS + rb"*"
+_LINE_END_RE2 = rb"(?:" + _WS + rb"+#|" + _WS + rb"*(?:$|\\+[nr]|[\r\n]|\\*[\"'`]))"
 _VALUE = rb"[^\s\"'\\,;&<>{}\[\]()]"
 # Latin-1: RE2 then counts bytes, as the exact rules (Python ``re`` on bytes) do; in its
 # default UTF-8 mode ``password=é€`` was two characters, under the prefilter's four, while
 # the exact rule saw five bytes and would have masked them: the line was never redacted.
 _LATIN1 = re2.Options()
 _LATIN1.encoding = re2.Options.Encoding.LATIN1
+# What follows a secret's name where _named_spans may mask its value: ``=value``, a quoted
+# value, a value with a digit or of three joined words, joined words that end the line, or
+# after ``:`` any value that ends it. (Measured: a group per case of the name made RE2's
+# automaton grow, and screening ran 1.5x slower.)
+_NAMED_VALUE = (
+    rb"(?:={v}{{4}}|{sep}(?:\\*[\"']{v}[^\"'\\\r\n]{{3}}|{v}*[0-9]|[a-z]+-[a-z]+-[a-z]"
+    rb"|[a-z]+[_\-][a-z]+{v}*{end})|{sep}{v}{{4,}}{end})"
+)
+for _part, _with in (
+    (b"{v}", _VALUE),
+    (b"{sep}", _NAME_SEP),
+    (b"{end}", _LINE_END_RE2),
+    (b"{ws}", _WS),
+):
+    _NAMED_VALUE = _NAMED_VALUE.replace(_part, _with)
+_NAMED_VALUE = _NAMED_VALUE.replace(b"{{", b"{").replace(b"}}", b"}")
+
+# Secrets named elsewhere on their line: tools' options, .netrc, environment names in code
+# and Kubernetes, XML, credential pairs. ``{ws}`` is whitespace within a line.
+_ELSEWHERE = (
+    rb"|redis-cli[^|;&\n]*{ws}-a{ws}|mongo[^|;&\n]*{ws}(?:-p|--password)[ =]"
+    rb"|-pass(?:in|out|word)?{ws}+\\*[\"']?pass:|openssl[^|;&\n]*{ws}-k{ws}"
+    rb"|(?:^|[\s\"'(;&|])(?:zip[^|;&\n]*{ws}(?:-p|--password){ws}|7za?{ws}[^|;&\n]*{ws}-p)"
+    rb"|htpasswd{ws}+-[a-z]*b|ssh-keygen[^|;&\n]*{ws}-n{ws}"
+    rb"|login{ws}+[^\s]+{ws}+password{ws}"
+    rb"|(?:define|getenv|setdefault|setenv|putenv|get|fetch)\({ws}*\\*[\"']"
+    rb"[a-z0-9_]*(?:password|passwd|secret|token|key|pass|pwd)\\*[\"']{ws}*,{ws}*\\*[\"'][^\"'\\]"
+    rb"|name:{ws}*\\*[\"']?[a-z0-9_]*(?:password|passwd|secret|token|key|pass|pwd)"
+    rb"\\*[\"']?(?:[ \t\r\n]|\\+[nrt])+value:"
+    rb"|<[a-z_.\-:]*(?:password|passwd|secret|token|apikey|api[_\-]key|access[_\-]key"
+    rb"|private[_\-]key|passphrase|pwd|credentials?)>[^<\s]"
+    rb"|key=\\*\"[a-z0-9_.:\-]*(?:password|passwd|secret|token|key)[a-z0-9_.:\-]*\\*\"{ws}+value="
+    rb"|(?:auth{ws}*={ws}*[(\[]|basicauth\(|digestauth\(){ws}*\\*[\"']"
+).replace(b"{ws}", _WS)
 _PREFILTER = re2.compile(
     rb"(?i)-----begin [a-z0-9 ]{0,40}private key"
     rb"|sk-[a-z0-9_\-]{20,}|gh[pousr]_[a-z0-9]{30,}|github_pat_[a-z0-9_]{30,}"
@@ -510,6 +1023,8 @@ _PREFILTER = re2.compile(
     rb"|do[por]_v1_[a-f0-9]{64}|pypi-ag[a-z0-9_\-]{50}|dckr_pat_[a-z0-9_\-]{20}"
     rb"|shp(?:at|ca|pa|ss)_[a-f0-9]{32}|[0-9]{8}:aa[a-z0-9_\-]{33}"
     rb"|://[a-z0-9._~%!$&*+;=\-]{0,64}:[^\s/@:\"'\\\[\]<>]{1,200}@"
+    rb"|\\*[\"']auth\\*[\"']" + _WS + rb"*:" + _WS + rb"*\\*[\"'][a-z0-9+/]{6}"
+    rb"|_auth" + _WS + rb"*=" + _WS + rb"*[a-z0-9+/]{6}"
     rb"|basic" + _WS + rb"+[a-z0-9+/]{8}|bearer" + _WS + rb"+[a-z0-9\-._~+/]{16,}"
     rb"|sig=[a-z0-9%+/=]{20}"
     rb"|gocspx-|key-[0-9a-f]{32}|hv[sbr]\.[a-z0-9_\-]{24}|/api/webhooks/[0-9]{17}"
@@ -520,8 +1035,15 @@ _PREFILTER = re2.compile(
     + rb"*token"
     + _WS
     + rb"|(?:mysql|mariadb|sshpass)[a-z\-]*[\s\\'\"]"
-    rb"|(?:docker|podman|nerdctl|buildah|skopeo|registry|oras)" + _WS + rb"+login"
-    rb"|(?:^|\s)(?:-[a-z]{0,3}u" + _WS + rb"*|--user[= ]" + _WS + rb"*)"
+    rb"|(?:docker|podman|nerdctl|buildah|skopeo|registry|oras|az)"
+    + _WS
+    + rb"+login"
+    + _ELSEWHERE
+    + rb"|(?:^|\s)(?:-[a-z]{0,3}u"
+    + _WS
+    + rb"*|--user[= ]"
+    + _WS
+    + rb"*)"
     rb"(?:'|\\*\")?[^\s:'\"\\]+:"
     rb"[^\s'\"\\@]"
     rb"|--(?:token|auth|auth-token|api-key|apikey|access-token|password|passwd|secret"
@@ -529,17 +1051,11 @@ _PREFILTER = re2.compile(
     rb"|(?:secret|token|password|passwd|api_?key|access_?key|private_?key)[a-z0-9_]*="
     + _VALUE
     + rb"{8}"
-    + rb"|(?:password|passwd|pwd|secret|token|(?:api|access|private|account|secret|signing|master)"
-    rb"[_\-]?key|(?:[_\-]|db)pass)(?:\\*[\"'])?"
-    rb"(?:="
-    + _VALUE
-    + rb"{4}|"
-    + _SEP
-    + rb"(?:\\*[\"']"
-    + _VALUE
-    + rb"{4}|"
-    + _VALUE
-    + rb"*[0-9]))",
+    + rb"|(?:password|passwd|passphrase|pwd|secret|token"
+    rb"|credentials?|(?:api|access|private|account|secret|signing|master)"
+    rb"[_\- ]?key|(?:[_\-]|db)pass)(?:\\*[\"']\]?)?"
+    rb"(?:" + _WS + rb"*:" + _WS + rb"*[a-z_][a-z0-9_.\[\]|?]{0,40}"
+    rb"(?:" + _WS + rb"*\|" + _WS + rb"*[a-z_][a-z0-9_]{0,20})?)?" + _NAMED_VALUE,
     _LATIN1,
 )
 _MASK = re.compile(rb"\[REDACTED(?::[a-z\-]+)?\]")

@@ -34,6 +34,15 @@ def test_redaction_benchmark_runs() -> None:
     assert "overall" in out and "precision" in out
 
 
+def test_redaction_on_files_benchmark_runs(tmp_path: Path) -> None:
+    (tmp_path / "my.cnf").write_text("[client]\nuser = root\npassword = hunter\n")
+    (tmp_path / "app.py").write_text("password = os.environ['DB_PASSWORD']\n")
+    (tmp_path / "notes.bin").write_bytes(b"password=hunter22\xff")  # not text: skipped
+    out = _run(str(BENCH / "redact_files.py"), "--list", "--against", "HEAD", str(tmp_path))
+    assert "2 files" in out and "masks: 1\n" in out and "'hunter'" in out
+    assert "masks at HEAD: " in out and "new masked: " in out
+
+
 def test_decision_benchmark_runs() -> None:
     out = _run(str(BENCH / "decision.py"), "--experiments", "20")
     assert "better-20" in out and "+20 points promoted" in out
