@@ -12,6 +12,7 @@ from ..projections.skill_folders import scope_text, shared_line, skill_folders
 from ..projections.skill_views import (
     Mean,
     SkillReport,
+    SkillSummary,
     VersionRow,
     VersionStats,
     replay_text,
@@ -75,10 +76,15 @@ def skills_command(
         say(empty)
         return
     used, zone = stamps([s.last_used for s in found], utc)
+
+    def label(s: SkillSummary) -> str:
+        text = f"{s.skill} (aka {', '.join(s.aliases)})" if s.aliases else s.skill
+        return f"{text}*" if len(s.projects) > 1 else text
+
     table(
         [
             [
-                f"{s.skill} (aka {', '.join(s.aliases)})" if s.aliases else s.skill,
+                label(s),
                 str(s.sessions),
                 str(s.versions),
                 when,
@@ -99,6 +105,9 @@ def skills_command(
         ],
         text=(0, 4, 6),
     )
+    for s in found:
+        if len(s.projects) > 1:
+            say(f"*{shared_line(s.skill, s.projects)} (skillopsctl skill show {s.skill})")
 
 
 @cli.group("skill")

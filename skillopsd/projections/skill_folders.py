@@ -36,16 +36,17 @@ _AGENT_DIRS = ("agents", "claude", "codex", "copilot", "gemini", "github")
 _PROJECT_SKILL = re.compile(
     r"\A(?P<root>.*)/\.(?:" + "|".join(_AGENT_DIRS) + r")/skills/[^/]+\Z", re.IGNORECASE
 )
-_WINDOWS = re.compile(r"\A(?:[A-Za-z]:/|//)")
+# A drive letter, or a UNC path written with backslashes (``//x`` on Linux is ``/x``).
+_WINDOWS = re.compile(r"\A(?:[A-Za-z]:[\\/]|\\\\)")
 
 
 def normalized(path: str) -> str:
     """``path`` as compared: ``/`` separators, no ``.``/``..``/repeated or trailing slashes;
     a Windows path (drive letter or UNC) case-folded, as Windows compares names."""
+    windows = bool(_WINDOWS.match(path.strip()))
     text = path.strip().replace("\\", "/")
     if not text:
         return ""
-    windows = bool(_WINDOWS.match(text))
     text = posixpath.normpath(text)
     if text.startswith("//") and not windows:
         text = "/" + text.lstrip("/")
@@ -134,6 +135,27 @@ def skill_folders(conn: apsw.Connection, skill: str) -> Folders:
     )
 
 
+def every_skills_scopes(conn: apsw.Connection, aliases: dict[str, str]) -> dict[str, list[str]]:
+    """Per skill (an alias folded into the skill it names), every scope its loads came from:
+    ``skills`` reads them all in one pass."""
+    managed: dict[str, set[str]] = {}
+    for skill, folder in conn.execute("SELECT skill, folder FROM p_managed_folders"):
+        managed.setdefault(aliases.get(skill, skill), set()).add(folder)
+    out: dict[str, set[str]] = {}
+    for name, directory in conn.execute(
+        "SELECT json_extract(attributes, '$.\"skill.name\"'),"
+        " json_extract(attributes, '$.\"skill.directory\"') FROM p_spans WHERE kind = 'SKILL'"
+        " AND json_extract(attributes, '$.\"skill.directory\"') IS NOT NULL",
+    ):
+        if not isinstance(name, str) or not isinstance(directory, str):
+            continue
+        skill = aliases.get(name, name)
+        scope = scope_of(directory, managed.get(skill, set()))
+        if scope is not None:
+            out.setdefault(skill, set()).add(scope)
+    return {k: sorted(v) for k, v in out.items()}
+
+
 def scope_text(scope: str) -> str:
     """A scope as a user reads it: the project (or home) folder, or the managed skill."""
     return "the managed skill's files" if scope == MANAGED else scope
@@ -151,6 +173,7 @@ def shared_line(skill: str, scopes: list[str]) -> str:
 __all__ = [
     "MANAGED",
     "Folders",
+    "every_skills_scopes",
     "normalized",
     "project_of",
     "scope_of",

@@ -16,7 +16,7 @@ from .annotations import list_annotations, newest_labels
 from .copies import copies as copies_of
 from .replay_runs import ReplaySummary, replay_summaries
 from .skill_aliases import names_of, skill_aliases
-from .skill_folders import Folders, scope_text, skill_folders
+from .skill_folders import Folders, every_skills_scopes, scope_text, skill_folders
 from .usage import session_costs
 from .verdict import VERDICTS as VERDICT_NAMES
 
@@ -272,6 +272,9 @@ class SkillSummary(msgspec.Struct):
     success: Share
     # Other names the skill was loaded under, with the same body (skill_aliases).
     aliases: list[str] = []
+    # Every scope its loads came from (skill_folders): more than one, the name covers several
+    # projects' skills and ``versions`` counts bodies of different skills.
+    projects: list[str] = []
 
 
 def skills_overview(
@@ -316,7 +319,9 @@ def skills_overview(
     for alias, skill in aliases.items():
         if skill in by_skill:
             by_skill[skill].aliases.append(alias)
+    scopes = every_skills_scopes(conn, aliases)
     for summary in by_skill.values():
+        summary.projects = scopes.get(summary.skill, [])
         summary.aliases.sort()
         summary.versions = len(bodies.get(summary.skill, ()))
         summary.success = wilson(summary.verdicts.get("success", 0), summary.sessions)
