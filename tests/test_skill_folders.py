@@ -145,6 +145,9 @@ def test_two_projects_deploy_are_not_one_skills_versions(two: Projects, tmp_path
     assert [(s["skill"], s["projects"]) for s in listed] == [("deploy", sorted([web, infra]))]
     text = two.ctl("skills")
     assert "deploy*" in text and "deploy names 2 different skills" in text
+    usage = two.ctl("usage", "monthly", "--by", "skill")
+    assert "deploy*" in usage and "one row counts them all" in usage
+    assert "*" not in two.ctl("usage", "monthly", "--by", "agent")
 
     report = two.json("skill", "show", "deploy")
     assert report["projects"] == sorted([web, infra])

@@ -63,6 +63,8 @@ def skills_command(
 
     A plugin's skill loaded as plugin:name and as name with the same body is one row, under
     the plain name (aka the qualified one); built-in commands such as /init are not skills.
+    A name loaded from several projects' skill folders (deploy in two repositories) is
+    marked NAME* and the projects are named below the table: those are different skills.
     """
     db = app.db()
     app.caught_up()
