@@ -445,3 +445,39 @@ def test_every_real_poll_gives_its_exit_to_the_command(corpus_home: Path) -> Non
                     failed += code != 0
     # The 0.118-0.130 rollouts hold 170 such polls, dozens reporting a failure.
     assert polls > 150 and failed > 20
+
+
+def test_a_skill_read_carries_the_folder_it_was_read_from() -> None:
+    """Deriver 13: the folder of the SKILL.md read (absolute, from the call's workdir or the
+    session's cwd when relative; the advertised file's when the list names it), so two
+    projects' skills of one name are told apart (reviewer F15)."""
+    body = "Chunk ID: 1\nProcess exited with code 0\nOutput:\n# Deploy\n"
+    d = _derive_rows(
+        [
+            _meta(),
+            _turn(),
+            _call("a", "exec_command", {"cmd": "cat /work/infra/.codex/skills/deploy/SKILL.md"}),
+            _output("a", body),
+            _call(
+                "r", "exec_command", {"cmd": "cat .agents/skills/lint/SKILL.md", "workdir": "/p"}
+            ),
+            _output("r", body),
+            _call("c", "exec_command", {"cmd": "sed -n 1,200p ./review/SKILL.md"}),
+            _output("c", body),
+            _call(
+                "h", "exec_command", {"cmd": "cat ~/.codex/skills/tidy/SKILL.md", "workdir": "~"}
+            ),
+            _output("h", body),
+        ]
+    )
+    folders = {
+        str(s.attributes["gen_ai.tool.call.id"]): s.attributes.get("skill.directory")
+        for s in d.spans
+        if s.kind == "SKILL"
+    }
+    assert folders == {
+        "a": "/work/infra/.codex/skills/deploy",
+        "r": "/p/.agents/skills/lint",
+        "c": "/w/review",  # relative to the session's cwd
+        "h": None,  # no absolute folder can be told
+    }

@@ -333,6 +333,21 @@ def test_a_whole_read_of_an_advertised_skill_md_is_a_skill_load() -> None:
     (skill,) = [s for s in d.spans if s.kind == "SKILL"]
     assert skill.attributes["skill.content_hash"] == skill_content_hash(BODY)
     assert skill.attributes["skill.activation"] == "path"
+    # Deriver 13: the folder it was read from (two projects' skills of one name differ by it).
+    assert skill.attributes["skill.directory"] == "/w/.github/skills/tidy"
+
+
+def test_a_windows_skill_read_keeps_its_folder() -> None:
+    numbered = "\n".join(f"{i}. {line}" for i, line in enumerate(BODY.split("\n"), 1))
+    advertised = "<skill>\n<available_skills>\n<skill>\n  <name>tidy</name>\n</skill>\n"
+    d = _stream(
+        ("system.message", {"role": "system", "content": advertised}),
+        _prompt(),
+        _ask(("r", "view", {"path": "C:\\Users\\ann\\repo\\.github\\skills\\tidy\\SKILL.md"})),
+        _done("r", numbered),
+    )
+    (skill,) = [s for s in d.spans if s.kind == "SKILL"]
+    assert skill.attributes["skill.directory"] == "C:\\Users\\ann\\repo\\.github\\skills\\tidy"
 
 
 def test_turns_follow_typed_prompts_not_injected_messages() -> None:

@@ -248,6 +248,11 @@ def test_skills_from_activate_skill_and_from_reading_a_skill_md_hash_like_other_
     assert {s.attributes["skill.content_hash"] for s in skills} == {skill_content_hash(SKILL_BODY)}
     assert {s.attributes["skillops.tool.kind"] for s in skills} == {"skill"}
     assert derivation.session.skills == ["color-doc"]
+    # Deriver 13: a read names its folder; activate_skill names none.
+    assert [s.attributes.get("skill.directory") for s in skills] == [
+        None,
+        "/p/.gemini/skills/color-doc",
+    ]
 
 
 def test_a_subagent_file_nests_under_the_call_that_started_it(tmp_path: Path, db: Database) -> None:

@@ -94,6 +94,54 @@ def test_two_managed_skills_never_share_a_live_file(env: Env) -> None:
     }
 
 
+def test_a_live_file_reached_another_way_is_still_taken(env: Env, tmp_path: Path) -> None:
+    """F22: the same file through a symlinked project, a trailing slash, ``..``, a symlink to
+    the SKILL.md itself or a bind-like second name (hard-linked file) is refused as the plain
+    path is; a different file in the same linked folder is not."""
+    a, b = env.skill("a", "a", "Skill A."), env.skill("b", "b", "Skill B.")
+    p1 = tmp_path / "p1"
+    (p1 / ".claude" / "skills").mkdir(parents=True)
+    p2 = tmp_path / "p2"
+    p2.symlink_to(p1)
+    env.ctl("skill", "import", "a", "--from", str(a), "--live", str(p1 / ".claude/skills/shared"))
+    taken = [
+        str(p2 / ".claude/skills/shared"),
+        str(p2 / ".claude/skills/shared") + "/",
+        str(p2 / ".claude/skills/shared/SKILL.md"),
+        str(p1 / ".claude/skills/../skills/shared"),
+        str(tmp_path / "p2" / ".claude" / ".." / ".claude" / "skills" / "shared"),
+    ]
+    for path in taken:
+        err = env.ctl("skill", "import", "b", "--from", str(b), "--live", path, code=2)
+        assert "is a live path of managed skill 'a'" in err, (path, err)
+        assert "the same file as" in err or path.rstrip("/").endswith("p1/.claude/skills/shared")
+    # The file itself linked from another folder (a symlink or a hard link to SKILL.md).
+    (tmp_path / "q" / ".claude" / "skills" / "via").mkdir(parents=True)
+    (tmp_path / "q" / ".claude" / "skills" / "via" / "SKILL.md").symlink_to(
+        p1 / ".claude/skills/shared/SKILL.md"
+    )
+    (tmp_path / "r" / ".claude" / "skills" / "hard").mkdir(parents=True)
+    (tmp_path / "r" / ".claude" / "skills" / "hard" / "SKILL.md").hardlink_to(
+        p1 / ".claude/skills/shared/SKILL.md"
+    )
+    for path in ("q/.claude/skills/via", "r/.claude/skills/hard"):
+        err = env.ctl(
+            "skill", "import", "b", "--from", str(b), "--live", str(tmp_path / path), code=2
+        )
+        assert "the same file as" in err, err
+    # The import source itself may not be another skill's live file either.
+    err = env.ctl(
+        "skill", "import", "b", "--from", str(p2 / ".claude/skills/shared"), "--name", "b", code=2
+    )
+    assert "live path of managed skill 'a'" in err
+    assert [m["skill"] for m in env.managed()] == ["a"]
+    # Another skill folder in the linked project is another file: allowed, through either name.
+    env.ctl("skill", "import", "b", "--from", str(b), "--live", str(p2 / ".claude/skills/other"))
+    env.ctl("skill", "add-live", "b", str(p1 / ".claude/skills/third"))
+    err = env.ctl("skill", "add-live", "a", str(p1 / ".claude/skills/other"), code=2)
+    assert "live path of managed skill 'b'" in err and "the same file as" in err
+
+
 def test_add_live_refuses_a_missing_parent(env: Env) -> None:
     folder = env.skill("s", "s")
     env.ctl("skill", "import", "--from", str(folder))

@@ -20,6 +20,7 @@ from ..events.types import EvalCaseResult, EvalRunCompleted
 from ..projections.annotations import newest_labels
 from ..projections.replay_runs import replay_cases
 from ..projections.session_views import find_session, spans_of
+from ..projections.skill_folders import shared_line, skill_folders
 from ..projections.skill_views import (
     RunRow,
     SkillSession,
@@ -198,6 +199,15 @@ def run(
                     f"no captured session loaded skill {skill!r} (see skillopsctl skills)"
                 )
             manifest = manifest_for(conn, skill, skill_dir)
+            folders = skill_folders(conn, skill)
+            if folders.shared:
+                # One suite grades every body loaded under the name; each version's result is
+                # its own, but they are different projects' skills, not versions of one.
+                click.echo(
+                    f"note: {shared_line(skill, folders.scopes)}; each version below is graded"
+                    f" on its own by {manifest.path}",
+                    err=True,
+                )
             chosen = list(suites) or manifest.suite_names
             unknown = [s for s in chosen if s not in manifest.suite_names]
             if unknown:

@@ -8,9 +8,11 @@ import apsw
 import click
 
 from ..projections._stats import Median, Share
+from ..projections.skill_folders import scope_text, shared_line, skill_folders
 from ..projections.skill_views import (
     Mean,
     SkillReport,
+    SkillSummary,
     VersionRow,
     VersionStats,
     replay_text,
@@ -61,6 +63,8 @@ def skills_command(
 
     A plugin's skill loaded as plugin:name and as name with the same body is one row, under
     the plain name (aka the qualified one); built-in commands such as /init are not skills.
+    A name loaded from several projects' skill folders (deploy in two repositories) is
+    marked NAME* and the projects are named below the table: those are different skills.
     """
     db = app.db()
     app.caught_up()
@@ -74,10 +78,15 @@ def skills_command(
         say(empty)
         return
     used, zone = stamps([s.last_used for s in found], utc)
+
+    def label(s: SkillSummary) -> str:
+        text = f"{s.skill} (aka {', '.join(s.aliases)})" if s.aliases else s.skill
+        return f"{text}*" if len(s.projects) > 1 else text
+
     table(
         [
             [
-                f"{s.skill} (aka {', '.join(s.aliases)})" if s.aliases else s.skill,
+                label(s),
                 str(s.sessions),
                 str(s.versions),
                 when,
@@ -100,6 +109,9 @@ def skills_command(
         key=0,  # the name tells rows apart and is typed next (skill show NAME): cut last
         optional=(4, 6),  # agents, verdicts: skill show has them
     )
+    for s in found:
+        if len(s.projects) > 1:
+            say(f"*{shared_line(s.skill, s.projects)} (skillopsctl skill show {s.skill})")
 
 
 @cli.group("skill")
@@ -206,13 +218,18 @@ def _print_report(report: SkillReport, utc: bool, *, one: bool) -> None:
     first, zone = stamps([v.first_loaded for v in report.versions], utc)
     aka = f" (aka {', '.join(report.aliases)})" if report.aliases else ""
     say(f"skill {report.skill}{aka}   champion {champion or '-'}")
+    shared = len(report.projects) > 1
+    if shared:
+        say(shared_line(report.skill, report.projects))
     table(
         [
             [v.tag, v.content_hash[:12], loaded, str(len(v.sessions)), _eval(v)]
+            + ([", ".join(scope_text(p) for p in v.projects) or "-"] if shared else [])
             for v, loaded in zip(report.versions, first, strict=True)
         ],
-        ["version", "hash", f"first loaded ({zone})", "sessions", "newest eval"],
-        text=(4,),
+        ["version", "hash", f"first loaded ({zone})", "sessions", "newest eval"]
+        + (["loaded from"] if shared else []),
+        text=(4, 5),
     )
     echo()
     say(
@@ -339,11 +356,23 @@ def diff(app: AppContext, name: str, old: str, new: str, context: int) -> None:
     with db.read() as conn:
         a, b = _version_arg(conn, name, old), _version_arg(conn, name, new)
         before, after = _body(conn, name, a), _body(conn, name, b)
+        folders = skill_folders(conn, name)
+    where = ["", ""]
+    if folders.apart(a.version_hash, b.version_hash):
+        # Two projects' skills that share a name: a diff of them is no edit of either. Said
+        # on stderr (a terminal shows it, a patch file stays a patch) and in the headers.
+        where = [" " + ", ".join(folders.folders.get(v.version_hash, [])) for v in (a, b)]
+        click.echo(
+            f"{name} {a.name} was loaded from{where[0]} and {b.name} from{where[1]}: different"
+            " projects' skills that share a name, not an edit of one (compared below as two"
+            " files)",
+            err=True,
+        )
     lines = difflib.unified_diff(
         before.splitlines(keepends=True),
         after.splitlines(keepends=True),
-        fromfile=f"{name} {a.name} ({a.version_hash[:12]})",
-        tofile=f"{name} {b.name} ({b.version_hash[:12]})",
+        fromfile=f"{name} {a.name} ({a.version_hash[:12]}){where[0]}",
+        tofile=f"{name} {b.name} ({b.version_hash[:12]}){where[1]}",
         n=context,
     )
     for line in lines:

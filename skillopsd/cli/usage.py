@@ -10,6 +10,8 @@ from typing import Any
 import click
 
 from ..pricing.report import BYS, Period, Row, Totals, report
+from ..projections.skill_aliases import skill_aliases
+from ..projections.skill_folders import every_skills_scopes, shared_line
 from ..projections.usage import usage_records
 from ._app import AgentChoice, AppContext, cli, db_option, json_option, pass_app
 from ._output import (
@@ -19,6 +21,7 @@ from ._output import (
     echo,
     emit_json,
     number,
+    say,
     table,
     terminal_width,
     unique_prefix,
@@ -73,7 +76,15 @@ def _short_model(name: str) -> str:
     return name.removeprefix("claude-")
 
 
-def _print(kind: Period, by: str | None, rows: list[Row], totals: Totals) -> None:
+def _print(
+    kind: Period,
+    by: str | None,
+    rows: list[Row],
+    totals: Totals,
+    shared: dict[str, list[str]] | None = None,
+) -> None:
+    """The table; ``shared``: skill names that cover several projects' skills (marked *)."""
+    shared = shared or {}
     lead = [_FIRST[kind]] + ([by] if by else []) + (["agent"] if kind == "session" else [])
     width = terminal_width()
     # Sessions by the agent's id, as short as keeps them apart (resumed copies share a start).
@@ -84,7 +95,8 @@ def _print(kind: Period, by: str | None, rows: list[Row], totals: Totals) -> Non
         for r in rows:
             cells_ = [r.period[:short]]
             if by:
-                cells_.append(cut(r.group or "-", 24))
+                group = r.group or "-"
+                cells_.append(cut(group, 23) + "*" if group in shared else cut(group, 24))
             if kind == "session":
                 cells_.append(r.agent)
             if models:
@@ -114,6 +126,8 @@ def _print(kind: Period, by: str | None, rows: list[Row], totals: Totals) -> Non
         if needed(body, headers, flex) <= width:
             break
     table(body, headers, flex=flex, width=width)
+    for name in sorted({r.group for r in rows if r.group in shared}):
+        say(f"*{shared_line(name, shared[name])}: one row counts them all")
     if totals.unpricedResponses:
         echo(
             f"+ {totals.unpricedResponses:,} of {totals.responses:,} responses have no price:"
@@ -152,7 +166,15 @@ def _command(kind: Period) -> Callable[..., Any]:
         as_json: bool,
     ) -> None:
         db = app.caught_up().db
+        shared: dict[str, list[str]] = {}
         with db.read() as conn:
+            if by == "skill":
+                aliases = skill_aliases(conn)
+                scopes = every_skills_scopes(conn, aliases)
+                for name in {*aliases, *scopes}:
+                    found = scopes.get(aliases.get(name, name), [])
+                    if len(found) > 1:
+                        shared[name] = found
             records = usage_records(
                 conn,
                 agent=agent,
@@ -173,7 +195,7 @@ def _command(kind: Period) -> Callable[..., Any]:
         if not rows:
             echo("no model responses with reported tokens in this window")
             return
-        _print(kind, by, rows, totals)
+        _print(kind, by, rows, totals, shared)
 
     return command
 

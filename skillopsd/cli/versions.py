@@ -20,6 +20,7 @@ import msgspec
 from .._defaults import TEAM_URL_ENV
 from ..events import Database, LogError
 from ..projections._stats import Median, Share, median_interval, wilson
+from ..projections.skill_folders import scope_text, shared_line, skill_folders
 from ..projections.skill_views import skill_sessions
 from ..versions.materialize import MANIFEST, next_pick, store_root
 from ..versions.state import MAX_DURATION_MS, MAX_TOKENS, STRATEGIES, SkillState, Stats
@@ -460,6 +461,8 @@ class VersionJson(msgspec.Struct, kw_only=True):
     # managed skills only, once settled), and the transcript time of the first.
     sessions: int = 0
     first_loaded: str | None = None
+    # Where its loads came from (a project, a home, "managed"; projections.skill_folders).
+    projects: list[str] = []
 
 
 class PoolJson(msgspec.Struct, kw_only=True):
@@ -487,6 +490,8 @@ class VersionsJson(msgspec.Struct, kw_only=True):
     manifest: str | None
     versions: list[VersionJson]
     pool: PoolJson | None = None
+    # Every scope the name's loads came from: more than one, several projects' skills.
+    projects: list[str] = []
 
 
 def _pool(state: SkillState) -> PoolJson | None:
@@ -531,11 +536,14 @@ class Loaded(msgspec.Struct):
 
     sessions: int = 0
     first: str | None = None
+    projects: list[str] = []
 
 
-def loaded_versions(conn: apsw.Connection, name: str) -> dict[str, Loaded]:
-    """Per body hash, the captured sessions that loaded it and the first load's time."""
+def loaded_versions(conn: apsw.Connection, name: str) -> tuple[dict[str, Loaded], list[str]]:
+    """Per body hash, the captured sessions that loaded it, the first load's time and the
+    scopes it was loaded from; then every scope the name's loads came from."""
     out: dict[str, Loaded] = {}
+    folders = skill_folders(conn, name)
     for s in skill_sessions(conn, name):
         if s.version_hash is None:
             continue
@@ -543,11 +551,16 @@ def loaded_versions(conn: apsw.Connection, name: str) -> dict[str, Loaded]:
         seen.sessions += 1
         if s.loaded_at and (seen.first is None or s.loaded_at < seen.first):
             seen.first = s.loaded_at
-    return out
+    for digest, scopes in folders.by_version.items():
+        out.setdefault(digest, Loaded()).projects = scopes
+    return out, folders.scopes
 
 
 def versions_json(
-    state: SkillState, manifest: Path | None, loaded: dict[str, Loaded] | None = None
+    state: SkillState,
+    manifest: Path | None,
+    loaded: dict[str, Loaded] | None = None,
+    projects: list[str] | None = None,
 ) -> VersionsJson:
     """What ``skill versions --json`` prints."""
     loaded = loaded or {}
@@ -591,6 +604,7 @@ def versions_json(
                 experiment_successes=e.successes if e else None,
                 sessions=loaded.get(v.content_hash, Loaded()).sessions,
                 first_loaded=loaded.get(v.content_hash, Loaded()).first,
+                projects=loaded.get(v.content_hash, Loaded()).projects,
             )
         )
     return VersionsJson(
@@ -604,6 +618,7 @@ def versions_json(
         manifest=str(manifest) if manifest else None,
         versions=out,
         pool=_pool(state),
+        projects=projects or [],
     )
 
 
@@ -621,7 +636,7 @@ def versions_command(app: AppContext, name: str, utc: bool, as_json: bool) -> No
     """NAME's versions: champion, challenger, retired; outcomes, costs, the next routed pick."""
     db = app.db()
 
-    def read(db: Database) -> tuple[SkillState, Path | None, dict[str, Loaded]]:
+    def read(db: Database) -> tuple[SkillState, Path | None, tuple[dict[str, Loaded], list[str]]]:
         state = read_state(db, name)
         manifest = None
         if state.managed:
@@ -633,10 +648,10 @@ def versions_command(app: AppContext, name: str, utc: bool, as_json: bool) -> No
         return state, manifest, loaded
 
     with _store_errors():
-        state, manifest, loaded = read(db)
+        state, manifest, (loaded, projects) = read(db)
     if not state.versions:
         raise NotFound(f"no versions of skill {name!r} (see skillopsctl skills)")
-    report = versions_json(state, manifest, loaded)
+    report = versions_json(state, manifest, loaded, projects)
     if as_json:
         emit_json(report)
         return
@@ -645,6 +660,9 @@ def versions_command(app: AppContext, name: str, utc: bool, as_json: bool) -> No
         f"skill {name}   champion {report.champion or '-'}   challenger"
         f" {report.challenger or '-'}   next {report.next or '-'}   ({how})"
     )
+    shared = len(report.projects) > 1
+    if shared:
+        say(shared_line(name, report.projects))
     first, zone = stamps([v.first_loaded for v in report.versions], utc)
     table(
         [
@@ -667,6 +685,7 @@ def versions_command(app: AppContext, name: str, utc: bool, as_json: bool) -> No
                 f"{v.source}/{v.author}"
                 + (f" {v.confidence}%" if v.confidence is not None else ""),
             ]
+            + ([", ".join(scope_text(p) for p in v.projects) or "-"] if shared else [])
             for v, loaded_at in zip(report.versions, first, strict=True)
         ],
         [
@@ -682,8 +701,9 @@ def versions_command(app: AppContext, name: str, utc: bool, as_json: bool) -> No
             "cost/exec [95%]",
             "time/exec",
             "source",
-        ],
-        text=(11,),
+        ]
+        + (["loaded from"] if shared else []),
+        text=(11, 12),
     )
     say(
         "sessions: captured sessions that loaded the version (as in skill show); executions:"

@@ -55,7 +55,10 @@ from .gemini import is_session as is_gemini_session
 # commands counted, as the tree and the ``turns`` figure count them.
 # 12: Gemini CLI responses say which part of their output was thinking
 # (``skillops.usage.reasoning_tokens``), for usage reports that show it as ccusage does.
-DERIVER_VERSION = 12
+# 13: a skill loaded by reading its SKILL.md (Codex, Copilot CLI, Gemini CLI) carries the folder
+# it was read from (``skill.directory``), as Claude Code's loads do: two projects' skills of
+# one name are told apart by it (projections.skill_folders).
+DERIVER_VERSION = 13
 
 _TOKEN_ATTRIBUTES = (
     ("input", "gen_ai.usage.input_tokens"),

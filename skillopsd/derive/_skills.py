@@ -66,3 +66,22 @@ def loaded_body(text: str) -> tuple[str | None, str]:
     if injected is not None:
         return injected
     return None, _ARGUMENTS_TRAILER.sub("", text)
+
+
+_SKILL_FILE = re.compile(r"[/\\]SKILL\.md\Z")
+_ABSOLUTE = re.compile(r"\A(?:/|[A-Za-z]:[/\\]|\\\\)")
+
+
+def skill_md_folder(path: str, base: str | None = None) -> str | None:
+    """The folder of a ``…/NAME/SKILL.md`` an agent read, as an absolute path: a relative
+    path is taken from ``base`` (the call's working folder, else the session's) when that is
+    absolute; None when no absolute folder can be told (``~/…``, no base)."""
+    folder = _SKILL_FILE.sub("", path.strip())
+    if folder == path.strip() or not folder:
+        return None
+    if _ABSOLUTE.match(folder):
+        return folder
+    if base and _ABSOLUTE.match(base) and not folder.startswith("~"):
+        sep = "\\" if "\\" in base and "/" not in base else "/"
+        return base.rstrip("/\\") + sep + folder.removeprefix("./")
+    return None

@@ -27,6 +27,7 @@ from ._outcome import (
     codex_poll_outcome,
     result_text,
 )
+from ._skills import skill_md_folder
 from ._summary import Summary
 from ._tree import Span, SpanTree, as_json, clip
 
@@ -264,7 +265,7 @@ class _Thread:
             call_id = str(payload.get("call_id") or f"call:{record.source_id}:{record.offset}")
             name = str(payload["name"]) if isinstance(payload.get("name"), str) else str(item)
             arguments = _arguments(payload)
-        skill = self._skill_read(arguments) if item == "function_call" else None
+        skill, folder = self._skill_read(arguments) if item == "function_call" else (None, None)
         span = self.tree.add(
             "SKILL" if skill else "TOOL", f"call:{call_id}", skill or name, llm, timestamp
         )
@@ -275,6 +276,8 @@ class _Thread:
         if skill:
             span.attributes["skill.name"] = skill
             span.attributes["skill.activation"] = "path"
+            if folder:
+                span.attributes["skill.directory"] = folder
             self.summary.skill(skill)
         else:
             self.summary.tool()
@@ -284,20 +287,26 @@ class _Thread:
                 span.outcome = "success"
             self.pending_searches.append(span)
 
-    def _skill_read(self, arguments: Any) -> str | None:
+    def _skill_read(self, arguments: Any) -> tuple[str | None, str | None]:
+        """The skill a command reads the ``SKILL.md`` of, and its folder when one can be told
+        (the advertised file's, else the path read, from the call's ``workdir`` or the
+        session's cwd when relative)."""
         text = arguments if isinstance(arguments, str) else msgspec.json.encode(arguments).decode()
         if "SKILL.md" not in text:
-            return None
+            return None, None
+        workdir = arguments.get("workdir") if isinstance(arguments, dict) else None
+        base = workdir if isinstance(workdir, str) else self.summary.cwd
         for match in _SKILL_PATH.finditer(text):
             name = match.group(2)
+            read = skill_md_folder(match.group(0), base)
             if not self.advertised:
-                return name
+                return name, read
             if name in self.advertised:
-                return name
+                return name, skill_md_folder(self.advertised[name]) or read
             for advertised, path in self.advertised.items():
                 if path.endswith(f"/{name}/SKILL.md"):
-                    return advertised
-        return None
+                    return advertised, skill_md_folder(path) or read
+        return None, None
 
     def _link_child(self, span: Span, text: str) -> None:
         try:

@@ -20,6 +20,7 @@ from typing import Any
 from .. import documents
 from ..events.types import TokenUsage
 from ._input import Record, mapping
+from ._skills import skill_md_folder
 from ._summary import Summary
 from ._tree import Span, SpanTree, as_json, clip
 
@@ -238,6 +239,10 @@ class _Walker:
         if skill:
             span.attributes["skill.name"] = skill
             span.attributes["skill.activation"] = "tool" if name == "skill" else "path"
+            read = _str(args.get("path")) if name == "view" else None
+            folder = skill_md_folder(read, self.summary.cwd) if read else None
+            if folder:
+                span.attributes["skill.directory"] = folder
             self.summary.skill(skill)
         else:
             self.summary.tool()

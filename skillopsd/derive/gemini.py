@@ -34,7 +34,7 @@ from ..events.types import Outcome
 from ..pricing.prices import REASONING_TOKENS
 from ._input import Record, mapping
 from ._outcome import gemini_refused
-from ._skills import content_hash
+from ._skills import content_hash, skill_md_folder
 from ._summary import Summary
 from ._tree import Span, SpanTree, as_json, clip
 
@@ -313,6 +313,9 @@ class _Walker:
         if skill:
             span.attributes["skill.name"] = skill
             span.attributes["skill.activation"] = "tool" if name == _SKILL_TOOL else "path"
+            folder = _skill_folder(name, args, self.summary.cwd)
+            if folder:
+                span.attributes["skill.directory"] = folder
             body = _skill_body(name, text)
             if body is not None and span.outcome == "success":
                 span.attributes["skill.content_hash"] = content_hash(body)
@@ -332,6 +335,14 @@ def _skill_name(name: str, args: dict[str, Any]) -> str | None:
             if match:
                 return match.group(1)
     return None
+
+
+def _skill_folder(name: str, args: dict[str, Any], cwd: str | None) -> str | None:
+    """The folder of the ``SKILL.md`` a read tool loaded (``activate_skill`` names none)."""
+    if name not in _READ_TOOLS:
+        return None
+    path = args.get("file_path") or args.get("absolute_path") or args.get("path")
+    return skill_md_folder(path, cwd) if isinstance(path, str) else None
 
 
 def _skill_body(name: str, text: str) -> str | None:

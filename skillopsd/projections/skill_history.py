@@ -24,6 +24,7 @@ from ..events.types import (
     SkillVersionCreated,
 )
 from ._engine import Projection
+from .skill_folders import skill_folder
 
 _json = msgspec.json.Encoder()
 _SCHEMA = """
@@ -67,6 +68,9 @@ CREATE TABLE p_policy_changes (
 CREATE TABLE p_managed_skills (
     skill TEXT PRIMARY KEY, imported_from TEXT NOT NULL, position INTEGER NOT NULL
 );
+CREATE TABLE p_managed_folders (
+    skill TEXT NOT NULL, folder TEXT NOT NULL, PRIMARY KEY (skill, folder)
+) WITHOUT ROWID;
 """
 
 
@@ -74,9 +78,12 @@ class SkillHistory(Projection):
     """The tables ``skills``, ``skill show``, ``eval run``, ``promote`` and ``lineage`` read."""
 
     name = "skill_history"
-    version = 4  # 3: managed skills and policy changes; 4: unmanaged skills and removed live paths
+    # 3: managed skills and policy changes; 4: unmanaged skills and removed live paths;
+    # 5: every folder a managed skill was imported from or written to (skill_folders).
+    version = 5
     tables = (
         "p_managed_skills",
+        "p_managed_folders",
         "p_policy_changes",
         "p_skill_versions",
         "p_eval_suites",
@@ -209,6 +216,12 @@ class SkillHistory(Projection):
                     "INSERT OR IGNORE INTO p_managed_skills VALUES (?, ?, ?)",
                     (p.skill, p.imported_from, event.position),
                 )
+            for path in [p.imported_from, *p.live_paths]:
+                if path:
+                    conn.execute(
+                        "INSERT OR IGNORE INTO p_managed_folders VALUES (?, ?)",
+                        (p.skill, skill_folder(path)),
+                    )
             row = ("managed", p.champion_hash, None, ", ".join(p.live_paths), "", p.author)
         elif isinstance(p, SkillUnmanaged):
             row = ("unmanaged", "", None, p.reason, "", p.author)

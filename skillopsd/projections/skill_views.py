@@ -16,6 +16,7 @@ from .annotations import list_annotations, newest_labels
 from .copies import copies as copies_of
 from .replay_runs import ReplaySummary, replay_summaries
 from .skill_aliases import names_of, skill_aliases
+from .skill_folders import Folders, every_skills_scopes, scope_text, skill_folders
 from .usage import session_costs
 from .verdict import VERDICTS as VERDICT_NAMES
 
@@ -271,6 +272,9 @@ class SkillSummary(msgspec.Struct):
     success: Share
     # Other names the skill was loaded under, with the same body (skill_aliases).
     aliases: list[str] = []
+    # Every scope its loads came from (skill_folders): more than one, the name covers several
+    # projects' skills and ``versions`` counts bodies of different skills.
+    projects: list[str] = []
 
 
 def skills_overview(
@@ -315,7 +319,9 @@ def skills_overview(
     for alias, skill in aliases.items():
         if skill in by_skill:
             by_skill[skill].aliases.append(alias)
+    scopes = every_skills_scopes(conn, aliases)
     for summary in by_skill.values():
+        summary.projects = scopes.get(summary.skill, [])
         summary.aliases.sort()
         summary.versions = len(bodies.get(summary.skill, ()))
         summary.success = wilson(summary.verdicts.get("success", 0), summary.sessions)
@@ -375,6 +381,10 @@ class VersionStats(msgspec.Struct):
     scoped: Scoped | None = None
     # USD per session: median with its distribution-free 95 % interval, over priced sessions.
     cost: Median = Median(median=None, low=None, high=None, n=0)
+    # Where its loads came from (skill_folders): the scopes (a project, a home, "managed")
+    # and the folders themselves; empty when no load recorded a folder.
+    projects: list[str] = []
+    folders: list[str] = []
 
 
 class Baseline(msgspec.Struct):
@@ -408,6 +418,9 @@ class SkillReport(msgspec.Struct):
     replays: list[ReplaySummary] = []
     # Other names the skill was loaded under, with the same body (skill_aliases).
     aliases: list[str] = []
+    # Every scope its loads came from; more than one: the name covers several projects'
+    # skills, whose versions are never read as an edit of one another (skill_folders).
+    projects: list[str] = []
 
 
 def _scoped(conn: apsw.Connection, group: list[SkillSession]) -> Scoped:
@@ -492,6 +505,7 @@ def skill_report(conn: apsw.Connection, skill: str) -> SkillReport | None:
     ``skill`` may be an alias: the report is of the skill it names, versions recorded under
     an alias only (a body the plain name never loaded) shown with that name."""
     skill, *aliases = names_of(conn, skill)
+    folders = skill_folders(conn, skill)
     sessions = skill_sessions(conn, skill)
     known = versions(conn, skill)
     for alias in aliases:
@@ -542,11 +556,16 @@ def skill_report(conn: apsw.Connection, skill: str) -> SkillReport | None:
                 calls=_mean([x.calls for x in group]),
                 scoped=_scoped(conn, group),
                 cost=median_interval([s.cost_usd for s in group if s.cost_usd is not None]),
+                projects=folders.of(digest),
+                folders=folders.folders.get(digest, []),
             )
         )
     with_data = [v for v in out if v.sessions]
-    if len(with_data) >= 2:
-        a, b = with_data[0], with_data[1]
+    pair = _comparable(with_data, folders)
+    if pair is None:
+        reading = _apart(skill, with_data, folders)
+    elif pair:
+        a, b = pair
         reading = compare(a.tag, a.verdicts["success"], b.tag, b.verdicts["success"])
         reading = reading.replace(" points", " points of success")
         if a.labelled and b.labelled:
@@ -560,12 +579,14 @@ def skill_report(conn: apsw.Connection, skill: str) -> SkillReport | None:
                 for tag, run in ((a.tag, a.eval), (b.tag, b.eval))
             ]
             reading += f"; newest evals: {', '.join(verdicts)}"
+        if folders.shared:
+            reading = f"{a.tag} and {b.tag} from {scope_text(a.projects[0])}: {reading}"
     elif with_data:
         reading = f"only {with_data[0].tag} has sessions: nothing to compare yet"
     else:
         reading = "no session has loaded a recorded version yet"
     baseline = _baseline(conn, skill, sessions)
-    if baseline is not None and baseline.sessions and with_data:
+    if baseline is not None and baseline.sessions and with_data and not folders.shared:
         latest = with_data[0]
         against = compare(
             latest.tag, latest.verdicts["success"], "without", baseline.verdicts["success"]
@@ -582,6 +603,38 @@ def skill_report(conn: apsw.Connection, skill: str) -> SkillReport | None:
         baseline=baseline,
         replays=_newest_replays(conn, skill),
         aliases=aliases,
+        projects=folders.scopes,
+    )
+
+
+def _comparable(
+    with_data: list[VersionStats], folders: Folders
+) -> tuple[VersionStats, VersionStats] | tuple[()] | None:
+    """The two versions the reading compares: the newest two with sessions, or, when the name
+    covers several projects' skills, the newest two loaded from one scope (None: no two are;
+    ``()``: fewer than two versions have sessions)."""
+    if len(with_data) < 2:
+        return ()
+    if not folders.shared:
+        return with_data[0], with_data[1]
+    for i, a in enumerate(with_data):
+        if len(a.projects) != 1:
+            continue
+        for b in with_data[i + 1 :]:
+            if b.projects == a.projects:
+                return a, b
+    return None
+
+
+def _apart(skill: str, with_data: list[VersionStats], folders: Folders) -> str:
+    """The reading when the versions with sessions come from different projects' folders."""
+    where = "; ".join(
+        f"{v.tag} from {', '.join(scope_text(p) for p in v.projects) or 'an unrecorded folder'}"
+        for v in with_data
+    )
+    return (
+        f"{skill} names skills in {len(folders.scopes)} projects' folders ({where}): different"
+        " skills that share a name, not versions of one: not compared"
     )
 
 

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import apsw
+
 from ..evals.discovery import NoSuite, suite_path
 from ..evals.gate import GateDecision, decide, population
 from ..evals.manifest import Manifest, ManifestError, load_manifest
 from ..events import Database
 from ..events.types import GateEvaluated
 from ..projections.replay_runs import replay_eval_runs
+from ..projections.skill_folders import MANAGED, scope_text, skill_folders
 from ..projections.skill_views import eval_runs, skill_sessions
 from .policy import gate_policy
 from .state import SkillState, window_start
@@ -51,6 +54,32 @@ def window_of(state: SkillState, digest: str) -> str | None:
     return window_start(exp)
 
 
+def _apart(
+    conn: apsw.Connection, skill: str, digest: str, tag: str, state: SkillState, need: int
+) -> GateDecision | None:
+    """A refusal when ``skill`` names several projects' skills and ``digest`` is a body one
+    of them loaded rather than a version the store recorded or the managed skill's files held:
+    promoting it would crown another project's skill (skill_folders)."""
+    folders = skill_folders(conn, skill)
+    if not folders.shared or MANAGED in folders.of(digest):
+        return None
+    known = state.versions.get(digest)
+    if known is not None and known.source != "observed":
+        return None
+    where = ", ".join(scope_text(s) for s in folders.of(digest)) or "a folder not recorded"
+    return GateDecision(
+        cleared=False,
+        reason=(
+            f"{tag} was loaded from {where}, and {skill} names {len(folders.scopes)} different"
+            f" skills ({', '.join(scope_text(s) for s in folders.scopes)}): the gate does not"
+            " weigh one project's skill as a version of another's"
+        ),
+        run=None,
+        sessions_graded=[],
+        min_sessions=need,
+    )
+
+
 def evaluate(
     db: Database, skill: str, digest: str, tag: str, manifest: Manifest, author: str
 ) -> tuple[GateDecision, GateEvaluated]:
@@ -59,7 +88,8 @@ def evaluate(
     state = read_state(db, skill)
     window = window_of(state, digest)
     with db.read() as conn:
-        decision = decide(
+        apart = _apart(conn, skill, digest, tag, state, need)
+        decision = apart or decide(
             eval_runs(conn, skill, digest),
             tag=tag,
             suite_hash=manifest.suite_hash,
@@ -77,7 +107,7 @@ def evaluate(
             ),
             plain_cases=sum(1 for s in manifest.suites for c in s.cases if c.run is None),
         )
-    run = decision.run
+    run = decision.run if apart is None else None
     return decision, GateEvaluated(
         skill=skill,
         version_hash=digest,

@@ -8,6 +8,7 @@ tags stay max+1 and no decision rests on a state that has already moved on.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -188,17 +189,44 @@ def names_of(path: Path, text: str) -> list[str]:
     return list(dict.fromkeys(n for n in found if n))
 
 
+def _file_keys(path: str) -> set[tuple[object, ...]]:
+    """What makes two spellings of a path one file: its resolved path (symbolic links
+    followed, also in folders that do not exist yet), and the (device, inode) of the nearest
+    folder that exists with the rest of the path (a bind mount, a hard-linked file)."""
+    keys: set[tuple[object, ...]] = {("path", path), ("real", os.path.realpath(path))}
+    rest: list[str] = []
+    here = Path(path)
+    while True:
+        try:
+            st = here.stat()
+        except OSError:
+            if here.parent == here:
+                break
+            rest.insert(0, here.name)
+            here = here.parent
+            continue
+        keys.add(("inode", st.st_dev, st.st_ino, *rest))
+        break
+    return keys
+
+
 def _owned(db: Database, skill: str, paths: list[str]) -> None:
-    """Refuse live paths another managed skill writes: two skills would fight over a file."""
+    """Refuse live paths another managed skill writes: two skills would fight over a file,
+    however the path is spelt (a symbolic link to the folder, a bind mount, a hard link)."""
+    mine = {p: _file_keys(p) for p in paths}
     for other in managed_skills(db):
         if other == skill:
             continue
-        taken = sorted(set(paths) & set(read_state(db, other).live_paths))
-        if taken:
+        for theirs in read_state(db, other).live_paths:
+            keys = _file_keys(theirs)
+            taken = sorted(p for p, k in mine.items() if k & keys)
+            if not taken:
+                continue
+            same = "" if taken[0] == theirs else f" (the same file as {theirs})"
             raise StoreError(
-                f"{taken[0]} is a live path of managed skill {other!r}: two managed skills"
-                f" would overwrite each other (skillopsctl skill remove-live {other} PATH,"
-                f" or skill unmanage {other})"
+                f"{taken[0]} is a live path of managed skill {other!r}{same}: two managed"
+                f" skills would overwrite each other (skillopsctl skill remove-live {other}"
+                f" PATH, or skill unmanage {other})"
             )
 
 
