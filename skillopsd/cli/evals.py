@@ -203,7 +203,7 @@ def run(
             if folders.shared:
                 # One suite grades every body loaded under the name; each version's result is
                 # its own, but they are different projects' skills, not versions of one.
-                click.echo(
+                echo(
                     f"note: {shared_line(skill, folders.scopes)}; each version below is graded"
                     f" on its own by {manifest.path}",
                     err=True,

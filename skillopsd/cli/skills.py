@@ -362,7 +362,7 @@ def diff(app: AppContext, name: str, old: str, new: str, context: int) -> None:
         # Two projects' skills that share a name: a diff of them is no edit of either. Said
         # on stderr (a terminal shows it, a patch file stays a patch) and in the headers.
         where = [" " + ", ".join(folders.folders.get(v.version_hash, [])) for v in (a, b)]
-        click.echo(
+        echo(
             f"{name} {a.name} was loaded from{where[0]} and {b.name} from{where[1]}: different"
             " projects' skills that share a name, not an edit of one (compared below as two"
             " files)",
