@@ -46,8 +46,9 @@ SUMMARY = (
     "abandoned: the user interrupted the last turn, or the last call that decides was blocked;"
     " unfinished: the last turn has no final answer (a call still pending, or calls and no"
     " answer), shown as running while the session is still being written; failure: a call of"
-    " the last tail_turns turns failed and nothing of the same kind passed after it, or more"
-    " than failure_share of the calls failed; success: otherwise; none: no call has an outcome."
+    " the last tail_turns turns failed and nothing of the same kind (for a test run, one"
+    " covering what failed) passed after it, or more than failure_share of the calls failed;"
+    " success: otherwise; none: no call has an outcome."
     " Each verdict but success has a one-line reason and its deciding spans."
 )
 # Shown, never stored: an unfinished session whose files are still being written.
