@@ -20,7 +20,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from skillopsd.derive._runners import Run, covers, read_output, runs_in
+from skillopsd.derive._runners import Run, _silent_pass, covers, read_output, runs_in
 
 from ._daemon import daemon_env, db_path
 from ._export_helpers import run_once
@@ -185,6 +185,31 @@ def test_reading_any_script_never_raises(script: str) -> None:
         assert run.runner
 
 
+@pytest.mark.parametrize(
+    ("script", "output", "passed"),
+    [
+        ("go vet ./... 2>&1 | head -20", "(Bash completed with no output)", True),
+        ("go vet ./... 2>&1 | head -5 && echo VET-OK", "VET-OK\n", True),
+        ('go build ./... && go vet ./... 2>&1 | head -40 && echo "OK"', "OK", True),
+        ("npx tsc --noEmit | tail -5", "", True),
+        # Its output went elsewhere, or a filter could have dropped it, or something else
+        # printed: the output does not say.
+        ("go vet ./... > /tmp/vet.log 2>&1; echo done", "done", False),
+        ("go vet ./... 2>/dev/null | head", "", False),
+        ("go vet ./... 2>&1 | grep -v generated", "", False),
+        ("gofmt -l . ; go vet ./... | head", "main.go", False),
+        # A runner that says when it passes is not read from silence.
+        ("go test ./... 2>&1 | tail -3", "", False),
+    ],
+)
+def test_a_silent_runner_that_printed_nothing_passed(
+    script: str, output: str, passed: bool
+) -> None:
+    hidden = [r for r in runs_in(script) if not r.carried]
+    assert hidden
+    assert _silent_pass((script, "bash"), hidden, output) is passed
+
+
 # --- what a run covers ----------------------------------------------------------------
 
 
@@ -321,6 +346,18 @@ _CLAUDE: list[tuple[Claude, str | None, str | None, dict[str, int]]] = [
         None,
         None,
         {"unknown": 1},
+    ),
+    # go vet prints nothing when it passes: an empty output through head says it passed.
+    (
+        _two(
+            19,
+            ("go vet ./...", "Exit code 1\nvet: a.go:3:2: declared and not used: x"),
+            ("go vet ./... 2>&1 | head -20 && echo VET-OK", "VET-OK"),
+            "Vet is clean.",
+        ),
+        "success",
+        None,
+        {"failure": 1, "success": 1},
     ),
     # A failure followed by a run whose outcome is unknown: not resolved by it.
     (

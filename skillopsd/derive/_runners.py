@@ -435,6 +435,8 @@ def settle_hidden(tree: SpanTree) -> None:
         if span.outcome == "failure" and not _grep_found_nothing(found, span.output):
             continue  # it failed for a reason of its own (a timeout, a build error it carried)
         reading = read_output(span.output.replace(_NO_OUTPUT, ""))
+        if reading.status is None and _silent_pass(found, hidden, span.output):
+            reading = Reading(_PASSED)
         span.attributes["skillops.result.masked"] = hidden[0].text
         if reading.status == _FAILED:
             span.outcome = "failure"
@@ -446,6 +448,45 @@ def settle_hidden(tree: SpanTree) -> None:
 
 
 _SETTLED = frozenset({"success", "failure"})
+
+
+# Runners that print nothing when they pass (golangci-lint before 1.60 did not say "0 issues").
+_SILENT = frozenset({"go vet", "tsc", "eslint", "golangci-lint"})
+# Commands that pass their input on whole at one end, or print only what the script says.
+_PASSING_ON = frozenset({"head", "tail", "cat", "tee", "echo", "printf", "cd", "true", ":"})
+# What the agents print for a command that printed nothing, or after its output.
+_PLACEHOLDERS = re.compile(
+    r"\(Bash completed with no output\)|<exited with exit code 0>"
+    r"|<shellId: \S+ completed with exit code 0>"
+)
+# A redirect that sends output elsewhere ("2>&1" and ">&2" keep it in the call's output).
+_AWAY = re.compile(r"(?<![0-9&])>(?!&)|[0-9]>(?!&)")
+
+
+def _silent_pass(found: tuple[str, Dialect], hidden: list[Run], output: str) -> bool:
+    """Whether runners that print nothing when they pass printed nothing: the whole output is
+    empty but for what the script echoes itself, and nothing in the script could have dropped
+    their lines (``go vet ./... 2>&1 | head -20 && echo VET-OK`` printing only ``VET-OK``)."""
+    if not all(run.runner in _SILENT for run in hidden) or _AWAY.search(found[0]):
+        return False
+    read = read_script(*found)
+    runners = {run.text for run in hidden}
+    said: set[str] = set()
+    for command in read.commands:
+        if command.program in ("echo", "printf"):
+            said.add(" ".join(w for w in command.words if not w.startswith("-")).strip())
+        elif (
+            command.program not in _PASSING_ON
+            and command.text not in runners
+            and not _RUNS_QUIETLY.match(command.key)
+        ):
+            return False
+    rest = [line for line in _PLACEHOLDERS.sub("", output).splitlines() if line.strip()]
+    return all(line.strip() in said for line in rest)
+
+
+# Builds that print nothing when they pass (before a silent runner: ``go build && go vet``).
+_RUNS_QUIETLY = re.compile(r"\Ago (?:build|vet)\Z|\Agofmt\Z")
 
 
 def _grep_found_nothing(found: tuple[str, Dialect], output: str) -> bool:
