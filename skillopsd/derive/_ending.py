@@ -401,9 +401,12 @@ def _keys(span: Span, i: int, ran: dict[int, tuple[Run, ...]], *, failed: bool) 
     ``ran``: for a failure the runs that can have failed it (those whose status it carried, or
     whose hidden status its output showed failing), for a success every run (all passed)."""
     tool, arguments = _tool(span), _arguments(span)
-    keys = call_keys(tool, arguments)
     found = call_script(tool, arguments)
     runs = runs_in(*found) if found is not None else ()
+    if not runs or found is None:
+        return call_keys(tool, arguments)
+    deciding = read_script(*found).deciding  # parsed already, for its runs
+    keys = (f"{tool}:{deciding.key}",) if deciding is not None else (tool,)
     if failed:
         # Read from its output: the runs whose status was hidden; else the runs whose status
         # it carried (or, when none did, the runs it was for: "go test | tail" timed out).

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from functools import lru_cache
 
 import msgspec
 
@@ -138,6 +139,9 @@ _MENTIONS = re.compile(
     r"\b(?:test|tests|pytest|py\.test|jest|vitest|mocha|ruff|mypy|pyright|tsc|eslint|lint|check"
     r"|vet|clippy|nextest|Pester|rspec|phpunit|tox|nox|verify|golangci-lint|typecheck|ci)\b"
 )
+# A script whose commands are all joined by "&&" (no pipe, ";", line break, "||", loop,
+# condition or substitution) carries every command's status: nothing is hidden in it.
+_MAY_HIDE = re.compile(r"[|;\n&`]|\$\(|\b(?:if|for|while|until|case|set|trap)\b")
 
 
 def _resolve(command: Command) -> Command:
@@ -289,7 +293,7 @@ _SIGNS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         # package managers and task runners reporting a failed script
         (r"^npm (?:ERR!|error) ", _FAILED),
         (r"^error Command failed with exit code [1-9]", _FAILED),
-        (r"ERR_PNPM_\w+|^\s*ELIFECYCLE\s", _FAILED),
+        (r"^\s*ERR_PNPM_\w+|^\s*ELIFECYCLE\s", _FAILED),
         (r"^make(?:\[\d+\])?: \*\*\* .*Error [1-9]", _FAILED),
         (r"^ERROR task failed$", _FAILED),  # mise
         # cargo
@@ -321,12 +325,20 @@ _SIGNS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
 )
 # A task runner's prefix on the lines of the task it runs (mise: "[lint:go] 1 issues:").
 _TASK_PREFIX = re.compile(r"^\[[\w:./@-]+\] ", re.MULTILINE)
+# Every sign of a kind in one pattern: one scan finds the first failure line.
+# Every sign is anchored at a line's start: the scan tries the alternatives only there.
+_ANY_FAILED = re.compile(
+    "^(?:" + "|".join(f"(?:{p.pattern})" for p, k in _SIGNS if k == _FAILED) + ")", re.M
+)
+_ANY_PASSED = re.compile(
+    "^(?:" + "|".join(f"(?:{p.pattern})" for p, k in _SIGNS if k == _PASSED) + ")", re.M
+)
 # Ids of failed tests a run names (go's top-level test names; pytest node ids).
 _FAILED_GO = re.compile(r"^--- FAIL: (\w+)", re.MULTILINE)
 _FAILED_GO_PACKAGE = re.compile(r"^FAIL\s+(\S+)\s", re.MULTILINE)
 _FAILED_NODE = re.compile(r"^(?:FAILED|ERROR) (\S+::\S+)", re.MULTILINE)
 # Outputs longer than this are read at their two ends (the summary is at one of them).
-_READ = 64 * 1024
+_READ = 16 * 1024
 
 
 class Reading(msgspec.Struct, frozen=True):
@@ -338,28 +350,19 @@ class Reading(msgspec.Struct, frozen=True):
     packages: tuple[str, ...] = ()  # go packages it reports failing
 
 
+@lru_cache(maxsize=512)
 def read_output(text: str) -> Reading:
     """The runners' own summaries in ``text`` (see the module docstring)."""
     if len(text) > _READ:
         text = text[: _READ // 4] + "\n" + text[-(_READ - _READ // 4) :]
     text = _TASK_PREFIX.sub("", text)
-    failed_line = ""
-    passed = False
-    first = len(text) + 1
-    for pattern, kind in _SIGNS:
-        found = pattern.search(text)
-        if found is None:
-            continue
-        if kind == _FAILED and found.start() < first:
-            first = found.start()
-            failed_line = found.group(0)
-        elif kind == _PASSED:
-            passed = True
+    failed = _ANY_FAILED.search(text)
     ids = tuple(dict.fromkeys(_FAILED_GO.findall(text) + _FAILED_NODE.findall(text)))
     packages = tuple(dict.fromkeys(_FAILED_GO_PACKAGE.findall(text)))
-    if failed_line:
-        line = text[first:].split("\n", 1)[0].strip()
+    if failed is not None:
+        line = text[failed.start() :].split("\n", 1)[0].strip()
         return Reading(_FAILED, " ".join(line.split())[:200], ids, packages)
+    passed = _ANY_PASSED.search(text) is not None
     return Reading(_PASSED if passed else None, "", ids, packages)
 
 
@@ -428,6 +431,8 @@ def settle_hidden(tree: SpanTree) -> None:
         tool = str(span.attributes.get("gen_ai.tool.name", span.name))
         found = call_script(tool, span.attributes.get("gen_ai.tool.call.arguments"))
         if found is None:
+            continue
+        if not _MAY_HIDE.search(found[0].replace("&&", "")) and found[1] == "bash":
             continue
         hidden = [r for r in runs_in(*found) if not r.carried]
         if not hidden:
