@@ -14,6 +14,7 @@ The sessions are written where Claude Code and Codex write them under a temporar
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -183,6 +184,67 @@ def test_not_a_test_run(script: str) -> None:
 def test_reading_any_script_never_raises(script: str) -> None:
     for run in runs_in(script):
         assert run.runner
+
+
+_WORDS = st.sampled_from(
+    [
+        "go",
+        "test",
+        "vet",
+        "pytest",
+        "python",
+        "-m",
+        "npm",
+        "run",
+        "--",
+        "npx",
+        "jest",
+        "uv",
+        "make",
+        "mise",
+        "lint",
+        "cargo",
+        "ruff",
+        "check",
+        "-run",
+        "-k",
+        "-c",
+        "-exec",
+        "true",
+        "./...",
+        "tests/a.py::t",
+        "|",
+        "||",
+        "&&",
+        ";",
+        "tail",
+        "grep",
+        "set",
+        "-e",
+        "pipefail",
+        "-o",
+        "if",
+        "then",
+        "fi",
+        "for",
+        "do",
+        "done",
+        "(",
+        ")",
+        "$(",
+        "exit",
+        "1",
+        "\n",
+    ]
+)
+
+
+@given(st.lists(_WORDS, max_size=30))
+def test_any_mix_of_runner_words_reads_without_raising(words: list[str]) -> None:
+    script = " ".join(words)
+    for run in runs_in(script):
+        assert run.runner and isinstance(run.carried, bool)
+        assert covers(run, run, ()) is True  # a run covers itself
 
 
 @pytest.mark.parametrize(
@@ -519,16 +581,34 @@ _CODEX = [
 
 
 @pytest.fixture(scope="module")
-def shown(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     home = tmp_path_factory.mktemp("runs")
     for session, *_ in _CLAUDE:
         session.write(home)
     for n, (rows, *_) in enumerate(_CODEX):
         _codex(home, 60 + n, rows)
     run_once(home)
+    return home
+
+
+@pytest.fixture(scope="module")
+def shown(home: Path) -> dict[str, dict[str, Any]]:
     done = run_ctl("--db", str(db_path(home)), "sessions", "--json", env=daemon_env(home))
     assert done.returncode == 0, done.stderr
     return {s["native_session_id"]: s for s in json.loads(done.stdout)}
+
+
+@pytest.mark.slow
+def test_session_show_marks_a_hidden_failure_and_quotes_its_summary(home: Path) -> None:
+    done = run_ctl("--db", str(db_path(home)), "session", "show", _sid(1), env=daemon_env(home))
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert "why       go test ./... | tail -5 failed in the last turn" in done.stdout
+    [marked] = [i for i, line in enumerate(lines) if line.endswith("◀ verdict")]
+    assert "✗ TOOL Bash  go test ./... 2>&1 | tail -5" in lines[marked]
+    assert lines[marked + 1].strip() == "↳ --- FAIL: TestPayments (0.01s)"
+    unknown = run_ctl("--db", str(db_path(home)), "session", "show", _sid(7), env=daemon_env(home))
+    assert "? TOOL Bash  go test ./... 2>&1 | grep -v '^ok' | head" in unknown.stdout
 
 
 def _check(
