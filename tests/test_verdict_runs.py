@@ -21,7 +21,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from skillopsd.derive._runners import Run, _silent_pass, covers, read_output, runs_in
+from skillopsd.derive._runners import (
+    Run,
+    _shows_failure,
+    _silent_pass,
+    covers,
+    read_output,
+    runs_in,
+)
 
 from ._daemon import daemon_env, db_path
 from ._export_helpers import run_once
@@ -272,6 +279,31 @@ def test_a_silent_runner_that_printed_nothing_passed(
     assert _silent_pass((script, "bash"), hidden, output) is passed
 
 
+@pytest.mark.parametrize(
+    ("script", "output", "trusted"),
+    [
+        ("go test ./... 2>&1 | tail -20", "ok  \tapp/a\t0.1s", True),
+        ("go test ./... 2>&1 | tee test.log", "ok  \tapp/a\t0.1s", True),
+        ('go test ./... 2>&1 | grep -v "^ok\\|no test files" | tail', "ok  \tapp/a\t0.1s", True),
+        ("go test ./... 2>&1 | grep -E 'FAIL|ok'", "ok  \tapp/a\t0.1s", True),
+        ("go test ./... 2>&1 | head -5", "ok  \tapp/a\t0.1s\nok  \tapp/b\t0.1s", True),
+        ("go test ./... | sed -n '1,40p'", "ok  \tapp/a\t0.1s", True),
+        # A filter that could have dropped the failure lines: the passing lines do not say.
+        ("go test ./... 2>&1 | grep '^ok'", "ok  \tapp/a\t0.1s", False),
+        ("go test ./... 2>&1 | grep -v FAIL", "ok  \tapp/a\t0.1s", False),
+        ("go test ./... 2>&1 | head -2", "ok  \tapp/a\t0.1s\nok  \tapp/b\t0.1s", False),
+        ("go test ./... 2>&1 | head -50 | tail -2", "ok  \tapp/a\t0.1s", False),
+        ("go test ./... 2>&1 | sort", "ok  \tapp/a\t0.1s", False),
+        ("pytest 2>&1 | grep -c passed", "3", False),
+    ],
+)
+def test_a_pass_counts_only_where_a_failure_would_have_shown(
+    script: str, output: str, trusted: bool
+) -> None:
+    [run] = runs_in(script)
+    assert _shows_failure(run, output) is trusted
+
+
 # --- what a run covers ----------------------------------------------------------------
 
 
@@ -420,6 +452,13 @@ _CLAUDE: list[tuple[Claude, str | None, str | None, dict[str, int]]] = [
         "success",
         None,
         {"failure": 1, "success": 1},
+    ),
+    # Only the passing lines were kept: that does not say it passed.
+    (
+        _one(20, "go test ./... 2>&1 | grep '^ok'", "ok  \tapp/users\t0.2s", "All pass."),
+        None,
+        None,
+        {"unknown": 1},
     ),
     # A failure followed by a run whose outcome is unknown: not resolved by it.
     (

@@ -10,9 +10,9 @@ its parameters are a ``PolicySet`` event; the deriver only states facts:
   ``skillops.resolved`` (a later call of the same kind succeeded: the agent or the user got
   past it; a failed test or lint run is keyed by its runner and resolved only by a later pass
   covering what failed, see ``_runners.covers``; after only a narrower pass,
-  ``skillops.call.narrower`` names it), ``skillops.call.probe`` (it only looked: a read, a search, a ``grep`` that found
-  nothing, a program that is not there (exit 127); its failure is an answer, not a
-  setback), ``skillops.call.noop`` (an edit that would have changed nothing),
+  ``skillops.call.narrower`` names it), ``skillops.call.probe`` (it only looked: a read, a
+  search, a ``grep`` that found nothing, a program that is not there (exit 127); its failure
+  is an answer, not a setback), ``skillops.call.noop`` (an edit that would have changed nothing),
   ``skillops.call.sandboxed`` (a command the sandbox refused an operation: ``bind: operation
   not permitted``), and what the reason line names: ``skillops.call.what`` (``go test
   ./...``, ``Edit main.go``), ``skillops.call.why`` (the first line of its error) and

@@ -118,6 +118,7 @@ class Run(msgspec.Struct, frozen=True):
     targets: tuple[str, ...] = ()  # packages, paths, node ids, as written
     selection: tuple[str, ...] = ()  # narrowing options with their values ("-run=TestX")
     carried: bool = True  # its failure reaches the script's exit status
+    through: tuple[Command, ...] = ()  # the later stages of its pipeline ("tail -20")
 
 
 def runs_in(script: str, dialect: Dialect = "bash") -> tuple[Run, ...]:
@@ -126,11 +127,12 @@ def runs_in(script: str, dialect: Dialect = "bash") -> tuple[Run, ...]:
         return ()
     read = read_script(script, dialect)
     carried = read.carried or (False,) * len(read.commands)
+    piped = read.piped_into or ((),) * len(read.commands)
     out = []
-    for command, reaches in zip(read.commands, carried, strict=False):
+    for command, reaches, through in zip(read.commands, carried, piped, strict=False):
         run = _run_of(command, reaches)
         if run is not None:
-            out.append(run)
+            out.append(msgspec.structs.replace(run, through=through) if through else run)
     return tuple(out)
 
 
@@ -440,6 +442,8 @@ def settle_hidden(tree: SpanTree) -> None:
         if span.outcome == "failure" and not _grep_found_nothing(found, span.output):
             continue  # it failed for a reason of its own (a timeout, a build error it carried)
         reading = read_output(span.output.replace(_NO_OUTPUT, ""))
+        if reading.status == _PASSED and not all(_shows_failure(r, span.output) for r in hidden):
+            reading = Reading(None)  # a filter could have dropped its failure: it does not say
         if reading.status is None and _silent_pass(found, hidden, span.output):
             reading = Reading(_PASSED)
         span.attributes["skillops.result.masked"] = hidden[0].text
@@ -492,6 +496,89 @@ def _silent_pass(found: tuple[str, Dialect], hidden: list[Run], output: str) -> 
 
 # Builds that print nothing when they pass (before a silent runner: ``go build && go vet``).
 _RUNS_QUIETLY = re.compile(r"\Ago (?:build|vet)\Z|\Agofmt\Z")
+
+
+# A failure line of each runner, to try a filter on: a filter that lets none of its runner's
+# through could have hidden a failure behind a passing line ("go test | grep ^ok").
+_FAILURE_LINES: dict[str, tuple[str, ...]] = {
+    "go test": ("FAIL\tapp/x\t0.01s", "--- FAIL: TestX (0.00s)", "FAIL"),
+    "go vet": ("vet: a.go:1:2: x declared and not used",),
+    "pytest": ("=== 1 failed, 2 passed in 0.10s ===", "FAILED tests/a.py::test_x - boom"),
+    "cargo test": ("test result: FAILED. 1 passed; 1 failed", "error: could not compile `x`"),
+    "ruff": ("Found 1 error.",),
+    "mypy": ("Found 1 error in 1 file (checked 2 source files)",),
+    "golangci-lint": ("1 issues:",),
+    "Invoke-Pester": ("Tests Passed: 1, Failed: 1, Skipped: 0",),
+}
+_ANY_FAILURE_LINES = (
+    "Tests:       1 failed, 2 passed, 3 total",
+    "      Tests  1 failed | 2 passed (3)",
+    "  1 failing",
+    "npm ERR! Test failed.",
+    "npm error code 1",
+    "make: *** [Makefile:2: test] Error 1",
+    *(line for lines in _FAILURE_LINES.values() for line in lines),
+)
+_HEAD_COUNT = re.compile(r"\A-(?:n\s*)?(\d+)\Z")
+_SED_RANGE = re.compile(r"\A'?(?:1,)?(\d+)p'?\Z")
+
+
+def _shows_failure(run: Run, output: str) -> bool:
+    """Whether a failure of ``run`` would have shown in ``output`` through the stages it was
+    piped into: ``tail``, ``tee`` and ``cat`` pass its end on; ``head -N`` (``sed -n 1,Np``)
+    only when fewer than N lines came out; ``grep`` only when its pattern lets a failure line
+    of the runner through; anything else may drop it."""
+    lines = len([line for line in _PLACEHOLDERS.sub("", output).splitlines() if line.strip()])
+    samples = _FAILURE_LINES.get(run.runner, _ANY_FAILURE_LINES)
+    for k, stage in enumerate(run.through):
+        last = all(s.program in ("tee", "cat") for s in run.through[k + 1 :])
+        if stage.program in ("tail", "tee", "cat"):
+            continue
+        if stage.program == "head" or (stage.program == "sed" and "-n" in stage.words):
+            limit = _limit(stage)
+            if limit is None or not last or lines >= limit:
+                return False
+            continue
+        if stage.program in _GREPS:
+            samples = _grepped(stage, samples)
+            if not samples:
+                return False
+            continue
+        return False
+    return True
+
+
+def _limit(stage: Command) -> int | None:
+    if stage.program == "head":
+        words = [w for w in stage.words if w != "--"]
+        if not words:
+            return 10
+        joined = " ".join(words[:2])
+        found = _HEAD_COUNT.match(words[0]) or _HEAD_COUNT.match(joined)
+        return int(found.group(1)) if found else None
+    found = next((m for w in stage.words if (m := _SED_RANGE.match(w))), None)
+    return int(found.group(1)) if found else None
+
+
+def _grepped(stage: Command, samples: tuple[str, ...]) -> tuple[str, ...]:
+    """The sample lines a ``grep`` stage lets through (none when it cannot be read)."""
+    flags = "".join(w[1:] for w in stage.words if w.startswith("-") and not w.startswith("--"))
+    if set(flags) & set("cqlLoh") or any(w.startswith("--") for w in stage.words):
+        return ()  # counts, names or parts: not the lines themselves
+    patterns = [w for w in stage.words if not w.startswith("-")][:1]
+    if not patterns:
+        return ()
+    pattern = patterns[0]
+    if "E" not in flags and stage.program == "grep":  # basic syntax: \| is alternation
+        pattern = pattern.replace("\\|", "|").replace("\\(", "(").replace("\\)", ")")
+    if "F" in flags or stage.program == "fgrep":
+        pattern = re.escape(pattern)
+    try:
+        compiled = re.compile(pattern, re.IGNORECASE if "i" in flags else 0)
+    except re.error:
+        return ()
+    inverted = "v" in flags
+    return tuple(s for s in samples if (compiled.search(s) is not None) != inverted)
 
 
 def _grep_found_nothing(found: tuple[str, Dialect], output: str) -> bool:

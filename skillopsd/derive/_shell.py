@@ -186,6 +186,9 @@ class Script(msgspec.Struct, frozen=True):
     # ``set -e``), the left of ``||`` (unless the right exits non-zero), a condition, a loop's
     # body, a command substitution.
     carried: tuple[bool, ...] = ()
+    # Per command: the commands of the later stages of the pipeline it is a stage of (what its
+    # output goes through: ``go test | grep -v ok | head`` → ``grep``, ``head``).
+    piped_into: tuple[tuple[Command, ...], ...] = ()
 
 
 _EMPTY = Script()
@@ -489,7 +492,37 @@ def _bash(root: tree_sitter.Node) -> Script:
     carrying: set[tuple[int, int]] = set()
     _bash_carry(root, True, _Shell(pipefail, errexit), carrying, 0)
     carried = tuple(place in carrying for place in places)
-    return Script(commands=tuple(commands), deciding=deciding, writes=writes, carried=carried)
+    return Script(
+        commands=tuple(commands),
+        deciding=deciding,
+        writes=writes,
+        carried=carried,
+        piped_into=_piped_into(root, places, commands),
+    )
+
+
+def _piped_into(
+    root: tree_sitter.Node, places: list[tuple[int, int]], commands: list[Command]
+) -> tuple[tuple[Command, ...], ...]:
+    at = {place: i for i, place in enumerate(places)}
+    out: list[tuple[Command, ...]] = [() for _ in commands]
+    for node in _walk(root):
+        if node.type != "pipeline":
+            continue
+        stages = [
+            [
+                at[(n.start_byte, n.end_byte)]
+                for n in _walk(stage)
+                if n.type == "command" and (n.start_byte, n.end_byte) in at
+            ]
+            for stage in node.named_children
+            if stage.type != "comment"
+        ]
+        for k, stage in enumerate(stages):
+            later = tuple(commands[j] for rest in stages[k + 1 :] for j in rest)
+            for i in stage:
+                out[i] = later  # an inner pipeline's stages come later in the walk: they win
+    return tuple(out)
 
 
 def _errexit(words: tuple[str, ...]) -> bool:
