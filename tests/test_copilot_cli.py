@@ -53,14 +53,16 @@ def test_a_daemon_shows_every_agent_side_by_side(tmp_path: Path) -> None:
     assert isinstance(copilot, list)
     by_native = {s["native_session_id"]: s for s in copilot}
     assert set(by_native) == {RESUMED, OPEN, LEGACY}
+    # A piped cargo test whose output says it did not compile, a piped clippy whose grep
+    # printed nothing (unknown); Pester runs whose summary says "Failed: 1" (test_derive_copilot).
     assert by_native[LEGACY]["outcomes"] == {
-        "success": 58,
-        "failure": 1,
+        "success": 56,
+        "failure": 2,
         "blocked": 0,
-        "unknown": 0,
+        "unknown": 1,
     }
     resumed = by_native[RESUMED]
-    assert resumed["outcomes"] == {"success": 193, "failure": 8, "blocked": 4, "unknown": 1}
+    assert resumed["outcomes"] == {"success": 189, "failure": 11, "blocked": 4, "unknown": 2}
     assert resumed["tokens"]["output"] == 167840 and resumed["tokens"]["input"] is None
     assert by_native[OPEN]["outcomes"]["failure"] == 2
 

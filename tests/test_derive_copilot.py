@@ -63,11 +63,12 @@ CORPUS = {
     # No shutdown (taken mid-session); a failed view and a bash that exited 1.
     "c3f091b3": Expected(4, {"success": 59, "failure": 2}, (None, 41776, None, None)),
     # Resumed after its only shutdown; 4 task calls denied by a preToolUse hook; 2 failed
-    # views and 6 PowerShell commands that exited non-zero; 1 background command never
-    # seen to finish; 3 subagents.
+    # views and 6 PowerShell commands that exited non-zero; 3 Pester runs whose summary says
+    # "Failed: 1" or more (a cmdlet sets no exit status) and 1 whose output has no summary;
+    # 1 background command never seen to finish; 3 subagents.
     "e07fc822": Expected(
         8,
-        {"success": 193, "failure": 8, "blocked": 4, None: 1},
+        {"success": 189, "failure": 11, "blocked": 4, None: 2},
         (None, 167840, None, None),
         subagents=3,
     ),
@@ -438,14 +439,21 @@ def test_legacy_document_as_read_from_the_raw_file() -> None:
     # 1 prompt; 91 assistant chat messages and 2 responses written to the timeline only (after
     # the last chat message: "Now I'll create…" and the answer that ends the session); 59
     # completed calls in the timeline (3 of them not yet in chatMessages), all "success", one
-    # bash that exited 127. No model, no tokens.
+    # bash that exited 127, one ``cargo test --release 2>&1 | tail -50`` whose exit 0 is the
+    # tail's and whose output says "error: could not compile", and one ``cargo clippy … | grep
+    # -E "(warning|error)" | head`` that printed nothing (unknown). No model, no tokens.
     assert d.session.turns == 1
     assert Counter(s.kind for s in d.spans) == Counter({"CHAIN": 1, "LLM": 93, "TOOL": 59})
     answers = [s for s in d.spans if s.kind == "LLM" and s.start == "2025-10-11T12:16:24.384Z"]
     assert [str(s.attributes["gen_ai.output.text"])[:11] for s in answers] == ["已為 Makefile"]
-    assert Counter(s.outcome for s in _calls(d)) == Counter({"success": 58, "failure": 1})
-    (failed,) = [s for s in _calls(d) if s.outcome == "failure"]
-    assert failed.attributes["gen_ai.tool.call.id"] == "toolu_01UDjjrcnFs5EMdZT9r8MgNR"
+    assert Counter(s.outcome for s in _calls(d)) == Counter({"success": 56, "failure": 2, None: 1})
+    exited, compiled = [s for s in _calls(d) if s.outcome == "failure"]
+    assert exited.attributes["gen_ai.tool.call.id"] == "toolu_01UDjjrcnFs5EMdZT9r8MgNR"
+    assert "skillops.result.masked" not in exited.attributes
+    assert compiled.attributes["skillops.result.masked"] == "cargo test --release"
+    assert str(compiled.attributes["skillops.result.summary"]).startswith(
+        "error: could not compile `vibe_coding_tracker`"
+    )
     assert d.session.tokens == TokenUsage()
     assert d.session.tokens_note == TOKENS_LEGACY
     assert d.session.started_at == "2025-10-11T11:40:20.882Z"

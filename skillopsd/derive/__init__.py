@@ -14,6 +14,7 @@ from ._ending import mark_ending
 from ._ids import session_id
 from ._input import Record, SourceLines, records
 from ._results import call_results
+from ._runners import settle_hidden
 from ._skills import (
     content_hash,
     injected_body,
@@ -58,7 +59,12 @@ from .gemini import is_session as is_gemini_session
 # 13: a skill loaded by reading its SKILL.md (Codex, Copilot CLI, Gemini CLI) carries the folder
 # it was read from (``skill.directory``), as Claude Code's loads do: two projects' skills of
 # one name are told apart by it (projections.skill_folders).
-DERIVER_VERSION = 13
+# 14: a test or lint run whose exit status a pipe, a ``;`` or an ``|| true`` hid is judged by
+# its own summary in the output (failure, success, or unknown when it says neither); a run is
+# keyed by its runner, and a failed run is resolved only by a pass covering what failed (the
+# same or wider targets, no narrower selection, or the failing tests named); a pipeline is
+# named by its last stage that is not a filter (``go test | tail`` is a ``go test``).
+DERIVER_VERSION = 14
 
 _TOKEN_ATTRIBUTES = (
     ("input", "gen_ai.usage.input_tokens"),
@@ -148,6 +154,7 @@ def derive_session(
                 is_session=False,
             )
         derive_claude(tree, summary, files)
+    settle_hidden(tree)
     mark_ending(tree)
     spans = tree.events(deriver_version)
     errors = [

@@ -8,9 +8,11 @@ its parameters are a ``PolicySet`` event; the deriver only states facts:
 - a failed or blocked one also gets ``skillops.call.kind`` (the tool; for a shell command its
   deciding program and subcommand, read by a shell parser; for an edit the file it edits),
   ``skillops.resolved`` (a later call of the same kind succeeded: the agent or the user got
-  past it), ``skillops.call.probe`` (it only looked: a read, a search, a ``grep`` that found
-  nothing, a program that is not there (exit 127); its failure is an answer, not a
-  setback), ``skillops.call.noop`` (an edit that would have changed nothing),
+  past it; a failed test or lint run is keyed by its runner and resolved only by a later pass
+  covering what failed, see ``_runners.covers``; after only a narrower pass,
+  ``skillops.call.narrower`` names it), ``skillops.call.probe`` (it only looked: a read, a
+  search, a ``grep`` that found nothing, a program that is not there (exit 127); its failure
+  is an answer, not a setback), ``skillops.call.noop`` (an edit that would have changed nothing),
   ``skillops.call.sandboxed`` (a command the sandbox refused an operation: ``bind: operation
   not permitted``), and what the reason line names: ``skillops.call.what`` (``go test
   ./...``, ``Edit main.go``), ``skillops.call.why`` (the first line of its error) and
@@ -33,22 +35,14 @@ import msgspec
 
 from ._kinds import tool_kind
 from ._outcome import is_noop_edit
-from ._shell import Command, Dialect, deciding_command, read_script
+from ._runners import Run, covers, read_output, runs_in
+from ._shell import SHELL_TOOLS, Command, call_script, deciding_command, read_script
 from ._tree import Span, SpanTree
 
-_SHELLS: dict[str, Dialect] = {
-    "Bash": "bash",
-    "exec_command": "bash",
-    "shell_command": "bash",
-    "shell": "bash",
-    "local_shell_call": "bash",
-    "bash": "bash",
-    "powershell": "powershell",
-    "run_shell_command": "bash",
-}
 # A command that failed because the sandbox refused it an operation (a socket, a file outside
-# the workspace): the environment's limit, not the agent's setback.
-_SANDBOXED = re.compile(r"operation not permitted", re.IGNORECASE)
+# the workspace), or because the machine cannot run what it built (a test binary for another
+# OS: "exec format error"): the environment's limit, not the agent's setback.
+_SANDBOXED = re.compile(r"operation not permitted|exec format error", re.IGNORECASE)
 # A command that is not there (exit 127, "command not found"): nothing ran, nothing changed; like
 # a look-up that found nothing, it is no setback.
 _NOT_FOUND = re.compile(
@@ -56,7 +50,6 @@ _NOT_FOUND = re.compile(
     r" cmdlet)|exit(?:ed with)? code:? 127\b|exited with code 127\b",
     re.IGNORECASE,
 )
-_POWERSHELLS = frozenset({"powershell", "pwsh", "powershell.exe", "pwsh.exe"})
 # Calls that keep the agent's own notes (to-do lists, plans, topics, memories): they change
 # nothing the user asked for.
 BOOKKEEPING = frozenset(
@@ -208,25 +201,6 @@ def _arguments_of(arguments: object) -> dict[str, object] | None:
     return value if isinstance(value, dict) else None
 
 
-def _script(tool: str, arguments: object) -> tuple[str, Dialect] | None:
-    """The shell script a call ran and its dialect, from its JSON arguments."""
-    dialect = _SHELLS.get(tool)
-    if dialect is None:
-        return None
-    value = _arguments_of(arguments)
-    if value is None:
-        return None
-    command = value.get("cmd", value.get("command"))
-    if isinstance(command, list):
-        parts = [str(part) for part in command]
-        # ["bash", "-lc", "<script>"] / ["powershell.exe", "-Command", "<script>"]: the script ran.
-        if len(parts) >= 3 and parts[-2] in ("-lc", "-c", "-Command", "-command"):
-            shell = parts[0].replace("\\", "/").rsplit("/", 1)[-1].lower()
-            return parts[-1], "powershell" if shell in _POWERSHELLS else "bash"
-        return " ".join(parts), dialect
-    return (command, dialect) if isinstance(command, str) else None
-
-
 def _edited_files(tool: str, arguments: object) -> list[str] | None:
     """The files an edit call names (by file name), ``[]`` when unknown; None for a look-up."""
     if isinstance(arguments, str) and tool == "apply_patch" and "*** " in arguments[:200]:
@@ -256,7 +230,7 @@ def is_probe(tool: str, arguments: object) -> bool:
         return True
     if tool == "str_replace_editor":
         return _edited_files(tool, arguments) is None
-    found = _script(tool, arguments)
+    found = call_script(tool, arguments)
     if found is None:
         return False
     script = read_script(*found)
@@ -288,7 +262,7 @@ def call_keys(tool: str, arguments: object) -> tuple[str, ...]:
         if files is None:
             return (f"{tool}:view",)
         return tuple(f"edit:{name}" for name in files) or ("edit",)
-    found = _script(tool, arguments)
+    found = call_script(tool, arguments)
     if found is None:
         return (tool,)
     deciding = deciding_command(*found)
@@ -302,7 +276,7 @@ def call_kind(tool: str, arguments: object) -> str:
 
 def describe(tool: str, arguments: object) -> str:
     """What a reason line calls the call: ``go test ./...``, ``Edit main.go``, ``Read``."""
-    found = _script(tool, arguments)
+    found = call_script(tool, arguments)
     if found is not None:
         deciding = deciding_command(*found)
         if deciding is not None and deciding.text:
@@ -350,9 +324,13 @@ def mark_ending(tree: SpanTree) -> None:
     calls.sort(key=lambda s: (s.start or "", order[s.span_id]))
     # Keys only where they can matter: every failed or blocked call, and a success only when
     # its arguments mention every word of a key a failure needs (most do not: no parse).
-    keys: list[tuple[str, ...] | None] = [
-        call_keys(_tool(s), _arguments(s)) if s.outcome != "success" else None for s in calls
-    ]
+    # A call that ran a test or lint runner is keyed by the runner, and remembers its runs:
+    # a later pass resolves it only when it covers what failed.
+    ran: dict[int, tuple[Run, ...]] = {}
+    keys: list[tuple[str, ...] | None] = [None] * len(calls)
+    for i, span in enumerate(calls):
+        if span.outcome != "success":
+            keys[i] = _keys(span, i, ran, failed=span.outcome == "failure")
     families = [_family(_tool(s)) for s in calls]
     needed: dict[str, set[tuple[str, ...]]] = {}  # family -> the words of each key it needs
     for i in range(len(calls)):
@@ -365,7 +343,7 @@ def mark_ending(tree: SpanTree) -> None:
         if wanted:
             text = str(_arguments(span))
             if any(all(w in text for w in words) for words in wanted):
-                keys[i] = call_keys(_tool(span), _arguments(span))
+                keys[i] = _keys(span, i, ran, failed=False)
     last_success: dict[str, int] = {}  # key -> index of its last success
     for i, span in enumerate(calls):
         found = keys[i]
@@ -386,17 +364,29 @@ def mark_ending(tree: SpanTree) -> None:
             arguments = _arguments(span)
             span.attributes["skillops.call.kind"] = " ".join(found)
             span.attributes["skillops.call.probe"] = is_probe(tool, arguments)
-            span.attributes["skillops.resolved"] = all(last_success.get(k, -1) > i for k in found)
+            failed_runs = ran.get(i) if span.outcome == "failure" else None
+            if failed_runs:
+                _resolve_runs(span, i, failed_runs, calls, ran)
+            else:
+                resolved = all(last_success.get(k, -1) > i for k in found)
+                span.attributes["skillops.resolved"] = resolved
             error = span.attributes.get("skillops.result.error")
             if span.outcome == "failure" and _family(tool) == "edit" and is_noop_edit(error):
                 span.attributes["skillops.call.noop"] = True
-            if span.outcome == "failure" and tool in _SHELLS:
-                if _SANDBOXED.search(str(error)):
+            if span.outcome == "failure" and tool in SHELL_TOOLS:
+                # The whole output: a clipped error can end before the sandbox's refusal.
+                if _SANDBOXED.search(span.output or str(error)):
                     span.attributes["skillops.call.sandboxed"] = True
                 elif _NOT_FOUND.search(str(error)[:4000]):
                     span.attributes["skillops.call.probe"] = True  # looked for a program
-            span.attributes["skillops.call.what"] = describe(tool, arguments)
-            why = _first_line(error)
+            what = describe(tool, arguments)
+            if failed_runs and not any(r.text in what for r in failed_runs):
+                what = failed_runs[0].text  # "go test ./...; git stash pop": the test failed
+            span.attributes["skillops.call.what"] = what
+            summary = span.attributes.get("skillops.result.summary")
+            if failed_runs and not summary:
+                summary = read_output(span.output or "").line  # "--- FAIL: TestX", not a header
+            why = _first_line(summary or error)
             if why:
                 span.attributes["skillops.call.why"] = why
             if turn is not None and turn in rank:
@@ -406,6 +396,49 @@ def mark_ending(tree: SpanTree) -> None:
     if top_turns:
         last = top_turns[-1]
         _mark_last_turn(tree, last, _turn_number(last, len(top_turns)), every, tops, order)
+
+
+def _keys(span: Span, i: int, ran: dict[int, tuple[Run, ...]], *, failed: bool) -> tuple[str, ...]:
+    """A call's keys (:func:`call_keys`), by its runners where it ran any; its runs go in
+    ``ran``: for a failure the runs that can have failed it (those whose status it carried, or
+    whose hidden status its output showed failing), for a success every run (all passed)."""
+    tool, arguments = _tool(span), _arguments(span)
+    found = call_script(tool, arguments)
+    runs = runs_in(*found) if found is not None else ()
+    if not runs or found is None:
+        return call_keys(tool, arguments)
+    deciding = read_script(*found).deciding  # parsed already, for its runs
+    keys = (f"{tool}:{deciding.key}",) if deciding is not None else (tool,)
+    if failed:
+        # Read from its output: the runs whose status was hidden; else the runs whose status
+        # it carried (or, when none did, the runs it was for: "go test | tail" timed out).
+        hidden = span.attributes.get("skillops.result.masked") is not None
+        runs = tuple(r for r in runs if r.carried != hidden) or (() if hidden else runs)
+    if not runs:
+        return keys
+    ran[i] = runs
+    runner_keys = tuple(dict.fromkeys(f"{tool}:{r.runner}" for r in runs))
+    return runner_keys if failed else tuple(dict.fromkeys(keys + runner_keys))
+
+
+def _resolve_runs(
+    span: Span, i: int, failed: tuple[Run, ...], calls: list[Span], ran: dict[int, tuple[Run, ...]]
+) -> None:
+    """Whether a later pass covers every run that failed in call ``i`` (``skillops.resolved``);
+    if one ran the same runner over less, ``skillops.call.narrower`` names it."""
+    failures = read_output(span.output or "").failed
+    later = [(j, r) for j in sorted(ran) if j > i and calls[j].outcome == "success" for r in ran[j]]
+    narrower = ""
+    for run in failed:
+        if any(covers(r, run, failures) for _, r in later):
+            continue
+        same = [r for _, r in later if r.runner == run.runner]
+        narrower = same[-1].text if same else ""
+        span.attributes["skillops.resolved"] = False
+        if narrower:
+            span.attributes["skillops.call.narrower"] = narrower
+        return
+    span.attributes["skillops.resolved"] = True
 
 
 def _turn_number(turn: Span, ordinal: int) -> int:
@@ -433,6 +466,7 @@ def _mark_last_turn(
         for s in mine
         if s.outcome is None
         and "skillops.not_run" not in s.attributes
+        and "skillops.result.masked" not in s.attributes  # ran; its outcome is unknown
         and not s.attributes.get("skillops.result.lost")
     ]
     responses = [s for s in spans.values() if s.kind == "LLM" and s.parent == turn.span_id]

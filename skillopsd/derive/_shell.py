@@ -4,8 +4,12 @@ A call's script is parsed by tree-sitter (``tree-sitter-bash``; ``tree-sitter-po
 PowerShell), never split on strings: heredocs, ``$(…)``, quotes and comments stay where they
 belong. From the tree come every simple command (program, subcommand, words) and the command
 whose exit status is the script's: the last of a ``;`` / ``&&`` list, the left side of an
-``||`` (the right is a fallback), the last of a pipeline (the first with ``set -o pipefail``),
-the body of a redirect, subshell, group or loop. Variable assignments, a leading ``cd x &&``
+``||`` (the right is a fallback), the last stage of a pipeline that is not a filter of its
+output (``go test ./... | tail -20`` is a ``go test``: ``tail`` only shows part of what it
+printed), the body of a redirect, subshell, group or loop. Every command also says whether its
+failure reaches the script's exit status (``Script.carried``): ``go test | tail`` (no
+``pipefail``), ``go test; echo done`` and ``go test || true`` hide the test's status, which
+then has to be read from its output (``_runners.py``). Variable assignments, a leading ``cd x &&``
 and wrappers (``env``, ``sudo``, ``timeout 60``) do not name the program, and options that take
 a value (``git -C path branch``) do not name the subcommand. PowerShell's exit status is the
 last native program's (``$LASTEXITCODE``; cmdlets such as ``Select-Object`` do not set it).
@@ -103,7 +107,57 @@ _PS_ALIASES = frozenset(
     | {"sort", "measure", "ft", "fl", "cls", "rm", "del", "cp", "copy", "mv", "move", "md"}
     | {"mkdir", "ni", "sc", "ac", "iex", "sls", "pwd", "gl", "sleep", "start", "kill", "ps"}
 )
+# Tools that run a shell script, and the dialect they run it in.
+SHELL_TOOLS: dict[str, Dialect] = {
+    "Bash": "bash",
+    "exec_command": "bash",
+    "shell_command": "bash",
+    "shell": "bash",
+    "local_shell_call": "bash",
+    "bash": "bash",
+    "powershell": "powershell",
+    "run_shell_command": "bash",
+}
+_POWERSHELLS = frozenset({"powershell", "pwsh", "powershell.exe", "pwsh.exe"})
+_decoder = msgspec.json.Decoder()
+
+
+def _arguments_of(arguments: object) -> dict[str, object] | None:
+    if not isinstance(arguments, str):
+        return None
+    try:
+        value = _decoder.decode(arguments)
+    except (msgspec.DecodeError, UnicodeError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def call_script(tool: str, arguments: object) -> tuple[str, Dialect] | None:
+    """The shell script a call ran and its dialect, from its JSON arguments."""
+    dialect = SHELL_TOOLS.get(tool)
+    if dialect is None:
+        return None
+    value = _arguments_of(arguments)
+    if value is None:
+        return None
+    command = value.get("cmd", value.get("command"))
+    if isinstance(command, list):
+        parts = [str(part) for part in command]
+        # ["bash", "-lc", "<script>"] / ["powershell.exe", "-Command", "<script>"]: the script ran.
+        if len(parts) >= 3 and parts[-2] in ("-lc", "-c", "-Command", "-command"):
+            shell = parts[0].replace("\\", "/").rsplit("/", 1)[-1].lower()
+            return parts[-1], "powershell" if shell in _POWERSHELLS else "bash"
+        return " ".join(parts), dialect
+    return (command, dialect) if isinstance(command, str) else None
+
+
 _DEV_NULL = frozenset({"/dev/null", "$null", "nul", "NUL", "$NULL"})
+# Pipeline stages that pass on (part of) what came before them: they do not say what the call
+# was for, the stage before them does.
+_FILTERS = frozenset(
+    {"tail", "head", "grep", "egrep", "fgrep", "rg", "tee", "sort", "uniq", "cat", "less", "more"}
+    | {"wc", "cut", "tr", "column", "sed", "awk", "nl", "col", "fold", "jq", "ts", "cat -A"}
+)
 
 
 class Command(msgspec.Struct, frozen=True):
@@ -127,6 +181,14 @@ class Script(msgspec.Struct, frozen=True):
     commands: tuple[Command, ...] = ()
     deciding: Command | None = None
     writes: bool = False
+    # Per command (as in ``commands``): whether its failure makes the script fail. False for
+    # a pipeline stage before the last (no ``pipefail``), a statement before the last (no
+    # ``set -e``), the left of ``||`` (unless the right exits non-zero), a condition, a loop's
+    # body, a command substitution.
+    carried: tuple[bool, ...] = ()
+    # Per command: the commands of the later stages of the pipeline it is a stage of (what its
+    # output goes through: ``go test | grep -v ok | head`` → ``grep``, ``head``).
+    piped_into: tuple[tuple[Command, ...], ...] = ()
 
 
 _EMPTY = Script()
@@ -185,7 +247,7 @@ def _fallback(script: str) -> Script:
     if not words:
         return _EMPTY
     command = _command_of(words, _one_line(script))
-    return Script(commands=(command,), deciding=command, writes=">" in script)
+    return Script(commands=(command,), deciding=command, writes=">" in script, carried=(True,))
 
 
 def _one_line(text: str, limit: int = 200) -> str:
@@ -352,7 +414,11 @@ def _bash_decide(node: tree_sitter.Node, pipefail: bool, depth: int = 0) -> list
         parts = [c for c in node.named_children if c.type != "comment"]
         if not parts:
             return []
-        found = _bash_decide(parts[0] if pipefail else parts[-1], pipefail, depth + 1)
+        stages = [_bash_decide(p, pipefail, depth + 1) for p in parts]
+        found = next(
+            (f for f in reversed(stages) if f and _name_of(f[-1][0]) not in _FILTERS),
+            stages[0] if pipefail else stages[-1],
+        )
         return [(found[-1][0], node)] if found else []
     if kind in ("redirected_statement", "negated_command"):
         body = node.named_children[0] if node.named_children else None
@@ -403,12 +469,14 @@ def _pick(candidates: list[Command], setup: frozenset[str]) -> Command | None:
 
 def _bash(root: tree_sitter.Node) -> Script:
     commands: list[Command] = []
+    places: list[tuple[int, int]] = []
     writes = False
     for node in _walk(root):
         if node.type == "command":
             command = _bash_command(node)
             if command is not None:
                 commands.append(command)
+                places.append((node.start_byte, node.end_byte))
                 if command.program == "tee" or (
                     command.program == "sed"
                     and any(w.startswith(("-i", "--in-place")) for w in command.words)
@@ -420,7 +488,123 @@ def _bash(root: tree_sitter.Node) -> Script:
     deciding = _bash_deciding(root, pipefail)
     if deciding is None and root.has_error:
         return _fallback(_text(root))
-    return Script(commands=tuple(commands), deciding=deciding, writes=writes)
+    errexit = any(c.program == "set" and _errexit(c.words) for c in commands)
+    carrying: set[tuple[int, int]] = set()
+    _bash_carry(root, True, _Shell(pipefail, errexit), carrying, 0)
+    carried = tuple(place in carrying for place in places)
+    return Script(
+        commands=tuple(commands),
+        deciding=deciding,
+        writes=writes,
+        carried=carried,
+        piped_into=_piped_into(root, places, commands),
+    )
+
+
+def _piped_into(
+    root: tree_sitter.Node, places: list[tuple[int, int]], commands: list[Command]
+) -> tuple[tuple[Command, ...], ...]:
+    at = {place: i for i, place in enumerate(places)}
+    out: list[tuple[Command, ...]] = [() for _ in commands]
+    for node in _walk(root):
+        if node.type != "pipeline":
+            continue
+        stages = [
+            [
+                at[(n.start_byte, n.end_byte)]
+                for n in _walk(stage)
+                if n.type == "command" and (n.start_byte, n.end_byte) in at
+            ]
+            for stage in node.named_children
+            if stage.type != "comment"
+        ]
+        for k, stage in enumerate(stages):
+            later = tuple(commands[j] for rest in stages[k + 1 :] for j in rest)
+            for i in stage:
+                out[i] = later  # an inner pipeline's stages come later in the walk: they win
+    return tuple(out)
+
+
+def _errexit(words: tuple[str, ...]) -> bool:
+    """``set -e``, ``set -euo pipefail``, ``set -o errexit``."""
+    flags = [w for w in words if w.startswith("-") and not w.startswith("--")]
+    return "errexit" in words or any("e" in w[1:] for w in flags if w != "-o")
+
+
+class _Shell(msgspec.Struct, frozen=True):
+    pipefail: bool
+    errexit: bool
+
+
+def _always_fails(node: tree_sitter.Node) -> bool:
+    """Whether a fallback makes the script fail anyway (``|| exit 1``, ``|| false``)."""
+    found = _bash_decide(node, False)
+    if not found:
+        return False
+    command = _bash_command(found[-1][0])
+    if command is None:
+        return False
+    if command.program == "false":
+        return True
+    if command.program in ("exit", "return"):
+        return bool(command.words) and command.words[0] not in ("0", "$?")
+    return False
+
+
+def _bash_carry(
+    node: tree_sitter.Node, carries: bool, shell: _Shell, out: set[tuple[int, int]], depth: int
+) -> None:
+    """Add to ``out`` every command node under ``node`` whose failure reaches the script's exit
+    status, given whether ``node``'s own failure does (``carries``)."""
+    if depth > _MAX_DEPTH:
+        return
+    kind = node.type
+    if kind == "command":
+        if carries:
+            out.add((node.start_byte, node.end_byte))
+        for child in node.named_children:  # $(…) in its words: not its status
+            _bash_carry(child, False, shell, out, depth + 1)
+        return
+    named = [c for c in node.named_children if c.type not in ("comment", "heredoc_body")]
+    if kind in _BASH_STATEMENTS:
+        for i, child in enumerate(named):
+            last = i == len(named) - 1
+            _bash_carry(child, carries and (last or shell.errexit), shell, out, depth + 1)
+        return
+    if kind == "list":
+        operator = next((c.type for c in node.children if not c.is_named), "&&")
+        if operator == "||" and len(named) == 2:
+            _bash_carry(named[0], carries and _always_fails(named[1]), shell, out, depth + 1)
+            _bash_carry(named[1], carries, shell, out, depth + 1)
+            return
+        for child in named:
+            _bash_carry(child, carries, shell, out, depth + 1)
+        return
+    if kind == "pipeline":
+        for i, child in enumerate(named):
+            last = i == len(named) - 1
+            _bash_carry(child, carries and (last or shell.pipefail), shell, out, depth + 1)
+        return
+    if kind == "redirected_statement":
+        for i, child in enumerate(named):
+            _bash_carry(child, carries and i == 0, shell, out, depth + 1)
+        return
+    if kind in ("if_statement", "elif_clause", "else_clause"):
+        # A condition's failure chooses a branch; a branch's last statement is the status.
+        body = [c for c in named if c.type not in ("elif_clause", "else_clause")]
+        if kind != "else_clause" and body:
+            _bash_carry(body[0], False, shell, out, depth + 1)
+            body = body[1:]
+        for i, child in enumerate(body):
+            last = i == len(body) - 1
+            _bash_carry(child, carries and (last or shell.errexit), shell, out, depth + 1)
+        for child in named:
+            if child.type in ("elif_clause", "else_clause"):
+                _bash_carry(child, carries, shell, out, depth + 1)
+        return
+    # Negations, loops (an earlier pass is hidden by the last), case, substitutions, functions.
+    for child in named:
+        _bash_carry(child, False, shell, out, depth + 1)
 
 
 # --- PowerShell -----------------------------------------------------------------------
@@ -470,4 +654,6 @@ def _powershell(root: tree_sitter.Node) -> Script:
             writes = target is None or _text(target).strip() not in _DEV_NULL
     native = [c for c in commands if _native(c)]
     deciding = _pick(native, _SETUP_PS) or _pick(commands, _SETUP_PS)
-    return Script(commands=tuple(commands), deciding=deciding, writes=writes)
+    # $LASTEXITCODE is the last native program's; a cmdlet (Invoke-Pester) sets none.
+    carried = tuple(c is deciding and _native(c) for c in commands)
+    return Script(commands=tuple(commands), deciding=deciding, writes=writes, carried=carried)

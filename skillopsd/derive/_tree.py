@@ -32,7 +32,17 @@ def as_json(value: Any) -> str:
 class Span:
     """A span under construction."""
 
-    __slots__ = ("attributes", "end", "kind", "name", "outcome", "parent", "span_id", "start")
+    __slots__ = (
+        "attributes",
+        "end",
+        "kind",
+        "name",
+        "outcome",
+        "output",
+        "parent",
+        "span_id",
+        "start",
+    )
 
     def __init__(
         self, span_id: str, kind: str, name: str, parent: str | None, start: str | None
@@ -44,6 +54,10 @@ class Span:
         self.start = start
         self.end = start
         self.outcome: str | None = None
+        # What a call returned (its tail), read by the deriver's last stages (a test run's
+        # summary when a pipe hid its exit status); never emitted: outputs are most of a
+        # transcript's bytes, and ``_results.py`` reads them again for an export.
+        self.output: str | None = None
         self.attributes: dict[str, AttributeValue] = {}
 
     def touch(self, timestamp: str | None) -> None:
@@ -52,6 +66,16 @@ class Span:
             self.end = timestamp
         if timestamp and (self.start is None or timestamp < self.start):
             self.start = timestamp
+
+
+# How much of a call's output a span keeps while the session is derived.
+OUTPUT_KEPT = 64 * 1024
+
+
+def keep_output(span: Span, text: str, *, more: bool = False) -> None:
+    """Keep what a call returned (``more``: a later part of it, as a poll returns it)."""
+    whole = (span.output or "") + text if more else text
+    span.output = whole if len(whole) <= OUTPUT_KEPT else whole[-OUTPUT_KEPT:]
 
 
 class SpanTree:

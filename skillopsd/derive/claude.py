@@ -41,7 +41,7 @@ from ._outcome import (
 )
 from ._skills import injected_body, loaded_body
 from ._summary import Summary
-from ._tree import Span, SpanTree, as_json, clip
+from ._tree import Span, SpanTree, as_json, clip, keep_output
 
 _SPAWN_TOOLS = {"Task", "Agent"}
 _COMMAND_NAME = re.compile(r"<command-name>/?([^<\s]+)</command-name>")
@@ -312,6 +312,7 @@ class _Thread:
         tur = value.get("toolUseResult")
         text = result_text(block.get("content"))
         span.touch(timestamp)
+        keep_output(span, text)
         not_run = claude_not_run(text)
         if not_run is not None:
             # Cancelled before it started because a parallel call failed: it never ran, so

@@ -29,7 +29,7 @@ from ._outcome import (
 )
 from ._skills import skill_md_folder
 from ._summary import Summary
-from ._tree import Span, SpanTree, as_json, clip
+from ._tree import Span, SpanTree, as_json, clip, keep_output
 
 _MODEL_ITEMS = {
     "reasoning",
@@ -197,9 +197,11 @@ class _Thread:
             span.touch(timestamp)
             if span.attributes.get("gen_ai.tool.name") == "write_stdin":
                 self._poll(span, text, timestamp)
-            elif call_id not in self.ended:
-                span.outcome = codex_outcome(text)
-                self._started(span, text)
+            else:
+                keep_output(span, _exec_output(text))
+                if call_id not in self.ended:
+                    span.outcome = codex_outcome(text)
+                    self._started(span, text)
             if span.outcome not in ("success", None):
                 span.attributes["skillops.result.error"] = clip(text, 2000)
             if span.kind == "SKILL":
@@ -227,6 +229,8 @@ class _Thread:
         arguments = _decoder_safe(poll.attributes.get("gen_ai.tool.call.arguments"))
         session = arguments.get("session_id") if isinstance(arguments, dict) else None
         command = self.processes.get(str(session)) if session is not None else None
+        if command is not None:  # the command's output goes on in its polls
+            keep_output(command, _exec_output(text), more=True)
         if exit_code is None or command is None:
             return
         del self.processes[str(session)]

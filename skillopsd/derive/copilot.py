@@ -22,7 +22,7 @@ from ..events.types import TokenUsage
 from ._input import Record, mapping
 from ._skills import skill_md_folder
 from ._summary import Summary
-from ._tree import Span, SpanTree, as_json, clip
+from ._tree import Span, SpanTree, as_json, clip, keep_output
 
 # Shell tools report success even when the command failed: the exit is the output's last line.
 _SHELLS = {"bash", "powershell"}
@@ -297,6 +297,7 @@ class _Walker:
                 span.attributes["skillops.result.code"] = code
             return
         text = _str(mapping(data.get("result")).get("content")) or ""
+        keep_output(span, text)
         if call_id in self.denied:  # refused, whatever the call reported
             span.outcome = "blocked"
             span.attributes["skillops.result.error"] = f"permission {self.denied[call_id]}"
@@ -327,6 +328,7 @@ class _Walker:
             return
         command = self.shells.pop(exited.group("shell"))
         command.touch(ts)
+        keep_output(command, text, more=True)
         command.outcome = "success" if exited.group("code") == "0" else "failure"
         if command.outcome == "failure":
             command.attributes["skillops.result.error"] = clip(text[-2000:], 2000)
@@ -517,6 +519,7 @@ def _legacy(tree: SpanTree, summary: Summary, document: dict[str, Any]) -> None:
         result = mapping(entry.get("result"))
         kind = _str(result.get("type")) or ""
         log = _str(result.get("log")) or ""
+        keep_output(span, log)
         if kind == "success":
             exited = _EXIT.search(log) if name in _SHELLS else None
             failed = exited is not None and exited.group("code") != "0"

@@ -36,7 +36,7 @@ from ._input import Record, mapping
 from ._outcome import gemini_refused
 from ._skills import content_hash, skill_md_folder
 from ._summary import Summary
-from ._tree import Span, SpanTree, as_json, clip
+from ._tree import Span, SpanTree, as_json, clip, keep_output
 
 SHELL_TOOL = "run_shell_command"
 _SKILL_TOOL = "activate_skill"
@@ -303,6 +303,7 @@ class _Walker:
         llm.touch(span.end)
         if self.chain is not None:
             self.chain.touch(span.end)
+        keep_output(span, text)
         span.outcome = gemini_outcome(name, call.get("status"), text)
         if span.outcome in ("failure", "blocked"):
             span.attributes["skillops.result.error"] = clip(text, 2000)

@@ -177,6 +177,9 @@ CONTENT_KEYS = frozenset(
         # What the verdict facts quote of a call: its command or file, its error's first line.
         "skillops.call.what",
         "skillops.call.why",
+        "skillops.call.narrower",
+        "skillops.result.masked",
+        "skillops.result.summary",
         "skillops.verdict.reason",
     }
 )

@@ -73,6 +73,7 @@ QUERIED_ATTRIBUTES = frozenset(
         "skillops.call.what",
         "skillops.call.why",
         "skillops.call.turn",
+        "skillops.call.narrower",
         "skillops.tool.kind",
         "skill.name",
         "skill.content_hash",
@@ -93,8 +94,9 @@ class Sessions(Projection):
 
     name = "sessions"
     # 6: what the token figures cover (tokens_note). 7: verdict reasons and spans, the
-    # unfinished verdict. 8: turns keep their prompt in p_spans.
-    version = 8
+    # unfinished verdict. 8: turns keep their prompt in p_spans. 9: a failed test run's
+    # narrower re-run (skillops.call.narrower) in p_spans.
+    version = 9
     tables = (
         "p_sessions",
         "p_session_skills",
@@ -303,6 +305,7 @@ _FACTS = (
     "skillops.call.what",
     "skillops.call.why",
     "skillops.call.turn",
+    "skillops.call.narrower",
 )
 
 
@@ -316,7 +319,19 @@ def _session_end(conn: apsw.Connection, sid: str) -> tuple[SessionEnd, dict[str,
         f"SELECT span_id, outcome, coalesce(start, ''), seq, {facts} FROM p_spans WHERE {_CALLS}",
         (sid,),
     ):
-        from_end, resolved, probe, noop, sandboxed, bookkeeping, pending, what, why, turn = values
+        (
+            from_end,
+            resolved,
+            probe,
+            noop,
+            sandboxed,
+            bookkeeping,
+            pending,
+            what,
+            why,
+            turn,
+            narrower,
+        ) = values
         counts[str(outcome) if outcome else "unknown"] += 1
         if outcome is None and not pending:
             continue
@@ -331,6 +346,7 @@ def _session_end(conn: apsw.Connection, sid: str) -> tuple[SessionEnd, dict[str,
             what=str(what or ""),
             why=str(why or ""),
             turn=turn if isinstance(turn, int) else None,
+            narrower=str(narrower or ""),
         )
         calls.append((str(start), int(seq), call))
     calls.sort(key=lambda c: (c[0], c[1]))

@@ -16,7 +16,10 @@ The verdict says how the session *ended*, from facts the deriver put on its span
   answer, or an empty response);
 - ``failure``: at least ``unresolved_min`` calls of the last ``tail_turns`` turns failed and
   no later call of the same kind succeeded (same tool; a shell command's deciding program and
-  subcommand; an edit's file, whatever the edit tool), or more than ``failure_share`` of all
+  subcommand; an edit's file, whatever the edit tool; a test or lint run only by a later run
+  of the same runner covering at least what failed: the same or wider targets and no narrower
+  selection, or one naming the tests that failed: after a failed ``go test ./...`` a passing
+  ``go test ./users/...`` is "only a narrower" run), or more than ``failure_share`` of all
   calls failed (a look-up that found nothing, such as a ``grep`` with no match, an edit that
   would have changed nothing, and a command the sandbox refused an operation count for neither);
 - ``success`` otherwise: failures the agent got past and blocks the user worked around earlier
@@ -43,8 +46,9 @@ SUMMARY = (
     "abandoned: the user interrupted the last turn, or the last call that decides was blocked;"
     " unfinished: the last turn has no final answer (a call still pending, or calls and no"
     " answer), shown as running while the session is still being written; failure: a call of"
-    " the last tail_turns turns failed and nothing of the same kind passed after it, or more"
-    " than failure_share of the calls failed; success: otherwise; none: no call has an outcome."
+    " the last tail_turns turns failed and nothing of the same kind (for a test run, one"
+    " covering what failed) passed after it, or more than failure_share of the calls failed;"
+    " success: otherwise; none: no call has an outcome."
     " Each verdict but success has a one-line reason and its deciding spans."
 )
 # Shown, never stored: an unfinished session whose files are still being written.
@@ -81,6 +85,7 @@ class Call(msgspec.Struct, frozen=True, kw_only=True):
     pending: bool = False  # the file ends while it waits for its result
     what: str = ""  # "go test ./...", "Edit main.go"
     why: str = ""  # the first line of its error
+    narrower: str = ""  # a later pass of the same runner over less than failed
     turn: int | None = None  # its top-level turn's number
 
 
@@ -166,10 +171,12 @@ def verdict(end: SessionEnd, policy: VerdictPolicy) -> Verdict:
         first = unresolved[-1]
         more = f" and {len(unresolved) - 1} more" if len(unresolved) > 1 else ""
         them = "them" if more else "it"
+        after = f"nothing of the same kind passed after {them}"
+        if first.narrower and not more:
+            after = f"only a narrower {_line(first.narrower)} passed after it"
         return Verdict(
             "failure",
-            f"failure: {_named(first)}{more} failed in {where},"
-            f" nothing of the same kind passed after {them}",
+            f"failure: {_named(first)}{more} failed in {where}, {after}",
             [c.span_id for c in unresolved[-MAX_SPANS:]],
         )
     if len(setbacks) / len(deciding) > policy.failure_share:
