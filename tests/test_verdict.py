@@ -329,7 +329,10 @@ def test_rule_properties(calls: list[Call], interrupted: bool, ending: str | Non
             False,
         ),
         ("Bash", "ls 2>/dev/null; cat a 2>&1 >/dev/null", "Bash:cat", True),
-        ("Bash", "echo x | tee out.txt", "Bash:tee", False),
+        # A pipeline is named by its last stage that is not a filter (F21): tee passes on what
+        # echo wrote; a pipeline of filters only is named by its last.
+        ("Bash", "echo x | tee out.txt", "Bash:echo", False),
+        ("Bash", "cat a.txt | tee b.txt", "Bash:tee", False),
         (
             "powershell",
             "cd C:\\w; git log -5 2>&1 | Select-Object -Last 1",
@@ -354,7 +357,7 @@ def test_rule_properties(calls: list[Call], interrupted: bool, ending: str | Non
         ),
         ("exec_command", "sed -i s/a/b/ f.go", "exec_command:sed", False),
         ("exec_command", "cat a > b", "exec_command:cat", False),
-        ("Bash", "npm run build | tail -5", "Bash:tail", False),
+        ("Bash", "npm run build | tail -5", "Bash:npm run", False),
         ("Bash", "set -o pipefail; npm run build | tail -5", "Bash:npm run", False),
         ("Read", None, "Read", True),
         ("apply_patch", None, "edit:a", False),
