@@ -38,6 +38,7 @@ from .events import (
     storage_error,
     utc_now,
 )
+from .pricing import forget_prices_ahead
 from .projections import engine_for
 from .sources import (
     DEFAULT_MAX_LINE_BYTES,
@@ -143,7 +144,8 @@ class Daemon:
         if self._deriver is None:
             from .deriving import SessionDeriver
 
-            self._deriver = SessionDeriver(self.db, workers=self.workers)
+            # Its workers price the responses they derive: the projections fold them next.
+            self._deriver = SessionDeriver(self.db, workers=self.workers, price=True)
         return self._deriver
 
     # Signal handlers only record the request; the main loop acts on it.
@@ -413,6 +415,7 @@ class Daemon:
             self.engine.catch_up(
                 progress=lambda *_: self.notifier.tick(), should_stop=lambda: self._stopping
             )
+        forget_prices_ahead()  # what derivation's workers priced is folded now
         if self.exporter is not None:
             self.exporter.poke()
 

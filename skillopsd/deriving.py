@@ -52,6 +52,8 @@ from .events.types import (
     SpanDerived,
     TranscriptLineCaptured,
 )
+from .pricing import PriceArgs, Priced, price, price_ahead
+from .projections.usage import price_args
 from .sources import SessionRef, Store, path_text, peek_session, source_stream
 from .versions.observed import VersionRecorder
 
@@ -202,33 +204,44 @@ class _Derived(msgspec.Struct, frozen=True):
     derivation: Derivation
     events: list[Event]  # its spans, errors and session, in that order
     ids: list[str]
+    # Its responses' prices, when asked for (SessionDeriver's ``price``).
+    prices: list[tuple[PriceArgs, Priced | None]] = []
 
 
 # What one derivation gave: None when the session was forgotten and nothing came since.
 _Outcome = _Derived | _Failed | None
-# A pool worker's own database connection, deriver and version (set once per process).
-_worker: tuple[Database, DeriveFunction, int] | None = None
 
 
-def _init_worker(path: str, derive: DeriveFunction, version: int, nice: int = 0) -> None:
+class _Worker(msgspec.Struct):
+    """What a pool worker derives with (set once per process)."""
+
+    db: Database
+    derive: DeriveFunction
+    version: int
+    price: bool
+
+
+_worker: _Worker | None = None
+
+
+def _init_worker(path: str, derive: DeriveFunction, version: int, nice: int, price: bool) -> None:
     global _worker
     if nice:
         with suppress(OSError):
             os.nice(nice)
-    _worker = (Database.open(Path(path), create=False), derive, version)
+    _worker = _Worker(Database.open(Path(path), create=False), derive, version, price)
 
 
 def _derive_in_worker(key: SessionKey, files: list[_Source], epoch: int) -> _Outcome:
     """Read and derive one session in a pool worker (its own connection: reads run beside
     the parent's appends)."""
     assert _worker is not None
-    db, derive, version = _worker
     try:
-        with db.read():
-            sources = _source_lines(db, files)
+        with _worker.db.read():
+            sources = _source_lines(_worker.db, files)
     except CorruptEventError as exc:
         return _unreadable(exc)
-    return _run_derive(derive, key, sources, epoch, version)
+    return _run_derive(_worker.derive, key, sources, epoch, _worker.version, _worker.price)
 
 
 def _marks(db: Database, files: list[_Source]) -> list[int]:
@@ -250,14 +263,14 @@ def _derive_early_in_worker(
     """:func:`_derive_in_worker`, with the marks of what it read (None: read nothing, the
     session is derived again when its turn comes)."""
     assert _worker is not None
-    db, derive, version = _worker
+    w = _worker
     try:
-        with db.read():
-            marks = _marks(db, files)
-            sources = _source_lines(db, files)
+        with w.db.read():
+            marks = _marks(w.db, files)
+            sources = _source_lines(w.db, files)
     except CorruptEventError:
         return None, None
-    return _run_derive(derive, key, sources, epoch, version), marks
+    return _run_derive(w.derive, key, sources, epoch, w.version, w.price), marks
 
 
 def _root(agent: str, native: str, threads: dict[str, str]) -> SessionKey:
@@ -289,16 +302,20 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _pool(
-    db: Database, derive: DeriveFunction, version: int, workers: int, nice: int = 0
-) -> ProcessPoolExecutor:
-    """Forked worker processes, each with its own connection to ``db`` (``nice``: how much
-    lower their scheduling priority is than this process's)."""
+def _pool(deriver: SessionDeriver, workers: int, nice: int = 0) -> ProcessPoolExecutor:
+    """Forked worker processes deriving as ``deriver`` does, each with its own connection
+    to its database (``nice``: how much lower their priority is than this process's)."""
     return ProcessPoolExecutor(
         workers,
         mp_context=multiprocessing.get_context("fork"),
         initializer=_init_worker,
-        initargs=(str(db.path), derive, version, nice),
+        initargs=(
+            str(deriver.db.path),
+            deriver._derive,
+            deriver.deriver_version,
+            nice,
+            deriver.price,
+        ),
     )
 
 
@@ -312,7 +329,12 @@ class _Early(msgspec.Struct):
 
 
 def _run_derive(
-    derive: DeriveFunction, key: SessionKey, sources: list[SourceLines], epoch: int, version: int
+    derive: DeriveFunction,
+    key: SessionKey,
+    sources: list[SourceLines],
+    epoch: int,
+    version: int,
+    price: bool = False,
 ) -> _Outcome:
     if epoch and not any(s.lines for s in sources):
         return None  # forgotten, and nothing captured since
@@ -329,7 +351,21 @@ def _run_derive(
         ids = [_event_id(e, epoch) for e in events]
     except Exception as exc:  # a deriver bug must not stop capture or other sessions
         return _Failed(f"deriver failed: {type(exc).__name__}: {exc}", traceback.format_exc())
-    return _Derived(derivation, events, ids)
+    return _Derived(derivation, events, ids, _prices(derivation.spans) if price else [])
+
+
+def _prices(spans: list[SpanDerived]) -> list[tuple[PriceArgs, Priced | None]]:
+    """The price of each response among ``spans``, as the usage projection will look it up."""
+    out = []
+    for span in spans:
+        if span.kind == "LLM":
+            args = price_args(span)
+            if args is not None:
+                try:
+                    out.append((args, price(*args)))
+                except Exception:  # the projection prices it itself (and fails as it does)
+                    continue
+    return out
 
 
 class SessionDeriver:
@@ -342,9 +378,14 @@ class SessionDeriver:
         deriver_version: int = DERIVER_VERSION,
         derive: DeriveFunction = derive_session,
         workers: int | None = None,
+        price: bool = False,
     ) -> None:
         """``workers``: processes deriving beside this one when there are many sessions
-        (default: :func:`idle_workers` at each pass; 1 derives here, in this process)."""
+        (default: :func:`idle_workers` at each pass; 1 derives here, in this process).
+        ``price``: workers also price the responses they derive and hand the prices over
+        (:func:`skillopsd.pricing.price_ahead`), for a caller that folds the usage projection
+        next: this process then need not load the price table (a fifth of a second)."""
+        self.price = price
         self.db = db
         self.log = EventLog(db)
         self.deriver_version = deriver_version
@@ -569,7 +610,7 @@ class SessionDeriver:
             and self.db.path.is_file()
             and can_fork()
         ):
-            pool = _pool(self.db, self._derive, self.deriver_version, workers)
+            pool = _pool(self, workers)
         if pool is None:
             for key in ordered:
                 if should_stop is not None and should_stop():
@@ -688,6 +729,8 @@ class SessionDeriver:
                 result.errors += 1
                 continue
             derivation = outcome.derivation
+            if outcome.prices:
+                price_ahead(outcome.prices)
             if not derivation.is_session:
                 batch.extend(_Pending(e, sid, epoch) for e in self._not_a_session(key))
                 continue
@@ -829,9 +872,8 @@ class EarlyDerivation:
             files = [msgspec.structs.replace(s) for _, s in sorted(group.items())]
             epoch = self.deriver.epoch(key.session_id)
             if self._pool is None:
-                d = self.deriver
                 # Below the capturing process's priority: its core stays its own.
-                self._pool = _pool(d.db, d._derive, d.deriver_version, self.workers, nice=_NICE)
+                self._pool = _pool(self.deriver, self.workers, nice=_NICE)
             future = self._pool.submit(_derive_early_in_worker, key, files, epoch)
             self._started[key] = _Early(files, epoch, future)
             self.started += 1

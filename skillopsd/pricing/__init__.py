@@ -2,6 +2,26 @@
 
 from __future__ import annotations
 
-from .prices import CACHE_WRITE_1H, PRICES_VERSION, Priced, Tokens, price, provider_of
+from .prices import (
+    CACHE_WRITE_1H,
+    PRICES_VERSION,
+    PriceArgs,
+    Priced,
+    Tokens,
+    forget_prices_ahead,
+    price,
+    price_ahead,
+    provider_of,
+)
 
-__all__ = ["CACHE_WRITE_1H", "PRICES_VERSION", "Priced", "Tokens", "price", "provider_of"]
+__all__ = [
+    "CACHE_WRITE_1H",
+    "PRICES_VERSION",
+    "PriceArgs",
+    "Priced",
+    "Tokens",
+    "forget_prices_ahead",
+    "price",
+    "price_ahead",
+    "provider_of",
+]
