@@ -140,3 +140,21 @@ def test_projections_folded_together_equal_each_folded_alone(db: Database) -> No
         alone += single.rebuild()
         assert single.digest() == together[projection.name], projection.name
     assert applied == alone
+
+
+def test_event_counts_folded_in_sql_equal_folded_event_by_event(db: Database) -> None:
+    """EventCounts folds ranges of the log in SQL (fold_range): the same table as its
+    apply_many over the same events."""
+    log = EventLog(db)
+    _fill(log, 3)
+    in_sql = ProjectionEngine(db, [EventCounts()])
+    in_sql.catch_up(chunk=4)  # ranges of 80 positions
+    by_sql = in_sql.digest()
+
+    class EventByEvent(EventCounts):
+        def fold_range(self, conn: apsw.Connection, after: int, upto: int) -> None:
+            return None
+
+    engine = ProjectionEngine(db, [EventByEvent()])
+    engine.rebuild()
+    assert engine.digest() == by_sql

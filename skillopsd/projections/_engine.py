@@ -16,6 +16,9 @@ from ..events import CorruptEventError, Database, EventLog, LogError, RecordedEv
 from ..events.types import Event
 
 DEFAULT_CHUNK = 5000
+# A projection that folds in SQL (fold_range) takes this many chunks' worth of positions
+# per transaction.
+_RANGE_CHUNKS = 20
 _log = get_logger(__name__)
 
 
@@ -48,6 +51,12 @@ class Projection(ABC):
         """Fold consecutive events; override to fold a chunk faster with the same result."""
         for event in events:
             self.apply(conn, event)
+
+    def fold_range(self, conn: apsw.Connection, after: int, upto: int) -> int | None:
+        """Fold the events at positions ``(after, upto]`` in SQL, without reading them out;
+        the number folded. None (the default): the engine reads them for ``apply_many``.
+        Only for a projection that reads no payload and whose fold SQL can express exactly."""
+        return None
 
 
 def _fusable(projection: Projection) -> bool:
@@ -179,10 +188,6 @@ class ProjectionEngine:
         progress: ProgressCallback | None,
         should_stop: Callable[[], bool] | None,
     ) -> tuple[int, int]:
-        """Projections at the same checkpoint that read payloads of named types are caught up
-        together: each chunk of the log is read (and each payload decoded) once for all of
-        them, then each folds its own types. Every projection still commits each chunk with
-        its own checkpoint; none reads another's tables, so the order they fold in is free."""
         applied = 0
         erasures = 0
         pending = list(self.projections)
@@ -202,53 +207,71 @@ class ProjectionEngine:
                 pending = [p for p in pending if positions[p.name] < head]
                 if not pending:
                     break
-                lead = pending[0]
-                position = positions[lead.name]
-                group = [lead]
-                if _fusable(lead):
-                    group += [
-                        p for p in pending[1:] if _fusable(p) and positions[p.name] == position
-                    ]
-                types = (
-                    None
-                    if lead.handles is None
-                    else frozenset().union(*(p.handles or () for p in group))
-                )
-                events = list(
-                    self.log.read(
-                        after=position,
-                        upto=head,
-                        types=types,
-                        limit=chunk,
-                        with_data=lead.needs_payload,
-                    )
-                )
-                last = events[-1].position if events else position
-                # Fewer than a full chunk means nothing more these projections fold up to the
-                # head, so their checkpoints can jump there.
-                done = len(events) < chunk
-                if len(group) > 1:
-                    events = _decoded(events)
-                for projection in group:
-                    mine = (
-                        events
-                        if len(group) == 1 or projection.handles is None
-                        else [e for e in events if e.type in projection.handles]
-                    )
-                    applied += len(mine)
-                    if projection.needs_payload:
-                        mine = self._readable(projection, mine)
-                    erasures += sum(e.type == "PayloadsErased" for e in mine)
-                    self._apply(projection, mine)
-                    self._set_checkpoint(projection, head if done else last)
+                group, reached, count, erased = self._step(pending, positions, head, chunk)
+                applied += count
+                erasures += erased
             for projection in group:
                 if progress is not None:
-                    progress(projection.name, head if done else last, head)
-                if done:
+                    progress(projection.name, reached, head)
+                if reached >= head:
                     _log.debug("projection caught up", projection=projection.name, head=head)
-            if done:
+            if reached >= head:
                 pending = [p for p in pending if p not in group]
         return applied, erasures
+
+    def _step(
+        self, pending: list[Projection], positions: dict[str, int], head: int, chunk: int
+    ) -> tuple[list[Projection], int, int, int]:
+        """One chunk of the first pending projection's catch-up, inside the caller's write
+        transaction; ``(projections folded, position reached, events, erasures)``.
+
+        The projections at the same checkpoint that read payloads of named types are caught
+        up together: each chunk of the log is read (and each payload decoded) once for all
+        of them, then each folds its own types and commits its own checkpoint (none reads
+        another's tables, so the order they fold in is free). One that folds in SQL
+        (:meth:`Projection.fold_range`) folds a range of positions without reading it out.
+        """
+        lead = pending[0]
+        position = positions[lead.name]
+        upto = min(head, position + chunk * _RANGE_CHUNKS)
+        folded = lead.fold_range(self.db.conn, position, upto)
+        if folded is not None:
+            self._set_checkpoint(lead, upto)
+            return [lead], upto, folded, 0
+        group = [lead]
+        if _fusable(lead):
+            group += [p for p in pending[1:] if _fusable(p) and positions[p.name] == position]
+        types = (
+            None if lead.handles is None else frozenset().union(*(p.handles or () for p in group))
+        )
+        events = list(
+            self.log.read(
+                after=position,
+                upto=head,
+                types=types,
+                limit=chunk,
+                with_data=lead.needs_payload,
+            )
+        )
+        # Fewer than a full chunk means nothing more these projections fold up to the head,
+        # so their checkpoints can jump there.
+        reached = head if len(events) < chunk else events[-1].position
+        if len(group) > 1:
+            events = _decoded(events)
+        count = erasures = 0
+        for projection in group:
+            mine = (
+                events
+                if len(group) == 1 or projection.handles is None
+                else [e for e in events if e.type in projection.handles]
+            )
+            count += len(mine)
+            if projection.needs_payload:
+                mine = self._readable(projection, mine)
+            erasures += sum(e.type == "PayloadsErased" for e in mine)
+            self._apply(projection, mine)
+            self._set_checkpoint(projection, reached)
+        return group, reached, count, erasures
 
     @staticmethod
     def _readable(projection: Projection, events: list[RecordedEvent]) -> list[RecordedEvent]:
