@@ -24,7 +24,7 @@ import apsw
 import click
 
 from . import _logging
-from ._defaults import DEFAULT_PROJECT, DEFAULT_SETTLE_SECONDS, TRACES_ENDPOINT_ENV
+from ._defaults import DEFAULT_PROJECT, DEFAULT_SETTLE_SECONDS, TEAM_URL_ENV, TRACES_ENDPOINT_ENV
 from ._lockfile import lock_path
 from ._params import FiniteRange
 from ._paths import DB_ENV, default_db_path
@@ -363,8 +363,19 @@ class Daemon:
                 continue
             try:
                 report = sync_skill(
-                    self.db, skill, now=datetime.now(UTC), settle=self.settle_seconds
+                    self.db,
+                    skill,
+                    now=datetime.now(UTC),
+                    settle=self.settle_seconds,
+                    team=os.environ.get(TEAM_URL_ENV) or None,
                 )
+            except OSError as exc:
+                if storage_error(exc, self.db.path) is not None:
+                    raise
+                # A folder or live file it cannot write: the user's to fix, in one line.
+                where = f"{exc.filename}: " if exc.filename else ""
+                _log.error("skill sync failed", skill=skill, error=f"{where}{exc.strerror or exc}")
+                continue
             except Exception as exc:
                 if storage_error(exc, self.db.path) is not None:
                     raise
@@ -695,7 +706,23 @@ def acquire_lock(db_path: Path) -> IO[str]:
     with contextlib.suppress(OSError):
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode(), 0)
+    os.register_at_fork(after_in_child=lambda: _release_in_child(handle))
     return handle
+
+
+def _release_in_child(handle: IO[str]) -> None:
+    """A forked child (a derive worker) lets go of the daemon's lock.
+
+    A flock belongs to the open file, which a fork shares: a worker left alive by a daemon
+    killed with SIGKILL would otherwise hold the lock, and every restart would find "another
+    skillopsd" running. /dev/null takes the descriptor's place so the number stays valid.
+    """
+    if handle.closed:
+        return
+    with contextlib.suppress(OSError):
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, handle.fileno())
+        os.close(null)
 
 
 def _parse_root(value: str) -> tuple[str, Path]:

@@ -16,9 +16,14 @@ payload is gone.
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import multiprocessing
 import os
+import signal
+import sys
+import threading
+import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -224,12 +229,46 @@ class _Worker(msgspec.Struct):
 _worker: _Worker | None = None
 
 
-def _init_worker(path: str, derive: DeriveFunction, version: int, nice: int, price: bool) -> None:
+def _init_worker(
+    path: str, derive: DeriveFunction, version: int, nice: int, price: bool, parent: int
+) -> None:
     global _worker
+    _follow_parent(parent)
     if nice:
         with suppress(OSError):
             os.nice(nice)
     _worker = _Worker(Database.open(Path(path), create=False), derive, version, price)
+
+
+def _follow_parent(parent: int) -> None:
+    """Make a forked worker end with the process that made it.
+
+    Workers wait on a queue whose pipe they themselves keep open, so a parent killed with
+    SIGKILL would leave them waiting forever. The parent's signal handlers only enqueue for
+    its own loop, which a worker does not run: SIGTERM ends a worker again, and Ctrl-C in a
+    terminal (sent to the whole group) is the parent's to handle.
+    """
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):
+        with suppress(OSError, AttributeError):
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    else:
+        threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+    # The parent may have died before the line above took effect.
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _watch_parent(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(1)
 
 
 def _derive_in_worker(key: SessionKey, files: list[_Source], epoch: int) -> _Outcome:
@@ -315,6 +354,7 @@ def _pool(deriver: SessionDeriver, workers: int, nice: int = 0) -> ProcessPoolEx
             deriver.deriver_version,
             nice,
             deriver.price,
+            os.getpid(),
         ),
     )
 
@@ -495,6 +535,10 @@ class SessionDeriver:
             key: [(s.source_id, s.session) for s in files]
             for key, files in self._files_by_session().items()
         }
+
+    def file_groups(self) -> dict[SessionKey, list[_Source]]:
+        """Every session's files, to pass to :meth:`sources_of` for many sessions in a row."""
+        return self._files_by_session()
 
     def _files_by_session(self) -> dict[SessionKey, list[_Source]]:
         """Every session's files, in a stable order (one pass over the tracked files)."""

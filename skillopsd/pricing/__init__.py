@@ -5,6 +5,7 @@ from __future__ import annotations
 from .prices import (
     CACHE_WRITE_1H,
     PRICES_VERSION,
+    REASONING_TOKENS,
     PriceArgs,
     Priced,
     Tokens,
@@ -17,6 +18,7 @@ from .prices import (
 __all__ = [
     "CACHE_WRITE_1H",
     "PRICES_VERSION",
+    "REASONING_TOKENS",
     "PriceArgs",
     "Priced",
     "Tokens",
