@@ -330,7 +330,11 @@ class Daemon:
         try:
             with self._survive("derivation"):
                 result = self.deriver.derive(
-                    keys, progress=step, should_stop=lambda: self._stopping, early=early
+                    keys,
+                    progress=step,
+                    should_stop=lambda: self._stopping,
+                    early=early,
+                    appended=self._fold,
                 )
                 _log.debug("derived", sessions=result.sessions, appended=result.appended)
         finally:
@@ -422,13 +426,18 @@ class Daemon:
         self.capturer.problem(where, agent, "unlistable", f"cannot list folder: {exc.strerror}")
 
     def _project(self) -> None:
+        self._fold()
+        forget_prices_ahead()  # what derivation's workers priced is folded now
+        if self.exporter is not None:
+            self.exporter.poke()
+
+    def _fold(self) -> None:
+        """Catch the projections up with the log (also what derivation appended so far, while
+        its workers derive the rest)."""
         with self._survive("projection"):
             self.engine.catch_up(
                 progress=lambda *_: self.notifier.tick(), should_stop=lambda: self._stopping
             )
-        forget_prices_ahead()  # what derivation's workers priced is folded now
-        if self.exporter is not None:
-            self.exporter.poke()
 
     def _watch_live(self, watcher: Watcher) -> None:
         """Watch the live files of the skills managed now (re-read only when the events that

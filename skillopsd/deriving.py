@@ -75,6 +75,9 @@ class _LineView(msgspec.Struct):
 
 _line_view = msgspec.msgpack.Decoder(_LineView)
 _BATCH_EVENTS = 5000
+# A batch appended early, to be folded while workers derive (SessionDeriver.derive's
+# ``appended``), holds at least this many events.
+_FOLD_WAITING_EVENTS = 500
 # Below this many sessions a pool costs more (forking, shipping results) than it saves.
 POOL_MIN_SESSIONS = 8
 # Beyond about this many, the one process appending what the workers derive is the limit.
@@ -637,8 +640,10 @@ class SessionDeriver:
         epochs: dict[SessionKey, int],
         should_stop: Callable[[], bool] | None,
         early: EarlyDerivation | None = None,
+        waiting: Callable[[], None] | None = None,
     ) -> Iterator[tuple[SessionKey, _Outcome]]:
         """Each session's derivation, in ``ordered`` order; until ``should_stop`` says so.
+        ``waiting`` is called before waiting for a worker's derivation that is not done.
 
         Many sessions are derived by worker processes (forked: nothing to import, and the
         deriver need not be picklable), each reading the lines itself; this process meanwhile
@@ -674,6 +679,9 @@ class SessionDeriver:
             for key, future in zip(ordered, futures, strict=True):
                 if should_stop is not None and should_stop():
                     return
+                pending = future.future if isinstance(future, _Early) else future
+                if waiting is not None and not pending.done():
+                    waiting()
                 if isinstance(future, _Early):
                     outcome, marks = future.future.result()
                     with self.db.read():
@@ -704,12 +712,18 @@ class SessionDeriver:
         progress: Progress | None = None,
         should_stop: Callable[[], bool] | None = None,
         early: EarlyDerivation | None = None,
+        appended: Callable[[], None] | None = None,
     ) -> DeriveResult:
         """Derive ``keys`` and append what is new.
 
         A session's events are always appended in one transaction; several sessions share
         one when they are small, so a rederive of thousands of sessions is not thousands of
         commits. ``early``: derivations started while capture went on (see there).
+
+        ``appended`` is called after a batch is appended while worker processes still derive
+        the sessions that come next (this process would only wait for them): a caller that
+        folds the derived events into projections next can fold what is appended meanwhile,
+        and have only the last batch left to fold when derivation ends.
         """
         ordered = sorted(set(keys))
         groups = self._files_by_session()
@@ -729,6 +743,12 @@ class SessionDeriver:
                 result.appended += len(self.log.append(fresh).positions)
             batch.clear()
 
+        def waiting() -> None:
+            # Worth a transaction and a fold of its own only when the batch is not tiny.
+            if appended is not None and len(batch) >= _FOLD_WAITING_EVENTS:
+                flush()
+                appended()
+
         epochs = {key: self.epoch(key.session_id) for key in ordered}
         # Sessions derived before (none before the projections exist): spans they already
         # hold, stamped by an older version, are not appended again (_changed_spans).
@@ -738,7 +758,7 @@ class SessionDeriver:
                 derived_before.update(
                     r[0] for r in conn.execute("SELECT session_id FROM p_sessions")
                 )
-        outcomes = self._outcomes(ordered, groups, epochs, should_stop, early)
+        outcomes = self._outcomes(ordered, groups, epochs, should_stop, early, waiting)
         for n, (key, outcome) in enumerate(outcomes, 1):
             epoch = epochs[key]
             sid = key.session_id  # a hash: once per session, not once per event
