@@ -124,8 +124,10 @@ class SyncReport(msgspec.Struct):
 
 
 def redact_url(url: str) -> str:
-    """``url`` without its password (for messages)."""
-    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
+    """``url`` without its password, in the user part or a ``password=`` parameter (for
+    messages and for what is stored about the server)."""
+    url = re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
+    return re.sub(r"([?&]password=)[^&]*", r"\1***", url, flags=re.IGNORECASE)
 
 
 def machine_id(db: Database) -> str | None:
@@ -192,15 +194,21 @@ def sync(
     *,
     batch: int = BATCH,
     progress: Callable[[int], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> SyncReport:
     """Send every link the server lacks, ``batch`` per transaction; see the module doc.
+
+    ``should_stop`` is asked between transactions: a sync stopped there has stored whole
+    batches only, and the next one resumes after them.
 
     Raises :class:`SyncError` (server) or, after storing every good link before the break,
     returns a report whose ``refused`` says where and why the chain broke.
     """
     machine = machine_id(db)
     label = socket.gethostname()
-    local = db.conn.execute("SELECT count(*) FROM events").fetchone()
+    # Positions are gapless from 1 (``verify`` proves it): the head is the count, without
+    # the scan count(*) would make on every pass of a daemon's sync.
+    local = db.conn.execute("SELECT coalesce(max(position), 0) FROM events").fetchone()
     report = SyncReport(
         machine=machine or "",
         label=label,
@@ -236,7 +244,7 @@ def sync(
             first = False
             if progress is not None:
                 progress(report.held)
-            if done:
+            if done or (should_stop is not None and should_stop()):
                 break
     except psycopg.Error as exc:
         raise SyncError(f"{report.server}: {_first_line(exc)}") from exc
