@@ -44,6 +44,7 @@ from .events import (
     storage_error,
     utc_now,
 )
+from .pricing import forget_prices_ahead
 from .projections import engine_for
 from .sources import (
     DEFAULT_MAX_LINE_BYTES,
@@ -62,7 +63,7 @@ from .sources import (
 )
 
 if TYPE_CHECKING:
-    from .deriving import SessionDeriver, SessionKey
+    from .deriving import EarlyDerivation, SessionDeriver, SessionKey
     from .export import LiveExporter
     from .sources._watch import Watcher
     from .team.live import LiveSync
@@ -102,8 +103,10 @@ class Daemon:
         exporter: LiveExporter | None = None,
         syncer: LiveSync | None = None,
         settle_seconds: float = DEFAULT_SETTLE_SECONDS,
+        workers: int | None = None,
     ) -> None:
         self.roots = list(roots)
+        self.workers = workers  # deriving processes (None: one per idle core, see deriving)
         self.rescan_interval = rescan_interval
         self.notifier = notifier or Notifier(None, None)
         self.derive_interval = derive_interval
@@ -127,6 +130,7 @@ class Daemon:
         self._queue: queue.SimpleQueue[str | Path] = queue.SimpleQueue()
         self._stopping = False
         self._progress: _Progress | None = None
+        self._early: EarlyDerivation | None = None  # sessions derived while a backfill captures
         self.redact_secrets = redact_secrets
         self.max_line_bytes = max_line_bytes
         self._attach(db)
@@ -152,7 +156,8 @@ class Daemon:
         if self._deriver is None:
             from .deriving import SessionDeriver
 
-            self._deriver = SessionDeriver(self.db)
+            # Its workers price the responses they derive: the projections fold them next.
+            self._deriver = SessionDeriver(self.db, workers=self.workers, price=True)
         return self._deriver
 
     # Signal handlers only record the request; the main loop acts on it.
@@ -172,6 +177,11 @@ class Daemon:
         self.notifier.tick()
         if self._progress is not None:
             self._progress.advance(consumed)
+        if self._early is not None:
+            early, self._early = self._early, None
+            with self._survive("early derivation"):  # failing, it only stops deriving early
+                early.committed()
+                self._early = early
 
     # --- the work ------------------------------------------------------------------------
 
@@ -201,38 +211,74 @@ class Daemon:
             self.notifier.status(f"backfill: {len(files)} files, {pending} bytes to capture")
             _log.info("backfill started", files=len(files), pending_bytes=pending)
             self._progress = _Progress(pending)
+            self._early = self._early_derivation(files)
 
+        def read(path: Path) -> None:
+            if self._early is not None:
+                self._early.read(path)
+
+        early: EarlyDerivation | None = None
         try:
-            result = full_pass(self.capturer, self.roots, announce)
+            try:
+                result = full_pass(self.capturer, self.roots, announce, read)
+            finally:
+                if self._progress is not None:
+                    self._progress.close()
+                self._progress = None
+            early, self._early = self._early, None
+            _log.info(
+                "backfill finished",
+                files=result.files,
+                lines=result.lines,
+                bytes=result.bytes,
+                errors=result.errors,
+                stopped=result.stopped,
+            )
+            self._project()
+            self.retain()
+            if self.derive_sessions and not self._stopping:
+                # Sessions with new lines, never derived, or derived by an older deriver.
+                keys: set[SessionKey] = set()
+                with self._survive("derivation"):
+                    keys = self.deriver.touched_since(self._derive_mark) | self.deriver.stale()
+                self._mark_derived()
+                self._derive(keys, show_progress=True, early=early)
+                _log.info(
+                    "sessions derived",
+                    sessions=len(keys),
+                    beside_capture=early.used if early is not None else 0,
+                )
+                self.sync_skills()
         finally:
-            if self._progress is not None:
-                self._progress.close()
-            self._progress = None
-        _log.info(
-            "backfill finished",
-            files=result.files,
-            lines=result.lines,
-            bytes=result.bytes,
-            errors=result.errors,
-            stopped=result.stopped,
-        )
-        self._project()
-        self.retain()
-        if self.derive_sessions and not self._stopping:
-            # Sessions with new lines, never derived, or derived by an older deriver.
-            keys: set[SessionKey] = set()
-            with self._survive("derivation"):
-                keys = self.deriver.touched_since(self._derive_mark) | self.deriver.stale()
-            self._mark_derived()
-            self._derive(keys, show_progress=True)
-            _log.info("sessions derived", sessions=len(keys))
-            self.sync_skills()
+            for started in (early, self._early):
+                if started is not None:
+                    started.close()  # its workers, had no derivation taken them
+            self._early = None
         # Everything on disk was just read: the payloads batches left one per row are packed
         # now, whatever their age.
         self.pack(everything=True)
         # The backfill's WAL is the largest the daemon will write: copy it back and empty it.
         self.db.checkpoint_truncate(timeout_s=1.0)
         return result
+
+    def _early_derivation(self, files: list[tuple[Path, Store]]) -> EarlyDerivation | None:
+        """Derivation beside capture, when there are idle cores and sessions enough to
+        derive (see EarlyDerivation); None otherwise."""
+        if not self.derive_sessions or self._stopping or not self.db.path.is_file():
+            return None
+        from .deriving import POOL_MIN_SESSIONS, EarlyDerivation, can_fork, idle_workers
+
+        workers = idle_workers() if self.workers is None else self.workers
+        if workers < 2 or not can_fork():
+            return None
+        early = EarlyDerivation(self.deriver, workers)
+        sessions = 0
+        with self._survive("early derivation"):
+            sessions = early.plan(files)
+        if sessions < POOL_MIN_SESSIONS:
+            return None
+        _log.debug("deriving beside capture", sessions=sessions, workers=workers)
+        return early
 
     def pack(self, *, everything: bool = False) -> None:
         """Move payloads that live capture stored one per row into frames (EventLog.pack): a
@@ -275,7 +321,13 @@ class Daemon:
         with self.db.read():
             self._derive_mark = self.log.head()
 
-    def _derive(self, keys: set[SessionKey], *, show_progress: bool = False) -> None:
+    def _derive(
+        self,
+        keys: set[SessionKey],
+        *,
+        show_progress: bool = False,
+        early: EarlyDerivation | None = None,
+    ) -> None:
         if not keys:
             return
         self.notifier.status(f"deriving {len(keys)} sessions")
@@ -290,7 +342,11 @@ class Daemon:
         try:
             with self._survive("derivation"):
                 result = self.deriver.derive(
-                    keys, progress=step, should_stop=lambda: self._stopping
+                    keys,
+                    progress=step,
+                    should_stop=lambda: self._stopping,
+                    early=early,
+                    appended=self._fold,
                 )
                 _log.debug("derived", sessions=result.sessions, appended=result.appended)
         finally:
@@ -387,14 +443,20 @@ class Daemon:
         self.capturer.problem(where, agent, "unlistable", f"cannot list folder: {exc.strerror}")
 
     def _project(self) -> None:
-        with self._survive("projection"):
-            self.engine.catch_up(
-                progress=lambda *_: self.notifier.tick(), should_stop=lambda: self._stopping
-            )
+        self._fold()
+        forget_prices_ahead()  # what derivation's workers priced is folded now
         if self.exporter is not None:
             self.exporter.poke()
         if self.syncer is not None:
             self.syncer.poke()
+
+    def _fold(self) -> None:
+        """Catch the projections up with the log (also what derivation appended so far, while
+        its workers derive the rest)."""
+        with self._survive("projection"):
+            self.engine.catch_up(
+                progress=lambda *_: self.notifier.tick(), should_stop=lambda: self._stopping
+            )
 
     def _watch_live(self, watcher: Watcher) -> None:
         """Watch the live files of the skills managed now (re-read only when the events that
@@ -740,6 +802,14 @@ def _parse_root(value: str) -> tuple[str, Path]:
     help="Least seconds between two derivations of live sessions (longer for long sessions).",
 )
 @click.option(
+    "--derive-workers",
+    type=click.IntRange(1, 64),
+    default=None,
+    metavar="N",
+    help="Processes deriving sessions beside the daemon's own (default: one per idle core,"
+    " at most 3, judged by the load average; 1: derive in the daemon's process only).",
+)
+@click.option(
     "--no-derive",
     is_flag=True,
     help="Capture only; derive later (skillopsctl rederive, or the next start without it).",
@@ -826,6 +896,7 @@ def main(
     max_line_bytes: int,
     rescan_interval: float,
     derive_interval: float,
+    derive_workers: int | None,
     no_derive: bool,
     retain_days: float | None,
     otlp_endpoint: str | None,
@@ -894,6 +965,7 @@ def main(
         exporter=exporter,
         syncer=syncer,
         settle_seconds=settle_seconds,
+        workers=derive_workers,
     )
     daemon.install_signal_handlers()
     _log.info("starting", db=str(database.path), roots=[str(r.path) for r in daemon.roots])

@@ -16,7 +16,6 @@ payload is gone.
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import gc
 import multiprocessing
@@ -26,9 +25,10 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import contextmanager, suppress
+from itertools import islice
 from pathlib import Path
 
 import msgspec
@@ -57,7 +57,9 @@ from .events.types import (
     SpanDerived,
     TranscriptLineCaptured,
 )
-from .sources import source_stream
+from .pricing import PriceArgs, Priced, price, price_ahead
+from .projections.usage import price_args
+from .sources import SessionRef, Store, path_text, peek_session, source_stream
 from .versions.observed import VersionRecorder
 
 DeriveFunction = Callable[..., Derivation]
@@ -73,10 +75,16 @@ class _LineView(msgspec.Struct):
 
 _line_view = msgspec.msgpack.Decoder(_LineView)
 _BATCH_EVENTS = 5000
+# A batch appended early, to be folded while workers derive (SessionDeriver.derive's
+# ``appended``), holds at least this many events.
+_FOLD_WAITING_EVENTS = 500
 # Below this many sessions a pool costs more (forking, shipping results) than it saves.
 POOL_MIN_SESSIONS = 8
 # Beyond about this many, the one process appending what the workers derive is the limit.
 MAX_WORKERS = 3
+# Niceness of the workers deriving beside a backfill's capture (see EarlyDerivation): the
+# scheduler then gives capture, the longest path, its core, and the workers the rest.
+_NICE = 5
 _log = get_logger(__name__)
 
 
@@ -144,6 +152,11 @@ def idle_workers() -> int:
     return min(cores, MAX_WORKERS) if busy <= cores - 1 else 1
 
 
+def can_fork() -> bool:
+    """Whether worker processes can be forked here (not on Windows, say)."""
+    return "fork" in multiprocessing.get_all_start_methods()
+
+
 def _read_lines(db: Database, source_id: str) -> list[tuple[int, bytes]]:
     """The latest generation's captured lines of one file, in file order."""
     by_generation: dict[int, list[tuple[int, bytes]]] = {}
@@ -199,18 +212,35 @@ class _Derived(msgspec.Struct, frozen=True):
     derivation: Derivation
     events: list[Event]  # its spans, errors and session, in that order
     ids: list[str]
+    # Its responses' prices, when asked for (SessionDeriver's ``price``).
+    prices: list[tuple[PriceArgs, Priced | None]] = []
 
 
 # What one derivation gave: None when the session was forgotten and nothing came since.
 _Outcome = _Derived | _Failed | None
-# A pool worker's own database connection, deriver and version (set once per process).
-_worker: tuple[Database, DeriveFunction, int] | None = None
 
 
-def _init_worker(path: str, derive: DeriveFunction, version: int, parent: int) -> None:
+class _Worker(msgspec.Struct):
+    """What a pool worker derives with (set once per process)."""
+
+    db: Database
+    derive: DeriveFunction
+    version: int
+    price: bool
+
+
+_worker: _Worker | None = None
+
+
+def _init_worker(
+    path: str, derive: DeriveFunction, version: int, nice: int, price: bool, parent: int
+) -> None:
     global _worker
     _follow_parent(parent)
-    _worker = (Database.open(Path(path), create=False), derive, version)
+    if nice:
+        with suppress(OSError):
+            os.nice(nice)
+    _worker = _Worker(Database.open(Path(path), create=False), derive, version, price)
 
 
 def _follow_parent(parent: int) -> None:
@@ -225,7 +255,7 @@ def _follow_parent(parent: int) -> None:
     signal.signal(signal.SIGHUP, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
+        with suppress(OSError, AttributeError):
             libc = ctypes.CDLL(None, use_errno=True)
             libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     else:
@@ -248,13 +278,53 @@ def _derive_in_worker(key: SessionKey, files: list[_Source], epoch: int) -> _Out
     """Read and derive one session in a pool worker (its own connection: reads run beside
     the parent's appends)."""
     assert _worker is not None
-    db, derive, version = _worker
     try:
-        with db.read():
-            sources = _source_lines(db, files)
+        with _worker.db.read():
+            sources = _source_lines(_worker.db, files)
     except CorruptEventError as exc:
         return _unreadable(exc)
-    return _run_derive(derive, key, sources, epoch, version)
+    return _run_derive(_worker.derive, key, sources, epoch, _worker.version, _worker.price)
+
+
+def _marks(db: Database, files: list[_Source]) -> list[int]:
+    """Each file's stream version: what a session's derivation read, as of now (inside a
+    read transaction). Equal marks later mean the same lines and lifecycle events."""
+    out = []
+    for source in files:
+        row = db.conn.execute(
+            "SELECT max(stream_version) FROM events WHERE stream = ?",
+            (source_stream(source.source_id),),
+        ).fetchone()
+        out.append(row[0] or 0 if row is not None else 0)
+    return out
+
+
+def _derive_early_in_worker(
+    key: SessionKey, files: list[_Source], epoch: int
+) -> tuple[_Outcome, list[int] | None]:
+    """:func:`_derive_in_worker`, with the marks of what it read (None: read nothing, the
+    session is derived again when its turn comes)."""
+    assert _worker is not None
+    w = _worker
+    try:
+        with w.db.read():
+            marks = _marks(w.db, files)
+            sources = _source_lines(w.db, files)
+    except CorruptEventError:
+        return None, None
+    return _run_derive(w.derive, key, sources, epoch, w.version, w.price), marks
+
+
+def _root(agent: str, native: str, threads: dict[str, str]) -> SessionKey:
+    """The session a file of ``agent``'s session ``native`` belongs to: a Codex child thread
+    belongs to its root thread (``threads``: thread id -> parent thread id)."""
+    if agent != "codex":
+        return SessionKey(agent, native)
+    seen = {native}
+    while threads.get(native) and threads[native] in threads and threads[native] not in seen:
+        native = threads[native]
+        seen.add(native)
+    return SessionKey("codex", native)
 
 
 @contextmanager
@@ -274,8 +344,40 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
+def _pool(deriver: SessionDeriver, workers: int, nice: int = 0) -> ProcessPoolExecutor:
+    """Forked worker processes deriving as ``deriver`` does, each with its own connection
+    to its database (``nice``: how much lower their priority is than this process's)."""
+    return ProcessPoolExecutor(
+        workers,
+        mp_context=multiprocessing.get_context("fork"),
+        initializer=_init_worker,
+        initargs=(
+            str(deriver.db.path),
+            deriver._derive,
+            deriver.deriver_version,
+            nice,
+            deriver.price,
+            os.getpid(),
+        ),
+    )
+
+
+class _Early(msgspec.Struct):
+    """A derivation started early: the files it was given and, once done, what it derived
+    with the marks of what it read (:func:`_derive_early_in_worker`)."""
+
+    files: list[_Source]
+    epoch: int
+    future: Future[tuple[_Outcome, list[int] | None]]
+
+
 def _run_derive(
-    derive: DeriveFunction, key: SessionKey, sources: list[SourceLines], epoch: int, version: int
+    derive: DeriveFunction,
+    key: SessionKey,
+    sources: list[SourceLines],
+    epoch: int,
+    version: int,
+    price: bool = False,
 ) -> _Outcome:
     if epoch and not any(s.lines for s in sources):
         return None  # forgotten, and nothing captured since
@@ -292,7 +394,21 @@ def _run_derive(
         ids = [_event_id(e, epoch) for e in events]
     except Exception as exc:  # a deriver bug must not stop capture or other sessions
         return _Failed(f"deriver failed: {type(exc).__name__}: {exc}", traceback.format_exc())
-    return _Derived(derivation, events, ids)
+    return _Derived(derivation, events, ids, _prices(derivation.spans) if price else [])
+
+
+def _prices(spans: list[SpanDerived]) -> list[tuple[PriceArgs, Priced | None]]:
+    """The price of each response among ``spans``, as the usage projection will look it up."""
+    out = []
+    for span in spans:
+        if span.kind == "LLM":
+            args = price_args(span)
+            if args is not None:
+                try:
+                    out.append((args, price(*args)))
+                except Exception:  # the projection prices it itself (and fails as it does)
+                    continue
+    return out
 
 
 class SessionDeriver:
@@ -305,9 +421,14 @@ class SessionDeriver:
         deriver_version: int = DERIVER_VERSION,
         derive: DeriveFunction = derive_session,
         workers: int | None = None,
+        price: bool = False,
     ) -> None:
         """``workers``: processes deriving beside this one when there are many sessions
-        (default: :func:`idle_workers` at each pass; 1 derives here, in this process)."""
+        (default: :func:`idle_workers` at each pass; 1 derives here, in this process).
+        ``price``: workers also price the responses they derive and hand the prices over
+        (:func:`skillopsd.pricing.price_ahead`), for a caller that folds the usage projection
+        next: this process then need not load the price table (a fifth of a second)."""
+        self.price = price
         self.db = db
         self.log = EventLog(db)
         self.deriver_version = deriver_version
@@ -353,15 +474,7 @@ class SessionDeriver:
 
     def _key(self, source: _Source) -> SessionKey:
         """The session a file belongs to: a Codex child thread belongs to its root thread."""
-        if source.agent != "codex":
-            return SessionKey(source.agent, source.session)
-        threads = self._threads
-        native = source.session
-        seen = {native}
-        while threads.get(native) and threads[native] in threads and threads[native] not in seen:
-            native = threads[native]
-            seen.add(native)
-        return SessionKey("codex", native)
+        return _root(source.agent, source.session, self._threads)
 
     def all_sessions(self) -> set[SessionKey]:
         """Every session with at least one tracked file."""
@@ -526,51 +639,71 @@ class SessionDeriver:
         groups: dict[SessionKey, list[_Source]],
         epochs: dict[SessionKey, int],
         should_stop: Callable[[], bool] | None,
+        early: EarlyDerivation | None = None,
+        waiting: Callable[[], None] | None = None,
     ) -> Iterator[tuple[SessionKey, _Outcome]]:
         """Each session's derivation, in ``ordered`` order; until ``should_stop`` says so.
+        ``waiting`` is called before waiting for a worker's derivation that is not done.
 
         Many sessions are derived by worker processes (forked: nothing to import, and the
         deriver need not be picklable), each reading the lines itself; this process meanwhile
         appends what they derived before. Derivation is pure, so where it runs changes nothing.
+        With ``early``, sessions its workers derived while capture went on are taken from it
+        (and its workers derive the rest), each only if its files still hold what was read.
         """
         workers = idle_workers() if self.workers is None else self.workers
-        pooled = (
+        pool = early.detach_pool() if early is not None else None
+        if pool is None and (
             workers > 1
             and len(ordered) >= POOL_MIN_SESSIONS
             and self.db.path.is_file()
-            and "fork" in multiprocessing.get_all_start_methods()
-        )
-        if not pooled:
+            and can_fork()
+        ):
+            pool = _pool(self, workers)
+        if pool is None:
             for key in ordered:
                 if should_stop is not None and should_stop():
                     return  # what is left stays stale and is derived at the next start
-                try:
-                    sources = self.sources_of(key, groups)
-                except CorruptEventError as exc:
-                    yield key, _unreadable(exc)
-                    continue
-                yield (
-                    key,
-                    _run_derive(self._derive, key, sources, epochs[key], self.deriver_version),
-                )
+                yield key, self._derive_here(key, groups, epochs[key])
             return
-        pool = ProcessPoolExecutor(
-            workers,
-            mp_context=multiprocessing.get_context("fork"),
-            initializer=_init_worker,
-            initargs=(str(self.db.path), self._derive, self.deriver_version, os.getpid()),
-        )
         try:
-            futures = [
-                pool.submit(_derive_in_worker, key, groups.get(key, []), epochs[key])
-                for key in ordered
-            ]
+            futures: list[Future[_Outcome] | _Early] = []
+            for key in ordered:
+                files = groups.get(key, [])
+                taken = early.take(key, files, epochs[key]) if early is not None else None
+                futures.append(
+                    taken
+                    if taken is not None
+                    else pool.submit(_derive_in_worker, key, files, epochs[key])
+                )
             for key, future in zip(ordered, futures, strict=True):
                 if should_stop is not None and should_stop():
                     return
-                yield key, future.result()
+                pending = future.future if isinstance(future, _Early) else future
+                if waiting is not None and not pending.done():
+                    waiting()
+                if isinstance(future, _Early):
+                    outcome, marks = future.future.result()
+                    with self.db.read():
+                        current = _marks(self.db, future.files)
+                    if marks != current:  # its files changed since: derived again, here
+                        outcome = self._derive_here(key, groups, epochs[key])
+                    elif early is not None:
+                        early.used += 1
+                    yield key, outcome
+                else:
+                    yield key, future.result()
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
+
+    def _derive_here(
+        self, key: SessionKey, groups: dict[SessionKey, list[_Source]], epoch: int
+    ) -> _Outcome:
+        try:
+            sources = self.sources_of(key, groups)
+        except CorruptEventError as exc:
+            return _unreadable(exc)
+        return _run_derive(self._derive, key, sources, epoch, self.deriver_version)
 
     def derive(
         self,
@@ -578,12 +711,19 @@ class SessionDeriver:
         *,
         progress: Progress | None = None,
         should_stop: Callable[[], bool] | None = None,
+        early: EarlyDerivation | None = None,
+        appended: Callable[[], None] | None = None,
     ) -> DeriveResult:
         """Derive ``keys`` and append what is new.
 
         A session's events are always appended in one transaction; several sessions share
         one when they are small, so a rederive of thousands of sessions is not thousands of
-        commits.
+        commits. ``early``: derivations started while capture went on (see there).
+
+        ``appended`` is called after a batch is appended while worker processes still derive
+        the sessions that come next (this process would only wait for them): a caller that
+        folds the derived events into projections next can fold what is appended meanwhile,
+        and have only the last batch left to fold when derivation ends.
         """
         ordered = sorted(set(keys))
         groups = self._files_by_session()
@@ -603,6 +743,12 @@ class SessionDeriver:
                 result.appended += len(self.log.append(fresh).positions)
             batch.clear()
 
+        def waiting() -> None:
+            # Worth a transaction and a fold of its own only when the batch is not tiny.
+            if appended is not None and len(batch) >= _FOLD_WAITING_EVENTS:
+                flush()
+                appended()
+
         epochs = {key: self.epoch(key.session_id) for key in ordered}
         # Sessions derived before (none before the projections exist): spans they already
         # hold, stamped by an older version, are not appended again (_changed_spans).
@@ -612,7 +758,7 @@ class SessionDeriver:
                 derived_before.update(
                     r[0] for r in conn.execute("SELECT session_id FROM p_sessions")
                 )
-        outcomes = self._outcomes(ordered, groups, epochs, should_stop)
+        outcomes = self._outcomes(ordered, groups, epochs, should_stop, early, waiting)
         for n, (key, outcome) in enumerate(outcomes, 1):
             epoch = epochs[key]
             sid = key.session_id  # a hash: once per session, not once per event
@@ -647,6 +793,8 @@ class SessionDeriver:
                 result.errors += 1
                 continue
             derivation = outcome.derivation
+            if outcome.prices:
+                price_ahead(outcome.prices)
             if not derivation.is_session:
                 batch.extend(_Pending(e, sid, epoch) for e in self._not_a_session(key))
                 continue
@@ -674,4 +822,163 @@ class SessionDeriver:
         return result
 
 
-__all__ = ["DeriveResult", "SessionDeriver", "SessionKey", "session_stream"]
+class EarlyDerivation:
+    """Sessions derived by worker processes while a backfill is still capturing other files.
+
+    A backfill's capture keeps one core busy; deriving only after it leaves the others idle
+    all that time. The files to capture are known before the first is read, and the session
+    each belongs to is told by its head (as capture tells it), so a session can be derived
+    as soon as the last of its files with lines to capture has been committed.
+
+    Only the derivation runs early: it is pure, a function of the lines the session's files
+    hold, read by the worker in its own snapshot. What it derived is appended by
+    :meth:`SessionDeriver.derive`, in that method's order and with its checks, and only if
+    the session's files, their stream versions and its erasure epoch are still what the
+    worker read (otherwise the session is derived again then): the log comes out exactly as
+    without it. A session told wrongly (a file rewritten meanwhile) costs a derivation, never
+    a different result.
+
+    Owned by the loop that captures: :meth:`read` and :meth:`committed` are called from
+    capture's callbacks, :meth:`take` by the derivation that follows, :meth:`close` last.
+    """
+
+    def __init__(self, deriver: SessionDeriver, workers: int) -> None:
+        self.deriver = deriver
+        self.workers = workers
+        self._pool: ProcessPoolExecutor | None = None
+        self._started: dict[SessionKey, _Early] = {}
+        # Session -> paths of its files still to be committed; agent -> paths of its files
+        # whose session cannot be told before capture (no session of that agent starts
+        # before they are committed).
+        self._waiting: dict[SessionKey, set[str]] = {}
+        self._unknown: dict[str, set[str]] = {}
+        self._session_of: dict[str, SessionKey] = {}
+        self._read: list[str] = []
+        self._ready: list[SessionKey] = []
+        # Sessions' files as tracked so far (folded from the deriver's view as it grows).
+        self._groups: dict[SessionKey, dict[str, _Source]] = {}
+        self._indexed = 0
+        self.started = 0  # derivations started early
+        self.used = 0  # of which appended as derived (the rest were derived again)
+
+    def plan(self, files: Sequence[tuple[Path, Store]]) -> int:
+        """Note which session each file with lines to capture belongs to; the number of
+        sessions that will be derived early."""
+        with self.deriver.db.read() as conn:
+            tracked = {
+                path: (offset, agent, session, parent)
+                for path, offset, agent, session, parent in conn.execute(
+                    "SELECT path, offset, agent, session, parent_session FROM capture_sources"
+                )
+            }
+        self.deriver._refresh()
+        threads = dict(self.deriver._threads)
+        expected: list[tuple[str, str, SessionRef]] = []
+        for path, store in files:
+            text = path_text(path)
+            try:
+                size = path.stat().st_size
+            except OSError:
+                continue  # gone: nothing of it will be captured now
+            known = tracked.get(text)
+            if known is not None:
+                offset, agent, session, parent = known
+                if size <= offset:
+                    continue  # nothing new in it
+                ref: SessionRef | None = SessionRef(session, parent)
+            else:
+                agent, ref = store.agent, peek_session(path, store)
+            if ref is None:
+                self._unknown.setdefault(agent, set()).add(text)
+                continue
+            if agent == "codex":
+                threads.setdefault(ref.session, ref.parent_session)
+            expected.append((text, agent, ref))
+        for text, agent, ref in expected:
+            key = _root(agent, ref.session, threads)
+            self._session_of[text] = key
+            self._waiting.setdefault(key, set()).add(text)
+        return len(self._waiting)
+
+    def read(self, path: Path) -> None:
+        """Capture has read ``path`` to its end (committed with the next batch)."""
+        self._read.append(path_text(path))
+
+    def committed(self) -> None:
+        """A batch committed: the files read before it are in the log; start what is ready."""
+        for text in self._read:
+            key = self._session_of.pop(text, None)
+            if key is not None:
+                left = self._waiting.get(key)
+                if left is not None:
+                    left.discard(text)
+                    if not left:
+                        del self._waiting[key]
+                        self._ready.append(key)
+            for paths in self._unknown.values():
+                paths.discard(text)
+        self._read.clear()
+        self._start()
+
+    def _start(self) -> None:
+        if not self._ready:
+            return
+        blocked = {agent for agent, paths in self._unknown.items() if paths}
+        self._index()
+        keep: list[SessionKey] = []
+        for key in self._ready:
+            if key.agent in blocked:
+                keep.append(key)
+                continue
+            group = self._groups.get(key)
+            if not group:
+                continue  # nothing of it tracked (a file with no complete line)
+            files = [msgspec.structs.replace(s) for _, s in sorted(group.items())]
+            epoch = self.deriver.epoch(key.session_id)
+            if self._pool is None:
+                # Below the capturing process's priority: its core stays its own.
+                self._pool = _pool(self.deriver, self.workers, nice=_NICE)
+            future = self._pool.submit(_derive_early_in_worker, key, files, epoch)
+            self._started[key] = _Early(files, epoch, future)
+            self.started += 1
+        self._ready = keep
+
+    def _index(self) -> None:
+        """Fold the files tracked since the last call into their sessions' groups."""
+        self.deriver._refresh()
+        sources = self.deriver._sources
+        for source in islice(sources.values(), self._indexed, None):
+            key = self.deriver._key(source)
+            self._groups.setdefault(key, {})[source.source_id] = source
+        self._indexed = len(sources)
+
+    def take(self, key: SessionKey, files: list[_Source], epoch: int) -> _Early | None:
+        """The early derivation of ``key`` if it was given exactly ``files`` and ``epoch``."""
+        started = self._started.pop(key, None)
+        if started is None or started.files != files or started.epoch != epoch:
+            return None
+        return started
+
+    def detach_pool(self) -> ProcessPoolExecutor | None:
+        """The workers, handed to the derivation that takes what they derived (it shuts
+        them down)."""
+        pool, self._pool = self._pool, None
+        return pool
+
+    def close(self) -> None:
+        """Stop the workers if no derivation took them (capture stopped, say)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+        self._started.clear()
+
+
+__all__ = [
+    "DeriveResult",
+    "EarlyDerivation",
+    "SessionDeriver",
+    "SessionKey",
+    "can_fork",
+    "idle_workers",
+    "session_stream",
+]

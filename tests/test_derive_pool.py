@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Any
 
 import msgspec
 import pytest
 
+from skillopsd import deriving
 from skillopsd.derive import Derivation, SourceLines, derive_session
 from skillopsd.deriving import MAX_WORKERS, POOL_MIN_SESSIONS, SessionDeriver, idle_workers
 from skillopsd.events import Database, EventLog
+from skillopsd.projections import ProjectionEngine, default_projections
 from skillopsd.sources import Capturer, full_pass, resolve_roots
 
 from ._capture_helpers import FIXTURES, claude_project
@@ -78,3 +81,69 @@ def test_workers_only_where_a_core_is_idle(
     monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: set(range(cores)))
     monkeypatch.setattr(os, "getloadavg", lambda: (load, load, load))
     assert idle_workers() == workers
+
+
+def _slow_after_first(
+    agent: str, native_id: str, sources: list[SourceLines], **kwargs: Any
+) -> Derivation:
+    """The real deriver, slow on every session but the first two (in the order they are
+    appended): the appending process is ahead of the workers from the third on."""
+    if not native_id.endswith(("000000000000", "000000000001")):
+        time.sleep(0.15)
+    return derive_session(agent, native_id, sources, **kwargs)
+
+
+def _views(db: Database) -> dict[str, str]:
+    """Each projection's digest (skill_history's holds when its events were recorded)."""
+    return {
+        p.name: ProjectionEngine(db, [p]).digest()
+        for p in default_projections()
+        if p.name != "skill_history"
+    }
+
+
+def test_what_is_appended_while_workers_derive_is_folded_meanwhile_the_same_views(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """derive(appended=...) lets the caller fold what was appended while the workers still
+    derive the rest: it is called mid-derivation (the log already holds some sessions, not
+    all), and the log and every projection come out as deriving without it."""
+    monkeypatch.setattr(deriving, "_FOLD_WAITING_EVENTS", 1)
+    home = tmp_path / "home"
+    text = (FIXTURES / "claude_skill.jsonl").read_text()
+    for n in range(POOL_MIN_SESSIONS + 2):
+        native = f"00000000-0000-4000-8000-{n:012d}"
+        (claude_project(home) / f"{native}.jsonl").write_text(text.replace(_ORIGINAL, native))
+
+    def run(name: str, fold: bool) -> tuple[list[tuple[str, str, str]], dict[str, str], list[int]]:
+        db = Database.open(tmp_path / f"{name}.db")
+        try:
+            full_pass(Capturer(db), resolve_roots(env={}, home=home))
+            engine = ProjectionEngine(db, default_projections())
+            engine.catch_up()
+            derived: list[int] = []
+
+            def appended() -> None:
+                engine.catch_up()
+                with db.read():
+                    derived.append(db.conn.execute("SELECT count(*) FROM p_sessions").fetchone()[0])
+
+            deriver = SessionDeriver(db, derive=_slow_after_first, workers=2)
+            result = deriver.derive(deriver.all_sessions(), appended=appended if fold else None)
+            assert result.sessions == POOL_MIN_SESSIONS + 2
+            engine.catch_up()
+            with db.read():
+                log = [(e.stream, e.type, e.event_id) for e in EventLog(db).read()]
+            views = _views(db)
+            engine.rebuild()
+            assert _views(db) == views  # the folds in steps equal one fold of the log
+            return log, views, derived
+        finally:
+            db.close()
+
+    log, views, derived = run("folded", fold=True)
+    assert derived and 0 < derived[0] < POOL_MIN_SESSIONS + 2, derived
+    assert derived == sorted(derived)
+    plain_log, plain_views, _ = run("plain", fold=False)
+    assert log == plain_log
+    assert views == plain_views

@@ -24,7 +24,12 @@ from skillopsd.events._frames import (
     encode_ref,
     split,
 )
-from skillopsd.events.types import PayloadsErased, PolicySet, TranscriptLineCaptured
+from skillopsd.events.types import (
+    PayloadsErased,
+    PolicySet,
+    SourceFileTracked,
+    TranscriptLineCaptured,
+)
 from skillopsd.projections import engine_for
 
 
@@ -349,4 +354,49 @@ def test_erasing_across_several_frames_replaces_only_the_frames_touched(db: Data
     assert set(big[1:-1]) <= now  # untouched frames keep their ids and bytes
     assert len(now) == len(big) + 1  # the two touched frames replaced; source:other's kept
     assert _lines(log) == {p: line for p, line in lines.items() if p not in chosen}
+    assert verify_chain(db).ok
+
+
+def _tracked(stream: str, i: int) -> NewEvent:
+    return NewEvent(
+        stream,
+        SourceFileTracked(
+            agent="claude",
+            source_id=stream,
+            path=f"/home/u/.claude/projects/p/{i}.jsonl",
+            device=1,
+            inode=i,
+            fingerprint="f" * 16,
+            generation=1,
+            session=f"session-{i}",
+        ),
+    )
+
+
+def test_rare_types_stay_in_their_rows_when_appended_and_packed_common_ones_framed(
+    db: Database,
+) -> None:
+    """A file's SourceFileTracked, appended in one batch with its lines (as capture does) or
+    one at a time and packed, stays one payload per row: whoever derives sessions reads every
+    file's one by type, and out of a frame each would decompress its stream's whole frame."""
+    log = EventLog(db)
+    batch = [_tracked("source:a", 0), *(_line("source:a", i) for i in range(40))]
+    log.append(batch)
+    for i in range(20):  # live: one event per append, packed later
+        log.append([_tracked("source:b", i) if i == 0 else _line("source:b", i)])
+    codecs = _codecs(db)
+    assert codecs[1] != FRAMED and {codecs[p] for p in range(2, 42)} == {FRAMED}
+    assert log.pack("2999-01-01T00:00:00.000000Z") == 19
+    codecs = _codecs(db)
+    assert codecs[42] != FRAMED and {codecs[p] for p in range(43, 62)} == {FRAMED}
+    # Reading the rare ones decompresses no frame.
+    cached = db.frames._cache  # a fresh reader's cache of decompressed frames
+    cached.clear()
+    tracked = [e.payload for e in log.read(types=["SourceFileTracked"])]
+    assert tracked == [batch[0].payload, _tracked("source:b", 0).payload]
+    assert not cached
+    assert [e.position for e in log.read(types=["TranscriptLineCaptured"])] == [
+        *range(2, 42),
+        *range(43, 62),
+    ]
     assert verify_chain(db).ok

@@ -169,3 +169,22 @@ def test_pricing_never_touches_the_network(monkeypatch: pytest.MonkeyPatch) -> N
 
     assert not data_snapshot.get_snapshot().from_auto_update
     assert threading.active_count() == threads  # no updater thread started
+
+
+def test_prices_handed_over_are_used_until_forgotten() -> None:
+    """skillopsd's derivation workers price the responses they derive and hand the prices
+    over (the same function, in a forked copy of the process): the fold then takes them
+    instead of loading the price table, and they are dropped once folded."""
+    from skillopsd.pricing import Priced, forget_prices_ahead, price_ahead
+
+    tokens = Tokens(input=1000, output=10)
+    at = "2026-06-01T00:00:00+00:00"
+    computed = price("claude-sonnet-4-5", "anthropic", at, tokens)
+    marker = Priced(usd=-1.0, provider="p", model="m")  # not a price the table gives
+    price_ahead([(("claude-sonnet-4-5", "anthropic", at, tokens), marker)])
+    try:
+        assert price("claude-sonnet-4-5", "anthropic", at, tokens) == marker
+        assert price("claude-sonnet-4-5", None, at, tokens) == computed  # other arguments
+    finally:
+        forget_prices_ahead()
+    assert price("claude-sonnet-4-5", "anthropic", at, tokens) == computed

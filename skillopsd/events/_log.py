@@ -206,11 +206,19 @@ class EventLog:
         self, fresh: list[tuple[str, NewEvent]], encoded: list[bytes], dictionary: int | None
     ) -> list[tuple[int, bytes]]:
         """``(codec, data cell)`` of each payload: runs of one stream's payloads in frames,
-        the rest compressed one by one."""
+        the rest compressed one by one.
+
+        Only the common types (a transcript's lines, a session's spans) are framed: they are
+        read a stream at a time, a frame after another. A rare type is looked up by its type
+        across many streams (every file's SourceFileTracked, whenever sessions are derived):
+        read out of a frame, each would decompress its stream's whole frame (a megabyte, 2 ms)
+        for a few hundred bytes.
+        """
         stored: list[tuple[int, bytes] | None] = [None] * len(encoded)
         by_stream: dict[str, list[int]] = {}
         for i, (_, event) in enumerate(fresh):
-            by_stream.setdefault(event.stream, []).append(i)
+            if type(event.payload).__name__ in COMMON_TYPES:
+                by_stream.setdefault(event.stream, []).append(i)
         runs: list[list[int]] = []
         for members in by_stream.values():
             runs.extend(members[a:b] for a, b in split([len(encoded[i]) for i in members]))
@@ -297,7 +305,8 @@ class EventLog:
         return AppendResult(positions=result.positions, duplicates=0, wal_cleared=cleared)
 
     def pack(self, settled_before: str) -> int:
-        """Move payloads stored one per row into frames of their stream; the rows moved.
+        """Move payloads of the common types stored one per row into frames of their stream
+        (as appends frame them: see _store); the rows moved.
 
         Live capture appends a line at a time, one payload per row. A stream's such payloads
         are packed once they fill a frame (FRAME_TARGET bytes), or, fewer, once the newest of
@@ -311,7 +320,7 @@ class EventLog:
             for position, stream, recorded_at, codec, cell in conn.execute(
                 "SELECT position, stream, recorded_at, codec, data FROM events"
                 " WHERE position > ? AND digest IS NULL AND prev_hash = x''"
-                " AND codec >= 0 AND length(data) > 0 ORDER BY position",
+                f" AND codec >= 0 AND length(data) > 0 AND NOT ({RARE_TYPES}) ORDER BY position",
                 (start,),
             ):
                 pending.setdefault(stream, []).append((position, recorded_at, codec, cell))

@@ -6,9 +6,12 @@ from .prices import (
     CACHE_WRITE_1H,
     PRICES_VERSION,
     REASONING_TOKENS,
+    PriceArgs,
     Priced,
     Tokens,
+    forget_prices_ahead,
     price,
+    price_ahead,
     provider_of,
 )
 
@@ -16,8 +19,11 @@ __all__ = [
     "CACHE_WRITE_1H",
     "PRICES_VERSION",
     "REASONING_TOKENS",
+    "PriceArgs",
     "Priced",
     "Tokens",
+    "forget_prices_ahead",
     "price",
+    "price_ahead",
     "provider_of",
 ]

@@ -162,6 +162,24 @@ def library_price(prices: ModelPrice, tokens: Tokens) -> Decimal:
     return prices.calc_price(Usage(**usage))["total_price"]
 
 
+# (model, system, at, tokens): the arguments of one price() call.
+PriceArgs = tuple[str, str | None, str, Tokens]
+# Prices computed ahead by the processes that derived the responses (skillopsd's derivation
+# workers, which have the spans in hand and a core to spare): the same pure function of the
+# same arguments and library, handed over so this process need not load the price table.
+_ahead: dict[PriceArgs, Priced | None] = {}
+
+
+def price_ahead(prices: list[tuple[PriceArgs, Priced | None]]) -> None:
+    """Remember prices computed by :func:`price` in another process of this program."""
+    _ahead.update(prices)
+
+
+def forget_prices_ahead() -> None:
+    """Drop what :func:`price_ahead` handed over (once the responses have been priced)."""
+    _ahead.clear()
+
+
 def price(
     model: str | None, system: str | None, at: str | None, tokens: Tokens | None
 ) -> Priced | None:
@@ -172,6 +190,15 @@ def price(
     """
     if not model or tokens is None or not at:
         return None
+    if _ahead:
+        try:
+            return _ahead[model, system, at, tokens]
+        except KeyError:
+            pass
+    return _price(model, system, at, tokens)
+
+
+def _price(model: str, system: str | None, at: str, tokens: Tokens) -> Priced | None:
     if min(tokens.input, tokens.output, tokens.cache_read, tokens.cache_write) < 0:
         return None
     if tokens.cache_read + tokens.cache_write > tokens.input:

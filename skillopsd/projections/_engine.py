@@ -5,15 +5,20 @@ from __future__ import annotations
 import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
+from contextlib import suppress
 from typing import ClassVar
 
 import apsw
 import msgspec
 
 from .._logging import get_logger
-from ..events import CorruptEventError, Database, EventLog, RecordedEvent
+from ..events import CorruptEventError, Database, EventLog, LogError, RecordedEvent
+from ..events.types import Event
 
 DEFAULT_CHUNK = 5000
+# A projection that folds in SQL (fold_range) takes this many chunks' worth of positions
+# per transaction.
+_RANGE_CHUNKS = 20
 _log = get_logger(__name__)
 
 
@@ -46,6 +51,59 @@ class Projection(ABC):
         """Fold consecutive events; override to fold a chunk faster with the same result."""
         for event in events:
             self.apply(conn, event)
+
+    def fold_range(self, conn: apsw.Connection, after: int, upto: int) -> int | None:
+        """Fold the events at positions ``(after, upto]`` in SQL, without reading them out;
+        the number folded. None (the default): the engine reads them for ``apply_many``.
+        Only for a projection that reads no payload and whose fold SQL can express exactly."""
+        return None
+
+
+def _fusable(projection: Projection) -> bool:
+    """Whether ``projection`` can share a read of the log with others like it: it folds named
+    types and reads their payloads (a projection of every event's envelope reads the most
+    rows and decodes none: sharing would make it decode them all)."""
+    return projection.handles is not None and projection.needs_payload
+
+
+class _Decoded(RecordedEvent, frozen=True):
+    """An event read for several projections, its payload decoded once for all of them."""
+
+    decoded: Event | None = None
+
+    @property
+    def payload(self) -> Event:
+        if self.decoded is not None:
+            return self.decoded
+        return RecordedEvent.payload.fget(self)  # type: ignore[attr-defined,no-any-return]
+
+
+def _decoded(events: list[RecordedEvent]) -> list[RecordedEvent]:
+    """``events`` with each payload decoded now (one that cannot be is decoded again, and
+    raises, when a projection asks for it)."""
+    out: list[RecordedEvent] = []
+    for e in events:
+        decoded: Event | None = None
+        if not e.erased and e.fault is None:
+            with suppress(LogError):
+                decoded = e.payload
+        out.append(
+            _Decoded(
+                e.position,
+                e.event_id,
+                e.stream,
+                e.stream_version,
+                e.type,
+                e.schema,
+                e.recorded_at,
+                e.data,
+                e.hash,
+                e.erased,
+                e.fault,
+                decoded,
+            )
+        )
+    return out
 
 
 class ProjectionState(msgspec.Struct, frozen=True):
@@ -132,60 +190,107 @@ class ProjectionEngine:
     ) -> tuple[int, int]:
         applied = 0
         erasures = 0
-        for projection in self.projections:
-            while True:
-                if should_stop is not None and should_stop():
-                    return applied, erasures
-                with self.db.write():
+        pending = list(self.projections)
+        while pending:
+            if should_stop is not None and should_stop():
+                return applied, erasures
+            with self.db.write():
+                head = self.log.head()
+                positions: dict[str, int] = {}
+                for projection in pending:
                     cp = self._checkpoint(projection)
                     if cp is None or cp[0] != projection.version:
                         self._reset(projection)
-                        position = 0
+                        positions[projection.name] = 0
                     else:
-                        position = cp[1]
-                    head = self.log.head()
-                    if position >= head:
-                        break
-                    events = list(
-                        self.log.read(
-                            after=position,
-                            upto=head,
-                            types=projection.handles,
-                            limit=chunk,
-                            with_data=projection.needs_payload,
-                        )
-                    )
-                    count = len(events)
-                    last = events[-1].position if events else position
-                    if projection.needs_payload:
-                        # An erased event's payload is gone: it is folded by no projection, and
-                        # the PayloadsErased that erased it undoes what it had folded.
-                        events = [e for e in events if not e.erased]
-                        # A damaged one cannot be read: folding the rest keeps every view
-                        # (and the daemon) going; verify reports it at its position.
-                        unreadable = [e for e in events if e.fault is not None]
-                        if unreadable:
-                            for event in unreadable:
-                                _log.warning(
-                                    "event unreadable, not folded",
-                                    projection=projection.name,
-                                    position=event.position,
-                                    fault=event.fault,
-                                )
-                            events = [e for e in events if e.fault is None]
-                    erasures += sum(e.type == "PayloadsErased" for e in events)
-                    self._apply(projection, events)
-                    # Fewer than a full chunk means nothing more this projection folds
-                    # up to the head, so its checkpoint can jump there.
-                    done = count < chunk
-                    self._set_checkpoint(projection, head if done else last)
-                    applied += count
-                if progress is not None:
-                    progress(projection.name, head if done else last, head)
-                if done:
-                    _log.debug("projection caught up", projection=projection.name, head=head)
+                        positions[projection.name] = cp[1]
+                pending = [p for p in pending if positions[p.name] < head]
+                if not pending:
                     break
+                group, reached, count, erased = self._step(pending, positions, head, chunk)
+                applied += count
+                erasures += erased
+            for projection in group:
+                if progress is not None:
+                    progress(projection.name, reached, head)
+                if reached >= head:
+                    _log.debug("projection caught up", projection=projection.name, head=head)
+            if reached >= head:
+                pending = [p for p in pending if p not in group]
         return applied, erasures
+
+    def _step(
+        self, pending: list[Projection], positions: dict[str, int], head: int, chunk: int
+    ) -> tuple[list[Projection], int, int, int]:
+        """One chunk of the first pending projection's catch-up, inside the caller's write
+        transaction; ``(projections folded, position reached, events, erasures)``.
+
+        The projections at the same checkpoint that read payloads of named types are caught
+        up together: each chunk of the log is read (and each payload decoded) once for all
+        of them, then each folds its own types and commits its own checkpoint (none reads
+        another's tables, so the order they fold in is free). One that folds in SQL
+        (:meth:`Projection.fold_range`) folds a range of positions without reading it out.
+        """
+        lead = pending[0]
+        position = positions[lead.name]
+        upto = min(head, position + chunk * _RANGE_CHUNKS)
+        folded = lead.fold_range(self.db.conn, position, upto)
+        if folded is not None:
+            self._set_checkpoint(lead, upto)
+            return [lead], upto, folded, 0
+        group = [lead]
+        if _fusable(lead):
+            group += [p for p in pending[1:] if _fusable(p) and positions[p.name] == position]
+        types = (
+            None if lead.handles is None else frozenset().union(*(p.handles or () for p in group))
+        )
+        events = list(
+            self.log.read(
+                after=position,
+                upto=head,
+                types=types,
+                limit=chunk,
+                with_data=lead.needs_payload,
+            )
+        )
+        # Fewer than a full chunk means nothing more these projections fold up to the head,
+        # so their checkpoints can jump there.
+        reached = head if len(events) < chunk else events[-1].position
+        if len(group) > 1:
+            events = _decoded(events)
+        count = erasures = 0
+        for projection in group:
+            mine = (
+                events
+                if len(group) == 1 or projection.handles is None
+                else [e for e in events if e.type in projection.handles]
+            )
+            count += len(mine)
+            if projection.needs_payload:
+                mine = self._readable(projection, mine)
+            erasures += sum(e.type == "PayloadsErased" for e in mine)
+            self._apply(projection, mine)
+            self._set_checkpoint(projection, reached)
+        return group, reached, count, erasures
+
+    @staticmethod
+    def _readable(projection: Projection, events: list[RecordedEvent]) -> list[RecordedEvent]:
+        # An erased event's payload is gone: it is folded by no projection, and the
+        # PayloadsErased that erased it undoes what it had folded.
+        events = [e for e in events if not e.erased]
+        # A damaged one cannot be read: folding the rest keeps every view (and the daemon)
+        # going; verify reports it at its position.
+        unreadable = [e for e in events if e.fault is not None]
+        if unreadable:
+            for event in unreadable:
+                _log.warning(
+                    "event unreadable, not folded",
+                    projection=projection.name,
+                    position=event.position,
+                    fault=event.fault,
+                )
+            events = [e for e in events if e.fault is None]
+        return events
 
     def _apply(self, projection: Projection, events: list[RecordedEvent]) -> None:
         """Fold ``events``; one whose stored bytes decompress but do not decode is left out

@@ -27,6 +27,20 @@ class EventCounts(Projection):
     def apply(self, conn: apsw.Connection, event: RecordedEvent) -> None:
         self.apply_many(conn, [event])
 
+    def fold_range(self, conn: apsw.Connection, after: int, upto: int) -> int:
+        """apply_many over the range, in SQL: a backfill's tens of thousands of envelopes
+        are never read out into Python."""
+        rows = [
+            (str(stream), str(type_name), int(n), int(first), int(last))
+            for stream, type_name, n, first, last in conn.execute(
+                "SELECT stream, type, count(*), min(position), max(position) FROM events"
+                " WHERE position > ? AND position <= ? GROUP BY stream, type",
+                (after, upto),
+            )
+        ]
+        self._add(conn, rows)
+        return sum(r[2] for r in rows)
+
     def apply_many(self, conn: apsw.Connection, events: list[RecordedEvent]) -> None:
         # Events arrive in position order, so per key the first seen is the smallest.
         counts: dict[tuple[str, str], list[int]] = {}
@@ -38,9 +52,13 @@ class EventCounts(Projection):
             else:
                 entry[0] += 1
                 entry[2] = event.position
+        self._add(conn, [(s, t, n, first, last) for (s, t), (n, first, last) in counts.items()])
+
+    @staticmethod
+    def _add(conn: apsw.Connection, rows: list[tuple[str, str, int, int, int]]) -> None:
         conn.executemany(
             "INSERT INTO p_event_counts VALUES (?, ?, ?, ?, ?)"
             " ON CONFLICT(stream, type) DO UPDATE SET events = events + excluded.events,"
             " last_position = excluded.last_position",
-            [(s, t, n, first, last) for (s, t), (n, first, last) in counts.items()],
+            rows,
         )

@@ -17,7 +17,7 @@ import msgspec
 
 from ..events import RecordedEvent
 from ..events.types import PayloadsErased, SessionDerived, SessionPurged, SpanDerived
-from ..pricing import CACHE_WRITE_1H, PRICES_VERSION, REASONING_TOKENS, Tokens, price
+from ..pricing import CACHE_WRITE_1H, PRICES_VERSION, REASONING_TOKENS, PriceArgs, Tokens, price
 from ..pricing.report import UsageRecord
 from ._engine import Projection
 from .copies import copies
@@ -50,6 +50,27 @@ def _count(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
+def price_args(span: SpanDerived) -> PriceArgs | None:
+    """The arguments :func:`usage_row` prices one LLM span with (None: it has no price to
+    look up: no tokens, or no model, or no time)."""
+    a = span.attributes
+    inp = _count(a.get("gen_ai.usage.input_tokens"))
+    out = _count(a.get("gen_ai.usage.output_tokens"))
+    model = a.get("gen_ai.request.model")
+    at = span.end or span.start
+    if inp is None or out is None or not isinstance(model, str) or not model or not at:
+        return None
+    system = a.get("gen_ai.system")
+    tokens = Tokens(
+        input=inp,
+        output=out,
+        cache_read=_count(a.get("gen_ai.usage.cache_read.input_tokens")) or 0,
+        cache_write=_count(a.get("gen_ai.usage.cache_creation.input_tokens")) or 0,
+        cache_write_1h=_count(a.get(CACHE_WRITE_1H)) or 0,
+    )
+    return model, system if isinstance(system, str) else None, at, tokens
+
+
 def usage_row(span: SpanDerived) -> tuple[object, ...] | None:
     """The row of one LLM span, or None when it reported no tokens."""
     a = span.attributes
@@ -76,14 +97,8 @@ def usage_row(span: SpanDerived) -> tuple[object, ...] | None:
     elif not model:
         missing = "model"
     else:
-        tokens = Tokens(
-            input=inp,
-            output=out,
-            cache_read=read or 0,
-            cache_write=write or 0,
-            cache_write_1h=hour or 0,
-        )
-        priced = price(model, system, at, tokens)
+        args = price_args(span)
+        priced = price(*args) if args is not None else None
         missing = None if priced is not None else "price"
         if priced is not None:
             usd, priced_as = priced.usd, f"{priced.provider}:{priced.model}"

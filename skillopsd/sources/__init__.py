@@ -9,6 +9,7 @@ from ._capture import (
     Capturer,
     FileResult,
     SourceRow,
+    peek_session,
     source_stream,
 )
 from ._registry import STORES, Root, resolve_roots
@@ -41,6 +42,7 @@ __all__ = [
     "expand_paths",
     "full_pass",
     "path_text",
+    "peek_session",
     "redact",
     "resolve_roots",
     "sniff_store",

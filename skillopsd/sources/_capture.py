@@ -37,6 +37,7 @@ from ..events.types import (
 from ._store import (
     HEAD_LINES,
     NotRegularFile,
+    SessionRef,
     Store,
     decode_head,
     new_source_id,
@@ -946,6 +947,24 @@ def _read_head(fh: BinaryIO, size: int) -> bytes:
     if len(head) < want and head.count(b"\n") < HEAD_LINES:
         head += fh.read(want - len(head))
     return head
+
+
+def peek_session(path: Path, store: Store) -> SessionRef | None:
+    """The session a file not yet tracked would be tracked under, read from its head as
+    :meth:`Capturer._track` reads it; None when that cannot be told before capturing it (a
+    document, a file with no complete line, or one that cannot be read)."""
+    if store.document(path) is not None:
+        return None
+    try:
+        with open_regular(path) as fh:
+            size = os.fstat(fh.fileno()).st_size
+            head = _read_head(fh, size)
+    except OSError:
+        return None
+    if b"\n" not in head and len(head) < _HEAD_BYTES:
+        return None
+    ref = store.session_of(path, decode_head(head))
+    return SessionRef(path_text(ref.session), path_text(ref.parent_session))
 
 
 @lru_cache(maxsize=4096)

@@ -120,8 +120,16 @@ def expand_paths(paths: Sequence[Path], agent: str | None) -> Iterator[tuple[Pat
             yield path, forced or sniff_store(path)
 
 
-def capture_all(capturer: Capturer, files: Sequence[tuple[Path, Store]]) -> ScanResult:
+def capture_all(
+    capturer: Capturer,
+    files: Sequence[tuple[Path, Store]],
+    read: Callable[[Path], None] | None = None,
+) -> ScanResult:
     """Capture each file in turn, in batches that may span files.
+
+    ``read`` is told each file once it has been read to its end (its last lines may still
+    wait in the batch: they are committed by the next batch the capturer's ``on_batch``
+    reports).
 
     Stops between batches when the capturer is told to. If another process captured one of
     a batch's sources first, the batch commits without it and that file is read again from
@@ -132,6 +140,8 @@ def capture_all(capturer: Capturer, files: Sequence[tuple[Path, Store]]) -> Scan
     with capturer.batching():
         for path, store in files:
             total.add(capturer.capture_file(path, store))
+            if read is not None:
+                read(path)
             if total.stopped or capturer.should_stop():
                 total.stopped = True
                 break
@@ -148,12 +158,14 @@ def full_pass(
     capturer: Capturer,
     roots: Sequence[Root],
     announce: Callable[[list[tuple[Path, Store]]], None] | None = None,
+    read: Callable[[Path], None] | None = None,
 ) -> ScanResult:
     """Every file under ``roots``; then folders and files that could not be read are settled.
 
     Folders that cannot be listed are recorded (once) and cleared when listed again;
     sources whose file vanished before it was read to its end are recorded as such.
-    ``announce`` is shown the files found before any is read.
+    ``announce`` is shown the files found before any is read; ``read`` is told each file
+    read to its end (see :func:`capture_all`).
     """
     unlistable: list[tuple[str, OSError]] = []
     files = list(discover(roots, lambda agent, exc: unlistable.append((agent, exc))))
@@ -162,7 +174,7 @@ def full_pass(
         capturer.problem(where, agent, "unlistable", f"cannot list folder: {exc.strerror}")
     if announce is not None:
         announce(files)  # e.g. the bytes a backfill has ahead of it
-    result = capture_all(capturer, files)
+    result = capture_all(capturer, files, read)
     if not result.stopped:
         capturer.settle_unlistable({str(e.filename) for _, e in unlistable})
         capturer.settle_links()
