@@ -14,7 +14,7 @@ import apsw
 import click
 
 from .. import _logging
-from .._paths import DB_ENV, default_db_path
+from .._paths import DB_ENV, TEAM_ENV, default_db_path
 from ..events import CodecError, CorruptEventError, Database, LogError, storage_error
 from ..projections import ProjectionEngine, engine_for
 
@@ -38,6 +38,29 @@ class StorageFailure(click.ClickException):
         click.echo(f"skillopsctl: {self.format_message()}", err=True, file=file)
 
 
+class TeamFailure(StorageFailure):
+    """The team server cannot be reached, or a command cannot run on a team view: exit 2."""
+
+
+# The commands a team view answers (``--team``): they read projections. Every other command
+# writes this machine's log or reads what only it holds (its transcripts, its chain).
+TEAM_COMMANDS = (
+    "skills",
+    "skill show",
+    "skill versions",
+    "sessions",
+    "session show",
+    "usage",
+    "eval run",
+    "rebuild",
+)
+
+
+def team_command(path: str) -> bool:
+    """Whether the command at ``path`` (``skill show``) runs on a team view."""
+    return any(path == name or path.startswith(f"{name} ") for name in TEAM_COMMANDS)
+
+
 class NotFound(click.ClickException):
     """An id or name that matches nothing: exit 1."""
 
@@ -51,6 +74,12 @@ class AppContext:
         self.db_path: Path | None = None
         self.db_given = False  # --db was typed (not only $SKILLOPS_DB)
         self._db: Database | None = None
+        # --team / $SKILLOPS_TEAM_URL: read the server's replica instead of this machine's log.
+        self.team_url: str | None = None
+
+    @property
+    def team(self) -> bool:
+        return bool(self.team_url)
 
     @property
     def explicit_db(self) -> bool:
@@ -66,6 +95,8 @@ class AppContext:
         A path given by ``--db``/``$SKILLOPS_DB`` that holds nothing is created only for a
         command that writes (``create``): a read-only command on a mistyped path says so.
         """
+        if self._db is None and self.team_url:
+            self._db = self._team_db()
         if self._db is None:
             path = self.resolved_path()
             if self.explicit_db and not create and not path.exists():
@@ -95,6 +126,24 @@ class AppContext:
             except LogError as exc:
                 raise UsageFailure(str(exc)) from exc
         return self._db
+
+    def _team_db(self) -> Database:
+        """The team server's replica, pulled up to date (see skillopsd/team/replica.py)."""
+        assert self.team_url
+        if self.db_given:
+            raise UsageFailure(f"give --db or --team, not both (--team reads ${TEAM_ENV})")
+        from ..team.replica import open_replica
+        from ..team.sync import SyncError
+
+        try:
+            db, _report = open_replica(
+                self.team_url, notify=lambda line: click.echo(f"skillopsctl: {line}", err=True)
+            )
+        except SyncError as exc:
+            raise TeamFailure(f"team server {exc}") from exc
+        except (LogError, OSError) as exc:
+            raise TeamFailure(f"team replica: {exc}") from exc
+        return db
 
     def engine(self) -> ProjectionEngine:
         return engine_for(self.db())
@@ -136,7 +185,7 @@ class SuggestingGroup(click.Group):
         self, ctx: click.Context, args: list[str]
     ) -> tuple[str | None, click.Command | None, list[str]]:
         try:
-            return super().resolve_command(ctx, args)
+            name, cmd, rest = super().resolve_command(ctx, args)
         except click.UsageError:
             name = args[0] if args else ""
             if name and not name.startswith("-"):
@@ -144,6 +193,16 @@ class SuggestingGroup(click.Group):
                 if close:
                     ctx.fail(f"No such command {name!r}. Did you mean {close[0]!r}?")
             raise
+        app = ctx.find_object(AppContext)
+        if app is not None and app.team and cmd is not None and not isinstance(cmd, click.Group):
+            path = " ".join([*ctx.command_path.split()[1:], cmd.name or ""])
+            if not team_command(path):
+                raise TeamFailure(
+                    f"{path} does not run on a team view (--team, ${TEAM_ENV}): only"
+                    f" {', '.join(TEAM_COMMANDS)} do; each machine changes only its own log"
+                    " and pushes it with skillopsctl sync"
+                )
+        return name, cmd, rest
 
 
 class _Group(SuggestingGroup):
@@ -199,6 +258,11 @@ def _set_db(ctx: click.Context, param: click.Parameter, value: str | None) -> No
     if given or not app.db_given:
         app.db_path = Path(value)
         app.db_given = app.db_given or given
+
+
+def _set_team(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    app = ctx.ensure_object(AppContext)
+    app.team_url = value.strip() if value and value.strip() else None
 
 
 def db_option(fn: F) -> F:
@@ -284,6 +348,17 @@ def load_commands() -> None:
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": HELP_WIDTH},
 )
 @db_option
+@click.option(
+    "--team",
+    metavar="URL",
+    envvar=TEAM_ENV,
+    callback=_set_team,
+    expose_value=False,
+    is_eager=True,
+    help=f"Read every machine's events on this team PostgreSQL (env {TEAM_ENV}), pulled"
+    " into a local replica, instead of this machine's log; only the reading commands"
+    " (skills, skill show|versions, sessions, session show, usage, eval run, rebuild).",
+)
 @click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
 @click.option("--log-level", type=click.Choice(_logging.LEVELS), default=None, help="Log level.")
 @click.version_option(package_name="skillops", prog_name="skillopsctl")

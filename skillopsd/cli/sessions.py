@@ -6,6 +6,7 @@ import textwrap
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
+import apsw
 import click
 import msgspec
 
@@ -239,6 +240,9 @@ def sessions_command(
     for s in found:
         s.label = labels.get(s.session_id)
         s.cost = costs.get(s.session_id)
+    if app.team:
+        with db.read() as conn:
+            _set_machines(conn, found)
     show_running(db, found)
     if verdict in ("unfinished", RUNNING):
         found = [s for s in found if s.verdict == verdict][:limit]
@@ -268,10 +272,13 @@ def sessions_command(
         moment = parse_stored(s.started_at)
         starts.append(shown(moment, utc) if moment is not None else None)
     zone = zone_label([m for m in starts if m is not None] or [shown(datetime.now(UTC), utc)])
+    machine = [[_machine_cell(s)] if app.team else [] for s in found]
+    shift = 1 if app.team else 0
     table(
         [
             [
                 m.strftime("%Y-%m-%d %H:%M") if m is not None else "-",
+                *where,
                 s.agent,
                 s.session_id[:_SESSION_ID_WIDTH],
                 s.verdict or "-",
@@ -282,10 +289,11 @@ def sessions_command(
                 _skills_cell(s.skills, _SKILLS_WIDTH),
                 (s.title or "-").strip() or "-",
             ]
-            for s, m in zip(found, starts, strict=True)
+            for s, m, where in zip(found, starts, machine, strict=True)
         ],
         [
             f"started ({zone})",
+            *(["machine"] if app.team else []),
             "agent",
             "session",
             "verdict",
@@ -296,9 +304,9 @@ def sessions_command(
             "skills",
             "title",
         ],
-        caps={8: _SKILLS_WIDTH},
-        flex=9,
-        text=(8, 9),
+        caps={8 + shift: _SKILLS_WIDTH},
+        flex=9 + shift,
+        text=(8 + shift, 9 + shift),
         # The title gives way first: on 100 columns with wide call counts it may get only
         # a few characters (the rest is in session show).
         min_flex=6,
@@ -309,6 +317,23 @@ def sessions_command(
         )
     if hidden:
         click.echo(f"({hidden} forgotten sessions not shown: sessions --forgotten lists them)")
+
+
+def _set_machines(conn: apsw.Connection, found: list[SessionView]) -> None:
+    """Team views: the machine each session came from (the replica's merge record)."""
+    from ..team.views import session_origins
+
+    origins = session_origins(conn, [s.session_id for s in found])
+    for s in found:
+        origin = origins.get(s.session_id)
+        if origin is not None:
+            s.machine, s.machine_id = origin.label, origin.machine
+
+
+def _machine_cell(s: SessionView) -> str:
+    if s.machine_id is None:
+        return "-"
+    return f"{cut(s.machine or '-', 16)} {s.machine_id[:6]}"
 
 
 def show_running(db: Database, found: list[SessionView]) -> None:
@@ -477,6 +502,8 @@ def show(app: AppContext, ident: str, utc: bool, as_json: bool) -> None:
                 lookup_session(conn, ident)  # raises the lookup's own one-line answer
         if session is not None:
             session.label = newest_labels(conn, [session.session_id]).get(session.session_id)
+            if app.team:
+                _set_machines(conn, [session])
     if session is not None:
         show_running(db, [session])
     if as_json:
@@ -490,6 +517,8 @@ def show(app: AppContext, ident: str, utc: bool, as_json: bool) -> None:
     width = terminal_width()
     title = (session.title or "-").strip().splitlines() or ["-"]
     click.echo(f"session   {session.session_id} ({session.agent} {session.native_session_id})")
+    if app.team:
+        click.echo(f"machine   {session.machine or '-'} ({session.machine_id or 'unknown'})")
     click.echo(f"title     {cut(title[0], max(20, width - 10))}")
     click.echo(f"when      {_when(session, utc)}")
     click.echo(f"cwd       {session.cwd or '-'}")

@@ -55,6 +55,9 @@ class SessionView(msgspec.Struct):
     label: str | None = None
     # USD over the session's priced model responses (the usage projection); None: none priced.
     cost: SessionCost | None = None
+    # Team views only (``--team``): the machine the session came from, its label and id.
+    machine: str | None = None
+    machine_id: str | None = None
 
 
 class SpanView(msgspec.Struct):

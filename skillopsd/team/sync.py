@@ -114,14 +114,16 @@ def machine_id(db: Database) -> str | None:
     return None if first is None else first.hash.hex()[:32]
 
 
-def connect(url: str) -> psycopg.Connection[tuple[object, ...]]:
+def connect(
+    url: str, *, application: str = "skillops sync"
+) -> psycopg.Connection[tuple[object, ...]]:
     try:
-        return psycopg.connect(url, connect_timeout=10, application_name="skillops sync")
+        return psycopg.connect(url, connect_timeout=10, application_name=application)
     except (psycopg.Error, ValueError) as exc:  # ValueError: psycopg's own URL parsing
-        raise SyncError(f"cannot connect to {redact_url(url)}: {_first_line(exc)}") from exc
+        raise SyncError(f"cannot connect to {redact_url(url)}: {first_line(exc)}") from exc
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
 
@@ -174,7 +176,7 @@ def sync(
     )
     conn = connect(url)
     try:
-        report.server = _server_name(conn)
+        report.server = server_name(conn)
         ensure_schema(conn)
         if machine is None:
             return report
@@ -194,13 +196,13 @@ def sync(
             if done:
                 break
     except psycopg.Error as exc:
-        raise SyncError(f"{report.server}: {_first_line(exc)}") from exc
+        raise SyncError(f"{report.server}: {first_line(exc)}") from exc
     finally:
         conn.close()
     return report
 
 
-def _server_name(conn: psycopg.Connection[tuple[object, ...]]) -> str:
+def server_name(conn: psycopg.Connection[tuple[object, ...]]) -> str:
     info = conn.info
     host = info.host if not info.host.startswith("/") else "localhost"
     return f"{info.user}@{host}:{info.port}/{info.dbname}"

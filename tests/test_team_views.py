@@ -1,0 +1,433 @@
+"""``skillopsctl --team URL …``: every machine's events on a real PostgreSQL, read back.
+
+Each machine is a temporary HOME with real-shaped skill sessions captured by the real
+``skillopsd --once`` and pushed by the real ``skillopsctl sync``; the team views are read by
+the real CLI on another HOME (its own cache, where the replica lives).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import stat
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from skillopsd.events import Database, EventLog, NewEvent
+from skillopsd.events.types import AnnotationAdded
+
+from ._daemon import daemon_env
+from ._postgres import Server, start_server
+from .conftest import ctl_command
+from .test_skills_acceptance import TRIAGE, Home
+
+pytestmark = pytest.mark.slow
+
+MARKER = "ZQX-team-view-marker-4417"
+
+
+@pytest.fixture(scope="module")
+def team_server() -> Iterator[Server]:
+    yield from start_server()
+
+
+@pytest.fixture
+def team_url(team_server: Server) -> str:
+    return team_server.new_database()
+
+
+class Machine(Home):
+    """A developer's machine: its HOME, its sessions (native ids unique to it), its log."""
+
+    def __init__(self, root: Path, name: str, first: int) -> None:
+        root.mkdir(parents=True)
+        super().__init__(root)
+        self.name = name
+        self.sessions = first  # native ids count on from here: no two machines share one
+        self.skill("triage", TRIAGE)
+
+    def sync(self, url: str, *args: str) -> dict[str, Any]:
+        done = subprocess.run(
+            [*ctl_command(), "sync", "--to", url, *args, "--json"],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stderr
+        report = json.loads(done.stdout)
+        assert isinstance(report, dict)
+        return report
+
+
+class Viewer:
+    """Someone reading the team views: a HOME of its own (no log of its own)."""
+
+    def __init__(self, root: Path, url: str) -> None:
+        self.home = root / "viewer"
+        self.home.mkdir()
+        self.url = url
+        self.env = daemon_env(self.home)
+        self.env.pop("XDG_CACHE_HOME", None)
+
+    def run(self, *args: str, url: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*ctl_command(), "--team", url or self.url, *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+
+    def ok(self, *args: str) -> subprocess.CompletedProcess[str]:
+        done = self.run(*args)
+        assert done.returncode == 0, (args, done.stdout, done.stderr)
+        assert "Traceback" not in done.stderr
+        return done
+
+    def json(self, *args: str) -> Any:
+        return json.loads(self.ok(*args, "--json").stdout)
+
+    def replica(self) -> Path:
+        found = sorted((self.home / ".cache" / "skillops" / "team").glob("*.db"))
+        assert len(found) == 1, found
+        return found[0]
+
+    def query(self, sql: str) -> list[tuple[Any, ...]]:
+        conn = sqlite3.connect(f"file:{self.replica()}?mode=ro", uri=True)
+        try:
+            return conn.execute(sql).fetchall()
+        finally:
+            conn.close()
+
+
+def _local(machine: Machine, *args: str) -> Any:
+    return machine.json(*args)
+
+
+def _server_rows(url: str) -> int:
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT count(*) FROM skillops_events").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def _skill_row(rows: list[dict[str, Any]], name: str) -> dict[str, Any]:
+    return next(r for r in rows if r["skill"] == name)
+
+
+def _two_machines(tmp_path: Path) -> tuple[Machine, Machine]:
+    a = Machine(tmp_path / "a", "a", 0)
+    a.session("triage", "Label issues. v1", final="needs-info", tools=["Read"])
+    a.session("triage", "Label issues. v2", final="needs-info", tools=["Read", "Bash"])
+    a.session("other", "Another skill.", final="done", tools=["Read"])
+    a.capture()
+    b = Machine(tmp_path / "b", "b", 100)
+    b.session("triage", "Label issues. v2", final="ready-to-implement", tools=["Read", "Edit"])
+    b.session(
+        "triage", "Label issues. v2", final="needs-info", tools=["exec_command"], agent="codex"
+    )
+    b.capture()
+    return a, b
+
+
+def test_team_views_pool_every_machine(tmp_path: Path, team_url: str) -> None:
+    a, b = _two_machines(tmp_path)
+    sent_a = a.sync(team_url)  # --content derived, the default
+    sent_b = b.sync(team_url, "--content", "all")
+    viewer = Viewer(tmp_path, team_url)
+
+    first = viewer.run("skills", "--json")
+    assert first.returncode == 0, first.stderr
+    assert "team replica" in first.stderr and "2 machines" in first.stderr
+    team = json.loads(first.stdout)
+    local_a, local_b = _local(a, "skills"), _local(b, "skills")
+    for name in ("triage", "other"):
+        want = sum(
+            _skill_row(rows, name)["sessions"]
+            for rows in (local_a, local_b)
+            if any(r["skill"] == name for r in rows)
+        )
+        assert _skill_row(team, name)["sessions"] == want, name
+    assert _skill_row(team, "triage")["sessions"] == 4
+
+    sessions = viewer.json("sessions")
+    mine = {s["native_session_id"]: s for s in _local(a, "sessions") + _local(b, "sessions")}
+    assert {s["native_session_id"] for s in sessions} == set(mine)
+    machines = {s["native_session_id"]: s["machine_id"] for s in sessions}
+    for s in _local(a, "sessions"):
+        assert machines[s["native_session_id"]] == sent_a["machine"]
+    for s in _local(b, "sessions"):
+        assert machines[s["native_session_id"]] == sent_b["machine"]
+    assert all(s["machine"] == sent_a["label"] for s in sessions)
+    table = viewer.ok("sessions").stdout
+    assert "machine" in table.splitlines()[0] and sent_b["machine"][:6] in table
+
+    # Derived content carries no message text: titles are gone for a's sessions only.
+    titles = {s["native_session_id"]: s["title"] for s in sessions}
+    assert all(titles[s["native_session_id"]] is None for s in _local(a, "sessions"))
+    assert any(titles[s["native_session_id"]] for s in _local(b, "sessions"))
+
+    shown = viewer.json("skill", "show", "triage")
+    local_shown = [_local(m, "skill", "show", "triage") for m in (a, b)]
+    executions = sum(len(v["sessions"]) for v in shown["versions"])
+    assert executions == sum(len(v["sessions"]) for s in local_shown for v in s["versions"]) == 4
+    # One version by its body hash, pooled from both machines.
+    by_hash = {v["content_hash"]: len(v["sessions"]) for v in shown["versions"]}
+    v2 = next(v["content_hash"] for v in local_shown[1]["versions"])
+    assert by_hash[v2] == 3
+
+    versions = viewer.json("skill", "versions", "triage")
+    assert sorted(len(v["sessions"]) if isinstance(v["sessions"], list) else v["sessions"]
+                  for v in versions["versions"]) == [1, 3]  # fmt: skip
+    one = next(s for s in sessions if s["native_session_id"] in {n for n in mine})
+    detail = viewer.ok("session", "show", one["session_id"]).stdout
+    assert "machine" in detail and one["machine_id"] in detail
+    viewer.ok("usage", "daily")
+
+    check = viewer.json("rebuild", "--check")
+    assert check["match"] is True
+
+    replica = viewer.replica()
+    assert stat.S_IMODE(replica.stat().st_mode) == 0o600
+    assert stat.S_IMODE(replica.parent.stat().st_mode) == 0o700
+    # Every server row is linked once; the replica holds each distinct event once.
+    linked = viewer.query("SELECT count(*) FROM team_links")[0][0]
+    assert linked == _server_rows(team_url) == sent_a["held"] + sent_b["held"]
+
+
+def test_a_second_pull_adds_exactly_the_new_events(tmp_path: Path, team_url: str) -> None:
+    a, b = _two_machines(tmp_path)
+    a.sync(team_url)
+    b.sync(team_url)
+    viewer = Viewer(tmp_path, team_url)
+    viewer.ok("skills")
+    before = viewer.query("SELECT count(*), max(position) FROM events")[0]
+    # Nothing changed: nothing is written (the replica's head stays).
+    quiet = viewer.ok("skills")
+    assert quiet.stderr == ""
+    assert viewer.query("SELECT count(*), max(position) FROM events")[0] == before
+    b.session("triage", "Label issues. v3", final="needs-info", tools=["Grep"])
+    b.capture()
+    more = b.sync(team_url)
+    assert more["sent"] > 0
+    rows = viewer.json("skills")
+    assert _skill_row(rows, "triage")["sessions"] == 5
+    after = viewer.query("SELECT count(*), max(position) FROM events")[0]
+    assert after[0] - before[0] == more["sent"]
+    assert viewer.query("SELECT count(*) FROM team_links")[0][0] == _server_rows(team_url)
+    assert viewer.json("rebuild", "--check")["match"] is True
+
+
+def _payloads(path: Path) -> list[tuple[str, bytes]]:
+    """Every readable payload of the replica, decompressed (type, bytes)."""
+    db = Database.open(path, create=False)
+    try:
+        with db.read():
+            return [(e.type, e.data) for e in EventLog(db).read() if not e.erased]
+    finally:
+        db.close()
+
+
+def test_a_forget_synced_removes_the_bytes_from_the_replica(tmp_path: Path, team_url: str) -> None:
+    a = Machine(tmp_path / "a", "a", 0)
+    native = a.session(
+        "triage", "Label issues.", final="needs-info", tools=["Read"], prompt=f"triage {MARKER}"
+    )
+    a.session("triage", "Label issues.", final="needs-info", tools=["Read"])
+    a.capture()
+    a.sync(team_url, "--content", "all")
+    viewer = Viewer(tmp_path, team_url)
+    sid = a.session_id(native)
+    assert MARKER in viewer.ok("session", "show", sid, "--json").stdout
+    assert any(MARKER.encode() in data for _, data in _payloads(viewer.replica()))
+
+    a.ctl("forget", sid, "--reason", "secret in the prompt")
+    report = a.sync(team_url, "--content", "all")
+    assert report["erased_on_server"] > 0
+    assert sid not in {s["session_id"] for s in viewer.json("sessions")}
+    assert not any(MARKER.encode() in data for _, data in _payloads(viewer.replica()))
+    raw = b"".join(
+        p.read_bytes()
+        for p in viewer.replica().parent.iterdir()
+        if p.name.endswith((".db", "-wal"))
+    )
+    assert MARKER.encode() not in raw
+    gone = viewer.ok("session", "show", sid).stdout
+    assert "forgotten" in gone
+    assert viewer.json("rebuild", "--check")["match"] is True
+
+
+def test_content_none_contributes_labels_only(tmp_path: Path, team_url: str) -> None:
+    a, _ = _two_machines(tmp_path)
+    a.sync(team_url)
+    c = Machine(tmp_path / "c", "c", 200)
+    native = c.session("triage", "Label issues.", final="needs-info", tools=["Read"])
+    c.capture()
+    sid = c.session_id(native)
+    c.ctl("annotate", sid, "--label", "bad", "--note", "wrong label", "--skill", "triage")
+    sent = c.sync(team_url, "--content", "none")
+    viewer = Viewer(tmp_path, team_url)
+    assert _skill_row(viewer.json("skills"), "triage")["sessions"] == 2  # a's only
+    assert sid not in {s["session_id"] for s in viewer.json("sessions")}
+    readable = viewer.query(
+        "SELECT e.type FROM events e JOIN team_links l ON l.position = e.position"
+        f" WHERE l.machine = '{sent['machine']}' AND length(e.data) > 0"
+    )
+    assert {t for (t,) in readable} == {"AnnotationAdded"}
+    assert (
+        viewer.query(f"SELECT count(*) FROM team_links WHERE machine = '{sent['machine']}'")[0][0]
+        == sent["held"]
+    )
+
+
+def test_eval_run_on_derived_content_is_not_graded_and_records_nothing(
+    tmp_path: Path, team_url: str
+) -> None:
+    a, b = _two_machines(tmp_path)
+    a.sync(team_url)  # derived: no message text
+    b.sync(team_url, "--content", "all")
+    viewer = Viewer(tmp_path, team_url)
+    held = _server_rows(team_url)
+    done = viewer.run("eval", "run", "triage", "--skill-dir", str(a.skills / "triage"), "--json")
+    assert done.returncode in (0, 1), done.stderr
+    report = json.loads(done.stdout)
+    assert report["recorded"] is False
+    a_sessions = {s["session_id"] for s in _local(a, "sessions")}
+    graded = not_graded = 0
+    for version in report["versions"]:
+        for case in version["cases"]:
+            graded += case["graded"]
+            not_graded += case["not_graded"]
+            if case["not_graded"]:
+                assert case["not_graded_reasons"] == ["content withheld on the team server"]
+    assert not_graded == 2  # a's two triage sessions: neither passed nor failed
+    assert graded == 2  # b's, whose text came
+    for version in report["versions"]:
+        for case in version["cases"]:
+            assert not any(sid in " ".join(case["details"]) for sid in a_sessions)
+    plain = viewer.run("eval", "run", "triage", "--skill-dir", str(a.skills / "triage"))
+    assert "nothing recorded" in plain.stdout
+    # Nothing written: not on the server, not in the replica.
+    assert _server_rows(team_url) == held
+    assert viewer.query("SELECT count(*) FROM events WHERE type = 'EvalRunCompleted'") == [(0,)]
+
+
+def test_unreachable_server_write_commands_and_db_are_one_line(
+    tmp_path: Path, team_url: str
+) -> None:
+    viewer = Viewer(tmp_path, team_url)
+    bad = viewer.run("skills", url="postgresql://u:secretpw@127.0.0.1:1/x")
+    assert bad.returncode == 2
+    assert len(bad.stderr.strip().splitlines()) == 1 and "Traceback" not in bad.stderr
+    assert "secretpw" not in bad.stderr and "127.0.0.1:1" in bad.stderr
+    for args in (
+        ("annotate", "x", "--label", "good"),
+        ("promote", "triage", "--to", "v1"),
+        ("forget", "x", "--reason", "r"),
+        ("policy", "set", "gate", "min_sessions=1"),
+        ("sync", "--to", team_url),
+        ("verify",),
+    ):
+        done = viewer.run(*args)
+        assert done.returncode == 2, (args, done.stderr)
+        assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+        assert "does not run on a team view" in done.stderr
+    both = viewer.run("--db", str(tmp_path / "x.db"), "skills")
+    assert both.returncode == 2 and "not both" in both.stderr
+    # The environment names the server as --team does; an empty server is no error.
+    env = {**viewer.env, "SKILLOPS_TEAM_URL": team_url}
+    done = subprocess.run(
+        [*ctl_command(), "sessions", "--json"], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == []
+
+
+def test_same_path_and_session_id_on_two_machines(tmp_path: Path, team_url: str) -> None:
+    """Two machines with a transcript at one path, of one session id, different content:
+    their files stay apart; the session id is one session in the view, from one machine."""
+    first = Machine(tmp_path / "m", "first", 0)
+    native = first.session("triage", "Label issues.", final="needs-info", tools=["Read"])
+    first.capture()
+    one = first.sync(team_url)
+    (tmp_path / "m").rename(tmp_path / "m-first")
+    second = Machine(tmp_path / "m", "second", 0)  # the same HOME path, the same native id
+    again = second.session("triage", "Label issues.", final="done", tools=["Read", "Bash"])
+    assert again == native
+    second.capture()
+    two = second.sync(team_url)
+    assert one["machine"] != two["machine"]
+    viewer = Viewer(tmp_path, team_url)
+    sessions = viewer.json("sessions")
+    assert [s["native_session_id"] for s in sessions] == [native]
+    assert sessions[0]["machine_id"] in (one["machine"], two["machine"])
+    sources = viewer.query("SELECT DISTINCT stream FROM events WHERE stream LIKE '%/source:%'")
+    assert len(sources) == 2 and len({s.split("/", 1)[0] for (s,) in sources}) == 2
+    assert viewer.json("rebuild", "--check")["match"] is True
+
+
+def _annotations(path: Path, events: int, tag: str) -> None:
+    db = Database.open(path)
+    try:
+        EventLog(db).append(
+            [
+                NewEvent(
+                    stream=f"annotation:{tag}:{i}",
+                    payload=AnnotationAdded(
+                        annotation_id=f"{tag}-{i}", session_id=f"s{i % 7}", label="good"
+                    ),
+                )
+                for i in range(events)
+            ]
+        )
+    finally:
+        db.close()
+
+
+def test_pulling_while_a_machine_syncs(tmp_path: Path, team_url: str) -> None:
+    a, _ = _two_machines(tmp_path)
+    a.sync(team_url)
+    busy = tmp_path / "busy.db"
+    _annotations(busy, 3000, "busy")
+    proc = subprocess.Popen(
+        [*ctl_command(), "--db", str(busy), "sync", "--to", team_url, "--batch", "20"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    viewer = Viewer(tmp_path, team_url)
+    pulls = 0
+    while proc.poll() is None or pulls == 0:
+        viewer.ok("skills")
+        pulls += 1
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    viewer.ok("skills")
+    assert viewer.query("SELECT count(*) FROM team_links")[0][0] == _server_rows(team_url)
+    assert viewer.query("SELECT count(*) FROM events WHERE type = 'AnnotationAdded'") == [(3000,)]
+    assert viewer.json("rebuild", "--check")["match"] is True
+
+
+def test_a_deleted_or_damaged_replica_is_made_again(tmp_path: Path, team_url: str) -> None:
+    a, _ = _two_machines(tmp_path)
+    a.sync(team_url)
+    viewer = Viewer(tmp_path, team_url)
+    want = viewer.json("skills")
+    replica = viewer.replica()
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{replica}{suffix}").unlink(missing_ok=True)
+    done = viewer.ok("skills", "--json")
+    assert json.loads(done.stdout) == want and "team replica" in done.stderr
+    with open(replica, "r+b") as fh:  # a damaged header: not a database any more
+        fh.write(b"\xff" * 100)
+    done = viewer.ok("skills", "--json")
+    assert json.loads(done.stdout) == want
+    assert "could not be used" in done.stderr and "made again" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert viewer.json("rebuild", "--check")["match"] is True
