@@ -206,6 +206,15 @@ def _pull_lock(target: Path) -> Iterator[None]:
 def _open(target: Path, identity: str) -> Database:
     db = Database.open(target, create=True, create_dirs=True)
     try:
+        with db.read() as conn:  # the usual case, without taking the write lock
+            ready = conn.execute(
+                "SELECT count(*) FROM sqlite_schema WHERE name = 'team_server'"
+            ).fetchone()
+            row = None
+            if ready and ready[0]:
+                row = conn.execute("SELECT server FROM team_server WHERE id = 1").fetchone()
+        if row is not None and row[0] == identity:
+            return db
         with db.write() as conn:
             conn.execute(_TABLES)
             row = conn.execute("SELECT server FROM team_server WHERE id = 1").fetchone()
