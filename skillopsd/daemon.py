@@ -642,7 +642,23 @@ def acquire_lock(db_path: Path) -> IO[str]:
     with contextlib.suppress(OSError):
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode(), 0)
+    os.register_at_fork(after_in_child=lambda: _release_in_child(handle))
     return handle
+
+
+def _release_in_child(handle: IO[str]) -> None:
+    """A forked child (a derive worker) lets go of the daemon's lock.
+
+    A flock belongs to the open file, which a fork shares: a worker left alive by a daemon
+    killed with SIGKILL would otherwise hold the lock, and every restart would find "another
+    skillopsd" running. /dev/null takes the descriptor's place so the number stays valid.
+    """
+    if handle.closed:
+        return
+    with contextlib.suppress(OSError):
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, handle.fileno())
+        os.close(null)
 
 
 def _parse_root(value: str) -> tuple[str, Path]:

@@ -16,9 +16,15 @@ payload is gone.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import gc
 import multiprocessing
 import os
+import signal
+import sys
+import threading
+import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -201,9 +207,41 @@ _Outcome = _Derived | _Failed | None
 _worker: tuple[Database, DeriveFunction, int] | None = None
 
 
-def _init_worker(path: str, derive: DeriveFunction, version: int) -> None:
+def _init_worker(path: str, derive: DeriveFunction, version: int, parent: int) -> None:
     global _worker
+    _follow_parent(parent)
     _worker = (Database.open(Path(path), create=False), derive, version)
+
+
+def _follow_parent(parent: int) -> None:
+    """Make a forked worker end with the process that made it.
+
+    Workers wait on a queue whose pipe they themselves keep open, so a parent killed with
+    SIGKILL would leave them waiting forever. The parent's signal handlers only enqueue for
+    its own loop, which a worker does not run: SIGTERM ends a worker again, and Ctrl-C in a
+    terminal (sent to the whole group) is the parent's to handle.
+    """
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    else:
+        threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+    # The parent may have died before the line above took effect.
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _watch_parent(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(1)
 
 
 def _derive_in_worker(key: SessionKey, files: list[_Source], epoch: int) -> _Outcome:
@@ -516,7 +554,7 @@ class SessionDeriver:
             workers,
             mp_context=multiprocessing.get_context("fork"),
             initializer=_init_worker,
-            initargs=(str(self.db.path), self._derive, self.deriver_version),
+            initargs=(str(self.db.path), self._derive, self.deriver_version, os.getpid()),
         )
         try:
             futures = [

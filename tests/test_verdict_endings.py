@@ -251,6 +251,19 @@ def _claude_cases() -> list[tuple[str, Claude, str | None, str]]:
             "",
         )
     )
+    # A built-in command typed first is a turn of the tree (``CHAIN turn 1``, ``turns 2``):
+    # the reason names the turn the tree names, not the ordinal among the turns of the work.
+    c.append(
+        (
+            "command turn first",
+            Claude(_sid(12))
+            .prompt("<command-name>/model</command-name>\n<command-message>model</command-message>")
+            .prompt("push it")
+            .call("t1", "Bash", command="git push"),
+            "unfinished",
+            "unfinished: the file ends while git push is still waiting for its result in turn 2",
+        )
+    )
     # The last test run failed and nothing of its kind passed after it.
     c.append(
         (

@@ -50,7 +50,9 @@ from .gemini import is_session as is_gemini_session
 # denials and Gemini CLI's workspace and policy refusals are blocked.
 # 10: a subagent's final response is matched by its request figures (a mirror caught mid-stream
 # takes the result's count) and keyed by its spawning call (a resumed agent counts per call).
-DERIVER_VERSION = 10
+# 11: a reason names a turn by the number its span is named by (``CHAIN turn 7``), built-in
+# commands counted, as the tree and the ``turns`` figure count them.
+DERIVER_VERSION = 11
 
 _TOKEN_ATTRIBUTES = (
     ("input", "gen_ai.usage.input_tokens"),

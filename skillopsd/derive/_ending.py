@@ -400,9 +400,20 @@ def mark_ending(tree: SpanTree) -> None:
             if why:
                 span.attributes["skillops.call.why"] = why
             if turn is not None and turn in rank:
-                span.attributes["skillops.call.turn"] = len(top_turns) - rank[turn]
+                span.attributes["skillops.call.turn"] = _turn_number(
+                    spans[turn], len(top_turns) - rank[turn]
+                )
     if top_turns:
-        _mark_last_turn(tree, top_turns[-1], len(top_turns), every, tops, order)
+        last = top_turns[-1]
+        _mark_last_turn(tree, last, _turn_number(last, len(top_turns)), every, tops, order)
+
+
+def _turn_number(turn: Span, ordinal: int) -> int:
+    """The number a reason names a turn by: the one its span is named and counted by
+    (``CHAIN turn 7``, ``turns 7``), which counts built-in commands (/model, /effort) too;
+    the ordinal among the turns of the work only when the deriver numbered none."""
+    number = turn.attributes.get("skillops.turn")
+    return number if isinstance(number, int) and not isinstance(number, bool) else ordinal
 
 
 def _mark_last_turn(

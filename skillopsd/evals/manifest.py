@@ -359,6 +359,8 @@ def parse_manifest(text: str, file: str = MANIFEST_NAME) -> Manifest:
         line = f" at line {mark.line + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or type(exc).__name__
         raise where.fail(f"not valid YAML{line}: {problem}") from None
+    except RecursionError:
+        raise where.fail("not valid YAML: nested too deep") from None
     top = _keys(where, raw, ("version", "suites"), "the file")
     if top.get("version") != 1:
         raise where.fail(f"version must be 1, got {top.get('version')!r}", "version")

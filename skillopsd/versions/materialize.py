@@ -140,10 +140,10 @@ def materialize(root: Path, state: SkillState) -> list[Path]:
     written = []
     for v in state.by_tag():
         path = folder / f"SKILL.v{v.tag}.md"
-        if write_if_changed(path, state.body_file(v.content_hash).encode()):
+        if write_if_changed(path, state.body_file(v.content_hash).encode(), mode=0o600):
             written.append(path)
     # The manifest last: it names files that must already be there.
     path = folder / MANIFEST
-    if write_if_changed(path, manifest_bytes(state)):
+    if write_if_changed(path, manifest_bytes(state), mode=0o600):
         written.append(path)
     return written

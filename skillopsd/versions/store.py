@@ -161,7 +161,7 @@ def frontmatter_name(text: str) -> str | None:
         return None
     try:
         data = yaml.safe_load(match.group(1))
-    except yaml.YAMLError:
+    except (yaml.YAMLError, RecursionError):  # nested too deep is no frontmatter either
         return None
     name = data.get("name") if isinstance(data, dict) else None
     return name.strip() if isinstance(name, str) and name.strip() else None
