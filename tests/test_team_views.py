@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import apsw
+import msgspec
 import psycopg
 import pytest
 
@@ -430,4 +432,29 @@ def test_a_deleted_or_damaged_replica_is_made_again(tmp_path: Path, team_url: st
     assert json.loads(done.stdout) == want
     assert "could not be used" in done.stderr and "made again" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+    assert viewer.json("rebuild", "--check")["match"] is True
+
+
+def test_a_refused_machine_contributes_what_was_stored_before_its_break(
+    tmp_path: Path, team_url: str
+) -> None:
+    bad, good = tmp_path / "bad.db", tmp_path / "good.db"
+    _annotations(bad, 60, "bad")
+    _annotations(good, 40, "good")
+    conn = apsw.Connection(str(bad))  # a payload changed behind the log's back
+    conn.execute("DROP TRIGGER events_no_update")
+    forged = msgspec.msgpack.encode(AnnotationAdded(annotation_id="f", session_id="s", label="bad"))
+    conn.execute("UPDATE events SET data = ?, codec = 0 WHERE position = 25", (forged,))
+    conn.close()
+    for path, code in ((bad, 1), (good, 0)):
+        done = subprocess.run(
+            [*ctl_command(), "--db", str(path), "sync", "--to", team_url],
+            capture_output=True,
+            text=True,
+        )
+        assert done.returncode == code, done.stderr
+    viewer = Viewer(tmp_path, team_url)
+    done = viewer.ok("skills")
+    assert "refused" in done.stderr and "position 25" in done.stderr
+    assert viewer.query("SELECT count(*) FROM events WHERE type = 'AnnotationAdded'") == [(64,)]
     assert viewer.json("rebuild", "--check")["match"] is True

@@ -189,6 +189,8 @@ def open_replica(
         )
     for line in report.broken:
         say(line)
+    for why in report.refused:
+        say(f"the server refused {why}: only what it stored before that is shown")
     return db, report
 
 
