@@ -187,9 +187,13 @@ def test_team_views_pool_every_machine(tmp_path: Path, team_url: str) -> None:
     versions = viewer.json("skill", "versions", "triage")
     assert sorted(len(v["sessions"]) if isinstance(v["sessions"], list) else v["sessions"]
                   for v in versions["versions"]) == [1, 3]  # fmt: skip
-    one = next(s for s in sessions if s["native_session_id"] in {n for n in mine})
+    of_a = {s["native_session_id"] for s in _local(a, "sessions")}
+    one = next(s for s in sessions if s["native_session_id"] in of_a)
     detail = viewer.ok("session", "show", one["session_id"]).stdout
-    assert "machine" in detail and one["machine_id"] in detail
+    assert one["machine_id"] in detail and "content   derived" in detail
+    other = next(s for s in sessions if s["native_session_id"] not in of_a)
+    detail = viewer.ok("session", "show", other["session_id"]).stdout
+    assert other["machine_id"] in detail and "content   derived" not in detail
     viewer.ok("usage", "daily")
 
     check = viewer.json("rebuild", "--check")
@@ -432,6 +436,22 @@ def test_a_deleted_or_damaged_replica_is_made_again(tmp_path: Path, team_url: st
     assert json.loads(done.stdout) == want
     assert "could not be used" in done.stderr and "made again" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+    assert viewer.json("rebuild", "--check")["match"] is True
+    # Damaged pages inside: found when opened, pulled or read; never a traceback, and the
+    # command after it shows the views again.
+    size = replica.stat().st_size
+    with open(replica, "r+b") as fh:
+        for offset in range(16384, size, 16384 * 3):
+            fh.seek(offset)
+            fh.write(b"\xff" * 4096)
+    done = viewer.run("skills", "--json")
+    assert "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    if done.returncode == 0:
+        assert json.loads(done.stdout) == want and "made again" in done.stderr
+    else:
+        assert done.returncode == 2 and "pulls it anew" in done.stderr, done.stderr
+        assert json.loads(viewer.ok("skills", "--json").stdout) == want
     assert viewer.json("rebuild", "--check")["match"] is True
 
 

@@ -215,10 +215,21 @@ class _Group(SuggestingGroup):
         except (click.exceptions.Exit, click.exceptions.Abort, StorageFailure):
             raise
         except Exception as exc:
-            path = ctx.ensure_object(AppContext).opened_path()
+            app = ctx.ensure_object(AppContext)
+            path = app.opened_path()
             error = storage_error(exc, path)
             if error is not None:
                 raise StorageFailure(str(error)) from exc
+            damaged = CorruptEventError | CodecError | apsw.CorruptError | apsw.NotADBError
+            if app.team and app._db is not None and isinstance(exc, damaged):
+                # A replica is a copy: the damaged one goes, the next command pulls anew.
+                from ..team.replica import discard
+
+                app.close()
+                discard(path)
+                raise StorageFailure(
+                    f"team replica {path}: {exc}: removed; the next command pulls it anew"
+                ) from exc
             if isinstance(exc, CorruptEventError | CodecError | apsw.CorruptError):
                 raise StorageFailure(
                     f"database {path}: {exc} (skillopsctl verify names the first fault)"

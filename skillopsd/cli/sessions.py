@@ -319,8 +319,9 @@ def sessions_command(
         click.echo(f"({hidden} forgotten sessions not shown: sessions --forgotten lists them)")
 
 
-def _set_machines(conn: apsw.Connection, found: list[SessionView]) -> None:
-    """Team views: the machine each session came from (the replica's merge record)."""
+def _set_machines(conn: apsw.Connection, found: list[SessionView]) -> set[str]:
+    """Team views: the machine each session came from (the replica's merge record); returns
+    the sessions whose message text the server does not hold."""
     from ..team.views import session_origins
 
     origins = session_origins(conn, [s.session_id for s in found])
@@ -328,6 +329,7 @@ def _set_machines(conn: apsw.Connection, found: list[SessionView]) -> None:
         origin = origins.get(s.session_id)
         if origin is not None:
             s.machine, s.machine_id = origin.label, origin.machine
+    return {sid for sid, origin in origins.items() if origin.content != "exact"}
 
 
 def _machine_cell(s: SessionView) -> str:
@@ -476,6 +478,7 @@ def show(app: AppContext, ident: str, utc: bool, as_json: bool) -> None:
     """
     db = app.db()
     app.caught_up()
+    withheld = False
     with db.read() as conn:
         try:
             session: SessionView | None = lookup_session(conn, ident)
@@ -503,7 +506,7 @@ def show(app: AppContext, ident: str, utc: bool, as_json: bool) -> None:
         if session is not None:
             session.label = newest_labels(conn, [session.session_id]).get(session.session_id)
             if app.team:
-                _set_machines(conn, [session])
+                withheld = bool(_set_machines(conn, [session]))
     if session is not None:
         show_running(db, [session])
     if as_json:
@@ -519,6 +522,11 @@ def show(app: AppContext, ident: str, utc: bool, as_json: bool) -> None:
     click.echo(f"session   {session.session_id} ({session.agent} {session.native_session_id})")
     if app.team:
         click.echo(f"machine   {session.machine or '-'} ({session.machine_id or 'unknown'})")
+        if withheld:
+            click.echo(
+                "content   derived: the server holds no title, prompt, answer or tool"
+                " argument of it (sync --content derived)"
+            )
     click.echo(f"title     {cut(title[0], max(20, width - 10))}")
     click.echo(f"when      {_when(session, utc)}")
     click.echo(f"cwd       {session.cwd or '-'}")

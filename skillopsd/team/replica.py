@@ -170,7 +170,7 @@ def open_replica(
                     with contextlib.suppress(apsw.Error):
                         db.close()
                 rebuilt = first_line(exc)
-                _remove(target)
+                discard(target)
                 db = _open(target, identity)
                 report = pull(db, conn)
         except psycopg.Error as exc:
@@ -230,7 +230,8 @@ def _open(target: Path, identity: str) -> Database:
     return db
 
 
-def _remove(target: Path) -> None:
+def discard(target: Path) -> None:
+    """Remove a replica (its WAL and shared memory too): it is made again from the server."""
     for suffix in ("", "-wal", "-shm"):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(f"{target}{suffix}")
