@@ -224,6 +224,17 @@ def test_a_second_pull_adds_exactly_the_new_events(tmp_path: Path, team_url: str
     assert more["sent"] > 0
     rows = viewer.json("skills")
     assert _skill_row(rows, "triage")["sessions"] == 5
+    # b numbers its own versions (v3's body is its v2); the team's tags are the replica's own,
+    # one per body, in merge order.
+    local = {
+        v["tag"]: v["content_hash"] for v in _local(b, "skill", "versions", "triage")["versions"]
+    }
+    assert sorted(local) == ["v1", "v2"]
+    team = {
+        v["tag"]: v["content_hash"] for v in viewer.json("skill", "versions", "triage")["versions"]
+    }
+    assert sorted(team) == ["v1", "v2", "v3"] and team["v3"] == local["v2"]
+    assert team["v2"] == local["v1"]
     after = viewer.query("SELECT count(*), max(position) FROM events")[0]
     assert after[0] - before[0] == more["sent"]
     assert viewer.query("SELECT count(*) FROM team_links")[0][0] == _server_rows(team_url)

@@ -50,7 +50,7 @@ from ..events import (
     link_hash,
     utc_now,
 )
-from ..events.types import PayloadsErased
+from ..events.types import PayloadsErased, SkillVersionCreated
 from .sync import SyncError, connect, first_line, redact_url, server_name
 
 TEAM_ENV = "SKILLOPS_TEAM_URL"
@@ -75,6 +75,10 @@ CREATE TABLE IF NOT EXISTS team_links (
     PRIMARY KEY (machine, machine_position)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS team_links_by_position ON team_links (position, first);
+CREATE TABLE IF NOT EXISTS team_tags (
+    skill TEXT NOT NULL, version_hash TEXT NOT NULL, tag INTEGER NOT NULL,
+    PRIMARY KEY (skill, version_hash)
+) WITHOUT ROWID;
 """
 
 _ROW = (
@@ -210,10 +214,11 @@ def _open(target: Path, identity: str) -> Database:
     try:
         with db.read() as conn:  # the usual case, without taking the write lock
             ready = conn.execute(
-                "SELECT count(*) FROM sqlite_schema WHERE name = 'team_server'"
+                "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name IN"
+                " ('team_server', 'team_machines', 'team_links', 'team_tags')"
             ).fetchone()
             row = None
-            if ready and ready[0]:
+            if ready and ready[0] == 4:
                 row = conn.execute("SELECT server FROM team_server WHERE id = 1").fetchone()
         if row is not None and row[0] == identity:
             return db
@@ -451,7 +456,7 @@ def _merge(
     def flush() -> None:
         if not pending:
             return
-        placed = log.append_imported([_imported(r) for r in pending])
+        placed = log.append_imported([_retagged(db, _imported(r)) for r in pending])
         _link_rows(db, pending, placed, report)
         for row in pending:
             state[row.machine].pulled = row.position
@@ -493,6 +498,40 @@ def _imported(row: _Row) -> ImportedEvent:
         payload=row.payload if row.content in ("exact", "derived") else None,
         digest=row.digest,
     )
+
+
+def _retagged(db: Database, event: ImportedEvent) -> ImportedEvent:
+    """A skill version with the team's tag: a body already tagged in the replica keeps its
+    tag, a new one gets the next (each machine numbers its own versions, so two machines'
+    different bodies may both be its v1). Tags are the replica's, in merge order."""
+    if event.type != "SkillVersionCreated" or event.payload is None:
+        return event
+    try:
+        version = decode_payload(event.type, event.schema, event.payload)
+    except LogError:
+        return event  # folded by no projection: unreadable, as it was sent
+    if not isinstance(version, SkillVersionCreated):
+        return event
+    conn = db.conn
+    row = conn.execute(
+        "SELECT tag FROM team_tags WHERE skill = ? AND version_hash = ?",
+        (version.skill, version.version_hash),
+    ).fetchone()
+    if row is None:
+        top = conn.execute(
+            "SELECT max(tag) FROM team_tags WHERE skill = ?", (version.skill,)
+        ).fetchone()
+        tag = (top[0] if top and top[0] is not None else 0) + 1
+        conn.execute(
+            "INSERT INTO team_tags (skill, version_hash, tag) VALUES (?, ?, ?)",
+            (version.skill, version.version_hash, tag),
+        )
+    else:
+        tag = int(row[0])
+    if tag == version.tag:
+        return event
+    retagged = msgspec.structs.replace(version, tag=tag)
+    return msgspec.structs.replace(event, payload=msgspec.msgpack.encode(retagged))
 
 
 def _link_rows(
