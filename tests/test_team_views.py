@@ -23,9 +23,10 @@ import pytest
 from skillopsd.events import Database, EventLog, NewEvent
 from skillopsd.events.types import AnnotationAdded
 
+from ._capture_helpers import extract_corpus
 from ._daemon import daemon_env
 from ._postgres import Server, start_server
-from .conftest import ctl_command
+from .conftest import console_script, ctl_command
 from .test_skills_acceptance import TRIAGE, Home
 
 pytestmark = pytest.mark.slow
@@ -488,4 +489,45 @@ def test_a_refused_machine_contributes_what_was_stored_before_its_break(
     done = viewer.ok("skills")
     assert "refused" in done.stderr and "position 25" in done.stderr
     assert viewer.query("SELECT count(*) FROM events WHERE type = 'AnnotationAdded'") == [(64,)]
+    assert viewer.json("rebuild", "--check")["match"] is True
+
+
+def test_the_real_corpus_on_two_machines(tmp_path: Path, team_url: str) -> None:
+    """The real corpus split between two machines (Claude Code on one, Codex on the other):
+    every session is in the team view with its machine, its calls, tokens and verdict as its
+    own machine shows them, whatever content the machine sent."""
+    homes = {name: tmp_path / name for name in ("claude", "codex")}
+    extract_corpus(homes["claude"])
+    homes["codex"].mkdir()
+    (homes["claude"] / ".codex").rename(homes["codex"] / ".codex")
+    local: dict[str, list[dict[str, Any]]] = {}
+    machine: dict[str, str] = {}
+    for (name, home), content in zip(homes.items(), ("derived", "all"), strict=True):
+        env = daemon_env(home)
+        subprocess.run(
+            [console_script("skillopsd"), "--once"], env=env, check=True, capture_output=True
+        )
+        listed = subprocess.run(
+            [*ctl_command(), "sessions", "--json"], env=env, capture_output=True, text=True
+        )
+        local[name] = json.loads(listed.stdout)
+        sent = subprocess.run(
+            [*ctl_command(), "sync", "--to", team_url, "--content", content, "--json"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert sent.returncode == 0, sent.stderr
+        machine[name] = json.loads(sent.stdout)["machine"]
+    assert len(local["claude"]) > 10 and len(local["codex"]) > 10
+    viewer = Viewer(tmp_path, team_url)
+    team = {s["session_id"]: s for s in viewer.json("sessions")}
+    for name, sessions in local.items():
+        for s in sessions:
+            got = team.pop(s["session_id"])
+            assert got["machine_id"] == machine[name]
+            for key in ("outcomes", "tokens", "verdict", "turns", "tools", "skills"):
+                assert got[key] == s[key], (name, s["session_id"], key)
+    assert team == {}
     assert viewer.json("rebuild", "--check")["match"] is True
