@@ -344,6 +344,12 @@ def test_unreachable_server_write_commands_and_db_are_one_line(
     assert bad.returncode == 2
     assert len(bad.stderr.strip().splitlines()) == 1 and "Traceback" not in bad.stderr
     assert "secretpw" not in bad.stderr and "127.0.0.1:1" in bad.stderr
+    # psycopg quotes a URL it cannot parse, and a key=value string names the password:
+    # neither reaches the screen.
+    for url in ("postgresql://u:secretpw@[::1", "host=127.0.0.1 port=1 password=secretpw"):
+        bad = viewer.run("skills", url=url)
+        assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
+        assert "secretpw" not in bad.stderr and "Traceback" not in bad.stderr
     for args in (
         ("annotate", "x", "--label", "good"),
         ("promote", "triage", "--to", "v1"),

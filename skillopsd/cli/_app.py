@@ -140,7 +140,7 @@ class AppContext:
                 self.team_url, notify=lambda line: click.echo(f"skillopsctl: {line}", err=True)
             )
         except SyncError as exc:
-            raise TeamFailure(f"team server {exc}") from exc
+            raise TeamFailure(f"--team: {exc}") from exc
         except (LogError, OSError) as exc:
             raise TeamFailure(f"team replica: {exc}") from exc
         return db

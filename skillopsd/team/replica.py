@@ -120,7 +120,9 @@ def server_identity(url: str) -> str:
     try:
         info = conninfo_to_dict(url)
     except (psycopg.Error, ValueError) as exc:
-        raise SyncError(f"not a PostgreSQL URL ({redact_url(url)}): {first_line(exc)}") from exc
+        raise SyncError(
+            f"not a PostgreSQL URL ({redact_url(url)}): {redact_url(first_line(exc))}"
+        ) from exc
     user = str(info.get("user") or os.environ.get("PGUSER") or _login())
     host = str(info.get("host") or info.get("hostaddr") or os.environ.get("PGHOST") or "localhost")
     port = str(info.get("port") or os.environ.get("PGPORT") or "5432")
@@ -178,7 +180,7 @@ def open_replica(
                 db = _open(target, identity)
                 report = pull(db, conn)
         except psycopg.Error as exc:
-            raise SyncError(f"{redact_url(url)}: {first_line(exc)}") from exc
+            raise SyncError(f"{redact_url(url)}: {redact_url(first_line(exc))}") from exc
         finally:
             conn.close()
     report.replica = str(target)

@@ -100,7 +100,9 @@ class SyncReport(msgspec.Struct):
 
 def redact_url(url: str) -> str:
     """``url`` without its password (for messages)."""
-    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
+    url = re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
+    # A key=value connection string, or a URL's query, may carry it too.
+    return re.sub(r"(password\s*=\s*)('[^']*'|[^\s&]+)", r"\1***", url, flags=re.IGNORECASE)
 
 
 def machine_id(db: Database) -> str | None:
@@ -120,7 +122,10 @@ def connect(
     try:
         return psycopg.connect(url, connect_timeout=10, application_name=application)
     except (psycopg.Error, ValueError) as exc:  # ValueError: psycopg's own URL parsing
-        raise SyncError(f"cannot connect to {redact_url(url)}: {first_line(exc)}") from exc
+        # psycopg's message may quote the URL it could not parse: redacted too.
+        raise SyncError(
+            f"cannot connect to {redact_url(url)}: {redact_url(first_line(exc))}"
+        ) from exc
 
 
 def first_line(exc: BaseException) -> str:
