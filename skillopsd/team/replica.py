@@ -42,7 +42,10 @@ from psycopg.conninfo import conninfo_to_dict
 from ..events import (
     GENESIS_HASH,
     ChainLink,
+    CodecError,
+    CorruptEventError,
     Database,
+    DatabaseOpenError,
     EventLog,
     ImportedEvent,
     LogError,
@@ -89,6 +92,18 @@ _ROW = (
 
 class ReplicaDiverged(Exception):
     """The server no longer holds what the replica pulled (a reset or another server)."""
+
+
+# What makes a replica unusable, so that it is made again from the server. Not a busy
+# database (another command folding its projections) nor a full disk: those say so.
+_DAMAGED = (
+    DatabaseOpenError,
+    CorruptEventError,
+    CodecError,
+    apsw.CorruptError,
+    apsw.NotADBError,
+    ReplicaDiverged,
+)
 
 
 class MachineHead(msgspec.Struct, frozen=True):
@@ -171,7 +186,7 @@ def open_replica(
             try:
                 db = _open(target, identity)
                 report = pull(db, conn)
-            except (LogError, apsw.Error, ReplicaDiverged) as exc:
+            except _DAMAGED as exc:
                 if db is not None:
                     with contextlib.suppress(apsw.Error):
                         db.close()
