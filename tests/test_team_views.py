@@ -536,4 +536,40 @@ def test_the_real_corpus_on_two_machines(tmp_path: Path, team_url: str) -> None:
             for key in ("outcomes", "tokens", "verdict", "turns", "tools", "skills"):
                 assert got[key] == s[key], (name, s["session_id"], key)
     assert team == {}
+    # Tokens and cost per month: the team's are the sum of the machines'.
+    months: dict[str, list[float]] = {}
+    for home in homes.values():
+        report = subprocess.run(
+            [*ctl_command(), "usage", "monthly", "--json"],
+            env=daemon_env(home),
+            capture_output=True,
+            text=True,
+        )
+        for row in json.loads(report.stdout)["monthly"]:
+            total = months.setdefault(row["period"], [0, 0.0, 0])
+            total[0] += row["totalTokens"]
+            total[1] += row["totalCost"]
+            total[2] += row["responses"]
+    pooled = {row["period"]: row for row in viewer.json("usage", "monthly")["monthly"]}
+    assert set(pooled) == set(months)
+    for period, (tokens, cost, responses) in months.items():
+        assert pooled[period]["totalTokens"] == tokens
+        assert pooled[period]["responses"] == responses
+        assert pooled[period]["totalCost"] == pytest.approx(cost, rel=1e-9)
     assert viewer.json("rebuild", "--check")["match"] is True
+
+
+def test_a_server_started_anew_makes_the_replica_again(tmp_path: Path, team_url: str) -> None:
+    """The same URL, another history (the tables dropped, machines synced again): the
+    replica does not mix the two, it is made again, with one line saying so."""
+    a, b = _two_machines(tmp_path)
+    a.sync(team_url)
+    viewer = Viewer(tmp_path, team_url)
+    assert _skill_row(viewer.json("skills"), "triage")["sessions"] == 2
+    with psycopg.connect(team_url, autocommit=True) as conn:
+        conn.execute("DROP TABLE skillops_events, skillops_machines")
+    b.sync(team_url)
+    done = viewer.ok("skills", "--json")
+    assert "made again" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert _skill_row(json.loads(done.stdout), "triage")["sessions"] == 2  # b's only
+    assert {s["machine_id"] for s in viewer.json("sessions")} == {b.sync(team_url)["machine"]}
