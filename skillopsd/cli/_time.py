@@ -48,10 +48,20 @@ def to_stored(moment: datetime) -> str:
     return utc.isoformat(timespec="milliseconds") + "Z"
 
 
+_DAY = re.compile(r"\A\d{4}-?\d{2}-?\d{2}\Z")
+
+
 class When(click.ParamType):
-    """A time bound: a span back from now (``7d``) or an ISO time, as stored UTC text."""
+    """A time bound: a span back from now (``7d``) or an ISO time, as stored UTC text.
+
+    ``day_end``: a bare date is the end of that day, so ``--until 2026-05-18`` takes in the
+    18th, as ``usage`` (and ccusage) read it: one meaning of a day in every command.
+    """
 
     name = "when"
+
+    def __init__(self, *, day_end: bool = False) -> None:
+        self.day_end = day_end
 
     def convert(
         self, value: object, param: click.Parameter | None, ctx: click.Context | None
@@ -72,7 +82,9 @@ class When(click.ParamType):
         else:
             try:
                 moment = datetime.fromisoformat(text)
-            except ValueError:
+                if self.day_end and _DAY.match(text):
+                    moment += timedelta(days=1)
+            except (ValueError, OverflowError):
                 self.fail(f"{text!r} is neither a span like {WHEN_HELP}", param, ctx)
             if moment.tzinfo is None:
                 try:
@@ -86,6 +98,7 @@ class When(click.ParamType):
 
 
 WHEN = When()
+UNTIL = When(day_end=True)
 
 
 def window_options(noun: str) -> Callable[[F], F]:
@@ -94,10 +107,10 @@ def window_options(noun: str) -> Callable[[F], F]:
     def decorate(fn: F) -> F:
         fn = click.option(
             "--until",
-            type=WHEN,
+            type=UNTIL,
             metavar="WHEN",
             default=None,
-            help=f"Only {noun} started before this ({WHEN_HELP}).",
+            help=f"Only {noun} started before this ({WHEN_HELP}; a bare date takes in that day).",
         )(fn)
         return click.option(
             "--since",

@@ -63,8 +63,10 @@ def log_command(
 ) -> None:
     """Print stored events in position order.
 
-    An event whose stored payload is damaged is listed as unreadable, with why, and the
-    command exits 1 after the rest.
+    An event whose stored payload cannot be read back (a damaged frame, which carries a
+    checksum, or a row or dictionary that no longer decodes) is listed as unreadable, with
+    why, and the command exits 1 after the rest. Only verify proves each payload against
+    the chain: a byte changed in a payload stored alone, uncompressed, reads back changed.
     """
     db = app.db()
     log = EventLog(db)

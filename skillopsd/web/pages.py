@@ -17,7 +17,7 @@ from markupsafe import Markup
 
 from ..annotating import LABELS, AnnotationRefused, add_annotation
 from ..cli._reason import first_reason
-from ..cli._time import WHEN, parse_stored, shown, zone_label
+from ..cli._time import UNTIL, WHEN, parse_stored, shown, zone_label
 from ..cli.lineage import _detail as lineage_detail
 from ..cli.sessions import _preview
 from ..cli.skills import _mean as mean_text
@@ -284,7 +284,7 @@ class Pages:
         if text is None:
             return None
         try:
-            return WHEN.convert(text, None, None)
+            return (UNTIL if key == "until" else WHEN).convert(text, None, None)
         except click.BadParameter as exc:
             raise BadRequest(f"{key}: {exc.format_message()}") from exc
 
