@@ -208,7 +208,7 @@ def open_replica(
             f"team replica {target}: {report.appended:,} events of {report.machines} machines"
             f" pulled from {report.server}"
         )
-    for line in report.broken:
+    for line in dict.fromkeys(report.broken):
         say(line)
     for why in report.refused:
         say(f"the server refused {why}: only what it stored before that is shown")
