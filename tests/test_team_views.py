@@ -573,3 +573,38 @@ def test_a_server_started_anew_makes_the_replica_again(tmp_path: Path, team_url:
     assert "made again" in done.stderr and len(done.stderr.strip().splitlines()) == 1
     assert _skill_row(json.loads(done.stdout), "triage")["sessions"] == 2  # b's only
     assert {s["machine_id"] for s in viewer.json("sessions")} == {b.sync(team_url)["machine"]}
+
+
+def test_rows_changed_on_the_server_stop_that_machine_there(tmp_path: Path, team_url: str) -> None:
+    """Someone with write access to the server changes a stored payload: the replica checks
+    every row against the chain the machine synced and takes nothing of it from there on."""
+    one, two = tmp_path / "one.db", tmp_path / "two.db"
+    _annotations(one, 30, "one")
+    _annotations(two, 20, "two")
+    for path in (one, two):
+        done = subprocess.run(
+            [*ctl_command(), "--db", str(path), "sync", "--to", team_url, "--content", "all"],
+            capture_output=True,
+            text=True,
+        )
+        assert done.returncode == 0, done.stderr
+    forged = msgspec.msgpack.encode(AnnotationAdded(annotation_id="f", session_id="s", label="bad"))
+    with psycopg.connect(team_url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT machine FROM skillops_events GROUP BY machine HAVING count(*) = 30"
+        ).fetchone()
+        assert row is not None
+        conn.execute(
+            "UPDATE skillops_events SET payload = %s WHERE machine = %s AND position = 12",
+            (forged, row[0]),
+        )
+    viewer = Viewer(tmp_path, team_url)
+    done = viewer.ok("skills")
+    assert f"machine {row[0]}" in done.stderr and "position 12" in done.stderr
+    assert "does not match its digest" in done.stderr
+    assert viewer.query("SELECT count(*) FROM events") == [(11 + 20,)]
+    labels = viewer.query("SELECT count(*) FROM events WHERE type = 'AnnotationAdded'")
+    assert labels == [(31,)]
+    # Said on every command while it lasts; the rest of the views go on.
+    again = viewer.ok("skills")
+    assert "position 12" in again.stderr and len(again.stderr.strip().splitlines()) == 1
