@@ -373,6 +373,85 @@ def test_unreachable_server_write_commands_and_db_are_one_line(
     assert json.loads(done.stdout) == []
 
 
+def _bare(viewer: Viewer, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """``skillopsctl ARGS`` in the viewer's HOME, without the ``--team`` that run() puts first."""
+    return subprocess.run(
+        [*ctl_command(), *args],
+        env={**viewer.env, **env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_team_after_the_command_name_and_the_environment(tmp_path: Path, team_url: str) -> None:
+    """``--team URL`` is taken after a team command's name as before it; a typed ``--team``
+    wins over $SKILLOPS_TEAM_URL (``--team ''`` is this machine's log); a command that is no
+    team view says so, and how to run it here when only the environment named the server."""
+    a = Machine(tmp_path / "a", "a", 0)
+    a.session("triage", "Label issues.", final="needs-info", tools=["Read"])
+    a.capture()
+    a.sync(team_url)
+    viewer = Viewer(tmp_path, team_url)
+    before = viewer.json("sessions")
+    assert len(before) == 1
+    for args in (
+        ("sessions", "--team", team_url, "--json"),
+        ("skills", "--json", "--team", team_url),
+        ("skill", "show", "triage", "--team", team_url, "--json"),
+        ("skill", "versions", "triage", "--team", team_url, "--json"),
+        ("session", "show", before[0]["session_id"], "--team", team_url, "--json"),
+        ("usage", "daily", "--team", team_url, "--json"),
+        ("eval", "run", "triage", "--team", team_url, "--json"),
+        ("rebuild", "--check", "--team", team_url, "--json"),
+    ):
+        done = _bare(viewer, *args)
+        assert done.returncode in (0, 1), (args, done.stderr)  # eval run: no evals.yaml
+        assert "Traceback" not in done.stderr, (args, done.stderr)
+        assert "No such option" not in done.stderr, (args, done.stderr)
+    after = json.loads(_bare(viewer, "sessions", "--team", team_url, "--json").stdout)
+    assert after == before
+    check = json.loads(_bare(viewer, "rebuild", "--check", "--team", team_url, "--json").stdout)
+    assert check["match"] is True
+    # A typed --team wins over the environment, before or after the command name.
+    wrong = "postgresql://u:secretpw@127.0.0.1:1/x"
+    for args in (
+        ("--team", team_url, "sessions", "--json"),
+        ("sessions", "--team", team_url, "--json"),
+    ):
+        done = _bare(viewer, *args, SKILLOPS_TEAM_URL=wrong)
+        assert done.returncode == 0, (args, done.stderr)
+        assert json.loads(done.stdout) == before
+    # After the command name it wins over the one before it too.
+    done = _bare(viewer, "--team", wrong, "sessions", "--team", team_url, "--json")
+    assert done.returncode == 0 and json.loads(done.stdout) == before, done.stderr
+    # The environment alone names the server, read before or after the command name.
+    done = _bare(viewer, "sessions", "--json", SKILLOPS_TEAM_URL=team_url)
+    assert done.returncode == 0 and json.loads(done.stdout) == before, done.stderr
+    # --team '' is this machine's log, which holds nothing here; the server is not asked.
+    for args in (("--team", "", "sessions", "--json"), ("sessions", "--team", "", "--json")):
+        done = _bare(viewer, *args, SKILLOPS_TEAM_URL=wrong)
+        assert done.returncode == 0, (args, done.stderr)
+        assert json.loads(done.stdout) == [] and "secretpw" not in done.stderr
+    # A command that is no team view: typed --team is refused; from the environment the
+    # refusal says how to run it on this machine's log.
+    done = _bare(viewer, "--team", team_url, "status")
+    assert done.returncode == 2 and "does not run on a team view (--team)" in done.stderr
+    done = _bare(viewer, "status", SKILLOPS_TEAM_URL=team_url)
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "unset SKILLOPS_TEAM_URL to run it here" in done.stderr
+    done = _bare(viewer, "verify", "--team", team_url)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    # Given --db and --team, in any order and place: one line, nothing read.
+    for args in (
+        ("--db", str(tmp_path / "x.db"), "sessions", "--team", team_url),
+        ("sessions", "--team", team_url, "--db", str(tmp_path / "x.db")),
+    ):
+        done = _bare(viewer, *args)
+        assert done.returncode == 2 and "not both" in done.stderr, (args, done.stderr)
+    assert not (tmp_path / "x.db").exists()
+
+
 def test_same_path_and_session_id_on_two_machines(tmp_path: Path, team_url: str) -> None:
     """Two machines with a transcript at one path, of one session id, different content:
     their files stay apart; the session id is one session in the view, from one machine."""

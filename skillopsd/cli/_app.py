@@ -76,6 +76,7 @@ class AppContext:
         self._db: Database | None = None
         # --team / $SKILLOPS_TEAM_URL: read the server's replica instead of this machine's log.
         self.team_url: str | None = None
+        self.team_given = False  # --team was typed (not only $SKILLOPS_TEAM_URL)
 
     @property
     def team(self) -> bool:
@@ -197,10 +198,12 @@ class SuggestingGroup(click.Group):
         if app is not None and app.team and cmd is not None and not isinstance(cmd, click.Group):
             path = " ".join([*ctx.command_path.split()[1:], cmd.name or ""])
             if not team_command(path):
+                source = "--team" if app.team_given else f"${TEAM_ENV} is set"
+                here = "" if app.team_given else f" (unset {TEAM_ENV} to run it here)"
                 raise TeamFailure(
-                    f"{path} does not run on a team view (--team, ${TEAM_ENV}): only"
+                    f"{path} does not run on a team view ({source}): only"
                     f" {', '.join(TEAM_COMMANDS)} do; each machine changes only its own log"
-                    " and pushes it with skillopsctl sync"
+                    f" and pushes it with skillopsctl sync{here}"
                 )
         return name, cmd, rest
 
@@ -273,7 +276,29 @@ def _set_db(ctx: click.Context, param: click.Parameter, value: str | None) -> No
 
 def _set_team(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
     app = ctx.ensure_object(AppContext)
-    app.team_url = value.strip() if value and value.strip() else None
+    source = ctx.get_parameter_source(param.name or "team")
+    given = source == click.core.ParameterSource.COMMANDLINE
+    if value is None and not given:
+        return  # not after the command name: what came before it stands
+    # ``--team`` typed before the command name (even ``--team ''``, this machine's log) wins
+    # over $SKILLOPS_TEAM_URL read again by the command; typed after it, it wins over both.
+    if given or not app.team_given:
+        app.team_url = value.strip() if value and value.strip() else None
+        app.team_given = app.team_given or given
+
+
+def team_option(fn: F) -> F:
+    """``--team URL`` (also ``$SKILLOPS_TEAM_URL``) after the name of a command that runs on
+    a team view, as before it."""
+    return click.option(
+        "--team",
+        metavar="URL",
+        envvar=TEAM_ENV,
+        callback=_set_team,
+        expose_value=False,
+        is_eager=True,
+        help=f"Read every machine's events on this team PostgreSQL (env {TEAM_ENV}).",
+    )(fn)
 
 
 def db_option(fn: F) -> F:

@@ -29,7 +29,7 @@ from ..projections.skill_views import (
     skill_sessions,
     versions,
 )
-from ._app import AppContext, UsageFailure, cli, db_option, json_option, pass_app
+from ._app import AppContext, UsageFailure, cli, db_option, json_option, pass_app, team_option
 from ._output import emit_json, plural, say, table
 from ._time import SINCE
 
@@ -132,6 +132,7 @@ def eval_group() -> None:
 
 @eval_group.command("run")
 @db_option
+@team_option
 @click.argument("skill")
 @click.option(
     "--skill-dir",

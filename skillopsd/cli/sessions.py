@@ -25,7 +25,16 @@ from ..projections.session_views import (
 )
 from ..projections.usage import SessionCost, session_costs, span_costs
 from ..projections.verdict import RUNNING, SUMMARY, VERDICTS
-from ._app import AgentChoice, AppContext, NotFound, cli, db_option, json_option, pass_app
+from ._app import (
+    AgentChoice,
+    AppContext,
+    NotFound,
+    cli,
+    db_option,
+    json_option,
+    pass_app,
+    team_option,
+)
 from ._empty import why_empty
 from ._lookup import lookup_session
 from ._output import (
@@ -147,6 +156,7 @@ _SESSION_ID_WIDTH = 8  # like a short git hash; ``session show`` takes any uniqu
 
 @cli.command("sessions")
 @db_option
+@team_option
 @click.option("--agent", type=AgentChoice(), default=None)
 @click.option("--skill", default=None, help="Only sessions that loaded this skill.")
 @click.option(
@@ -466,6 +476,7 @@ def _session_cost(cost: SessionCost | None) -> str:
 
 @session_group.command("show")
 @db_option
+@team_option
 @click.argument("ident", metavar="ID")
 @utc_option
 @json_option

@@ -11,7 +11,7 @@ import click
 
 from ..pricing.report import BYS, Period, Row, Totals, report
 from ..projections.usage import usage_records
-from ._app import AgentChoice, AppContext, cli, db_option, json_option, pass_app
+from ._app import AgentChoice, AppContext, cli, db_option, json_option, pass_app, team_option
 from ._output import cells, compact, cut, emit_json, number, table, terminal_width, usd
 from ._time import WHEN
 
@@ -110,6 +110,7 @@ def _print(kind: Period, by: str | None, rows: list[Row], totals: Totals) -> Non
 
 def _command(kind: Period) -> Callable[..., Any]:
     @db_option
+    @team_option
     @click.option("--by", type=click.Choice(BYS), default=None, help="One row per period and this.")
     @click.option(
         "--since",

@@ -44,7 +44,7 @@ from ..versions.sync import (
     sync_skill,
     verify_routing,
 )
-from ._app import AppContext, NotFound, UsageFailure, db_option, json_option, pass_app
+from ._app import AppContext, NotFound, UsageFailure, db_option, json_option, pass_app, team_option
 from ._output import emit_json, mean_of, say, table
 from ._time import stamps, utc_option
 from .skills import median_cost as _median_cost
@@ -543,6 +543,7 @@ def _per_run(value: float | None, n: int, unit: str = "") -> str:
 
 @skill_group.command("versions")
 @db_option
+@team_option
 @click.argument("name")
 @utc_option
 @json_option

@@ -56,7 +56,6 @@ from ..events import (
 from ..events.types import PayloadsErased, SkillVersionCreated
 from .sync import SyncError, connect, first_line, redact_url, server_name
 
-TEAM_ENV = "SKILLOPS_TEAM_URL"
 # Events appended per replica transaction: a killed pull keeps every finished one.
 BATCH = 5000
 # Rows fetched from the server per round trip, per machine.
