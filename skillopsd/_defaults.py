@@ -12,3 +12,6 @@ DEFAULT_SETTLE_SECONDS = 300.0
 DEFAULT_PROJECT = "skillops"
 # The OpenTelemetry variable naming where traces go.
 TRACES_ENDPOINT_ENV = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
+# The variable naming a team's PostgreSQL: where ``sync`` and ``skillopsd --sync-to`` push
+# the log, and where a machine's pooled experiments are read from and decided.
+TEAM_URL_ENV = "SKILLOPS_SYNC_URL"

@@ -24,7 +24,12 @@ import apsw
 import click
 
 from . import _logging
-from ._defaults import DEFAULT_PROJECT, DEFAULT_SETTLE_SECONDS, TRACES_ENDPOINT_ENV
+from ._defaults import (
+    DEFAULT_PROJECT,
+    DEFAULT_SETTLE_SECONDS,
+    TEAM_URL_ENV,
+    TRACES_ENDPOINT_ENV,
+)
 from ._lockfile import lock_path
 from ._params import FiniteRange
 from ._paths import DB_ENV, default_db_path
@@ -59,6 +64,7 @@ if TYPE_CHECKING:
     from .deriving import SessionDeriver, SessionKey
     from .export import LiveExporter
     from .sources._watch import Watcher
+    from .team.live import LiveSync
 
 # Derivation, export, forgetting, skill versions and the watcher are imported where first
 # used: a capture-only run (``--once --no-derive``) starts in 0.27 s instead of 0.36 s.
@@ -93,6 +99,7 @@ class Daemon:
         retain_days: float | None = None,
         notifier: Notifier | None = None,
         exporter: LiveExporter | None = None,
+        syncer: LiveSync | None = None,
         settle_seconds: float = DEFAULT_SETTLE_SECONDS,
     ) -> None:
         self.roots = list(roots)
@@ -102,6 +109,7 @@ class Daemon:
         self.derive_sessions = derive
         self.retain_days = retain_days
         self.exporter = exporter  # told after each projection pass: sessions may be due
+        self.syncer = syncer  # told likewise: there may be events the team server lacks
         self.settle_seconds = settle_seconds
         self._next_settle: float | None = None  # monotonic time of the next skill sync
         # Managed skills' live SKILL.md files (watched: a hand edit is synced at once), and
@@ -311,8 +319,19 @@ class Daemon:
                 continue
             try:
                 report = sync_skill(
-                    self.db, skill, now=datetime.now(UTC), settle=self.settle_seconds
+                    self.db,
+                    skill,
+                    now=datetime.now(UTC),
+                    settle=self.settle_seconds,
+                    team=os.environ.get(TEAM_URL_ENV) or None,
                 )
+            except OSError as exc:
+                if storage_error(exc, self.db.path) is not None:
+                    raise
+                # A folder or live file it cannot write: the user's to fix, in one line.
+                where = f"{exc.filename}: " if exc.filename else ""
+                _log.error("skill sync failed", skill=skill, error=f"{where}{exc.strerror or exc}")
+                continue
             except Exception as exc:
                 if storage_error(exc, self.db.path) is not None:
                     raise
@@ -365,6 +384,8 @@ class Daemon:
             )
         if self.exporter is not None:
             self.exporter.poke()
+        if self.syncer is not None:
+            self.syncer.poke()
 
     def _watch_live(self, watcher: Watcher) -> None:
         """Watch the live files of the skills managed now (re-read only when the events that
@@ -438,6 +459,8 @@ class Daemon:
                 paths -= set(self._live)
                 if any(p.is_dir() for p in paths):
                     watcher.refresh()
+                if _RESCAN in items and self.syncer is not None:
+                    self.syncer.retry_now()  # SIGHUP: the team server may be back
                 if rescan:
                     _log.info("rescan")
                     watcher.refresh()
@@ -759,6 +782,30 @@ def _parse_root(value: str) -> tuple[str, Path]:
     help="A session of a managed skill counts as an execution once it has had no new line"
     " this long, or as soon as its agent wrote its end.",
 )
+@click.option(
+    "--sync-to",
+    "sync_url",
+    metavar="URL",
+    envvar=TEAM_URL_ENV,
+    default=None,
+    help=f"Push the log to a team PostgreSQL, postgresql://USER[:PASSWORD]@HOST[:PORT]/DB, as"
+    f" it grows (env {TEAM_URL_ENV}; default: sync nothing). Capture never waits on it.",
+)
+@click.option(
+    "--sync-content",
+    type=click.Choice(["derived", "all", "none"]),
+    default="derived",
+    show_default=True,
+    help="What --sync-to sends: derived (no transcript lines, no message text), all (every"
+    " payload), none (labels and decisions only).",
+)
+@click.option(
+    "--sync-batch",
+    type=click.IntRange(1, 100_000),
+    default=500,
+    show_default=True,
+    help="Events per server transaction of --sync-to.",
+)
 @click.option("-v", "--verbose", count=True, help="More log output (-v debug).")
 @click.option("--log-level", type=click.Choice(_logging.LEVELS), default=None)
 @click.version_option(package_name="skillops", prog_name="skillopsd")
@@ -777,6 +824,9 @@ def main(
     otlp_settle: float,
     otlp_project: str,
     settle_seconds: float,
+    sync_url: str | None,
+    sync_content: str,
+    sync_batch: int,
     verbose: int,
     log_level: str | None,
 ) -> None:
@@ -792,6 +842,12 @@ def main(
             headers = [parse_header(h) for h in otlp_headers]
             if otlp_endpoint:
                 traces_url(otlp_endpoint)
+        if sync_url is not None and not sync_url.strip():
+            sync_url = None  # an empty SKILLOPS_SYNC_URL: no sync, as if unset
+        if sync_url is not None:
+            from .team.live import check_url
+
+            sync_url = check_url(sync_url)
     except (click.BadParameter, ValueError) as exc:
         raise click.UsageError(str(exc)) from exc
     path = Path(db) if db else default_db_path()
@@ -809,6 +865,13 @@ def main(
             database.path, otlp_endpoint, headers, settle=otlp_settle, project=otlp_project
         )
         exporter.start()
+    syncer = None
+    if sync_url:  # off unless asked, like the exporter
+        from .team import Content
+        from .team.live import LiveSync
+
+        syncer = LiveSync(database.path, sync_url, Content(sync_content), batch=sync_batch)
+        syncer.start()
     daemon = Daemon(
         database,
         resolve_roots(overrides),
@@ -820,6 +883,7 @@ def main(
         retain_days=retain_days,
         notifier=notifier,
         exporter=exporter,
+        syncer=syncer,
         settle_seconds=settle_seconds,
     )
     daemon.install_signal_handlers()
@@ -833,6 +897,10 @@ def main(
     finally:
         if exporter is not None:
             exporter.stop(timeout=120.0 if once else 15.0, drain=once)
+        if syncer is not None:
+            # The service's stop has 15 s (TimeoutStopSec): the batch in flight ends in far
+            # less, or is abandoned to the server's rollback.
+            syncer.stop(timeout=600.0 if once else 8.0, drain=once)
         notifier.close()
         with contextlib.suppress(apsw.Error):
             daemon.db.close()

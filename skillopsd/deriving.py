@@ -426,6 +426,10 @@ class SessionDeriver:
             for key, files in self._files_by_session().items()
         }
 
+    def file_groups(self) -> dict[SessionKey, list[_Source]]:
+        """Every session's files, to pass to :meth:`sources_of` for many sessions in a row."""
+        return self._files_by_session()
+
     def _files_by_session(self) -> dict[SessionKey, list[_Source]]:
         """Every session's files, in a stable order (one pass over the tracked files)."""
         self._refresh()

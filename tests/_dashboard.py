@@ -49,11 +49,11 @@ suites:
 """
 
 
-def artifacts_dir() -> Path:
+def artifacts_dir(name: str = "dashboard") -> Path:
     """Where screenshots go: ``$SKILLOPS_ARTIFACTS`` (CI keeps it), else test-artifacts/."""
     base = os.environ.get("SKILLOPS_ARTIFACTS")
     root = Path(base) if base else Path(__file__).resolve().parent.parent / "test-artifacts"
-    out = root / "dashboard"
+    out = root / name
     out.mkdir(parents=True, exist_ok=True)
     return out
 

@@ -42,10 +42,12 @@ def free_port() -> int:
 class Phoenix:
     """A running ``phoenix serve`` and its REST API."""
 
-    def __init__(self, venv: Path, workdir: Path) -> None:
-        self.port = free_port()
+    def __init__(self, venv: Path, workdir: Path, port: int | None = None) -> None:
+        self.venv = venv
+        self.workdir = workdir
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = workdir / "phoenix.log"
+        self.log_path = workdir / f"phoenix-{time.monotonic_ns()}.log"
         env = {
             **os.environ,
             "PHOENIX_HOST": "127.0.0.1",
@@ -89,6 +91,32 @@ class Phoenix:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(10)
         self._log.close()
+
+    def kill(self) -> None:
+        """SIGKILL: what a crash, an OOM kill or a power cut does to Phoenix."""
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(20)
+        self._log.close()
+
+    def restarted(self) -> Phoenix:
+        """A new Phoenix on the same port and the same storage (its working directory), up."""
+        again = Phoenix(self.venv, self.workdir, self.port)
+        try:
+            again.wait_ready()
+        except BaseException:
+            again.stop()
+            raise
+        return again
+
+    def stored_span_ids(self) -> list[str]:
+        """Span ids in Phoenix's SQLite storage (read directly: Phoenix is down)."""
+        import sqlite3
+
+        conn = sqlite3.connect(self.workdir / "phoenix.db")
+        try:
+            return [str(r[0]) for r in conn.execute("SELECT span_id FROM spans")]
+        finally:
+            conn.close()
 
     def spans(self, project: str) -> list[dict[str, Any]]:
         """Every span of ``project`` (empty while the project does not exist)."""

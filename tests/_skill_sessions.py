@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -35,9 +36,17 @@ def _stamp(start: datetime, seconds: float) -> str:
     return (start + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
+# The ids an agent gives its responses and tool calls: unique to one session in real
+# transcripts, so each story gets its own (a session whose ids are all another's is a copy of
+# it: projections.copies).
+_IDS = re.compile(r'(?<=": )"((?:msg|req|toolu|call)_[0-9A-Za-z_]+)"')  # values, not keys
+
+
 def _write(path: Path, records: list[dict[str, Any]], old_id: str, new_id: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+    mark = new_id.replace("-", "")
+    text = _IDS.sub(lambda m: f'"{m[1]}_{mark}"', text)
     path.write_text(text.replace(old_id, new_id))
     return path
 

@@ -76,3 +76,26 @@ def test_serve_benchmark_runs() -> None:
     out = _run(str(BENCH / "serve.py"), "--sessions", "300", "--repeat", "1")
     assert "real corpus (target" in out and "300 synthetic sessions (target" in out
     assert "`/skill/SKILL`" in out
+
+
+def test_pool_benchmark_runs() -> None:
+    from ._postgres import server_bin
+    from ._shared import skip_or_fail
+
+    if server_bin() is None:
+        skip_or_fail("bench/pool.py needs the PostgreSQL server binaries")
+    out = _run(str(BENCH / "pool.py"), "--machines", "3", "--executions", "20", "--repeat", "1")
+    assert "pool: 3 machines" in out and "routed on team" in out and "ratio pool/floor:" in out
+
+
+@pytest.mark.slow
+def test_team_benchmark_runs() -> None:
+    from ._postgres import server_bin
+    from ._shared import skip_or_fail
+
+    if server_bin() is None:
+        skip_or_fail("needs the PostgreSQL server binaries (apt-get install postgresql)")
+    out = _run(str(BENCH / "team.py"), "--machines", "3", "--sessions", "4", "--concurrency", "2")
+    assert "ratio sync/floor:" in out and "2 machines at once" in out
+    # 3 machines of 4 sessions, every event on the server: the count the bench asserts itself.
+    assert "3 x 4 sessions = 12 sessions" in out and "bytes per event" in out

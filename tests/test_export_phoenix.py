@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.parse
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,7 @@ from skillopsd.export import root_span_id
 from skillopsd.projections.session_views import SpanView
 
 from ._daemon import DaemonProcess, daemon_env, db_path
+from ._dashboard import artifacts_dir, launch_chromium
 from ._export_helpers import (
     CODEX_FAILURE,
     FAILURES_AND_BLOCKS,
@@ -28,10 +31,13 @@ from ._export_helpers import (
     run_once,
 )
 from ._phoenix import Phoenix, Proxy, start_phoenix
+from ._shared import skip_or_fail
 from .conftest import run_ctl
 
 pytestmark = [pytest.mark.phoenix, pytest.mark.slow]
 
+# claude, "Check CI linting failures": 9 shell calls, one printing a gofmt diff.
+UI_SESSION = "665c2e57-8c9f-4dd8-ba40-05c63f801620"
 _KIND = {"CHAIN": "CHAIN", "LLM": "LLM", "TOOL": "TOOL", "SKILL": "TOOL", "AGENT": "AGENT"}
 
 
@@ -162,3 +168,53 @@ def derived_or_empty(home: Path) -> dict[str, Any]:
         return derived(home)
     except Exception:  # not projected yet
         return {}
+
+
+def test_an_opened_trace_in_phoenix_shows_the_session_and_a_calls_output(
+    phoenix: Phoenix, tmp_path: Path
+) -> None:
+    """Phoenix's own UI, in the system Chromium: the session's tree and a call's result."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        skip_or_fail("needs the playwright package (pip install -e '.[test]')")
+    home = home_with(tmp_path / "home", (UI_SESSION,))
+    run_once(home)
+    [(_sid, (session, spans))] = derived(home).items()
+    done = run_ctl(
+        "export", "otlp", "--endpoint", phoenix.url, "--project", "ui", "--verify", "phoenix",
+        env={"HOME": str(home)},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    stored = {s["context"]["span_id"]: s for s in phoenix.spans("ui")}
+    diff = next(
+        sp for sp in spans if "gofmt -l" in str(sp.attributes.get("gen_ai.tool.call.arguments"))
+    )
+    output = stored[diff.span_id]["attributes"]["output.value"]
+    assert "--- diff ---" in output  # what the call printed, not only that it succeeded
+    with urllib.request.urlopen(f"{phoenix.url}/v1/projects", timeout=30) as r:
+        project = next(p["id"] for p in json.load(r)["data"] if p["name"] == "ui")
+    node = urllib.parse.quote(stored[diff.span_id]["id"])
+    url = f"{phoenix.url}/projects/{project}/traces/{spans[0].trace_id}?selectedSpanNodeId={node}"
+    shot = artifacts_dir("phoenix") / "trace.png"
+    with sync_playwright() as p:
+        browser = launch_chromium(p)
+        try:
+            page = browser.new_page(viewport={"width": 1600, "height": 1000})
+            page.goto(url)
+            page.get_by_text("--- diff ---").first.wait_for(timeout=120_000)
+            page.wait_for_timeout(500)  # the tree's last paint
+            page.screenshot(path=str(shot))
+            text = page.inner_text("body")
+        finally:
+            browser.close()
+    assert shot.stat().st_size > 10_000
+    # The session: its root (name and verdict), its turns, every call, the opened call's
+    # command as input and what it printed as output.
+    assert f"claude session {session.title}" in text
+    assert session.verdict == "success" and "Status\nOK" in text
+    assert "turn 1" in text and "turn 2" in text
+    assert text.count("Bash") >= sum(1 for sp in spans if sp.name == "Bash")
+    assert "gofmt -l internal/gitproto/smarthttp.go" in text
+    for line in output.splitlines()[:3]:
+        assert line.strip() in text

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from ._agents import gemini_files, layout_gemini
 from ._capture_helpers import extract_corpus
 from ._daemon import daemon_env, db_path
 from ._export_helpers import run_once
@@ -124,3 +125,36 @@ def test_sessions_agree_with_ccusage(home: Path) -> None:
         assert native is not None, row["period"]
         mapped[native] = row
     assert _agree(ours, mapped) == len(theirs) > 50
+
+
+@pytest.fixture(scope="module")
+def gemini_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Every Gemini CLI session of the agents corpus where Gemini CLI writes them."""
+    home = tmp_path_factory.mktemp("usage-gemini")
+    files = gemini_files()
+    if not files:
+        skip_or_fail("the agents corpus (shared/corpus/agents/gemini) is missing")
+    for source in files:
+        layout_gemini(home, source)
+    (home / ".claude" / "projects").mkdir(parents=True)  # ccusage wants the folder to exist
+    run_once(home)
+    return home
+
+
+@pytest.mark.parametrize("tz", ["UTC", "Asia/Tokyo"])
+def test_gemini_agrees_with_ccusage_thoughts_outside_output(gemini_home: Path, tz: str) -> None:
+    # Gemini CLI reports a response's thinking (``thoughts``) beside its output; ccusage
+    # leaves it out of outputTokens and keeps it in totalTokens, and so does usage.
+    for kind in ("daily", "monthly"):
+        theirs = _ccusage(gemini_home, kind, tz=tz)
+        ours = _ours(gemini_home, kind, tz=tz)
+        priced = _agree(
+            {r["period"]: r for r in ours[kind]}, {r["period"]: r for r in theirs[kind]}
+        )
+        assert priced == len(theirs[kind]) > (10 if kind == "daily" else 3)
+        assert [ours["totals"][f] for f in TOKENS] == [theirs["totals"][f] for f in TOKENS]
+        sums = ours["totals"]
+        # Thinking is in the total though not in any column: the columns sum to less.
+        parts = sum(sums[f] for f in TOKENS[:4])
+        assert sums["totalTokens"] > parts
+        assert sums["totalCost"] == pytest.approx(theirs["totals"]["totalCost"], rel=1e-9)

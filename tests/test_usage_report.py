@@ -6,6 +6,7 @@ import random
 import statistics
 from datetime import UTC, timedelta, timezone
 
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -202,3 +203,23 @@ def test_compare_medians_reads_honestly() -> None:
     few = median_interval([1.0, 2.0])
     assert "too few sessions" in compare_medians("v2", few, "v1", dear)
     assert statistics.median([1.0, 2.0]) == few.median
+
+
+def test_a_copys_repeat_of_a_response_goes_to_the_session_that_counts() -> None:
+    # Same time, same id: the copy's record sorts first by span id, the original's wins.
+    copy = msgspec.structs.replace(
+        _record("a", "2026-04-12T00:00:01Z", rid="msg_1", session="copy"), copy=True
+    )
+    original = _record("z", "2026-04-12T00:00:01Z", rid="msg_1", session="original")
+    assert [r.session_id for r in once([copy, original])] == ["original"]
+
+
+def test_thinking_reported_apart_is_outside_output_and_inside_total() -> None:
+    record = msgspec.structs.replace(_record("a", "2026-04-11T10:00:00Z", out=10), reasoning=4)
+    (row,), totals = report([record], "daily", zone=UTC)
+    assert row.outputTokens == 6 and row.modelBreakdowns[0].outputTokens == 6
+    assert row.totalTokens == 30 + 10 + 50 + 20 == totals.totalTokens
+    # A count that claims more thinking than output is held to the output.
+    wild = msgspec.structs.replace(record, reasoning=99)
+    (row,), _ = report([wild], "daily", zone=UTC)
+    assert row.outputTokens == 0 and row.totalTokens == 30 + 10 + 50 + 20

@@ -188,13 +188,22 @@ def run(
     no_record = no_record or app.team
     try:
         with db.read() as conn:
-            selected = skill_sessions(conn, skill, since=since)
+            # A copy of another session (the same responses) is that conversation again:
+            # graded once, as the session it is a copy of.
+            every = skill_sessions(conn, skill, since=since, copies=True)
+            selected = [s for s in every if s.copy_of is None]
             if session_ids:
                 wanted = set()
+                copied = {s.session_id: s.copy_of for s in every if s.copy_of is not None}
                 for ident in session_ids:
                     found = find_session(conn, ident)
                     if found is None:
                         raise UsageFailure(f"unknown session {ident!r} (see skillopsctl sessions)")
+                    if found.session_id in copied:
+                        raise UsageFailure(
+                            f"session {ident!r} is a copy of {copied[found.session_id]} (the"
+                            " same responses: resumed, forked or copied); grade that one"
+                        )
                     wanted.add(found.session_id)
                 selected = [s for s in selected if s.session_id in wanted]
                 if len(selected) != len(wanted):

@@ -256,7 +256,7 @@ def export_otlp(
             err=True,
         )
     phoenix = (
-        PhoenixAPI(endpoint, project, parsed, timeout=timeout)
+        PhoenixAPI(endpoint, project, parsed, timeout=timeout, budget=retry_budget)
         if verify == "phoenix" and endpoint is not None
         else None
     )

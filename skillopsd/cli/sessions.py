@@ -14,6 +14,7 @@ from .._defaults import DEFAULT_SETTLE_SECONDS
 from .._params import count_range
 from ..events import Database
 from ..projections.annotations import newest_labels
+from ..projections.copies import copies
 from ..projections.session_views import (
     ForgottenView,
     SessionView,
@@ -154,6 +155,13 @@ def _skills_cell(skills: list[str], width: int) -> str:
 _SESSION_ID_WIDTH = 8  # like a short git hash; ``session show`` takes any unique prefix
 
 
+def _title_cell(s: SessionView) -> str:
+    title = (s.title or "-").strip() or "-"
+    if s.copy_of is None:
+        return title
+    return f"(copy of {s.copy_of[:_SESSION_ID_WIDTH]}) {title}"
+
+
 @cli.command("sessions")
 @db_option
 @team_option
@@ -202,7 +210,9 @@ def sessions_command(
     per-run totals, subagents known only by their final response: session show says what they
     cover); the session column is a prefix of the id that session show takes. JSON output has
     every field in full, times in UTC. Forgotten sessions are not listed (their
-    rows are gone); --forgotten lists them.
+    rows are gone); --forgotten lists them. A copy of another session (a resumed or forked
+    one repeating its responses, the same ids) is listed too, its title marked (copy of ID):
+    skill figures, the gate and A/B tests count that conversation once.
     """
     db = app.db()
     app.caught_up()
@@ -247,9 +257,11 @@ def sessions_command(
         hidden = len({f.session_id for f in forgotten_sessions(conn, hidden_only=True)})
         labels = newest_labels(conn, [s.session_id for s in found])
         costs = session_costs(conn, [s.session_id for s in found])
+        copied = copies(conn, [s.session_id for s in found])
     for s in found:
         s.label = labels.get(s.session_id)
         s.cost = costs.get(s.session_id)
+        s.copy_of = copied.get(s.session_id)
     if app.team:
         with db.read() as conn:
             _set_machines(conn, found)
@@ -297,7 +309,7 @@ def sessions_command(
                 _tokens_cell(s),
                 _cost(s.cost),
                 _skills_cell(s.skills, _SKILLS_WIDTH),
-                (s.title or "-").strip() or "-",
+                _title_cell(s),
             ]
             for s, m, where in zip(found, starts, machine, strict=True)
         ],
@@ -516,6 +528,7 @@ def show(app: AppContext, ident: str, utc: bool, as_json: bool) -> None:
                 lookup_session(conn, ident)  # raises the lookup's own one-line answer
         if session is not None:
             session.label = newest_labels(conn, [session.session_id]).get(session.session_id)
+            session.copy_of = copies(conn, [session.session_id]).get(session.session_id)
             if app.team:
                 withheld = bool(_set_machines(conn, [session]))
     if session is not None:
@@ -541,6 +554,11 @@ def show(app: AppContext, ident: str, utc: bool, as_json: bool) -> None:
     click.echo(f"title     {cut(title[0], max(20, width - 10))}")
     click.echo(f"when      {_when(session, utc)}")
     click.echo(f"cwd       {session.cwd or '-'}")
+    if session.copy_of is not None:
+        click.echo(
+            f"copy of   {session.copy_of}: its responses are that session's (resumed, forked or"
+            " copied); skill figures, the gate and A/B tests count that one"
+        )
     click.echo(
         f"verdict   {session.verdict or '-'}   label {session.label or '-'}"
         f"   calls {_outcomes(session)}"

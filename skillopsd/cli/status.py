@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
+import apsw
 import click
 import msgspec
 
@@ -19,6 +21,9 @@ from ..sources import STORES, text_path
 from ._app import AppContext, cli, db_option, json_option, pass_app
 from ._output import emit_json, plural, say, table
 from ._time import stamps, utc_option
+
+if TYPE_CHECKING:  # imported when a sync was ever made: the team package loads psycopg
+    from ..team.sync_state import SyncState
 
 
 class ProjectionStatus(msgspec.Struct):
@@ -66,6 +71,8 @@ class Status(msgspec.Struct):
     sessions: int
     problems: list[CaptureProblem] = []
     exports: list[TargetLag] = []
+    # Each team server this machine syncs to, as last seen (skillopsctl sync, skillopsd --sync-to).
+    syncs: list[SyncState] = []
     daemon: DaemonStatus | None = None
     # The price table's version, and the models whose responses it could not price.
     prices: str = ""
@@ -172,6 +179,7 @@ def status(app: AppContext, utc: bool, as_json: bool) -> None:
         sessions = scalar(conn, "SELECT count(*) FROM p_sessions") if projected else 0
         priced = any(s.name == "usage" and s.checkpoint for s in states)
         unpriced = unpriced_models(conn) if priced else []
+        syncs = _syncs(conn, head)
     exports = _exports(db) if projected else []
     report = Status(
         db=str(db.path),
@@ -187,6 +195,7 @@ def status(app: AppContext, utc: bool, as_json: bool) -> None:
         sessions=sessions,
         problems=problems,
         exports=exports,
+        syncs=syncs,
         daemon=_daemon(db),
         prices=f"genai-prices {PRICES_VERSION}",
         unpriced=unpriced,
@@ -233,6 +242,8 @@ def status(app: AppContext, utc: bool, as_json: bool) -> None:
     )
     for lag in report.exports:
         click.echo(_export_line(lag))
+    for state in report.syncs:
+        say(_sync_line(state, utc), indent=10)
     _show_permissions(report.permissions)
 
 
@@ -268,4 +279,26 @@ def _export_line(lag: TargetLag) -> str:
         line += f" (oldest change {lag.oldest_change})"
     if lag.last_error:
         line += f"; last error {lag.last_error_at}: {lag.last_error}"
+    return line
+
+
+def _syncs(conn: apsw.Connection, head: int) -> list[SyncState]:
+    if not has_tables(conn, "sync_targets"):
+        return []  # this machine never synced: no need to load the team package
+    from ..team.sync_state import sync_states
+
+    return sync_states(conn, head)
+
+
+def _sync_line(state: SyncState, utc: bool) -> str:
+    (ok_at, error_at), zone = stamps([state.last_ok_at, state.last_error_at], utc)
+    how = "live" if state.live else "by hand"
+    line = f"sync      {state.server} ({how}, content {state.content}): "
+    line += f"last sync {ok_at} {zone}" if state.last_ok_at else "never synced"
+    behind = plural(state.behind, "event")
+    line += f", {behind} not on the server" if state.behind else ", up to date"
+    if state.refused:
+        line += f"; refused: {state.refused}"
+    if state.last_error:
+        line += f"; last error {error_at} {zone}: {state.last_error}"
     return line

@@ -6,7 +6,8 @@ from typing import IO, Any
 
 import click
 
-from ..team import URL_ENV, Content, SyncError, SyncReport, sync
+from ..team import URL_ENV, Content, SyncError, SyncReport, redact_url, sync
+from ..team.sync_state import record_error, record_report
 from ._app import AppContext, cli, db_option, json_option, pass_app
 from ._output import emit_json, number, plural
 
@@ -65,10 +66,13 @@ def sync_command(app: AppContext, url: str | None, content: str, batch: int, as_
     if not url or not url.strip():
         raise click.UsageError(f"give --to postgresql://… (or set {URL_ENV})")
     db = app.db()
+    server = redact_url(url.strip())
     try:
         report = sync(db, url.strip(), Content(content), batch=batch)
     except SyncError as exc:
+        record_error(db, server, content, str(exc))  # for ``skillopsctl status``
         raise SyncFailed(str(exc)) from exc
+    record_report(db, server, report)
     if as_json:
         emit_json(report)
     else:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import getpass
 import math
+import os
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -16,6 +17,7 @@ import apsw
 import click
 import msgspec
 
+from .._defaults import TEAM_URL_ENV
 from ..events import Database, LogError
 from ..projections._stats import Median, Share, median_interval, wilson
 from ..projections.skill_views import skill_sessions
@@ -72,6 +74,9 @@ def _store_errors() -> Iterator[None]:
         raise UsageFailure(str(exc)) from exc
     except (LogError, apsw.Error) as exc:
         raise UsageFailure(f"store error, nothing changed: {exc}") from exc
+    except OSError as exc:  # the skill's folder or a live file cannot be written
+        where = f"{exc.filename}: " if exc.filename else ""
+        raise UsageFailure(f"{where}{exc.strerror or exc}") from exc
 
 
 def _run(app: AppContext, action: Callable[[Database], T]) -> T:
@@ -85,14 +90,28 @@ def _sync(app: AppContext, skill: str, settle: float = DEFAULT_SETTLE_SECONDS) -
     db = app.db()
     with _store_errors():
         app.caught_up()
-        report = sync_skill(db, skill, now=datetime.now(UTC), settle=settle)
+        report = sync_skill(
+            db,
+            skill,
+            now=datetime.now(UTC),
+            settle=settle,
+            team=os.environ.get(TEAM_URL_ENV) or None,
+        )
         app.caught_up()
         return report
+
+
+# Agent Skills' own limit on a name (it also becomes a folder name, at most 255 bytes).
+MAX_NAME = 64
 
 
 def _check_name(name: str) -> None:
     if not name or name.startswith(".") or not set(name) <= _NAME_CHARS:
         raise UsageFailure(f"skill name {name!r}: use letters, digits, '.', '_', '-', ':'")
+    if len(name) > MAX_NAME:
+        raise UsageFailure(
+            f"skill name {name[:20]}… is {len(name)} characters long: at most {MAX_NAME}"
+        )
 
 
 def _say(report: SyncReport) -> None:
@@ -109,6 +128,14 @@ def _say(report: SyncReport) -> None:
         click.echo(f"recorded {report.executions} execution(s), {report.corrections} correction(s)")
     for decision in report.decisions:
         click.echo(f"decision: {decision}")
+    if report.pool == "local":
+        click.echo(
+            f"team pool unavailable ({report.pool_note}): routed on this machine's counts;"
+            " nothing is decided until the server answers",
+            err=True,
+        )
+    elif report.pool_note:
+        click.echo(f"team pool: {report.pool_note}", err=True)
     if report.routed:
         click.echo(f"next: {report.routed}")
     for path in report.live_written:
@@ -435,6 +462,18 @@ class VersionJson(msgspec.Struct, kw_only=True):
     first_loaded: str | None = None
 
 
+class PoolJson(msgspec.Struct, kw_only=True):
+    """A team machine's running test as its newest routing saw it."""
+
+    pool: str  # team: routed on every machine's counts; local: the server did not answer
+    team_test: str | None
+    machines: int
+    champion_executions: int
+    champion_successes: int
+    challenger_executions: int
+    challenger_successes: int
+
+
 class VersionsJson(msgspec.Struct, kw_only=True):
     """``skill versions --json``."""
 
@@ -447,6 +486,36 @@ class VersionsJson(msgspec.Struct, kw_only=True):
     experiment: str | None
     manifest: str | None
     versions: list[VersionJson]
+    pool: PoolJson | None = None
+
+
+def _pool(state: SkillState) -> PoolJson | None:
+    r = state.routing
+    if r is None or r.pool is None or state.experiment is None:
+        return None
+    if r.experiment_id != state.experiment:
+        return None
+    shares = r.shares
+    if r.pool != "team":
+        champ = state.stats(state.champion or "", state.experiment)
+        chall = state.stats(state.challenger or "", state.experiment)
+        counts = (champ.executions, champ.successes, chall.executions, chall.successes)
+    else:
+        counts = (
+            sum(s.champion_executions for s in shares),
+            sum(s.champion_successes for s in shares),
+            sum(s.challenger_executions for s in shares),
+            sum(s.challenger_successes for s in shares),
+        )
+    return PoolJson(
+        pool=r.pool,
+        team_test=r.team_test,
+        machines=len(shares) if r.pool == "team" else 1,
+        champion_executions=counts[0],
+        champion_successes=counts[1],
+        challenger_executions=counts[2],
+        challenger_successes=counts[3],
+    )
 
 
 def _role(state: SkillState, digest: str) -> str:
@@ -534,6 +603,7 @@ def versions_json(
         experiment=state.experiment,
         manifest=str(manifest) if manifest else None,
         versions=out,
+        pool=_pool(state),
     )
 
 
@@ -621,6 +691,18 @@ def versions_command(app: AppContext, name: str, utc: bool, as_json: bool) -> No
         " those recorded for its A/B test (managed skills, once settled), which success,"
         " tokens and time count"
     )
+    pool = report.pool
+    if pool is not None and pool.pool == "team":
+        say(
+            f"pooled test {(pool.team_test or '')[:12]} over {pool.machines} machine(s), at the"
+            f" newest routing: champion {pool.champion_successes}/{pool.champion_executions},"
+            f" challenger {pool.challenger_successes}/{pool.challenger_executions}"
+        )
+    elif pool is not None:
+        say(
+            "the team server did not answer at the newest routing: routed on this machine's"
+            " counts, nothing decided until it answers"
+        )
 
 
 def _verify(app: AppContext, name: str) -> None:

@@ -13,6 +13,7 @@ from ..events.types import DeriveErrorRecorded, SessionDerived, SpanDerived, Tok
 from ._ending import mark_ending
 from ._ids import session_id
 from ._input import Record, SourceLines, records
+from ._results import call_results
 from ._skills import (
     content_hash,
     injected_body,
@@ -52,7 +53,9 @@ from .gemini import is_session as is_gemini_session
 # takes the result's count) and keyed by its spawning call (a resumed agent counts per call).
 # 11: a reason names a turn by the number its span is named by (``CHAIN turn 7``), built-in
 # commands counted, as the tree and the ``turns`` figure count them.
-DERIVER_VERSION = 11
+# 12: Gemini CLI responses say which part of their output was thinking
+# (``skillops.usage.reasoning_tokens``), for usage reports that show it as ccusage does.
+DERIVER_VERSION = 12
 
 _TOKEN_ATTRIBUTES = (
     ("input", "gen_ai.usage.input_tokens"),
@@ -190,6 +193,7 @@ __all__ = [
     "DERIVER_VERSION",
     "Derivation",
     "SourceLines",
+    "call_results",
     "content_hash",
     "derive_session",
     "injected_body",

@@ -523,7 +523,7 @@ def _legacy(tree: SpanTree, summary: Summary, document: dict[str, Any]) -> None:
             span.attributes["skillops.result.error"] = clip(log[-2000:] or kind, 2000)
 
 
-def _captured_document(records: list[Record]) -> dict[str, Any] | None:
+def captured_document(records: list[Record]) -> dict[str, Any] | None:
     """The legacy document a file's captured document lines rebuild, if they are such lines."""
     doc = documents.Document(meta={}, collections={}, removed=[])
     found = False
@@ -542,7 +542,7 @@ def derive_copilot(tree: SpanTree, summary: Summary, files: list[tuple[str, list
     walker = _Walker(tree, summary)
     streamed = legacy = False
     for _path, records in files:
-        document = _captured_document(records)
+        document = captured_document(records)
         if document is not None:
             _legacy(tree, summary, document)
             legacy = True

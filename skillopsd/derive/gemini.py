@@ -11,7 +11,8 @@ one session are merged by message id.
 Per ``user`` message a ``CHAIN`` (a ``[Function Response: …]`` user message of the era
 without tool records continues the turn) → ``LLM`` per ``gemini`` message (tokens as
 reported: input is ``promptTokenCount`` plus tool-use prompt tokens and includes cached
-input, output is candidates plus thoughts) → ``TOOL`` / ``SKILL`` per recorded tool call.
+input, output is candidates plus thoughts, the thoughts also apart in
+``skillops.usage.reasoning_tokens``) → ``TOOL`` / ``SKILL`` per recorded tool call.
 Outcomes: ``cancelled`` is blocked (a user denial, an interrupt), and so is an ``error`` that is a
 refusal (``Path not in workspace``, a policy denial); any other ``error`` is a failure, and a
 ``run_shell_command`` whose output reports a non-zero exit code or a signal is a failure
@@ -30,6 +31,7 @@ import msgspec
 
 from .. import documents
 from ..events.types import Outcome
+from ..pricing.prices import REASONING_TOKENS
 from ._input import Record, mapping
 from ._outcome import gemini_refused
 from ._skills import content_hash
@@ -272,6 +274,10 @@ class _Walker:
                 counts = [_count(tokens.get(f)) for f in fields]
                 if counts[0] is not None:  # the main count reported: the others add to it
                     llm.attributes[attribute] = sum(c for c in counts if c is not None)
+            thoughts = _count(tokens.get("thoughts"))
+            if thoughts and _count(tokens.get("output")) is not None:
+                # Part of the output above, reported apart: ccusage's output leaves it out.
+                llm.attributes[REASONING_TOKENS] = thoughts
         chain.touch(timestamp)
         for call in value.get("toolCalls") or []:
             if isinstance(call, dict):

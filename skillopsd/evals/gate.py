@@ -12,7 +12,10 @@ Rules, in order:
 4. It covered every session of that version that the suite's cases match now (within the
    running test when there is one): sessions captured since it ran must be graded too.
 5. It graded at least ``min_sessions`` sessions that still exist and loaded that version,
-   sessions with byte-identical transcripts counted once (copies of one good session are one).
+   each conversation counted once: a copy of another session (the same response and
+   tool-call ids: a resumed or forked Claude Code session, a file copied and edited;
+   projections.copies) is not one of them, and sessions with byte-identical transcripts
+   count once (copies of one good session are one).
 
 When that newest full run is the grading of an ``eval replay`` (every ``run`` case of the
 suite, on sessions the agent wrote for them), it is the evidence for the ``run`` cases: rule 4
@@ -75,6 +78,8 @@ class Population(msgspec.Struct, frozen=True):
     # Those the cases without ``run`` select, sessions ``eval replay`` wrote left out: what an
     # ``eval run`` beside a replay must have graded.
     plain: frozenset[str] = frozenset()
+    # Sessions of the version that are copies of another session -> the one that counts.
+    copies: dict[str, str] = {}
 
 
 def _digest(db: Database, conn: apsw.Connection, session_id: str) -> str:
@@ -114,7 +119,13 @@ def population(
     window: str | None = None,
 ) -> Population:
     """The sessions of ``version_hash`` the gate counts (started at or after ``window``)."""
-    group = [s for s in skill_sessions(conn, skill, since=window) if s.version_hash == version_hash]
+    every = skill_sessions(conn, skill, since=window, copies=True)
+    copied = {
+        s.session_id: s.copy_of
+        for s in every
+        if s.version_hash == version_hash and s.copy_of is not None
+    }
+    group = [s for s in every if s.version_hash == version_hash and s.copy_of is None]
     ids = [s.session_id for s in group]
     labels = newest_labels(conn, ids, skill=skill)
     replayed = replay_cases(conn, skill, ids)
@@ -138,7 +149,11 @@ def population(
         if s.session_id not in replayed and any(c.run is None for c in selected):
             plain.add(s.session_id)
     return Population(
-        digests=digests, matched=frozenset(matched), window=window, plain=frozenset(plain)
+        digests=digests,
+        matched=frozenset(matched),
+        window=window,
+        plain=frozenset(plain),
+        copies=copied,
     )
 
 
@@ -272,11 +287,17 @@ def decide(
     kept = sorted(counted.values())
     if len(kept) < min_sessions:
         notes = []
-        gone = sum(1 for s in graded if s not in sessions.digests)
-        copies = len(graded) - gone - len(kept)
+        resumed = sum(1 for s in graded if s in sessions.copies)
+        gone = sum(1 for s in graded if s not in sessions.digests and s not in sessions.copies)
+        copies = len(graded) - gone - resumed - len(kept)
         if gone:
             where = "in the running test" if sessions.window else "now"
             notes.append(f"{gone} graded session(s) are not sessions of {tag} {where}")
+        if resumed:
+            notes.append(
+                f"{resumed} are copies of another session (the same responses: resumed,"
+                " forked or copied)"
+            )
         if copies:
             notes.append(f"{copies} are byte-identical copies of another")
         extra = f" ({'; '.join(notes)})" if notes else ""

@@ -350,6 +350,45 @@ class ArmInput(msgspec.Struct, frozen=True, kw_only=True):
     successes: int
 
 
+class PoolShare(msgspec.Struct, frozen=True, kw_only=True):
+    """One machine's part of a pooled test: the executions of each arm it counted."""
+
+    machine: str
+    champion_executions: int
+    champion_successes: int
+    challenger_executions: int
+    challenger_successes: int
+
+
+class TeamGuardrail(msgspec.Struct, frozen=True, kw_only=True):
+    """A cost guardrail of a team decision as its rule saw it (medians of reported values)."""
+
+    metric: str
+    champion_reported: int
+    challenger_reported: int
+    champion_median: float | None = None
+    challenger_median: float | None = None
+
+
+class TeamDecision(msgspec.Struct, frozen=True, kw_only=True):
+    """A decision taken once on a team's pooled test (the server's row, as every machine
+    records it): everything the rule decided from, so it can be recomputed without the
+    server. ``blocks`` holds the time blocks as [champion n, k, challenger n, k]."""
+
+    test_id: str
+    skill: str
+    champion_hash: str
+    challenger_hash: str
+    started_at: str
+    decided_by: str
+    outcome: str
+    reason: str
+    shares: list[PoolShare]
+    blocks: list[list[int]]
+    guardrails: list[TeamGuardrail]
+    params: dict[str, float]
+
+
 class SkillRouted(Event, frozen=True):
     """A routing decision with everything needed to recompute it."""
 
@@ -368,6 +407,14 @@ class SkillRouted(Event, frozen=True):
     experiment_id: str | None = None
     # Stream version of the newest skill event the decision follows.
     after_version: int = 0
+    # On a machine of a team (a sync URL set) during a test: ``team`` when the arms are the
+    # pooled counts of every machine (``shares``, this machine's included, summing to
+    # ``arms``; ``team_test`` the server's test), ``local`` when the server did not answer
+    # (``pool_note`` says why) and the arms are this machine's. None: not in a team.
+    pool: str | None = None
+    shares: list[PoolShare] = []
+    team_test: str | None = None
+    pool_note: str = ""
 
 
 class SkillExecutionRecorded(Event, frozen=True):
@@ -401,6 +448,8 @@ class SkillPromoted(Event, frozen=True):
     forced: bool = False
     gate_run_id: str | None = None
     author: str = ""
+    # author ``team``: the team's decision on the pooled test, as the server holds it.
+    team: TeamDecision | None = None
 
 
 class SkillRetired(Event, frozen=True):
@@ -413,6 +462,8 @@ class SkillRetired(Event, frozen=True):
     decision: str = ""
     experiment_id: str | None = None
     author: str = ""
+    # author ``team``: the team's decision on the pooled test, as the server holds it.
+    team: TeamDecision | None = None
 
 
 class SkillManaged(Event, frozen=True):

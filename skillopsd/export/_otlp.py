@@ -21,6 +21,9 @@ The mapping (one resource per session, one trace per session):
   Phoenix renders (``input.value``, ``output.value``, ``llm.model_name``,
   ``llm.token_count.*``, ``tool.name``). Strings longer than :data:`MAX_STRING` characters
   are cut (receivers cap attribute sizes; a batch must stay within the request limit).
+- tool calls: ``input.value`` is the arguments, ``output.value`` what the call returned
+  (``SessionTrace.results``, read from the captured lines), its middle cut past
+  :data:`RESULT_HEAD` + :data:`RESULT_TAIL` characters, ``skillops.result.chars`` its length.
 """
 
 from __future__ import annotations
@@ -43,6 +46,10 @@ from ..projections.session_views import SpanView
 from ._traces import SessionTrace
 
 MAX_STRING = 32 * 1024
+# A tool call's result is cut to its first and last characters (the end of a command's
+# output says how it ended): 16 Ki characters in all keep 98.6 % of the corpus' results whole.
+RESULT_HEAD = 12 * 1024
+RESULT_TAIL = 4 * 1024
 # Below the smallest common request limit (an OpenTelemetry Collector's gRPC default is
 # 4 MiB); Phoenix and Jaeger accept more.
 DEFAULT_BATCH_BYTES = 3 * 1024 * 1024
@@ -110,6 +117,14 @@ def _nanos(stamp: str) -> int | None:
 
 def _nanos_of(stamp: str | None) -> int | None:
     return _nanos(stamp) if stamp else None
+
+
+def cut_result(text: str) -> str:
+    """A call's result, its middle cut out (and said so) when longer than head plus tail."""
+    if len(text) <= RESULT_HEAD + RESULT_TAIL:
+        return text
+    cut = len(text) - RESULT_HEAD - RESULT_TAIL
+    return f"{text[:RESULT_HEAD]}\n… [{cut} characters cut by skillops] …\n{text[-RESULT_TAIL:]}"
 
 
 def _cut(text: str) -> str:
@@ -191,11 +206,10 @@ def _span_attributes(
     content: bool,
 ) -> list[KeyValue]:
     attrs: dict[str, AttributeValue] = dict(span.attributes)
+    attrs.update(extra)  # what the export adds (messages, results) before the plain aliases
     for derived, alias in _ALIASES.get(span.kind, {}).items():
         if derived in span.attributes and alias not in attrs:
             attrs[alias] = span.attributes[derived]
-    for key, value in extra.items():
-        attrs.setdefault(key, value)
     if span.kind == "LLM":
         prompt, completion = (
             attrs.get("llm.token_count.prompt"),
@@ -379,8 +393,8 @@ def encode_session(trace: SessionTrace, *, content: bool = True) -> list[Span]:
 
     Content (left out with ``content=False``): LLM spans carry their input as messages
     (the turn's prompt, the earlier responses and failed calls of the turn) and their
-    output; a turn and the session root carry the final answer; a call that spawned a
-    subagent's turns is an ``AGENT`` span.
+    output; a turn and the session root carry the final answer; a tool call its arguments
+    and result; a call that spawned a subagent's turns is an ``AGENT`` span.
     """
     s = trace.session
     trace_id = bytes.fromhex(trace_id_of(trace))
@@ -428,6 +442,7 @@ def encode_session(trace: SessionTrace, *, content: bool = True) -> list[Span]:
     answer = None
     if content:
         answer = _content(trace.spans, children, root_id, extra)
+        _tool_content(trace, extra)
     for sid in request_start:
         extra.setdefault(sid, {})["skillops.time.start_from"] = "previous_event"
     out = [Span()]  # the root, filled in below
@@ -499,6 +514,38 @@ def _content(
             if (turn.parent_span_id or root_id) == root_id:
                 final = last
     return final
+
+
+def _mime_type(text: str) -> str:
+    """JSON when it is (most calls' arguments), else plain text (a patch, a cut argument)."""
+    try:
+        msgspec.json.decode(text)
+    except (msgspec.DecodeError, RecursionError):
+        return "text/plain"
+    return "application/json"
+
+
+def _tool_content(trace: SessionTrace, extra: dict[str, dict[str, AttributeValue]]) -> None:
+    """OpenInference input (the arguments, JSON) and output (the result) of tool calls.
+
+    The output is what the call returned, cut when long; a call with no result in its
+    transcript (refused, interrupted, still running) shows why it has none, if it says.
+    """
+    for sp in trace.spans:
+        if sp.kind not in ("TOOL", "SKILL"):
+            continue
+        attrs = extra.setdefault(sp.span_id, {})
+        arguments = _text(sp.attributes.get("gen_ai.tool.call.arguments"))
+        if arguments:
+            attrs["input.mime_type"] = _mime_type(arguments)
+        call_id = sp.attributes.get("gen_ai.tool.call.id")
+        result = trace.results.get(call_id) if isinstance(call_id, str) else None
+        if result is None:
+            continue
+        attrs["skillops.result.chars"] = len(result)
+        if result or not _text(sp.attributes.get("skillops.result.error")):
+            attrs["output.value"] = cut_result(result)
+            attrs["output.mime_type"] = "text/plain"
 
 
 _SCOPE = InstrumentationScope(name="skillops", version=__version__)

@@ -6,11 +6,17 @@ So when the receiver is Phoenix, a session is checkpointed only once Phoenix's R
 returns every one of its spans; what is missing is sent again. Phoenix also keeps the first
 copy of a span id and ignores later ones, so what changes after a session was exported
 (labels, eval results) reaches it as span annotations, upserted by their identifier.
+
+Every call is idempotent (reads, a delete, upserts), so a call Phoenix could not answer (it
+is restarting: connection refused, 502/503/504, 429) is tried again for the same time budget
+as the OTLP requests: a restart between a request and its read-back must not end the export.
 """
 
 from __future__ import annotations
 
+import http.client
 import json
+import random
 import time
 import urllib.error
 import urllib.request
@@ -20,13 +26,22 @@ from urllib.parse import quote, urlencode, urlsplit
 
 import msgspec
 
-from ._sender import TRACES_PATH, ExportError
+from ._sender import MAX_RETRY_AFTER, TRACES_PATH, ExportError, retry_after_seconds
 
 _TRACE_IDS_PER_QUERY = 40
 # Phoenix inserts what it acknowledged within about a second; what is not there after this
 # long is taken as lost and sent again.
 STORE_WAIT = 10.0
 _PAGE = 1000
+_RETRIED = frozenset({429, 502, 503, 504})
+
+
+class _Unavailable(Exception):
+    """Phoenix could not answer now; worth asking again."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class SpanAnnotation(msgspec.Struct, frozen=True):
@@ -61,13 +76,45 @@ class PhoenixAPI:
         headers: Sequence[tuple[str, str]] = (),
         *,
         timeout: float = 30.0,
+        budget: float = 0.0,
+        backoff: float = 0.5,
+        max_backoff: float = 30.0,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """``budget``: seconds to keep asking again a call Phoenix could not answer (0: once;
+        the live exporter retries a whole pass later instead)."""
         self.base = api_base(endpoint)
         self.project = project
         self.headers = dict(headers)
         self.timeout = timeout
+        self.budget = budget
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self._sleep = sleep
+        self._clock = clock
 
     def _call(self, method: str, path: str, body: Any = None) -> Any:
+        """One API call, asked again with backoff while Phoenix cannot answer, within budget."""
+        delay = self.backoff
+        started = self._clock()
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return self._call_once(method, path, body)
+            except _Unavailable as exc:
+                left = self.budget - (self._clock() - started)
+                if left <= 0:
+                    spent = self._clock() - started
+                    tail = f" (gave up after {attempt} attempts in {spent:.0f}s)"
+                    raise ExportError(f"{exc}{tail if attempt > 1 else ''}") from exc
+                wait = exc.retry_after if exc.retry_after is not None else delay
+                wait = min(wait, MAX_RETRY_AFTER) * (1 + 0.1 * random.random())
+                self._sleep(min(wait, max(left, 0.05)))
+                delay = min(delay * 2, self.max_backoff)
+
+    def _call_once(self, method: str, path: str, body: Any) -> Any:
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(f"{self.base}{path}", data=data, method=method)
         for key, value in self.headers.items():
@@ -81,11 +128,18 @@ class PhoenixAPI:
             if exc.code == 404 and method == "GET":
                 return None
             detail = exc.read()[:200].decode("utf-8", "replace")
-            raise ExportError(f"{self.base}{path}: Phoenix answered {exc.code}: {detail}") from exc
-        except (OSError, urllib.error.URLError) as exc:
+            message = f"{self.base}{path}: Phoenix answered {exc.code}: {detail}"
+            if exc.code in _RETRIED:
+                wait = exc.headers.get("Retry-After") if exc.headers else None
+                raise _Unavailable(message, retry_after_seconds(wait)) from exc
+            raise ExportError(message) from exc
+        except (OSError, http.client.HTTPException) as exc:  # URLError is an OSError
             reason = getattr(exc, "reason", None) or exc
-            raise ExportError(f"{self.base}: cannot read back from Phoenix ({reason})") from exc
-        return json.loads(raw) if raw else None
+            raise _Unavailable(f"{self.base}: cannot read back from Phoenix ({reason})") from exc
+        try:
+            return json.loads(raw) if raw else None
+        except ValueError as exc:
+            raise ExportError(f"{self.base}{path}: Phoenix answered what is not JSON") from exc
 
     def is_phoenix(self) -> bool | None:
         """Whether the server answers as Phoenix does (its version endpoint); None when it

@@ -14,7 +14,7 @@ from ._checkpoint import commit_exported, exported_positions, has_tables
 from ._otlp import DEFAULT_BATCH_BYTES, DEFAULT_PROJECT, encode_batches, root_span_id, trace_id_of
 from ._phoenix import PhoenixAPI, SpanAnnotation
 from ._sender import Accepted, ExportError
-from ._traces import Change, SessionTrace, changes, read_human_and_evals, session_trace
+from ._traces import CallResults, Change, SessionTrace, changes, read_human_and_evals, session_trace
 
 # Rounds of sending again what Phoenix acknowledged but did not store, before giving up
 # (what is still missing stays due for the next export).
@@ -249,13 +249,15 @@ def _send(
 
     def traces() -> Iterator[SessionTrace]:
         extra = None
+        calls = CallResults(db) if content else None
         for item in due:
             if should_stop():
                 return
+            results = calls.of(item.session) if calls is not None else None
             with db.read() as conn:
                 if extra is None:
                     extra = read_human_and_evals(EventLog(db))
-                trace = session_trace(conn, item.session, item.change.position, extra)
+                trace = session_trace(conn, item.session, item.change.position, extra, results)
             sid = item.session.session_id
             spans_of[sid] = len(trace.spans) + 1
             if phoenix is not None:

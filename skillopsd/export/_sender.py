@@ -25,7 +25,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 TRACES_PATH = "/v1/traces"
 _NEVER_RETRIED_5XX = frozenset({501, 505})
-_MAX_RETRY_AFTER = 120.0
+MAX_RETRY_AFTER = 120.0
 # Long enough for Phoenix to restart (it answers 503 or refuses connections meanwhile).
 DEFAULT_RETRY_BUDGET = 150.0
 # What a server's close of an idle kept-alive connection looks like on the next request.
@@ -75,7 +75,7 @@ def parse_header(text: str) -> tuple[str, str]:
     return key, value.strip()
 
 
-def _retry_after(value: str | None) -> float | None:
+def retry_after_seconds(value: str | None) -> float | None:
     if not value:
         return None
     try:
@@ -182,7 +182,8 @@ class Sender:
         message = f"{self.url}: receiver answered {response.status} {response.reason}{detail}"
         status = response.status
         if status == 429 or (500 <= status < 600 and status not in _NEVER_RETRIED_5XX):
-            raise ReceiverUnavailable(message, _retry_after(response.getheader("Retry-After")))
+            wait = retry_after_seconds(response.getheader("Retry-After"))
+            raise ReceiverUnavailable(message, wait)
         raise ReceiverRefused(message)
 
     def post(self, body: bytes) -> Accepted:
@@ -197,7 +198,7 @@ class Sender:
                 return self.post_once(body)
             except ReceiverUnavailable as exc:
                 wait = exc.retry_after if exc.retry_after is not None else delay
-                wait = min(wait, _MAX_RETRY_AFTER) * (1 + 0.1 * random.random())
+                wait = min(wait, MAX_RETRY_AFTER) * (1 + 0.1 * random.random())
                 left = self.budget - (self._clock() - started)
                 out_of_attempts = self.attempts is not None and attempt >= self.attempts
                 if out_of_attempts or left <= 0 or self._should_stop():

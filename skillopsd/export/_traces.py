@@ -8,16 +8,21 @@ for the few a session has.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import apsw
 import msgspec
 
-from ..events import EventLog
+from .._logging import get_logger
+from ..derive import call_results
+from ..deriving import SessionDeriver, SessionKey
+from ..events import Database, EventLog, LogError
 from ..events.types import AnnotationAdded, AnnotationRetracted, EvalRunCompleted
 from ..projections.session_views import SessionView, SpanView, spans_of
 from ..projections.verdict import POLICY_NAME
 
 _HUMAN_AND_EVALS = ("AnnotationAdded", "AnnotationRetracted", "EvalRunCompleted")
+_log = get_logger(__name__)
 
 
 class Annotation(msgspec.Struct, frozen=True):
@@ -58,6 +63,8 @@ class SessionTrace(msgspec.Struct):
     position: int
     # Withdrawn labels (label "retracted"): a receiver that keeps annotations is told.
     retracted: list[Annotation] = []
+    # What each call returned, by call id (read from the captured lines; empty without content).
+    results: dict[str, str] = {}
 
 
 class HumanAndEvals(msgspec.Struct):
@@ -142,8 +149,40 @@ def _eval_results(
         )
 
 
+class CallResults:
+    """What the calls of a session returned, read from its captured transcript lines.
+
+    The derived spans do not keep a successful call's result (see
+    :mod:`skillopsd.derive._results`); an export with content reads it back from the log.
+    """
+
+    def __init__(self, db: Database) -> None:
+        self._deriver = SessionDeriver(db, workers=1)
+        self._groups: dict[SessionKey, Any] | None = None
+
+    def of(self, session: SessionView) -> dict[str, str]:
+        """Call id -> result text (empty when its lines cannot be read: said on one line)."""
+        if self._groups is None:
+            self._groups = self._deriver.file_groups()
+        key = SessionKey(session.agent, session.native_session_id)
+        try:
+            sources = self._deriver.sources_of(key, self._groups)
+        except LogError as exc:
+            _log.warning(
+                "exported without tool results: its captured lines cannot be read",
+                session=session.session_id,
+                error=str(exc),
+            )
+            return {}
+        return call_results(session.agent, sources)
+
+
 def session_trace(
-    conn: apsw.Connection, session: SessionView, position: int, extra: HumanAndEvals
+    conn: apsw.Connection,
+    session: SessionView,
+    position: int,
+    extra: HumanAndEvals,
+    results: dict[str, str] | None = None,
 ) -> SessionTrace:
     """One session's trace as of now (call inside a read transaction)."""
     sid = session.session_id
@@ -155,6 +194,7 @@ def session_trace(
         evals=extra.evals.get(sid, []),
         position=position,
         retracted=[a for a in every if a.label == "retracted"],
+        results=results or {},
     )
 
 

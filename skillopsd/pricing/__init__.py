@@ -2,6 +2,22 @@
 
 from __future__ import annotations
 
-from .prices import CACHE_WRITE_1H, PRICES_VERSION, Priced, Tokens, price, provider_of
+from .prices import (
+    CACHE_WRITE_1H,
+    PRICES_VERSION,
+    REASONING_TOKENS,
+    Priced,
+    Tokens,
+    price,
+    provider_of,
+)
 
-__all__ = ["CACHE_WRITE_1H", "PRICES_VERSION", "Priced", "Tokens", "price", "provider_of"]
+__all__ = [
+    "CACHE_WRITE_1H",
+    "PRICES_VERSION",
+    "REASONING_TOKENS",
+    "Priced",
+    "Tokens",
+    "price",
+    "provider_of",
+]

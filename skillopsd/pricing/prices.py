@@ -54,6 +54,10 @@ PRICES_VERSION = _library_version()
 
 # The part of a response's cache writes kept for an hour (Claude Code reports it; priced higher).
 CACHE_WRITE_1H = "skillops.usage.cache_creation_1h.input_tokens"
+# The part of a response's output tokens that was thinking, where the agent reports it apart
+# (Gemini CLI's ``thoughts``): priced as output, inside the output count; usage reports show
+# it outside ``output`` and inside ``total``, as ccusage does.
+REASONING_TOKENS = "skillops.usage.reasoning_tokens"
 # gen_ai.system (as the derivers write it) -> genai-prices provider id. Copilot bills by
 # subscription; its responses are priced at the model vendor's list price, found by model.
 _PROVIDERS: dict[str, str | None] = {

@@ -2,8 +2,10 @@
 
 Pure: the records come from the ``usage`` projection and the zone from the caller. The
 meanings are ccusage's so its users read the same numbers: ``inputTokens`` is input *without*
-cache (ccusage's "Input"), the cache columns are the breakdown, ``totalTokens`` is the sum of
-the four, and each response is counted once (one ``gen_ai.response.id`` of one system, as
+cache (ccusage's "Input"), the cache columns are the breakdown, ``outputTokens`` leaves out
+the thinking an agent reports apart (Gemini CLI's thoughts, as ccusage does; the cost still
+prices it as output), ``totalTokens`` is the sum of the four and that thinking, and each
+response is counted once (one ``gen_ai.response.id`` of one system, as
 ccusage counts a Claude Code response once by message and request id). Unlike ccusage, a
 response whose model has no price adds nothing to ``totalCost`` and is counted in
 ``unpricedResponses``: a report whose responses are all unpriced has no cost (null), not $0.
@@ -41,6 +43,10 @@ class UsageRecord(msgspec.Struct, frozen=True):
     cache_read: int
     cache_write: int
     usd: float | None
+    # Of ``output``, the thinking the agent reported apart (Gemini CLI's thoughts).
+    reasoning: int = 0
+    # Its session is a copy of another (resumed, forked, copied: projections.copies).
+    copy: bool = False
 
 
 class ModelBreakdown(msgspec.Struct, frozen=True):
@@ -94,16 +100,27 @@ class Row(msgspec.Struct, frozen=True):
 
 
 class _Sum:
-    __slots__ = ("cache_read", "cache_write", "input", "output", "responses", "unpriced", "usd")
+    __slots__ = (
+        "cache_read",
+        "cache_write",
+        "input",
+        "output",
+        "reasoning",
+        "responses",
+        "unpriced",
+        "usd",
+    )
 
     def __init__(self) -> None:
-        self.input = self.output = self.cache_read = self.cache_write = 0
+        self.input = self.output = self.cache_read = self.cache_write = self.reasoning = 0
         self.responses = self.unpriced = 0
         self.usd: float | None = None
 
     def add(self, r: UsageRecord) -> None:
         self.input += max(r.input - r.cache_read - r.cache_write, 0)
-        self.output += r.output
+        thinking = min(max(r.reasoning, 0), r.output)
+        self.output += r.output - thinking
+        self.reasoning += thinking
         self.cache_read += r.cache_read
         self.cache_write += r.cache_write
         self.responses += 1
@@ -114,7 +131,7 @@ class _Sum:
 
     @property
     def total(self) -> int:
-        return self.input + self.output + self.cache_read + self.cache_write
+        return self.input + self.output + self.cache_read + self.cache_write + self.reasoning
 
 
 def once(records: Iterable[UsageRecord]) -> list[UsageRecord]:
@@ -122,10 +139,12 @@ def once(records: Iterable[UsageRecord]) -> list[UsageRecord]:
 
     A resumed or copied Claude Code session repeats earlier responses in a new file; ccusage
     counts them once, and so does a report (a session's own cost still counts its copies).
+    Of records at one time, the one of a session that is no copy wins: a session's report
+    gives the conversation's responses to the session that counts, not to its copies.
     """
     seen: set[tuple[str | None, str]] = set()
     out: list[UsageRecord] = []
-    for r in sorted(records, key=lambda r: (r.at or "", r.span_id)):
+    for r in sorted(records, key=lambda r: (r.at or "", r.copy, r.span_id)):
         if r.response_id is not None:
             key = (r.system, r.response_id)
             if key in seen:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from ..events import Database
 from ._engine import ProgressCallback, Projection, ProjectionEngine, ProjectionState
 from .annotations import Annotations
+from .copies import SessionKeys
 from .event_counts import EventCounts
 from .replay_runs import ReplayRuns
 from .sessions import Sessions
@@ -14,7 +15,15 @@ from .usage import Usage
 
 def default_projections() -> list[Projection]:
     """Every projection the product maintains, in the order they are caught up."""
-    return [EventCounts(), Sessions(), Annotations(), SkillHistory(), Usage(), ReplayRuns()]
+    return [
+        EventCounts(),
+        Sessions(),
+        Annotations(),
+        SkillHistory(),
+        Usage(),
+        ReplayRuns(),
+        SessionKeys(),
+    ]
 
 
 def engine_for(db: Database) -> ProjectionEngine:
@@ -30,6 +39,7 @@ __all__ = [
     "ProjectionEngine",
     "ProjectionState",
     "ReplayRuns",
+    "SessionKeys",
     "Sessions",
     "SkillHistory",
     "Usage",

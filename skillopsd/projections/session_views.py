@@ -55,6 +55,9 @@ class SessionView(msgspec.Struct):
     label: str | None = None
     # USD over the session's priced model responses (the usage projection); None: none priced.
     cost: SessionCost | None = None
+    # The session that counts when this one is a copy of it (the same responses: resumed,
+    # forked or copied; projections.copies): listed as it is, counted once by skill figures.
+    copy_of: str | None = None
     # Team views only (``--team``): the machine the session came from, its label and id.
     machine: str | None = None
     machine_id: str | None = None

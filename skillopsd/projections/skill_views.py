@@ -13,6 +13,7 @@ from ..events import events_at
 from ..events.types import EvalCaseResult, SpanDerived
 from ._stats import Median, Share, compare, compare_medians, median_interval, wilson
 from .annotations import list_annotations, newest_labels
+from .copies import copies as copies_of
 from .replay_runs import ReplaySummary, replay_summaries
 from .skill_aliases import names_of, skill_aliases
 from .usage import session_costs
@@ -43,6 +44,8 @@ class SkillSession(msgspec.Struct):
     # USD when every model response of the session was priced (None: not reported or not
     # all priced: a partial sum would flatter the version).
     cost_usd: float | None = None
+    # The session that counts when this one is a copy of it (projections.copies).
+    copy_of: str | None = None
 
 
 def duration_ms(started: str | None, ended: str | None) -> int | None:
@@ -63,9 +66,13 @@ def skill_sessions(
     *,
     since: str | None = None,
     agent: str | None = None,
+    copies: bool = False,
 ) -> list[SkillSession]:
     """Sessions that loaded ``skill`` under any of its names (skill_aliases), newest first,
-    each with the body hash it loaded last."""
+    each with the body hash it loaded last.
+
+    A copy of another session (the same responses: projections.copies) is one conversation
+    counted once, so it is left out unless ``copies`` (then marked ``copy_of``)."""
     names = names_of(conn, skill)
     marks = ", ".join("?" for _ in names)
     loaded: dict[str, str | None] = {}
@@ -112,9 +119,13 @@ def skill_sessions(
                 calls=tools,
             )
         )
+    copied = copies_of(conn, [s.session_id for s in out])
+    if not copies:
+        out = [s for s in out if s.session_id not in copied]
     labels = newest_labels(conn, [s.session_id for s in out], skill=names[0])
     costs = session_costs(conn, [s.session_id for s in out])
     for s in out:
+        s.copy_of = copied.get(s.session_id)
         s.label = labels.get(s.session_id)
         cost = costs.get(s.session_id)
         s.cost_usd = cost.usd if cost is not None and not cost.unpriced else None
@@ -283,7 +294,11 @@ def skills_overview(
     aliases = skill_aliases(conn)
     by_skill: dict[str, SkillSummary] = {}
     seen: set[tuple[str, str]] = set()  # (skill, session): a session loading both names once
-    for name, sid, ag, verdict, started in conn.execute(sql, args):
+    rows: list[tuple[Any, ...]] = conn.execute(sql, args).fetchall()
+    copied = copies_of(conn, {r[1] for r in rows})
+    for name, sid, ag, verdict, started in rows:
+        if sid in copied:
+            continue  # a copy of another session: one conversation, counted once
         skill = aliases.get(name, name)
         summary = by_skill.setdefault(skill, SkillSummary(skill, 0, 0, None, {}, {}, wilson(0, 0)))
         if (skill, sid) in seen:
@@ -447,6 +462,8 @@ def _baseline(conn: apsw.Connection, skill: str, loaded: list[SkillSession]) -> 
         " ORDER BY started_at, session_id",
         [*projects, since, until, *names],
     ).fetchall()
+    copied = copies_of(conn, [r[0] for r in rows])
+    rows = [r for r in rows if r[0] not in copied]  # one conversation, counted once
     n = len(rows)
     labels = newest_labels(conn, [r[0] for r in rows])
     labelled = [labels[r[0]] for r in rows if r[0] in labels]

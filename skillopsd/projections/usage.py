@@ -17,9 +17,10 @@ import msgspec
 
 from ..events import RecordedEvent
 from ..events.types import PayloadsErased, SessionDerived, SessionPurged, SpanDerived
-from ..pricing import CACHE_WRITE_1H, PRICES_VERSION, Tokens, price
+from ..pricing import CACHE_WRITE_1H, PRICES_VERSION, REASONING_TOKENS, Tokens, price
 from ..pricing.report import UsageRecord
 from ._engine import Projection
+from .copies import copies
 
 # Set by the Claude deriver on a subagent's final response read from its Task result.
 USAGE_SOURCE = "skillops.usage.source"
@@ -29,7 +30,8 @@ _SCHEMA = """
 CREATE TABLE p_usage (
     span_id TEXT PRIMARY KEY, session_id TEXT NOT NULL, at TEXT, model TEXT, system TEXT,
     response_id TEXT, input INTEGER, output INTEGER, cache_read INTEGER, cache_write INTEGER,
-    cache_write_1h INTEGER, usd REAL, priced_as TEXT, missing TEXT, source TEXT
+    cache_write_1h INTEGER, usd REAL, priced_as TEXT, missing TEXT, source TEXT,
+    reasoning INTEGER
 );
 CREATE INDEX p_usage_by_session ON p_usage (session_id);
 CREATE INDEX p_usage_by_at ON p_usage (at);
@@ -58,6 +60,7 @@ def usage_row(span: SpanDerived) -> tuple[object, ...] | None:
     read = _count(a.get("gen_ai.usage.cache_read.input_tokens"))
     write = _count(a.get("gen_ai.usage.cache_creation.input_tokens"))
     hour = _count(a.get(CACHE_WRITE_1H))
+    reasoning = _count(a.get(REASONING_TOKENS))
     model = a.get("gen_ai.request.model")
     model = model if isinstance(model, str) else None
     system = a.get("gen_ai.system")
@@ -100,6 +103,7 @@ def usage_row(span: SpanDerived) -> tuple[object, ...] | None:
         priced_as,
         missing,
         source if isinstance(source, str) else None,
+        reasoning,
     )
 
 
@@ -107,7 +111,8 @@ class Usage(Projection):
     """The table ``usage``, the cost columns and ``status``'s unpriced models read."""
 
     name = "usage"
-    version = 2_000_000_000 + _serial(PRICES_VERSION)
+    # 2.1: the thinking part of a response's output (``reasoning``), apart.
+    version = 2_100_000_000 + _serial(PRICES_VERSION)
     tables = ("p_usage", "p_usage_purged")
     handles = frozenset({"SessionDerived", "SpanDerived", "SessionPurged", "PayloadsErased"})
 
@@ -156,7 +161,7 @@ class Usage(Projection):
     def _write(conn: apsw.Connection, rows: list[tuple[object, ...]]) -> None:
         if rows:
             conn.executemany(
-                f"INSERT OR REPLACE INTO p_usage VALUES ({', '.join('?' * 15)})",
+                f"INSERT OR REPLACE INTO p_usage VALUES ({', '.join('?' * 16)})",
                 rows,
             )
             rows.clear()
@@ -192,15 +197,18 @@ def usage_records(
     ):
         skills.setdefault(sid, []).append(skill)
     out: list[UsageRecord] = []
+    copied = copies(conn)
     for row in conn.execute(
         "SELECT u.span_id, u.at, s.agent, u.session_id, s.native_session_id, s.cwd, u.model,"
         " u.system, u.response_id, coalesce(u.input, 0), coalesce(u.output, 0),"
-        " coalesce(u.cache_read, 0), coalesce(u.cache_write, 0), u.usd"
+        " coalesce(u.cache_read, 0), coalesce(u.cache_write, 0), u.usd, coalesce(u.reasoning, 0)"
         " FROM p_usage u JOIN p_sessions s ON s.session_id = u.session_id"
         f" WHERE {' AND '.join(where)}",
         args,
     ):
-        (span_id, at, ag, sid, native, cwd, model, system, rid, inp, out_, read, write, usd) = row
+        (span_id, at, ag, sid, native, cwd, model, system, rid, inp, out_, read, write, usd) = row[
+            :14
+        ]
         out.append(
             UsageRecord(
                 span_id=span_id,
@@ -218,6 +226,8 @@ def usage_records(
                 cache_read=read,
                 cache_write=write,
                 usd=usd,
+                reasoning=row[14],
+                copy=sid in copied,
             )
         )
     return out

@@ -17,6 +17,7 @@ from collections.abc import Callable
 import msgspec
 import psycopg
 
+from .._defaults import TEAM_URL_ENV
 from ..events import (
     GENESIS_HASH,
     ChainLink,
@@ -29,7 +30,7 @@ from ..events import (
 from ..events.types import PayloadsErased
 from .content import Content, outgoing
 
-URL_ENV = "SKILLOPS_SYNC_URL"
+URL_ENV = TEAM_URL_ENV
 BATCH = 500
 
 # Created once per server, under an advisory lock (machines syncing at once race otherwise).
@@ -63,6 +64,30 @@ _SCHEMA = (
     # hidden in a compressed copy, and what was sent can be checked byte for byte.
     "ALTER TABLE skillops_events ALTER COLUMN payload SET STORAGE EXTERNAL",
     "CREATE INDEX IF NOT EXISTS skillops_events_by_type ON skillops_events (type)",
+)
+# Pooled experiments (team/pool.py): one row per team test of a skill's champion and
+# challenger bodies, its decision written once (the first machine whose pooled rule crosses);
+# at most one open test per pair. A separate step: a machine's role that may not create
+# tables still syncs into a server set up before these existed.
+_POOL_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS skillops_team_tests (
+        test_id    TEXT PRIMARY KEY,
+        skill      TEXT NOT NULL,
+        champion   TEXT NOT NULL,
+        challenger TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        opened_by  TEXT NOT NULL,
+        outcome    TEXT,
+        decided_by TEXT,
+        decided_at TIMESTAMPTZ,
+        record     BYTEA,
+        CHECK ((outcome IS NULL) = (record IS NULL))
+    )""",
+    "CREATE UNIQUE INDEX IF NOT EXISTS skillops_team_tests_open"
+    " ON skillops_team_tests (skill, champion, challenger) WHERE outcome IS NULL",
+    # A pooled read takes one skill's stream of every machine.
+    "CREATE INDEX IF NOT EXISTS skillops_events_by_stream"
+    " ON skillops_events (stream, machine, position)",
 )
 _COLUMNS = (
     "machine, position, event_id, stream, stream_version, type, schema, recorded_at,"
@@ -99,9 +124,10 @@ class SyncReport(msgspec.Struct):
 
 
 def redact_url(url: str) -> str:
-    """``url`` without its password (for messages)."""
+    """``url`` without its password, in the user part, a ``password=`` parameter of its
+    query or a key=value connection string (for messages and for what is stored about the
+    server)."""
     url = re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
-    # A key=value connection string, or a URL's query, may carry it too.
     return re.sub(r"(password\s*=\s*)('[^']*'|[^\s&]+)", r"\1***", url, flags=re.IGNORECASE)
 
 
@@ -148,6 +174,25 @@ def ensure_schema(conn: psycopg.Connection[tuple[object, ...]]) -> None:
             conn.execute(statement)
 
 
+def ensure_pool_schema(conn: psycopg.Connection[tuple[object, ...]]) -> bool:
+    """Create the pooled experiments' table and indexes unless they exist; False when this
+    role may not (the pool is then unavailable, the sync goes on)."""
+    try:
+        with conn.transaction():
+            ready = conn.execute(
+                "SELECT to_regclass('skillops_team_tests') IS NOT NULL"
+                " AND to_regclass('skillops_events_by_stream') IS NOT NULL"
+            ).fetchone()
+            if ready is not None and ready[0]:
+                return True
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+            for statement in _POOL_SCHEMA:
+                conn.execute(statement)
+    except psycopg.errors.InsufficientPrivilege:
+        return False
+    return True
+
+
 def sync(
     db: Database,
     url: str,
@@ -155,15 +200,21 @@ def sync(
     *,
     batch: int = BATCH,
     progress: Callable[[int], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> SyncReport:
     """Send every link the server lacks, ``batch`` per transaction; see the module doc.
+
+    ``should_stop`` is asked between transactions: a sync stopped there has stored whole
+    batches only, and the next one resumes after them.
 
     Raises :class:`SyncError` (server) or, after storing every good link before the break,
     returns a report whose ``refused`` says where and why the chain broke.
     """
     machine = machine_id(db)
     label = socket.gethostname()
-    local = db.conn.execute("SELECT count(*) FROM events").fetchone()
+    # Positions are gapless from 1 (``verify`` proves it): the head is the count, without
+    # the scan count(*) would make on every pass of a daemon's sync.
+    local = db.conn.execute("SELECT coalesce(max(position), 0) FROM events").fetchone()
     report = SyncReport(
         machine=machine or "",
         label=label,
@@ -183,6 +234,7 @@ def sync(
     try:
         report.server = server_name(conn)
         ensure_schema(conn)
+        ensure_pool_schema(conn)
         if machine is None:
             return report
         with conn.transaction():
@@ -198,7 +250,7 @@ def sync(
             first = False
             if progress is not None:
                 progress(report.held)
-            if done:
+            if done or (should_stop is not None and should_stop()):
                 break
     except psycopg.Error as exc:
         raise SyncError(f"{report.server}: {first_line(exc)}") from exc

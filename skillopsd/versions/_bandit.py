@@ -30,9 +30,19 @@ def arms(state: SkillState) -> tuple[ArmInput, ArmInput | None]:
     return arm(state.champion), arm(state.challenger) if state.challenger else None
 
 
-def route_state(state: SkillState, routing_id: str, seed: int, policy: BanditPolicy) -> SkillRouted:
-    """The routing decision for ``state`` as the event that records it."""
-    champion, challenger = arms(state)
+Arms = tuple[ArmInput, ArmInput | None]
+
+
+def route_state(
+    state: SkillState,
+    routing_id: str,
+    seed: int,
+    policy: BanditPolicy,
+    pooled: Arms | None = None,
+) -> SkillRouted:
+    """The routing decision for ``state`` as the event that records it (on ``pooled`` arms,
+    a team's counts, instead of this machine's when given)."""
+    champion, challenger = pooled if pooled is not None else arms(state)
     strategy = state.strategy if challenger is not None else "champion-only"
     decision = route(
         ArmStats(champion.executions, champion.successes),
@@ -61,11 +71,12 @@ def route_state(state: SkillState, routing_id: str, seed: int, policy: BanditPol
     )
 
 
-def verify_routed(state: SkillState, event: SkillRouted) -> str | None:
-    """Recompute a recorded decision from the state before it; None if it agrees."""
+def verify_routed(state: SkillState, event: SkillRouted, pooled: Arms | None = None) -> str | None:
+    """Recompute a recorded decision from the state before it (and the ``pooled`` arms it
+    records, already checked against the machines' shares); None if it agrees."""
     if state.champion is None:
         return "no champion when it was routed"
-    champion, challenger = arms(state)
+    champion, challenger = pooled if pooled is not None else arms(state)
     expected = [champion, *([challenger] if challenger else [])]
     if event.arms != expected:
         return f"arms recorded {_arms(event.arms)}, the log gives {_arms(expected)}"

@@ -143,22 +143,39 @@ def guardrail(
     for v in (*champ, *chall):
         if v < 0:
             raise ValueError(f"guardrail {metric}: a negative value ({v}) is not a cost")
-    champ_median = float(statistics.median(champ)) if champ else None
-    chall_median = float(statistics.median(chall)) if chall else None
+    return judged(
+        metric,
+        len(champ),
+        len(chall),
+        float(statistics.median(champ)) if champ else None,
+        float(statistics.median(chall)) if chall else None,
+        params,
+    )
+
+
+def judged(
+    metric: str,
+    champion_reported: int,
+    challenger_reported: int,
+    champion_median: float | None,
+    challenger_median: float | None,
+    params: GuardrailParams | None = None,
+) -> Guardrail:
+    """A guardrail from the medians of the reported values (what a team decision stores)."""
+    params = params or GuardrailParams()
     status: Literal["ok", "exceeded", "unknown"] = "unknown"
-    enough = min(len(champ), len(chall)) >= params.min_reported
-    if enough and champ_median is not None and chall_median is not None:
-        worse = chall_median > params.max_ratio * champ_median
-        status = (
-            "exceeded" if worse and chall_median - champ_median > params.floor(metric) else "ok"
-        )
+    enough = min(champion_reported, challenger_reported) >= params.min_reported
+    if enough and champion_median is not None and challenger_median is not None:
+        worse = challenger_median > params.max_ratio * champion_median
+        gap = challenger_median - champion_median
+        status = "exceeded" if worse and gap > params.floor(metric) else "ok"
     return Guardrail(
         metric=metric,
         status=status,
-        champion_reported=len(champ),
-        challenger_reported=len(chall),
-        champion_median=champ_median,
-        challenger_median=chall_median,
+        champion_reported=champion_reported,
+        challenger_reported=challenger_reported,
+        champion_median=champion_median,
+        challenger_median=challenger_median,
     )
 
 

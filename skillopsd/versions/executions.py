@@ -9,6 +9,12 @@ else the session verdict (``success``; ``failure``; ``abandoned`` counts as a fa
 user stopped the agent mid-work or rejected its last action, which is what a skill exists
 to avoid, and leaving it out would hide a version that makes people give up). Anything else
 is unknown: not recorded, never counted.
+
+A copy of another session (the same responses: a resumed or forked Claude Code session, a
+transcript copied; projections.copies) has no outcome of its own: the session it is a copy
+of is the conversation and is the execution. When a session recorded already turns out to be
+a copy (its resumed continuation was captured since), its record is corrected to unknown
+(source ``copy``), so the earlier part of one conversation is never counted twice.
 """
 
 from __future__ import annotations
@@ -72,11 +78,13 @@ def signals(conn: apsw.Connection, skill: str) -> list[Signal]:
     """The outcome of every session that loaded a recorded body of ``skill``."""
     evals = _eval_results(conn, skill)
     out = []
-    for s in skill_sessions(conn, skill):
+    for s in skill_sessions(conn, skill, copies=True):
         if s.version_hash is None:
             continue
         outcome, source, signal = None, "", ""
-        if s.session_id in evals:
+        if s.copy_of is not None:
+            source, signal = "copy", s.copy_of
+        elif s.session_id in evals:
             passed, run_id = evals[s.session_id]
             outcome, source, signal = ("success" if passed else "failure"), "eval", run_id
         elif s.label in _LABELS:

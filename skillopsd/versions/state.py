@@ -26,6 +26,7 @@ import msgspec
 
 from ..events import RecordedEvent
 from ..events.types import (
+    PoolShare,
     SkillChallengerStarted,
     SkillExecutionRecorded,
     SkillLiveRemoved,
@@ -90,6 +91,9 @@ class Execution(msgspec.Struct, kw_only=True):
     # its outcome does not move it to another time block).
     first_position: int = 0
     cost_usd: float | None = None
+    # When it ran: the session's transcript start, else (a manual record) when it was
+    # recorded; orders a pooled test's executions from several machines.
+    started_at: str | None = None
 
 
 class Version(msgspec.Struct, kw_only=True):
@@ -131,6 +135,12 @@ class Routing(msgspec.Struct, kw_only=True):
     chosen: str
     after_version: int
     position: int
+    # A team machine's routing during a test: on the pool (``team``, each machine's counts
+    # in ``shares``) or on its own counts (``local``: the server did not answer).
+    experiment_id: str | None = None
+    pool: str | None = None
+    shares: list[PoolShare] = []
+    team_test: str | None = None
 
 
 class SkillState(msgspec.Struct, kw_only=True):
@@ -297,6 +307,10 @@ def apply(state: SkillState, event: RecordedEvent) -> None:
             chosen=p.chosen_hash,
             after_version=p.after_version,
             position=event.position,
+            experiment_id=p.experiment_id,
+            pool=p.pool,
+            shares=list(p.shares),
+            team_test=p.team_test,
         )
     elif isinstance(p, SkillPromoted):
         how = "promoted" if p.version_hash == state.challenger else "champion changed"
@@ -382,6 +396,9 @@ def _execution(state: SkillState, event: RecordedEvent, p: SkillExecutionRecorde
         position=event.position,
         first_position=previous.first_position if previous is not None else event.position,
         cost_usd=p.cost_usd,
+        started_at=previous.started_at
+        if previous is not None
+        else (p.session_started_at or event.recorded_at),
     )
 
 

@@ -22,6 +22,7 @@ import re
 import time
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import msgspec
 
@@ -29,7 +30,9 @@ from .._defaults import DEFAULT_SETTLE_SECONDS
 from ..derive._skills import skill_content_hash
 from ..events import Database, EventLog, NewEvent, RecordedEvent, content_id
 from ..events.types import (
+    ArmInput,
     GateEvaluated,
+    PoolShare,
     SkillExecutionRecorded,
     SkillPromoted,
     SkillRecordRejected,
@@ -43,6 +46,10 @@ from .gating import Gated, evaluate, gate_manifest
 from .materialize import materialize, next_pick, store_root
 from .policy import bandit_policy
 from .state import MAX_DURATION_MS, MAX_TOKENS, SkillState, apply
+
+if TYPE_CHECKING:
+    from ..team.pool import Snapshot, TeamTest
+    from .pooled import Others, Pool
 from .store import append_checked, managed_state, new, promote_edit, read_state
 
 
@@ -60,6 +67,63 @@ class SyncReport(msgspec.Struct, kw_only=True):
     routed: str | None = None
     live_written: list[str] = []
     files_written: list[str] = []
+    # A team machine during a test: ``team`` when it routed (and decided) on the pool,
+    # ``local`` when the server did not answer (``pool_note`` says why).
+    pool: str | None = None
+    pool_note: str = ""
+
+
+class _Team:
+    """This machine's view of its team's pool during one sync (the server asked at most once
+    for the pool, once more to write a decision)."""
+
+    def __init__(self, db: Database, url: str) -> None:
+        from ..team.sync import machine_id
+
+        self.url = url
+        self.me = machine_id(db) or ""
+        self.snap: Snapshot | None = None
+        self._others: tuple[str, Others] | None = None  # the other machines' part, folded once
+        self.note = ""
+
+    def snapshot(self, state: SkillState) -> Snapshot | None:
+        """The server's pool for the test running in ``state`` (None: ask no more)."""
+        from ..team.pool import PoolUnavailable, snapshot
+
+        if self.snap is not None or self.note:
+            return self.snap
+        exp = state.experiments.get(state.experiment or "")
+        if exp is None:
+            return None
+        try:
+            self.snap = snapshot(
+                self.url, state.skill, self.me, (exp.champion, exp.challenger, exp.started_at)
+            )
+        except PoolUnavailable as exc:
+            self.note = str(exc)
+        return self.snap
+
+    def pool(self, state: SkillState) -> Pool | None:
+        """The pooled test the test running in ``state`` belongs to (None: local counts)."""
+        from ..team.pool import bind
+        from .pooled import others, pool
+
+        snap = self.snapshot(state)
+        exp = state.experiments.get(state.experiment or "")
+        if snap is None or exp is None:
+            return None
+        test = bind(snap.tests, exp.champion, exp.challenger, exp.started_at)
+        if test is None:
+            self.note = "the server holds no team test of this champion and challenger"
+            return None
+        if self._others is None or self._others[0] != test.test_id:
+            self._others = (test.test_id, others(state.skill, snap, test))
+        return pool(state, self.me, snap, test, self._others[1])
+
+    def forget(self) -> None:
+        """Read the server again (after this machine wrote to it)."""
+        self.snap = None
+        self._others = None
 
 
 def _read(path: Path) -> str | None:
@@ -185,7 +249,14 @@ def _changed(state: SkillState, sig: Signal) -> tuple[bool, str | None]:
     return not same, current.event_id
 
 
-def _executions(db: Database, skill: str, now: datetime, settle: float, report: SyncReport) -> None:
+def _executions(
+    db: Database,
+    skill: str,
+    now: datetime,
+    settle: float,
+    report: SyncReport,
+    team: _Team | None,
+) -> None:
     with db.read() as conn:
         found = signals(conn, skill)
     state = read_state(db, skill)
@@ -223,7 +294,8 @@ def _executions(db: Database, skill: str, now: datetime, settle: float, report: 
                 report.executions += 1
             elif previous.event_id != execution.event_id:
                 report.corrections += 1
-        _decide(db, skill, report)
+        if team is None:  # a team decides once per sync, on the pool (_decide_team)
+            _decide(db, skill, report)
         done = {e.session_id for e in after.executions.values()}
         due = [s for s in due if s.session_id not in done or _changed(after, s)[0]]
 
@@ -242,7 +314,10 @@ def _gate(db: Database, state: SkillState, digest: str) -> GateEvaluated | None:
     return evaluate(db, state.skill, digest, tag, manifest, "bandit")[1]
 
 
-def _decide(db: Database, skill: str, report: SyncReport) -> None:
+def _decide(db: Database, skill: str, report: SyncReport, team: _Team | None = None) -> None:
+    if team is not None:
+        _decide_team(db, skill, report, team)
+        return
     said: list[str] = []
     policy = bandit_policy(db)
 
@@ -310,6 +385,140 @@ def _decide(db: Database, skill: str, report: SyncReport) -> None:
         report.decisions.extend(said)
 
 
+def _decide_team(db: Database, skill: str, report: SyncReport, team: _Team) -> None:
+    """The decision rule once, on the pool: the first machine whose pooled rule crosses writes
+    the team's decision; every machine records that one (if its counts give it)."""
+    from ..team.pool import PoolUnavailable
+    from ..team.pool import decide as write_decision
+    from .pooled import propose, retests
+
+    state = read_state(db, skill)
+    if state.experiment is None or state.challenger is None:
+        return
+    found = team.pool(state)
+    if found is None or team.snap is None:
+        return
+    policy = bandit_policy(db)
+    exp = state.experiment
+    test = found.test
+    gate: GateEvaluated | None = None
+    if test.outcome is None:
+        decision, proposal = propose(found, policy, retests(team.snap.tests, test), team.me)
+        if decision.outcome == "continue":
+            return
+        if decision.outcome == "promote":
+            gate = _gate(db, state, state.challenger)
+            if gate is not None and not gate.cleared:
+                refused = content_id("bandit-gate", skill, exp, gate.run_id or "", gate.reason)
+                append_checked(db, skill, lambda _s: [new(skill, gate, refused)])  # type: ignore[arg-type]
+                report.decisions.append(
+                    f"promotion of {state.tag_of(state.challenger)} refused by the gate"
+                )
+                total = sum(s.champion_executions + s.challenger_executions for s in found.shares)
+                if total < policy.horizon:
+                    return
+                proposal = msgspec.structs.replace(
+                    proposal,
+                    outcome="inconclusive",
+                    reason=f"horizon of {policy.horizon} executions reached and the gate"
+                    f" refused the promotion ({gate.reason}); the champion stays",
+                )
+                gate = None
+        try:
+            test = write_decision(team.url, proposal)
+        except PoolUnavailable as exc:
+            team.note = str(exc)
+            return
+        team.forget()
+    _adopt(db, skill, report, team, test, gate)
+
+
+def _adopt(
+    db: Database,
+    skill: str,
+    report: SyncReport,
+    team: _Team,
+    test: TeamTest,
+    gate: GateEvaluated | None,
+) -> None:
+    """Record the team's decision of ``test`` here: the same decision on every machine."""
+    from .pooled import check
+
+    decided = test.decision
+    if decided is None:
+        report.pool_note = f"team test {test.test_id[:12]} holds a decision no rule wrote"
+        return
+    policy = bandit_policy(db)
+    said: list[str] = []
+
+    def build(state: SkillState) -> list[NewEvent]:
+        said.clear()
+        if state.experiment is None or state.challenger is None:
+            return []
+        problem = check(decided, state, policy, decided.outcome)
+        if problem is not None:
+            report.pool_note = f"not adopted: {problem}"
+            return []
+        exp = state.experiment
+        event_id = content_id("decision", skill, exp)
+        by = "this machine" if decided.decided_by == team.me else decided.decided_by[:12]
+        why = f"team decision of test {decided.test_id[:12]} by {by}: {decided.reason}"
+        if decided.outcome == "promote":
+            mine = gate if gate is not None and decided.decided_by == team.me else None
+            said.append(f"promoted {state.tag_of(state.challenger)} (team)")
+            promoted = SkillPromoted(
+                skill=skill,
+                version_hash=state.challenger,
+                previous_hash=state.champion,
+                reason=f"{why} (experiment {exp})",
+                gate_run_id=mine.run_id if mine else None,
+                author="team",
+                team=decided,
+            )
+            return [*([new(skill, mine)] if mine else []), new(skill, promoted, event_id)]
+        said.append(f"{decided.outcome}: {state.tag_of(state.challenger)} (team)")
+        retired = SkillRetired(
+            skill=skill,
+            version_hash=state.challenger,
+            reason=why,
+            decision=decided.outcome,
+            experiment_id=exp,
+            author="team",
+            team=decided,
+        )
+        return [new(skill, retired, event_id)]
+
+    _state, appended = append_checked(db, skill, build)
+    if appended:
+        report.decisions.extend(said)
+
+
+def team_route_id(skill: str, state_version: int, test: str, shares: list[PoolShare]) -> str:
+    """A pooled routing's id: the state it follows and the pool it routed on."""
+    return content_id(
+        "SkillRouted", skill, state_version, "team", test, msgspec.json.encode(shares)
+    )
+
+
+def _pooled_arms(state: SkillState, shares: list[PoolShare]) -> tuple[ArmInput, ArmInput]:
+    from .pooled import summed
+
+    assert state.champion is not None and state.challenger is not None
+    champ, chall = summed(shares)
+    return (
+        ArmInput(
+            version_hash=state.champion,
+            executions=champ.executions,
+            successes=champ.successes,
+        ),
+        ArmInput(
+            version_hash=state.challenger,
+            executions=chall.executions,
+            successes=chall.successes,
+        ),
+    )
+
+
 def route_id(skill: str, state_version: int) -> str:
     """A routing's id: fixed by the state it follows, so racing routers agree on one event."""
     return content_id("SkillRouted", skill, state_version)
@@ -320,16 +529,33 @@ def seed_of(routing_id: str) -> int:
     return int(routing_id[:15], 16)
 
 
-def _route(db: Database, skill: str, report: SyncReport) -> SkillState:
+def _route(db: Database, skill: str, report: SyncReport, team: _Team | None) -> SkillState:
     policy = bandit_policy(db)
 
     def build(state: SkillState) -> list[NewEvent]:
         if state.champion is None:
             return []
+        testing = team is not None and state.experiment is not None
+        found = team.pool(state) if team is not None and testing else None
+        if found is not None:
+            report.pool = "team"
+            rid = team_route_id(skill, state.state_version, found.test.test_id, found.shares)
+            if state.routing is not None and state.routing.routing_id == rid:
+                return []  # neither this machine nor the pool changed since
+            event = route_state(state, rid, seed_of(rid), policy, _pooled_arms(state, found.shares))
+            event = msgspec.structs.replace(
+                event, pool="team", shares=found.shares, team_test=found.test.test_id
+            )
+            return [new(skill, event, rid)]
+        if testing and team is not None:
+            report.pool, report.pool_note = "local", team.note
         if state.routing is not None and state.routing.after_version >= state.state_version:
             return []  # nothing changed since: replay uses the recorded decision
         rid = route_id(skill, state.state_version)
-        return [new(skill, route_state(state, rid, seed_of(rid), policy), rid)]
+        event = route_state(state, rid, seed_of(rid), policy)
+        if testing and team is not None:
+            event = msgspec.structs.replace(event, pool="local", pool_note=team.note)
+        return [new(skill, event, rid)]
 
     append_checked(db, skill, build)
     state = read_state(db, skill)
@@ -360,16 +586,22 @@ def sync_skill(
     now: datetime,
     settle: float = DEFAULT_SETTLE_SECONDS,
     executions: bool = True,
+    team: str | None = None,
 ) -> SyncReport:
-    """Bring ``skill`` up to date (steps in the module docstring); the daemon's and CLI's."""
+    """Bring ``skill`` up to date (steps in the module docstring); the daemon's and CLI's.
+
+    ``team``: the team server's URL; during a test the pool is read from it, the rule runs
+    on the pool and routing uses the pooled counts (this machine's own when it does not
+    answer; then nothing is decided until it does)."""
     state = managed_state(db, skill)
     report = SyncReport(skill=skill)
+    crew = _Team(db, team) if team else None
     _edits(db, state, report)
     _rejections(db, skill)
     if executions:
-        _executions(db, skill, now, settle, report)
-    _decide(db, skill, report)
-    state = _route(db, skill, report)
+        _executions(db, skill, now, settle, report, crew)
+    _decide(db, skill, report, crew)
+    state = _route(db, skill, report, crew)
     _write_live(state, report)
     report.files_written = [str(p) for p in materialize(store_root(db.path), state)]
     return report
@@ -417,6 +649,89 @@ def _check_decision(
     return None
 
 
+def _machine(db: Database) -> str:
+    from ..team.sync import machine_id
+
+    return machine_id(db) or ""
+
+
+def _check_shares(state: SkillState, p: SkillRouted, me: str) -> str | None:
+    """Why a pooled routing's machines' counts do not stand (None when they do): this
+    machine's must be what its log counts; the others' are what it read from the server."""
+    from .pooled import local_share
+
+    if state.experiment is None or state.champion is None or state.challenger is None:
+        return "routed on a team's pool while no test was running"
+    machines = [s.machine for s in p.shares]
+    if len(set(machines)) != len(machines):
+        return "a machine counted twice in the pool"
+    for share in p.shares:
+        if (
+            min(
+                share.champion_executions - share.champion_successes,
+                share.challenger_executions - share.challenger_successes,
+                share.champion_successes,
+                share.challenger_successes,
+            )
+            < 0
+        ):
+            return f"machine {share.machine[:12]}: counts that cannot be"
+    mine = [s for s in p.shares if s.machine == me]
+    here = local_share(state, me)
+    if not mine or mine[0] != here:
+        found = mine[0] if mine else None
+        return f"this machine's share recorded {_share(found)}, its log gives {_share(here)}"
+    return None
+
+
+def _share(s: PoolShare | None) -> str:
+    if s is None:
+        return "nothing"
+    return (
+        f"champion {s.champion_successes}/{s.champion_executions},"
+        f" challenger {s.challenger_successes}/{s.challenger_executions}"
+    )
+
+
+def _check_team(
+    db: Database, state: SkillState, event: RecordedEvent, p: SkillPromoted | SkillRetired
+) -> str | None:
+    """A team decision must end the test running here and follow from its stored counts
+    under the policy in force at its position."""
+    from .pooled import check
+
+    if state.challenger is None or p.version_hash != state.challenger:
+        return f"{type(p).__name__} of {p.version_hash[:12]}, which was not the challenger in test"
+    if p.team is None:
+        return "a team decision without the counts it was taken on"
+    said = "promote" if isinstance(p, SkillPromoted) else (p.decision or "retire")
+    return check(p.team, state, bandit_policy(db, upto=event.position), said)
+
+
+def _check_routed(
+    db: Database, state: SkillState, event: RecordedEvent, p: SkillRouted, me: str
+) -> str | None:
+    """Recompute one routing from the state before it (and, for a pooled one, the machines'
+    counts it records); None when it agrees."""
+    policy = bandit_policy(db, upto=event.position)
+    cap = p.params.get("challenger_cap")
+    pooled: tuple[ArmInput, ArmInput] | None = None
+    expected = route_id(state.skill, state.state_version)
+    if p.pool == "team":
+        problem = _check_shares(state, p, me)
+        if problem is not None:
+            return problem
+        pooled = _pooled_arms(state, p.shares)
+        expected = team_route_id(state.skill, state.state_version, p.team_test or "", p.shares)
+    if p.routing_id != expected or p.seed != seed_of(p.routing_id):
+        return "id or seed does not follow from the state it routed"
+    if state.challenger is not None and cap != policy.challenger_cap:
+        return f"challenger_cap {cap} recorded, the policy in force says {policy.challenger_cap}"
+    if state.challenger is not None and p.algorithm != state.strategy:
+        return f"routed with {p.algorithm}, the skill's strategy is {state.strategy}"
+    return verify_routed(state, p, pooled)
+
+
 def verify_routing(db: Database, skill: str) -> Verified:
     """Recompute every ``SkillRouted`` and every bandit promotion or retirement of ``skill``
     from the state before it and the policy in force at its position; a champion change by
@@ -424,6 +739,7 @@ def verify_routing(db: Database, skill: str) -> Verified:
     state = SkillState(skill=skill)
     out = Verified()
     cleared: str | None = None  # the version a GateEvaluated just before cleared
+    me: str | None = None  # this log's machine id, once a pooled routing needs it
     with db.read():
         for event in EventLog(db).read_stream(f"skill:{skill}"):
             p = None if event.erased else event.payload
@@ -432,21 +748,12 @@ def verify_routing(db: Database, skill: str) -> Verified:
             if isinstance(p, SkillRouted):
                 out.routings += 1
                 ident = p.routing_id
-                policy = bandit_policy(db, upto=event.position)
-                cap = p.params.get("challenger_cap")
-                if p.routing_id != route_id(skill, state.state_version) or p.seed != seed_of(
-                    p.routing_id
-                ):
-                    problem = "id or seed does not follow from the state it routed"
-                elif state.challenger is not None and cap != policy.challenger_cap:
-                    problem = (
-                        f"challenger_cap {cap} recorded, the policy in force says"
-                        f" {policy.challenger_cap}"
-                    )
-                elif state.challenger is not None and p.algorithm != state.strategy:
-                    problem = f"routed with {p.algorithm}, the skill's strategy is {state.strategy}"
-                else:
-                    problem = verify_routed(state, p)
+                if p.pool == "team" and me is None:
+                    me = _machine(db)
+                problem = _check_routed(db, state, event, p, me or "")
+            elif isinstance(p, SkillPromoted | SkillRetired) and p.author == "team":
+                out.decisions += 1
+                problem = _check_team(db, state, event, p)
             elif isinstance(p, SkillPromoted | SkillRetired) and p.author == "bandit":
                 out.decisions += 1
                 problem = _check_decision(db, state, event, p)
