@@ -346,10 +346,17 @@ def test_unreachable_server_write_commands_and_db_are_one_line(
     assert "secretpw" not in bad.stderr and "127.0.0.1:1" in bad.stderr
     # psycopg quotes a URL it cannot parse, and a key=value string names the password:
     # neither reaches the screen.
-    for url in ("postgresql://u:secretpw@[::1", "host=127.0.0.1 port=1 password=secretpw"):
+    for url in (
+        "postgresql://u:secretpw@[::1",
+        "host=127.0.0.1 port=1 password=secretpw",
+        "http://u:secretpw@127.0.0.1/x",
+        "db.example.com",
+    ):
         bad = viewer.run("skills", url=url)
         assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
         assert "secretpw" not in bad.stderr and "Traceback" not in bad.stderr
+        if not url.startswith("postgresql") and ("://" in url or "=" not in url):
+            assert "expected postgresql://USER[:PASSWORD]@HOST[:PORT]/DB" in bad.stderr
     for args in (
         ("annotate", "x", "--label", "good"),
         ("promote", "triage", "--to", "v1"),
@@ -687,3 +694,95 @@ def test_rows_changed_on_the_server_stop_that_machine_there(tmp_path: Path, team
     # Said on every command while it lasts; the rest of the views go on.
     again = viewer.ok("skills")
     assert "position 12" in again.stderr and len(again.stderr.strip().splitlines()) == 1
+
+
+def _with_password(url: str, password: str) -> str:
+    return url.replace("://skillops@", f"://skillops:{password}@", 1)
+
+
+def test_commands_at_once_pull_once(tmp_path: Path, team_url: str) -> None:
+    """Five team commands started at once on no replica, then again after a machine synced
+    more: one of them makes the replica, each event is stored once, every one answers as
+    the others do and as one run alone would."""
+    a, b = _two_machines(tmp_path)
+    a.sync(team_url)
+    b.sync(team_url)
+    viewer = Viewer(tmp_path, team_url)
+    commands = [
+        ("skills", "--json"),
+        ("skills", "--json"),
+        ("sessions", "--json"),
+        ("skill", "show", "triage", "--json"),
+        ("rebuild", "--check", "--json"),
+    ]
+
+    def at_once() -> list[subprocess.CompletedProcess[str]]:
+        procs = [
+            subprocess.Popen(
+                [*ctl_command(), "--team", team_url, *args],
+                env=viewer.env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for args in commands
+        ]
+        done = []
+        for args, proc in zip(commands, procs, strict=True):
+            out, err = proc.communicate(timeout=300)
+            assert proc.returncode == 0, (args, err)
+            assert "Traceback" not in err
+            done.append(subprocess.CompletedProcess(args, proc.returncode, out, err))
+        return done
+
+    first = at_once()
+    made = [d for d in first if "team replica" in d.stderr]
+    assert len(made) == 1 and "2 machines" in made[0].stderr, [d.stderr for d in first]
+    assert first[0].stdout == first[1].stdout
+    assert json.loads(first[4].stdout)["match"] is True
+    assert viewer.query("SELECT count(*) FROM team_links")[0][0] == _server_rows(team_url)
+
+    b.session("triage", "Label issues. v2", final="needs-info", tools=["Read"])
+    b.capture()
+    b.sync(team_url)
+    second = at_once()
+    assert all(d.stderr == "" for d in second), [d.stderr for d in second]
+    assert second[0].stdout == second[1].stdout
+    assert _skill_row(json.loads(second[0].stdout), "triage")["sessions"] == 5
+    assert len(json.loads(second[2].stdout)) == len(json.loads(first[2].stdout)) + 1
+    assert json.loads(second[4].stdout)["match"] is True
+    assert viewer.query("SELECT count(*) FROM team_links")[0][0] == _server_rows(team_url)
+    alone = viewer.ok("skills", "--json")
+    assert alone.stdout == second[0].stdout and alone.stderr == ""
+
+
+def test_a_server_down_is_one_line_and_the_replica_is_kept(
+    tmp_path: Path, team_server: Server, team_url: str
+) -> None:
+    """The server stops after a replica was pulled: every team command is one line naming
+    the server (never its password), exit 2, nothing shown stale and the replica untouched;
+    once the server is back the same replica answers as before, pulled on."""
+    a, _ = _two_machines(tmp_path)
+    a.sync(team_url)
+    secret = "hunter2-never-shown"
+    url = _with_password(team_url, secret)  # the server trusts: the password is not asked
+    viewer = Viewer(tmp_path, url)
+    want = viewer.json("skills")
+    replica = viewer.replica()
+    before = replica.read_bytes()
+    stopped = team_server.pg_ctl("-m", "fast", "-w", "stop")
+    assert stopped.returncode == 0, stopped.stderr
+    try:
+        for args in (("skills",), ("skill", "show", "triage"), ("sessions",), ("rebuild",)):
+            done = viewer.run(*args)
+            assert done.returncode == 2, (args, done.stdout, done.stderr)
+            assert done.stdout == ""
+            assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+            assert secret not in done.stderr and "skillops:***@" in done.stderr
+            assert done.stderr.startswith("skillopsctl: --team: cannot connect to")
+    finally:
+        team_server.start()
+    assert replica.read_bytes() == before
+    done = viewer.ok("skills", "--json")
+    assert json.loads(done.stdout) == want and done.stderr == ""
+    assert viewer.json("rebuild", "--check")["match"] is True

@@ -54,7 +54,7 @@ from ..events import (
     utc_now,
 )
 from ..events.types import PayloadsErased, SkillVersionCreated
-from .sync import SyncError, connect, first_line, redact_url, server_name
+from .sync import SCHEMES, SyncError, connect, first_line, redact_url, server_name
 
 # Events appended per replica transaction: a killed pull keeps every finished one.
 BATCH = 5000
@@ -131,6 +131,14 @@ class PullReport(msgspec.Struct):
 
 def server_identity(url: str) -> str:
     """``user@host:port/dbname`` of ``url`` (no password), what names its replica."""
+    text = url.strip()
+    if not text.lower().startswith(SCHEMES) and ("://" in text or "=" not in text):
+        # Not libpq's URI nor its key=value form (``host=… dbname=…``): libpq's own answer
+        # ("missing "=" after …") would not say what to give.
+        raise SyncError(
+            f"not a PostgreSQL URL ({redact_url(text)}): expected"
+            " postgresql://USER[:PASSWORD]@HOST[:PORT]/DB"
+        )
     try:
         info = conninfo_to_dict(url)
     except (psycopg.Error, ValueError) as exc:

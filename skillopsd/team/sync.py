@@ -123,6 +123,10 @@ class SyncReport(msgspec.Struct):
     refused: str | None = None
 
 
+# What a team server's URL starts with (libpq's own URI schemes).
+SCHEMES = ("postgresql://", "postgres://")
+
+
 def redact_url(url: str) -> str:
     """``url`` without its password, in the user part, a ``password=`` parameter of its
     query or a key=value connection string (for messages and for what is stored about the
