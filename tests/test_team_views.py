@@ -786,3 +786,64 @@ def test_a_server_down_is_one_line_and_the_replica_is_kept(
     done = viewer.ok("skills", "--json")
     assert json.loads(done.stdout) == want and done.stderr == ""
     assert viewer.json("rebuild", "--check")["match"] is True
+
+
+def _linked(replica: Path) -> int:
+    """Rows the replica has linked so far (0 while it is being made)."""
+    try:
+        conn = sqlite3.connect(f"file:{replica}?mode=ro", uri=True, timeout=0.05)
+        try:
+            return int(conn.execute("SELECT count(*) FROM team_links").fetchone()[0])
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return 0
+
+
+def test_a_pull_killed_midway_goes_on_at_the_next_command(tmp_path: Path, team_url: str) -> None:
+    """``kill -9`` while the replica is being pulled: what it committed stays, the next
+    command pulls the rest (nothing twice, nothing missing), and the views equal those of a
+    replica pulled in one go."""
+    for tag, events in (("one", 14000), ("two", 9000)):
+        path = tmp_path / f"{tag}.db"
+        _annotations(path, events, tag)
+        done = subprocess.run(
+            [*ctl_command(), "--db", str(path), "sync", "--to", team_url, "--batch", "5000"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stderr
+    total = _server_rows(team_url)
+    viewer = Viewer(tmp_path, team_url)
+    replica = viewer.home / ".cache" / "skillops" / "team"
+    proc = subprocess.Popen(
+        [*ctl_command(), "--team", team_url, "skills", "--json"],
+        env=viewer.env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    partial = 0
+    try:
+        while proc.poll() is None and partial == 0:
+            found = sorted(replica.glob("*.db"))
+            partial = _linked(found[0]) if found else 0
+    finally:
+        proc.kill()
+        proc.wait(timeout=60)
+    assert partial > 0 or proc.returncode == 0, "the pull never committed a batch"
+    linked = _linked(viewer.replica())
+    if proc.returncode == -9:
+        assert linked < total  # killed before the pull's end
+    again = viewer.ok("skills", "--json")
+    assert "made again" not in again.stderr
+    assert viewer.query("SELECT count(*) FROM team_links")[0][0] == total
+    assert viewer.query("SELECT count(*) FROM events WHERE type = 'AnnotationAdded'") == [(total,)]
+    check = viewer.json("rebuild", "--check")
+    assert check["match"] is True
+    # Everything was on the server before the first pull: the resumed pull merges the rest
+    # in the order one pull would have, so a replica pulled in one go is the same log.
+    (tmp_path / "fresh").mkdir()
+    fresh = Viewer(tmp_path / "fresh", team_url)
+    assert fresh.ok("skills", "--json").stdout == again.stdout
+    assert fresh.json("rebuild", "--check")["digest"] == check["digest"]
