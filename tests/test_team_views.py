@@ -847,3 +847,40 @@ def test_a_pull_killed_midway_goes_on_at_the_next_command(tmp_path: Path, team_u
     fresh = Viewer(tmp_path / "fresh", team_url)
     assert fresh.ok("skills", "--json").stdout == again.stdout
     assert fresh.json("rebuild", "--check")["digest"] == check["digest"]
+
+
+def test_executions_recorded_by_hand_on_two_machines_all_count(
+    tmp_path: Path, team_url: str
+) -> None:
+    """Two machines test one challenger of a managed skill and record executions by hand
+    with the same ``--id``s: in the team's ``skill versions`` each machine's are its own
+    (as the pooled test counts them), so every version's executions are the machines' sum;
+    the view writes no store folder beside the replica."""
+    from .test_team_pool import Machine as Managing
+
+    machines = [Managing(tmp_path, name, team_url) for name in ("ma", "mb")]
+    for m in machines:
+        m.manage()
+        m.challenge()
+    machines[0].record("v1", True, 2)
+    machines[0].record("v2", True, 1)
+    machines[1].record("v1", False, 1)
+    machines[1].record("v2", True, 2)
+    want: dict[str, list[int]] = {}
+    for m in machines:
+        for v in m.versions()["versions"]:
+            total = want.setdefault(v["content_hash"], [0, 0])
+            total[0] += v["executions"]
+            total[1] += v["successes"]
+        m.sync(team_url)
+    assert sorted(want.values()) == [[3, 2], [3, 3]]
+    viewer = Viewer(tmp_path, team_url)
+    shown = viewer.json("skill", "versions", "tidy")
+    got = {v["content_hash"]: [v["executions"], v["successes"]] for v in shown["versions"]}
+    assert got == want
+    assert shown["manifest"] is None
+    assert sorted(p.name for p in viewer.replica().parent.iterdir() if p.is_dir()) == []
+    assert viewer.json("rebuild", "--check")["match"] is True
+    # A second pull of the same rows changes nothing (each stored once, under its machine).
+    again = viewer.json("skill", "versions", "tidy")
+    assert again == shown

@@ -625,7 +625,8 @@ def versions_command(app: AppContext, name: str, utc: bool, as_json: bool) -> No
     def read(db: Database) -> tuple[SkillState, Path | None, dict[str, Loaded]]:
         state = read_state(db, name)
         manifest = None
-        if state.managed:
+        # A team view writes nothing but its replica: no store folder of the team's bodies.
+        if state.managed and not app.team:
             materialize_only(db, name)  # a manifest that disagrees with the log is rewritten
             manifest = store_root(db.path) / name / MANIFEST
         app.caught_up()

@@ -49,11 +49,12 @@ from ..events import (
     EventLog,
     ImportedEvent,
     LogError,
+    content_id,
     decode_payload,
     link_hash,
     utc_now,
 )
-from ..events.types import PayloadsErased, SkillVersionCreated
+from ..events.types import PayloadsErased, SkillExecutionRecorded, SkillVersionCreated
 from .sync import SCHEMES, SyncError, connect, first_line, redact_url, server_name
 
 # Events appended per replica transaction: a killed pull keeps every finished one.
@@ -61,6 +62,7 @@ BATCH = 5000
 # Rows fetched from the server per round trip, per machine.
 FETCH = 2000
 POOLED_PREFIX = "skill:"
+_MANUAL = "manual:"  # the execution key of ``skill record --id KEY``: manual:KEY
 
 _TABLES = """
 CREATE TABLE IF NOT EXISTS team_server (
@@ -513,14 +515,42 @@ def _merge(
 
 
 def _imported(row: _Row) -> ImportedEvent:
-    return ImportedEvent(
-        event_id=row.event_id,
-        stream=replica_stream(row.machine, row.stream),
-        type=row.type,
-        schema=row.schema,
-        recorded_at=row.recorded_at,
-        payload=row.payload if row.content in ("exact", "derived") else None,
-        digest=row.digest,
+    return _machines_own(
+        row.machine,
+        ImportedEvent(
+            event_id=row.event_id,
+            stream=replica_stream(row.machine, row.stream),
+            type=row.type,
+            schema=row.schema,
+            recorded_at=row.recorded_at,
+            payload=row.payload if row.content in ("exact", "derived") else None,
+            digest=row.digest,
+        ),
+    )
+
+
+def _machines_own(machine: str, event: ImportedEvent) -> ImportedEvent:
+    """An execution recorded by hand (``skill record --id KEY``) as its machine's own: its
+    key is the machine's (two machines' ``--id 1`` are two executions, as in the pooled
+    test), while a session's execution keeps its id and counts once on the team."""
+    if event.type != "SkillExecutionRecorded" or event.payload is None:
+        return event
+    try:
+        record = decode_payload(event.type, event.schema, event.payload)
+    except LogError:
+        return event  # folded by no projection: unreadable, as it was sent
+    if not isinstance(record, SkillExecutionRecorded):
+        return event
+    key = record.execution_id
+    if record.session_id or not key.startswith(_MANUAL):
+        return event
+    scoped = msgspec.structs.replace(
+        record, execution_id=f"{_MANUAL}{machine}:{key[len(_MANUAL) :]}"
+    )
+    return msgspec.structs.replace(
+        event,
+        event_id=content_id("team", machine, event.event_id),
+        payload=msgspec.msgpack.encode(scoped),
     )
 
 
