@@ -351,12 +351,15 @@ def test_unreachable_server_write_commands_and_db_are_one_line(
         "host=127.0.0.1 port=1 password=secretpw",
         "http://u:secretpw@127.0.0.1/x",
         "db.example.com",
+        "postgresql://u:p@secretpw@127.0.0.1:1/x",  # libpq would take secretpw@… for a host
     ):
         bad = viewer.run("skills", url=url)
         assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
         assert "secretpw" not in bad.stderr and "Traceback" not in bad.stderr
         if not url.startswith("postgresql") and ("://" in url or "=" not in url):
             assert "expected postgresql://USER[:PASSWORD]@HOST[:PORT]/DB" in bad.stderr
+        if "p@secretpw" in url:
+            assert "write it as %40" in bad.stderr
     for args in (
         ("annotate", "x", "--label", "good"),
         ("promote", "triage", "--to", "v1"),

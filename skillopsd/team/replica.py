@@ -55,7 +55,7 @@ from ..events import (
     utc_now,
 )
 from ..events.types import PayloadsErased, SkillExecutionRecorded, SkillVersionCreated
-from .sync import SCHEMES, SyncError, connect, first_line, redact_url, server_name
+from .sync import SCHEMES, SyncError, check_userinfo, connect, first_line, redact_url, server_name
 
 # Events appended per replica transaction: a killed pull keeps every finished one.
 BATCH = 5000
@@ -134,6 +134,7 @@ class PullReport(msgspec.Struct):
 def server_identity(url: str) -> str:
     """``user@host:port/dbname`` of ``url`` (no password), what names its replica."""
     text = url.strip()
+    check_userinfo(text)
     if not text.lower().startswith(SCHEMES) and ("://" in text or "=" not in text):
         # Not libpq's URI nor its key=value form (``host=… dbname=…``): libpq's own answer
         # ("missing "=" after …") would not say what to give.

@@ -131,8 +131,15 @@ def redact_url(url: str) -> str:
     """``url`` without its password, in the user part, a ``password=`` parameter of its
     query or a key=value connection string (for messages and for what is stored about the
     server)."""
-    url = re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
-    return re.sub(r"(password\s*=\s*)('[^']*'|[^\s&]+)", r"\1***", url, flags=re.IGNORECASE)
+    # Up to the last "@": a password may hold "@", "/", "?" or "#" unencoded, and where it
+    # ends cannot be told; more is masked (an "@" in the query too), never less.
+    url = re.sub(r"(://[^:/@]*:).*@", r"\1***@", url)
+    # A URL's query (percent-encoded: "&" ends the value), then libpq's key=value form (a
+    # value ends at a space unless quoted, where \' escapes a quote).
+    url = re.sub(r"([?&]password=)[^&#\s]*", r"\1***", url, flags=re.IGNORECASE)
+    return re.sub(
+        r"((?:^|\s)password\s*=\s*)('(?:[^'\\]|\\.)*'?|\S+)", r"\1***", url, flags=re.IGNORECASE
+    )
 
 
 def machine_id(db: Database) -> str | None:
@@ -146,9 +153,20 @@ def machine_id(db: Database) -> str | None:
     return None if first is None else first.hash.hex()[:32]
 
 
+def check_userinfo(url: str) -> None:
+    """SyncError when ``url``'s user or password holds an unencoded ``@``: libpq would take
+    the rest of the password for the host name and quote it back in its error."""
+    authority = re.match(r"(?i)\s*postgres(?:ql)?://([^/?#]*)", url)
+    if authority and authority.group(1).count("@") > 1:
+        raise SyncError(
+            f"{redact_url(url)}: the user or password holds '@': write it as %40 in the URL"
+        )
+
+
 def connect(
     url: str, *, application: str = "skillops sync"
 ) -> psycopg.Connection[tuple[object, ...]]:
+    check_userinfo(url)
     try:
         return psycopg.connect(url, connect_timeout=10, application_name=application)
     except (psycopg.Error, ValueError) as exc:  # ValueError: psycopg's own URL parsing
