@@ -739,3 +739,30 @@ def redact_text(text: str) -> str:
         piece if _SURROGATE.fullmatch(piece) else redact_text(piece)
         for piece in _SURROGATE.split(text)
     )
+
+
+_MASK_TEXT = re.compile(r"\[REDACTED(?::[a-z\-]+)?\]")
+
+
+def masked_lines(text: str) -> list[tuple[int, str]]:
+    """(line number, kind) of each line of ``text`` that capture's masking would change.
+
+    Skill files are stored masked, so whatever a user's skill holds there must be said before
+    the stored text is ever written back over a file."""
+    masked = redact_text(text)
+    if masked == text:
+        return []
+    found = []
+    for number, (before, after) in enumerate(
+        zip(text.splitlines(), masked.splitlines(), strict=False), 1
+    ):
+        if before != after:
+            kinds = _MASK_TEXT.findall(after)
+            kind = kinds[0][len("[REDACTED:") : -1] if kinds and ":" in kinds[0] else "secret"
+            found.append((number, kind))
+    return found or [(1, "secret")]
+
+
+def holds_mask(text: str) -> bool:
+    """Whether ``text`` holds a mask capture wrote (``[REDACTED]``, ``[REDACTED:kind]``)."""
+    return _MASK_TEXT.search(text) is not None

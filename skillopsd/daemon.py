@@ -112,6 +112,9 @@ class Daemon:
         self.syncer = syncer  # told likewise: there may be events the team server lacks
         self.settle_seconds = settle_seconds
         self._next_settle: float | None = None  # monotonic time of the next skill sync
+        # What was said of live files left because of a masked secret: said once, not at
+        # every sync while it holds.
+        self._masked_said: dict[str, tuple[str | None, tuple[str, ...]]] = {}
         # Managed skills' live SKILL.md files (watched: a hand edit is synced at once), and
         # the log position of the newest event that changed which files those are.
         self._live: dict[Path, str] = {}
@@ -351,6 +354,11 @@ class Daemon:
                     next=report.routed,
                     live_written=report.live_written,
                 )
+            masked = (report.routed, tuple(report.live_masked))
+            if report.live_masked and self._masked_said.get(skill) != masked:
+                for note in report.masked_notes():
+                    _log.warning("live file left as it is", skill=skill, problem=note)
+            self._masked_said[skill] = masked
             if report.waiting:
                 # Sessions still being written: look again once they may have settled.
                 soon = time.monotonic() + max(0.2, min(self.settle_seconds / 2, 60.0))

@@ -13,7 +13,15 @@ import pytest
 from skillopsd.documents import replay
 from skillopsd.events import Database, verify_chain
 
-from ._agents import gemini_chats, gemini_document, gemini_files, write_document
+from ._agents import (
+    gemini_chats,
+    gemini_document,
+    gemini_file,
+    gemini_files,
+    gemini_name,
+    layout_gemini,
+    write_document,
+)
 from ._capture_helpers import captured
 from ._daemon import DaemonProcess, db_path
 
@@ -84,3 +92,81 @@ def test_a_daemon_killed_between_and_during_rewrites_loses_and_doubles_nothing(
         assert offsets == list(range(len(offsets)))  # ordinals gapless, none repeated
     finally:
         db.close()
+
+
+def _once(home: Path) -> None:
+    import subprocess
+
+    from ._daemon import daemon_env
+    from .conftest import console_script
+
+    done = subprocess.run(
+        [console_script("skillopsd"), "--once", "--no-derive"],
+        env=daemon_env(home),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def _status(home: Path) -> dict[str, Any]:
+    from ._daemon import daemon_env
+    from .conftest import run_ctl
+
+    done = run_ctl("status", "--json", env=daemon_env(home))
+    assert done.returncode == 0, done.stderr
+    out = msgspec.json.decode(done.stdout)
+    assert isinstance(out, dict)
+    return out
+
+
+def test_documents_that_never_become_valid_are_said_once_each_and_cleared_when_fixed(
+    tmp_path: Path,
+) -> None:
+    """Found by a reviewer: a cut-off document, a binary one and ``[]`` in Gemini's chats
+    folder, with ``skillopsd --once`` run twice, gave no session, no error, no problem and
+    lag 0 (each run saw each for the first time and waited for a rewrite that never came)."""
+    import os
+
+    from skillopsd.events import EventLog
+
+    cut, whole = gemini_file("15f05963"), gemini_file("18f475c0")
+    home = tmp_path / "home"
+    chats = gemini_chats(home)
+    broken = {
+        chats / gemini_name(cut): cut.read_bytes()[:5000],
+        chats / "session-2026-01-01T00-00-deadbeef.json": b"\x00\x01binary\xff",
+        chats / "session-2026-01-01T00-00-cafecafe.json": b"[]\n",
+    }
+    for path, data in broken.items():
+        path.write_bytes(data)
+        os.utime(path, (1_700_000_000, 1_700_000_000))  # written long ago: no writer is busy
+    layout_gemini(home, whole)
+    fresh = chats / "session-2026-01-01T00-00-0f0f0f0f.json"
+    fresh.write_bytes(b'{"sessionId": "0f0f')  # being written right now
+
+    for _ in range(3):  # said once, however many passes
+        _once(home)
+    status = _status(home)
+    problems = {p["path"]: p for p in status["problems"]}
+    assert set(problems) >= {str(p) for p in broken}, problems
+    assert all(problems[str(p)]["kind"] == "invalid_document" for p in broken)
+    assert str(fresh) not in problems  # its writer may still be at it: looked at again later
+    assert status["sources"]["gemini"]["problems"] >= 3
+    db = Database.open(db_path(home))
+    try:
+        errors = list(EventLog(db).read(types=["CaptureErrorRecorded"]))
+    finally:
+        db.close()
+    assert sorted(e.payload.path for e in errors) == sorted(str(p) for p in broken)
+
+    # A writer that finishes: the document is captured and its problem is over.
+    cut_path = chats / gemini_name(cut)
+    cut_path.write_bytes(cut.read_bytes())
+    _once(home)
+    problems = {p["path"] for p in _status(home)["problems"]}
+    assert (
+        str(cut_path) not in problems
+        and str(chats / "session-2026-01-01T00-00-cafecafe.json") in problems
+    )

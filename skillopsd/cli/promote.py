@@ -115,7 +115,9 @@ def promote(
             app.caught_up()
             if promoted is not None and read_state(db, skill).managed:
                 # The new champion goes to the live files now, not at the daemon's next pass.
-                sync_skill(db, skill, now=datetime.now(UTC), executions=False)
+                report = sync_skill(db, skill, now=datetime.now(UTC), executions=False)
+                for note in report.masked_notes():
+                    click.echo(note, err=True)
     except (LogError, apsw.Error) as exc:
         raise UsageFailure(f"store error, nothing decided: {exc}") from exc
     except StoreError as exc:

@@ -140,6 +140,8 @@ def _say(report: SyncReport) -> None:
         click.echo(f"next: {report.routed}")
     for path in report.live_written:
         click.echo(f"wrote {path}")
+    for note in report.masked_notes():
+        click.echo(note, err=True)
 
 
 @skill_group.command("import")

@@ -49,6 +49,9 @@ DEFAULT_MAX_LINE_BYTES = 16 * 1024 * 1024
 # Problem kinds of symbolic links under confinement.
 LINK_DANGLING = "dangling_link"
 LINK_OUTSIDE = "link_outside"
+# What opening a path as a regular file proves over (not a folder's listing, not a document's
+# content: those are over when the listing or the decoding succeeds).
+_OPEN_PROBLEMS = ("not_regular", "unreadable", "read_error", LINK_DANGLING, LINK_OUTSIDE)
 # The largest --max-line-bytes: a document may be 16 times it (_documents), and every stored
 # payload must stay readable under the events' MAX_PAYLOAD.
 MAX_LINE_LIMIT = MAX_PAYLOAD // 16
@@ -465,17 +468,23 @@ class Capturer:
         return True
 
     def _resolved(self, path: Path) -> None:
-        """``path`` was opened as a regular file: its open problems are over."""
+        """``path`` was opened as a regular file: its problems of opening it are over."""
+        self.resolved(path, *_OPEN_PROBLEMS)
+
+    def resolved(self, path: Path, *kinds: str) -> None:
+        """``path``'s open problems of these kinds are over."""
         text = path_text(path)
+        marks = ", ".join("?" * len(kinds))
         with self.db.read() as conn:
             open_ = conn.execute(
-                "SELECT 1 FROM capture_problems WHERE path = ? AND kind != 'unlistable'", (text,)
+                f"SELECT 1 FROM capture_problems WHERE path = ? AND kind IN ({marks})",
+                (text, *kinds),
             ).fetchone()
         if open_ is not None:
             with self.db.write() as conn:
                 conn.execute(
-                    "DELETE FROM capture_problems WHERE path = ? AND kind != 'unlistable'",
-                    (text,),
+                    f"DELETE FROM capture_problems WHERE path = ? AND kind IN ({marks})",
+                    (text, *kinds),
                 )
             _log.info("capturable again", path=text)
 

@@ -11,15 +11,18 @@ ordinal) is its row's ``doc_state`` in ``capture_sources``, staged and committed
 transaction as the events, so a crash between passes neither loses nor repeats a record.
 
 A document that does not decode is usually caught mid-rewrite (the legacy Gemini writer
-truncates and writes in place): it is left for the next pass. Only when a later pass finds the
-very same invalid file again (same size and mtime: the writer made no progress) is one capture
-error recorded for it.
+truncates and writes in place): it is left for the next pass. When it has not changed for
+:data:`SETTLED_SECONDS`, or a later pass finds the very same invalid file again (same size and
+mtime: the writer made no progress), one capture error is recorded for it: a document that
+never becomes valid (a writer killed mid-write, a partial copy, a full disk) is said, not
+waited on forever. A daemon's rescan comes back to a file that stopped changing.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -47,6 +50,12 @@ _state_encoder = msgspec.msgpack.Encoder()
 # A document larger than this many line limits is not read into memory.
 _SIZE_FACTOR = 16
 FINGERPRINT_PREFIX = "doc:"
+# A writer rewrites a whole document in well under this: an invalid one this old is broken.
+SETTLED_SECONDS = 5.0
+# Problems of a document's content: said once, over when the document decodes (opening the
+# file again is no sign they are over, unlike the problems of opening it).
+INVALID_DOCUMENT = "invalid_document"
+OVERSIZED = "oversized"
 
 
 class DocState(msgspec.Struct):
@@ -180,7 +189,7 @@ def capture_document(
     limit = cap.max_line_bytes * _SIZE_FACTOR
     if st.st_size > limit:
         message = f"document of {st.st_size} bytes exceeds the {limit}-byte limit"
-        return FileResult(errors=int(cap.problem(path, store.agent, "oversized", message)))
+        return FileResult(errors=int(cap.problem(path, store.agent, OVERSIZED, message)))
     fh.seek(0)
     data = fh.read()
     try:
@@ -190,6 +199,7 @@ def capture_document(
     if not isinstance(doc, dict):
         return _invalid(cap, path, text, st, store)
     cap.invalid_documents.pop(text, None)
+    cap.resolved(path, OVERSIZED, INVALID_DOCUMENT)
     ref = store.session_of(path, [doc])
     session, parent = path_text(ref.session), path_text(ref.parent_session)
     row, moved = _find(cap, text, st, store.agent, session)
@@ -289,12 +299,12 @@ def _invalid(cap: Capturer, path: Path, text: str, st: os.stat_result, store: St
     key = f"{st.st_size}:{st.st_mtime_ns}"
     seen = cap.invalid_documents.get(text)
     cap.invalid_documents[text] = key
-    if seen != key:
+    if seen != key and time.time() - st.st_mtime < SETTLED_SECONDS:
         return FileResult()  # probably caught mid-rewrite: look again next pass
     row, _moved = _find(cap, text, st, store.agent, None)
-    message = f"not one JSON document ({st.st_size} bytes, unchanged since the last pass)"
+    message = f"not one JSON document ({st.st_size} bytes, not rewritten since)"
     if row is None:
-        return FileResult(errors=int(cap.problem(path, store.agent, "invalid_document", message)))
+        return FileResult(errors=int(cap.problem(path, store.agent, INVALID_DOCUMENT, message)))
     before = cap._rows_after.get(row.source_id, row)
     state = _state(before)
     if state.reported == key:
@@ -307,7 +317,7 @@ def _invalid(cap: Capturer, path: Path, text: str, st: os.stat_result, store: St
         path=text,
         offset=state.ordinal,
         length=st.st_size,
-        kind="invalid_document",
+        kind=INVALID_DOCUMENT,
         message=message,
         generation=before.generation,
     )

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from .._redact import redact_text
+from .._redact import masked_lines, redact_text
 from ..derive._skills import normalize_skill_body, skill_content_hash
 from ..events import RARE_TYPES, ConcurrencyError, Database, EventLog, NewEvent, content_id
 from ..events.types import (
@@ -151,6 +151,21 @@ def version_event(
     return digest, new(state.skill, event, version_event_id(state.skill, digest))
 
 
+def _unmasked(path: Path, text: str, verb: str) -> None:
+    """Refuse a skill file that holds a secret: the store keeps skills masked (as capture
+    does) and writes the stored text to the live files, so managing it would replace the
+    secret with ``[REDACTED:…]`` in the user's own files."""
+    found = masked_lines(text)
+    if found:
+        lines = ", ".join(f"line {n} ({kind})" for n, kind in found[:3])
+        more = f" and {len(found) - 3} more" if len(found) > 3 else ""
+        raise StoreError(
+            f"{path}: {lines}{more} would be stored masked, and skillops writes what it stores"
+            f" to the live files: move the secret out of the skill (an environment variable)"
+            f" and {verb} again"
+        )
+
+
 _FRONTMATTER = re.compile(r"\A\ufeff?---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(?:\r?\n|\Z)", re.S)
 
 
@@ -215,6 +230,7 @@ def import_skill(
     named otherwise would never see one.
     """
     path, text = skill_file(source)
+    _unmasked(path, text, "import")
     names = names_of(path, text)
     if check_name and skill not in names:
         raise StoreError(
@@ -337,6 +353,7 @@ def add_challenger(
 ) -> Version:
     """Start testing ``file``'s body against the champion."""
     path, text = skill_file(file)
+    _unmasked(path, text, "add it")
 
     def build(state: SkillState) -> list[NewEvent]:
         if not state.managed or state.champion is None:

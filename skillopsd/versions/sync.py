@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from .._defaults import DEFAULT_SETTLE_SECONDS
+from .._redact import holds_mask, redact_text
 from ..derive._skills import skill_content_hash
 from ..events import Database, EventLog, NewEvent, RecordedEvent, content_id
 from ..events.types import (
@@ -66,11 +67,23 @@ class SyncReport(msgspec.Struct, kw_only=True):
     invalid_edits: list[str] = []  # ...that do not declare the skill's name in frontmatter
     routed: str | None = None
     live_written: list[str] = []
+    # Live files left as they are: the version due was stored masked (a hand edit holding a
+    # secret) and would put ``[REDACTED:…]`` in the agent's skill, or the file holds a secret
+    # the store keeps only masked, so overwriting it would lose the secret for good.
+    live_masked: list[str] = []
     files_written: list[str] = []
     # A team machine during a test: ``team`` when it routed (and decided) on the pool,
     # ``local`` when the server did not answer (``pool_note`` says why).
     pool: str | None = None
     pool_note: str = ""
+
+    def masked_notes(self) -> list[str]:
+        """One line per live file left as it is because of a masked secret."""
+        return [
+            f"{path} left as it is, not {self.routed}: a secret in it or in {self.routed} is"
+            " stored masked, so writing would lose it; edit it by hand"
+            for path in self.live_masked
+        ]
 
 
 class _Team:
@@ -567,7 +580,8 @@ def _write_live(state: SkillState, report: SyncReport) -> None:
     chosen = next_pick(state)
     if chosen is None:
         return
-    body = state.body_file(chosen).encode()
+    text_due = state.body_file(chosen)
+    body = text_due.encode()
     for live in state.live_paths:
         path = Path(live)
         text = _read(path)
@@ -575,6 +589,9 @@ def _write_live(state: SkillState, report: SyncReport) -> None:
             digest = skill_content_hash(text)
             if digest == chosen or digest not in state.versions:
                 continue  # already routed, or a human edit the next sync imports
+        if holds_mask(text_due) or (text is not None and redact_text(text) != text):
+            report.live_masked.append(live)
+            continue
         write_atomic(path, body)
         report.live_written.append(live)
 
