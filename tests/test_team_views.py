@@ -887,3 +887,38 @@ def test_executions_recorded_by_hand_on_two_machines_all_count(
     # A second pull of the same rows changes nothing (each stored once, under its machine).
     again = viewer.json("skill", "versions", "tidy")
     assert again == shown
+
+
+def test_what_a_machine_wrote_on_the_server_cannot_drive_the_terminal(
+    tmp_path: Path, team_url: str
+) -> None:
+    """A machine's label and refusal are text someone wrote on the server: escape sequences
+    and bidi overrides in them reach no terminal; a machine whose id is not one sync gives
+    (it could name another machine's streams) is left out, with one line."""
+    a, _ = _two_machines(tmp_path)
+    sent = a.sync(team_url)
+    evil = "\x1b]52;c;Y3VybCBldmlsLnNofHNo\x07box\x1b[2J\u202e" + "x" * 500
+    with psycopg.connect(team_url, autocommit=True) as conn:
+        conn.execute(
+            "UPDATE skillops_machines SET label = %s, refused = %s WHERE machine = %s",
+            (evil, f"chain breaks at position 9: {evil}", sent["machine"]),
+        )
+        conn.execute(
+            "INSERT INTO skillops_machines (machine, label) VALUES (%s, 'x')",
+            (f"{sent['machine']}/../\x1b[31m",),
+        )
+    viewer = Viewer(tmp_path, team_url)
+    for args in (("sessions",), ("sessions", "--json"), ("skills",), ("session", "show", "")):
+        if args[-1] == "":
+            first = viewer.json("sessions")[0]["session_id"]
+            args = ("session", "show", first)
+        done = viewer.ok(*args)
+        for shown in (done.stdout, done.stderr):
+            assert "\x1b" not in shown and "\x07" not in shown and "\u202e" not in shown, args
+            assert "\\u001b" not in shown and "\\u202e" not in shown, args  # nor in JSON
+        assert "whose id is none" in done.stderr and "nothing of it is shown" in done.stderr
+    sessions = viewer.json("sessions")
+    assert len(sessions) == 3  # a's sessions, all there
+    # The label is kept, its control characters shown as "?", cut to 64 characters.
+    label = ("?]52;c;Y3VybCBldmlsLnNofHNo?box?[2J?" + "x" * 500)[:63] + "…"
+    assert {s["machine"] for s in sessions} == {label}

@@ -30,9 +30,11 @@ import fcntl
 import hashlib
 import heapq
 import os
+import re
+import unicodedata
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import apsw
 import msgspec
@@ -62,6 +64,8 @@ BATCH = 5000
 # Rows fetched from the server per round trip, per machine.
 FETCH = 2000
 POOLED_PREFIX = "skill:"
+T = TypeVar("T", str, str | None)
+_MACHINE_ID = re.compile(r"[0-9a-f]{32}")  # what sync.machine_id gives
 _MANUAL = "manual:"  # the execution key of ``skill record --id KEY``: manual:KEY
 
 _TABLES = """
@@ -282,7 +286,20 @@ def heads(conn: psycopg.Connection[tuple[Any, ...]]) -> list[MachineHead]:
         " WHERE e.machine = m.machine ORDER BY e.position DESC LIMIT 1), 0)"
         " FROM skillops_machines m ORDER BY m.machine"
     ).fetchall()
-    return [MachineHead(str(m), str(label), refused, int(head)) for m, label, refused, head in rows]
+    return [
+        MachineHead(str(m), _shown(str(label), 64), _shown(refused), int(head))
+        for m, label, refused, head in rows
+    ]
+
+
+def _shown(text: T, limit: int = 300) -> T:
+    """``text`` as it may reach a terminal: what a machine wrote on the server (its label,
+    why it was refused) could hold escape sequences; every control or format character
+    becomes ``?``, and a long text is cut."""
+    if text is None:
+        return text
+    clean = "".join("?" if unicodedata.category(c)[0] == "C" else c for c in str(text))
+    return clean if len(clean) <= limit else f"{clean[: limit - 1]}…"  # type: ignore[return-value]
 
 
 class _Known(msgspec.Struct):
@@ -300,7 +317,15 @@ def pull(db: Database, conn: psycopg.Connection[tuple[Any, ...]]) -> PullReport:
     conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
     conn.read_only = True
     with conn.transaction():  # one snapshot of the server for the whole pull
-        machines = heads(conn)
+        machines = []
+        for m in heads(conn):
+            if _MACHINE_ID.fullmatch(m.machine):
+                machines.append(m)
+            else:  # not written by skillopsctl sync: its streams could pass for another's
+                report.broken.append(
+                    f"the server lists a machine whose id is none ({_shown(m.machine, 40)!r}):"
+                    " nothing of it is shown"
+                )
         report.machines = len(machines)
         with db.read() as lite:
             known = {
