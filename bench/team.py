@@ -3,9 +3,10 @@
 Each machine's log holds ``--sessions`` real skill sessions: the qvr fixtures (a Claude Code
 and a Codex session of the ``slugify-title`` skill) captured and derived once by the real
 ``skillopsd --once``, then copied with fresh ids (the native session id, the derived
-session id, the source id, the trace and span ids) so every copy is its own session on its
-own machine, and appended with ``EventLog.append`` (so each machine has its own chain and
-its own first event, hence its own machine id).
+session id, the source id, the trace and span ids, the ids the agent gave its responses and
+tool calls) so every copy is its own session on its own machine, and appended with
+``EventLog.append`` (so each machine has its own chain and its own first event, hence its own
+machine id).
 
 Measured, each into a fresh database on the server, with ``--content derived`` (the default):
 
@@ -63,6 +64,7 @@ TEMPLATES = {
     "codex": ("codex_skill.jsonl", ".codex/sessions/2026/06/27"),
 }
 SKILL = "slugify-title"
+_AGENT_IDS = ("gen_ai.response.id", "gen_ai.tool.call.id")
 
 
 class Template(msgspec.Struct):
@@ -70,6 +72,7 @@ class Template(msgspec.Struct):
 
     events: list[tuple[str, str, int, bytes]]  # (stream, type, schema, payload)
     ids: list[str]  # every id of the session, each replaced by one of the same length
+    skills: list[str] = []  # the skills the session loaded
 
 
 # --- the machines' logs ---------------------------------------------------------------------
@@ -128,8 +131,15 @@ def templates(work: Path) -> tuple[list[Template], list[NewEvent]]:
             ids.append(event.source_id)
         if isinstance(event, SessionDerived):
             ids += [event.session_id, *event.span_ids]
+            template.skills = list(event.skills)
         if isinstance(event, SpanDerived):
             ids += [event.session_id, event.trace_id, event.span_id]
+            # The ids the agent gave its responses and tool calls: a copy keeping them would
+            # be a copy of one conversation (projections.copies), counted once.
+            for name in _AGENT_IDS:
+                value = event.attributes.get(name)
+                if isinstance(value, str) and len(value) >= 8:
+                    ids.append(value)
     for template in by_session.values():
         template.ids = sorted(set(template.ids), key=len, reverse=True)
     if len(by_session) != len(TEMPLATES):
@@ -345,11 +355,11 @@ def has_team_views() -> bool:
     return importlib.util.find_spec("skillopsd.team.replica") is not None
 
 
-def timed_show(url: str, cache: Path) -> float:
+def timed_show(url: str, cache: Path, *extra: str) -> tuple[float, str]:
     env = {**os.environ, "XDG_CACHE_HOME": str(cache)}
     started = time.perf_counter()
     done = subprocess.run(
-        [program("skillopsctl"), "--team", url, "skill", "show", SKILL],
+        [program("skillopsctl"), "--team", url, "skill", "show", SKILL, *extra],
         env=env,
         capture_output=True,
         text=True,
@@ -358,7 +368,14 @@ def timed_show(url: str, cache: Path) -> float:
     seconds = time.perf_counter() - started
     if done.returncode != 0:
         sys.exit(f"team bench: skill show failed: {done.stderr.strip()[-500:]}")
-    return seconds
+    return seconds, done.stdout
+
+
+def shown_sessions(url: str, cache: Path) -> int:
+    """The sessions the pooled ``skill show`` counts (every machine's, each once)."""
+    _, out = timed_show(url, cache, "--json")
+    report = msgspec.json.decode(out)
+    return sum(len(v["sessions"]) for v in report["versions"])
 
 
 def server_reads(url: str, machine: str, head: int) -> tuple[float, float, float, int]:
@@ -468,7 +485,7 @@ def main() -> None:
                 f" {indexes / 2**20:.1f} MiB = {(table + indexes) / rows:.0f} bytes per event"
                 f" (indexes: {', '.join(f'{n} {b / 2**20:.1f} MiB' for n, b in each.items())})"
             )
-            pooled(team, paths, work, args.repeat, kinds)
+            pooled(team, paths, work, args.repeat, kinds, args.sessions)
 
 
 def _cpu_line(events: int, server: float, clients: float) -> str:
@@ -488,18 +505,26 @@ def pooled(
     work: Path,
     repeat: int,
     kinds: list[Template],
+    sessions: int,
 ) -> None:
     if has_team_views():
         cache = work / "cache"
-        cold = timed_show(url, cache)
-        warm = statistics.median(timed_show(url, cache) for _ in range(repeat))
+        cold, _ = timed_show(url, cache)
+        warm = statistics.median(timed_show(url, cache)[0] for _ in range(repeat))
+        counted = shown_sessions(url, cache)
         _one_more_session(paths[0], url, kinds)
-        grown = timed_show(url, cache)
+        grown, _ = timed_show(url, cache)
+        if shown_sessions(url, cache) != counted + 1:
+            sys.exit("team bench: the pooled skill show did not count the new session")
         print(
-            f"skillopsctl --team skill show {SKILL}: cold (no replica) {cold:.2f} s; warm"
-            f" {warm:.2f} s (median of {repeat}); after one machine synced one more session"
-            f" {grown:.2f} s (target <= 1 s)"
+            f"skillopsctl --team skill show {SKILL} over {counted:,} sessions: cold (no"
+            f" replica) {cold:.2f} s; warm {warm:.2f} s (median of {repeat}); after one machine"
+            f" synced one more session {grown:.2f} s (target <= 1 s)"
         )
+        # Every machine's sessions that loaded the skill, each once.
+        want = len(paths) * sum(SKILL in kinds[n % len(kinds)].skills for n in range(sessions))
+        if counted != want:
+            sys.exit(f"team bench: the pooled skill show counted {counted:,} of {want:,}")
         return
     db = Database.open(paths[0], create=False)
     try:

@@ -6,6 +6,8 @@ import os
 from pathlib import Path
 
 DB_ENV = "SKILLOPS_DB"
+# A team server to read instead of this machine's log (``skillopsctl --team``).
+TEAM_ENV = "SKILLOPS_TEAM_URL"
 
 
 def default_db_path() -> Path:

@@ -108,3 +108,5 @@ def test_team_benchmark_runs() -> None:
     assert "ratio sync/floor:" in out and "2 machines at once" in out
     # 3 machines of 4 sessions, every event on the server: the count the bench asserts itself.
     assert "3 x 4 sessions = 12 sessions" in out and "bytes per event" in out
+    # The pooled view over every machine's sessions of the skill (the bench checks the count).
+    assert "skillopsctl --team skill show slugify-title over" in out and "warm" in out

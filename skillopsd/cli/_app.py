@@ -17,7 +17,7 @@ import apsw
 import click
 
 from .. import _logging
-from .._paths import DB_ENV, default_db_path
+from .._paths import DB_ENV, TEAM_ENV, default_db_path
 from .._terminal import safe
 from ..events import CodecError, CorruptEventError, Database, LogError, storage_error
 from ..projections import ProjectionEngine, engine_for
@@ -42,6 +42,29 @@ class StorageFailure(click.ClickException):
         click.echo(safe(f"skillopsctl: {self.format_message()}"), err=True, file=file)
 
 
+class TeamFailure(StorageFailure):
+    """The team server cannot be reached, or a command cannot run on a team view: exit 2."""
+
+
+# The commands a team view answers (``--team``): they read projections. Every other command
+# writes this machine's log or reads what only it holds (its transcripts, its chain).
+TEAM_COMMANDS = (
+    "skills",
+    "skill show",
+    "skill versions",
+    "sessions",
+    "session show",
+    "usage",
+    "eval run",
+    "rebuild",
+)
+
+
+def team_command(path: str) -> bool:
+    """Whether the command at ``path`` (``skill show``) runs on a team view."""
+    return any(path == name or path.startswith(f"{name} ") for name in TEAM_COMMANDS)
+
+
 class NotFound(click.ClickException):
     """An id or name that matches nothing: exit 1."""
 
@@ -55,6 +78,13 @@ class AppContext:
         self.db_path: Path | None = None
         self.db_given = False  # --db was typed (not only $SKILLOPS_DB)
         self._db: Database | None = None
+        # --team / $SKILLOPS_TEAM_URL: read the server's replica instead of this machine's log.
+        self.team_url: str | None = None
+        self.team_given = False  # --team was typed (not only $SKILLOPS_TEAM_URL)
+
+    @property
+    def team(self) -> bool:
+        return bool(self.team_url)
 
     @property
     def explicit_db(self) -> bool:
@@ -70,6 +100,8 @@ class AppContext:
         A path given by ``--db``/``$SKILLOPS_DB`` that holds nothing is created only for a
         command that writes (``create``): a read-only command on a mistyped path says so.
         """
+        if self._db is None and self.team_url:
+            self._db = self._team_db()
         if self._db is None:
             path = self.resolved_path()
             if self.explicit_db and not create and not path.exists():
@@ -99,6 +131,25 @@ class AppContext:
             except LogError as exc:
                 raise UsageFailure(str(exc)) from exc
         return self._db
+
+    def _team_db(self) -> Database:
+        """The team server's replica, pulled up to date (see skillopsd/team/replica.py)."""
+        assert self.team_url
+        if self.db_given:
+            raise UsageFailure(f"give --db or --team, not both (--team reads ${TEAM_ENV})")
+        from ..team.replica import open_replica
+        from ..team.sync import SyncError
+
+        try:
+            db, _report = open_replica(
+                self.team_url,
+                notify=lambda line: click.echo(safe(f"skillopsctl: {line}"), err=True),
+            )
+        except SyncError as exc:
+            raise TeamFailure(f"--team: {exc}") from exc
+        except (LogError, OSError) as exc:
+            raise TeamFailure(f"team replica: {exc}") from exc
+        return db
 
     def engine(self) -> ProjectionEngine:
         return engine_for(self.db())
@@ -140,7 +191,7 @@ class SuggestingGroup(click.Group):
         self, ctx: click.Context, args: list[str]
     ) -> tuple[str | None, click.Command | None, list[str]]:
         try:
-            return super().resolve_command(ctx, args)
+            name, cmd, rest = super().resolve_command(ctx, args)
         except click.UsageError:
             name = args[0] if args else ""
             if name and not name.startswith("-"):
@@ -148,6 +199,18 @@ class SuggestingGroup(click.Group):
                 if close:
                     ctx.fail(f"No such command {name!r}. Did you mean {close[0]!r}?")
             raise
+        app = ctx.find_object(AppContext)
+        if app is not None and app.team and cmd is not None and not isinstance(cmd, click.Group):
+            path = " ".join([*ctx.command_path.split()[1:], cmd.name or ""])
+            if not team_command(path):
+                source = "--team" if app.team_given else f"${TEAM_ENV} is set"
+                here = "" if app.team_given else f" (unset {TEAM_ENV} to run it here)"
+                raise TeamFailure(
+                    f"{path} does not run on a team view ({source}): only"
+                    f" {', '.join(TEAM_COMMANDS)} do; each machine changes only its own log"
+                    f" and pushes it with skillopsctl sync{here}"
+                )
+        return name, cmd, rest
 
 
 class _Group(SuggestingGroup):
@@ -183,10 +246,21 @@ class _Group(SuggestingGroup):
             exc.message = safe(exc.message)  # type: ignore[misc]  # Final in click's stubs only
             raise
         except Exception as exc:
-            path = ctx.ensure_object(AppContext).opened_path()
+            app = ctx.ensure_object(AppContext)
+            path = app.opened_path()
             error = storage_error(exc, path)
             if error is not None:
                 raise StorageFailure(str(error)) from exc
+            damaged = CorruptEventError | CodecError | apsw.CorruptError | apsw.NotADBError
+            if app.team and app._db is not None and isinstance(exc, damaged):
+                # A replica is a copy: the damaged one goes, the next command pulls anew.
+                from ..team.replica import discard
+
+                app.close()
+                discard(path)
+                raise StorageFailure(
+                    f"team replica {path}: {exc}: removed; the next command pulls it anew"
+                ) from exc
             if isinstance(exc, CorruptEventError | CodecError | apsw.CorruptError):
                 raise StorageFailure(
                     f"database {path}: {exc} (skillopsctl verify names the first fault)"
@@ -247,6 +321,33 @@ def _set_db(ctx: click.Context, param: click.Parameter, value: str | None) -> No
     if given or not app.db_given:
         app.db_path = Path(value)
         app.db_given = app.db_given or given
+
+
+def _set_team(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    app = ctx.ensure_object(AppContext)
+    source = ctx.get_parameter_source(param.name or "team")
+    given = source == click.core.ParameterSource.COMMANDLINE
+    if value is None and not given:
+        return  # not after the command name: what came before it stands
+    # ``--team`` typed before the command name (even ``--team ''``, this machine's log) wins
+    # over $SKILLOPS_TEAM_URL read again by the command; typed after it, it wins over both.
+    if given or not app.team_given:
+        app.team_url = value.strip() if value and value.strip() else None
+        app.team_given = app.team_given or given
+
+
+def team_option(fn: F) -> F:
+    """``--team URL`` (also ``$SKILLOPS_TEAM_URL``) after the name of a command that runs on
+    a team view, as before it."""
+    return click.option(
+        "--team",
+        metavar="URL",
+        envvar=TEAM_ENV,
+        callback=_set_team,
+        expose_value=False,
+        is_eager=True,
+        help=f"Read every machine's events on this team PostgreSQL (env {TEAM_ENV}).",
+    )(fn)
 
 
 def db_option(fn: F) -> F:
@@ -332,6 +433,17 @@ def load_commands() -> None:
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": HELP_WIDTH},
 )
 @db_option
+@click.option(
+    "--team",
+    metavar="URL",
+    envvar=TEAM_ENV,
+    callback=_set_team,
+    expose_value=False,
+    is_eager=True,
+    help=f"Read every machine's events on this team PostgreSQL (env {TEAM_ENV}), pulled"
+    " into a local replica, instead of this machine's log; only the reading commands"
+    " (skills, skill show|versions, sessions, session show, usage, eval run, rebuild).",
+)
 @click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
 @click.option("--log-level", type=click.Choice(_logging.LEVELS), default=None, help="Log level.")
 @click.version_option(package_name="skillops", prog_name="skillopsctl")

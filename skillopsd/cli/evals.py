@@ -30,7 +30,7 @@ from ..projections.skill_views import (
     skill_sessions,
     versions,
 )
-from ._app import AppContext, UsageFailure, cli, db_option, json_option, pass_app
+from ._app import AppContext, UsageFailure, cli, db_option, json_option, pass_app, team_option
 from ._output import echo, emit_json, plural, say, table
 from ._time import SINCE
 
@@ -79,9 +79,16 @@ class VersionJson(msgspec.Struct):
     bad_labels: list[str] = []
 
 
-def _evidence(conn: apsw.Connection, skill: str, group: list[SkillSession]) -> list[Evidence]:
+def _evidence(
+    conn: apsw.Connection, skill: str, group: list[SkillSession], team: bool
+) -> list[Evidence]:
     labels = newest_labels(conn, [s.session_id for s in group], skill=skill)
     replayed = replay_cases(conn, skill, [s.session_id for s in group])
+    withheld: set[str] = set()
+    if team:
+        from ..team.views import text_withheld
+
+        withheld = text_withheld(conn, [s.session_id for s in group])
     out = []
     for s in group:
         session = find_session(conn, s.session_id)
@@ -92,6 +99,7 @@ def _evidence(conn: apsw.Connection, skill: str, group: list[SkillSession]) -> l
                     spans_of(conn, s.session_id),
                     labels.get(s.session_id),
                     replayed.get(s.session_id),
+                    text_withheld=s.session_id in withheld,
                 )
             )
     return out
@@ -125,6 +133,7 @@ def eval_group() -> None:
 
 @eval_group.command("run")
 @db_option
+@team_option
 @click.argument("skill")
 @click.option(
     "--skill-dir",
@@ -137,7 +146,11 @@ def eval_group() -> None:
 @click.option("--last", type=click.IntRange(min=1), default=None, help="Only the N newest.")
 @click.option("--since", type=SINCE, default=None, help="Only sessions started since.")
 @click.option("--baseline", default=None, metavar="vN|HASH", help="Default: the champion.")
-@click.option("--no-record", is_flag=True, help="Grade and print, but record nothing in the log.")
+@click.option(
+    "--no-record",
+    is_flag=True,
+    help="Grade and print, but record nothing in the log (always so with --team).",
+)
 @json_option
 @pass_app
 def run(
@@ -156,6 +169,9 @@ def run(
 
     Only a run over every session and every suite of the skill's suite of record gives its
     sessions' outcomes and can clear the gate; a subset run is recorded, marked as such.
+    With --team it grades every machine's sessions and records nothing, here or on the
+    server (each machine pushes only its own log); a grader that needs message text the
+    server does not hold (--content derived) says so instead of judging.
     """
     if sum(bool(x) for x in (session_ids, last, since)) > 1:
         raise UsageFailure("give at most one of --session, --last, --since")
@@ -170,6 +186,7 @@ def run(
     )
     db = app.db()
     app.caught_up()
+    no_record = no_record or app.team
     try:
         with db.read() as conn:
             # A copy of another session (the same responses) is that conversation again:
@@ -226,7 +243,7 @@ def run(
             base_tag, base_run = _baseline(conn, skill, baseline, manifest.suite_hash)
             graded: list[tuple[str, list[SkillSession], list[EvalCaseResult], list[Evidence]]] = []
             for digest in sorted(groups, key=lambda h: (tag_order(tags.get(h)), h)):
-                evidences = _evidence(conn, skill, groups[digest])
+                evidences = _evidence(conn, skill, groups[digest], app.team)
                 graded.append(
                     (digest, groups[digest], grade_version(manifest, chosen, evidences), evidences)
                 )
@@ -306,7 +323,9 @@ def run(
         )
     else:
         _print(skill, manifest, out, skipped)
-        if no_record:
+        if app.team:
+            echo("(--team: graded on the team replica; nothing recorded)")
+        elif no_record:
             echo("(--no-record: nothing recorded)")
         elif scope or chosen != manifest.suite_names:
             echo(

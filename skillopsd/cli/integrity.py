@@ -8,7 +8,7 @@ import click
 import msgspec
 
 from ..events import verify_chain
-from ._app import AppContext, cli, db_option, json_option, pass_app
+from ._app import AppContext, cli, db_option, json_option, pass_app, team_option
 from ._output import echo, emit_json, plural
 
 
@@ -102,6 +102,7 @@ class RebuildReport(msgspec.Struct):
 
 @cli.command()
 @db_option
+@team_option
 @click.option(
     "--check",
     is_flag=True,

@@ -6,6 +6,7 @@ import textwrap
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
+import apsw
 import click
 import msgspec
 
@@ -25,7 +26,16 @@ from ..projections.session_views import (
 )
 from ..projections.usage import SessionCost, session_costs, span_costs
 from ..projections.verdict import RUNNING, SUMMARY, VERDICTS
-from ._app import AgentChoice, AppContext, NotFound, cli, db_option, json_option, pass_app
+from ._app import (
+    AgentChoice,
+    AppContext,
+    NotFound,
+    cli,
+    db_option,
+    json_option,
+    pass_app,
+    team_option,
+)
 from ._empty import why_empty
 from ._lookup import lookup_session
 from ._output import (
@@ -157,6 +167,7 @@ def _title_cell(s: SessionView) -> str:
 
 @cli.command("sessions")
 @db_option
+@team_option
 @click.option("--agent", type=AgentChoice(), default=None)
 @click.option("--skill", default=None, help="Only sessions that loaded this skill.")
 @click.option(
@@ -254,6 +265,9 @@ def sessions_command(
         s.label = labels.get(s.session_id)
         s.cost = costs.get(s.session_id)
         s.copy_of = copied.get(s.session_id)
+    if app.team:
+        with db.read() as conn:
+            _set_machines(conn, found)
     show_running(db, found)
     if verdict in ("unfinished", RUNNING):
         found = [s for s in found if s.verdict == verdict][:limit]
@@ -284,10 +298,13 @@ def sessions_command(
         starts.append(shown(moment, utc) if moment is not None else None)
     zone = zone_label([m for m in starts if m is not None] or [shown(datetime.now(UTC), utc)])
     short = unique_prefix((s.session_id for s in found), _SESSION_ID_WIDTH)
+    machine = [[_machine_cell(s)] if app.team else [] for s in found]
+    shift = 1 if app.team else 0
     table(
         [
             [
                 m.strftime("%Y-%m-%d %H:%M") if m is not None else "-",
+                *where,
                 s.agent,
                 s.session_id[:short],
                 s.verdict or "-",
@@ -298,10 +315,11 @@ def sessions_command(
                 _skills_cell(s.skills, _SKILLS_WIDTH),
                 _title_cell(s),
             ]
-            for s, m in zip(found, starts, strict=True)
+            for s, m, where in zip(found, starts, machine, strict=True)
         ],
         [
             f"started ({zone})",
+            *(["machine"] if app.team else []),
             "agent",
             "session",
             "verdict",
@@ -312,13 +330,13 @@ def sessions_command(
             "skills",
             "title",
         ],
-        caps={8: _SKILLS_WIDTH},
-        flex=9,
-        text=(8, 9),
-        key=2,
+        caps={8 + shift: _SKILLS_WIDTH},
+        flex=9 + shift,
+        text=(8 + shift, 9 + shift),
+        key=2 + shift,
         # The title gives way first, down to a dozen characters; then, for it to stay
         # readable, skills, cost and tokens make room, in that order (session show has all).
-        optional=(6, 7, 8),
+        optional=(6 + shift, 7 + shift, 8 + shift),
         min_flex=12,
     )
     if any(s.tokens.note and _total_tokens(s) is not None for s in found):
@@ -327,6 +345,25 @@ def sessions_command(
         )
     if hidden:
         echo(f"({hidden} forgotten sessions not shown: sessions --forgotten lists them)")
+
+
+def _set_machines(conn: apsw.Connection, found: list[SessionView]) -> set[str]:
+    """Team views: the machine each session came from (the replica's merge record); returns
+    the sessions whose message text the server does not hold."""
+    from ..team.views import session_origins
+
+    origins = session_origins(conn, [s.session_id for s in found])
+    for s in found:
+        origin = origins.get(s.session_id)
+        if origin is not None:
+            s.machine, s.machine_id = origin.label, origin.machine
+    return {sid for sid, origin in origins.items() if origin.content != "exact"}
+
+
+def _machine_cell(s: SessionView) -> str:
+    if s.machine_id is None:
+        return "-"
+    return f"{cut(s.machine or '-', 16)} {s.machine_id[:6]}"
 
 
 def show_running(db: Database, found: list[SessionView]) -> None:
@@ -457,6 +494,7 @@ def _session_cost(cost: SessionCost | None) -> str:
 
 @session_group.command("show")
 @db_option
+@team_option
 @click.argument("ident", metavar="ID")
 @utc_option
 @json_option
@@ -469,6 +507,7 @@ def show(app: AppContext, ident: str, utc: bool, as_json: bool) -> None:
     """
     db = app.db()
     app.caught_up()
+    withheld = False
     with db.read() as conn:
         try:
             session: SessionView | None = lookup_session(conn, ident)
@@ -496,6 +535,8 @@ def show(app: AppContext, ident: str, utc: bool, as_json: bool) -> None:
         if session is not None:
             session.label = newest_labels(conn, [session.session_id]).get(session.session_id)
             session.copy_of = copies(conn, [session.session_id]).get(session.session_id)
+            if app.team:
+                withheld = bool(_set_machines(conn, [session]))
     if session is not None:
         show_running(db, [session])
     if as_json:
@@ -509,6 +550,14 @@ def show(app: AppContext, ident: str, utc: bool, as_json: bool) -> None:
     width = terminal_width()
     title = (session.title or "-").strip().splitlines() or ["-"]
     say(f"session   {session.session_id} ({session.agent} {session.native_session_id})", indent=10)
+    if app.team:
+        say(f"machine   {session.machine or '-'} ({session.machine_id or 'unknown'})", indent=10)
+        if withheld:
+            say(
+                "content   derived: the server holds no title, prompt, answer or tool"
+                " argument of it (sync --content derived)",
+                indent=10,
+            )
     echo(f"title     {cut(title[0], max(20, width - 10))}")
     say(f"when      {_when(session, utc)}", indent=10)
     echo(f"cwd       {session.cwd or '-'}")  # a path is shown whole, to be copied

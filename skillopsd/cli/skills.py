@@ -23,7 +23,16 @@ from ..projections.skill_views import (
     versions,
 )
 from ..sources import STORES
-from ._app import AppContext, NotFound, UsageFailure, cli, db_option, json_option, pass_app
+from ._app import (
+    AppContext,
+    NotFound,
+    UsageFailure,
+    cli,
+    db_option,
+    json_option,
+    pass_app,
+    team_option,
+)
 from ._empty import why_empty
 from ._output import echo, emit_json, emit_json_array, mean_of, plural, say, table
 from ._time import SINCE, stamps, utc_option
@@ -51,6 +60,7 @@ def _mean(m: Mean, unit: str = "") -> str:
 
 @cli.command("skills")
 @db_option
+@team_option
 @click.option("--since", type=SINCE, default=None, help="Sessions started since (7d or ISO).")
 @click.option("--agent", type=click.Choice(sorted(STORES)), default=None)
 @utc_option
@@ -152,6 +162,7 @@ def _body(conn: apsw.Connection, name: str, version: VersionRow) -> str:
 
 @skill_group.command("show")
 @db_option
+@team_option
 @click.argument("name")
 @click.argument("version", required=False, metavar="[vN|HASH]")
 @click.option("--body", is_flag=True, help="Print VERSION's body (as normalized and stored).")

@@ -13,7 +13,7 @@ from ..pricing.report import BYS, Period, Row, Totals, report
 from ..projections.skill_aliases import skill_aliases
 from ..projections.skill_folders import every_skills_scopes, shared_line
 from ..projections.usage import usage_records
-from ._app import AgentChoice, AppContext, cli, db_option, json_option, pass_app
+from ._app import AgentChoice, AppContext, cli, db_option, json_option, pass_app, team_option
 from ._output import (
     cells,
     compact,
@@ -137,6 +137,7 @@ def _print(
 
 def _command(kind: Period) -> Callable[..., Any]:
     @db_option
+    @team_option
     @click.option("--by", type=click.Choice(BYS), default=None, help="One row per period and this.")
     @click.option(
         "--since",

@@ -47,7 +47,7 @@ from ..versions.sync import (
     sync_skill,
     verify_routing,
 )
-from ._app import AppContext, NotFound, UsageFailure, db_option, json_option, pass_app
+from ._app import AppContext, NotFound, UsageFailure, db_option, json_option, pass_app, team_option
 from ._output import echo, emit_json, mean_of, say, table
 from ._time import stamps, utc_option
 from .skills import median_cost as _median_cost
@@ -628,6 +628,7 @@ def _per_run(value: float | None, n: int, unit: str = "") -> str:
 
 @skill_group.command("versions")
 @db_option
+@team_option
 @click.argument("name")
 @utc_option
 @json_option
@@ -639,7 +640,8 @@ def versions_command(app: AppContext, name: str, utc: bool, as_json: bool) -> No
     def read(db: Database) -> tuple[SkillState, Path | None, tuple[dict[str, Loaded], list[str]]]:
         state = read_state(db, name)
         manifest = None
-        if state.managed:
+        # A team view writes nothing but its replica: no store folder of the team's bodies.
+        if state.managed and not app.team:
             materialize_only(db, name)  # a manifest that disagrees with the log is rewritten
             manifest = store_root(db.path) / name / MANIFEST
         app.caught_up()

@@ -27,6 +27,11 @@ class ToolCall(msgspec.Struct, frozen=True):
         return wanted in (self.name, self.tool, self.kind, self.skill)
 
 
+# Why a grader that needs message text does not judge a session read from a team server
+# that holds no text of it (``--content derived``): withheld text is not an empty answer.
+WITHHELD = "content withheld on the team server"
+
+
 class Evidence(msgspec.Struct, frozen=True):
     """Per session: outcome, final message, calls, skills, counts, duration, prompt, label."""
 
@@ -42,6 +47,9 @@ class Evidence(msgspec.Struct, frozen=True):
     label: str | None = None
     # The case whose ``run`` task this session is a replay of (``eval replay``), if any.
     replay_case: str | None = None
+    # Its message text (final message, prompts) did not reach the team server: graders and
+    # case selection that read text cannot judge it.
+    text_withheld: bool = False
 
     @property
     def tools(self) -> int:
@@ -54,6 +62,8 @@ def build_evidence(
     spans: list[SpanView],
     label: str | None,
     replay_case: str | None = None,
+    *,
+    text_withheld: bool = False,
 ) -> Evidence:
     """The evidence of ``session`` from its spans (in the deriver's order)."""
     by_id = {s.span_id: s for s in spans}
@@ -111,4 +121,5 @@ def build_evidence(
         first_prompt=prompt,
         label=label,
         replay_case=replay_case,
+        text_withheld=text_withheld,
     )

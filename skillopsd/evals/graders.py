@@ -8,7 +8,7 @@ from typing import Any
 
 import msgspec
 
-from .evidence import Evidence, ToolCall
+from .evidence import WITHHELD, Evidence, ToolCall
 from .manifest import Case, Grader, Match, compile_regex
 
 
@@ -37,6 +37,8 @@ def _outcome(g: Grader, e: Evidence) -> Graded:
 
 
 def _text(g: Grader, e: Evidence) -> Graded:
+    if e.text_withheld:
+        return _not_judged(WITHHELD)
     text = e.final_message
     missing = [c for c in g.contains if c not in text]
     found = [r for r in g.reject if r in text]
@@ -164,6 +166,9 @@ def grade_case(case: Case, evidence: Evidence) -> list[Graded] | None:
         if evidence.replay_case != case.name:
             return None
         return [grade(g, evidence) for g in case.graders]
+    if evidence.text_withheld and case.match is not None and case.match.prompt is not None:
+        # Whether the case selects this session depends on its prompt, which is withheld.
+        return [_not_judged(WITHHELD) for _ in case.graders]
     if not matches(case.match, evidence):
         return None
     return [grade(g, evidence) for g in case.graders]

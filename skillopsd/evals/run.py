@@ -37,9 +37,9 @@ def grade_version(
                 failed = any(v.judged and not v.passed for v in verdicts)
                 if not failed and not all(v.judged for v in verdicts):
                     not_graded += 1
-                    reasons += [
-                        v.detail for v in verdicts if not v.judged and v.detail not in reasons
-                    ]
+                    for v in verdicts:  # distinct: two graders may give one reason
+                        if not v.judged and v.detail not in reasons:
+                            reasons.append(v.detail)
                     continue
                 graded += 1
                 passed += all(v.passed for v in verdicts)

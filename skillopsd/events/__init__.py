@@ -11,6 +11,7 @@ from ._links import GENESIS_HASH, ChainLink, chain_links, link_hash
 from ._log import (
     AppendResult,
     EventLog,
+    ImportedEvent,
     NewEvent,
     RecordedEvent,
     content_id,
@@ -51,6 +52,7 @@ __all__ = [
     "EventDecodeError",
     "EventErasedError",
     "EventLog",
+    "ImportedEvent",
     "LogBusyError",
     "LogError",
     "NewEvent",

@@ -41,6 +41,23 @@ class NewEvent(msgspec.Struct, frozen=True):
     event_id: str | None = None
 
 
+class ImportedEvent(msgspec.Struct, frozen=True):
+    """An event another log recorded, appended as it was recorded there (the team replica
+    only): its id, type, schema and ``recorded_at`` are kept, its payload comes encoded.
+
+    ``payload`` None: its bytes did not come (withheld, erased); the row is stored erased
+    with ``digest`` (what the other log's chain commits to) in their place.
+    """
+
+    event_id: str
+    stream: str
+    type: str
+    schema: int
+    recorded_at: str
+    payload: bytes | None
+    digest: bytes = b""
+
+
 class RecordedEvent(msgspec.Struct, frozen=True):
     """An event as stored; ``payload`` decodes (and upcasts) the stored bytes on access."""
 
@@ -157,7 +174,9 @@ class EventLog:
             codecs = self.db.codecs
             dictionary = codecs.shipped_id() if self.dictionary else None
             encoded = [_codec.encode(event.payload) for _, event in fresh]
-            stored = self._store(fresh, encoded, dictionary)
+            stored = self._store(
+                [_framed(e.stream, type(e.payload).__name__) for _, e in fresh], encoded, dictionary
+            )
             rows = []
             positions = []
             for (event_id, event), data, (codec, cell) in zip(fresh, encoded, stored, strict=True):
@@ -203,10 +222,10 @@ class EventLog:
         return AppendResult(positions=positions, duplicates=duplicates)
 
     def _store(
-        self, fresh: list[tuple[str, NewEvent]], encoded: list[bytes], dictionary: int | None
+        self, streams: list[str | None], encoded: list[bytes], dictionary: int | None
     ) -> list[tuple[int, bytes]]:
         """``(codec, data cell)`` of each payload: runs of one stream's payloads in frames,
-        the rest compressed one by one.
+        the rest (``None`` for its stream) compressed one by one.
 
         Only the common types (a transcript's lines, a session's spans) are framed: they are
         read a stream at a time, a frame after another. A rare type is looked up by its type
@@ -216,16 +235,18 @@ class EventLog:
         """
         stored: list[tuple[int, bytes] | None] = [None] * len(encoded)
         by_stream: dict[str, list[int]] = {}
-        for i, (_, event) in enumerate(fresh):
-            if type(event.payload).__name__ in COMMON_TYPES:
-                by_stream.setdefault(event.stream, []).append(i)
-        runs: list[list[int]] = []
-        for members in by_stream.values():
-            runs.extend(members[a:b] for a, b in split([len(encoded[i]) for i in members]))
+        for i, stream in enumerate(streams):
+            if stream is not None:
+                by_stream.setdefault(stream, []).append(i)
+        runs: list[tuple[str, list[int]]] = []
+        for stream, members in by_stream.items():
+            runs.extend(
+                (stream, members[a:b]) for a, b in split([len(encoded[i]) for i in members])
+            )
         written = self.db.frames.write_many(
-            [(fresh[run[0]][1].stream, [encoded[i] for i in run]) for run in runs], dictionary
+            [(stream, [encoded[i] for i in run]) for stream, run in runs], dictionary
         )
-        for run, refs in zip(runs, written, strict=True):
+        for (_, run), refs in zip(runs, written, strict=True):
             for i, ref in zip(run, refs, strict=True):
                 stored[i] = (FRAMED, ref)
         compress = self.db.codecs.compress
@@ -233,6 +254,106 @@ class EventLog:
             cell if cell is not None else compress(encoded[i], dictionary)
             for i, cell in enumerate(stored)
         ]
+
+    def append_imported(self, events: Sequence[ImportedEvent]) -> list[tuple[int, bool]]:
+        """Append events recorded by other logs (the team replica), keeping their ids and
+        times; ``(position, appended)`` of each, in order.
+
+        Not for anything a machine records itself (``append`` stamps the time of the append;
+        this trusts the caller's). An id already stored, or repeated in the batch, is not
+        stored again: its position is the one stored (``appended`` False). Stream versions
+        are this log's own; the hash chain is this log's own, over each payload's digest.
+        """
+        with self.db.write() as conn:
+            existing = self._existing_positions([e.event_id for e in events])
+            out: list[tuple[int, bool]] = []
+            fresh: list[ImportedEvent] = []
+            row = conn.execute(
+                "SELECT position, hash FROM events ORDER BY position DESC LIMIT 1"
+            ).fetchone()
+            head, prev = (row[0], row[1]) if row else (0, GENESIS_HASH)
+            position = head
+            for event in events:
+                known = existing.get(event.event_id)
+                if known is not None:
+                    out.append((known, False))
+                    continue
+                position += 1
+                existing[event.event_id] = position
+                fresh.append(event)
+                out.append((position, True))
+            if not fresh:
+                return out
+            versions: dict[str, int] = {}
+            for event in fresh:
+                if event.stream not in versions:
+                    versions[event.stream] = self._stream_version(event.stream)
+            dictionary = self.db.codecs.shipped_id() if self.dictionary else None
+            present = [i for i, e in enumerate(fresh) if e.payload is not None]
+            cells = self._store(
+                [_framed(fresh[i].stream, fresh[i].type) for i in present],
+                [fresh[i].payload or b"" for i in present],
+                dictionary,
+            )
+            stored = dict(zip(present, cells, strict=True))
+            rows = []
+            position = head
+            for i, event in enumerate(fresh):
+                position += 1
+                version = versions[event.stream] + 1
+                versions[event.stream] = version
+                if event.payload is not None:
+                    codec, cell = stored[i]
+                    digest = hashlib.sha256(event.payload).digest()
+                    kept: bytes | None = None
+                else:
+                    codec, cell = ERASED, b""
+                    digest = kept = event.digest
+                chained = event_hash_v4(
+                    prev,
+                    position,
+                    event.event_id,
+                    event.stream,
+                    version,
+                    event.type,
+                    event.schema,
+                    event.recorded_at,
+                    digest,
+                )
+                rows.append(
+                    (
+                        position,
+                        event.event_id,
+                        event.stream,
+                        version,
+                        event.type,
+                        event.schema,
+                        event.recorded_at,
+                        codec,
+                        kept,
+                        cell,
+                        chained,
+                    )
+                )
+                prev = chained
+            conn.executemany(_INSERT, rows)
+            conn.execute(
+                "INSERT OR REPLACE INTO chain_head (id, position, hash) VALUES (1, ?, ?)",
+                (position, prev),
+            )
+        return out
+
+    def _existing_positions(self, ids: list[str]) -> dict[str, int]:
+        found: dict[str, int] = {}
+        unique = sorted(set(ids))
+        for start in range(0, len(unique), _ID_CHUNK):
+            chunk = unique[start : start + _ID_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            for event_id, position in self.db.conn.execute(
+                f"SELECT event_id, position FROM events WHERE event_id IN ({marks})", chunk
+            ):
+                found[str(event_id)] = int(position)
+        return found
 
     def erase(self, positions: Sequence[int], record: NewEvent) -> AppendResult:
         """In one transaction: append ``record`` (a PayloadsErased naming ``positions``) and
@@ -246,8 +367,26 @@ class EventLog:
         erasure records themselves cannot be erased; asking raises :class:`LogError` and
         changes nothing. Erasing an already erased event is allowed (a no-op for it).
         """
+        return self._erase(positions, record.payload, lambda: self.append([record]).positions)
+
+    def erase_imported(self, positions: Sequence[int], record: ImportedEvent) -> AppendResult:
+        """:meth:`erase`, the record being another log's PayloadsErased (the team replica),
+        its positions already translated to this log's, appended with
+        :meth:`append_imported`."""
+        if record.type != "PayloadsErased" or record.payload is None:
+            raise LogError("an erasure is recorded by a PayloadsErased event")
+        payload = _codec.decode(record.type, record.schema, record.payload)
+
+        def store() -> list[int]:
+            ((position, appended),) = self.append_imported([record])
+            return [position] if appended else []
+
+        return self._erase(positions, payload, store)
+
+    def _erase(
+        self, positions: Sequence[int], payload: Event, store: Callable[[], list[int]]
+    ) -> AppendResult:
         wanted = sorted(set(positions))
-        payload = record.payload
         if not isinstance(payload, PayloadsErased):
             raise LogError("an erasure is recorded by a PayloadsErased event")
         if payload.positions != wanted:
@@ -259,10 +398,10 @@ class EventLog:
         # stale copy an earlier page split left in unused space, is zeroed, not unlinked.
         with self.db.write():
             rows = self._check_erasable(wanted)
-            result = self.append([record])
-            if not result.positions:  # this very record is stored: already done
+            recorded = store()
+            if not recorded:  # this very record is stored: already done
                 return AppendResult(positions=[], duplicates=1, wal_cleared=None)
-            (erased_by,) = result.positions
+            (erased_by,) = recorded
             conn.executemany(
                 "INSERT OR IGNORE INTO erasures (position, erased_by) VALUES (?, ?)",
                 [(p, erased_by) for p in wanted],
@@ -302,7 +441,7 @@ class EventLog:
             self.db.frames.forget()
         # The WAL still holds the pages as they were before: copy and truncate it.
         cleared = self.db.checkpoint_truncate() if not self.db.in_write else None
-        return AppendResult(positions=result.positions, duplicates=0, wal_cleared=cleared)
+        return AppendResult(positions=recorded, duplicates=0, wal_cleared=cleared)
 
     def pack(self, settled_before: str) -> int:
         """Move payloads of the common types stored one per row into frames of their stream
@@ -639,3 +778,8 @@ def events_at(conn: apsw.Connection, positions: Iterable[int]) -> dict[int, Even
             except (LogError, TypeError) as exc:
                 raise CorruptEventError(position, str(exc)) from exc
     return found
+
+
+def _framed(stream: str, type_name: str) -> str | None:
+    """The stream whose frames hold a payload of this type; ``None``: stored in its row."""
+    return stream if type_name in COMMON_TYPES else None

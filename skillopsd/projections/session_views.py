@@ -58,6 +58,9 @@ class SessionView(msgspec.Struct):
     # The session that counts when this one is a copy of it (the same responses: resumed,
     # forked or copied; projections.copies): listed as it is, counted once by skill figures.
     copy_of: str | None = None
+    # Team views only (``--team``): the machine the session came from, its label and id.
+    machine: str | None = None
+    machine_id: str | None = None
 
 
 class SpanView(msgspec.Struct):

@@ -70,6 +70,13 @@ NAMING_ATTRIBUTES = frozenset(
         "skillops.skill.requested",
         "skillops.usage.source",
         "skillops.exec.session_id",
+        # Which skill and which body of it a call loaded, and how: a team view's pooled
+        # executions per version (skill show) need them; a name and a hash, never text.
+        "skill.name",
+        "skill.content_hash",
+        "skill.activation",
+        # How a turn ended (answered, empty, …): the verdict reads it.
+        "skillops.turn.end",
     }
 )
 

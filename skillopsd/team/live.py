@@ -23,7 +23,7 @@ import psycopg
 from .. import _logging
 from ..events import Database, LogError
 from .content import Content
-from .sync import BATCH, SyncError, SyncReport, redact_url, sync
+from .sync import BATCH, SCHEMES, SyncError, SyncReport, redact_url, sync
 from .sync_state import record_error, record_progress, record_report, register
 
 _log = _logging.get_logger("skillopsd.team")
@@ -35,14 +35,12 @@ MAX_BACKOFF = 300.0
 REFUSED_RETRY = 3600.0
 _PROGRESS_SECONDS = 2.0  # how often a long pass notes how far it got (for ``status``)
 
-_SCHEMES = ("postgresql://", "postgres://")
-
 
 def check_url(url: str) -> str:
     """``url`` stripped, or ValueError with one line saying what is wrong with it (never
     the password): the daemon refuses it at start rather than failing every pass."""
     url = url.strip()
-    if not url.lower().startswith(_SCHEMES):
+    if not url.lower().startswith(SCHEMES):
         raise ValueError(
             f"--sync-to {redact_url(url)!r}: expected postgresql://USER[:PASSWORD]@HOST[:PORT]/DB"
         )

@@ -123,11 +123,23 @@ class SyncReport(msgspec.Struct):
     refused: str | None = None
 
 
+# What a team server's URL starts with (libpq's own URI schemes).
+SCHEMES = ("postgresql://", "postgres://")
+
+
 def redact_url(url: str) -> str:
-    """``url`` without its password, in the user part or a ``password=`` parameter (for
-    messages and for what is stored about the server)."""
-    url = re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
-    return re.sub(r"([?&]password=)[^&]*", r"\1***", url, flags=re.IGNORECASE)
+    """``url`` without its password, in the user part, a ``password=`` parameter of its
+    query or a key=value connection string (for messages and for what is stored about the
+    server)."""
+    # Up to the last "@": a password may hold "@", "/", "?" or "#" unencoded, and where it
+    # ends cannot be told; more is masked (an "@" in the query too), never less.
+    url = re.sub(r"(://[^:/@]*:).*@", r"\1***@", url)
+    # A URL's query (percent-encoded: "&" ends the value), then libpq's key=value form (a
+    # value ends at a space unless quoted, where \' escapes a quote).
+    url = re.sub(r"([?&]password=)[^&#\s]*", r"\1***", url, flags=re.IGNORECASE)
+    return re.sub(
+        r"((?:^|\s)password\s*=\s*)('(?:[^'\\]|\\.)*'?|\S+)", r"\1***", url, flags=re.IGNORECASE
+    )
 
 
 def machine_id(db: Database) -> str | None:
@@ -141,14 +153,30 @@ def machine_id(db: Database) -> str | None:
     return None if first is None else first.hash.hex()[:32]
 
 
-def connect(url: str) -> psycopg.Connection[tuple[object, ...]]:
+def check_userinfo(url: str) -> None:
+    """SyncError when ``url``'s user or password holds an unencoded ``@``: libpq would take
+    the rest of the password for the host name and quote it back in its error."""
+    authority = re.match(r"(?i)\s*postgres(?:ql)?://([^/?#]*)", url)
+    if authority and authority.group(1).count("@") > 1:
+        raise SyncError(
+            f"{redact_url(url)}: the user or password holds '@': write it as %40 in the URL"
+        )
+
+
+def connect(
+    url: str, *, application: str = "skillops sync"
+) -> psycopg.Connection[tuple[object, ...]]:
+    check_userinfo(url)
     try:
-        return psycopg.connect(url, connect_timeout=10, application_name="skillops sync")
+        return psycopg.connect(url, connect_timeout=10, application_name=application)
     except (psycopg.Error, ValueError) as exc:  # ValueError: psycopg's own URL parsing
-        raise SyncError(f"cannot connect to {redact_url(url)}: {_first_line(exc)}") from exc
+        # psycopg's message may quote the URL it could not parse: redacted too.
+        raise SyncError(
+            f"cannot connect to {redact_url(url)}: {redact_url(first_line(exc))}"
+        ) from exc
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
 
@@ -226,7 +254,7 @@ def sync(
     )
     conn = connect(url)
     try:
-        report.server = _server_name(conn)
+        report.server = server_name(conn)
         ensure_schema(conn)
         ensure_pool_schema(conn)
         if machine is None:
@@ -247,13 +275,13 @@ def sync(
             if done or (should_stop is not None and should_stop()):
                 break
     except psycopg.Error as exc:
-        raise SyncError(f"{report.server}: {_first_line(exc)}") from exc
+        raise SyncError(f"{report.server}: {first_line(exc)}") from exc
     finally:
         conn.close()
     return report
 
 
-def _server_name(conn: psycopg.Connection[tuple[object, ...]]) -> str:
+def server_name(conn: psycopg.Connection[tuple[object, ...]]) -> str:
     info = conn.info
     host = info.host if not info.host.startswith("/") else "localhost"
     return f"{info.user}@{host}:{info.port}/{info.dbname}"
