@@ -242,6 +242,11 @@ class _Group(SuggestingGroup):
             _discard_stdout()
             raise click.exceptions.Exit(_SIGPIPE_STATUS) from None
         except click.ClickException as exc:
+            # A refusal raised from a storage failure (a database that cannot be opened on a
+            # full disk) is that failure: its one line and exit 2.
+            error = storage_error(exc, ctx.ensure_object(AppContext).opened_path())
+            if error is not None:
+                raise StorageFailure(str(error)) from exc
             # A message may quote a name or path from the log or the disk: shown, not obeyed.
             exc.message = safe(exc.message)  # type: ignore[misc]  # Final in click's stubs only
             raise
