@@ -542,13 +542,16 @@ _LOOSE = [
 def _assert_masked(text: str, value: str) -> None:
     out = redact_text(text)
     assert value not in out and "[REDACTED" in out, (text, out)
-    for line in _lines(text):
+    # The envelope's own words may hold the value ('argument' in "arguments"): only an
+    # occurrence beyond those counts.
+    for line, envelope in zip(_lines(text), _lines(""), strict=True):
         got = captured(line)
-        assert not any(s in got for s in _escaped(value)), got
+        assert not any(got.count(s) > envelope.count(s) for s in _escaped(value)), got
 
 
 @given(name=_F2_NAMES, value=_ANY_VALUE, form=st.sampled_from(_DELIMITED))
 @example(name="password", value="wAwaIINYNvDMbZoO", form="{NAME}={v}")
+@example(name="password", value="argument", form="{NAME}={v}")
 @example(name="password", value="correcthorsebatterystaple", form='{{"{name}": "{v}"}}')
 def test_a_delimited_value_after_a_secrets_name_is_masked_whatever_it_holds(
     name: str, value: str, form: str
