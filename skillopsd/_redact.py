@@ -237,6 +237,23 @@ _ARG = (
     rb"|(?P<bare>[^\s'\"\\]{1,128}))"
 )
 _ARG_GROUPS = ("sq", "dq", "bare")
+
+
+def _cli_password(
+    triggers: tuple[bytes, ...], pattern: bytes, before: bytes | None = None
+) -> _Rule:
+    """A password given to a program on its command line: the argument after its option."""
+    return _rule(
+        "cli-password",
+        triggers,
+        pattern,
+        group=_ARG_GROUPS,
+        check=_literal,
+        word=_IDENT,
+        before=before,
+    )
+
+
 _PEM = rb"-----begin [a-z0-9 ]{0,40}private key(?: block)?-----"
 _RULES: tuple[_Rule, ...] = (
     # The body runs to the END line, or, when the block is cut short (a truncated tool
@@ -429,29 +446,17 @@ _RULES: tuple[_Rule, ...] = (
     # Passwords given on a command line: MySQL's ``-p<password>`` (attached: ``-p password``
     # asks for one and names a database); sshpass's and registry logins' ``-p``; and
     # ``curl -u user:password``.
-    _rule(
-        "cli-password",
+    _cli_password(
         (b"mysql", b"mariadb"),
         rb"(?:mysql|mariadb)[a-z\-]*(?=[\s\\'\"])[^\n|;&]{0,200}?\s-p" + _ARG,
-        group=_ARG_GROUPS,
-        check=_literal,
-        word=_IDENT,
     ),
-    _rule(
-        "cli-password",
+    _cli_password(
         (b"sshpass",),
         rb"sshpass(?:\s+-[a-oq-zA-Z]\S*)*\s+-p\s*" + _ARG,
-        group=_ARG_GROUPS,
-        check=_literal,
-        word=_IDENT,
     ),
-    _rule(
-        "cli-password",
+    _cli_password(
         (b"login",),
         rb"login\b[^\n|;&]{0,200}?\s(?:-p|--password)(?:=|\s+)" + _ARG,
-        group=_ARG_GROUPS,
-        check=_literal,
-        word=_IDENT,
         before=rb"(?:docker|podman|nerdctl|buildah|skopeo|registry|oras)\s+",
     ),
     _rule(
@@ -466,22 +471,14 @@ _RULES: tuple[_Rule, ...] = (
     # More passwords on command lines: ``redis-cli -a``, ``mongosh -p``, OpenSSL's
     # ``pass:<password>`` and ``enc -k``, ``az login -p``, ``zip -P``, ``7z -p<password>``,
     # ``htpasswd -b file user <password>``, ``ssh-keygen -N <passphrase>``.
-    _rule(
-        "cli-password",
+    _cli_password(
         (b"redis-cli",),
         rb"redis-cli(?=[\s\\'\"])[^\n|;&]{0,200}?\s-a\s+" + _ARG,
-        group=_ARG_GROUPS,
-        check=_literal,
-        word=_IDENT,
     ),
-    _rule(
-        "cli-password",
+    _cli_password(
         (b"mongo",),
         rb"mongo(?:sh|dump|restore|import|export|files|stat|top)?(?=[\s\\'\"])[^\n|;&]{0,200}?"
         rb"\s(?:-p|--password)(?:=|\s+)(?!-)" + _ARG,
-        group=_ARG_GROUPS,
-        check=_literal,
-        word=_IDENT,
     ),
     _rule(
         "cli-password",
@@ -491,54 +488,30 @@ _RULES: tuple[_Rule, ...] = (
         check=_literal,
         word=None,
     ),
-    _rule(
-        "cli-password",
+    _cli_password(
         (b"openssl",),
         rb"openssl(?=[\s\\'\"])[^\n|;&]{0,200}?\s-k\s+" + _ARG,
-        group=_ARG_GROUPS,
-        check=_literal,
-        word=_IDENT,
     ),
-    _rule(
-        "cli-password",
+    _cli_password(
         (b"login",),
         rb"login\b[^\n|;&]{0,200}?\s(?:-p|--password)(?:=|\s+)" + _ARG,
-        group=_ARG_GROUPS,
-        check=_literal,
-        word=_IDENT,
         before=rb"(?<![A-Za-z0-9_\-])az\s+",
     ),
-    _rule(
-        "cli-password",
+    _cli_password(
         (b"zip ",),
         rb"zip(?=[\s\\'\"])[^\n|;&]{0,200}?\s(?:-P|--password)\s+" + _ARG,
-        group=_ARG_GROUPS,
-        check=_literal,
-        word=_IDENT,
     ),
-    _rule(
-        "cli-password",
+    _cli_password(
         (b"7z ", b"7za "),
         rb"7za?(?=[\s\\'\"])[^\n|;&]{0,200}?\s-p" + _ARG,
-        group=_ARG_GROUPS,
-        check=_literal,
-        word=_IDENT,
     ),
-    _rule(
-        "cli-password",
+    _cli_password(
         (b"htpasswd",),
         rb"htpasswd\s+-[a-zA-Z]*b[a-zA-Z]*(?:\s+-[a-zA-Z]+)*\s+\S+\s+\S+\s+" + _ARG,
-        group=_ARG_GROUPS,
-        check=_literal,
-        word=_IDENT,
     ),
-    _rule(
-        "cli-password",
+    _cli_password(
         (b"ssh-keygen",),
         rb"ssh-keygen(?=[\s\\'\"])[^\n|;&]{0,200}?\s-N\s+" + _ARG,
-        group=_ARG_GROUPS,
-        check=_literal,
-        word=_IDENT,
     ),
     # A .netrc (and curl's ``--netrc-file``): ``machine host login user password <password>``.
     *(
