@@ -31,12 +31,10 @@ from __future__ import annotations
 import re
 from pathlib import PurePosixPath
 
-import msgspec
-
 from ._kinds import tool_kind
 from ._outcome import is_noop_edit
 from ._runners import Run, covers, read_output, runs_in
-from ._shell import SHELL_TOOLS, Command, call_script, deciding_command, read_script
+from ._shell import SHELL_TOOLS, Command, arguments_of, call_script, deciding_command, read_script
 from ._tree import Span, SpanTree
 
 # A command that failed because the sandbox refused it an operation (a socket, a file outside
@@ -188,24 +186,13 @@ _LOOKING = {
     "Join-Path",
     "Get-Command",
 }
-_decoder = msgspec.json.Decoder()
-
-
-def _arguments_of(arguments: object) -> dict[str, object] | None:
-    if not isinstance(arguments, str):
-        return None
-    try:
-        value = _decoder.decode(arguments)
-    except (msgspec.DecodeError, UnicodeError):
-        return None
-    return value if isinstance(value, dict) else None
 
 
 def _edited_files(tool: str, arguments: object) -> list[str] | None:
     """The files an edit call names (by file name), ``[]`` when unknown; None for a look-up."""
     if isinstance(arguments, str) and tool == "apply_patch" and "*** " in arguments[:200]:
         return sorted({PurePosixPath(p.replace("\\", "/")).name for p in _patch_paths(arguments)})
-    value = _arguments_of(arguments) or {}
+    value = arguments_of(arguments) or {}
     if tool == "str_replace_editor" and value.get("command") == "view":
         return None
     if tool == "apply_patch":

@@ -122,7 +122,8 @@ _POWERSHELLS = frozenset({"powershell", "pwsh", "powershell.exe", "pwsh.exe"})
 _decoder = msgspec.json.Decoder()
 
 
-def _arguments_of(arguments: object) -> dict[str, object] | None:
+def arguments_of(arguments: object) -> dict[str, object] | None:
+    """A call's JSON arguments as an object; None when they are not one."""
     if not isinstance(arguments, str):
         return None
     try:
@@ -137,7 +138,7 @@ def call_script(tool: str, arguments: object) -> tuple[str, Dialect] | None:
     dialect = SHELL_TOOLS.get(tool)
     if dialect is None:
         return None
-    value = _arguments_of(arguments)
+    value = arguments_of(arguments)
     if value is None:
         return None
     command = value.get("cmd", value.get("command"))
