@@ -39,9 +39,14 @@ CREATE TABLE p_spans (
     span_id TEXT PRIMARY KEY, session_id TEXT NOT NULL,
     parent_span_id TEXT, kind TEXT NOT NULL, name TEXT NOT NULL, start TEXT, "end" TEXT,
     outcome TEXT, attributes TEXT, deriver_version INTEGER NOT NULL,
-    seq INTEGER NOT NULL, position INTEGER NOT NULL
+    seq INTEGER NOT NULL, position INTEGER NOT NULL, tokens INTEGER
 );
 CREATE INDEX p_spans_by_session ON p_spans (session_id, seq);
+CREATE TABLE p_skill_loads (
+    session_id TEXT NOT NULL, skill TEXT NOT NULL, loaded_at TEXT, version_hash,
+    version_seq INTEGER, calls INTEGER, tokens INTEGER, PRIMARY KEY (skill, session_id)
+) WITHOUT ROWID;
+CREATE INDEX p_skill_loads_by_session ON p_skill_loads (session_id);
 CREATE TABLE p_policies (name TEXT PRIMARY KEY, "values" TEXT NOT NULL, position INTEGER);
 CREATE TABLE p_purged (session_id TEXT PRIMARY KEY, position INTEGER NOT NULL);
 CREATE TABLE p_merged (
@@ -86,7 +91,36 @@ QUERIED_SKILL_ATTRIBUTES = QUERIED_ATTRIBUTES | {"gen_ai.tool.call.arguments"}
 # dashboard search it in SQL.
 QUERIED_CHAIN_ATTRIBUTES = QUERIED_ATTRIBUTES | {"gen_ai.prompt"}
 # Tables whose rows belong to one session and go when its derivation is erased.
-_SESSION_TABLES = ("p_sessions", "p_session_skills", "p_spans", "p_merged")
+_SESSION_TABLES = ("p_sessions", "p_session_skills", "p_spans", "p_merged", "p_skill_loads")
+# What a merged or purged session loses (its p_merged row, or p_purged's, stays).
+_SESSION_ROWS = ("p_sessions", "p_session_skills", "p_spans", "p_skill_loads")
+# The tokens a span reports (input plus output), kept in p_spans.tokens.
+_TOKEN_KEYS = ("gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens")
+# Per session and skill name it loaded (p_skill_loads), what ``skill show`` reads instead of
+# the spans: the first load's time, the version (body hash) loaded last and its span's place,
+# and from the first load on the tool calls made and the tokens the model calls reported.
+# Folded from the session's rows in p_spans, so it is whatever they are (a rebuild folds the
+# same rows); span_id breaks a tie of seq (spans the session's next derivation orders).
+_LOADS = """
+INSERT INTO p_skill_loads (session_id, skill, loaded_at, version_hash, version_seq, calls, tokens)
+WITH k AS (
+    SELECT json_extract(attributes, '$."skill.name"') AS skill,
+        json_extract(attributes, '$."skill.content_hash"') AS digest, start, seq, span_id
+    FROM p_spans WHERE session_id = ?1 AND kind = 'SKILL'
+), n AS (
+    SELECT skill, min(start) AS at FROM k WHERE typeof(skill) = 'text' GROUP BY skill
+), v AS (
+    SELECT skill, digest, seq,
+        row_number() OVER (PARTITION BY skill ORDER BY seq DESC, span_id DESC) AS r
+    FROM k WHERE typeof(skill) = 'text' AND digest IS NOT NULL
+)
+SELECT ?1, n.skill, n.at, v.digest, v.seq,
+    CASE WHEN n.at IS NOT NULL THEN (SELECT count(*) FROM p_spans
+        WHERE session_id = ?1 AND kind = 'TOOL' AND start >= n.at) END,
+    CASE WHEN n.at IS NOT NULL THEN (SELECT sum(tokens) FROM p_spans
+        WHERE session_id = ?1 AND kind = 'LLM' AND start >= n.at) END
+FROM n LEFT JOIN v ON v.skill = n.skill AND v.r = 1
+"""
 
 
 class Sessions(Projection):
@@ -95,8 +129,9 @@ class Sessions(Projection):
     name = "sessions"
     # 6: what the token figures cover (tokens_note). 7: verdict reasons and spans, the
     # unfinished verdict. 8: turns keep their prompt in p_spans. 9: a failed test run's
-    # narrower re-run (skillops.call.narrower) in p_spans.
-    version = 9
+    # narrower re-run (skillops.call.narrower) in p_spans. 10: each span's tokens
+    # (p_spans.tokens) and p_skill_loads, so ``skill show`` reads no span payload.
+    version = 10
     tables = (
         "p_sessions",
         "p_session_skills",
@@ -105,6 +140,7 @@ class Sessions(Projection):
         "p_purged",
         "p_merged",
         "p_forgotten",
+        "p_skill_loads",
     )
     handles = frozenset(
         {"SessionDerived", "SpanDerived", "PolicySet", "SessionPurged", "PayloadsErased"}
@@ -129,7 +165,7 @@ class Sessions(Projection):
                 continue
             self._write_spans(conn, spans)
             if isinstance(payload, SessionDerived) and payload.merged_into is not None:
-                for table in ("p_sessions", "p_session_skills", "p_spans"):
+                for table in _SESSION_ROWS:
                     conn.execute(f"DELETE FROM {table} WHERE session_id = ?", (payload.session_id,))
                 conn.execute(
                     "INSERT OR REPLACE INTO p_merged VALUES (?, ?, ?)",
@@ -154,7 +190,7 @@ class Sessions(Projection):
                     "INSERT OR REPLACE INTO p_purged VALUES (?, ?)",
                     (payload.session_id, event.position),
                 )
-                for table in ("p_sessions", "p_session_skills", "p_spans"):
+                for table in _SESSION_ROWS:
                     conn.execute(f"DELETE FROM {table} WHERE session_id = ?", (payload.session_id,))
                 dirty.discard(payload.session_id)
             elif isinstance(payload, PayloadsErased):
@@ -188,14 +224,14 @@ class Sessions(Projection):
         # A new span sorts last until its session's next SessionDerived orders it.
         conn.executemany(
             "INSERT INTO p_spans (span_id, session_id, parent_span_id, kind, name,"
-            ' start, "end", outcome, attributes, deriver_version, position, seq)'
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1000000000)"
+            ' start, "end", outcome, attributes, deriver_version, position, tokens, seq)'
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1000000000)"
             " ON CONFLICT(span_id) DO UPDATE SET session_id = excluded.session_id,"
             " parent_span_id = excluded.parent_span_id,"
             " kind = excluded.kind, name = excluded.name, start = excluded.start,"
             ' "end" = excluded."end", outcome = excluded.outcome,'
             " attributes = excluded.attributes, deriver_version = excluded.deriver_version,"
-            " position = excluded.position",
+            " position = excluded.position, tokens = excluded.tokens",
             rows,
         )
         rows.clear()
@@ -247,6 +283,8 @@ class Sessions(Projection):
     def _flush(self, conn: apsw.Connection, dirty: set[str]) -> None:
         for session_id in sorted(dirty):
             self._reverdict(conn, session_id)
+            conn.execute("DELETE FROM p_skill_loads WHERE session_id = ?", (session_id,))
+            conn.execute(_LOADS, (session_id,))
 
     def _policy(self, conn: apsw.Connection) -> VerdictPolicy:
         row = conn.execute(
@@ -385,6 +423,11 @@ def _span_row(span: SpanDerived, position: int) -> tuple[object, ...]:
         else QUERIED_ATTRIBUTES
     )
     queried = {k: v for k, v in span.attributes.items() if k in keep}
+    counted = [
+        used
+        for used in (span.attributes.get(key) for key in _TOKEN_KEYS)
+        if isinstance(used, int) and not isinstance(used, bool)
+    ]
     return (
         span.span_id,
         span.session_id,
@@ -397,4 +440,5 @@ def _span_row(span: SpanDerived, position: int) -> tuple[object, ...]:
         _json.encode(queried).decode() if queried else None,
         span.deriver_version,
         position,
+        sum(counted) if counted else None,
     )
