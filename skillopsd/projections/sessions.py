@@ -42,6 +42,9 @@ CREATE TABLE p_spans (
     seq INTEGER NOT NULL, position INTEGER NOT NULL, tokens INTEGER
 );
 CREATE INDEX p_spans_by_session ON p_spans (session_id, seq);
+-- A skill's loads by its name (skill_folders, evals/discovery): not a scan of every span.
+CREATE INDEX p_spans_by_skill ON p_spans (json_extract(attributes, '$."skill.name"'))
+    WHERE kind = 'SKILL';
 CREATE TABLE p_skill_loads (
     session_id TEXT NOT NULL, skill TEXT NOT NULL, loaded_at TEXT, version_hash,
     version_seq INTEGER, calls INTEGER, tokens INTEGER, PRIMARY KEY (skill, session_id)
@@ -130,7 +133,8 @@ class Sessions(Projection):
     # 6: what the token figures cover (tokens_note). 7: verdict reasons and spans, the
     # unfinished verdict. 8: turns keep their prompt in p_spans. 9: a failed test run's
     # narrower re-run (skillops.call.narrower) in p_spans. 10: each span's tokens
-    # (p_spans.tokens) and p_skill_loads, so ``skill show`` reads no span payload.
+    # (p_spans.tokens) and p_skill_loads, so ``skill show`` reads no span payload; SKILL
+    # spans indexed by name.
     version = 10
     tables = (
         "p_sessions",
