@@ -9,6 +9,8 @@ the tombstone stays (a session can be forgotten more than once: one row per eras
 
 from __future__ import annotations
 
+from typing import Any
+
 import apsw
 import msgspec
 
@@ -99,31 +101,6 @@ _SESSION_TABLES = ("p_sessions", "p_session_skills", "p_spans", "p_merged", "p_s
 _SESSION_ROWS = ("p_sessions", "p_session_skills", "p_spans", "p_skill_loads")
 # The tokens a span reports (input plus output), kept in p_spans.tokens.
 _TOKEN_KEYS = ("gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens")
-# Per session and skill name it loaded (p_skill_loads), what ``skill show`` reads instead of
-# the spans: the first load's time, the version (body hash) loaded last and its span's place,
-# and from the first load on the tool calls made and the tokens the model calls reported.
-# Folded from the session's rows in p_spans, so it is whatever they are (a rebuild folds the
-# same rows); span_id breaks a tie of seq (spans the session's next derivation orders).
-_LOADS = """
-INSERT INTO p_skill_loads (session_id, skill, loaded_at, version_hash, version_seq, calls, tokens)
-WITH k AS (
-    SELECT json_extract(attributes, '$."skill.name"') AS skill,
-        json_extract(attributes, '$."skill.content_hash"') AS digest, start, seq, span_id
-    FROM p_spans WHERE session_id = ?1 AND kind = 'SKILL'
-), n AS (
-    SELECT skill, min(start) AS at FROM k WHERE typeof(skill) = 'text' GROUP BY skill
-), v AS (
-    SELECT skill, digest, seq,
-        row_number() OVER (PARTITION BY skill ORDER BY seq DESC, span_id DESC) AS r
-    FROM k WHERE typeof(skill) = 'text' AND digest IS NOT NULL
-)
-SELECT ?1, n.skill, n.at, v.digest, v.seq,
-    CASE WHEN n.at IS NOT NULL THEN (SELECT count(*) FROM p_spans
-        WHERE session_id = ?1 AND kind = 'TOOL' AND start >= n.at) END,
-    CASE WHEN n.at IS NOT NULL THEN (SELECT sum(tokens) FROM p_spans
-        WHERE session_id = ?1 AND kind = 'LLM' AND start >= n.at) END
-FROM n LEFT JOIN v ON v.skill = n.skill AND v.r = 1
-"""
 
 
 class Sessions(Projection):
@@ -287,8 +264,7 @@ class Sessions(Projection):
     def _flush(self, conn: apsw.Connection, dirty: set[str]) -> None:
         for session_id in sorted(dirty):
             self._reverdict(conn, session_id)
-            conn.execute("DELETE FROM p_skill_loads WHERE session_id = ?", (session_id,))
-            conn.execute(_LOADS, (session_id,))
+            _loads(conn, session_id)
 
     def _policy(self, conn: apsw.Connection) -> VerdictPolicy:
         row = conn.execute(
@@ -416,6 +392,48 @@ def _session_end(conn: apsw.Connection, sid: str) -> tuple[SessionEnd, dict[str,
         end=None if aborted or last_turn is None else last_turn[2],
     )
     return end, counts
+
+
+def _loads(conn: apsw.Connection, sid: str) -> None:
+    """The session's rows of p_skill_loads: per skill name it loaded, what ``skill show``
+    reads instead of the spans (the first load's time, the version the name's last SKILL
+    span named and that span's place, and from the first load on the tool calls made and
+    the tokens its model calls reported). Folded from the session's rows in p_spans, so it
+    is whatever they are, as a rebuild folds them; span_id breaks a tie of seq (spans the
+    session's next derivation orders). One query and the rest here: SQL doing the same per
+    name cost ten times as much per session folded."""
+    conn.execute("DELETE FROM p_skill_loads WHERE session_id = ?", (sid,))
+    rows: list[tuple[Any, ...]] = conn.execute(
+        "SELECT kind, start, tokens, json_extract(attributes, '$.\"skill.name\"'),"
+        " json_extract(attributes, '$.\"skill.content_hash\"'), seq, span_id FROM p_spans"
+        " WHERE session_id = ? AND kind IN ('SKILL', 'TOOL', 'LLM')",
+        (sid,),
+    ).fetchall()
+    first: dict[str, str | None] = {}
+    named: dict[str, tuple[int, str, object]] = {}  # (seq, span_id, hash) of the last
+    for kind, start, _tokens, name, digest, seq, span_id in rows:
+        if kind != "SKILL" or not isinstance(name, str):
+            continue
+        at = first.setdefault(name, None)
+        if start is not None and (at is None or start < at):
+            first[name] = start
+        if digest is not None and (name not in named or (seq, span_id) > named[name][:2]):
+            named[name] = (seq, span_id, digest)
+    out = []
+    for name, at in sorted(first.items()):
+        calls: int | None = None
+        tokens: int | None = None
+        if at is not None:
+            after = [
+                (kind, used) for kind, start, used, *_ in rows if start is not None and start >= at
+            ]
+            calls = sum(1 for kind, _used in after if kind == "TOOL")
+            counted = [used for kind, used in after if kind == "LLM" and used is not None]
+            tokens = sum(counted) if counted else None
+        seq, _span, digest = named.get(name, (None, None, None))
+        out.append((sid, name, at, digest, seq, calls, tokens))
+    if out:
+        conn.executemany("INSERT INTO p_skill_loads VALUES (?, ?, ?, ?, ?, ?, ?)", out)
 
 
 def _span_row(span: SpanDerived, position: int) -> tuple[object, ...]:
