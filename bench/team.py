@@ -17,9 +17,10 @@ Measured, each into a fresh database on the server, with ``--content derived`` (
   no chain check, no content choice, one transaction per machine;
 - the server's size (table and indexes) per event;
 - the pooled view: ``skillopsctl --team URL skill show SKILL`` cold (no replica yet) and
-  warm (nothing new; then one machine with one new session), when this tree has team
-  views; otherwise the server-side reads a replica needs (every machine's head, one
-  machine's new rows, everything), said as such.
+  warm (nothing new; then one machine with one new session), beside its floor (the same
+  ``skill show`` on the replica read as a local log), when this tree has team views;
+  otherwise the server-side reads a replica needs (every machine's head, one machine's new
+  rows, everything), said as such.
 
     python bench/team.py                       # 50 machines x 300 sessions, its own server
     python bench/team.py --url postgresql://…  # a server you run (it gets bench databases)
@@ -357,9 +358,23 @@ def has_team_views() -> bool:
 
 def timed_show(url: str, cache: Path, *extra: str) -> tuple[float, str]:
     env = {**os.environ, "XDG_CACHE_HOME": str(cache)}
+    return _timed([program("skillopsctl"), "--team", url, "skill", "show", SKILL, *extra], env)
+
+
+def timed_local_show(replica: Path) -> float:
+    """The same ``skill show`` on the replica read as a local log (``SKILLOPS_DB``): what the
+    team path adds (importing the driver, connecting, asking every head) is the difference."""
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("SKILLOPS_TEAM_URL", "SKILLOPS_SYNC_URL")
+    }
+    env["SKILLOPS_DB"] = str(replica)
+    return _timed([program("skillopsctl"), "skill", "show", SKILL], env)[0]
+
+
+def _timed(command: list[str], env: dict[str, str]) -> tuple[float, str]:
     started = time.perf_counter()
     done = subprocess.run(
-        [program("skillopsctl"), "--team", url, "skill", "show", SKILL, *extra],
+        command,
         env=env,
         capture_output=True,
         text=True,
@@ -511,6 +526,8 @@ def pooled(
         cache = work / "cache"
         cold, _ = timed_show(url, cache)
         warm = statistics.median(timed_show(url, cache)[0] for _ in range(repeat))
+        (replica,) = (cache / "skillops" / "team").glob("*.db")
+        local = statistics.median(timed_local_show(replica) for _ in range(repeat))
         counted = shown_sessions(url, cache)
         _one_more_session(paths[0], url, kinds)
         grown, _ = timed_show(url, cache)
@@ -520,6 +537,10 @@ def pooled(
             f"skillopsctl --team skill show {SKILL} over {counted:,} sessions: cold (no"
             f" replica) {cold:.2f} s; warm {warm:.2f} s (median of {repeat}); after one machine"
             f" synced one more session {grown:.2f} s (target <= 1 s)"
+        )
+        print(
+            f"floor: the same skill show on the replica as a local log {local:.2f} s (median of"
+            f" {repeat}); ratio floor/warm {local / warm:.2f}x"
         )
         # Every machine's sessions that loaded the skill, each once.
         want = len(paths) * sum(SKILL in kinds[n % len(kinds)].skills for n in range(sessions))

@@ -110,3 +110,5 @@ def test_team_benchmark_runs() -> None:
     assert "3 x 4 sessions = 12 sessions" in out and "bytes per event" in out
     # The pooled view over every machine's sessions of the skill (the bench checks the count).
     assert "skillopsctl --team skill show slugify-title over" in out and "warm" in out
+    # Beside it, its floor: the same command on the replica read as a local log.
+    assert "on the replica as a local log" in out and "ratio floor/warm" in out

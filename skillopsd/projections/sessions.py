@@ -9,6 +9,8 @@ the tombstone stays (a session can be forgotten more than once: one row per eras
 
 from __future__ import annotations
 
+from typing import Any
+
 import apsw
 import msgspec
 
@@ -39,9 +41,17 @@ CREATE TABLE p_spans (
     span_id TEXT PRIMARY KEY, session_id TEXT NOT NULL,
     parent_span_id TEXT, kind TEXT NOT NULL, name TEXT NOT NULL, start TEXT, "end" TEXT,
     outcome TEXT, attributes TEXT, deriver_version INTEGER NOT NULL,
-    seq INTEGER NOT NULL, position INTEGER NOT NULL
+    seq INTEGER NOT NULL, position INTEGER NOT NULL, tokens INTEGER
 );
 CREATE INDEX p_spans_by_session ON p_spans (session_id, seq);
+-- A skill's loads by its name (skill_folders, evals/discovery): not a scan of every span.
+CREATE INDEX p_spans_by_skill ON p_spans (json_extract(attributes, '$."skill.name"'))
+    WHERE kind = 'SKILL';
+CREATE TABLE p_skill_loads (
+    session_id TEXT NOT NULL, skill TEXT NOT NULL, loaded_at TEXT, version_hash,
+    version_seq INTEGER, calls INTEGER, tokens INTEGER, PRIMARY KEY (skill, session_id)
+) WITHOUT ROWID;
+CREATE INDEX p_skill_loads_by_session ON p_skill_loads (session_id);
 CREATE TABLE p_policies (name TEXT PRIMARY KEY, "values" TEXT NOT NULL, position INTEGER);
 CREATE TABLE p_purged (session_id TEXT PRIMARY KEY, position INTEGER NOT NULL);
 CREATE TABLE p_merged (
@@ -86,7 +96,11 @@ QUERIED_SKILL_ATTRIBUTES = QUERIED_ATTRIBUTES | {"gen_ai.tool.call.arguments"}
 # dashboard search it in SQL.
 QUERIED_CHAIN_ATTRIBUTES = QUERIED_ATTRIBUTES | {"gen_ai.prompt"}
 # Tables whose rows belong to one session and go when its derivation is erased.
-_SESSION_TABLES = ("p_sessions", "p_session_skills", "p_spans", "p_merged")
+_SESSION_TABLES = ("p_sessions", "p_session_skills", "p_spans", "p_merged", "p_skill_loads")
+# What a merged or purged session loses (its p_merged row, or p_purged's, stays).
+_SESSION_ROWS = ("p_sessions", "p_session_skills", "p_spans", "p_skill_loads")
+# The tokens a span reports (input plus output), kept in p_spans.tokens.
+_TOKEN_KEYS = ("gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens")
 
 
 class Sessions(Projection):
@@ -95,8 +109,10 @@ class Sessions(Projection):
     name = "sessions"
     # 6: what the token figures cover (tokens_note). 7: verdict reasons and spans, the
     # unfinished verdict. 8: turns keep their prompt in p_spans. 9: a failed test run's
-    # narrower re-run (skillops.call.narrower) in p_spans.
-    version = 9
+    # narrower re-run (skillops.call.narrower) in p_spans. 10: each span's tokens
+    # (p_spans.tokens) and p_skill_loads, so ``skill show`` reads no span payload; SKILL
+    # spans indexed by name.
+    version = 10
     tables = (
         "p_sessions",
         "p_session_skills",
@@ -105,6 +121,7 @@ class Sessions(Projection):
         "p_purged",
         "p_merged",
         "p_forgotten",
+        "p_skill_loads",
     )
     handles = frozenset(
         {"SessionDerived", "SpanDerived", "PolicySet", "SessionPurged", "PayloadsErased"}
@@ -129,7 +146,7 @@ class Sessions(Projection):
                 continue
             self._write_spans(conn, spans)
             if isinstance(payload, SessionDerived) and payload.merged_into is not None:
-                for table in ("p_sessions", "p_session_skills", "p_spans"):
+                for table in _SESSION_ROWS:
                     conn.execute(f"DELETE FROM {table} WHERE session_id = ?", (payload.session_id,))
                 conn.execute(
                     "INSERT OR REPLACE INTO p_merged VALUES (?, ?, ?)",
@@ -154,7 +171,7 @@ class Sessions(Projection):
                     "INSERT OR REPLACE INTO p_purged VALUES (?, ?)",
                     (payload.session_id, event.position),
                 )
-                for table in ("p_sessions", "p_session_skills", "p_spans"):
+                for table in _SESSION_ROWS:
                     conn.execute(f"DELETE FROM {table} WHERE session_id = ?", (payload.session_id,))
                 dirty.discard(payload.session_id)
             elif isinstance(payload, PayloadsErased):
@@ -188,14 +205,14 @@ class Sessions(Projection):
         # A new span sorts last until its session's next SessionDerived orders it.
         conn.executemany(
             "INSERT INTO p_spans (span_id, session_id, parent_span_id, kind, name,"
-            ' start, "end", outcome, attributes, deriver_version, position, seq)'
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1000000000)"
+            ' start, "end", outcome, attributes, deriver_version, position, tokens, seq)'
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1000000000)"
             " ON CONFLICT(span_id) DO UPDATE SET session_id = excluded.session_id,"
             " parent_span_id = excluded.parent_span_id,"
             " kind = excluded.kind, name = excluded.name, start = excluded.start,"
             ' "end" = excluded."end", outcome = excluded.outcome,'
             " attributes = excluded.attributes, deriver_version = excluded.deriver_version,"
-            " position = excluded.position",
+            " position = excluded.position, tokens = excluded.tokens",
             rows,
         )
         rows.clear()
@@ -247,6 +264,7 @@ class Sessions(Projection):
     def _flush(self, conn: apsw.Connection, dirty: set[str]) -> None:
         for session_id in sorted(dirty):
             self._reverdict(conn, session_id)
+            _loads(conn, session_id)
 
     def _policy(self, conn: apsw.Connection) -> VerdictPolicy:
         row = conn.execute(
@@ -376,6 +394,48 @@ def _session_end(conn: apsw.Connection, sid: str) -> tuple[SessionEnd, dict[str,
     return end, counts
 
 
+def _loads(conn: apsw.Connection, sid: str) -> None:
+    """The session's rows of p_skill_loads: per skill name it loaded, what ``skill show``
+    reads instead of the spans (the first load's time, the version the name's last SKILL
+    span named and that span's place, and from the first load on the tool calls made and
+    the tokens its model calls reported). Folded from the session's rows in p_spans, so it
+    is whatever they are, as a rebuild folds them; span_id breaks a tie of seq (spans the
+    session's next derivation orders). One query and the rest here: SQL doing the same per
+    name cost ten times as much per session folded."""
+    conn.execute("DELETE FROM p_skill_loads WHERE session_id = ?", (sid,))
+    rows: list[tuple[Any, ...]] = conn.execute(
+        "SELECT kind, start, tokens, json_extract(attributes, '$.\"skill.name\"'),"
+        " json_extract(attributes, '$.\"skill.content_hash\"'), seq, span_id FROM p_spans"
+        " WHERE session_id = ? AND kind IN ('SKILL', 'TOOL', 'LLM')",
+        (sid,),
+    ).fetchall()
+    first: dict[str, str | None] = {}
+    named: dict[str, tuple[int, str, object]] = {}  # (seq, span_id, hash) of the last
+    for kind, start, _tokens, name, digest, seq, span_id in rows:
+        if kind != "SKILL" or not isinstance(name, str):
+            continue
+        at = first.setdefault(name, None)
+        if start is not None and (at is None or start < at):
+            first[name] = start
+        if digest is not None and (name not in named or (seq, span_id) > named[name][:2]):
+            named[name] = (seq, span_id, digest)
+    out = []
+    for name, at in sorted(first.items()):
+        calls: int | None = None
+        tokens: int | None = None
+        if at is not None:
+            after = [
+                (kind, used) for kind, start, used, *_ in rows if start is not None and start >= at
+            ]
+            calls = sum(1 for kind, _used in after if kind == "TOOL")
+            counted = [used for kind, used in after if kind == "LLM" and used is not None]
+            tokens = sum(counted) if counted else None
+        seq, _span, digest = named.get(name, (None, None, None))
+        out.append((sid, name, at, digest, seq, calls, tokens))
+    if out:
+        conn.executemany("INSERT INTO p_skill_loads VALUES (?, ?, ?, ?, ?, ?, ?)", out)
+
+
 def _span_row(span: SpanDerived, position: int) -> tuple[object, ...]:
     keep = (
         QUERIED_SKILL_ATTRIBUTES
@@ -385,6 +445,11 @@ def _span_row(span: SpanDerived, position: int) -> tuple[object, ...]:
         else QUERIED_ATTRIBUTES
     )
     queried = {k: v for k, v in span.attributes.items() if k in keep}
+    counted = [
+        used
+        for used in (span.attributes.get(key) for key in _TOKEN_KEYS)
+        if isinstance(used, int) and not isinstance(used, bool)
+    ]
     return (
         span.span_id,
         span.session_id,
@@ -397,4 +462,5 @@ def _span_row(span: SpanDerived, position: int) -> tuple[object, ...]:
         _json.encode(queried).decode() if queried else None,
         span.deriver_version,
         position,
+        sum(counted) if counted else None,
     )

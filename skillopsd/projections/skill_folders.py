@@ -115,8 +115,9 @@ def skill_folders(conn: apsw.Connection, skill: str) -> Folders:
     scopes: set[str] = set()
     by_version: dict[str, set[str]] = {}
     folders: dict[str, set[str]] = {}
+    # Distinct pairs: a skill's thousands of loads come from a few folders and versions.
     for digest, directory in conn.execute(
-        "SELECT json_extract(attributes, '$.\"skill.content_hash\"'),"
+        "SELECT DISTINCT json_extract(attributes, '$.\"skill.content_hash\"'),"
         " json_extract(attributes, '$.\"skill.directory\"') FROM p_spans"
         f" WHERE kind = 'SKILL' AND json_extract(attributes, '$.\"skill.name\"') IN ({marks})",
         names,

@@ -10,7 +10,7 @@ import apsw
 import msgspec
 
 from ..events import events_at
-from ..events.types import EvalCaseResult, SpanDerived
+from ..events.types import EvalCaseResult
 from ._stats import Median, Share, compare, compare_medians, median_interval, wilson
 from .annotations import list_annotations, newest_labels
 from .copies import copies as copies_of
@@ -61,6 +61,45 @@ def duration_ms(started: str | None, ended: str | None) -> int | None:
     return max(0, round((b - a).total_seconds() * 1000))
 
 
+class SkillLoad(msgspec.Struct):
+    """How one session loaded a skill under any of its names (projections.sessions folds it
+    into p_skill_loads per name): when first, the version loaded last, and from the first
+    load to the end of the session the tool calls made and the tokens its model calls
+    reported (None: none reported, or never loaded at a known time)."""
+
+    loaded_at: str | None
+    version_hash: str | None
+    calls: int | None
+    tokens: int | None
+
+
+def skill_loads(conn: apsw.Connection, names: list[str]) -> dict[str, SkillLoad]:
+    """Each session's load of the skill named ``names`` (its name and aliases), by session.
+
+    The names' rows combine as one name's spans would: the earliest load dates it (and what
+    followed is counted from there), the version is the one its last span with a hash named."""
+    marks = ", ".join("?" for _ in names)
+    out: dict[str, SkillLoad] = {}
+    newest: dict[str, int] = {}  # the seq of the span that named the version
+    for sid, at, digest, seq, calls, tokens in conn.execute(
+        "SELECT session_id, loaded_at, version_hash, version_seq, calls, tokens"
+        f" FROM p_skill_loads WHERE skill IN ({marks})",
+        names,
+    ):
+        load = out.get(sid)
+        if load is None:
+            out[sid] = SkillLoad(at, digest, calls, tokens)
+            if digest is not None:
+                newest[sid] = seq
+            continue
+        if at is not None and (load.loaded_at is None or at < load.loaded_at):
+            load.loaded_at, load.calls, load.tokens = at, calls, tokens
+        if digest is not None and (sid not in newest or seq > newest[sid]):
+            load.version_hash = digest
+            newest[sid] = seq
+    return out
+
+
 def skill_sessions(
     conn: apsw.Connection,
     skill: str,
@@ -76,19 +115,7 @@ def skill_sessions(
     counted once, so it is left out unless ``copies`` (then marked ``copy_of``)."""
     names = names_of(conn, skill)
     marks = ", ".join("?" for _ in names)
-    loaded: dict[str, str | None] = {}
-    loaded_at: dict[str, str] = {}
-    for sid, digest, start in conn.execute(
-        "SELECT session_id, json_extract(attributes, '$.\"skill.content_hash\"'), start"
-        " FROM p_spans"
-        f" WHERE kind = 'SKILL' AND json_extract(attributes, '$.\"skill.name\"') IN ({marks})"
-        " ORDER BY session_id, seq",
-        names,
-    ):
-        if digest is not None or sid not in loaded:
-            loaded[sid] = digest
-        if start is not None and (sid not in loaded_at or start < loaded_at[sid]):
-            loaded_at[sid] = start
+    loads = skill_loads(conn, names)
     where = [f"session_id IN (SELECT session_id FROM p_session_skills WHERE skill IN ({marks}))"]
     args: list[object] = [*names]
     if since:
@@ -112,10 +139,10 @@ def skill_sessions(
                 started_at=started,
                 ended_at=ended,
                 verdict=verdict,
-                version_hash=loaded.get(sid),
+                version_hash=loads[sid].version_hash if sid in loads else None,
                 tokens=tokens,
                 duration_ms=duration_ms(started, ended),
-                loaded_at=loaded_at.get(sid),
+                loaded_at=loads[sid].loaded_at if sid in loads else None,
                 cwd=cwd,
                 calls=tools,
             )
@@ -423,36 +450,21 @@ class SkillReport(msgspec.Struct):
     projects: list[str] = []
 
 
-def _scoped(conn: apsw.Connection, group: list[SkillSession]) -> Scoped:
+def _scoped(group: list[SkillSession], loads: dict[str, SkillLoad]) -> Scoped:
     """Per session, what followed the skill's first load: calls, tokens, time to the end."""
     calls: list[int | None] = []
     tokens: list[int | None] = []
     times: list[int | None] = []
     for s in group:
-        if s.loaded_at is None:
+        load = loads.get(s.session_id)
+        if s.loaded_at is None or load is None:
             calls.append(None)
             tokens.append(None)
             times.append(None)
             continue
-        rows: list[tuple[Any, ...]] = conn.execute(
-            "SELECT kind, position FROM p_spans WHERE session_id = ? AND start >= ?"
-            " AND kind IN ('TOOL', 'LLM')",
-            (s.session_id, s.loaded_at),
-        ).fetchall()
         # Tool calls, as the session's own count (``tools``) counts them.
-        calls.append(sum(1 for kind, _ in rows if kind == "TOOL"))
-        total: int | None = None
-        for event in events_at(conn, [pos for kind, pos in rows if kind == "LLM"]).values():
-            if not isinstance(event, SpanDerived):
-                continue
-            counted: list[int] = []
-            for key in ("gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens"):
-                used = event.attributes.get(key)
-                if isinstance(used, int) and not isinstance(used, bool):
-                    counted.append(used)
-            if counted:
-                total = (total or 0) + sum(counted)
-        tokens.append(total)
+        calls.append(load.calls)
+        tokens.append(load.tokens)
         times.append(duration_ms(s.loaded_at, s.ended_at))
     return Scoped(calls=_mean(calls), tokens=_mean(tokens), duration_ms=_mean(times))
 
@@ -507,6 +519,7 @@ def skill_report(conn: apsw.Connection, skill: str) -> SkillReport | None:
     skill, *aliases = names_of(conn, skill)
     folders = skill_folders(conn, skill)
     sessions = skill_sessions(conn, skill)
+    loads = skill_loads(conn, names_of(conn, skill))
     known = versions(conn, skill)
     for alias in aliases:
         have = {v.version_hash for v in known}
@@ -554,7 +567,7 @@ def skill_report(conn: apsw.Connection, skill: str) -> SkillReport | None:
                 first_seen=version.at if version else None,
                 first_loaded=min((x.loaded_at for x in group if x.loaded_at), default=None),
                 calls=_mean([x.calls for x in group]),
-                scoped=_scoped(conn, group),
+                scoped=_scoped(group, loads),
                 cost=median_interval([s.cost_usd for s in group if s.cost_usd is not None]),
                 projects=folders.of(digest),
                 folders=folders.folders.get(digest, []),
