@@ -6,6 +6,7 @@ path and the version it holds; a hand edit of a live file is noticed within 2 s.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import time
 from pathlib import Path
@@ -240,3 +241,29 @@ def test_a_hand_edit_of_a_live_file_is_noticed_within_two_seconds(env: Env) -> N
         assert time.monotonic() - edited < 2.0
     finally:
         assert daemon.stop() == 0
+
+
+def test_a_live_file_emptied_a_moment_ago_is_not_written_over(env: Env) -> None:
+    """An editor's save truncates the file, then writes: a sync between the two must not put
+    the routed body in its place (the rename would send the rest of the save to the old file,
+    and the hand edit would be lost). The daemon lost one this way under load."""
+    folder = env.skill("s", "s", "First body.")
+    env.ctl("skill", "import", "--from", str(folder))
+    live = folder / "SKILL.md"
+    live.write_text("")  # truncated: the save's text is still to come
+    out = env.ctl("skill", "route", "s")
+    assert f"{live} changed moments ago" in out
+    assert live.read_text() == ""
+    # The rest of the save arrives in the same file: it is the user's, and becomes v2.
+    live.write_text("---\nname: s\ndescription: x\n---\n\nSecond body, by hand.\n")
+    past = time.time() - 60
+    os.utime(live, (past, past))
+    env.ctl("skill", "route", "s")
+    assert "Second body, by hand." in live.read_text()
+    tags = [v["tag"] for v in json.loads(env.ctl("skill", "versions", "s", "--json"))["versions"]]
+    assert tags == ["v1", "v2"]
+    # A file left empty (not a save in progress) is given the routed body again.
+    live.write_text("")
+    os.utime(live, (past, past))
+    env.ctl("skill", "route", "s")
+    assert "Second body, by hand." in live.read_text()

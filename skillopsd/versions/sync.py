@@ -164,6 +164,13 @@ def frontmatter_name(text: str) -> str | None:
     return found.group(1).strip() if found else None
 
 
+def _changed_within(path: Path, seconds: float) -> bool:
+    try:
+        return time.time() - path.stat().st_mtime < seconds
+    except OSError:
+        return False
+
+
 def _expected_name(state: SkillState) -> str:
     """The name a live file of the skill must declare: its champion file's, else the skill's."""
     champion = state.versions.get(state.champion or "")
@@ -589,6 +596,13 @@ def _write_live(state: SkillState, report: SyncReport) -> None:
             digest = skill_content_hash(text)
             if digest == chosen or digest not in state.versions:
                 continue  # already routed, or a human edit the next sync imports
+        if text is not None and not text.strip() and _changed_within(path, EDIT_QUIET):
+            # An editor's save truncates, then writes: an empty file changed a moment ago may
+            # be a hand edit half-way, and a write now (a rename) would send the rest of it to
+            # the old file and lose it. The next sync looks again. (Partial text is no known
+            # version's: it is left as a hand edit above.)
+            report.unsettled_edits.append(live)
+            continue
         if holds_mask(text_due) or (text is not None and redact_text(text) != text):
             report.live_masked.append(live)
             continue
