@@ -73,8 +73,9 @@ def skills_command(
 
     A plugin's skill loaded as plugin:name and as name with the same body is one row, under
     the plain name (aka the qualified one); built-in commands such as /init are not skills.
-    A name loaded from several projects' skill folders (deploy in two repositories) is
-    marked NAME* and the projects are named below the table: those are different skills.
+    A name loaded from several projects' (or plugins') skill folders (deploy in two
+    repositories; a plugin's brainstorming and a project's own) is marked NAME* and they are
+    named below the table: those are different skills.
     """
     db = app.db()
     app.caught_up()
@@ -370,13 +371,13 @@ def diff(app: AppContext, name: str, old: str, new: str, context: int) -> None:
         folders = skill_folders(conn, name)
     where = ["", ""]
     if folders.apart(a.version_hash, b.version_hash):
-        # Two projects' skills that share a name: a diff of them is no edit of either. Said
+        # Two projects' (or a plugin's and a project's) skills that share a name: a diff of
+        # them is no edit of either. Said
         # on stderr (a terminal shows it, a patch file stays a patch) and in the headers.
         where = [" " + ", ".join(folders.folders.get(v.version_hash, [])) for v in (a, b)]
         echo(
             f"{name} {a.name} was loaded from{where[0]} and {b.name} from{where[1]}: different"
-            " projects' skills that share a name, not an edit of one (compared below as two"
-            " files)",
+            " skills that share a name, not an edit of one (compared below as two files)",
             err=True,
         )
     lines = difflib.unified_diff(

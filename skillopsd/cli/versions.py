@@ -20,8 +20,9 @@ import msgspec
 from .._defaults import TEAM_URL_ENV
 from ..events import Database, LogError
 from ..projections._stats import Median, Share, median_interval, wilson
+from ..projections.skill_aliases import names_of as skill_names
 from ..projections.skill_folders import scope_text, shared_line, skill_folders
-from ..projections.skill_views import skill_sessions
+from ..projections.skill_views import first_loads, skill_sessions
 from ..versions.materialize import MANIFEST, next_pick, store_root
 from ..versions.state import MAX_DURATION_MS, MAX_TOKENS, STRATEGIES, SkillState, Stats
 from ..versions.store import (
@@ -551,6 +552,12 @@ def loaded_versions(conn: apsw.Connection, name: str) -> tuple[dict[str, Loaded]
         seen.sessions += 1
         if s.loaded_at and (seen.first is None or s.loaded_at < seen.first):
             seen.first = s.loaded_at
+    # The tags listed are the name's own: each dated by its first load under that name, as
+    # skill show dates it (first_loads).
+    names = skill_names(conn, name)
+    for (loaded_as, digest), first in first_loads(conn, names).items():
+        if loaded_as == names[0] and digest in out:
+            out[digest].first = first
     for digest, scopes in folders.by_version.items():
         out.setdefault(digest, Loaded()).projects = scopes
     return out, folders.scopes
