@@ -332,3 +332,38 @@ def test_a_plugins_skill_and_the_projects_own_of_one_name_are_two_skills(tmp_pat
     assert diff.returncode == 0
     assert "not an edit of one" in diff.stderr and diff.stderr.count("\n") == 1
     assert diff.stdout.splitlines()[1].endswith(str(plugin))
+
+
+@pytest.mark.slow
+def test_a_body_captured_later_but_loaded_earlier_is_said_to_be(tmp_path: Path) -> None:
+    """G8: tags count bodies in capture order; a backfilled older transcript gets the next
+    tag although it was loaded first. The dates stay true, and a note says why v2 is dated
+    before v1 (nothing says it when the order agrees)."""
+    h = Projects(tmp_path)
+    folder = tmp_path / "work" / "p" / ".claude" / "skills" / "tidy"
+    for n, (day, body) in enumerate([(5, "Tidy it."), (1, "Tidy it, older.")], 1):
+        skill_dir(folder.parent, folder.name, body)
+        claude_session(
+            h.home,
+            session=f"{n:08d}-0000-4000-8000-000000000009",
+            skill="tidy",
+            skill_dir=folder,
+            body=body,
+            prompt="tidy",
+            tools=["Read"],
+            final="done",
+            start=datetime(2026, 11, day, 10, tzinfo=UTC),
+        )
+        if n == 1:
+            h.capture()
+            for command in (("skill", "show", "tidy"), ("skill", "versions", "tidy")):
+                assert "order they were captured" not in h.ctl(*command)
+    h.capture()
+    dated = {
+        v["tag"]: v["first_loaded"][:10] for v in h.json("skill", "versions", "tidy")["versions"]
+    }
+    assert dated == {"v1": "2026-11-05", "v2": "2026-11-01"}
+    for command in (("skill", "show", "tidy"), ("skill", "versions", "tidy")):
+        text = " ".join(h.ctl(*command).split())
+        assert "v2 (2026-11-01 10:00) before v1 (2026-11-05 10:00)" in text, text
+        assert "in the order they were captured" in text

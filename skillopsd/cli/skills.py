@@ -224,6 +224,29 @@ def _cost(m: Median, sessions: int) -> str:
     return text.rsplit(" (n=", 1)[0] if m.n == sessions else text
 
 
+def captured_late(rows: list[tuple[str, str | None, str]]) -> str | None:
+    """A note when a tag is dated before a lower tag of the same name (``rows``: tag, first
+    load as recorded, as shown). Tags count bodies in the order they were captured: a
+    transcript captured later (a backfill, another agent's folder ingested) gives its older
+    body the next tag, and the table would otherwise read as an edit back in time."""
+    plain = sorted(
+        ((int(tag[1:]), tag, at, shown) for tag, at, shown in rows if tag[1:].isdigit() and at),
+        key=lambda r: r[0],
+    )
+    late = []
+    for i, (_, tag, at, shown) in enumerate(plain):
+        earlier = [r for r in plain[:i] if r[2] is not None and at is not None and r[2] > at]
+        if earlier:
+            late.append(f"{tag} ({shown}) before {earlier[0][1]} ({earlier[0][3]})")
+    if not late:
+        return None
+    return (
+        f"first loaded: {'; '.join(late)}: tags number a name's bodies in the order they were"
+        " captured, not the order sessions loaded them (a transcript captured later, such as a"
+        " backfill, gets the next tag)"
+    )
+
+
 def _print_report(report: SkillReport, utc: bool, *, one: bool) -> None:
     champion = next((v.tag for v in report.versions if v.content_hash == report.champion), None)
     base = report.baseline if not one else None
@@ -243,6 +266,11 @@ def _print_report(report: SkillReport, utc: bool, *, one: bool) -> None:
         + (["loaded from"] if shared else []),
         text=(4, 5),
     )
+    late = captured_late(
+        [(v.tag, v.first_loaded, shown) for v, shown in zip(report.versions, first, strict=True)]
+    )
+    if late:
+        say(late)
     echo()
     say(
         "How the sessions ended and how they were labelled, with 95% intervals"

@@ -51,8 +51,8 @@ from ..versions.sync import (
 from ._app import AppContext, NotFound, UsageFailure, db_option, json_option, pass_app, team_option
 from ._output import echo, emit_json, mean_of, say, table
 from ._time import stamps, utc_option
+from .skills import captured_late, share_text, skill_group
 from .skills import median_cost as _median_cost
-from .skills import share_text, skill_group
 
 T = TypeVar("T")
 _NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-:")
@@ -714,6 +714,11 @@ def versions_command(app: AppContext, name: str, utc: bool, as_json: bool) -> No
         + (["loaded from"] if shared else []),
         text=(11, 12),
     )
+    late = captured_late(
+        [(v.tag, v.first_loaded, shown) for v, shown in zip(report.versions, first, strict=True)]
+    )
+    if late:
+        say(late)
     say(
         "sessions: captured sessions that loaded the version (as in skill show); executions:"
         " those recorded for its A/B test (managed skills, once settled), which success,"
