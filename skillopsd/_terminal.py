@@ -29,13 +29,21 @@ _CSI = re.compile("(?:\x1b\\[|\x9b)[0-?]*[ -/]*[@-~]")
 # points (combining grapheme joiner, Hangul fillers, Khmer inherent vowels, Mongolian
 # selectors, reserved ignorables), and variation selectors; the last and the zero-width
 # joiner are kept where they draw an emoji or pick a CJK glyph (:func:`_shown`).
-_UNSAFE = re.compile(
-    "[\x00-\x08\x0b-\x1f\x7f-\x9f\xad\u034f\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891"
+_BMP = (
+    "\x00-\x08\x0b-\x1f\x7f-\x9f\xad\u034f\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891"
     "\u08e2\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u2028\u2029\u202a-\u202e"
-    "\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufffb\ud800-\udfff\U000110bd"
-    "\U000110cd\U00013430-\U0001343f\U0001bca0-\U0001bca3\U0001d173-\U0001d17a"
-    "\U000e0000-\U000e0fff]"
+    "\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufffb\ud800-\udfff"
 )
+_ASTRAL = (
+    "\U000110bd\U000110cd\U00013430-\U0001343f\U0001bca0-\U0001bca3\U0001d173-\U0001d17a"
+    "\U000e0000-\U000e0fff"
+)
+# Two patterns: a class holding only BMP ranges compiles to a bitmap, one with astral ranges
+# to a range scan ~10x slower (5.9 vs 0.5 us on a 144-character CJK title); most text has
+# no astral character, so it takes the first.
+_UNSAFE_BMP = re.compile(f"[{_BMP}]")
+_UNSAFE = re.compile(f"[{_BMP}{_ASTRAL}]")
+_ANY_ASTRAL = re.compile("[\U00010000-\U0010ffff]")  # one range: as fast as a bitmap
 _ZWJ = "\u200d"
 
 
@@ -95,4 +103,5 @@ def safe(text: str) -> str:
         text = _CSI.sub("", text)
     if "\r\n" in text:
         text = text.replace("\r\n", "\n")
-    return _UNSAFE.sub(_escape, text)
+    astral = _ANY_ASTRAL.search(text) is not None
+    return (_UNSAFE if astral else _UNSAFE_BMP).sub(_escape, text)
