@@ -137,7 +137,14 @@ def test_evidence_fits_the_terminal_and_expands_tabs(tmp_path: Path, columns: in
     # Wrapped, not cut at the width: each field keeps what a line kept before (160 columns).
     joined = " ".join(text.split())
     assert "--flag-4=value-4" in joined and "reported error` is unused" in joined
-    assert "迁移脚本在大仓库上超时了，迁移脚本" in joined
+    # Wide characters wrap by the columns they take: nothing is cut from the middle of the
+    # note (it is whole up to the 160 columns a field keeps, then ends in "…").
+    note = "".join(
+        line[11:] for line in lines[lines.index(next(x for x in lines if "label    bad" in x)) :]
+    )
+    assert note.startswith("bad by") and note.endswith("…")
+    kept = note.split(": ", 1)[1].removesuffix("…")
+    assert NOTE.startswith(kept) and len(kept) >= 60, note
     assert "failure: failure:" not in joined  # the verdict is said once
     assert any(line.startswith("           ") and "_ = p.stdout.Close()" in line for line in lines)
     assert sum("prompt" in line for line in lines) == 1 and "label    bad by" in text

@@ -12,7 +12,7 @@ from .._terminal import safe
 from ..events import LogError
 from ..projections.skill_evidence import SessionEvidence, skill_evidence
 from ._app import AppContext, NotFound, UsageFailure, db_option, json_option, pass_app
-from ._output import cut, echo, emit_json, terminal_width
+from ._output import cells, cut, echo, emit_json, terminal_width
 from .skills import skill_group
 
 
@@ -68,16 +68,28 @@ def _text(line: str) -> str:
     return cut(safe(line).expandtabs(4), _LINE)
 
 
+def _wrap(text: str, room: int) -> list[str]:
+    """``text`` in lines of at most ``room`` columns: at spaces where it can, and a line of
+    wide (CJK) characters, which textwrap counts as one column each, split where it fills."""
+    out: list[str] = []
+    for line in textwrap.wrap(text, room, break_long_words=True, break_on_hyphens=False):
+        while cells(line) > room:
+            used, n = 0, 0
+            while n < len(line) and used + cells(line[n]) <= room:
+                used += cells(line[n])
+                n += 1
+            out.append(line[: max(n, 1)])
+            line = line[max(n, 1) :]
+        out.append(line)
+    return out
+
+
 def _field(label: str, text: str, total: int, *, wrap: bool = True) -> None:
     """``label`` then ``text`` in the columns left of ``total``: wrapped (continuation lines
     under the text), or, with ``wrap`` false, cut to one line."""
     head = f"  {label:<{_LABEL - 3}} "
     room = max(total - _LABEL, 20)
-    lines = (
-        textwrap.wrap(_text(text), room, break_long_words=True, break_on_hyphens=False)
-        if wrap
-        else [_text(text)]
-    ) or ["-"]
+    lines = (_wrap(_text(text), room) if wrap else [_text(text)]) or ["-"]
     for n, line in enumerate(lines):
         echo((head if n == 0 else " " * _LABEL) + cut(line, room))
 
