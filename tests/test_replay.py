@@ -444,7 +444,8 @@ def test_skill_evidence_for_an_editing_agent(tmp_path: Path) -> None:
     # The failed call is listed, marked "deciding" when the verdict rests on it.
     assert re.search(r"  (failed  |deciding) Bash: Exit code 1", text) and "label    bad" in text
     if failing["verdict"] != "success":
-        assert failing["verdict_reason"] and failing["verdict_reason"] in text
+        # Wrapped to the terminal (G17), said once after the verdict word.
+        assert failing["verdict_reason"] and failing["verdict_reason"] in " ".join(text.split())
     assert "eval     labels/issue-0 failed" in text and "issue-1" not in text
     assert len(json.loads(bench.ctl("skill", "evidence", "triage", "--limit", "1", "--json"))) == 1
     done = bench.run("skill", "evidence", "nope")

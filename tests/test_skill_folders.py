@@ -9,6 +9,7 @@ diff``, ``eval run`` and the promote gate say so, through the real ``skillopsd -
 from __future__ import annotations
 
 import subprocess
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -17,13 +18,15 @@ from hypothesis import strategies as st
 
 from skillopsd.projections.skill_folders import (
     MANAGED,
+    PLUGIN,
     normalized,
+    plugin_of,
     project_of,
     scope_of,
     skill_folder,
 )
 
-from ._skill_sessions import skill_dir
+from ._skill_sessions import claude_session, skill_dir
 from .conftest import console_script
 from .test_skills_acceptance import Home
 
@@ -60,7 +63,7 @@ suites:
         ("C:\\Users\\Ann\\Repo\\.github\\skills\\deploy", "c:/users/ann/repo"),
         ("c:/users/ann/repo/.GITHUB/skills/deploy/", "c:/users/ann/repo"),
         ("/.claude/skills/deploy", "/"),
-        # A plugin's folder carries its version: never a project, so never a split.
+        # A plugin's folder is the plugin's scope (plugin_of), never a project's.
         ("/home/ann/.claude/plugins/cache/mkt/plug/1.2.0/skills/deploy", None),
         ("/work/infra/skills/deploy", None),
         ("/work/infra/.claude/skills", None),
@@ -70,6 +73,43 @@ suites:
 )
 def test_the_project_a_skill_folder_belongs_to(directory: str, project: str | None) -> None:
     assert project_of(directory) == project
+
+
+@pytest.mark.parametrize(
+    ("directory", "name", "scope"),
+    [
+        # The cache carries the marketplace and the version: the plugin's next release (or
+        # another machine's home) is the same plugin, so the same scope.
+        (
+            "/home/ann/.claude/plugins/cache/mkt/superpowers/5.0.7/skills/brainstorming",
+            "x",
+            "plugin:superpowers",
+        ),
+        (
+            "/Users/bo/.claude/plugins/cache/official/superpowers/5.1.0/skills/brainstorming/",
+            "x",
+            "plugin:superpowers",
+        ),
+        (
+            "/home/ann/.claude/plugins/marketplaces/mkt/plugins/review/skills/lint",
+            "lint",
+            "plugin:review",
+        ),
+        ("/home/ann/.claude/plugins/marketplaces/solo/skills/lint", "lint", "plugin:solo"),
+        # No folder recorded: a plugin-qualified name still names its plugin.
+        (None, "superpowers:brainstorming", "plugin:superpowers"),
+        (None, "brainstorming", None),
+        # A project's own folder wins over a qualified name (its folder says where it is).
+        ("/work/p/.claude/skills/brainstorming", "superpowers:brainstorming", "/work/p"),
+        ("/work/p/plugins/x/skills/y", "y", None),
+    ],
+)
+def test_a_plugins_skill_is_a_scope_of_its_own(
+    directory: str | None, name: str, scope: str | None
+) -> None:
+    assert scope_of(directory, set(), name) == scope
+    if directory is not None and scope is not None and scope.startswith(PLUGIN):
+        assert plugin_of(directory) == scope.removeprefix(PLUGIN)
 
 
 def test_a_managed_skills_folders_are_one_scope_in_any_project() -> None:
@@ -235,3 +275,95 @@ def test_a_managed_skill_is_one_skill_across_its_live_folders(tmp_path: Path) ->
     # The managed skill's own versions are still gated on their evidence alone.
     ours = h.run("promote", "deploy", "--to", "v1", "--dry-run")
     assert "does not weigh" not in ours.stdout + ours.stderr
+
+
+@pytest.mark.slow
+def test_a_plugins_skill_and_the_projects_own_of_one_name_are_two_skills(tmp_path: Path) -> None:
+    """G8: the superpowers plugin's ``brainstorming`` (loaded as ``superpowers:brainstorming``
+    and as ``brainstorming``) and a project's own ``brainstorming`` are not versions of one
+    skill, and the tags the name's own loads gave are dated in their order."""
+    h = Projects(tmp_path)
+    plugin = h.home / ".claude/plugins/cache/mkt/superpowers/5.0.7/skills/brainstorming"
+    project = tmp_path / "work" / "p" / ".claude" / "skills" / "brainstorming"
+    stories = [
+        ("superpowers:brainstorming", plugin, "Plugin body A."),  # day 1
+        ("brainstorming", project, "Project body B."),  # day 2
+        ("brainstorming", plugin, "Plugin body A."),  # day 3
+    ]
+    for n, (name, folder, body) in enumerate(stories, 1):
+        skill_dir(folder.parent, folder.name, body)
+        claude_session(
+            h.home,
+            session=f"{n:08d}-0000-4000-8000-000000000008",
+            skill=name,
+            skill_dir=folder,
+            body=body,
+            prompt="brainstorm",
+            tools=["Read"],
+            final="done",
+            start=datetime(2026, 11, n, 10, tzinfo=UTC),
+        )
+    h.capture()
+    scopes = sorted([str(tmp_path / "work" / "p"), "plugin:superpowers"])
+    listed = h.json("skills")
+    assert [(s["skill"], s["projects"]) for s in listed] == [("brainstorming", scopes)]
+    text = h.ctl("skills")
+    assert "brainstorming names 2 different skills" in text and "the superpowers plugin" in text
+
+    report = h.json("skill", "show", "brainstorming")
+    assert report["aliases"] == ["superpowers:brainstorming"]
+    by_tag = {v["tag"]: v for v in report["versions"]}
+    assert by_tag["v1"]["projects"] == [str(tmp_path / "work" / "p")]
+    assert by_tag["v2"]["projects"] == ["plugin:superpowers"]
+    assert " vs " not in report["reading"] and "not compared" in report["reading"]
+    # v2's body was loaded under the alias on day 1, but v2 is the second body loaded as
+    # brainstorming (day 3): its date is that, never before v1's (day 2).
+    assert by_tag["v1"]["first_loaded"][:10] == "2026-11-02"
+    assert by_tag["v2"]["first_loaded"][:10] == "2026-11-03"
+    shown = h.ctl("skill", "show", "brainstorming")
+    assert "v2 vs v1" not in shown and "the superpowers plugin" in shown
+
+    versions = h.json("skill", "versions", "brainstorming")
+    dated = {v["tag"]: v["first_loaded"][:10] for v in versions["versions"]}
+    assert dated == {"v1": "2026-11-02", "v2": "2026-11-03"}
+    assert "the superpowers pl" in h.ctl("skill", "versions", "brainstorming")
+
+    diff = h.run("skill", "diff", "brainstorming", "v1", "v2")
+    assert diff.returncode == 0
+    assert "not an edit of one" in diff.stderr and diff.stderr.count("\n") == 1
+    assert diff.stdout.splitlines()[1].endswith(str(plugin))
+
+
+@pytest.mark.slow
+def test_a_body_captured_later_but_loaded_earlier_is_said_to_be(tmp_path: Path) -> None:
+    """G8: tags count bodies in capture order; a backfilled older transcript gets the next
+    tag although it was loaded first. The dates stay true, and a note says why v2 is dated
+    before v1 (nothing says it when the order agrees)."""
+    h = Projects(tmp_path)
+    folder = tmp_path / "work" / "p" / ".claude" / "skills" / "tidy"
+    for n, (day, body) in enumerate([(5, "Tidy it."), (1, "Tidy it, older.")], 1):
+        skill_dir(folder.parent, folder.name, body)
+        claude_session(
+            h.home,
+            session=f"{n:08d}-0000-4000-8000-000000000009",
+            skill="tidy",
+            skill_dir=folder,
+            body=body,
+            prompt="tidy",
+            tools=["Read"],
+            final="done",
+            start=datetime(2026, 11, day, 10, tzinfo=UTC),
+        )
+        if n == 1:
+            h.capture()
+            for command in (("skill", "show", "tidy"), ("skill", "versions", "tidy")):
+                assert "order they were captured" not in h.ctl(*command)
+    h.capture()
+    dated = {
+        v["tag"]: v["first_loaded"][:10] for v in h.json("skill", "versions", "tidy")["versions"]
+    }
+    assert dated == {"v1": "2026-11-05", "v2": "2026-11-01"}
+    for command in (("skill", "show", "tidy"), ("skill", "versions", "tidy")):
+        text = " ".join(h.ctl(*command).split())
+        assert "v2 (2026-11-01 10:00) before v1 (2026-11-05 10:00)" in text, text
+        assert "in the order they were captured" in text

@@ -9,6 +9,8 @@ import json
 import os
 import re
 import subprocess
+import unicodedata
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import click
@@ -21,6 +23,7 @@ from skillopsd._terminal import safe
 from skillopsd.cli._output import cells, cut, say, table
 
 from ._daemon import daemon_env
+from ._skill_sessions import claude_session
 from .conftest import REPO, console_script
 
 # What a terminal may act on, beyond a line feed: C0 (TAB separately), DEL, C1, bidi marks,
@@ -306,3 +309,110 @@ def test_forget_finds_a_file_by_its_real_non_utf8_name(tmp_path: Path) -> None:
     assert ctl("log", "--json").stdout == before  # nothing stored
     done = ctl("forget", "--source", raw, "--reason", "t")
     assert done.returncode == 0, done.stderr
+
+
+# --- invisible characters (reviewer G12) ------------------------------------------------
+
+# Names that print as "deploy" on a terminal unless their invisible characters are shown.
+LOOKALIKES = [
+    "dep\u200bloy",  # zero-width space
+    "dep\u200cloy",  # zero-width non-joiner
+    "dep\u200dloy",  # zero-width joiner
+    "deploy\u2060",  # word joiner
+    "\ufeffdeploy",  # BOM
+    "dep\xadloy",  # soft hyphen
+    "deploy\U000e0041\U000e007f",  # tag characters (hidden text)
+    "deploy\ufe0f",  # a variation selector after a letter
+    "deploy\U000e0100",
+    "dep\u034floy",  # combining grapheme joiner
+    "\u3164deploy",  # Hangul filler
+    "deploy\u180e",  # Mongolian vowel separator
+    "dep\u2062loy",  # invisible times
+]
+
+
+def _invisible(out: str) -> list[str]:
+    """The invisible characters left in ``out`` that draw nothing of their own."""
+    left = []
+    for i, char in enumerate(out):
+        code = ord(char)
+        selector = 0xFE00 <= code <= 0xFE0F or 0xE0100 <= code <= 0xE01EF
+        if selector or unicodedata.category(char) == "Cf":
+            before = out[i - 1] if i else ""
+            # Kept only where they draw: an emoji's presentation, a CJK variant, an emoji
+            # sequence's joiner between two pictographs.
+            if before and not before.isascii() and unicodedata.category(before) in "SoSkSmLo":
+                continue
+            left.append(char)
+    return left
+
+
+@pytest.mark.parametrize("name", LOOKALIKES)
+def test_an_invisible_character_is_shown_as_an_escape(name: str) -> None:
+    out = safe(name)
+    assert out != "deploy" and "\\" in out and out.isascii(), repr(out)
+    assert safe(out) == out
+
+
+def test_emoji_and_cjk_variants_still_draw() -> None:
+    for text in (
+        "\u2764\ufe0f ok",
+        "\U0001f468\u200d\U0001f469\u200d\U0001f467",
+        "\U0001f3f3\ufe0f\u200d\U0001f308",
+        "\u845b\U000e0100",
+    ):
+        assert safe(text) == text
+    assert safe("x\u200d\U0001f600") == "x\\u200d\U0001f600"  # a joiner after a letter hides
+
+
+@given(st.text())
+@example("".join(LOOKALIKES) + "\u2764\ufe0f\ufe0f\u200d\u200d\U0001f600")
+def test_safe_leaves_nothing_invisible(text: str) -> None:
+    out = safe(text)
+    assert not _invisible(out), (repr(text), repr(out))
+    assert safe(out) == out
+
+
+@pytest.mark.slow
+def test_three_skills_never_print_as_one_name(tmp_path: Path) -> None:
+    """G12: deploy, dep<ZWSP>loy and deploy<WJ> are three rows that read apart on a terminal;
+    JSON keeps the names exact."""
+    home = tmp_path / "home"
+    home.mkdir()
+    env = daemon_env(home, COLUMNS="80")
+    names = ["deploy", "dep\u200bloy", "dep\u200bloy", "deploy\u2060"]
+    for n, name in enumerate(names):
+        claude_session(
+            home,
+            session=f"{n:08d}-8888-4000-8000-000000000012",
+            skill=name,
+            skill_dir=tmp_path / "p" / ".claude" / "skills" / "deploy",
+            body=f"Deploy it ({n}).",
+            prompt="go",
+            tools=["Read"],
+            final="done",
+            start=datetime(2026, 11, 1, tzinfo=UTC) + timedelta(days=n),
+        )
+    subprocess.run([console_script("skillopsd"), "--once"], env=env, check=True, timeout=120)
+
+    def ctl(*args: str) -> str:
+        result = subprocess.run(
+            [console_script("skillopsctl"), *args], env=env, capture_output=True, timeout=60
+        )
+        assert result.returncode == 0, (args, result.stderr)
+        return result.stdout.decode("utf-8")
+
+    rows = [line.split()[0] for line in ctl("skills").splitlines()[1:] if line.strip()]
+    assert sorted(rows) == sorted(["deploy", "dep\\u200bloy", "deploy\\u2060"]), rows
+    assert sorted(s["skill"] for s in json.loads(ctl("skills", "--json"))) == sorted(set(names))
+    for name, shown in (("dep\u200bloy", "dep\\u200bloy"), ("deploy\u2060", "deploy\\u2060")):
+        for command in (
+            ("skill", "show", name),
+            ("skill", "versions", name),
+            ("sessions", "--skill", name),
+        ):
+            text = ctl(*command)
+            assert not _invisible(text), (command, text)
+            if command[0] == "skill":
+                assert text.startswith(f"skill {shown} "), (command, text)
+        assert json.loads(ctl("skill", "show", name, "--json"))["skill"] == name

@@ -3,13 +3,16 @@ agent that edits it."""
 
 from __future__ import annotations
 
+import textwrap
+
 import apsw
 import click
 
+from .._terminal import safe
 from ..events import LogError
 from ..projections.skill_evidence import SessionEvidence, skill_evidence
 from ._app import AppContext, NotFound, UsageFailure, db_option, json_option, pass_app
-from ._output import cut, echo, emit_json
+from ._output import cells, cut, echo, emit_json, terminal_width
 from .skills import skill_group
 
 
@@ -24,7 +27,10 @@ from .skills import skill_group
 @pass_app
 def evidence(app: AppContext, name: str, failures: bool, limit: int, as_json: bool) -> None:
     """Per session of skill NAME: first prompt, verdict and why, failing calls with their
-    errors, labels with notes, failed eval cases with details."""
+    errors, labels with notes, failed eval cases with details.
+
+    Fits the terminal's width ($COLUMNS): prose wraps under its label, each line of a call's
+    output is cut to one line (tabs expanded); --json keeps every character."""
     db = app.db()
     app.caught_up()
     try:
@@ -50,22 +56,64 @@ def evidence(app: AppContext, name: str, failures: bool, limit: int, as_json: bo
         _print(e)
 
 
+# What a field's text keeps: each line at most this many columns (as before the width was
+# the terminal's), then wrapped (prose) or cut (the lines of a call's output) to fit.
+_LINE = 160
+_LABEL = 11  # "  prompt   ": the column the fields' text starts at
+
+
+def _text(line: str) -> str:
+    """One line as shown: made safe, tabs expanded (a raw TAB jumps to the terminal's own
+    stops, past the width), at most :data:`_LINE` columns."""
+    return cut(safe(line).expandtabs(4), _LINE)
+
+
+def _wrap(text: str, room: int) -> list[str]:
+    """``text`` in lines of at most ``room`` columns: at spaces where it can, and a line of
+    wide (CJK) characters, which textwrap counts as one column each, split where it fills."""
+    out: list[str] = []
+    for line in textwrap.wrap(text, room, break_long_words=True, break_on_hyphens=False):
+        while cells(line) > room:
+            used, n = 0, 0
+            while n < len(line) and used + cells(line[n]) <= room:
+                used += cells(line[n])
+                n += 1
+            out.append(line[: max(n, 1)])
+            line = line[max(n, 1) :]
+        out.append(line)
+    return out
+
+
+def _field(label: str, text: str, total: int, *, wrap: bool = True) -> None:
+    """``label`` then ``text`` in the columns left of ``total``: wrapped (continuation lines
+    under the text), or, with ``wrap`` false, cut to one line."""
+    head = f"  {label:<{_LABEL - 3}} "
+    room = max(total - _LABEL, 20)
+    lines = (_wrap(_text(text), room) if wrap else [_text(text)]) or ["-"]
+    for n, line in enumerate(lines):
+        echo((head if n == 0 else " " * _LABEL) + cut(line, room))
+
+
 def _print(e: SessionEvidence) -> None:
+    total = terminal_width()
     when = (e.started_at or "")[:16].replace("T", " ")
-    echo(f"session {e.session_id} ({e.agent}, {e.version or 'v?'}, {when} UTC)")
-    echo(f"  prompt   {cut(' '.join(e.first_prompt.split()), 160) or '-'}")
-    reason = f": {e.verdict_reason}" if e.verdict_reason else ""
-    echo(f"  verdict  {e.verdict or 'unknown'}{reason}")
+    echo(cut(f"session {e.session_id} ({e.agent}, {e.version or 'v?'}, {when} UTC)", total))
+    _field("prompt", " ".join(e.first_prompt.split()) or "-", total)
+    reason = e.verdict_reason or ""
+    if e.verdict and reason.startswith(f"{e.verdict}: "):
+        reason = reason[len(e.verdict) + 2 :]  # the reason may name the verdict itself
+    reason = f": {reason}" if reason else ""
+    _field("verdict", f"{e.verdict or 'unknown'}{reason}", total)
     for call in e.failing_calls:
         lines = call.error.splitlines() or ["-"]
-        kind = "deciding" if call.deciding else "failed  "
-        echo(f"  {kind} {call.name}: {cut(lines[0], 160)}")
+        _field("deciding" if call.deciding else "failed", f"{call.name}: {lines[0]}", total)
         for line in lines[1:]:
-            echo(f"           {cut(line, 160)}")
+            # The output's own lines (code, a stack): one line each, cut, as they were.
+            _field("", line, total, wrap=False)
     for label in e.labels:
         note = f": {label.note}" if label.note else ""
-        echo(f"  label    {label.label} by {label.author}{note}")
+        _field("label", f"{label.label} by {label.author}{note}", total)
     for case in e.failed_cases:
-        echo(f"  eval     {case.suite}/{case.case} failed (run {case.run_id[:12]})")
+        _field("eval", f"{case.suite}/{case.case} failed (run {case.run_id[:12]})", total)
         for detail in case.details:
-            echo(f"           {cut(detail, 160)}")
+            _field("", detail, total)

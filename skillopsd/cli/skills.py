@@ -73,8 +73,9 @@ def skills_command(
 
     A plugin's skill loaded as plugin:name and as name with the same body is one row, under
     the plain name (aka the qualified one); built-in commands such as /init are not skills.
-    A name loaded from several projects' skill folders (deploy in two repositories) is
-    marked NAME* and the projects are named below the table: those are different skills.
+    A name loaded from several projects' (or plugins') skill folders (deploy in two
+    repositories; a plugin's brainstorming and a project's own) is marked NAME* and they are
+    named below the table: those are different skills.
     """
     db = app.db()
     app.caught_up()
@@ -223,6 +224,29 @@ def _cost(m: Median, sessions: int) -> str:
     return text.rsplit(" (n=", 1)[0] if m.n == sessions else text
 
 
+def captured_late(rows: list[tuple[str, str | None, str]]) -> str | None:
+    """A note when a tag is dated before a lower tag of the same name (``rows``: tag, first
+    load as recorded, as shown). Tags count bodies in the order they were captured: a
+    transcript captured later (a backfill, another agent's folder ingested) gives its older
+    body the next tag, and the table would otherwise read as an edit back in time."""
+    plain = sorted(
+        ((int(tag[1:]), tag, at, shown) for tag, at, shown in rows if tag[1:].isdigit() and at),
+        key=lambda r: r[0],
+    )
+    late = []
+    for i, (_, tag, at, shown) in enumerate(plain):
+        earlier = [r for r in plain[:i] if r[2] is not None and at is not None and r[2] > at]
+        if earlier:
+            late.append(f"{tag} ({shown}) before {earlier[0][1]} ({earlier[0][3]})")
+    if not late:
+        return None
+    return (
+        f"first loaded: {'; '.join(late)}: tags number a name's bodies in the order they were"
+        " captured, not the order sessions loaded them (a transcript captured later, such as a"
+        " backfill, gets the next tag)"
+    )
+
+
 def _print_report(report: SkillReport, utc: bool, *, one: bool) -> None:
     champion = next((v.tag for v in report.versions if v.content_hash == report.champion), None)
     base = report.baseline if not one else None
@@ -242,6 +266,11 @@ def _print_report(report: SkillReport, utc: bool, *, one: bool) -> None:
         + (["loaded from"] if shared else []),
         text=(4, 5),
     )
+    late = captured_late(
+        [(v.tag, v.first_loaded, shown) for v, shown in zip(report.versions, first, strict=True)]
+    )
+    if late:
+        say(late)
     echo()
     say(
         "How the sessions ended and how they were labelled, with 95% intervals"
@@ -370,13 +399,13 @@ def diff(app: AppContext, name: str, old: str, new: str, context: int) -> None:
         folders = skill_folders(conn, name)
     where = ["", ""]
     if folders.apart(a.version_hash, b.version_hash):
-        # Two projects' skills that share a name: a diff of them is no edit of either. Said
+        # Two projects' (or a plugin's and a project's) skills that share a name: a diff of
+        # them is no edit of either. Said
         # on stderr (a terminal shows it, a patch file stays a patch) and in the headers.
         where = [" " + ", ".join(folders.folders.get(v.version_hash, [])) for v in (a, b)]
         echo(
             f"{name} {a.name} was loaded from{where[0]} and {b.name} from{where[1]}: different"
-            " projects' skills that share a name, not an edit of one (compared below as two"
-            " files)",
+            " skills that share a name, not an edit of one (compared below as two files)",
             err=True,
         )
     lines = difflib.unified_diff(

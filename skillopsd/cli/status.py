@@ -19,6 +19,7 @@ from ..projections.usage import Unpriced, unpriced_models
 from ..sources import STORES, text_path
 from ._app import AppContext, cli, db_option, json_option, pass_app
 from ._output import echo, emit_json, plural, say, table
+from ._refusal import NOT_THIS_HISTORY
 from ._time import stamps, utc_option
 
 if TYPE_CHECKING:  # imported when a sync was ever made: the team package loads psycopg
@@ -299,6 +300,12 @@ def _sync_line(state: SyncState, utc: bool) -> str:
     line += f", {behind} not on the server" if state.behind else ", up to date"
     if state.refused:
         line += f"; refused: {state.refused}"
+        if any(words in state.refused for words in NOT_THIS_HISTORY):
+            # A copied or restored database (G22): the way forward is long; sync says it.
+            line += (
+                " (a copied or restored database: skillopsctl sync says how to sync it as a new"
+                " machine)"
+            )
     if state.last_error:
         line += f"; last error {error_at} {zone}: {state.last_error}"
     return line

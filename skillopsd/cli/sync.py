@@ -11,6 +11,7 @@ from ..team import URL_ENV, Content, SyncError, SyncReport, redact_url, sync
 from ..team.sync_state import record_error, record_report
 from ._app import AppContext, cli, db_option, json_option, pass_app
 from ._output import echo, emit_json, number, plural
+from ._refusal import copied_log
 
 
 class SyncFailed(click.ClickException):
@@ -63,6 +64,10 @@ def sync_command(app: AppContext, url: str | None, content: str, batch: int, as_
     one before it is stored, so a re-sync sends nothing twice and a log whose chain breaks is
     refused at the break (what came before it is kept). Payloads go as --content chooses;
     an erasure (skillopsctl forget) synced deletes those payloads on the server too.
+
+    A database copied from another machine or restored from a backup is that machine's log
+    to the server; once it has recorded other events it is refused (exit 1), and the
+    refusal says how to sync it as a new machine: move it aside, skillopsd --once, sync.
     """
     if not url or not url.strip():
         raise click.UsageError(f"give --to postgresql://… (or set {URL_ENV})")
@@ -79,7 +84,7 @@ def sync_command(app: AppContext, url: str | None, content: str, batch: int, as_
     else:
         echo(_summary(report))
     if report.refused is not None:
-        raise ChainRefused(report.refused)
+        raise ChainRefused(copied_log(report.refused, report.machine, app.resolved_path()))
 
 
 def _summary(report: SyncReport) -> str:

@@ -20,8 +20,9 @@ import msgspec
 from .._defaults import TEAM_URL_ENV
 from ..events import Database, LogError
 from ..projections._stats import Median, Share, median_interval, wilson
+from ..projections.skill_aliases import names_of as skill_names
 from ..projections.skill_folders import scope_text, shared_line, skill_folders
-from ..projections.skill_views import skill_sessions
+from ..projections.skill_views import first_loads, skill_sessions
 from ..versions.materialize import MANIFEST, next_pick, store_root
 from ..versions.state import MAX_DURATION_MS, MAX_TOKENS, STRATEGIES, SkillState, Stats
 from ..versions.store import (
@@ -50,8 +51,8 @@ from ..versions.sync import (
 from ._app import AppContext, NotFound, UsageFailure, db_option, json_option, pass_app, team_option
 from ._output import echo, emit_json, mean_of, say, table
 from ._time import stamps, utc_option
+from .skills import captured_late, share_text, skill_group
 from .skills import median_cost as _median_cost
-from .skills import share_text, skill_group
 
 T = TypeVar("T")
 _NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-:")
@@ -551,6 +552,12 @@ def loaded_versions(conn: apsw.Connection, name: str) -> tuple[dict[str, Loaded]
         seen.sessions += 1
         if s.loaded_at and (seen.first is None or s.loaded_at < seen.first):
             seen.first = s.loaded_at
+    # The tags listed are the name's own: each dated by its first load under that name, as
+    # skill show dates it (first_loads).
+    names = skill_names(conn, name)
+    for (loaded_as, digest), first in first_loads(conn, names).items():
+        if loaded_as == names[0] and digest in out:
+            out[digest].first = first
     for digest, scopes in folders.by_version.items():
         out.setdefault(digest, Loaded()).projects = scopes
     return out, folders.scopes
@@ -707,6 +714,11 @@ def versions_command(app: AppContext, name: str, utc: bool, as_json: bool) -> No
         + (["loaded from"] if shared else []),
         text=(11, 12),
     )
+    late = captured_late(
+        [(v.tag, v.first_loaded, shown) for v, shown in zip(report.versions, first, strict=True)]
+    )
+    if late:
+        say(late)
     say(
         "sessions: captured sessions that loaded the version (as in skill show); executions:"
         " those recorded for its A/B test (managed skills, once settled), which success,"

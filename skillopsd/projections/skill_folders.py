@@ -13,8 +13,13 @@ A load's **scope** is what makes it one skill:
 - ``<root>/.claude|.codex|.github|.gemini|.agents|.copilot/skills/<name>``: ``<root>``, the
   project (or the home folder, for a user-level skill: one root, whatever project the
   session ran in);
-- anything else (a plugin's cache folder, which carries the plugin's version; no folder
-  recorded): no scope, which never splits a name.
+- a plugin's folder (``~/.claude/plugins/cache/<marketplace>/<plugin>/<version>/skills/<name>``,
+  ``…/plugins/marketplaces/<marketplace>/plugins/<plugin>/skills/<name>``), or, with no such
+  folder recorded, a plugin-qualified name (``<plugin>:<name>``): the plugin, whatever its
+  version, home or marketplace (a plugin's ``brainstorming`` is not the project's own
+  ``brainstorming``, reviewer G8, while the plugin's next release is its next version);
+- anything else (no folder recorded, a folder of no known layout): no scope, which never
+  splits a name.
 
 Paths are compared as written (``\\`` read as ``/``, ``.``/``..``/repeated and trailing
 slashes collapsed, Windows paths case-folded): the log holds no file system, so one project
@@ -29,13 +34,18 @@ import re
 import apsw
 import msgspec
 
-from .skill_aliases import names_of
+from .skill_aliases import names_of, plain_name
 
 MANAGED = "managed"  # the scope of every load from a managed skill's own folders
 _AGENT_DIRS = ("agents", "claude", "codex", "copilot", "gemini", "github")
 _PROJECT_SKILL = re.compile(
     r"\A(?P<root>.*)/\.(?:" + "|".join(_AGENT_DIRS) + r")/skills/[^/]+\Z", re.IGNORECASE
 )
+# A plugin's skill folder (Claude Code's layouts): the path below ``plugins/`` names the plugin.
+_PLUGIN_SKILL = re.compile(
+    r"/\.(?:" + "|".join(_AGENT_DIRS) + r")/plugins/(?P<below>.+)/skills/[^/]+\Z", re.IGNORECASE
+)
+PLUGIN = "plugin:"  # a plugin's scope: this prefix and the plugin's name
 # A drive letter, or a UNC path written with backslashes (``//x`` on Linux is ``/x``).
 _WINDOWS = re.compile(r"\A(?:[A-Za-z]:[\\/]|\\\\)")
 
@@ -69,6 +79,18 @@ def project_of(directory: str) -> str | None:
     return found.group("root") or "/"
 
 
+def plugin_of(directory: str) -> str | None:
+    """The plugin whose folder holds the skill folder ``directory`` (its name, without the
+    version or marketplace the cache path carries); None when it is no plugin's folder."""
+    found = _PLUGIN_SKILL.search(normalized(directory))
+    if found is None:
+        return None
+    parts = found.group("below").split("/")
+    if parts[0] == "cache" and len(parts) >= 3:
+        return parts[2]  # cache/<marketplace>/<plugin>/<version>
+    return parts[-1] or None  # marketplaces/<marketplace>/plugins/<plugin>, or the marketplace
+
+
 class Folders(msgspec.Struct):
     """Where a skill's loads came from: per version (body hash), the scopes of its loads and
     the folders themselves. ``shared``: the name covers skills of more than one scope."""
@@ -92,14 +114,23 @@ class Folders(msgspec.Struct):
         return bool(sa and sb and not sa & sb)
 
 
-def scope_of(directory: str | None, managed: set[str]) -> str | None:
-    """The scope of one load from ``directory`` (see the module's docstring)."""
-    if not directory:
-        return None
-    folder = normalized(directory)
-    if folder in managed:
-        return MANAGED
-    return project_of(folder)
+def scope_of(directory: str | None, managed: set[str], name: str | None = None) -> str | None:
+    """The scope of one load of the skill named ``name`` from ``directory`` (see the module's
+    docstring)."""
+    if directory:
+        folder = normalized(directory)
+        if folder in managed:
+            return MANAGED
+        project = project_of(folder)
+        if project is not None:
+            return project
+        plugin = plugin_of(folder)
+        if plugin is not None:
+            return PLUGIN + plugin
+    qualified = plain_name(name) if name else None
+    if name and qualified is not None:
+        return PLUGIN + name.partition(":")[0].strip()
+    return None
 
 
 def skill_folders(conn: apsw.Connection, skill: str) -> Folders:
@@ -115,20 +146,23 @@ def skill_folders(conn: apsw.Connection, skill: str) -> Folders:
     scopes: set[str] = set()
     by_version: dict[str, set[str]] = {}
     folders: dict[str, set[str]] = {}
-    # Distinct pairs: a skill's thousands of loads come from a few folders and versions.
-    for digest, directory in conn.execute(
+    # Distinct rows: a skill's thousands of loads come from a few folders, names and versions.
+    for digest, directory, name in conn.execute(
         "SELECT DISTINCT json_extract(attributes, '$.\"skill.content_hash\"'),"
-        " json_extract(attributes, '$.\"skill.directory\"') FROM p_spans"
+        " json_extract(attributes, '$.\"skill.directory\"'),"
+        " json_extract(attributes, '$.\"skill.name\"') FROM p_spans"
         f" WHERE kind = 'SKILL' AND json_extract(attributes, '$.\"skill.name\"') IN ({marks})",
         names,
     ):
-        scope = scope_of(directory if isinstance(directory, str) else None, managed)
+        folder = directory if isinstance(directory, str) else None
+        scope = scope_of(folder, managed, name if isinstance(name, str) else None)
         if scope is None:
             continue
         scopes.add(scope)
         if isinstance(digest, str):
             by_version.setdefault(digest, set()).add(scope)
-            folders.setdefault(digest, set()).add(normalized(str(directory)))
+            if folder:
+                folders.setdefault(digest, set()).add(normalized(folder))
     return Folders(
         scopes=sorted(scopes),
         by_version={k: sorted(v) for k, v in sorted(by_version.items())},
@@ -145,25 +179,31 @@ def every_skills_scopes(conn: apsw.Connection, aliases: dict[str, str]) -> dict[
     out: dict[str, set[str]] = {}
     for name, directory in conn.execute(
         "SELECT json_extract(attributes, '$.\"skill.name\"'),"
-        " json_extract(attributes, '$.\"skill.directory\"') FROM p_spans WHERE kind = 'SKILL'"
-        " AND json_extract(attributes, '$.\"skill.directory\"') IS NOT NULL",
+        " json_extract(attributes, '$.\"skill.directory\"') FROM p_spans WHERE kind = 'SKILL'",
     ):
-        if not isinstance(name, str) or not isinstance(directory, str):
+        if not isinstance(name, str):
             continue
         skill = aliases.get(name, name)
-        scope = scope_of(directory, managed.get(skill, set()))
+        folder = directory if isinstance(directory, str) else None
+        scope = scope_of(folder, managed.get(skill, set()), name)
         if scope is not None:
             out.setdefault(skill, set()).add(scope)
     return {k: sorted(v) for k, v in out.items()}
 
 
 def scope_text(scope: str) -> str:
-    """A scope as a user reads it: the project (or home) folder, or the managed skill."""
-    return "the managed skill's files" if scope == MANAGED else scope
+    """A scope as a user reads it: the project (or home) folder, the plugin, or the managed
+    skill."""
+    if scope == MANAGED:
+        return "the managed skill's files"
+    if scope.startswith(PLUGIN):
+        return f"the {scope.removeprefix(PLUGIN)} plugin"
+    return scope
 
 
 def shared_line(skill: str, scopes: list[str]) -> str:
-    """What a reader of a name that covers several projects' skills must know first."""
+    """What a reader of a name that covers several projects' (or plugins') skills must know
+    first."""
     return (
         f"{skill} names {len(scopes)} different skills, loaded from the skill folders of"
         f" {', '.join(scope_text(s) for s in scopes)}: their bodies are not versions of one"
@@ -173,9 +213,11 @@ def shared_line(skill: str, scopes: list[str]) -> str:
 
 __all__ = [
     "MANAGED",
+    "PLUGIN",
     "Folders",
     "every_skills_scopes",
     "normalized",
+    "plugin_of",
     "project_of",
     "scope_of",
     "scope_text",

@@ -190,6 +190,26 @@ def versions(conn: apsw.Connection, skill: str) -> list[VersionRow]:
     ]
 
 
+def first_loads(conn: apsw.Connection, names: list[str]) -> dict[tuple[str, str], str]:
+    """Per (name, body hash), when a session first loaded that body under that name.
+
+    A version's tag counts the bodies first loaded under its own name (``skill:<name>``), so
+    its date is read under that name too: an alias that loaded the same body earlier (a
+    plugin's ``plugin:skill``) would date a v2 before the v1 its name loaded first (G8)."""
+    marks = ", ".join("?" for _ in names)
+    out: dict[tuple[str, str], str] = {}
+    for name, digest, start in conn.execute(
+        "SELECT json_extract(attributes, '$.\"skill.name\"'),"
+        " json_extract(attributes, '$.\"skill.content_hash\"'), min(start) FROM p_spans"
+        f" WHERE kind = 'SKILL' AND json_extract(attributes, '$.\"skill.name\"') IN ({marks})"
+        " AND start IS NOT NULL GROUP BY 1, 2",
+        names,
+    ):
+        if isinstance(name, str) and isinstance(digest, str) and isinstance(start, str):
+            out[(name, digest)] = start
+    return out
+
+
 def version_body(conn: apsw.Connection, version: VersionRow) -> str | None:
     """The normalized body a version was recorded with (None when erased or not seen whole)."""
     event = events_at(conn, [version.position]).get(version.position)
@@ -528,6 +548,7 @@ def skill_report(conn: apsw.Connection, skill: str) -> SkillReport | None:
     if not sessions and not known:
         return None
     tags = {v.version_hash: v for v in known}
+    firsts = first_loads(conn, [skill, *aliases])
     grouped: dict[str, list[SkillSession]] = {}
     unversioned = 0
     for s in sessions:
@@ -565,7 +586,8 @@ def skill_report(conn: apsw.Connection, skill: str) -> SkillReport | None:
                 if run
                 else None,
                 first_seen=version.at if version else None,
-                first_loaded=min((x.loaded_at for x in group if x.loaded_at), default=None),
+                first_loaded=(firsts.get((version.skill, digest)) if version else None)
+                or min((x.loaded_at for x in group if x.loaded_at), default=None),
                 calls=_mean([x.calls for x in group]),
                 scoped=_scoped(group, loads),
                 cost=median_interval([s.cost_usd for s in group if s.cost_usd is not None]),
@@ -640,14 +662,15 @@ def _comparable(
 
 
 def _apart(skill: str, with_data: list[VersionStats], folders: Folders) -> str:
-    """The reading when the versions with sessions come from different projects' folders."""
+    """The reading when the versions with sessions come from different projects' (or
+    plugins') folders."""
     where = "; ".join(
         f"{v.tag} from {', '.join(scope_text(p) for p in v.projects) or 'an unrecorded folder'}"
         for v in with_data
     )
     return (
-        f"{skill} names skills in {len(folders.scopes)} projects' folders ({where}): different"
-        " skills that share a name, not versions of one: not compared"
+        f"{skill} names {len(folders.scopes)} different skills ({where}): skills that share a"
+        " name, not versions of one: not compared"
     )
 
 
