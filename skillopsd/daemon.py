@@ -92,7 +92,7 @@ def _collector_paused() -> Iterator[None]:
 
     A backfill allocates a few hundred thousand containers (lines, events, rows, derived
     spans) that hold no cycles: the collector ran ~470 times over the corpus and found 15
-    objects to free, for 5 % of the appending process's CPU (and ~5 % of the workers').
+    objects to free, for 3-5 % of the appending process's CPU (and 4-7 % of the workers').
     Garbage without cycles is freed by reference counting as before.
     """
     enabled = gc.isenabled()
