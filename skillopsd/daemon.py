@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import gc
 import os
 import queue
 import signal
@@ -83,6 +84,24 @@ _PROGRESS_LOG_SECONDS = 2.0
 
 class AlreadyRunning(Exception):
     """Another skillopsd holds the database's lock."""
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """No cyclic garbage collection during a backfill (workers forked meanwhile inherit it).
+
+    A backfill allocates a few hundred thousand containers (lines, events, rows, derived
+    spans) that hold no cycles: the collector ran ~470 times over the corpus and found 15
+    objects to free, for 3-5 % of the appending process's CPU (and 4-7 % of the workers').
+    Garbage without cycles is freed by reference counting as before.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 class Daemon:
@@ -203,6 +222,10 @@ class Daemon:
 
     def backfill(self) -> ScanResult:
         """Capture everything already on disk, with progress; then derive what needs it."""
+        with _collector_paused():
+            return self._backfill()
+
+    def _backfill(self) -> ScanResult:
         with self.db.read():
             self._derive_mark = self.log.head()
 
