@@ -664,8 +664,19 @@ _RULES: tuple[_Rule, ...] = (
     # another word (``--db-pass``, ``--http-password``, ``-admin_pwd``): the argument is one,
     # whatever it holds. Not a flag about one (``--no-password``), nor where it comes from
     # (``--password-stdin``, ``--passphrase-fd``, ``--db-pass-file``).
+    # Triggers start where the word does: trigger matches do not overlap, so ``_pass`` would
+    # hide ``password>`` in ``<db_password>`` and the XML rule would not run.
     _cli_password(
-        (b"-pass", b"_pass", b"storepass", b"keypass", b"-pwd", b"_pwd"),
+        (
+            b"storepass",
+            b"keypass",
+            b"passphrase",
+            *(
+                w + e
+                for w in (b"pass", b"password", b"passwd", b"pwd")
+                for e in (b" ", b"=", b"\t")
+            ),
+        ),
         rb"-{1,2}(?:(?:src|dest|new)?(?:store|key)pass|passphrase|"
         + _FLAG_WORDS
         + rb"(?:[a-z0-9]+[-_])+(?:password|passwd|pass|pwd|passphrase))(?:=|\s+)(?!-)"
@@ -675,7 +686,7 @@ _RULES: tuple[_Rule, ...] = (
     # ``--github-token``, ``--client-secret``, ``--encryption-key``): a value that looks
     # generated, as with ``--token`` below.
     _cli_password(
-        (b"-token", b"-secret", b"-key"),
+        tuple(w + e for w in (b"token", b"tokens", b"secret", b"key") for e in (b" ", b"=", b"\t")),
         rb"--"
         + _FLAG_WORDS
         + rb"(?:[a-z0-9]+-)*(?:[a-z0-9]+-(?:tokens?|secret)|(?:api|access|secret|auth"
@@ -685,13 +696,19 @@ _RULES: tuple[_Rule, ...] = (
     # A literal written to a program that reads a password on its standard input: ``echo
     # 'pw' | sudo -S …``, ``echo pw | docker login --password-stdin``, ``sudo -S cmd <<< pw``,
     # ``ssh-add - <<< "$KEY"`` (a key, or its passphrase).
-    _cli_password(
-        (b"sudo", b"-stdin", b"chpasswd"),  # the reader: rarer than ``echo``
-        rb"(?:echo|printf)(?:\s+-[neE]{1,3})*\s+(?:\\*['\"]%s(?:\\+n)?\\*['\"]\s+)?"
-        + _ARG
-        + rb"\s*\|\s*(?:[A-Za-z_][A-Za-z0-9_]*=\S*\s+)*(?="
-        + _READS_PASSWORD
-        + rb")",
+    # (Triggered by the reader, rarer than ``echo``; one rule per writer, so that each
+    # pattern opens with a literal.)
+    *(
+        _cli_password(
+            (b"sudo", b"-stdin", b"chpasswd"),
+            writer
+            + rb"(?:\s+-[neE]{1,3})*\s+(?:\\*['\"]%s(?:\\+n)?\\*['\"]\s+)?"
+            + _ARG
+            + rb"\s*\|\s*(?:[A-Za-z_][A-Za-z0-9_]*=\S*\s+)*(?="
+            + _READS_PASSWORD
+            + rb")",
+        )
+        for writer in (b"echo", b"printf")
     ),
     _cli_password(
         (b"<<<",),
