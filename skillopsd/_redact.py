@@ -112,6 +112,7 @@ class _Rule(msgspec.Struct, frozen=True):
     check: Callable[[bytes], bool] | None = None  # on the original bytes of the masked part
     word: frozenset[int] | None = None  # bytes the match may not follow (see _word_start)
     before: re.Pattern[bytes] | None = None  # what the text before the match must end with
+    reach: int = 16  # how far back ``before`` looks
 
 
 def _rule(
@@ -124,9 +125,10 @@ def _rule(
     check: Callable[[bytes], bool] | None = None,
     word: frozenset[int] | None = _WORD,
     before: bytes | None = None,
+    reach: int = 16,
 ) -> _Rule:
     after = re.compile(before + rb"\Z") if before is not None else None
-    return _Rule(family, lower, triggers, re.compile(pattern), group, check, word, after)
+    return _Rule(family, lower, triggers, re.compile(pattern), group, check, word, after, reach)
 
 
 # Words before ``key`` that make it a secret's name (``ENCRYPTION_KEY``, ``hmac_key``,
@@ -664,29 +666,46 @@ _RULES: tuple[_Rule, ...] = (
     # another word (``--db-pass``, ``--http-password``, ``-admin_pwd``): the argument is one,
     # whatever it holds. Not a flag about one (``--no-password``), nor where it comes from
     # (``--password-stdin``, ``--passphrase-fd``, ``--db-pass-file``).
-    # Triggers start where the word does: trigger matches do not overlap, so ``_pass`` would
-    # hide ``password>`` in ``<db_password>`` and the XML rule would not run.
-    _cli_password(
-        (
-            b"storepass",
-            b"keypass",
-            b"passphrase",
-            *(
-                w + e
-                for w in (b"pass", b"password", b"passwd", b"pwd")
-                for e in (b" ", b"=", b"\t")
+    # One rule per word, opening with it (a pattern opening with ``-`` was tried at every
+    # dash of a line, and cost more than all other rules on the corpus); the option's start is
+    # checked behind it. Triggers end with what follows the word: trigger matches do not
+    # overlap, so ``_pass`` would hide ``password>`` in ``<db_password>`` (the XML rule would
+    # not run), while ``_pass=`` cannot; and ``password `` alone is in too many lines.
+    *(
+        _rule(
+            "cli-password",
+            tuple(
+                lead + word + end
+                for lead in (b"-", b"_", b"store", b"key")
+                for end in (b" ", b"=", b"\t")
             ),
-        ),
-        rb"-{1,2}(?:(?:src|dest|new)?(?:store|key)pass|passphrase|"
-        + _FLAG_WORDS
-        + rb"(?:[a-z0-9]+[-_])+(?:password|passwd|pass|pwd|passphrase))(?:=|\s+)(?!-)"
-        + _ARG,
+            word + rb"(?:=|\s+)(?!-)" + _ARG,
+            group=_ARG_GROUPS,
+            check=_literal,
+            word=None,
+            before=rb"(?:^|[\s\"'=]|\\[nrt])-{1,2}" + prefix,
+            reach=48,
+        )
+        for word, prefix in (
+            (b"passphrase", _FLAG_WORDS + rb"(?:[a-z0-9]+[-_])*"),
+            (b"password", _FLAG_WORDS + rb"(?:[a-z0-9]+[-_])+"),
+            (b"passwd", _FLAG_WORDS + rb"(?:[a-z0-9]+[-_])+"),
+            (b"pwd", _FLAG_WORDS + rb"(?:[a-z0-9]+[-_])+"),
+            (
+                b"pass",
+                rb"(?:(?:src|dest|new)?(?:store|key)|" + _FLAG_WORDS + rb"(?:[a-z0-9]+[-_])+)",
+            ),
+        )
     ),
     # An option whose name ends in a token's word after another word (``--auth-token``,
     # ``--github-token``, ``--client-secret``, ``--encryption-key``): a value that looks
     # generated, as with ``--token`` below.
     _cli_password(
-        tuple(w + e for w in (b"token", b"tokens", b"secret", b"key") for e in (b" ", b"=", b"\t")),
+        tuple(
+            b"-" + w + e
+            for w in (b"token", b"tokens", b"secret", b"key")
+            for e in (b" ", b"=", b"\t")
+        ),
         rb"--"
         + _FLAG_WORDS
         + rb"(?:[a-z0-9]+-)*(?:[a-z0-9]+-(?:tokens?|secret)|(?:api|access|secret|auth"
@@ -1197,10 +1216,11 @@ _ELSEWHERE = (
     # input; commands that take one as an argument; SQL's; a session cookie.
     # (Each starts with a literal: a leading ``{ws}-`` or ``[^|;&\n]*`` after a common word
     # made the screen 1.3x slower, measured on the corpus.)
-    rb"|(?:--[a-z0-9_\-]*(?:pass(?:word|wd|phrase)?|pwd|tokens?|secret|key)|(?:store|key)pass"
-    rb"|-[a-z0-9]*_pwd|-password)(?:=|{ws}+)\\*[\"']?[^\s$<{'\"\\\-.]"
+    rb"|--[a-z0-9_\-]*(?:(?:pass(?:word|wd|phrase)?|pwd)(?:=|{ws}+)\\*[\"']?[^\s$<{'\"\\\-.]"
+    rb"|-(?:tokens?|secret|key)(?:=|{ws}+)\\*[\"']?[^\s$<{'\"\\\-.][^\s\"'\\]*[0-9])"
+    rb"|(?:(?:store|key)pass|_pwd|-password)(?:=|{ws}+)\\*[\"']?[^\s$<{'\"\\\-.]"
     rb"|sudo(?:{ws}+-[a-z]+)*{ws}+-[a-z]*s\b|--pass(?:word|phrase)-stdin|chpasswd"
-    rb"|passwd{ws}+--stdin|[^<]<<<{ws}*\\*[\"']?[^\s$<'\"\\|]"
+    rb"|passwd{ws}+--stdin|ssh-add[^|;&\n]*<<<"
     rb"|secret{ws}+set{ws}|rabbitmqctl{ws}|net{ws}+user{ws}"
     rb"|password\s+'[^'\s]|identified\s+(?:with\s+[a-z0-9_]+\s+)?by\s"
     rb"|cookie\\*[\"']?{ws}*:|--cookie[= ]"
@@ -1340,7 +1360,7 @@ def _spans(data: bytes) -> list[tuple[int, int, bytes]]:
             if rule.word is not None and not _word_start(data, m.start(), rule.word):
                 continue
             if rule.before is not None and not rule.before.search(
-                data, max(0, m.start() - 16), m.start()
+                data, max(0, m.start() - rule.reach), m.start()
             ):
                 continue
             start, end = _group_span(m, rule.group)
