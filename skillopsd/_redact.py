@@ -278,10 +278,11 @@ def _cli_password(
 
 
 # Programs that read a password on their standard input: ``sudo -S``, ``docker login
-# --password-stdin`` (and ``--passphrase-stdin``), ``chpasswd``, ``passwd --stdin``.
+# --password-stdin`` (and ``--passphrase-stdin``), ``gh auth login --with-token``,
+# ``chpasswd``, ``passwd --stdin``.
 _READS_PASSWORD = (
     rb"(?:sudo(?:\s+(?:-u\s+\S+|-[A-Za-z]+))*?\s+-[A-Za-z]*S\b|chpasswd\b|passwd\s+--stdin"
-    rb"|[^\n|;&]{0,200}?--pass(?:word|phrase)-stdin\b)"
+    rb"|[^\n|;&]{0,200}?--(?:pass(?:word|phrase)-stdin|with-token)\b)"
 )
 # Option words that say the option is a flag about a password rather than one
 # (``--no-password``, ``--ask-pass``, ``--use-token``).
@@ -719,7 +720,7 @@ _RULES: tuple[_Rule, ...] = (
     # pattern opens with a literal.)
     *(
         _cli_password(
-            (b"sudo", b"-stdin", b"chpasswd"),
+            (b"sudo", b"-stdin", b"chpasswd", b"--with-token"),
             writer
             + rb"(?:\s+-[neE]{1,3})*\s+(?:\\*['\"]%s(?:\\+n)?\\*['\"]\s+)?"
             + _ARG
@@ -732,11 +733,18 @@ _RULES: tuple[_Rule, ...] = (
     _cli_password(
         (b"<<<",),
         rb"(?:sudo(?:\s+(?:-u\s+\S+|-[A-Za-z]+))*?\s+-[A-Za-z]*S\b|chpasswd|passwd\s+--stdin"
-        rb"|--pass(?:word|phrase)-stdin|ssh-add)[^\n|;&<]{0,200}?<<<\s*" + _ARG,
+        rb"|--pass(?:word|phrase)-stdin|--with-token|ssh-add)[^\n|;&<]{0,200}?<<<\s*" + _ARG,
         word=None,
     ),
-    # ``gh secret set NAME --body <value>``; RabbitMQ's ``add_user``/``change_password <user>
-    # <password>``; Windows' ``net user <name> <password>`` (``*`` asks for one).
+    # ``vault login <token>`` (a value that looks generated: ``vault login -method=userpass
+    # username=bob`` names a user); ``gh secret set NAME --body <value>``; RabbitMQ's
+    # ``add_user``/``change_password <user> <password>``; Windows' ``net user <name>
+    # <password>`` (``*`` asks for one).
+    _cli_password(
+        (b"vault login",),
+        rb"vault\s+login(?:\s+-\S+)*\s+(?!-)" + _ARG,
+        check=_literal_token,
+    ),
     _cli_password(
         (b"secret set",),
         rb"secret\s+set\b[^\n|;&]{0,200}?\s(?:-b|--body)(?:=|\s+)" + _ARG,
@@ -1219,9 +1227,9 @@ _ELSEWHERE = (
     rb"|--[a-z0-9_\-]*(?:(?:pass(?:word|wd|phrase)?|pwd)(?:=|{ws}+)\\*[\"']?[^\s$<{'\"\\\-.]"
     rb"|-(?:tokens?|secret|key)(?:=|{ws}+)\\*[\"']?[^\s$<{'\"\\\-.][^\s\"'\\]*[0-9])"
     rb"|(?:(?:store|key)pass|_pwd|-password)(?:=|{ws}+)\\*[\"']?[^\s$<{'\"\\\-.]"
-    rb"|sudo(?:{ws}+-[a-z]+)*{ws}+-[a-z]*s\b|--pass(?:word|phrase)-stdin|chpasswd"
+    rb"|sudo(?:{ws}+-[a-z]+)*{ws}+-[a-z]*s\b|--pass(?:word|phrase)-stdin|--with-token|chpasswd"
     rb"|passwd{ws}+--stdin|ssh-add[^|;&\n]*<<<"
-    rb"|secret{ws}+set{ws}|rabbitmqctl{ws}|net{ws}+user{ws}"
+    rb"|secret{ws}+set{ws}|rabbitmqctl{ws}|net{ws}+user{ws}|vault{ws}+login{ws}"
     rb"|password\s+'[^'\s]|identified\s+(?:with\s+[a-z0-9_]+\s+)?by\s"
     rb"|cookie\\*[\"']?{ws}*:|--cookie[= ]"
     rb"|htpasswd{ws}+-[a-z]*b|ssh-keygen[^|;&\n]*{ws}-n{ws}"

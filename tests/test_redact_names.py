@@ -411,6 +411,8 @@ KEPT: list[str] = [
     'echo "$CR_PAT" | docker login ghcr.io -u me --password-stdin',
     "echo done | tee log.txt",
     "net user admin * /add",
+    "vault login -method=userpass username=bob",
+    "gh auth login --with-token < token.txt",
     "Set-Cookie: sessionid=deleted; expires=Thu, 01 Jan 1970 00:00:00 GMT",
     "Cookie: theme=dark; lang=en-GB",
     "https://example.com/search?key=name&order=asc",
@@ -732,6 +734,8 @@ _BY_SYNTAX = [
     "echo {v} | docker login -u me --password-stdin registry.example.com",
     "echo '{v}' | passwd --stdin deploy",
     "sudo -S apt-get update <<< '{v}'",
+    "echo '{v}' | gh auth login --with-token",
+    "gh auth login --with-token <<< '{v}'",
     "unzip -P '{v}' archive.zip",
     "rabbitmqctl add_user bob '{v}'",
     "net user deploy {v} /add",
@@ -800,6 +804,8 @@ _GENERATED = st.builds(
             "cli --client-secret {v}",
             "tool --encryption-key {v}",
             "ALTER USER scott IDENTIFIED BY {v};",
+            "vault login {v}",
+            "vault login -no-print {v}",
         ]
     ),
 )
