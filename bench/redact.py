@@ -1,6 +1,6 @@
 """Redaction: recall and precision per family on the labelled set, and throughput.
 
-    python3 bench/redact.py [--repeat 3] [--json]
+    python3 bench/redact.py [--repeat 3] [--json] [--against REF]
 
 Recall: the share of labelled secrets (tests/redaction_cases.py) no longer present after
 redaction, each inside a transcript line where it appears (user text, tool output, command
@@ -15,7 +15,10 @@ set that came out changed.
 
 Throughput: the real corpus's lines in 4 MiB blocks, the way capture reads them: one screen
 of the block, then the exact rules on flagged lines. Floors measured in the same run: one
-``bytes.find`` of a literal over each block, and the previous redactor on the same path.
+``bytes.find`` of a literal over each block, and the previous redactor on the same path;
+with ``--against REF`` (a git ref of this repository) also the redactor of that commit, timed
+in turns with this one (CPU time, so that other processes on the machine weigh less), and
+the corpus's masks of both compared value by value.
 """
 
 from __future__ import annotations
@@ -188,11 +191,77 @@ def _timed(fn: Callable[[list[bytes]], int], data: list[bytes]) -> float:
     return time.perf_counter() - start
 
 
+def _at(ref: str, tmp: Path) -> object:
+    """This repository's redactor as it was at ``ref``."""
+    import importlib.util
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent
+    source = subprocess.run(
+        ["git", "-C", str(root), "show", f"{ref}:skillopsd/_redact.py"],
+        capture_output=True,
+        check=True,
+    ).stdout
+    path = tmp / "redact_at_ref.py"
+    path.write_bytes(source)
+    spec = importlib.util.spec_from_file_location("redact_at_ref", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _values(module: object, lines: list[bytes]) -> list[tuple[str, str]]:
+    """(the text before, the value) of every mask the module makes on flagged lines."""
+    found = []
+    for line in lines:
+        if not line or not module.screen(line + b"\n", len(line) + 1):  # type: ignore[attr-defined]
+            continue
+        for start, end, _ in sorted(module._spans(line)):  # type: ignore[attr-defined]
+            before = line[max(0, start - 40) : start].decode(errors="replace")
+            found.append((before, line[start:end].decode(errors="replace")))
+    return found
+
+
+def against(ref: str, lines: list[bytes], data: list[bytes], repeat: int) -> None:
+    """Throughput of this redactor and of ``ref``'s, in turns; masks only one of them makes."""
+    with tempfile.TemporaryDirectory() as tmp:
+        theirs = _at(ref, Path(tmp))
+        paths = {"this": capture_path(v2), ref: capture_path(theirs)}
+        best = dict.fromkeys(paths, float("inf"))
+        for _ in range(repeat):
+            for name, fn in paths.items():
+                start = time.process_time()
+                fn(data)
+                best[name] = min(best[name], time.process_time() - start)
+        size = sum(map(len, data)) / 1e6
+        for name, seconds in best.items():
+            print(f"  {name:<11} {size / seconds:8.1f} MB/s (CPU time, best of {repeat})")
+        print(f"ratio this/{ref}: {best[ref] / best['this']:.3f}")
+        mine, old = _values(v2, lines), _values(theirs, lines)
+    print(f"corpus masks (values, flagged lines): this {len(mine)}, {ref} {len(old)}")
+    for label, a, b in (("new", mine, old), ("no longer", old, mine)):
+        seen = set(b)
+        only = [m for m in a if m not in seen]
+        print(f"{label} masked: {len(only)}")
+        for before, value in only:
+            print(f"  {before[-30:]!r:>34} => {value[:60]!r}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--against", help="a git ref whose redactor is timed in turns with this")
     args = parser.parse_args()
+    if args.against:
+        if not CORPUS.exists():
+            sys.exit(f"bench/redact.py: --against needs the corpus at {CORPUS}")
+        with tempfile.TemporaryDirectory() as tmp:
+            home = extract(Path(tmp))
+            lines = [ln for f in transcript_files(home) for ln in f.read_bytes().split(b"\n")]
+        against(args.against, lines, blocks(lines), args.repeat)
+        return
 
     result: dict[str, object] = {}
     for name, module in (("redactor", v2), ("previous", v1)):

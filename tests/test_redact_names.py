@@ -190,6 +190,34 @@ MASKED: list[tuple[str, str]] = [
     ),
     ("_auth = ZGVwbG95OkI4ZEUzeEtKbThHQUYw", "ZGVwbG95OkI4ZEUzeEtKbThHQUYw"),
     ("//registry.npmjs.org/:_auth=ZGVwbG95OkI4ZEUzeEtKbThHQUYw", "ZGVwbG95OkI4ZEUzeEtKbThHQUYw"),
+    # Reviewer finding G6: secrets in SQL and command-line syntaxes, the reviewer's lines.
+    ("psql -c \"ALTER USER app WITH PASSWORD 'Qm7vR2xLp9TzK4wN8sHd';\"", "Qm7vR2xLp9TzK4wN8sHd"),
+    (
+        "mysql -e \"CREATE USER 'app'@'%' IDENTIFIED BY 'Zt5kP8wQ2mXr7LvN3cBh';\"",
+        "Zt5kP8wQ2mXr7LvN3cBh",
+    ),
+    ("CREATE ROLE app LOGIN PASSWORD 'marmalade';", "marmalade"),
+    ("ALTER USER scott IDENTIFIED BY tiger2024;", "tiger2024"),
+    ("gpg --batch --passphrase Hy6nB3vK9qWz2XmR5tLp -d backup.tar.gpg", "Hy6nB3vK9qWz2XmR5tLp"),
+    ("echo 'Wn4cT8xK2vPq7LmZ9rBd' | sudo -S systemctl restart app", "Wn4cT8xK2vPq7LmZ9rBd"),
+    ("export ENCRYPTION_KEY=Rk3mW8vQ5zTx2NpL7hYc", "Rk3mW8vQ5zTx2NpL7hYc"),
+    (
+        "curl -H 'Cookie: session=Gf9pL2wX7kQm4ZvT8nRb' https://app.example.com/admin",
+        "Gf9pL2wX7kQm4ZvT8nRb",
+    ),
+    ("keytool -list -keystore ks.jks -storepass ZFlRJmCGmUXiAPyhzAnar3", "ZFlRJmCGmUXiAPyhzAnar3"),
+    ("app --db-pass ZLt4bnlz2MPKgcjnCqaXNv", "ZLt4bnlz2MPKgcjnCqaXNv"),
+    ("pass=1syeefnLOpaMxxNDi9LE1K", "1syeefnLOpaMxxNDi9LE1K"),
+    ('curl "https://maps.example.com/api?key=BYOvfZ8UzDzV8fUkkibj&q=1"', "BYOvfZ8UzDzV8fUkkibj"),
+    ("echo UPgHV7iB3m03nbqnsGpW | docker login -u me --password-stdin", "UPgHV7iB3m03nbqnsGpW"),
+    ("jarsigner -storepass marmalade app.jar alias", "marmalade"),
+    ("unzip -P marmalade a.zip", "marmalade"),
+    ("rabbitmqctl add_user bob marmalade", "marmalade"),
+    ("net user admin marmalade /add", "marmalade"),
+    ("gh secret set DEPLOY_KEY --body marmalade", "marmalade"),
+    ("ssh-add - <<< marmalade", "marmalade"),
+    ("Set-Cookie: session=Xq7mB2vL9kPz; Path=/; HttpOnly", "Xq7mB2vL9kPz"),
+    ("Ocp-Apim-Subscription-Key: Xq7mB2vL9kPz", "Xq7mB2vL9kPz"),
 ]
 
 KEPT: list[str] = [
@@ -366,6 +394,32 @@ KEPT: list[str] = [
     'oid = {AttributeOID.CHALLENGE_PASSWORD: "challengePassword"}',
     "USE_SECRET=True",
     "refresh_token=False",
+    # Reviewer finding G7: library code read every day (pygments, httplib2, oauthlib,
+    # http.client, cryptography, urllib3).
+    "        _stoken=_stoken, _token_terminator=_token_terminator,",
+    "            proxy_pass=url.password or None,",
+    "        ResourceEndpoint.__init__(self, default_token='Bearer',",
+    "            refresh_token=self.issue_new_refresh_tokens)",
+    "# token          = 1*tchar",
+    '_SK_START = b"-----BEGIN OPENSSH PRIVATE KEY-----"',
+    "    >>> parse_url('http://username:password@host.com:80/path?query#fragment')",
+    # G6's forms where no secret is given: a flag, a variable, a prompt, a file.
+    "psql --no-password -h db app",
+    "gpg --passphrase-fd 0 --batch -d backup.tar.gpg",
+    "app --db-pass-file /run/secrets/db",
+    "echo $SUDO_PASSWORD | sudo -S systemctl restart app",
+    'echo "$CR_PAT" | docker login ghcr.io -u me --password-stdin',
+    "echo done | tee log.txt",
+    "net user admin * /add",
+    "vault login -method=userpass username=bob",
+    "gh auth login --with-token < token.txt",
+    "Set-Cookie: sessionid=deleted; expires=Thu, 01 Jan 1970 00:00:00 GMT",
+    "Cookie: theme=dark; lang=en-GB",
+    "https://example.com/search?key=name&order=asc",
+    "raise ValueError('wrong password ' + user)",
+    "CREATE USER app WITH PASSWORD 'changeme';",
+    'ENCRYPTION_KEY=""',
+    "sorted(items, key=sort_key2)",
 ]
 
 
@@ -653,6 +707,146 @@ def test_code_naming_a_value_after_a_secrets_name_is_kept(
         + "".join(w.upper() if len(w) <= 4 else w.capitalize() for w in words[1:]),
     }[style]
     text = form.format(name=name, v=v)
+    assert redact_text(text) == text
+    for line in _lines(text):
+        assert captured(line) == line
+
+
+# Reviewer finding G6: a secret given by its syntax rather than by a name before it: SQL's
+# password clauses, options that always take a password, a literal piped into a program that
+# reads one on its standard input, commands that take one as an argument, a session's cookie.
+# The value is masked whatever characters passwords are made of.
+_BY_SYNTAX = [
+    "psql -c \"ALTER USER app WITH PASSWORD '{v}';\"",
+    "CREATE ROLE app LOGIN ENCRYPTED PASSWORD '{v}' VALID UNTIL 'infinity';",
+    "mysql -e \"CREATE USER 'app'@'%' IDENTIFIED BY '{v}';\"",
+    "ALTER USER 'root'@'localhost' IDENTIFIED WITH mysql_native_password BY '{v}';",
+    "gpg --batch --pinentry-mode loopback --passphrase {v} -d backup.tar.gpg",
+    "gpg --passphrase='{v}' -c notes.txt",
+    "keytool -importkeystore -srckeystore a.p12 -srcstorepass {v} -deststorepass {v}",
+    "jarsigner -keystore ks.jks -storepass {v} -keypass {v} app.jar alias",
+    "app --db-pass {v} --db-host db",
+    'wget --http-user=bob --http-password="{v}" https://x.example/f',
+    "./admin -admin_pwd {v}",
+    "echo '{v}' | sudo -S systemctl restart app",
+    'echo -n "{v}" | sudo -k -S true',
+    "printf '%s\\n' '{v}' | sudo -S apt-get update",
+    "echo {v} | docker login -u me --password-stdin registry.example.com",
+    "echo '{v}' | passwd --stdin deploy",
+    "sudo -S apt-get update <<< '{v}'",
+    "echo '{v}' | gh auth login --with-token",
+    "gh auth login --with-token <<< '{v}'",
+    "unzip -P '{v}' archive.zip",
+    "rabbitmqctl add_user bob '{v}'",
+    "net user deploy {v} /add",
+    "gh secret set DEPLOY_TOKEN --body '{v}'",
+    "curl -H 'Cookie: session={v}' https://app.example.com/admin",
+    "curl -H 'Cookie: theme=dark; sessionid={v}; lang=en' https://x.example",
+    "Set-Cookie: connect.sid={v}; Path=/; HttpOnly",
+    'curl --cookie "remember_token={v}" https://x.example',
+    '{{"headers": {{"Cookie": "auth_token={v}"}}}}',
+]
+
+
+@given(value=_ANY_VALUE, form=st.sampled_from(_BY_SYNTAX))
+@example(value="Qm7vR2xLp9TzK4wN8sHd", form=_BY_SYNTAX[0])
+@example(value="marmalade", form="echo '{v}' | sudo -S systemctl restart app")
+@example(value="P@ss!word.2", form="app --db-pass {v} --db-host db")
+def test_a_secret_given_by_its_syntax_is_masked_whatever_it_holds(value: str, form: str) -> None:
+    from skillopsd._redact import _stands_for_one
+
+    assume(not _stands_for_one(value.encode()))
+    _assert_masked(form.format(v=value), value)
+
+
+# A name of a key that says it is a secret (``ENCRYPTION_KEY``, ``hmac_key``,
+# ``Ocp-Apim-Subscription-Key``), in every delimited syntax.
+_KEY_NAMES = st.sampled_from(
+    [
+        *("encryption_key", "encrypt_key", "enc_key", "crypto_key", "cipher_key", "hmac_key"),
+        *("jwt_key", "license_key", "subscription_key", "app_encryption_key", "jwt_signing_key"),
+    ]
+)
+
+
+@given(name=_KEY_NAMES, value=_ANY_VALUE, form=st.sampled_from(_DELIMITED))
+@example(name="encryption_key", value="Rk3mW8vQ5zTx2NpL7hYc", form="export {NAME}={v}")
+def test_a_value_after_a_key_name_that_says_secret_is_masked(
+    name: str, value: str, form: str
+) -> None:
+    from skillopsd._redact import _stands_for_one
+
+    assume(not _stands_for_one(value.encode()))
+    _assert_masked(form.format(name=name, NAME=name.upper(), v=value), value)
+
+
+# Where the name or the option is also an ordinary word (``key`` in a URL's query, ``pass``,
+# ``--auth-token``, Oracle's unquoted ``IDENTIFIED BY``), a value that looks generated: eight
+# characters or more, a digit.
+_GENERATED = st.builds(
+    lambda head, digit, tail: head + digit + tail,
+    st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ", min_size=1),
+    st.sampled_from("0123456789"),
+    st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", max_size=30),
+).filter(lambda v: len(v) >= 8)
+
+
+@given(
+    value=_GENERATED,
+    form=st.sampled_from(
+        [
+            'curl "https://maps.example.com/api?key={v}&q=1"',
+            "https://www.googleapis.com/youtube/v3/search?part=id&key={v}",
+            "pass={v}",
+            "https://x.example/login?user=bob&pass={v}",
+            "gh run --auth-token {v}",
+            "deploy --github-token={v} --repo x",
+            "cli --client-secret {v}",
+            "tool --encryption-key {v}",
+            "ALTER USER scott IDENTIFIED BY {v};",
+            "vault login {v}",
+            "vault login -no-print {v}",
+        ]
+    ),
+)
+@example(value="BYOvfZ8UzDzV8fUkkibj", form='curl "https://maps.example.com/api?key={v}&q=1"')
+def test_a_generated_value_after_an_ordinary_word_is_masked(value: str, form: str) -> None:
+    _assert_masked(form.format(v=value), value)
+
+
+# Reviewer finding G7: library code masked as secrets. A variable passed to the keyword of its
+# own name, an attribute in an expression, an authentication scheme's name, a grammar's
+# repetition, a PEM header with no key under it, a label in a URL's password place.
+@given(
+    words=st.lists(_CODE_WORD, min_size=1, max_size=3),
+    name=_F2_NAMES,
+    lead=st.sampled_from(["", "_", "s", "_s", "my_", "default_"]),
+    scheme=st.sampled_from(["Bearer", "Basic", "Digest", "Token", "bearer", "Negotiate", "Bot"]),
+    kind=st.sampled_from(["", "RSA ", "EC ", "OPENSSH ", "ENCRYPTED ", "DSA "]),
+    form=st.sampled_from(
+        [
+            "        {kw}={kw}, other=other,",
+            "f({kw}={kw})",
+            "    {kw}=self.{kw},",
+            "    {kw}=self.{v}_{names})",
+            "    {kw}=cfg.{name} or None,",
+            "    {kw}=url.{name} if url else None,",
+            "Endpoint.__init__(self, {kw}='{scheme}',",
+            '{{"{kw}": "{scheme}"}}',
+            "# {name}          = 1*{v}",
+            "{kw} = 2*{v}",
+            '_START = b"-----BEGIN {kind}PRIVATE KEY-----"',
+            "-----BEGIN {kind}PRIVATE KEY-----\\n(base64 of the key goes here)\\n",
+            ">>> parse_url('http://user:{name}@host.com:80/path')",
+        ]
+    ),
+)
+def test_library_code_about_secrets_is_kept(
+    words: list[str], name: str, lead: str, scheme: str, kind: str, form: str
+) -> None:
+    v = "_".join(words)
+    names = name if name.endswith("s") else name + "s"
+    text = form.format(kw=lead + name, name=name, names=names, v=v, scheme=scheme, kind=kind)
     assert redact_text(text) == text
     for line in _lines(text):
         assert captured(line) == line
