@@ -12,18 +12,16 @@ in flight, and the next pass resumes from what the server holds.
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from pathlib import Path
-from urllib.parse import unquote
 
 import psycopg
 
 from .. import _logging
 from ..events import Database, LogError
 from .content import Content
-from .sync import BATCH, SCHEMES, SyncError, SyncReport, redact_url, sync
+from .sync import BATCH, SCHEMES, SyncError, SyncReport, first_line, redact_url, scrub, sync
 from .sync_state import record_error, record_progress, record_report, register
 
 _log = _logging.get_logger("skillopsd.team")
@@ -47,26 +45,8 @@ def check_url(url: str) -> str:
     try:
         psycopg.conninfo.conninfo_to_dict(url)
     except psycopg.Error as exc:
-        raise ValueError(f"--sync-to {redact_url(url)}: {scrub(str(exc), url)}") from exc
+        raise ValueError(f"--sync-to {redact_url(url)}: {scrub(first_line(exc), url)}") from exc
     return url
-
-
-def scrub(message: str, url: str) -> str:
-    """``message``'s first line without the URL's password, however a library quoted it."""
-    first = message.strip().splitlines()[0] if message.strip() else message
-    for secret in _passwords(url):
-        if len(secret) >= 1:
-            first = first.replace(secret, "***")
-    return first
-
-
-def _passwords(url: str) -> set[str]:
-    found = set()
-    user = re.match(r"[^:]+://([^@/]*)@", url)
-    if user and ":" in user.group(1):
-        found.add(user.group(1).split(":", 1)[1])
-    found.update(re.findall(r"[?&]password=([^&]*)", url, flags=re.IGNORECASE))
-    return {s for s in found | {unquote(s) for s in found} if s}
 
 
 class LiveSync:
@@ -166,9 +146,9 @@ class LiveSync:
                 should_stop=None if final else lambda: self._stopping,
             )
         except SyncError as exc:
-            return self._failed(db, scrub(str(exc), self.url))
+            return self._failed(db, scrub(first_line(exc), self.url))
         except (LogError, OSError, psycopg.Error) as exc:  # e.g. the local database busy
-            return self._failed(db, scrub(f"{type(exc).__name__}: {exc}", self.url))
+            return self._failed(db, scrub(f"{type(exc).__name__}: {first_line(exc)}", self.url))
         record_report(db, self.server, report)
         if report.refused is not None:
             self._failures = 0  # the server answered: an outage is over

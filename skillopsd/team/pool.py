@@ -25,7 +25,7 @@ import psycopg
 
 from ..events import RecordedEvent, content_id
 from ..events.types import TeamDecision
-from .sync import ensure_pool_schema, ensure_schema, first_line, redact_url
+from .sync import ensure_pool_schema, ensure_schema, first_line, redact_url, scrub
 
 CONNECT_TIMEOUT = 3  # seconds (libpq's minimum is 2)
 STATEMENT_TIMEOUT_MS = 5000
@@ -117,7 +117,7 @@ def _connect(url: str) -> psycopg.Connection[tuple[object, ...]]:
     except (psycopg.Error, ValueError) as exc:
         _failed[url] = time.monotonic()
         raise PoolUnavailable(
-            f"cannot reach {redact_url(url)}: {redact_url(first_line(exc))}"
+            f"cannot reach {redact_url(url)}: {scrub(first_line(exc), url)}"
         ) from exc
 
 
@@ -226,7 +226,7 @@ def snapshot(
         return Snapshot(machines=machines, tests=tests)
     except psycopg.Error as exc:
         _failed[url] = time.monotonic()
-        raise PoolUnavailable(f"{redact_url(url)}: {redact_url(first_line(exc))}") from exc
+        raise PoolUnavailable(f"{redact_url(url)}: {scrub(first_line(exc), url)}") from exc
     finally:
         conn.close()
 
@@ -253,6 +253,6 @@ def decide(url: str, decision: TeamDecision) -> TeamTest:
         return found[0]
     except psycopg.Error as exc:
         _failed[url] = time.monotonic()
-        raise PoolUnavailable(f"{redact_url(url)}: {redact_url(first_line(exc))}") from exc
+        raise PoolUnavailable(f"{redact_url(url)}: {scrub(first_line(exc), url)}") from exc
     finally:
         conn.close()

@@ -57,7 +57,16 @@ from ..events import (
     utc_now,
 )
 from ..events.types import PayloadsErased, SkillExecutionRecorded, SkillVersionCreated
-from .sync import SCHEMES, SyncError, check_userinfo, connect, first_line, redact_url, server_name
+from .sync import (
+    SCHEMES,
+    SyncError,
+    check_userinfo,
+    connect,
+    first_line,
+    redact_url,
+    scrub,
+    server_name,
+)
 
 # Events appended per replica transaction: a killed pull keeps every finished one.
 BATCH = 5000
@@ -150,7 +159,7 @@ def server_identity(url: str) -> str:
         info = conninfo_to_dict(url)
     except (psycopg.Error, ValueError) as exc:
         raise SyncError(
-            f"not a PostgreSQL URL ({redact_url(url)}): {redact_url(first_line(exc))}"
+            f"not a PostgreSQL URL ({redact_url(url)}): {scrub(first_line(exc), url)}"
         ) from exc
     user = str(info.get("user") or os.environ.get("PGUSER") or _login())
     host = str(info.get("host") or info.get("hostaddr") or os.environ.get("PGHOST") or "localhost")
@@ -209,7 +218,7 @@ def open_replica(
                 db = _open(target, identity)
                 report = pull(db, conn)
         except psycopg.Error as exc:
-            raise SyncError(f"{redact_url(url)}: {redact_url(first_line(exc))}") from exc
+            raise SyncError(f"{redact_url(url)}: {scrub(first_line(exc), url)}") from exc
         finally:
             conn.close()
     report.replica = str(target)

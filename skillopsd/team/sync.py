@@ -10,7 +10,6 @@ machine whose chain breaks is refused at the break with nothing of it stored pas
 
 from __future__ import annotations
 
-import re
 import socket
 from collections.abc import Callable
 
@@ -29,6 +28,10 @@ from ..events import (
 )
 from ..events.types import PayloadsErased
 from .content import Content, outgoing
+from .urls import SCHEMES, redact_url, scrub
+from .urls import check_userinfo as userinfo_fault
+
+__all__ = ["SCHEMES", "redact_url", "scrub"]  # re-exported: callers import them from here
 
 URL_ENV = TEAM_URL_ENV
 BATCH = 500
@@ -123,25 +126,6 @@ class SyncReport(msgspec.Struct):
     refused: str | None = None
 
 
-# What a team server's URL starts with (libpq's own URI schemes).
-SCHEMES = ("postgresql://", "postgres://")
-
-
-def redact_url(url: str) -> str:
-    """``url`` without its password, in the user part, a ``password=`` parameter of its
-    query or a key=value connection string (for messages and for what is stored about the
-    server)."""
-    # Up to the last "@": a password may hold "@", "/", "?" or "#" unencoded, and where it
-    # ends cannot be told; more is masked (an "@" in the query too), never less.
-    url = re.sub(r"(://[^:/@]*:).*@", r"\1***@", url)
-    # A URL's query (percent-encoded: "&" ends the value), then libpq's key=value form (a
-    # value ends at a space unless quoted, where \' escapes a quote).
-    url = re.sub(r"([?&]password=)[^&#\s]*", r"\1***", url, flags=re.IGNORECASE)
-    return re.sub(
-        r"((?:^|\s)password\s*=\s*)('(?:[^'\\]|\\.)*'?|\S+)", r"\1***", url, flags=re.IGNORECASE
-    )
-
-
 def machine_id(db: Database) -> str | None:
     """This log's stable id: the hash of its first event (None for an empty log).
 
@@ -154,13 +138,11 @@ def machine_id(db: Database) -> str | None:
 
 
 def check_userinfo(url: str) -> None:
-    """SyncError when ``url``'s user or password holds an unencoded ``@``: libpq would take
-    the rest of the password for the host name and quote it back in its error."""
-    authority = re.match(r"(?i)\s*postgres(?:ql)?://([^/?#]*)", url)
-    if authority and authority.group(1).count("@") > 1:
-        raise SyncError(
-            f"{redact_url(url)}: the user or password holds '@': write it as %40 in the URL"
-        )
+    """SyncError when libpq would misread ``url``'s user or password (an unencoded ``@`` or
+    ``/``): it would take a piece of the password for a host and quote it back."""
+    why = userinfo_fault(url)
+    if why is not None:
+        raise SyncError(f"{redact_url(url)}: {why}")
 
 
 def connect(
@@ -171,9 +153,8 @@ def connect(
         return psycopg.connect(url, connect_timeout=10, application_name=application)
     except (psycopg.Error, ValueError) as exc:  # ValueError: psycopg's own URL parsing
         # psycopg's message may quote the URL it could not parse: redacted too.
-        raise SyncError(
-            f"cannot connect to {redact_url(url)}: {redact_url(first_line(exc))}"
-        ) from exc
+        message = scrub(first_line(exc), url)
+        raise SyncError(f"cannot connect to {redact_url(url)}: {message}") from exc
 
 
 def first_line(exc: BaseException) -> str:
@@ -275,7 +256,7 @@ def sync(
             if done or (should_stop is not None and should_stop()):
                 break
     except psycopg.Error as exc:
-        raise SyncError(f"{report.server}: {first_line(exc)}") from exc
+        raise SyncError(f"{report.server}: {scrub(first_line(exc), url)}") from exc
     finally:
         conn.close()
     return report
