@@ -778,7 +778,12 @@ def _parse_root(value: str) -> tuple[str, Path]:
     metavar="AGENT=PATH",
     help="Capture AGENT's transcripts from PATH instead of its default roots (repeatable).",
 )
-@click.option("--once", is_flag=True, help="Capture what is on disk, then exit.")
+@click.option(
+    "--once",
+    is_flag=True,
+    help="Capture what is on disk, then exit (with --sync-to: after sending it all; exit 2 when"
+    " the server could not take it, 1 when it refused this log's chain).",
+)
 @click.option("--no-redact", is_flag=True, help="Store lines without masking secrets.")
 @click.option(
     "--max-line-bytes",
@@ -950,7 +955,9 @@ def main(
         from .team import Content
         from .team.live import LiveSync
 
-        syncer = LiveSync(database.path, sync_url, Content(sync_content), batch=sync_batch)
+        syncer = LiveSync(
+            database.path, sync_url, Content(sync_content), batch=sync_batch, once=once
+        )
         syncer.start()
     daemon = Daemon(
         database,
@@ -986,6 +993,12 @@ def main(
         with contextlib.suppress(apsw.Error):
             daemon.db.close()
         lock.close()
+    if once and syncer is not None and syncer.failure is not None:
+        # As ``skillopsctl sync``: 2 when the server could not take it, 1 when it refused
+        # this log's chain; what was captured is kept either way.
+        status, why = syncer.failure
+        click.echo(safe(f"skillopsd: team sync did not complete: {why}"), err=True)
+        sys.exit(status)
 
 
 def _make_private(path: Path) -> None:

@@ -136,6 +136,34 @@ def test_once_with_sync_to_sends_everything_before_it_exits(
     assert any(p is not None and MARKER in p for _, _, p in _payloads(url))
 
 
+def test_once_exits_non_zero_when_the_sync_did_not_complete(
+    tmp_path: Path, team_server: Server
+) -> None:
+    """A cron job or CI step running ``skillopsd --once --sync-to`` learns that the server is
+    missing its data: 2 when it could not be reached (as ``skillopsctl sync``), 1 when it
+    refused the chain; one line naming why, and no retry promised."""
+    home = tmp_path / "home"
+    _session(home, SKILL_SESSION)
+    wrong = f"postgresql://skillops:{PASSWORD}@127.0.0.1:1/team"
+    daemon = DaemonProcess(home, "--once", "--sync-to", wrong)
+    assert daemon.wait(120) == 2, daemon.logs()
+    last = daemon.logs().strip().splitlines()[-1]
+    assert last.startswith("skillopsd: team sync did not complete: cannot connect"), last
+    assert "retrying" not in daemon.logs() and PASSWORD not in daemon.logs()
+    assert captured_line_count(home) > 0  # capture is kept either way
+    # A log whose chain breaks: what came before the break is stored, exit 1.
+    url = team_server.new_database()
+    tampered = tmp_path / "tampered"
+    path = db_path(tampered)
+    path.parent.mkdir(parents=True)
+    _annotate(path, 30, "bad")
+    _tamper(path, 12)
+    daemon = DaemonProcess(tampered, "--once", "--no-derive", "--sync-to", url)
+    assert daemon.wait(120) == 1, daemon.logs()
+    assert "team sync did not complete: refused: machine" in daemon.logs()
+    assert sum(_counts(url).values()) == 11
+
+
 @pytest.mark.slow
 def test_server_down_and_back_while_capturing(tmp_path: Path, team_server: Server) -> None:
     url = team_server.new_database()
