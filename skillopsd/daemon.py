@@ -873,7 +873,8 @@ def _parse_root(value: str) -> tuple[str, Path]:
     envvar=TEAM_URL_ENV,
     default=None,
     help=f"Push the log to a team PostgreSQL, postgresql://USER[:PASSWORD]@HOST[:PORT]/DB, as"
-    f" it grows (env {TEAM_URL_ENV}; default: sync nothing). Capture never waits on it.",
+    f" it grows (env {TEAM_URL_ENV}; @FILE reads it from FILE: a password on the command line"
+    " is in ps for the daemon's life; default: sync nothing). Capture never waits on it.",
 )
 @click.option(
     "--sync-content",
@@ -931,8 +932,16 @@ def main(
             sync_url = None  # an empty SKILLOPS_SYNC_URL: no sync, as if unset
         if sync_url is not None:
             from .team.live import check_url
+            from .team.urls import on_command_line_warning, read_url, secrets
 
-            sync_url = check_url(sync_url)
+            typed = (
+                click.get_current_context().get_parameter_source("sync_url")
+                == click.core.ParameterSource.COMMANDLINE
+            )
+            if typed and not sync_url.strip().startswith("@") and secrets(sync_url):
+                # A daemon lives for weeks: its command line is in ``ps`` all along.
+                _log.warning(on_command_line_warning("--sync-to", TEAM_URL_ENV))
+            sync_url = check_url(read_url(sync_url, "--sync-to"))
     except (click.BadParameter, ValueError) as exc:
         raise click.UsageError(str(exc)) from exc
     path = Path(db) if db else default_db_path()

@@ -337,6 +337,13 @@ def _set_team(ctx: click.Context, param: click.Parameter, value: str | None) -> 
     # ``--team`` typed before the command name (even ``--team ''``, this machine's log) wins
     # over $SKILLOPS_TEAM_URL read again by the command; typed after it, it wins over both.
     if given or not app.team_given:
+        if value and value.strip().startswith("@"):  # @FILE: the URL kept out of ``ps``
+            from ..team.urls import read_url
+
+            try:
+                value = read_url(value, "--team")
+            except ValueError as exc:
+                raise UsageFailure(str(exc)) from exc
         app.team_url = value.strip() if value and value.strip() else None
         app.team_given = app.team_given or given
 
@@ -351,7 +358,8 @@ def team_option(fn: F) -> F:
         callback=_set_team,
         expose_value=False,
         is_eager=True,
-        help=f"Read every machine's events on this team PostgreSQL (env {TEAM_ENV}).",
+        help=f"Read every machine's events on this team PostgreSQL (env {TEAM_ENV}; @FILE reads"
+        " the URL from FILE, out of the process list).",
     )(fn)
 
 

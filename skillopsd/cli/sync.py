@@ -9,6 +9,7 @@ import click
 from .._terminal import safe
 from ..team import URL_ENV, Content, SyncError, SyncReport, redact_url, sync
 from ..team.sync_state import record_error, record_report
+from ..team.urls import read_url
 from ._app import AppContext, cli, db_option, json_option, pass_app
 from ._output import echo, emit_json, number, plural
 
@@ -36,7 +37,8 @@ class ChainRefused(SyncFailed):
     metavar="URL",
     envvar=URL_ENV,
     default=None,
-    help=f"The team PostgreSQL, postgresql://USER[:PASSWORD]@HOST[:PORT]/DB (env {URL_ENV}).",
+    help=f"The team PostgreSQL, postgresql://USER[:PASSWORD]@HOST[:PORT]/DB (env {URL_ENV};"
+    " @FILE reads it from FILE: a password on a command line is visible in ps).",
 )
 @click.option(
     "--content",
@@ -66,6 +68,10 @@ def sync_command(app: AppContext, url: str | None, content: str, batch: int, as_
     """
     if not url or not url.strip():
         raise click.UsageError(f"give --to postgresql://… (or set {URL_ENV})")
+    try:
+        url = read_url(url, "--to")
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
     db = app.db()
     server = redact_url(url.strip())
     try:

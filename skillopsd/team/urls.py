@@ -11,6 +11,7 @@ library's message about a URL, :func:`scrub`: libpq quotes the token it could no
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from urllib.parse import unquote
 
 # What a team server's URL starts with (libpq's own URI schemes).
@@ -110,3 +111,31 @@ def check_userinfo(url: str) -> str | None:
         if ":" in before and not before.rsplit(":", 1)[1].isdigit():
             return "the user or password holds '/': write it as %2F in the URL"
     return None
+
+
+def read_url(value: str, what: str) -> str:
+    """``value``, or with ``@PATH`` the first line of the file PATH: a URL holding a password
+    given on a command line is readable by every local user (``ps``, /proc/PID/cmdline); its
+    file (0600) or the environment is not. OSError-free: ValueError with one line."""
+    text = value.strip()
+    if not text.startswith("@"):
+        return text
+    path = Path(text[1:]).expanduser()
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ValueError(f"{what} @{path}: cannot read the URL from it: {why}") from exc
+    found = next((line.strip() for line in lines if line.strip()), "")
+    if not found:
+        raise ValueError(f"{what} @{path}: the file holds no URL")
+    return found
+
+
+def on_command_line_warning(option: str, env: str) -> str:
+    """What to say when a URL holding a password was given as ``option`` on a command line."""
+    return (
+        f"{option} holds a password on the command line, where every local user can read it"
+        f" (ps, /proc/PID/cmdline): give the URL in ${env} or a 0600 file ({option} @FILE),"
+        " or the password in ~/.pgpass"
+    )
