@@ -60,6 +60,12 @@ TEAM_COMMANDS = (
 )
 
 
+# Commands that run on this machine's log when only $SKILLOPS_TEAM_URL names a server
+# (exported in a profile for the views): ``sync`` pushes the log, to the server its --to or
+# $SKILLOPS_SYNC_URL names. ``--team`` typed before it is still refused.
+LOCAL_UNDER_ENV = ("sync",)
+
+
 def team_command(path: str) -> bool:
     """Whether the command at ``path`` (``skill show``) runs on a team view."""
     return any(path == name or path.startswith(f"{name} ") for name in TEAM_COMMANDS)
@@ -202,7 +208,16 @@ class SuggestingGroup(click.Group):
         app = ctx.find_object(AppContext)
         if app is not None and app.team and cmd is not None and not isinstance(cmd, click.Group):
             path = " ".join([*ctx.command_path.split()[1:], cmd.name or ""])
-            if not team_command(path):
+            if path in LOCAL_UNDER_ENV and not app.team_given:
+                app.team_url = None  # this machine's log, as if the variable were unset
+            elif any(arg in ("-h", "--help") for arg in rest):
+                pass  # help is printed whatever the team: the command never runs
+            elif path == "sync":
+                raise TeamFailure(
+                    "sync does not run on a team view (--team): it pushes this machine's log;"
+                    " give the server as skillopsctl sync --to URL (or $SKILLOPS_SYNC_URL)"
+                )
+            elif not team_command(path):
                 source = "--team" if app.team_given else f"${TEAM_ENV} is set"
                 here = "" if app.team_given else f" (unset {TEAM_ENV} to run it here)"
                 raise TeamFailure(

@@ -75,7 +75,13 @@ def sync_command(app: AppContext, url: str | None, content: str, batch: int, as_
     db = app.db()
     server = redact_url(url.strip())
     try:
-        report = sync(db, url.strip(), Content(content), batch=batch)
+        report = sync(
+            db,
+            url.strip(),
+            Content(content),
+            batch=batch,
+            say=lambda line: click.echo(safe(f"skillopsctl sync: {line}"), err=True),
+        )
     except SyncError as exc:
         record_error(db, server, content, str(exc))  # for ``skillopsctl status``
         raise SyncFailed(str(exc)) from exc

@@ -153,6 +153,7 @@ class LiveSync:
                 batch=self.batch,
                 progress=lambda held: self._progress(db, held),
                 should_stop=None if final else lambda: self._stopping,
+                say=lambda line: _log.warning(f"team sync {line}", server=self.server),
             )
         except SyncError as exc:
             return self._failed(db, scrub(first_line(exc), self.url))

@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 import msgspec
 import psycopg
+from psycopg.conninfo import conninfo_to_dict
 
 from .._defaults import TEAM_URL_ENV
 from ..events import (
@@ -28,6 +29,7 @@ from ..events import (
 )
 from ..events.types import PayloadsErased
 from .content import Content, outgoing
+from .stall import Watchdog, lock_timeout_ms
 from .urls import SCHEMES, redact_url, scrub
 from .urls import check_userinfo as userinfo_fault
 
@@ -150,7 +152,13 @@ def connect(
 ) -> psycopg.Connection[tuple[object, ...]]:
     check_userinfo(url)
     try:
-        return psycopg.connect(url, connect_timeout=10, application_name=application)
+        # A lock held on the server (VACUUM FULL) ends the wait with the server's own message;
+        # the user's own options (``?options=…``) are kept.
+        given = str(conninfo_to_dict(url).get("options") or "")
+        options = f"{given} -c lock_timeout={lock_timeout_ms()}".strip()
+        return psycopg.connect(
+            url, connect_timeout=10, application_name=application, options=options
+        )
     except (psycopg.Error, ValueError) as exc:  # ValueError: psycopg's own URL parsing
         # psycopg's message may quote the URL it could not parse: redacted too.
         message = scrub(first_line(exc), url)
@@ -204,6 +212,7 @@ def sync(
     batch: int = BATCH,
     progress: Callable[[int], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    say: Callable[[str], None] | None = None,
 ) -> SyncReport:
     """Send every link the server lacks, ``batch`` per transaction; see the module doc.
 
@@ -234,8 +243,10 @@ def sync(
         erased_on_server=0,
     )
     conn = connect(url)
+    watchdog = Watchdog(conn, redact_url(url), say)
     try:
-        report.server = server_name(conn)
+        report.server = watchdog.server = server_name(conn)
+        watchdog.__enter__()
         ensure_schema(conn)
         ensure_pool_schema(conn)
         if machine is None:
@@ -251,13 +262,17 @@ def sync(
             with conn.transaction():
                 done = _one_batch(conn, db, machine, label, content, batch, report, first)
             first = False
+            watchdog.progress()
             if progress is not None:
                 progress(report.held)
             if done or (should_stop is not None and should_stop()):
                 break
     except psycopg.Error as exc:
+        if watchdog.stalled is not None:
+            raise SyncError(watchdog.stalled) from exc
         raise SyncError(f"{report.server}: {scrub(first_line(exc), url)}") from exc
     finally:
+        watchdog.__exit__(None, None, None)
         conn.close()
     return report
 
