@@ -81,6 +81,7 @@ def sync_command(app: AppContext, url: str | None, content: str, batch: int, as_
             Content(content),
             batch=batch,
             say=lambda line: click.echo(safe(f"skillopsctl sync: {line}"), err=True),
+            count_narrower=True,
         )
     except SyncError as exc:
         record_error(db, server, content, str(exc))  # for ``skillopsctl status``
@@ -104,4 +105,10 @@ def _summary(report: SyncReport) -> str:
         f" {number(report.erased)} erased); the server holds {number(report.held)} of"
         f" {number(report.local_events)}; {plural(report.erased_on_server, 'payload')}"
         " erased there"
+        + (
+            f"; {plural(report.kept_narrower, 'event')} already there stay as they were sent"
+            f" (with less than --content {report.content}: it applies to events not yet sent)"
+            if report.kept_narrower
+            else ""
+        )
     )

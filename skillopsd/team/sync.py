@@ -126,6 +126,9 @@ class SyncReport(msgspec.Struct):
     erased: int
     erased_on_server: int
     refused: str | None = None
+    # Events the server already held, sent under a narrower --content than this one: they
+    # stay as they were sent (a re-sync never re-sends a stored link).
+    kept_narrower: int = 0
 
 
 def machine_id(db: Database) -> str | None:
@@ -213,6 +216,7 @@ def sync(
     progress: Callable[[int], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     say: Callable[[str], None] | None = None,
+    count_narrower: bool = False,
 ) -> SyncReport:
     """Send every link the server lacks, ``batch`` per transaction; see the module doc.
 
@@ -267,6 +271,8 @@ def sync(
                 progress(report.held)
             if done or (should_stop is not None and should_stop()):
                 break
+        if count_narrower and report.held_before:
+            report.kept_narrower = _narrower(conn, machine, content, report.held_before)
     except psycopg.Error as exc:
         if watchdog.stalled is not None:
             raise SyncError(watchdog.stalled) from exc
@@ -275,6 +281,26 @@ def sync(
         watchdog.__exit__(None, None, None)
         conn.close()
     return report
+
+
+def _narrower(
+    conn: psycopg.Connection[tuple[object, ...]], machine: str, content: Content, upto: int
+) -> int:
+    """How many of the first ``upto`` events of ``machine`` on the server hold less than
+    ``content`` would send now (one indexed scan of that machine's rows, ``skillopsctl sync``
+    only: the daemon's passes do not pay it)."""
+    if content is Content.ALL:
+        where = "content IN ('derived', 'withheld')"
+    elif content is Content.DERIVED:
+        # A transcript line is withheld under derived too.
+        where = "content = 'withheld' AND type <> 'TranscriptLineCaptured'"
+    else:
+        return 0
+    row = conn.execute(
+        f"SELECT count(*) FROM skillops_events WHERE machine = %s AND position <= %s AND {where}",
+        (machine, upto),
+    ).fetchone()
+    return int(row[0]) if row else 0  # type: ignore[call-overload]
 
 
 def server_name(conn: psycopg.Connection[tuple[object, ...]]) -> str:
