@@ -144,6 +144,8 @@ def test_the_cli_never_shows_nor_stores_a_password(
         assert secret not in said, (url, said)
         assert secret.encode() not in stored, url
     assert "***" in status.stdout
+    # Never reached, with an empty log: not "up to date".
+    assert "never synced, nothing to send yet" in " ".join(status.stdout.split())
 
 
 @pytest.mark.parametrize(
