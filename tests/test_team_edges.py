@@ -20,6 +20,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from skillopsd.team import pool
+
 from ._postgres import Server, start_server
 from .conftest import run_ctl
 from .test_team_sync import _machine
@@ -169,3 +171,18 @@ def test_a_database_nobody_synced_to_says_so(tmp_path: Path, team_server: Server
     assert done.returncode == 0 and "no machine has synced" not in done.stderr, done.stderr
     fresh = run_ctl("--team", url, "sessions", env=_env(tmp_path / "h2"))
     assert "3 events of 1 machine pulled" in fresh.stderr, fresh.stderr
+
+
+def test_a_pooled_call_to_a_frozen_server_is_bounded(team_server: Server) -> None:
+    """The daemon's pooled routing (team/pool.py) cannot wait on a frozen server either: its
+    statement timeout is the server's, so the watchdog cuts the call."""
+    url = team_server.new_database()
+    proxy = FreezingProxy(team_server.port)
+    try:
+        frozen = url.replace(f":{team_server.port}/", f":{proxy.port}/")
+        started = time.monotonic()
+        with pytest.raises(pool.PoolUnavailable, match="stopped answering"):
+            pool.snapshot(frozen, "skill", "me")
+        assert time.monotonic() - started < pool.STALL_BOUND + 3
+    finally:
+        proxy.close()
