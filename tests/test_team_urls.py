@@ -178,3 +178,37 @@ def test_the_daemon_never_logs_a_password(tmp_path: Path) -> None:
         )
         for secret in ("Hunter", "TopSecret9"):
             assert secret not in done.stdout + done.stderr
+
+
+def test_secrets_an_older_version_stored_are_masked_at_the_next_sync(tmp_path: Path) -> None:
+    """sync_targets rows written before sslpassword and libpq's quoted token were masked are
+    rewritten masked, their old bytes zeroed, by the next sync."""
+    import apsw
+
+    env = daemon_env(tmp_path)
+    assert run_ctl("status", env=env).returncode == 0  # the database
+    path = db_path(tmp_path)
+    conn = apsw.Connection(str(path))
+    conn.execute(
+        "CREATE TABLE sync_targets (server TEXT PRIMARY KEY, content TEXT NOT NULL, live INTEGER"
+        " NOT NULL DEFAULT 0, machine TEXT, held INTEGER NOT NULL DEFAULT 0, last_ok_at TEXT,"
+        " last_error TEXT, last_error_at TEXT, refused TEXT)"
+    )
+    old = "postgresql://team@127.0.0.1:1/skillops?sslpassword=TopSecret4"
+    conn.execute(
+        "INSERT INTO sync_targets (server, content, last_error) VALUES (?, 'derived', ?),"
+        " ('postgresql://team:***@127.0.0.1:1/x', 'derived', ?)",
+        (
+            old,
+            f"cannot connect to {old}: refused",
+            'invalid percent-encoded token: "Hunter%2Secret!"',
+        ),
+    )
+    conn.close()
+    done = run_ctl("sync", "--to", "postgresql://team@127.0.0.1:1/other", env=env)
+    assert done.returncode == 2
+    status = run_ctl("status", env=env).stdout
+    assert "sslpassword=***" in status
+    for file in path.parent.iterdir():
+        data = file.read_bytes()
+        assert b"TopSecret4" not in data and b"Hunter" not in data, file
