@@ -1126,6 +1126,20 @@ def _named_secret(
     return not _stands_for_one(value)
 
 
+# A URL's user part up to a name (``://x-access-`` before ``token``), and after the name the
+# password and host the url-password rule masks (its own pattern, from the ``:``).
+_URL_USER_BEFORE = re.compile(rb"://[a-z0-9._~%!$&*+;=\-]{0,64}\Z")
+_URL_PASSWORD_AFTER = re.compile(rb":[^\s/@:\"'\\\[\]<>]{1,200}@[a-z0-9\[]")
+
+
+def _url_user(lowered: bytes, at: int, after: int) -> bool:
+    """Whether the name at ``at`` is the user of a URL whose password follows it."""
+    return (
+        _URL_USER_BEFORE.search(lowered, max(0, at - 70), at) is not None
+        and _URL_PASSWORD_AFTER.match(lowered, after) is not None
+    )
+
+
 def _named_spans(data: bytes, lowered: bytes) -> list[tuple[int, int, bytes]]:
     spans: list[tuple[int, int, bytes]] = []
     sections = _Sections(data)
@@ -1152,6 +1166,11 @@ def _named_spans(data: bytes, lowered: bytes) -> list[tuple[int, int, bytes]]:
                     continue
             if lowered.endswith(b"existing", 0, at):
                 # ``existingSecret: app-credentials`` (Helm) names a Secret object.
+                at = lowered.find(name, after)
+                continue
+            if _url_user(lowered, at, after):
+                # ``https://x-access-token:…@github.com/o/r.git``: the name is the URL's user,
+                # and url-password masks only the password, keeping the host and path.
                 at = lowered.find(name, after)
                 continue
             tail = _TAIL.match(lowered, after)

@@ -801,7 +801,12 @@ def _parse_root(value: str) -> tuple[str, Path]:
     metavar="AGENT=PATH",
     help="Capture AGENT's transcripts from PATH instead of its default roots (repeatable).",
 )
-@click.option("--once", is_flag=True, help="Capture what is on disk, then exit.")
+@click.option(
+    "--once",
+    is_flag=True,
+    help="Capture what is on disk, then exit (with --sync-to: after sending it all; exit 2 when"
+    " the server could not take it, 1 when it refused this log's chain).",
+)
 @click.option("--no-redact", is_flag=True, help="Store lines without masking secrets.")
 @click.option(
     "--max-line-bytes",
@@ -891,7 +896,8 @@ def _parse_root(value: str) -> tuple[str, Path]:
     envvar=TEAM_URL_ENV,
     default=None,
     help=f"Push the log to a team PostgreSQL, postgresql://USER[:PASSWORD]@HOST[:PORT]/DB, as"
-    f" it grows (env {TEAM_URL_ENV}; default: sync nothing). Capture never waits on it.",
+    f" it grows (env {TEAM_URL_ENV}; @FILE reads it from FILE: a password on the command line"
+    " is in ps for the daemon's life; default: sync nothing). Capture never waits on it.",
 )
 @click.option(
     "--sync-content",
@@ -949,8 +955,16 @@ def main(
             sync_url = None  # an empty SKILLOPS_SYNC_URL: no sync, as if unset
         if sync_url is not None:
             from .team.live import check_url
+            from .team.urls import on_command_line_warning, read_url, secrets
 
-            sync_url = check_url(sync_url)
+            typed = (
+                click.get_current_context().get_parameter_source("sync_url")
+                == click.core.ParameterSource.COMMANDLINE
+            )
+            if typed and not sync_url.strip().startswith("@") and secrets(sync_url):
+                # A daemon lives for weeks: its command line is in ``ps`` all along.
+                _log.warning(on_command_line_warning("--sync-to", TEAM_URL_ENV))
+            sync_url = check_url(read_url(sync_url, "--sync-to"))
     except (click.BadParameter, ValueError) as exc:
         raise click.UsageError(str(exc)) from exc
     path = Path(db) if db else default_db_path()
@@ -973,7 +987,9 @@ def main(
         from .team import Content
         from .team.live import LiveSync
 
-        syncer = LiveSync(database.path, sync_url, Content(sync_content), batch=sync_batch)
+        syncer = LiveSync(
+            database.path, sync_url, Content(sync_content), batch=sync_batch, once=once
+        )
         syncer.start()
     daemon = Daemon(
         database,
@@ -1009,6 +1025,12 @@ def main(
         with contextlib.suppress(apsw.Error):
             daemon.db.close()
         lock.close()
+    if once and syncer is not None and syncer.failure is not None:
+        # As ``skillopsctl sync``: 2 when the server could not take it, 1 when it refused
+        # this log's chain; what was captured is kept either way.
+        status, why = syncer.failure
+        click.echo(safe(f"skillopsd: team sync did not complete: {why}"), err=True)
+        sys.exit(status)
 
 
 def _make_private(path: Path) -> None:

@@ -246,3 +246,24 @@ def test_a_url_password_without_a_user_is_masked(password: str, scheme: str, whe
     line = transcript_line(where, f"REDIS_URL={scheme}://:{password}@cache.internal:6379/0")
     out, count = redact(line, was_json=True)
     assert count >= 1 and password.encode() not in out, out
+
+
+@pytest.mark.parametrize(
+    "user", ["x-access-token", "token", "api_key", "oauth2", "password", "secret", "apikey"]
+)
+@pytest.mark.parametrize(
+    "text",
+    [
+        "git remote set-url origin https://{user}:{pw}@github.com/o/r.git && git push",
+        "git clone https://{user}:{pw}@github.com/o/r.git repo && cd repo",
+        "pip install git+https://{user}:{pw}@git.example.com/x.git#egg=x",
+    ],
+)
+def test_a_url_whose_user_is_a_secret_word_keeps_its_host_and_path(text: str, user: str) -> None:
+    # The user (x-access-token is GitHub Actions' idiom) is not the secret: only the password
+    # is masked, the host and path of the remote stay in the log (review G21).
+    pw = "Rk3mW8vQ5zTx2NpL7hYcAbC1"
+    line = text.format(user=user, pw=pw)
+    out, count = redact(line.encode(), was_json=False)
+    assert count == 1
+    assert out.decode() == line.replace(pw, "[REDACTED:url-password]")

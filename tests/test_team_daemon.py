@@ -136,6 +136,68 @@ def test_once_with_sync_to_sends_everything_before_it_exits(
     assert any(p is not None and MARKER in p for _, _, p in _payloads(url))
 
 
+def test_once_exits_non_zero_when_the_sync_did_not_complete(
+    tmp_path: Path, team_server: Server
+) -> None:
+    """A cron job or CI step running ``skillopsd --once --sync-to`` learns that the server is
+    missing its data: 2 when it could not be reached (as ``skillopsctl sync``), 1 when it
+    refused the chain; one line naming why, and no retry promised."""
+    home = tmp_path / "home"
+    _session(home, SKILL_SESSION)
+    wrong = f"postgresql://skillops:{PASSWORD}@127.0.0.1:1/team"
+    daemon = DaemonProcess(home, "--once", "--sync-to", wrong)
+    assert daemon.wait(120) == 2, daemon.logs()
+    last = daemon.logs().strip().splitlines()[-1]
+    assert last.startswith("skillopsd: team sync did not complete: cannot connect"), last
+    assert "retrying" not in daemon.logs() and PASSWORD not in daemon.logs()
+    assert captured_line_count(home) > 0  # capture is kept either way
+    # A log whose chain breaks: what came before the break is stored, exit 1.
+    url = team_server.new_database()
+    tampered = tmp_path / "tampered"
+    path = db_path(tampered)
+    path.parent.mkdir(parents=True)
+    _annotate(path, 30, "bad")
+    _tamper(path, 12)
+    daemon = DaemonProcess(tampered, "--once", "--no-derive", "--sync-to", url)
+    assert daemon.wait(120) == 1, daemon.logs()
+    assert "team sync did not complete: refused: machine" in daemon.logs()
+    assert sum(_counts(url).values()) == 11
+
+
+def test_a_password_stays_out_of_the_process_list(tmp_path: Path, team_server: Server) -> None:
+    """``--sync-to @FILE`` (and ``sync --to @FILE``, ``--team @FILE``) read the URL from a
+    file: the daemon's command line, readable by every local user, holds no password. A
+    password typed on the command line is warned about (review G20)."""
+    url = team_server.new_database().replace("skillops@", f"skillops:{PASSWORD}@")
+    home = tmp_path / "home"
+    _session(home, SKILL_SESSION)
+    typed = DaemonProcess(home, "--once", "--sync-to", url)
+    assert typed.wait(120) == 0, typed.logs()
+    (warning,) = _lines(typed, "holds a password on the command line")
+    assert "SKILLOPS_SYNC_URL" in warning and "@FILE" in warning and PASSWORD not in warning
+    secret = tmp_path / "team.url"
+    secret.write_text(f"\n{url}\n")
+    secret.chmod(0o600)
+    before = _local_head(home)
+    _session(home, "11111111-2222-4333-8444-555555555555")
+    daemon = DaemonProcess(home, "--sync-to", f"@{secret}")
+    try:
+        cmdline = Path(f"/proc/{daemon.proc.pid}/cmdline").read_bytes()
+        daemon.wait_for(lambda: _local_head(home) > before and _caught_up(home, url), timeout=60)
+    finally:
+        assert daemon.stop() == 0, daemon.logs()
+    assert PASSWORD.encode() not in cmdline and str(secret).encode() in cmdline
+    assert "holds a password" not in daemon.logs() and PASSWORD not in daemon.logs()
+    env = daemon_env(home)
+    done = run_ctl("sync", "--to", f"@{secret}", "--json", env=env)
+    assert done.returncode == 0 and json.loads(done.stdout)["sent"] == 0, done.stderr
+    view = run_ctl("--team", f"@{secret}", "sessions", "--json", env=env)
+    assert view.returncode == 0 and json.loads(view.stdout), view.stderr
+    missing = run_ctl("--team", f"@{tmp_path / 'nope'}", "sessions", env=env)
+    assert missing.returncode == 2 and "cannot read the URL" in missing.stderr
+    assert len(missing.stderr.strip().splitlines()) == 1
+
+
 @pytest.mark.slow
 def test_server_down_and_back_while_capturing(tmp_path: Path, team_server: Server) -> None:
     url = team_server.new_database()

@@ -348,3 +348,22 @@ def test_forget_then_sync_erases_on_the_server(tmp_path: Path, team_server: Serv
     # A machine that erased before its first sync sends those payloads as erased.
     fresh = _report(_sync(path, team_server.new_database(), "--content", "all"))
     assert fresh["erased"] == report["erased_on_server"]
+
+
+def test_a_wider_content_later_says_what_stays_as_sent(tmp_path: Path, team_server: Server) -> None:
+    """A re-sync never re-sends a stored link: events first sent under a narrower --content
+    stay so on the server, and the sync line says how many (review G19)."""
+    url = team_server.new_database()
+    path = db_path(_captured_home(tmp_path))
+    first = _report(_sync(path, url, "--content", "none"))
+    assert first["kept_narrower"] == 0 and first["withheld"] > 0
+    derived = _report(_sync(path, url))
+    lines = sum(1 for t, _, _ in _payloads(url) if t == "TranscriptLineCaptured")
+    assert derived["sent"] == 0 and derived["kept_narrower"] == first["withheld"] - lines
+    wider = _report(_sync(path, url, "--content", "all"))
+    assert wider["kept_narrower"] == first["withheld"]
+    done = run_ctl("--db", str(path), "sync", "--to", url, "--content", "all")
+    assert f"{first['withheld']} events already there stay as they were sent" in done.stdout
+    # A machine whose events all went as this --content would send them hears nothing more.
+    again = run_ctl("--db", str(path), "sync", "--to", url, "--content", "none")
+    assert "stay as they were sent" not in again.stdout

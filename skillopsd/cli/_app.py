@@ -60,6 +60,12 @@ TEAM_COMMANDS = (
 )
 
 
+# Commands that run on this machine's log when only $SKILLOPS_TEAM_URL names a server
+# (exported in a profile for the views): ``sync`` pushes the log, to the server its --to or
+# $SKILLOPS_SYNC_URL names. ``--team`` typed before it is still refused.
+LOCAL_UNDER_ENV = ("sync",)
+
+
 def team_command(path: str) -> bool:
     """Whether the command at ``path`` (``skill show``) runs on a team view."""
     return any(path == name or path.startswith(f"{name} ") for name in TEAM_COMMANDS)
@@ -202,7 +208,16 @@ class SuggestingGroup(click.Group):
         app = ctx.find_object(AppContext)
         if app is not None and app.team and cmd is not None and not isinstance(cmd, click.Group):
             path = " ".join([*ctx.command_path.split()[1:], cmd.name or ""])
-            if not team_command(path):
+            if path in LOCAL_UNDER_ENV and not app.team_given:
+                app.team_url = None  # this machine's log, as if the variable were unset
+            elif any(arg in ("-h", "--help") for arg in rest):
+                pass  # help is printed whatever the team: the command never runs
+            elif path == "sync":
+                raise TeamFailure(
+                    "sync does not run on a team view (--team): it pushes this machine's log;"
+                    " give the server as skillopsctl sync --to URL (or $SKILLOPS_SYNC_URL)"
+                )
+            elif not team_command(path):
                 source = "--team" if app.team_given else f"${TEAM_ENV} is set"
                 here = "" if app.team_given else f" (unset {TEAM_ENV} to run it here)"
                 raise TeamFailure(
@@ -337,6 +352,13 @@ def _set_team(ctx: click.Context, param: click.Parameter, value: str | None) -> 
     # ``--team`` typed before the command name (even ``--team ''``, this machine's log) wins
     # over $SKILLOPS_TEAM_URL read again by the command; typed after it, it wins over both.
     if given or not app.team_given:
+        if value and value.strip().startswith("@"):  # @FILE: the URL kept out of ``ps``
+            from ..team.urls import read_url
+
+            try:
+                value = read_url(value, "--team")
+            except ValueError as exc:
+                raise UsageFailure(str(exc)) from exc
         app.team_url = value.strip() if value and value.strip() else None
         app.team_given = app.team_given or given
 
@@ -351,7 +373,8 @@ def team_option(fn: F) -> F:
         callback=_set_team,
         expose_value=False,
         is_eager=True,
-        help=f"Read every machine's events on this team PostgreSQL (env {TEAM_ENV}).",
+        help=f"Read every machine's events on this team PostgreSQL (env {TEAM_ENV}; @FILE reads"
+        " the URL from FILE, out of the process list).",
     )(fn)
 
 

@@ -21,6 +21,8 @@ def why_empty(
 ) -> str:
     """One line: ``no sessions since 2026-12-01 09:00 CET; the newest session started …``."""
     if not list_sessions(conn, limit=1):
+        if _is_replica(conn):  # --team: status does not run there, and nothing is captured
+            return "no sessions on the team server (no machine has synced one)"
         return (
             "no sessions captured yet (skillopsd captures the agents' transcripts;"
             " skillopsctl status shows what it found)"
@@ -50,3 +52,11 @@ def why_empty(
         window.append(f"before {at(until)}")
     newest = at(filtered[0].started_at) if filtered[0].started_at else "at an unknown time"
     return f"no {what} {' and '.join(window)}; the newest session started {newest}"
+
+
+def _is_replica(conn: apsw.Connection) -> bool:
+    """Whether ``conn`` reads a team server's replica (team/replica.py's own table)."""
+    row = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'team_server'"
+    ).fetchone()
+    return row is not None

@@ -63,9 +63,10 @@ def _sync_url(url: str) -> str:
     """``url`` checked as the daemon will check it, and safe to write in an EnvironmentFile."""
     from ..team import redact_url
     from ..team.live import check_url
+    from ..team.urls import read_url
 
     try:
-        url = check_url(url)
+        url = check_url(read_url(url, "--sync-to"))
     except ValueError as exc:
         raise UsageFailure(f"{exc}; no unit written") from exc
     bad = sorted({c for c in url if c in _UNSAFE})

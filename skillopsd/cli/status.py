@@ -297,7 +297,10 @@ def _sync_line(state: SyncState, utc: bool) -> str:
     line = f"sync      {state.server} ({how}, content {state.content}): "
     line += f"last sync {ok_at} {zone}" if state.last_ok_at else "never synced"
     behind = plural(state.behind, "event")
-    line += f", {behind} not on the server" if state.behind else ", up to date"
+    if state.behind:
+        line += f", {behind} not on the server"
+    else:  # a server never reached is not "up to date", even with nothing to send
+        line += ", up to date" if state.last_ok_at else ", nothing to send yet"
     if state.refused:
         line += f"; refused: {state.refused}"
         if any(words in state.refused for words in NOT_THIS_HISTORY):

@@ -9,6 +9,7 @@ import click
 from .._terminal import safe
 from ..team import URL_ENV, Content, SyncError, SyncReport, redact_url, sync
 from ..team.sync_state import record_error, record_report
+from ..team.urls import read_url
 from ._app import AppContext, cli, db_option, json_option, pass_app
 from ._output import echo, emit_json, number, plural
 from ._refusal import copied_log
@@ -37,7 +38,8 @@ class ChainRefused(SyncFailed):
     metavar="URL",
     envvar=URL_ENV,
     default=None,
-    help=f"The team PostgreSQL, postgresql://USER[:PASSWORD]@HOST[:PORT]/DB (env {URL_ENV}).",
+    help=f"The team PostgreSQL, postgresql://USER[:PASSWORD]@HOST[:PORT]/DB (env {URL_ENV};"
+    " @FILE reads it from FILE: a password on a command line is visible in ps).",
 )
 @click.option(
     "--content",
@@ -71,10 +73,21 @@ def sync_command(app: AppContext, url: str | None, content: str, batch: int, as_
     """
     if not url or not url.strip():
         raise click.UsageError(f"give --to postgresql://… (or set {URL_ENV})")
+    try:
+        url = read_url(url, "--to")
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
     db = app.db()
     server = redact_url(url.strip())
     try:
-        report = sync(db, url.strip(), Content(content), batch=batch)
+        report = sync(
+            db,
+            url.strip(),
+            Content(content),
+            batch=batch,
+            say=lambda line: click.echo(safe(f"skillopsctl sync: {line}"), err=True),
+            count_narrower=True,
+        )
     except SyncError as exc:
         record_error(db, server, content, str(exc))  # for ``skillopsctl status``
         raise SyncFailed(str(exc)) from exc
@@ -97,4 +110,10 @@ def _summary(report: SyncReport) -> str:
         f" {number(report.erased)} erased); the server holds {number(report.held)} of"
         f" {number(report.local_events)}; {plural(report.erased_on_server, 'payload')}"
         " erased there"
+        + (
+            f"; {plural(report.kept_narrower, 'event')} already there stay as they were sent"
+            f" (with less than --content {report.content}: it applies to events not yet sent)"
+            if report.kept_narrower
+            else ""
+        )
     )

@@ -50,10 +50,17 @@ DECISION_TYPES = frozenset(
     }
 )
 
-# ``derived``: a span keeps every number and boolean attribute, and a string attribute only
-# when its key is one of these, which name things (a tool, a model, an id, a kind), never
-# what was said: an attribute not listed (a prompt, an output, tool arguments, a shell
+# ``derived``: a span keeps every number, boolean and null attribute, and a string attribute
+# only when its key is one of these, whose values are chosen by the agent's program or by the
+# deriver (a tool, a model, an id, a fixed word), never typed by a person nor read from a
+# command or a file: an attribute not listed (a prompt, an output, tool arguments, a shell
 # command, an error text, any attribute added later) is dropped.
+#
+# ``skillops.call.kind`` is not listed: it is read from the failed command (``Bash:go test``,
+# but also whatever the shell parser took for the program: a password pasted as a command,
+# a piece of inline code) or names the files a failed edit touched. No projection reads it
+# (the verdict reads ``skillops.resolved`` and ``skillops.call.probe``, computed at home), so
+# a team view loses nothing without it.
 NAMING_ATTRIBUTES = frozenset(
     {
         "gen_ai.operation.name",
@@ -66,7 +73,6 @@ NAMING_ATTRIBUTES = frozenset(
         "gen_ai.agent.id",
         "gen_ai.agent.name",
         "skillops.tool.kind",
-        "skillops.call.kind",
         "skillops.skill.requested",
         "skillops.usage.source",
         "skillops.exec.session_id",
@@ -99,7 +105,10 @@ def derived(event: Event) -> Event | None:
         kept = {
             key: value
             for key, value in event.attributes.items()
-            if key in NAMING_ATTRIBUTES or not isinstance(value, str | list)
+            # Listed types, not "anything but text": a value of a type added later is dropped.
+            if (key in NAMING_ATTRIBUTES and isinstance(value, str))
+            or value is None
+            or isinstance(value, bool | int | float)
         }
         return msgspec.structs.replace(event, attributes=kept)
     if isinstance(event, CaptureErrorRecorded | DeriveErrorRecorded):

@@ -12,18 +12,16 @@ in flight, and the next pass resumes from what the server holds.
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from pathlib import Path
-from urllib.parse import unquote
 
 import psycopg
 
 from .. import _logging
 from ..events import Database, LogError
 from .content import Content
-from .sync import BATCH, SCHEMES, SyncError, SyncReport, redact_url, sync
+from .sync import BATCH, SCHEMES, SyncError, SyncReport, first_line, redact_url, scrub, sync
 from .sync_state import record_error, record_progress, record_report, register
 
 _log = _logging.get_logger("skillopsd.team")
@@ -47,32 +45,16 @@ def check_url(url: str) -> str:
     try:
         psycopg.conninfo.conninfo_to_dict(url)
     except psycopg.Error as exc:
-        raise ValueError(f"--sync-to {redact_url(url)}: {scrub(str(exc), url)}") from exc
+        raise ValueError(f"--sync-to {redact_url(url)}: {scrub(first_line(exc), url)}") from exc
     return url
-
-
-def scrub(message: str, url: str) -> str:
-    """``message``'s first line without the URL's password, however a library quoted it."""
-    first = message.strip().splitlines()[0] if message.strip() else message
-    for secret in _passwords(url):
-        if len(secret) >= 1:
-            first = first.replace(secret, "***")
-    return first
-
-
-def _passwords(url: str) -> set[str]:
-    found = set()
-    user = re.match(r"[^:]+://([^@/]*)@", url)
-    if user and ":" in user.group(1):
-        found.add(user.group(1).split(":", 1)[1])
-    found.update(re.findall(r"[?&]password=([^&]*)", url, flags=re.IGNORECASE))
-    return {s for s in found | {unquote(s) for s in found} if s}
 
 
 class LiveSync:
     """Push the log at ``db_path`` to ``url`` from a thread, whenever poked."""
 
-    def __init__(self, db_path: Path, url: str, content: Content, *, batch: int = BATCH) -> None:
+    def __init__(
+        self, db_path: Path, url: str, content: Content, *, batch: int = BATCH, once: bool = False
+    ) -> None:
         self.db_path = db_path
         self.url = url
         self.server = redact_url(url)
@@ -86,6 +68,10 @@ class LiveSync:
         self._failures = 0
         self._said: str | None = None  # the outage or refusal already in the log
         self._noted = 0.0
+        # ``skillopsd --once``: no retry to promise, and the last pass's outcome is the exit
+        # status (a cron job must learn that the server is missing its data).
+        self._once = once
+        self.failure: tuple[int, str] | None = (2, "it did not run")  # (exit status, why)
         self._thread = threading.Thread(target=self._run, name="team-sync", daemon=True)
 
     def start(self) -> None:
@@ -112,6 +98,7 @@ class LiveSync:
         if self._thread.is_alive():
             self._thread.join(timeout)
         if self._thread.is_alive():
+            self.failure = (2, f"still sending after {timeout:g} s, abandoned")
             _log.warning(
                 "team sync abandoned its batch in flight (sent again at the next start)",
                 server=self.server,
@@ -121,6 +108,7 @@ class LiveSync:
         try:
             db = Database.open(self.db_path, create=False, fsync_commits=False)
         except LogError as exc:
+            self.failure = (2, f"cannot open the database: {exc}")
             _log.error("team sync disabled: cannot open the database", error=str(exc))
             return
         try:
@@ -129,7 +117,8 @@ class LiveSync:
             self._loop(db)
             if self._drain:
                 self._pass(db, final=True)
-        except Exception:  # the sync must never take capture down with it
+        except Exception as exc:  # the sync must never take capture down with it
+            self.failure = (2, f"stopped by an error: {type(exc).__name__}: {first_line(exc)}")
             _log.exception("team sync stopped by an error", server=self.server)
         finally:
             db.close()
@@ -164,12 +153,14 @@ class LiveSync:
                 batch=self.batch,
                 progress=lambda held: self._progress(db, held),
                 should_stop=None if final else lambda: self._stopping,
+                say=lambda line: _log.warning(f"team sync {line}", server=self.server),
             )
         except SyncError as exc:
-            return self._failed(db, scrub(str(exc), self.url))
+            return self._failed(db, scrub(first_line(exc), self.url))
         except (LogError, OSError, psycopg.Error) as exc:  # e.g. the local database busy
-            return self._failed(db, scrub(f"{type(exc).__name__}: {exc}", self.url))
+            return self._failed(db, scrub(f"{type(exc).__name__}: {first_line(exc)}", self.url))
         record_report(db, self.server, report)
+        self.failure = None if report.refused is None else (1, f"refused: {report.refused}")
         if report.refused is not None:
             self._failures = 0  # the server answered: an outage is over
             if report.refused != self._said:
@@ -191,6 +182,7 @@ class LiveSync:
                 _log.debug("team sync could not note its progress", error=str(exc))
 
     def _failed(self, db: Database, message: str) -> float:
+        self.failure = (2, message)
         self._failures += 1
         delay = min(MAX_BACKOFF, FIRST_BACKOFF * 2 ** min(self._failures - 1, 16))
         try:
@@ -199,10 +191,8 @@ class LiveSync:
             _log.debug("team sync could not note its error", error=str(exc))
         if self._failures == 1:  # one line per outage; ``status`` shows the newest error
             self._said = message
-            _log.error(
-                f"team sync failed: {message}; retrying with backoff (first in {delay:g}s)",
-                server=self.server,
-            )
+            retry = "" if self._once else f"; retrying with backoff (first in {delay:g}s)"
+            _log.error(f"team sync failed: {message}{retry}", server=self.server)
         else:
             _log.debug("team sync still failing", error=message, retry_in=delay)
         return delay

@@ -10,7 +10,8 @@ machine then records that row. The pool itself is read from the synced events
 (``skillops_events``) of the skill's stream; what they count is decided by
 ``versions/pooled.py``, which never touches the server.
 
-Every call is short and bounded (a connect timeout, a statement timeout), and a server that
+Every call is short and bounded (a connect timeout, a statement timeout, and a watchdog
+that cuts a call the server stopped answering after :data:`STALL_BOUND`), and a server that
 failed is not asked again for :data:`RETRY_AFTER` seconds: an absent or slow server means a
 machine routes on its own counts, never a stalled daemon.
 """
@@ -25,10 +26,14 @@ import psycopg
 
 from ..events import RecordedEvent, content_id
 from ..events.types import TeamDecision
-from .sync import ensure_pool_schema, ensure_schema, first_line, redact_url
+from .stall import Watchdog
+from .sync import ensure_pool_schema, ensure_schema, first_line, redact_url, scrub
 
 CONNECT_TIMEOUT = 3  # seconds (libpq's minimum is 2)
 STATEMENT_TIMEOUT_MS = 5000
+# A server that stops answering mid-call (frozen, a dropped VPN) cannot enforce its statement
+# timeout: the watchdog cuts the connection after this many seconds of the whole call.
+STALL_BOUND = 2 * STATEMENT_TIMEOUT_MS / 1000
 RETRY_AFTER = 30.0
 # What a machine's skill stream needs to be folded (its routings are not: they are many).
 _FOLDED = (
@@ -117,7 +122,7 @@ def _connect(url: str) -> psycopg.Connection[tuple[object, ...]]:
     except (psycopg.Error, ValueError) as exc:
         _failed[url] = time.monotonic()
         raise PoolUnavailable(
-            f"cannot reach {redact_url(url)}: {redact_url(first_line(exc))}"
+            f"cannot reach {redact_url(url)}: {scrub(first_line(exc), url)}"
         ) from exc
 
 
@@ -197,7 +202,9 @@ def snapshot(
     test running here: a team test of that pair is opened with this start unless one is open
     (the caller binds its test to the right one, see ``versions/pooled.bind``)."""
     conn = _connect(url)
+    watchdog = Watchdog(conn, redact_url(url), bound=STALL_BOUND)
     try:
+        watchdog.__enter__()
         ensure_schema(conn)
         if not ensure_pool_schema(conn):
             raise PoolUnavailable(
@@ -226,8 +233,11 @@ def snapshot(
         return Snapshot(machines=machines, tests=tests)
     except psycopg.Error as exc:
         _failed[url] = time.monotonic()
-        raise PoolUnavailable(f"{redact_url(url)}: {redact_url(first_line(exc))}") from exc
+        if watchdog.stalled is not None:
+            raise PoolUnavailable(watchdog.stalled) from exc
+        raise PoolUnavailable(f"{redact_url(url)}: {scrub(first_line(exc), url)}") from exc
     finally:
+        watchdog.__exit__(None, None, None)
         conn.close()
 
 
@@ -235,7 +245,9 @@ def decide(url: str, decision: TeamDecision) -> TeamTest:
     """Write ``decision`` as its test's decision unless one is written; the row as it now
     stands (the caller records that one, whoever wrote it)."""
     conn = _connect(url)
+    watchdog = Watchdog(conn, redact_url(url), bound=STALL_BOUND)
     try:
+        watchdog.__enter__()
         with conn.transaction():
             conn.execute(
                 "UPDATE skillops_team_tests SET outcome = %s, decided_by = %s,"
@@ -253,6 +265,9 @@ def decide(url: str, decision: TeamDecision) -> TeamTest:
         return found[0]
     except psycopg.Error as exc:
         _failed[url] = time.monotonic()
-        raise PoolUnavailable(f"{redact_url(url)}: {redact_url(first_line(exc))}") from exc
+        if watchdog.stalled is not None:
+            raise PoolUnavailable(watchdog.stalled) from exc
+        raise PoolUnavailable(f"{redact_url(url)}: {scrub(first_line(exc), url)}") from exc
     finally:
+        watchdog.__exit__(None, None, None)
         conn.close()

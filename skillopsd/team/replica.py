@@ -57,7 +57,17 @@ from ..events import (
     utc_now,
 )
 from ..events.types import PayloadsErased, SkillExecutionRecorded, SkillVersionCreated
-from .sync import SCHEMES, SyncError, check_userinfo, connect, first_line, redact_url, server_name
+from .stall import Watchdog, progress
+from .sync import (
+    SCHEMES,
+    SyncError,
+    check_userinfo,
+    connect,
+    first_line,
+    redact_url,
+    scrub,
+    server_name,
+)
 
 # Events appended per replica transaction: a killed pull keeps every finished one.
 BATCH = 5000
@@ -130,6 +140,9 @@ class PullReport(msgspec.Struct):
     shared: int = 0
     erased: int = 0
     new: bool = False
+    # The server has no skillops tables: no machine ever synced to it (or the URL names
+    # another database).
+    bare: bool = False
     rebuilt: str | None = None
     broken: list[str] = []
     refused: list[str] = []
@@ -150,7 +163,7 @@ def server_identity(url: str) -> str:
         info = conninfo_to_dict(url)
     except (psycopg.Error, ValueError) as exc:
         raise SyncError(
-            f"not a PostgreSQL URL ({redact_url(url)}): {redact_url(first_line(exc))}"
+            f"not a PostgreSQL URL ({redact_url(url)}): {scrub(first_line(exc), url)}"
         ) from exc
     user = str(info.get("user") or os.environ.get("PGUSER") or _login())
     host = str(info.get("host") or info.get("hostaddr") or os.environ.get("PGHOST") or "localhost")
@@ -193,34 +206,43 @@ def open_replica(
     os.chmod(target.parent, 0o700)
     with _pull_lock(target):
         conn = connect(url, application="skillops team")
+        watchdog = Watchdog(conn, identity, say)
+        db: Database | None = None
         try:
             existed = target.exists()
             rebuilt: str | None = None
-            db: Database | None = None
-            try:
-                db = _open(target, identity)
-                report = pull(db, conn)
-            except _DAMAGED as exc:
-                if db is not None:
-                    with contextlib.suppress(apsw.Error):
-                        db.close()
-                rebuilt = first_line(exc)
-                discard(target)
-                db = _open(target, identity)
-                report = pull(db, conn)
+            with watchdog:
+                try:
+                    db = _open(target, identity)
+                    report = pull(db, conn)
+                except _DAMAGED as exc:
+                    if db is not None:
+                        with contextlib.suppress(apsw.Error):
+                            db.close()
+                    rebuilt = first_line(exc)
+                    discard(target)
+                    db = _open(target, identity)
+                    report = pull(db, conn)
         except psycopg.Error as exc:
-            raise SyncError(f"{redact_url(url)}: {redact_url(first_line(exc))}") from exc
+            if watchdog.stalled is not None:
+                raise SyncError(watchdog.stalled) from exc
+            raise SyncError(f"{redact_url(url)}: {scrub(first_line(exc), url)}") from exc
         finally:
             conn.close()
     report.replica = str(target)
     report.new = not existed
     report.rebuilt = rebuilt
-    if rebuilt is not None:
+    if report.bare:
+        say(
+            f"no machine has synced to {report.server} (it has no skillops tables: is the"
+            " database name right?)"
+        )
+    elif rebuilt is not None:
         say(f"team replica {target} could not be used ({rebuilt}): made again from the server")
     elif report.new:
         say(
-            f"team replica {target}: {report.appended:,} events of {report.machines} machines"
-            f" pulled from {report.server}"
+            f"team replica {target}: {report.appended:,} events of {report.machines}"
+            f" machine{'' if report.machines == 1 else 's'} pulled from {report.server}"
         )
     for line in dict.fromkeys(report.broken):
         say(line)
@@ -273,13 +295,18 @@ def discard(target: Path) -> None:
             os.unlink(f"{target}{suffix}")
 
 
-def heads(conn: psycopg.Connection[tuple[Any, ...]]) -> list[MachineHead]:
-    """Every machine on the server and the last position it holds of it (one query)."""
+def has_tables(conn: psycopg.Connection[tuple[Any, ...]]) -> bool:
+    """Whether any machine has synced to this server (its tables exist)."""
     ready = conn.execute(
         "SELECT to_regclass('skillops_machines') IS NOT NULL"
         " AND to_regclass('skillops_events') IS NOT NULL"
     ).fetchone()
-    if ready is None or not ready[0]:
+    return ready is not None and bool(ready[0])
+
+
+def heads(conn: psycopg.Connection[tuple[Any, ...]]) -> list[MachineHead]:
+    """Every machine on the server and the last position it holds of it (one query)."""
+    if not has_tables(conn):
         return []  # no machine has synced to this server yet
     rows = conn.execute(
         "SELECT m.machine, m.label, m.refused, coalesce((SELECT e.position FROM skillops_events e"
@@ -317,6 +344,7 @@ def pull(db: Database, conn: psycopg.Connection[tuple[Any, ...]]) -> PullReport:
     conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
     conn.read_only = True
     with conn.transaction():  # one snapshot of the server for the whole pull
+        report.bare = not has_tables(conn)
         machines = []
         for m in heads(conn):
             if _MACHINE_ID.fullmatch(m.machine):
@@ -409,6 +437,7 @@ def _rows(
     )
     try:
         for row in cursor:
+            progress()  # the server answers: the watchdog waits on
             yield _Row(
                 m.machine,
                 int(row[0]),

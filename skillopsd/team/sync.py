@@ -10,12 +10,12 @@ machine whose chain breaks is refused at the break with nothing of it stored pas
 
 from __future__ import annotations
 
-import re
 import socket
 from collections.abc import Callable
 
 import msgspec
 import psycopg
+from psycopg.conninfo import conninfo_to_dict
 
 from .._defaults import TEAM_URL_ENV
 from ..events import (
@@ -29,6 +29,11 @@ from ..events import (
 )
 from ..events.types import PayloadsErased
 from .content import Content, outgoing
+from .stall import Watchdog, lock_timeout_ms
+from .urls import SCHEMES, redact_url, scrub
+from .urls import check_userinfo as userinfo_fault
+
+__all__ = ["SCHEMES", "redact_url", "scrub"]  # re-exported: callers import them from here
 
 URL_ENV = TEAM_URL_ENV
 BATCH = 500
@@ -121,25 +126,9 @@ class SyncReport(msgspec.Struct):
     erased: int
     erased_on_server: int
     refused: str | None = None
-
-
-# What a team server's URL starts with (libpq's own URI schemes).
-SCHEMES = ("postgresql://", "postgres://")
-
-
-def redact_url(url: str) -> str:
-    """``url`` without its password, in the user part, a ``password=`` parameter of its
-    query or a key=value connection string (for messages and for what is stored about the
-    server)."""
-    # Up to the last "@": a password may hold "@", "/", "?" or "#" unencoded, and where it
-    # ends cannot be told; more is masked (an "@" in the query too), never less.
-    url = re.sub(r"(://[^:/@]*:).*@", r"\1***@", url)
-    # A URL's query (percent-encoded: "&" ends the value), then libpq's key=value form (a
-    # value ends at a space unless quoted, where \' escapes a quote).
-    url = re.sub(r"([?&]password=)[^&#\s]*", r"\1***", url, flags=re.IGNORECASE)
-    return re.sub(
-        r"((?:^|\s)password\s*=\s*)('(?:[^'\\]|\\.)*'?|\S+)", r"\1***", url, flags=re.IGNORECASE
-    )
+    # Events the server already held, sent under a narrower --content than this one: they
+    # stay as they were sent (a re-sync never re-sends a stored link).
+    kept_narrower: int = 0
 
 
 def machine_id(db: Database) -> str | None:
@@ -154,13 +143,11 @@ def machine_id(db: Database) -> str | None:
 
 
 def check_userinfo(url: str) -> None:
-    """SyncError when ``url``'s user or password holds an unencoded ``@``: libpq would take
-    the rest of the password for the host name and quote it back in its error."""
-    authority = re.match(r"(?i)\s*postgres(?:ql)?://([^/?#]*)", url)
-    if authority and authority.group(1).count("@") > 1:
-        raise SyncError(
-            f"{redact_url(url)}: the user or password holds '@': write it as %40 in the URL"
-        )
+    """SyncError when libpq would misread ``url``'s user or password (an unencoded ``@`` or
+    ``/``): it would take a piece of the password for a host and quote it back."""
+    why = userinfo_fault(url)
+    if why is not None:
+        raise SyncError(f"{redact_url(url)}: {why}")
 
 
 def connect(
@@ -168,12 +155,17 @@ def connect(
 ) -> psycopg.Connection[tuple[object, ...]]:
     check_userinfo(url)
     try:
-        return psycopg.connect(url, connect_timeout=10, application_name=application)
+        # A lock held on the server (VACUUM FULL) ends the wait with the server's own message;
+        # the user's own options (``?options=…``) are kept.
+        given = str(conninfo_to_dict(url).get("options") or "")
+        options = f"{given} -c lock_timeout={lock_timeout_ms()}".strip()
+        return psycopg.connect(
+            url, connect_timeout=10, application_name=application, options=options
+        )
     except (psycopg.Error, ValueError) as exc:  # ValueError: psycopg's own URL parsing
         # psycopg's message may quote the URL it could not parse: redacted too.
-        raise SyncError(
-            f"cannot connect to {redact_url(url)}: {redact_url(first_line(exc))}"
-        ) from exc
+        message = scrub(first_line(exc), url)
+        raise SyncError(f"cannot connect to {redact_url(url)}: {message}") from exc
 
 
 def first_line(exc: BaseException) -> str:
@@ -223,6 +215,8 @@ def sync(
     batch: int = BATCH,
     progress: Callable[[int], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    say: Callable[[str], None] | None = None,
+    count_narrower: bool = False,
 ) -> SyncReport:
     """Send every link the server lacks, ``batch`` per transaction; see the module doc.
 
@@ -253,8 +247,10 @@ def sync(
         erased_on_server=0,
     )
     conn = connect(url)
+    watchdog = Watchdog(conn, redact_url(url), say)
     try:
-        report.server = server_name(conn)
+        report.server = watchdog.server = server_name(conn)
+        watchdog.__enter__()
         ensure_schema(conn)
         ensure_pool_schema(conn)
         if machine is None:
@@ -270,15 +266,41 @@ def sync(
             with conn.transaction():
                 done = _one_batch(conn, db, machine, label, content, batch, report, first)
             first = False
+            watchdog.progress()
             if progress is not None:
                 progress(report.held)
             if done or (should_stop is not None and should_stop()):
                 break
+        if count_narrower and report.held_before:
+            report.kept_narrower = _narrower(conn, machine, content, report.held_before)
     except psycopg.Error as exc:
-        raise SyncError(f"{report.server}: {first_line(exc)}") from exc
+        if watchdog.stalled is not None:
+            raise SyncError(watchdog.stalled) from exc
+        raise SyncError(f"{report.server}: {scrub(first_line(exc), url)}") from exc
     finally:
+        watchdog.__exit__(None, None, None)
         conn.close()
     return report
+
+
+def _narrower(
+    conn: psycopg.Connection[tuple[object, ...]], machine: str, content: Content, upto: int
+) -> int:
+    """How many of the first ``upto`` events of ``machine`` on the server hold less than
+    ``content`` would send now (one indexed scan of that machine's rows, ``skillopsctl sync``
+    only: the daemon's passes do not pay it)."""
+    if content is Content.ALL:
+        where = "content IN ('derived', 'withheld')"
+    elif content is Content.DERIVED:
+        # A transcript line is withheld under derived too.
+        where = "content = 'withheld' AND type <> 'TranscriptLineCaptured'"
+    else:
+        return 0
+    row = conn.execute(
+        f"SELECT count(*) FROM skillops_events WHERE machine = %s AND position <= %s AND {where}",
+        (machine, upto),
+    ).fetchone()
+    return int(row[0]) if row else 0  # type: ignore[call-overload]
 
 
 def server_name(conn: psycopg.Connection[tuple[object, ...]]) -> str:

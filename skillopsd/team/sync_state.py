@@ -10,13 +10,15 @@ can know), and it is created on first use.
 
 from __future__ import annotations
 
+import re
+
 import apsw
 import msgspec
 
 from ..events import Database
 from ..events._db import scalar
 from ..events._log import utc_now
-from .sync import SyncReport
+from .sync import SyncReport, redact_url, scrub
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sync_targets (
@@ -54,6 +56,52 @@ def _ensure(db: Database) -> None:
     if not present:
         with db.write() as conn:
             conn.execute(_SCHEMA)
+        return
+    _clean(db)
+
+
+# What libpq quotes of a URL it could not parse (a piece of the password, as typed).
+_QUOTED_TOKEN = re.compile(
+    r'((?:percent-encoded token|percent-encoded value|spaces found in):? )"[^"]*"'
+)
+
+
+def _clean(db: Database) -> None:
+    """Rows written by an older version that kept a secret: a server named with its
+    ``sslpassword`` in clear (its errors quote it too), an error quoting libpq's token.
+    Rewritten masked, their old bytes zeroed (secure_delete)."""
+    with db.read() as conn:
+        rows = [
+            (str(server), error, refused)
+            for server, error, refused in conn.execute(
+                "SELECT server, last_error, refused FROM sync_targets"
+            )
+        ]
+    fixes = []
+    for server, error, refused in rows:
+        masked = redact_url(server)
+        new_error = None if error is None else _QUOTED_TOKEN.sub(r'\1"***"', scrub(error, server))
+        new_refused = None if refused is None else scrub(refused, server)
+        if (masked, new_error, new_refused) != (server, error, refused):
+            fixes.append((server, masked, new_error, new_refused))
+    if not fixes:
+        return
+    with db.write() as conn:
+        conn.execute("PRAGMA secure_delete = ON")
+        try:
+            for server, masked, error, refused in fixes:
+                if masked != server and scalar(
+                    conn, "SELECT count(*) FROM sync_targets WHERE server = ?", (masked,)
+                ):
+                    conn.execute("DELETE FROM sync_targets WHERE server = ?", (server,))
+                    continue
+                conn.execute(
+                    "UPDATE sync_targets SET server = ?, last_error = ?, refused = ?"
+                    " WHERE server = ?",
+                    (masked, error, refused, server),
+                )
+        finally:
+            conn.execute("PRAGMA secure_delete = OFF")
 
 
 def register(db: Database, server: str, content: str, *, live: bool) -> None:
