@@ -26,8 +26,10 @@ The verdict says how the session *ended*, from facts the deriver put on its span
   in the session do not spoil it.
 
 Bookkeeping calls (to-do lists, plans: ``TodoWrite``, ``update_plan``, ``write_todos``, …)
-never decide, and never hide a block before them. Every verdict but success carries a reason:
-one line and the ids of the spans that decided it.
+never decide, and never hide a block before them. A call whose outcome is unknown (a test run
+or build whose status a pipe hid and whose output says neither pass nor fail) is no pass and no
+failure: it resolves nothing, is not counted in ``failure_share``, and alone gives no verdict.
+Every verdict but success carries a reason: one line and the ids of the spans that decided it.
 
 Defaults: ``tail_turns=1``, ``unresolved_min=1``, ``failure_share=0.8``.
 """
@@ -49,6 +51,9 @@ SUMMARY = (
     " the last tail_turns turns failed and nothing of the same kind (for a test run, one"
     " covering what failed) passed after it, or more than failure_share of the calls failed;"
     " success: otherwise; none: no call has an outcome."
+    " A test run or build whose exit status a pipe hid (go test | tail, cargo build | tail)"
+    " counts by its own output: its failure or pass summary, else unknown (?), which neither"
+    " fails the session nor resolves an earlier failure."
     " Each verdict but success has a one-line reason and its deciding spans."
 )
 # Shown, never stored: an unfinished session whose files are still being written.
