@@ -276,6 +276,38 @@ _OTHERS: list[tuple[str, Claude, str | None, dict[str, int]]] = [
         "success",
         {"failure": 1, "success": 1},
     ),
+    (
+        # A block, then a build whose outcome is unknown: something came after the block.
+        "a block, then an unknown build",
+        Claude("6b3d0000-0000-4000-8000-100000000005")
+        .prompt("push it")
+        .call("t1", "Bash", command="git push origin main")
+        .result(
+            "t1",
+            "The user doesn't want to proceed with this tool use. The tool use was rejected",
+            error=True,
+        )
+        .call("t2", "Bash", command="make 2>&1 | tail -3")
+        .result("t2", "cc -c -o main.o main.c\ncc -o app main.o")
+        .say("Built it instead of pushing."),
+        "success",
+        {"blocked": 1, "unknown": 1},
+    ),
+    (
+        # The user interrupted a turn whose only call's outcome is unknown: abandoned.
+        "an interrupt after an unknown build",
+        Claude("6b3d0000-0000-4000-8000-100000000006")
+        .prompt("run the tests")
+        .call("t1", "Bash", command="go test ./...")
+        .result("t1", "ok  \tapp\t0.1s")
+        .say("Green.")
+        .prompt("now build the image")
+        .call("t2", "Bash", command="docker build -t app . 2>&1 | tail -3")
+        .result("t2", "#7 [3/4] RUN npm ci\n#7 12.3 added 120 packages")
+        .interrupt(),
+        "abandoned",
+        {"success": 1, "unknown": 1},
+    ),
 ]
 
 
