@@ -308,6 +308,65 @@ _OTHERS: list[tuple[str, Claude, str | None, dict[str, int]]] = [
         "abandoned",
         {"success": 1, "unknown": 1},
     ),
+    (
+        # A Python program whose output ends in a traceback died, whatever tail's status.
+        "a piped python script that died",
+        Claude("6b3d0000-0000-4000-8000-100000000007")
+        .prompt("migrate the database")
+        .call("t1", "Bash", command="python manage.py migrate 2>&1 | tail -3")
+        .result(
+            "t1",
+            '  File "/w/repo/manage.py", line 3, in <module>\n    import foo\n'
+            "ModuleNotFoundError: No module named 'foo'",
+        )
+        .say("Migrated."),
+        "failure",
+        {"failure": 1},
+    ),
+    (
+        # A script has no summary that says it passed: any other output keeps its status.
+        "a piped python script that printed",
+        Claude("6b3d0000-0000-4000-8000-100000000008")
+        .prompt("migrate the database")
+        .call("t1", "Bash", command="python manage.py migrate 2>&1 | tail -3")
+        .result("t1", "  Applying app.0002_auto... OK\n  Applying app.0003_index... OK")
+        .say("Migrated."),
+        "success",
+        {"success": 1},
+    ),
+    (
+        # A traceback the script printed and went on after (a logged, handled error).
+        "a piped python script that logged a traceback and went on",
+        Claude("6b3d0000-0000-4000-8000-100000000009")
+        .prompt("run the job")
+        .call("t1", "Bash", command="python job.py 2>&1 | tail -4")
+        .result(
+            "t1",
+            '  File "job.py", line 9, in fetch\nTimeoutError: timed out\nretrying...\n'
+            "done: 12 rows",
+        )
+        .say("The job ran."),
+        "success",
+        {"success": 1},
+    ),
+]
+_CODEX_OTHERS = [
+    (
+        "a piped python script that died",
+        [
+            *_codex_turn("migrate the database"),
+            *_exec(
+                "c1",
+                "python3 manage.py migrate 2>&1 | tail -3",
+                0,
+                '  File "/w/repo/manage.py", line 3, in <module>\n    import foo\n'
+                "ModuleNotFoundError: No module named 'foo'",
+            ),
+            _codex_answer("Migrated."),
+        ],
+        "failure",
+        {"failure": 1},
+    ),
 ]
 
 
@@ -319,6 +378,8 @@ def shown(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]
         _codex(home, n, _codex_rows(runner, kind))
     for _name, session, _verdict, _counts in _OTHERS:
         session.write(home)
+    for n, (_name, rows, _verdict, _counts) in enumerate(_CODEX_OTHERS):
+        _codex(home, 900 + n, rows)
     run_once(home)
     done = run_ctl("--db", str(db_path(home)), "sessions", "--json", env=daemon_env(home))
     assert done.returncode == 0, done.stderr
@@ -359,6 +420,19 @@ def test_builds_a_script_keeps_or_lets_fail(shown: dict[str, dict[str, Any]], n:
     got = shown[session.sid]
     assert got["verdict"] == verdict, got["verdict_reason"]
     assert {k: v for k, v in got["outcomes"].items() if v} == counts
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("n", range(len(_CODEX_OTHERS)), ids=[o[0] for o in _CODEX_OTHERS])
+def test_codex_scripts(shown: dict[str, dict[str, Any]], n: int) -> None:
+    _name, _rows, verdict, counts = _CODEX_OTHERS[n]
+    got = shown[f"019f0000-0000-7000-8000-{900 + n:012d}"]
+    assert got["verdict"] == verdict, got["verdict_reason"]
+    assert {k: v for k, v in got["outcomes"].items() if v} == counts
+    if verdict == "failure":
+        assert got["verdict_reason"].startswith(
+            "failure: python3 manage.py migrate | tail -3 failed in the last turn"
+        )
 
 
 # --- the pieces -------------------------------------------------------------------------

@@ -16,7 +16,8 @@ inside a line does not decide; a line that reports one error (``a.c:3:5: error: 
 Builds are read the same way (:func:`builds_in`: ``cargo build``, ``go build``, ``make``,
 ``npm run build``, ``docker build``, a compiler), but only where a pipe alone hid their status
 (``cargo build | tail -3``): a build the script lets fail on purpose (``| head || true``, a
-loop over platforms) keeps the script's status.
+loop over platforms) keeps the script's status. A Python program whose status a pipe hid
+failed when its output ends in a traceback (:func:`_settle_python`).
 
 Which tests a run covers (:func:`covers`) decides whether a later pass resolves an earlier
 failure: only a run of the same runner over the same or a wider target set, with no narrower
@@ -33,7 +34,7 @@ from functools import lru_cache
 import msgspec
 
 from ._shell import Command, Dialect, _command_of, call_script, read_script
-from ._tree import SpanTree, clip
+from ._tree import Span, SpanTree, clip
 
 # A runner's id by its command key (``Command.key``); wrappers are resolved first.
 _RUNNERS: dict[str, str] = {
@@ -598,6 +599,7 @@ def settle_hidden(tree: SpanTree) -> None:
         hidden = [r for r in runs_in(*found) if not r.carried]
         hidden += builds_in(*found)
         if not hidden:
+            _settle_python(span, found)
             continue
         if span.outcome == "failure" and not _grep_found_nothing(found, span.output):
             continue  # it failed for a reason of its own (a timeout, a build error it carried)
@@ -617,6 +619,35 @@ def settle_hidden(tree: SpanTree) -> None:
 
 
 _SETTLED = frozenset({"success", "failure"})
+# A Python program that died on an exception: its traceback ends the output (a frame line, then
+# "ModuleNotFoundError: No module named 'foo'"), however much of its start a tail cut.
+_PYTHONS = frozenset({"python", "python3", "py", "pypy3"})
+_FRAME = re.compile(r'^(?:Traceback \(most recent call last\):|  File ".*", line \d+)', re.M)
+_EXCEPTION = re.compile(r"\A[A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt)(?:: .*)?\Z")
+# What an agent appends after a command's own output (Claude Code's note on a reset cwd).
+_AFTER = re.compile(r"\AShell cwd was reset to ")
+
+
+def _settle_python(span: Span, found: tuple[str, Dialect]) -> None:
+    """A Python program whose status only a pipe hid and whose output ends in a traceback
+    (``python manage.py migrate 2>&1 | tail -3``) failed; any other output keeps the script's
+    status (a script has no summary that says it passed)."""
+    if span.outcome != "success" or span.output is None or not _FRAME.search(span.output):
+        return
+    read = read_script(*found)
+    hidden = [
+        command.text
+        for command, by_pipe in zip(read.commands, read.hidden_by_pipe, strict=False)
+        if by_pipe and _resolve(command).program in _PYTHONS
+    ]
+    lines = [line.strip() for line in _PLACEHOLDERS.sub("", span.output).splitlines()]
+    lines = [line for line in lines if line and not _AFTER.match(line)]
+    if not hidden or not lines or not _EXCEPTION.match(lines[-1]):
+        return
+    span.attributes["skillops.result.masked"] = hidden[0]
+    span.outcome = "failure"
+    span.attributes["skillops.result.error"] = clip(span.output, 2000)
+    span.attributes["skillops.result.summary"] = lines[-1][:200]
 
 
 # Runners that print nothing when they pass (golangci-lint before 1.60 did not say "0 issues"),
