@@ -69,7 +69,8 @@ from .gemini import is_session as is_gemini_session
 # a pipe hid (``cargo build | tail``, ``go build``, ``make``, ``npm run build``, ``docker
 # build``, a compiler) is judged by its output like a test run: a failure, a pass, or unknown,
 # never the pipe's success; ``a && b 2>&1 | c`` pipes only ``b`` (tree-sitter reads it as
-# ``(a && b) | c``).
+# ``(a && b) | c``); a piped Python program whose output ends in a traceback failed; a call of
+# unknown outcome gets ``skillops.turns_from_end`` (it ran: an interrupt of its turn stopped work).
 DERIVER_VERSION = 15
 
 _TOKEN_ATTRIBUTES = (
