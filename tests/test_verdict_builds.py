@@ -1,7 +1,7 @@
 """Test runs and builds whose exit status a pipe hid, for every runner the reviewer named
 (finding G3): ``python -m unittest``, ``bundle exec rspec``, ``rails test``, ``./gradlew
-test``, ``bazel test``, ``ctest``, ``cargo build``, ``go build``, ``make``, ``npm run build``,
-``docker build`` and a compiler.
+test``, ``mvn test``, ``bazel test``, ``ctest``, ``cargo build``, ``go build``, ``make``,
+``npm run build``, ``docker build``, a compiler, and a Python program.
 
 Piped through ``tail`` (the pipeline's status is ``tail``'s, 0), a run is judged by its own
 output: its failure summary makes the call a failure, its passing summary a success, and an
@@ -76,6 +76,17 @@ _RUNNERS = [
         "> Task :app:test\n\nBUILD SUCCESSFUL in 3s\n4 actionable tasks: 4 executed",
         "> Task :app:compileJava\n> Task :app:test",
         "./gradlew test | tail -8",
+    ),
+    Runner(
+        "maven",
+        "mvn test 2>&1 | tail -5",
+        "mvn test",
+        "[ERROR] Tests run: 3, Failures: 1, Errors: 0, Skipped: 0\n[INFO] BUILD FAILURE\n"
+        "[ERROR] Failed to execute goal org.apache.maven.plugins:maven-surefire-plugin:3.2.5:test"
+        " (default-test) on project app: There are test failures.",
+        "[INFO] Tests run: 3, Failures: 0, Errors: 0, Skipped: 0\n[INFO] BUILD SUCCESS",
+        "[INFO] Scanning for projects...\n[INFO] Building app 1.0",
+        "mvn test | tail -5",
     ),
     Runner(
         "bazel",

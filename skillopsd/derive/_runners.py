@@ -454,7 +454,11 @@ _SIGNS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         (r"^Tests Passed: [1-9]\d*, Failed: 0\b", _PASSED),
         (r"^\s*Failed!\s+- Failed:\s+[1-9]|^Test Run Failed\.", _FAILED),
         (r"^\s*Passed!\s+- Failed:\s+0\b|^Test Run Successful\.", _PASSED),
-        (r"^\[ERROR\] Tests run: .*Failures: [1-9]|^\[INFO\] BUILD FAILURE|^BUILD FAILED", _FAILED),
+        (
+            r"^\[ERROR\] Tests run: .*(?:Failures|Errors): [1-9]|^\[(?:INFO|ERROR)\] BUILD FAILURE",
+            _FAILED,
+        ),
+        (r"^\[ERROR\] Failed to execute goal |^BUILD FAILED|^> Task \S+ FAILED$", _FAILED),
         (r"^\[INFO\] BUILD SUCCESS|^BUILD SUCCESSFUL", _PASSED),
         (r"^\d+ examples?, [1-9]\d* failures?|^Failed examples:$", _FAILED),
         (r"^\d+ examples?, 0 failures", _PASSED),
@@ -482,7 +486,8 @@ _SIGNS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
     )
 )
 # A task runner's prefix on the lines of the task it runs (mise: "[lint:go] 1 issues:").
-_TASK_PREFIX = re.compile(r"^\[[\w:./@-]+\] ", re.MULTILINE)
+# Not a log level (Maven's "[INFO] BUILD SUCCESS", "[ERROR] Tests run: …"): those are its own.
+_TASK_PREFIX = re.compile(r"^\[(?!(?:INFO|ERROR|WARNING|WARN|DEBUG)\] )[\w:./@-]+\] ", re.M)
 # Every sign of a kind in one pattern: one scan finds the first failure line.
 # Every sign is anchored at a line's start: the scan tries the alternatives only there.
 _ANY_FAILED = re.compile(
