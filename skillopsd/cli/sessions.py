@@ -445,7 +445,10 @@ def _tree_lines(
             lines.append(squeeze(head, detail, decided, width))
             if call and span.outcome in ("failure", "blocked"):
                 indent = "  " * (depth + 1)
-                why = first_reason(span.attributes.get("skillops.result.error"))
+                # A run whose hidden status its output decided: the summary that decided it.
+                why = first_reason(span.attributes.get("skillops.result.summary")) or first_reason(
+                    span.attributes.get("skillops.result.error")
+                )
                 lines.append(squeeze(f"{indent}↳ ", why or "(no reason recorded)", "", width))
             walk(span.span_id, depth + 1)
 

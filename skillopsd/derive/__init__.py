@@ -64,7 +64,14 @@ from .gemini import is_session as is_gemini_session
 # keyed by its runner, and a failed run is resolved only by a pass covering what failed (the
 # same or wider targets, no narrower selection, or the failing tests named); a pipeline is
 # named by its last stage that is not a filter (``go test | tail`` is a ``go test``).
-DERIVER_VERSION = 14
+# 15: more runners are read (``python -m unittest``, ``bundle exec rspec``, ``rails test``,
+# ``./gradlew test``, ``bazel test``, ``ctest``, ``mise exec --``), and a build whose status only
+# a pipe hid (``cargo build | tail``, ``go build``, ``make``, ``npm run build``, ``docker
+# build``, a compiler) is judged by its output like a test run: a failure, a pass, or unknown,
+# never the pipe's success; ``a && b 2>&1 | c`` pipes only ``b`` (tree-sitter reads it as
+# ``(a && b) | c``); a piped Python program whose output ends in a traceback failed; a call of
+# unknown outcome gets ``skillops.turns_from_end`` (it ran: an interrupt of its turn stopped work).
+DERIVER_VERSION = 15
 
 _TOKEN_ATTRIBUTES = (
     ("input", "gen_ai.usage.input_tokens"),

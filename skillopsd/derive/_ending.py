@@ -4,7 +4,9 @@ The verdict itself is computed by the sessions projection (``projections/verdict
 its parameters are a ``PolicySet`` event; the deriver only states facts:
 
 - every TOOL and SKILL span with an outcome gets ``skillops.turns_from_end`` (0 in the session's
-  last turn);
+  last turn), and so does a call that ran but whose outcome is unknown (a run whose hidden
+  status its output did not tell, ``skillops.result.masked``): it neither passed nor failed,
+  but it came after what came before it;
 - a failed or blocked one also gets ``skillops.call.kind`` (the tool; for a shell command its
   deciding program and subcommand, read by a shell parser; for an edit the file it edits),
   ``skillops.resolved`` (a later call of the same kind succeeded: the agent or the user got
@@ -309,6 +311,10 @@ def mark_ending(tree: SpanTree) -> None:
     tops = {s.span_id: _top_turn(spans, s, cache) for s in every}
     calls = [s for s in every if s.outcome is not None]
     calls.sort(key=lambda s: (s.start or "", order[s.span_id]))
+    for span in every:
+        turn = tops.get(span.span_id)
+        if span.outcome is None and "skillops.result.masked" in span.attributes and turn in rank:
+            span.attributes["skillops.turns_from_end"] = rank[turn]
     # Keys only where they can matter: every failed or blocked call, and a success only when
     # its arguments mention every word of a key a failure needs (most do not: no parse).
     # A call that ran a test or lint runner is keyed by the runner, and remembers its runs:

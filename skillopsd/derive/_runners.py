@@ -10,7 +10,14 @@ own summary in the output decides the call (:func:`read_output`): a failure summ
 success, and an output that says neither leaves the outcome unknown (``None``, with
 ``skillops.result.masked``): it is neither counted as a pass nor as a failure. The patterns are
 anchored at the start of a line and name numbers, so a runner's test log quoting ``FAIL``
-inside a line does not decide.
+inside a line does not decide; a line that reports one error (``a.c:3:5: error: …``,
+``main.go:5:2: undefined: foo``) decides only when no summary does.
+
+Builds are read the same way (:func:`builds_in`: ``cargo build``, ``go build``, ``make``,
+``npm run build``, ``docker build``, a compiler), but only where a pipe alone hid their status
+(``cargo build | tail -3``): a build the script lets fail on purpose (``| head || true``, a
+loop over platforms) keeps the script's status. A Python program whose status a pipe hid
+failed when its output ends in a traceback (:func:`_settle_python`).
 
 Which tests a run covers (:func:`covers`) decides whether a later pass resolves an earlier
 failure: only a run of the same runner over the same or a wider target set, with no narrower
@@ -27,7 +34,7 @@ from functools import lru_cache
 import msgspec
 
 from ._shell import Command, Dialect, _command_of, call_script, read_script
-from ._tree import SpanTree, clip
+from ._tree import Span, SpanTree, clip
 
 # A runner's id by its command key (``Command.key``); wrappers are resolved first.
 _RUNNERS: dict[str, str] = {
@@ -69,12 +76,29 @@ _RUNNERS: dict[str, str] = {
     "swift test": "swift test",
     "tox": "tox",
     "nox": "nox",
+    "python -m unittest": "unittest",
+    "python3 -m unittest": "unittest",
+    "py -m unittest": "unittest",
+    "rails test": "rails test",
+    "rake test": "rake test",
+    "bazel test": "bazel test",
+    "ctest": "ctest",
 }
 # Commands that run another command named by their next words (``uv run pytest``).
 _WRAPPING = frozenset(
     {"uv run", "poetry run", "pdm run", "hatch run", "pipenv run", "rye run", "pnpm exec"}
-    | {"npm exec", "yarn dlx", "pnpm dlx", "npx", "bunx", "gradlew", "./gradlew"}
+    | {"npm exec", "yarn dlx", "pnpm dlx", "npx", "bunx"}
 )
+# Programs whose first word is a verb that runs the command after it (``bundle exec rspec``,
+# ``mise exec -- go build``), though the shell reader gives them no subcommand.
+_WRAPPING_VERBS: dict[str, frozenset[str]] = {
+    "bundle": frozenset({"exec"}),
+    "mise": frozenset({"exec", "x"}),
+}
+# Wrappers that are the program they wrap (``./gradlew test`` is ``gradle test``).
+_RENAMED = {"gradlew": "gradle", "mvnw": "mvn", "bazelisk": "bazel"}
+# Programs whose first plain word is the runner's verb (``bin/rails test``, ``bazel test``).
+_VERB_PROGRAMS = frozenset({"rails", "rake", "bazel"})
 # Task runners: a target or script named like a check runs one (``make test``, ``npm run lint``).
 _CHECK_NAME = re.compile(r"(?:^|[:_-])(?:test|tests|check|lint|vet|verify|typecheck|ci)(?:$|[:_-])")
 # Options whose value is not a target (by runner); an unknown ``-x`` is taken to be a flag.
@@ -139,7 +163,8 @@ def runs_in(script: str, dialect: Dialect = "bash") -> tuple[Run, ...]:
 # A cheap test before a script is parsed: most calls run no runner.
 _MENTIONS = re.compile(
     r"\b(?:test|tests|pytest|py\.test|jest|vitest|mocha|ruff|mypy|pyright|tsc|eslint|lint|check"
-    r"|vet|clippy|nextest|Pester|rspec|phpunit|tox|nox|verify|golangci-lint|typecheck|ci)\b"
+    r"|vet|clippy|nextest|Pester|rspec|phpunit|tox|nox|verify|golangci-lint|typecheck|ci|unittest"
+    r"|ctest)\b"
 )
 # A script whose commands are all joined by "&&" (no pipe, ";", line break, "||", loop,
 # condition or substitution) carries every command's status: nothing is hidden in it.
@@ -147,13 +172,20 @@ _MAY_HIDE = re.compile(r"[|;\n&`]|\$\(|\b(?:if|for|while|until|case|set|trap)\b"
 
 
 def _resolve(command: Command) -> Command:
-    """The command a wrapper runs (``uv run pytest`` is ``pytest``, ``npx jest`` is ``jest``)."""
-    for _ in range(3):
+    """The command a wrapper runs (``uv run pytest`` is ``pytest``, ``npx jest`` is ``jest``,
+    ``bundle exec rspec`` is ``rspec``, ``./gradlew test`` is ``gradle test``)."""
+    for _ in range(4):
         words = list(command.words)
+        renamed = _RENAMED.get(command.program)
+        if renamed is not None:
+            command = _command_of([renamed, *words], command.text)
+            continue
         if command.program in _WRAPPING:  # npx jest: the "subcommand" is the program run
             inner = words
         elif command.key in _WRAPPING and command.subcommand in words:
             inner = words[words.index(command.subcommand) + 1 :]
+        elif words[:1] and words[0] in _WRAPPING_VERBS.get(command.program, ()):
+            inner = words[1:]
         else:
             return command
         while inner and inner[0].startswith("-"):
@@ -164,8 +196,33 @@ def _resolve(command: Command) -> Command:
     return command
 
 
+def _verb(command: Command) -> tuple[str, list[str]]:
+    """A command's key and the words after it (``bin/rails test x`` is ``rails test``)."""
+    words = list(command.words)
+    if command.subcommand is not None:
+        if command.subcommand in words:
+            return command.key, words[words.index(command.subcommand) + 1 :]
+        if command.subcommand.startswith("-m ") and "-m" in words:
+            return command.key, words[words.index("-m") + 2 :]
+        return command.key, words
+    if command.program in _VERB_PROGRAMS:
+        at = next((i for i, w in enumerate(words) if not w.startswith("-")), None)
+        if at is not None:
+            return f"{command.program} {words[at]}", words[at + 1 :]
+    return command.key, words
+
+
 def _task(command: Command) -> tuple[str, list[str]] | None:
     """A task runner's check target (``make test``, ``npm run lint``) and its other words."""
+    found = _task_name(command)
+    if found is None or not _CHECK_NAME.search(found[0]):
+        return None
+    return found[1], found[2]
+
+
+def _task_name(command: Command) -> tuple[str, str, list[str]] | None:
+    """A task runner's target (``make build``, ``npm run lint``): its name, the runner's id
+    for it (``make build``, ``npm test``) and the words after it."""
     words = list(command.words)
     if command.program in ("make", "just", "yarn", "pnpm", "bun") and command.subcommand:
         name = command.subcommand
@@ -179,23 +236,19 @@ def _task(command: Command) -> tuple[str, list[str]] | None:
         name = next((w for w in words if not w.startswith("-")), "")
     else:
         return None
-    if not name or not _CHECK_NAME.search(name):
+    if not name:
         return None
     after = words[words.index(name) + 1 :] if name in words else []
     if command.program in ("npm", "yarn", "pnpm", "bun") and name == "test":
-        return f"{command.program} test", after
-    return f"{command.program} {name}", after
+        return name, f"{command.program} test", after
+    return name, f"{command.program} {name}", after
 
 
 def _run_of(command: Command, carried: bool) -> Run | None:
     command = _resolve(command)
-    runner = _RUNNERS.get(command.key) or _RUNNERS.get(command.program)
-    words = list(command.words)
-    if runner is not None and command.subcommand is not None:
-        if command.subcommand in words:
-            words = words[words.index(command.subcommand) + 1 :]
-        elif command.subcommand.startswith("-m ") and "-m" in words:
-            words = words[words.index("-m") + 2 :]
+    key, after = _verb(command)
+    runner = _RUNNERS.get(key) or _RUNNERS.get(command.program)
+    words = after if runner is not None and key != command.program else list(command.words)
     if runner is None:
         task = _task(command)
         if task is None:
@@ -217,6 +270,72 @@ def _run_of(command: Command, carried: bool) -> Run | None:
     return Run(
         runner=runner, text=command.text, targets=targets, selection=selection, carried=carried
     )
+
+
+# Builds by their command key (``Command.key``, after wrappers and :func:`_verb`): a build whose
+# status a pipe hid is judged by its output like a test run (``cargo build | tail``).
+_BUILDS = frozenset(
+    {"go build", "go install", "cargo build", "cargo check", "cargo rustc", "cargo install"}
+    | {"docker build", "podman build", "dotnet build", "dotnet publish", "swift build"}
+    | {"mvn compile", "mvn package", "mvn install", "bazel build", "zig build"}
+)
+# Programs that only build (compilers, build tools): whatever their arguments.
+_BUILDERS = frozenset(
+    {"gcc", "g++", "clang", "clang++", "cc", "c++", "javac", "rustc", "ninja", "xcodebuild"}
+    | {"msbuild", "webpack", "esbuild", "rollup", "parcel"}
+)
+# A task runner's target named like a build (``make all``, ``npm run build``).
+_BUILD_NAME = re.compile(
+    r"(?:^|[:_-])(?:build|compile|bundle|dist|package|all|install|release|bin|binary)(?:$|[:_-])"
+)
+_BUILD_MENTIONS = re.compile(
+    r"\b(?:build|install|check|rustc|compile|package|make|gmake|cmake|ninja|gcc|g\+\+|clang"
+    r"|cc|c\+\+|javac|xcodebuild|msbuild|webpack|esbuild|rollup|parcel|buildx|dist|bundle|all"
+    r"|publish|release|bin|binary)\b"
+)
+
+
+def builds_in(script: str, dialect: Dialect = "bash") -> tuple[Run, ...]:
+    """The builds of ``script`` whose exit status only a pipe hid (``cargo build | tail -3``,
+    ``go build``, ``make``, ``npm run build``, ``docker build``, a compiler), in order, as runs;
+    not those the script lets fail on purpose (``| head || true``, a loop over platforms), nor
+    those whose status it carries (never raises)."""
+    if not _BUILD_MENTIONS.search(script):
+        return ()
+    read = read_script(script, dialect)
+    piped = read.piped_into or ((),) * len(read.commands)
+    out = []
+    for command, hidden, through in zip(read.commands, read.hidden_by_pipe, piped, strict=False):
+        if not hidden:
+            continue
+        build = _build_of(command)
+        if build is not None and _run_of(command, False) is None:
+            out.append(Run(runner=build, text=command.text, carried=False, through=through))
+    return tuple(out)
+
+
+def _build_of(command: Command) -> str | None:
+    """The build a command runs, by the id its reason names, or None."""
+    command = _resolve(command)
+    key, after = _verb(command)
+    words = list(command.words)
+    if key in _BUILDS or command.program in _BUILDERS:
+        return key
+    if key in ("docker buildx", "docker compose", "docker image") and "build" in after[:3]:
+        return f"{key} build"
+    if command.program in ("cmake", "meson") and ("--build" in words or "compile" in words):
+        return f"{command.program} --build"
+    if command.program in ("make", "gmake"):
+        target = command.subcommand
+        if target is None or "=" in target:
+            return "make"  # its default target: the build
+        return f"make {target}" if _BUILD_NAME.search(target) else None
+    if command.program == "gradle" and command.subcommand:
+        return key if _BUILD_NAME.search(command.subcommand) else None
+    task = _task_name(command)
+    if task is not None and _BUILD_NAME.search(task[0]) and not _CHECK_NAME.search(task[0]):
+        return task[1]
+    return None
 
 
 def _builds_only(runner: str, words: list[str]) -> bool:
@@ -264,6 +383,9 @@ def _normal(target: str) -> str:
 
 _FAILED = "failed"
 _PASSED = "passed"
+# A line that says one thing failed (a compiler's "a.c:3:5: error: …"), not how the run ended:
+# it decides only when no summary does, and a summary is the line a reason quotes.
+_ERROR_LINE = "error line"
 
 # (pattern, what a match says); "count" patterns fail when their first group is not 0.
 _SIGNS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
@@ -296,12 +418,27 @@ _SIGNS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         (r"^npm (?:ERR!|error) ", _FAILED),
         (r"^error Command failed with exit code [1-9]", _FAILED),
         (r"^\s*ERR_PNPM_\w+|^\s*ELIFECYCLE\s", _FAILED),
-        (r"^make(?:\[\d+\])?: \*\*\* .*Error [1-9]", _FAILED),
+        (r"^g?make(?:\[\d+\])?: \*\*\* ", _FAILED),  # "Error 2", "No rule to make target"
+        (r"^g?make(?:\[\d+\])?: (?:Nothing to be done for |'?\S+'? is up to date)", _PASSED),
         (r"^ERROR task failed$", _FAILED),  # mise
         # cargo
         (r"^test result: FAILED\.", _FAILED),
         (r"^error: (?:could not compile|test failed|\d+ targets? failed)", _FAILED),
+        (r"^error\[E\d+\]: ", _ERROR_LINE),
         (r"^test result: ok\.", _PASSED),
+        (r"^\s*Finished `?\w+`? (?:profile )?\[.*\] target\(s\) in ", _PASSED),
+        # go build / go vet / go install: "# pkg" then "file.go:line:col: message"
+        (r"^(?:\.{1,2}/)?[\w./@+-]+\.go:\d+:\d+: \S", _ERROR_LINE),
+        # compilers: gcc, clang, javac, swiftc, rustc, MSBuild; ninja, collect2, docker build
+        (r"^[\w./\\+-]+:\d+(?::\d+)?: (?:fatal )?error: ", _ERROR_LINE),
+        (r"^[\w./\\:+ -]+\(\d+,\d+\): (?:fatal )?error [A-Z]+\d+:", _ERROR_LINE),
+        (r"^collect2: error: |^ld: .*error|^ninja: build stopped: ", _FAILED),
+        (r"^FAILED: \S", _FAILED),  # ninja, bazel
+        (r"^ERROR: failed to (?:solve|build)\b|^The command .* returned a non-zero code", _FAILED),
+        (r"^Successfully built [0-9a-f]+$|^#\d+ naming to \S+ (?:[\d.]+s )?done$", _PASSED),
+        # front-end bundlers (vite, next, webpack)
+        (r"^\s*✓ built in [\d.]+m?s$|^\s*✓ Compiled successfully", _PASSED),
+        (r"^(?:webpack \S+ )?compiled successfully\b", _PASSED),
         # ruff, mypy, tsc, eslint, golangci-lint
         (r"^Found [1-9]\d* errors?\b", _FAILED),
         (r"^Found 0 errors?\b", _PASSED),
@@ -317,20 +454,47 @@ _SIGNS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         (r"^Tests Passed: [1-9]\d*, Failed: 0\b", _PASSED),
         (r"^\s*Failed!\s+- Failed:\s+[1-9]|^Test Run Failed\.", _FAILED),
         (r"^\s*Passed!\s+- Failed:\s+0\b|^Test Run Successful\.", _PASSED),
-        (r"^\[ERROR\] Tests run: .*Failures: [1-9]|^\[INFO\] BUILD FAILURE|^BUILD FAILED", _FAILED),
+        (
+            r"^\[ERROR\] Tests run: .*(?:Failures|Errors): [1-9]|^\[(?:INFO|ERROR)\] BUILD FAILURE",
+            _FAILED,
+        ),
+        (r"^\[ERROR\] Failed to execute goal |^BUILD FAILED|^> Task \S+ FAILED$", _FAILED),
         (r"^\[INFO\] BUILD SUCCESS|^BUILD SUCCESSFUL", _PASSED),
-        (r"^\d+ examples?, [1-9]\d* failures?", _FAILED),
+        (r"^\d+ examples?, [1-9]\d* failures?|^Failed examples:$", _FAILED),
         (r"^\d+ examples?, 0 failures", _PASSED),
+        # unittest, minitest (rails test), gradle's test task, bazel test, ctest
+        (r"^FAILED \((?:failures|errors|unexpected successes)=\d+", _FAILED),
+        (r"^OK(?: \((?:skipped|expected failures)=\d+[^)]*\))?$", _PASSED),
+        (
+            r"^\d+ runs, \d+ assertions, (?:[1-9]\d* failures, \d+|\d+ failures, [1-9]\d*) errors",
+            _FAILED,
+        ),
+        (r"^\d+ runs, \d+ assertions, 0 failures, 0 errors", _PASSED),
+        (r"^FAILURE: Build failed|^\d+ tests? completed, [1-9]\d* failed", _FAILED),
+        (r"^Executed \d+ out of \d+ tests?: .*\b[1-9]\d* (?:fails?|tests? fail)", _FAILED),
+        (r"^//\S+\s+(?:\(cached\) )?(?:FAILED|NO STATUS|TIMEOUT) in ", _FAILED),
+        (r"^INFO: Build completed, [1-9]\d* tests? FAILED", _FAILED),
+        (r"^Executed \d+ out of \d+ tests?: \d+ tests? pass\.", _PASSED),
+        (r"^INFO: Build completed successfully", _PASSED),
+        (
+            r"^\d+% tests passed, [1-9]\d* tests? failed out of \d+|^The following tests FAILED:",
+            _FAILED,
+        ),
+        (r"^100% tests passed, 0 tests failed out of [1-9]", _PASSED),
         (r"^FAILURES!$", _FAILED),
         (r"^OK \(\d+ tests?", _PASSED),
     )
 )
 # A task runner's prefix on the lines of the task it runs (mise: "[lint:go] 1 issues:").
-_TASK_PREFIX = re.compile(r"^\[[\w:./@-]+\] ", re.MULTILINE)
+# Not a log level (Maven's "[INFO] BUILD SUCCESS", "[ERROR] Tests run: …"): those are its own.
+_TASK_PREFIX = re.compile(r"^\[(?!(?:INFO|ERROR|WARNING|WARN|DEBUG)\] )[\w:./@-]+\] ", re.M)
 # Every sign of a kind in one pattern: one scan finds the first failure line.
 # Every sign is anchored at a line's start: the scan tries the alternatives only there.
 _ANY_FAILED = re.compile(
     "^(?:" + "|".join(f"(?:{p.pattern})" for p, k in _SIGNS if k == _FAILED) + ")", re.M
+)
+_ANY_ERROR_LINE = re.compile(
+    "^(?:" + "|".join(f"(?:{p.pattern})" for p, k in _SIGNS if k == _ERROR_LINE) + ")", re.M
 )
 _ANY_PASSED = re.compile(
     "^(?:" + "|".join(f"(?:{p.pattern})" for p, k in _SIGNS if k == _PASSED) + ")", re.M
@@ -358,7 +522,7 @@ def read_output(text: str) -> Reading:
     if len(text) > _READ:
         text = text[: _READ // 4] + "\n" + text[-(_READ - _READ // 4) :]
     text = _TASK_PREFIX.sub("", text)
-    failed = _ANY_FAILED.search(text)
+    failed = _ANY_FAILED.search(text) or _ANY_ERROR_LINE.search(text)
     ids = tuple(dict.fromkeys(_FAILED_GO.findall(text) + _FAILED_NODE.findall(text)))
     packages = tuple(dict.fromkeys(_FAILED_GO_PACKAGE.findall(text)))
     if failed is not None:
@@ -436,8 +600,11 @@ def settle_hidden(tree: SpanTree) -> None:
             continue
         if not _MAY_HIDE.search(found[0].replace("&&", "")) and found[1] == "bash":
             continue
+        # Test and lint runs whose status is hidden, and builds whose status a pipe hid.
         hidden = [r for r in runs_in(*found) if not r.carried]
+        hidden += builds_in(*found)
         if not hidden:
+            _settle_python(span, found)
             continue
         if span.outcome == "failure" and not _grep_found_nothing(found, span.output):
             continue  # it failed for a reason of its own (a timeout, a build error it carried)
@@ -457,10 +624,43 @@ def settle_hidden(tree: SpanTree) -> None:
 
 
 _SETTLED = frozenset({"success", "failure"})
+# A Python program that died on an exception: its traceback ends the output (a frame line, then
+# "ModuleNotFoundError: No module named 'foo'"), however much of its start a tail cut.
+_PYTHONS = frozenset({"python", "python3", "py", "pypy3"})
+_FRAME = re.compile(r'^(?:Traceback \(most recent call last\):|  File ".*", line \d+)', re.M)
+_EXCEPTION = re.compile(r"\A[A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt)(?:: .*)?\Z")
+# What an agent appends after a command's own output (Claude Code's note on a reset cwd).
+_AFTER = re.compile(r"\AShell cwd was reset to ")
 
 
-# Runners that print nothing when they pass (golangci-lint before 1.60 did not say "0 issues").
-_SILENT = frozenset({"go vet", "tsc", "eslint", "golangci-lint"})
+def _settle_python(span: Span, found: tuple[str, Dialect]) -> None:
+    """A Python program whose status only a pipe hid and whose output ends in a traceback
+    (``python manage.py migrate 2>&1 | tail -3``) failed; any other output keeps the script's
+    status (a script has no summary that says it passed)."""
+    if span.outcome != "success" or span.output is None or not _FRAME.search(span.output):
+        return
+    read = read_script(*found)
+    hidden = [
+        command.text
+        for command, by_pipe in zip(read.commands, read.hidden_by_pipe, strict=False)
+        if by_pipe and _resolve(command).program in _PYTHONS
+    ]
+    lines = [line.strip() for line in _PLACEHOLDERS.sub("", span.output).splitlines()]
+    lines = [line for line in lines if line and not _AFTER.match(line)]
+    if not hidden or not lines or not _EXCEPTION.match(lines[-1]):
+        return
+    span.attributes["skillops.result.masked"] = hidden[0]
+    span.outcome = "failure"
+    span.attributes["skillops.result.error"] = clip(span.output, 2000)
+    span.attributes["skillops.result.summary"] = lines[-1][:200]
+
+
+# Runners that print nothing when they pass (golangci-lint before 1.60 did not say "0 issues"),
+# and builds that print nothing when they pass (``go build``, a compiler).
+_SILENT = frozenset(
+    {"go vet", "tsc", "eslint", "golangci-lint", "go build", "go install"}
+    | {"gcc", "g++", "clang", "clang++", "cc", "c++", "javac", "rustc"}
+)
 # Commands that pass their input on whole at one end, or print only what the script says.
 _PASSING_ON = frozenset({"head", "tail", "cat", "tee", "echo", "printf", "cd", "true", ":"})
 # What the agents print for a command that printed nothing, or after its output.
@@ -509,6 +709,14 @@ _FAILURE_LINES: dict[str, tuple[str, ...]] = {
     "mypy": ("Found 1 error in 1 file (checked 2 source files)",),
     "golangci-lint": ("1 issues:",),
     "Invoke-Pester": ("Tests Passed: 1, Failed: 1, Skipped: 0",),
+    "unittest": ("FAILED (failures=1)", "FAILED (errors=1)"),
+    "rspec": ("3 examples, 1 failure", "Failed examples:"),
+    "rails test": ("3 runs, 5 assertions, 1 failures, 0 errors, 0 skips",),
+    "bazel test": ("FAILED: Build did NOT complete successfully", "//a:b_test   FAILED in 0.4s"),
+    "ctest": ("90% tests passed, 1 tests failed out of 10", "The following tests FAILED:"),
+    "go build": ("./main.go:5:2: undefined: foo",),
+    "cargo build": ("error[E0425]: cannot find value `x`", "error: could not compile `app`"),
+    "docker build": ("ERROR: failed to solve: process did not complete successfully",),
 }
 _ANY_FAILURE_LINES = (
     "Tests:       1 failed, 2 passed, 3 total",
@@ -517,6 +725,9 @@ _ANY_FAILURE_LINES = (
     "npm ERR! Test failed.",
     "npm error code 1",
     "make: *** [Makefile:2: test] Error 1",
+    "BUILD FAILED in 2s",
+    "FAILURE: Build failed with an exception.",
+    "src/a.c:3:5: error: expected ';'",
     *(line for lines in _FAILURE_LINES.values() for line in lines),
 )
 _HEAD_COUNT = re.compile(r"\A-(?:n\s*)?(\d+)\Z")

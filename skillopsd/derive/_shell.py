@@ -190,6 +190,9 @@ class Script(msgspec.Struct, frozen=True):
     # Per command: the commands of the later stages of the pipeline it is a stage of (what its
     # output goes through: ``go test | grep -v ok | head`` → ``grep``, ``head``).
     piped_into: tuple[tuple[Command, ...], ...] = ()
+    # Per command: its status is hidden only by the pipe it is a stage of (``go build | tail``;
+    # not ``go build | tail || true`` nor a loop's body, which hide it on purpose).
+    hidden_by_pipe: tuple[bool, ...] = ()
 
 
 _EMPTY = Script()
@@ -415,6 +418,10 @@ def _bash_decide(node: tree_sitter.Node, pipefail: bool, depth: int = 0) -> list
         parts = [c for c in node.named_children if c.type != "comment"]
         if not parts:
             return []
+        joined = _joined_list(node)
+        if joined is not None and joined[1] == "||":
+            # "a || b 2>&1 | c" is "a || (b 2>&1 | c)": the fallback is not what it was for.
+            return _bash_decide(joined[0], pipefail, depth + 1)
         stages = [_bash_decide(p, pipefail, depth + 1) for p in parts]
         found = next(
             (f for f in reversed(stages) if f and _name_of(f[-1][0]) not in _FILTERS),
@@ -493,13 +500,45 @@ def _bash(root: tree_sitter.Node) -> Script:
     carrying: set[tuple[int, int]] = set()
     _bash_carry(root, True, _Shell(pipefail, errexit), carrying, 0)
     carried = tuple(place in carrying for place in places)
+    piped_into = _piped_into(root, places, commands)
+    hidden_by_pipe: tuple[bool, ...] = (False,) * len(commands)
+    if not pipefail and any(piped_into):
+        # What "set -o pipefail" would carry and the script does not: only a pipe hid it.
+        with_pipefail: set[tuple[int, int]] = set()
+        _bash_carry(root, True, _Shell(True, errexit), with_pipefail, 0)
+        hidden_by_pipe = tuple(
+            place in with_pipefail and not reaches
+            for place, reaches in zip(places, carried, strict=True)
+        )
     return Script(
         commands=tuple(commands),
         deciding=deciding,
         writes=writes,
         carried=carried,
-        piped_into=_piped_into(root, places, commands),
+        piped_into=piped_into,
+        hidden_by_pipe=hidden_by_pipe,
     )
+
+
+def _joined_list(
+    pipeline: tree_sitter.Node,
+) -> tuple[tree_sitter.Node, str, tree_sitter.Node] | None:
+    """For a pipeline tree-sitter read as ``(a && b 2>&1) | c`` (a redirect on the last command
+    of a list before a pipe), the list's left side, its operator and its last command: the
+    shell reads ``a && (b 2>&1 | c)``, the pipe takes only the last command."""
+    parts = [c for c in pipeline.named_children if c.type != "comment"]
+    if len(parts) < 2:
+        return None
+    first = parts[0]
+    if first.type == "redirected_statement" and first.named_children:
+        first = first.named_children[0]
+    if first.type != "list":
+        return None
+    named = [c for c in first.named_children if c.type not in ("comment", "heredoc_body")]
+    operator = next((c.type for c in first.children if not c.is_named), "&&")
+    if len(named) != 2:
+        return None
+    return named[0], operator, named[1]
 
 
 def _piped_into(
@@ -510,14 +549,18 @@ def _piped_into(
     for node in _walk(root):
         if node.type != "pipeline":
             continue
+        joined = _joined_list(node)
+        if joined is not None:  # "a && b 2>&1 | c": only b is piped into c
+            parts = [joined[2], *[c for c in node.named_children if c.type != "comment"][1:]]
+        else:
+            parts = [c for c in node.named_children if c.type != "comment"]
         stages = [
             [
                 at[(n.start_byte, n.end_byte)]
                 for n in _walk(stage)
                 if n.type == "command" and (n.start_byte, n.end_byte) in at
             ]
-            for stage in node.named_children
-            if stage.type != "comment"
+            for stage in parts
         ]
         for k, stage in enumerate(stages):
             later = tuple(commands[j] for rest in stages[k + 1 :] for j in rest)
@@ -582,6 +625,12 @@ def _bash_carry(
             _bash_carry(child, carries, shell, out, depth + 1)
         return
     if kind == "pipeline":
+        joined = _joined_list(node)
+        if joined is not None:
+            # "a && b 2>&1 | c" is "a && (b 2>&1 | c)": a's failure is the list's status.
+            left, operator, right = joined
+            _bash_carry(left, carries and operator == "&&", shell, out, depth + 1)
+            named = [right, *named[1:]]
         for i, child in enumerate(named):
             last = i == len(named) - 1
             _bash_carry(child, carries and (last or shell.pipefail), shell, out, depth + 1)

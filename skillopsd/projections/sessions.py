@@ -84,6 +84,7 @@ QUERIED_ATTRIBUTES = frozenset(
         "skillops.call.why",
         "skillops.call.turn",
         "skillops.call.narrower",
+        "skillops.result.masked",
         "skillops.tool.kind",
         "skill.name",
         "skill.content_hash",
@@ -324,6 +325,7 @@ _FACTS = (
     "skillops.call.why",
     "skillops.call.turn",
     "skillops.call.narrower",
+    "skillops.result.masked",
 )
 
 
@@ -349,9 +351,12 @@ def _session_end(conn: apsw.Connection, sid: str) -> tuple[SessionEnd, dict[str,
             why,
             turn,
             narrower,
+            masked,
         ) = values
         counts[str(outcome) if outcome else "unknown"] += 1
-        if outcome is None and not pending:
+        # A run whose hidden status its output did not tell: no outcome, but it ran.
+        unknown = outcome is None and masked is not None
+        if outcome is None and not pending and not unknown:
             continue
         call = Call(
             span_id=str(span_id),
@@ -365,6 +370,7 @@ def _session_end(conn: apsw.Connection, sid: str) -> tuple[SessionEnd, dict[str,
             why=str(why or ""),
             turn=turn if isinstance(turn, int) else None,
             narrower=str(narrower or ""),
+            unknown=unknown,
         )
         calls.append((str(start), int(seq), call))
     calls.sort(key=lambda c: (c[0], c[1]))
@@ -377,7 +383,9 @@ def _session_end(conn: apsw.Connection, sid: str) -> tuple[SessionEnd, dict[str,
         " ORDER BY coalesce(start, '') DESC, seq DESC LIMIT 1",
         (sid,),
     ).fetchone()
-    worked = any(c.turns_from_end == 0 and c.outcome is not None for _s, _q, c in calls)
+    worked = any(
+        c.turns_from_end == 0 and (c.outcome is not None or c.unknown) for _s, _q, c in calls
+    )
     # An interrupt cut work short only if the last turn had calls: "exit" typed after the
     # answer and then interrupted is the user leaving, not abandoning.
     interrupted = worked and last_turn is not None and last_turn[1] in _USER_STOPS

@@ -7,7 +7,7 @@ The verdict says how the session *ended*, from facts the deriver put on its span
 - ``abandoned``: the user stopped the end of it: the last turn was interrupted while it had
   calls (an interrupt after the answer, or of a bare "exit", is the user leaving), or the last
   call that decides anything was blocked (rejected, denied, refused by a rule or a hook) and
-  nothing came after it;
+  nothing came after it (a call whose outcome is unknown is something: it ran);
 - ``unfinished``: the last turn has no final answer and was not interrupted: the file ends with
   a call still waiting for its result, or after calls with no answer to the user (a session
   still being written reads ``running`` in ``sessions`` and ``session show`` until it settles:
@@ -26,8 +26,12 @@ The verdict says how the session *ended*, from facts the deriver put on its span
   in the session do not spoil it.
 
 Bookkeeping calls (to-do lists, plans: ``TodoWrite``, ``update_plan``, ``write_todos``, …)
-never decide, and never hide a block before them. Every verdict but success carries a reason:
-one line and the ids of the spans that decided it.
+never decide, and never hide a block before them. A call whose outcome is unknown (a test run
+or build whose status a pipe hid and whose output says neither pass nor fail) is no pass and no
+failure: it resolves nothing, is not counted in ``failure_share``, and alone gives no verdict;
+but it ran: after a block it is something that came after, and an interrupt of a turn whose
+only calls it is stopped work (``abandoned``).
+Every verdict but success carries a reason: one line and the ids of the spans that decided it.
 
 Defaults: ``tail_turns=1``, ``unresolved_min=1``, ``failure_share=0.8``.
 """
@@ -49,6 +53,9 @@ SUMMARY = (
     " the last tail_turns turns failed and nothing of the same kind (for a test run, one"
     " covering what failed) passed after it, or more than failure_share of the calls failed;"
     " success: otherwise; none: no call has an outcome."
+    " A test run or build whose exit status a pipe hid (go test | tail, cargo build | tail)"
+    " counts by its own output: its failure or pass summary, else unknown (?), which neither"
+    " fails the session nor resolves an earlier failure."
     " Each verdict but success has a one-line reason and its deciding spans."
 )
 # Shown, never stored: an unfinished session whose files are still being written.
@@ -87,6 +94,7 @@ class Call(msgspec.Struct, frozen=True, kw_only=True):
     why: str = ""  # the first line of its error
     narrower: str = ""  # a later pass of the same runner over less than failed
     turn: int | None = None  # its top-level turn's number
+    unknown: bool = False  # it ran, but whether it passed is unknown (outcome None)
 
 
 class SessionEnd(msgspec.Struct, frozen=True, kw_only=True):
@@ -136,8 +144,10 @@ def verdict(end: SessionEnd, policy: VerdictPolicy) -> Verdict:
             )
         spans = [end.last_turn_span] if end.last_turn_span else []
         return Verdict("abandoned", f"abandoned: the user interrupted {last_turn}", spans)
-    if deciding and deciding[-1].outcome == "blocked":
-        call = deciding[-1]
+    # A call of unknown outcome after a block is something that came after it.
+    ran = [c for c in end.calls if (c.outcome is not None or c.unknown) and not c.bookkeeping]
+    if ran and ran[-1].outcome == "blocked":
+        call = ran[-1]
         why = f" ({_line(call.why)})" if _line(call.why) else ""
         return Verdict(
             "abandoned",
