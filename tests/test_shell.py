@@ -4,6 +4,8 @@ however broken, deep or large, makes the reader raise (derivation must never sto
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 
 import pytest
@@ -129,3 +131,49 @@ def test_large_and_deep_scripts_are_read_quickly() -> None:
     read_script(deep)
     read_script(deep, "powershell")
     assert time.perf_counter() - started < 10
+
+
+_CRASHERS = r"""
+import random, sys
+from skillopsd.derive._shell import deciding_command, read_script
+
+rnd = random.Random(int(sys.argv[1]))
+pieces = "{}1a$\"' -|;&()."
+for _ in range(3000):
+    chars = []
+    for _ in range(rnd.randint(1, 12)):
+        if rnd.random() < 0.3:
+            chars.append(rnd.choice(pieces))
+        else:
+            cp = rnd.randint(0x80, 0x10FFFF)
+            chars.append(chr(0x41 if 0xD800 <= cp <= 0xDFFF else cp))
+    script = "".join(chars)
+    read_script(script)
+    read_script(script, "powershell")
+    deciding_command(script)
+print("read")
+"""
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_no_character_crashes_the_parser(seed: int) -> None:
+    """tree-sitter-bash's scanner gave C's isdigit() any character it met: one beyond the BMP
+    after '{' ('{\U000ea5cf', '{1𢐋') read past the table and killed the process (SIGSEGV) in
+    about half of such runs; a transcript holding one would have taken the daemon down. In a
+    child process, so that a crash fails this test instead of the suite."""
+    done = subprocess.run(
+        [sys.executable, "-c", _CRASHERS, str(seed)], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "read", (done.returncode, done.stderr)
+
+
+def test_words_keep_every_character_the_parser_was_not_shown() -> None:
+    script = 'cd /w && grep -rn "привет — 🚀" src/é | tail -5; echo {1\U000ea5cf'
+    commands = read_script(script).commands
+    assert [c.text for c in commands] == [
+        "cd /w",
+        'grep -rn "привет — 🚀" src/é',
+        "tail -5",
+        "echo {1\U000ea5cf",
+    ]
+    assert commands[1].words == ("-rn", "привет — 🚀", "src/é")

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import lru_cache
 from typing import TYPE_CHECKING, Literal
 
@@ -211,16 +213,39 @@ def _parser(dialect: Dialect) -> tree_sitter.Parser:
     return tree_sitter.Parser(tree_sitter.Language(grammar.language()))
 
 
+# tree-sitter-bash's scanner passes the character it looks at to C's isdigit()/isalpha(),
+# which index a table of 384 entries: a character beyond it (above U+00FF) reads past the
+# table, so the answer depends on the C library's memory, and beyond the BMP (an emoji, a
+# private-use code point) after ``{`` the read leaves mapped memory and the process dies of
+# SIGSEGV, taking the daemon with it. The parser is shown only ASCII: every byte of a
+# multi-byte character as ``x`` (a word character, as the character is to the shell), and
+# each node's text is read from the script's own bytes at the same offsets.
+_ASCII_ONLY = bytes(range(128)) + b"x" * 128
+_ORIGINAL: ContextVar[bytes] = ContextVar("_ORIGINAL", default=b"")
+
+
+@contextmanager
+def _reading(script: str) -> Iterator[bytes]:
+    """The bytes to parse ``script`` from (ASCII, at most _MAX_BYTES); node texts come from
+    the script's own UTF-8 while the block runs."""
+    original = script.encode("utf-8", "replace")[:_MAX_BYTES]
+    token = _ORIGINAL.set(original)
+    try:
+        yield original.translate(_ASCII_ONLY)
+    finally:
+        _ORIGINAL.reset(token)
+
+
 @lru_cache(maxsize=4096)
 def read_script(script: str, dialect: Dialect = "bash") -> Script:
     """The commands of ``script`` as its shell reads them (never raises)."""
     if not script.strip():
         return _EMPTY
-    source = script.encode("utf-8", "replace")[:_MAX_BYTES]
     try:
-        if dialect == "powershell":
-            return _powershell(_parser("powershell").parse(source).root_node)
-        return _bash(_parser("bash").parse(source).root_node)
+        with _reading(script) as source:
+            if dialect == "powershell":
+                return _powershell(_parser("powershell").parse(source).root_node)
+            return _bash(_parser("bash").parse(source).root_node)
     except (RecursionError, ValueError, UnicodeError, AttributeError, TypeError, IndexError):
         return _fallback(script)
 
@@ -231,13 +256,13 @@ def deciding_command(script: str, dialect: Dialect = "bash") -> Command | None:
     the deriver asks this of every call whose kind may resolve a failure)."""
     if dialect == "powershell" or not script.strip():
         return read_script(script, dialect).deciding
-    source = script.encode("utf-8", "replace")[:_MAX_BYTES]
     try:
-        root = _parser("bash").parse(source).root_node
-        pipefail = "pipefail" in script and any(
-            c.program == "set" and "pipefail" in c.words for c in read_script(script).commands
-        )
-        deciding = _bash_deciding(root, pipefail)
+        with _reading(script) as source:
+            root = _parser("bash").parse(source).root_node
+            pipefail = "pipefail" in script and any(
+                c.program == "set" and "pipefail" in c.words for c in read_script(script).commands
+            )
+            deciding = _bash_deciding(root, pipefail)
         return (
             deciding if deciding is not None or not root.has_error else _fallback(script).deciding
         )
@@ -335,7 +360,7 @@ def _walk(root: tree_sitter.Node) -> Iterator[tree_sitter.Node]:
 
 
 def _text(node: tree_sitter.Node) -> str:
-    return (node.text or b"").decode("utf-8", "replace")
+    return _ORIGINAL.get()[node.start_byte : node.end_byte].decode("utf-8", "replace")
 
 
 def _word(node: tree_sitter.Node) -> str:
