@@ -22,7 +22,10 @@ import pytest
 
 from skillopsd.events import Database, EventLog, NewEvent
 from skillopsd.events.types import AnnotationAdded
+from skillopsd.projections.sessions import _session_end
+from skillopsd.projections.verdict import VerdictPolicy, verdict
 
+from ._agents import AGENTS_CORPUS
 from ._capture_helpers import extract_corpus
 from ._daemon import daemon_env
 from ._postgres import Server, start_server
@@ -922,3 +925,96 @@ def test_what_a_machine_wrote_on_the_server_cannot_drive_the_terminal(
     # The label is kept, its control characters shown as "?", cut to 64 characters.
     label = ("?]52;c;Y3VybCBldmlsLnNofHNo?box?[2J?" + "x" * 500)[:63] + "…"
     assert {s["machine"] for s in sessions} == {label}
+
+
+def _split_corpus(tmp_path: Path) -> dict[str, Path]:
+    """The real corpus split file by file between two machines (every other transcript
+    file, sorted by path, to each; plus the Copilot and Gemini corpus on the second), each
+    captured by the real daemon."""
+    homes = {name: extract_corpus(tmp_path / name) for name in ("a", "b")}
+    files = sorted(p.relative_to(homes["a"]) for p in homes["a"].rglob("*.jsonl"))
+    for i, path in enumerate(files):
+        (homes["b" if i % 2 == 0 else "a"] / path).unlink()
+    for home in homes.values():
+        subprocess.run(
+            [console_script("skillopsd"), "--once"],
+            env=daemon_env(home),
+            check=True,
+            capture_output=True,
+        )
+    agents = sorted(str(p) for p in AGENTS_CORPUS.iterdir() if p.is_dir())
+    subprocess.run(
+        [*ctl_command(), "ingest", *agents],
+        env=daemon_env(homes["b"]),
+        check=True,
+        capture_output=True,
+    )
+    return homes
+
+
+def _without_text(db: Path, session_id: str) -> tuple[str | None, str | None]:
+    """The verdict and reason ``session_id``'s machine derives, from its own log, without the
+    text ``--content derived`` withholds (the command a call ran, its error, a narrower run):
+    where the machine's reason quotes it, a team view names "a call"."""
+    conn = apsw.Connection(
+        f"file:{db}?mode=ro", flags=apsw.SQLITE_OPEN_READONLY | apsw.SQLITE_OPEN_URI
+    )
+    try:
+        end, _counts = _session_end(conn, session_id)
+    finally:
+        conn.close()
+    calls = [msgspec.structs.replace(c, what="", why="", narrower="") for c in end.calls]
+    judged = verdict(msgspec.structs.replace(end, calls=calls), VerdictPolicy())
+    return judged.value, judged.reason
+
+
+def test_derived_team_view_judges_every_session_as_its_machine(
+    tmp_path: Path, team_url: str
+) -> None:
+    """G4: under ``--content derived`` (the default) each session's verdict in the team view
+    is its machine's, and so is its reason, but for the quoted call text derived content
+    does not send; pooled verdict counts are the sum of the machines'."""
+    homes = _split_corpus(tmp_path)
+    local: dict[str, dict[str, Any]] = {}
+    for home in homes.values():
+        listed = subprocess.run(
+            [*ctl_command(), "sessions", "--json", "--limit", "1000"],
+            env=daemon_env(home),
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        for s in json.loads(listed.stdout):
+            local[s["session_id"]] = {**s, "home": home}
+        done = subprocess.run(
+            [*ctl_command(), "sync", "--to", team_url, "--json"],
+            env=daemon_env(home),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stderr
+    verdicts = {s["verdict"] for s in local.values()}
+    assert {"success", "unfinished", "abandoned"} <= verdicts, verdicts
+    viewer = Viewer(tmp_path, team_url)
+    team = {s["session_id"]: s for s in viewer.json("sessions", "--limit", "1000")}
+    assert set(team) == set(local)
+    quoted = 0
+    for sid, mine in local.items():
+        got = team[sid]
+        assert got["verdict"] == mine["verdict"], (
+            sid,
+            mine["verdict_reason"],
+            got["verdict_reason"],
+        )
+        db = mine["home"] / ".local" / "share" / "skillops" / "skillops.db"
+        value, reason = _without_text(db, sid)
+        assert value == mine["verdict"]
+        assert got["verdict_reason"] == reason, (sid, mine["verdict_reason"])
+        quoted += reason != mine["verdict_reason"]
+        assert got["verdict_spans"] == mine["verdict_spans"], sid
+    # Most reasons quote nothing and are the machine's word for word.
+    assert quoted < len(local) // 4, quoted
+    # The interrupted last turns (a Claude Code "exit", Gemini's cancel) survive derived.
+    abandoned = [s for s in local.values() if s["verdict"] == "abandoned"]
+    assert abandoned and all(team[s["session_id"]]["verdict"] == "abandoned" for s in abandoned)

@@ -15,7 +15,7 @@ import msgspec
 from ..events import RecordedEvent
 from ..events.types import PayloadsErased, PolicySet, SessionDerived, SessionPurged, SpanDerived
 from ._engine import Projection
-from .verdict import POLICY_NAME, Call, SessionEnd, VerdictPolicy, verdict
+from .verdict import POLICY_NAME, USER_STOPS, Call, SessionEnd, VerdictPolicy, verdict
 
 _json = msgspec.json.Encoder()
 _SCHEMA = """
@@ -291,9 +291,6 @@ def _attribute(name: str) -> str:
     return f"json_extract(attributes, '$.\"{name}\"')"
 
 
-# ``skillops.turn.aborted`` values that mean the user stopped the turn (Claude Code and Codex
-# "interrupted", Gemini CLI's "Request cancelled.", Copilot CLI's abort reasons).
-_USER_STOPS = frozenset({"interrupted", "cancelled", "user_initiated", "user_abort"})
 _FACTS = (
     "skillops.turns_from_end",
     "skillops.resolved",
@@ -362,7 +359,7 @@ def _session_end(conn: apsw.Connection, sid: str) -> tuple[SessionEnd, dict[str,
     worked = any(c.turns_from_end == 0 and c.outcome is not None for _s, _q, c in calls)
     # An interrupt cut work short only if the last turn had calls: "exit" typed after the
     # answer and then interrupted is the user leaving, not abandoning.
-    interrupted = worked and last_turn is not None and last_turn[1] in _USER_STOPS
+    interrupted = worked and last_turn is not None and last_turn[1] in USER_STOPS
     aborted = last_turn is not None and last_turn[1] is not None
     end = SessionEnd(
         calls=[c for _s, _q, c in calls],
