@@ -30,6 +30,7 @@ from ._capture_helpers import extract_corpus
 from ._daemon import daemon_env
 from ._postgres import Server, start_server
 from .conftest import console_script, ctl_command
+from .test_skill_folders import INFRA, WEB, Projects
 from .test_skills_acceptance import TRIAGE, Home
 
 pytestmark = pytest.mark.slow
@@ -1018,3 +1019,47 @@ def test_derived_team_view_judges_every_session_as_its_machine(
     # The interrupted last turns (a Claude Code "exit", Gemini's cancel) survive derived.
     abandoned = [s for s in local.values() if s["verdict"] == "abandoned"]
     assert abandoned and all(team[s["session_id"]]["verdict"] == "abandoned" for s in abandoned)
+
+
+def test_derived_team_view_keeps_two_projects_same_name_skills_apart(
+    tmp_path: Path, team_url: str
+) -> None:
+    """G5: the folder a skill was loaded from survives ``--content derived`` (sent as the path,
+    like the session's cwd), so the team view marks a name two projects' skills share as each
+    machine does, and never compares their bodies as versions."""
+    for name in ("one", "two"):
+        (tmp_path / name).mkdir()
+    one = Projects(tmp_path / "one")
+    web = tmp_path / "work" / "webapp" / ".claude" / "skills" / "deploy"
+    infra = tmp_path / "work" / "infra" / ".claude" / "skills" / "deploy"
+    one.load(web, WEB)
+    one.load(infra, INFRA)
+    one.capture()
+    two = Projects(tmp_path / "two")
+    two.sessions = 100
+    two.load(web, WEB)
+    two.capture()
+    for machine in (one, two):
+        sent = subprocess.run(
+            [*ctl_command(), "sync", "--to", team_url],
+            env=machine.env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert sent.returncode == 0, sent.stderr
+    projects = sorted(str(tmp_path / "work" / p) for p in ("webapp", "infra"))
+    assert [s["projects"] for s in one.json("skills")] == [projects]
+    viewer = Viewer(tmp_path, team_url)
+    listed = viewer.json("skills")
+    assert [(s["skill"], s["projects"]) for s in listed] == [("deploy", projects)]
+    assert "deploy names 2 different skills" in viewer.ok("skills").stdout
+    report = viewer.json("skill", "show", "deploy")
+    assert report["projects"] == projects
+    assert "not compared" in report["reading"] and " vs " not in report["reading"]
+    assert "loaded from" in viewer.ok("skill", "show", "deploy").stdout
+    versions = viewer.json("skill", "versions", "deploy")
+    assert sorted(tuple(v["projects"]) for v in versions["versions"]) == [
+        (projects[0],),
+        (projects[1],),
+    ]

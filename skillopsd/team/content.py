@@ -76,6 +76,10 @@ NAMING_ATTRIBUTES = frozenset(
         "skill.name",
         "skill.content_hash",
         "skill.activation",
+        # The folder a skill was loaded from: which project's skill of a shared name a load
+        # is (a path, as the session's cwd, sent as is: not hashed, since the team view
+        # names the projects as each machine does; no message text).
+        "skill.directory",
         # How a turn ended (answered, empty, …): the verdict reads it.
         "skillops.turn.end",
     }
