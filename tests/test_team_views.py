@@ -1063,3 +1063,40 @@ def test_derived_team_view_keeps_two_projects_same_name_skills_apart(
         (projects[0],),
         (projects[1],),
     ]
+
+
+def test_eval_run_that_graded_nothing_on_derived_machines_is_no_failure(
+    tmp_path: Path, team_url: str
+) -> None:
+    """G13: every machine synced derived, so no grader that reads text can judge a session:
+    each version is "not graded", not FAILED, no run id is shown for runs not recorded, one
+    line says why, and the exit status is 3 (nothing graded), not the regression status 1."""
+    a, b = _two_machines(tmp_path)
+    a.sync(team_url)
+    b.sync(team_url)
+    viewer = Viewer(tmp_path, team_url)
+    skill_dir = str(a.skills / "triage")
+    done = viewer.run("eval", "run", "triage", "--skill-dir", skill_dir)
+    assert done.returncode == 3, (done.stdout, done.stderr)
+    assert "FAILED" not in done.stdout and " run " not in done.stdout, done.stdout
+    assert "not graded" in done.stdout
+    lines = done.stderr.strip().splitlines()
+    assert lines[-1] == (
+        "skillopsctl: eval run: nothing could be graded: the team server holds no message"
+        " text of 4 sessions (their machines sync --content derived), which these graders"
+        " read; no case failed"
+    ), done.stderr
+    report = json.loads(
+        viewer.run("eval", "run", "triage", "--skill-dir", skill_dir, "--json").stdout
+    )
+    assert report["graded"] is False and report["recorded"] is False
+    assert [v["graded"] for v in report["versions"]] == [False, False]
+    assert viewer.query("SELECT count(*) FROM events WHERE type = 'EvalRunCompleted'") == [(0,)]
+    # One machine's text on the server: its sessions are graded, and a failing case is 1.
+    c = Machine(tmp_path / "c", "c", 200)
+    c.session("triage", "Label issues. v2", final="ready-to-implement", tools=["Read"])
+    c.capture()
+    c.sync(team_url, "--content", "all")
+    failing = viewer.run("eval", "run", "triage", "--skill-dir", skill_dir)
+    assert failing.returncode == 1, (failing.stdout, failing.stderr)
+    assert "FAILED" in failing.stdout and "nothing could be graded" not in failing.stderr
