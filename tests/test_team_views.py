@@ -1100,3 +1100,23 @@ def test_eval_run_that_graded_nothing_on_derived_machines_is_no_failure(
     failing = viewer.run("eval", "run", "triage", "--skill-dir", skill_dir)
     assert failing.returncode == 1, (failing.stdout, failing.stderr)
     assert "FAILED" in failing.stdout and "nothing could be graded" not in failing.stderr
+
+
+def test_team_search_says_derived_machines_sent_no_text(tmp_path: Path, team_url: str) -> None:
+    """G14: ``--team sessions --search`` over derived machines says the server holds no title
+    or prompt of theirs, instead of a bare "no sessions"; with one machine's text there, its
+    matches are listed and the line goes to stderr."""
+    a, b = _two_machines(tmp_path)
+    a.sync(team_url)
+    viewer = Viewer(tmp_path, team_url)
+    assert _local(a, "sessions", "--search", "triage")  # the machine finds them
+    done = viewer.ok("sessions", "--search", "triage")
+    assert " ".join(done.stdout.split()) == (
+        "no sessions: --search reads titles and prompts, which the team server does not hold"
+        " for 3 sessions of 1 machine (synced with --content derived or none): those cannot"
+        " match"
+    ), done.stdout
+    b.sync(team_url, "--content", "all")
+    found = viewer.ok("sessions", "--search", "triage")
+    assert "3 sessions of 1 machine" in found.stderr
+    assert len(viewer.json("sessions", "--search", "triage")) == 2  # b's two

@@ -59,3 +59,17 @@ def text_withheld(conn: apsw.Connection, session_ids: list[str]) -> set[str]:
         for sid, origin in session_origins(conn, session_ids).items()
         if origin.content != "exact"
     }
+
+
+def sessions_without_text(conn: apsw.Connection) -> tuple[int, int]:
+    """``(sessions, machines)``: how many of the replica's sessions came without message text
+    (their machine synced ``--content derived`` or less), so no title or prompt of theirs can
+    match a search; ``(0, 0)`` on a local log."""
+    if not is_replica(conn):
+        return 0, 0
+    row = conn.execute(
+        "SELECT count(*), count(DISTINCT l.machine) FROM p_sessions s"
+        " JOIN team_links l ON l.position = s.derived_at_position AND l.first = 1"
+        " WHERE l.content != 'exact'"
+    ).fetchone()
+    return (int(row[0]), int(row[1])) if row else (0, 0)
