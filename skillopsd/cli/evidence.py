@@ -8,13 +8,14 @@ import click
 
 from ..events import LogError
 from ..projections.skill_evidence import SessionEvidence, skill_evidence
-from ._app import AppContext, NotFound, UsageFailure, db_option, json_option, pass_app
+from ._app import AppContext, NotFound, UsageFailure, db_option, json_option, pass_app, team_option
 from ._output import cut, echo, emit_json
 from .skills import skill_group
 
 
 @skill_group.command("evidence")
 @db_option
+@team_option
 @click.argument("name")
 @click.option("--failures", is_flag=True, help="Only sessions that failed, were labelled bad"
               " or blocked, or failed an eval case.")  # fmt: skip
@@ -27,12 +28,17 @@ def evidence(app: AppContext, name: str, failures: bool, limit: int, as_json: bo
     errors, labels with notes, failed eval cases with details."""
     db = app.db()
     app.caught_up()
+    withheld: set[str] = set()
     try:
         with db.read() as conn:
             found = skill_evidence(conn, name, failures=failures, limit=limit)
             known = conn.execute(
                 "SELECT 1 FROM p_session_skills WHERE skill = ? LIMIT 1", (name,)
             ).fetchone()
+            if app.team:
+                from ..team.views import text_withheld
+
+                withheld = text_withheld(conn, [e.session_id for e in found])
     except (LogError, apsw.Error) as exc:
         raise UsageFailure(f"cannot read the log: {exc}") from exc
     if known is None:
@@ -47,12 +53,16 @@ def evidence(app: AppContext, name: str, failures: bool, limit: int, as_json: bo
     for n, e in enumerate(found):
         if n:
             echo()
-        _print(e)
+        _print(e, withheld=e.session_id in withheld)
 
 
-def _print(e: SessionEvidence) -> None:
+def _print(e: SessionEvidence, *, withheld: bool = False) -> None:
     when = (e.started_at or "")[:16].replace("T", " ")
     echo(f"session {e.session_id} ({e.agent}, {e.version or 'v?'}, {when} UTC)")
+    if withheld:
+        # A team view of a machine that synced --content derived: no prompt, output or error
+        # text reached the server; say so rather than show empty prompts and bare outcomes.
+        echo("  text     not on the team server (its machine synced --content derived)")
     echo(f"  prompt   {cut(' '.join(e.first_prompt.split()), 160) or '-'}")
     reason = f": {e.verdict_reason}" if e.verdict_reason else ""
     echo(f"  verdict  {e.verdict or 'unknown'}{reason}")
