@@ -1164,3 +1164,52 @@ def test_read_only_commands_run_on_the_team_view(tmp_path: Path, team_url: str) 
         assert done.returncode == 2, (args, done.stderr)
         assert "reads what only this machine holds" in done.stderr, done.stderr
         assert "changes only its own log" not in done.stderr
+
+
+def test_two_machines_testing_different_challengers_show_both_tests(
+    tmp_path: Path, team_url: str
+) -> None:
+    """G23: two machines test one champion against different challengers: the team's
+    ``skill versions`` lists both tests (each with its machine and counts) and marks both
+    challengers, rather than the newest test with the other challenger as a bystander."""
+    machines = []
+    for name in ("y1", "y2"):
+        m = Machine(tmp_path / name, name, 0)
+        source = m.skills / "tidy"
+        source.mkdir(parents=True)
+        head = "---\nname: tidy\ndescription: tidy things\n---\n# tidy\n"
+        (source / "SKILL.md").write_text(head + "Tidy the code.\n")
+        challenger = tmp_path / name / "challenger.md"
+        challenger.write_text(head + f"Tidy the code, challenger from {name}.\n")
+        live = m.home / ".claude" / "skills" / "tidy"
+        live.parent.mkdir(parents=True)
+        m.ctl("skill", "import", "tidy", "--from", str(source), "--live", str(live))
+        m.ctl("skill", "add-challenger", "tidy", str(challenger))
+        m.ctl("skill", "record", "tidy", "--version", "v1", "--success", "--id", "1")
+        m.ctl("skill", "record", "tidy", "--version", "v2", "--failure", "--id", "2")
+        mine = m.json("skill", "versions", "tidy")
+        assert (mine["champion"], mine["challenger"]) == ("v1", "v2")
+        sent = m.sync(team_url)
+        machines.append((sent["machine"], mine))
+    viewer = Viewer(tmp_path, team_url)
+    report = viewer.json("skill", "versions", "tidy")
+    hashes = {v["content_hash"]: v for v in report["versions"]}
+    tests = report["tests"]
+    assert len(tests) == 2, tests
+    champion = {t["champion_hash"] for t in tests}
+    assert len(champion) == 1  # one champion body, v1 on both machines
+    assert hashes[champion.pop()]["role"] == "champion"
+    for machine, mine in machines:
+        own = {v["tag"]: v["content_hash"] for v in mine["versions"]}
+        test = next(t for t in tests if t["challenger_hash"] == own["v2"])
+        assert [name.split()[-1] for name in test["machines"]] == [machine[:6]]
+        assert (test["champion_successes"], test["champion_executions"]) == (1, 1)
+        assert (test["challenger_successes"], test["challenger_executions"]) == (0, 1)
+        row = hashes[own["v2"]]
+        assert row["role"] == "challenger"
+        assert (row["experiment_successes"], row["experiment_executions"]) == (0, 1)
+    champ_row = next(v for v in report["versions"] if v["role"] == "champion")
+    assert (champ_row["experiment_successes"], champ_row["experiment_executions"]) == (2, 2)
+    shown = viewer.ok("skill", "versions", "tidy").stdout
+    assert "2 open tests: the team's machines test different challengers" in shown
+    assert shown.count(" vs ") == 2
