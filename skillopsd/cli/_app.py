@@ -471,7 +471,8 @@ def load_commands() -> None:
     is_eager=True,
     help=f"Read every machine's events on this team PostgreSQL (env {TEAM_ENV}), pulled"
     " into a local replica, instead of this machine's log; only the reading commands"
-    " (skills, skill show|versions, sessions, session show, usage, eval run, rebuild).",
+    " (skills, skill show|versions|diff|evidence, sessions, session show, annotations,"
+    " lineage, usage, eval run, rebuild).",
 )
 @click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
 @click.option("--log-level", type=click.Choice(_logging.LEVELS), default=None, help="Log level.")

@@ -695,7 +695,11 @@ def _per_run(value: float | None, n: int, unit: str = "") -> str:
 @json_option
 @pass_app
 def versions_command(app: AppContext, name: str, utc: bool, as_json: bool) -> None:
-    """NAME's versions: champion, challenger, retired; outcomes, costs, the next routed pick."""
+    """NAME's versions: champion, challenger, retired; outcomes, costs, the next routed pick.
+
+    With --team, when the machines test different challengers of NAME, every open test is
+    listed (champion vs challenger, its machines, its counts).
+    """
     db = app.db()
 
     def read(
