@@ -967,10 +967,12 @@ def _without_text(db: Path, session_id: str) -> tuple[str | None, str | None]:
     )
     try:
         end, _counts = _session_end(conn, session_id)
+        row = conn.execute("SELECT \"values\" FROM p_policies WHERE name = 'verdict'").fetchone()
     finally:
         conn.close()
+    policy = VerdictPolicy.from_values(json.loads(row[0])) if row else VerdictPolicy()
     calls = [msgspec.structs.replace(c, what="", why="", narrower="") for c in end.calls]
-    judged = verdict(msgspec.structs.replace(end, calls=calls), VerdictPolicy())
+    judged = verdict(msgspec.structs.replace(end, calls=calls), policy)
     return judged.value, judged.reason
 
 
@@ -979,8 +981,17 @@ def test_derived_team_view_judges_every_session_as_its_machine(
 ) -> None:
     """G4: under ``--content derived`` (the default) each session's verdict in the team view
     is its machine's, and so is its reason, but for the quoted call text derived content
-    does not send; pooled verdict counts are the sum of the machines'."""
+    does not send; pooled verdict counts are the sum of the machines'. Machine a judges by a
+    stricter verdict policy of its own (any failed call fails a session): the team view
+    judges a's sessions by it and b's by b's (the default)."""
     homes = _split_corpus(tmp_path)
+    strict = subprocess.run(
+        [*ctl_command(), "policy", "set", "verdict", "failure_share=0"],
+        env=daemon_env(homes["a"]),
+        capture_output=True,
+        text=True,
+    )
+    assert strict.returncode == 0, strict.stderr
     local: dict[str, dict[str, Any]] = {}
     for home in homes.values():
         listed = subprocess.run(
@@ -1019,6 +1030,25 @@ def test_derived_team_view_judges_every_session_as_its_machine(
         assert got["verdict_reason"] == reason, (sid, mine["verdict_reason"])
         quoted += reason != mine["verdict_reason"]
         assert got["verdict_spans"] == mine["verdict_spans"], sid
+    # a's policy changed some of its verdicts; b, under the default, has sessions that policy
+    # would fail, and the team view does not fail them.
+    failed = {m["home"].name for m in local.values() if m["verdict"] == "failure"}
+    assert failed == {"a"}, failed
+    b_db = homes["b"] / ".local" / "share" / "skillops" / "skillops.db"
+    conn = apsw.Connection(
+        f"file:{b_db}?mode=ro", flags=apsw.SQLITE_OPEN_READONLY | apsw.SQLITE_OPEN_URI
+    )
+    try:
+        stricter = VerdictPolicy(failure_share=0.0)
+        would = [
+            sid
+            for sid, m in local.items()
+            if m["home"].name == "b"
+            and verdict(_session_end(conn, sid)[0], stricter).value == "failure"
+        ]
+    finally:
+        conn.close()
+    assert would, "b has no session a's policy would fail: the check proves nothing"
     # Most reasons quote nothing and are the machine's word for word.
     assert quoted < len(local) // 4, quoted
     # The interrupted last turns (a Claude Code "exit", Gemini's cancel) survive derived.

@@ -9,6 +9,8 @@ the tombstone stays (a session can be forgotten more than once: one row per eras
 
 from __future__ import annotations
 
+import re
+
 import apsw
 import msgspec
 
@@ -143,9 +145,14 @@ class Sessions(Projection):
             elif isinstance(payload, PolicySet) and payload.name == POLICY_NAME:
                 self._flush(conn, dirty)
                 dirty.clear()
+                scope = _machine_of(event.stream)
                 conn.execute(
                     'INSERT OR REPLACE INTO p_policies (name, "values", position) VALUES (?, ?, ?)',
-                    (payload.name, _json.encode(payload.values).decode(), event.position),
+                    (
+                        f"{scope}/{payload.name}" if scope else payload.name,
+                        _json.encode(payload.values).decode(),
+                        event.position,
+                    ),
                 )
                 self._reverdict(conn, None)
             elif isinstance(payload, SessionPurged):
@@ -248,10 +255,18 @@ class Sessions(Projection):
         for session_id in sorted(dirty):
             self._reverdict(conn, session_id)
 
-    def _policy(self, conn: apsw.Connection) -> VerdictPolicy:
-        row = conn.execute(
-            'SELECT "values" FROM p_policies WHERE name = ?', (POLICY_NAME,)
-        ).fetchone()
+    def _policy(self, conn: apsw.Connection, machine: str = "") -> VerdictPolicy:
+        """The verdict policy a session is judged by: on a team replica its own machine's
+        (each machine judges its sessions by the policy it set), else the log's."""
+        row = None
+        if machine:
+            row = conn.execute(
+                'SELECT "values" FROM p_policies WHERE name = ?', (f"{machine}/{POLICY_NAME}",)
+            ).fetchone()
+        if row is None:
+            row = conn.execute(
+                'SELECT "values" FROM p_policies WHERE name = ?', (POLICY_NAME,)
+            ).fetchone()
         if row is None:
             return VerdictPolicy()
         try:
@@ -260,14 +275,22 @@ class Sessions(Projection):
             return VerdictPolicy()
 
     def _reverdict(self, conn: apsw.Connection, session_id: str | None) -> None:
-        policy = self._policy(conn)
-        where = "WHERE session_id = ?" if session_id else ""
+        where = "WHERE s.session_id = ?" if session_id else ""
         args = (session_id,) if session_id else ()
-        rows = conn.execute(f"SELECT session_id FROM p_sessions {where}", args).fetchall()
-        for (row_id,) in rows:
+        # The stream of the derivation says, on a team replica, whose session it is.
+        rows = conn.execute(
+            "SELECT s.session_id, e.stream FROM p_sessions s"
+            f" LEFT JOIN events e ON e.position = s.derived_at_position {where}",
+            args,
+        ).fetchall()
+        policies: dict[str, VerdictPolicy] = {}
+        for row_id, stream in rows:
             sid = str(row_id)
+            machine = _machine_of(str(stream or ""))
+            if machine not in policies:
+                policies[machine] = self._policy(conn, machine)
             end, counts = _session_end(conn, sid)
-            decided = verdict(end, policy)
+            decided = verdict(end, policies[machine])
             conn.execute(
                 "UPDATE p_sessions SET success = ?, failure = ?, blocked = ?, unknown = ?,"
                 " verdict = ?, verdict_reason = ?, verdict_spans = ? WHERE session_id = ?",
@@ -285,6 +308,14 @@ class Sessions(Projection):
 
 
 _CALLS = "session_id = ? AND kind IN ('TOOL', 'SKILL')"
+# A team replica stores a machine's own streams as ``MACHINE/STREAM`` (team/replica.py).
+_MACHINE_STREAM = re.compile(r"([0-9a-f]{32})/")
+
+
+def _machine_of(stream: str) -> str:
+    """The machine whose stream this is on a team replica; "" on a local log."""
+    found = _MACHINE_STREAM.match(stream)
+    return found.group(1) if found else ""
 
 
 def _attribute(name: str) -> str:
