@@ -22,11 +22,15 @@ import pytest
 
 from skillopsd.events import Database, EventLog, NewEvent
 from skillopsd.events.types import AnnotationAdded
+from skillopsd.projections.sessions import _session_end
+from skillopsd.projections.verdict import VerdictPolicy, verdict
 
+from ._agents import AGENTS_CORPUS
 from ._capture_helpers import extract_corpus
 from ._daemon import daemon_env
 from ._postgres import Server, start_server
 from .conftest import console_script, ctl_command
+from .test_skill_folders import INFRA, WEB, Projects
 from .test_skills_acceptance import TRIAGE, Home
 
 pytestmark = pytest.mark.slow
@@ -414,9 +418,14 @@ def test_team_after_the_command_name_and_the_environment(tmp_path: Path, team_ur
         ("usage", "daily", "--team", team_url, "--json"),
         ("eval", "run", "triage", "--team", team_url, "--json"),
         ("rebuild", "--check", "--team", team_url, "--json"),
+        ("skill", "diff", "triage", "v1", "v1", "--team", team_url),
+        ("skill", "evidence", "triage", "--team", team_url, "--json"),
+        ("annotations", "--team", team_url, "--json"),
+        ("lineage", "triage", "--team", team_url, "--json"),
     ):
         done = _bare(viewer, *args)
-        assert done.returncode in (0, 1), (args, done.stderr)  # eval run: no evals.yaml
+        # eval run: the one session came without text, so nothing is graded (3)
+        assert done.returncode in (0, 3), (args, done.stderr)
         assert "Traceback" not in done.stderr, (args, done.stderr)
         assert "No such option" not in done.stderr, (args, done.stderr)
     after = json.loads(_bare(viewer, "sessions", "--team", team_url, "--json").stdout)
@@ -922,3 +931,315 @@ def test_what_a_machine_wrote_on_the_server_cannot_drive_the_terminal(
     # The label is kept, its control characters shown as "?", cut to 64 characters.
     label = ("?]52;c;Y3VybCBldmlsLnNofHNo?box?[2J?" + "x" * 500)[:63] + "…"
     assert {s["machine"] for s in sessions} == {label}
+
+
+def _split_corpus(tmp_path: Path) -> dict[str, Path]:
+    """The real corpus split file by file between two machines (every other transcript
+    file, sorted by path, to each; plus the Copilot and Gemini corpus on the second), each
+    captured by the real daemon."""
+    homes = {name: extract_corpus(tmp_path / name) for name in ("a", "b")}
+    files = sorted(p.relative_to(homes["a"]) for p in homes["a"].rglob("*.jsonl"))
+    for i, path in enumerate(files):
+        (homes["b" if i % 2 == 0 else "a"] / path).unlink()
+    for home in homes.values():
+        subprocess.run(
+            [console_script("skillopsd"), "--once"],
+            env=daemon_env(home),
+            check=True,
+            capture_output=True,
+        )
+    agents = sorted(str(p) for p in AGENTS_CORPUS.iterdir() if p.is_dir())
+    subprocess.run(
+        [*ctl_command(), "ingest", *agents],
+        env=daemon_env(homes["b"]),
+        check=True,
+        capture_output=True,
+    )
+    return homes
+
+
+def _without_text(db: Path, session_id: str) -> tuple[str | None, str | None]:
+    """The verdict and reason ``session_id``'s machine derives, from its own log, without the
+    text ``--content derived`` withholds (the command a call ran, its error, a narrower run):
+    where the machine's reason quotes it, a team view names "a call"."""
+    conn = apsw.Connection(
+        f"file:{db}?mode=ro", flags=apsw.SQLITE_OPEN_READONLY | apsw.SQLITE_OPEN_URI
+    )
+    try:
+        end, _counts = _session_end(conn, session_id)
+        row = conn.execute("SELECT \"values\" FROM p_policies WHERE name = 'verdict'").fetchone()
+    finally:
+        conn.close()
+    policy = VerdictPolicy.from_values(json.loads(row[0])) if row else VerdictPolicy()
+    calls = [msgspec.structs.replace(c, what="", why="", narrower="") for c in end.calls]
+    judged = verdict(msgspec.structs.replace(end, calls=calls), policy)
+    return judged.value, judged.reason
+
+
+def test_derived_team_view_judges_every_session_as_its_machine(
+    tmp_path: Path, team_url: str
+) -> None:
+    """G4: under ``--content derived`` (the default) each session's verdict in the team view
+    is its machine's, and so is its reason, but for the quoted call text derived content
+    does not send; pooled verdict counts are the sum of the machines'. Machine a judges by a
+    stricter verdict policy of its own (any failed call fails a session): the team view
+    judges a's sessions by it and b's by b's (the default)."""
+    homes = _split_corpus(tmp_path)
+    strict = subprocess.run(
+        [*ctl_command(), "policy", "set", "verdict", "failure_share=0"],
+        env=daemon_env(homes["a"]),
+        capture_output=True,
+        text=True,
+    )
+    assert strict.returncode == 0, strict.stderr
+    local: dict[str, dict[str, Any]] = {}
+    for home in homes.values():
+        listed = subprocess.run(
+            [*ctl_command(), "sessions", "--json", "--limit", "1000"],
+            env=daemon_env(home),
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        for s in json.loads(listed.stdout):
+            local[s["session_id"]] = {**s, "home": home}
+        done = subprocess.run(
+            [*ctl_command(), "sync", "--to", team_url, "--json"],
+            env=daemon_env(home),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stderr
+    verdicts = {s["verdict"] for s in local.values()}
+    assert {"success", "unfinished", "abandoned"} <= verdicts, verdicts
+    viewer = Viewer(tmp_path, team_url)
+    team = {s["session_id"]: s for s in viewer.json("sessions", "--limit", "1000")}
+    assert set(team) == set(local)
+    quoted = 0
+    for sid, mine in local.items():
+        got = team[sid]
+        assert got["verdict"] == mine["verdict"], (
+            sid,
+            mine["verdict_reason"],
+            got["verdict_reason"],
+        )
+        db = mine["home"] / ".local" / "share" / "skillops" / "skillops.db"
+        value, reason = _without_text(db, sid)
+        assert value == mine["verdict"]
+        assert got["verdict_reason"] == reason, (sid, mine["verdict_reason"])
+        quoted += reason != mine["verdict_reason"]
+        assert got["verdict_spans"] == mine["verdict_spans"], sid
+    # a's policy changed some of its verdicts; b, under the default, has sessions that policy
+    # would fail, and the team view does not fail them.
+    failed = {m["home"].name for m in local.values() if m["verdict"] == "failure"}
+    assert failed == {"a"}, failed
+    b_db = homes["b"] / ".local" / "share" / "skillops" / "skillops.db"
+    conn = apsw.Connection(
+        f"file:{b_db}?mode=ro", flags=apsw.SQLITE_OPEN_READONLY | apsw.SQLITE_OPEN_URI
+    )
+    try:
+        stricter = VerdictPolicy(failure_share=0.0)
+        would = [
+            sid
+            for sid, m in local.items()
+            if m["home"].name == "b"
+            and verdict(_session_end(conn, sid)[0], stricter).value == "failure"
+        ]
+    finally:
+        conn.close()
+    assert would, "b has no session a's policy would fail: the check proves nothing"
+    # Most reasons quote nothing and are the machine's word for word.
+    assert quoted < len(local) // 4, quoted
+    # The interrupted last turns (a Claude Code "exit", Gemini's cancel) survive derived.
+    abandoned = [s for s in local.values() if s["verdict"] == "abandoned"]
+    assert abandoned and all(team[s["session_id"]]["verdict"] == "abandoned" for s in abandoned)
+
+
+def test_derived_team_view_keeps_two_projects_same_name_skills_apart(
+    tmp_path: Path, team_url: str
+) -> None:
+    """G5: the folder a skill was loaded from survives ``--content derived`` (sent as the path,
+    like the session's cwd), so the team view marks a name two projects' skills share as each
+    machine does, and never compares their bodies as versions."""
+    for name in ("one", "two"):
+        (tmp_path / name).mkdir()
+    one = Projects(tmp_path / "one")
+    web = tmp_path / "work" / "webapp" / ".claude" / "skills" / "deploy"
+    infra = tmp_path / "work" / "infra" / ".claude" / "skills" / "deploy"
+    one.load(web, WEB)
+    one.load(infra, INFRA)
+    one.capture()
+    two = Projects(tmp_path / "two")
+    two.sessions = 100
+    two.load(web, WEB)
+    two.capture()
+    for machine in (one, two):
+        sent = subprocess.run(
+            [*ctl_command(), "sync", "--to", team_url],
+            env=machine.env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert sent.returncode == 0, sent.stderr
+    projects = sorted(str(tmp_path / "work" / p) for p in ("webapp", "infra"))
+    assert [s["projects"] for s in one.json("skills")] == [projects]
+    viewer = Viewer(tmp_path, team_url)
+    listed = viewer.json("skills")
+    assert [(s["skill"], s["projects"]) for s in listed] == [("deploy", projects)]
+    assert "deploy names 2 different skills" in viewer.ok("skills").stdout
+    report = viewer.json("skill", "show", "deploy")
+    assert report["projects"] == projects
+    assert "not compared" in report["reading"] and " vs " not in report["reading"]
+    assert "loaded from" in viewer.ok("skill", "show", "deploy").stdout
+    versions = viewer.json("skill", "versions", "deploy")
+    assert sorted(tuple(v["projects"]) for v in versions["versions"]) == [
+        (projects[0],),
+        (projects[1],),
+    ]
+
+
+def test_eval_run_that_graded_nothing_on_derived_machines_is_no_failure(
+    tmp_path: Path, team_url: str
+) -> None:
+    """G13: every machine synced derived, so no grader that reads text can judge a session:
+    each version is "not graded", not FAILED, no run id is shown for runs not recorded, one
+    line says why, and the exit status is 3 (nothing graded), not the regression status 1."""
+    a, b = _two_machines(tmp_path)
+    a.sync(team_url)
+    b.sync(team_url)
+    viewer = Viewer(tmp_path, team_url)
+    skill_dir = str(a.skills / "triage")
+    done = viewer.run("eval", "run", "triage", "--skill-dir", skill_dir)
+    assert done.returncode == 3, (done.stdout, done.stderr)
+    assert "FAILED" not in done.stdout and " run " not in done.stdout, done.stdout
+    assert "not graded" in done.stdout
+    lines = done.stderr.strip().splitlines()
+    assert lines[-1] == (
+        "skillopsctl: eval run: nothing could be graded: the team server holds no message"
+        " text of 4 sessions (their machines sync --content derived), which these graders"
+        " read; no case failed"
+    ), done.stderr
+    report = json.loads(
+        viewer.run("eval", "run", "triage", "--skill-dir", skill_dir, "--json").stdout
+    )
+    assert report["graded"] is False and report["recorded"] is False
+    assert [v["graded"] for v in report["versions"]] == [False, False]
+    assert viewer.query("SELECT count(*) FROM events WHERE type = 'EvalRunCompleted'") == [(0,)]
+    # One machine's text on the server: its sessions are graded, and a failing case is 1.
+    c = Machine(tmp_path / "c", "c", 200)
+    c.session("triage", "Label issues. v2", final="ready-to-implement", tools=["Read"])
+    c.capture()
+    c.sync(team_url, "--content", "all")
+    failing = viewer.run("eval", "run", "triage", "--skill-dir", skill_dir)
+    assert failing.returncode == 1, (failing.stdout, failing.stderr)
+    assert "FAILED" in failing.stdout and "nothing could be graded" not in failing.stderr
+
+
+def test_team_search_says_derived_machines_sent_no_text(tmp_path: Path, team_url: str) -> None:
+    """G14: ``--team sessions --search`` over derived machines says the server holds no title
+    or prompt of theirs, instead of a bare "no sessions"; with one machine's text there, its
+    matches are listed and the line goes to stderr."""
+    a, b = _two_machines(tmp_path)
+    a.sync(team_url)
+    viewer = Viewer(tmp_path, team_url)
+    assert _local(a, "sessions", "--search", "triage")  # the machine finds them
+    done = viewer.ok("sessions", "--search", "triage")
+    assert " ".join(done.stdout.split()) == (
+        "no sessions: --search reads titles and prompts, which the team server does not hold"
+        " for 3 sessions of 1 machine (synced with --content derived or none): those cannot"
+        " match"
+    ), done.stdout
+    b.sync(team_url, "--content", "all")
+    found = viewer.ok("sessions", "--search", "triage")
+    assert "3 sessions of 1 machine" in found.stderr
+    assert len(viewer.json("sessions", "--search", "triage")) == 2  # b's two
+
+
+def test_read_only_commands_run_on_the_team_view(tmp_path: Path, team_url: str) -> None:
+    """G16: ``skill diff`` (by the team's tags), ``annotations``, ``lineage`` and ``skill
+    evidence`` write nothing and read what the server holds: they run on the team view; a
+    command that reads only what this machine holds is refused saying so, not that "each
+    machine changes only its own log"."""
+    a, b = _two_machines(tmp_path)
+    sid = next(s["session_id"] for s in a.json("sessions") if "triage" in s["skills"])
+    a.ctl("annotate", sid, "--label", "bad", "--skill", "triage", "--note", "wrong label")
+    a.sync(team_url)
+    b.sync(team_url, "--content", "all")
+    viewer = Viewer(tmp_path, team_url)
+    held = _server_rows(team_url)
+    tags = {
+        v["tag"]: v["content_hash"] for v in viewer.json("skill", "versions", "triage")["versions"]
+    }
+    assert set(tags) == {"v1", "v2"}
+    diff = viewer.ok("skill", "diff", "triage", "v1", "v2").stdout.splitlines()
+    assert diff[0] == f"--- triage v1 ({tags['v1'][:12]})"
+    assert diff[1] == f"+++ triage v2 ({tags['v2'][:12]})"
+    assert "-Label issues. v1" in diff and "+Label issues. v2" in diff
+    noted = viewer.json("annotations")
+    assert [(n["session_id"], n["label"], n["note"]) for n in noted] == [
+        (sid, "bad", "wrong label")
+    ]
+    kinds = {e["kind"] for e in viewer.json("lineage", "triage")}
+    assert {"version", "annotation"} <= kinds, kinds
+    shown = viewer.ok("skill", "evidence", "triage", "--limit", "10").stdout
+    assert shown.count("session ") == 4
+    # a's three sessions came without text (two of them triage), b's with it.
+    assert shown.count("not on the team server (its machine synced --content derived)") == 2
+    assert "prompt   Please triage issue 41" in shown
+    assert _server_rows(team_url) == held
+    for args in (("status",), ("log",), ("skill", "list")):
+        done = viewer.run(*args)
+        assert done.returncode == 2, (args, done.stderr)
+        assert "reads what only this machine holds" in done.stderr, done.stderr
+        assert "changes only its own log" not in done.stderr
+
+
+def test_two_machines_testing_different_challengers_show_both_tests(
+    tmp_path: Path, team_url: str
+) -> None:
+    """G23: two machines test one champion against different challengers: the team's
+    ``skill versions`` lists both tests (each with its machine and counts) and marks both
+    challengers, rather than the newest test with the other challenger as a bystander."""
+    machines = []
+    for name in ("y1", "y2"):
+        m = Machine(tmp_path / name, name, 0)
+        source = m.skills / "tidy"
+        source.mkdir(parents=True)
+        head = "---\nname: tidy\ndescription: tidy things\n---\n# tidy\n"
+        (source / "SKILL.md").write_text(head + "Tidy the code.\n")
+        challenger = tmp_path / name / "challenger.md"
+        challenger.write_text(head + f"Tidy the code, challenger from {name}.\n")
+        live = m.home / ".claude" / "skills" / "tidy"
+        live.parent.mkdir(parents=True)
+        m.ctl("skill", "import", "tidy", "--from", str(source), "--live", str(live))
+        m.ctl("skill", "add-challenger", "tidy", str(challenger))
+        m.ctl("skill", "record", "tidy", "--version", "v1", "--success", "--id", "1")
+        m.ctl("skill", "record", "tidy", "--version", "v2", "--failure", "--id", "2")
+        mine = m.json("skill", "versions", "tidy")
+        assert (mine["champion"], mine["challenger"]) == ("v1", "v2")
+        sent = m.sync(team_url)
+        machines.append((sent["machine"], mine))
+    viewer = Viewer(tmp_path, team_url)
+    report = viewer.json("skill", "versions", "tidy")
+    hashes = {v["content_hash"]: v for v in report["versions"]}
+    tests = report["tests"]
+    assert len(tests) == 2, tests
+    champion = {t["champion_hash"] for t in tests}
+    assert len(champion) == 1  # one champion body, v1 on both machines
+    assert hashes[champion.pop()]["role"] == "champion"
+    for machine, mine in machines:
+        own = {v["tag"]: v["content_hash"] for v in mine["versions"]}
+        test = next(t for t in tests if t["challenger_hash"] == own["v2"])
+        assert [name.split()[-1] for name in test["machines"]] == [machine[:6]]
+        assert (test["champion_successes"], test["champion_executions"]) == (1, 1)
+        assert (test["challenger_successes"], test["challenger_executions"]) == (0, 1)
+        row = hashes[own["v2"]]
+        assert row["role"] == "challenger"
+        assert (row["experiment_successes"], row["experiment_executions"]) == (0, 1)
+    champ_row = next(v for v in report["versions"] if v["role"] == "champion")
+    assert (champ_row["experiment_successes"], champ_row["experiment_executions"]) == (2, 2)
+    shown = viewer.ok("skill", "versions", "tidy").stdout
+    assert "2 open tests: the team's machines test different challengers" in shown
+    assert shown.count(" vs ") == 2

@@ -52,11 +52,28 @@ TEAM_COMMANDS = (
     "skills",
     "skill show",
     "skill versions",
+    "skill diff",
+    "skill evidence",
     "sessions",
     "session show",
+    "annotations",
+    "lineage",
     "usage",
     "eval run",
     "rebuild",
+)
+# Commands that write nothing but read what only this machine holds (its capture state, its
+# chain, its version store's folders, its dashboard's log): refused on a team view with a
+# line that says so, not that "each machine changes only its own log".
+MACHINE_READS = (
+    "status",
+    "log",
+    "verify",
+    "export",
+    "serve",
+    "policy show",
+    "skill list",
+    "skill verify",
 )
 
 
@@ -220,10 +237,17 @@ class SuggestingGroup(click.Group):
             elif not team_command(path):
                 source = "--team" if app.team_given else f"${TEAM_ENV} is set"
                 here = "" if app.team_given else f" (unset {TEAM_ENV} to run it here)"
+                reads = any(path == n or path.startswith(f"{n} ") for n in MACHINE_READS)
+                why = (
+                    "it reads what only this machine holds (its own log, capture state and"
+                    " files), not the team's"
+                    + (": run it without --team" if app.team_given else "")
+                    if reads
+                    else "each machine changes only its own log and pushes it with skillopsctl sync"
+                )
                 raise TeamFailure(
                     f"{path} does not run on a team view ({source}): only"
-                    f" {', '.join(TEAM_COMMANDS)} do; each machine changes only its own log"
-                    f" and pushes it with skillopsctl sync{here}"
+                    f" {', '.join(TEAM_COMMANDS)} do; {why}{here}"
                 )
         return name, cmd, rest
 
@@ -470,7 +494,8 @@ def load_commands() -> None:
     is_eager=True,
     help=f"Read every machine's events on this team PostgreSQL (env {TEAM_ENV}), pulled"
     " into a local replica, instead of this machine's log; only the reading commands"
-    " (skills, skill show|versions, sessions, session show, usage, eval run, rebuild).",
+    " (skills, skill show|versions|diff|evidence, sessions, session show, annotations,"
+    " lineage, usage, eval run, rebuild).",
 )
 @click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
 @click.option("--log-level", type=click.Choice(_logging.LEVELS), default=None, help="Log level.")

@@ -15,7 +15,16 @@ from ..annotating import (
 )
 from ..projections.annotations import list_annotations
 from ..projections.session_views import find_session
-from ._app import AppContext, NotFound, UsageFailure, cli, db_option, json_option, pass_app
+from ._app import (
+    AppContext,
+    NotFound,
+    UsageFailure,
+    cli,
+    db_option,
+    json_option,
+    pass_app,
+    team_option,
+)
 from ._output import echo, emit_json, emit_json_array, table
 from ._time import SINCE, stamps, utc_option
 
@@ -73,6 +82,7 @@ def annotate(
 
 @cli.command("annotations")
 @db_option
+@team_option
 @click.option("--session", default=None, help="Only this session's annotations.")
 @click.option("--skill", default=None, help="Only annotations of this skill or its sessions.")
 @click.option("--since", type=SINCE, default=None, help="Recorded since (7d, 12h, or ISO).")

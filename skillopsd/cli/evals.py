@@ -77,6 +77,9 @@ class VersionJson(msgspec.Struct):
     baseline: str | None = None
     flips: list[Flip] = []
     bad_labels: list[str] = []
+    # Some case graded a session: else the version is "not graded" (its run did not pass,
+    # but nothing failed either: no case could judge a session).
+    graded: bool = True
 
 
 def _evidence(
@@ -165,7 +168,8 @@ def run(
     no_record: bool,
     as_json: bool,
 ) -> None:
-    """Grade the sessions that loaded SKILL, per version they loaded; exit 1 if a case failed.
+    """Grade the sessions that loaded SKILL, per version they loaded; exit 1 if a case failed,
+    3 if no case could grade any session (nothing failed, nothing passed).
 
     Only a run over every session and every suite of the skill's suite of record gives its
     sessions' outcomes and can clear the gate; a subset run is recorded, marked as such.
@@ -300,6 +304,7 @@ def run(
                 baseline=base_tag,
                 flips=flips(cases, base_run.cases) if base_run else [],
                 bad_labels=[e.session_id for e in evidences if e.label == "bad"],
+                graded=any(c.graded for c in cases),
             )
         )
     try:
@@ -309,6 +314,10 @@ def run(
     except (LogError, apsw.Error) as exc:
         raise UsageFailure(f"cannot record the eval run: {exc}") from exc
     all_passed = all(v.passed for v in out)
+    # A version that graded nothing did not pass, but no case failed: only a graded case
+    # that failed is the regression status 1.
+    failed = any(v.graded and not v.passed for v in out)
+    nothing = not any(v.graded for v in out)
     if as_json:
         emit_json(
             {
@@ -317,12 +326,13 @@ def run(
                 "suite_hash": manifest.suite_hash,
                 "suite_path": manifest.path,
                 "recorded": not no_record,
+                "graded": not nothing,
                 "scope": scope or None,
                 "versions": out,
             }
         )
     else:
-        _print(skill, manifest, out, skipped)
+        _print(skill, manifest, out, skipped, recorded=not no_record)
         if app.team:
             echo("(--team: graded on the team replica; nothing recorded)")
         elif no_record:
@@ -332,8 +342,30 @@ def run(
                 "(a subset run: recorded, but only a run over every session and suite gives"
                 " outcomes and can clear the gate)"
             )
-    if not all_passed:
+    if failed:
         click.get_current_context().exit(1)
+    if nothing:
+        echo(f"skillopsctl: eval run: {_nothing_graded(out)}", err=True)
+        click.get_current_context().exit(3)
+
+
+def _nothing_graded(out: list[VersionJson]) -> str:
+    """Why no case graded a session, for the one line a run that judged nothing ends with."""
+    sessions = {sid for v in out for sid in v.sessions}
+    reasons = {r for v in out for c in v.cases for r in c.not_graded_reasons}
+    from ..team.views import WITHHELD
+
+    if WITHHELD in reasons:
+        return (
+            f"nothing could be graded: the team server holds no message text of"
+            f" {plural(len(sessions), 'session')} (their machines sync --content derived),"
+            " which these graders read; no case failed"
+        )
+    why = f" ({', '.join(sorted(reasons))})" if reasons else ""
+    return (
+        f"nothing could be graded: no case judged any of {plural(len(sessions), 'session')}"
+        f"{why}; no case failed"
+    )
 
 
 def tag_order(tag: str | None) -> tuple[int, str]:
@@ -366,14 +398,17 @@ def _verdict(c: CaseJson) -> str:
     return "passed" if c.passed else "FAILED"
 
 
-def _print(skill: str, manifest: Manifest, out: list[VersionJson], skipped: int) -> None:
+def _print(
+    skill: str, manifest: Manifest, out: list[VersionJson], skipped: int, *, recorded: bool
+) -> None:
     say(f"suite file {manifest.path} ({manifest.suite_hash[:12]})")
     for v in out:
         echo()
-        verdict = "passed" if v.passed else "FAILED"
+        verdict = "not graded" if not v.graded else "passed" if v.passed else "FAILED"
+        run = f"   run {v.run_id[:12]}" if recorded else ""
         say(
             f"{skill} {v.tag} ({v.content_hash[:12]}): {plural(len(v.sessions), 'session')},"
-            f" {verdict}   run {v.run_id[:12]}"
+            f" {verdict}{run}"
         )
         table(
             [

@@ -11,13 +11,14 @@ import click
 from .._terminal import safe
 from ..events import LogError
 from ..projections.skill_evidence import SessionEvidence, skill_evidence
-from ._app import AppContext, NotFound, UsageFailure, db_option, json_option, pass_app
+from ._app import AppContext, NotFound, UsageFailure, db_option, json_option, pass_app, team_option
 from ._output import cells, cut, echo, emit_json, terminal_width
 from .skills import skill_group
 
 
 @skill_group.command("evidence")
 @db_option
+@team_option
 @click.argument("name")
 @click.option("--failures", is_flag=True, help="Only sessions that failed, were labelled bad"
               " or blocked, or failed an eval case.")  # fmt: skip
@@ -33,12 +34,17 @@ def evidence(app: AppContext, name: str, failures: bool, limit: int, as_json: bo
     output is cut to one line (tabs expanded); --json keeps every character."""
     db = app.db()
     app.caught_up()
+    withheld: set[str] = set()
     try:
         with db.read() as conn:
             found = skill_evidence(conn, name, failures=failures, limit=limit)
             known = conn.execute(
                 "SELECT 1 FROM p_session_skills WHERE skill = ? LIMIT 1", (name,)
             ).fetchone()
+            if app.team:
+                from ..team.views import text_withheld
+
+                withheld = text_withheld(conn, [e.session_id for e in found])
     except (LogError, apsw.Error) as exc:
         raise UsageFailure(f"cannot read the log: {exc}") from exc
     if known is None:
@@ -53,7 +59,7 @@ def evidence(app: AppContext, name: str, failures: bool, limit: int, as_json: bo
     for n, e in enumerate(found):
         if n:
             echo()
-        _print(e)
+        _print(e, withheld=e.session_id in withheld)
 
 
 # What a field's text keeps: each line at most this many columns (as before the width was
@@ -94,10 +100,14 @@ def _field(label: str, text: str, total: int, *, wrap: bool = True) -> None:
         echo((head if n == 0 else " " * _LABEL) + cut(line, room))
 
 
-def _print(e: SessionEvidence) -> None:
+def _print(e: SessionEvidence, *, withheld: bool = False) -> None:
     total = terminal_width()
     when = (e.started_at or "")[:16].replace("T", " ")
     echo(cut(f"session {e.session_id} ({e.agent}, {e.version or 'v?'}, {when} UTC)", total))
+    if withheld:
+        # A team view of a machine that synced --content derived: no prompt, output or error
+        # text reached the server; say so rather than show empty prompts and bare outcomes.
+        _field("text", "not on the team server (its machine synced --content derived)", total)
     _field("prompt", " ".join(e.first_prompt.split()) or "-", total)
     reason = e.verdict_reason or ""
     if e.verdict and reason.startswith(f"{e.verdict}: "):

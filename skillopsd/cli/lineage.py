@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from ..projections.skill_views import LineageEntry, lineage
-from ._app import AppContext, NotFound, cli, db_option, json_option, pass_app
+from ._app import AppContext, NotFound, cli, db_option, json_option, pass_app, team_option
 from ._output import echo, emit_json_array, plural, table
 from ._time import SINCE, stamps, utc_option
 
@@ -54,6 +54,7 @@ def _detail(e: LineageEntry) -> str:
 
 @cli.command("lineage")
 @db_option
+@team_option
 @click.argument("skill")
 @click.option("--since", type=SINCE, default=None, help="Only entries recorded since.")
 @utc_option

@@ -46,6 +46,7 @@ from ._output import (
     emit_json,
     emit_json_array,
     number,
+    plural,
     say,
     squeeze,
     table,
@@ -182,7 +183,9 @@ def _title_cell(s: SessionView) -> str:
     "--search",
     metavar="TEXT",
     default=None,
-    help="Only sessions whose title or a prompt contains TEXT (ASCII case ignored).",
+    help="Only sessions whose title or a prompt contains TEXT (ASCII case ignored). With"
+    " --team, only sessions whose machine sent their text (--content all): a line says how"
+    " many could not match.",
 )
 @click.option("--limit", type=count_range(), default=None, help="At most N sessions.")
 @utc_option
@@ -284,9 +287,19 @@ def sessions_command(
                 verdict=verdict,
                 utc=utc,
             )
+    unsearched = ""
+    if app.team and search:
+        unsearched = _unsearched(db)
     if as_json:
         emit_json_array(found)
+        if unsearched:
+            echo(f"({unsearched})", err=True)
         return
+    if unsearched:
+        if not found:
+            say(f"no sessions: {unsearched}")
+            return
+        echo(f"({unsearched})", err=True)
     if empty is not None:
         say(empty)
         if hidden:
@@ -358,6 +371,22 @@ def _set_machines(conn: apsw.Connection, found: list[SessionView]) -> set[str]:
         if origin is not None:
             s.machine, s.machine_id = origin.label, origin.machine
     return {sid for sid, origin in origins.items() if origin.content != "exact"}
+
+
+def _unsearched(db: Database) -> str:
+    """What ``--team … --search`` cannot see: the sessions whose title and prompts the
+    server does not hold ("" when it holds every session's)."""
+    from ..team.views import sessions_without_text
+
+    with db.read() as conn:
+        count, machines = sessions_without_text(conn)
+    if not count:
+        return ""
+    return (
+        f"--search reads titles and prompts, which the team server does not hold for"
+        f" {plural(count, 'session')} of {plural(machines, 'machine')} (synced with --content"
+        " derived or none): those cannot match"
+    )
 
 
 def _machine_cell(s: SessionView) -> str:

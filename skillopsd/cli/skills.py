@@ -376,6 +376,7 @@ def _print_report(report: SkillReport, utc: bool, *, one: bool) -> None:
 
 @skill_group.command("diff")
 @db_option
+@team_option
 @click.argument("name")
 @click.argument("old", metavar="vA")
 @click.argument("new", metavar="vB")

@@ -11,19 +11,20 @@ import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import apsw
 import click
 import msgspec
 
 from .._defaults import TEAM_URL_ENV
-from ..events import Database, LogError
+from ..events import Database, EventLog, LogError
 from ..projections._stats import Median, Share, median_interval, wilson
 from ..projections.skill_aliases import names_of as skill_names
 from ..projections.skill_folders import scope_text, shared_line, skill_folders
 from ..projections.skill_views import first_loads, skill_sessions
 from ..versions.materialize import MANIFEST, next_pick, store_root
+from ..versions.observed import skill_stream
 from ..versions.state import MAX_DURATION_MS, MAX_TOKENS, STRATEGIES, SkillState, Stats
 from ..versions.store import (
     StoreError,
@@ -53,6 +54,9 @@ from ._output import echo, emit_json, mean_of, say, table
 from ._time import stamps, utc_option
 from .skills import captured_late, share_text, skill_group
 from .skills import median_cost as _median_cost
+
+if TYPE_CHECKING:
+    from ..team.views import MachineTest
 
 T = TypeVar("T")
 _NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-:")
@@ -493,6 +497,23 @@ class VersionsJson(msgspec.Struct, kw_only=True):
     pool: PoolJson | None = None
     # Every scope the name's loads came from: more than one, several projects' skills.
     projects: list[str] = []
+    # --team: every machine's own open test (champion and challenger tags, its machines, its
+    # counts), so two machines testing different challengers show both; empty locally.
+    tests: list[TestJson] = []
+
+
+class TestJson(msgspec.Struct, kw_only=True):
+    """One open test of a team view's ``skill versions``."""
+
+    champion: str | None
+    challenger: str | None
+    champion_hash: str
+    challenger_hash: str
+    machines: list[str]
+    champion_executions: int
+    champion_successes: int
+    challenger_executions: int
+    challenger_successes: int
 
 
 def _pool(state: SkillState) -> PoolJson | None:
@@ -629,6 +650,46 @@ def versions_json(
     )
 
 
+def _team_tests(report: VersionsJson, state: SkillState, tests: list[MachineTest]) -> None:
+    """A team view whose machines run different tests of the skill: each test listed, every
+    challenger marked so and counted in its own test, the champion over all of them."""
+    report.tests = [
+        TestJson(
+            champion=state.tag_of(t.champion),
+            challenger=state.tag_of(t.challenger),
+            champion_hash=t.champion,
+            challenger_hash=t.challenger,
+            machines=t.machines,
+            champion_executions=t.champion_executions,
+            champion_successes=t.champion_successes,
+            challenger_executions=t.challenger_executions,
+            challenger_successes=t.challenger_successes,
+        )
+        for t in tests
+    ]
+    report.challenger = None  # no one challenger: the tests say which
+    report.experiment = None
+    for v in report.versions:
+        mine = [t for t in tests if v.content_hash in (t.champion, t.challenger)]
+        if not mine:
+            if v.role in ("champion", "challenger"):
+                v.role = ""
+            v.experiment = None
+            v.experiment_executions = v.experiment_successes = None
+            continue
+        as_champion = [t for t in mine if t.champion == v.content_hash]
+        v.role = "champion" if as_champion else "challenger"
+        v.experiment = None
+        v.experiment_executions = sum(
+            t.champion_executions if t.champion == v.content_hash else t.challenger_executions
+            for t in mine
+        )
+        v.experiment_successes = sum(
+            t.champion_successes if t.champion == v.content_hash else t.challenger_successes
+            for t in mine
+        )
+
+
 def _per_run(value: float | None, n: int, unit: str = "") -> str:
     return mean_of(value, n, unit)
 
@@ -641,10 +702,16 @@ def _per_run(value: float | None, n: int, unit: str = "") -> str:
 @json_option
 @pass_app
 def versions_command(app: AppContext, name: str, utc: bool, as_json: bool) -> None:
-    """NAME's versions: champion, challenger, retired; outcomes, costs, the next routed pick."""
+    """NAME's versions: champion, challenger, retired; outcomes, costs, the next routed pick.
+
+    With --team, when the machines test different challengers of NAME, every open test is
+    listed (champion vs challenger, its machines, its counts).
+    """
     db = app.db()
 
-    def read(db: Database) -> tuple[SkillState, Path | None, tuple[dict[str, Loaded], list[str]]]:
+    def read(
+        db: Database,
+    ) -> tuple[SkillState, Path | None, tuple[dict[str, Loaded], list[str]], list[MachineTest]]:
         state = read_state(db, name)
         manifest = None
         # A team view writes nothing but its replica: no store folder of the team's bodies.
@@ -652,15 +719,23 @@ def versions_command(app: AppContext, name: str, utc: bool, as_json: bool) -> No
             materialize_only(db, name)  # a manifest that disagrees with the log is rewritten
             manifest = store_root(db.path) / name / MANIFEST
         app.caught_up()
+        tests: list[MachineTest] = []
         with db.read() as conn:
             loaded = loaded_versions(conn, name)
-        return state, manifest, loaded
+            if app.team:
+                from ..team.views import open_tests
+
+                stream = list(EventLog(db).read_stream(skill_stream(name)))
+                tests = open_tests(conn, name, stream)
+        return state, manifest, loaded, tests
 
     with _store_errors():
-        state, manifest, (loaded, projects) = read(db)
+        state, manifest, (loaded, projects), tests = read(db)
     if not state.versions:
         raise NotFound(f"no versions of skill {name!r} (see skillopsctl skills)")
     report = versions_json(state, manifest, loaded, projects)
+    if len(tests) > 1:
+        _team_tests(report, state, tests)
     if as_json:
         emit_json(report)
         return
@@ -724,6 +799,18 @@ def versions_command(app: AppContext, name: str, utc: bool, as_json: bool) -> No
         " those recorded for its A/B test (managed skills, once settled), which success,"
         " tokens and time count"
     )
+    if report.tests:
+        say(
+            f"{len(report.tests)} open tests: the team's machines test different challengers"
+            " (each machine's own test; in test counts that test's executions):"
+        )
+        for t in report.tests:
+            say(
+                f"  {t.champion or '?'} vs {t.challenger or '?'} on {', '.join(t.machines)}:"
+                f" champion {t.champion_successes}/{t.champion_executions}, challenger"
+                f" {t.challenger_successes}/{t.challenger_executions}",
+                indent=4,
+            )
     pool = report.pool
     if pool is not None and pool.pool == "team":
         say(

@@ -9,6 +9,7 @@ the tombstone stays (a session can be forgotten more than once: one row per eras
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import apsw
@@ -17,7 +18,7 @@ import msgspec
 from ..events import RecordedEvent
 from ..events.types import PayloadsErased, PolicySet, SessionDerived, SessionPurged, SpanDerived
 from ._engine import Projection
-from .verdict import POLICY_NAME, Call, SessionEnd, VerdictPolicy, verdict
+from .verdict import POLICY_NAME, USER_STOPS, Call, SessionEnd, VerdictPolicy, verdict
 
 _json = msgspec.json.Encoder()
 _SCHEMA = """
@@ -161,9 +162,14 @@ class Sessions(Projection):
             elif isinstance(payload, PolicySet) and payload.name == POLICY_NAME:
                 self._flush(conn, dirty)
                 dirty.clear()
+                scope = _machine_of(event.stream)
                 conn.execute(
                     'INSERT OR REPLACE INTO p_policies (name, "values", position) VALUES (?, ?, ?)',
-                    (payload.name, _json.encode(payload.values).decode(), event.position),
+                    (
+                        f"{scope}/{payload.name}" if scope else payload.name,
+                        _json.encode(payload.values).decode(),
+                        event.position,
+                    ),
                 )
                 self._reverdict(conn, None)
             elif isinstance(payload, SessionPurged):
@@ -267,10 +273,18 @@ class Sessions(Projection):
             self._reverdict(conn, session_id)
             _loads(conn, session_id)
 
-    def _policy(self, conn: apsw.Connection) -> VerdictPolicy:
-        row = conn.execute(
-            'SELECT "values" FROM p_policies WHERE name = ?', (POLICY_NAME,)
-        ).fetchone()
+    def _policy(self, conn: apsw.Connection, machine: str = "") -> VerdictPolicy:
+        """The verdict policy a session is judged by: on a team replica its own machine's
+        (each machine judges its sessions by the policy it set), else the log's."""
+        row = None
+        if machine:
+            row = conn.execute(
+                'SELECT "values" FROM p_policies WHERE name = ?', (f"{machine}/{POLICY_NAME}",)
+            ).fetchone()
+        if row is None:
+            row = conn.execute(
+                'SELECT "values" FROM p_policies WHERE name = ?', (POLICY_NAME,)
+            ).fetchone()
         if row is None:
             return VerdictPolicy()
         try:
@@ -279,14 +293,22 @@ class Sessions(Projection):
             return VerdictPolicy()
 
     def _reverdict(self, conn: apsw.Connection, session_id: str | None) -> None:
-        policy = self._policy(conn)
-        where = "WHERE session_id = ?" if session_id else ""
+        where = "WHERE s.session_id = ?" if session_id else ""
         args = (session_id,) if session_id else ()
-        rows = conn.execute(f"SELECT session_id FROM p_sessions {where}", args).fetchall()
-        for (row_id,) in rows:
+        # The stream of the derivation says, on a team replica, whose session it is.
+        rows = conn.execute(
+            "SELECT s.session_id, e.stream FROM p_sessions s"
+            f" LEFT JOIN events e ON e.position = s.derived_at_position {where}",
+            args,
+        ).fetchall()
+        policies: dict[str, VerdictPolicy] = {}
+        for row_id, stream in rows:
             sid = str(row_id)
+            machine = _machine_of(str(stream or ""))
+            if machine not in policies:
+                policies[machine] = self._policy(conn, machine)
             end, counts = _session_end(conn, sid)
-            decided = verdict(end, policy)
+            decided = verdict(end, policies[machine])
             conn.execute(
                 "UPDATE p_sessions SET success = ?, failure = ?, blocked = ?, unknown = ?,"
                 " verdict = ?, verdict_reason = ?, verdict_spans = ? WHERE session_id = ?",
@@ -304,15 +326,20 @@ class Sessions(Projection):
 
 
 _CALLS = "session_id = ? AND kind IN ('TOOL', 'SKILL')"
+# A team replica stores a machine's own streams as ``MACHINE/STREAM`` (team/replica.py).
+_MACHINE_STREAM = re.compile(r"([0-9a-f]{32})/")
+
+
+def _machine_of(stream: str) -> str:
+    """The machine whose stream this is on a team replica; "" on a local log."""
+    found = _MACHINE_STREAM.match(stream)
+    return found.group(1) if found else ""
 
 
 def _attribute(name: str) -> str:
     return f"json_extract(attributes, '$.\"{name}\"')"
 
 
-# ``skillops.turn.aborted`` values that mean the user stopped the turn (Claude Code and Codex
-# "interrupted", Gemini CLI's "Request cancelled.", Copilot CLI's abort reasons).
-_USER_STOPS = frozenset({"interrupted", "cancelled", "user_initiated", "user_abort"})
 _FACTS = (
     "skillops.turns_from_end",
     "skillops.resolved",
@@ -388,7 +415,7 @@ def _session_end(conn: apsw.Connection, sid: str) -> tuple[SessionEnd, dict[str,
     )
     # An interrupt cut work short only if the last turn had calls: "exit" typed after the
     # answer and then interrupted is the user leaving, not abandoning.
-    interrupted = worked and last_turn is not None and last_turn[1] in _USER_STOPS
+    interrupted = worked and last_turn is not None and last_turn[1] in USER_STOPS
     aborted = last_turn is not None and last_turn[1] is not None
     end = SessionEnd(
         calls=[c for _s, _q, c in calls],

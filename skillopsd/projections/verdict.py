@@ -62,6 +62,13 @@ SUMMARY = (
 RUNNING = "running"
 # Keys of earlier versions of the rule: a stored PolicySet holding them still applies the rest.
 _RETIRED = frozenset({"blocked_min"})
+# ``skillops.turn.aborted`` values that mean the user stopped the turn (Claude Code and Codex
+# "interrupted", Gemini CLI's "Request cancelled.", Copilot CLI's abort reasons). Any other
+# value is a turn the agent stopped: ended, but not by the user.
+USER_STOPS = frozenset({"interrupted", "cancelled", "user_initiated", "user_abort"})
+# What ``--content derived`` sends instead of an aborted value not in USER_STOPS (the agent's
+# own reason may be text): the verdict reads only "aborted, by the user or not".
+OTHER_STOP = "aborted"
 # A reason names at most this many spans.
 MAX_SPANS = 10
 

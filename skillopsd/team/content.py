@@ -22,6 +22,7 @@ from ..events.types import (
     SessionDerived,
     SpanDerived,
 )
+from ..projections.verdict import OTHER_STOP, USER_STOPS
 
 
 class Content(StrEnum):
@@ -81,10 +82,21 @@ NAMING_ATTRIBUTES = frozenset(
         "skill.name",
         "skill.content_hash",
         "skill.activation",
+        # The folder a skill was loaded from: which project's skill of a shared name a load
+        # is (a path, as the session's cwd, sent as is: not hashed, since the team view
+        # names the projects as each machine does; no message text).
+        "skill.directory",
         # How a turn ended (answered, empty, …): the verdict reads it.
         "skillops.turn.end",
     }
 )
+# String facts the verdict reads that are not names: sent reduced to the few values the
+# verdict tells apart, so a team view judges each session as its machine does. A turn's
+# abort reason is the agent's own word for it ("interrupted", or a text it wrote): the
+# user's stops keep their value, any other goes as OTHER_STOP.
+_VERDICT_FACTS = {
+    "skillops.turn.aborted": lambda v: v if v in USER_STOPS else OTHER_STOP,
+}
 
 _encode = msgspec.msgpack.Encoder().encode
 
@@ -93,9 +105,11 @@ def derived(event: Event) -> Event | None:
     """``event`` without message text, or None when nothing of it may go.
 
     Transcript lines are withheld whole; a session loses its title (the agent's or the
-    first prompt); a span keeps only the attributes above; capture and derive errors lose
-    their message (it may quote a line); eval grader results lose their detail (it may quote
-    the session). Everything else (labels, notes, evals, skill versions, decisions) goes as is.
+    first prompt); a span keeps only the attributes above, and the verdict's string facts
+    reduced to what the verdict tells apart (so a team view's verdicts are the machine's);
+    capture and derive errors lose their message (it may quote a line); eval grader results
+    lose their detail (it may quote the session). Everything else (labels, notes, evals,
+    skill versions, decisions) goes as is.
     """
     if event.__class__.__name__ == "TranscriptLineCaptured":
         return None
@@ -110,6 +124,10 @@ def derived(event: Event) -> Event | None:
             or value is None
             or isinstance(value, bool | int | float)
         }
+        for key, reduce in _VERDICT_FACTS.items():
+            value = event.attributes.get(key)
+            if isinstance(value, str):
+                kept[key] = reduce(value)
         return msgspec.structs.replace(event, attributes=kept)
     if isinstance(event, CaptureErrorRecorded | DeriveErrorRecorded):
         return msgspec.structs.replace(event, message="")
