@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from skillopsd.derive import SourceLines, derive_session, session_id
 from skillopsd.derive._outcome import claude_outcome, codex_exec_end, codex_outcome
-from skillopsd.derive._skills import content_hash, injected_body
+from skillopsd.derive._skills import content_hash, injected_body, unsubstituted
 from skillopsd.events.types import SpanDerived, TokenUsage
 
 from ._capture_helpers import (
@@ -667,7 +667,12 @@ def test_every_claude_skill_call_in_the_corpus_has_the_hash_of_its_body(corpus_h
     for path in sorted((corpus_home / ".claude").rglob("*.jsonl")):
         records = _records(path)
         bodies = {}
+        args: dict[str, str] = {}
         for r in records:
+            content = (r.get("message") or {}).get("content")
+            for block in content if isinstance(content, list) else []:
+                if isinstance(block, dict) and block.get("name") == "Skill":
+                    args[block.get("id", "")] = (block.get("input") or {}).get("args") or ""
             if r.get("isMeta") and r.get("sourceToolUseID"):
                 content = r["message"]["content"]
                 text = (
@@ -685,6 +690,8 @@ def test_every_claude_skill_call_in_the_corpus_has_the_hash_of_its_body(corpus_h
             if span.kind == "SKILL" and call in bodies:
                 text = bodies[call]
                 body = injected_body(text)[1] if injected_body(text) else text
+                # Its arguments, where the skill's $ARGUMENTS held them, are put back.
+                body = unsubstituted(text, body, args.get(call))
                 assert span.attributes["skill.content_hash"] == content_hash(body)
                 checked += 1
     assert checked >= 5

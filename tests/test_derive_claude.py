@@ -556,3 +556,82 @@ def test_rederive_corrects_sessions_derived_at_version_1(tmp_path: Path) -> None
     assert after == before  # annotations and policy untouched
     again = run_ctl("--db", str(path), "rederive", "--json")
     assert again.returncode == 0 and json.loads(again.stdout)["appended"] == 0
+
+
+PLACEHOLDER_MD = (
+    "---\nname: deploy\ndescription: Deploys\n---\n\n"
+    "# Deploy\n\nDeploy the service to the environment the user named: $ARGUMENTS\n"
+    "Then check its health on the dashboard.\n"
+)
+
+
+def test_a_skill_loaded_with_arguments_in_its_placeholder_is_one_version_without_them(
+    tmp_path: Path,
+) -> None:
+    """Claude Code writes a skill's $ARGUMENTS already replaced by what the user typed: every
+    argument was a new "version" of an unchanged skill, and the user's words were stored as a
+    skill body (and sent to a team server as one; review H1)."""
+    skill_dir = tmp_path / "skills" / "deploy"
+    skill_dir.mkdir(parents=True)
+    (skill_dir / "SKILL.md").write_text(PLACEHOLDER_MD)
+    on_disk = skill_content_hash(PLACEHOLDER_MD)
+    body = PLACEHOLDER_MD.split("---\n", 2)[2].lstrip("\n")
+    head = f"Base directory for this skill: {skill_dir}\n\n"
+    private = [
+        "prod-eu with the customer list in /home/dev/acme-churn-2026.csv",
+        "prod, tell Dana the layoffs go out Friday",
+    ]
+    home = tmp_path / "home"
+    project = home / ".claude" / "projects" / "-w"
+    project.mkdir(parents=True)
+    for n, args in enumerate(["staging", *private]):
+        sid = f"6f2b3c1e-0000-4000-8000-00000000b00{n}"
+        rows = [
+            _command(sid, "u1", "deploy", args),
+            _meta(sid, "u2", head + body.replace("$ARGUMENTS", args)),
+        ]
+        if n == 2:  # the model's Skill call, its args in the body too
+            call = {
+                "type": "tool_use",
+                "id": "toolu_d",
+                "name": "Skill",
+                "input": {"skill": "deploy", "args": args},
+            }
+            rows = [
+                _turn(sid, "u1", "deploy it"),
+                _assistant(sid, "a1", "m1", [call], "2025-06-01T00:00:01Z"),
+                _meta(
+                    sid, "u2", head + body.replace("$ARGUMENTS", args), sourceToolUseID="toolu_d"
+                ),
+            ]
+        (project / f"{sid}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    # A skill without the placeholder gets the arguments as a trailer: its body stays whole,
+    # even where the argument's words are in it ("staging").
+    plain = "# Deploy\n\nDeploy to staging first.\n"
+    sid = "6f2b3c1e-0000-4000-8000-00000000b009"
+    rows = [
+        _command(sid, "u1", "deploy", "staging"),
+        _meta(sid, "u2", head + plain + "\n\nARGUMENTS: staging"),
+    ]
+    (project / f"{sid}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+    db_file = tmp_path / "s.db"
+    done = run_ctl("--db", str(db_file), "ingest", str(home))
+    assert done.returncode == 0, done.stderr
+    versions = json.loads(
+        run_ctl("--db", str(db_file), "skill", "versions", "deploy", "--json").stdout
+    )["versions"]
+    hashes = {v["content_hash"] for v in versions}
+    shown = [(v["tag"], v["content_hash"][:8]) for v in versions]
+    assert hashes == {on_disk, skill_content_hash(plain)}, shown
+    db = Database.open(db_file)
+    try:
+        bodies = [
+            e.payload.body  # type: ignore[attr-defined]
+            for e in EventLog(db).read(types=["SkillVersionCreated"])
+        ]
+    finally:
+        db.close()
+    assert len(bodies) == 2 and not any(p in b for p in private for b in bodies), bodies
+    assert any("$ARGUMENTS" in b for b in bodies)
+    assert any("Deploy to staging first." in b for b in bodies)

@@ -71,7 +71,10 @@ from .gemini import is_session as is_gemini_session
 # never the pipe's success; ``a && b 2>&1 | c`` pipes only ``b`` (tree-sitter reads it as
 # ``(a && b) | c``); a piped Python program whose output ends in a traceback failed; a call of
 # unknown outcome gets ``skillops.turns_from_end`` (it ran: an interrupt of its turn stopped work).
-DERIVER_VERSION = 15
+# 16: a skill Claude Code loaded with its ``$ARGUMENTS`` replaced by what the user typed (or
+# the Skill call's ``args``) gets the placeholder back: one file is one version, and the
+# user's words are never stored as a skill body (review H1).
+DERIVER_VERSION = 16
 
 _TOKEN_ATTRIBUTES = (
     ("input", "gen_ai.usage.input_tokens"),

@@ -68,6 +68,24 @@ def loaded_body(text: str) -> tuple[str | None, str]:
     return None, _ARGUMENTS_TRAILER.sub("", text)
 
 
+def unsubstituted(text: str, body: str, arguments: str | None) -> str:
+    """``body`` (loaded from ``text``) with the arguments a skill was called with put back as
+    ``$ARGUMENTS``.
+
+    A skill without a placeholder gets its arguments appended (the trailer, stripped above):
+    its body is left as it is. Into one with a placeholder Claude Code writes what the user
+    typed after ``/name`` (or the model passed as the Skill call's ``args``): kept so, every
+    argument would be a new version of a skill nobody edited, and the user's words would be
+    stored (and sent to a team server) as a skill body. Whole-word occurrences only, so an
+    argument that is part of a longer word stays; positional ``$0``/``$1`` are not undone.
+    """
+    args = (arguments or "").strip()
+    if not args or args not in body or _ARGUMENTS_TRAILER.search(text):
+        return body
+    pattern = re.compile(r"(?<![\w$])" + re.escape(args) + r"(?!\w)")
+    return pattern.sub("$ARGUMENTS", body)
+
+
 _SKILL_FILE = re.compile(r"[/\\]SKILL\.md\Z")
 _ABSOLUTE = re.compile(r"\A(?:/|[A-Za-z]:[/\\]|\\\\)")
 

@@ -39,12 +39,13 @@ from ._outcome import (
     claude_skill_not_loaded,
     result_text,
 )
-from ._skills import injected_body, loaded_body
+from ._skills import injected_body, loaded_body, unsubstituted
 from ._summary import Summary
 from ._tree import Span, SpanTree, as_json, clip, keep_output
 
 _SPAWN_TOOLS = {"Task", "Agent"}
 _COMMAND_NAME = re.compile(r"<command-name>/?([^<\s]+)</command-name>")
+_COMMAND_ARGS = re.compile(r"<command-args>(.*?)</command-args>", re.DOTALL)
 _PLAN_PROMPT = "Implement the following plan:"
 _NOT_A_PROMPT = (
     "[Request interrupted by user",
@@ -164,6 +165,9 @@ class _Thread:
         # Results written before their call (real files have them): applied when it appears.
         self.early: dict[str, tuple[Record, dict[str, Any], str | None]] = {}
         self.pending_command: str | None = None
+        self.pending_args: str | None = None  # what the user typed after that command
+        # The ``args`` of each Skill call: its injected body holds them in its $ARGUMENTS.
+        self.skill_args: dict[str, str] = {}
         # Calls still waiting when the conversation was compacted: their result is lost, so a
         # later interrupt did not stop them (their outcome stays unknown).
         self.lost: set[str] = set()
@@ -282,6 +286,8 @@ class _Thread:
             return
         command = _COMMAND_NAME.search(text)
         self.pending_command = command.group(1) if command else None
+        given = _COMMAND_ARGS.search(text) if command else None
+        self.pending_args = given.group(1) if given else None
         self._new_chain(record, timestamp, text)
 
     def _stop_pending(self, text: str) -> None:
@@ -359,15 +365,18 @@ class _Thread:
         linked = self.tools.get(source) if isinstance(source, str) else None
         if linked is not None and linked.kind == "SKILL":
             directory, body = loaded_body(text)
+            body = unsubstituted(text, body, self.skill_args.get(str(source)))
             linked.attributes["skill.content_hash"] = self.tree.skill_body(body)
             if directory:
                 linked.attributes["skill.directory"] = directory
             return
         command, self.pending_command = self.pending_command, None
+        args, self.pending_args = self.pending_args, None
         injected = injected_body(text)
         if injected is not None:
             # A user-typed slash command loaded a skill from a folder.
             directory, body = injected
+            body = unsubstituted(text, body, args)
             name = command or directory.rstrip("/").rsplit("/", 1)[-1]
             self._slash(record, timestamp, name, "injection", body, directory)
         elif command is not None and text.strip() and not text.startswith(_NOT_A_PROMPT):
@@ -461,6 +470,9 @@ class _Thread:
             span.name = str(skill)
             span.attributes["skill.name"] = str(skill)
             span.attributes["skill.activation"] = "tool"
+            args = tool_input.get("args")
+            if isinstance(args, str):
+                self.skill_args[call_id] = args
         else:
             self.summary.tool()
         attribution = record.value.get("attributionSkill")
