@@ -63,6 +63,15 @@ suites:
         ("C:\\Users\\Ann\\Repo\\.github\\skills\\deploy", "c:/users/ann/repo"),
         ("c:/users/ann/repo/.GITHUB/skills/deploy/", "c:/users/ann/repo"),
         ("/.claude/skills/deploy", "/"),
+        # A git worktree's skills are its repository's (H5), in the layouts that say so.
+        ("/home/dev/app.worktrees/deploy-health/.claude/skills/deploy", "/home/dev/app"),
+        ("/home/dev/app__worktrees/fix/.agents/skills/deploy", "/home/dev/app"),
+        ("/home/dev/app/.worktrees/fix/.claude/skills/deploy", "/home/dev/app"),
+        ("/home/dev/app/.claude/worktrees/fix/.codex/skills/deploy", "/home/dev/app"),
+        ("/home/dev/app/.worktrees/fix/svc/.claude/skills/deploy", "/home/dev/app/svc"),
+        ("C:\\Dev\\App.worktrees\\Fix\\.github\\skills\\deploy", "c:/dev/app"),
+        ("/home/dev/app-wt/fix/.claude/skills/deploy", "/home/dev/app-wt/fix"),  # no sign
+        ("/home/dev/.worktrees/.claude/skills/deploy", "/home/dev/.worktrees"),
         # A plugin's folder is the plugin's scope (plugin_of), never a project's.
         ("/home/ann/.claude/plugins/cache/mkt/plug/1.2.0/skills/deploy", None),
         ("/work/infra/skills/deploy", None),
@@ -223,6 +232,34 @@ def test_two_projects_deploy_are_not_one_skills_versions(two: Projects, tmp_path
     assert "Traceback" not in refused.stderr and refused.stderr.count("\n") == 1
     gates = [e for e in two.json("lineage", "deploy") if e.get("kind") == "gate"]
     assert gates and gates[-1]["cleared"] is False and "different skills" in gates[-1]["reason"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("layout", ["app.worktrees/health", "app/.claude/worktrees/health"])
+def test_an_edit_tried_in_a_worktree_is_the_next_version(tmp_path: Path, layout: str) -> None:
+    """H5: the project's deploy, edited in a git worktree of the repository (a layout that
+    names itself one), is v2 of the project's skill and compared with v1; a folder of no
+    such layout (``app-wt/health``) stays a different skill."""
+    h = Projects(tmp_path)
+    app = tmp_path / "work" / "app"
+    for folder, body in [(app, WEB), (app, WEB), (tmp_path / "work" / layout, INFRA)]:
+        h.load(folder / ".claude" / "skills" / "deploy", body)
+    h.capture()
+    listed = h.json("skills")
+    assert [(s["skill"], s["projects"]) for s in listed] == [("deploy", [str(app)])]
+    assert "different skills" not in h.ctl("skills")
+    report = h.json("skill", "show", "deploy")
+    assert "v2 vs v1" in report["reading"], report["reading"]
+    assert {v["tag"]: v["projects"] for v in report["versions"]} == {
+        "v1": [str(app)],
+        "v2": [str(app)],
+    }
+    versions = h.ctl("skill", "versions", "deploy")
+    assert "different skills" not in versions and "v2" in versions
+
+    h.load(tmp_path / "work" / "app-wt" / "health" / ".claude" / "skills" / "deploy", "Other.")
+    h.capture()
+    assert "deploy names 2 different skills" in h.ctl("skills")
 
 
 @pytest.mark.slow

@@ -12,7 +12,9 @@ A load's **scope** is what makes it one skill:
   the managed skill, whichever project that folder is in;
 - ``<root>/.claude|.codex|.github|.gemini|.agents|.copilot/skills/<name>``: ``<root>``, the
   project (or the home folder, for a user-level skill: one root, whatever project the
-  session ran in);
+  session ran in); a git worktree's ``<root>`` (``<repo>/.worktrees/<x>``,
+  ``<repo>/.claude/worktrees/<x>``, ``<repo>.worktrees/<x>``, ``<repo>__worktrees/<x>``) is its
+  repository ``<repo>``;
 - a plugin's folder (``~/.claude/plugins/cache/<marketplace>/<plugin>/<version>/skills/<name>``,
   ``…/plugins/marketplaces/<marketplace>/plugins/<plugin>/skills/<name>``), or, with no such
   folder recorded, a plugin-qualified name (``<plugin>:<name>``): the plugin, whatever its
@@ -45,6 +47,17 @@ _PROJECT_SKILL = re.compile(
 _PLUGIN_SKILL = re.compile(
     r"/\.(?:" + "|".join(_AGENT_DIRS) + r")/plugins/(?P<below>.+)/skills/[^/]+\Z", re.IGNORECASE
 )
+# A git worktree's checkout, in the layouts that name themselves one (H5):
+# ``<repo>/.worktrees/<x>``, Claude Code's ``<repo>/.claude/worktrees/<x>``, and the sibling
+# folders ``<repo>.worktrees/<x>`` and ``<repo>__worktrees/<x>``. Its skills are the
+# repository's: an edit tried on a branch is a version of the checkout's skill. Any other
+# worktree folder (``<repo>-wt/<x>``) is a folder like any other: the log holds no ``.git`` file
+# to say which repository it checks out (and projections never read the disk).
+_WORKTREE = re.compile(
+    r"\A(?P<repo>.*[^/])(?:/\.worktrees|/\.claude/worktrees|\.worktrees|__worktrees)"
+    r"/[^/]+(?P<below>/.*)?\Z",
+    re.IGNORECASE,
+)
 PLUGIN = "plugin:"  # a plugin's scope: this prefix and the plugin's name
 # A drive letter, or a UNC path written with backslashes (``//x`` on Linux is ``/x``).
 _WINDOWS = re.compile(r"\A(?:[A-Za-z]:[\\/]|\\\\)")
@@ -72,11 +85,15 @@ def skill_folder(path: str) -> str:
 
 def project_of(directory: str) -> str | None:
     """The folder whose ``.claude/skills`` (``.codex``, ``.github``, …) holds ``directory``:
-    the project of a project-level skill, the home of a user-level one; None otherwise."""
+    the project of a project-level skill (the repository, for a worktree folder of a layout
+    ``_WORKTREE`` knows), the home of a user-level one; None otherwise."""
     found = _PROJECT_SKILL.match(normalized(directory))
     if found is None:
         return None
-    return found.group("root") or "/"
+    root = found.group("root") or "/"
+    worktree = _WORKTREE.match(root)
+    # A nested project in a worktree (``<x>/svc``) is that project in the repository's checkout.
+    return worktree.group("repo") + (worktree.group("below") or "") if worktree else root
 
 
 def plugin_of(directory: str) -> str | None:
