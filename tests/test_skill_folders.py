@@ -318,7 +318,7 @@ def test_a_managed_skill_is_one_skill_across_its_live_folders(tmp_path: Path) ->
 def test_a_plugins_skill_and_the_projects_own_of_one_name_are_two_skills(tmp_path: Path) -> None:
     """G8: the superpowers plugin's ``brainstorming`` (loaded as ``superpowers:brainstorming``
     and as ``brainstorming``) and a project's own ``brainstorming`` are not versions of one
-    skill, and the tags the name's own loads gave are dated in their order."""
+    skill; a version is dated by its first load under any of its names (H6)."""
     h = Projects(tmp_path)
     plugin = h.home / ".claude/plugins/cache/mkt/superpowers/5.0.7/skills/brainstorming"
     project = tmp_path / "work" / "p" / ".claude" / "skills" / "brainstorming"
@@ -353,22 +353,62 @@ def test_a_plugins_skill_and_the_projects_own_of_one_name_are_two_skills(tmp_pat
     assert by_tag["v1"]["projects"] == [str(tmp_path / "work" / "p")]
     assert by_tag["v2"]["projects"] == ["plugin:superpowers"]
     assert " vs " not in report["reading"] and "not compared" in report["reading"]
-    # v2's body was loaded under the alias on day 1, but v2 is the second body loaded as
-    # brainstorming (day 3): its date is that, never before v1's (day 2).
+    # H6: v2's body was first loaded under the alias on day 1; v1 is another skill (the
+    # project's), so v2 dated before it is no edit back in time and needs no note.
     assert by_tag["v1"]["first_loaded"][:10] == "2026-11-02"
-    assert by_tag["v2"]["first_loaded"][:10] == "2026-11-03"
+    assert by_tag["v2"]["first_loaded"][:10] == "2026-11-01"
     shown = h.ctl("skill", "show", "brainstorming")
     assert "v2 vs v1" not in shown and "the superpowers plugin" in shown
+    assert "2026-11-01 10:00" in shown and "order they were captured" not in shown
 
     versions = h.json("skill", "versions", "brainstorming")
     dated = {v["tag"]: v["first_loaded"][:10] for v in versions["versions"]}
-    assert dated == {"v1": "2026-11-02", "v2": "2026-11-03"}
-    assert "the superpowers pl" in h.ctl("skill", "versions", "brainstorming")
+    assert dated == {"v1": "2026-11-02", "v2": "2026-11-01"}
+    listed = h.ctl("skill", "versions", "brainstorming")
+    assert "the superpowers pl" in listed and "order they were captured" not in listed
 
     diff = h.run("skill", "diff", "brainstorming", "v1", "v2")
     assert diff.returncode == 0
     assert "not an edit of one" in diff.stderr and diff.stderr.count("\n") == 1
     assert diff.stdout.splitlines()[1].endswith(str(plugin))
+
+
+@pytest.mark.slow
+def test_an_aliases_earlier_load_never_dates_one_skills_v2_before_its_v1(tmp_path: Path) -> None:
+    """G8 kept beside H6: all three loads are the plugin's (one skill); the alias loaded body A
+    on day 1, the plain name loaded B (v1) on day 2 and A (v2) on day 3. v2 is dated by its
+    load under its own name, never before v1, while a body only the alias loaded earlier than
+    any lower tag is dated by the alias's load."""
+    h = Projects(tmp_path)
+    plugin = h.home / ".claude/plugins/cache/mkt/superpowers/5.0.7/skills/brainstorming"
+    stories = [
+        ("superpowers:brainstorming", "Plugin body A."),  # day 1
+        ("brainstorming", "Plugin body B."),  # day 2: v1
+        ("brainstorming", "Plugin body A."),  # day 3: v2
+        ("superpowers:brainstorming", "Plugin body C."),  # day 4
+        ("brainstorming", "Plugin body C."),  # day 5: v3, first loaded on day 4
+    ]
+    for n, (name, body) in enumerate(stories, 1):
+        skill_dir(plugin.parent, plugin.name, body)
+        claude_session(
+            h.home,
+            session=f"{n:08d}-0000-4000-8000-00000000000a",
+            skill=name,
+            skill_dir=plugin,
+            body=body,
+            prompt="brainstorm",
+            tools=["Read"],
+            final="done",
+            start=datetime(2026, 11, n, 10, tzinfo=UTC),
+        )
+    h.capture()
+    want = {"v1": "2026-11-02", "v2": "2026-11-03", "v3": "2026-11-04"}
+    report = h.json("skill", "show", "brainstorming")
+    assert {v["tag"]: v["first_loaded"][:10] for v in report["versions"]} == want
+    versions = h.json("skill", "versions", "brainstorming")
+    assert {v["tag"]: v["first_loaded"][:10] for v in versions["versions"]} == want
+    for command in (("skill", "show", "brainstorming"), ("skill", "versions", "brainstorming")):
+        assert "order they were captured" not in h.ctl(*command)
 
 
 @pytest.mark.slow

@@ -224,18 +224,32 @@ def _cost(m: Median, sessions: int) -> str:
     return text.rsplit(" (n=", 1)[0] if m.n == sessions else text
 
 
-def captured_late(rows: list[tuple[str, str | None, str]]) -> str | None:
-    """A note when a tag is dated before a lower tag of the same name (``rows``: tag, first
-    load as recorded, as shown). Tags count bodies in the order they were captured: a
-    transcript captured later (a backfill, another agent's folder ingested) gives its older
-    body the next tag, and the table would otherwise read as an edit back in time."""
+def captured_late(rows: list[tuple[str, str | None, str, list[str]]]) -> str | None:
+    """A note when a tag is dated before a lower tag of the same name and the same skill
+    (``rows``: tag, first load as recorded, as shown, the scopes it was loaded from). Tags
+    count bodies in the order they were captured: a transcript captured later (a backfill,
+    another agent's folder ingested) gives its older body the next tag, and the table would
+    otherwise read as an edit back in time. Two skills that share a name (loaded only from
+    different projects' or plugins' folders) are no edit of each other: their dates need no
+    note."""
     plain = sorted(
-        ((int(tag[1:]), tag, at, shown) for tag, at, shown in rows if tag[1:].isdigit() and at),
+        (
+            (int(tag[1:]), tag, at, shown, set(scopes))
+            for tag, at, shown, scopes in rows
+            if tag[1:].isdigit() and at
+        ),
         key=lambda r: r[0],
     )
     late = []
-    for i, (_, tag, at, shown) in enumerate(plain):
-        earlier = [r for r in plain[:i] if r[2] is not None and at is not None and r[2] > at]
+    for i, (_, tag, at, shown, scopes) in enumerate(plain):
+        earlier = [
+            r
+            for r in plain[:i]
+            if r[2] is not None
+            and at is not None
+            and r[2] > at
+            and not (scopes and r[4] and not scopes & r[4])
+        ]
         if earlier:
             late.append(f"{tag} ({shown}) before {earlier[0][1]} ({earlier[0][3]})")
     if not late:
@@ -267,7 +281,10 @@ def _print_report(report: SkillReport, utc: bool, *, one: bool) -> None:
         text=(4, 5),
     )
     late = captured_late(
-        [(v.tag, v.first_loaded, shown) for v, shown in zip(report.versions, first, strict=True)]
+        [
+            (v.tag, v.first_loaded, shown, v.projects)
+            for v, shown in zip(report.versions, first, strict=True)
+        ]
     )
     if late:
         say(late)

@@ -22,7 +22,7 @@ from ..events import Database, EventLog, LogError
 from ..projections._stats import Median, Share, median_interval, wilson
 from ..projections.skill_aliases import names_of as skill_names
 from ..projections.skill_folders import scope_text, shared_line, skill_folders
-from ..projections.skill_views import first_loads, skill_sessions
+from ..projections.skill_views import first_loaded, skill_sessions
 from ..versions.materialize import MANIFEST, next_pick, store_root
 from ..versions.observed import skill_stream
 from ..versions.state import MAX_DURATION_MS, MAX_TOKENS, STRATEGIES, SkillState, Stats
@@ -573,11 +573,9 @@ def loaded_versions(conn: apsw.Connection, name: str) -> tuple[dict[str, Loaded]
         seen.sessions += 1
         if s.loaded_at and (seen.first is None or s.loaded_at < seen.first):
             seen.first = s.loaded_at
-    # The tags listed are the name's own: each dated by its first load under that name, as
-    # skill show dates it (first_loads).
-    names = skill_names(conn, name)
-    for (loaded_as, digest), first in first_loads(conn, names).items():
-        if loaded_as == names[0] and digest in out:
+    # Each dated as skill show dates it: its first load under any of its names (first_loaded).
+    for digest, first in first_loaded(conn, skill_names(conn, name), folders).items():
+        if digest in out:
             out[digest].first = first
     for digest, scopes in folders.by_version.items():
         out.setdefault(digest, Loaded()).projects = scopes
@@ -790,7 +788,10 @@ def versions_command(app: AppContext, name: str, utc: bool, as_json: bool) -> No
         text=(11, 12),
     )
     late = captured_late(
-        [(v.tag, v.first_loaded, shown) for v, shown in zip(report.versions, first, strict=True)]
+        [
+            (v.tag, v.first_loaded, shown, v.projects)
+            for v, shown in zip(report.versions, first, strict=True)
+        ]
     )
     if late:
         say(late)

@@ -191,11 +191,7 @@ def versions(conn: apsw.Connection, skill: str) -> list[VersionRow]:
 
 
 def first_loads(conn: apsw.Connection, names: list[str]) -> dict[tuple[str, str], str]:
-    """Per (name, body hash), when a session first loaded that body under that name.
-
-    A version's tag counts the bodies first loaded under its own name (``skill:<name>``), so
-    its date is read under that name too: an alias that loaded the same body earlier (a
-    plugin's ``plugin:skill``) would date a v2 before the v1 its name loaded first (G8)."""
+    """Per (name, body hash), when a session first loaded that body under that name."""
     marks = ", ".join("?" for _ in names)
     out: dict[tuple[str, str], str] = {}
     for name, digest, start in conn.execute(
@@ -207,6 +203,50 @@ def first_loads(conn: apsw.Connection, names: list[str]) -> dict[tuple[str, str]
     ):
         if isinstance(name, str) and isinstance(digest, str) and isinstance(start, str):
             out[(name, digest)] = start
+    return out
+
+
+def first_loaded(conn: apsw.Connection, names: list[str], folders: Folders) -> dict[str, str]:
+    """Per body hash of the skill ``names[0]`` (its aliases after it), when a session first
+    loaded that body, under any of the names: ``superpowers:brainstorming`` loading the
+    plugin's body on day 1 is that body's first load (H6).
+
+    One exception keeps the tags of one skill in order (G8): a tag counts the bodies first
+    loaded under its own name, so when only an alias's earlier load would date it before a
+    lower tag of the same name and the same skill (not loaded apart, from another project's or
+    plugin's folder), it is dated by its first load under its own name. A body captured late
+    (a backfill) is dated truly either way, and ``captured_late`` says why."""
+    firsts = first_loads(conn, names)
+    earliest: dict[str, str] = {}
+    for (_, digest), start in firsts.items():
+        if digest not in earliest or start < earliest[digest]:
+            earliest[digest] = start
+    known: list[VersionRow] = []
+    for name in names:
+        have = {v.version_hash for v in known}
+        known += [v for v in versions(conn, name) if v.version_hash not in have]
+    known.sort(key=lambda v: v.position)
+    out: dict[str, str] = {}
+    for i, version in enumerate(known):
+        digest = version.version_hash
+        at = earliest.get(digest)
+        own = firsts.get((version.skill, digest))
+        if (
+            at is not None
+            and own is not None
+            and at < own
+            and any(
+                lower.skill == version.skill
+                and not folders.apart(digest, lower.version_hash)
+                and out.get(lower.version_hash, "") > at
+                for lower in known[:i]
+            )
+        ):
+            at = own
+        if at is not None:
+            out[digest] = at
+    for digest, start in earliest.items():
+        out.setdefault(digest, start)
     return out
 
 
@@ -548,7 +588,7 @@ def skill_report(conn: apsw.Connection, skill: str) -> SkillReport | None:
     if not sessions and not known:
         return None
     tags = {v.version_hash: v for v in known}
-    firsts = first_loads(conn, [skill, *aliases])
+    firsts = first_loaded(conn, [skill, *aliases], folders)
     grouped: dict[str, list[SkillSession]] = {}
     unversioned = 0
     for s in sessions:
@@ -586,7 +626,7 @@ def skill_report(conn: apsw.Connection, skill: str) -> SkillReport | None:
                 if run
                 else None,
                 first_seen=version.at if version else None,
-                first_loaded=(firsts.get((version.skill, digest)) if version else None)
+                first_loaded=firsts.get(digest)
                 or min((x.loaded_at for x in group if x.loaded_at), default=None),
                 calls=_mean([x.calls for x in group]),
                 scoped=_scoped(group, loads),
