@@ -218,6 +218,22 @@ MASKED: list[tuple[str, str]] = [
     ("ssh-add - <<< marmalade", "marmalade"),
     ("Set-Cookie: session=Xq7mB2vL9kPz; Path=/; HttpOnly", "Xq7mB2vL9kPz"),
     ("Ocp-Apim-Subscription-Key: Xq7mB2vL9kPz", "Xq7mB2vL9kPz"),
+    # Review H2: more programs' password options and secret stores.
+    ('sqlcmd -S db.internal -U sa -P Vq7Lm2Xr9TzK4wPb -Q "SELECT 1"', "Vq7Lm2Xr9TzK4wPb"),
+    ("ldapsearch -x -D cn=admin,dc=corp -w Hn3Kp8Zq5RtW2mYc -b dc=corp", "Hn3Kp8Zq5RtW2mYc"),
+    ("aws configure set aws_secret_access_key wJalrXUtnFEMI/K7MDENG/bPxRfiCYzQ8m", "wJalrXUtnFEMI"),
+    ("http -a admin:Bc6Tn9Wq2XzL5kPm https://api.corp/x", "Bc6Tn9Wq2XzL5kPm"),
+    ("smbclient //fs/share -U bob%Jd4Rw8Nt2QzX6mLp -c ls", "Jd4Rw8Nt2QzX6mLp"),
+    ("security add-generic-password -a bob -s deploy -w Pz5Xk2Wn8QrT3mLv", "Pz5Xk2Wn8QrT3mLv"),
+    ("mysql -e \"SET PASSWORD FOR 'app'@'%' = PASSWORD('marmalade')\"", "marmalade"),
+    ("mvn sonar:sonar -Dsonar.login=Gm8Xz3Qp5WtK2nRv", "Gm8Xz3Qp5WtK2nRv"),
+    ("cargo login Lc9Vb4Nm7QxZ2kTw", "Lc9Vb4Nm7QxZ2kTw"),
+    ("aws secretsmanager create-secret --name db --secret-string Wk5Pz8Tn3QxR", "Wk5Pz8Tn3QxR"),
+    ("az keyvault secret set --vault-name kv --name db-pass --value marmalade", "marmalade"),
+    ("poetry config http-basic.private bob marmalade", "marmalade"),
+    ("rclone config create r s3 secret_access_key Qn6Zt3Wx8KpR2mLv", "Qn6Zt3Wx8KpR2mLv"),
+    ("dotnet nuget add source https://x/index.json -u bob -p marmalade", "marmalade"),
+    ("gh secret set DB_PASSWORD -b'marmalade'", "marmalade"),
 ]
 
 KEPT: list[str] = [
@@ -420,6 +436,16 @@ KEPT: list[str] = [
     "CREATE USER app WITH PASSWORD 'changeme';",
     'ENCRYPTION_KEY=""',
     "sorted(items, key=sort_key2)",
+    # Review H2's programs without a secret: a prompt, a setting, a variable, an option.
+    "ldapsearch -x -W -D cn=admin,dc=corp",
+    "security add-generic-password -a bob -s deploy -w",
+    "aws configure set region us-east-1",
+    "aws configure set aws_secret_access_key $AWS_SECRET_ACCESS_KEY",
+    "cargo login --registry internal",
+    "aws secretsmanager create-secret --name x --secret-string file://secret.json",
+    # Review H7: an obvious placeholder, a user's name as its default password.
+    "OPENAI_API_KEY=sk-your-key-here",
+    "DATABASE_URL=postgresql://postgres:postgres@localhost:5432/test",
 ]
 
 
@@ -745,6 +771,17 @@ _BY_SYNTAX = [
     "Set-Cookie: connect.sid={v}; Path=/; HttpOnly",
     'curl --cookie "remember_token={v}" https://x.example',
     '{{"headers": {{"Cookie": "auth_token={v}"}}}}',
+    # Review H2.
+    'sqlcmd -S db -U sa -P "{v}" -Q "SELECT 1"',
+    "ldapmodify -x -D cn=admin,dc=corp -w '{v}' -f a.ldif",
+    "security add-internet-password -a bob -s host -w '{v}'",
+    "mysql -e \"SET PASSWORD = PASSWORD('{v}')\"",
+    "aws configure set aws_secret_access_key '{v}'",
+    "aws secretsmanager put-secret-value --secret-id x --secret-string '{v}'",
+    "az keyvault secret set --vault-name kv --name p --value '{v}'",
+    "poetry config http-basic.private bob '{v}'",
+    "dotnet nuget add source https://x/index.json -u bob -p '{v}'",
+    "smbclient //fs/share -U 'bob%{v}' -c ls",
 ]
 
 
