@@ -282,10 +282,14 @@ def _cli_password(
 
 # Programs that read a password on their standard input: ``sudo -S``, ``docker login
 # --password-stdin`` (and ``--passphrase-stdin``), ``gh auth login --with-token``,
-# ``chpasswd``, ``passwd --stdin``.
+# ``chpasswd``, ``passwd --stdin``; and secret stores that read the secret so
+# (``docker secret create name -``, ``keyring set``, ``vercel env add``).
+_STORES_STDIN = rb"|docker\s+secret\s+create\b|keyring\s+set\b|vercel\s+env\s+add\b"
+_STORES_TRIGGERS = (b"secret create", b"keyring", b"env add")
 _READS_PASSWORD = (
     rb"(?:sudo(?:\s+(?:-u\s+\S+|-[A-Za-z]+))*?\s+-[A-Za-z]*S\b|chpasswd\b|passwd\s+--stdin"
-    rb"|[^\n|;&]{0,200}?--(?:pass(?:word|phrase)-stdin|with-token)\b)"
+    + _STORES_STDIN
+    + rb"|[^\n|;&]{0,200}?--(?:pass(?:word|phrase)-stdin|with-token)\b)"
 )
 # Option words that say the option is a flag about a password rather than one
 # (``--no-password``, ``--ask-pass``, ``--use-token``).
@@ -726,7 +730,7 @@ _RULES: tuple[_Rule, ...] = (
     # pattern opens with a literal.)
     *(
         _cli_password(
-            (b"sudo", b"-stdin", b"chpasswd", b"--with-token"),
+            (b"sudo", b"-stdin", b"chpasswd", b"--with-token", *_STORES_TRIGGERS),
             writer
             + rb"(?:\s+-[neE]{1,3})*\s+(?:\\*['\"]%s(?:\\+n)?\\*['\"]\s+)?"
             + _ARG
@@ -739,8 +743,23 @@ _RULES: tuple[_Rule, ...] = (
     _cli_password(
         (b"<<<",),
         rb"(?:sudo(?:\s+(?:-u\s+\S+|-[A-Za-z]+))*?\s+-[A-Za-z]*S\b|chpasswd|passwd\s+--stdin"
-        rb"|--pass(?:word|phrase)-stdin|--with-token|ssh-add)[^\n|;&<]{0,200}?<<<\s*" + _ARG,
+        rb"|--pass(?:word|phrase)-stdin|--with-token|ssh-add" + _STORES_STDIN + rb")"
+        rb"[^\n|;&<]{0,200}?<<<\s*" + _ARG,
         word=None,
+    ),
+    # A literal handed over as a file by process substitution: ``ansible-vault …
+    # --vault-password-file <(echo pw)``, ``--password-file <(printf '%s' pw)``.
+    *(
+        _cli_password(
+            (b"<(" + writer,),
+            rb"-(?:pass(?:word)?|passphrase|secret|token)-file(?:=|\s+)<\(\s*"
+            + writer
+            + rb"(?:\s+-[neE]{1,3})*\s+(?:\\*['\"]%s(?:\\+n)?\\*['\"]\s+)?"
+            + _ARG
+            + rb"\s*\)",
+            word=None,
+        )
+        for writer in (b"echo", b"printf")
     ),
     # ``vault login <token>`` (a value that looks generated: ``vault login -method=userpass
     # username=bob`` names a user); ``gh secret set NAME --body <value>``; RabbitMQ's
@@ -1345,6 +1364,7 @@ _ELSEWHERE = (
     rb"|(?:(?:store|key)pass|_pwd|-password)(?:=|{ws}+)\\*[\"']?[^\s$<{'\"\\\-.]"
     rb"|sudo(?:{ws}+-[a-z]+)*{ws}+-[a-z]*s\b|--pass(?:word|phrase)-stdin|--with-token|chpasswd"
     rb"|passwd{ws}+--stdin|ssh-add[^|;&\n]*<<<"
+    rb"|secret{ws}+create{ws}|keyring{ws}+set{ws}|env{ws}+add{ws}|<\({ws}*(?:echo|printf){ws}"
     rb"|secret{ws}+set{ws}|rabbitmqctl{ws}|net{ws}+user{ws}|vault{ws}+login{ws}"
     rb"|password\s+'[^'\s]|identified\s+(?:with\s+[a-z0-9_]+\s+)?by\s"
     rb"|cookie\\*[\"']?{ws}*:|--cookie[= ]"

@@ -234,6 +234,9 @@ MASKED: list[tuple[str, str]] = [
     ("rclone config create r s3 secret_access_key Qn6Zt3Wx8KpR2mLv", "Qn6Zt3Wx8KpR2mLv"),
     ("dotnet nuget add source https://x/index.json -u bob -p marmalade", "marmalade"),
     ("gh secret set DB_PASSWORD -b'marmalade'", "marmalade"),
+    ("vercel env add DB_URL production <<< marmalade", "marmalade"),
+    ("echo marmalade | docker secret create db_pw -", "marmalade"),
+    ("ansible-vault view x.yml --vault-password-file <(echo marmalade)", "marmalade"),
 ]
 
 KEPT: list[str] = [
@@ -442,6 +445,8 @@ KEPT: list[str] = [
     "aws configure set region us-east-1",
     "aws configure set aws_secret_access_key $AWS_SECRET_ACCESS_KEY",
     "cargo login --registry internal",
+    "echo $DB_PW | docker secret create db_pw -",
+    "ansible-vault view x.yml --vault-password-file <(echo $VAULT_PASSWORD)",
     "aws secretsmanager create-secret --name x --secret-string file://secret.json",
     # Review H7: an obvious placeholder, a user's name as its default password.
     "OPENAI_API_KEY=sk-your-key-here",
@@ -782,6 +787,9 @@ _BY_SYNTAX = [
     "poetry config http-basic.private bob '{v}'",
     "dotnet nuget add source https://x/index.json -u bob -p '{v}'",
     "smbclient //fs/share -U 'bob%{v}' -c ls",
+    "keyring set svc bob <<< '{v}'",
+    "printf '%s' '{v}' | docker secret create db_pw -",
+    "ansible-playbook site.yml --vault-password-file <(printf '%s' '{v}')",
 ]
 
 
