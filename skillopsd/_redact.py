@@ -887,7 +887,7 @@ _RULES: tuple[_Rule, ...] = (
         check=_literal,
         word=_IDENT,
     ),
-    # MySQL's ``SET PASSWORD … = PASSWORD('…')`` (and ``OLD_PASSWORD``).
+    # MySQL's ``SET PASSWORD … = PASSWORD('…')``, ``SELECT PASSWORD('…')``.
     _rule(
         "sql-password",
         (b"password('", b"password ('"),
@@ -896,6 +896,8 @@ _RULES: tuple[_Rule, ...] = (
         group="v",
         check=_literal,
         word=_WORD,
+        # Where SQL puts a value (not ``new Password('…')``, a class in code).
+        before=rb"(?i)(?:=|\bselect|,|\()\s*",
     ),
     # Oracle's unquoted ``IDENTIFIED BY tiger2024``: only a value that looks generated.
     _rule(

@@ -445,6 +445,7 @@ KEPT: list[str] = [
     "aws configure set region us-east-1",
     "aws configure set aws_secret_access_key $AWS_SECRET_ACCESS_KEY",
     "cargo login --registry internal",
+    "const password = new Password('r0sebud');",
     "echo $DB_PW | docker secret create db_pw -",
     "ansible-vault view x.yml --vault-password-file <(echo $VAULT_PASSWORD)",
     "aws secretsmanager create-secret --name x --secret-string file://secret.json",
