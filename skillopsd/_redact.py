@@ -285,7 +285,7 @@ def _cli_password(
 # ``chpasswd``, ``passwd --stdin``; and secret stores that read the secret so
 # (``docker secret create name -``, ``keyring set``, ``vercel env add``).
 _STORES_STDIN = rb"|docker\s+secret\s+create\b|keyring\s+set\b|vercel\s+env\s+add\b"
-_STORES_TRIGGERS = (b"secret create", b"keyring", b"env add")
+_STORES_TRIGGERS = (b"secret create", b"keyring set", b"env add")
 _READS_PASSWORD = (
     rb"(?:sudo(?:\s+(?:-u\s+\S+|-[A-Za-z]+))*?\s+-[A-Za-z]*S\b|chpasswd\b|passwd\s+--stdin"
     + _STORES_STDIN
@@ -782,7 +782,7 @@ _RULES: tuple[_Rule, ...] = (
     # ``http-basic.<repo> <user> <password>`` and ``pypi-token.<repo> <token>``, ``aws
     # configure set`` of a secret's key, ``rclone config create … secret_access_key <v>``.
     *(
-        _cli_password((program,), program + rb"(?=[\s\\'\"])[^\n|;&]{0,200}?\s-P\s*" + _ARG)
+        _cli_password((program + b" ",), program + rb"(?=[\s\\'\"])[^\n|;&]{0,200}?\s-P\s*" + _ARG)
         for program in (b"sqlcmd", b"bcp")
     ),
     _cli_password(
@@ -833,12 +833,14 @@ _RULES: tuple[_Rule, ...] = (
         rb"rclone\s+config\s+(?:create|update)\b[^\n|;&]{0,300}?\s[a-z_]*(?:secret|pass|token)"
         rb"[a-z_]*(?:=|\s+)" + _ARG,
     ),
-    # ``httpie``/``xh -a user:password`` and ``smbclient -U user%password``.
+    # ``httpie``/``xh -a user:password`` among the options before the URL (the trigger
+    # needs an option right after the program: ``HTTP `` is a word of prose in many flagged
+    # lines), and ``smbclient -U user%password``.
     *(
         _rule(
             "cli-password",
-            (program + b" ",),
-            program + rb"(?=\s)[^\n|;&]{0,300}?\s(?:-a\s*|--auth(?:=|\s+))"
+            (program + b" -",),
+            program + rb"(?:\s+-\S+)*?\s+(?:-a\s*|--auth(?:=|\s+))"
             rb"(?:'|\\*\")?[^\s:'\"\\]{1,64}:(?P<v>[^\s'\"\\@]{1,128})",
             group="v",
             check=_literal,
@@ -1385,7 +1387,7 @@ _ELSEWHERE = (
     rb"|add-(?:generic|internet)-password{ws}|nuget{ws}+(?:add|update){ws}+source{ws}"
     rb"|--secret-string[= ]|cargo{ws}+login{ws}|sonar\.(?:login|token){ws}*[=:]"
     rb"|http-basic\.|pypi-token\.|configure{ws}+set{ws}|rclone{ws}+config{ws}"
-    rb"|(?:^|[\s\"'(;&|])(?:https?|xh){ws}(?:[^|;&\n]*{ws})?(?:-a|--auth)"
+    rb"|(?:^|[\s\"'(;&|])(?:https?|xh)(?:{ws}+-[^\s]*)*?{ws}+(?:-a|--auth)"
     rb"|smbclient{ws}(?:[^|;&\n]*{ws})?(?:-u|--user)|password{ws}?\({ws}*'"
 ).replace(b"{ws}", _WS)
 _PREFILTER = re2.compile(
