@@ -833,6 +833,24 @@ _RULES: tuple[_Rule, ...] = (
         rb"rclone\s+config\s+(?:create|update)\b[^\n|;&]{0,300}?\s[a-z_]*(?:secret|pass|token)"
         rb"[a-z_]*(?:=|\s+)" + _ARG,
     ),
+    # A single-dash ``-password <v>`` (Java's and .NET's tools) and prose's ``the password is
+    # <v>``: only a value that looks generated (a digit, 8 characters or more).
+    _cli_password(
+        (b"-password ", b"-password=", b"-passwd ", b"-passwd="),
+        rb"-passw(?:or)?d(?:=|\s+)(?!-)" + _ARG,
+        before=rb"(?:^|[\s\"'])",
+        check=_literal_token,
+        word=None,
+    ),
+    _cli_password(
+        (b"password is", b"password was"),
+        # (A bare value in prose ends before the sentence's punctuation.)
+        rb"(?i:password)\s+(?:is|was)\s*:?\s+"
+        + _ARG.replace(
+            rb"(?P<bare>[^\s'\"\\]{1,128})", rb"(?P<bare>[^\s'\"\\,;]{1,127}[^\s'\"\\,;.])"
+        ),
+        check=_literal_token,
+    ),
     # ``httpie``/``xh -a user:password`` among the options before the URL (the trigger
     # needs an option right after the program: ``HTTP `` is a word of prose in many flagged
     # lines), and ``smbclient -U user%password``.
@@ -1388,7 +1406,7 @@ _ELSEWHERE = (
     rb"|--secret-string[= ]|cargo{ws}+login{ws}|sonar\.(?:login|token){ws}*[=:]"
     rb"|http-basic\.|pypi-token\.|configure{ws}+set{ws}|rclone{ws}+config{ws}"
     rb"|(?:^|[\s\"'(;&|])(?:https?|xh)(?:{ws}+-[^\s]*)*?{ws}+(?:-a|--auth)"
-    rb"|smbclient{ws}(?:[^|;&\n]*{ws})?(?:-u|--user)|password{ws}?\({ws}*'"
+    rb"|password{ws}+(?:is|was)[:\s]|smbclient{ws}(?:[^|;&\n]*{ws})?(?:-u|--user)|password{ws}?\({ws}*'"
 ).replace(b"{ws}", _WS)
 _PREFILTER = re2.compile(
     rb"(?i)-----begin [a-z0-9 ]{0,40}private key"

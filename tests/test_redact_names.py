@@ -237,6 +237,9 @@ MASKED: list[tuple[str, str]] = [
     ("vercel env add DB_URL production <<< marmalade", "marmalade"),
     ("echo marmalade | docker secret create db_pw -", "marmalade"),
     ("ansible-vault view x.yml --vault-password-file <(echo marmalade)", "marmalade"),
+    ("the admin password is Xk9pLm2QrT4w, change it", "Xk9pLm2QrT4w"),
+    ("Password is: Xk9pLm2QrT4w", "Xk9pLm2QrT4w"),
+    ("java -jar tool.jar -user bob -password Xk9pLm2QrT4w", "Xk9pLm2QrT4w"),
 ]
 
 KEPT: list[str] = [
@@ -446,6 +449,8 @@ KEPT: list[str] = [
     "aws configure set aws_secret_access_key $AWS_SECRET_ACCESS_KEY",
     "cargo login --registry internal",
     "const password = new Password('r0sebud');",
+    "the password is correct",
+    "java -jar tool.jar -password $TOOL_PASSWORD",
     "echo $DB_PW | docker secret create db_pw -",
     "ansible-vault view x.yml --vault-password-file <(echo $VAULT_PASSWORD)",
     "aws secretsmanager create-secret --name x --secret-string file://secret.json",
