@@ -147,6 +147,9 @@ _KEY_KINDS = (
 _PLACEHOLDER = re.compile(
     rb"[$<{`~/+]|\\u003c|\*\*|\./|%[a-z]|(?i:your)[_\-]|.*(?:\.\.\.|\xe2\x80\xa6|xxx|\*\*\*)|.*`$"
     rb"|[A-Z]+(?:_[A-Z0-9]+)*$|.*\.\*|(?i:.*redacted)"
+    # A key's prefix before ``your-`` (``sk-your-key-here``, ``sk_live_your_key``), or
+    # anything ``…-here`` after ``your``: the text of every .env.example.
+    rb"|(?i:(?:[a-z0-9]{1,8}[_\-]){1,2}your[_\-]|.*your[_\-].*[_\-]here$)"
 )
 # Words that say a value is not a real one: a test value, an example, a filler, a null.
 # A value of words joined by ``-`` or ``_`` holding one of them stands for a secret
@@ -279,10 +282,14 @@ def _cli_password(
 
 # Programs that read a password on their standard input: ``sudo -S``, ``docker login
 # --password-stdin`` (and ``--passphrase-stdin``), ``gh auth login --with-token``,
-# ``chpasswd``, ``passwd --stdin``.
+# ``chpasswd``, ``passwd --stdin``; and secret stores that read the secret so
+# (``docker secret create name -``, ``keyring set``, ``vercel env add``).
+_STORES_STDIN = rb"|docker\s+secret\s+create\b|keyring\s+set\b|vercel\s+env\s+add\b"
+_STORES_TRIGGERS = (b"secret create", b"keyring set", b"env add")
 _READS_PASSWORD = (
     rb"(?:sudo(?:\s+(?:-u\s+\S+|-[A-Za-z]+))*?\s+-[A-Za-z]*S\b|chpasswd\b|passwd\s+--stdin"
-    rb"|[^\n|;&]{0,200}?--(?:pass(?:word|phrase)-stdin|with-token)\b)"
+    + _STORES_STDIN
+    + rb"|[^\n|;&]{0,200}?--(?:pass(?:word|phrase)-stdin|with-token)\b)"
 )
 # Option words that say the option is a flag about a password rather than one
 # (``--no-password``, ``--ask-pass``, ``--use-token``).
@@ -409,7 +416,10 @@ _RULES: tuple[_Rule, ...] = (
         "url-password",
         (b"://",),
         # The user may be empty (``redis://:s3cret@host`` is how Redis spells a password).
-        rb"://[a-z0-9._~%!$&*+;=\-]{0,64}:(?P<v>[^\s/@:\"'\\\[\]<>]{1,200})@[a-z0-9\[]",
+        # A password equal to its user is a default, not a secret (``postgres:postgres@``,
+        # the docker image's, in every README and CI file).
+        rb"://(?P<u>[a-z0-9._~%!$&*+;=\-]{0,64}):(?!(?P=u)@)(?P<v>[^\s/@:\"'\\\[\]<>]{1,200})"
+        rb"@[a-z0-9\[]",
         lower=True,
         group="v",
         # A label in lower case stands for one as its capitalised name does
@@ -720,7 +730,7 @@ _RULES: tuple[_Rule, ...] = (
     # pattern opens with a literal.)
     *(
         _cli_password(
-            (b"sudo", b"-stdin", b"chpasswd", b"--with-token"),
+            (b"sudo", b"-stdin", b"chpasswd", b"--with-token", *_STORES_TRIGGERS),
             writer
             + rb"(?:\s+-[neE]{1,3})*\s+(?:\\*['\"]%s(?:\\+n)?\\*['\"]\s+)?"
             + _ARG
@@ -733,8 +743,23 @@ _RULES: tuple[_Rule, ...] = (
     _cli_password(
         (b"<<<",),
         rb"(?:sudo(?:\s+(?:-u\s+\S+|-[A-Za-z]+))*?\s+-[A-Za-z]*S\b|chpasswd|passwd\s+--stdin"
-        rb"|--pass(?:word|phrase)-stdin|--with-token|ssh-add)[^\n|;&<]{0,200}?<<<\s*" + _ARG,
+        rb"|--pass(?:word|phrase)-stdin|--with-token|ssh-add" + _STORES_STDIN + rb")"
+        rb"[^\n|;&<]{0,200}?<<<\s*" + _ARG,
         word=None,
+    ),
+    # A literal handed over as a file by process substitution: ``ansible-vault …
+    # --vault-password-file <(echo pw)``, ``--password-file <(printf '%s' pw)``.
+    *(
+        _cli_password(
+            (b"<(" + writer,),
+            rb"-(?:pass(?:word)?|passphrase|secret|token)-file(?:=|\s+)<\(\s*"
+            + writer
+            + rb"(?:\s+-[neE]{1,3})*\s+(?:\\*['\"]%s(?:\\+n)?\\*['\"]\s+)?"
+            + _ARG
+            + rb"\s*\)",
+            word=None,
+        )
+        for writer in (b"echo", b"printf")
     ),
     # ``vault login <token>`` (a value that looks generated: ``vault login -method=userpass
     # username=bob`` names a user); ``gh secret set NAME --body <value>``; RabbitMQ's
@@ -745,9 +770,110 @@ _RULES: tuple[_Rule, ...] = (
         rb"vault\s+login(?:\s+-\S+)*\s+(?!-)" + _ARG,
         check=_literal_token,
     ),
+    # ``gh secret set NAME -b'<v>'`` (attached), ``az keyvault secret set … --value <v>``.
     _cli_password(
         (b"secret set",),
-        rb"secret\s+set\b[^\n|;&]{0,200}?\s(?:-b|--body)(?:=|\s+)" + _ARG,
+        rb"secret\s+set\b[^\n|;&]{0,200}?\s(?:-b(?:=|\s*)|--body(?:=|\s+)|--value(?:=|\s+))" + _ARG,
+    ),
+    # Review H2: more programs' password options. ``sqlcmd``/``bcp -P``, the LDAP tools' and
+    # macOS ``security add-*-password``'s ``-w`` (``-W`` prompts), ``dotnet nuget … source
+    # -p``, a secret store's ``--secret-string``, ``cargo login <token>`` (only a value that
+    # looks generated: ``cargo login --registry name``), ``sonar.login=``, Poetry's
+    # ``http-basic.<repo> <user> <password>`` and ``pypi-token.<repo> <token>``, ``aws
+    # configure set`` of a secret's key, ``rclone config create … secret_access_key <v>``.
+    *(
+        _cli_password((program + b" ",), program + rb"(?=[\s\\'\"])[^\n|;&]{0,200}?\s-P\s*" + _ARG)
+        for program in (b"sqlcmd", b"bcp")
+    ),
+    _cli_password(
+        (b"ldap",),
+        rb"ldap[a-z]{2,12}(?=[\s\\'\"])[^\n|;&]{0,200}?\s-w\s+(?!-)" + _ARG,
+    ),
+    _cli_password(
+        (b"security ",),
+        rb"security\s+add-(?:generic|internet)-password\b[^\n|;&]{0,200}?\s-w\s+(?!-)" + _ARG,
+    ),
+    _cli_password(
+        (b"nuget",),
+        rb"nuget\s+(?:add|update)\s+source\b[^\n|;&]{0,200}?\s(?:-p|--password)(?:=|\s+)" + _ARG,
+    ),
+    _cli_password(
+        (b"--secret-string",),
+        rb"--secret-string(?:=|\s+)" + _ARG,
+        word=None,
+    ),
+    _cli_password(
+        (b"cargo login",),
+        rb"cargo\s+login\s+(?!-)" + _ARG,
+        check=_literal_token,
+    ),
+    _cli_password(
+        (b"sonar.login", b"sonar.token"),
+        rb"sonar\.(?:login|token)\s*[=:]\s*" + _ARG,
+        check=_literal_token,
+        word=None,
+    ),
+    _cli_password(
+        (b"http-basic.",),
+        rb"http-basic\.[A-Za-z0-9_.\-]+\s+[^\s\-]\S*\s+" + _ARG,
+        word=None,
+    ),
+    _cli_password(
+        (b"pypi-token.",),
+        rb"pypi-token\.[A-Za-z0-9_.\-]+\s+(?!-)" + _ARG,
+        word=None,
+    ),
+    _cli_password(
+        (b"configure set",),
+        rb"configure\s+set\s+(?:[A-Za-z0-9_\-]+\.)?[A-Za-z0-9_]*(?:secret|token|password)"
+        rb"[A-Za-z0-9_]*\s+" + _ARG,
+    ),
+    _cli_password(
+        (b"rclone",),
+        rb"rclone\s+config\s+(?:create|update)\b[^\n|;&]{0,300}?\s[a-z_]*(?:secret|pass|token)"
+        rb"[a-z_]*(?:=|\s+)" + _ARG,
+    ),
+    # A single-dash ``-password <v>`` (Java's and .NET's tools) and prose's ``the password is
+    # <v>``: only a value that looks generated (a digit, 8 characters or more).
+    _cli_password(
+        (b"-password ", b"-password=", b"-passwd ", b"-passwd="),
+        rb"-passw(?:or)?d(?:=|\s+)(?!-)" + _ARG,
+        before=rb"(?:^|[\s\"'])",
+        check=_literal_token,
+        word=None,
+    ),
+    _cli_password(
+        (b"password is", b"password was"),
+        # (A bare value in prose ends before the sentence's punctuation.)
+        rb"(?i:password)\s+(?:is|was)\s*:?\s+"
+        + _ARG.replace(
+            rb"(?P<bare>[^\s'\"\\]{1,128})", rb"(?P<bare>[^\s'\"\\,;]{1,127}[^\s'\"\\,;.])"
+        ),
+        check=_literal_token,
+    ),
+    # ``httpie``/``xh -a user:password`` among the options before the URL (the trigger
+    # needs an option right after the program: ``HTTP `` is a word of prose in many flagged
+    # lines), and ``smbclient -U user%password``.
+    *(
+        _rule(
+            "cli-password",
+            (program + b" -",),
+            program + rb"(?:\s+-\S+)*?\s+(?:-a\s*|--auth(?:=|\s+))"
+            rb"(?:'|\\*\")?[^\s:'\"\\]{1,64}:(?P<v>[^\s'\"\\@]{1,128})",
+            group="v",
+            check=_literal,
+            word=_IDENT,
+        )
+        for program in (b"http", b"https", b"xh")
+    ),
+    _rule(
+        "cli-password",
+        (b"smbclient",),
+        rb"smbclient(?=\s)[^\n|;&]{0,300}?\s(?:-U\s*|--user(?:=|\s+))"
+        rb"(?:'|\\*\")?[^\s%'\"\\]{1,64}%(?P<v>[^\s'\"\\]{1,128})",
+        group="v",
+        check=_literal,
+        word=_IDENT,
     ),
     _cli_password(
         (b"rabbitmqctl",),
@@ -780,6 +906,18 @@ _RULES: tuple[_Rule, ...] = (
         group=("sq", "dq"),
         check=_literal,
         word=_IDENT,
+    ),
+    # MySQL's ``SET PASSWORD … = PASSWORD('…')``, ``SELECT PASSWORD('…')``.
+    _rule(
+        "sql-password",
+        (b"password('", b"password ('"),
+        rb"password\s?\(\s*'(?P<v>[^'\n\\]{1,128})'\s*\)",
+        lower=True,
+        group="v",
+        check=_literal,
+        word=_WORD,
+        # Where SQL puts a value (not ``new Password('…')``, a class in code).
+        before=rb"(?i)(?:=|\bselect|,|\()\s*",
     ),
     # Oracle's unquoted ``IDENTIFIED BY tiger2024``: only a value that looks generated.
     _rule(
@@ -1248,6 +1386,7 @@ _ELSEWHERE = (
     rb"|(?:(?:store|key)pass|_pwd|-password)(?:=|{ws}+)\\*[\"']?[^\s$<{'\"\\\-.]"
     rb"|sudo(?:{ws}+-[a-z]+)*{ws}+-[a-z]*s\b|--pass(?:word|phrase)-stdin|--with-token|chpasswd"
     rb"|passwd{ws}+--stdin|ssh-add[^|;&\n]*<<<"
+    rb"|secret{ws}+create{ws}|keyring{ws}+set{ws}|env{ws}+add{ws}|<\({ws}*(?:echo|printf){ws}"
     rb"|secret{ws}+set{ws}|rabbitmqctl{ws}|net{ws}+user{ws}|vault{ws}+login{ws}"
     rb"|password\s+'[^'\s]|identified\s+(?:with\s+[a-z0-9_]+\s+)?by\s"
     rb"|cookie\\*[\"']?{ws}*:|--cookie[= ]"
@@ -1261,6 +1400,13 @@ _ELSEWHERE = (
     rb"[_\-]?key|passphrase|pwd|credentials?)>[^<\s]"
     rb"|key=\\*\"[a-z0-9_.:\-]*(?:password|passwd|secret|token|key)[a-z0-9_.:\-]*\\*\"{ws}+value="
     rb"|(?:auth{ws}*={ws}*[(\[]|basicauth\(|digestauth\(){ws}*\\*[\"']"
+    # Review H2's programs (see their rules).
+    rb"|(?:sqlcmd|bcp){ws}(?:[^|;&\n]*{ws})?-p|ldap[a-z]{2,12}{ws}(?:[^|;&\n]*{ws})?-w{ws}"
+    rb"|add-(?:generic|internet)-password{ws}|nuget{ws}+(?:add|update){ws}+source{ws}"
+    rb"|--secret-string[= ]|cargo{ws}+login{ws}|sonar\.(?:login|token){ws}*[=:]"
+    rb"|http-basic\.|pypi-token\.|configure{ws}+set{ws}|rclone{ws}+config{ws}"
+    rb"|(?:^|[\s\"'(;&|])(?:https?|xh)(?:{ws}+-[^\s]*)*?{ws}+(?:-a|--auth)"
+    rb"|password{ws}+(?:is|was)[:\s]|smbclient{ws}(?:[^|;&\n]*{ws})?(?:-u|--user)|password{ws}?\({ws}*'"
 ).replace(b"{ws}", _WS)
 _PREFILTER = re2.compile(
     rb"(?i)-----begin [a-z0-9 ]{0,40}private key"

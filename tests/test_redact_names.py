@@ -218,6 +218,28 @@ MASKED: list[tuple[str, str]] = [
     ("ssh-add - <<< marmalade", "marmalade"),
     ("Set-Cookie: session=Xq7mB2vL9kPz; Path=/; HttpOnly", "Xq7mB2vL9kPz"),
     ("Ocp-Apim-Subscription-Key: Xq7mB2vL9kPz", "Xq7mB2vL9kPz"),
+    # Review H2: more programs' password options and secret stores.
+    ('sqlcmd -S db.internal -U sa -P Vq7Lm2Xr9TzK4wPb -Q "SELECT 1"', "Vq7Lm2Xr9TzK4wPb"),
+    ("ldapsearch -x -D cn=admin,dc=corp -w Hn3Kp8Zq5RtW2mYc -b dc=corp", "Hn3Kp8Zq5RtW2mYc"),
+    ("aws configure set aws_secret_access_key wJalrXUtnFEMI/K7MDENG/bPxRfiCYzQ8m", "wJalrXUtnFEMI"),
+    ("http -a admin:Bc6Tn9Wq2XzL5kPm https://api.corp/x", "Bc6Tn9Wq2XzL5kPm"),
+    ("smbclient //fs/share -U bob%Jd4Rw8Nt2QzX6mLp -c ls", "Jd4Rw8Nt2QzX6mLp"),
+    ("security add-generic-password -a bob -s deploy -w Pz5Xk2Wn8QrT3mLv", "Pz5Xk2Wn8QrT3mLv"),
+    ("mysql -e \"SET PASSWORD FOR 'app'@'%' = PASSWORD('marmalade')\"", "marmalade"),
+    ("mvn sonar:sonar -Dsonar.login=Gm8Xz3Qp5WtK2nRv", "Gm8Xz3Qp5WtK2nRv"),
+    ("cargo login Lc9Vb4Nm7QxZ2kTw", "Lc9Vb4Nm7QxZ2kTw"),
+    ("aws secretsmanager create-secret --name db --secret-string Wk5Pz8Tn3QxR", "Wk5Pz8Tn3QxR"),
+    ("az keyvault secret set --vault-name kv --name db-pass --value marmalade", "marmalade"),
+    ("poetry config http-basic.private bob marmalade", "marmalade"),
+    ("rclone config create r s3 secret_access_key Qn6Zt3Wx8KpR2mLv", "Qn6Zt3Wx8KpR2mLv"),
+    ("dotnet nuget add source https://x/index.json -u bob -p marmalade", "marmalade"),
+    ("gh secret set DB_PASSWORD -b'marmalade'", "marmalade"),
+    ("vercel env add DB_URL production <<< marmalade", "marmalade"),
+    ("echo marmalade | docker secret create db_pw -", "marmalade"),
+    ("ansible-vault view x.yml --vault-password-file <(echo marmalade)", "marmalade"),
+    ("the admin password is Xk9pLm2QrT4w, change it", "Xk9pLm2QrT4w"),
+    ("Password is: Xk9pLm2QrT4w", "Xk9pLm2QrT4w"),
+    ("java -jar tool.jar -user bob -password Xk9pLm2QrT4w", "Xk9pLm2QrT4w"),
 ]
 
 KEPT: list[str] = [
@@ -420,6 +442,21 @@ KEPT: list[str] = [
     "CREATE USER app WITH PASSWORD 'changeme';",
     'ENCRYPTION_KEY=""',
     "sorted(items, key=sort_key2)",
+    # Review H2's programs without a secret: a prompt, a setting, a variable, an option.
+    "ldapsearch -x -W -D cn=admin,dc=corp",
+    "security add-generic-password -a bob -s deploy -w",
+    "aws configure set region us-east-1",
+    "aws configure set aws_secret_access_key $AWS_SECRET_ACCESS_KEY",
+    "cargo login --registry internal",
+    "const password = new Password('r0sebud');",
+    "the password is correct",
+    "java -jar tool.jar -password $TOOL_PASSWORD",
+    "echo $DB_PW | docker secret create db_pw -",
+    "ansible-vault view x.yml --vault-password-file <(echo $VAULT_PASSWORD)",
+    "aws secretsmanager create-secret --name x --secret-string file://secret.json",
+    # Review H7: an obvious placeholder, a user's name as its default password.
+    "OPENAI_API_KEY=sk-your-key-here",
+    "DATABASE_URL=postgresql://postgres:postgres@localhost:5432/test",
 ]
 
 
@@ -745,6 +782,20 @@ _BY_SYNTAX = [
     "Set-Cookie: connect.sid={v}; Path=/; HttpOnly",
     'curl --cookie "remember_token={v}" https://x.example',
     '{{"headers": {{"Cookie": "auth_token={v}"}}}}',
+    # Review H2.
+    'sqlcmd -S db -U sa -P "{v}" -Q "SELECT 1"',
+    "ldapmodify -x -D cn=admin,dc=corp -w '{v}' -f a.ldif",
+    "security add-internet-password -a bob -s host -w '{v}'",
+    "mysql -e \"SET PASSWORD = PASSWORD('{v}')\"",
+    "aws configure set aws_secret_access_key '{v}'",
+    "aws secretsmanager put-secret-value --secret-id x --secret-string '{v}'",
+    "az keyvault secret set --vault-name kv --name p --value '{v}'",
+    "poetry config http-basic.private bob '{v}'",
+    "dotnet nuget add source https://x/index.json -u bob -p '{v}'",
+    "smbclient //fs/share -U 'bob%{v}' -c ls",
+    "keyring set svc bob <<< '{v}'",
+    "printf '%s' '{v}' | docker secret create db_pw -",
+    "ansible-playbook site.yml --vault-password-file <(printf '%s' '{v}')",
 ]
 
 
