@@ -595,7 +595,9 @@ def settle_hidden(tree: SpanTree) -> None:
         if span.kind != "TOOL" or span.output is None or span.outcome not in _SETTLED:
             continue
         tool = str(span.attributes.get("gen_ai.tool.name", span.name))
-        found = call_script(tool, span.attributes.get("gen_ai.tool.call.arguments"))
+        # The whole input (a deciding command can sit past the emitted attribute's clip).
+        arguments = span.arguments or span.attributes.get("gen_ai.tool.call.arguments")
+        found = call_script(tool, arguments)
         if found is None:
             continue
         if not _MAY_HIDE.search(found[0].replace("&&", "")) and found[1] == "bash":
