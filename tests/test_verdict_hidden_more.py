@@ -37,7 +37,82 @@ def _sid(n: int) -> str:
 
 
 # name, calls (command, output, is_error), expected verdict, expected outcome counts
+_H3: list[tuple[str, str, str | None, dict[str, int]]] = [
+    # Failing runs of runners not on the list, piped through tail (tail's status is 0).
+    (
+        "mix test 2>&1 | tail -3",
+        "Finished in 0.1 seconds\n10 tests, 1 failure\n\nRandomized with seed 1234",
+        "failure",
+        {"failure": 1},
+    ),
+    (
+        "php artisan test 2>&1 | tail -3",
+        "  FAILED  Tests\\Feature\\ExampleTest > it returns ok\n"
+        "  Tests:    1 failed, 9 passed (12 assertions)\n  Duration: 0.41s",
+        "failure",
+        {"failure": 1},
+    ),
+    (
+        "vendor/bin/phpunit 2>&1 | tail -3",
+        "There was 1 failure:\n\nFAILURES!\nTests: 10, Assertions: 12, Failures: 1.",
+        "failure",
+        {"failure": 1},
+    ),
+    (
+        "terraform plan 2>&1 | tail -4",
+        "│ Error: Reference to undeclared resource\n│\n│   on main.tf line 3\n╵",
+        "failure",
+        {"failure": 1},
+    ),
+    (
+        "kubectl apply -f k8s/ 2>&1 | tail -2",
+        "deployment.apps/app configured\n"
+        'Error from server (Invalid): error when creating "k8s/svc.yaml": Service is invalid',
+        "failure",
+        {"failure": 1},
+    ),
+    # Their passing signs: a success.
+    (
+        "mix test 2>&1 | tail -3",
+        "Finished in 0.1 seconds\n10 tests, 0 failures",
+        "success",
+        {"success": 1},
+    ),
+    (
+        "php artisan test 2>&1 | tail -3",
+        "  Tests:    10 passed (12 assertions)\n  Duration: 0.41s",
+        "success",
+        {"success": 1},
+    ),
+    (
+        "terraform plan 2>&1 | tail -2",
+        "Plan: 2 to add, 0 to change, 0 to destroy.",
+        "success",
+        {"success": 1},
+    ),
+    (
+        "kubectl apply -f k8s/ 2>&1 | tail -2",
+        "deployment.apps/app configured\nservice/app unchanged",
+        "success",
+        {"success": 1},
+    ),
+    # An output that says neither: unknown, never a success on tail's status.
+    ("mix test 2>&1 | tail -3", "Compiling 3 files (.ex)\n....", None, {"unknown": 1}),
+    ("./deploy.sh 2>&1 | tail -3", "uploading\ndone uploading", None, {"unknown": 1}),
+    # A command that only reads keeps the pipe's status; so does one whose status is its own.
+    ("curl -s https://api.example.com/x | jq .name", '"x"', "success", {"success": 1}),
+    ("mix test", "Finished in 0.1 seconds\n10 tests, 0 failures", "success", {"success": 1}),
+    # A traceback at the end of a piped Python program: a failure, as before.
+    (
+        "python manage.py migrate 2>&1 | tail -3",
+        "  File \"manage.py\", line 3, in <module>\nModuleNotFoundError: No module named 'x'",
+        "failure",
+        {"failure": 1},
+    ),
+]
+
 _CASES: list[tuple[str, list[tuple[str, str, bool]], str | None, dict[str, int]]] = [
+    *[(f"H3 {c}", [(c, out, False)], v, counts) for c, out, v, counts in _H3],
     (
         "long heredoc then go test | tail fails",
         [(_LONG, _FAILED_GO, False)],
