@@ -28,6 +28,8 @@ _HEREDOC = (
     + "EOF\n"
 )
 _LONG = _HEREDOC + "go test ./internal/parse/ 2>&1 | tail -5"
+# 3,000 commands before the test run (37,912 characters): still under the parser's 64 KiB.
+_CHAIN = " && ".join(f"echo {i}" for i in range(3000)) + "; go test ./... 2>&1 | tail -3"
 _FAILED_GO = "--- FAIL: TestCase0007 (0.00s)\nFAIL\nFAIL\tapp/internal/parse\t0.01s"
 _PASSED_GO = "ok  \tapp/internal/parse\t0.01s"
 
@@ -124,6 +126,12 @@ _CASES: list[tuple[str, list[tuple[str, str, bool]], str | None, dict[str, int]]
         [(_LONG, _PASSED_GO, False)],
         "success",
         {"success": 1},
+    ),
+    (
+        "3,000 echos then go test | tail fails",
+        [(_CHAIN, _FAILED_GO, False)],
+        "failure",
+        {"failure": 1},
     ),
     (
         "go test fails, then long heredoc and go test passes",
