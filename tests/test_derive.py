@@ -123,7 +123,12 @@ CLAUDE_FIXTURES = {
     # fixture: (outcomes, skills, activation)
     "claude_skill": ({"success": 1}, ["slugify-title"], "tool"),
     "claude_reasoning": ({"success": 1}, ["regex-rules"], "tool"),
-    "claude_injected_skill": ({"success": 3, "blocked": 1}, ["optimize-skill-loop"], "injection"),
+    # qvr audit status | head: no sign either way, unknown (review H3)
+    "claude_injected_skill": (
+        {"success": 2, "blocked": 1, None: 1},
+        ["optimize-skill-loop"],
+        "injection",
+    ),
 }
 CODEX_FIXTURES = {
     "codex_skill": ({"success": 1}, ["code-review"]),

@@ -60,8 +60,9 @@ CORPUS = {
     "832dd140": Expected(1, {}, (12845, 461, 0, 0)),
     "96ef38f0": Expected(2, {"success": 11}, (186809, 2848, 151738, 0)),
     "a87dbaec": Expected(1, {}, (0, 0, 0, 0)),
-    # No shutdown (taken mid-session); a failed view and a bash that exited 1.
-    "c3f091b3": Expected(4, {"success": 59, "failure": 2}, (None, 41776, None, None)),
+    # No shutdown (taken mid-session); a failed view and a bash that exited 1; 17 commands
+    # piped through tail/head (git push, bd create, …) whose output has no sign: unknown.
+    "c3f091b3": Expected(4, {"success": 42, "failure": 2, None: 17}, (None, 41776, None, None)),
     # Resumed after its only shutdown; 4 task calls denied by a preToolUse hook; 2 failed
     # views and 6 PowerShell commands that exited non-zero; 3 Pester runs whose summary says
     # "Failed: 1" or more (a cmdlet sets no exit status) and 1 whose output has no summary;

@@ -342,8 +342,8 @@ _OTHERS: list[tuple[str, Claude, str | None, dict[str, int]]] = [
         .call("t1", "Bash", command="python manage.py migrate 2>&1 | tail -3")
         .result("t1", "  Applying app.0002_auto... OK\n  Applying app.0003_index... OK")
         .say("Migrated."),
-        "success",
-        {"success": 1},
+        None,  # no sign either way: unknown, not a success on tail's status (review H3)
+        {"unknown": 1},
     ),
     (
         # A traceback the script printed and went on after (a logged, handled error).
@@ -357,8 +357,8 @@ _OTHERS: list[tuple[str, Claude, str | None, dict[str, int]]] = [
             "done: 12 rows",
         )
         .say("The job ran."),
-        "success",
-        {"success": 1},
+        None,  # not a failure (it went on), and no pass sign: unknown (review H3)
+        {"unknown": 1},
     ),
 ]
 _CODEX_OTHERS = [

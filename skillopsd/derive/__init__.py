@@ -74,7 +74,7 @@ from .gemini import is_session as is_gemini_session
 # 16: a skill Claude Code loaded with its ``$ARGUMENTS`` replaced by what the user typed (or
 # the Skill call's ``args``) gets the placeholder back: one file is one version, and the
 # user's words are never stored as a skill body (review H1).
-DERIVER_VERSION = 16
+DERIVER_VERSION = 17
 
 _TOKEN_ATTRIBUTES = (
     ("input", "gen_ai.usage.input_tokens"),

@@ -511,6 +511,10 @@ def _tool(span: Span) -> str:
 
 
 def _arguments(span: Span) -> object:
+    # The whole input where the deriver kept it: a script's deciding command can sit past the
+    # clip of the emitted attribute.
+    if span.arguments is not None:
+        return span.arguments
     return span.attributes.get("gen_ai.tool.call.arguments")
 
 

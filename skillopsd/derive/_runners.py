@@ -17,7 +17,9 @@ Builds are read the same way (:func:`builds_in`: ``cargo build``, ``go build``, 
 ``npm run build``, ``docker build``, a compiler), but only where a pipe alone hid their status
 (``cargo build | tail -3``): a build the script lets fail on purpose (``| head || true``, a
 loop over platforms) keeps the script's status. A Python program whose status a pipe hid
-failed when its output ends in a traceback (:func:`_settle_python`).
+failed when its output ends in a traceback (:func:`_settle_python`). Any other command whose
+status a pipe hid and that does more than read is judged by its output's signs too, else
+unknown, never by the pipe's status (:func:`_settle_other`).
 
 Which tests a run covers (:func:`covers`) decides whether a later pass resolves an earlier
 failure: only a run of the same runner over the same or a wider target set, with no narrower
@@ -482,6 +484,11 @@ _SIGNS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         ),
         (r"^100% tests passed, 0 tests failed out of [1-9]", _PASSED),
         (r"^FAILURES!$", _FAILED),
+        # ExUnit (mix test), Pest (php artisan test)
+        (r"^\d+ (?:tests?|doctests?|properties)(?:, \d+ \w+)*, [1-9]\d* failures?\b", _FAILED),
+        (r"^\d+ tests?, 0 failures\b", _PASSED),
+        (r"^\s*Tests:\s+(?:\d+ \w+, )*[1-9]\d* failed", _FAILED),
+        (r"^\s*Tests:\s+(?!.*failed)\d+ passed", _PASSED),
         (r"^OK \(\d+ tests?", _PASSED),
     )
 )
@@ -595,7 +602,9 @@ def settle_hidden(tree: SpanTree) -> None:
         if span.kind != "TOOL" or span.output is None or span.outcome not in _SETTLED:
             continue
         tool = str(span.attributes.get("gen_ai.tool.name", span.name))
-        found = call_script(tool, span.attributes.get("gen_ai.tool.call.arguments"))
+        # The whole input (a deciding command can sit past the emitted attribute's clip).
+        arguments = span.arguments or span.attributes.get("gen_ai.tool.call.arguments")
+        found = call_script(tool, arguments)
         if found is None:
             continue
         if not _MAY_HIDE.search(found[0].replace("&&", "")) and found[1] == "bash":
@@ -604,7 +613,7 @@ def settle_hidden(tree: SpanTree) -> None:
         hidden = [r for r in runs_in(*found) if not r.carried]
         hidden += builds_in(*found)
         if not hidden:
-            _settle_python(span, found)
+            _settle_other(span, found)
             continue
         if span.outcome == "failure" and not _grep_found_nothing(found, span.output):
             continue  # it failed for a reason of its own (a timeout, a build error it carried)
@@ -633,12 +642,12 @@ _EXCEPTION = re.compile(r"\A[A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt)(?:
 _AFTER = re.compile(r"\AShell cwd was reset to ")
 
 
-def _settle_python(span: Span, found: tuple[str, Dialect]) -> None:
+def _settle_python(span: Span, found: tuple[str, Dialect]) -> bool:
     """A Python program whose status only a pipe hid and whose output ends in a traceback
-    (``python manage.py migrate 2>&1 | tail -3``) failed; any other output keeps the script's
-    status (a script has no summary that says it passed)."""
+    (``python manage.py migrate 2>&1 | tail -3``) failed (whether it did: any other output is
+    read by :func:`_settle_other`)."""
     if span.outcome != "success" or span.output is None or not _FRAME.search(span.output):
-        return
+        return False
     read = read_script(*found)
     hidden = [
         command.text
@@ -648,11 +657,107 @@ def _settle_python(span: Span, found: tuple[str, Dialect]) -> None:
     lines = [line.strip() for line in _PLACEHOLDERS.sub("", span.output).splitlines()]
     lines = [line for line in lines if line and not _AFTER.match(line)]
     if not hidden or not lines or not _EXCEPTION.match(lines[-1]):
-        return
+        return False
     span.attributes["skillops.result.masked"] = hidden[0]
     span.outcome = "failure"
     span.attributes["skillops.result.error"] = clip(span.output, 2000)
     span.attributes["skillops.result.summary"] = lines[-1][:200]
+    return True
+
+
+# Failure signs of programs that are no test runner or build, read only where a pipe hid
+# their status: terraform's "Error: …" (in its box: "│ Error: …"), kubectl's "error: …" and
+# "Error from server (…)", a Python traceback's last line (below).
+_OTHER_FAILED = re.compile(r"^(?:│ )?Error: \S|^error: \S|^Error from server\b", re.M)
+# The programs those signs are theirs (any other program may print "error: …" as data).
+_OTHER_SIGNS = frozenset({"terraform", "tofu", "terragrunt", "kubectl", "oc", "helm"})
+# Their passing signs: terraform's plan and apply summaries, kubectl's applied objects.
+_OTHER_PASSED = re.compile(
+    r"^(?:Plan: \d+ to add|No changes\. |Apply complete! |Destroy complete! )"
+    r"|^[\w.-]+/[\w.-]+ (?:created|configured|unchanged|deleted)$",
+    re.M,
+)
+# Programs that only read or show (beyond the deriver's look-ups): a pipe hiding their status
+# hides nothing that changed anything.
+_READ_ONLY = frozenset(
+    {"curl", "wget", "ps", "du", "df", "free", "uname", "id", "whoami", "hostname", "printenv"}
+    | {"strings", "xxd", "od", "hexdump", "base64", "sha256sum", "sha1sum", "md5sum", "shasum"}
+    | {"readlink", "realpath", "basename", "dirname", "ls-files", "column", "less", "more"}
+    | {"journalctl", "dmesg", "lsof", "netstat", "ss", "top", "history", "seq", "yes", "tac"}
+    | {"rev", "paste", "join", "comm", "xargs", "zcat", "gzip", "gunzip", "unzip", "tar", "tee"}
+)
+_READ_ONLY_KEYS = frozenset(
+    {"kubectl get", "kubectl describe", "kubectl logs", "docker ps", "docker logs"}
+    | {"docker images", "docker inspect", "npm ls", "npm view", "pip list", "pip show"}
+    | {"pip3 list", "pip3 show", "pip freeze", "pip3 freeze", "git reflog", "git stash list"}
+    | {"go mod", "cargo tree", "cargo metadata", "brew list", "apt list", "systemctl status"}
+)
+
+
+_ASKS_HELP = frozenset({"--help", "-h", "help", "--version", "-V", "version"})
+
+
+def _only_reads(command: Command) -> bool:
+    """Whether a command only looks (a read, a search, a listing, a fetch that prints)."""
+    from ._ending import _looks  # _ending imports this module: resolved on first use
+
+    if command.key in _READ_ONLY_KEYS or command.program in _READ_ONLY:
+        return True
+    if _ASKS_HELP.intersection(command.words[-1:]):
+        return True  # "bd create --help", "app version": it prints, it does not act
+    return _looks(command)
+
+
+def _runner_check(command: Command) -> bool:
+    """A listed runner that runs no test (``go test -run '^$' -exec=true``): a build check the
+    runner reading leaves out on purpose (an agent trying which platforms build)."""
+    resolved = _resolve(command)
+    key, _after = _verb(resolved)
+    return key in _RUNNERS or resolved.program in _RUNNERS or _task(resolved) is not None
+
+
+def _settle_other(span: Span, found: tuple[str, Dialect]) -> None:
+    """Any other command whose status only a pipe hid and that does more than look
+    (``mix test | tail``, ``terraform plan | tail``, ``kubectl apply | tail``, a Python
+    program): its output decides, never the pipe's status (review H3). A failure sign (a
+    runner's, terraform's ``Error:``, kubectl's ``error:``/``Error from server``, a traceback
+    at the end) makes it a failure; a passing sign a success where a failure would have
+    shown through what it was piped into; an output that says neither leaves it unknown."""
+    if span.outcome != "success" or span.output is None:
+        return
+    read = read_script(*found)
+    piped = read.piped_into or ((),) * len(read.commands)
+    hidden = [
+        (command, through)
+        for command, by_pipe, through in zip(
+            read.commands, read.hidden_by_pipe, piped, strict=False
+        )
+        if by_pipe and not _only_reads(_resolve(command)) and not _runner_check(command)
+    ]
+    if not hidden:
+        return
+    output = _PLACEHOLDERS.sub("", span.output)
+    if _settle_python(span, found):
+        return
+    reading = read_output(output)
+    if reading.status != _FAILED and any(_resolve(c).program in _OTHER_SIGNS for c, _ in hidden):
+        other = _OTHER_FAILED.search(output)
+        if other is not None:
+            line = output[other.start() :].split("\n", 1)[0]
+            reading = Reading(_FAILED, " ".join(line.split())[:200])
+        elif reading.status is None and _OTHER_PASSED.search(output):
+            reading = Reading(_PASSED)
+    runs = [Run(runner="", text=c.text, carried=False, through=t) for c, t in hidden]
+    if reading.status == _PASSED and not all(_shows_failure(r, span.output) for r in runs):
+        reading = Reading(None)
+    span.attributes["skillops.result.masked"] = hidden[0][0].text
+    if reading.status == _FAILED:
+        span.outcome = "failure"
+        span.attributes["skillops.result.error"] = clip(span.output, 2000)
+        span.attributes["skillops.result.summary"] = reading.line
+    else:
+        span.outcome = "success" if reading.status == _PASSED else None
+        span.attributes.pop("skillops.result.error", None)
 
 
 # Runners that print nothing when they pass (golangci-lint before 1.60 did not say "0 issues"),

@@ -29,10 +29,20 @@ def as_json(value: Any) -> str:
     return clip(msgspec.json.encode(value).decode())
 
 
+def set_arguments(span: Span, value: Any) -> None:
+    """Record a call's input: clipped on the span (``gen_ai.tool.call.arguments``), whole in
+    ``span.arguments`` for the deriver's own reading: the command that decides a script's exit
+    status is often at its end, after a long heredoc, where a clip would cut it off."""
+    text = value if isinstance(value, str) else msgspec.json.encode(value).decode()
+    span.attributes["gen_ai.tool.call.arguments"] = clip(text)
+    span.arguments = text
+
+
 class Span:
     """A span under construction."""
 
     __slots__ = (
+        "arguments",
         "attributes",
         "end",
         "kind",
@@ -58,6 +68,8 @@ class Span:
         # summary when a pipe hid its exit status); never emitted: outputs are most of a
         # transcript's bytes, and ``_results.py`` reads them again for an export.
         self.output: str | None = None
+        # A call's whole input (see :func:`set_arguments`); never emitted.
+        self.arguments: str | None = None
         self.attributes: dict[str, AttributeValue] = {}
 
     def touch(self, timestamp: str | None) -> None:

@@ -41,7 +41,7 @@ from ._outcome import (
 )
 from ._skills import injected_body, loaded_body, unsubstituted
 from ._summary import Summary
-from ._tree import Span, SpanTree, as_json, clip, keep_output
+from ._tree import Span, SpanTree, clip, keep_output, set_arguments
 
 _SPAWN_TOOLS = {"Task", "Agent"}
 _COMMAND_NAME = re.compile(r"<command-name>/?([^<\s]+)</command-name>")
@@ -464,7 +464,7 @@ class _Thread:
         span.attributes["gen_ai.operation.name"] = "execute_tool"
         span.attributes["gen_ai.tool.name"] = name
         span.attributes["gen_ai.tool.call.id"] = call_id
-        span.attributes["gen_ai.tool.call.arguments"] = as_json(tool_input)
+        set_arguments(span, tool_input)
         if is_skill:
             skill = tool_input.get("skill") or tool_input.get("command") or "unknown"
             span.name = str(skill)

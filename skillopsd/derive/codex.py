@@ -29,7 +29,7 @@ from ._outcome import (
 )
 from ._skills import skill_md_folder
 from ._summary import Summary
-from ._tree import Span, SpanTree, as_json, clip, keep_output
+from ._tree import Span, SpanTree, clip, keep_output, set_arguments
 
 _MODEL_ITEMS = {
     "reasoning",
@@ -276,7 +276,7 @@ class _Thread:
         span.attributes["gen_ai.operation.name"] = "execute_tool"
         span.attributes["gen_ai.tool.name"] = str(name)
         span.attributes["gen_ai.tool.call.id"] = str(call_id)
-        span.attributes["gen_ai.tool.call.arguments"] = as_json(arguments)
+        set_arguments(span, arguments)
         if skill:
             span.attributes["skill.name"] = skill
             span.attributes["skill.activation"] = "path"

@@ -22,7 +22,7 @@ from ..events.types import TokenUsage
 from ._input import Record, mapping
 from ._skills import skill_md_folder
 from ._summary import Summary
-from ._tree import Span, SpanTree, as_json, clip, keep_output
+from ._tree import Span, SpanTree, clip, keep_output, set_arguments
 
 # Shell tools report success even when the command failed: the exit is the output's last line.
 _SHELLS = {"bash", "powershell"}
@@ -233,9 +233,7 @@ class _Walker:
         span.attributes["gen_ai.operation.name"] = "execute_tool"
         span.attributes["gen_ai.tool.name"] = name
         span.attributes["gen_ai.tool.call.id"] = call_id
-        span.attributes["gen_ai.tool.call.arguments"] = as_json(
-            arguments if arguments is not None else {}
-        )
+        set_arguments(span, arguments if arguments is not None else {})
         if skill:
             span.attributes["skill.name"] = skill
             span.attributes["skill.activation"] = "tool" if name == "skill" else "path"
@@ -458,7 +456,7 @@ def _legacy(tree: SpanTree, summary: Summary, document: dict[str, Any]) -> None:
             span.attributes["gen_ai.operation.name"] = "execute_tool"
             span.attributes["gen_ai.tool.name"] = name
             span.attributes["gen_ai.tool.call.id"] = call_id
-            span.attributes["gen_ai.tool.call.arguments"] = as_json(arguments)
+            set_arguments(span, arguments)
             summary.tool()
             calls[call_id] = span
         return span

@@ -36,7 +36,7 @@ from ._input import Record, mapping
 from ._outcome import gemini_refused
 from ._skills import content_hash, skill_md_folder
 from ._summary import Summary
-from ._tree import Span, SpanTree, as_json, clip, keep_output
+from ._tree import Span, SpanTree, clip, keep_output, set_arguments
 
 SHELL_TOOL = "run_shell_command"
 _SKILL_TOOL = "activate_skill"
@@ -297,7 +297,7 @@ class _Walker:
         span.attributes["gen_ai.operation.name"] = "execute_tool"
         span.attributes["gen_ai.tool.name"] = name
         span.attributes["gen_ai.tool.call.id"] = call_id
-        span.attributes["gen_ai.tool.call.arguments"] = as_json(args)
+        set_arguments(span, args)
         timestamp = call.get("timestamp")
         span.touch(timestamp if isinstance(timestamp, str) else None)
         llm.touch(span.end)
