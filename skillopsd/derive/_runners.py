@@ -131,7 +131,8 @@ _SELECTING: dict[str, frozenset[str]] = {
     "vitest": frozenset({"-t", "--testNamePattern", "--project", "--changed"}),
     "cargo test": frozenset({"-p", "--package", "--test", "--lib", "--bins", "--doc"}),
 }
-# Selections that select no test (the run only builds or collects them).
+# Selections that select no test (the run only builds or collects them). ``-run=XXX`` is Go's
+# usual idiom for a pattern that matches no test name (a real value, not a placeholder).
 _NO_TESTS = frozenset({"-run=^$", "-run=XXX", "-list=.*", "--collect-only", "--co", "--listTests"})
 _SELECTING_ANY = frozenset({"--grep", "-g", "--filter", "--only", "--tests", "-Dtest"})
 
