@@ -21,6 +21,7 @@ goes wrong falls back to the script's first words, so no script can stop a deriv
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -349,14 +350,22 @@ def _is_assignment(word: str) -> bool:
 # --- bash -----------------------------------------------------------------------------
 
 
-def _walk(root: tree_sitter.Node) -> Iterator[tree_sitter.Node]:
-    """Every node under ``root`` in document order, depth-bounded, without recursion."""
+def _walk(root: tree_sitter.Node, *, leaves: bool = True) -> Iterator[tree_sitter.Node]:
+    """Every node under ``root`` in document order, depth-bounded, without recursion
+    (``leaves=False``: but anonymous leaves, the operators, quotes and keywords that are most
+    of a tree's nodes, when nothing looks for them)."""
     stack: list[tuple[tree_sitter.Node, int]] = [(root, 0)]
     while stack:
         node, depth = stack.pop()
         yield node
         if depth < _MAX_DEPTH:
-            stack.extend((child, depth + 1) for child in reversed(node.children))
+            below = depth + 1
+            if leaves:
+                stack.extend([(c, below) for c in reversed(node.children)])
+            else:
+                stack.extend(
+                    [(c, below) for c in reversed(node.children) if c.is_named or c.child_count]
+                )
 
 
 def _text(node: tree_sitter.Node) -> str:
@@ -503,9 +512,11 @@ def _pick(candidates: list[Command], setup: frozenset[str]) -> Command | None:
 def _bash(root: tree_sitter.Node) -> Script:
     commands: list[Command] = []
     places: list[tuple[int, int]] = []
+    pipelines: list[tree_sitter.Node] = []
     writes = False
-    for node in _walk(root):
-        if node.type == "command":
+    for node in _walk(root, leaves=False):
+        kind = node.type
+        if kind == "command":
             command = _bash_command(node)
             if command is not None:
                 commands.append(command)
@@ -515,8 +526,10 @@ def _bash(root: tree_sitter.Node) -> Script:
                     and any(w.startswith(("-i", "--in-place")) for w in command.words)
                 ):
                     writes = True
-        elif node.type == "file_redirect" and not writes:
-            writes = _writes_bash(node)
+        elif kind == "file_redirect":
+            writes = writes or _writes_bash(node)
+        elif kind == "pipeline":
+            pipelines.append(node)
     pipefail = any(c.program == "set" and "pipefail" in c.words for c in commands)
     deciding = _bash_deciding(root, pipefail)
     if deciding is None and root.has_error:
@@ -525,7 +538,7 @@ def _bash(root: tree_sitter.Node) -> Script:
     carrying: set[tuple[int, int]] = set()
     _bash_carry(root, True, _Shell(pipefail, errexit), carrying, 0)
     carried = tuple(place in carrying for place in places)
-    piped_into = _piped_into(root, places, commands)
+    piped_into = _piped_into(pipelines, places, commands)
     hidden_by_pipe: tuple[bool, ...] = (False,) * len(commands)
     if not pipefail and any(piped_into):
         # What "set -o pipefail" would carry and the script does not: only a pipe hid it.
@@ -567,31 +580,52 @@ def _joined_list(
 
 
 def _piped_into(
-    root: tree_sitter.Node, places: list[tuple[int, int]], commands: list[Command]
+    pipelines: list[tree_sitter.Node], places: list[tuple[int, int]], commands: list[Command]
 ) -> tuple[tuple[Command, ...], ...]:
-    at = {place: i for i, place in enumerate(places)}
+    """Per command, the commands of the later stages of the pipelines it is a stage of
+    (``pipelines`` in document order, as the walk found them)."""
     out: list[tuple[Command, ...]] = [() for _ in commands]
-    for node in _walk(root):
-        if node.type != "pipeline":
-            continue
-        joined = _joined_list(node)
-        if joined is not None:  # "a && b 2>&1 | c": only b is piped into c
-            parts = [joined[2], *[c for c in node.named_children if c.type != "comment"][1:]]
-        else:
-            parts = [c for c in node.named_children if c.type != "comment"]
-        stages = [
-            [
+    if not pipelines:
+        return tuple(out)
+    at = {place: i for i, place in enumerate(places)}
+    order = sorted(range(len(places)), key=places.__getitem__)
+    starts = [places[i][0] for i in order]
+    # An empty command (error recovery) at a stage's end could be the next stage's: bytes
+    # cannot tell, the tree can.
+    by_bytes = all(start < end for start, end in places)
+
+    def inside(stage: tree_sitter.Node) -> list[int]:
+        """The commands of a stage, in the walk's order."""
+        if not by_bytes:
+            return [
                 at[(n.start_byte, n.end_byte)]
-                for n in _walk(stage)
+                for n in _walk(stage, leaves=False)
                 if n.type == "command" and (n.start_byte, n.end_byte) in at
             ]
-            for stage in parts
-        ]
-        for k, stage in enumerate(stages):
+        # Those inside its bytes (a command inside a node's bytes is under it): found by
+        # their starts, not by walking each stage again.
+        found: list[int] = []
+        for k in range(bisect_left(starts, stage.start_byte), len(starts)):
+            if starts[k] >= stage.end_byte:
+                break
+            if places[order[k]][1] <= stage.end_byte:
+                found.append(order[k])
+        return sorted(found)
+
+    for node in pipelines:
+        stages = [inside(stage) for stage in _stages(node)]
+        for k, stage_commands in enumerate(stages):
             later = tuple(commands[j] for rest in stages[k + 1 :] for j in rest)
-            for i in stage:
+            for i in stage_commands:
                 out[i] = later  # an inner pipeline's stages come later in the walk: they win
     return tuple(out)
+
+
+def _stages(pipeline: tree_sitter.Node) -> list[tree_sitter.Node]:
+    """A pipeline's stages: for ``a && b 2>&1 | c``, ``b`` and ``c`` (only b is piped)."""
+    joined = _joined_list(pipeline)
+    parts = [c for c in pipeline.named_children if c.type != "comment"]
+    return [joined[2], *parts[1:]] if joined is not None else parts
 
 
 def _errexit(words: tuple[str, ...]) -> bool:
@@ -625,14 +659,11 @@ def _bash_carry(
 ) -> None:
     """Add to ``out`` every command node under ``node`` whose failure reaches the script's exit
     status, given whether ``node``'s own failure does (``carries``)."""
-    if depth > _MAX_DEPTH:
-        return
+    if not carries or depth > _MAX_DEPTH:
+        return  # nothing under a node whose failure does not reach the status reaches it
     kind = node.type
     if kind == "command":
-        if carries:
-            out.add((node.start_byte, node.end_byte))
-        for child in node.named_children:  # $(…) in its words: not its status
-            _bash_carry(child, False, shell, out, depth + 1)
+        out.add((node.start_byte, node.end_byte))  # not the $(…) in its words
         return
     named = [c for c in node.named_children if c.type not in ("comment", "heredoc_body")]
     if kind in _BASH_STATEMENTS:
@@ -668,8 +699,7 @@ def _bash_carry(
         # A condition's failure chooses a branch; a branch's last statement is the status.
         body = [c for c in named if c.type not in ("elif_clause", "else_clause")]
         if kind != "else_clause" and body:
-            _bash_carry(body[0], False, shell, out, depth + 1)
-            body = body[1:]
+            body = body[1:]  # the condition
         for i, child in enumerate(body):
             last = i == len(body) - 1
             _bash_carry(child, carries and (last or shell.errexit), shell, out, depth + 1)
@@ -677,9 +707,8 @@ def _bash_carry(
             if child.type in ("elif_clause", "else_clause"):
                 _bash_carry(child, carries, shell, out, depth + 1)
         return
-    # Negations, loops (an earlier pass is hidden by the last), case, substitutions, functions.
-    for child in named:
-        _bash_carry(child, False, shell, out, depth + 1)
+    # Negations, loops (an earlier pass is hidden by the last), case, substitutions, functions:
+    # nothing under them reaches the status.
 
 
 # --- PowerShell -----------------------------------------------------------------------
