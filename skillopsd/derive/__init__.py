@@ -74,7 +74,10 @@ from .gemini import is_session as is_gemini_session
 # 16: a skill Claude Code loaded with its ``$ARGUMENTS`` replaced by what the user typed (or
 # the Skill call's ``args``) gets the placeholder back: one file is one version, and the
 # user's words are never stored as a skill body (review H1).
-DERIVER_VERSION = 17
+# 17: a shell call is read from its whole command, not from the clipped attribute (review H4).
+# 18: a line holding JSON Python will not read (an integer of more than 4,300 digits) is one
+# unreadable record, not a failed derivation that left its whole session unshown (review K13).
+DERIVER_VERSION = 18
 
 _TOKEN_ATTRIBUTES = (
     ("input", "gen_ai.usage.input_tokens"),

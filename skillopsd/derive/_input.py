@@ -84,6 +84,8 @@ def _split(line: bytes) -> tuple[list[Any], str | None]:
             value, pos = _splitter.raw_decode(text, pos)
         except json.JSONDecodeError as exc:
             return values, f"not JSON from character {pos}: {exc.msg}"
+        except ValueError as exc:  # JSON Python will not read: an integer of 4,300 digits or more
+            return values, f"JSON value at character {pos} cannot be read: {str(exc).split(';')[0]}"
         except RecursionError:
             return values, f"JSON nested too deep from character {pos}"
         try:
