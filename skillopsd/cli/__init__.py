@@ -6,10 +6,12 @@ Commands live in their own modules, imported when the command runs (``_app.LazyG
 from __future__ import annotations
 
 from ._app import cli
+from ._output import fit_encoding
 
 
 def main() -> None:
     """Console-script entry point."""
+    fit_encoding()
     cli(prog_name="skillopsctl")
 
 

@@ -5,10 +5,13 @@ from __future__ import annotations
 import itertools
 import re
 import shutil
+import sys
 import textwrap
 import unicodedata
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from typing import Any
+from contextlib import suppress
+from functools import lru_cache
+from typing import IO, Any
 
 import click
 import msgspec
@@ -40,9 +43,40 @@ def echo(text: str = "", *, err: bool = False, nl: bool = True) -> None:
     click.echo(safe(text), err=err, nl=nl)
 
 
+def _writes(stream: IO[str], text: str) -> bool:
+    """Whether ``stream``'s encoding can write ``text`` (Latin-1 or cp1252 cannot write ✓)."""
+    return _encodes(getattr(stream, "encoding", None) or "utf-8", text)
+
+
+@lru_cache(maxsize=64)
+def _encodes(encoding: str, text: str) -> bool:
+    try:
+        text.encode(encoding)
+    except (UnicodeEncodeError, LookupError):
+        return False
+    return True
+
+
+def fit_encoding() -> None:
+    """On a terminal whose encoding cannot write every character (a Latin-1 or EUC locale,
+    Windows' cp1252 when output is redirected), show ``?`` for those it cannot instead of
+    dying mid-table (review K1); JSON is written as UTF-8 bytes whatever the encoding."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None and not _writes(stream, "✓…→"):
+            with suppress(ValueError):
+                reconfigure(errors="replace")
+
+
+def glyph(fancy: str, plain: str) -> str:
+    """``fancy`` where standard output can write it, else ``plain`` (its ASCII stand-in)."""
+    return fancy if _writes(sys.stdout, fancy) else plain
+
+
 def emit_json(obj: Any) -> None:
-    """Print one JSON document, on one line (so also a line of JSON Lines)."""
-    click.echo(_json.encode(plain(obj)).decode())
+    """Print one JSON document, on one line (so also a line of JSON Lines). As bytes: JSON is
+    UTF-8 (RFC 8259), whatever the terminal's encoding."""
+    click.echo(_json.encode(plain(obj)))
 
 
 def emit_json_array(items: Iterable[Any]) -> None:
@@ -51,7 +85,7 @@ def emit_json_array(items: Iterable[Any]) -> None:
     try:
         click.echo("[", nl=False)
         for item in items:
-            click.echo(("" if first else ",") + "\n" + _json.encode(plain(item)).decode(), nl=False)
+            click.echo((b"" if first else b",") + b"\n" + _json.encode(plain(item)), nl=False)
             first = False
         click.echo("\n]" if not first else "]")
     finally:
@@ -142,7 +176,7 @@ def cut(text: str, width: int) -> str:
     if kept[-1:].isdigit() and (following.isalnum() or following in (".", ",", "%")):
         # Cut inside a number: ``(n=41)`` must not read ``(n=4…``, nor ``12.3k`` ``12.3…``.
         kept = _PARTIAL_NUMBER.sub("", kept)
-    return kept.rstrip() + ELLIPSIS
+    return kept.rstrip() + glyph(ELLIPSIS, "~")
 
 
 _PARTIAL_NUMBER = re.compile(r"[$+\-]?[0-9.,]*\Z")

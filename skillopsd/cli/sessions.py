@@ -45,6 +45,7 @@ from ._output import (
     echo,
     emit_json,
     emit_json_array,
+    glyph,
     number,
     plural,
     say,
@@ -57,7 +58,15 @@ from ._output import (
 from ._reason import first_reason
 from ._time import parse_stored, shown, stamps, utc_option, window_options, zone_label
 
-_MARKS = {"success": "✓", "failure": "✗", "blocked": "⊘", None: "?"}
+_MARKS = {"success": ("✓", "+"), "failure": ("✗", "x"), "blocked": ("⊘", "!")}
+
+
+def _mark(outcome: str | None) -> str:
+    """A call's outcome mark (``+``, ``x``, ``!`` where the terminal cannot write ✓ ✗ ⊘)."""
+    marks = _MARKS.get(outcome or "")
+    return glyph(*marks) if marks is not None else "?"
+
+
 _PREVIEW_KEYS = (
     "cmd",
     "command",
@@ -109,8 +118,13 @@ def _outcomes(s: SessionView) -> str:
     """Call outcomes, leaving out kinds that did not occur (``70✓ 3✗``; ``-`` for none)."""
     o = s.outcomes
     parts = [
-        f"{n:,}{mark}"
-        for n, mark in ((o.success, "✓"), (o.failure, "✗"), (o.blocked, "⊘"), (o.unknown, "?"))
+        f"{n:,}{_mark(outcome)}"
+        for n, outcome in (
+            (o.success, "success"),
+            (o.failure, "failure"),
+            (o.blocked, "blocked"),
+            (o.unknown, None),
+        )
         if n
     ]
     return " ".join(parts) or "-"
@@ -457,7 +471,7 @@ def _tree_lines(
     def walk(parent: str | None, depth: int) -> None:
         for span in children.get(parent, []):
             call = span.kind in ("TOOL", "SKILL")
-            mark = f"{_MARKS.get(span.outcome, '?')} " if call else ""
+            mark = f"{_mark(span.outcome)} " if call else ""
             detail = _preview(span) if call else ""
             if span.kind == "SKILL":
                 h = span.attributes.get("skill.content_hash")
