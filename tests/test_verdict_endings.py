@@ -280,6 +280,70 @@ def _claude_cases() -> list[tuple[str, Claude, str | None, str]]:
             " kind passed after it",
         )
     )
+
+    # Review K12: a failure in the last turn that did work stays a failure when the user ends
+    # with thanks, or with a question the agent answers only by looking.
+    def failed(n: int) -> Claude:
+        return (
+            Claude(_sid(n))
+            .prompt("make go test pass")
+            .call("t1", "Bash", command="go test ./pkg")
+            .result("t1", "Exit code 1\n--- FAIL: TestX", error=True)
+            .say("I could not make TestX pass.")
+        )
+
+    c.append(
+        (
+            "failure then thanks",
+            failed(40).prompt("ok thanks, I'll handle it myself").say("Sorry I couldn't fix it."),
+            "failure",
+            "failure: go test ./pkg failed in turn 1 (the last turn that did work),"
+            " nothing of the same kind passed after it",
+        )
+    )
+    c.append(
+        (
+            "failure then a look",
+            failed(41)
+            .prompt("show me git status")
+            .call("t2", "Bash", command="git status")
+            .result("t2", "On branch main\nnothing to commit")
+            .call("t3", "Read", file_path=f"{CWD}/pkg/x_test.go")
+            .result("t3", "package pkg")
+            .call("t4", "TodoWrite", todos=[])
+            .result("t4", "Todos have been modified successfully")
+            .say("Clean tree; TestX still fails."),
+            "failure",
+            "failure: go test ./pkg failed in turn 1 (the last turn that did work)",
+        )
+    )
+    # ... but a last turn that did other work, and passed, is what the session ended on.
+    c.append(
+        (
+            "failure then other work",
+            failed(42)
+            .prompt("leave it; update the README instead")
+            .call("t2", "Edit", file_path=f"{CWD}/README.md", old_string="a", new_string="b")
+            .result("t2", "The file README.md has been updated.")
+            .say("Updated the README."),
+            "success",
+            "",
+        )
+    )
+    c.append(
+        (
+            "success then thanks",
+            Claude(_sid(43))
+            .prompt("make go test pass")
+            .call("t1", "Bash", command="go test ./pkg")
+            .result("t1", "ok  \tpkg\t0.1s")
+            .say("All tests pass.")
+            .prompt("thanks!")
+            .say("You're welcome."),
+            "success",
+            "",
+        )
+    )
     return c
 
 

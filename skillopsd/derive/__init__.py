@@ -76,7 +76,9 @@ from .gemini import is_session as is_gemini_session
 # user's words are never stored as a skill body (review H1).
 # 17: a shell call is read from its whole command, not from the clipped attribute (review H4).
 # 18: a line holding JSON Python will not read (an integer of more than 4,300 digits) is one
-# unreadable record, not a failed derivation that left its whole session unshown (review K13).
+# unreadable record, not a failed derivation that left its whole session unshown (review K13);
+# calls carry ``skillops.work_turns_from_end``: their turn's place among the turns that did
+# work, so a closing "thanks" or a look does not hide a failure before it (review K12).
 DERIVER_VERSION = 18
 
 _TOKEN_ATTRIBUTES = (

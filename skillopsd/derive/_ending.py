@@ -6,7 +6,10 @@ its parameters are a ``PolicySet`` event; the deriver only states facts:
 - every TOOL and SKILL span with an outcome gets ``skillops.turns_from_end`` (0 in the session's
   last turn), and so does a call that ran but whose outcome is unknown (a run whose hidden
   status its output did not tell, ``skillops.result.masked``): it neither passed nor failed,
-  but it came after what came before it;
+  but it came after what came before it; a call in a turn that did some work (a call that is
+  not a look nor bookkeeping) also gets ``skillops.work_turns_from_end``, the same count over
+  such turns only: a last "ok thanks" or "show me git status" does not move a failure before
+  it out of the verdict's window;
 - a failed or blocked one also gets ``skillops.call.kind`` (the tool; for a shell command its
   deciding program and subcommand, read by a shell parser; for an edit the file it edits),
   ``skillops.resolved`` (a later call of the same kind succeeded: the agent or the user got
@@ -311,10 +314,25 @@ def mark_ending(tree: SpanTree) -> None:
     tops = {s.span_id: _top_turn(spans, s, cache) for s in every}
     calls = [s for s in every if s.outcome is not None]
     calls.sort(key=lambda s: (s.start or "", order[s.span_id]))
+    # The same count over the turns that did some work: a turn that only looked (a read, a
+    # search, ``git status``), kept the to-do list, or had no call at all ("ok thanks") is no
+    # turn of the work, so a failure before it stays in the window the verdict weighs
+    # (review K12).
+    worked = {
+        tops.get(s.span_id)
+        for s in every
+        if (s.outcome is not None or "skillops.result.masked" in s.attributes)
+        and _tool(s) not in BOOKKEEPING
+        and not is_probe(_tool(s), _arguments(s))
+    }
+    working = [t for t in top_turns if t.span_id in worked]
+    work_rank = {t.span_id: len(working) - 1 - i for i, t in enumerate(working)}
     for span in every:
         turn = tops.get(span.span_id)
         if span.outcome is None and "skillops.result.masked" in span.attributes and turn in rank:
             span.attributes["skillops.turns_from_end"] = rank[turn]
+            if turn in work_rank:
+                span.attributes["skillops.work_turns_from_end"] = work_rank[turn]
     # Keys only where they can matter: every failed or blocked call, and a success only when
     # its arguments mention every word of a key a failure needs (most do not: no parse).
     # A call that ran a test or lint runner is keyed by the runner, and remembers its runs:
@@ -352,6 +370,8 @@ def mark_ending(tree: SpanTree) -> None:
         turn = tops.get(span.span_id)
         if turn is not None and turn in rank:
             span.attributes["skillops.turns_from_end"] = rank[turn]
+        if turn is not None and turn in work_rank:
+            span.attributes["skillops.work_turns_from_end"] = work_rank[turn]
         found = keys[i]
         if span.outcome in ("failure", "blocked") and found is not None:
             arguments = _arguments(span)

@@ -71,6 +71,7 @@ CREATE TABLE p_forgotten (
 QUERIED_ATTRIBUTES = frozenset(
     {
         "skillops.turns_from_end",
+        "skillops.work_turns_from_end",
         "skillops.resolved",
         "skillops.call.probe",
         "skillops.turn.aborted",
@@ -342,6 +343,7 @@ def _attribute(name: str) -> str:
 
 _FACTS = (
     "skillops.turns_from_end",
+    "skillops.work_turns_from_end",
     "skillops.resolved",
     "skillops.call.probe",
     "skillops.call.noop",
@@ -368,6 +370,7 @@ def _session_end(conn: apsw.Connection, sid: str) -> tuple[SessionEnd, dict[str,
     ):
         (
             from_end,
+            work_from_end,
             resolved,
             probe,
             noop,
@@ -389,6 +392,7 @@ def _session_end(conn: apsw.Connection, sid: str) -> tuple[SessionEnd, dict[str,
             span_id=str(span_id),
             outcome=str(outcome) if outcome else None,
             turns_from_end=from_end if isinstance(from_end, int) else None,
+            work_turns_from_end=work_from_end if isinstance(work_from_end, int) else None,
             resolved=bool(resolved),
             harmless=bool(probe) or bool(noop) or bool(sandboxed),
             bookkeeping=bool(bookkeeping),

@@ -14,7 +14,9 @@ The verdict says how the session *ended*, from facts the deriver put on its span
   no line for the settle time, or the agent wrote its end);
 - none: no call has an outcome (bookkeeping calls do not count), and the last turn ended (an
   answer, or an empty response);
-- ``failure``: at least ``unresolved_min`` calls of the last ``tail_turns`` turns failed and
+- ``failure``: at least ``unresolved_min`` calls of the last ``tail_turns`` turns that did work
+  (a turn that only looked, kept the to-do list or had no call, such as a closing "thanks",
+  does not count) failed and
   no later call of the same kind succeeded (same tool; a shell command's deciding program and
   subcommand; an edit's file, whatever the edit tool; a test or lint run only by a later run
   of the same runner covering at least what failed: the same or wider targets and no narrower
@@ -50,7 +52,8 @@ SUMMARY = (
     "abandoned: the user interrupted the last turn, or the last call that decides was blocked;"
     " unfinished: the last turn has no final answer (a call still pending, or calls and no"
     " answer), shown as running while the session is still being written; failure: a call of"
-    " the last tail_turns turns failed and nothing of the same kind (for a test run, one"
+    " the last tail_turns turns that did work (a turn that only looked or said thanks does"
+    " not count) failed and nothing of the same kind (for a test run, one"
     " covering what failed) passed after it, or more than failure_share of the calls failed;"
     " success: otherwise; none: no call has an outcome."
     " A test run or build whose exit status a pipe hid (go test | tail, cargo build | tail)"
@@ -93,6 +96,8 @@ class Call(msgspec.Struct, frozen=True, kw_only=True):
     span_id: str
     outcome: str | None  # None: it never got a result
     turns_from_end: int | None = None
+    # The same, counting only turns that did work (None: a derivation older than the fact).
+    work_turns_from_end: int | None = None
     resolved: bool = False
     harmless: bool = False  # a look-up that found nothing, a no-op edit, a sandbox refusal
     bookkeeping: bool = False
@@ -130,6 +135,11 @@ def _in_turn(turn: int | None) -> str:
 def _line(text: str) -> str:
     """Text fit for one line of a reason (facts are derived, but a reason is one line)."""
     return " ".join(text.split())
+
+
+def _work_turns_from_end(call: Call) -> int | None:
+    """Where a call sits among the turns that did work, counted from the end."""
+    return call.turns_from_end if call.work_turns_from_end is None else call.work_turns_from_end
 
 
 def _named(call: Call) -> str:
@@ -181,11 +191,18 @@ def verdict(end: SessionEnd, policy: VerdictPolicy) -> Verdict:
     unresolved = [
         c
         for c in setbacks
-        if c.turns_from_end is not None and c.turns_from_end < policy.tail_turns and not c.resolved
+        if (tail := _work_turns_from_end(c)) is not None
+        and tail < policy.tail_turns
+        and not c.resolved
     ]
     if len(unresolved) >= policy.unresolved_min:
-        where = "the last turn" if policy.tail_turns == 1 else f"the last {policy.tail_turns} turns"
         first = unresolved[-1]
+        if policy.tail_turns > 1:
+            where = f"the last {policy.tail_turns} turns that did work"
+        elif first.turns_from_end in (0, None):
+            where = "the last turn"
+        else:  # turns that only looked or said thanks came after it
+            where = f"{_in_turn(first.turn)} (the last turn that did work)"
         more = f" and {len(unresolved) - 1} more" if len(unresolved) > 1 else ""
         them = "them" if more else "it"
         after = f"nothing of the same kind passed after {them}"
