@@ -88,6 +88,18 @@ def test_reasons_are_shown_exported_and_recomputed(home: Path) -> None:
     assert by_id[decider]["attributes"]["gen_ai.tool.call.id"] == "t1"
     text = _ctl(home, "session", "show", failing["session_id"])
     assert "why       GOOS=windows go test ./... | tail -5 failed in the last turn" in text
+    # Wrapped to the width, never cut: its end says what passed after it (review K7).
+    narrow = run_ctl(
+        "--db",
+        str(db_path(home)),
+        "session",
+        "show",
+        failing["session_id"],
+        env={**daemon_env(home), "COLUMNS": "80"},
+    ).stdout
+    why = narrow[narrow.index("why       ") : narrow.index("turns     ")]
+    assert " ".join(why.split()).endswith("nothing of the same kind passed after it")
+    assert all(len(line) <= 80 for line in narrow.splitlines())
     [marked] = [line for line in text.splitlines() if line.endswith("◀ verdict")]
     assert "✗ TOOL Bash" in marked
     assert sessions[_sid(103)]["verdict"] == "success"

@@ -619,8 +619,9 @@ def show(app: AppContext, ident: str, utc: bool, as_json: bool) -> None:
         indent=10,
     )
     if session.verdict_reason:
+        # Wrapped, not cut: the reason is the point of the line, its turn at its end (K7).
         why = session.verdict_reason.split(": ", 1)[-1]
-        echo(f"why       {cut(why, max(20, width - 10))}")
+        say(f"why       {why}", indent=10)
     say(f"turns     {number(session.turns)}   tools {number(session.tools)}", indent=10)
     say(f"skills    {', '.join(session.skills) or '-'}", indent=10)
     for f in tombstones:
