@@ -207,8 +207,9 @@ def _claude_cases() -> list[tuple[str, Claude, str | None, str]]:
             .prompt("commit and push")
             .call("t1", "Bash", command="git add -A && git commit -m x && git push 2>&1 | tail -3"),
             "unfinished",
-            "unfinished: the file ends while git push | tail -3 is still waiting for its result"
-            " in turn 1",
+            # The whole script: any of its commands may be what waits (review K10).
+            "unfinished: the file ends while git add -A && git commit -m x && git push 2>&1 |"
+            " tail -3 is still waiting for its result in turn 1",
         )
     )
     # Calls done, no final answer, no interrupt: unfinished.

@@ -283,6 +283,26 @@ def describe(tool: str, arguments: object) -> str:
     return tool
 
 
+def describe_pending(tool: str, arguments: object) -> str:
+    """What a reason calls a call still waiting for its result: a script whole (up to 80
+    characters), since what waits (for an approval, say) is any of its commands, not only the
+    one that would decide its status (``git add -A && git commit … && git log`` waits on the
+    commit more likely than on the log; review K10)."""
+    found = call_script(tool, arguments)
+    if found is None:
+        return describe(tool, arguments)
+    script, cut = found[0], False
+    if "<<" in script:  # a heredoc's body (a commit message, a file) is no command
+        script, cut = script[: script.index("<<")], True
+    lines = [" ".join(line.split()) for line in script.splitlines()]
+    text = "; ".join(line for line in lines if line)
+    if not text:
+        return describe(tool, arguments)
+    if len(text) > 79 or cut:
+        return text[:79].rstrip() + " …"
+    return text
+
+
 def _first_line(text: object, limit: int = 100) -> str:
     if not isinstance(text, str):
         return ""
@@ -501,7 +521,7 @@ def _mark_last_turn(
         turn.attributes["skillops.turn.end"] = "pending"
         for span in pending:
             span.attributes["skillops.call.pending"] = True
-            span.attributes["skillops.call.what"] = describe(_tool(span), _arguments(span))
+            span.attributes["skillops.call.what"] = describe_pending(_tool(span), _arguments(span))
             span.attributes["skillops.call.turn"] = number
     else:
         turn.attributes["skillops.turn.end"] = "silent"
