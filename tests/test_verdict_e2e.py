@@ -162,3 +162,16 @@ def test_a_session_still_being_written_reads_running(home: Path) -> None:
     finally:
         db.close()
     assert stored == ("unfinished",)
+
+
+def test_no_verdict_says_why_and_what_counts_instead(tmp_path: Path) -> None:
+    """A "-" verdict must not read as "not looked at" (review K11)."""
+    home = tmp_path / "home"
+    Claude(_sid(111)).prompt("what does this repo do?").say("It syncs git mirrors.").write(home)
+    run_once(home)
+    [session] = [s for s in _ctl(home, "sessions", "--json")]
+    assert session["verdict"] is None and session["verdict_reason"] is None
+    text = _ctl(home, "session", "show", session["session_id"])
+    why = " ".join(text[text.index("why       ") : text.index("turns     ")].split())
+    assert why.startswith("why no verdict: no call has an outcome to judge the session by")
+    assert f"skillopsctl annotate {session['session_id'][:8]} --label good|bad" in why

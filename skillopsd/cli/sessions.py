@@ -622,6 +622,13 @@ def show(app: AppContext, ident: str, utc: bool, as_json: bool) -> None:
         # Wrapped, not cut: the reason is the point of the line, its turn at its end (K7).
         why = session.verdict_reason.split(": ", 1)[-1]
         say(f"why       {why}", indent=10)
+    elif session.verdict is None:
+        # "-" must not read as "not looked at" (review K11): say what the rule lacked.
+        say(
+            "why       no verdict: no call has an outcome to judge the session by; your label"
+            f" counts instead (skillopsctl annotate {session.session_id[:8]} --label good|bad)",
+            indent=10,
+        )
     say(f"turns     {number(session.turns)}   tools {number(session.tools)}", indent=10)
     say(f"skills    {', '.join(session.skills) or '-'}", indent=10)
     for f in tombstones:
