@@ -170,3 +170,31 @@ def test_documents_that_never_become_valid_are_said_once_each_and_cleared_when_f
         str(cut_path) not in problems
         and str(chats / "session-2026-01-01T00-00-cafecafe.json") in problems
     )
+
+
+def test_a_document_with_bytes_that_are_not_utf8_is_captured_and_said(tmp_path: Path) -> None:
+    """Review K6: two bad bytes inside one string of a Gemini chat dropped the whole session
+    ("not one JSON document"). It is captured with U+FFFD for them, and said once in status
+    until the document is whole again."""
+    import os
+
+    whole = gemini_file("18f475c0")
+    home = tmp_path / "home"
+    path = gemini_chats(home) / gemini_name(whole)
+    data = whole.read_bytes()
+    at = data.index(b'"content": "') + len(b'"content": "')
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data[:at] + b"\xff\xfe" + data[at:])
+    os.utime(path, (1_700_000_000, 1_700_000_000))
+    _once(home)
+    _once(home)
+    stored = _stored(home)
+    assert stored and "\ufffd\ufffd" in msgspec.json.encode(stored).decode()
+    assert _messages(home), "its messages were captured"
+    problems = [p for p in _status(home)["problems"] if p["path"] == str(path)]
+    assert [p["kind"] for p in problems] == ["invalid_utf8"]
+    assert problems[0]["message"].startswith(f"invalid UTF-8 at byte {at}: read as U+FFFD")
+
+    path.write_bytes(data)  # fixed: the problem is over
+    _once(home)
+    assert not [p for p in _status(home)["problems"] if p["path"] == str(path)]

@@ -56,6 +56,7 @@ SETTLED_SECONDS = 5.0
 # file again is no sign they are over, unlike the problems of opening it).
 INVALID_DOCUMENT = "invalid_document"
 OVERSIZED = "oversized"
+INVALID_UTF8 = "invalid_utf8"
 
 
 class DocState(msgspec.Struct):
@@ -192,14 +193,21 @@ def capture_document(
         return FileResult(errors=int(cap.problem(path, store.agent, OVERSIZED, message)))
     fh.seek(0)
     data = fh.read()
+    error = "not a JSON object"
+    repaired: str | None = None
     try:
         doc = _decoder.decode(data)
-    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
-        doc = None
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
+        error = str(exc) or type(exc).__name__
+        doc, repaired = _repaired(data)
     if not isinstance(doc, dict):
-        return _invalid(cap, path, text, st, store)
+        return _invalid(cap, path, text, st, store, error)
     cap.invalid_documents.pop(text, None)
     cap.resolved(path, OVERSIZED, INVALID_DOCUMENT)
+    if repaired is None:
+        cap.resolved(path, INVALID_UTF8)
+    else:
+        cap.problem(path, store.agent, INVALID_UTF8, repaired)
     ref = store.session_of(path, [doc])
     session, parent = path_text(ref.session), path_text(ref.parent_session)
     row, moved = _find(cap, text, st, store.agent, session)
@@ -292,7 +300,24 @@ def _track(
     return row, event
 
 
-def _invalid(cap: Capturer, path: Path, text: str, st: os.stat_result, store: Store) -> FileResult:
+def _repaired(data: bytes) -> tuple[object, str | None]:
+    """A document whose only fault is bytes that are not UTF-8, read with each such byte as
+    U+FFFD (losing a character beats losing the session: review K6), and what to say of it;
+    (None, None) when that is not its fault."""
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        try:
+            doc = _decoder.decode(data.decode("utf-8", "replace").encode())
+        except (msgspec.DecodeError, RecursionError):
+            return None, None
+        return doc, f"invalid UTF-8 at byte {exc.start}: read as U+FFFD (the rest as written)"
+    return None, None
+
+
+def _invalid(
+    cap: Capturer, path: Path, text: str, st: os.stat_result, store: Store, error: str
+) -> FileResult:
     """A document that does not decode: wait for the next pass, unless it did not change."""
     from ._capture import FileResult
 
@@ -302,7 +327,7 @@ def _invalid(cap: Capturer, path: Path, text: str, st: os.stat_result, store: St
     if seen != key and time.time() - st.st_mtime < SETTLED_SECONDS:
         return FileResult()  # probably caught mid-rewrite: look again next pass
     row, _moved = _find(cap, text, st, store.agent, None)
-    message = f"not one JSON document ({st.st_size} bytes, not rewritten since)"
+    message = f"not one JSON document ({error}; {st.st_size} bytes, not rewritten since)"
     if row is None:
         return FileResult(errors=int(cap.problem(path, store.agent, INVALID_DOCUMENT, message)))
     before = cap._rows_after.get(row.source_id, row)
