@@ -73,7 +73,8 @@ def event_hash_v4(
     live (in the row, in a frame, erased), not what they are: packing a payload into a frame
     leaves the hash as it was."""
     header = (_V4, position, event_id, stream, stream_version, type_name, schema, recorded_at)
-    return _link(prev_hash, header, digest)
+    # _link's bytes in one call: this runs once per appended event, on ~150 bytes.
+    return hashlib.sha256(prev_hash + _header.encode(header) + digest).digest()
 
 
 def _link(prev_hash: bytes, header: tuple[object, ...], tail: bytes) -> bytes:

@@ -36,6 +36,12 @@ def encode(event: Event) -> bytes:
     return _encoder.encode(event)
 
 
+def encode_all(events: list[Event]) -> list[bytes]:
+    """:func:`encode` of each of ``events`` (an append's, without a call per event)."""
+    encode_one = _encoder.encode
+    return [encode_one(event) for event in events]
+
+
 def decode(type_name: str, schema: int, data: bytes) -> Event:
     """Decode stored bytes into the current Struct, upcasting from an older schema if needed."""
     cls = EVENT_TYPES.get(type_name)

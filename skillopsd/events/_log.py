@@ -173,19 +173,25 @@ class EventLog:
             position, prev = (row[0], row[1]) if row else (0, GENESIS_HASH)
             codecs = self.db.codecs
             dictionary = codecs.shipped_id() if self.dictionary else None
-            encoded = [_codec.encode(event.payload) for _, event in fresh]
+            encoded = _codec.encode_all([event.payload for _, event in fresh])
+            names = [type(event.payload).__name__ for _, event in fresh]
             stored = self._store(
-                [_framed(e.stream, type(e.payload).__name__) for _, e in fresh], encoded, dictionary
+                [
+                    e.stream if name in COMMON_TYPES else None  # _framed, inline (per event)
+                    for (_, e), name in zip(fresh, names, strict=True)
+                ],
+                encoded,
+                dictionary,
             )
             rows = []
             positions = []
-            for (event_id, event), data, (codec, cell) in zip(fresh, encoded, stored, strict=True):
+            for (event_id, event), type_name, data, (codec, cell) in zip(
+                fresh, names, encoded, stored, strict=True
+            ):
                 position += 1
                 version = versions[event.stream] + 1
                 versions[event.stream] = version
-                payload = event.payload
-                type_name = type(payload).__name__
-                schema = payload.SCHEMA
+                schema = event.payload.SCHEMA
                 chained = event_hash_v4(
                     prev,
                     position,

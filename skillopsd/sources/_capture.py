@@ -62,6 +62,8 @@ _FIRST_HEAD_BYTES = 64 * 1024
 _BLOCK = 4 * 1024 * 1024
 _BATCH_LINES = 1000
 _BATCH_BYTES = 8 * 1024 * 1024
+# The most bytes of chunks _read keeps for block digests (a batch's and a chunk either side).
+_HELD_BYTES = _BATCH_BYTES + 2 * _BLOCK
 # The committed bytes just before a source's offset, digested: a file rewritten under the
 # same inode with the same head is noticed when these no longer match.
 _TAIL_BYTES = 4096
@@ -168,12 +170,15 @@ def _blocks_covering(offset: int) -> int:
     return -(-offset // BLOCK_BYTES)
 
 
-def _block_digests(fd: int, blocks: bytes, old: int, new: int) -> bytes:
+def _block_digests(
+    fd: int, blocks: bytes, old: int, new: int, held: Sequence[tuple[int, bytes]] = ()
+) -> bytes:
     """``blocks`` (the digests of bytes ``[0, old)``) extended to cover ``[0, new)``.
 
-    The complete blocks below ``old`` are kept; the partial one and those after are read
-    back (they were just read: the page cache holds them). Digests missing or of another
-    length (a source tracked before digests were kept) are taken from the file as it is now.
+    The complete blocks below ``old`` are kept; the partial one and those after are digested
+    from ``held`` (the chunks just read, as ``(file offset, bytes)``, in order) where it holds
+    them, else read back (the page cache holds them). Digests missing or of another length (a
+    source tracked before digests were kept) are taken from the file as it is now.
     """
     keep = old // BLOCK_BYTES
     if len(blocks) != _DIGEST * _blocks_covering(old):
@@ -181,12 +186,39 @@ def _block_digests(fd: int, blocks: bytes, old: int, new: int) -> bytes:
     out = bytearray(blocks[: _DIGEST * keep])
     start = keep * BLOCK_BYTES
     while start < new:
-        data = os.pread(fd, min(BLOCK_BYTES, new - start), start)
+        end = min(start + BLOCK_BYTES, new)
+        digest = _held_digest(held, start, end)
+        if digest is not None:
+            out += digest
+            start = end
+            continue
+        data = os.pread(fd, end - start, start)
         if not data:
             break  # cut short meanwhile: the next pass sees it truncated
         out += _block_digest(data)
         start += len(data)
     return bytes(out)
+
+
+def _held_digest(held: Sequence[tuple[int, bytes]], start: int, end: int) -> bytes | None:
+    """:func:`_block_digest` of the file's bytes ``[start, end)`` taken from the chunks in
+    ``held`` (contiguous, in order) without copying them; None unless they hold them all."""
+    if not held or start < held[0][0]:
+        return None
+    h = hashlib.sha256()
+    at = start
+    for offset, chunk in held:
+        stop = offset + len(chunk)
+        if stop <= at:
+            continue
+        if offset > at:
+            return None
+        upto = min(stop, end)
+        h.update(memoryview(chunk)[at - offset : upto - offset])
+        at = upto
+        if at >= end:
+            return h.digest()[:_DIGEST]
+    return None
 
 
 def _json_state(line: bytes) -> bool:
@@ -326,7 +358,10 @@ class Capturer:
         if self._current is not None:
             self._files.setdefault(row.source_id, self._current)
         stream = source_stream(row.source_id)
-        self._events.extend(NewEvent(stream, e, _event_id(row.source_id, e)) for e in events)
+        ids = _event_ids(row.source_id, events)
+        self._events.extend(
+            [NewEvent(stream, e, event_id) for e, event_id in zip(events, ids, strict=True)]
+        )
         self._staged_bytes[row.source_id] = self._staged_bytes.get(row.source_id, 0) + consumed
         if (
             not self._deferred
@@ -839,6 +874,15 @@ class Capturer:
         batch_bytes = lines = errors = 0
         now = utc_now()
         source_id = row.source_id
+        # Locals for the loop over lines (run once per line of every transcript); the fields
+        # of a line's event that stay the same while one file is read.
+        agent, generation, session = row.agent, row.generation, row.session
+        max_line = self.max_line_bytes
+        append = events.append
+        held: list[tuple[int, bytes]] = []  # the chunks read since the offset's block began
+        held_bytes = [0]  # their size (a cell: flush() updates it)
+        json_state = _json_state
+        Captured = TranscriptLineCaptured
 
         def flush(before: bytes) -> bool:
             """Stage what was read; False when the source raced (stop reading it)."""
@@ -854,8 +898,12 @@ class Capturer:
                 errors=row.errors + errors,
                 seen_size=max(row.seen_size, end),
                 tail_digest=_tail_digest(before[-_TAIL_BYTES:]),
-                blocks=_block_digests(fh.fileno(), row.blocks, row.offset, line_start),
+                blocks=_block_digests(fh.fileno(), row.blocks, row.offset, line_start, held),
             )
+            # Chunks wholly before the new offset's block are never digested again.
+            base = line_start - line_start % BLOCK_BYTES
+            while held and held[0][0] + len(held[0][1]) <= base:
+                held_bytes[0] -= len(held.pop(0)[1])
             self._stage(
                 new,
                 events,
@@ -878,6 +926,12 @@ class Capturer:
                     break
                 chunk_start = pos
                 pos += len(chunk)
+                # Held for the block digests of the next flush (the bytes were just read; not
+                # read back). Bounded: an oversized line being skipped is read back instead.
+                held.append((chunk_start, chunk))
+                held_bytes[0] += len(chunk)
+                while held_bytes[0] > _HELD_BYTES:
+                    held_bytes[0] -= len(held.pop(0)[1])
                 if skipping:
                     cut = chunk.find(b"\n")
                     if cut < 0:
@@ -895,20 +949,45 @@ class Capturer:
                 # Screen the whole block for secrets at once; only flagged lines are redacted.
                 flags = screen(data, complete) if self.redact_secrets else []
                 flag = 0
+                # The next flag's offset (past every line when none is left): a line holds
+                # one when it is at most its end.
+                next_flag = flags[0] if flags else complete
+                find = data.index
                 at = 0  # offset of the current line in data
                 while at < complete:
-                    line_end = data.index(b"\n", at)
-                    flagged = False
-                    while flag < len(flags) and flags[flag] <= line_end:
-                        flagged = flagged or flags[flag] >= at
-                        flag += 1
+                    line_end = find(b"\n", at)
                     length = line_end - at
-                    if length > self.max_line_bytes:
-                        events.append(self._oversized(row, line_start, length))
+                    if next_flag <= line_end:
+                        flagged = False
+                        while flag < len(flags) and flags[flag] <= line_end:
+                            flagged = flagged or flags[flag] >= at
+                            flag += 1
+                        next_flag = flags[flag] if flag < len(flags) else complete
+                        if length > max_line:
+                            append(self._oversized(row, line_start, length))
+                            errors += 1
+                        else:
+                            line = data[at:line_end]
+                            append(self._line_event(row, line_start, line, now, flagged))
+                            lines += 1
+                    elif length > max_line:
+                        append(self._oversized(row, line_start, length))
                         errors += 1
                     else:
+                        # The hot path (no secret): _line_event without a call per line.
                         line = data[at:line_end]
-                        events.append(self._line_event(row, line_start, line, now, flagged))
+                        append(
+                            Captured(
+                                agent=agent,
+                                source_id=source_id,
+                                generation=generation,
+                                offset=line_start,
+                                line=line,
+                                captured_at=now,
+                                session=session,
+                                json_ok=json_state(line),
+                            )
+                        )
                         lines += 1
                     at = line_end + 1
                     line_start += length + 1
@@ -917,6 +996,7 @@ class Capturer:
                         before = (prev + data[max(0, at - _TAIL_BYTES) : at])[-_TAIL_BYTES:]
                         if not flush(before):
                             return result
+                        append = events.append  # flush() started a new list
                         if self.should_stop():
                             result.stopped = True
                             return result
@@ -997,6 +1077,17 @@ def _event_id(source_id: str, event: Event) -> str | None:
     if isinstance(event, SourceFileTracked):
         return content_id("tracked", source_id, event.generation)
     return None
+
+
+def _event_ids(source_id: str, events: list[Event]) -> list[str | None]:
+    """:func:`_event_id` of each of one source's ``events``; a line's without a call each."""
+    prefix = f"l{_compact(source_id)}."
+    return [
+        f"{prefix}{e.generation}.{e.offset:x}"
+        if type(e) is TranscriptLineCaptured
+        else _event_id(source_id, e)
+        for e in events
+    ]
 
 
 def _real(path: str | os.PathLike[str]) -> Path:

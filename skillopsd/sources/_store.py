@@ -97,7 +97,9 @@ HEAD_LINES = 20
 def decode_head(data: bytes, limit: int = HEAD_LINES) -> list[Any]:
     """Decode up to ``limit`` complete lines of ``data``, skipping any that are not JSON."""
     records: list[Any] = []
-    for line in data.split(b"\n")[:-1][:limit]:
+    # Split off no more lines than wanted (a head may be a megabyte of them); the last piece
+    # is never a complete line: the rest after the wanted ones, or a line without its end.
+    for line in data.split(b"\n", limit)[:-1]:
         # Invalid UTF-8 in a string raises UnicodeDecodeError, deep nesting RecursionError.
         try:
             records.append(_decoder.decode(line))
