@@ -18,6 +18,7 @@ import msgspec
 from ..events import RecordedEvent
 from ..events.types import PayloadsErased, PolicySet, SessionDerived, SessionPurged, SpanDerived
 from ._engine import Projection
+from ._spans import delete_stale
 from .verdict import POLICY_NAME, USER_STOPS, Call, SessionEnd, VerdictPolicy, verdict
 
 _json = msgspec.json.Encoder()
@@ -97,6 +98,8 @@ QUERIED_SKILL_ATTRIBUTES = QUERIED_ATTRIBUTES | {"gen_ai.tool.call.arguments"}
 # Turns also keep their prompt (clipped by the deriver): ``sessions --search`` and the
 # dashboard search it in SQL.
 QUERIED_CHAIN_ATTRIBUTES = QUERIED_ATTRIBUTES | {"gen_ai.prompt"}
+# The attributes p_spans keeps, by span kind.
+_KEPT = {"SKILL": QUERIED_SKILL_ATTRIBUTES, "CHAIN": QUERIED_CHAIN_ATTRIBUTES}
 # Tables whose rows belong to one session and go when its derivation is erased.
 _SESSION_TABLES = ("p_sessions", "p_session_skills", "p_spans", "p_merged", "p_skill_loads")
 # What a merged or purged session loses (its p_merged row, or p_purged's, stays).
@@ -266,11 +269,7 @@ class Sessions(Projection):
         """Fold a SessionDerived (``order``: its span ids numbered from 1; ``ordered``: those
         already written in their place)."""
         # The newest derivation's span set is the session: spans it no longer has go.
-        conn.execute(
-            "DELETE FROM p_spans WHERE session_id = ? AND span_id NOT IN"
-            " (SELECT value FROM json_each(?))",
-            (s.session_id, _json.encode(s.span_ids).decode()),
-        )
+        delete_stale(conn, "p_spans", s.session_id, order)
         # Keep spans in the deriver's order (of any session: a span is the id's); one whose
         # seq is already its place is left as it is.
         conn.executemany(
@@ -438,7 +437,7 @@ class _Span(msgspec.Struct, array_like=True):
     def fact(self, name: str) -> object:
         """``json_extract(attributes, '$."name"')``."""
         value = self.attributes.get(name)
-        return None if value is None else _sql(value)
+        return value if value is None or type(value) is str else _sql(value)
 
 
 def _spans_of(conn: apsw.Connection, sid: str) -> list[_Span]:
@@ -576,19 +575,14 @@ _LOAD_KINDS = frozenset({"SKILL", "TOOL", "LLM"})
 
 
 def _span_row(span: SpanDerived, position: int) -> tuple[Any, ...]:
-    keep = (
-        QUERIED_SKILL_ATTRIBUTES
-        if span.kind == "SKILL"
-        else QUERIED_CHAIN_ATTRIBUTES
-        if span.kind == "CHAIN"
-        else QUERIED_ATTRIBUTES
-    )
-    queried = {k: v for k, v in span.attributes.items() if k in keep}
-    counted = [
-        used
-        for used in (span.attributes.get(key) for key in _TOKEN_KEYS)
-        if isinstance(used, int) and not isinstance(used, bool)
-    ]
+    attributes = span.attributes
+    keep = _KEPT.get(span.kind, QUERIED_ATTRIBUTES)
+    queried = {k: v for k, v in attributes.items() if k in keep}
+    tokens = None
+    for key in _TOKEN_KEYS:
+        used = attributes.get(key)
+        if isinstance(used, int) and not isinstance(used, bool):
+            tokens = used if tokens is None else tokens + used
     return (
         span.span_id,
         span.session_id,
@@ -601,5 +595,5 @@ def _span_row(span: SpanDerived, position: int) -> tuple[Any, ...]:
         _json.encode(queried).decode() if queried else None,
         span.deriver_version,
         position,
-        sum(counted) if counted else None,
+        tokens,
     )
