@@ -577,7 +577,10 @@ _LOAD_KINDS = frozenset({"SKILL", "TOOL", "LLM"})
 def _span_row(span: SpanDerived, position: int) -> tuple[Any, ...]:
     attributes = span.attributes
     keep = _KEPT.get(span.kind, QUERIED_ATTRIBUTES)
-    queried = {k: v for k, v in attributes.items() if k in keep}
+    # A model call's attributes are none of them: tested in C before a dict is built.
+    queried = (
+        None if keep.isdisjoint(attributes) else {k: v for k, v in attributes.items() if k in keep}
+    )
     tokens = None
     for key in _TOKEN_KEYS:
         used = attributes.get(key)
