@@ -1,6 +1,6 @@
 """The fold of derived events into projections, beside reading and decoding those events.
 
-    python3 bench/fold.py [--repeat 5] [--home DIR] [--each]
+    python3 bench/fold.py [--repeat 5] [--home DIR] [--each] [--compute-prices]
 
 Backfills the real corpus once (``skillopsd --once``: capture, derive, project), then, in
 this process, best of ``--repeat`` of each (alternated), CPU (``time.process_time``) and wall:
@@ -15,7 +15,8 @@ this process, best of ``--repeat`` of each (alternated), CPU (``time.process_tim
 
 The ratio fold / floor is what the folding itself costs on top of reading the events back
 (issue 16 item 10: after capture, the appending process folds the corpus' ~17,000 derived
-events. ``--each`` also times each projection rebuilt alone (its own read included).
+events). ``--each`` also gives the CPU of each projection's ``apply_many`` in the fold (a
+separate rebuild, instrumented).
 ``--home DIR`` keeps the backfilled corpus there (reused when its database exists), so two
 trees can be timed on one database: ``PYTHONPATH=<other checkout> python3 bench/fold.py
 --home DIR``.
