@@ -54,6 +54,7 @@ def test_corpus_benchmarks_run() -> None:
     agents = _run(str(BENCH / "backfill_agents.py"), "--repeat", "1", "--copies", "1")
     assert "ratio gemini/claude" in agents
     assert "rederive of every session:" in _run(str(BENCH / "derive.py"), "--repeat", "1")
+    assert "the fold beyond the floor:" in _run(str(BENCH / "fold.py"), "--repeat", "1", "--each")
     assert "copilot" in _run(str(BENCH / "agents.py"), "--repeat", "1")
     assert "ratio eval/floor:" in _run(str(BENCH / "evals.py"), "--repeat", "1")
     rewrite = _run(str(BENCH / "rewrite.py"), "--repeat", "1")

@@ -38,6 +38,7 @@ import msgspec
 from ..events import RecordedEvent
 from ..events.types import PayloadsErased, SessionDerived, SessionPurged, SpanDerived
 from ._engine import Projection
+from ._spans import delete_stale
 
 _json = msgspec.json.Encoder()
 _SCHEMA = """
@@ -104,11 +105,7 @@ class SessionKeys(Projection):
                         "INSERT OR IGNORE INTO p_session_first VALUES (?, ?)",
                         (payload.session_id, event.position),
                     )
-                    conn.execute(
-                        "DELETE FROM p_session_keys WHERE session_id = ? AND span_id NOT IN"
-                        " (SELECT value FROM json_each(?))",
-                        (payload.session_id, _json.encode(payload.span_ids).decode()),
-                    )
+                    delete_stale(conn, "p_session_keys", payload.session_id, set(payload.span_ids))
             elif isinstance(payload, SessionPurged):
                 purged.add(payload.session_id)
                 conn.execute(

@@ -20,6 +20,7 @@ from ..events.types import PayloadsErased, SessionDerived, SessionPurged, SpanDe
 from ..pricing import CACHE_WRITE_1H, PRICES_VERSION, REASONING_TOKENS, PriceArgs, Tokens, price
 from ..pricing.report import UsageRecord
 from ._engine import Projection
+from ._spans import delete_stale
 from .copies import copies
 
 # Set by the Claude deriver on a subagent's final response read from its Task result.
@@ -156,11 +157,7 @@ class Usage(Projection):
                 if payload.merged_into is not None:
                     conn.execute("DELETE FROM p_usage WHERE session_id = ?", (payload.session_id,))
                 else:
-                    conn.execute(
-                        "DELETE FROM p_usage WHERE session_id = ? AND span_id NOT IN"
-                        " (SELECT value FROM json_each(?))",
-                        (payload.session_id, _json.encode(payload.span_ids).decode()),
-                    )
+                    delete_stale(conn, "p_usage", payload.session_id, set(payload.span_ids))
             elif isinstance(payload, SessionPurged):
                 purged.add(payload.session_id)
                 conn.execute(
