@@ -120,6 +120,16 @@ def session_stream(session_id: str) -> str:
     return f"session:{session_id}"
 
 
+class _SpanStamp(msgspec.Struct, tag="SpanDerived", tag_field="type"):
+    """What a rederive reads of a stored span to tell whether the new one says the same."""
+
+    span_id: str
+    deriver_version: int
+
+
+_stamp_decoder = msgspec.msgpack.Decoder(_SpanStamp)
+
+
 def _event_id(event: Event, epoch: int = 0) -> str:
     if not epoch:
         return content_id(type(event).__name__, _msgpack.encode(event))
@@ -596,25 +606,34 @@ class SessionDeriver:
         the transcripts' size per bump. A span left out stays current through its older
         event (the newest SpanDerived of its id), which says the same.
         """
-        stored: dict[str, SpanDerived] = {}
+        # Each stored span's id and version only (its attributes skipped, not built), and its
+        # bytes: a new span with the old version's stamp encodes to the same bytes when it says
+        # the same (encoding is deterministic). An older schema is decoded whole.
+        stored: dict[str, tuple[int, bytes | SpanDerived]] = {}
         try:
             with self.db.read():
                 for _position, schema, data in stream_payloads(self.db, stream, "SpanDerived"):
+                    if schema == SpanDerived.SCHEMA:
+                        stamp = _stamp_decoder.decode(data)
+                        stored[stamp.span_id] = (stamp.deriver_version, data)  # newest wins
+                        continue
                     span = decode_payload("SpanDerived", schema, data)
                     if isinstance(span, SpanDerived):
-                        stored[span.span_id] = span  # in stream order: the newest wins
+                        stored[span.span_id] = (span.deriver_version, span)
         except (LogError, msgspec.MsgspecError):
             return pairs  # a damaged span: append them all (each id is stored once anyway)
         kept = []
         for event, ident in pairs:
             if isinstance(event, SpanDerived):
                 old = stored.get(event.span_id)
-                if (
-                    old is not None
-                    and old.deriver_version != event.deriver_version
-                    and msgspec.structs.replace(old, deriver_version=event.deriver_version) == event
-                ):
-                    continue
+                if old is not None and old[0] != event.deriver_version:
+                    restamped = msgspec.structs.replace(event, deriver_version=old[0])
+                    if (
+                        restamped == old[1]
+                        if isinstance(old[1], SpanDerived)
+                        else _msgpack.encode(restamped) == old[1]
+                    ):
+                        continue
             kept.append((event, ident))
         return kept
 
