@@ -580,10 +580,15 @@ def _joined_list(
 
 
 def _piped_into(
-    pipelines: list[tree_sitter.Node], places: list[tuple[int, int]], commands: list[Command]
+    pipelines: list[tree_sitter.Node],
+    places: list[tuple[int, int]],
+    commands: list[Command],
+    *,
+    walked: bool = False,
 ) -> tuple[tuple[Command, ...], ...]:
     """Per command, the commands of the later stages of the pipelines it is a stage of
-    (``pipelines`` in document order, as the walk found them)."""
+    (``pipelines`` in document order, as the walk found them; ``walked``: each stage's
+    commands found by walking it, as the tests compare)."""
     out: list[tuple[Command, ...]] = [() for _ in commands]
     if not pipelines:
         return tuple(out)
@@ -592,7 +597,7 @@ def _piped_into(
     starts = [places[i][0] for i in order]
     # An empty command (error recovery) at a stage's end could be the next stage's: bytes
     # cannot tell, the tree can.
-    by_bytes = all(start < end for start, end in places)
+    by_bytes = not walked and all(start < end for start, end in places)
 
     def inside(stage: tree_sitter.Node) -> list[int]:
         """The commands of a stage, in the walk's order."""
