@@ -1,4 +1,4 @@
-"""``skillopsctl ingest`` names a file it cannot read as the daemon does, and exits 1 (review K4).
+"""``skillopsctl ingest`` names what it cannot read as the daemon does, and exits 1 (review K4).
 
 A FIFO, a file it may not open, a symbolic link loop and a link that leads nowhere were all
 "not a recognised transcript (try --agent)" in a folder, and a named FIFO alone exited 0;
@@ -58,7 +58,10 @@ def _bad_project(home: Path) -> tuple[Path, dict[str, str]]:
     os.symlink(LOOP_A, project / LOOP_B)
     dangling = project / "aaaaaaaa-0000-0000-0000-00000000000c.jsonl"
     os.symlink("nowhere.jsonl", dangling)
+    closed = project / "aaaaaaaa-0000-0000-0000-00000000000d"  # a session's subagents folder
+    closed.mkdir(mode=0)
     return project, {
+        str(closed): "unlistable",
         str(fifo): "not_regular",
         str(locked): "unreadable",
         str(project / LOOP_A): "link_loop",
@@ -89,13 +92,16 @@ def test_ingest_names_what_it_cannot_read_as_the_daemon_does(tmp_path: Path) -> 
         "cannot open: Permission denied"
     )
 
-    # The table form: the summary says how many, each file is one line on stderr.
+    closed = problems[str(project / "aaaaaaaa-0000-0000-0000-00000000000d")]["message"]
+    assert closed == "cannot list folder: Permission denied"
+
+    # The table form: the summary says how many, each one is one line on stderr.
     done = _run(prefix, *ctl, "ingest", str(project), home=home)
     assert done.returncode == 1, done.stderr
-    assert done.stdout.rstrip().endswith("; 5 files could not be read"), done.stdout
+    assert done.stdout.rstrip().endswith("; 6 files or folders could not be read"), done.stdout
     lines = done.stderr.splitlines()
     assert "not a recognised transcript" not in done.stderr
-    assert len(lines) == 5 and all(line.startswith("cannot capture ") for line in lines)
+    assert len(lines) == 6 and all(line.startswith("cannot capture ") for line in lines)
 
     # The daemon, meeting the same files, records the same kinds and messages.
     daemon = _run(prefix, console_script("skillopsd"), "--once", "--no-derive", home=home)
@@ -128,6 +134,7 @@ def test_ingest_of_only_files_it_cannot_read_exits_1_and_creates_nothing(tmp_pat
     good = project / f"{CLAUDE_SESSION}.jsonl"
     done = _run([], *ctl_command(), "--db", str(db), "ingest", str(fifo), str(good), home=home)
     assert done.returncode == 1 and "from 1 file," in done.stdout, done.stderr
+    assert done.stdout.rstrip().endswith("; 1 file or folder could not be read")
     assert done.stderr == f"cannot capture {fifo}: not a regular file (fifo)\n"
 
 

@@ -20,6 +20,7 @@ from ..sources import (
     capture_all,
     capture_problem,
     expand_paths,
+    folder_problem,
     path_text,
     real_path,
 )
@@ -60,7 +61,7 @@ def _holds_record_of(path: Path, store: Store) -> bool:
 
 
 class IngestProblem(msgspec.Struct):
-    """A file given (or found in a folder given) that could not be read, and why."""
+    """A file or folder given (or found in a folder given) that could not be read, and why."""
 
     path: str
     kind: str
@@ -74,7 +75,7 @@ class IngestReport(msgspec.Struct):
     errors: int
     skipped: list[str]
     sessions_derived: int = 0
-    # Files that could not be read, named as the daemon names them (exit status 1).
+    # Files and folders that could not be read, named as the daemon names them (exit status 1).
     problems: list[IngestProblem] = msgspec.field(default_factory=list)
 
 
@@ -118,8 +119,9 @@ def ingest(
 ) -> None:
     """Capture transcript files (folders are searched for *.jsonl, *.json) into the log once.
 
-    A file that cannot be read (a FIFO, no permission, a symbolic link loop or one that leads
-    nowhere) is named with why, as skillopsd's status names it, and the exit status is 1.
+    A file or folder that cannot be read (a FIFO, no permission, a symbolic link loop or one
+    that leads nowhere) is named with why, as skillopsd's status names it, and the exit status
+    is 1.
     """
     files: list[tuple[Path, Store]] = []
     skipped: list[tuple[str, str]] = []
@@ -135,7 +137,12 @@ def ingest(
         targets.append(path)
         if not path.is_dir():
             named[path] = given
-    for path, store in expand_paths(targets, agent):
+
+    def unlistable(exc: OSError) -> None:
+        where, problem = folder_problem(exc)
+        problems.append(IngestProblem(where, problem.kind, problem.message))
+
+    for path, store in expand_paths(targets, agent, unlistable):
         shown = str(named.get(path, path))
         problem = capture_problem(path)
         if problem is not None:
@@ -193,7 +200,11 @@ def ingest(
             f"captured {plural(report.lines, 'line')} ({plural(report.bytes, 'byte')}) from"
             f" {plural(report.files, 'file')}, {plural(report.errors, 'error')};"
             f" derived {plural(report.sessions_derived, 'session')}"
-            + (f"; {plural(len(problems), 'file')} could not be read" if problems else "")
+            + (
+                f"; {plural(len(problems), 'file or folder', 'files or folders')} could not be read"
+                if problems
+                else ""
+            )
         )
         for name, why in skipped:
             echo(f"skipped {name}: {why}", err=True)

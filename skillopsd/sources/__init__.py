@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .._redact import redact
-from ._access import Unreachable, broken_link, capture_problem, real_path
+from ._access import Unreachable, broken_link, capture_problem, folder_problem, real_path
 from ._capture import (
     DEFAULT_MAX_LINE_BYTES,
     MAX_LINE_LIMIT,
@@ -44,6 +44,7 @@ __all__ = [
     "discover",
     "discover_under",
     "expand_paths",
+    "folder_problem",
     "full_pass",
     "path_text",
     "peek_session",

@@ -17,6 +17,7 @@ from ._store import NotRegularFile, open_regular, path_text
 
 NOT_REGULAR = "not_regular"
 UNREADABLE = "unreadable"
+UNLISTABLE = "unlistable"
 LINK_DANGLING = "dangling_link"
 LINK_LOOP = "link_loop"
 LINK_OUTSIDE = "link_outside"
@@ -59,6 +60,12 @@ def open_problem(exc: OSError) -> Unreachable:
     if isinstance(exc, NotRegularFile):
         return Unreachable(NOT_REGULAR, str(exc))
     return Unreachable(UNREADABLE, f"cannot open: {exc.strerror or exc}")
+
+
+def folder_problem(exc: OSError) -> tuple[str, Unreachable]:
+    """The folder a walk could not list (``os.walk``'s error), and its problem."""
+    where = exc.filename if exc.filename is not None else "?"
+    return path_text(where), Unreachable(UNLISTABLE, f"cannot list folder: {exc.strerror}")
 
 
 def capture_problem(path: str | os.PathLike[str]) -> Unreachable | None:
