@@ -57,6 +57,7 @@ from .sources import (
     Store,
     capture_all,
     discover_under,
+    folder_problem,
     full_pass,
     path_text,
     resolve_roots,
@@ -462,8 +463,8 @@ class Daemon:
         return total
 
     def _unlistable(self, agent: str, exc: OSError) -> None:
-        where = exc.filename if exc.filename is not None else "?"
-        self.capturer.problem(where, agent, "unlistable", f"cannot list folder: {exc.strerror}")
+        where, problem = folder_problem(exc)
+        self.capturer.problem(where, agent, problem.kind, problem.message)
 
     def _project(self) -> None:
         self._fold()

@@ -115,3 +115,33 @@ def test_a_root_that_is_itself_a_link_is_captured(tmp_path: Path) -> None:
     lines, paths = _stored(home)
     assert lines > 0 and len(paths) == 1
     assert _status(home)["problems"] == []
+
+
+def test_a_link_loop_is_called_a_loop(tmp_path: Path) -> None:
+    """Review K5: a loop was "a symbolic link to itself, which does not exist"."""
+    home = tmp_path / "home"
+    project = claude_project(home)
+    shutil.copy(FIXTURES / "claude_skill.jsonl", project / f"{CLAUDE_SESSION}.jsonl")
+    os.symlink("B.jsonl", project / "A.jsonl")
+    os.symlink("A.jsonl", project / "B.jsonl")
+    _once(home)
+    problems = {p["path"]: (p["kind"], p["message"]) for p in _status(home)["problems"]}
+    assert problems == {
+        str(project / "A.jsonl"): ("link_loop", "symbolic link loop (A.jsonl → B.jsonl → A.jsonl)"),
+        str(project / "B.jsonl"): ("link_loop", "symbolic link loop (B.jsonl → A.jsonl → B.jsonl)"),
+    }
+    # A database that recorded the loop as dangling (before loops were told apart) keeps one
+    # problem per link, the loop, once the daemon passes again.
+    conn = apsw.Connection(str(db_path(home)))
+    conn.execute(
+        "INSERT INTO capture_problems (path, kind, agent, message) VALUES (?, ?, ?, ?)",
+        (str(project / "A.jsonl"), "dangling_link", "claude", "symbolic link to itself"),
+    )
+    conn.close()
+    _once(home)
+    kinds = sorted(p["kind"] for p in _status(home)["problems"])
+    assert kinds == ["link_loop", "link_loop"]
+    (project / "A.jsonl").unlink()
+    (project / "B.jsonl").unlink()
+    _once(home)
+    assert _status(home)["problems"] == []

@@ -156,16 +156,30 @@ def test_default_database_created_on_first_use(tmp_path: Path) -> None:
     home = tmp_path / "home"
     home.mkdir()
     env = {"HOME": str(home), "XDG_DATA_HOME": "", "SKILLOPS_DB": ""}
+    expected = home / ".local" / "share" / "skillops" / "skillops.db"
+    # A read-only command never creates it (README, exit codes): review K2 found `sessions`
+    # and `status` creating the default database, even under a HOME that did not exist.
+    for args in (["sessions"], ["status", "--json"], ["skills"], ["verify"], ["serve"]):
+        result = run_ctl(*args, env=env)
+        assert result.returncode == 2 and result.stdout == "", (args, result.stdout)
+        assert result.stderr.count("\n") == 1, (args, result.stderr)
+        assert f"{expected}: no database yet (start skillopsd" in result.stderr, result.stderr
+        assert list(home.iterdir()) == [], args
+    nowhere = tmp_path / "no" / "home"
+    result = run_ctl("status", env={**env, "HOME": str(nowhere)})
+    assert result.returncode == 2 and not (tmp_path / "no").exists(), result.stderr
+    # A command that writes creates it, private, and the reading commands then read it.
+    result = run_ctl("policy", "set", "gate", "min_sessions=3", env=env)
+    assert result.returncode == 0, result.stderr
     result = run_ctl("status", "--json", env=env)
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
-    expected = home / ".local" / "share" / "skillops" / "skillops.db"
-    assert data["db"] == str(expected) and data["events"] == 0
+    assert data["db"] == str(expected) and data["events"] == 1
     assert (expected.parent.stat().st_mode & 0o777) == 0o700
     assert (expected.stat().st_mode & 0o777) == 0o600
     xdg = tmp_path / "xdg"
-    result = run_ctl("status", "--json", env={**env, "XDG_DATA_HOME": str(xdg)})
-    assert json.loads(result.stdout)["db"] == str(xdg / "skillops" / "skillops.db")
+    result = run_ctl("sessions", env={**env, "XDG_DATA_HOME": str(xdg)})
+    assert str(xdg / "skillops" / "skillops.db") in result.stderr and not xdg.exists()
 
 
 def test_console_script_end_to_end(tmp_path: Path) -> None:
@@ -260,8 +274,8 @@ def test_the_installed_programs_print_the_documented_help() -> None:
 def test_processes_creating_one_database_at_once(tmp_path: Path) -> None:
     """Several first uses racing on a new database: all succeed, one schema.
 
-    (The default location is created on first use; a ``--db`` path only by commands that
-    write, so read-only ``status`` races on the default one.)
+    (The default location is created by the first command that writes, directory included:
+    ``policy set`` races on the default one.)
     """
     import subprocess
 
@@ -272,16 +286,18 @@ def test_processes_creating_one_database_at_once(tmp_path: Path) -> None:
         env = {**os.environ, "XDG_DATA_HOME": str(xdg), "SKILLOPS_DB": ""}
         procs = [
             subprocess.Popen(
-                [*ctl_command(), "status", "--json"],
+                [*ctl_command(), "policy", "set", "gate", f"min_sessions={3 + n}"],
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 env=env,
             )
-            for _ in range(4)
+            for n in range(4)
         ]
         for proc in procs:
             _out, err = proc.communicate(timeout=60)
             assert proc.returncode == 0, err.decode()
+        status = run_ctl("status", "--json", env={"XDG_DATA_HOME": str(xdg), "SKILLOPS_DB": ""})
+        assert json.loads(status.stdout)["events"] == 4, status.stderr
 
 
 _NUMBER_OPTIONS = [

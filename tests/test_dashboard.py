@@ -365,6 +365,22 @@ def test_serve_refuses_an_unspecified_address_and_warns_off_loopback(
         timeout=60,
     )
     assert missing.returncode == 2 and "no database there" in missing.stderr
+    # An address that cannot be listened on names the port it tried: the default one when
+    # none was given, not "None" (review K14).
+    for args, port in (
+        (["--host", "999.1.1.1"], 8470),
+        (["--host", "999.1.1.1", "--port", "9"], 9),
+    ):
+        bad = subprocess.run(
+            [console_script("skillopsctl"), "serve", *args],
+            env=home.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert bad.returncode == 2 and bad.stdout == "", bad.stderr
+        assert bad.stderr.count("\n") == 1, bad.stderr
+        assert f"cannot listen on 999.1.1.1:{port}: " in bad.stderr and "None" not in bad.stderr
     # Another loopback address is still loopback: no warning; the URL names it.
     server = Served(home.env, "--host", "127.0.0.2")
     try:

@@ -29,6 +29,8 @@ def _expected(home: Path) -> set[str]:
 
 
 def _exports(home: Path) -> list[dict[str, object]]:
+    if not db_path(home).exists():
+        return []  # the daemon has not created it yet: status would refuse (review K2)
     done = run_ctl("status", "--json", env={"HOME": str(home)})
     assert done.returncode == 0, done.stderr
     exports: list[dict[str, object]] = json.loads(done.stdout)["exports"]

@@ -360,7 +360,10 @@ def test_a_running_daemon_forgets_and_retains(tmp_path: Path) -> None:
     env = daemon_env(home)
     daemon = DaemonProcess(home, "--retain", "30", "--rescan-interval", "0.3", env=env)
     try:
-        daemon.wait_for(lambda: len(_json(home, "sessions")) == 3, timeout=60)
+        # Read-only commands refuse a database the daemon has not created yet (review K2).
+        daemon.wait_for(
+            lambda: db_path(home).exists() and len(_json(home, "sessions")) == 3, timeout=60
+        )
         ours = session_id("claude", CLAUDE_SESSION)
         done = _json(home, "forget", CLAUDE_SESSION, "--reason", "leaked token")
         assert done["lines"] > 0 and done["wal_cleared"], done

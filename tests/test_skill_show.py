@@ -131,3 +131,50 @@ def test_version_errors_are_one_line(home: Home) -> None:
 def _hash(home: Home, tag: str) -> str:
     versions = home.json("skill", "show", "triage")["versions"]
     return str(next(v["content_hash"] for v in versions if v["tag"] == tag))
+
+
+def _cut_after_last_call(home: Home, native: str) -> None:
+    """End the transcript with its last tool call pending, as a file copied while a push
+    waited for approval ends: its verdict is ``unfinished``."""
+    path = home.home / ".claude" / "projects" / "-work-app" / f"{native}.jsonl"
+    lines = path.read_bytes().splitlines(keepends=True)
+    last = max(i for i, line in enumerate(lines) if b'"tool_use"' in line)
+    path.write_bytes(b"".join(lines[: last + 1]))
+
+
+def test_unfinished_sessions_are_in_no_success_rate(tmp_path: Path) -> None:
+    """Review K3: two unfinished sessions made v2 "1/3 33%" while the A/B test's executions
+    leave them out; every rate now counts the sessions with an outcome (verdict.COUNTED)."""
+    h = Home(tmp_path)
+    h.skill("triage", None)
+    h.skill("other", None)
+    h.session("triage", V1, final="ready-to-implement", tools=["Read"])
+    # Same project, within the period: the baseline.
+    h.session("other", "Another skill.", final="done", tools=["Read"])
+    cut_other = h.session("other", "Another skill.", final="done", tools=["Read", "Bash"])
+    _cut_after_last_call(h, cut_other)
+    h.session("triage", V2, final="needs-info", tools=["Read"])
+    cut = h.session("triage", V2, final="needs-info", tools=["Read", "Bash"])
+    _cut_after_last_call(h, cut)
+    h.capture()
+    verdicts = {s["native_session_id"]: s["verdict"] for s in h.json("sessions")}
+    assert verdicts[cut] == verdicts[cut_other] == "unfinished", verdicts
+
+    report = h.json("skill", "show", "triage")
+    v2 = next(v for v in report["versions"] if v["tag"] == "v2")
+    assert len(v2["sessions"]) == 2 and v2["uncounted"] == 1
+    assert set(v2["verdicts"]) == {"success", "failure", "abandoned"}
+    assert (v2["verdicts"]["success"]["k"], v2["verdicts"]["success"]["n"]) == (1, 1)
+    base = report["baseline"]
+    assert base["sessions"] == 2 and base["uncounted"] == 1
+    assert (base["verdicts"]["success"]["k"], base["verdicts"]["success"]["n"]) == (1, 1)
+    text = h.ctl("skill", "show", "triage")
+    assert "1/1 100%" in text and "1/2 50%" not in text
+    assert "unfinished and no verdict are not counted, as in the A/B test" in " ".join(
+        line.strip() for line in text.splitlines()
+    )
+    assert "not counted (unfinished or no verdict): v2 1 session, without 1 session" in text
+    # skills: the same rate, over the same sessions.
+    [triage] = [s for s in h.json("skills") if s["skill"] == "triage"]
+    assert triage["sessions"] == 3 and triage["verdicts"]["unfinished"] == 1
+    assert (triage["success"]["k"], triage["success"]["n"]) == (2, 2)

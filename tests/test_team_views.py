@@ -447,11 +447,13 @@ def test_team_after_the_command_name_and_the_environment(tmp_path: Path, team_ur
     # The environment alone names the server, read before or after the command name.
     done = _bare(viewer, "sessions", "--json", SKILLOPS_TEAM_URL=team_url)
     assert done.returncode == 0 and json.loads(done.stdout) == before, done.stderr
-    # --team '' is this machine's log, which holds nothing here; the server is not asked.
+    # --team '' is this machine's log, which does not exist here; the server is not asked, and
+    # a read-only command creates no database (review K2): one line, exit 2.
     for args in (("--team", "", "sessions", "--json"), ("sessions", "--team", "", "--json")):
         done = _bare(viewer, *args, SKILLOPS_TEAM_URL=wrong)
-        assert done.returncode == 0, (args, done.stderr)
-        assert json.loads(done.stdout) == [] and "secretpw" not in done.stderr
+        assert done.returncode == 2 and done.stdout == "", (args, done.stderr)
+        assert "skillops.db: no database yet" in done.stderr and "secretpw" not in done.stderr
+        assert not (viewer.home / ".local" / "share" / "skillops" / "skillops.db").exists()
     # A command that is no team view: typed --team is refused; from the environment the
     # refusal says how to run it on this machine's log.
     done = _bare(viewer, "--team", team_url, "status")

@@ -118,29 +118,21 @@ class AppContext:
         return self.db_path or default_db_path()
 
     def db(self, *, create: bool = False) -> Database:
-        """Open the database once (creating the default one and its directory on first use).
+        """Open the database once; only a command that writes (``create``) creates it.
 
-        A path given by ``--db``/``$SKILLOPS_DB`` that holds nothing is created only for a
-        command that writes (``create``): a read-only command on a mistyped path says so.
+        A read-only command on a path that holds nothing says so (exit 2) and creates
+        nothing, whether the path was given (``--db``/``$SKILLOPS_DB``, perhaps mistyped) or
+        is the default one (skillopsd has not run yet): README, exit codes.
         """
         if self._db is None and self.team_url:
             self._db = self._team_db()
         if self._db is None:
-            path = self.resolved_path()
-            if self.explicit_db and not create and not path.exists():
-                where = (
-                    "no database there"
-                    if path.parent.is_dir()
-                    else f"directory {path.parent} does not exist"
-                )
-                raise UsageFailure(
-                    f"{path}: {where} (check --db or ${DB_ENV};"
-                    " skillopsd or skillopsctl ingest creates a database)"
-                )
+            path = self.resolved_path().expanduser()
+            if not create and not path.exists():
+                raise UsageFailure(self._missing(path))
             if self.explicit_db and not create and _empty_file(path):
                 # Opening it would write a schema into it: a read-only command never does.
-                # (The default location is created on first use: an empty file there may be
-                # another process creating it right now.)
+                # (The default location's empty file may be skillopsd creating it right now.)
                 raise UsageFailure(
                     f"{path}: not a skillops database (an empty file; skillopsd or skillopsctl"
                     " ingest creates one)"
@@ -154,6 +146,23 @@ class AppContext:
             except LogError as exc:
                 raise UsageFailure(str(exc)) from exc
         return self._db
+
+    def _missing(self, path: Path) -> str:
+        """Why a read-only command found no database at ``path``, and what creates one."""
+        if not self.explicit_db:
+            return (
+                f"{path}: no database yet (start skillopsd, or run skillopsctl ingest FILE,"
+                f" to capture transcripts into it; --db or ${DB_ENV} names another)"
+            )
+        where = (
+            "no database there"
+            if path.parent.is_dir()
+            else f"directory {path.parent} does not exist"
+        )
+        return (
+            f"{path}: {where} (check --db or ${DB_ENV};"
+            " skillopsd or skillopsctl ingest creates a database)"
+        )
 
     def _team_db(self) -> Database:
         """The team server's replica, pulled up to date (see skillopsd/team/replica.py)."""

@@ -52,13 +52,21 @@ def serve_command(app: AppContext, port: int | None, host: str, open_browser: bo
         )
     db = app.db()
     app.caught_up()
+    wanted = DEFAULT_PORT if port is None else port
     try:
-        server = make_server(db, host, DEFAULT_PORT if port is None else port)
+        try:
+            server = make_server(db, host, wanted)
+        except OSError as exc:
+            if port is None and exc.errno == errno.EADDRINUSE:
+                wanted = 0  # the default port is taken: any free one
+                server = make_server(db, host, wanted)
+            else:
+                raise
     except OSError as exc:
-        if port is None and exc.errno == errno.EADDRINUSE:
-            server = make_server(db, host, 0)
-        else:
-            raise UsageFailure(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+        # The port it tried (the default when none was given), never "None" (review K14).
+        where = f"[{host}]" if ":" in host and not host.startswith("[") else host
+        on = f"{where}:{wanted}" if wanted else f"{where} (any free port)"
+        raise UsageFailure(f"cannot listen on {on}: {exc.strerror or exc}") from exc
     if not is_loopback(host):
         echo(
             f"skillopsctl: warning: listening on {host}, not loopback: anyone who can reach"

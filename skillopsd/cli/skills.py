@@ -290,7 +290,8 @@ def _print_report(report: SkillReport, utc: bool, *, one: bool) -> None:
         say(late)
     echo()
     say(
-        "How the sessions ended and how they were labelled, with 95% intervals"
+        "How the sessions ended and how they were labelled, with 95% intervals (of the sessions"
+        " with an outcome: unfinished and no verdict are not counted, as in the A/B test)"
         + (
             "; without: sessions in the same projects over the same period that did not load"
             " it (observational, not an experiment)"
@@ -318,6 +319,14 @@ def _print_report(report: SkillReport, utc: bool, *, one: bool) -> None:
         ["version", "success [95%]", "failure [95%]", "labelled good", "labelled bad"],
         text=(),
     )
+    uncounted = [(v.tag, v.uncounted) for v in report.versions if v.uncounted]
+    if base is not None and base.uncounted:
+        uncounted.append(("without", base.uncounted))
+    if uncounted:
+        say(
+            "not counted (unfinished or no verdict): "
+            + ", ".join(f"{tag} {plural(n, 'session')}" for tag, n in uncounted)
+        )
     echo()
     say(
         "Per session, the mean (cost: the median and its 95% interval, from 6 sessions);"

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -18,6 +19,7 @@ from .replay_runs import ReplaySummary, replay_summaries
 from .skill_aliases import names_of, skill_aliases
 from .skill_folders import Folders, every_skills_scopes, scope_text, skill_folders
 from .usage import session_costs
+from .verdict import COUNTED
 from .verdict import VERDICTS as VERDICT_NAMES
 
 _dec = msgspec.json.Decoder()
@@ -411,7 +413,8 @@ def skills_overview(
         summary.projects = scopes.get(summary.skill, [])
         summary.aliases.sort()
         summary.versions = len(bodies.get(summary.skill, ()))
-        summary.success = wilson(summary.verdicts.get("success", 0), summary.sessions)
+        counted = sum(n for v, n in summary.verdicts.items() if v in COUNTED)
+        summary.success = wilson(summary.verdicts.get("success", 0), counted)
     return sorted(by_skill.values(), key=lambda s: (s.last_used or "", s.skill), reverse=True)
 
 
@@ -472,6 +475,8 @@ class VersionStats(msgspec.Struct):
     # and the folders themselves; empty when no load recorded a folder.
     projects: list[str] = []
     folders: list[str] = []
+    # Sessions whose verdict is unfinished or none: in ``sessions``, in no verdict's n.
+    uncounted: int = 0
 
 
 class Baseline(msgspec.Struct):
@@ -490,6 +495,8 @@ class Baseline(msgspec.Struct):
     duration_ms: Mean
     # USD per session, as for a version: median and 95 % interval over fully priced sessions.
     cost: Median = Median(median=None, low=None, high=None, n=0)
+    # Sessions whose verdict is unfinished or none: in ``sessions``, in no verdict's n.
+    uncounted: int = 0
 
 
 class SkillReport(msgspec.Struct):
@@ -508,6 +515,13 @@ class SkillReport(msgspec.Struct):
     # Every scope its loads came from; more than one: the name covers several projects'
     # skills, whose versions are never read as an edit of one another (skill_folders).
     projects: list[str] = []
+
+
+def verdict_shares(verdicts: Sequence[str | None]) -> dict[str, Share]:
+    """Each counted verdict's share of the sessions a success rate counts (``COUNTED``: not
+    ``unfinished``, not none), as an A/B test's executions count them."""
+    n = sum(1 for v in verdicts if v in COUNTED)
+    return {v: wilson(sum(1 for x in verdicts if x == v), n) for v in COUNTED}
 
 
 def _scoped(group: list[SkillSession], loads: dict[str, SkillLoad]) -> Scoped:
@@ -559,7 +573,8 @@ def _baseline(conn: apsw.Connection, skill: str, loaded: list[SkillSession]) -> 
         projects=projects,
         since=since,
         until=until,
-        verdicts={v: wilson(sum(1 for r in rows if r[3] == v), n) for v in VERDICTS},
+        verdicts=verdict_shares([r[3] for r in rows]),
+        uncounted=sum(1 for r in rows if r[3] not in COUNTED),
         labels={lb: wilson(labelled.count(lb), len(labelled)) for lb in LABELS},
         labelled=len(labelled),
         calls=_mean([r[6] for r in rows]),
@@ -601,7 +616,6 @@ def skill_report(conn: apsw.Connection, skill: str) -> SkillReport | None:
     out = []
     for digest in order:
         group = grouped.get(digest, [])
-        n = len(group)
         labelled = [s.label for s in group if s.label]
         # A subset run (``--last``, ``--session``, one ``--suite``) proves less than it seems.
         newest = [r for r in eval_runs(conn, skill, digest) if r.full]
@@ -615,7 +629,8 @@ def skill_report(conn: apsw.Connection, skill: str) -> SkillReport | None:
                 tag=tag,
                 content_hash=digest,
                 sessions=[s.session_id for s in group],
-                verdicts={v: wilson(sum(1 for s in group if s.verdict == v), n) for v in VERDICTS},
+                verdicts=verdict_shares([s.verdict for s in group]),
+                uncounted=sum(1 for s in group if s.verdict not in COUNTED),
                 labels={lb: wilson(labelled.count(lb), len(labelled)) for lb in LABELS},
                 labelled=len(labelled),
                 tokens=_mean([s.tokens for s in group]),

@@ -47,6 +47,12 @@ import msgspec
 
 POLICY_NAME = "verdict"
 VERDICTS = ("success", "failure", "abandoned", "unfinished")
+# How a verdict counts in a success rate, the one rule for every rate (``skill show``, ``skills``,
+# the dashboard, an A/B test's executions): ``abandoned`` is a failure (the user gave up on the
+# work, what a skill exists to avoid); ``unfinished`` (the transcript stops with a call pending,
+# as one copied while a push waited for approval) and no verdict say nothing of how the work came
+# out, so they are in no rate's n.
+COUNTED = {"success": "success", "failure": "failure", "abandoned": "failure"}
 # The values in one paragraph, for ``--help`` and ``policy show verdict``.
 SUMMARY = (
     "abandoned: the user interrupted the last turn, or the last call that decides was blocked;"

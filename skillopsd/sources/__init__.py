@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .._redact import redact
+from ._access import Unreachable, broken_link, capture_problem, folder_problem, real_path
 from ._capture import (
     DEFAULT_MAX_LINE_BYTES,
     MAX_LINE_LIMIT,
@@ -36,13 +37,18 @@ __all__ = [
     "SessionRef",
     "SourceRow",
     "Store",
+    "Unreachable",
+    "broken_link",
     "capture_all",
+    "capture_problem",
     "discover",
     "discover_under",
     "expand_paths",
+    "folder_problem",
     "full_pass",
     "path_text",
     "peek_session",
+    "real_path",
     "redact",
     "resolve_roots",
     "sniff_store",

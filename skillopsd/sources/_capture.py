@@ -34,9 +34,16 @@ from ..events.types import (
     SourceFileTracked,
     TranscriptLineCaptured,
 )
+from ._access import (
+    LINK_KINDS,
+    Unreachable,
+    broken_link,
+    open_problem,
+    outside_link,
+    real_path,
+)
 from ._store import (
     HEAD_LINES,
-    NotRegularFile,
     SessionRef,
     Store,
     decode_head,
@@ -47,12 +54,9 @@ from ._store import (
 )
 
 DEFAULT_MAX_LINE_BYTES = 16 * 1024 * 1024
-# Problem kinds of symbolic links under confinement.
-LINK_DANGLING = "dangling_link"
-LINK_OUTSIDE = "link_outside"
 # What opening a path as a regular file proves over (not a folder's listing, not a document's
 # content: those are over when the listing or the decoding succeeds).
-_OPEN_PROBLEMS = ("not_regular", "unreadable", "read_error", LINK_DANGLING, LINK_OUTSIDE)
+_OPEN_PROBLEMS = ("not_regular", "unreadable", "read_error", *LINK_KINDS)
 # The largest --max-line-bytes: a document may be 16 times it (_documents), and every stored
 # payload must stay readable under the events' MAX_PAYLOAD.
 MAX_LINE_LIMIT = MAX_PAYLOAD // 16
@@ -269,7 +273,7 @@ class Capturer:
         # The agents' folders as (agent, resolved path): a symbolic link to a file outside
         # them is a problem, never read (evil.jsonl -> /etc/passwd). None: no confinement
         # (ingest reads what its user names).
-        self.confine = None if confine is None else [(a, _real(p)) for a, p in confine]
+        self.confine = None if confine is None else [(a, real_path(p)) for a, p in confine]
         self.log = EventLog(db)
         self.redact_secrets = redact_secrets
         self.max_line_bytes = max_line_bytes
@@ -743,15 +747,14 @@ class Capturer:
         it, else the result of not reading it (a problem recorded, or nothing to do)."""
         if self.confine is None or not os.path.islink(path):
             return None
-        target = _real(path)
-        if not os.path.exists(target):
-            message = f"symbolic link to {path_text(target)}, which does not exist"
-            return FileResult(errors=int(self.problem(path, agent, LINK_DANGLING, message)))
+        broken = broken_link(path)
+        if broken is not None:
+            return self._link_problem(path, agent, broken)
+        target = real_path(path)
         inside = [(a, root) for a, root in self.confine if target.is_relative_to(root)]
         if not inside:
-            shown = path_text(target)
-            message = f"symbolic link to {shown}, outside the agents' folders: not read"
-            return FileResult(errors=int(self.problem(path, agent, LINK_OUTSIDE, message)))
+            outside = outside_link(target, "the agents' folders")
+            return self._link_problem(path, agent, outside)
         from ._registry import STORES  # the stores build on this module
 
         if any(STORES[a].claims(target.relative_to(root)) for a, root in inside):
@@ -761,19 +764,25 @@ class Capturer:
             return FileResult()
         return None  # inside the folders, reached only through the link: read through it
 
+    def _link_problem(self, path: Path, agent: str, problem: Unreachable) -> FileResult:
+        """Record ``problem`` of the link ``path``; a kind it had before is over (a dangling
+        link made a loop, or a loop recorded as dangling before loops were told apart)."""
+        self.resolved(path, *(k for k in LINK_KINDS if k != problem.kind))
+        return FileResult(errors=int(self.problem(path, agent, problem.kind, problem.message)))
+
     def settle_links(self) -> None:
         """After a full walk: a link problem whose link is gone (or fixed) is over."""
         with self.db.read() as conn:
             rows = conn.execute(
-                "SELECT path FROM capture_problems WHERE kind IN (?, ?)",
-                (LINK_DANGLING, LINK_OUTSIDE),
+                "SELECT path FROM capture_problems WHERE kind IN (?, ?, ?)",
+                LINK_KINDS,
             ).fetchall()
         over = [t for (t,) in rows if isinstance(t, str) and not os.path.islink(text_path(t))]
         if over:
             with self.db.write() as conn:
                 conn.executemany(
-                    "DELETE FROM capture_problems WHERE path = ? AND kind IN (?, ?)",
-                    [(t, LINK_DANGLING, LINK_OUTSIDE) for t in over],
+                    "DELETE FROM capture_problems WHERE path = ? AND kind IN (?, ?, ?)",
+                    [(t, *LINK_KINDS) for t in over],
                 )
 
     def _capture_once(self, path: Path, store: Store) -> FileResult:
@@ -784,11 +793,9 @@ class Capturer:
             fh = open_regular(path)
         except (FileNotFoundError, NotADirectoryError):
             return FileResult()  # deleted: everything captured stays captured
-        except NotRegularFile as exc:
-            return FileResult(errors=int(self.problem(path, store.agent, "not_regular", str(exc))))
-        except OSError as exc:
-            message = f"cannot open: {exc.strerror or exc}"
-            return FileResult(errors=int(self.problem(path, store.agent, "unreadable", message)))
+        except OSError as exc:  # a FIFO or device, a file it may not read
+            why = open_problem(exc)
+            return FileResult(errors=int(self.problem(path, store.agent, why.kind, why.message)))
         self._current = (path, store)
         try:
             with fh:
@@ -1088,8 +1095,3 @@ def _event_ids(source_id: str, events: list[Event]) -> list[str | None]:
         else _event_id(source_id, e)
         for e in events
     ]
-
-
-def _real(path: str | os.PathLike[str]) -> Path:
-    """``path`` with every symbolic link resolved (as far as they resolve)."""
-    return Path(os.path.realpath(path))

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import msgspec
 
+from ._access import folder_problem
 from ._capture import Capturer, FileResult
 from ._registry import STORES, Root
 from ._store import Store, decode_head, open_regular
@@ -105,12 +106,17 @@ def sniff_store(path: Path) -> Store | None:
     return None
 
 
-def expand_paths(paths: Sequence[Path], agent: str | None) -> Iterator[tuple[Path, Store | None]]:
-    """Files named on a command line: folders are walked for ``*.jsonl`` and ``*.json``."""
+def expand_paths(
+    paths: Sequence[Path],
+    agent: str | None,
+    unlistable: Callable[[OSError], None] | None = None,
+) -> Iterator[tuple[Path, Store | None]]:
+    """Files named on a command line: folders are walked for ``*.jsonl`` and ``*.json``
+    (``unlistable`` is told of each folder that could not be listed)."""
     forced = STORES[agent] if agent else None
     for path in paths:
         if path.is_dir():
-            for dirpath, dirnames, filenames in os.walk(path):
+            for dirpath, dirnames, filenames in os.walk(path, onerror=unlistable):
                 dirnames.sort()
                 for name in sorted(filenames):
                     if name.endswith((".jsonl", ".json")):
@@ -170,8 +176,8 @@ def full_pass(
     unlistable: list[tuple[str, OSError]] = []
     files = list(discover(roots, lambda agent, exc: unlistable.append((agent, exc))))
     for agent, exc in unlistable:
-        where = exc.filename if exc.filename is not None else "?"
-        capturer.problem(where, agent, "unlistable", f"cannot list folder: {exc.strerror}")
+        where, problem = folder_problem(exc)
+        capturer.problem(where, agent, problem.kind, problem.message)
     if announce is not None:
         announce(files)  # e.g. the bytes a backfill has ahead of it
     result = capture_all(capturer, files, read)

@@ -29,10 +29,11 @@ from ..evals.discovery import same_file, suite_of_record
 from ..events import Database, EventLog
 from ..events.types import TranscriptLineCaptured
 from ..projections.skill_views import eval_runs, skill_sessions
+from ..projections.verdict import COUNTED
 from .state import instant
 
 _LABELS = {"good": "success", "bad": "failure", "blocked": "failure"}
-_VERDICTS = {"success": "success", "failure": "failure", "abandoned": "failure"}
+_VERDICTS = COUNTED  # the verdicts a success rate counts, as skill show counts them
 
 
 class Signal(msgspec.Struct, frozen=True, kw_only=True):

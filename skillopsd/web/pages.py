@@ -46,6 +46,7 @@ from ..projections.skill_views import (
     skills_overview,
     versions,
 )
+from ..projections.verdict import COUNTED
 from ..projections.verdict import VERDICTS as RULE_VERDICTS
 from ..versions._bandit import decide_state
 from ..versions.decision import decide
@@ -473,8 +474,8 @@ class Pages:
         weeks: dict[str, dict[str, list[int]]] = {}
         for s in sessions:
             moment = parse_stored(s.started_at)
-            if moment is None or s.version_hash is None:
-                continue
+            if moment is None or s.version_hash is None or s.verdict not in COUNTED:
+                continue  # unfinished and no verdict are in no success rate (verdict.COUNTED)
             year, week, _ = shown(moment, False).isocalendar()
             key = f"{year}-W{week:02d}"
             tag = tag_of.get(s.version_hash, "v?")
