@@ -126,6 +126,19 @@ def test_prose_is_safe_and_fits(text: str, width: int) -> None:
     assert all(cells(line) <= width for line in out.split("\n"))
 
 
+@given(
+    st.text(alphabet=st.sampled_from(list("ab 中é-=&")), max_size=400),
+    st.integers(min_value=80, max_value=160),
+)
+@example("sync " + "x" * 57 + "&" + "中" * 11 + "Zx (by hand, content derived): never synced", 100)
+def test_prose_is_wrapped_never_cut_even_when_wide(text: str, width: int) -> None:
+    """Wide characters take two columns: prose wrapped by characters ran past the width and
+    was cut ('never synced' became 'nev…')."""
+    out = _run(lambda: say(text, width=width))
+    assert all(cells(line) <= width for line in out.split("\n"))
+    assert "".join(out.split()) == "".join(text.split())
+
+
 def test_every_human_line_of_the_cli_goes_through_one_place() -> None:
     """Nothing prints but through skillopsd.cli._output (echo, table, say, emit_json*) or
     :func:`safe` (the daemon's one-line errors): a new ``click.echo`` or ``print`` elsewhere

@@ -349,13 +349,28 @@ def distinct_width(values: Iterable[str]) -> int:
 def say(text: str, *, indent: int = 2, width: int | None = None) -> None:
     """Print prose wrapped to the terminal, continuation lines indented."""
     total = width or terminal_width()
-    lines = textwrap.wrap(
-        safe(text),
-        total,
-        subsequent_indent=" " * indent,
-        break_long_words=True,
-        break_on_hyphens=False,
-    )
+    shown = safe(text)
+
+    def wrap(characters: int) -> list[str]:
+        return textwrap.wrap(
+            shown,
+            characters,
+            subsequent_indent=" " * indent,
+            break_long_words=True,
+            break_on_hyphens=False,
+        )
+
+    lines = wrap(total)
+    if any(cells(line) > total for line in lines):
+        # Wide characters (中) take two columns: wrap at fewer characters, the most that fit.
+        fits, over = max(indent + 1, total // 2), total
+        while over - fits > 1:
+            middle = (fits + over) // 2
+            if all(cells(line) <= total for line in wrap(middle)):
+                fits = middle
+            else:
+                over = middle
+        lines = wrap(fits)
     for line in lines or [""]:
         click.echo(cut(line, total))  # cut makes it safe
 
