@@ -45,7 +45,7 @@ def _patched(name: str, replacement: Any) -> Callable[[], None]:
 
 def capture(home: Path, work: Path, digests: bool, n: int) -> float:
     db = Database.open(work / f"capture-{digests}-{n}.db", fsync_commits=False)
-    undo = None if digests else _patched("_block_digests", lambda _fd, _b, _o, _n: b"")
+    undo = None if digests else _patched("_block_digests", lambda _fd, _b, _o, _n, _h=(): b"")
     try:
         start = time.perf_counter()
         full_pass(Capturer(db), _roots(home))
