@@ -182,8 +182,10 @@ def test_a_password_stays_out_of_the_process_list(tmp_path: Path, team_server: S
     _session(home, "11111111-2222-4333-8444-555555555555")
     daemon = DaemonProcess(home, "--sync-to", f"@{secret}")
     try:
-        cmdline = Path(f"/proc/{daemon.proc.pid}/cmdline").read_bytes()
         daemon.wait_for(lambda: _local_head(home) > before and _caught_up(home, url), timeout=60)
+        # Read once it runs: right after the fork /proc shows an empty command line (the exec
+        # has not happened yet), which made this test flaky.
+        cmdline = Path(f"/proc/{daemon.proc.pid}/cmdline").read_bytes()
     finally:
         assert daemon.stop() == 0, daemon.logs()
     assert PASSWORD.encode() not in cmdline and str(secret).encode() in cmdline
