@@ -185,6 +185,7 @@ def test_a_password_stays_out_of_the_process_list(tmp_path: Path, team_server: S
         daemon.wait_for(lambda: _local_head(home) > before and _caught_up(home, url), timeout=60)
         # Read once it runs: right after the fork /proc shows an empty command line (the exec
         # has not happened yet), which made this test flaky.
+        assert daemon.proc.poll() is None, daemon.logs()  # a daemon: it keeps running
         cmdline = Path(f"/proc/{daemon.proc.pid}/cmdline").read_bytes()
     finally:
         assert daemon.stop() == 0, daemon.logs()
