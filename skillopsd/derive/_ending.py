@@ -338,13 +338,17 @@ def mark_ending(tree: SpanTree) -> None:
     # search, ``git status``), kept the to-do list, or had no call at all ("ok thanks") is no
     # turn of the work, so a failure before it stays in the window the verdict weighs
     # (review K12).
-    worked = {
-        tops.get(s.span_id)
-        for s in every
-        if (s.outcome is not None or "skillops.result.masked" in s.attributes)
-        and _tool(s) not in BOOKKEEPING
-        and not is_probe(_tool(s), _arguments(s))
-    }
+    # (One working call makes its turn a working one: the rest of it is not read.)
+    worked: set[str | None] = set()
+    for s in every:
+        turn = tops.get(s.span_id)
+        if (
+            turn not in worked
+            and (s.outcome is not None or "skillops.result.masked" in s.attributes)
+            and _tool(s) not in BOOKKEEPING
+            and not is_probe(_tool(s), _arguments(s))
+        ):
+            worked.add(turn)
     working = [t for t in top_turns if t.span_id in worked]
     work_rank = {t.span_id: len(working) - 1 - i for i, t in enumerate(working)}
     for span in every:
