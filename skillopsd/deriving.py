@@ -38,17 +38,16 @@ from .derive import DERIVER_VERSION, Derivation, SourceLines, derive_session, se
 from .events import (
     CorruptEventError,
     Database,
+    EncodedEvent,
     EventDecodeError,
     EventLog,
     LogError,
-    NewEvent,
-    content_id,
     decode_payload,
+    encode_event,
     stream_payloads,
 )
 from .events.types import (
     DeriveErrorRecorded,
-    Event,
     PayloadsErased,
     SessionDerived,
     SessionPurged,
@@ -60,7 +59,7 @@ from .events.types import (
 from .pricing import PriceArgs, Priced, price, price_ahead
 from .projections.usage import price_args
 from .sources import SessionRef, Store, path_text, peek_session, source_stream
-from .versions.observed import VersionRecorder
+from .versions.observed import Observed, VersionRecorder, observed_in
 
 DeriveFunction = Callable[..., Derivation]
 Progress = Callable[[int, int], None]
@@ -130,16 +129,10 @@ class _SpanStamp(msgspec.Struct, tag="SpanDerived", tag_field="type"):
 _stamp_decoder = msgspec.msgpack.Decoder(_SpanStamp)
 
 
-def _event_id(event: Event, epoch: int = 0) -> str:
-    if not epoch:
-        return content_id(type(event).__name__, _msgpack.encode(event))
-    return content_id(type(event).__name__, _msgpack.encode(event), epoch)
-
-
 class _Pending(msgspec.Struct):
     """A derived event waiting in a batch, with the erasure epoch it was derived under."""
 
-    event: NewEvent
+    event: EncodedEvent
     session_id: str
     epoch: int
 
@@ -216,12 +209,17 @@ def _unreadable(exc: LogError) -> _Failed:
 
 
 class _Derived(msgspec.Struct, frozen=True):
-    """A derivation and the ids of its events (computed where it was derived: in a worker,
-    hashing every span is work the appending process is spared)."""
+    """A derivation made ready to append where it was derived (in a worker, encoding and
+    hashing every span, and reading which of them an older deriver already stored, is work
+    the appending process is spared; it receives bytes, not objects to rebuild)."""
 
-    derivation: Derivation
-    events: list[Event]  # its spans, errors and session, in that order
-    ids: list[str]
+    session: SessionDerived
+    # Its spans that are new or changed (:func:`_changed`), errors and session, in that
+    # order, encoded; none when ``is_session`` is false.
+    events: list[EncodedEvent]
+    errors: int  # records it could not read
+    is_session: bool = True
+    observed: list[Observed] = []  # skill bodies its session loaded
     # Its responses' prices, when asked for (SessionDeriver's ``price``).
     prices: list[tuple[PriceArgs, Priced | None]] = []
 
@@ -293,7 +291,8 @@ def _derive_in_worker(key: SessionKey, files: list[_Source], epoch: int) -> _Out
             sources = _source_lines(_worker.db, files)
     except CorruptEventError as exc:
         return _unreadable(exc)
-    return _run_derive(_worker.derive, key, sources, epoch, _worker.version, _worker.price)
+    w = _worker
+    return _run_derive(w.derive, key, sources, epoch, w.version, w.db, w.price)
 
 
 def _marks(db: Database, files: list[_Source]) -> list[int]:
@@ -322,7 +321,7 @@ def _derive_early_in_worker(
             sources = _source_lines(w.db, files)
     except CorruptEventError:
         return None, None
-    return _run_derive(w.derive, key, sources, epoch, w.version, w.price), marks
+    return _run_derive(w.derive, key, sources, epoch, w.version, w.db, w.price), marks
 
 
 def _root(agent: str, native: str, threads: dict[str, str]) -> SessionKey:
@@ -387,8 +386,11 @@ def _run_derive(
     sources: list[SourceLines],
     epoch: int,
     version: int,
+    db: Database,
     price: bool = False,
 ) -> _Outcome:
+    """Derive one session from its lines and make it ready to append (``db``: where spans
+    an older deriver stored are read, to leave out those that say the same)."""
     if epoch and not any(s.lines for s in sources):
         return None  # forgotten, and nothing captured since
     try:
@@ -397,14 +399,65 @@ def _run_derive(
                 key.agent, key.native_id, sources, deriver_version=version
             )
         if not derivation.is_session:
-            return _Derived(derivation, [], [])
-        events: list[Event] = [*derivation.spans, *derivation.errors, derivation.session]
+            return _Derived(derivation.session, [], len(derivation.errors), is_session=False)
+        stream = session_stream(derivation.session.session_id)
         # Encoding is part of deriving: an event the log cannot store (an integer beyond 64
         # bits read from a record) is this session's failure, not the run's.
-        ids = [_event_id(e, epoch) for e in events]
+        spans = [encode_event(stream, e, epoch) for e in derivation.spans]
+        rest = [encode_event(stream, e, epoch) for e in (*derivation.errors, derivation.session)]
     except Exception as exc:  # a deriver bug must not stop capture or other sessions
         return _Failed(f"deriver failed: {type(exc).__name__}: {exc}", traceback.format_exc())
-    return _Derived(derivation, events, ids, _prices(derivation.spans) if price else [])
+    return _Derived(
+        derivation.session,
+        [*_changed(db, stream, derivation.spans, spans), *rest],
+        len(derivation.errors),
+        observed=observed_in(derivation),
+        prices=_prices(derivation.spans) if price else [],
+    )
+
+
+def _changed(
+    db: Database, stream: str, spans: list[SpanDerived], encoded: list[EncodedEvent]
+) -> list[EncodedEvent]:
+    """``encoded`` (the encoding of each of ``spans``) without the spans an older deriver
+    version stored saying exactly the same.
+
+    A version bump re-derives every session, and most spans come out as before but for
+    their ``deriver_version`` stamp: appending them all again grew the log by a tenth of
+    the transcripts' size per bump. A span left out stays current through its older
+    event (the newest SpanDerived of its id), which says the same.
+    """
+    # Each stored span's id and version only (its attributes skipped, not built), and its
+    # bytes: a new span with the old version's stamp encodes to the same bytes when it says
+    # the same (encoding is deterministic). An older schema is decoded whole.
+    stored: dict[str, tuple[int, bytes | SpanDerived]] = {}
+    try:
+        with db.read():
+            for _position, schema, data in stream_payloads(db, stream, "SpanDerived"):
+                if schema == SpanDerived.SCHEMA:
+                    stamp = _stamp_decoder.decode(data)
+                    stored[stamp.span_id] = (stamp.deriver_version, data)  # newest wins
+                    continue
+                old_span = decode_payload("SpanDerived", schema, data)
+                if isinstance(old_span, SpanDerived):
+                    stored[old_span.span_id] = (old_span.deriver_version, old_span)
+    except (LogError, msgspec.MsgspecError):
+        return encoded  # a damaged span: append them all (each id is stored once anyway)
+    if not stored:
+        return encoded
+    kept = []
+    for span, event in zip(spans, encoded, strict=True):
+        old = stored.get(span.span_id)
+        if old is not None and old[0] != span.deriver_version:
+            restamped = msgspec.structs.replace(span, deriver_version=old[0])
+            if (
+                restamped == old[1]
+                if isinstance(old[1], SpanDerived)
+                else _msgpack.encode(restamped) == old[1]
+            ):
+                continue
+        kept.append(event)
+    return kept
 
 
 def _prices(spans: list[SpanDerived]) -> list[tuple[PriceArgs, Priced | None]]:
@@ -571,7 +624,7 @@ class SessionDeriver:
 
     def _merged_children(
         self, key: SessionKey, root_session: str, files: list[_Source]
-    ) -> list[NewEvent]:
+    ) -> list[EncodedEvent]:
         """Retire the own sessions of threads now known to belong to ``key``'s session."""
         children = {s.session for s in files if s.session != key.native_id}
         if not children:
@@ -593,51 +646,10 @@ class SessionDeriver:
                     merged_into=root_session,
                 )
                 epoch = self.epoch(root_session)
-                out.append(NewEvent(session_stream(child_id), merged, _event_id(merged, epoch)))
+                out.append(encode_event(session_stream(child_id), merged, epoch))
         return out
 
-    def _changed_spans(
-        self, stream: str, pairs: list[tuple[Event, str]]
-    ) -> list[tuple[Event, str]]:
-        """Leave out the spans an older deriver version stored saying exactly the same.
-
-        A version bump re-derives every session, and most spans come out as before but for
-        their ``deriver_version`` stamp: appending them all again grew the log by a tenth of
-        the transcripts' size per bump. A span left out stays current through its older
-        event (the newest SpanDerived of its id), which says the same.
-        """
-        # Each stored span's id and version only (its attributes skipped, not built), and its
-        # bytes: a new span with the old version's stamp encodes to the same bytes when it says
-        # the same (encoding is deterministic). An older schema is decoded whole.
-        stored: dict[str, tuple[int, bytes | SpanDerived]] = {}
-        try:
-            with self.db.read():
-                for _position, schema, data in stream_payloads(self.db, stream, "SpanDerived"):
-                    if schema == SpanDerived.SCHEMA:
-                        stamp = _stamp_decoder.decode(data)
-                        stored[stamp.span_id] = (stamp.deriver_version, data)  # newest wins
-                        continue
-                    span = decode_payload("SpanDerived", schema, data)
-                    if isinstance(span, SpanDerived):
-                        stored[span.span_id] = (span.deriver_version, span)
-        except (LogError, msgspec.MsgspecError):
-            return pairs  # a damaged span: append them all (each id is stored once anyway)
-        kept = []
-        for event, ident in pairs:
-            if isinstance(event, SpanDerived):
-                old = stored.get(event.span_id)
-                if old is not None and old[0] != event.deriver_version:
-                    restamped = msgspec.structs.replace(event, deriver_version=old[0])
-                    if (
-                        restamped == old[1]
-                        if isinstance(old[1], SpanDerived)
-                        else _msgpack.encode(restamped) == old[1]
-                    ):
-                        continue
-            kept.append((event, ident))
-        return kept
-
-    def _not_a_session(self, key: SessionKey) -> list[NewEvent]:
+    def _not_a_session(self, key: SessionKey) -> list[EncodedEvent]:
         """Withdraw what an older deriver showed for files that hold no conversation."""
         with self.db.read() as conn:
             row = conn.execute(
@@ -650,7 +662,7 @@ class SessionDeriver:
             author="skillopsd",
             reason=f"not a session: no conversation in its files (deriver {self.deriver_version})",
         )
-        return [NewEvent(session_stream(key.session_id), purged, _event_id(purged))]
+        return [encode_event(session_stream(key.session_id), purged)]
 
     def _outcomes(
         self,
@@ -722,7 +734,7 @@ class SessionDeriver:
             sources = self.sources_of(key, groups)
         except CorruptEventError as exc:
             return _unreadable(exc)
-        return _run_derive(self._derive, key, sources, epoch, self.deriver_version)
+        return _run_derive(self._derive, key, sources, epoch, self.deriver_version, self.db)
 
     def derive(
         self,
@@ -759,7 +771,7 @@ class SessionDeriver:
                 fresh = [p.event for p in batch if self.epoch(p.session_id) == p.epoch]
                 if len(fresh) < len(batch):
                     _log.info("derivation dropped: its lines were forgotten meanwhile")
-                result.appended += len(self.log.append(fresh).positions)
+                result.appended += len(self.log.append_encoded(fresh).positions)
             batch.clear()
 
         def waiting() -> None:
@@ -769,14 +781,6 @@ class SessionDeriver:
                 appended()
 
         epochs = {key: self.epoch(key.session_id) for key in ordered}
-        # Sessions derived before (none before the projections exist): spans they already
-        # hold, stamped by an older version, are not appended again (_changed_spans).
-        derived_before: set[str] = set()
-        with self.db.read() as conn:
-            if conn.execute("SELECT 1 FROM sqlite_schema WHERE name = 'p_sessions'").fetchone():
-                derived_before.update(
-                    r[0] for r in conn.execute("SELECT session_id FROM p_sessions")
-                )
         outcomes = self._outcomes(ordered, groups, epochs, should_stop, early, waiting)
         for n, (key, outcome) in enumerate(outcomes, 1):
             epoch = epochs[key]
@@ -805,32 +809,23 @@ class SessionDeriver:
                     offset=0,
                     message=outcome.message,
                 )
-                failed_event = NewEvent(
-                    session_stream(key.session_id), failed, _event_id(failed, epoch)
-                )
+                failed_event = encode_event(session_stream(key.session_id), failed, epoch)
                 batch.append(_Pending(failed_event, key.session_id, epoch))
                 result.errors += 1
                 continue
-            derivation = outcome.derivation
             if outcome.prices:
                 price_ahead(outcome.prices)
-            if not derivation.is_session:
+            if not outcome.is_session:
                 batch.extend(_Pending(e, sid, epoch) for e in self._not_a_session(key))
                 continue
-            stream = session_stream(derivation.session.session_id)
-            pairs = list(zip(outcome.events, outcome.ids, strict=True))
-            if derivation.session.session_id in derived_before:
-                pairs = self._changed_spans(stream, pairs)
-            batch.extend(_Pending(NewEvent(stream, e, i), sid, epoch) for e, i in pairs)
+            batch.extend(_Pending(e, sid, epoch) for e in outcome.events)
             batch.extend(
                 _Pending(e, sid, epoch)
-                for e in self._merged_children(
-                    key, derivation.session.session_id, groups.get(key, [])
-                )
+                for e in self._merged_children(key, outcome.session.session_id, groups.get(key, []))
             )
-            self._versions.observe(derivation)
+            self._versions.note_all(outcome.observed)
             result.sessions += 1
-            result.errors += len(derivation.errors)
+            result.errors += outcome.errors
             if len(batch) >= _BATCH_EVENTS:
                 flush()
             if progress is not None:

@@ -17,7 +17,7 @@ from ._compress import Codecs
 from ._db import COMMON_TYPES, RARE_TYPES, Database, scalar
 from ._frames import ERASED, FRAME_TARGET, FRAMED, PACK_LEVEL, Frames, decode_ref, split
 from .errors import ConcurrencyError, CorruptEventError, EventErasedError, LogError
-from .types import Event, PayloadsErased
+from .types import EVENT_TYPES, Event, PayloadsErased
 
 _INSERT = (
     "INSERT INTO events (position, event_id, stream, stream_version, type, schema,"
@@ -39,6 +39,27 @@ class NewEvent(msgspec.Struct, frozen=True):
     stream: str
     payload: Event
     event_id: str | None = None
+
+
+class EncodedEvent(msgspec.Struct, frozen=True):
+    """An event to append whose payload is already encoded (:func:`encode_event`): made
+    where it was derived, so the appending process neither encodes it nor receives it whole.
+    """
+
+    stream: str
+    type: str
+    schema: int
+    data: bytes
+    event_id: str
+
+
+def encode_event(stream: str, payload: Event, epoch: int = 0) -> EncodedEvent:
+    """``payload`` encoded once, with its content id (salted with ``epoch`` when not 0):
+    the same bytes and id as appending ``NewEvent(stream, payload, content_id(...))``."""
+    name = type(payload).__name__
+    data = _codec.encode(payload)
+    ident = content_id(name, data, epoch) if epoch else content_id(name, data)
+    return EncodedEvent(stream, name, payload.SCHEMA, data, ident)
 
 
 class ImportedEvent(msgspec.Struct, frozen=True):
@@ -121,6 +142,28 @@ def utc_now(ago: float = 0.0) -> str:
     return (datetime.now(UTC) - timedelta(seconds=ago)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def _encoded(events: list[NewEvent | EncodedEvent]) -> tuple[list[bytes], list[str], list[int]]:
+    """Each event's payload bytes, type name and schema (new payloads encoded now)."""
+    if all(type(e) is NewEvent for e in events):
+        payloads = [e.payload for e in events]  # type: ignore[union-attr]
+        return (
+            _codec.encode_all(payloads),
+            [type(p).__name__ for p in payloads],
+            [p.SCHEMA for p in payloads],
+        )
+    data, names, schemas = [], [], []
+    for e in events:
+        if isinstance(e, EncodedEvent):
+            data.append(e.data)
+            names.append(e.type)
+            schemas.append(e.schema)
+        else:
+            data.append(_codec.encode(e.payload))
+            names.append(type(e.payload).__name__)
+            schemas.append(e.payload.SCHEMA)
+    return data, names, schemas
+
+
 class EventLog:
     """Append to and read from the log in one database."""
 
@@ -146,10 +189,31 @@ class EventLog:
         an unknown outcome is safe.
         """
         ids = [e.event_id or uuid.uuid4().hex for e in events]
+        return self._append(ids, events, expected_versions)
+
+    def append_encoded(
+        self,
+        events: Sequence[EncodedEvent],
+        *,
+        expected_versions: Mapping[str, int] | None = None,
+    ) -> AppendResult:
+        """:meth:`append` of events whose payloads are already encoded."""
+        for event in events:
+            cls = EVENT_TYPES.get(event.type)
+            if cls is None or event.schema != cls.SCHEMA:
+                raise ValueError(f"not an event type of this version: {event.type} {event.schema}")
+        return self._append([e.event_id for e in events], events, expected_versions)
+
+    def _append(
+        self,
+        ids: list[str],
+        events: Sequence[NewEvent | EncodedEvent],
+        expected_versions: Mapping[str, int] | None,
+    ) -> AppendResult:
         recorded_at = utc_now()
         with self.db.write() as conn:
             existing = self._existing_ids(ids)
-            fresh: list[tuple[str, NewEvent]] = []
+            fresh: list[tuple[str, NewEvent | EncodedEvent]] = []
             seen: set[str] = set()
             for event_id, event in zip(ids, events, strict=True):
                 if event_id in existing or event_id in seen:
@@ -173,8 +237,7 @@ class EventLog:
             position, prev = (row[0], row[1]) if row else (0, GENESIS_HASH)
             codecs = self.db.codecs
             dictionary = codecs.shipped_id() if self.dictionary else None
-            encoded = _codec.encode_all([event.payload for _, event in fresh])
-            names = [type(event.payload).__name__ for _, event in fresh]
+            encoded, names, schemas = _encoded([event for _, event in fresh])
             stored = self._store(
                 [
                     e.stream if name in COMMON_TYPES else None  # _framed, inline (per event)
@@ -185,13 +248,12 @@ class EventLog:
             )
             rows = []
             positions = []
-            for (event_id, event), type_name, data, (codec, cell) in zip(
-                fresh, names, encoded, stored, strict=True
+            for (event_id, event), type_name, schema, data, (codec, cell) in zip(
+                fresh, names, schemas, encoded, stored, strict=True
             ):
                 position += 1
                 version = versions[event.stream] + 1
                 versions[event.stream] = version
-                schema = event.payload.SCHEMA
                 chained = event_hash_v4(
                     prev,
                     position,

@@ -40,6 +40,32 @@ class Observed(msgspec.Struct, frozen=True, order=True):
     directory: str | None
 
 
+def observed_in(derivation: Derivation) -> list[Observed]:
+    """Every skill body ``derivation``'s session loaded, in span order."""
+    session = derivation.session
+    out = []
+    for n, span in enumerate(derivation.spans):
+        if span.kind != "SKILL":
+            continue
+        name = span.attributes.get("skill.name")
+        digest = span.attributes.get("skill.content_hash")
+        if not isinstance(name, str) or not isinstance(digest, str):
+            continue
+        directory = span.attributes.get("skill.directory")
+        out.append(
+            Observed(
+                started_at=session.started_at or "",
+                session_id=session.session_id,
+                order=n,
+                skill=name,
+                version_hash=digest,
+                body=derivation.bodies.get(digest, ""),
+                directory=directory if isinstance(directory, str) else None,
+            )
+        )
+    return out
+
+
 class _Known(msgspec.Struct):
     stream_version: int
     tags: dict[str, int]
@@ -55,26 +81,11 @@ class VersionRecorder:
 
     def observe(self, derivation: Derivation) -> None:
         """Note every skill body ``derivation``'s session loaded."""
-        session = derivation.session
-        for n, span in enumerate(derivation.spans):
-            if span.kind != "SKILL":
-                continue
-            name = span.attributes.get("skill.name")
-            digest = span.attributes.get("skill.content_hash")
-            if not isinstance(name, str) or not isinstance(digest, str):
-                continue
-            directory = span.attributes.get("skill.directory")
-            self.note(
-                Observed(
-                    started_at=session.started_at or "",
-                    session_id=session.session_id,
-                    order=n,
-                    skill=name,
-                    version_hash=digest,
-                    body=derivation.bodies.get(digest, ""),
-                    directory=directory if isinstance(directory, str) else None,
-                )
-            )
+        self._pending.extend(observed_in(derivation))
+
+    def note_all(self, seen: list[Observed]) -> None:
+        """:meth:`note` of each of ``seen``."""
+        self._pending.extend(seen)
 
     def note(self, seen: Observed) -> None:
         """Note one loaded body; :meth:`record` appends it if its (skill, hash) is new."""
