@@ -1468,8 +1468,14 @@ def screen(block: bytes, end: int) -> list[int]:
 _ALL_TRIGGERS = sorted({t.lower() for r in _RULES for t in r.triggers}, key=lambda t: (-len(t), t))
 _TRIGGERS = re2.compile(b"(?i)" + b"|".join(re2.escape(t) for t in _ALL_TRIGGERS))
 _ALWAYS = frozenset(i for i, r in enumerate(_RULES) if not r.triggers)
+_RULES_OF: dict[bytes, set[int]] = {}
+for _i, _each in enumerate(_RULES):
+    for _trigger in _each.triggers:
+        _RULES_OF.setdefault(_trigger.lower(), set()).add(_i)
+# (Built trigger by trigger: a scan of every rule's triggers per trigger was 15 ms of every
+# daemon's start.)
 _BY_TRIGGER: dict[bytes, frozenset[int]] = {
-    found: frozenset(i for i, r in enumerate(_RULES) if any(t.lower() in found for t in r.triggers))
+    found: frozenset(i for t, rules in _RULES_OF.items() if t in found for i in rules)
     for found in _ALL_TRIGGERS
 }
 

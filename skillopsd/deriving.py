@@ -698,15 +698,17 @@ class SessionDeriver:
                 yield key, self._derive_here(key, groups, epochs[key])
             return
         try:
-            futures: list[Future[_Outcome] | _Early] = []
+            started: dict[SessionKey, Future[_Outcome] | _Early] = {}
             for key in ordered:
-                files = groups.get(key, [])
-                taken = early.take(key, files, epochs[key]) if early is not None else None
-                futures.append(
-                    taken
-                    if taken is not None
-                    else pool.submit(_derive_in_worker, key, files, epochs[key])
-                )
+                taken = early.take(key, groups.get(key, []), epochs[key]) if early else None
+                if taken is not None:
+                    started[key] = taken
+            # The largest sessions first: the last one a worker starts is then a small one,
+            # and no worker derives alone long after the others are done. (They are still
+            # appended in ``ordered`` order: the log is the same.)
+            for key in self._largest_first([k for k in ordered if k not in started], groups):
+                started[key] = pool.submit(_derive_in_worker, key, groups.get(key, []), epochs[key])
+            futures = [started[key] for key in ordered]
             for key, future in zip(ordered, futures, strict=True):
                 if should_stop is not None and should_stop():
                     return
@@ -726,6 +728,15 @@ class SessionDeriver:
                     yield key, future.result()
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
+
+    def _largest_first(
+        self, keys: list[SessionKey], groups: dict[SessionKey, list[_Source]]
+    ) -> list[SessionKey]:
+        """``keys``, the sessions with the most captured bytes first (ties in key order)."""
+        with self.db.read() as conn:
+            captured = dict(conn.execute("SELECT source_id, bytes FROM capture_sources"))
+        size = {k: sum(captured.get(s.source_id, 0) for s in groups.get(k, [])) for k in keys}
+        return sorted(keys, key=lambda k: (-size[k], k))
 
     def _derive_here(
         self, key: SessionKey, groups: dict[SessionKey, list[_Source]], epoch: int

@@ -303,8 +303,8 @@ def builds_in(script: str, dialect: Dialect = "bash") -> tuple[Run, ...]:
     ``go build``, ``make``, ``npm run build``, ``docker build``, a compiler), in order, as runs;
     not those the script lets fail on purpose (``| head || true``, a loop over platforms), nor
     those whose status it carries (never raises)."""
-    if not _BUILD_MENTIONS.search(script):
-        return ()
+    if "|" not in script or not _BUILD_MENTIONS.search(script):
+        return ()  # a status only a pipe hid needs a pipe (and the script is not read)
     read = read_script(script, dialect)
     piped = read.piped_into or ((),) * len(read.commands)
     out = []
@@ -724,8 +724,8 @@ def _settle_other(span: Span, found: tuple[str, Dialect]) -> None:
     runner's, terraform's ``Error:``, kubectl's ``error:``/``Error from server``, a traceback
     at the end) makes it a failure; a passing sign a success where a failure would have
     shown through what it was piped into; an output that says neither leaves it unknown."""
-    if span.outcome != "success" or span.output is None:
-        return
+    if span.outcome != "success" or span.output is None or "|" not in found[0]:
+        return  # no pipe, nothing a pipe hid (and the script is not read)
     read = read_script(*found)
     piped = read.piped_into or ((),) * len(read.commands)
     hidden = [
