@@ -56,7 +56,7 @@ from .events.types import (
     SpanDerived,
     TranscriptLineCaptured,
 )
-from .pricing import PriceArgs, Priced, price, price_ahead
+from .pricing import PriceArgs, Priced, load_prices, price, price_ahead
 from .projections.usage import price_args
 from .sources import SessionRef, Store, path_text, peek_session, source_stream
 from .versions.observed import Observed, VersionRecorder, observed_in
@@ -220,8 +220,9 @@ class _Derived(msgspec.Struct, frozen=True):
     errors: int  # records it could not read
     is_session: bool = True
     observed: list[Observed] = []  # skill bodies its session loaded
-    # Its responses' prices, when asked for (SessionDeriver's ``price``).
-    prices: list[tuple[PriceArgs, Priced | None]] = []
+    # What its responses are priced by (:func:`_price_args`), when asked for
+    # (SessionDeriver's ``price``): encoded, handed to the pricer as they are.
+    prices: bytes = b""
 
 
 # What one derivation gave: None when the session was forgotten and nothing came since.
@@ -412,7 +413,7 @@ def _run_derive(
         [*_changed(db, stream, derivation.spans, spans), *rest],
         len(derivation.errors),
         observed=observed_in(derivation),
-        prices=_prices(derivation.spans) if price else [],
+        prices=_price_args(derivation.spans) if price else b"",
     )
 
 
@@ -460,18 +461,72 @@ def _changed(
     return kept
 
 
-def _prices(spans: list[SpanDerived]) -> list[tuple[PriceArgs, Priced | None]]:
-    """The price of each response among ``spans``, as the usage projection will look it up."""
-    out = []
-    for span in spans:
-        if span.kind == "LLM":
-            args = price_args(span)
-            if args is not None:
-                try:
-                    out.append((args, price(*args)))
-                except Exception:  # the projection prices it itself (and fails as it does)
-                    continue
-    return out
+def _price_args(spans: list[SpanDerived]) -> bytes:
+    """What each response among ``spans`` is priced by, as the usage projection will look
+    it up (encoded; empty when none is)."""
+    args = [a for a in map(price_args, (s for s in spans if s.kind == "LLM")) if a is not None]
+    return _msgpack.encode(args) if args else b""
+
+
+_args_decoder = msgspec.msgpack.Decoder(list[PriceArgs])
+_priced_decoder = msgspec.msgpack.Decoder(list[tuple[PriceArgs, Priced | None]])
+
+
+def _init_pricer(nice: int, parent: int) -> None:
+    _follow_parent(parent)
+    if nice:
+        with suppress(OSError):
+            os.nice(nice)
+    load_prices()  # now, while there is nothing to price yet
+
+
+def _price_all(encoded: bytes) -> bytes:
+    """The price of each of the encoded :data:`PriceArgs` (in the pricer's process)."""
+    out: list[tuple[PriceArgs, Priced | None]] = []
+    for args in _args_decoder.decode(encoded):
+        try:
+            out.append((args, price(*args)))
+        except Exception:  # the projection prices it itself (and fails as it does)
+            continue
+    return _msgpack.encode(out)
+
+
+class _Pricer:
+    """One process pricing the responses the workers derived, for the usage projection's
+    fold in this one (:func:`skillopsd.pricing.price_ahead`).
+
+    Loading the price table takes a fifth of a second of the process that loads it: each
+    worker pricing what it derived loaded it once more. The pricer loads it as soon as it
+    starts (beside a backfill's capture), and this process never does.
+    """
+
+    def __init__(self, nice: int) -> None:
+        self._pool = ProcessPoolExecutor(
+            1,
+            mp_context=multiprocessing.get_context("fork"),
+            initializer=_init_pricer,
+            initargs=(nice, os.getpid()),
+        )
+        self._asked: list[Future[bytes]] = []
+        self._pool.submit(int)  # starts the process (and its loading) now
+
+    def ask(self, encoded: bytes) -> None:
+        """Price the encoded arguments (see :meth:`collect`)."""
+        self._asked.append(self._pool.submit(_price_all, encoded))
+
+    def collect(self) -> None:
+        """Hand over every price asked so far, waiting for those not yet computed. One the
+        pricer could not give is priced by the projection itself, as without a pricer."""
+        for future in self._asked:
+            try:
+                price_ahead(_priced_decoder.decode(future.result()))
+            except Exception as exc:
+                _log.warning("prices not computed ahead", error=f"{type(exc).__name__}: {exc}")
+        self._asked.clear()
+
+    def close(self) -> None:
+        self._asked.clear()
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 class SessionDeriver:
@@ -488,10 +543,12 @@ class SessionDeriver:
     ) -> None:
         """``workers``: processes deriving beside this one when there are many sessions
         (default: :func:`idle_workers` at each pass; 1 derives here, in this process).
-        ``price``: workers also price the responses they derive and hand the prices over
-        (:func:`skillopsd.pricing.price_ahead`), for a caller that folds the usage projection
-        next: this process then need not load the price table (a fifth of a second)."""
+        ``price``: the responses workers derive are priced by a process of their own
+        (:class:`_Pricer`) and the prices handed over (:func:`skillopsd.pricing.price_ahead`),
+        for a caller that folds the usage projection next: this process then need not load
+        the price table (a fifth of a second)."""
         self.price = price
+        self._pricer: _Pricer | None = None
         self.db = db
         self.log = EventLog(db)
         self.deriver_version = deriver_version
@@ -690,7 +747,7 @@ class SessionDeriver:
             and self.db.path.is_file()
             and can_fork()
         ):
-            pool = _pool(self, workers)
+            pool = self._start_workers(workers)
         if pool is None:
             for key in ordered:
                 if should_stop is not None and should_stop():
@@ -728,6 +785,17 @@ class SessionDeriver:
                     yield key, future.result()
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
+
+    def _start_workers(self, workers: int, nice: int = 0) -> ProcessPoolExecutor:
+        """Worker processes (:func:`_pool`), and the pricer when this deriver prices."""
+        if self.price and self._pricer is None:
+            self._pricer = _Pricer(nice)
+        return _pool(self, workers, nice)
+
+    def _close_pricer(self) -> None:
+        if self._pricer is not None:
+            self._pricer.close()
+            self._pricer = None
 
     def _largest_first(
         self, keys: list[SessionKey], groups: dict[SessionKey, list[_Source]]
@@ -768,6 +836,21 @@ class SessionDeriver:
         and have only the last batch left to fold when derivation ends.
         """
         ordered = sorted(set(keys))
+        try:
+            return self._derive_all(ordered, progress, should_stop, early, appended)
+        finally:
+            if self._pricer is not None:
+                self._pricer.collect()
+            self._close_pricer()
+
+    def _derive_all(
+        self,
+        ordered: list[SessionKey],
+        progress: Progress | None,
+        should_stop: Callable[[], bool] | None,
+        early: EarlyDerivation | None,
+        appended: Callable[[], None] | None,
+    ) -> DeriveResult:
         groups = self._files_by_session()
         result = DeriveResult()
         batch: list[_Pending] = []
@@ -789,6 +872,8 @@ class SessionDeriver:
             # Worth a transaction and a fold of its own only when the batch is not tiny.
             if appended is not None and len(batch) >= _FOLD_WAITING_EVENTS:
                 flush()
+                if self._pricer is not None:
+                    self._pricer.collect()
                 appended()
 
         epochs = {key: self.epoch(key.session_id) for key in ordered}
@@ -824,8 +909,8 @@ class SessionDeriver:
                 batch.append(_Pending(failed_event, key.session_id, epoch))
                 result.errors += 1
                 continue
-            if outcome.prices:
-                price_ahead(outcome.prices)
+            if outcome.prices and self._pricer is not None:
+                self._pricer.ask(outcome.prices)
             if not outcome.is_session:
                 batch.extend(_Pending(e, sid, epoch) for e in self._not_a_session(key))
                 continue
@@ -962,7 +1047,7 @@ class EarlyDerivation:
             epoch = self.deriver.epoch(key.session_id)
             if self._pool is None:
                 # Below the capturing process's priority: its core stays its own.
-                self._pool = _pool(self.deriver, self.workers, nice=_NICE)
+                self._pool = self.deriver._start_workers(self.workers, nice=_NICE)
             future = self._pool.submit(_derive_early_in_worker, key, files, epoch)
             self._started[key] = _Early(files, epoch, future)
             self.started += 1
@@ -995,6 +1080,7 @@ class EarlyDerivation:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
+            self.deriver._close_pricer()  # started with the workers, unused as they were
         self._started.clear()
 
 

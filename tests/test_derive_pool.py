@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import time
 from pathlib import Path
@@ -14,7 +15,9 @@ from skillopsd import deriving
 from skillopsd.derive import Derivation, SourceLines, derive_session
 from skillopsd.deriving import MAX_WORKERS, POOL_MIN_SESSIONS, SessionDeriver, idle_workers
 from skillopsd.events import Database, EventLog
+from skillopsd.pricing import forget_prices_ahead, price
 from skillopsd.projections import ProjectionEngine, default_projections
+from skillopsd.projections.usage import price_args
 from skillopsd.sources import Capturer, full_pass, resolve_roots
 
 from ._capture_helpers import FIXTURES, claude_project
@@ -147,3 +150,66 @@ def test_what_is_appended_while_workers_derive_is_folded_meanwhile_the_same_view
     plain_log, plain_views, _ = run("plain", fold=False)
     assert log == plain_log
     assert views == plain_views
+
+
+def _sessions(tmp_path: Path, name: str) -> Database:
+    """A database holding POOL_MIN_SESSIONS + 2 captured copies of the skill fixture."""
+    home = tmp_path / name
+    text = (FIXTURES / "claude_skill.jsonl").read_text()
+    for n in range(POOL_MIN_SESSIONS + 2):
+        native = f"00000000-0000-4000-8000-{n:012d}"
+        (claude_project(home) / f"{native}.jsonl").write_text(text.replace(_ORIGINAL, native))
+    db = Database.open(tmp_path / f"{name}.db")
+    full_pass(Capturer(db), resolve_roots(env={}, home=home))
+    return db
+
+
+def _usage(db: Database) -> list[tuple[Any, ...]]:
+    with db.read():
+        return db.conn.execute("SELECT span_id, usd, priced_as FROM p_usage ORDER BY 1").fetchall()
+
+
+def test_the_pricer_hands_over_the_price_of_every_response_the_workers_derived(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    handed: list[Any] = []
+    monkeypatch.setattr(deriving, "price_ahead", lambda prices: handed.extend(prices))
+    db = _sessions(tmp_path, "priced")
+    try:
+        deriver = SessionDeriver(db, workers=2, price=True)
+        result = deriver.derive(deriver.all_sessions())
+        assert result.sessions == POOL_MIN_SESSIONS + 2
+        assert multiprocessing.active_children() == []  # workers and pricer are gone
+        with db.read():
+            spans = [e.payload for e in EventLog(db).read(types=["SpanDerived"])]
+        wanted = [price_args(s) for s in spans if s.kind == "LLM"]
+        assert wanted and None not in wanted
+        # Each response's arguments with the price this process computes for them.
+        assert dict(handed) == {args: price(*args) for args in wanted if args is not None}
+        assert all(p is not None and p.usd > 0 for _, p in handed)
+    finally:
+        db.close()
+
+
+def test_a_pricer_that_fails_leaves_the_pricing_to_the_fold(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(encoded: bytes) -> bytes:
+        raise RuntimeError("the pricer broke")
+
+    def fold(name: str, workers: int) -> list[tuple[Any, ...]]:
+        db = _sessions(tmp_path, name)
+        try:
+            deriver = SessionDeriver(db, workers=workers, price=True)
+            deriver.derive(deriver.all_sessions())
+            ProjectionEngine(db, default_projections()).catch_up()
+            return _usage(db)
+        finally:
+            db.close()
+            forget_prices_ahead()
+
+    alone = fold("alone", workers=1)  # no pool, no pricer: the fold prices every response
+    monkeypatch.setattr(deriving, "_price_all", broken)  # the forked pricer inherits it
+    pooled = fold("pooled", workers=2)
+    assert pooled and all(usd is not None and usd > 0 for _, usd, _ in pooled)
+    assert [row[1:] for row in pooled] == [row[1:] for row in alone]

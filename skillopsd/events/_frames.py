@@ -77,14 +77,14 @@ def decode_ref(ref: bytes) -> tuple[int, int, int]:
     values: list[int] = []
     value = shift = 0
     for byte in ref:
-        value |= (byte & 0x7F) << shift
-        if byte & 0x80:
-            shift += 7
-            if shift > 63:
-                break
+        if byte < 0x80:  # a value's last byte (runs for every payload read)
+            values.append(value | byte << shift)
+            value = shift = 0
             continue
-        values.append(value)
-        value = shift = 0
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if shift > 63:
+            break
     if len(values) != 3 or shift or not ref or ref[-1] & 0x80:
         raise FrameError("malformed frame reference")
     return values[0], values[1], values[2]
@@ -123,6 +123,9 @@ class Frames:
         self._compressors: dict[tuple[int | None, int], zstandard.ZstdCompressor] = {}
         self._cache: OrderedDict[int, bytes] = OrderedDict()
         self._cached = 0
+        # The frame the last payload came from: a stream's payloads are read in a row, and
+        # most come from the frame before (no cache look-up, no reordering for them).
+        self._last: tuple[int, bytes] = (0, b"")
 
     def frame(self, frame: int, at_least: int = 0) -> bytes:
         """The uncompressed bytes of frame ``frame``, which must hold ``at_least`` bytes.
@@ -160,9 +163,15 @@ class Frames:
     def payload(self, ref: bytes) -> bytes:
         """The payload a reference points at."""
         frame, offset, length = decode_ref(ref)
-        if offset + length > FRAME_LIMIT:
+        end = offset + length
+        last, data = self._last
+        if frame == last and end <= len(data):
+            return data[offset:end]
+        if end > FRAME_LIMIT:
             raise FrameError(f"reference beyond the end of frame {frame}")
-        return self.frame(frame, offset + length)[offset : offset + length]
+        data = self.frame(frame, end)
+        self._last = (frame, data)
+        return data[offset:end]
 
     def write(
         self,
@@ -217,3 +226,4 @@ class Frames:
         """Drop every cached frame (after an erasure: no erased byte stays in memory)."""
         self._cache.clear()
         self._cached = 0
+        self._last = (0, b"")

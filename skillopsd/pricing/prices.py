@@ -120,6 +120,13 @@ def _model(model: str, provider: str | None) -> tuple[Provider, ModelInfo] | Non
         return None
 
 
+def load_prices() -> None:
+    """Load the price table now (it loads on the first price otherwise)."""
+    from genai_prices import data_snapshot
+
+    data_snapshot.get_snapshot()
+
+
 def _fast(prices: ModelPrice, tokens: Tokens) -> Decimal | None:
     from genai_prices.types import calc_unit_price
 
