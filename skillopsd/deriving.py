@@ -404,24 +404,22 @@ def _run_derive(
         stream = session_stream(derivation.session.session_id)
         # Encoding is part of deriving: an event the log cannot store (an integer beyond 64
         # bits read from a record) is this session's failure, not the run's.
-        spans = [encode_event(stream, e, epoch) for e in derivation.spans]
-        rest = [encode_event(stream, e, epoch) for e in (*derivation.errors, derivation.session)]
+        events = _changed(db, stream, derivation.spans, epoch)
+        events += [encode_event(stream, e, epoch) for e in (*derivation.errors, derivation.session)]
     except Exception as exc:  # a deriver bug must not stop capture or other sessions
         return _Failed(f"deriver failed: {type(exc).__name__}: {exc}", traceback.format_exc())
     return _Derived(
         derivation.session,
-        [*_changed(db, stream, derivation.spans, spans), *rest],
+        events,
         len(derivation.errors),
         observed=observed_in(derivation),
         prices=_price_args(derivation.spans) if price else b"",
     )
 
 
-def _changed(
-    db: Database, stream: str, spans: list[SpanDerived], encoded: list[EncodedEvent]
-) -> list[EncodedEvent]:
-    """``encoded`` (the encoding of each of ``spans``) without the spans an older deriver
-    version stored saying exactly the same.
+def _changed(db: Database, stream: str, spans: list[SpanDerived], epoch: int) -> list[EncodedEvent]:
+    """``spans`` encoded to append to ``stream``, but for those an older deriver version
+    stored saying exactly the same (those are not encoded again).
 
     A version bump re-derives every session, and most spans come out as before but for
     their ``deriver_version`` stamp: appending them all again grew the log by a tenth of
@@ -443,11 +441,9 @@ def _changed(
                 if isinstance(old_span, SpanDerived):
                     stored[old_span.span_id] = (old_span.deriver_version, old_span)
     except (LogError, msgspec.MsgspecError):
-        return encoded  # a damaged span: append them all (each id is stored once anyway)
-    if not stored:
-        return encoded
+        stored = {}  # a damaged span: append them all (each id is stored once anyway)
     kept = []
-    for span, event in zip(spans, encoded, strict=True):
+    for span in spans:
         old = stored.get(span.span_id)
         if old is not None and old[0] != span.deriver_version:
             restamped = msgspec.structs.replace(span, deriver_version=old[0])
@@ -457,7 +453,7 @@ def _changed(
                 else _msgpack.encode(restamped) == old[1]
             ):
                 continue
-        kept.append(event)
+        kept.append(encode_event(stream, span, epoch))
     return kept
 
 
