@@ -31,8 +31,9 @@ pytestmark = [
 
 _ORIGINAL = "4438ec3f-cef8-537e-8237-ef36ba665ed7"  # the fixture's session id
 
-# The daemon's own lock and the daemon's own deriver with worker processes, except that each
-# session takes a minute: the workers are surely alive when the parent is killed.
+# The daemon's own lock and the daemon's own deriver with worker processes (and, as the
+# daemon's prices, the pricer process), except that each session takes a minute: the workers
+# are surely alive when the parent is killed.
 _SCRIPT = """
 import sys, time
 from pathlib import Path
@@ -48,7 +49,7 @@ def slow(*args, **kwargs):
 path = Path(sys.argv[1])
 lock = acquire_lock(path)
 db = Database.open(path)
-deriver = SessionDeriver(db, derive=slow, workers=2)
+deriver = SessionDeriver(db, derive=slow, workers=2, price=True)
 deriver.derive(deriver.all_sessions())
 """
 
@@ -101,7 +102,8 @@ def test_sigkill_while_deriving_leaves_no_worker_and_the_daemon_restarts(
         [sys.executable, "-c", _SCRIPT, str(db_path(home))], env=env, stderr=subprocess.PIPE
     )
     try:
-        assert _wait_until(lambda: len(_children(parent.pid)) >= 2, 60), "no worker started"
+        # Two workers and the pricer.
+        assert _wait_until(lambda: len(_children(parent.pid)) >= 3, 60), "no worker started"
         workers = _children(parent.pid)
         parent.send_signal(signal.SIGKILL)
         parent.wait(10)
