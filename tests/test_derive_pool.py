@@ -36,16 +36,22 @@ def _flaky(agent: str, native_id: str, sources: list[SourceLines], **kwargs: Any
     return derive_session(agent, native_id, sources, **kwargs)
 
 
-def _derived(tmp_path: Path, name: str, workers: int) -> list[tuple[str, str, str, bytes]]:
-    """(stream, type, event id, payload) of every derived event, per stream in order."""
+def _sessions(tmp_path: Path, name: str) -> Database:
+    """A database holding POOL_MIN_SESSIONS + 2 captured copies of the skill fixture."""
     home = tmp_path / name
     text = (FIXTURES / "claude_skill.jsonl").read_text()
     for n in range(POOL_MIN_SESSIONS + 2):
         native = f"00000000-0000-4000-8000-{n:012d}"
         (claude_project(home) / f"{native}.jsonl").write_text(text.replace(_ORIGINAL, native))
     db = Database.open(tmp_path / f"{name}.db")
+    full_pass(Capturer(db), resolve_roots(env={}, home=home))
+    return db
+
+
+def _derived(tmp_path: Path, name: str, workers: int) -> list[tuple[str, str, str, bytes]]:
+    """(stream, type, event id, payload) of every derived event, per stream in order."""
+    db = _sessions(tmp_path, name)
     try:
-        full_pass(Capturer(db), resolve_roots(env={}, home=home))
         deriver = SessionDeriver(db, derive=_flaky, workers=workers)
         result = deriver.derive(deriver.all_sessions())
         assert result.sessions == POOL_MIN_SESSIONS + 1 and result.errors == 1
@@ -150,18 +156,6 @@ def test_what_is_appended_while_workers_derive_is_folded_meanwhile_the_same_view
     plain_log, plain_views, _ = run("plain", fold=False)
     assert log == plain_log
     assert views == plain_views
-
-
-def _sessions(tmp_path: Path, name: str) -> Database:
-    """A database holding POOL_MIN_SESSIONS + 2 captured copies of the skill fixture."""
-    home = tmp_path / name
-    text = (FIXTURES / "claude_skill.jsonl").read_text()
-    for n in range(POOL_MIN_SESSIONS + 2):
-        native = f"00000000-0000-4000-8000-{n:012d}"
-        (claude_project(home) / f"{native}.jsonl").write_text(text.replace(_ORIGINAL, native))
-    db = Database.open(tmp_path / f"{name}.db")
-    full_pass(Capturer(db), resolve_roots(env={}, home=home))
-    return db
 
 
 def _usage(db: Database) -> list[tuple[Any, ...]]:
