@@ -6,7 +6,7 @@ import hashlib
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import apsw
 import msgspec
@@ -142,26 +142,17 @@ def utc_now(ago: float = 0.0) -> str:
     return (datetime.now(UTC) - timedelta(seconds=ago)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _encoded(events: list[NewEvent | EncodedEvent]) -> tuple[list[bytes], list[str], list[int]]:
-    """Each event's payload bytes, type name and schema (new payloads encoded now)."""
-    if all(type(e) is NewEvent for e in events):
-        payloads = [e.payload for e in events]  # type: ignore[union-attr]
-        return (
-            _codec.encode_all(payloads),
-            [type(p).__name__ for p in payloads],
-            [p.SCHEMA for p in payloads],
-        )
-    data, names, schemas = [], [], []
-    for e in events:
-        if isinstance(e, EncodedEvent):
-            data.append(e.data)
-            names.append(e.type)
-            schemas.append(e.schema)
-        else:
-            data.append(_codec.encode(e.payload))
-            names.append(type(e.payload).__name__)
-            schemas.append(e.payload.SCHEMA)
-    return data, names, schemas
+def _encoded(
+    events: Sequence[NewEvent | EncodedEvent],
+) -> tuple[list[bytes], list[str], list[int]]:
+    """Each event's payload bytes, type name and schema (new payloads encoded now). A batch
+    is of one kind (:meth:`EventLog.append` or :meth:`EventLog.append_encoded`)."""
+    if events and isinstance(events[0], EncodedEvent):
+        done = cast(list[EncodedEvent], events)
+        return [e.data for e in done], [e.type for e in done], [e.schema for e in done]
+    payloads = [e.payload for e in cast(list[NewEvent], events)]
+    names = [type(p).__name__ for p in payloads]
+    return _codec.encode_all(payloads), names, [p.SCHEMA for p in payloads]
 
 
 class EventLog:
