@@ -406,15 +406,15 @@ def _run_derive(
         # bits read from a record) is this session's failure, not the run's.
         events = _changed(db, stream, derivation.spans, epoch)
         events += [encode_event(stream, e, epoch) for e in (*derivation.errors, derivation.session)]
+        return _Derived(
+            derivation.session,
+            events,
+            len(derivation.errors),
+            observed=observed_in(derivation),
+            prices=_price_args(derivation.spans) if price else b"",
+        )
     except Exception as exc:  # a deriver bug must not stop capture or other sessions
         return _Failed(f"deriver failed: {type(exc).__name__}: {exc}", traceback.format_exc())
-    return _Derived(
-        derivation.session,
-        events,
-        len(derivation.errors),
-        observed=observed_in(derivation),
-        prices=_price_args(derivation.spans) if price else b"",
-    )
 
 
 def _changed(db: Database, stream: str, spans: list[SpanDerived], epoch: int) -> list[EncodedEvent]:
