@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import time
@@ -21,6 +22,9 @@ from skillopsd.projections.usage import price_args
 from skillopsd.sources import Capturer, full_pass, resolve_roots
 
 from ._capture_helpers import FIXTURES, claude_project
+from ._daemon import daemon_env
+from ._export_helpers import run_once
+from .conftest import run_ctl
 
 _ORIGINAL = "4438ec3f-cef8-537e-8237-ef36ba665ed7"  # the fixture's session id
 _BROKEN = "00000000-0000-4000-8000-000000000003"
@@ -207,3 +211,27 @@ def test_a_pricer_that_fails_leaves_the_pricing_to_the_fold(
     pooled = fold("pooled", workers=2)
     assert pooled and all(usd is not None and usd > 0 for _, usd, _ in pooled)
     assert [row[1:] for row in pooled] == [row[1:] for row in alone]
+
+
+def test_the_daemon_prices_with_workers_what_it_prices_alone(tmp_path: Path) -> None:
+    """Through the real daemon and CLI: a backfill whose workers and pricer price every
+    response reports the same cost as one derived and priced in the daemon's own process."""
+
+    def usage(name: str, workers: str) -> list[Any]:
+        home = tmp_path / name
+        text = (FIXTURES / "claude_skill.jsonl").read_text()
+        for n in range(POOL_MIN_SESSIONS + 2):
+            native = f"00000000-0000-4000-8000-{n:012d}"
+            # Responses and calls of their own: not copies of one session.
+            own = text.replace(_ORIGINAL, native).replace('"msg_', f'"msg_{n:02d}')
+            own = own.replace('"toolu_', f'"toolu_{n:02d}').replace('"req_', f'"req_{n:02d}')
+            (claude_project(home) / f"{native}.jsonl").write_text(own)
+        run_once(home, "--derive-workers", workers)
+        shown = run_ctl("usage", "session", "--json", env=daemon_env(home))
+        assert shown.returncode == 0, shown.stderr
+        return json.loads(shown.stdout)["session"]
+
+    pooled, alone = usage("pooled", "2"), usage("alone", "1")
+    assert len(pooled) == POOL_MIN_SESSIONS + 2
+    assert all(row["totalCost"] > 0 and not row["unpricedResponses"] for row in pooled)
+    assert pooled == alone

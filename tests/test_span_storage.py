@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from skillopsd import deriving
 from skillopsd.cli import cli
 from skillopsd.derive import DERIVER_VERSION
 from skillopsd.derive import _outcome as outcome_rules
@@ -108,9 +109,16 @@ def _spans_by_type(db: Database) -> dict[str, int]:
     return counts
 
 
+# One process, and worker processes (which read the stored spans themselves): the fixtures
+# are fewer sessions than a pool is started for, so it is asked for below that.
+@pytest.mark.parametrize("workers", [1, 2])
 def test_a_version_bump_appends_only_the_spans_it_changes(
-    ingested: Path, monkeypatch: pytest.MonkeyPatch
+    ingested: Path, monkeypatch: pytest.MonkeyPatch, workers: int
 ) -> None:
+    monkeypatch.setattr(deriving, "POOL_MIN_SESSIONS", 1)
+    pools: list[int] = []
+    start_pool = deriving._pool
+    monkeypatch.setattr(deriving, "_pool", lambda *a, **k: pools.append(1) or start_pool(*a, **k))
     db = Database.open(ingested)
     engine = engine_for(db)
     engine.catch_up()
@@ -118,7 +126,7 @@ def test_a_version_bump_appends_only_the_spans_it_changes(
     views = {sid: spans_of(db.conn, sid) for (sid,) in sessions}
     before = _spans_by_type(db)
     # The same rules under a new version: every session is derived again, no span changes.
-    bumped = SessionDeriver(db, deriver_version=DERIVER_VERSION + 1)
+    bumped = SessionDeriver(db, deriver_version=DERIVER_VERSION + 1, workers=workers)
     result = bumped.derive(bumped.stale())
     engine.catch_up()
     after = _spans_by_type(db)
@@ -131,7 +139,7 @@ def test_a_version_bump_appends_only_the_spans_it_changes(
     # A version whose rules call every rejection a failure: only the spans that changed.
     monkeypatch.setattr(outcome_rules, "_CLAUDE_BLOCKED", ())
     monkeypatch.setattr(outcome_rules, "_CLAUDE_DENIED", outcome_rules.re.compile("$^"))
-    changed = SessionDeriver(db, deriver_version=DERIVER_VERSION + 2)
+    changed = SessionDeriver(db, deriver_version=DERIVER_VERSION + 2, workers=workers)
     changed.derive(changed.stale())
     engine.catch_up()
     appended = _spans_by_type(db)["SpanDerived"] - after["SpanDerived"]
@@ -146,6 +154,7 @@ def test_a_version_bump_appends_only_the_spans_it_changes(
     assert _check(db) > 0  # every view is the newest SpanDerived of its span
     # Nothing more to say at the same version, even forced; a rebuild gives the same state.
     assert changed.derive(changed.all_sessions()).appended == 0
+    assert len(pools) == (3 if workers > 1 else 0)
     digest = engine.digest()
     engine.rebuild()
     assert engine.digest() == digest
