@@ -33,7 +33,6 @@ from ..projections.verdict import COUNTED
 from .state import instant
 
 _LABELS = {"good": "success", "bad": "failure", "blocked": "failure"}
-_VERDICTS = COUNTED  # the verdicts a success rate counts, as skill show counts them
 
 
 class Signal(msgspec.Struct, frozen=True, kw_only=True):
@@ -90,8 +89,8 @@ def signals(conn: apsw.Connection, skill: str) -> list[Signal]:
             outcome, source, signal = ("success" if passed else "failure"), "eval", run_id
         elif s.label in _LABELS:
             outcome, source, signal = _LABELS[s.label], "label", s.label
-        elif s.verdict in _VERDICTS:
-            outcome, source, signal = _VERDICTS[s.verdict], "verdict", s.verdict
+        elif s.verdict in COUNTED:  # as every success rate counts it (skill show too)
+            outcome, source, signal = COUNTED[s.verdict], "verdict", s.verdict
         out.append(
             Signal(
                 session_id=s.session_id,
